@@ -1,0 +1,2 @@
+//! nginx-rollout: zero-downtime rolling updates of Docker containers behind an nginx `upstream`.
+pub mod cli;
