@@ -1,2 +1,3 @@
 //! nginx-rollout: zero-downtime rolling updates of Docker containers behind an nginx `upstream`.
 pub mod cli;
+pub mod conf;

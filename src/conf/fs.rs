@@ -1,0 +1,39 @@
+//! Access to configuration files, as nginx sees their paths.
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// Where configuration files are read from.
+///
+/// Paths are the ones nginx uses (for a container: paths inside it). The
+/// implementation maps them to wherever the bytes really live.
+pub trait Fs {
+    /// Reads a whole file.
+    fn read(&self, path: &Path) -> io::Result<Vec<u8>>;
+    /// Expands an `include` glob pattern (already made absolute) to the
+    /// matching files, sorted as nginx sorts them (byte order).
+    fn glob(&self, pattern: &Path) -> io::Result<Vec<PathBuf>>;
+}
+
+/// The host's own file system.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct HostFs;
+
+impl Fs for HostFs {
+    fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
+        std::fs::read(path)
+    }
+
+    fn glob(&self, pattern: &Path) -> io::Result<Vec<PathBuf>> {
+        let pattern = pattern
+            .to_str()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "non-UTF-8 glob"))?;
+        let mut out = Vec::new();
+        for entry in
+            glob::glob(pattern).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?
+        {
+            out.push(entry.map_err(|e| e.into_error())?);
+        }
+        out.sort();
+        Ok(out)
+    }
+}
