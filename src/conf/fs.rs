@@ -31,7 +31,7 @@ impl Fs for HostFs {
         for entry in
             glob::glob(pattern).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?
         {
-            out.push(entry.map_err(|e| e.into_error())?);
+            out.push(entry.map_err(io::Error::from)?);
         }
         out.sort();
         Ok(out)
