@@ -9,3 +9,11 @@ pub mod exec;
 pub use client::connect;
 pub use compose_labels::ComposeRef;
 pub use exec::{ExecOutput, exec};
+pub mod nginx;
+pub use nginx::{Mount, NginxContainer, find_nginx};
+pub mod files;
+pub use files::ContainerFs;
+pub mod reload;
+pub use reload::{
+    NginxTestError, ReloadOutcome, Workers, reload, test_config, wait_old_workers_exit, worker_pids,
+};
