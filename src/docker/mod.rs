@@ -2,6 +2,7 @@
 //!
 //! Depends on `conf` only (for the [`crate::conf::Fs`] implementation over
 //! container files); nothing here knows about plans or front ends.
+pub mod backend;
 pub mod client;
 pub mod compose_labels;
 pub mod exec;

@@ -1,0 +1,229 @@
+//! Compose mode: let the compose CLI recreate a service in its project's
+//! directory, exactly as the operator would (`up -d --no-deps --force-recreate`).
+use std::collections::HashMap;
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow, bail};
+use bollard::Docker;
+use bollard::query_parameters::ListContainersOptions;
+use tokio::process::Command;
+
+use crate::docker::ComposeRef;
+
+/// How long one compose command may run.
+const COMPOSE_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// Which compose CLI is installed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ComposeCli {
+    /// The `docker compose` plugin (v2).
+    Plugin,
+    /// The standalone `docker-compose` (v1 or v2).
+    Standalone,
+}
+
+impl ComposeCli {
+    /// The command line prefix, for messages.
+    pub fn display(self) -> &'static str {
+        match self {
+            ComposeCli::Plugin => "docker compose",
+            ComposeCli::Standalone => "docker-compose",
+        }
+    }
+
+    fn command(self) -> Command {
+        match self {
+            ComposeCli::Plugin => {
+                let mut c = Command::new("docker");
+                c.arg("compose");
+                c
+            }
+            ComposeCli::Standalone => Command::new("docker-compose"),
+        }
+    }
+}
+
+/// The installed compose CLI: the `docker compose` plugin if it answers,
+/// else `docker-compose`, else `None`.
+pub fn compose_cli() -> Option<ComposeCli> {
+    let works = |program: &str, args: &[&str]| {
+        std::process::Command::new(program)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if works("docker", &["compose", "version"]) {
+        Some(ComposeCli::Plugin)
+    } else if works("docker-compose", &["version"]) {
+        Some(ComposeCli::Standalone)
+    } else {
+        None
+    }
+}
+
+/// Runs compose for `r`'s project (same `-p`, same `-f` files, in its working
+/// directory) with `args`; returns stdout, or an error carrying stderr.
+async fn run(cli: ComposeCli, r: &ComposeRef, args: &[&str]) -> Result<String> {
+    let dir = r.working_dir.as_ref().ok_or_else(|| {
+        anyhow!(
+            "compose service {}/{}: its container has no working_dir label",
+            r.project,
+            r.service
+        )
+    })?;
+    let mut cmd = cli.command();
+    cmd.current_dir(dir).arg("-p").arg(&r.project);
+    for f in &r.config_files {
+        cmd.arg("-f").arg(f);
+    }
+    cmd.args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let line = format!(
+        "`{} -p {} {}` in {}",
+        cli.display(),
+        r.project,
+        args.join(" "),
+        dir.display()
+    );
+    let output = tokio::time::timeout(COMPOSE_TIMEOUT, cmd.output())
+        .await
+        .map_err(|_| anyhow!("{line}: no answer after {COMPOSE_TIMEOUT:?}"))?
+        .with_context(|| format!("{line}: cannot run"))?;
+    if !output.status.success() {
+        bail!(
+            "{line} failed ({}): {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+/// True when the service's compose configuration changed since its container
+/// was created (its `config-hash` label differs from what compose computes now).
+pub async fn compose_needs_update(cli: ComposeCli, r: &ComposeRef) -> Result<bool> {
+    let Some(current) = &r.config_hash else {
+        return Ok(true);
+    };
+    let hash_arg = format!("--hash={}", r.service);
+    let out = run(cli, r, &["config", &hash_arg]).await?;
+    let now = parse_hash(&out, &r.service).ok_or_else(|| {
+        anyhow!(
+            "compose service {}/{}: `config --hash` printed no hash: {out}",
+            r.project,
+            r.service
+        )
+    })?;
+    Ok(now != *current)
+}
+
+/// Reads `SERVICE HASH` lines.
+fn parse_hash(out: &str, service: &str) -> Option<String> {
+    out.lines().find_map(|l| {
+        let mut words = l.split_whitespace();
+        (words.next() == Some(service))
+            .then(|| words.next().map(str::to_string))
+            .flatten()
+    })
+}
+
+/// Recreates the service with compose: `up -d --no-deps --force-recreate SERVICE`.
+pub async fn compose_recreate(cli: ComposeCli, r: &ComposeRef) -> Result<()> {
+    run(
+        cli,
+        r,
+        &["up", "-d", "--no-deps", "--force-recreate", &r.service],
+    )
+    .await
+    .map(drop)
+}
+
+/// The service's merged configuration as compose sees it now (from `config`),
+/// e.g. to read `deploy.update_config`.
+pub async fn compose_service_config(
+    cli: ComposeCli,
+    r: &ComposeRef,
+) -> Result<serde_norway::Value> {
+    let out = run(cli, r, &["config"]).await?;
+    let doc: serde_norway::Value = serde_norway::from_str(&out).with_context(|| {
+        format!(
+            "compose project {}: `config` printed invalid YAML",
+            r.project
+        )
+    })?;
+    doc.get("services")
+        .and_then(|s| s.get(r.service.as_str()))
+        .cloned()
+        .ok_or_else(|| {
+            anyhow!(
+                "compose project {}: no service {} in its configuration",
+                r.project,
+                r.service
+            )
+        })
+}
+
+/// The id of the service's container (found by compose labels), e.g. after
+/// [`compose_recreate`]. Several containers (a scaled service) is an error.
+pub async fn compose_container(docker: &Docker, r: &ComposeRef) -> Result<String> {
+    let labels = vec![
+        format!("com.docker.compose.project={}", r.project),
+        format!("com.docker.compose.service={}", r.service),
+        "com.docker.compose.oneoff=False".to_string(),
+    ];
+    let options = ListContainersOptions {
+        all: true,
+        filters: Some(HashMap::from([("label".to_string(), labels)])),
+        ..Default::default()
+    };
+    let found = docker
+        .list_containers(Some(options))
+        .await
+        .with_context(|| {
+            format!(
+                "compose service {}/{}: list containers",
+                r.project, r.service
+            )
+        })?;
+    match found.as_slice() {
+        [one] => Ok(one.id.clone().unwrap_or_default()),
+        [] => bail!("compose service {}/{}: no container", r.project, r.service),
+        many => bail!(
+            "compose service {}/{}: {} containers ({}); scaled services are not supported",
+            r.project,
+            r.service,
+            many.len(),
+            many.iter()
+                .flat_map(|c| c.names.iter().flatten())
+                .map(|n| n.trim_start_matches('/'))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_hash_lines_of_v1_and_v2() {
+        assert_eq!(
+            parse_hash("app1 1a2b3c\n", "app1").as_deref(),
+            Some("1a2b3c")
+        );
+        assert_eq!(
+            parse_hash("app10 x\napp1 y\n", "app1").as_deref(),
+            Some("y")
+        );
+        assert_eq!(parse_hash("", "app1"), None);
+        assert_eq!(parse_hash("app1\n", "app1"), None);
+    }
+}

@@ -1,0 +1,462 @@
+//! Health gate for a new backend container, and the monitor window after it.
+//!
+//! With a Docker healthcheck, Docker's own verdict is used; without one, a
+//! probe runs from inside the nginx container to the address nginx uses, so
+//! it tests exactly the path the traffic will take.
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow};
+use bollard::Docker;
+use bollard::models::{ContainerInspectResponse, ContainerStateStatusEnum, HealthStatusEnum};
+use chrono::{DateTime, Utc};
+use tokio::time::Instant;
+
+use crate::docker::exec;
+
+/// How often the container is looked at while waiting.
+const POLL: Duration = Duration::from_millis(100);
+
+/// How to tell that a container without a Docker healthcheck is ready.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Probe {
+    /// Running is enough.
+    Running,
+    /// `GET http://ADDR/PATH` answers 2xx, from inside the nginx container (busybox wget).
+    Http {
+        /// The nginx container (name or id).
+        nginx: String,
+        /// The server address as written in the upstream, e.g. `app1:3000`.
+        addr: String,
+        /// Request path, e.g. `/health`.
+        path: String,
+    },
+    /// A TCP connect to ADDR succeeds, from inside the nginx container (busybox nc).
+    Tcp {
+        /// The nginx container (name or id).
+        nginx: String,
+        /// The server address as written in the upstream, e.g. `app1:3000`.
+        addr: String,
+    },
+}
+
+/// What decided that a container was healthy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HealthSource {
+    /// Docker's healthcheck (`State.Health`).
+    Docker,
+    /// A [`Probe::Http`] or [`Probe::Tcp`] from the nginx container.
+    Probe,
+    /// Only that it runs ([`Probe::Running`]).
+    Running,
+}
+
+/// When a container started and became healthy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthyAt {
+    /// `State.StartedAt`, from Docker.
+    pub started_at: DateTime<Utc>,
+    /// End of the passing Docker health check; for a probe, when it passed
+    /// (local clock); for [`Probe::Running`], `started_at`.
+    pub healthy_at: DateTime<Utc>,
+    /// What decided it.
+    pub source: HealthSource,
+}
+
+/// Why a container is not (or no longer) healthy. Carried inside the
+/// `anyhow::Error` of [`wait_healthy`] and [`monitor`]; downcast to tell.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HealthError {
+    /// Docker reported it unhealthy.
+    #[error("container {container} turned unhealthy: {output}")]
+    Unhealthy {
+        /// Container name.
+        container: String,
+        /// Last health check output.
+        output: String,
+    },
+    /// Its process ended.
+    #[error("container {container} exited with code {code}{}", last_words(.output))]
+    Exited {
+        /// Container name.
+        container: String,
+        /// Exit code.
+        code: i64,
+        /// Last health check output, if any.
+        output: String,
+    },
+    /// It restarted (restart count or start time changed, or it is restarting).
+    #[error("container {container} restarted{}", last_words(.output))]
+    Restarted {
+        /// Container name.
+        container: String,
+        /// Last health check output, if any.
+        output: String,
+    },
+    /// It did not become healthy in time.
+    #[error("container {container} not healthy after {after:?}{}", last_words(.output))]
+    TimedOut {
+        /// Container name.
+        container: String,
+        /// The timeout.
+        after: Duration,
+        /// Last health check or probe output.
+        output: String,
+    },
+}
+
+fn last_words(output: &str) -> String {
+    if output.is_empty() {
+        String::new()
+    } else {
+        format!("; last health output: {output}")
+    }
+}
+
+/// What must not change while a container is watched.
+struct Baseline {
+    name: String,
+    restart_count: i64,
+    started_at: String,
+}
+
+impl Baseline {
+    fn of(inspect: &ContainerInspectResponse, id: &str) -> Self {
+        Baseline {
+            name: inspect
+                .name
+                .as_deref()
+                .unwrap_or(id)
+                .trim_start_matches('/')
+                .to_string(),
+            restart_count: inspect.restart_count.unwrap_or(0),
+            started_at: started_at(inspect).to_string(),
+        }
+    }
+
+    /// Fails when the container exited or restarted since the baseline.
+    fn check(&self, inspect: &ContainerInspectResponse, output: &str) -> Result<(), HealthError> {
+        let state = inspect.state.clone().unwrap_or_default();
+        let restarted = || HealthError::Restarted {
+            container: self.name.clone(),
+            output: output.to_string(),
+        };
+        match state.status {
+            Some(ContainerStateStatusEnum::EXITED | ContainerStateStatusEnum::DEAD) => {
+                return Err(HealthError::Exited {
+                    container: self.name.clone(),
+                    code: state.exit_code.unwrap_or(-1),
+                    output: output.to_string(),
+                });
+            }
+            Some(ContainerStateStatusEnum::RESTARTING) => return Err(restarted()),
+            _ => {}
+        }
+        let was_started = !self.started_at.starts_with("0001-");
+        if inspect.restart_count.unwrap_or(0) != self.restart_count
+            || (was_started && started_at(inspect) != self.started_at)
+        {
+            return Err(restarted());
+        }
+        Ok(())
+    }
+}
+
+fn started_at(inspect: &ContainerInspectResponse) -> &str {
+    inspect
+        .state
+        .as_ref()
+        .and_then(|s| s.started_at.as_deref())
+        .unwrap_or("")
+}
+
+/// Parses one of Docker's RFC 3339 timestamps.
+pub(super) fn docker_time(s: &str, what: &str) -> Result<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| anyhow!("{what}: Docker timestamp `{s}`: {e}"))
+}
+
+async fn inspect(docker: &Docker, id: &str) -> Result<ContainerInspectResponse> {
+    docker
+        .inspect_container(id, None)
+        .await
+        .with_context(|| format!("container {id}: inspect"))
+}
+
+/// Output of the last Docker health check, trimmed.
+fn last_health_output(inspect: &ContainerInspectResponse) -> String {
+    inspect
+        .state
+        .as_ref()
+        .and_then(|s| s.health.as_ref())
+        .and_then(|h| h.log.as_ref())
+        .and_then(|log| log.last())
+        .map(|r| {
+            format!(
+                "exit {}: {}",
+                r.exit_code.unwrap_or(-1),
+                r.output.as_deref().unwrap_or("").trim()
+            )
+        })
+        .unwrap_or_default()
+}
+
+fn health_status(inspect: &ContainerInspectResponse) -> Option<HealthStatusEnum> {
+    inspect
+        .state
+        .as_ref()
+        .and_then(|s| s.health.as_ref())
+        .and_then(|h| h.status)
+}
+
+/// Waits until container `id` is healthy: by its Docker healthcheck when it
+/// has one (polled every 100 ms), else by `probe`. Fails at once when it turns
+/// unhealthy, exits or restarts; fails after `timeout` naming the container
+/// and the last health output. Errors carry a [`HealthError`].
+pub async fn wait_healthy(
+    docker: &Docker,
+    id: &str,
+    probe: &Probe,
+    timeout: Duration,
+) -> Result<HealthyAt> {
+    let deadline = Instant::now() + timeout;
+    let first = inspect(docker, id).await?;
+    let base = Baseline::of(&first, id);
+    let has_healthcheck = first.state.as_ref().is_some_and(|s| s.health.is_some());
+    let mut output = String::new();
+    loop {
+        let now = inspect(docker, id).await?;
+        if has_healthcheck {
+            output = last_health_output(&now);
+        }
+        base.check(&now, &output)?;
+        let running = now.state.as_ref().and_then(|s| s.running) == Some(true);
+        let started = || docker_time(started_at(&now), &format!("container {}", base.name));
+        if has_healthcheck {
+            match health_status(&now) {
+                Some(HealthStatusEnum::HEALTHY) => {
+                    let started_at = started()?;
+                    return Ok(HealthyAt {
+                        started_at,
+                        healthy_at: last_pass(&now).unwrap_or(started_at),
+                        source: HealthSource::Docker,
+                    });
+                }
+                Some(HealthStatusEnum::UNHEALTHY) => {
+                    return Err(HealthError::Unhealthy {
+                        container: base.name,
+                        output,
+                    }
+                    .into());
+                }
+                _ => {}
+            }
+        } else if running {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            match run_probe(docker, probe, remaining.max(POLL)).await {
+                Ok(true) => {
+                    let started_at = started()?;
+                    let (healthy_at, source) = match probe {
+                        Probe::Running => (started_at, HealthSource::Running),
+                        _ => (Utc::now(), HealthSource::Probe),
+                    };
+                    return Ok(HealthyAt {
+                        started_at,
+                        healthy_at,
+                        source,
+                    });
+                }
+                Ok(false) => {}
+                Err(e) => output = format!("{e:#}"),
+            }
+        }
+        if Instant::now() >= deadline {
+            return Err(HealthError::TimedOut {
+                container: base.name,
+                after: timeout,
+                output,
+            }
+            .into());
+        }
+        tokio::time::sleep(POLL.min(deadline.saturating_duration_since(Instant::now()))).await;
+    }
+}
+
+/// End time of the last passing Docker health check.
+fn last_pass(inspect: &ContainerInspectResponse) -> Option<DateTime<Utc>> {
+    inspect
+        .state
+        .as_ref()?
+        .health
+        .as_ref()?
+        .log
+        .as_ref()?
+        .iter()
+        .rev()
+        .find(|r| r.exit_code == Some(0))
+        .and_then(|r| r.end.as_deref())
+        .and_then(|t| docker_time(t, "health log").ok())
+}
+
+/// Runs one probe; `Ok(false)` when it did not pass. The error carries its output.
+async fn run_probe(docker: &Docker, probe: &Probe, limit: Duration) -> Result<bool> {
+    let (nginx, argv) = match probe {
+        Probe::Running => return Ok(true),
+        Probe::Http { nginx, addr, path } => {
+            let path = if path.starts_with('/') {
+                path.clone()
+            } else {
+                format!("/{path}")
+            };
+            let url = format!("http://{addr}{path}");
+            let argv = ["wget", "-q", "-T", "1", "-O", "/dev/null", url.as_str()]
+                .map(String::from)
+                .to_vec();
+            (nginx, argv)
+        }
+        Probe::Tcp { nginx, addr } => {
+            let (host, port) = split_addr(addr)?;
+            // Debian's busybox nc has no -z; `-e true` closes right after connecting.
+            let argv = ["nc", "-w", "1", host, port, "-e", "true"]
+                .map(String::from)
+                .to_vec();
+            (nginx, argv)
+        }
+    };
+    let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+    let out = tokio::time::timeout(limit, exec(docker, nginx, &argv))
+        .await
+        .map_err(|_| anyhow!("probe `{}` from {nginx}: no answer", argv.join(" ")))??;
+    if out.success() {
+        return Ok(true);
+    }
+    let said: String = format!("{}{}", out.stdout.trim(), out.stderr.trim())
+        .chars()
+        .take(500)
+        .collect();
+    Err(anyhow!(
+        "probe `{}` from {nginx}: exit {}: {said}",
+        argv.join(" "),
+        out.exit_code
+    ))
+}
+
+/// Splits `host:port`, `[v6]:port` or `host` (port 80).
+fn split_addr(addr: &str) -> Result<(&str, &str)> {
+    if let Some(rest) = addr.strip_prefix('[') {
+        let (host, after) = rest
+            .split_once(']')
+            .ok_or_else(|| anyhow!("server address {addr}: unclosed `[`"))?;
+        return Ok((host, after.strip_prefix(':').unwrap_or("80")));
+    }
+    if addr.starts_with("unix:") {
+        return Err(anyhow!(
+            "server address {addr}: a unix socket cannot be probed over TCP"
+        ));
+    }
+    Ok(addr.rsplit_once(':').unwrap_or((addr, "80")))
+}
+
+/// Watches container `id` for `window`: it must not exit, restart or turn
+/// unhealthy meanwhile. The error carries a [`HealthError`] saying which.
+pub async fn monitor(docker: &Docker, id: &str, window: Duration) -> Result<()> {
+    let end = Instant::now() + window;
+    let base = Baseline::of(&inspect(docker, id).await?, id);
+    loop {
+        let now = inspect(docker, id).await?;
+        let output = last_health_output(&now);
+        base.check(&now, &output)?;
+        if health_status(&now) == Some(HealthStatusEnum::UNHEALTHY) {
+            return Err(HealthError::Unhealthy {
+                container: base.name,
+                output,
+            }
+            .into());
+        }
+        let left = end.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Ok(());
+        }
+        tokio::time::sleep(POLL.min(left)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bollard::models::ContainerState;
+
+    #[test]
+    fn splits_addresses() {
+        assert_eq!(split_addr("app1:3000").unwrap(), ("app1", "3000"));
+        assert_eq!(split_addr("app1").unwrap(), ("app1", "80"));
+        assert_eq!(split_addr("[::1]:81").unwrap(), ("::1", "81"));
+        assert!(split_addr("unix:/tmp/s").is_err());
+        assert!(split_addr("[::1").is_err());
+    }
+
+    fn state(
+        status: ContainerStateStatusEnum,
+        restarts: i64,
+        started: &str,
+    ) -> ContainerInspectResponse {
+        ContainerInspectResponse {
+            name: Some("/app1".into()),
+            restart_count: Some(restarts),
+            state: Some(ContainerState {
+                status: Some(status),
+                started_at: Some(started.into()),
+                exit_code: Some(3),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn baseline_catches_exit_and_restart() {
+        let t0 = "2026-01-01T00:00:00.1Z";
+        let base = Baseline::of(&state(ContainerStateStatusEnum::RUNNING, 0, t0), "x");
+        assert!(
+            base.check(&state(ContainerStateStatusEnum::RUNNING, 0, t0), "")
+                .is_ok()
+        );
+        assert!(matches!(
+            base.check(&state(ContainerStateStatusEnum::EXITED, 0, t0), ""),
+            Err(HealthError::Exited { code: 3, .. })
+        ));
+        assert!(matches!(
+            base.check(&state(ContainerStateStatusEnum::RUNNING, 1, t0), ""),
+            Err(HealthError::Restarted { .. })
+        ));
+        assert!(matches!(
+            base.check(
+                &state(ContainerStateStatusEnum::RUNNING, 0, "2026-01-01T00:00:09Z"),
+                ""
+            ),
+            Err(HealthError::Restarted { .. })
+        ));
+    }
+
+    #[test]
+    fn a_container_not_yet_started_may_start() {
+        let base = Baseline::of(
+            &state(ContainerStateStatusEnum::CREATED, 0, "0001-01-01T00:00:00Z"),
+            "x",
+        );
+        let now = state(ContainerStateStatusEnum::RUNNING, 0, "2026-01-01T00:00:00Z");
+        assert!(base.check(&now, "").is_ok());
+    }
+
+    #[test]
+    fn parses_docker_nanosecond_timestamps() {
+        let t = docker_time("2026-11-22T07:13:54.123456789Z", "x").unwrap();
+        assert_eq!(t.timestamp_subsec_nanos(), 123_456_789);
+        assert!(
+            docker_time("garbage", "container x")
+                .unwrap_err()
+                .to_string()
+                .contains("container x")
+        );
+    }
+}

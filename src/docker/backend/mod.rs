@@ -1,0 +1,20 @@
+//! The backend side of a rollout: the containers behind an upstream's
+//! `server` lines — finding them, capturing their spec, recreating them
+//! (engine mode) or letting compose do it (compose mode), and gating on
+//! their health.
+pub mod compose;
+pub mod health;
+pub mod mapping;
+pub mod recreate;
+pub mod spec;
+pub mod template;
+
+pub use compose::{
+    ComposeCli, compose_cli, compose_container, compose_needs_update, compose_recreate,
+    compose_service_config,
+};
+pub use health::{HealthError, HealthSource, HealthyAt, Probe, monitor, wait_healthy};
+pub use mapping::{Backend, backend_by_name, resolve_backend};
+pub use recreate::{Stopped, create_and_start, rename, slot_name, stop_and_remove};
+pub use spec::{ContainerSpec, NetworkAttachment, capture_spec};
+pub use template::{TemplateVars, render_value};
