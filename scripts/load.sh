@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Bounded HTTP load against a local URL, summarised on one machine-readable line.
+#   scripts/load.sh URL SECONDS CONCURRENCY [MODE]
+# MODE: get-keepalive (default), get-close, post-keepalive, post-close
+#   (-close: a new connection per request).
+# Bounds: hey runs for SECONDS (-z), each client is rate-limited to LOAD_QPS
+# requests/s (default 200), which caps the total at SECONDS*CONCURRENCY*LOAD_QPS,
+# and `timeout` kills it 15 s after SECONDS in any case. Only http://127.0.0.1 URLs.
+# Prints to stdout:  total=N ok=N failed=N   (failed = non-2xx answers + errors);
+# when failed > 0, the status/error breakdown goes to stderr.
+# Exit status: 0 when the load ran (whatever failed is), 1 on bad usage or when hey fails.
+set -euo pipefail
+NR_SCRIPT=load
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+[ "$#" -ge 3 ] && [ "$#" -le 4 ] || nr_die "usage: scripts/load.sh URL SECONDS CONCURRENCY [get-keepalive|get-close|post-keepalive|post-close]"
+url="$1" seconds="$2" concurrency="$3" mode="${4:-get-keepalive}"
+qps="${LOAD_QPS:-200}"
+
+[[ "$url" =~ ^http://127\.0\.0\.1(:[0-9]{1,5})?(/[^[:space:]]*)?$ ]] ||
+    nr_die "only http://127.0.0.1[:PORT]/... URLs are accepted, got '$url'"
+[[ "$seconds" =~ ^[0-9]+$ ]] && [ "$seconds" -ge 1 ] && [ "$seconds" -le 600 ] ||
+    nr_die "SECONDS must be 1..600, got '$seconds'"
+[[ "$concurrency" =~ ^[0-9]+$ ]] && [ "$concurrency" -ge 1 ] && [ "$concurrency" -le 256 ] ||
+    nr_die "CONCURRENCY must be 1..256, got '$concurrency'"
+[[ "$qps" =~ ^[0-9]+$ ]] && [ "$qps" -ge 1 ] && [ "$qps" -le 10000 ] ||
+    nr_die "LOAD_QPS must be 1..10000, got '$qps'"
+command -v hey >/dev/null || nr_die "hey is not installed (run scripts/dev-env.sh)"
+
+args=(-z "${seconds}s" -c "$concurrency" -q "$qps" -t 20)
+case "$mode" in
+get-keepalive) ;;
+get-close) args+=(-disable-keepalive) ;;
+post-keepalive) args+=(-m POST -T text/plain -d 'nginx-rollout load') ;;
+post-close) args+=(-m POST -T text/plain -d 'nginx-rollout load' -disable-keepalive) ;;
+*) nr_die "unknown MODE '$mode' (get-keepalive, get-close, post-keepalive, post-close)" ;;
+esac
+
+out="$(mktemp)"
+trap 'rm -f "$out"' EXIT
+rc=0
+timeout --kill-after=5 "$((seconds + 15))" hey "${args[@]}" "$url" >"$out" 2>&1 || rc=$?
+[ "$rc" -eq 0 ] || { sed 's/^/    /' "$out" | tail -n 20 >&2; nr_die "hey exited with $rc"; }
+
+# hey lists "[CODE]<tab>N responses" under "Status code distribution:" and
+# "[N]<tab>message" under "Error distribution:".
+awk '
+    /^Status code distribution:/ { section = "status"; next }
+    /^Error distribution:/       { section = "error"; next }
+    /^[^ ]/                      { section = "" }
+    section == "status" && match($0, /\[[0-9]+\][ \t]+[0-9]+ responses/) {
+        split(substr($0, RSTART, RLENGTH), f, /[][ \t]+/)
+        total += f[3]; if (f[2] >= 200 && f[2] < 300) ok += f[3]; else detail = detail $0 "\n"
+    }
+    section == "error" && match($0, /^ *\[[0-9]+\]/) {
+        n = substr($0, RSTART, RLENGTH); gsub(/[^0-9]/, "", n)
+        total += n; detail = detail $0 "\n"
+    }
+    END {
+        printf "total=%d ok=%d failed=%d\n", total, ok, total - ok
+        if (total - ok > 0) printf "%s", detail > "/dev/stderr"
+    }
+' "$out"
