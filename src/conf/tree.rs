@@ -2,9 +2,11 @@
 //! token spans into them, and a flat pre-order arena of statements.
 //!
 //! Nothing is copied out of the buffer; printing is writing the buffer.
+use super::error::{ConfError, Place};
 use super::lexer::{self, MAX_TOKEN};
 use super::lua;
 use std::ops::Range;
+use std::path::Path;
 
 /// A token's byte range in the file. Its kind follows from its first byte.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,150 +86,171 @@ fn unexpected(offset: usize, byte: u8) -> SyntaxError {
 impl Doc {
     /// Parses a file's bytes the way nginx's tokenizer and `ngx_conf_parse` do.
     pub fn parse(src: Vec<u8>) -> Result<Doc, SyntaxError> {
-        if src.len() >= u32::MAX as usize {
-            return Err(SyntaxError {
-                offset: 0,
-                message: "file larger than 4 GiB".into(),
-            });
+        let (toks, stmts) = scan(&src)?;
+        Ok(Doc { src, toks, stmts })
+    }
+
+    /// Parses the bytes of file `path`; a syntax error names its place.
+    pub fn parse_file(path: &Path, src: Vec<u8>) -> Result<Doc, ConfError> {
+        match scan(&src) {
+            Ok((toks, stmts)) => Ok(Doc { src, toks, stmts }),
+            Err(e) => Err(ConfError::at(e.message, Place::at(path, &src, e.offset))),
         }
-        let mut toks: Vec<Span> = Vec::with_capacity(src.len() / 10 + 16);
-        let mut stmts: Vec<Stmt> = Vec::with_capacity(src.len() / 40 + 16);
-        let mut open: Vec<u32> = Vec::new();
-        let mut first: Option<u32> = None;
-        let mut after_quote = false;
-        let n = src.len();
-        let mut pos = 0usize;
-        loop {
-            let rest = &src[pos..];
-            let skipped = match lexer::space(rest) {
-                Ok((r, _)) => rest.len() - r.len(),
-                Err(_) => 0,
-            };
-            if after_quote && skipped == 0 && pos < n && !matches!(src[pos], b';' | b'{' | b')') {
-                return Err(unexpected(pos, src[pos]));
+    }
+}
+
+/// Tokenizes `src` and builds its statement arena.
+fn scan(src: &[u8]) -> Result<(Vec<Span>, Vec<Stmt>), SyntaxError> {
+    if src.len() >= u32::MAX as usize {
+        return Err(SyntaxError {
+            offset: 0,
+            message: "file larger than 4 GiB".into(),
+        });
+    }
+    let mut toks: Vec<Span> = Vec::with_capacity(src.len() / 10 + 16);
+    let mut stmts: Vec<Stmt> = Vec::with_capacity(src.len() / 40 + 16);
+    let mut open: Vec<u32> = Vec::new();
+    let mut first: Option<u32> = None;
+    let mut after_quote = false;
+    let n = src.len();
+    // A UTF-8 byte order mark is kept as bytes but is not part of a token.
+    let mut pos = if src.starts_with(b"\xEF\xBB\xBF") {
+        3
+    } else {
+        0
+    };
+    loop {
+        let rest = &src[pos..];
+        let skipped = match lexer::space(rest) {
+            Ok((r, _)) => rest.len() - r.len(),
+            Err(_) => 0,
+        };
+        if after_quote && skipped == 0 && pos < n && !matches!(src[pos], b';' | b'{' | b')') {
+            return Err(unexpected(pos, src[pos]));
+        }
+        after_quote = false;
+        pos += skipped;
+        if pos >= n {
+            break;
+        }
+        let idx = toks.len() as u32;
+        let rest = &src[pos..];
+        let len = match rest[0] {
+            b';' => {
+                let Some(f) = first.take() else {
+                    return Err(unexpected(pos, b';'));
+                };
+                stmts.push(Stmt {
+                    first: f,
+                    term: idx,
+                    close: idx,
+                    end: stmts.len() as u32 + 1,
+                });
+                1
             }
-            after_quote = false;
-            pos += skipped;
-            if pos >= n {
-                break;
-            }
-            let idx = toks.len() as u32;
-            let rest = &src[pos..];
-            let len = match rest[0] {
-                b';' => {
-                    let Some(f) = first.take() else {
-                        return Err(unexpected(pos, b';'));
-                    };
+            b'{' => {
+                let Some(f) = first.take() else {
+                    return Err(unexpected(pos, b'{'));
+                };
+                let name = &src[toks[f as usize].range()];
+                let lua = match name.first() {
+                    Some(b'"' | b'\'') => lexer::unescape(name).ends_with(b"_by_lua_block"),
+                    _ => name.ends_with(b"_by_lua_block"),
+                };
+                if lua {
+                    let len = lua::block_len(rest).ok_or_else(|| SyntaxError {
+                        offset: n,
+                        message: "unexpected end of file, expecting \"}\"".into(),
+                    })?;
                     stmts.push(Stmt {
                         first: f,
                         term: idx,
                         close: idx,
                         end: stmts.len() as u32 + 1,
                     });
+                    len
+                } else {
+                    open.push(stmts.len() as u32);
+                    stmts.push(Stmt {
+                        first: f,
+                        term: idx,
+                        close: OPEN_PENDING,
+                        end: OPEN_PENDING,
+                    });
                     1
                 }
-                b'{' => {
-                    let Some(f) = first.take() else {
-                        return Err(unexpected(pos, b'{'));
-                    };
-                    let name = &src[toks[f as usize].range()];
-                    let lua = match name.first() {
-                        Some(b'"' | b'\'') => lexer::unescape(name).ends_with(b"_by_lua_block"),
-                        _ => name.ends_with(b"_by_lua_block"),
-                    };
-                    if lua {
-                        let len = lua::block_len(rest).ok_or_else(|| SyntaxError {
-                            offset: n,
-                            message: "unexpected end of file, expecting \"}\"".into(),
-                        })?;
-                        stmts.push(Stmt {
-                            first: f,
-                            term: idx,
-                            close: idx,
-                            end: stmts.len() as u32 + 1,
-                        });
-                        len
-                    } else {
-                        open.push(stmts.len() as u32);
-                        stmts.push(Stmt {
-                            first: f,
-                            term: idx,
-                            close: OPEN_PENDING,
-                            end: OPEN_PENDING,
-                        });
-                        1
-                    }
-                }
-                b'}' => {
-                    if first.is_some() {
-                        return Err(unexpected(pos, b'}'));
-                    }
-                    let Some(o) = open.pop() else {
-                        return Err(unexpected(pos, b'}'));
-                    };
-                    let end = stmts.len() as u32;
-                    let s = &mut stmts[o as usize];
-                    s.close = idx;
-                    s.end = end;
-                    1
-                }
-                b'#' => {
-                    let len = lexer::comment(rest).map_or(rest.len(), |(_, t)| t.len());
-                    if first.is_none() {
-                        stmts.push(Stmt {
-                            first: idx,
-                            term: idx,
-                            close: idx,
-                            end: stmts.len() as u32 + 1,
-                        });
-                    }
-                    len
-                }
-                b'"' | b'\'' => {
-                    let Ok((_, t)) = lexer::quoted(rest) else {
-                        return Err(SyntaxError {
-                            offset: n,
-                            message: "unexpected end of file, expecting \";\" or \"}\"".into(),
-                        });
-                    };
-                    after_quote = true;
-                    first.get_or_insert(idx);
-                    t.len()
-                }
-                _ => {
-                    let len = lexer::word(rest).map_or(1, |(_, t)| t.len());
-                    first.get_or_insert(idx);
-                    len
-                }
-            };
-            if len > MAX_TOKEN && !matches!(src[pos], b'{' | b'#') {
-                let shown = String::from_utf8_lossy(&src[pos..pos + 32]);
-                return Err(SyntaxError {
-                    offset: pos,
-                    message: format!("too long parameter \"{shown}...\" started"),
-                });
             }
-            toks.push(Span {
-                start: pos as u32,
-                end: (pos + len) as u32,
-            });
-            pos += len;
-        }
-        if first.is_some() {
+            b'}' => {
+                if first.is_some() {
+                    return Err(unexpected(pos, b'}'));
+                }
+                let Some(o) = open.pop() else {
+                    return Err(unexpected(pos, b'}'));
+                };
+                let end = stmts.len() as u32;
+                let s = &mut stmts[o as usize];
+                s.close = idx;
+                s.end = end;
+                1
+            }
+            b'#' => {
+                let len = lexer::comment(rest).map_or(rest.len(), |(_, t)| t.len());
+                if first.is_none() {
+                    stmts.push(Stmt {
+                        first: idx,
+                        term: idx,
+                        close: idx,
+                        end: stmts.len() as u32 + 1,
+                    });
+                }
+                len
+            }
+            b'"' | b'\'' => {
+                let Ok((_, t)) = lexer::quoted(rest) else {
+                    return Err(SyntaxError {
+                        offset: n,
+                        message: "unexpected end of file, expecting \";\" or \"}\"".into(),
+                    });
+                };
+                after_quote = true;
+                first.get_or_insert(idx);
+                t.len()
+            }
+            _ => {
+                let len = lexer::word(rest).map_or(1, |(_, t)| t.len());
+                first.get_or_insert(idx);
+                len
+            }
+        };
+        if len > MAX_TOKEN && !matches!(src[pos], b'{' | b'#') {
+            let shown = String::from_utf8_lossy(&src[pos..pos + 32]);
             return Err(SyntaxError {
-                offset: n,
-                message: "unexpected end of file, expecting \";\" or \"}\"".into(),
+                offset: pos,
+                message: format!("too long parameter \"{shown}...\" started"),
             });
         }
-        if !open.is_empty() {
-            return Err(SyntaxError {
-                offset: n,
-                message: "unexpected end of file, expecting \"}\"".into(),
-            });
-        }
-        Ok(Doc { src, toks, stmts })
+        toks.push(Span {
+            start: pos as u32,
+            end: (pos + len) as u32,
+        });
+        pos += len;
     }
+    if first.is_some() {
+        return Err(SyntaxError {
+            offset: n,
+            message: "unexpected end of file, expecting \";\" or \"}\"".into(),
+        });
+    }
+    if !open.is_empty() {
+        return Err(SyntaxError {
+            offset: n,
+            message: "unexpected end of file, expecting \"}\"".into(),
+        });
+    }
+    Ok((toks, stmts))
+}
 
+impl Doc {
     /// The file's bytes: printing the document is writing these.
     pub fn bytes(&self) -> &[u8] {
         &self.src
