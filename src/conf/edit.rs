@@ -1,0 +1,334 @@
+//! Edits of one upstream `server` statement, planned as a single byte splice.
+use super::error::{ConfError, Place};
+use super::lexer::unescape;
+use super::tree::Doc;
+use std::ops::Range;
+use std::path::Path;
+
+/// A change to one server of an upstream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Edit {
+    /// Add the `down` parameter (drain).
+    MarkDown,
+    /// Remove the `down` parameter (undrain).
+    Restore,
+    /// Set `weight=N` (N ≥ 1).
+    SetWeight(u32),
+    /// Insert a new `server ADDRESS PARAMS;` after the last server, same indentation.
+    Add {
+        /// The new server's address.
+        address: String,
+        /// Its parameters, as written.
+        params: Vec<String>,
+    },
+    /// Delete the server statement.
+    Remove,
+    /// Change the server's address, keeping its parameters.
+    ReplaceAddress(String),
+}
+
+/// Options of an edit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EditOptions {
+    /// Allow taking the last live server out of service (a full outage).
+    pub force: bool,
+}
+
+/// Replace `range` of the file's bytes with `with`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Splice {
+    /// Bytes replaced.
+    pub range: Range<usize>,
+    /// Their replacement.
+    pub with: Vec<u8>,
+}
+
+struct ServerStmt {
+    stmt: u32,
+    address: String,
+    host: String,
+    /// Argument token indices after the address.
+    params: Vec<u32>,
+    down: bool,
+    backup: bool,
+}
+
+fn servers(doc: &Doc, us: u32) -> Vec<ServerStmt> {
+    doc.children(Some(us))
+        .filter(|&s| !doc.is_comment(s) && doc.is_named(s, "server") && !doc.is_block(s))
+        .filter_map(|s| {
+            let mut args = doc.args(s);
+            let addr = args.next()?;
+            let params: Vec<u32> = args.collect();
+            let val = |t: u32| unescape(doc.raw(t));
+            let address = String::from_utf8_lossy(&val(addr)).into_owned();
+            let (host, _, _) = super::upstream::parse_address(&address);
+            Some(ServerStmt {
+                stmt: s,
+                down: params.iter().any(|&t| val(t) == b"down"),
+                backup: params.iter().any(|&t| val(t) == b"backup"),
+                address,
+                host,
+                params,
+            })
+        })
+        .collect()
+}
+
+/// Checks that `s` can be written as one bare nginx token.
+fn check_token(what: &str, s: &str) -> Result<(), ConfError> {
+    let bad = |b: u8| b.is_ascii_whitespace() || b"{};#\"'\\".contains(&b);
+    if s.is_empty() || s.bytes().any(bad) {
+        return Err(ConfError::new(format!(
+            "invalid {what} \"{s}\": must be one bare word"
+        )));
+    }
+    Ok(())
+}
+
+/// Plans `edit` on server `server` of upstream statement `us`. `None` when
+/// the edit is already in effect.
+pub fn plan(
+    doc: &Doc,
+    file: &Path,
+    us: u32,
+    server: &str,
+    edit: &Edit,
+    opts: EditOptions,
+) -> Result<Option<Splice>, ConfError> {
+    let src = doc.bytes();
+    let all = servers(doc, us);
+    let place_of = |s: u32| Place::at(file, src, doc.span(doc.stmt(s).first).start as usize);
+    let upstream_name = doc.arg_values(us).into_iter().next().unwrap_or_default();
+    let find = |name: &str| -> Result<&ServerStmt, ConfError> {
+        if let Some(s) = all.iter().find(|s| s.address == name) {
+            return Ok(s);
+        }
+        let by_host: Vec<&ServerStmt> = all.iter().filter(|s| s.host == name).collect();
+        match by_host.as_slice() {
+            [one] => Ok(one),
+            _ => {
+                let list: Vec<&str> = all.iter().map(|s| s.address.as_str()).collect();
+                let what = if by_host.is_empty() {
+                    "unknown"
+                } else {
+                    "ambiguous"
+                };
+                Err(ConfError::at(
+                    format!(
+                        "{what} server \"{name}\" in upstream \"{upstream_name}\" (available: {})",
+                        if list.is_empty() {
+                            "none".into()
+                        } else {
+                            list.join(", ")
+                        }
+                    ),
+                    place_of(us),
+                ))
+            }
+        }
+    };
+    let guard = |s: &ServerStmt, action: &str| -> Result<(), ConfError> {
+        let live = all.iter().filter(|x| !x.down && !x.backup).count();
+        if !opts.force && !s.down && !s.backup && live == 1 {
+            return Err(ConfError::at(
+                format!(
+                    "refusing to {action} \"{}\": it is the last live server of upstream \"{upstream_name}\" (a full outage; use --force)",
+                    s.address
+                ),
+                place_of(s.stmt),
+            ));
+        }
+        Ok(())
+    };
+    let end_of = |t: u32| doc.span(t).end as usize;
+    let last_arg = |s: &ServerStmt| *s.params.last().unwrap_or(&(doc.stmt(s.stmt).first + 1));
+    let insert = |at: usize, text: String| Splice {
+        range: at..at,
+        with: text.into_bytes(),
+    };
+    Ok(match edit {
+        Edit::MarkDown => {
+            let s = find(server)?;
+            if s.down {
+                return Ok(None);
+            }
+            guard(s, "mark down")?;
+            Some(insert(end_of(last_arg(s)), " down".into()))
+        }
+        Edit::Restore => {
+            let s = find(server)?;
+            let Some(&down) = s.params.iter().find(|&&t| unescape(doc.raw(t)) == b"down") else {
+                return Ok(None);
+            };
+            let sp = doc.span(down).range();
+            let before = src[..sp.start]
+                .iter()
+                .rev()
+                .take_while(|&&b| b == b' ' || b == b'\t')
+                .count();
+            let line_start = sp.start - before == 0 || src[sp.start - before - 1] == b'\n';
+            let range = if line_start {
+                let after = src[sp.end..]
+                    .iter()
+                    .take_while(|&&b| b == b' ' || b == b'\t')
+                    .count();
+                sp.start..sp.end + after
+            } else {
+                sp.start - before..sp.end
+            };
+            Some(Splice {
+                range,
+                with: Vec::new(),
+            })
+        }
+        Edit::SetWeight(w) => {
+            if *w == 0 {
+                return Err(ConfError::new("invalid weight 0: must be at least 1"));
+            }
+            let s = find(server)?;
+            let text = format!("weight={w}");
+            match s
+                .params
+                .iter()
+                .find(|&&t| doc.raw(t).starts_with(b"weight="))
+            {
+                Some(&t) if doc.raw(t) == text.as_bytes() => None,
+                Some(&t) => Some(Splice {
+                    range: doc.span(t).range(),
+                    with: text.into_bytes(),
+                }),
+                None => Some(insert(
+                    end_of(doc.stmt(s.stmt).first + 1),
+                    format!(" {text}"),
+                )),
+            }
+        }
+        Edit::Add { address, params } => {
+            check_token("address", address)?;
+            for p in params {
+                check_token("parameter", p)?;
+            }
+            if all.iter().any(|s| s.address == *address) {
+                return Ok(None);
+            }
+            let mut text = format!("server {address}");
+            for p in params {
+                text.push(' ');
+                text.push_str(p);
+            }
+            text.push(';');
+            Some(add_after(doc, us, all.last().map(|s| s.stmt), &text))
+        }
+        Edit::Remove => {
+            let Ok(s) = find(server) else {
+                return Ok(None);
+            };
+            guard(s, "remove")?;
+            Some(Splice {
+                range: removal_range(doc, s.stmt),
+                with: Vec::new(),
+            })
+        }
+        Edit::ReplaceAddress(new) => {
+            check_token("address", new)?;
+            if all.iter().any(|s| s.address == *new) && find(server).is_err() {
+                return Ok(None);
+            }
+            let s = find(server)?;
+            if s.address == *new {
+                return Ok(None);
+            }
+            if all.iter().any(|x| x.address == *new) {
+                return Err(ConfError::at(
+                    format!("upstream \"{upstream_name}\" already has a server \"{new}\""),
+                    place_of(s.stmt),
+                ));
+            }
+            Some(Splice {
+                range: doc.span(doc.stmt(s.stmt).first + 1).range(),
+                with: new.clone().into_bytes(),
+            })
+        }
+    })
+}
+
+/// The splice that inserts statement `text` on its own line after statement
+/// `last` (or first in upstream `us` when it has no server), indented alike.
+fn add_after(doc: &Doc, us: u32, last: Option<u32>, text: &str) -> Splice {
+    let src = doc.bytes();
+    let (anchor_start, after) = match last {
+        Some(s) => (doc.stmt_range(s).start, doc.stmt_range(s).end),
+        None => (
+            doc.stmt_range(us).start,
+            doc.span(doc.stmt(us).term).end as usize,
+        ),
+    };
+    let line_start = src[..anchor_start]
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |p| p + 1);
+    let mut indent: Vec<u8> = src[line_start..anchor_start]
+        .iter()
+        .take_while(|&&b| b == b' ' || b == b'\t')
+        .copied()
+        .collect();
+    if last.is_none() {
+        indent.extend_from_slice(b"    ");
+    }
+    // Stay after a trailing comment on the anchor's line.
+    let mut at = after;
+    while at < src.len() && (src[at] == b' ' || src[at] == b'\t') {
+        at += 1;
+    }
+    if at < src.len() && src[at] == b'#' {
+        while at < src.len() && src[at] != b'\n' {
+            at += 1;
+        }
+    }
+    let newline: &[u8] = if at >= src.len() || src[at] == b'\n' || src[at..].starts_with(b"\r\n") {
+        // A comment's or blank's CR belongs before our line break.
+        if at > after && src[at - 1] == b'\r' && src.get(at) == Some(&b'\n') {
+            at -= 1;
+        }
+        if src[at..].starts_with(b"\r\n") {
+            b"\r\n"
+        } else {
+            b"\n"
+        }
+    } else {
+        at = after;
+        b"\n"
+    };
+    let mut with = Vec::with_capacity(text.len() + indent.len() + 2);
+    with.extend_from_slice(newline);
+    with.extend_from_slice(&indent);
+    with.extend_from_slice(text.as_bytes());
+    Splice {
+        range: at..at,
+        with,
+    }
+}
+
+/// Bytes to delete to remove statement `s`: its whole line(s) when it stands
+/// alone on them, else just the statement and the blanks before it.
+fn removal_range(doc: &Doc, s: u32) -> Range<usize> {
+    let src = doc.bytes();
+    let r = doc.stmt_range(s);
+    let blanks_before = src[..r.start]
+        .iter()
+        .rev()
+        .take_while(|&&b| b == b' ' || b == b'\t')
+        .count();
+    let start = r.start - blanks_before;
+    let own_line = start == 0 || src[start - 1] == b'\n';
+    let mut end = r.end;
+    while end < src.len() && (src[end] == b' ' || src[end] == b'\t' || src[end] == b'\r') {
+        end += 1;
+    }
+    if own_line && (end == src.len() || src[end] == b'\n') {
+        start..(end + 1).min(src.len())
+    } else {
+        start..r.end
+    }
+}

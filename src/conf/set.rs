@@ -1,0 +1,314 @@
+//! A main configuration file and every file it includes.
+use super::edit::{self, Edit, EditOptions};
+use super::error::{ConfError, Place};
+use super::fs::Fs;
+use super::tree::{Doc, LineIndex};
+use super::upstream::{self, Context, Upstream};
+use std::path::{Path, PathBuf};
+
+/// One loaded file.
+#[derive(Debug, Clone)]
+struct File {
+    path: PathBuf,
+    doc: Doc,
+    /// Context of the first `include` that pulled the file in.
+    context: Option<Context>,
+}
+
+/// The main file and every included file, in the order nginx reads them.
+#[derive(Debug, Clone)]
+pub struct ConfigSet {
+    files: Vec<File>,
+}
+
+/// A file whose bytes differ between two versions of a [`ConfigSet`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileChange {
+    /// The file.
+    pub path: PathBuf,
+    /// Bytes before.
+    pub before: Vec<u8>,
+    /// Bytes after.
+    pub after: Vec<u8>,
+}
+
+/// Whether an include argument is a glob pattern.
+fn is_glob(s: &str) -> bool {
+    s.contains(['*', '?', '['])
+}
+
+struct Loader<'a> {
+    fs: &'a dyn Fs,
+    prefix: PathBuf,
+    files: Vec<File>,
+    stack: Vec<PathBuf>,
+}
+
+impl Loader<'_> {
+    fn load(&mut self, path: &Path, context: Option<Context>) -> Result<(), ConfError> {
+        if self.files.iter().any(|f| f.path == path) {
+            return Ok(());
+        }
+        let bytes = self
+            .fs
+            .read(path)
+            .map_err(|e| ConfError::new(format!("cannot read {}: {e}", path.display())))?;
+        let doc = Doc::parse_file(path, bytes)?;
+        self.stack.push(path.to_path_buf());
+        let idx = self.files.len();
+        self.files.push(File {
+            path: path.to_path_buf(),
+            doc,
+            context,
+        });
+        self.walk(idx, None, context)?;
+        self.stack.pop();
+        Ok(())
+    }
+
+    fn walk(
+        &mut self,
+        idx: usize,
+        parent: Option<u32>,
+        ctx: Option<Context>,
+    ) -> Result<(), ConfError> {
+        let stmts: Vec<u32> = self.files[idx].doc.children(parent).collect();
+        for s in stmts {
+            let doc = &self.files[idx].doc;
+            if doc.is_comment(s) {
+                continue;
+            }
+            let name = doc.name(s);
+            if doc.is_block(s) {
+                let inner = match name.as_slice() {
+                    b"http" => Some(Context::Http),
+                    b"stream" => Some(Context::Stream),
+                    _ => ctx,
+                };
+                self.walk(idx, Some(s), inner)?;
+            } else if name == b"include" {
+                let path = self.files[idx].path.clone();
+                let doc = &self.files[idx].doc;
+                let here = Place::at(
+                    &path,
+                    doc.bytes(),
+                    doc.span(doc.stmt(s).first).start as usize,
+                );
+                let place = || here.clone();
+                let args = doc.arg_values(s);
+                let [arg] = args.as_slice() else {
+                    return Err(ConfError::at(
+                        "invalid number of arguments in \"include\" directive",
+                        place(),
+                    ));
+                };
+                let target = self.prefix.join(arg);
+                let targets = if is_glob(arg) {
+                    self.fs.glob(&target).map_err(|e| {
+                        ConfError::at(format!("cannot expand include \"{arg}\": {e}"), place())
+                    })?
+                } else {
+                    vec![target]
+                };
+                for t in targets {
+                    if let Some(at) = self.stack.iter().position(|p| *p == t) {
+                        let chain: Vec<String> = self.stack[at..]
+                            .iter()
+                            .chain(std::iter::once(&t))
+                            .map(|p| p.display().to_string())
+                            .collect();
+                        return Err(ConfError::at(
+                            format!("include cycle: {}", chain.join(" -> ")),
+                            place(),
+                        ));
+                    }
+                    let place = place();
+                    self.load(&t, ctx).map_err(|e| match e.place() {
+                        Some(_) => e,
+                        None => ConfError::at(e.message().to_string(), place),
+                    })?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl ConfigSet {
+    /// Loads `main` and, recursively, every file it includes. Relative
+    /// include paths are taken from the main file's directory (nginx's conf
+    /// prefix with `-c`). An include cycle is an error.
+    pub fn load(main: &Path, fs: &dyn Fs) -> Result<ConfigSet, ConfError> {
+        let mut loader = Loader {
+            fs,
+            prefix: main.parent().map(Path::to_path_buf).unwrap_or_default(),
+            files: Vec::new(),
+            stack: Vec::new(),
+        };
+        loader.load(main, None)?;
+        Ok(ConfigSet {
+            files: loader.files,
+        })
+    }
+
+    /// Loads `main` alone, without following its includes.
+    pub fn load_single(main: &Path, fs: &dyn Fs) -> Result<ConfigSet, ConfError> {
+        let bytes = fs
+            .read(main)
+            .map_err(|e| ConfError::new(format!("cannot read {}: {e}", main.display())))?;
+        Ok(ConfigSet {
+            files: vec![File {
+                path: main.to_path_buf(),
+                doc: Doc::parse_file(main, bytes)?,
+                context: None,
+            }],
+        })
+    }
+
+    /// The main file.
+    pub fn main_path(&self) -> &Path {
+        &self.files[0].path
+    }
+
+    /// Every file with its current bytes, main file first.
+    pub fn files(&self) -> impl Iterator<Item = (&Path, &[u8])> {
+        self.files.iter().map(|f| (f.path.as_path(), f.doc.bytes()))
+    }
+
+    /// The parsed document of each file, main file first.
+    pub fn docs(&self) -> impl Iterator<Item = (&Path, &Doc)> {
+        self.files.iter().map(|f| (f.path.as_path(), &f.doc))
+    }
+
+    /// Every `upstream` block (http and stream), with file and statement index.
+    fn upstream_stmts(&self) -> Vec<(usize, u32, Context)> {
+        fn walk(
+            doc: &Doc,
+            parent: Option<u32>,
+            ctx: Option<Context>,
+            fi: usize,
+            out: &mut Vec<(usize, u32, Context)>,
+        ) {
+            for s in doc.children(parent) {
+                if !doc.is_block(s) {
+                    continue;
+                }
+                if doc.is_named(s, "upstream") {
+                    out.push((fi, s, ctx.unwrap_or(Context::Http)));
+                    continue;
+                }
+                let inner = if doc.is_named(s, "http") {
+                    Some(Context::Http)
+                } else if doc.is_named(s, "stream") {
+                    Some(Context::Stream)
+                } else {
+                    ctx
+                };
+                walk(doc, Some(s), inner, fi, out);
+            }
+        }
+        let mut out = Vec::new();
+        for (fi, f) in self.files.iter().enumerate() {
+            walk(&f.doc, None, f.context, fi, &mut out);
+        }
+        out
+    }
+
+    /// The typed view of every upstream, in file order.
+    pub fn upstreams(&self) -> Vec<Upstream> {
+        let mut lines: Vec<Option<LineIndex>> = self.files.iter().map(|_| None).collect();
+        self.upstream_stmts()
+            .into_iter()
+            .map(|(fi, s, ctx)| {
+                let f = &self.files[fi];
+                let li = lines[fi].get_or_insert_with(|| LineIndex::new(f.doc.bytes()));
+                upstream::read(&f.doc, li, &f.path, s, ctx)
+            })
+            .collect()
+    }
+
+    fn find(&self, name: &str) -> Result<(usize, u32), ConfError> {
+        let all = self.upstream_stmts();
+        all.iter()
+            .find(|&&(fi, s, _)| {
+                self.files[fi]
+                    .doc
+                    .arg_values(s)
+                    .first()
+                    .is_some_and(|n| n == name)
+            })
+            .map(|&(fi, s, _)| (fi, s))
+            .ok_or_else(|| {
+                let names: Vec<String> = all
+                    .iter()
+                    .filter_map(|&(fi, s, _)| self.files[fi].doc.arg_values(s).into_iter().next())
+                    .collect();
+                ConfError::new(format!(
+                    "unknown upstream \"{name}\" in {} (available: {})",
+                    self.main_path().display(),
+                    if names.is_empty() {
+                        "none".to_string()
+                    } else {
+                        names.join(", ")
+                    }
+                ))
+            })
+    }
+
+    /// The upstream called `name`; an unknown name is an error listing the available ones.
+    pub fn upstream(&self, name: &str) -> Result<Upstream, ConfError> {
+        let (fi, s) = self.find(name)?;
+        let f = &self.files[fi];
+        let ctx = self
+            .upstream_stmts()
+            .into_iter()
+            .find(|&(i, t, _)| i == fi && t == s)
+            .map_or(Context::Http, |x| x.2);
+        Ok(upstream::read(
+            &f.doc,
+            &LineIndex::new(f.doc.bytes()),
+            &f.path,
+            s,
+            ctx,
+        ))
+    }
+
+    /// Applies `edit` to server `server` (address as written, or unique host)
+    /// of upstream `upstream`, in the file that holds it. Only that server
+    /// statement's bytes change (for [`Edit::Add`], `server` is ignored and a
+    /// new statement is inserted after the last server). Returns whether
+    /// anything changed: editing twice is the same as editing once.
+    pub fn apply(
+        &mut self,
+        upstream: &str,
+        server: &str,
+        edit: Edit,
+        opts: EditOptions,
+    ) -> Result<bool, ConfError> {
+        let (fi, us) = self.find(upstream)?;
+        let f = &self.files[fi];
+        let Some(splice) = edit::plan(&f.doc, &f.path, us, server, &edit, opts)? else {
+            return Ok(false);
+        };
+        let mut bytes = f.doc.bytes().to_vec();
+        bytes.splice(splice.range, splice.with);
+        let doc = Doc::parse_file(&f.path, bytes)?;
+        self.files[fi].doc = doc;
+        Ok(true)
+    }
+
+    /// Files whose bytes differ from those in `before`.
+    pub fn changes_since(&self, before: &ConfigSet) -> Vec<FileChange> {
+        self.files
+            .iter()
+            .filter_map(|f| {
+                let old = before.files.iter().find(|b| b.path == f.path)?;
+                (old.doc.bytes() != f.doc.bytes()).then(|| FileChange {
+                    path: f.path.clone(),
+                    before: old.doc.bytes().to_vec(),
+                    after: f.doc.bytes().to_vec(),
+                })
+            })
+            .collect()
+    }
+}

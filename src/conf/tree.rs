@@ -1,0 +1,448 @@
+//! The lossless syntax tree of one file: the file's bytes, a flat arena of
+//! token spans into them, and a flat pre-order arena of statements.
+//!
+//! Nothing is copied out of the buffer; printing is writing the buffer.
+use super::error::{ConfError, Place};
+use super::lexer::{self, MAX_TOKEN};
+use super::lua;
+use std::ops::Range;
+use std::path::Path;
+
+/// A token's byte range in the file. Its kind follows from its first byte.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Span {
+    /// First byte.
+    pub start: u32,
+    /// One past the last byte.
+    pub end: u32,
+}
+
+impl Span {
+    /// The range, for slicing.
+    pub fn range(self) -> Range<usize> {
+        self.start as usize..self.end as usize
+    }
+}
+
+/// What a token is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokKind {
+    /// A bare token.
+    Word,
+    /// A `"…"` or `'…'` token.
+    Quoted,
+    /// `# …` up to the line end.
+    Comment,
+    /// `;`
+    Semi,
+    /// `{` opening a block.
+    Open,
+    /// `}` closing a block.
+    Close,
+    /// A whole raw `{ … }` Lua body of a `*_by_lua_block` directive.
+    Lua,
+}
+
+/// One statement: a directive (`name args ;`, `name args { … }`, a Lua
+/// block), or a comment standing where a directive could start.
+#[derive(Debug, Clone, Copy)]
+pub struct Stmt {
+    /// Token index of the name (or of the comment).
+    pub first: u32,
+    /// Token index of the terminator: `;`, `{`, the Lua body, or the comment.
+    pub term: u32,
+    /// Token index of the closing `}` of a block, else `term`.
+    pub close: u32,
+    /// Statement index just past this statement's descendants.
+    pub end: u32,
+}
+
+/// A syntax error: byte offset and nginx-style message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyntaxError {
+    /// Byte offset in the file.
+    pub offset: usize,
+    /// Message, as nginx words it.
+    pub message: String,
+}
+
+/// The parsed form of one file.
+#[derive(Debug, Clone)]
+pub struct Doc {
+    src: Vec<u8>,
+    toks: Vec<Span>,
+    stmts: Vec<Stmt>,
+}
+
+const OPEN_PENDING: u32 = u32::MAX;
+
+fn unexpected(offset: usize, byte: u8) -> SyntaxError {
+    SyntaxError {
+        offset,
+        message: format!("unexpected \"{}\"", char::from(byte).escape_default()),
+    }
+}
+
+impl Doc {
+    /// Parses a file's bytes the way nginx's tokenizer and `ngx_conf_parse` do.
+    pub fn parse(src: Vec<u8>) -> Result<Doc, SyntaxError> {
+        let (toks, stmts) = scan(&src)?;
+        Ok(Doc { src, toks, stmts })
+    }
+
+    /// Parses the bytes of file `path`; a syntax error names its place.
+    pub fn parse_file(path: &Path, src: Vec<u8>) -> Result<Doc, ConfError> {
+        match scan(&src) {
+            Ok((toks, stmts)) => Ok(Doc { src, toks, stmts }),
+            Err(e) => Err(ConfError::at(e.message, Place::at(path, &src, e.offset))),
+        }
+    }
+}
+
+/// Tokenizes `src` and builds its statement arena.
+fn scan(src: &[u8]) -> Result<(Vec<Span>, Vec<Stmt>), SyntaxError> {
+    if src.len() >= u32::MAX as usize {
+        return Err(SyntaxError {
+            offset: 0,
+            message: "file larger than 4 GiB".into(),
+        });
+    }
+    let mut toks: Vec<Span> = Vec::with_capacity(src.len() / 10 + 16);
+    let mut stmts: Vec<Stmt> = Vec::with_capacity(src.len() / 40 + 16);
+    let mut open: Vec<u32> = Vec::new();
+    let mut first: Option<u32> = None;
+    let mut after_quote = false;
+    let n = src.len();
+    // A UTF-8 byte order mark is kept as bytes but is not part of a token.
+    let mut pos = if src.starts_with(b"\xEF\xBB\xBF") {
+        3
+    } else {
+        0
+    };
+    loop {
+        let rest = &src[pos..];
+        let skipped = match lexer::space(rest) {
+            Ok((r, _)) => rest.len() - r.len(),
+            Err(_) => 0,
+        };
+        if after_quote && skipped == 0 && pos < n && !matches!(src[pos], b';' | b'{' | b')') {
+            return Err(unexpected(pos, src[pos]));
+        }
+        after_quote = false;
+        pos += skipped;
+        if pos >= n {
+            break;
+        }
+        let idx = toks.len() as u32;
+        let rest = &src[pos..];
+        let len = match rest[0] {
+            b';' => {
+                let Some(f) = first.take() else {
+                    return Err(unexpected(pos, b';'));
+                };
+                stmts.push(Stmt {
+                    first: f,
+                    term: idx,
+                    close: idx,
+                    end: stmts.len() as u32 + 1,
+                });
+                1
+            }
+            b'{' => {
+                let Some(f) = first.take() else {
+                    return Err(unexpected(pos, b'{'));
+                };
+                let name = &src[toks[f as usize].range()];
+                let lua = match name.first() {
+                    Some(b'"' | b'\'') => lexer::unescape(name).ends_with(b"_by_lua_block"),
+                    _ => name.ends_with(b"_by_lua_block"),
+                };
+                if lua {
+                    let len = lua::block_len(rest).ok_or_else(|| SyntaxError {
+                        offset: n,
+                        message: "unexpected end of file, expecting \"}\"".into(),
+                    })?;
+                    stmts.push(Stmt {
+                        first: f,
+                        term: idx,
+                        close: idx,
+                        end: stmts.len() as u32 + 1,
+                    });
+                    len
+                } else {
+                    open.push(stmts.len() as u32);
+                    stmts.push(Stmt {
+                        first: f,
+                        term: idx,
+                        close: OPEN_PENDING,
+                        end: OPEN_PENDING,
+                    });
+                    1
+                }
+            }
+            b'}' => {
+                if first.is_some() {
+                    return Err(unexpected(pos, b'}'));
+                }
+                let Some(o) = open.pop() else {
+                    return Err(unexpected(pos, b'}'));
+                };
+                let end = stmts.len() as u32;
+                let s = &mut stmts[o as usize];
+                s.close = idx;
+                s.end = end;
+                1
+            }
+            b'#' => {
+                let len = lexer::comment(rest).map_or(rest.len(), |(_, t)| t.len());
+                if first.is_none() {
+                    stmts.push(Stmt {
+                        first: idx,
+                        term: idx,
+                        close: idx,
+                        end: stmts.len() as u32 + 1,
+                    });
+                }
+                len
+            }
+            b'"' | b'\'' => {
+                let Ok((_, t)) = lexer::quoted(rest) else {
+                    return Err(SyntaxError {
+                        offset: n,
+                        message: "unexpected end of file, expecting \";\" or \"}\"".into(),
+                    });
+                };
+                after_quote = true;
+                first.get_or_insert(idx);
+                t.len()
+            }
+            _ => {
+                let len = lexer::word(rest).map_or(1, |(_, t)| t.len());
+                first.get_or_insert(idx);
+                len
+            }
+        };
+        if len > MAX_TOKEN && !matches!(src[pos], b'{' | b'#') {
+            let shown = String::from_utf8_lossy(&src[pos..pos + 32]);
+            return Err(SyntaxError {
+                offset: pos,
+                message: format!("too long parameter \"{shown}...\" started"),
+            });
+        }
+        toks.push(Span {
+            start: pos as u32,
+            end: (pos + len) as u32,
+        });
+        pos += len;
+    }
+    if first.is_some() {
+        return Err(SyntaxError {
+            offset: n,
+            message: "unexpected end of file, expecting \";\" or \"}\"".into(),
+        });
+    }
+    if !open.is_empty() {
+        return Err(SyntaxError {
+            offset: n,
+            message: "unexpected end of file, expecting \"}\"".into(),
+        });
+    }
+    Ok((toks, stmts))
+}
+
+impl Doc {
+    /// The file's bytes: printing the document is writing these.
+    pub fn bytes(&self) -> &[u8] {
+        &self.src
+    }
+
+    /// Gives the buffer back.
+    pub fn into_bytes(self) -> Vec<u8> {
+        self.src
+    }
+
+    /// Number of tokens.
+    pub fn token_count(&self) -> usize {
+        self.toks.len()
+    }
+
+    /// Span of token `t`.
+    pub fn span(&self, t: u32) -> Span {
+        self.toks[t as usize]
+    }
+
+    /// Raw bytes of token `t`.
+    pub fn raw(&self, t: u32) -> &[u8] {
+        &self.src[self.toks[t as usize].range()]
+    }
+
+    /// Kind of token `t`.
+    pub fn kind(&self, t: u32) -> TokKind {
+        let s = self.toks[t as usize];
+        match self.src[s.start as usize] {
+            b';' => TokKind::Semi,
+            b'{' if s.end - s.start == 1 => TokKind::Open,
+            b'{' => TokKind::Lua,
+            b'}' => TokKind::Close,
+            b'#' => TokKind::Comment,
+            b'"' | b'\'' => TokKind::Quoted,
+            _ => TokKind::Word,
+        }
+    }
+
+    /// Statement `s`.
+    pub fn stmt(&self, s: u32) -> Stmt {
+        self.stmts[s as usize]
+    }
+
+    /// Top-level statements (`None`) or the children of block statement `parent`.
+    pub fn children(&self, parent: Option<u32>) -> impl Iterator<Item = u32> + '_ {
+        let (mut i, end) = match parent {
+            None => (0, self.stmts.len() as u32),
+            Some(p) => (p + 1, self.stmts[p as usize].end),
+        };
+        std::iter::from_fn(move || {
+            if i >= end {
+                return None;
+            }
+            let cur = i;
+            i = self.stmts[cur as usize].end;
+            Some(cur)
+        })
+    }
+
+    /// Whether statement `s` is a comment.
+    pub fn is_comment(&self, s: u32) -> bool {
+        self.kind(self.stmts[s as usize].first) == TokKind::Comment
+    }
+
+    /// Whether statement `s` has a `{ … }` block of directives.
+    pub fn is_block(&self, s: u32) -> bool {
+        self.kind(self.stmts[s as usize].term) == TokKind::Open
+    }
+
+    /// The name's value of statement `s` (unquoted).
+    pub fn name(&self, s: u32) -> Vec<u8> {
+        lexer::unescape(self.raw(self.stmts[s as usize].first))
+    }
+
+    /// Whether the name of statement `s` is exactly `name` as written.
+    pub fn is_named(&self, s: u32, name: &str) -> bool {
+        self.raw(self.stmts[s as usize].first) == name.as_bytes()
+    }
+
+    /// Token indices of the arguments of statement `s` (comments between them skipped).
+    pub fn args(&self, s: u32) -> impl Iterator<Item = u32> + '_ {
+        let st = self.stmts[s as usize];
+        (st.first + 1..st.term).filter(move |&t| self.kind(t) != TokKind::Comment)
+    }
+
+    /// Comment tokens inside statement `s`, between its name and terminator.
+    pub fn inner_comments(&self, s: u32) -> impl Iterator<Item = u32> + '_ {
+        let st = self.stmts[s as usize];
+        (st.first + 1..st.term).filter(move |&t| self.kind(t) == TokKind::Comment)
+    }
+
+    /// Unquoted, unescaped argument values of statement `s`, lossy UTF-8.
+    pub fn arg_values(&self, s: u32) -> Vec<String> {
+        self.args(s)
+            .map(|t| String::from_utf8_lossy(&lexer::unescape(self.raw(t))).into_owned())
+            .collect()
+    }
+
+    /// Byte range of statement `s`, from its name through its terminator or closing `}`.
+    pub fn stmt_range(&self, s: u32) -> Range<usize> {
+        let st = self.stmts[s as usize];
+        self.toks[st.first as usize].start as usize..self.toks[st.close as usize].end as usize
+    }
+}
+
+/// Maps byte offsets to 1-based lines.
+pub struct LineIndex(Vec<u32>);
+
+impl LineIndex {
+    /// Indexes the line starts of `src`.
+    pub fn new(src: &[u8]) -> LineIndex {
+        LineIndex(
+            src.iter()
+                .enumerate()
+                .filter(|&(_, &b)| b == b'\n')
+                .map(|(i, _)| i as u32)
+                .collect(),
+        )
+    }
+
+    /// 1-based line of `offset`.
+    pub fn line(&self, offset: u32) -> usize {
+        self.0.partition_point(|&nl| nl < offset) + 1
+    }
+
+    /// 1-based column (bytes) of `offset`.
+    pub fn column(&self, offset: u32) -> usize {
+        let l = self.0.partition_point(|&nl| nl < offset);
+        let start = if l == 0 { 0 } else { self.0[l - 1] + 1 };
+        (offset - start) as usize + 1
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(src: &str) -> (usize, String) {
+        let e = Doc::parse(src.as_bytes().to_vec()).unwrap_err();
+        (e.offset, e.message)
+    }
+
+    #[test]
+    fn builds_nested_statements() {
+        let d = Doc::parse(b"# top\nhttp { upstream u { server a:1 down; } }\n".to_vec()).unwrap();
+        let top: Vec<u32> = d.children(None).collect();
+        assert_eq!(top.len(), 2);
+        assert!(d.is_comment(top[0]));
+        let http = top[1];
+        assert!(d.is_block(http));
+        let up = d.children(Some(http)).next().unwrap();
+        assert_eq!(d.arg_values(up), ["u"]);
+        let srv = d.children(Some(up)).next().unwrap();
+        assert_eq!(d.arg_values(srv), ["a:1", "down"]);
+        assert_eq!(&d.bytes()[d.stmt_range(srv)], b"server a:1 down;");
+    }
+
+    #[test]
+    fn follows_nginx_token_rules() {
+        let d = Doc::parse(b"a \"x\")b; c a}b a#b ${v}; d 'q'{ }".to_vec()).unwrap();
+        let s: Vec<u32> = d.children(None).collect();
+        assert_eq!(d.arg_values(s[0]), ["x", ")b"]);
+        assert_eq!(d.arg_values(s[1]), ["a}b", "a#b", "${v}"]);
+        assert!(d.is_block(s[2]));
+        assert_eq!(err("a \"x\"b;"), (5, "unexpected \"b\"".into()));
+        assert_eq!(err("a;\n}"), (3, "unexpected \"}\"".into()));
+        assert_eq!(err(";"), (0, "unexpected \";\"".into()));
+        assert_eq!(
+            err("a {"),
+            (3, "unexpected end of file, expecting \"}\"".into())
+        );
+        assert_eq!(
+            err("a b"),
+            (3, "unexpected end of file, expecting \";\" or \"}\"".into())
+        );
+        assert_eq!(err("a { b }"), (6, "unexpected \"}\"".into()));
+        let long = format!("a {};", "x".repeat(5000));
+        assert_eq!(err(&long).0, 2);
+    }
+
+    #[test]
+    fn lua_blocks_are_one_raw_token() {
+        let d = Doc::parse(b"content_by_lua_block { ngx.say(\"}\") }\nx;".to_vec()).unwrap();
+        let s: Vec<u32> = d.children(None).collect();
+        assert_eq!(s.len(), 2);
+        assert_eq!(d.kind(d.stmt(s[0]).term), TokKind::Lua);
+    }
+
+    #[test]
+    fn line_index() {
+        let li = LineIndex::new(b"a\nbc\n");
+        assert_eq!((li.line(0), li.line(3), li.column(3)), (1, 2, 2));
+    }
+}

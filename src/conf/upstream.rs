@@ -1,0 +1,336 @@
+//! The typed view of `upstream` blocks: servers, their addresses and parameters.
+use super::tree::{Doc, LineIndex};
+use serde::Serialize;
+use std::fmt;
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::path::{Path, PathBuf};
+
+/// The nginx context an upstream lives in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Context {
+    /// `http { upstream … }`
+    Http,
+    /// `stream { upstream … }`
+    Stream,
+}
+
+/// An `upstream` block.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Upstream {
+    /// Its name.
+    pub name: String,
+    /// `http` or `stream`.
+    pub context: Context,
+    /// File that holds it.
+    pub file: PathBuf,
+    /// 1-based line of the `upstream` directive.
+    pub line: usize,
+    /// Its `server` directives, in order.
+    pub servers: Vec<Server>,
+    /// `zone name [size];`
+    pub zone: Option<Zone>,
+    /// `keepalive N;`
+    pub keepalive: Option<u32>,
+    /// The load-balancing directive, when not round-robin.
+    pub balancing: Option<Balancing>,
+}
+
+impl Upstream {
+    /// Servers that are neither `down` nor `backup`.
+    pub fn live_servers(&self) -> impl Iterator<Item = &Server> {
+        self.servers.iter().filter(|s| s.is_live())
+    }
+}
+
+/// `zone name [size];`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Zone {
+    /// Shared memory zone name.
+    pub name: String,
+    /// Size as written (`64k`), if given.
+    pub size: Option<String>,
+}
+
+/// Load-balancing method of an upstream.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "method")]
+pub enum Balancing {
+    /// `ip_hash;`
+    IpHash,
+    /// `hash key [consistent];`
+    Hash {
+        /// The key expression.
+        key: String,
+        /// Ketama consistent hashing.
+        consistent: bool,
+    },
+    /// `least_conn;`
+    LeastConn,
+    /// `random [two [method]];`
+    Random {
+        /// Arguments as written.
+        args: Vec<String>,
+    },
+}
+
+/// How a server address is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AddressKind {
+    /// A host name, with or without `:port`.
+    Name,
+    /// An IPv4 address, with or without `:port`.
+    Ipv4,
+    /// `[IPv6]` with or without `:port`.
+    Ipv6,
+    /// `unix:/path`.
+    Unix,
+}
+
+/// A `server` parameter.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "name", content = "value")]
+pub enum Param {
+    /// `weight=N`
+    Weight(u32),
+    /// `max_fails=N`
+    MaxFails(u32),
+    /// `fail_timeout=T`
+    FailTimeout(String),
+    /// `max_conns=N`
+    MaxConns(u32),
+    /// `backup`
+    Backup,
+    /// `down`
+    Down,
+    /// `drain`
+    Drain,
+    /// `resolve`
+    Resolve,
+    /// `service=NAME`
+    Service(String),
+    /// `slow_start=T`
+    SlowStart(String),
+    /// `route=STRING`
+    Route(String),
+    /// Anything else, as written.
+    Other(String),
+}
+
+impl Param {
+    /// Classifies one parameter as written.
+    pub fn parse(s: &str) -> Param {
+        let (k, v) = match s.split_once('=') {
+            Some((k, v)) => (k, Some(v)),
+            None => (s, None),
+        };
+        let num = |v: &str| v.parse::<u32>().ok();
+        match (k, v) {
+            ("weight", Some(v)) if num(v).is_some() => Param::Weight(num(v).unwrap_or(1)),
+            ("max_fails", Some(v)) if num(v).is_some() => Param::MaxFails(num(v).unwrap_or(1)),
+            ("max_conns", Some(v)) if num(v).is_some() => Param::MaxConns(num(v).unwrap_or(0)),
+            ("fail_timeout", Some(v)) => Param::FailTimeout(v.into()),
+            ("service", Some(v)) => Param::Service(v.into()),
+            ("slow_start", Some(v)) => Param::SlowStart(v.into()),
+            ("route", Some(v)) => Param::Route(v.into()),
+            ("backup", None) => Param::Backup,
+            ("down", None) => Param::Down,
+            ("drain", None) => Param::Drain,
+            ("resolve", None) => Param::Resolve,
+            _ => Param::Other(s.into()),
+        }
+    }
+}
+
+impl fmt::Display for Param {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Param::Weight(n) => write!(f, "weight={n}"),
+            Param::MaxFails(n) => write!(f, "max_fails={n}"),
+            Param::MaxConns(n) => write!(f, "max_conns={n}"),
+            Param::FailTimeout(v) => write!(f, "fail_timeout={v}"),
+            Param::Service(v) => write!(f, "service={v}"),
+            Param::SlowStart(v) => write!(f, "slow_start={v}"),
+            Param::Route(v) => write!(f, "route={v}"),
+            Param::Backup => f.write_str("backup"),
+            Param::Down => f.write_str("down"),
+            Param::Drain => f.write_str("drain"),
+            Param::Resolve => f.write_str("resolve"),
+            Param::Other(s) => f.write_str(s),
+        }
+    }
+}
+
+/// A `server` directive of an upstream.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Server {
+    /// The address exactly as written (`app2:3000`).
+    pub address: String,
+    /// Host part: name, IPv4, IPv6 without brackets, or the socket path.
+    pub host: String,
+    /// Port, when written.
+    pub port: Option<u16>,
+    /// How the address is written.
+    pub kind: AddressKind,
+    /// Parameters in order.
+    pub params: Vec<Param>,
+    /// File that holds it.
+    pub file: PathBuf,
+    /// 1-based line of the `server` directive.
+    pub line: usize,
+    /// 1-based column (bytes) of the `server` directive.
+    pub column: usize,
+}
+
+impl Server {
+    /// Marked `down`.
+    pub fn is_down(&self) -> bool {
+        self.params.contains(&Param::Down)
+    }
+
+    /// Marked `backup`.
+    pub fn is_backup(&self) -> bool {
+        self.params.contains(&Param::Backup)
+    }
+
+    /// Takes regular traffic: neither `down` nor `backup`.
+    pub fn is_live(&self) -> bool {
+        !self.is_down() && !self.is_backup()
+    }
+
+    /// Whether `name` designates this server: its address as written, or its host.
+    pub fn answers_to(&self, name: &str) -> bool {
+        self.address == name || self.host == name
+    }
+}
+
+/// Splits an address into host, port and kind.
+pub fn parse_address(address: &str) -> (String, Option<u16>, AddressKind) {
+    if let Some(path) = address.strip_prefix("unix:") {
+        return (path.to_string(), None, AddressKind::Unix);
+    }
+    if let Some(rest) = address.strip_prefix('[')
+        && let Some((host, after)) = rest.split_once(']')
+        && host.parse::<Ipv6Addr>().is_ok()
+    {
+        let port = after.strip_prefix(':').and_then(|p| p.parse().ok());
+        return (host.to_string(), port, AddressKind::Ipv6);
+    }
+    let (host, port) = match address.rsplit_once(':') {
+        Some((h, p)) if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => {
+            (h, p.parse().ok())
+        }
+        _ => (address, None),
+    };
+    let kind = if host.parse::<Ipv4Addr>().is_ok() {
+        AddressKind::Ipv4
+    } else {
+        AddressKind::Name
+    };
+    (host.to_string(), port, kind)
+}
+
+/// Reads the typed view of upstream statement `us` of `doc`.
+pub(crate) fn read(
+    doc: &Doc,
+    lines: &LineIndex,
+    file: &Path,
+    us: u32,
+    context: Context,
+) -> Upstream {
+    let pos = |s: u32| doc.span(doc.stmt(s).first).start;
+    let mut up = Upstream {
+        name: doc.arg_values(us).into_iter().next().unwrap_or_default(),
+        context,
+        file: file.to_path_buf(),
+        line: lines.line(pos(us)),
+        servers: Vec::new(),
+        zone: None,
+        keepalive: None,
+        balancing: None,
+    };
+    for s in doc.children(Some(us)).filter(|&s| !doc.is_comment(s)) {
+        let args = doc.arg_values(s);
+        match doc.name(s).as_slice() {
+            b"server" if !args.is_empty() => {
+                let (host, port, kind) = parse_address(&args[0]);
+                up.servers.push(Server {
+                    address: args[0].clone(),
+                    host,
+                    port,
+                    kind,
+                    params: args[1..].iter().map(|a| Param::parse(a)).collect(),
+                    file: file.to_path_buf(),
+                    line: lines.line(pos(s)),
+                    column: lines.column(pos(s)),
+                });
+            }
+            b"zone" if !args.is_empty() => {
+                up.zone = Some(Zone {
+                    name: args[0].clone(),
+                    size: args.get(1).cloned(),
+                })
+            }
+            b"keepalive" => up.keepalive = args.first().and_then(|a| a.parse().ok()),
+            b"ip_hash" => up.balancing = Some(Balancing::IpHash),
+            b"least_conn" => up.balancing = Some(Balancing::LeastConn),
+            b"random" => up.balancing = Some(Balancing::Random { args }),
+            b"hash" if !args.is_empty() => {
+                up.balancing = Some(Balancing::Hash {
+                    key: args[0].clone(),
+                    consistent: args.get(1).is_some_and(|a| a == "consistent"),
+                })
+            }
+            _ => {}
+        }
+    }
+    up
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn address_kinds() {
+        assert_eq!(
+            parse_address("app2:3000"),
+            ("app2".into(), Some(3000), AddressKind::Name)
+        );
+        assert_eq!(
+            parse_address("10.0.0.1"),
+            ("10.0.0.1".into(), None, AddressKind::Ipv4)
+        );
+        assert_eq!(
+            parse_address("[::1]:8080"),
+            ("::1".into(), Some(8080), AddressKind::Ipv6)
+        );
+        assert_eq!(
+            parse_address("unix:/tmp/a.sock"),
+            ("/tmp/a.sock".into(), None, AddressKind::Unix)
+        );
+    }
+
+    #[test]
+    fn params_round_trip_as_written() {
+        for p in [
+            "weight=5",
+            "max_fails=3",
+            "fail_timeout=10s",
+            "backup",
+            "down",
+            "max_conns=9",
+            "resolve",
+            "service=http",
+            "slow_start=30s",
+            "route=a",
+            "drain",
+            "weight=x",
+            "foo",
+        ] {
+            assert_eq!(Param::parse(p).to_string(), p);
+        }
+        assert_eq!(Param::parse("weight=x"), Param::Other("weight=x".into()));
+    }
+}
