@@ -1,13 +1,106 @@
-//! Command-line front end.
-use clap::Parser;
+//! Command-line front end: argument parsing and the three ways to run a plan
+//! (dry-run, interactive, scripted). Everything else lives in the library.
+mod args;
+mod live;
+pub mod output;
 
-/// Zero-downtime rolling updates of Docker containers behind an nginx upstream.
-#[derive(Parser)]
-#[command(name = "nginx-rollout", version)]
-struct Cli {}
+use std::io::IsTerminal;
+
+use clap::{CommandFactory, Parser};
+
+pub use args::{Cli, Command};
+
+use crate::exec::LockHeld;
+use crate::rollout::exit;
 
 /// Parses the command line, runs it and returns the process exit code.
 pub fn main() -> i32 {
-    let _cli = Cli::parse();
-    0
+    let cli = Cli::parse();
+    init_tracing(cli.global.verbose);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("nginx-rollout: cannot start the async runtime: {e}");
+            return exit::FAILED;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => report(&e),
+    }
+}
+
+fn init_tracing(verbose: bool) {
+    let default = if verbose {
+        "nginx_rollout=debug"
+    } else {
+        "nginx_rollout=warn"
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("NGINX_ROLLOUT_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
+        .try_init();
+}
+
+/// Prints an error as one line (what and where), its causes, then a hint; returns the exit code.
+fn report(e: &anyhow::Error) -> i32 {
+    let (code, hint) = if e.downcast_ref::<LockHeld>().is_some() {
+        (
+            exit::LOCKED,
+            "wait for it to finish, or check that process; a dead holder's lock is taken over automatically",
+        )
+    } else if e
+        .chain()
+        .any(|c| c.downcast_ref::<crate::conf::ConfError>().is_some())
+    {
+        (
+            exit::USAGE,
+            "fix the file at the position shown; nothing was changed",
+        )
+    } else if e
+        .chain()
+        .any(|c| c.downcast_ref::<crate::plan::PlanError>().is_some())
+        || e.chain().any(|c| {
+            c.downcast_ref::<crate::plan::policy::PolicyError>()
+                .is_some()
+        })
+    {
+        (exit::USAGE, "see `nginx-rollout deploy --help`")
+    } else {
+        (
+            exit::FAILED,
+            "run with --verbose for details; `nginx-rollout status` shows where things are",
+        )
+    };
+    eprintln!("nginx-rollout: {e}");
+    for cause in e.chain().skip(1) {
+        eprintln!("  caused by: {cause}");
+    }
+    eprintln!("  hint: {hint}");
+    code
+}
+
+async fn run(cli: Cli) -> anyhow::Result<i32> {
+    match cli.command {
+        Command::Completions { shell } => {
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "nginx-rollout",
+                &mut std::io::stdout(),
+            );
+            Ok(exit::DONE)
+        }
+        Command::Man => {
+            clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout())?;
+            Ok(exit::DONE)
+        }
+        command => live::run(&cli.global, command).await,
+    }
 }

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh machine: installs what is missing,
+# starts dockerd (and stops it again if it started it), builds the fixture
+# images, checks formatting and lints, then runs every test against the real
+# Docker engine and the real nginx.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/dev-env.sh
+trap 'scripts/dev-env.sh --stop' EXIT
+
+cargo fmt --check
+cargo clippy --all-targets --locked -- -D warnings
+cargo test --locked --all-targets 2>&1 | tee target/test-output.log

@@ -1,0 +1,658 @@
+//! The one executor: runs a plan's steps against a [`Backend`], asks the
+//! [`Observer`] before each step, and journals every change before it happens.
+use std::collections::HashMap;
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::{Result, anyhow};
+use futures_util::future::join_all;
+use tokio::sync::watch;
+
+use super::backend::Backend;
+use super::event::{Decision, Event, Observer};
+use super::journal::{Rollout, ServerState, StateDir, Status, StepStatus, now};
+use crate::conf::FileChange;
+use crate::plan::planner::apply_changes_with;
+use crate::plan::{Action, FailureAction, ServerChange, ServerRef, Step};
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Every step done.
+    Done,
+    /// Stopped where it was (failure action `pause`, or the operator quit); resumable.
+    Paused(String),
+    /// Failed for a reason that is not a server's (nginx, Docker, a drain timeout).
+    Failed(String),
+    /// Stopped by SIGINT/SIGTERM.
+    Interrupted,
+    /// The failure action (or the operator) asks for a rollback.
+    RollbackRequested(String),
+}
+
+impl Outcome {
+    /// The journal status this outcome leaves.
+    pub fn status(&self) -> Status {
+        match self {
+            Outcome::Done => Status::Done,
+            Outcome::Paused(_) => Status::Paused,
+            Outcome::Failed(_) | Outcome::RollbackRequested(_) => Status::Failed,
+            Outcome::Interrupted => Status::Interrupted,
+        }
+    }
+
+    /// Why it did not finish.
+    pub fn reason(&self) -> Option<String> {
+        match self {
+            Outcome::Done => None,
+            Outcome::Paused(r) | Outcome::Failed(r) | Outcome::RollbackRequested(r) => {
+                Some(r.clone())
+            }
+            Outcome::Interrupted => Some("interrupted by a signal".into()),
+        }
+    }
+}
+
+/// A step's failure.
+enum StepError {
+    /// These servers failed (health, recreate, monitor); the rollout may go on.
+    Servers(Vec<(String, String)>),
+    /// Nothing sensible can follow.
+    Fatal(anyhow::Error),
+    /// A signal arrived during a wait.
+    Interrupted,
+}
+
+impl From<anyhow::Error> for StepError {
+    fn from(e: anyhow::Error) -> Self {
+        StepError::Fatal(e)
+    }
+}
+
+/// Runs one rollout.
+pub struct Executor<'a, B: Backend, O: Observer> {
+    backend: &'a B,
+    observer: &'a mut O,
+    state: &'a StateDir,
+    /// The rollout's record; saved after every change.
+    pub rollout: Rollout,
+    cancel: watch::Receiver<bool>,
+    ask: bool,
+    /// The files of the last edit, as they were before it (restored if `nginx -t` fails).
+    last_edit: Vec<FileChange>,
+    /// Servers the last edit changed, applied to the journal once the reload succeeds.
+    last_edit_changes: Vec<ServerChange>,
+    old_workers: Vec<u32>,
+    /// Reloads done by this run.
+    pub reloads: usize,
+    /// Seconds from replacement start to healthy, per server.
+    pub time_to_healthy: HashMap<String, f64>,
+    replace_started: HashMap<String, Instant>,
+}
+
+impl<'a, B: Backend, O: Observer> Executor<'a, B, O> {
+    /// An executor for `rollout`; `interactive` asks the observer before each step.
+    pub fn new(
+        backend: &'a B,
+        observer: &'a mut O,
+        state: &'a StateDir,
+        rollout: Rollout,
+        cancel: watch::Receiver<bool>,
+        interactive: bool,
+    ) -> Self {
+        Executor {
+            backend,
+            observer,
+            state,
+            rollout,
+            cancel,
+            ask: interactive,
+            last_edit: Vec::new(),
+            last_edit_changes: Vec::new(),
+            old_workers: Vec::new(),
+            reloads: 0,
+            time_to_healthy: HashMap::new(),
+            replace_started: HashMap::new(),
+        }
+    }
+
+    fn save(&self) -> Result<()> {
+        self.state.save(&self.rollout)
+    }
+
+    fn cancelled(&self) -> bool {
+        *self.cancel.borrow()
+    }
+
+    fn failures(&self) -> usize {
+        self.rollout
+            .servers
+            .iter()
+            .filter(|s| s.state == ServerState::Failed)
+            .count()
+    }
+
+    /// Runs every step not yet done, then records how it ended.
+    pub async fn run(&mut self) -> Result<Outcome> {
+        self.rollout.status = Status::Running;
+        self.save()?;
+        let outcome = self.run_steps().await?;
+        let outcome = match outcome {
+            Outcome::Interrupted | Outcome::Paused(_) => {
+                // Undo what can be undone: drained servers whose old container is untouched go back.
+                self.undo_untouched_drains().await?;
+                outcome
+            }
+            other => other,
+        };
+        self.rollout.status = outcome.status();
+        self.rollout.reason = outcome.reason();
+        self.rollout.finished_at = Some(now());
+        self.save()?;
+        Ok(outcome)
+    }
+
+    async fn run_steps(&mut self) -> Result<Outcome> {
+        for i in 0..self.rollout.plan.steps.len() {
+            if matches!(
+                self.rollout.steps[i].status,
+                StepStatus::Done | StepStatus::Skipped
+            ) {
+                continue;
+            }
+            if let Some(outcome) = self.check_monitors().await? {
+                return Ok(outcome);
+            }
+            if self.cancelled() {
+                return Ok(Outcome::Interrupted);
+            }
+            let step = self.rollout.plan.steps[i].clone();
+            if self.ask {
+                match self.observer.confirm(&step) {
+                    Decision::Yes => {}
+                    Decision::All => self.ask = false,
+                    Decision::Skip => {
+                        self.rollout.steps[i].status = StepStatus::Skipped;
+                        self.save()?;
+                        self.observer.event(&Event::StepFinish {
+                            index: step.index,
+                            result: "skipped".into(),
+                            seconds: 0.0,
+                            error: None,
+                        });
+                        continue;
+                    }
+                    Decision::Quit => return Ok(Outcome::Paused("stopped by the operator".into())),
+                    Decision::Rollback => {
+                        return Ok(Outcome::RollbackRequested("asked by the operator".into()));
+                    }
+                }
+            }
+            self.rollout.steps[i].status = StepStatus::Running;
+            self.rollout.steps[i].started_at = Some(now());
+            self.save()?;
+            self.observer
+                .event(&Event::StepStart { step: step.clone() });
+            let started = Instant::now();
+            let result = self.perform(&step).await;
+            let seconds = started.elapsed().as_secs_f64();
+            let (status, error) = match &result {
+                Ok(()) => (StepStatus::Done, None),
+                Err(StepError::Servers(f)) => (
+                    StepStatus::Failed,
+                    Some(
+                        f.iter()
+                            .map(|(s, r)| format!("{s}: {r}"))
+                            .collect::<Vec<_>>()
+                            .join("; "),
+                    ),
+                ),
+                Err(StepError::Fatal(e)) => (StepStatus::Failed, Some(format!("{e:#}"))),
+                Err(StepError::Interrupted) => (StepStatus::Failed, Some("interrupted".into())),
+            };
+            self.rollout.steps[i].status = status;
+            self.rollout.steps[i].finished_at = Some(now());
+            self.rollout.steps[i].error = error.clone();
+            self.save()?;
+            self.observer.event(&Event::StepFinish {
+                index: step.index,
+                result: if status == StepStatus::Done {
+                    "done"
+                } else {
+                    "failed"
+                }
+                .into(),
+                seconds,
+                error: error.clone(),
+            });
+            match result {
+                Ok(()) => {}
+                Err(StepError::Servers(failed)) => {
+                    if let Some(outcome) = self.record_failures(failed)? {
+                        return Ok(outcome);
+                    }
+                }
+                Err(StepError::Fatal(e)) => {
+                    return Ok(Outcome::Failed(format!(
+                        "step {} ({}) failed: {e:#}",
+                        step.index,
+                        step.action.kind()
+                    )));
+                }
+                Err(StepError::Interrupted) => return Ok(Outcome::Interrupted),
+            }
+        }
+        Ok(self.check_monitors().await?.unwrap_or(Outcome::Done))
+    }
+
+    /// Marks servers failed, reports them, and applies the failure action if the ratio is exceeded.
+    fn record_failures(&mut self, failed: Vec<(String, String)>) -> Result<Option<Outcome>> {
+        let total = self.rollout.servers.len();
+        for (server, reason) in &failed {
+            if let Some(rec) = self.rollout.server_mut(server) {
+                rec.state = ServerState::Failed;
+                rec.error = Some(reason.clone());
+            }
+            let failures = self.failures();
+            self.observer.event(&Event::Failure {
+                server: server.clone(),
+                reason: reason.clone(),
+                failures,
+                total,
+            });
+        }
+        self.save()?;
+        let policy = &self.rollout.plan.policy;
+        if !policy.ratio_exceeded(self.failures(), total) {
+            return Ok(None);
+        }
+        let summary = failed
+            .iter()
+            .map(|(s, r)| format!("{s}: {r}"))
+            .collect::<Vec<_>>()
+            .join("; ");
+        let reason = format!(
+            "{} of {total} servers failed (max-failure-ratio {}): {summary}",
+            self.failures(),
+            policy.max_failure_ratio.value
+        );
+        Ok(match policy.failure_action.value {
+            FailureAction::Continue => None,
+            FailureAction::Pause => Some(Outcome::Paused(reason)),
+            FailureAction::Rollback => Some(Outcome::RollbackRequested(reason)),
+        })
+    }
+
+    async fn perform(&mut self, step: &Step) -> Result<(), StepError> {
+        match &step.action {
+            Action::Edit {
+                upstream,
+                changes,
+                force,
+            } => self.edit(upstream, changes, *force).await,
+            Action::Reload => self.reload().await,
+            Action::WaitDrained { timeout } => {
+                self.wait(step.index, "old nginx workers to exit", *timeout)
+                    .await;
+                let old = self.old_workers.clone();
+                self.until_cancelled(self.backend.wait_drained(&old, *timeout))
+                    .await?
+                    .map_err(StepError::Fatal)
+            }
+            Action::Recreate { servers } => self.replace_all(servers, false).await,
+            Action::StartNew { servers } => self.replace_all(servers, true).await,
+            Action::StopOld { servers } => {
+                for s in servers {
+                    if self.is_failed(&s.server) {
+                        continue;
+                    }
+                    self.backend.stop_old(&s.container).await?;
+                    if let Some(rec) = self.rollout.server_mut(&s.server) {
+                        rec.state = ServerState::Done;
+                    }
+                    self.save()?;
+                }
+                Ok(())
+            }
+            Action::WaitHealthy { servers, timeout } => {
+                self.wait_healthy(step.index, servers, *timeout).await
+            }
+            Action::Monitor { window } => self.monitor(step.index, *window).await,
+            Action::Delay { duration } => {
+                self.wait(step.index, "the delay between batches", *duration)
+                    .await;
+                self.until_cancelled(tokio::time::sleep(*duration)).await
+            }
+        }
+    }
+
+    fn is_failed(&self, server: &str) -> bool {
+        self.rollout
+            .servers
+            .iter()
+            .any(|s| s.server == server && s.state == ServerState::Failed)
+    }
+
+    async fn wait(&mut self, index: usize, what: &str, timeout: Duration) {
+        self.observer.event(&Event::Wait {
+            index,
+            what: what.into(),
+            timeout_seconds: timeout.as_secs_f64(),
+        });
+    }
+
+    /// Runs `fut` unless a signal arrives first.
+    async fn until_cancelled<T>(&self, fut: impl Future<Output = T>) -> Result<T, StepError> {
+        let mut cancel = self.cancel.clone();
+        tokio::select! {
+            out = fut => Ok(out),
+            _ = cancel.wait_for(|c| *c) => Err(StepError::Interrupted),
+        }
+    }
+
+    /// Applies server-line changes to the live config files (journaling drains first).
+    async fn edit(
+        &mut self,
+        upstream: &str,
+        changes: &[ServerChange],
+        force: bool,
+    ) -> Result<(), StepError> {
+        // A failed server stays out of the upstream: its new container is not serving.
+        let changes: Vec<ServerChange> = changes
+            .iter()
+            .filter(|c| match c {
+                ServerChange::Restore { server } | ServerChange::Replace { server, .. } => {
+                    !self.is_failed(server)
+                }
+                ServerChange::Drain { .. } => true,
+            })
+            .cloned()
+            .collect();
+        for c in &changes {
+            if let ServerChange::Drain { server } = c
+                && let Some(rec) = self.rollout.server_mut(server)
+            {
+                rec.state = ServerState::Drained;
+            }
+        }
+        self.save()?;
+        let mut config = self.backend.load_config().await?;
+        let before = config.clone();
+        apply_changes_with(&mut config, upstream, &changes, force)
+            .map_err(|e| StepError::Fatal(e.into()))?;
+        let written = config.changes_since(&before);
+        self.backend.write_config(&written).await?;
+        self.last_edit = written;
+        self.last_edit_changes = changes;
+        Ok(())
+    }
+
+    /// `nginx -t` (restoring the edit byte for byte if it fails), reload, confirm.
+    async fn reload(&mut self) -> Result<(), StepError> {
+        if let Err(e) = self.backend.test_config().await {
+            let undo: Vec<FileChange> = self
+                .last_edit
+                .iter()
+                .map(|c| FileChange {
+                    path: c.path.clone(),
+                    before: c.after.clone(),
+                    after: c.before.clone(),
+                })
+                .collect();
+            self.backend.write_config(&undo).await?;
+            for c in std::mem::take(&mut self.last_edit_changes) {
+                if let ServerChange::Drain { server } = c
+                    && let Some(rec) = self.rollout.server_mut(&server)
+                {
+                    rec.state = ServerState::Pending;
+                }
+            }
+            self.save()?;
+            return Err(StepError::Fatal(anyhow!(
+                "{e:#}\nthe config was restored byte for byte; nginx was not reloaded"
+            )));
+        }
+        let (old, new) = self.backend.reload().await?;
+        self.reloads += 1;
+        self.observer.event(&Event::Reload {
+            old_workers: old.clone(),
+            new_workers: new,
+        });
+        self.old_workers = old;
+        for c in std::mem::take(&mut self.last_edit_changes) {
+            if let ServerChange::Restore { server } = c
+                && let Some(rec) = self.rollout.server_mut(&server)
+            {
+                rec.state = ServerState::Done;
+            }
+        }
+        self.last_edit.clear();
+        self.save()?;
+        Ok(())
+    }
+
+    /// Replaces (stop-first) or starts beside (start-first) the containers of a batch, concurrently.
+    async fn replace_all(&mut self, servers: &[ServerRef], beside: bool) -> Result<(), StepError> {
+        let mut specs = Vec::new();
+        for s in servers {
+            let rec = self
+                .rollout
+                .server_mut(&s.server)
+                .ok_or_else(|| anyhow!("no journal record for server {}", s.server))?;
+            rec.state = ServerState::Replacing;
+            specs.push(rec.new_spec.clone());
+            self.replace_started
+                .insert(s.server.clone(), Instant::now());
+        }
+        self.save()?;
+        let backend = self.backend;
+        let results = join_all(servers.iter().zip(&specs).map(|(s, spec)| async move {
+            if beside {
+                backend.start_new(s, spec).await
+            } else {
+                backend.replace(s, spec).await
+            }
+        }))
+        .await;
+        let mut failed = Vec::new();
+        for (s, result) in servers.iter().zip(results) {
+            match result {
+                Ok(id) => {
+                    if let Some(rec) = self.rollout.server_mut(&s.server) {
+                        rec.new_container = Some(id);
+                    }
+                }
+                Err(e) => failed.push((s.server.clone(), format!("{e:#}"))),
+            }
+        }
+        self.save()?;
+        if failed.is_empty() {
+            Ok(())
+        } else {
+            Err(StepError::Servers(failed))
+        }
+    }
+
+    async fn wait_healthy(
+        &mut self,
+        index: usize,
+        servers: &[ServerRef],
+        timeout: Duration,
+    ) -> Result<(), StepError> {
+        let names = servers
+            .iter()
+            .map(|s| s.container.as_str())
+            .collect::<Vec<_>>()
+            .join(", ");
+        self.wait(index, &format!("{names} to become healthy"), timeout)
+            .await;
+        let waiting: Vec<(ServerRef, String)> = servers
+            .iter()
+            .filter_map(|s| {
+                let rec = self.rollout.servers.iter().find(|r| r.server == s.server)?;
+                (rec.state != ServerState::Failed)
+                    .then(|| (s.clone(), rec.new_container.clone().unwrap_or_default()))
+            })
+            .collect();
+        let backend = self.backend;
+        let results = self
+            .until_cancelled(join_all(waiting.iter().map(|(s, id)| async move {
+                backend.wait_healthy(s, id, timeout).await
+            })))
+            .await?;
+        let mut failed = Vec::new();
+        for ((s, id), result) in waiting.iter().zip(results) {
+            match result {
+                Ok(at) => {
+                    if let Some(started) = self.replace_started.get(&s.server) {
+                        self.time_to_healthy
+                            .insert(s.server.clone(), started.elapsed().as_secs_f64());
+                    }
+                    if let Some(rec) = self.rollout.server_mut(&s.server) {
+                        rec.state = ServerState::Healthy;
+                        rec.healthy_at =
+                            Some(chrono::DateTime::<chrono::Utc>::from(at).to_rfc3339());
+                    }
+                    self.observer.event(&Event::Health {
+                        server: s.server.clone(),
+                        container: s.container.clone(),
+                        status: "healthy".into(),
+                    });
+                }
+                Err(e) => {
+                    self.observer.event(&Event::Health {
+                        server: s.server.clone(),
+                        container: s.container.clone(),
+                        status: "unhealthy".into(),
+                    });
+                    if self.rollout.plan.policy.order.value == crate::plan::Order::StartFirst {
+                        // The old container still serves; the failed replacement must not linger.
+                        let _ = self.backend.stop_old(id).await;
+                    }
+                    failed.push((s.server.clone(), format!("{e:#}")));
+                }
+            }
+        }
+        self.save()?;
+        if failed.is_empty() {
+            Ok(())
+        } else {
+            Err(StepError::Servers(failed))
+        }
+    }
+
+    /// New containers that became healthy and are not failed, with when.
+    fn watched(&self) -> Vec<(String, String, SystemTime)> {
+        self.rollout
+            .servers
+            .iter()
+            .filter(|r| matches!(r.state, ServerState::Healthy | ServerState::Done))
+            .filter_map(|r| {
+                let at = chrono::DateTime::parse_from_rfc3339(r.healthy_at.as_deref()?).ok()?;
+                Some((
+                    r.server.clone(),
+                    r.new_container.clone()?,
+                    SystemTime::from(at),
+                ))
+            })
+            .collect()
+    }
+
+    /// Checks every watched container for a failure inside its monitor window.
+    async fn check_monitors(&mut self) -> Result<Option<Outcome>> {
+        let window = self.rollout.plan.policy.monitor.value;
+        if window.is_zero() {
+            return Ok(None);
+        }
+        let mut failed = Vec::new();
+        for (server, id, since) in self.watched() {
+            if let Some(reason) = self.backend.check(&id, since, window).await? {
+                failed.push((
+                    server,
+                    format!("failed within the monitor window: {reason}"),
+                ));
+            }
+        }
+        if failed.is_empty() {
+            return Ok(None);
+        }
+        self.drain_live(&failed).await?;
+        self.record_failures(failed)
+    }
+
+    /// Takes servers whose new container failed after being restored back out of the upstream.
+    async fn drain_live(&mut self, failed: &[(String, String)]) -> Result<()> {
+        let upstream = self.rollout.upstream.clone();
+        let config = self.backend.load_config().await?;
+        let up = config.upstream(&upstream)?;
+        let changes: Vec<ServerChange> = failed
+            .iter()
+            .filter(|(s, _)| {
+                up.servers
+                    .iter()
+                    .any(|srv| srv.address == *s && srv.is_live())
+            })
+            .map(|(s, _)| ServerChange::Drain { server: s.clone() })
+            .collect();
+        if changes.is_empty() {
+            return Ok(());
+        }
+        match self.edit(&upstream, &changes, false).await {
+            Ok(()) => {}
+            Err(StepError::Fatal(e)) => return Err(e),
+            Err(_) => return Err(anyhow!("could not drain failed servers")),
+        }
+        match self.reload().await {
+            Ok(()) => Ok(()),
+            Err(StepError::Fatal(e)) => Err(e),
+            Err(_) => Err(anyhow!("could not reload nginx")),
+        }
+    }
+
+    /// Waits out every watched container's monitor window (the check follows the step).
+    async fn monitor(&mut self, index: usize, window: Duration) -> Result<(), StepError> {
+        let Some(last) = self.watched().iter().map(|(_, _, at)| *at).max() else {
+            return Ok(());
+        };
+        let remaining = (last + window)
+            .duration_since(SystemTime::now())
+            .unwrap_or_default();
+        self.wait(index, "the monitor window of the new containers", remaining)
+            .await;
+        self.until_cancelled(tokio::time::sleep(remaining)).await
+    }
+
+    /// Restores servers we drained whose old container was never touched.
+    async fn undo_untouched_drains(&mut self) -> Result<()> {
+        let servers: Vec<String> = self
+            .rollout
+            .servers
+            .iter()
+            .filter(|s| s.state == ServerState::Drained)
+            .map(|s| s.server.clone())
+            .collect();
+        if servers.is_empty() {
+            return Ok(());
+        }
+        let upstream = self.rollout.upstream.clone();
+        let changes: Vec<ServerChange> = servers
+            .iter()
+            .map(|s| ServerChange::Restore { server: s.clone() })
+            .collect();
+        let result = match self.edit(&upstream, &changes, false).await {
+            Ok(()) => self.reload().await,
+            Err(e) => Err(e),
+        };
+        if let Err(StepError::Fatal(e)) = result {
+            tracing::warn!(
+                "could not restore drained servers {servers:?}: {e:#}; they stay recorded in the journal"
+            );
+            return Ok(());
+        }
+        for s in &servers {
+            if let Some(rec) = self.rollout.server_mut(s) {
+                rec.state = ServerState::Pending;
+            }
+        }
+        self.save()
+    }
+}

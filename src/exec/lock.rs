@@ -1,0 +1,129 @@
+//! One rollout per nginx config at a time.
+//!
+//! An exclusive OS lock (`flock`) on `<state dir>/lock`, which the kernel
+//! releases when the holder dies, so a lock left by a killed run is never
+//! stale: the next run takes it and sees the dead holder's note. The file
+//! holds who has it (pid, command, since when) for the refusal message.
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, Write};
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+
+/// Who holds (or last held) a lock.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Holder {
+    /// Process id.
+    pub pid: u32,
+    /// Its command line.
+    pub command: String,
+    /// Since when (RFC 3339).
+    pub since: String,
+}
+
+/// The lock is held by another live process.
+#[derive(Debug, thiserror::Error)]
+#[error("another rollout holds the lock {path}: pid {} ({}) since {}", holder.pid, holder.command, holder.since)]
+pub struct LockHeld {
+    /// The lock file.
+    pub path: String,
+    /// Who holds it.
+    pub holder: Holder,
+}
+
+/// A held lock; released when dropped (or when the process dies).
+#[derive(Debug)]
+pub struct Lock {
+    file: File,
+    /// The previous holder, when it died without releasing (its rollout may need `resume`).
+    pub taken_over_from: Option<Holder>,
+}
+
+impl Lock {
+    /// Takes the lock at once or fails with [`LockHeld`].
+    pub fn acquire(path: &Path, command: &str) -> Result<Lock> {
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .with_context(|| format!("cannot open lock {}", path.display()))?;
+        let mut previous = String::new();
+        if let Err(e) = file.try_lock() {
+            let _ = file.read_to_string(&mut previous);
+            let holder = serde_json::from_str(&previous).unwrap_or(Holder {
+                pid: 0,
+                command: format!("unknown ({e})"),
+                since: "unknown".into(),
+            });
+            return Err(LockHeld {
+                path: path.display().to_string(),
+                holder,
+            }
+            .into());
+        }
+        file.read_to_string(&mut previous)
+            .with_context(|| format!("cannot read lock {}", path.display()))?;
+        let taken_over_from = serde_json::from_str::<Holder>(&previous).ok();
+        let me = Holder {
+            pid: std::process::id(),
+            command: command.to_string(),
+            since: super::journal::now(),
+        };
+        file.set_len(0)?;
+        file.rewind()?;
+        file.write_all(serde_json::to_string(&me)?.as_bytes())?;
+        file.sync_all()?;
+        Ok(Lock {
+            file,
+            taken_over_from,
+        })
+    }
+}
+
+impl Drop for Lock {
+    fn drop(&mut self) {
+        // Clear the note so the next holder does not think we died holding it.
+        let _ = self.file.set_len(0);
+        let _ = self.file.unlock();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn second_holder_is_refused_with_the_first_ones_details() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("lock");
+        let first = Lock::acquire(&path, "deploy apps").unwrap();
+        assert!(first.taken_over_from.is_none());
+        let err = Lock::acquire(&path, "deploy apps").unwrap_err();
+        let held = err.downcast_ref::<LockHeld>().unwrap();
+        assert_eq!(held.holder.pid, std::process::id());
+        assert_eq!(held.holder.command, "deploy apps");
+        drop(first);
+        let again = Lock::acquire(&path, "resume").unwrap();
+        assert!(
+            again.taken_over_from.is_none(),
+            "a clean release leaves no note"
+        );
+    }
+
+    #[test]
+    fn a_dead_holders_note_is_reported_on_take_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("lock");
+        let dead = Holder {
+            pid: 999_999,
+            command: "deploy apps".into(),
+            since: "2026-01-01T00:00:00Z".into(),
+        };
+        std::fs::write(&path, serde_json::to_string(&dead).unwrap()).unwrap();
+        let lock = Lock::acquire(&path, "resume").unwrap();
+        assert_eq!(lock.taken_over_from, Some(dead));
+    }
+}

@@ -1,0 +1,385 @@
+//! The pure planner: (config, upstream, targets, policy) → ordered steps with their diffs.
+//!
+//! Stop-first, per batch: one edit that restores the previous batch and drains
+//! this one (so N servers cost N+1 reloads, not the manual 2N), reload, wait
+//! for the old workers, recreate, wait healthy. Start-first, per batch: start
+//! the replacements, wait healthy, point the server lines at them, reload,
+//! wait for the old workers, stop the old containers. Capacity never drops to
+//! zero: stop-first drains at most (live servers − 1) at once.
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::policy::{Order, UpdateConfig};
+use super::step::{Action, ServerChange, ServerRef, Step};
+use crate::conf::{ConfError, ConfigSet, Edit, EditOptions};
+use crate::diff;
+
+/// One server to update.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Target {
+    /// The server's address as written in the upstream (`app1:3000`).
+    pub server: String,
+    /// The container serving it now.
+    pub container: String,
+    /// Start-first only: the name of the replacement container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replacement: Option<String>,
+    /// The server is `down` now because an earlier run of ours drained it:
+    /// it must end up live again.
+    #[serde(default)]
+    pub drained_by_us: bool,
+}
+
+/// How long the waits of a plan may take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Timeouts {
+    /// Old nginx workers finishing their requests.
+    #[serde(with = "super::step::humantime_serde_compat")]
+    pub drain: Duration,
+    /// A new container becoming healthy.
+    #[serde(with = "super::step::humantime_serde_compat")]
+    pub health: Duration,
+}
+
+/// An ordered list of steps.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    /// The upstream being updated.
+    pub upstream: String,
+    /// The servers, in order.
+    pub targets: Vec<Target>,
+    /// The settings in effect.
+    pub policy: UpdateConfig,
+    /// The timeouts in effect.
+    pub timeouts: Timeouts,
+    /// The steps.
+    pub steps: Vec<Step>,
+}
+
+/// Why no plan could be made.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    /// Unknown upstream or server, or an edit the config engine refuses.
+    #[error(transparent)]
+    Conf(#[from] ConfError),
+    /// Stop-first on an upstream with a single live server.
+    #[error(
+        "upstream {upstream} has only one live server ({server}): stop-first would leave no live server; use --order start-first"
+    )]
+    SingleLiveServer {
+        /// The upstream.
+        upstream: String,
+        /// Its only live server.
+        server: String,
+    },
+    /// A target that is not a server of the upstream.
+    #[error("upstream {upstream} has no server {server} (available: {available})")]
+    UnknownServer {
+        /// The upstream.
+        upstream: String,
+        /// The address asked for.
+        server: String,
+        /// The upstream's servers.
+        available: String,
+    },
+    /// Start-first without a replacement name for a server.
+    #[error("start-first needs a replacement container name for {0}")]
+    NoReplacement(String),
+    /// Nothing to do.
+    #[error("no servers to update in upstream {0}")]
+    Empty(String),
+}
+
+/// Builds the plan. Pure: reads `config`, writes nothing.
+pub fn plan(
+    config: &ConfigSet,
+    upstream: &str,
+    targets: &[Target],
+    policy: &UpdateConfig,
+    timeouts: Timeouts,
+) -> Result<Plan, PlanError> {
+    if targets.is_empty() {
+        return Err(PlanError::Empty(upstream.to_string()));
+    }
+    let up = config.upstream(upstream)?;
+    // Resolve every target against the config now so a typo fails before anything runs.
+    let mut operator_down = Vec::new();
+    for t in targets {
+        let server = up
+            .servers
+            .iter()
+            .find(|s| s.address == t.server)
+            .ok_or_else(|| PlanError::UnknownServer {
+                upstream: upstream.to_string(),
+                server: t.server.clone(),
+                available: up
+                    .servers
+                    .iter()
+                    .map(|s| s.address.clone())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })?;
+        operator_down.push(server.is_down() && !t.drained_by_us);
+    }
+    let mut builder = Builder {
+        config: config.clone(),
+        upstream,
+        steps: Vec::new(),
+        timeouts,
+    };
+    let parallelism = match policy.parallelism.value {
+        0 => targets.len(),
+        p => p as usize,
+    };
+    match policy.order.value {
+        Order::StopFirst => {
+            let live = up.servers.iter().filter(|s| s.is_live()).count()
+                + targets.iter().filter(|t| t.drained_by_us).count();
+            let live_targets: Vec<&Target> = targets
+                .iter()
+                .zip(&operator_down)
+                .filter(|(_, down)| !**down)
+                .map(|(t, _)| t)
+                .collect();
+            if live <= 1 && !live_targets.is_empty() {
+                return Err(PlanError::SingleLiveServer {
+                    upstream: upstream.to_string(),
+                    server: live_targets[0].server.clone(),
+                });
+            }
+            let batch = parallelism.min(live.saturating_sub(1)).max(1);
+            builder.stop_first(targets, &operator_down, batch, policy.delay.value)?;
+        }
+        Order::StartFirst => {
+            if let Some(t) = targets.iter().find(|t| t.replacement.is_none()) {
+                return Err(PlanError::NoReplacement(t.server.clone()));
+            }
+            builder.start_first(targets, parallelism, policy.delay.value)?;
+        }
+    }
+    if !policy.monitor.value.is_zero() {
+        builder.push(
+            Action::Monitor {
+                window: policy.monitor.value,
+            },
+            None,
+        );
+    }
+    Ok(Plan {
+        upstream: upstream.to_string(),
+        targets: targets.to_vec(),
+        policy: policy.clone(),
+        timeouts,
+        steps: builder.steps,
+    })
+}
+
+struct Builder<'a> {
+    config: ConfigSet,
+    upstream: &'a str,
+    steps: Vec<Step>,
+    timeouts: Timeouts,
+}
+
+impl Builder<'_> {
+    fn push(&mut self, action: Action, diff: Option<String>) {
+        let index = self.steps.len() + 1;
+        self.steps.push(Step {
+            index,
+            action,
+            diff,
+        });
+    }
+
+    /// An edit step (with its diff) followed by reload and, if asked, the drain wait.
+    /// Nothing is pushed when the changes leave the bytes as they are.
+    fn edit(&mut self, changes: Vec<ServerChange>, wait_drained: bool) -> Result<(), PlanError> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let before = self.config.clone();
+        apply_changes(&mut self.config, self.upstream, &changes)?;
+        let file_changes = self.config.changes_since(&before);
+        if file_changes.is_empty() {
+            return Ok(());
+        }
+        let diff = file_changes
+            .iter()
+            .map(|c| diff::unified(&c.path.display().to_string(), &c.before, &c.after, false))
+            .collect::<String>();
+        self.push(
+            Action::Edit {
+                upstream: self.upstream.to_string(),
+                changes,
+                force: false,
+            },
+            Some(diff),
+        );
+        self.push(Action::Reload, None);
+        if wait_drained {
+            self.push(
+                Action::WaitDrained {
+                    timeout: self.timeouts.drain,
+                },
+                None,
+            );
+        }
+        Ok(())
+    }
+
+    fn stop_first(
+        &mut self,
+        targets: &[Target],
+        operator_down: &[bool],
+        batch: usize,
+        delay: Duration,
+    ) -> Result<(), PlanError> {
+        let mut pending_restore: Vec<ServerChange> = Vec::new();
+        let batches: Vec<Vec<usize>> = (0..targets.len())
+            .collect::<Vec<_>>()
+            .chunks(batch)
+            .map(<[_]>::to_vec)
+            .collect();
+        for (n, indices) in batches.iter().enumerate() {
+            let mut changes = std::mem::take(&mut pending_restore);
+            changes.extend(
+                indices
+                    .iter()
+                    .filter(|&&i| !operator_down[i] && !targets[i].drained_by_us)
+                    .map(|&i| ServerChange::Drain {
+                        server: targets[i].server.clone(),
+                    }),
+            );
+            self.edit(changes, true)?;
+            let refs: Vec<ServerRef> = indices
+                .iter()
+                .map(|&i| server_ref(&targets[i], &targets[i].container, &targets[i].server))
+                .collect();
+            self.push(
+                Action::Recreate {
+                    servers: refs.clone(),
+                },
+                None,
+            );
+            self.push(
+                Action::WaitHealthy {
+                    servers: refs,
+                    timeout: self.timeouts.health,
+                },
+                None,
+            );
+            pending_restore = indices
+                .iter()
+                .filter(|&&i| !operator_down[i])
+                .map(|&i| ServerChange::Restore {
+                    server: targets[i].server.clone(),
+                })
+                .collect();
+            let last = n + 1 == batches.len();
+            if !last && !delay.is_zero() {
+                // Put the healthy batch back before waiting: no capacity is held back during the delay.
+                self.edit(std::mem::take(&mut pending_restore), false)?;
+                self.push(Action::Delay { duration: delay }, None);
+            }
+        }
+        self.edit(pending_restore, false)
+    }
+
+    fn start_first(
+        &mut self,
+        targets: &[Target],
+        batch: usize,
+        delay: Duration,
+    ) -> Result<(), PlanError> {
+        let chunks: Vec<&[Target]> = targets.chunks(batch).collect();
+        for (n, chunk) in chunks.iter().enumerate() {
+            let new_refs: Vec<ServerRef> = chunk
+                .iter()
+                .map(|t| {
+                    let name = t.replacement.as_deref().unwrap_or_default();
+                    server_ref(t, name, &replacement_address(&t.server, name))
+                })
+                .collect();
+            self.push(
+                Action::StartNew {
+                    servers: new_refs.clone(),
+                },
+                None,
+            );
+            self.push(
+                Action::WaitHealthy {
+                    servers: new_refs,
+                    timeout: self.timeouts.health,
+                },
+                None,
+            );
+            let changes = chunk
+                .iter()
+                .map(|t| ServerChange::Replace {
+                    server: t.server.clone(),
+                    with: replacement_address(
+                        &t.server,
+                        t.replacement.as_deref().unwrap_or_default(),
+                    ),
+                })
+                .collect();
+            self.edit(changes, true)?;
+            let old_refs = chunk
+                .iter()
+                .map(|t| server_ref(t, &t.container, &t.server))
+                .collect();
+            self.push(Action::StopOld { servers: old_refs }, None);
+            if n + 1 < chunks.len() && !delay.is_zero() {
+                self.push(Action::Delay { duration: delay }, None);
+            }
+        }
+        Ok(())
+    }
+}
+
+fn server_ref(t: &Target, container: &str, address: &str) -> ServerRef {
+    ServerRef {
+        server: t.server.clone(),
+        container: container.to_string(),
+        address: address.to_string(),
+    }
+}
+
+/// The address of a replacement container: the old address with its host swapped
+/// (`app1:3000` + `app1-b` → `app1-b:3000`).
+pub fn replacement_address(server: &str, container: &str) -> String {
+    match server.rsplit_once(':') {
+        Some((_, port)) if !server.ends_with(']') && port.bytes().all(|b| b.is_ascii_digit()) => {
+            format!("{container}:{port}")
+        }
+        _ => container.to_string(),
+    }
+}
+
+/// Applies one edit step's changes to a config; the executor does exactly this to the live files.
+pub fn apply_changes(
+    config: &mut ConfigSet,
+    upstream: &str,
+    changes: &[ServerChange],
+) -> Result<(), ConfError> {
+    apply_changes_with(config, upstream, changes, false)
+}
+
+/// [`apply_changes`], optionally allowing the last live server to be drained.
+pub fn apply_changes_with(
+    config: &mut ConfigSet,
+    upstream: &str,
+    changes: &[ServerChange],
+    force: bool,
+) -> Result<(), ConfError> {
+    for change in changes {
+        let (server, edit) = match change {
+            ServerChange::Drain { server } => (server, Edit::MarkDown),
+            ServerChange::Restore { server } => (server, Edit::Restore),
+            ServerChange::Replace { server, with } => (server, Edit::ReplaceAddress(with.clone())),
+        };
+        config.apply(upstream, server, edit, EditOptions { force })?;
+    }
+    Ok(())
+}

@@ -1,0 +1,217 @@
+//! Steps: the data a plan is made of.
+use std::fmt;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// One server of the upstream and the container a step acts on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServerRef {
+    /// The server's address as written in the upstream when the plan was made (`app1:3000`).
+    pub server: String,
+    /// The container the step acts on (for start-first steps: the old or the new one).
+    pub container: String,
+    /// The address nginx reaches that container at (a start-first replacement has its own).
+    pub address: String,
+}
+
+/// A change to one `server` line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "kebab-case")]
+pub enum ServerChange {
+    /// Add `down`: nginx sends it no new requests.
+    Drain {
+        /// The server's address.
+        server: String,
+    },
+    /// Remove the `down` we added.
+    Restore {
+        /// The server's address.
+        server: String,
+    },
+    /// Point the line at a replacement container (start-first).
+    Replace {
+        /// The old address.
+        server: String,
+        /// The new address.
+        with: String,
+    },
+}
+
+/// What a step does.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "kebab-case")]
+pub enum Action {
+    /// Change `server` lines of the upstream in one config edit (written in place, read back).
+    Edit {
+        /// The upstream's name.
+        upstream: String,
+        /// The changes, applied in order.
+        changes: Vec<ServerChange>,
+        /// Allow draining the last live server (`drain --force`).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        force: bool,
+    },
+    /// `nginx -t`, then `nginx -s reload`, then confirm new workers serve the new config.
+    Reload,
+    /// Wait until the workers of the previous configuration have finished their requests and exited.
+    WaitDrained {
+        /// Give up (a failure) after this long.
+        #[serde(with = "humantime_serde_compat")]
+        timeout: Duration,
+    },
+    /// Stop-first: stop and remove the old container, create and start the new one under the same name.
+    Recreate {
+        /// The servers (containers) replaced.
+        servers: Vec<ServerRef>,
+    },
+    /// Start-first: create and start the replacement beside the old container.
+    StartNew {
+        /// The servers and the replacement containers.
+        servers: Vec<ServerRef>,
+    },
+    /// Start-first: stop and remove the old container once nginx no longer uses it.
+    StopOld {
+        /// The servers and the old containers.
+        servers: Vec<ServerRef>,
+    },
+    /// Wait until the new containers are healthy.
+    WaitHealthy {
+        /// The servers and the new containers.
+        servers: Vec<ServerRef>,
+        /// Give up (a failure) after this long.
+        #[serde(with = "humantime_serde_compat")]
+        timeout: Duration,
+    },
+    /// Keep watching the new containers until each one's monitor window has passed.
+    Monitor {
+        /// The window after becoming healthy during which a failure still counts.
+        #[serde(with = "humantime_serde_compat")]
+        window: Duration,
+    },
+    /// Wait between batches.
+    Delay {
+        /// How long.
+        #[serde(with = "humantime_serde_compat")]
+        duration: Duration,
+    },
+}
+
+impl Action {
+    /// The step's kind as one kebab-case word (`edit`, `wait-healthy`, …).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Action::Edit { .. } => "edit",
+            Action::Reload => "reload",
+            Action::WaitDrained { .. } => "wait-drained",
+            Action::Recreate { .. } => "recreate",
+            Action::StartNew { .. } => "start-new",
+            Action::StopOld { .. } => "stop-old",
+            Action::WaitHealthy { .. } => "wait-healthy",
+            Action::Monitor { .. } => "monitor",
+            Action::Delay { .. } => "delay",
+        }
+    }
+
+    /// Whether the step changes anything (containers, files, nginx) rather than waiting.
+    pub fn mutates(&self) -> bool {
+        matches!(
+            self,
+            Action::Edit { .. }
+                | Action::Reload
+                | Action::Recreate { .. }
+                | Action::StartNew { .. }
+                | Action::StopOld { .. }
+        )
+    }
+}
+
+fn containers(servers: &[ServerRef]) -> String {
+    servers
+        .iter()
+        .map(|s| s.container.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let secs = |d: &Duration| humantime::format_duration(*d).to_string();
+        match self {
+            Action::Edit {
+                upstream, changes, ..
+            } => {
+                let parts: Vec<String> = changes
+                    .iter()
+                    .map(|c| match c {
+                        ServerChange::Drain { server } => format!("drain {server}"),
+                        ServerChange::Restore { server } => format!("restore {server}"),
+                        ServerChange::Replace { server, with } => {
+                            format!("replace {server} with {with}")
+                        }
+                    })
+                    .collect();
+                write!(f, "edit upstream {upstream}: {}", parts.join(", "))
+            }
+            Action::Reload => {
+                f.write_str("validate (nginx -t) and reload nginx, confirm new workers")
+            }
+            Action::WaitDrained { timeout } => {
+                write!(
+                    f,
+                    "wait for old nginx workers to finish in-flight requests (timeout {})",
+                    secs(timeout)
+                )
+            }
+            Action::Recreate { servers } => {
+                write!(f, "recreate {} (stop old, start new)", containers(servers))
+            }
+            Action::StartNew { servers } => {
+                write!(f, "start {} beside the old container", containers(servers))
+            }
+            Action::StopOld { servers } => write!(f, "stop and remove {}", containers(servers)),
+            Action::WaitHealthy { servers, timeout } => {
+                write!(
+                    f,
+                    "wait until {} is healthy (timeout {})",
+                    containers(servers),
+                    secs(timeout)
+                )
+            }
+            Action::Monitor { window } => write!(
+                f,
+                "monitor new containers for {} after healthy",
+                secs(window)
+            ),
+            Action::Delay { duration } => write!(f, "delay {}", secs(duration)),
+        }
+    }
+}
+
+/// One step of a plan.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Step {
+    /// Position in the plan, from 1.
+    pub index: usize,
+    /// What it does.
+    pub action: Action,
+    /// The unified diff of the config change it makes (edit steps only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub diff: Option<String>,
+}
+
+/// Serde for `Duration` as a human-readable string ("1m 30s").
+pub(crate) mod humantime_serde_compat {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Duration, ser: S) -> Result<S::Ok, S::Error> {
+        ser.serialize_str(&humantime::format_duration(*d).to_string())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(de: D) -> Result<Duration, D::Error> {
+        let s = String::deserialize(de)?;
+        humantime::parse_duration(&s).map_err(serde::de::Error::custom)
+    }
+}
