@@ -1,0 +1,242 @@
+//! A copy of the seed-002 stack (nginx + app1 + app2 with compose) for one
+//! test: its own temp dir, compose project, network and 127.0.0.1 port,
+//! removed on drop. Also: running the tool, tiny HTTP requests, bounded load.
+#![allow(dead_code)] // each test binary uses a different part of it
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::time::{Duration, Instant};
+
+/// The crate root.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The tool's binary.
+pub fn tool_path() -> &'static str {
+    env!("CARGO_BIN_EXE_nginx-rollout")
+}
+
+static NEXT_PORT: AtomicU16 = AtomicU16::new(0);
+
+/// A free 127.0.0.1 port, distinct across the tests of one binary.
+fn free_port() -> u16 {
+    loop {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        if NEXT_PORT.swap(port, Ordering::SeqCst) != port {
+            return port;
+        }
+    }
+}
+
+/// A running seed-002 stack.
+pub struct Stack {
+    /// The temp dir holding docker-compose.yml and proxy/nginx.conf.
+    pub dir: tempfile::TempDir,
+    /// The compose project name.
+    pub project: String,
+    /// nginx's port on 127.0.0.1.
+    pub port: u16,
+}
+
+impl Stack {
+    /// Copies `fixtures/seed002`, lets `edit` change its files, and brings it up.
+    pub fn up_with(name: &str, edit: impl FnOnce(&Path)) -> Stack {
+        let dir = tempfile::Builder::new().prefix(&format!("nr-{name}-")).tempdir().unwrap();
+        copy_dir(&root().join("fixtures/seed002"), dir.path());
+        edit(dir.path());
+        let project = format!("nrt{}{}", name.replace(['-', '_'], ""), std::process::id());
+        let port = free_port();
+        let stack = Stack { dir, project, port };
+        let out = stack.compose(&["up", "-d"]);
+        assert!(out.status.success(), "compose up failed: {}", String::from_utf8_lossy(&out.stderr));
+        stack.wait_serving(Duration::from_secs(60));
+        stack
+    }
+
+    /// The seed stack as it is.
+    pub fn up(name: &str) -> Stack {
+        Stack::up_with(name, |_| {})
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Runs docker-compose with this project.
+    pub fn compose(&self, args: &[&str]) -> Output {
+        Command::new("docker-compose")
+            .arg("-p")
+            .arg(&self.project)
+            .args(args)
+            .current_dir(self.path())
+            .env("NGINX_PORT", self.port.to_string())
+            .output()
+            .expect("docker-compose runs")
+    }
+
+    /// The name of a service's container.
+    pub fn container(&self, service: &str) -> String {
+        format!("{}_{}_1", self.project, service)
+    }
+
+    /// Runs the tool in the stack's directory, with no stdin.
+    pub fn tool(&self, args: &[&str]) -> Output {
+        self.tool_cmd(args).output().expect("nginx-rollout runs")
+    }
+
+    /// The tool as a command, to spawn or tweak.
+    pub fn tool_cmd(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(tool_path());
+        cmd.args(args)
+            .current_dir(self.path())
+            .env("NGINX_PORT", self.port.to_string())
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    /// Replaces `from` by `to` in docker-compose.yml (e.g. `app1,v1` → `app1,v2`).
+    pub fn edit_compose(&self, from: &str, to: &str) {
+        let path = self.path().join("docker-compose.yml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains(from), "{from} not in docker-compose.yml");
+        std::fs::write(&path, text.replace(from, to)).unwrap();
+    }
+
+    /// proxy/nginx.conf's path.
+    pub fn conf_path(&self) -> PathBuf {
+        self.path().join("proxy/nginx.conf")
+    }
+
+    /// proxy/nginx.conf's bytes.
+    pub fn conf(&self) -> Vec<u8> {
+        std::fs::read(self.conf_path()).unwrap()
+    }
+
+    /// `GET path` (one connection); (status, body).
+    pub fn get(&self, path: &str) -> (u16, String) {
+        http(self.port, "GET", path)
+    }
+
+    /// The set of bodies seen over `n` GETs of `/`.
+    pub fn bodies(&self, n: usize) -> std::collections::BTreeSet<String> {
+        (0..n).map(|_| self.get("/").1).collect()
+    }
+
+    fn wait_serving(&self, limit: Duration) {
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            if std::panic::catch_unwind(|| http(self.port, "GET", "/").0 == 200).unwrap_or(false) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        panic!("stack {} did not serve on 127.0.0.1:{} within {limit:?}", self.project, self.port);
+    }
+
+    /// Starts bounded load (scripts/load.sh) against `/path` for `seconds`.
+    pub fn load(&self, path: &str, seconds: u32, concurrency: u32, mode: &str) -> Load {
+        let url = format!("http://127.0.0.1:{}{path}", self.port);
+        let child = Command::new(root().join("scripts/load.sh"))
+            .args([url, seconds.to_string(), concurrency.to_string(), mode.to_string()])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("scripts/load.sh runs");
+        Load { child }
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        let _ = self.compose(&["down", "-v", "--remove-orphans", "-t", "1"]);
+    }
+}
+
+/// Load running in the background.
+pub struct Load {
+    child: Child,
+}
+
+/// What a load run saw.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoadResult {
+    /// Requests answered or errored.
+    pub total: u64,
+    /// 2xx answers.
+    pub ok: u64,
+    /// Everything else.
+    pub failed: u64,
+}
+
+impl Load {
+    /// Waits for the load to end and parses its summary.
+    pub fn finish(self) -> LoadResult {
+        let out = self.child.wait_with_output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "load failed: {stdout}{}", String::from_utf8_lossy(&out.stderr));
+        let field = |k: &str| -> u64 {
+            stdout
+                .split_whitespace()
+                .find_map(|kv| kv.strip_prefix(&format!("{k}=")))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_else(|| panic!("no {k}= in {stdout}"))
+        };
+        let r = LoadResult { total: field("total"), ok: field("ok"), failed: field("failed") };
+        if r.failed > 0 {
+            eprintln!("load errors: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        r
+    }
+}
+
+/// One HTTP/1.1 request with `Connection: close`; (status, body).
+pub fn http(port: u16, method: &str, path: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    write!(s, "{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").unwrap();
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).unwrap();
+    let status = buf.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = buf.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    (status, body)
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+/// The JSON lines a `--output json` run printed.
+pub fn json_lines(out: &Output) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect()
+}
+
+/// Asserts a tool run succeeded, printing its output otherwise.
+pub fn assert_ok(out: &Output) {
+    assert!(
+        out.status.success(),
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
