@@ -298,9 +298,14 @@ fn last_pass(inspect: &ContainerInspectResponse) -> Option<DateTime<Utc>> {
         .and_then(|t| docker_time(t, "health log").ok())
 }
 
+/// `wget` of `$1` bounded to 2 s. Debian's static busybox wget crashes
+/// (SIGSEGV) with `-T`, so the bound comes from `timeout` (busybox's applet
+/// when there is a busybox, as in images that only link `wget` to it).
+const HTTP_PROBE: &str = r#"T=; command -v timeout >/dev/null 2>&1 && T="timeout 2"; command -v busybox >/dev/null 2>&1 && T="busybox timeout 2"; exec $T wget -q -O /dev/null "$1""#;
+
 /// Runs one probe; `Ok(false)` when it did not pass. The error carries its output.
 async fn run_probe(docker: &Docker, probe: &Probe, limit: Duration) -> Result<bool> {
-    let (nginx, argv) = match probe {
+    let (nginx, argv, shown) = match probe {
         Probe::Running => return Ok(true),
         Probe::Http { nginx, addr, path } => {
             let path = if path.starts_with('/') {
@@ -309,10 +314,10 @@ async fn run_probe(docker: &Docker, probe: &Probe, limit: Duration) -> Result<bo
                 format!("/{path}")
             };
             let url = format!("http://{addr}{path}");
-            let argv = ["wget", "-q", "-T", "1", "-O", "/dev/null", url.as_str()]
+            let argv = ["sh", "-c", HTTP_PROBE, "probe", url.as_str()]
                 .map(String::from)
                 .to_vec();
-            (nginx, argv)
+            (nginx, argv, format!("wget {url}"))
         }
         Probe::Tcp { nginx, addr } => {
             let (host, port) = split_addr(addr)?;
@@ -320,13 +325,13 @@ async fn run_probe(docker: &Docker, probe: &Probe, limit: Duration) -> Result<bo
             let argv = ["nc", "-w", "1", host, port, "-e", "true"]
                 .map(String::from)
                 .to_vec();
-            (nginx, argv)
+            (nginx, argv, format!("nc {host} {port}"))
         }
     };
     let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
     let out = tokio::time::timeout(limit, exec(docker, nginx, &argv))
         .await
-        .map_err(|_| anyhow!("probe `{}` from {nginx}: no answer", argv.join(" ")))??;
+        .map_err(|_| anyhow!("probe `{shown}` from {nginx}: no answer"))??;
     if out.success() {
         return Ok(true);
     }
@@ -335,8 +340,7 @@ async fn run_probe(docker: &Docker, probe: &Probe, limit: Duration) -> Result<bo
         .take(500)
         .collect();
     Err(anyhow!(
-        "probe `{}` from {nginx}: exit {}: {said}",
-        argv.join(" "),
+        "probe `{shown}` from {nginx}: exit {}: {said}",
         out.exit_code
     ))
 }
