@@ -485,6 +485,10 @@ async fn compose_mode_detects_a_changed_service_and_recreates_it() {
     let backend = backend_by_name(&d, &container).await.unwrap();
     let r = backend.compose.clone().expect("compose labels");
     assert_eq!(compose_container(&d, &r).await.unwrap(), backend.id);
+    // As nginx on the project's network would name it: `server app1:3000`.
+    let default_net = [format!("{project}_default")];
+    let resolved = resolve_backend(&d, &default_net, "app1").await.unwrap();
+    assert_eq!(resolved.id, backend.id);
     assert!(!compose_needs_update(cli, &r).await.unwrap());
 
     let config = compose_service_config(cli, &r).await.unwrap();

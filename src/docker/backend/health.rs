@@ -201,6 +201,20 @@ fn last_health_output(inspect: &ContainerInspectResponse) -> String {
         .unwrap_or_default()
 }
 
+/// Whether Docker judges the container's health: a health state exists, or
+/// the effective config (the image's merged in) has a test other than `NONE`.
+fn has_healthcheck(inspect: &ContainerInspectResponse) -> bool {
+    let state = inspect.state.as_ref().is_some_and(|s| s.health.is_some());
+    let configured = inspect
+        .config
+        .as_ref()
+        .and_then(|c| c.healthcheck.as_ref())
+        .and_then(|h| h.test.as_ref())
+        .and_then(|t| t.first())
+        .is_some_and(|first| first != "NONE");
+    state || configured
+}
+
 fn health_status(inspect: &ContainerInspectResponse) -> Option<HealthStatusEnum> {
     inspect
         .state
@@ -222,7 +236,7 @@ pub async fn wait_healthy(
     let deadline = Instant::now() + timeout;
     let first = inspect(docker, id).await?;
     let base = Baseline::of(&first, id);
-    let has_healthcheck = first.state.as_ref().is_some_and(|s| s.health.is_some());
+    let has_healthcheck = has_healthcheck(&first);
     let mut output = String::new();
     loop {
         let now = inspect(docker, id).await?;
@@ -389,6 +403,32 @@ pub async fn monitor(docker: &Docker, id: &str, window: Duration) -> Result<()> 
 mod tests {
     use super::*;
     use bollard::models::ContainerState;
+
+    #[test]
+    fn healthcheck_from_state_or_config_but_not_none() {
+        use bollard::models::{ContainerConfig, Health, HealthConfig};
+        let with_test = |test: &[&str]| ContainerInspectResponse {
+            config: Some(ContainerConfig {
+                healthcheck: Some(HealthConfig {
+                    test: Some(test.iter().map(|s| s.to_string()).collect()),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        assert!(has_healthcheck(&with_test(&["CMD", "true"])));
+        assert!(!has_healthcheck(&with_test(&["NONE"])));
+        assert!(!has_healthcheck(&with_test(&[])));
+        let started = ContainerInspectResponse {
+            state: Some(ContainerState {
+                health: Some(Health::default()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        assert!(has_healthcheck(&started));
+    }
 
     #[test]
     fn splits_addresses() {
