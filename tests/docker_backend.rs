@@ -7,9 +7,10 @@ use std::time::Duration;
 
 use backend_support::{APP, NGINX, Scope, docker, inspect, skip};
 use nginx_rollout::docker::backend::{
-    HealthError, HealthSource, Probe, backend_by_name, capture_spec, compose_cli,
+    HealthError, HealthSource, Probe, Recreated, backend_by_name, capture_spec, compose_cli,
     compose_container, compose_needs_update, compose_recreate, compose_service_config,
-    create_and_start, monitor, rename, resolve_backend, slot_name, stop_and_remove, wait_healthy,
+    create_and_start, monitor, recreate_stop_first, rename, resolve_backend, slot_name,
+    stop_and_remove, wait_healthy,
 };
 use nginx_rollout::docker::connect;
 
@@ -205,17 +206,29 @@ async fn recreate_keeps_name_networks_aliases_mounts_restart_policy_labels_healt
         .unwrap()
         .with_env("MESSAGE", "v2");
     let old_id = inspect(&name, "{{.Id}}");
-    let stopped = stop_and_remove(&d, &old_id).await.unwrap();
+    let Recreated {
+        stopped,
+        id: new_id,
+    } = recreate_stop_first(&d, &old_id, &spec).await.unwrap();
     // SIGTERM was honoured: the app finished cleanly instead of being killed.
     assert_eq!(stopped.exit_code, 0, "{stopped:?}");
     assert_eq!(stopped.name, name);
-    let new_id = create_and_start(&d, &spec, &name).await.unwrap();
     assert_ne!(new_id, old_id);
+    assert_eq!(inspect(&name, "{{.Id}}"), new_id);
+    let gone = docker(&["ps", "-aq", "--filter", &format!("id={old_id}")]);
+    assert_eq!(gone, "", "old container removed");
     let healthy = wait_healthy(&d, &new_id, &probe, Duration::from_secs(30))
         .await
         .unwrap();
     assert_eq!(healthy.source, HealthSource::Docker);
     assert!(healthy.healthy_at >= healthy.started_at);
+    // Figures from Docker's own timestamps (reported, not asserted).
+    eprintln!(
+        "recreate figures: stop {} ms, stopped→started {} ms, started→healthy {} ms",
+        (stopped.stopped_at - stopped.stop_requested_at).num_milliseconds(),
+        (healthy.started_at - stopped.stopped_at).num_milliseconds(),
+        (healthy.healthy_at - healthy.started_at).num_milliseconds()
+    );
 
     assert_eq!(inspect(&name, KEPT), before);
     let env = inspect(&name, "{{json .Config.Env}}");
@@ -302,6 +315,39 @@ async fn create_failure_removes_the_half_made_container() {
     assert!(format!("{err:#}").contains(&target), "{err:#}");
     let left = docker(&["ps", "-aq", "--filter", &format!("name=^/{target}$")]);
     assert_eq!(left, "");
+}
+
+#[tokio::test]
+async fn stop_first_recreate_that_cannot_create_or_start_leaves_the_old_container() {
+    if skip() {
+        return;
+    }
+    let mut s = Scope::new("swapfail");
+    let net = s.network("net");
+    let name = s.run("app", &["--network", &net, "--network-alias", "web", APP]);
+    let d = connect().await.unwrap();
+    let old_id = inspect(&name, "{{.Id}}");
+    let spec = capture_spec(&d, &name).await.unwrap();
+
+    // No such image: nothing was stopped.
+    let missing = spec.clone().with_image(s.name("no-such-image:v9"));
+    let err = recreate_stop_first(&d, &old_id, &missing)
+        .await
+        .unwrap_err();
+    assert!(format!("{err:#}").contains("create"), "{err:#}");
+    assert_eq!(inspect(&name, "{{.State.Running}}"), "true");
+
+    // The new one cannot start: it is removed, the old one keeps its name.
+    let mut broken = spec.clone();
+    broken.config.entrypoint = Some(vec!["/no-such-binary".into()]);
+    let err = recreate_stop_first(&d, &old_id, &broken).await.unwrap_err();
+    assert!(
+        format!("{err:#}").contains(&format!("container {name}: start")),
+        "{err:#}"
+    );
+    assert_eq!(inspect(&name, "{{.Id}}"), old_id);
+    let others = docker(&["ps", "-aq", "--filter", &format!("name={name}-nr")]);
+    assert_eq!(others, "", "temporary containers removed");
 }
 
 #[tokio::test]
