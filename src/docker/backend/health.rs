@@ -201,6 +201,20 @@ fn last_health_output(inspect: &ContainerInspectResponse) -> String {
         .unwrap_or_default()
 }
 
+/// Whether Docker judges the container's health: a health state exists, or
+/// the effective config (the image's merged in) has a test other than `NONE`.
+fn has_healthcheck(inspect: &ContainerInspectResponse) -> bool {
+    let state = inspect.state.as_ref().is_some_and(|s| s.health.is_some());
+    let configured = inspect
+        .config
+        .as_ref()
+        .and_then(|c| c.healthcheck.as_ref())
+        .and_then(|h| h.test.as_ref())
+        .and_then(|t| t.first())
+        .is_some_and(|first| first != "NONE");
+    state || configured
+}
+
 fn health_status(inspect: &ContainerInspectResponse) -> Option<HealthStatusEnum> {
     inspect
         .state
@@ -222,7 +236,7 @@ pub async fn wait_healthy(
     let deadline = Instant::now() + timeout;
     let first = inspect(docker, id).await?;
     let base = Baseline::of(&first, id);
-    let has_healthcheck = first.state.as_ref().is_some_and(|s| s.health.is_some());
+    let has_healthcheck = has_healthcheck(&first);
     let mut output = String::new();
     loop {
         let now = inspect(docker, id).await?;
@@ -298,9 +312,14 @@ fn last_pass(inspect: &ContainerInspectResponse) -> Option<DateTime<Utc>> {
         .and_then(|t| docker_time(t, "health log").ok())
 }
 
+/// `wget` of `$1` bounded to 2 s. Debian's static busybox wget crashes
+/// (SIGSEGV) with `-T`, so the bound comes from `timeout` (busybox's applet
+/// when there is a busybox, as in images that only link `wget` to it).
+const HTTP_PROBE: &str = r#"T=; command -v timeout >/dev/null 2>&1 && T="timeout 2"; command -v busybox >/dev/null 2>&1 && T="busybox timeout 2"; exec $T wget -q -O /dev/null "$1""#;
+
 /// Runs one probe; `Ok(false)` when it did not pass. The error carries its output.
 async fn run_probe(docker: &Docker, probe: &Probe, limit: Duration) -> Result<bool> {
-    let (nginx, argv) = match probe {
+    let (nginx, argv, shown) = match probe {
         Probe::Running => return Ok(true),
         Probe::Http { nginx, addr, path } => {
             let path = if path.starts_with('/') {
@@ -309,10 +328,10 @@ async fn run_probe(docker: &Docker, probe: &Probe, limit: Duration) -> Result<bo
                 format!("/{path}")
             };
             let url = format!("http://{addr}{path}");
-            let argv = ["wget", "-q", "-T", "1", "-O", "/dev/null", url.as_str()]
+            let argv = ["sh", "-c", HTTP_PROBE, "probe", url.as_str()]
                 .map(String::from)
                 .to_vec();
-            (nginx, argv)
+            (nginx, argv, format!("wget {url}"))
         }
         Probe::Tcp { nginx, addr } => {
             let (host, port) = split_addr(addr)?;
@@ -320,13 +339,13 @@ async fn run_probe(docker: &Docker, probe: &Probe, limit: Duration) -> Result<bo
             let argv = ["nc", "-w", "1", host, port, "-e", "true"]
                 .map(String::from)
                 .to_vec();
-            (nginx, argv)
+            (nginx, argv, format!("nc {host} {port}"))
         }
     };
     let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
     let out = tokio::time::timeout(limit, exec(docker, nginx, &argv))
         .await
-        .map_err(|_| anyhow!("probe `{}` from {nginx}: no answer", argv.join(" ")))??;
+        .map_err(|_| anyhow!("probe `{shown}` from {nginx}: no answer"))??;
     if out.success() {
         return Ok(true);
     }
@@ -335,8 +354,7 @@ async fn run_probe(docker: &Docker, probe: &Probe, limit: Duration) -> Result<bo
         .take(500)
         .collect();
     Err(anyhow!(
-        "probe `{}` from {nginx}: exit {}: {said}",
-        argv.join(" "),
+        "probe `{shown}` from {nginx}: exit {}: {said}",
         out.exit_code
     ))
 }
@@ -385,6 +403,32 @@ pub async fn monitor(docker: &Docker, id: &str, window: Duration) -> Result<()> 
 mod tests {
     use super::*;
     use bollard::models::ContainerState;
+
+    #[test]
+    fn healthcheck_from_state_or_config_but_not_none() {
+        use bollard::models::{ContainerConfig, Health, HealthConfig};
+        let with_test = |test: &[&str]| ContainerInspectResponse {
+            config: Some(ContainerConfig {
+                healthcheck: Some(HealthConfig {
+                    test: Some(test.iter().map(|s| s.to_string()).collect()),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        assert!(has_healthcheck(&with_test(&["CMD", "true"])));
+        assert!(!has_healthcheck(&with_test(&["NONE"])));
+        assert!(!has_healthcheck(&with_test(&[])));
+        let started = ContainerInspectResponse {
+            state: Some(ContainerState {
+                health: Some(Health::default()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        assert!(has_healthcheck(&started));
+    }
 
     #[test]
     fn splits_addresses() {

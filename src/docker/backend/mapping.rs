@@ -66,7 +66,7 @@ pub async fn backend_by_name(docker: &Docker, name: &str) -> Result<Backend> {
     let inspect = docker
         .inspect_container(name, None)
         .await
-        .with_context(|| format!("container {name}: not found"))?;
+        .with_context(|| format!("container {name}: inspect (for --map)"))?;
     Ok(backend_from(&inspect))
 }
 

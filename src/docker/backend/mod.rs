@@ -15,6 +15,8 @@ pub use compose::{
 };
 pub use health::{HealthError, HealthSource, HealthyAt, Probe, monitor, wait_healthy};
 pub use mapping::{Backend, backend_by_name, resolve_backend};
-pub use recreate::{Stopped, create_and_start, rename, slot_name, stop_and_remove};
+pub use recreate::{
+    Recreated, Stopped, create_and_start, recreate_stop_first, rename, slot_name, stop_and_remove,
+};
 pub use spec::{ContainerSpec, NetworkAttachment, capture_spec};
 pub use template::{TemplateVars, render_value};

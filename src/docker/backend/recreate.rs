@@ -1,8 +1,9 @@
 //! Engine-mode recreate: stop and remove the old container, create and start
-//! the new one from a [`ContainerSpec`].
+//! the new one from a [`ContainerSpec`] — as two steps (start-first, or a
+//! caller that wants them apart) or as one tight stop-first swap.
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, anyhow, bail};
 use bollard::Docker;
 use bollard::errors::Error as DockerError;
 use bollard::models::NetworkConnectRequest;
@@ -17,7 +18,7 @@ use super::spec::ContainerSpec;
 /// Docker's stop timeout when a container sets none.
 const DEFAULT_STOP_TIMEOUT: i64 = 10;
 
-/// A container stopped and removed by [`stop_and_remove`].
+/// A container stopped (and removed) by [`stop_and_remove`] or [`recreate_stop_first`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Stopped {
     /// Its id.
@@ -35,6 +36,14 @@ pub struct Stopped {
 /// Stops container `id` with its own stop signal and stop timeout (so it can
 /// finish in-flight requests), then removes it (keeping its volumes).
 pub async fn stop_and_remove(docker: &Docker, id: &str) -> Result<Stopped> {
+    let stopped = stop(docker, id).await?;
+    remove(docker, id, &stopped.name).await?;
+    Ok(stopped)
+}
+
+/// Stops container `id`, letting the daemon send the container's StopSignal
+/// and wait its StopTimeout.
+async fn stop(docker: &Docker, id: &str) -> Result<Stopped> {
     let inspect = docker
         .inspect_container(id, None)
         .await
@@ -51,7 +60,6 @@ pub async fn stop_and_remove(docker: &Docker, id: &str) -> Result<Stopped> {
         .and_then(|c| c.stop_timeout)
         .unwrap_or(DEFAULT_STOP_TIMEOUT);
     let stop_requested_at = Utc::now();
-    // The signal is left to the daemon, which sends the container's StopSignal.
     let options = StopContainerOptions {
         t: Some(i32::try_from(timeout).unwrap_or(i32::MAX)),
         signal: None,
@@ -61,7 +69,7 @@ pub async fn stop_and_remove(docker: &Docker, id: &str) -> Result<Stopped> {
         docker.stop_container(id, Some(options)),
     )
     .await
-    .map_err(|_| anyhow::anyhow!("container {name}: stop did not finish"))?;
+    .map_err(|_| anyhow!("container {name}: stop did not finish"))?;
     match stop {
         Ok(())
         | Err(DockerError::DockerResponseServerError {
@@ -79,17 +87,6 @@ pub async fn stop_and_remove(docker: &Docker, id: &str) -> Result<Stopped> {
         state.finished_at.as_deref().unwrap_or_default(),
         &format!("container {name}: FinishedAt"),
     )?;
-    docker
-        .remove_container(
-            id,
-            Some(RemoveContainerOptions {
-                v: false,
-                force: false,
-                link: false,
-            }),
-        )
-        .await
-        .with_context(|| format!("container {name}: remove"))?;
     Ok(Stopped {
         id: id.to_string(),
         name,
@@ -99,10 +96,100 @@ pub async fn stop_and_remove(docker: &Docker, id: &str) -> Result<Stopped> {
     })
 }
 
+async fn remove(docker: &Docker, id: &str, name: &str) -> Result<()> {
+    docker
+        .remove_container(id, None::<RemoveContainerOptions>)
+        .await
+        .with_context(|| format!("container {name}: remove"))
+}
+
 /// Creates container `name` from `spec`, attaches it to all the spec's
 /// networks with their aliases before it starts, starts it and returns its
 /// id. On failure the half-made container is removed again.
 pub async fn create_and_start(docker: &Docker, spec: &ContainerSpec, name: &str) -> Result<String> {
+    let id = create(docker, spec, name).await?;
+    if let Err(e) = start(docker, &id, name).await {
+        force_remove(docker, &id).await;
+        return Err(e);
+    }
+    Ok(id)
+}
+
+/// The result of [`recreate_stop_first`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recreated {
+    /// The old container, stopped and removed.
+    pub stopped: Stopped,
+    /// Id of the new container, running under the old one's name.
+    pub id: String,
+}
+
+/// Stop-first recreate of container `old_id` from `spec`, under the same
+/// name, with as little as possible between the old container's stop and the
+/// new one's start: the new container is created (and attached to its
+/// networks) before the old one is stopped, the names are swapped by rename,
+/// and the old container is removed only after the new one started.
+///
+/// If the new container cannot be created, the old one is left untouched; if
+/// it cannot be started, it is removed and the old (stopped) container gets
+/// its name back.
+pub async fn recreate_stop_first(
+    docker: &Docker,
+    old_id: &str,
+    spec: &ContainerSpec,
+) -> Result<Recreated> {
+    let name = docker
+        .inspect_container(old_id, None)
+        .await
+        .with_context(|| format!("container {old_id}: inspect before recreate"))?
+        .name
+        .unwrap_or_default()
+        .trim_start_matches('/')
+        .to_string();
+    let next = format!("{name}-nr-next");
+    let parked = format!("{name}-nr-old");
+    clear_leftover(docker, &next).await?;
+    clear_leftover(docker, &parked).await?;
+    let id = create(docker, spec, &next).await?;
+    let stopped = match stop(docker, old_id).await {
+        Ok(s) => s,
+        Err(e) => {
+            force_remove(docker, &id).await;
+            return Err(e);
+        }
+    };
+    let swapped = async {
+        rename(docker, old_id, &parked).await?;
+        rename(docker, &id, &name).await?;
+        start(docker, &id, &name).await
+    };
+    if let Err(e) = swapped.await {
+        force_remove(docker, &id).await;
+        // Best effort: the old container was renamed only if that step passed.
+        let _ = rename(docker, old_id, &name).await;
+        return Err(e);
+    }
+    remove(docker, old_id, &parked).await?;
+    Ok(Recreated { stopped, id })
+}
+
+/// Removes a stopped container left under a temporary name by an interrupted
+/// run; a running one is an error.
+async fn clear_leftover(docker: &Docker, name: &str) -> Result<()> {
+    match docker.inspect_container(name, None).await {
+        Err(DockerError::DockerResponseServerError {
+            status_code: 404, ..
+        }) => Ok(()),
+        Err(e) => Err(e).with_context(|| format!("container {name}: inspect")),
+        Ok(c) if c.state.as_ref().and_then(|s| s.running) == Some(true) => {
+            bail!("container {name} is running; a previous rollout left it, remove it first")
+        }
+        Ok(_) => remove(docker, name, name).await,
+    }
+}
+
+/// Creates container `name` from `spec` and connects its other networks.
+async fn create(docker: &Docker, spec: &ContainerSpec, name: &str) -> Result<String> {
     let options = CreateContainerOptions {
         name: Some(name.to_string()),
         ..Default::default()
@@ -112,41 +199,35 @@ pub async fn create_and_start(docker: &Docker, spec: &ContainerSpec, name: &str)
         .await
         .with_context(|| format!("container {name}: create from {}", spec.image))?
         .id;
-    if let Err(e) = connect_and_start(docker, spec, name, &id).await {
-        let _ = docker
-            .remove_container(
-                &id,
-                Some(RemoveContainerOptions {
-                    force: true,
-                    ..Default::default()
-                }),
-            )
-            .await;
-        return Err(e);
+    for net in spec.networks.iter().skip(1) {
+        let request = NetworkConnectRequest {
+            container: id.clone(),
+            endpoint_config: Some(net.endpoint()),
+        };
+        if let Err(e) = docker.connect_network(&net.network, request).await {
+            force_remove(docker, &id).await;
+            return Err(e)
+                .with_context(|| format!("container {name}: connect to network {}", net.network));
+        }
     }
     Ok(id)
 }
 
-async fn connect_and_start(
-    docker: &Docker,
-    spec: &ContainerSpec,
-    name: &str,
-    id: &str,
-) -> Result<()> {
-    for net in spec.networks.iter().skip(1) {
-        let request = NetworkConnectRequest {
-            container: id.to_string(),
-            endpoint_config: Some(net.endpoint()),
-        };
-        docker
-            .connect_network(&net.network, request)
-            .await
-            .with_context(|| format!("container {name}: connect to network {}", net.network))?;
-    }
+async fn start(docker: &Docker, id: &str, name: &str) -> Result<()> {
     docker
         .start_container(id, None)
         .await
         .with_context(|| format!("container {name}: start"))
+}
+
+/// Removes a container this module made, ignoring errors (cleanup on a path
+/// that already fails).
+async fn force_remove(docker: &Docker, id: &str) {
+    let options = RemoveContainerOptions {
+        force: true,
+        ..Default::default()
+    };
+    let _ = docker.remove_container(id, Some(options)).await;
 }
 
 /// Renames container `id` to `new_name`.
