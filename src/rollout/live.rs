@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::conf::{ConfigSet, FileChange};
 use crate::docker::backend::{
     ComposeCli, ContainerSpec, Probe, compose_cli, compose_container, compose_recreate,
-    create_and_start, stop_and_remove, wait_healthy,
+    create_and_start, recreate_stop_first, stop_and_remove, wait_healthy,
 };
 use crate::docker::{ComposeRef, ContainerFs, NginxContainer, find_nginx, reload};
 use crate::exec::{Backend, StateDir};
@@ -142,14 +142,21 @@ impl Live {
         }
     }
 
-    async fn remove_if_present(&self, container: &str) -> Result<()> {
+    async fn exists(&self, container: &str) -> Result<bool> {
         match self.docker.inspect_container(container, None).await {
-            Ok(_) => stop_and_remove(&self.docker, container).await.map(|_| ()),
+            Ok(_) => Ok(true),
             Err(bollard::errors::Error::DockerResponseServerError {
                 status_code: 404, ..
-            }) => Ok(()),
+            }) => Ok(false),
             Err(e) => Err(e).with_context(|| format!("container {container}")),
         }
+    }
+
+    async fn remove_if_present(&self, container: &str) -> Result<()> {
+        if self.exists(container).await? {
+            stop_and_remove(&self.docker, container).await?;
+        }
+        Ok(())
     }
 }
 
@@ -183,11 +190,16 @@ impl Backend for Live {
     async fn replace(&self, server: &ServerRef, spec: &serde_json::Value) -> Result<String> {
         let desired: Desired = serde_json::from_value(spec.clone())
             .context("journal holds an unknown container spec")?;
-        if let Desired::Engine { .. } = desired {
-            // Compose stops the old container itself; for the engine, it may already be gone (resume).
-            self.remove_if_present(&server.container).await?;
+        match desired {
+            // The replacement is created before the old one stops, so only stop → start is downtime.
+            Desired::Engine { spec } if self.exists(&server.container).await? => {
+                Ok(recreate_stop_first(&self.docker, &server.container, &spec)
+                    .await?
+                    .id)
+            }
+            // Gone already (a resumed rollout that was killed between stop and start).
+            _ => self.deploy(&server.container, spec).await,
         }
-        self.deploy(&server.container, spec).await
     }
 
     async fn start_new(&self, server: &ServerRef, spec: &serde_json::Value) -> Result<String> {
