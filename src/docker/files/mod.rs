@@ -206,18 +206,13 @@ impl ContainerFs {
             return Ok(());
         }
         let host_inode = std::fs::metadata(host).map(|m| m.ino()).ok();
-        let stat = exec(
-            docker,
-            &self.container,
-            &["stat", "-L", "-c", "%i", "--", &p],
-        )
-        .await?;
-        let seen_inode = stat
+        let ls = exec(docker, &self.container, &["ls", "-diL", "--", &p]).await?;
+        let seen_inode = ls
             .stdout
-            .trim()
-            .parse::<u64>()
-            .ok()
-            .filter(|_| stat.success());
+            .split_whitespace()
+            .next()
+            .and_then(|i| i.parse::<u64>().ok())
+            .filter(|_| ls.success());
         match (host_inode, seen_inode) {
             (Some(h), Some(c)) if h != c => bail!(
                 "{}: the container does not see what was written to {}: the host file is now \
