@@ -15,7 +15,7 @@ use futures_util::TryStreamExt;
 
 use super::{Mount, NginxContainer, exec};
 use crate::conf::{Fs, write::write_in_place};
-pub use tree::{Meta, Node, Tree, normalize};
+use tree::{Meta, Node, Tree, normalize};
 
 /// Rounds of fetching symlink targets outside the config dir (e.g. Debian's
 /// `modules-enabled/*.conf` pointing into `/usr/share/nginx`).
