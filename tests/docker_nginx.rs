@@ -66,6 +66,19 @@ async fn start_nginx(
     (nginx, host_conf)
 }
 
+/// One HTTP/1.0 GET to 127.0.0.1:`port`, bounded by a 10 s timeout; the whole response.
+fn http_get(port: u16, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response
+}
+
 fn compose_spec(what: &str, image: &str, project: &str, service: &str, dir: &Path) -> Spec {
     Spec::new(what, image)
         .label("com.docker.compose.project", project)
@@ -85,8 +98,11 @@ async fn finds_by_name_with_conf_path_mounts_and_networks() {
     let Some(sb) = Sandbox::new("byname").await else {
         return;
     };
-    let (_, host_conf) = start_nginx(&sb, Spec::new("nginx", NGINX_IMAGE), false, true).await;
+    let spec = Spec::new("nginx", NGINX_IMAGE).publish(80);
+    let (_, host_conf) = start_nginx(&sb, spec, false, true).await;
     let name = sb.name("nginx");
+    let port = sb.host_port(&name, 80).await;
+    assert!(http_get(port, "/status").contains("Active connections"));
 
     let n = find_nginx(&sb.docker, Some(&name), sb.dir.path())
         .await
