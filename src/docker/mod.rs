@@ -10,11 +10,14 @@ pub mod exec;
 pub use client::connect;
 pub use compose_labels::ComposeRef;
 pub use exec::{ExecOutput, exec};
-pub mod nginx;
-pub use nginx::{Mount, NginxContainer, find_nginx};
+
+// The nginx side: the container, its config files, the reload protocol.
 pub mod files;
-pub use files::ContainerFs;
+pub mod nginx;
 pub mod reload;
+
+pub use files::ContainerFs;
+pub use nginx::{Mount, NginxCommand, NginxContainer, find_nginx};
 pub use reload::{
     NginxTestError, ReloadOutcome, Workers, reload, test_config, wait_old_workers_exit, worker_pids,
 };

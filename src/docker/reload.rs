@@ -13,7 +13,7 @@ use tokio::time::{Instant, sleep};
 use super::{NginxContainer, exec};
 
 /// How often the process list is polled while waiting.
-const POLL: Duration = Duration::from_millis(50);
+const POLL: Duration = Duration::from_millis(25);
 /// Log lines shown when a reload did not take.
 const LOG_TAIL: &str = "20";
 

@@ -15,7 +15,7 @@ use futures_util::TryStreamExt;
 
 use super::{Mount, NginxContainer, exec};
 use crate::conf::{Fs, write::write_in_place};
-pub use tree::{Meta, Node, Tree, normalize};
+use tree::{Meta, Node, Tree, normalize};
 
 /// Rounds of fetching symlink targets outside the config dir (e.g. Debian's
 /// `modules-enabled/*.conf` pointing into `/usr/share/nginx`).
@@ -28,6 +28,31 @@ enum Location {
     Host(PathBuf, PathBuf),
     /// Only inside the container (resolved container path).
     Container(PathBuf),
+}
+
+/// A file as seen from inside the container.
+#[derive(Debug)]
+struct ContainerView {
+    bytes: Seen,
+    inode: Option<u64>,
+}
+
+/// File contents read back from the container.
+#[derive(Debug)]
+enum Seen {
+    /// The exact bytes.
+    Exact(Vec<u8>),
+    /// `cat` output through exec, decoded lossily as UTF-8.
+    Decoded(String),
+}
+
+impl ContainerView {
+    fn matches(&self, bytes: &[u8]) -> bool {
+        match &self.bytes {
+            Seen::Exact(seen) => seen == bytes,
+            Seen::Decoded(seen) => *seen == String::from_utf8_lossy(bytes),
+        }
+    }
 }
 
 /// The nginx container's files as [`Fs`]: host reads for mounted paths,
@@ -192,6 +217,61 @@ impl ContainerFs {
         host: &Path,
         bytes: &[u8],
     ) -> Result<()> {
+        let seen = self.container_view(docker, path).await?;
+        if seen.matches(bytes) {
+            return Ok(());
+        }
+        let host_inode = std::fs::metadata(host).map(|m| m.ino()).ok();
+        match (host_inode, seen.inode) {
+            (Some(h), Some(c)) if h != c => bail!(
+                "{}: the container does not see what was written to {}: the host file is now \
+                 inode {h} but the container still reads inode {c}. The file was replaced \
+                 (by rename: `sed -i`, an editor, …) after the container started, and a \
+                 single-file bind mount stays on the old inode. Recreate or restart the \
+                 container so it mounts the current file, and edit it in place from then on",
+                self.place(path),
+                host.display()
+            ),
+            (h, c) => bail!(
+                "{}: the container reads different bytes than were written to {} \
+                 (inode on the host {}, in the container {})",
+                self.place(path),
+                host.display(),
+                h.map_or("unknown".into(), |i| i.to_string()),
+                c.map_or("unknown".into(), |i| i.to_string()),
+            ),
+        }
+    }
+
+    /// The file at `path` as the container's own mount namespace shows it:
+    /// through `/proc/<pid>/root` when this host can look there (local daemon,
+    /// root), else by running `cat` and `ls -diL` in the container.
+    async fn container_view(&self, docker: &Docker, path: &Path) -> Result<ContainerView> {
+        let info = docker
+            .inspect_container(&self.container, None)
+            .await
+            .with_context(|| format!("inspecting container {}", self.container))?;
+        let pid = info.state.and_then(|s| s.pid).filter(|p| *p > 0);
+        if let Some(pid) = pid {
+            let root = Path::new("/proc").join(pid.to_string()).join("root");
+            let proc_path = root.join(path.strip_prefix("/").unwrap_or(path));
+            // An absolute symlink under /proc/<pid>/root would resolve on the
+            // host, so only symlink-free paths are read this way.
+            let no_links = proc_path.ancestors().take_while(|a| *a != root).all(|a| {
+                a.symlink_metadata()
+                    .is_ok_and(|m| !m.file_type().is_symlink())
+            });
+            if let (true, Ok(bytes), Ok(meta)) = (
+                no_links,
+                std::fs::read(&proc_path),
+                std::fs::metadata(&proc_path),
+            ) {
+                return Ok(ContainerView {
+                    bytes: Seen::Exact(bytes),
+                    inode: Some(meta.ino()),
+                });
+            }
+        }
         let p = path.to_string_lossy();
         let out = exec(docker, &self.container, &["cat", "--", &p]).await?;
         if !out.success() {
@@ -202,39 +282,17 @@ impl ContainerFs {
                 out.stderr.trim()
             );
         }
-        if out.stdout == String::from_utf8_lossy(bytes) {
-            return Ok(());
-        }
-        let host_inode = std::fs::metadata(host).map(|m| m.ino()).ok();
-        let stat = exec(
-            docker,
-            &self.container,
-            &["stat", "-L", "-c", "%i", "--", &p],
-        )
-        .await?;
-        let seen_inode = stat
+        let ls = exec(docker, &self.container, &["ls", "-diL", "--", &p]).await?;
+        let inode = ls
             .stdout
-            .trim()
-            .parse::<u64>()
-            .ok()
-            .filter(|_| stat.success());
-        match (host_inode, seen_inode) {
-            (Some(h), Some(c)) if h != c => bail!(
-                "{}: the container does not see what was written to {}: the host file is now \
-                 inode {h} but the container still reads inode {c}. The file was replaced \
-                 (by rename: `sed -i`, an editor, …) after the container started, and a \
-                 single-file bind mount stays on the old inode. Recreate or restart the \
-                 container so it mounts the current file, and edit it in place from then on",
-                self.place(path),
-                host.display()
-            ),
-            _ => bail!(
-                "{}: the container reads different bytes than were written to {} \
-                 (inodes host {host_inode:?}, container {seen_inode:?})",
-                self.place(path),
-                host.display()
-            ),
-        }
+            .split_whitespace()
+            .next()
+            .and_then(|i| i.parse::<u64>().ok())
+            .filter(|_| ls.success());
+        Ok(ContainerView {
+            bytes: Seen::Decoded(out.stdout),
+            inode,
+        })
     }
 
     async fn upload(&self, docker: &Docker, path: &Path, bytes: &[u8], meta: Meta) -> Result<()> {

@@ -8,10 +8,11 @@ use anyhow::{Context, Result, anyhow, bail};
 use bollard::Docker;
 use bollard::models::{ContainerInspectResponse, ContainerSummary};
 use bollard::query_parameters::ListContainersOptionsBuilder;
-use futures_util::future::try_join_all;
+use futures_util::future::join_all;
 
 use super::{ComposeRef, exec};
-pub use cmdline::{NginxCommand, conf_path, nginx_command};
+pub use cmdline::NginxCommand;
+use cmdline::{conf_path, nginx_command};
 
 /// Compose service name looked for in the current project.
 const NGINX_SERVICE: &str = "nginx";
@@ -55,10 +56,10 @@ pub struct Mount {
 /// Several candidates, or none, is an error that says what was looked at.
 pub async fn find_nginx(docker: &Docker, name: Option<&str>, cwd: &Path) -> Result<NginxContainer> {
     if let Some(name) = name {
-        let info = docker
-            .inspect_container(name, None)
-            .await
-            .with_context(|| format!("--nginx {name}: no such container"))?;
+        let info = match docker.inspect_container(name, None).await {
+            Err(e) if is_not_found(&e) => bail!("--nginx {name}: no such container"),
+            other => other.with_context(|| format!("inspecting container {name}"))?,
+        };
         return describe(docker, info, true).await;
     }
     let running = docker
@@ -88,7 +89,11 @@ pub async fn find_nginx(docker: &Docker, name: Option<&str>, cwd: &Path) -> Resu
                 cwd.display()
             );
             let id = single(&services, &place)?;
-            return describe(docker, docker.inspect_container(id, None).await?, true).await;
+            let info = docker
+                .inspect_container(id, None)
+                .await
+                .with_context(|| format!("inspecting the {place}"))?;
+            return describe(docker, info, true).await;
         }
         (project, format!("compose project in {}", cwd.display()))
     };
@@ -101,13 +106,20 @@ pub async fn find_nginx(docker: &Docker, name: Option<&str>, cwd: &Path) -> Resu
         })
         .filter_map(|c| c.id.as_deref())
         .collect();
-    let inspected = try_join_all(
+    // Containers may vanish between listing and inspecting; they are no candidates.
+    let mut inspected = Vec::new();
+    for result in join_all(
         maybe_nginx
             .iter()
             .map(|id| docker.inspect_container(id, None)),
     )
     .await
-    .context("inspecting candidate containers")?;
+    {
+        match result {
+            Err(e) if is_not_found(&e) => {}
+            other => inspected.push(other.context("inspecting candidate containers")?),
+        }
+    }
     let mut found: Vec<ContainerInspectResponse> = inspected
         .into_iter()
         .filter(|i| nginx_command(i.path.as_deref().unwrap_or(""), args_of(i)).is_some())
@@ -125,6 +137,16 @@ pub async fn find_nginx(docker: &Docker, name: Option<&str>, cwd: &Path) -> Resu
             found.iter().map(label).collect::<Vec<_>>().join(", ")
         ),
     }
+}
+
+fn is_not_found(e: &bollard::errors::Error) -> bool {
+    matches!(
+        e,
+        bollard::errors::Error::DockerResponseServerError {
+            status_code: 404,
+            ..
+        }
+    )
 }
 
 fn compose_of(c: &ContainerSummary) -> Option<ComposeRef> {
