@@ -19,6 +19,7 @@ missing_packages() {
     [ -x /usr/sbin/nginx ] || echo nginx
     command -v hey >/dev/null || echo hey
     command -v wrk >/dev/null || echo wrk
+    command -v curl >/dev/null || echo curl
     dpkg-query -W -f='${Status}' busybox-static 2>/dev/null | grep -q 'install ok installed' ||
         echo busybox-static
 }
