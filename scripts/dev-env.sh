@@ -6,7 +6,8 @@
 #                               images when their inputs changed
 #   scripts/dev-env.sh --stop   stop dockerd, only if a previous run started it
 set -euo pipefail
-NR_SCRIPT=dev-env
+NR_SCRIPT=dev-env # shown in messages by lib.sh
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 DOCKERD_PID_FILE="${NR_DOCKERD_PID_FILE:-/run/nginx-rollout-dockerd.pid}"
