@@ -6,7 +6,8 @@
 #                               images when their inputs changed
 #   scripts/dev-env.sh --stop   stop dockerd, only if a previous run started it
 set -euo pipefail
-NR_SCRIPT=dev-env
+NR_SCRIPT=dev-env # shown in messages by lib.sh
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 DOCKERD_PID_FILE="${NR_DOCKERD_PID_FILE:-/run/nginx-rollout-dockerd.pid}"
@@ -19,6 +20,9 @@ missing_packages() {
     [ -x /usr/sbin/nginx ] || echo nginx
     command -v hey >/dev/null || echo hey
     command -v wrk >/dev/null || echo wrk
+    command -v curl >/dev/null || echo curl
+    # The fixture app is linked statically against glibc.
+    [ -f /usr/lib/x86_64-linux-gnu/libc.a ] || echo libc6-dev
     dpkg-query -W -f='${Status}' busybox-static 2>/dev/null | grep -q 'install ok installed' ||
         echo busybox-static
 }

@@ -1,7 +1,9 @@
+# shellcheck shell=bash
 # Shared helpers for the nginx-rollout scripts. Source it; it defines functions only.
 # Callers set NR_SCRIPT (the name shown in messages) before sourcing.
 
-# Repository root (the directory holding scripts/).
+# Repository root (the directory holding scripts/); used by the sourcing scripts.
+# shellcheck disable=SC2034
 NR_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
 # nr_die MESSAGE...: print "<script>: error: MESSAGE" to stderr and exit 1.
@@ -24,6 +26,13 @@ nr_quiet() {
         exit 1
     fi
     rm -f "$log"
+}
+
+# nr_int_in NAME VALUE MIN MAX: exit with an error unless VALUE is an integer in MIN..MAX.
+nr_int_in() {
+    if ! [[ "$2" =~ ^[0-9]+$ ]] || [ "$2" -lt "$3" ] || [ "$2" -gt "$4" ]; then
+        nr_die "$1 must be an integer in $3..$4, got '$2'"
+    fi
 }
 
 # nr_docker_up: true when the docker daemon answers within 10 s.

@@ -10,21 +10,21 @@
 # when failed > 0, the status/error breakdown goes to stderr.
 # Exit status: 0 when the load ran (whatever failed is), 1 on bad usage or when hey fails.
 set -euo pipefail
-NR_SCRIPT=load
+NR_SCRIPT=load # shown in messages by lib.sh
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-[ "$#" -ge 3 ] && [ "$#" -le 4 ] || nr_die "usage: scripts/load.sh URL SECONDS CONCURRENCY [get-keepalive|get-close|post-keepalive|post-close]"
+if [ "$#" -lt 3 ] || [ "$#" -gt 4 ]; then
+    nr_die "usage: scripts/load.sh URL SECONDS CONCURRENCY [get-keepalive|get-close|post-keepalive|post-close]"
+fi
 url="$1" seconds="$2" concurrency="$3" mode="${4:-get-keepalive}"
 qps="${LOAD_QPS:-200}"
 
 [[ "$url" =~ ^http://127\.0\.0\.1(:[0-9]{1,5})?(/[^[:space:]]*)?$ ]] ||
     nr_die "only http://127.0.0.1[:PORT]/... URLs are accepted, got '$url'"
-[[ "$seconds" =~ ^[0-9]+$ ]] && [ "$seconds" -ge 1 ] && [ "$seconds" -le 600 ] ||
-    nr_die "SECONDS must be 1..600, got '$seconds'"
-[[ "$concurrency" =~ ^[0-9]+$ ]] && [ "$concurrency" -ge 1 ] && [ "$concurrency" -le 256 ] ||
-    nr_die "CONCURRENCY must be 1..256, got '$concurrency'"
-[[ "$qps" =~ ^[0-9]+$ ]] && [ "$qps" -ge 1 ] && [ "$qps" -le 10000 ] ||
-    nr_die "LOAD_QPS must be 1..10000, got '$qps'"
+nr_int_in SECONDS "$seconds" 1 600
+nr_int_in CONCURRENCY "$concurrency" 1 256
+nr_int_in LOAD_QPS "$qps" 1 10000
 command -v hey >/dev/null || nr_die "hey is not installed (run scripts/dev-env.sh)"
 
 args=(-z "${seconds}s" -c "$concurrency" -q "$qps" -t 20)
