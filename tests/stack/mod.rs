@@ -280,12 +280,12 @@ pub fn set_app_servers(dir: &Path, n: usize) {
     let compose = std::fs::read_to_string(&compose_path).unwrap();
     let (head, apps) = compose.split_once("\n  app1:\n").expect("an app1 service");
     let app1 = apps.split_once("\n  app2:\n").expect("an app2 service").0;
-    let depends = "    depends_on:\n      app1:\n        condition: service_healthy\n      app2:\n        condition: service_healthy\n";
+    let depends = "    depends_on:\n      app1:\n        condition: service_healthy\n      app2:\n        condition: service_healthy";
     assert!(head.contains(depends), "nginx depends on app1 and app2");
     let depends_n: String = (1..=n)
-        .map(|k| format!("      app{k}:\n        condition: service_healthy\n"))
+        .map(|k| format!("\n      app{k}:\n        condition: service_healthy"))
         .collect();
-    let mut out = head.replace(depends, &format!("    depends_on:\n{depends_n}"));
+    let mut out = head.replace(depends, &format!("    depends_on:{depends_n}"));
     for k in 1..=n {
         out.push_str(&format!("\n  app{k}:\n"));
         out.push_str(&app1.replace("app1", &format!("app{k}")));
