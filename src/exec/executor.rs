@@ -367,18 +367,28 @@ impl<'a, B: Backend, O: Observer> Executor<'a, B, O> {
             })
             .cloned()
             .collect();
+        let mut drained = Vec::new();
         for c in &changes {
             if let ServerChange::Drain { server } = c
                 && let Some(rec) = self.rollout.server_mut(server)
             {
+                drained.push((server.clone(), rec.state));
                 rec.state = ServerState::Drained;
             }
         }
         self.save()?;
         let mut config = self.backend.load_config().await?;
         let before = config.clone();
-        apply_changes_with(&mut config, upstream, &changes, force)
-            .map_err(|e| StepError::Fatal(e.into()))?;
+        if let Err(e) = apply_changes_with(&mut config, upstream, &changes, force) {
+            // Nothing was written: the journal must not claim a drain that did not happen.
+            for (server, state) in drained {
+                if let Some(rec) = self.rollout.server_mut(&server) {
+                    rec.state = state;
+                }
+            }
+            self.save()?;
+            return Err(StepError::Fatal(e.into()));
+        }
         let written = config.changes_since(&before);
         self.backend.write_config(&written).await?;
         self.last_edit = written;
@@ -575,7 +585,13 @@ impl<'a, B: Backend, O: Observer> Executor<'a, B, O> {
         if failed.is_empty() {
             return Ok(None);
         }
-        self.drain_live(&failed).await?;
+        // A failure counts even when the server cannot be taken out (it is the last
+        // live one, or its crashed container's host no longer resolves for `nginx -t`).
+        if let Err(e) = self.drain_live(&failed).await {
+            for (_, reason) in &mut failed {
+                reason.push_str(&format!("; not taken out of the upstream: {e:#}"));
+            }
+        }
         self.record_failures(failed)
     }
 

@@ -11,3 +11,6 @@ pub use event::{Decision, Event, Observer};
 pub use executor::{Executor, Outcome};
 pub use journal::{Rollout, StateDir, Status};
 pub use lock::{Lock, LockHeld};
+
+#[cfg(test)]
+mod tests;

@@ -270,3 +270,51 @@ pub fn assert_ok(out: &Output) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Rewrites a seed002 copy in `dir` to `n` app servers (app1..appN): one compose
+/// service per server, copied from app1's, and one `server appK:3000;` line each.
+/// For `Stack::up_with`.
+pub fn set_app_servers(dir: &Path, n: usize) {
+    assert!(n >= 1, "at least one app server");
+    let compose_path = dir.join("docker-compose.yml");
+    let compose = std::fs::read_to_string(&compose_path).unwrap();
+    let (head, apps) = compose.split_once("\n  app1:\n").expect("an app1 service");
+    let app1 = apps.split_once("\n  app2:\n").expect("an app2 service").0;
+    let depends = "    depends_on:\n      app1:\n        condition: service_healthy\n      app2:\n        condition: service_healthy";
+    assert!(head.contains(depends), "nginx depends on app1 and app2");
+    let depends_n: String = (1..=n)
+        .map(|k| format!("\n      app{k}:\n        condition: service_healthy"))
+        .collect();
+    let mut out = head.replace(depends, &format!("    depends_on:{depends_n}"));
+    for k in 1..=n {
+        out.push_str(&format!("\n  app{k}:\n"));
+        out.push_str(&app1.replace("app1", &format!("app{k}")));
+    }
+    out.push('\n');
+    std::fs::write(&compose_path, out).unwrap();
+    let conf_path = dir.join("proxy/nginx.conf");
+    let conf = std::fs::read_to_string(&conf_path).unwrap();
+    let lines = "        server app1:3000;\n        server app2:3000;\n";
+    assert!(conf.contains(lines), "upstream apps lists app1 and app2");
+    let lines_n: String = (1..=n)
+        .map(|k| format!("        server app{k}:3000;\n"))
+        .collect();
+    std::fs::write(&conf_path, conf.replace(lines, &lines_n)).unwrap();
+}
+
+/// The bodies `app1,VERSION` … `appN,VERSION` the fixture apps answer with.
+pub fn app_bodies(n: usize, version: &str) -> std::collections::BTreeSet<String> {
+    (1..=n)
+        .map(|k| format!("Hi there, I love ! app{k},{version}"))
+        .collect()
+}
+
+/// A tool run's output as text (stdout then stderr), for failure messages.
+pub fn text(out: &Output) -> String {
+    format!(
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}

@@ -1,0 +1,144 @@
+//! Crash safety against the real Docker engine: `kill -9` while a server is
+//! drained (then `resume` or `rollback`), SIGTERM, and the per-config lock.
+mod stack;
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use stack::{Stack, app_bodies, assert_ok, text};
+
+/// A deploy to v2 whose new containers take 3 s to start: a wide window with a server drained.
+fn spawn_slow_deploy(stack: &Stack) -> Child {
+    stack
+        .tool_cmd(&[
+            "deploy",
+            "apps",
+            "--yes",
+            "--mode",
+            "engine",
+            "--env",
+            "MESSAGE={{service}},v2",
+            "--env",
+            "STARTUP_DELAY_MS=3000",
+            "--monitor",
+            "0s",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Waits (bounded) until nginx.conf has a `down` server.
+fn wait_for_drain(stack: &Stack) {
+    let start = Instant::now();
+    while !String::from_utf8_lossy(&stack.conf()).contains(" down;") {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "no server was drained within 60 s"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn status(stack: &Stack) -> serde_json::Value {
+    let out = stack.tool(&["status", "--output", "json"]);
+    assert_ok(&out);
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// Starts a slow deploy and SIGKILLs it while a server is drained.
+fn killed_deploy(name: &str) -> (Stack, Vec<u8>) {
+    let stack = Stack::up(name);
+    let before = stack.conf();
+    let mut child = spawn_slow_deploy(&stack);
+    wait_for_drain(&stack);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let s = status(&stack);
+    assert_eq!(
+        s["unfinished"]["revision"], 1,
+        "status shows the interrupted rollout: {s}"
+    );
+    assert_eq!(s["unfinished"]["status"], "running", "{s}");
+    (stack, before)
+}
+
+#[test]
+fn kill_9_while_drained_then_resume_finishes_on_v2() {
+    let (stack, before) = killed_deploy("kill9res");
+    let out = stack.tool(&["resume", "--yes"]);
+    assert_ok(&out);
+    assert_eq!(stack.conf(), before, "no stray down after resume");
+    assert_eq!(stack.bodies(8), app_bodies(2, "v2"));
+    assert!(status(&stack)["unfinished"].is_null());
+}
+
+#[test]
+fn kill_9_while_drained_then_rollback_ends_on_v1() {
+    let (stack, before) = killed_deploy("kill9rb");
+    let out = stack.tool(&["rollback", "--yes"]);
+    assert_ok(&out);
+    assert_eq!(stack.conf(), before, "no stray down after rollback");
+    assert_eq!(stack.bodies(8), app_bodies(2, "v1"));
+    assert!(status(&stack)["unfinished"].is_null());
+}
+
+#[test]
+fn sigterm_mid_deploy_exits_4_and_records_every_drained_server() {
+    let stack = Stack::up("sigterm");
+    let child = spawn_slow_deploy(&stack);
+    wait_for_drain(&stack);
+    let ok = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+    let s = status(&stack);
+    assert_eq!(s["unfinished"]["status"], "interrupted", "{s}");
+    let conf = String::from_utf8(stack.conf()).unwrap();
+    for line in conf.lines().filter(|l| l.contains(" down;")) {
+        let server = line
+            .trim()
+            .trim_start_matches("server ")
+            .trim_end_matches(" down;");
+        let rec = s["unfinished"]["servers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["server"] == server)
+            .unwrap_or_else(|| panic!("{server} is down without a record: {s}"));
+        assert!(
+            rec["state"] != "pending" && rec["state"] != "done",
+            "{server} is down but recorded {rec}"
+        );
+    }
+    // What was left is resumable.
+    assert_ok(&stack.tool(&["resume", "--yes"]));
+    assert_eq!(stack.bodies(8), app_bodies(2, "v2"));
+}
+
+#[test]
+fn a_second_deploy_is_refused_at_once_naming_the_holder() {
+    let stack = Stack::up("lock");
+    let first = spawn_slow_deploy(&stack);
+    wait_for_drain(&stack);
+    let out = stack.tool(&[
+        "deploy",
+        "apps",
+        "--yes",
+        "--mode",
+        "engine",
+        "--env",
+        "MESSAGE={{service}},v3",
+    ]);
+    assert_eq!(out.status.code(), Some(5), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(&format!("pid {}", first.id())), "{stderr}");
+    let first = first.wait_with_output().unwrap();
+    assert_ok(&first);
+    assert_eq!(stack.bodies(8), app_bodies(2, "v2"));
+}
