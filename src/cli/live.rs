@@ -280,6 +280,7 @@ async fn resume(
             container: rec.container.clone(),
             replacement: rec.replacement.clone(),
             drained_by_us: down && ours,
+            dead: !live.is_running(&rec.container).await?,
         });
     }
     let plan = crate::plan::plan(

@@ -37,3 +37,37 @@ impl Fs for HostFs {
         Ok(out)
     }
 }
+
+/// Files held in memory, for unit tests of the logic above the engine.
+#[cfg(test)]
+#[derive(Debug, Default, Clone)]
+pub struct MemFs(pub std::collections::BTreeMap<PathBuf, Vec<u8>>);
+
+#[cfg(test)]
+impl MemFs {
+    /// One file.
+    pub fn one(path: &str, bytes: impl Into<Vec<u8>>) -> MemFs {
+        MemFs([(PathBuf::from(path), bytes.into())].into_iter().collect())
+    }
+}
+
+#[cfg(test)]
+impl Fs for MemFs {
+    fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
+        self.0
+            .get(path)
+            .cloned()
+            .ok_or_else(|| io::ErrorKind::NotFound.into())
+    }
+
+    fn glob(&self, pattern: &Path) -> io::Result<Vec<PathBuf>> {
+        let pattern = glob::Pattern::new(&pattern.to_string_lossy())
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        Ok(self
+            .0
+            .keys()
+            .filter(|p| pattern.matches_path(p))
+            .cloned()
+            .collect())
+    }
+}

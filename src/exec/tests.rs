@@ -2,7 +2,7 @@
 //! containers that are healthy unless told otherwise, no Docker.
 use std::cell::RefCell;
 use std::collections::HashSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use anyhow::{Result, bail};
@@ -14,7 +14,7 @@ use super::executor::{Executor, Outcome};
 use super::journal::{
     Rollout, ServerRecord, ServerState, StateDir, Status, StepRecord, StepStatus,
 };
-use crate::conf::fs::Fs;
+use crate::conf::fs::MemFs;
 use crate::conf::{ConfigSet, FileChange};
 use crate::plan::{FailureAction, ServerRef, Target, Timeouts, UpdateConfig, plan};
 
@@ -25,22 +25,6 @@ fn conf(servers: usize) -> Vec<u8> {
         .map(|k| format!("        server app{k}:3000;\n"))
         .collect();
     format!("http {{\n    upstream apps {{\n{lines}    }}\n}}\n").into_bytes()
-}
-
-struct MemFs(Vec<u8>);
-
-impl Fs for MemFs {
-    fn read(&self, path: &Path) -> std::io::Result<Vec<u8>> {
-        if path == Path::new(MAIN) {
-            Ok(self.0.clone())
-        } else {
-            Err(std::io::ErrorKind::NotFound.into())
-        }
-    }
-
-    fn glob(&self, _pattern: &Path) -> std::io::Result<Vec<PathBuf>> {
-        Ok(Vec::new())
-    }
 }
 
 /// What the fake does, and what happened to it.
@@ -77,7 +61,7 @@ impl Backend for Fake {
     async fn load_config(&self) -> Result<ConfigSet> {
         Ok(ConfigSet::load_single(
             Path::new(MAIN),
-            &MemFs(self.conf.borrow().clone()),
+            &MemFs::one(MAIN, self.conf.borrow().clone()),
         )?)
     }
 
@@ -178,6 +162,7 @@ async fn rollout(fake: &Fake, servers: usize, policy: UpdateConfig) -> Rollout {
             container: format!("app{k}"),
             replacement: None,
             drained_by_us: false,
+            dead: false,
         })
         .collect();
     let timeouts = Timeouts {

@@ -5,6 +5,8 @@
 pub mod planner;
 pub mod policy;
 pub mod step;
+#[cfg(test)]
+mod tests;
 
 pub use planner::{Plan, PlanError, Target, Timeouts, plan};
 pub use policy::{FailureAction, Order, Source, UpdateConfig};

@@ -29,6 +29,11 @@ pub struct Target {
     /// it must end up live again.
     #[serde(default)]
     pub drained_by_us: bool,
+    /// Its container is not running (crashed, or removed by a run killed mid-step).
+    /// nginx cannot resolve its name, so no config edit can pass `nginx -t` until it
+    /// is back: it is recreated first, before anything is drained.
+    #[serde(default)]
+    pub dead: bool,
 }
 
 /// How long the waits of a plan may take.
@@ -122,6 +127,15 @@ pub fn plan(
             })?;
         operator_down.push(server.is_down() && !t.drained_by_us);
     }
+    // Servers that take no traffic now (down, or a dead container) go first, in a batch
+    // that needs no config edit; a dead one must be running again before any `nginx -t`.
+    let quiet = |i: usize| operator_down[i] || targets[i].drained_by_us || targets[i].dead;
+    let mut order: Vec<usize> = (0..targets.len()).collect();
+    order.sort_by_key(|&i| !quiet(i));
+    let quiet_count = order.iter().filter(|&&i| quiet(i)).count();
+    let targets: Vec<Target> = order.iter().map(|&i| targets[i].clone()).collect();
+    let operator_down: Vec<bool> = order.iter().map(|&i| operator_down[i]).collect();
+    let targets = targets.as_slice();
     let mut builder = Builder {
         config: config.clone(),
         upstream,
@@ -149,7 +163,13 @@ pub fn plan(
                 });
             }
             let batch = parallelism.min(live.saturating_sub(1)).max(1);
-            builder.stop_first(targets, &operator_down, batch, policy.delay.value)?;
+            builder.stop_first(
+                targets,
+                &operator_down,
+                quiet_count,
+                batch,
+                policy.delay.value,
+            )?;
         }
         Order::StartFirst => {
             if let Some(t) = targets.iter().find(|t| t.replacement.is_none()) {
@@ -232,21 +252,33 @@ impl Builder<'_> {
         &mut self,
         targets: &[Target],
         operator_down: &[bool],
+        quiet_count: usize,
         batch: usize,
         delay: Duration,
     ) -> Result<(), PlanError> {
         let mut pending_restore: Vec<ServerChange> = Vec::new();
-        let batches: Vec<Vec<usize>> = (0..targets.len())
-            .collect::<Vec<_>>()
+        // The first `quiet_count` targets take no traffic: batches of their own, no drain.
+        let indices: Vec<usize> = (0..targets.len()).collect();
+        let (quiet, busy) = indices.split_at(quiet_count);
+        let batches: Vec<Vec<usize>> = quiet
             .chunks(batch)
+            .chain(busy.chunks(batch))
             .map(<[_]>::to_vec)
             .collect();
+        let quiet_batches = quiet.len().div_ceil(batch);
         for (n, indices) in batches.iter().enumerate() {
-            let mut changes = std::mem::take(&mut pending_restore);
+            // No edit while quiet batches run: a dead server's name fails `nginx -t` until it is back.
+            let mut changes = if n < quiet_batches {
+                Vec::new()
+            } else {
+                std::mem::take(&mut pending_restore)
+            };
             changes.extend(
                 indices
                     .iter()
-                    .filter(|&&i| !operator_down[i] && !targets[i].drained_by_us)
+                    .filter(|&&i| {
+                        !operator_down[i] && !targets[i].drained_by_us && !targets[i].dead
+                    })
                     .map(|&i| ServerChange::Drain {
                         server: targets[i].server.clone(),
                     }),
@@ -269,13 +301,11 @@ impl Builder<'_> {
                 },
                 None,
             );
-            pending_restore = indices
-                .iter()
-                .filter(|&&i| !operator_down[i])
-                .map(|&i| ServerChange::Restore {
+            pending_restore.extend(indices.iter().filter(|&&i| !operator_down[i]).map(|&i| {
+                ServerChange::Restore {
                     server: targets[i].server.clone(),
-                })
-                .collect();
+                }
+            }));
             let last = n + 1 == batches.len();
             if !last && !delay.is_zero() {
                 // Put the healthy batch back before waiting: no capacity is held back during the delay.

@@ -152,6 +152,17 @@ impl Live {
         }
     }
 
+    /// Whether a container exists and runs (nginx can resolve only running containers' names).
+    pub async fn is_running(&self, container: &str) -> Result<bool> {
+        match self.docker.inspect_container(container, None).await {
+            Ok(info) => Ok(info.state.and_then(|s| s.running).unwrap_or(false)),
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Ok(false),
+            Err(e) => Err(e).with_context(|| format!("container {container}")),
+        }
+    }
+
     async fn remove_if_present(&self, container: &str) -> Result<()> {
         if self.exists(container).await? {
             stop_and_remove(&self.docker, container).await?;

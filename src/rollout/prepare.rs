@@ -148,6 +148,21 @@ pub async fn prepare(live: &Live, opts: &DeployOptions) -> Result<Prepared> {
                 })?,
         };
         let old = capture_spec(&live.docker, &backend.id).await?;
+        // The policy comes from the first compose service's deploy section, in either mode.
+        if let (None, Some(compose), Some(cli)) =
+            (&compose_policy, &backend.compose, live.compose_cli)
+        {
+            let service = compose_service_config(cli, compose).await?;
+            let file = compose
+                .config_files
+                .first()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default();
+            compose_policy = Some((
+                format!("{file} services.{}.deploy", compose.service),
+                service,
+            ));
+        }
         let use_compose = match opts.mode {
             Mode::Engine => false,
             Mode::Compose => true,
@@ -165,18 +180,6 @@ pub async fn prepare(live: &Live, opts: &DeployOptions) -> Result<Prepared> {
             let cli = live
                 .compose_cli
                 .ok_or_else(|| anyhow!("--mode compose: no compose CLI installed"))?;
-            if compose_policy.is_none() {
-                let service = compose_service_config(cli, &compose).await?;
-                let file = compose
-                    .config_files
-                    .first()
-                    .map(|p| p.display().to_string())
-                    .unwrap_or_default();
-                compose_policy = Some((
-                    format!("{file} services.{}.deploy", compose.service),
-                    service,
-                ));
-            }
             if !opts.force && !compose_needs_update(cli, &compose).await? {
                 skipped.push((
                     address.clone(),
@@ -222,6 +225,7 @@ pub async fn prepare(live: &Live, opts: &DeployOptions) -> Result<Prepared> {
             container: backend.name.clone(),
             replacement: None,
             drained_by_us: false,
+            dead: !live.is_running(&backend.id).await?,
         });
         records.push(ServerRecord {
             server: address.clone(),

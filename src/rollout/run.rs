@@ -165,11 +165,13 @@ impl<O: Observer> Runner<'_, O> {
             record.healthy_at = None;
             record.error = None;
             record.replacement = None;
+            let dead = !self.live.is_running(&container).await?;
             let mut target = Target {
                 server: address,
                 container,
                 replacement: None,
                 drained_by_us,
+                dead,
             };
             if of.rollback_policy.order.value == Order::StartFirst {
                 let base = target
