@@ -245,6 +245,9 @@ pub enum Command {
         /// Redeploy what revision N deployed.
         #[arg(long)]
         to: Option<u32>,
+        /// Override the rollback settings the rollout was started with.
+        #[command(flatten)]
+        policy: RollbackFlags,
         /// Dry-run, interactive or scripted.
         #[command(flatten)]
         confirm: Confirm,

@@ -6,13 +6,13 @@ use anyhow::{Context, Result, bail};
 use comfy_table::{Table, presets::UTF8_BORDERS_ONLY};
 use tokio::sync::watch;
 
-use super::args::{Command, Confirm, DeployArgs, Global, Output, Target};
+use super::args::{Command, Confirm, DeployArgs, Global, Output, RollbackFlags, Target};
 use super::output::{Human, Interactive, Json, Style, render_plan};
 use crate::docker::backend::resolve_backend;
 use crate::exec::event::{Event, Observer};
 use crate::exec::journal::{ServerRecord, ServerState, StateDir, Status};
 use crate::exec::{Backend, Lock};
-use crate::plan::policy::Overrides;
+use crate::plan::policy::{Direction, Overrides, with_flags};
 use crate::plan::{Action, Plan, ServerChange, Step, Target as PlanTarget, Timeouts, UpdateConfig};
 use crate::rollout::{DeployOptions, Live, ProbeKind, Runner, exit, new_rollout, prepare};
 
@@ -56,9 +56,13 @@ pub async fn run(global: &Global, command: Command) -> Result<i32> {
         Command::Rollback {
             upstream,
             to,
+            policy,
             confirm,
             target,
-        } => rollback(global, upstream.as_deref(), to, &confirm, &target).await,
+        } => {
+            let flags = rollback_overrides(&policy);
+            rollback(global, upstream.as_deref(), to, &flags, &confirm, &target).await
+        }
         Command::History { upstream, target } => {
             history(global, upstream.as_deref(), &target).await
         }
@@ -163,6 +167,17 @@ fn refuse_if_unfinished(state: &StateDir, upstream: &str) -> Result<()> {
     Ok(())
 }
 
+fn rollback_overrides(r: &RollbackFlags) -> Overrides {
+    Overrides {
+        parallelism: r.rollback_parallelism,
+        delay: r.rollback_delay,
+        order: r.rollback_order,
+        failure_action: r.rollback_failure_action,
+        monitor: r.rollback_monitor,
+        max_failure_ratio: r.rollback_max_failure_ratio,
+    }
+}
+
 async fn deploy(global: &Global, args: DeployArgs, dry_run: bool) -> Result<i32> {
     let mut live = connect(&args.target).await?;
     if let Some(path) = &args.health_path {
@@ -187,14 +202,7 @@ async fn deploy(global: &Global, args: DeployArgs, dry_run: bool) -> Result<i32>
             monitor: u.monitor,
             max_failure_ratio: u.max_failure_ratio,
         },
-        rollback: Overrides {
-            parallelism: r.rollback_parallelism,
-            delay: r.rollback_delay,
-            order: r.rollback_order,
-            failure_action: r.rollback_failure_action,
-            monitor: r.rollback_monitor,
-            max_failure_ratio: r.rollback_max_failure_ratio,
-        },
+        rollback: rollback_overrides(r),
         timeouts: Timeouts {
             drain: args.drain_timeout,
             health: args.health_timeout,
@@ -324,6 +332,7 @@ async fn rollback(
     global: &Global,
     upstream: Option<&str>,
     to: Option<u32>,
+    flags: &Overrides,
     confirm: &Confirm,
     target: &Target,
 ) -> Result<i32> {
@@ -362,7 +371,10 @@ async fn rollback(
         cancel: signals()?,
         interactive: confirm.interactive,
     };
-    let undo = runner.rollback_of(&of, to_rollout.as_ref()).await?;
+    let policy = with_flags(of.rollback_policy.clone(), Direction::Rollback, flags)?;
+    let undo = runner
+        .rollback_of(&of, to_rollout.as_ref(), &policy)
+        .await?;
     if confirm.dry_run {
         show_plan(global, &undo.plan, "rollback", undo.revision);
         return Ok(exit::DONE);

@@ -216,6 +216,15 @@ pub fn resolve(
     if let Some((at, section)) = compose {
         apply_compose(&mut cfg, at, section)?;
     }
+    with_flags(cfg, direction, flags)
+}
+
+/// Applies command-line values over `cfg` (e.g. over a journal's stored rollback settings).
+pub fn with_flags(
+    mut cfg: UpdateConfig,
+    direction: Direction,
+    flags: &Overrides,
+) -> Result<UpdateConfig, PolicyError> {
     let flag = |name| Source::Flag(direction.flag(name));
     if let Some(v) = flags.parallelism {
         cfg.parallelism = Setting {

@@ -142,12 +142,13 @@ impl Live {
         }
     }
 
-    async fn exists(&self, container: &str) -> Result<bool> {
+    /// The id of a container, or `None` if there is none by that name.
+    async fn id_of(&self, container: &str) -> Result<Option<String>> {
         match self.docker.inspect_container(container, None).await {
-            Ok(_) => Ok(true),
+            Ok(info) => Ok(info.id),
             Err(bollard::errors::Error::DockerResponseServerError {
                 status_code: 404, ..
-            }) => Ok(false),
+            }) => Ok(None),
             Err(e) => Err(e).with_context(|| format!("container {container}")),
         }
     }
@@ -164,8 +165,8 @@ impl Live {
     }
 
     async fn remove_if_present(&self, container: &str) -> Result<()> {
-        if self.exists(container).await? {
-            stop_and_remove(&self.docker, container).await?;
+        if let Some(id) = self.id_of(container).await? {
+            stop_and_remove(&self.docker, &id).await?;
         }
         Ok(())
     }
@@ -201,12 +202,11 @@ impl Backend for Live {
     async fn replace(&self, server: &ServerRef, spec: &serde_json::Value) -> Result<String> {
         let desired: Desired = serde_json::from_value(spec.clone())
             .context("journal holds an unknown container spec")?;
-        match desired {
-            // The replacement is created before the old one stops, so only stop → start is downtime.
-            Desired::Engine { spec } if self.exists(&server.container).await? => {
-                Ok(recreate_stop_first(&self.docker, &server.container, &spec)
-                    .await?
-                    .id)
+        match (desired, self.id_of(&server.container).await?) {
+            // The replacement is created before the old one stops, so only stop → start is
+            // downtime. By id: the name moves to the replacement on the way.
+            (Desired::Engine { spec }, Some(old_id)) => {
+                Ok(recreate_stop_first(&self.docker, &old_id, &spec).await?.id)
             }
             // Gone already (a resumed rollout that was killed between stop and start).
             _ => self.deploy(&server.container, spec).await,

@@ -8,7 +8,7 @@ use super::live::{Desired, Live};
 use crate::exec::event::{Event, Observer, ServerSummary};
 use crate::exec::journal::{Rollout, ServerState, StateDir, Status, StepRecord, StepStatus, now};
 use crate::exec::{Backend, Executor, Outcome};
-use crate::plan::{Order, Target, plan};
+use crate::plan::{Order, Target, UpdateConfig, plan};
 
 /// Exit codes, in the spirit of `kubectl rollout status`.
 pub mod exit {
@@ -89,7 +89,9 @@ impl<O: Observer> Runner<'_, O> {
                 self.observer.event(&Event::Rollback {
                     reason: why.clone(),
                 });
-                let undo = self.rollback_of(&rollout, None).await?;
+                let undo = self
+                    .rollback_of(&rollout, None, &rollout.rollback_policy)
+                    .await?;
                 let undo_revision = undo.revision;
                 let undo_code = Box::pin(self.start(undo)).await?;
                 rollout.status = if undo_code == exit::DONE {
@@ -122,7 +124,12 @@ impl<O: Observer> Runner<'_, O> {
 
     /// A rollout that undoes `of`: redeploys each touched server's previous container
     /// (or revision `to`'s containers) with the rollback settings.
-    pub async fn rollback_of(&self, of: &Rollout, to: Option<&Rollout>) -> Result<Rollout> {
+    pub async fn rollback_of(
+        &self,
+        of: &Rollout,
+        to: Option<&Rollout>,
+        policy: &UpdateConfig,
+    ) -> Result<Rollout> {
         let config = self.live.load_config().await?;
         let up = config.upstream(&of.upstream)?;
         let mut servers = Vec::new();
@@ -173,7 +180,7 @@ impl<O: Observer> Runner<'_, O> {
                 drained_by_us,
                 dead,
             };
-            if of.rollback_policy.order.value == Order::StartFirst {
+            if policy.order.value == Order::StartFirst {
                 let base = target
                     .container
                     .strip_suffix("-b")
@@ -192,13 +199,7 @@ impl<O: Observer> Runner<'_, O> {
                 of.revision
             );
         }
-        let plan = plan(
-            &config,
-            &of.upstream,
-            &targets,
-            &of.rollback_policy,
-            of.plan.timeouts,
-        )?;
+        let plan = plan(&config, &of.upstream, &targets, policy, of.plan.timeouts)?;
         Ok(new_rollout(
             self.state.next_revision()?,
             "rollback",
@@ -206,7 +207,7 @@ impl<O: Observer> Runner<'_, O> {
             &of.command,
             &self.live.nginx.name,
             plan,
-            of.rollback_policy.clone(),
+            policy.clone(),
             servers,
         ))
     }
