@@ -103,6 +103,12 @@ pub fn plan(
         return Err(PlanError::Empty(upstream.to_string()));
     }
     let up = config.upstream(upstream)?;
+    // Servers we drained earlier (a failed or interrupted run) go first: they are out of
+    // rotation already, and draining another server before they are back could leave
+    // the upstream without a live server.
+    let mut targets = targets.to_vec();
+    targets.sort_by_key(|t| !t.drained_by_us);
+    let targets = targets.as_slice();
     // Resolve every target against the config now so a typo fails before anything runs.
     let mut operator_down = Vec::new();
     for t in targets {
@@ -382,4 +388,61 @@ pub fn apply_changes_with(
         config.apply(upstream, server, edit, EditOptions { force })?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::conf::HostFs;
+
+    const CONF: &str = "events {}\nhttp {\n    upstream apps {\n        server app1:3000;\n        server app2:3000 down;\n    }\n}\n";
+
+    fn target(server: &str, drained_by_us: bool) -> Target {
+        Target {
+            server: server.into(),
+            container: server.split(':').next().unwrap().into(),
+            replacement: None,
+            drained_by_us,
+        }
+    }
+
+    #[test]
+    fn a_server_we_drained_is_redeployed_before_another_is_drained() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("nginx.conf");
+        std::fs::write(&path, CONF).unwrap();
+        let config = ConfigSet::load(&path, &HostFs).unwrap();
+        let timeouts = Timeouts {
+            drain: Duration::from_secs(30),
+            health: Duration::from_secs(60),
+        };
+        let targets = [target("app1:3000", false), target("app2:3000", true)];
+        let plan = plan(
+            &config,
+            "apps",
+            &targets,
+            &UpdateConfig::engine_defaults(),
+            timeouts,
+        )
+        .unwrap();
+        assert_eq!(plan.targets[0].server, "app2:3000");
+        let Action::Recreate { servers } = &plan.steps[0].action else {
+            panic!("first step: {:?}", plan.steps[0]);
+        };
+        assert_eq!(servers[0].server, "app2:3000");
+        let Action::Edit { changes, .. } = &plan.steps[2].action else {
+            panic!("third step: {:?}", plan.steps[2]);
+        };
+        assert_eq!(
+            changes,
+            &[
+                ServerChange::Restore {
+                    server: "app2:3000".into()
+                },
+                ServerChange::Drain {
+                    server: "app1:3000".into()
+                }
+            ]
+        );
+    }
 }
