@@ -164,6 +164,8 @@ fn refuse_if_unfinished(state: &StateDir, upstream: &str) -> Result<()> {
 }
 
 async fn deploy(global: &Global, args: DeployArgs, dry_run: bool) -> Result<i32> {
+    // Before anything else: `-i` without a terminal must not leave a trace.
+    let mut observer = observer(global, &args.confirm)?;
     let mut live = connect(&args.target).await?;
     if let Some(path) = &args.health_path {
         live.probe = ProbeKind::Http(path.clone());
@@ -230,7 +232,6 @@ async fn deploy(global: &Global, args: DeployArgs, dry_run: bool) -> Result<i32>
         prepared.rollback_policy,
         prepared.servers,
     );
-    let mut observer = observer(global, &args.confirm)?;
     let mut runner = Runner {
         live: &live,
         state: &state,
@@ -247,6 +248,7 @@ async fn resume(
     confirm: &Confirm,
     target: &Target,
 ) -> Result<i32> {
+    let mut observer = observer(global, confirm)?;
     let live = connect(target).await?;
     let state = live.state_dir(target.state_dir.as_deref()).await?;
     let _lock = lock(&state)?;
@@ -308,7 +310,6 @@ async fn resume(
     )
     .steps;
     rollout.plan = plan;
-    let mut observer = observer(global, confirm)?;
     let mut runner = Runner {
         live: &live,
         state: &state,
@@ -326,6 +327,7 @@ async fn rollback(
     confirm: &Confirm,
     target: &Target,
 ) -> Result<i32> {
+    let mut observer = observer(global, confirm)?;
     let live = connect(target).await?;
     let state = live.state_dir(target.state_dir.as_deref()).await?;
     let _lock = lock(&state)?;
@@ -353,7 +355,6 @@ async fn rollback(
         ),
         None => None,
     };
-    let mut observer = observer(global, confirm)?;
     let mut runner = Runner {
         live: &live,
         state: &state,

@@ -55,6 +55,11 @@ fn report(e: &anyhow::Error) -> i32 {
             exit::LOCKED,
             "wait for it to finish, or check that process; a dead holder's lock is taken over automatically",
         )
+    } else if e.downcast_ref::<output::NoTerminal>().is_some() {
+        (
+            exit::USAGE,
+            "run it in a terminal, or without -i (scripts: --yes, --output json)",
+        )
     } else if e
         .chain()
         .any(|c| c.downcast_ref::<crate::conf::ConfError>().is_some())
