@@ -46,14 +46,21 @@ pub struct Stack {
 impl Stack {
     /// Copies `fixtures/seed002`, lets `edit` change its files, and brings it up.
     pub fn up_with(name: &str, edit: impl FnOnce(&Path)) -> Stack {
-        let dir = tempfile::Builder::new().prefix(&format!("nr-{name}-")).tempdir().unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("nr-{name}-"))
+            .tempdir()
+            .unwrap();
         copy_dir(&root().join("fixtures/seed002"), dir.path());
         edit(dir.path());
         let project = format!("nrt{}{}", name.replace(['-', '_'], ""), std::process::id());
         let port = free_port();
         let stack = Stack { dir, project, port };
         let out = stack.compose(&["up", "-d"]);
-        assert!(out.status.success(), "compose up failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "compose up failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         stack.wait_serving(Duration::from_secs(60));
         stack
     }
@@ -137,14 +144,22 @@ impl Stack {
             }
             std::thread::sleep(Duration::from_millis(200));
         }
-        panic!("stack {} did not serve on 127.0.0.1:{} within {limit:?}", self.project, self.port);
+        panic!(
+            "stack {} did not serve on 127.0.0.1:{} within {limit:?}",
+            self.project, self.port
+        );
     }
 
     /// Starts bounded load (scripts/load.sh) against `/path` for `seconds`.
     pub fn load(&self, path: &str, seconds: u32, concurrency: u32, mode: &str) -> Load {
         let url = format!("http://127.0.0.1:{}{path}", self.port);
         let child = Command::new(root().join("scripts/load.sh"))
-            .args([url, seconds.to_string(), concurrency.to_string(), mode.to_string()])
+            .args([
+                url,
+                seconds.to_string(),
+                concurrency.to_string(),
+                mode.to_string(),
+            ])
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -180,7 +195,11 @@ impl Load {
     pub fn finish(self) -> LoadResult {
         let out = self.child.wait_with_output().unwrap();
         let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(out.status.success(), "load failed: {stdout}{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "load failed: {stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let field = |k: &str| -> u64 {
             stdout
                 .split_whitespace()
@@ -188,7 +207,11 @@ impl Load {
                 .and_then(|v| v.parse().ok())
                 .unwrap_or_else(|| panic!("no {k}= in {stdout}"))
         };
-        let r = LoadResult { total: field("total"), ok: field("ok"), failed: field("failed") };
+        let r = LoadResult {
+            total: field("total"),
+            ok: field("ok"),
+            failed: field("failed"),
+        };
         if r.failed > 0 {
             eprintln!("load errors: {}", String::from_utf8_lossy(&out.stderr));
         }
@@ -203,8 +226,15 @@ pub fn http(port: u16, method: &str, path: &str) -> (u16, String) {
     write!(s, "{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").unwrap();
     let mut buf = String::new();
     s.read_to_string(&mut buf).unwrap();
-    let status = buf.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    let body = buf.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    let status = buf
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = buf
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
     (status, body)
 }
 
