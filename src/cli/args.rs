@@ -16,7 +16,7 @@ Examples (the seed's app1/app2 stack, run from the compose project's directory):
   nginx-rollout deploy apps --yes --output json --env 'MESSAGE={{service}},v3'
   nginx-rollout deploy apps --failure-action rollback --monitor 10s
   nginx-rollout rollback apps && nginx-rollout history apps
-  nginx-rollout conf drain proxy/nginx.conf apps app2 --dry-run
+  nginx-rollout drain apps app2 && nginx-rollout undrain apps app2
 
 Exit codes: 0 done, 1 failed (rolled back if so configured), 2 usage or config error,
 3 paused, 4 interrupted, 5 another rollout holds the lock.";

@@ -179,6 +179,8 @@ fn rollback_overrides(r: &RollbackFlags) -> Overrides {
 }
 
 async fn deploy(global: &Global, args: DeployArgs, dry_run: bool) -> Result<i32> {
+    // Before anything else: `-i` without a terminal must not leave a trace.
+    let mut observer = observer(global, &args.confirm)?;
     let mut live = connect(&args.target).await?;
     if let Some(path) = &args.health_path {
         live.probe = ProbeKind::Http(path.clone());
@@ -238,7 +240,6 @@ async fn deploy(global: &Global, args: DeployArgs, dry_run: bool) -> Result<i32>
         prepared.rollback_policy,
         prepared.servers,
     );
-    let mut observer = observer(global, &args.confirm)?;
     let mut runner = Runner {
         live: &live,
         state: &state,
@@ -255,6 +256,7 @@ async fn resume(
     confirm: &Confirm,
     target: &Target,
 ) -> Result<i32> {
+    let mut observer = observer(global, confirm)?;
     let live = connect(target).await?;
     let state = live.state_dir(target.state_dir.as_deref()).await?;
     let _lock = lock(&state)?;
@@ -317,7 +319,6 @@ async fn resume(
     )
     .steps;
     rollout.plan = plan;
-    let mut observer = observer(global, confirm)?;
     let mut runner = Runner {
         live: &live,
         state: &state,
@@ -336,6 +337,7 @@ async fn rollback(
     confirm: &Confirm,
     target: &Target,
 ) -> Result<i32> {
+    let mut observer = observer(global, confirm)?;
     let live = connect(target).await?;
     let state = live.state_dir(target.state_dir.as_deref()).await?;
     let _lock = lock(&state)?;
@@ -363,7 +365,6 @@ async fn rollback(
         ),
         None => None,
     };
-    let mut observer = observer(global, confirm)?;
     let mut runner = Runner {
         live: &live,
         state: &state,

@@ -55,13 +55,22 @@ fn report(e: &anyhow::Error) -> i32 {
             exit::LOCKED,
             "wait for it to finish, or check that process; a dead holder's lock is taken over automatically",
         )
-    } else if e
+    } else if e.downcast_ref::<output::NoTerminal>().is_some() {
+        (
+            exit::USAGE,
+            "run it in a terminal, or without -i (scripts: --yes, --output json)",
+        )
+    } else if let Some(conf) = e
         .chain()
-        .any(|c| c.downcast_ref::<crate::conf::ConfError>().is_some())
+        .find_map(|c| c.downcast_ref::<crate::conf::ConfError>())
     {
         (
             exit::USAGE,
-            "fix the file at the position shown; nothing was changed",
+            if conf.place().is_some() {
+                "fix the file at the position shown; nothing was changed"
+            } else {
+                "`nginx-rollout status` lists the upstreams and servers; nothing was changed"
+            },
         )
     } else if e
         .chain()

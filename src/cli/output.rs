@@ -280,6 +280,11 @@ impl Observer for Json {
     }
 }
 
+/// `--interactive` without a terminal to ask on.
+#[derive(Debug, thiserror::Error)]
+#[error("--interactive needs a terminal on stdin and stderr; use --yes to run without prompts")]
+pub struct NoTerminal;
+
 /// Human output plus a prompt before each step.
 pub struct Interactive {
     human: Human,
@@ -289,9 +294,7 @@ impl Interactive {
     /// An interactive front end; needs a TTY on stdin and stderr.
     pub fn new(style: Style) -> anyhow::Result<Interactive> {
         if !std::io::stdin().is_terminal() || !std::io::stderr().is_terminal() {
-            anyhow::bail!(
-                "--interactive needs a terminal on stdin and stderr; use --yes to run without prompts"
-            );
+            return Err(NoTerminal.into());
         }
         Ok(Interactive {
             human: Human::new(style),

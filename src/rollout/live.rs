@@ -33,7 +33,7 @@ pub enum Desired {
     Compose {
         /// The service.
         compose: ComposeRef,
-        /// The image its container runs now (for the summary).
+        /// The image the compose file gives the service (for the summary).
         image: String,
     },
 }

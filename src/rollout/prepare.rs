@@ -180,6 +180,13 @@ pub async fn prepare(live: &Live, opts: &DeployOptions) -> Result<Prepared> {
             let cli = live
                 .compose_cli
                 .ok_or_else(|| anyhow!("--mode compose: no compose CLI installed"))?;
+            let service = compose_service_config(cli, &compose).await?;
+            // The image the compose file asks for: what the summary reports as new.
+            let image = service
+                .get("image")
+                .and_then(|i| i.as_str())
+                .unwrap_or(&backend.image)
+                .to_string();
             if !opts.force && !compose_needs_update(cli, &compose).await? {
                 skipped.push((
                     address.clone(),
@@ -190,10 +197,7 @@ pub async fn prepare(live: &Live, opts: &DeployOptions) -> Result<Prepared> {
                 ));
                 continue;
             }
-            Desired::Compose {
-                compose,
-                image: backend.image.clone(),
-            }
+            Desired::Compose { compose, image }
         } else {
             let vars = TemplateVars {
                 server: address.clone(),
