@@ -92,6 +92,21 @@ fn arg_text(raw: &[u8]) -> String {
     String::from_utf8_lossy(&s).into_owned()
 }
 
+/// crossplane reports `if (…)` arguments without the outer parentheses.
+fn strip_parens(args: &mut Vec<String>) {
+    if let Some(first) = args.first_mut()
+        && let Some(rest) = first.strip_prefix('(')
+    {
+        *first = rest.to_string();
+    }
+    if let Some(last) = args.last_mut()
+        && let Some(rest) = last.strip_suffix(')')
+    {
+        *last = rest.to_string();
+    }
+    args.retain(|a| !a.is_empty());
+}
+
 struct Builder<'a> {
     fs: &'a dyn Fs,
     prefix: PathBuf,
@@ -169,6 +184,9 @@ impl Builder<'_> {
             if doc.kind(st.term) == TokKind::Lua {
                 let body = doc.raw(st.term);
                 args.push(String::from_utf8_lossy(&body[1..body.len() - 1]).into_owned());
+            }
+            if name == "if" {
+                strip_parens(&mut args);
             }
             let line = lines.line(doc.span(st.first).start);
             let includes = (name == "include" && !self.opts.single_file && args.len() == 1)
