@@ -1,7 +1,10 @@
 //! The real-world corpus: every valid file round-trips byte for byte, the
 //! invalid ones fail with a position, and every upstream server drains and
 //! undrains back to the original bytes on the same inode.
-use nginx_rollout::conf::{Doc, Place};
+use nginx_rollout::conf::{ConfigSet, Doc, Edit, EditOptions, HostFs, Place, write};
+use std::collections::HashMap;
+use std::ops::Range;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/corpus");
@@ -118,4 +121,132 @@ fn extra_invalid_files_fail_like_nginx() {
             "{f}: nginx said {stderr}, we said {want}"
         );
     }
+}
+
+/// Byte ranges of every `server` statement inside an `upstream` block.
+fn server_ranges(doc: &Doc) -> Vec<Range<usize>> {
+    fn walk(doc: &Doc, parent: Option<u32>, in_upstream: bool, out: &mut Vec<Range<usize>>) {
+        for s in doc.children(parent) {
+            if doc.is_comment(s) {
+                continue;
+            }
+            if in_upstream && doc.is_named(s, "server") && !doc.is_block(s) {
+                out.push(doc.stmt_range(s));
+            }
+            if doc.is_block(s) {
+                walk(doc, Some(s), doc.is_named(s, "upstream"), out);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(doc, None, false, &mut out);
+    out
+}
+
+/// The differing byte range of `before` (common prefix and suffix removed).
+fn changed_range(before: &[u8], after: &[u8]) -> Range<usize> {
+    let p = before.iter().zip(after).take_while(|(a, b)| a == b).count();
+    let max_s = before.len().min(after.len()) - p;
+    let s = before
+        .iter()
+        .rev()
+        .zip(after.iter().rev())
+        .take(max_s)
+        .take_while(|(a, b)| a == b)
+        .count();
+    p..before.len() - s
+}
+
+#[test]
+fn every_upstream_server_drains_and_undrains_in_place() {
+    let tmp = tempfile::tempdir().unwrap();
+    let force = EditOptions { force: true };
+    let (mut drained, mut already_down) = (0, 0);
+    for f in corpus_files() {
+        let original = std::fs::read(&f).unwrap();
+        let Ok(doc) = Doc::parse(original.clone()) else {
+            continue;
+        };
+        let ranges = server_ranges(&doc);
+        if ranges.is_empty() {
+            continue;
+        }
+        let path = tmp.path().join("nginx.conf");
+        std::fs::write(&path, &original).unwrap();
+        let inode = std::fs::metadata(&path).unwrap().ino();
+        let set = ConfigSet::load_single(&path, &HostFs).unwrap();
+        let ups = set.upstreams();
+        let mut names: HashMap<&str, usize> = HashMap::new();
+        for u in &ups {
+            *names.entry(u.name.as_str()).or_default() += 1;
+        }
+        for u in ups.iter().filter(|u| names[u.name.as_str()] == 1) {
+            for srv in &u.servers {
+                if u.servers
+                    .iter()
+                    .filter(|s| s.address == srv.address)
+                    .count()
+                    > 1
+                {
+                    continue;
+                }
+                let ctx = format!("{} {} {}", rel(&f), u.name, srv.address);
+                let mut edited = set.clone();
+                if srv.is_down() {
+                    assert!(
+                        !edited
+                            .apply(&u.name, &srv.address, Edit::MarkDown, force)
+                            .unwrap(),
+                        "{ctx}"
+                    );
+                    already_down += 1;
+                    continue;
+                }
+                assert!(
+                    edited
+                        .apply(&u.name, &srv.address, Edit::MarkDown, force)
+                        .unwrap(),
+                    "{ctx}"
+                );
+                let changes = edited.changes_since(&set);
+                assert_eq!(changes.len(), 1, "{ctx}");
+                let changed = changed_range(&changes[0].before, &changes[0].after);
+                assert_eq!(
+                    ranges
+                        .iter()
+                        .filter(|r| r.start <= changed.start && changed.end <= r.end)
+                        .count(),
+                    1,
+                    "{ctx}: the drain must touch exactly one server statement"
+                );
+                write::write_changes(&changes).unwrap();
+                assert_eq!(std::fs::read(&path).unwrap(), changes[0].after, "{ctx}");
+                let reloaded = ConfigSet::load_single(&path, &HostFs).unwrap();
+                assert!(
+                    reloaded
+                        .upstream(&u.name)
+                        .unwrap()
+                        .servers
+                        .iter()
+                        .any(|s| s.address == srv.address && s.is_down()),
+                    "{ctx}"
+                );
+
+                let drained_set = edited.clone();
+                assert!(
+                    edited
+                        .apply(&u.name, &srv.address, Edit::Restore, force)
+                        .unwrap(),
+                    "{ctx}"
+                );
+                let back = edited.changes_since(&drained_set);
+                write::write_changes(&back).unwrap();
+                assert_eq!(std::fs::read(&path).unwrap(), original, "{ctx}");
+                assert_eq!(std::fs::metadata(&path).unwrap().ino(), inode, "{ctx}");
+                drained += 1;
+            }
+        }
+    }
+    assert!(drained >= 90, "only {drained} servers drained");
+    println!("drained and restored {drained} servers; {already_down} were already down");
 }

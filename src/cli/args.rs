@@ -189,6 +189,11 @@ pub struct RollbackFlags {
 /// The commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Inspect and edit nginx configuration files losslessly (offline, no Docker).
+    #[command(subcommand)]
+    Conf(super::conf::ConfCommand),
+    /// Render a tera template (upstream blocks or a whole config).
+    Render(super::render::RenderArgs),
     /// Table of upstreams, servers, their state and containers, and any unfinished rollout.
     Status {
         /// Only this upstream.

@@ -66,7 +66,9 @@ pub async fn run(global: &Global, command: Command) -> Result<i32> {
         Command::History { upstream, target } => {
             history(global, upstream.as_deref(), &target).await
         }
-        Command::Completions { .. } | Command::Man => unreachable!("handled before"),
+        Command::Completions { .. } | Command::Man | Command::Conf(_) | Command::Render(_) => {
+            unreachable!("handled before")
+        }
     }
 }
 

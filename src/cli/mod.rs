@@ -1,8 +1,10 @@
 //! Command-line front end: argument parsing and the three ways to run a plan
 //! (dry-run, interactive, scripted). Everything else lives in the library.
 mod args;
+mod conf;
 mod live;
 pub mod output;
+mod render;
 
 use std::io::IsTerminal;
 
@@ -110,6 +112,16 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
             clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout())?;
             Ok(exit::DONE)
         }
+        // The offline config commands keep nginx's own error format: the message, the
+        // line and a caret, exit 1 (as `nginx -t` does).
+        Command::Conf(c) => Ok(conf::run(c).unwrap_or_else(|e| {
+            eprintln!("nginx-rollout: {e:#}");
+            exit::FAILED
+        })),
+        Command::Render(r) => Ok(render::run(r).unwrap_or_else(|e| {
+            eprintln!("nginx-rollout: {e:#}");
+            exit::FAILED
+        })),
         command => live::run(&cli.global, command).await,
     }
 }

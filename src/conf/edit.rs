@@ -311,7 +311,8 @@ fn add_after(doc: &Doc, us: u32, last: Option<u32>, text: &str) -> Splice {
 }
 
 /// Bytes to delete to remove statement `s`: its whole line(s) when it stands
-/// alone on them, else just the statement and the blanks before it.
+/// alone on them (with its trailing comment), else just the statement and
+/// the blanks before it.
 fn removal_range(doc: &Doc, s: u32) -> Range<usize> {
     let src = doc.bytes();
     let r = doc.stmt_range(s);
@@ -325,6 +326,12 @@ fn removal_range(doc: &Doc, s: u32) -> Range<usize> {
     let mut end = r.end;
     while end < src.len() && (src[end] == b' ' || src[end] == b'\t' || src[end] == b'\r') {
         end += 1;
+    }
+    // A trailing comment on the statement's own line goes with it.
+    if own_line && end < src.len() && src[end] == b'#' {
+        while end < src.len() && src[end] != b'\n' {
+            end += 1;
+        }
     }
     if own_line && (end == src.len() || src[end] == b'\n') {
         start..(end + 1).min(src.len())

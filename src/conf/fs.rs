@@ -28,8 +28,13 @@ impl Fs for HostFs {
             .to_str()
             .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "non-UTF-8 glob"))?;
         let mut out = Vec::new();
-        for entry in
-            glob::glob(pattern).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?
+        // Like glob(3), which nginx uses: `*` does not match a leading dot.
+        let opts = glob::MatchOptions {
+            require_literal_leading_dot: true,
+            ..glob::MatchOptions::new()
+        };
+        for entry in glob::glob_with(pattern, opts)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?
         {
             out.push(entry.map_err(io::Error::from)?);
         }

@@ -30,25 +30,22 @@ pub fn comment(i: &[u8]) -> IResult<&[u8], &[u8]> {
 /// are ordinary bytes. Never fails on non-empty input.
 pub fn word(i: &[u8]) -> IResult<&[u8], &[u8]> {
     let mut k = 0;
-    let mut variable = false;
-    while k < i.len() {
-        match i[k] {
-            b' ' | b'\t' | b'\r' | b'\n' | b';' => break,
-            b'{' if !variable => break,
-            b'{' => {}
-            b'\\' => {
-                variable = false;
-                k += 2;
-                continue;
-            }
-            b'$' => {
-                variable = true;
-                k += 1;
-                continue;
-            }
-            _ => variable = false,
+    loop {
+        // Fast path over ordinary bytes.
+        while k < i.len() && !WORD_SPECIAL[i[k] as usize] {
+            k += 1;
         }
-        k += 1;
+        match i.get(k) {
+            None | Some(b' ' | b'\t' | b'\r' | b'\n' | b';' | b'{') => break,
+            Some(b'\\') => k += 2,
+            // `$` then any run of `{` stays in the token (`${var}`).
+            _ => {
+                k += 1;
+                while i.get(k) == Some(&b'{') {
+                    k += 1;
+                }
+            }
+        }
     }
     let k = k.min(i.len());
     if k == 0 {
@@ -56,6 +53,18 @@ pub fn word(i: &[u8]) -> IResult<&[u8], &[u8]> {
     }
     Ok((&i[k..], &i[..k]))
 }
+
+/// Bytes that end or change the scanning of a bare token.
+static WORD_SPECIAL: [bool; 256] = {
+    let mut t = [false; 256];
+    let special = b" \t\r\n;{\\$";
+    let mut j = 0;
+    while j < special.len() {
+        t[special[j] as usize] = true;
+        j += 1;
+    }
+    t
+};
 
 /// A `"…"` or `'…'` token (may span lines, `\` escapes the next byte).
 /// Fails with `ErrorKind::Eof` when the closing quote is missing.
@@ -128,6 +137,8 @@ mod tests {
         assert_eq!(w("a\\ b c"), "a\\ b");
         assert_eq!(w("\\$"), "\\$");
         assert_eq!(w("a\\"), "a\\");
+        assert_eq!(w("$${{x} y"), "$${{x}");
+        assert_eq!(w("\\${ y"), "\\$");
     }
 
     #[test]

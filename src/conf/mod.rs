@@ -2,6 +2,7 @@
 //!
 //! Pure: no Docker, no async. Files are reached through [`Fs`] so that the same
 //! engine reads host files, bind-mounted files and files inside a container.
+pub mod crossplane;
 pub mod edit;
 pub mod error;
 pub mod fs;
