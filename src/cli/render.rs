@@ -13,14 +13,14 @@ pub struct RenderArgs {
     #[arg(long)]
     values: PathBuf,
     /// Write here (in place, same inode, when it exists) instead of stdout.
-    #[arg(short, long)]
-    output: Option<PathBuf>,
+    #[arg(short = 'o', long = "out", value_name = "OUT")]
+    out: Option<PathBuf>,
 }
 
 /// Renders; exit code 0.
 pub fn run(args: RenderArgs) -> anyhow::Result<i32> {
     let text = crate::render::render_file(&args.template, &args.values)?;
-    match &args.output {
+    match &args.out {
         Some(out) if out.exists() => crate::conf::write::write_in_place(out, text.as_bytes())
             .with_context(|| format!("cannot write {}", out.display()))?,
         Some(out) => {
