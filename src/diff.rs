@@ -16,7 +16,10 @@ pub fn unified(label: &str, before: &[u8], after: &[u8], color: bool) -> String 
     let text = diff
         .unified_diff()
         .context_radius(3)
-        .header(&format!("a/{}", label.trim_start_matches('/')), &format!("b/{}", label.trim_start_matches('/')))
+        .header(
+            &format!("a/{}", label.trim_start_matches('/')),
+            &format!("b/{}", label.trim_start_matches('/')),
+        )
         .to_string();
     colorize(&text, color)
 }
