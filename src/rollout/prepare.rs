@@ -152,7 +152,7 @@ pub async fn prepare(live: &Live, opts: &DeployOptions) -> Result<Prepared> {
             Mode::Engine => false,
             Mode::Compose => true,
             Mode::Auto => {
-                backend.compose.is_some() && live.compose_cli.is_some() && !engine_changes
+                !engine_changes && backend.compose.is_some() && live.compose_cli().is_some()
             }
         };
         let desired = if use_compose {
@@ -163,7 +163,7 @@ pub async fn prepare(live: &Live, opts: &DeployOptions) -> Result<Prepared> {
                 )
             })?;
             let cli = live
-                .compose_cli
+                .compose_cli()
                 .ok_or_else(|| anyhow!("--mode compose: no compose CLI installed"))?;
             if compose_policy.is_none() {
                 let service = compose_service_config(cli, &compose).await?;
