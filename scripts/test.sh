@@ -11,4 +11,4 @@ trap 'scripts/dev-env.sh --stop' EXIT
 
 cargo fmt --check
 cargo clippy --all-targets --locked -- -D warnings
-cargo test --locked --all-targets 2>&1 | tee target/test-output.log
+cargo test --locked --all-targets --no-fail-fast 2>&1 | tee target/test-output.log

@@ -123,6 +123,17 @@ impl<'a, B: Backend, O: Observer> Executor<'a, B, O> {
         *self.cancel.borrow()
     }
 
+    /// No reload happened, no edit is left on disk and no server was touched.
+    fn changed_nothing(&self) -> bool {
+        self.reloads == 0
+            && self.last_edit.is_empty()
+            && self
+                .rollout
+                .servers
+                .iter()
+                .all(|s| s.state == ServerState::Pending)
+    }
+
     fn failures(&self) -> usize {
         self.rollout
             .servers
@@ -144,7 +155,10 @@ impl<'a, B: Backend, O: Observer> Executor<'a, B, O> {
             }
             other => other,
         };
-        self.rollout.status = outcome.status();
+        self.rollout.status = match outcome {
+            Outcome::Failed(_) if self.changed_nothing() => Status::Rejected,
+            _ => outcome.status(),
+        };
         self.rollout.reason = outcome.reason();
         self.rollout.finished_at = Some(now());
         self.save()?;
@@ -409,6 +423,7 @@ impl<'a, B: Backend, O: Observer> Executor<'a, B, O> {
                 })
                 .collect();
             self.backend.write_config(&undo).await?;
+            self.last_edit.clear();
             for c in std::mem::take(&mut self.last_edit_changes) {
                 if let ServerChange::Drain { server } = c
                     && let Some(rec) = self.rollout.server_mut(&server)

@@ -37,6 +37,9 @@ pub enum Status {
     Interrupted,
     /// Undone by a rollback (that rollback has its own revision).
     RolledBack,
+    /// Failed before it changed anything (e.g. `nginx -t` rejected its first
+    /// edit, which was restored): nothing to resume or roll back.
+    Rejected,
 }
 
 impl Status {

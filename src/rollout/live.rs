@@ -1,6 +1,7 @@
 //! The live environment: the Docker daemon, the nginx container and its
 //! config files, as an [`exec::Backend`](crate::exec::Backend).
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, Result, anyhow};
@@ -65,8 +66,9 @@ pub struct Live {
     pub docker: Docker,
     /// The nginx container.
     pub nginx: NginxContainer,
-    /// The compose CLI, if one is installed.
-    pub compose_cli: Option<ComposeCli>,
+    /// The compose CLI, if one is installed: looked for on first use, since
+    /// starting `docker-compose` (Python) just to ask costs most of a second.
+    compose_cli: OnceLock<Option<ComposeCli>>,
     /// The health probe for containers without a healthcheck.
     pub probe: ProbeKind,
 }
@@ -79,9 +81,14 @@ impl Live {
         Ok(Live {
             docker,
             nginx,
-            compose_cli: compose_cli(),
+            compose_cli: OnceLock::new(),
             probe: ProbeKind::default(),
         })
+    }
+
+    /// The compose CLI (`docker compose` or `docker-compose`), if one is installed.
+    pub fn compose_cli(&self) -> Option<ComposeCli> {
+        *self.compose_cli.get_or_init(compose_cli)
     }
 
     /// The config files as nginx sees them.
@@ -133,7 +140,7 @@ impl Live {
         match desired {
             Desired::Engine { spec } => create_and_start(&self.docker, &spec, name).await,
             Desired::Compose { compose, .. } => {
-                let cli = self.compose_cli.ok_or_else(|| {
+                let cli = self.compose_cli().ok_or_else(|| {
                     anyhow!("no compose CLI (docker compose / docker-compose) installed")
                 })?;
                 compose_recreate(cli, &compose).await?;

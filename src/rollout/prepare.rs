@@ -150,7 +150,7 @@ pub async fn prepare(live: &Live, opts: &DeployOptions) -> Result<Prepared> {
         let old = capture_spec(&live.docker, &backend.id).await?;
         // The policy comes from the first compose service's deploy section, in either mode.
         if let (None, Some(compose), Some(cli)) =
-            (&compose_policy, &backend.compose, live.compose_cli)
+            (&compose_policy, &backend.compose, live.compose_cli())
         {
             let service = compose_service_config(cli, compose).await?;
             let file = compose
@@ -167,7 +167,7 @@ pub async fn prepare(live: &Live, opts: &DeployOptions) -> Result<Prepared> {
             Mode::Engine => false,
             Mode::Compose => true,
             Mode::Auto => {
-                backend.compose.is_some() && live.compose_cli.is_some() && !engine_changes
+                !engine_changes && backend.compose.is_some() && live.compose_cli().is_some()
             }
         };
         let desired = if use_compose {
@@ -178,7 +178,7 @@ pub async fn prepare(live: &Live, opts: &DeployOptions) -> Result<Prepared> {
                 )
             })?;
             let cli = live
-                .compose_cli
+                .compose_cli()
                 .ok_or_else(|| anyhow!("--mode compose: no compose CLI installed"))?;
             let service = compose_service_config(cli, &compose).await?;
             // The image the compose file asks for: what the summary reports as new.

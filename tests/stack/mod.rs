@@ -7,7 +7,9 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// The crate root.
@@ -21,6 +23,10 @@ pub fn tool_path() -> &'static str {
 }
 
 static NEXT_PORT: AtomicU16 = AtomicU16::new(0);
+
+/// Stacks of one test binary run one at a time: the machine is small and
+/// shared, and concurrent stacks would make load results depend on each other.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 /// A free 127.0.0.1 port, distinct across the tests of one binary.
 fn free_port() -> u16 {
@@ -41,11 +47,15 @@ pub struct Stack {
     pub project: String,
     /// nginx's port on 127.0.0.1.
     pub port: u16,
+    _turn: MutexGuard<'static, ()>,
 }
 
 impl Stack {
     /// Copies `fixtures/seed002`, lets `edit` change its files, and brings it up.
     pub fn up_with(name: &str, edit: impl FnOnce(&Path)) -> Stack {
+        let turn = ONE_AT_A_TIME
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         let dir = tempfile::Builder::new()
             .prefix(&format!("nr-{name}-"))
             .tempdir()
@@ -54,7 +64,12 @@ impl Stack {
         edit(dir.path());
         let project = format!("nrt{}{}", name.replace(['-', '_'], ""), std::process::id());
         let port = free_port();
-        let stack = Stack { dir, project, port };
+        let stack = Stack {
+            dir,
+            project,
+            port,
+            _turn: turn,
+        };
         let out = stack.compose(&["up", "-d"]);
         assert!(
             out.status.success(),
@@ -121,6 +136,67 @@ impl Stack {
         self.path().join("proxy/nginx.conf")
     }
 
+    /// proxy/nginx.conf's inode on the host (a single-file bind mount follows it).
+    pub fn conf_inode(&self) -> u64 {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(self.conf_path()).unwrap().ino()
+    }
+
+    /// `docker inspect CONTAINER` as JSON (the first and only object).
+    pub fn inspect(&self, container: &str) -> serde_json::Value {
+        let out = docker(&["inspect", container]);
+        assert!(
+            out.status.success(),
+            "docker inspect {container}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut list: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+        list.remove(0)
+    }
+
+    /// The nginx container's nginx processes, as `PID ARGS` lines (master and workers).
+    pub fn nginx_processes(&self) -> Vec<String> {
+        let out = docker(&["top", &self.container("nginx"), "-eo", "pid,args"]);
+        assert!(
+            out.status.success(),
+            "docker top: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| l.contains("nginx: "))
+            .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+            .collect()
+    }
+
+    /// Starts one `GET path` every `every` in its own thread until
+    /// [`Trickle::finish`], e.g. slow requests that are in flight whenever a
+    /// server is drained.
+    pub fn trickle(&self, path: &str, every: Duration) -> Trickle {
+        let (port, path) = (self.port, path.to_string());
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let starter = std::thread::spawn(move || {
+            let mut requests = Vec::new();
+            // Bounded: at most 10 minutes' worth of requests.
+            let limit = (600_000 / every.as_millis().max(1)) as usize;
+            while !flag.load(Ordering::SeqCst) && requests.len() < limit {
+                let path = path.clone();
+                requests.push(std::thread::spawn(move || try_http(port, "GET", &path)));
+                std::thread::sleep(every);
+            }
+            requests
+                .into_iter()
+                .map(|r| {
+                    r.join()
+                        .unwrap()
+                        .unwrap_or_else(|e| (0, format!("error: {e}")))
+                })
+                .collect()
+        });
+        Trickle { stop, starter }
+    }
+
     /// proxy/nginx.conf's bytes.
     pub fn conf(&self) -> Vec<u8> {
         std::fs::read(self.conf_path()).unwrap()
@@ -174,6 +250,28 @@ impl Drop for Stack {
     }
 }
 
+/// Requests started one after another in the background; see [`Stack::trickle`].
+pub struct Trickle {
+    stop: Arc<AtomicBool>,
+    starter: JoinHandle<Vec<(u16, String)>>,
+}
+
+impl Trickle {
+    /// Stops starting requests, waits for those in flight; (status, body) of each.
+    pub fn finish(self) -> Vec<(u16, String)> {
+        self.stop.store(true, Ordering::SeqCst);
+        self.starter.join().unwrap()
+    }
+}
+
+/// Runs the docker CLI.
+pub fn docker(args: &[&str]) -> Output {
+    Command::new("docker")
+        .args(args)
+        .output()
+        .expect("docker runs")
+}
+
 /// Load running in the background.
 pub struct Load {
     child: Child,
@@ -221,11 +319,20 @@ impl Load {
 
 /// One HTTP/1.1 request with `Connection: close`; (status, body).
 pub fn http(port: u16, method: &str, path: &str) -> (u16, String) {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    write!(s, "{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").unwrap();
+    try_http(port, method, path)
+        .unwrap_or_else(|e| panic!("{method} {path} on 127.0.0.1:{port}: {e}"))
+}
+
+/// [`http`] that returns connection errors instead of panicking.
+pub fn try_http(port: u16, method: &str, path: &str) -> std::io::Result<(u16, String)> {
+    let mut s = TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(Duration::from_secs(30)))?;
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )?;
     let mut buf = String::new();
-    s.read_to_string(&mut buf).unwrap();
+    s.read_to_string(&mut buf)?;
     let status = buf
         .split_whitespace()
         .nth(1)
@@ -235,7 +342,7 @@ pub fn http(port: u16, method: &str, path: &str) -> (u16, String) {
         .split_once("\r\n\r\n")
         .map(|(_, b)| b.to_string())
         .unwrap_or_default();
-    (status, body)
+    Ok((status, body))
 }
 
 fn copy_dir(from: &Path, to: &Path) {
