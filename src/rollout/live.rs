@@ -71,6 +71,10 @@ pub struct Live {
     compose_cli: OnceLock<Option<ComposeCli>>,
     /// The health probe for containers without a healthcheck.
     pub probe: ProbeKind,
+    /// nginx's config files: fetched from the container once per run (bind-mounted
+    /// files are read from the host at every access; files only in the container
+    /// change only through our own writes, which update this copy).
+    files: tokio::sync::OnceCell<ContainerFs>,
 }
 
 impl Live {
@@ -83,6 +87,7 @@ impl Live {
             nginx,
             compose_cli: OnceLock::new(),
             probe: ProbeKind::default(),
+            files: tokio::sync::OnceCell::new(),
         })
     }
 
@@ -92,8 +97,10 @@ impl Live {
     }
 
     /// The config files as nginx sees them.
-    pub async fn files(&self) -> Result<ContainerFs> {
-        ContainerFs::load(&self.docker, &self.nginx).await
+    pub async fn files(&self) -> Result<&ContainerFs> {
+        self.files
+            .get_or_try_init(|| ContainerFs::load(&self.docker, &self.nginx))
+            .await
     }
 
     /// The state directory: `explicit`, else `.nginx-rollout/` next to the host's
@@ -182,7 +189,7 @@ impl Live {
 impl Backend for Live {
     async fn load_config(&self) -> Result<ConfigSet> {
         let fs = self.files().await?;
-        Ok(ConfigSet::load(&self.nginx.conf_path, &fs)?)
+        Ok(ConfigSet::load(&self.nginx.conf_path, fs)?)
     }
 
     async fn write_config(&self, changes: &[FileChange]) -> Result<()> {

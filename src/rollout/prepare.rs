@@ -6,7 +6,7 @@ use super::live::{Desired, Live};
 use crate::conf::{ConfigSet, Upstream};
 use crate::docker::backend::{
     TemplateVars, backend_by_name, capture_spec, compose_needs_update, compose_service_config,
-    render_value, resolve_backend, slot_name,
+    deploy_section, render_value, resolve_backend, slot_name,
 };
 use crate::exec::journal::{ServerRecord, ServerState};
 use crate::plan::policy::{self, Direction, Overrides};
@@ -149,10 +149,9 @@ pub async fn prepare(live: &Live, opts: &DeployOptions) -> Result<Prepared> {
         };
         let old = capture_spec(&live.docker, &backend.id).await?;
         // The policy comes from the first compose service's deploy section, in either mode.
-        if let (None, Some(compose), Some(cli)) =
-            (&compose_policy, &backend.compose, live.compose_cli())
+        if let (None, Some(compose)) = (&compose_policy, &backend.compose)
+            && let Some(deploy) = deploy_section(compose)?
         {
-            let service = compose_service_config(cli, compose).await?;
             let file = compose
                 .config_files
                 .first()
@@ -160,7 +159,7 @@ pub async fn prepare(live: &Live, opts: &DeployOptions) -> Result<Prepared> {
                 .unwrap_or_default();
             compose_policy = Some((
                 format!("{file} services.{}.deploy", compose.service),
-                service,
+                deploy,
             ));
         }
         let use_compose = match opts.mode {
@@ -246,12 +245,9 @@ pub async fn prepare(live: &Live, opts: &DeployOptions) -> Result<Prepared> {
         });
     }
     let section = |key: &str| {
-        compose_policy.as_ref().and_then(|(at, service)| {
-            service
-                .get("deploy")
-                .and_then(|d| d.get(key))
-                .map(|v| (format!("{at}.{key}"), v.clone()))
-        })
+        compose_policy
+            .as_ref()
+            .and_then(|(at, deploy)| deploy.get(key).map(|v| (format!("{at}.{key}"), v.clone())))
     };
     let update_section = section("update_config");
     let rollback_section = section("rollback_config");

@@ -227,3 +227,82 @@ mod tests {
         assert_eq!(parse_hash("app1\n", "app1"), None);
     }
 }
+
+/// The service's `deploy` section, read straight from the project's compose
+/// files (later files override earlier ones key by key, as compose merges them)
+/// without starting the compose CLI. `None` when no file has one.
+pub fn deploy_section(r: &ComposeRef) -> Result<Option<serde_norway::Value>> {
+    use serde_norway::Value;
+    let mut merged: Option<serde_norway::Mapping> = None;
+    for file in &r.config_files {
+        let path = match &r.working_dir {
+            Some(dir) if file.is_relative() => dir.join(file),
+            _ => file.clone(),
+        };
+        let text = std::fs::read_to_string(&path).with_context(|| {
+            format!(
+                "compose project {}: cannot read {}",
+                r.project,
+                path.display()
+            )
+        })?;
+        let doc: Value = serde_norway::from_str(&text)
+            .with_context(|| format!("{}: not a compose file", path.display()))?;
+        let Some(Value::Mapping(deploy)) = doc
+            .get("services")
+            .and_then(|s| s.get(r.service.as_str()))
+            .and_then(|s| s.get("deploy"))
+        else {
+            continue;
+        };
+        let into = merged.get_or_insert_with(Default::default);
+        for (key, value) in deploy {
+            match (into.get_mut(key), value) {
+                (Some(Value::Mapping(old)), Value::Mapping(new)) => {
+                    old.extend(new.iter().map(|(k, v)| (k.clone(), v.clone())));
+                }
+                _ => {
+                    into.insert(key.clone(), value.clone());
+                }
+            }
+        }
+    }
+    Ok(merged.map(Value::Mapping))
+}
+
+#[cfg(test)]
+mod deploy_section_tests {
+    use super::*;
+
+    #[test]
+    fn later_files_override_key_by_key() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("a.yml"),
+            "services:\n  app1:\n    deploy:\n      update_config:\n        parallelism: 2\n        delay: 10s\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("b.yml"),
+            "services:\n  app1:\n    deploy:\n      update_config:\n        delay: 1s\n      rollback_config:\n        parallelism: 3\n",
+        )
+        .unwrap();
+        let r = ComposeRef {
+            project: "p".into(),
+            service: "app1".into(),
+            working_dir: Some(dir.path().to_path_buf()),
+            config_files: vec!["a.yml".into(), "b.yml".into()],
+            config_hash: None,
+        };
+        let deploy = deploy_section(&r).unwrap().unwrap();
+        let update = &deploy["update_config"];
+        assert_eq!(update["parallelism"].as_u64(), Some(2));
+        assert_eq!(update["delay"].as_str(), Some("1s"));
+        assert_eq!(deploy["rollback_config"]["parallelism"].as_u64(), Some(3));
+        let none = ComposeRef {
+            service: "app2".into(),
+            ..r
+        };
+        assert!(deploy_section(&none).unwrap().is_none());
+    }
+}

@@ -11,7 +11,7 @@ pub mod template;
 
 pub use compose::{
     ComposeCli, compose_cli, compose_container, compose_needs_update, compose_recreate,
-    compose_service_config,
+    compose_service_config, deploy_section,
 };
 pub use health::{HealthError, HealthSource, HealthyAt, Probe, monitor, wait_healthy};
 pub use mapping::{Backend, backend_by_name, resolve_backend};
