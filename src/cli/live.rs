@@ -590,8 +590,7 @@ async fn status(global: &Global, upstream: Option<&str>, target: &Target) -> Res
         );
         return Ok(exit::DONE);
     }
-    let mut table = Table::new();
-    table.load_style(UTF8_BORDERS_ONLY).set_header(vec![
+    const COLUMNS: [&str; 8] = [
         "upstream",
         "server",
         "state",
@@ -600,22 +599,12 @@ async fn status(global: &Global, upstream: Option<&str>, target: &Target) -> Res
         "health",
         "started",
         "rollout",
-    ]);
+    ];
+    let mut table = Table::new();
+    table.load_style(UTF8_BORDERS_ONLY).set_header(COLUMNS);
     let text = |v: &serde_json::Value| v.as_str().unwrap_or("-").to_string();
     for r in &rows {
-        table.add_row(
-            [
-                "upstream",
-                "server",
-                "state",
-                "container",
-                "image",
-                "health",
-                "started",
-                "rollout",
-            ]
-            .map(|k| text(&r[k])),
-        );
+        table.add_row(COLUMNS.map(|k| text(&r[k])));
     }
     println!("{table}");
     if let Some(r) = &unfinished {
