@@ -288,6 +288,8 @@ pub struct NoTerminal;
 /// Human output plus a prompt before each step.
 pub struct Interactive {
     human: Human,
+    /// The step just shown with its prompt: its start is not printed again.
+    shown: Option<usize>,
 }
 
 impl Interactive {
@@ -298,17 +300,22 @@ impl Interactive {
         }
         Ok(Interactive {
             human: Human::new(style),
+            shown: None,
         })
     }
 }
 
 impl Observer for Interactive {
     fn event(&mut self, event: &Event) {
-        self.human.event(event);
+        match event {
+            Event::StepStart { step } if self.shown == Some(step.index) => {}
+            _ => self.human.event(event),
+        }
     }
 
     fn confirm(&mut self, step: &Step) -> Decision {
         self.human.stop_spinner();
+        self.shown = Some(step.index);
         eprintln!(
             "{}",
             style(step_line(step, self.human.total)).bold().for_stderr()
