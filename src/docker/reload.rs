@@ -137,15 +137,7 @@ pub async fn reload(
         .copied()
         .collect();
     let since = chrono::Utc::now().timestamp() - 1;
-    let out = nginx_exec(docker, nginx, &["-s", "reload"]).await?;
-    if !out.success() {
-        bail!(
-            "`nginx -s reload` failed in container {} (exit {}): {}",
-            nginx.name,
-            out.exit_code,
-            out.stderr.trim()
-        );
-    }
+    signal_reload(docker, nginx, before.master).await?;
     let deadline = Instant::now() + timeout;
     loop {
         let now = worker_pids(docker, nginx).await?;
@@ -208,6 +200,35 @@ pub async fn wait_old_workers_exit(
         }
         sleep(POLL).await;
     }
+}
+
+/// Tells the master to reload, as `nginx -s reload` does (SIGHUP). When the
+/// master is the container's main process the signal goes through the API,
+/// which saves a `docker exec` round trip; otherwise `nginx -s reload` runs in it.
+async fn signal_reload(docker: &Docker, nginx: &NginxContainer, master: u32) -> Result<()> {
+    let main_pid = docker
+        .inspect_container(&nginx.id, None)
+        .await
+        .with_context(|| format!("container {}: inspect", nginx.name))?
+        .state
+        .and_then(|s| s.pid);
+    if main_pid == Some(i64::from(master)) {
+        let options = bollard::query_parameters::KillContainerOptions { signal: "HUP".into() };
+        return docker
+            .kill_container(&nginx.id, Some(options))
+            .await
+            .with_context(|| format!("container {}: send SIGHUP to the nginx master", nginx.name));
+    }
+    let out = nginx_exec(docker, nginx, &["-s", "reload"]).await?;
+    if !out.success() {
+        bail!(
+            "`nginx -s reload` failed in container {} (exit {}): {}",
+            nginx.name,
+            out.exit_code,
+            out.stderr.trim()
+        );
+    }
+    Ok(())
 }
 
 async fn nginx_exec(
