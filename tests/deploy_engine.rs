@@ -24,6 +24,8 @@ fn settings(inspect: &Value) -> Value {
         "HostsPath",
         "LogPath",
         "GraphDriver",
+        // Runtime, not settings: the healthcheck's exec may be running at inspect time.
+        "ExecIDs",
     ] {
         obj.remove(key);
     }
