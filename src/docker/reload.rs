@@ -213,7 +213,9 @@ async fn signal_reload(docker: &Docker, nginx: &NginxContainer, master: u32) -> 
         .state
         .and_then(|s| s.pid);
     if main_pid == Some(i64::from(master)) {
-        let options = bollard::query_parameters::KillContainerOptions { signal: "HUP".into() };
+        let options = bollard::query_parameters::KillContainerOptions {
+            signal: "HUP".into(),
+        };
         return docker
             .kill_container(&nginx.id, Some(options))
             .await
