@@ -156,6 +156,15 @@ fn lock(state: &StateDir) -> Result<Lock> {
     Ok(lock)
 }
 
+/// Connects, opens the state directory and takes its lock: the start of every
+/// command that changes something.
+async fn open_locked(target: &Target) -> Result<(Live, StateDir, Lock)> {
+    let live = connect(target).await?;
+    let state = live.state_dir(target.state_dir.as_deref()).await?;
+    let lock = lock(&state)?;
+    Ok((live, state, lock))
+}
+
 fn refuse_if_unfinished(state: &StateDir, upstream: &str) -> Result<()> {
     if let Some(r) = state.unfinished(Some(upstream))? {
         bail!(
@@ -259,9 +268,7 @@ async fn resume(
     target: &Target,
 ) -> Result<i32> {
     let mut observer = observer(global, confirm)?;
-    let live = connect(target).await?;
-    let state = live.state_dir(target.state_dir.as_deref()).await?;
-    let _lock = lock(&state)?;
+    let (live, state, _lock) = open_locked(target).await?;
     let Some(mut rollout) = state.unfinished(upstream)? else {
         bail!(
             "no paused or interrupted rollout to resume in {}",
@@ -340,9 +347,7 @@ async fn rollback(
     target: &Target,
 ) -> Result<i32> {
     let mut observer = observer(global, confirm)?;
-    let live = connect(target).await?;
-    let state = live.state_dir(target.state_dir.as_deref()).await?;
-    let _lock = lock(&state)?;
+    let (live, state, _lock) = open_locked(target).await?;
     let history = state.history()?;
     let of = match state.unfinished(upstream)? {
         Some(r) => r,
@@ -403,9 +408,7 @@ async fn single_edit(
     drain_timeout: std::time::Duration,
     target: &Target,
 ) -> Result<i32> {
-    let live = connect(target).await?;
-    let state = live.state_dir(target.state_dir.as_deref()).await?;
-    let _lock = lock(&state)?;
+    let (live, state, _lock) = open_locked(target).await?;
     let config = live.load_config().await?;
     let up = config.upstream(upstream)?;
     let (name, drain) = match &change {
