@@ -6,6 +6,7 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, Result, anyhow};
 use bollard::Docker;
+use bollard::models::ContainerInspectResponse;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -156,10 +157,10 @@ impl Live {
         }
     }
 
-    /// The id of a container, or `None` if there is none by that name.
-    async fn id_of(&self, container: &str) -> Result<Option<String>> {
+    /// A container's inspect data, or `None` if there is no such container.
+    async fn inspect(&self, container: &str) -> Result<Option<ContainerInspectResponse>> {
         match self.docker.inspect_container(container, None).await {
-            Ok(info) => Ok(info.id),
+            Ok(info) => Ok(Some(info)),
             Err(bollard::errors::Error::DockerResponseServerError {
                 status_code: 404, ..
             }) => Ok(None),
@@ -167,15 +168,18 @@ impl Live {
         }
     }
 
+    /// The id of a container, or `None` if there is none by that name.
+    async fn id_of(&self, container: &str) -> Result<Option<String>> {
+        Ok(self.inspect(container).await?.and_then(|info| info.id))
+    }
+
     /// Whether a container exists and runs (nginx can resolve only running containers' names).
     pub async fn is_running(&self, container: &str) -> Result<bool> {
-        match self.docker.inspect_container(container, None).await {
-            Ok(info) => Ok(info.state.and_then(|s| s.running).unwrap_or(false)),
-            Err(bollard::errors::Error::DockerResponseServerError {
-                status_code: 404, ..
-            }) => Ok(false),
-            Err(e) => Err(e).with_context(|| format!("container {container}")),
-        }
+        Ok(self
+            .inspect(container)
+            .await?
+            .and_then(|info| info.state?.running)
+            .unwrap_or(false))
     }
 
     async fn remove_if_present(&self, container: &str) -> Result<()> {
@@ -261,14 +265,8 @@ impl Backend for Live {
     ) -> Result<Option<String>> {
         let until: DateTime<Utc> = (since + window).into();
         let since: DateTime<Utc> = since.into();
-        let info = match self.docker.inspect_container(container_id, None).await {
-            Ok(info) => info,
-            Err(bollard::errors::Error::DockerResponseServerError {
-                status_code: 404, ..
-            }) => {
-                return Ok(Some(format!("container {container_id} disappeared")));
-            }
-            Err(e) => return Err(e).with_context(|| format!("container {container_id}")),
+        let Some(info) = self.inspect(container_id).await? else {
+            return Ok(Some(format!("container {container_id} disappeared")));
         };
         let name = info
             .name
