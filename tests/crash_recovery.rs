@@ -142,3 +142,81 @@ fn a_second_deploy_is_refused_at_once_naming_the_holder() {
     assert_ok(&first);
     assert_eq!(stack.bodies(8), app_bodies(2, "v2"));
 }
+
+/// `nginx -t` in the stack's nginx container sleeps 60 s while `/tmp/slow-nginx-t`
+/// exists there: a wrapper earlier on PATH than the real binary.
+fn slow_nginx_t(stack: &Stack) {
+    // The image has no /usr/local: copy the directory tree in.
+    let local = stack.path().join("usr-local");
+    std::fs::create_dir_all(local.join("sbin")).unwrap();
+    let wrapper = local.join("sbin/nginx");
+    std::fs::write(
+        &wrapper,
+        "#!/bin/sh\nif [ -e /tmp/slow-nginx-t ]; then\n  case \" $* \" in *\" -t \"*) sleep 60;; esac\nfi\nexec /usr/sbin/nginx \"$@\"\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let nginx = stack.container("nginx");
+    let dest = format!("{nginx}:/usr/local");
+    assert!(
+        stack::docker(&["cp", local.to_str().unwrap(), &dest])
+            .status
+            .success()
+    );
+    let flag = stack::docker(&["exec", &nginx, "sh", "-c", ": > /tmp/slow-nginx-t"]);
+    assert!(flag.status.success());
+}
+
+#[test]
+fn kill_9_between_writing_a_drain_and_reloading_then_resume_reloads_before_stopping() {
+    let stack = Stack::up("kill9write");
+    let before = stack.conf();
+    let workers = stack.nginx_processes();
+    slow_nginx_t(&stack);
+    let mut child = stack
+        .tool_cmd(&[
+            "deploy",
+            "apps",
+            "--yes",
+            "--mode",
+            "engine",
+            "--env",
+            "MESSAGE={{service}},v2",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for_drain(&stack);
+    // The drain is written and `nginx -t` hangs: nginx still sends that server traffic.
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(stack.nginx_processes(), workers, "nginx was not reloaded");
+    let nginx = stack.container("nginx");
+    assert!(
+        stack::docker(&["exec", &nginx, "busybox", "rm", "/tmp/slow-nginx-t"])
+            .status
+            .success()
+    );
+
+    let load = stack.load("/", 12, 16, "get-close");
+    std::thread::sleep(Duration::from_secs(1));
+    let out = stack.tool(&["resume", "--yes", "--output", "json"]);
+    let load = load.finish();
+    assert_ok(&out);
+    let kinds: Vec<String> = stack::json_lines(&out)
+        .iter()
+        .filter(|e| e["event"] == "step-start")
+        .map(|e| e["step"]["action"]["action"].as_str().unwrap().to_string())
+        .collect();
+    assert!(load.total > 0);
+    assert_eq!(load.failed, 0, "{load:?}");
+    assert_eq!(
+        kinds[..3],
+        ["reload", "wait-drained", "recreate"],
+        "{kinds:?}"
+    );
+    assert_eq!(stack.conf(), before);
+    assert_eq!(stack.bodies(8), app_bodies(2, "v2"));
+}

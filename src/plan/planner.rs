@@ -128,10 +128,11 @@ pub fn plan(
         operator_down.push(server.is_down() && !t.drained_by_us);
     }
     // Servers that take no traffic now (down, or a dead container) go first, in a batch
-    // that needs no config edit; a dead one must be running again before any `nginx -t`.
+    // that needs no config edit; a dead one must be running again before any `nginx -t`,
+    // so the dead come first of all.
     let quiet = |i: usize| operator_down[i] || targets[i].drained_by_us || targets[i].dead;
     let mut order: Vec<usize> = (0..targets.len()).collect();
-    order.sort_by_key(|&i| !quiet(i));
+    order.sort_by_key(|&i| (!quiet(i), !targets[i].dead));
     let quiet_count = order.iter().filter(|&&i| quiet(i)).count();
     let targets: Vec<Target> = order.iter().map(|&i| targets[i].clone()).collect();
     let operator_down: Vec<bool> = order.iter().map(|&i| operator_down[i]).collect();
@@ -258,15 +259,35 @@ impl Builder<'_> {
     ) -> Result<(), PlanError> {
         let mut pending_restore: Vec<ServerChange> = Vec::new();
         // The first `quiet_count` targets take no traffic: batches of their own, no drain.
+        // The dead among them (sorted first) get batches of their own too.
         let indices: Vec<usize> = (0..targets.len()).collect();
         let (quiet, busy) = indices.split_at(quiet_count);
-        let batches: Vec<Vec<usize>> = quiet
+        let (dead, idle) = quiet.split_at(quiet.iter().filter(|&&i| targets[i].dead).count());
+        let batches: Vec<Vec<usize>> = dead
             .chunks(batch)
+            .chain(idle.chunks(batch))
             .chain(busy.chunks(batch))
             .map(<[_]>::to_vec)
             .collect();
-        let quiet_batches = quiet.len().div_ceil(batch);
+        let quiet_batches = dead.len().div_ceil(batch) + idle.len().div_ceil(batch);
+        let mut drains_live = false;
         for (n, indices) in batches.iter().enumerate() {
+            // A run killed between writing a drain and reloading left a `down` that
+            // nginx may not have loaded: reload before stopping what is behind it.
+            if !drains_live
+                && indices
+                    .iter()
+                    .any(|&i| targets[i].drained_by_us && !targets[i].dead)
+            {
+                self.push(Action::Reload, None);
+                self.push(
+                    Action::WaitDrained {
+                        timeout: self.timeouts.drain,
+                    },
+                    None,
+                );
+                drains_live = true;
+            }
             // No edit while quiet batches run: a dead server's name fails `nginx -t` until it is back.
             let mut changes = if n < quiet_batches {
                 Vec::new()

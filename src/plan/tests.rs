@@ -203,7 +203,7 @@ fn start_first_swaps_the_line_after_the_replacement_is_healthy() {
 }
 
 #[test]
-fn dead_and_drained_servers_are_recreated_first_without_an_edit() {
+fn dead_then_drained_servers_are_recreated_first_without_an_edit() {
     let cfg = config(&["app1:3000", "app2:3000 down", "app3:3000"]);
     let mut dead = target("app3:3000");
     dead.dead = true;
@@ -217,23 +217,36 @@ fn dead_and_drained_servers_are_recreated_first_without_an_edit() {
         TIMEOUTS,
     )
     .unwrap();
-    let first: Vec<&str> = kinds(&p).into_iter().take(4).collect();
+    let first: Vec<&str> = kinds(&p).into_iter().take(6).collect();
     assert_eq!(
         first,
-        ["recreate", "wait-healthy", "recreate", "wait-healthy"],
-        "no nginx -t before they run"
+        [
+            "recreate",
+            "wait-healthy",
+            "reload",
+            "wait-drained",
+            "recreate",
+            "wait-healthy"
+        ],
+        "the dead server first (no nginx -t can pass before it runs), then the drained one \
+         after a reload that makes its `down` live"
     );
-    let Action::Edit { changes, .. } = &p.steps[4].action else {
-        panic!("{:?}", p.steps[4])
+    let recreated = |i: usize| match &p.steps[i].action {
+        Action::Recreate { servers } => servers[0].server.clone(),
+        a => panic!("{a:?}"),
+    };
+    assert_eq!([recreated(0), recreated(4)], ["app3:3000", "app2:3000"]);
+    let Action::Edit { changes, .. } = &p.steps[6].action else {
+        panic!("{:?}", p.steps[6])
     };
     assert_eq!(
         changes,
         &[
             ServerChange::Restore {
-                server: "app2:3000".into()
+                server: "app3:3000".into()
             },
             ServerChange::Restore {
-                server: "app3:3000".into()
+                server: "app2:3000".into()
             },
             ServerChange::Drain {
                 server: "app1:3000".into()
@@ -313,4 +326,26 @@ fn a_monitor_window_adds_a_final_watch() {
     assert!(
         matches!(p.steps.last().unwrap().action, Action::Monitor { window } if window == Duration::from_secs(5))
     );
+}
+
+#[test]
+fn only_a_drain_of_ours_needs_a_reload_before_its_recreate() {
+    let cfg = config(&["app1:3000", "app2:3000 down"]);
+    let mut ours = target("app2:3000");
+    ours.drained_by_us = true;
+    let p = plan(&cfg, "apps", &[ours], &policy(|_| {}), TIMEOUTS).unwrap();
+    assert_eq!(
+        kinds(&p)[..4],
+        ["reload", "wait-drained", "recreate", "wait-healthy"]
+    );
+    // The operator's own `down` stays down and needs no reload.
+    let p = plan(
+        &cfg,
+        "apps",
+        &[target("app2:3000")],
+        &policy(|_| {}),
+        TIMEOUTS,
+    )
+    .unwrap();
+    assert_eq!(kinds(&p), ["recreate", "wait-healthy"]);
 }
