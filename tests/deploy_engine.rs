@@ -150,3 +150,26 @@ fn engine_deploy_changes_only_the_env_and_keeps_every_other_setting() {
         );
     }
 }
+
+#[test]
+fn without_the_proc_shortcuts_everything_goes_through_the_api() {
+    let stack = Stack::up("noprocfs");
+    let before = stack.conf();
+    // nginx -V by exec, the config directory by the archive API, the workers by top.
+    let out = stack
+        .tool_cmd(&[
+            "deploy",
+            "apps",
+            "--yes",
+            "--monitor",
+            "0s",
+            "--env",
+            "MESSAGE={{service}},v2",
+        ])
+        .env("NGINX_ROLLOUT_NO_PROCFS", "1")
+        .output()
+        .unwrap();
+    assert_ok(&out);
+    assert_eq!(stack.conf(), before);
+    assert_eq!(stack.bodies(8), stack::app_bodies(2, "v2"));
+}

@@ -329,7 +329,7 @@ async fn config_only_inside_the_container_is_read_written_and_reloaded() {
         .unwrap();
     assert_eq!(sb.exec_ok(&nginx.id, &["cat", CONF]).await, edited);
     test_config(&sb.docker, &nginx).await.unwrap();
-    let outcome = reload(&sb.docker, &nginx, Duration::from_secs(10))
+    let outcome = reload(&sb.docker, &nginx, None, Duration::from_secs(10))
         .await
         .unwrap();
     assert!(!outcome.new_workers.is_empty());
@@ -392,7 +392,7 @@ async fn rejected_config_is_reported_and_reload_changes_nothing_until_fixed() {
         other => panic!("expected a rejection, got {other:?}"),
     }
     // `nginx -s reload` parses the file itself and refuses: an error, no reload.
-    let err = reload(&sb.docker, &nginx, Duration::from_secs(1))
+    let err = reload(&sb.docker, &nginx, None, Duration::from_secs(1))
         .await
         .unwrap_err();
     assert!(format!("{err:#}").contains("no_such_directive"), "{err:#}");
@@ -407,7 +407,7 @@ async fn rejected_config_is_reported_and_reload_changes_nothing_until_fixed() {
     fs.write(&sb.docker, Path::new(CONF), unbindable.as_bytes())
         .await
         .unwrap();
-    let err = reload(&sb.docker, &nginx, Duration::from_secs(1))
+    let err = reload(&sb.docker, &nginx, None, Duration::from_secs(1))
         .await
         .unwrap_err();
     let msg = format!("{err:#}");
@@ -425,7 +425,7 @@ async fn rejected_config_is_reported_and_reload_changes_nothing_until_fixed() {
         .await
         .unwrap();
     test_config(&sb.docker, &nginx).await.unwrap();
-    let outcome = reload(&sb.docker, &nginx, Duration::from_secs(10))
+    let outcome = reload(&sb.docker, &nginx, None, Duration::from_secs(10))
         .await
         .unwrap();
     assert_eq!(outcome.old_workers, before.active);
@@ -435,6 +435,14 @@ async fn rejected_config_is_reported_and_reload_changes_nothing_until_fixed() {
             .iter()
             .all(|p| !before.active.contains(p))
     );
+    wait_old_workers_exit(
+        &sb.docker,
+        &nginx,
+        &outcome.old_workers,
+        Duration::from_secs(10),
+    )
+    .await
+    .unwrap();
     let after = worker_pids(&sb.docker, &nginx).await.unwrap();
     assert_eq!(after.active, outcome.new_workers);
     assert_eq!(after.master, before.master);
@@ -492,7 +500,7 @@ async fn old_workers_are_waited_for_until_a_slow_request_completes() {
     }
     assert!(in_flight, "the slow request never reached nginx");
 
-    let outcome = reload(&sb.docker, &nginx, Duration::from_secs(10))
+    let outcome = reload(&sb.docker, &nginx, None, Duration::from_secs(10))
         .await
         .unwrap();
     let shutting = worker_pids(&sb.docker, &nginx).await.unwrap().shutting_down;
@@ -526,4 +534,36 @@ async fn old_workers_are_waited_for_until_a_slow_request_completes() {
         out.success() && out.stdout.starts_with("Hi there"),
         "{out:?}"
     );
+}
+
+#[tokio::test]
+async fn an_nginx_under_a_shell_is_found_and_reloaded_through_exec() {
+    let Some(sb) = Sandbox::new("undersh").await else {
+        return;
+    };
+    // The main process is the shell: no shortcut through /proc applies, so the
+    // config path comes from `nginx -V`, the process list from the top API and
+    // the reload from `nginx -s reload`.
+    let spec = Spec::new("nginx", NGINX_IMAGE).cmd(&["sh", "-c", "nginx -g 'daemon off;'; exit 1"]);
+    let (nginx, _) = start_nginx(&sb, spec, false, true).await;
+    assert_eq!(nginx.conf_path, Path::new(CONF));
+    let before = worker_pids(&sb.docker, &nginx).await.unwrap();
+    assert_ne!(Some(before.master), nginx.main_pid);
+    test_config(&sb.docker, &nginx).await.unwrap();
+    let outcome = reload(&sb.docker, &nginx, None, Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert_eq!(outcome.old_workers, before.active);
+    assert!(!outcome.new_workers.is_empty());
+    wait_old_workers_exit(
+        &sb.docker,
+        &nginx,
+        &outcome.old_workers,
+        Duration::from_secs(10),
+    )
+    .await
+    .unwrap();
+    let after = worker_pids(&sb.docker, &nginx).await.unwrap();
+    assert_eq!(after.master, before.master);
+    assert_eq!(after.active, outcome.new_workers);
 }

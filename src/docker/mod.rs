@@ -14,10 +14,11 @@ pub use exec::{ExecOutput, exec};
 // The nginx side: the container, its config files, the reload protocol.
 pub mod files;
 pub mod nginx;
+mod procfs;
 pub mod reload;
+pub mod workers;
 
 pub use files::ContainerFs;
 pub use nginx::{Mount, NginxCommand, NginxContainer, find_nginx};
-pub use reload::{
-    NginxTestError, ReloadOutcome, Workers, reload, test_config, wait_old_workers_exit, worker_pids,
-};
+pub use reload::{NginxTestError, ReloadOutcome, reload, test_config, wait_old_workers_exit};
+pub use workers::{Workers, worker_pids};

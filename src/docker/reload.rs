@@ -6,14 +6,22 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use bollard::Docker;
 use bollard::container::LogOutput;
-use bollard::query_parameters::{LogsOptions, TopOptions};
+use bollard::query_parameters::LogsOptions;
 use futures_util::StreamExt;
 use tokio::time::{Instant, sleep};
 
+use super::workers::{Workers, worker_pids};
 use super::{NginxContainer, exec};
 
-/// How often the process list is polled while waiting.
-const POLL: Duration = Duration::from_millis(25);
+/// How often the process list is polled while waiting: often at first (a
+/// reload takes nginx about 100 ms), then less so during long drains.
+fn poll_interval(waited: Duration) -> Duration {
+    if waited < Duration::from_millis(500) {
+        Duration::from_millis(5)
+    } else {
+        Duration::from_millis(50)
+    }
+}
 /// Log lines shown when a reload did not take.
 const LOG_TAIL: &str = "20";
 
@@ -33,17 +41,6 @@ pub enum NginxTestError {
     Exec(#[from] anyhow::Error),
 }
 
-/// nginx processes of a container, by host pid.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Workers {
-    /// Workers serving with the current configuration.
-    pub active: Vec<u32>,
-    /// Old workers finishing their requests (`worker process is shutting down`).
-    pub shutting_down: Vec<u32>,
-    /// The master process.
-    pub master: u32,
-}
-
 /// What a successful [`reload`] changed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReloadOutcome {
@@ -55,7 +52,9 @@ pub struct ReloadOutcome {
 
 /// Runs `nginx -t` (with the options nginx was started with) in the container.
 pub async fn test_config(docker: &Docker, nginx: &NginxContainer) -> Result<(), NginxTestError> {
+    let started = Instant::now();
     let out = nginx_exec(docker, nginx, &["-t", "-q"]).await?;
+    tracing::debug!(took = ?started.elapsed(), "nginx -t in {}", nginx.name);
     if out.success() {
         return Ok(());
     }
@@ -71,65 +70,25 @@ pub async fn test_config(docker: &Docker, nginx: &NginxContainer) -> Result<(), 
     })
 }
 
-/// Lists the container's nginx master and workers (top API).
-pub async fn worker_pids(docker: &Docker, nginx: &NginxContainer) -> Result<Workers> {
-    let top = docker
-        .top_processes(
-            &nginx.id,
-            Some(TopOptions {
-                ps_args: "-eo pid,args".into(),
-            }),
-        )
-        .await
-        .with_context(|| format!("listing processes of container {}", nginx.name))?;
-    let titles = top.titles.unwrap_or_default();
-    parse_top(&titles, &top.processes.unwrap_or_default())
-        .with_context(|| format!("reading processes of container {}", nginx.name))
-}
-
-/// Sorts `ps -eo pid,args` rows into master, active and shutting-down workers.
-fn parse_top(titles: &[String], rows: &[Vec<String>]) -> Result<Workers> {
-    let col = |name: &str| titles.iter().position(|t| t == name);
-    let (Some(pid_col), Some(cmd_col)) = (col("PID"), col("COMMAND").or_else(|| col("CMD"))) else {
-        bail!("unexpected process list columns {titles:?}");
-    };
-    let mut workers = Workers::default();
-    let mut master = None;
-    for row in rows {
-        let (Some(pid), Some(cmd)) = (row.get(pid_col), row.get(cmd_col)) else {
-            continue;
-        };
-        let Ok(pid) = pid.trim().parse::<u32>() else {
-            continue;
-        };
-        let cmd = cmd.trim();
-        if cmd.starts_with("nginx: master process") {
-            master = Some(pid);
-        } else if cmd.starts_with("nginx: worker process is shutting down") {
-            workers.shutting_down.push(pid);
-        } else if cmd.starts_with("nginx: worker process") {
-            workers.active.push(pid);
-        }
-    }
-    let Some(master) = master else {
-        bail!("no nginx master process is running");
-    };
-    workers.master = master;
-    workers.active.sort_unstable();
-    workers.shutting_down.sort_unstable();
-    Ok(workers)
-}
-
-/// Runs `nginx -s reload` and waits (up to `timeout`) until new workers have
-/// replaced every previously active one — `-s reload` exits 0 even when the
-/// master rejects the new configuration, so only new workers prove it is live.
+/// Runs `nginx -s reload` and waits (up to `timeout`) until new workers run
+/// and the old ones no longer accept connections (nginx hands over after
+/// 100 ms): `-s reload` exits 0 even when the master rejects the new
+/// configuration, so only new workers prove it is live. `before` is the
+/// process list taken just before (e.g. while `nginx -t` ran); `None` lists
+/// it now. The old workers then finish their requests:
+/// [`wait_old_workers_exit`] waits for them.
 /// On timeout the error carries the tail of the container's log.
 pub async fn reload(
     docker: &Docker,
     nginx: &NginxContainer,
+    before: Option<Workers>,
     timeout: Duration,
 ) -> Result<ReloadOutcome> {
-    let before = worker_pids(docker, nginx).await?;
+    let started = Instant::now();
+    let before = match before {
+        Some(w) => w,
+        None => worker_pids(docker, nginx).await?,
+    };
     let known: HashSet<u32> = before
         .active
         .iter()
@@ -138,7 +97,7 @@ pub async fn reload(
         .collect();
     let since = chrono::Utc::now().timestamp() - 1;
     signal_reload(docker, nginx, before.master).await?;
-    let deadline = Instant::now() + timeout;
+    let deadline = started + timeout;
     loop {
         let now = worker_pids(docker, nginx).await?;
         let old_still_active = now.active.iter().any(|p| before.active.contains(p));
@@ -149,6 +108,7 @@ pub async fn reload(
             .filter(|p| !known.contains(p))
             .collect();
         if !new.is_empty() && !old_still_active {
+            tracing::debug!(took = ?started.elapsed(), "nginx {} reloaded: new workers {new:?}", nginx.name);
             return Ok(ReloadOutcome {
                 old_workers: before.active,
                 new_workers: new,
@@ -163,7 +123,7 @@ pub async fn reload(
                 humantime::format_duration(timeout)
             );
         }
-        sleep(POLL).await;
+        sleep(poll_interval(started.elapsed())).await;
     }
 }
 
@@ -175,7 +135,8 @@ pub async fn wait_old_workers_exit(
     old: &[u32],
     timeout: Duration,
 ) -> Result<()> {
-    let deadline = Instant::now() + timeout;
+    let started = Instant::now();
+    let deadline = started + timeout;
     loop {
         let now = worker_pids(docker, nginx).await?;
         let left: Vec<u32> = old
@@ -184,6 +145,7 @@ pub async fn wait_old_workers_exit(
             .filter(|p| now.active.contains(p) || now.shutting_down.contains(p))
             .collect();
         if left.is_empty() {
+            tracing::debug!(took = ?started.elapsed(), "old workers {old:?} of nginx {} exited", nginx.name);
             return Ok(());
         }
         if Instant::now() >= deadline {
@@ -198,7 +160,7 @@ pub async fn wait_old_workers_exit(
                 humantime::format_duration(timeout)
             );
         }
-        sleep(POLL).await;
+        sleep(poll_interval(started.elapsed())).await;
     }
 }
 
@@ -206,13 +168,7 @@ pub async fn wait_old_workers_exit(
 /// master is the container's main process the signal goes through the API,
 /// which saves a `docker exec` round trip; otherwise `nginx -s reload` runs in it.
 async fn signal_reload(docker: &Docker, nginx: &NginxContainer, master: u32) -> Result<()> {
-    let main_pid = docker
-        .inspect_container(&nginx.id, None)
-        .await
-        .with_context(|| format!("container {}: inspect", nginx.name))?
-        .state
-        .and_then(|s| s.pid);
-    if main_pid == Some(i64::from(master)) {
+    if nginx.main_pid == Some(master) {
         let options = bollard::query_parameters::KillContainerOptions {
             signal: "HUP".into(),
         };
@@ -273,43 +229,5 @@ async fn log_tail(docker: &Docker, nginx: &NginxContainer, since: i64) -> String
         "(empty)".into()
     } else {
         text.trim_end().to_string()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn row(pid: &str, cmd: &str) -> Vec<String> {
-        vec![pid.into(), cmd.into()]
-    }
-
-    #[test]
-    fn sorts_master_and_workers() {
-        let titles = vec!["PID".to_string(), "COMMAND".to_string()];
-        let rows = vec![
-            row("100", "nginx: master process nginx -g daemon off;"),
-            row("230", "nginx: worker process"),
-            row("120", "nginx: worker process is shutting down"),
-            row("231", "nginx: worker process"),
-            row("140", "sh -c sleep 5"),
-            row("150", "nginx: cache manager process"),
-        ];
-        let w = parse_top(&titles, &rows).unwrap();
-        assert_eq!(
-            w,
-            Workers {
-                active: vec![230, 231],
-                shutting_down: vec![120],
-                master: 100
-            }
-        );
-    }
-
-    #[test]
-    fn missing_master_or_columns_is_an_error() {
-        let titles = vec!["PID".to_string(), "COMMAND".to_string()];
-        assert!(parse_top(&titles, &[row("1", "sleep 1")]).is_err());
-        assert!(parse_top(&["UID".to_string()], &[]).is_err());
     }
 }

@@ -1,7 +1,7 @@
 //! The live environment: the Docker daemon, the nginx container and its
 //! config files, as an [`exec::Backend`](crate::exec::Backend).
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, Result, anyhow};
@@ -15,7 +15,9 @@ use crate::docker::backend::{
     ComposeCli, ContainerSpec, Probe, compose_cli, compose_container, compose_recreate,
     create_and_start, recreate_stop_first, stop_and_remove, wait_healthy,
 };
-use crate::docker::{ComposeRef, ContainerFs, NginxContainer, find_nginx, reload};
+use crate::docker::{
+    ComposeRef, ContainerFs, NginxContainer, Workers, find_nginx, reload, worker_pids,
+};
 use crate::exec::{Backend, StateDir};
 use crate::plan::ServerRef;
 
@@ -76,6 +78,8 @@ pub struct Live {
     /// files are read from the host at every access; files only in the container
     /// change only through our own writes, which update this copy).
     files: tokio::sync::OnceCell<ContainerFs>,
+    /// nginx's processes as listed by the last `test_config`, for the reload after it.
+    workers_before_reload: Mutex<Option<Workers>>,
 }
 
 impl Live {
@@ -89,6 +93,7 @@ impl Live {
             compose_cli: OnceLock::new(),
             probe: ProbeKind::default(),
             files: tokio::sync::OnceCell::new(),
+            workers_before_reload: Mutex::new(None),
         })
     }
 
@@ -205,11 +210,23 @@ impl Backend for Live {
     }
 
     async fn test_config(&self) -> Result<()> {
-        Ok(reload::test_config(&self.docker, &self.nginx).await?)
+        // The workers a reload replaces are listed while nginx -t runs.
+        let (test, workers) = tokio::join!(
+            reload::test_config(&self.docker, &self.nginx),
+            worker_pids(&self.docker, &self.nginx)
+        );
+        test?;
+        *self.workers_before_reload.lock().expect("not poisoned") = Some(workers?);
+        Ok(())
     }
 
     async fn reload(&self) -> Result<(Vec<u32>, Vec<u32>)> {
-        let out = reload::reload(&self.docker, &self.nginx, RELOAD_CONFIRM_TIMEOUT).await?;
+        let before = self
+            .workers_before_reload
+            .lock()
+            .expect("not poisoned")
+            .take();
+        let out = reload::reload(&self.docker, &self.nginx, before, RELOAD_CONFIRM_TIMEOUT).await?;
         Ok((out.old_workers, out.new_workers))
     }
 

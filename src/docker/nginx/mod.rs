@@ -10,6 +10,7 @@ use bollard::models::{ContainerInspectResponse, ContainerSummary};
 use bollard::query_parameters::ListContainersOptionsBuilder;
 use futures_util::future::join_all;
 
+use super::procfs::container_process;
 use super::{ComposeRef, exec};
 pub use cmdline::NginxCommand;
 use cmdline::{conf_path, nginx_command};
@@ -34,6 +35,9 @@ pub struct NginxContainer {
     pub networks: Vec<String>,
     /// How nginx was started (binary and global options to repeat for `-t`/`-s`).
     pub command: NginxCommand,
+    /// Host pid of the container's main process when it was found (the nginx
+    /// master, unless nginx runs under a wrapper).
+    pub main_pid: Option<u32>,
 }
 
 /// One mount of a container, from `docker inspect`'s `Mounts`.
@@ -198,6 +202,28 @@ fn short(id: &str) -> &str {
     &id[..id.len().min(12)]
 }
 
+/// The configure arguments (what `nginx -V` prints after "configure
+/// arguments:") compiled into the binary of process `pid` of container `id`,
+/// read through `/proc` when the daemon is local: saves a `docker exec`.
+/// `None` when that is not possible or the binary does not record a `--conf-path`.
+fn configure_arguments(pid: u32, id: &str) -> Option<String> {
+    let dir = container_process(Path::new("/proc"), pid, id)?;
+    let binary = std::fs::read(dir.join("exe")).ok()?;
+    configure_string(&binary)
+}
+
+/// The NUL-terminated string holding `--conf-path=` in a binary.
+fn configure_string(binary: &[u8]) -> Option<String> {
+    const KEY: &[u8] = b"--conf-path=";
+    let at = binary.windows(KEY.len()).position(|w| w == KEY)?;
+    let start = binary[..at]
+        .iter()
+        .rposition(|b| *b == 0)
+        .map_or(0, |i| i + 1);
+    let end = at + binary[at..].iter().position(|b| *b == 0)?;
+    Some(String::from_utf8_lossy(&binary[start..end]).into_owned())
+}
+
 fn label(i: &ContainerInspectResponse) -> String {
     format!(
         "{} ({})",
@@ -241,8 +267,16 @@ async fn describe(
         },
         None => bail!("container {name} does not run nginx as its main process"),
     };
-    let conf_path = match &command.conf {
-        Some(c) if Path::new(c).is_absolute() => PathBuf::from(c),
+    let main_pid = info
+        .state
+        .as_ref()
+        .and_then(|s| s.pid)
+        .and_then(|p| u32::try_from(p).ok())
+        .filter(|p| *p > 0);
+    let compiled_in = main_pid.and_then(|pid| configure_arguments(pid, &id));
+    let conf_path = match (&command.conf, compiled_in) {
+        (Some(c), _) if Path::new(c).is_absolute() => PathBuf::from(c),
+        (_, Some(configure)) => conf_path(&command, &configure),
         _ => {
             let out = exec(docker, &id, &[command.binary.as_str(), "-V"]).await?;
             if !out.success() {
@@ -286,5 +320,27 @@ async fn describe(
         mounts,
         networks,
         command,
+        main_pid,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_configure_string_in_a_binary() {
+        let binary = b"\x7fELF\0\0nginx version: %s\0 --prefix=/usr/share/nginx --conf-path=/etc/nginx/nginx.conf --with-debug\0tail\0";
+        let configure = configure_string(binary).unwrap();
+        assert_eq!(
+            configure,
+            " --prefix=/usr/share/nginx --conf-path=/etc/nginx/nginx.conf --with-debug"
+        );
+        let cmd = nginx_command("nginx", &[]).unwrap();
+        assert_eq!(
+            conf_path(&cmd, &configure),
+            PathBuf::from("/etc/nginx/nginx.conf")
+        );
+        assert_eq!(configure_string(b"\0busybox sh\0"), None);
+    }
 }
