@@ -8,11 +8,12 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Context, Result, bail};
 use bollard::Docker;
 use bollard::query_parameters::{DownloadFromContainerOptions, UploadToContainerOptions};
 use futures_util::TryStreamExt;
 
+use super::procfs::container_process;
 use super::{Mount, NginxContainer, exec};
 use crate::conf::{Fs, write::write_in_place};
 use tree::{Meta, Node, Tree, normalize};
@@ -62,6 +63,8 @@ pub struct ContainerFs {
     container: String,
     host_mounts: Vec<Mount>,
     tree: Mutex<Tree>,
+    /// The container's root as this host sees it (`/proc/PID/root`), when the daemon is local.
+    local_root: Option<PathBuf>,
 }
 
 impl ContainerFs {
@@ -74,10 +77,21 @@ impl ContainerFs {
             .filter(|m| matches!(m.kind.as_str(), "bind" | "volume") && m.source.exists())
             .cloned()
             .collect();
+        // Not with a user namespace: owners seen from the host would be the remapped ones.
+        let local_root = nginx
+            .main_pid
+            .and_then(|pid| container_process(Path::new("/proc"), pid, &nginx.id))
+            .filter(|dir| {
+                std::fs::read_to_string(dir.join("uid_map")).is_ok_and(|map| {
+                    map.split_whitespace().collect::<Vec<_>>() == ["0", "0", "4294967295"]
+                })
+            })
+            .map(|dir| dir.join("root"));
         let fs = ContainerFs {
             container: nginx.name.clone(),
             host_mounts,
             tree: Mutex::new(Tree::default()),
+            local_root,
         };
         let dir = nginx.conf_path.parent().unwrap_or(Path::new("/"));
         if fs.mount_for(dir).is_none() {
@@ -89,16 +103,13 @@ impl ContainerFs {
     /// Adds `path` (a file or directory inside the container) to the
     /// snapshot, then the targets of symlinks it holds that lead elsewhere.
     pub async fn prefetch(&self, docker: &Docker, path: &Path) -> Result<()> {
-        let bytes = self.download(docker, path).await?.ok_or_else(|| {
-            anyhow!(
+        if !self.add(docker, path).await? {
+            bail!(
                 "{}: no such file in container {}",
                 path.display(),
                 self.container
-            )
-        })?;
-        self.lock()
-            .add_tar(path, &bytes)
-            .with_context(|| self.place(path))?;
+            );
+        }
         for _ in 0..LINK_FETCH_ROUNDS {
             let missing: Vec<PathBuf> = self
                 .lock()
@@ -108,18 +119,41 @@ impl ContainerFs {
                 .collect();
             let mut added = false;
             for target in missing {
-                if let Some(bytes) = self.download(docker, &target).await? {
-                    self.lock()
-                        .add_tar(&target, &bytes)
-                        .with_context(|| self.place(&target))?;
-                    added = true;
-                }
+                added |= self.add(docker, &target).await?;
             }
             if !added {
                 break;
             }
         }
         Ok(())
+    }
+
+    /// Adds container path `path` (file, directory or symlink) to the snapshot:
+    /// read through `/proc/PID/root` when the daemon is local and no component
+    /// of `path` is a symlink (an absolute link would resolve on this host),
+    /// else through the archive API. `false` when there is no such path.
+    async fn add(&self, docker: &Docker, path: &Path) -> Result<bool> {
+        if let Some(root) = &self.local_root {
+            let local = root.join(path.strip_prefix("/").unwrap_or(path));
+            let links_only_at_end = local
+                .ancestors()
+                .skip(1)
+                .take_while(|a| *a != root.as_path())
+                .all(|a| a.symlink_metadata().is_ok_and(|m| m.file_type().is_dir()));
+            if links_only_at_end && local.symlink_metadata().is_ok() {
+                self.lock()
+                    .add_local(path, &local)
+                    .with_context(|| self.place(path))?;
+                return Ok(true);
+            }
+        }
+        let Some(bytes) = self.download(docker, path).await? else {
+            return Ok(false);
+        };
+        self.lock()
+            .add_tar(path, &bytes)
+            .with_context(|| self.place(path))?;
+        Ok(true)
     }
 
     /// The host file behind container path `path`, when it is bind-mounted

@@ -1,4 +1,5 @@
-//! An in-memory copy of container directories, built from archive-API tars.
+//! An in-memory copy of container directories, built from archive-API tars
+//! (or read through `/proc/PID/root` when the daemon is local).
 //!
 //! Pure: paths are the container's, symlinks are followed the way the
 //! container's kernel would (absolute targets from the container's root).
@@ -77,6 +78,35 @@ impl Tree {
             };
             self.nodes.insert(path, node);
         }
+        Ok(())
+    }
+
+    /// Adds container path `requested` (and, for a directory, everything in it)
+    /// from `local`, the same path seen from this host; symlinks are recorded
+    /// as links, not followed, as in an archive-API tar.
+    pub fn add_local(&mut self, requested: &Path, local: &Path) -> io::Result<()> {
+        use std::os::unix::fs::MetadataExt;
+        let meta = local.symlink_metadata()?;
+        let kind = meta.file_type();
+        let node = if kind.is_symlink() {
+            Node::Symlink(std::fs::read_link(local)?)
+        } else if kind.is_dir() {
+            for entry in std::fs::read_dir(local)? {
+                let entry = entry?;
+                self.add_local(&requested.join(entry.file_name()), &entry.path())?;
+            }
+            Node::Dir
+        } else if kind.is_file() {
+            let meta = Meta {
+                mode: meta.mode() & 0o7777,
+                uid: u64::from(meta.uid()),
+                gid: u64::from(meta.gid()),
+            };
+            Node::File(std::fs::read(local)?, meta)
+        } else {
+            return Ok(());
+        };
+        self.nodes.insert(normalize(requested), node);
         Ok(())
     }
 
@@ -266,5 +296,35 @@ mod tests {
     fn normalize_is_lexical() {
         assert_eq!(normalize(Path::new("/a/./b/../c")), PathBuf::from("/a/c"));
         assert_eq!(normalize(Path::new("/../x")), PathBuf::from("/x"));
+    }
+
+    #[test]
+    fn reading_a_directory_locally_matches_its_archive_tar() {
+        let tmp = tempfile::tempdir().unwrap();
+        let nginx = tmp.path().join("nginx");
+        std::fs::create_dir_all(nginx.join("conf.d")).unwrap();
+        std::fs::write(nginx.join("nginx.conf"), "include conf.d/*.conf;\n").unwrap();
+        std::fs::write(nginx.join("conf.d/a.conf"), "upstream a { server x; }\n").unwrap();
+        std::os::unix::fs::symlink("/usr/share/nginx/modules", nginx.join("modules")).unwrap();
+        std::os::unix::fs::symlink("conf.d/a.conf", nginx.join("a.conf")).unwrap();
+
+        let mut builder = tar::Builder::new(Vec::new());
+        builder.follow_symlinks(false);
+        builder.append_dir_all("nginx", &nginx).unwrap();
+        let tar = builder.into_inner().unwrap();
+        let mut from_tar = Tree::default();
+        from_tar.add_tar(Path::new("/etc/nginx"), &tar).unwrap();
+
+        let mut local = Tree::default();
+        local.add_local(Path::new("/etc/nginx"), &nginx).unwrap();
+        assert_eq!(local.nodes, from_tar.nodes);
+        assert_eq!(
+            local.nodes.get(Path::new("/etc/nginx/modules")),
+            Some(&Node::Symlink("/usr/share/nginx/modules".into()))
+        );
+        assert!(matches!(
+            local.nodes.get(Path::new("/etc/nginx/conf.d/a.conf")),
+            Some(Node::File(bytes, _)) if bytes == b"upstream a { server x; }\n"
+        ));
     }
 }
