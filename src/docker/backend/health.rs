@@ -3,18 +3,24 @@
 //! With a Docker healthcheck, Docker's own verdict is used; without one, a
 //! probe runs from inside the nginx container to the address nginx uses, so
 //! it tests exactly the path the traffic will take.
+use std::collections::HashMap;
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow};
 use bollard::Docker;
 use bollard::models::{ContainerInspectResponse, ContainerStateStatusEnum, HealthStatusEnum};
+use bollard::query_parameters::EventsOptions;
 use chrono::{DateTime, Utc};
+use futures_util::{Stream, StreamExt};
 use tokio::time::Instant;
 
 use crate::docker::exec;
 
 /// How often the container is looked at while waiting.
 const POLL: Duration = Duration::from_millis(100);
+/// How often a container with a Docker healthcheck is looked at while its
+/// events are watched too (they wake the wait as soon as its state changes).
+const EVENT_FALLBACK_POLL: Duration = Duration::from_millis(500);
 
 /// How to tell that a container without a Docker healthcheck is ready.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -224,7 +230,8 @@ fn health_status(inspect: &ContainerInspectResponse) -> Option<HealthStatusEnum>
 }
 
 /// Waits until container `id` is healthy: by its Docker healthcheck when it
-/// has one (polled every 100 ms), else by `probe`. Fails at once when it turns
+/// has one (woken by its events, looked at every 500 ms regardless), else by
+/// `probe` (every 100 ms). Fails at once when it turns
 /// unhealthy, exits or restarts; fails after `timeout` naming the container
 /// and the last health output. Errors carry a [`HealthError`].
 pub async fn wait_healthy(
@@ -234,6 +241,7 @@ pub async fn wait_healthy(
     timeout: Duration,
 ) -> Result<HealthyAt> {
     let deadline = Instant::now() + timeout;
+    let mut changes = state_changes(docker, id);
     let first = inspect(docker, id).await?;
     let base = Baseline::of(&first, id);
     let has_healthcheck = has_healthcheck(&first);
@@ -292,8 +300,40 @@ pub async fn wait_healthy(
             }
             .into());
         }
-        tokio::time::sleep(POLL.min(deadline.saturating_duration_since(Instant::now()))).await;
+        let left = deadline.saturating_duration_since(Instant::now());
+        if has_healthcheck {
+            // Docker's verdict arrives as a `health_status` event: look again at once.
+            tokio::select! {
+                _ = tokio::time::sleep(EVENT_FALLBACK_POLL.min(left)) => {}
+                _ = changes.next() => {}
+            }
+        } else {
+            tokio::time::sleep(POLL.min(left)).await;
+        }
     }
+}
+
+/// Container `id`'s state-changing events (health status, die, start, …; not
+/// the exec events every health check makes). If the stream fails it ends,
+/// and from then on never yields: the caller's polling carries on alone.
+fn state_changes(docker: &Docker, id: &str) -> impl Stream<Item = ()> + Unpin + use<> {
+    let filters = HashMap::from([
+        ("type".to_string(), vec!["container".to_string()]),
+        ("container".to_string(), vec![id.to_string()]),
+    ]);
+    let options = EventsOptions {
+        filters: Some(filters),
+        ..Default::default()
+    };
+    let events = docker
+        .events(Some(options))
+        .take_while(|e| futures_util::future::ready(e.is_ok()))
+        .filter_map(|e| {
+            let action = e.ok().and_then(|e| e.action).unwrap_or_default();
+            futures_util::future::ready((!action.starts_with("exec_")).then_some(()))
+        })
+        .chain(futures_util::stream::pending());
+    Box::pin(events)
 }
 
 /// End time of the last passing Docker health check.
