@@ -148,8 +148,10 @@ pub async fn recreate_stop_first(
         .to_string();
     let next = format!("{name}-nr-next");
     let parked = format!("{name}-nr-old");
-    clear_leftover(docker, &next).await?;
-    clear_leftover(docker, &parked).await?;
+    tokio::try_join!(
+        clear_leftover(docker, &next),
+        clear_leftover(docker, &parked)
+    )?;
     let id = create(docker, spec, &next).await?;
     let stopped = match stop(docker, old_id).await {
         Ok(s) => s,
