@@ -74,6 +74,20 @@ fn multi_line_parameters_with_comments() {
 }
 
 #[test]
+fn a_down_on_its_own_line_is_removed_with_its_line_break() {
+    let text = "upstream u {\n    server a:1;\n    server b:2\n        down;\n    server c:3\n        down max_fails=2;\n    server d:4 # why\n        down;\n}\n";
+    let (_d, _p, mut set) = set_from(text.as_bytes());
+    for server in ["b", "c", "d"] {
+        set.apply("u", server, Edit::Restore, NO_FORCE).unwrap();
+    }
+    assert_eq!(
+        main_bytes(&set),
+        "upstream u {\n    server a:1;\n    server b:2;\n    server c:3 max_fails=2;\n    server d:4 # why\n        ;\n}\n",
+        "after a comment the line break must stay, or `;` would be commented out"
+    );
+}
+
+#[test]
 fn add_remove_replace_keep_indentation_and_line_endings() {
     let text = "http {\r\n\tupstream u {\r\n\t\tzone u 64k;\r\n\t\tleast_conn;\r\n\t\tserver 10.0.0.1:80 weight=2; # one\r\n\t\tkeepalive 8;\r\n\t}\r\n}";
     let (_d, _p, mut set) = set_from(text.as_bytes());

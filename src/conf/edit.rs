@@ -158,10 +158,27 @@ pub fn plan(
         }
         Edit::Restore => {
             let s = find(server)?;
-            let Some(&down) = s.params.iter().find(|&&t| unescape(doc.raw(t)) == b"down") else {
+            let Some(i) = s
+                .params
+                .iter()
+                .position(|&t| unescape(doc.raw(t)) == b"down")
+            else {
                 return Ok(None);
             };
-            let sp = doc.span(down).range();
+            let sp = doc.span(s.params[i]).range();
+            let previous = match i {
+                0 => doc.stmt(s.stmt).first + 1,
+                _ => s.params[i - 1],
+            };
+            // Only blanks (a line break too) since the argument before: they go with
+            // `down`, so `server a\n    down;` becomes `server a;` as `server a down;` does.
+            let gap = end_of(previous)..sp.start;
+            if src[gap.clone()].iter().all(u8::is_ascii_whitespace) {
+                return Ok(Some(Splice {
+                    range: gap.start..sp.end,
+                    with: Vec::new(),
+                }));
+            }
             let before = src[..sp.start]
                 .iter()
                 .rev()
