@@ -9,20 +9,25 @@ use stack::{Stack, app_bodies, assert_ok, text};
 
 /// A deploy to v2 whose new containers take 3 s to start: a wide window with a server drained.
 fn spawn_slow_deploy(stack: &Stack) -> Child {
+    spawn_deploy(stack, &["--env", "STARTUP_DELAY_MS=3000"])
+}
+
+/// An engine-mode deploy to v2 with `extra` arguments, output piped.
+fn spawn_deploy(stack: &Stack, extra: &[&str]) -> Child {
+    let mut args = vec![
+        "deploy",
+        "apps",
+        "--yes",
+        "--mode",
+        "engine",
+        "--env",
+        "MESSAGE={{service}},v2",
+        "--monitor",
+        "0s",
+    ];
+    args.extend_from_slice(extra);
     stack
-        .tool_cmd(&[
-            "deploy",
-            "apps",
-            "--yes",
-            "--mode",
-            "engine",
-            "--env",
-            "MESSAGE={{service}},v2",
-            "--env",
-            "STARTUP_DELAY_MS=3000",
-            "--monitor",
-            "0s",
-        ])
+        .tool_cmd(&args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -174,20 +179,7 @@ fn kill_9_between_writing_a_drain_and_reloading_then_resume_reloads_before_stopp
     let before = stack.conf();
     let workers = stack.nginx_processes();
     slow_nginx_t(&stack);
-    let mut child = stack
-        .tool_cmd(&[
-            "deploy",
-            "apps",
-            "--yes",
-            "--mode",
-            "engine",
-            "--env",
-            "MESSAGE={{service}},v2",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_deploy(&stack, &[]);
     wait_for_drain(&stack);
     // The drain is written and `nginx -t` hangs: nginx still sends that server traffic.
     child.kill().unwrap();

@@ -91,6 +91,20 @@ fn differences(path: &str, a: &Value, b: &Value, out: &mut Vec<String>) {
     }
 }
 
+/// `deploy apps` of `MESSAGE={{service}},VERSION` in engine mode (no compose edit).
+fn deploy(stack: &Stack, version: &str) -> std::process::Command {
+    let message = format!("MESSAGE={{{{service}}}},{version}");
+    stack.tool_cmd(&[
+        "deploy",
+        "apps",
+        "--yes",
+        "--monitor",
+        "0s",
+        "--env",
+        &message,
+    ])
+}
+
 #[test]
 fn engine_deploy_changes_only_the_env_and_keeps_every_other_setting() {
     let stack = Stack::up("engine");
@@ -100,16 +114,7 @@ fn engine_deploy_changes_only_the_env_and_keeps_every_other_setting() {
         .map(|s| stack.inspect(&stack.container(s)))
         .collect();
 
-    let out = stack.tool(&[
-        "deploy",
-        "apps",
-        "--yes",
-        "--monitor",
-        "0s",
-        "--env",
-        "MESSAGE={{service}},v3",
-    ]);
-    assert_ok(&out);
+    assert_ok(&deploy(&stack, "v3").output().unwrap());
     assert_eq!(
         stack.bodies(8),
         ["app1,v3", "app2,v3"]
@@ -156,16 +161,7 @@ fn without_the_proc_shortcuts_everything_goes_through_the_api() {
     let stack = Stack::up("noprocfs");
     let before = stack.conf();
     // nginx -V by exec, the config directory by the archive API, the workers by top.
-    let out = stack
-        .tool_cmd(&[
-            "deploy",
-            "apps",
-            "--yes",
-            "--monitor",
-            "0s",
-            "--env",
-            "MESSAGE={{service}},v2",
-        ])
+    let out = deploy(&stack, "v2")
         .env("NGINX_ROLLOUT_NO_PROCFS", "1")
         .output()
         .unwrap();

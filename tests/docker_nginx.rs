@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use nginx_rollout::conf::Fs;
 use nginx_rollout::docker::{
-    ContainerFs, NginxContainer, NginxTestError, find_nginx, reload, test_config,
+    ContainerFs, NginxContainer, NginxTestError, Workers, find_nginx, reload, test_config,
     wait_old_workers_exit, worker_pids,
 };
 use support::{APP_IMAGE, NGINX_IMAGE, Sandbox, Spec};
@@ -424,28 +424,7 @@ async fn rejected_config_is_reported_and_reload_changes_nothing_until_fixed() {
     fs.write(&sb.docker, Path::new(CONF), nginx_conf(false).as_bytes())
         .await
         .unwrap();
-    test_config(&sb.docker, &nginx).await.unwrap();
-    let outcome = reload(&sb.docker, &nginx, None, Duration::from_secs(10))
-        .await
-        .unwrap();
-    assert_eq!(outcome.old_workers, before.active);
-    assert!(
-        outcome
-            .new_workers
-            .iter()
-            .all(|p| !before.active.contains(p))
-    );
-    wait_old_workers_exit(
-        &sb.docker,
-        &nginx,
-        &outcome.old_workers,
-        Duration::from_secs(10),
-    )
-    .await
-    .unwrap();
-    let after = worker_pids(&sb.docker, &nginx).await.unwrap();
-    assert_eq!(after.active, outcome.new_workers);
-    assert_eq!(after.master, before.master);
+    reload_and_check(&sb, &nginx, &before).await;
 }
 
 #[tokio::test]
@@ -549,21 +528,33 @@ async fn an_nginx_under_a_shell_is_found_and_reloaded_through_exec() {
     assert_eq!(nginx.conf_path, Path::new(CONF));
     let before = worker_pids(&sb.docker, &nginx).await.unwrap();
     assert_ne!(Some(before.master), nginx.main_pid);
-    test_config(&sb.docker, &nginx).await.unwrap();
-    let outcome = reload(&sb.docker, &nginx, None, Duration::from_secs(10))
+    reload_and_check(&sb, &nginx, &before).await;
+}
+
+/// `nginx -t`, reload, wait for the old workers: afterwards the same master
+/// runs only new workers.
+async fn reload_and_check(sb: &Sandbox, nginx: &NginxContainer, before: &Workers) {
+    test_config(&sb.docker, nginx).await.unwrap();
+    let outcome = reload(&sb.docker, nginx, None, Duration::from_secs(10))
         .await
         .unwrap();
     assert_eq!(outcome.old_workers, before.active);
     assert!(!outcome.new_workers.is_empty());
+    assert!(
+        outcome
+            .new_workers
+            .iter()
+            .all(|p| !before.active.contains(p))
+    );
     wait_old_workers_exit(
         &sb.docker,
-        &nginx,
+        nginx,
         &outcome.old_workers,
         Duration::from_secs(10),
     )
     .await
     .unwrap();
-    let after = worker_pids(&sb.docker, &nginx).await.unwrap();
+    let after = worker_pids(&sb.docker, nginx).await.unwrap();
     assert_eq!(after.master, before.master);
     assert_eq!(after.active, outcome.new_workers);
 }
