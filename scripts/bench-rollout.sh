@@ -14,9 +14,14 @@
 #   failed    failed requests of the load (non-2xx + errors) / total.
 # A control run per profile does the same number of bare reloads
 # (`docker exec nginx nginx -s reload`, N+1 = 3) under the same load.
+# Then the engine-mode runs again on the same stack with the seeds' own
+# healthcheck (seed 000/001: interval 10s, timeout 5s, retries 3), added as a
+# compose override file (seed 003), where the containers take seconds, not
+# one, to be healthy; its load runs at least 30 s to cover the deploy.
 # Prints a markdown table on stdout; progress on stderr.
 # Bounds: load via scripts/load.sh (bounded, 127.0.0.1 only); everything this
-# creates is one compose project `nrbench<pid>` in a temp dir, removed on exit.
+# creates is one compose project `nrbench<pid>` (then `nrbenchhc<pid>`) in a
+# temp dir, removed on exit.
 set -euo pipefail
 NR_SCRIPT=bench-rollout
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -35,25 +40,45 @@ log "building the release binary"
 nr_quiet "cargo build --release" cargo build --release --quiet --manifest-path "$NR_ROOT/Cargo.toml"
 tool="$NR_ROOT/target/release/nginx-rollout"
 
-project="nrbench$$"
 dir="$(mktemp -d /tmp/nr-bench-XXXXXX)"
 port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
-compose() { (cd "$dir" && NGINX_PORT="$port" docker-compose -p "$project" "$@"); }
+url="http://127.0.0.1:$port/"
+project="" compose_files=()
+compose() { (cd "$dir" && NGINX_PORT="$port" COMPOSE_FILE="$(IFS=:; echo "${compose_files[*]}")" docker-compose -p "$project" "$@"); }
+down() {
+    [ -z "$project" ] || compose down -v --remove-orphans -t 1 >/dev/null 2>&1 || true
+}
 cleanup() {
-    compose down -v --remove-orphans -t 1 >/dev/null 2>&1 || true
+    down
     rm -rf "$dir"
 }
 trap cleanup EXIT
 cp -r "$NR_ROOT/fixtures/seed002/." "$dir/"
-log "bringing up the seed stack as project $project on 127.0.0.1:$port"
-nr_quiet "compose up" compose up -d
-nginx="${project}_nginx_1"
-for _ in $(seq 1 100); do
-    curl -fsS "http://127.0.0.1:$port/" >/dev/null 2>&1 && break
-    sleep 0.2
-done
+cat >"$dir/seed-healthcheck.yml" <<'YAML'
+# The healthcheck of seeds 000 and 001, as an override file (seed 003).
+version: '2.4'
+services:
+  app1:
+    healthcheck: {interval: 10s, timeout: 5s, retries: 3, start_period: 1s}
+  app2:
+    healthcheck: {interval: 10s, timeout: 5s, retries: 3, start_period: 1s}
+YAML
 
-url="http://127.0.0.1:$port/"
+# up NAME FILE...: brings up the seed stack as compose project NAME from FILEs.
+up() {
+    down
+    project="$1"
+    shift
+    compose_files=("$@")
+    nginx="${project}_nginx_1"
+    log "bringing up the seed stack as project $project (${compose_files[*]}) on 127.0.0.1:$port"
+    nr_quiet "compose up" compose up -d
+    for _ in $(seq 1 100); do
+        curl -fsS "$url" >/dev/null 2>&1 && break
+        sleep 0.2
+    done
+}
+
 now() { date +%s.%N; }
 
 # watch_events: streams the project's container events to $events_file (the
@@ -96,10 +121,10 @@ print(f"{total:.2f}")
 }
 
 
-# run_load PROFILE: starts scripts/load.sh in the background, output in $load_out.
+# run_load PROFILE [SECONDS]: starts scripts/load.sh in the background, output in $load_out.
 run_load() {
     load_out="$(mktemp)"
-    "$NR_ROOT/scripts/load.sh" "$url" "$load_seconds" "$concurrency" "$1" >"$load_out" 2>/dev/null &
+    "$NR_ROOT/scripts/load.sh" "$url" "${2:-$load_seconds}" "$concurrency" "$1" >"$load_out" 2>/dev/null &
     load_pid=$!
     sleep 1
 }
@@ -116,31 +141,39 @@ finish_load() {
 rows=()
 round=0
 profiles=(get-keepalive get-close post-close post-keepalive)
+
+# deploy_row MODE LABEL PROFILE [LOAD_SECONDS]: one deploy under load, one table row.
+deploy_row() {
+    local mode="$1" label="$2" profile="$3" message out start end wall phys ratio reloads body
+    round=$((round + 1))
+    message="r$round"
+    local args=(deploy apps --yes --monitor 0s --output json)
+    if [ "$mode" = engine ]; then
+        args+=(--mode engine --env "MESSAGE={{service}},$message")
+    else
+        sed -i -E "s/MESSAGE=(app[12]),[^']*/MESSAGE=\\1,$message/" "$dir/docker-compose.yml"
+        args+=(--mode compose)
+    fi
+    log "$label deploy under $profile"
+    run_load "$profile" "${4:-}"
+    watch_events
+    start="$(now)"
+    out="$(cd "$dir" && NGINX_PORT="$port" "$tool" "${args[@]}")" || nr_die "$label deploy failed: $out"
+    end="$(now)"
+    finish_load
+    wall="$(python3 -c "print(f'{$end - $start:.2f}')")"
+    phys="$(physical)"
+    ratio="$(python3 -c "print(f'{$wall / $phys:.2f}' if $phys > 0 else 'n/a')")"
+    reloads="$(python3 -c 'import json,sys; print([json.loads(l) for l in sys.stdin if l.strip()][-1]["reloads"])' <<<"$out")"
+    body="$(curl -fsS "$url")"
+    [[ "$body" == *",$message" ]] || nr_die "after the $label deploy nginx answers '$body', not $message"
+    rows+=("| $label | $profile | $wall | $phys | $ratio | $reloads | $failed |")
+}
+
+up "nrbench$$" docker-compose.yml
 for mode in engine compose; do
     for profile in "${profiles[@]}"; do
-        round=$((round + 1))
-        message="r$round"
-        args=(deploy apps --yes --monitor 0s --output json)
-        if [ "$mode" = engine ]; then
-            args+=(--mode engine --env "MESSAGE={{service}},$message")
-        else
-            sed -i -E "s/MESSAGE=(app[12]),[^']*/MESSAGE=\\1,$message/" "$dir/docker-compose.yml"
-            args+=(--mode compose)
-        fi
-        log "$mode deploy under $profile"
-        run_load "$profile"
-        watch_events
-        start="$(now)"
-        out="$(cd "$dir" && NGINX_PORT="$port" "$tool" "${args[@]}")" || nr_die "$mode deploy failed: $out"
-        end="$(now)"
-        finish_load
-        wall="$(python3 -c "print(f'{$end - $start:.2f}')")"
-        phys="$(physical)"
-        ratio="$(python3 -c "print(f'{$wall / $phys:.2f}' if $phys > 0 else 'n/a')")"
-        reloads="$(python3 -c 'import json,sys; print([json.loads(l) for l in sys.stdin if l.strip()][-1]["reloads"])' <<<"$out")"
-        body="$(curl -fsS "$url")"
-        [[ "$body" == *",$message" ]] || nr_die "after the $mode deploy nginx answers '$body', not $message"
-        rows+=("| $mode | $profile | $wall | $phys | $ratio | $reloads | $failed |")
+        deploy_row "$mode" "$mode" "$profile"
     done
 done
 
@@ -156,6 +189,12 @@ for profile in "${profiles[@]}"; do
     finish_load
     wall="$(python3 -c "print(f'{$end - $start:.2f}')")"
     rows+=("| control (bare reloads) | $profile | $wall | - | - | 3 | $failed |")
+done
+
+up "nrbenchhc$$" docker-compose.yml seed-healthcheck.yml
+hc_seconds=$((load_seconds > 30 ? load_seconds : 30))
+for profile in "${profiles[@]}"; do
+    deploy_row engine "engine, seed healthcheck" "$profile" "$hc_seconds"
 done
 
 echo "| run | load ($concurrency clients) | wall s | physical min s | ratio | reloads | failed/total |"
