@@ -7,10 +7,9 @@ use std::time::Duration;
 
 use backend_support::{APP, NGINX, Scope, docker, inspect, skip};
 use nginx_rollout::docker::backend::{
-    HealthError, HealthSource, Probe, Recreated, backend_by_name, capture_spec, compose_cli,
-    compose_container, compose_needs_update, compose_recreate, compose_service_config,
-    create_and_start, monitor, recreate_stop_first, rename, resolve_backend, slot_name,
-    stop_and_remove, wait_healthy,
+    ComposeProject, HealthError, HealthSource, Probe, Recreated, backend_by_name, capture_spec,
+    compose_cli, compose_container, compose_recreate, create_and_start, monitor,
+    recreate_stop_first, rename, resolve_backend, slot_name, stop_and_remove, wait_healthy,
 };
 use nginx_rollout::docker::connect;
 
@@ -535,22 +534,25 @@ async fn compose_mode_detects_a_changed_service_and_recreates_it() {
     let default_net = [format!("{project}_default")];
     let resolved = resolve_backend(&d, &default_net, "app1").await.unwrap();
     assert_eq!(resolved.id, backend.id);
-    assert!(!compose_needs_update(cli, &r).await.unwrap());
+    let project = ComposeProject::load(cli, &r).await.unwrap();
+    assert!(!project.needs_update(&r).unwrap());
 
-    let config = compose_service_config(cli, &r).await.unwrap();
+    let config = project.service("app1").unwrap();
     let update = &config["deploy"]["update_config"];
     assert_eq!(update["parallelism"].as_u64(), Some(2));
     assert_eq!(update["order"].as_str(), Some("start-first"));
 
     write("app1,v2");
-    assert!(compose_needs_update(cli, &r).await.unwrap());
+    let project = ComposeProject::load(cli, &r).await.unwrap();
+    assert!(project.needs_update(&r).unwrap());
+    assert!(project.service("nope").is_err());
     compose_recreate(cli, &r).await.unwrap();
     let new_id = compose_container(&d, &r).await.unwrap();
     assert_ne!(new_id, backend.id);
     let env = inspect(&new_id, "{{json .Config.Env}}");
     assert!(env.contains("MESSAGE=app1,v2"), "{env}");
     let now = backend_by_name(&d, &new_id).await.unwrap().compose.unwrap();
-    assert!(!compose_needs_update(cli, &now).await.unwrap());
+    assert!(!project.needs_update(&now).unwrap());
 
     // A broken compose file: the error carries compose's own message.
     std::fs::write(&file, "services: [").unwrap();

@@ -1,12 +1,16 @@
 //! Turning a `deploy` command into a plan: which servers, which containers,
 //! what to deploy on each, and the policy in effect.
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+use std::path::PathBuf;
+
 use anyhow::{Context, Result, anyhow, bail};
 
 use super::live::{Desired, Live};
 use crate::conf::{ConfigSet, Upstream};
 use crate::docker::backend::{
-    TemplateVars, backend_by_name, capture_spec, compose_needs_update, compose_service_config,
-    deploy_section, render_value, resolve_backend, slot_name,
+    ComposeProject, TemplateVars, backend_by_name, capture_spec, deploy_section, render_value,
+    resolve_backend, slot_name,
 };
 use crate::exec::journal::{ServerRecord, ServerState};
 use crate::plan::policy::{self, Direction, Overrides};
@@ -122,6 +126,8 @@ pub async fn prepare(live: &Live, opts: &DeployOptions) -> Result<Prepared> {
     let mut targets = Vec::new();
     let mut skipped = Vec::new();
     let mut compose_policy: Option<(String, serde_norway::Value)> = None;
+    // What compose computes for each project, asked once per project.
+    let mut projects: HashMap<(String, Option<PathBuf>), ComposeProject> = HashMap::new();
     for (index, address) in addresses.iter().enumerate() {
         let server = up
             .servers
@@ -179,14 +185,19 @@ pub async fn prepare(live: &Live, opts: &DeployOptions) -> Result<Prepared> {
             let cli = live
                 .compose_cli()
                 .ok_or_else(|| anyhow!("--mode compose: no compose CLI installed"))?;
-            let service = compose_service_config(cli, &compose).await?;
+            let key = (compose.project.clone(), compose.working_dir.clone());
+            let project = match projects.entry(key) {
+                Entry::Occupied(e) => e.into_mut(),
+                Entry::Vacant(e) => e.insert(ComposeProject::load(cli, &compose).await?),
+            };
             // The image the compose file asks for: what the summary reports as new.
-            let image = service
+            let image = project
+                .service(&compose.service)?
                 .get("image")
                 .and_then(|i| i.as_str())
                 .unwrap_or(&backend.image)
                 .to_string();
-            if !opts.force && !compose_needs_update(cli, &compose).await? {
+            if !opts.force && !project.needs_update(&compose)? {
                 skipped.push((
                     address.clone(),
                     format!(

@@ -45,24 +45,34 @@ impl ComposeCli {
 }
 
 /// The installed compose CLI: the `docker compose` plugin if it answers,
-/// else `docker-compose`, else `None`.
+/// else `docker-compose` if it is on `PATH` (not run: the Python one takes
+/// most of a second to start), else `None`.
 pub fn compose_cli() -> Option<ComposeCli> {
-    let works = |program: &str, args: &[&str]| {
-        std::process::Command::new(program)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    };
-    if works("docker", &["compose", "version"]) {
+    let plugin = std::process::Command::new("docker")
+        .args(["compose", "version"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if plugin {
         Some(ComposeCli::Plugin)
-    } else if works("docker-compose", &["version"]) {
+    } else if on_path("docker-compose") {
         Some(ComposeCli::Standalone)
     } else {
         None
     }
+}
+
+/// Whether an executable file `program` is in a directory of `PATH`.
+fn on_path(program: &str) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::env::var_os("PATH").is_some_and(|path| {
+        std::env::split_paths(&path).any(|dir| {
+            std::fs::metadata(dir.join(program))
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+    })
 }
 
 /// Runs compose for `r`'s project (same `-p`, same `-f` files, in its working
@@ -106,34 +116,6 @@ async fn run(cli: ComposeCli, r: &ComposeRef, args: &[&str]) -> Result<String> {
     Ok(String::from_utf8_lossy(&output.stdout).into_owned())
 }
 
-/// True when the service's compose configuration changed since its container
-/// was created (its `config-hash` label differs from what compose computes now).
-pub async fn compose_needs_update(cli: ComposeCli, r: &ComposeRef) -> Result<bool> {
-    let Some(current) = &r.config_hash else {
-        return Ok(true);
-    };
-    let hash_arg = format!("--hash={}", r.service);
-    let out = run(cli, r, &["config", &hash_arg]).await?;
-    let now = parse_hash(&out, &r.service).ok_or_else(|| {
-        anyhow!(
-            "compose service {}/{}: `config --hash` printed no hash: {out}",
-            r.project,
-            r.service
-        )
-    })?;
-    Ok(now != *current)
-}
-
-/// Reads `SERVICE HASH` lines.
-fn parse_hash(out: &str, service: &str) -> Option<String> {
-    out.lines().find_map(|l| {
-        let mut words = l.split_whitespace();
-        (words.next() == Some(service))
-            .then(|| words.next().map(str::to_string))
-            .flatten()
-    })
-}
-
 /// Recreates the service with compose: `up -d --no-deps --force-recreate SERVICE`.
 pub async fn compose_recreate(cli: ComposeCli, r: &ComposeRef) -> Result<()> {
     run(
@@ -145,29 +127,71 @@ pub async fn compose_recreate(cli: ComposeCli, r: &ComposeRef) -> Result<()> {
     .map(drop)
 }
 
-/// The service's merged configuration as compose sees it now (from `config`),
-/// e.g. to read `deploy.update_config`.
-pub async fn compose_service_config(
-    cli: ComposeCli,
-    r: &ComposeRef,
-) -> Result<serde_norway::Value> {
-    let out = run(cli, r, &["config"]).await?;
-    let doc: serde_norway::Value = serde_norway::from_str(&out).with_context(|| {
-        format!(
-            "compose project {}: `config` printed invalid YAML",
-            r.project
-        )
-    })?;
-    doc.get("services")
-        .and_then(|s| s.get(r.service.as_str()))
-        .cloned()
-        .ok_or_else(|| {
+/// What compose makes of a project's files now: every service's merged
+/// configuration (`config`) and config hash (`config --hash=*`), asked once
+/// for all its services, both at the same time.
+#[derive(Debug, Clone)]
+pub struct ComposeProject {
+    project: String,
+    services: serde_norway::Value,
+    hashes: HashMap<String, String>,
+}
+
+impl ComposeProject {
+    /// Runs compose for `r`'s project (its files, its directory).
+    pub async fn load(cli: ComposeCli, r: &ComposeRef) -> Result<ComposeProject> {
+        let (config, hashes) = tokio::try_join!(
+            run(cli, r, &["config"]),
+            run(cli, r, &["config", "--hash=*"])
+        )?;
+        let doc: serde_norway::Value = serde_norway::from_str(&config).with_context(|| {
+            format!(
+                "compose project {}: `config` printed invalid YAML",
+                r.project
+            )
+        })?;
+        Ok(ComposeProject {
+            project: r.project.clone(),
+            services: doc.get("services").cloned().unwrap_or_default(),
+            hashes: parse_hashes(&hashes),
+        })
+    }
+
+    /// A service's merged configuration, e.g. to read its `image`.
+    pub fn service(&self, service: &str) -> Result<&serde_norway::Value> {
+        self.services.get(service).ok_or_else(|| {
             anyhow!(
-                "compose project {}: no service {} in its configuration",
+                "compose project {}: no service {service} in its configuration",
+                self.project
+            )
+        })
+    }
+
+    /// True when `r`'s compose configuration changed since its container was
+    /// created (its `config-hash` label differs from what compose computes now).
+    pub fn needs_update(&self, r: &ComposeRef) -> Result<bool> {
+        let Some(current) = &r.config_hash else {
+            return Ok(true);
+        };
+        let now = self.hashes.get(&r.service).ok_or_else(|| {
+            anyhow!(
+                "compose service {}/{}: `config --hash=*` printed no hash for it",
                 r.project,
                 r.service
             )
+        })?;
+        Ok(now != current)
+    }
+}
+
+/// Reads `SERVICE HASH` lines.
+fn parse_hashes(out: &str) -> HashMap<String, String> {
+    out.lines()
+        .filter_map(|l| {
+            let mut words = l.split_whitespace();
+            Some((words.next()?.to_string(), words.next()?.to_string()))
         })
+        .collect()
 }
 
 /// The id of the service's container (found by compose labels), e.g. after
@@ -215,16 +239,10 @@ mod tests {
 
     #[test]
     fn parses_hash_lines_of_v1_and_v2() {
-        assert_eq!(
-            parse_hash("app1 1a2b3c\n", "app1").as_deref(),
-            Some("1a2b3c")
-        );
-        assert_eq!(
-            parse_hash("app10 x\napp1 y\n", "app1").as_deref(),
-            Some("y")
-        );
-        assert_eq!(parse_hash("", "app1"), None);
-        assert_eq!(parse_hash("app1\n", "app1"), None);
+        let hashes = parse_hashes("app10 x\napp1 1a2b3c\nbroken\n\n");
+        assert_eq!(hashes.get("app1").map(String::as_str), Some("1a2b3c"));
+        assert_eq!(hashes.get("app10").map(String::as_str), Some("x"));
+        assert_eq!(hashes.len(), 2);
     }
 }
 

@@ -10,8 +10,7 @@ pub mod spec;
 pub mod template;
 
 pub use compose::{
-    ComposeCli, compose_cli, compose_container, compose_needs_update, compose_recreate,
-    compose_service_config, deploy_section,
+    ComposeCli, ComposeProject, compose_cli, compose_container, compose_recreate, deploy_section,
 };
 pub use health::{HealthError, HealthSource, HealthyAt, Probe, monitor, wait_healthy};
 pub use mapping::{Backend, backend_by_name, resolve_backend};
