@@ -86,6 +86,14 @@ fn rollback_to_a_revision_redeploys_what_it_deployed() {
         text(&out)
     );
     assert!(text(&out).contains("no revision 99"), "{}", text(&out));
+
+    // A plain rollback undoes the last rollback, and the next one undoes that:
+    // a toggle, as `docker service rollback` is.
+    for version in ["v3", "v2"] {
+        let out = stack.tool(&["rollback", "apps", "--yes", "--rollback-monitor", "0s"]);
+        assert_ok(&out);
+        assert_eq!(stack.bodies(8), app_bodies(2, version), "{}", text(&out));
+    }
 }
 
 #[test]

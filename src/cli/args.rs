@@ -243,7 +243,7 @@ pub enum Command {
         #[command(flatten)]
         target: Target,
     },
-    /// Undo the unfinished or the last rollout (or go back to revision N).
+    /// Undo the unfinished or the last rollout, a rollback too (or go back to revision N).
     Rollback {
         /// Only rollouts of this upstream.
         upstream: Option<String>,

@@ -349,6 +349,9 @@ async fn rollback(
     let mut observer = observer(global, confirm)?;
     let (live, state, _lock) = open_locked(target).await?;
     let history = state.history()?;
+    // Without --to: the unfinished rollout, else the last finished deploy or
+    // rollback, so a second `rollback` undoes the first (as `docker service
+    // rollback` swaps a service's spec and previous spec).
     let of = match state.unfinished(upstream)? {
         Some(r) => r,
         None => history
@@ -356,11 +359,11 @@ async fn rollback(
             .rev()
             .find(|r| {
                 upstream.is_none_or(|u| r.upstream == u)
-                    && r.kind == "deploy"
+                    && matches!(r.kind.as_str(), "deploy" | "rollback")
                     && r.status == Status::Done
             })
             .cloned()
-            .context("no finished deploy to roll back")?,
+            .context("no finished deploy or rollback to roll back")?,
     };
     let to_rollout = match to {
         Some(n) => Some(
