@@ -96,6 +96,14 @@ fn a_config_edit_that_nginx_t_rejects_is_restored_byte_for_byte_and_not_reloaded
             stderr.contains("restored byte for byte"),
             "{args:?}:\n{stderr}"
         );
+        let hint = format!(
+            "container {} (server app2) is not running",
+            stack.container("app2")
+        );
+        assert!(
+            stderr.contains(&hint),
+            "{args:?}: names the cause:\n{stderr}"
+        );
         assert_eq!(
             stack.conf(),
             before,

@@ -381,7 +381,9 @@ async fn rejected_config_is_reported_and_reload_changes_nothing_until_fixed() {
         .await
         .unwrap();
     match test_config(&sb.docker, &nginx).await {
-        Err(NginxTestError::Rejected { container, message }) => {
+        Err(NginxTestError::Rejected {
+            container, message, ..
+        }) => {
             assert_eq!(container, nginx.name);
             assert!(
                 message.contains("unknown directive \"no_such_directive\""),

@@ -10,6 +10,7 @@ use bollard::query_parameters::LogsOptions;
 use futures_util::StreamExt;
 use tokio::time::{Instant, sleep};
 
+use super::backend::resolve_backend;
 use super::workers::{Workers, worker_pids};
 use super::{NginxContainer, exec};
 
@@ -29,12 +30,15 @@ const LOG_TAIL: &str = "20";
 #[derive(Debug, thiserror::Error)]
 pub enum NginxTestError {
     /// nginx rejected the configuration; `message` is what it printed.
-    #[error("nginx -t rejected the configuration in container {container}:\n{message}")]
+    #[error("nginx -t rejected the configuration in container {container}:\n{message}{}",
+        hint.as_deref().map(|h| format!("\n{h}")).unwrap_or_default())]
     Rejected {
         /// Container name.
         container: String,
         /// nginx's own output (stderr, trimmed).
         message: String,
+        /// What we know about the cause, e.g. a stopped backend nginx cannot resolve.
+        hint: Option<String>,
     },
     /// The test could not be run at all.
     #[error(transparent)]
@@ -64,9 +68,42 @@ pub async fn test_config(docker: &Docker, nginx: &NginxContainer) -> Result<(), 
         .copied()
         .collect::<Vec<_>>()
         .join("\n");
+    let hint = match unresolved_host(&message) {
+        Some(host) => stopped_backend_hint(docker, nginx, host).await,
+        None => None,
+    };
     Err(NginxTestError::Rejected {
         container: nginx.name.clone(),
         message,
+        hint,
+    })
+}
+
+/// The host of nginx's `host not found in upstream "HOST:PORT"`.
+fn unresolved_host(message: &str) -> Option<&str> {
+    let rest = message.split("host not found in upstream \"").nth(1)?;
+    let address = &rest[..rest.find('"')?];
+    Some(address.rsplit_once(':').map_or(address, |(host, _)| host))
+}
+
+/// When `host` names a container on nginx's networks that is not running:
+/// Docker's DNS answers only for running containers, so every `nginx -t`
+/// fails until it runs again.
+async fn stopped_backend_hint(
+    docker: &Docker,
+    nginx: &NginxContainer,
+    host: &str,
+) -> Option<String> {
+    let backend = resolve_backend(docker, &nginx.networks, host).await.ok()?;
+    let info = docker.inspect_container(&backend.id, None).await.ok()?;
+    let running = info.state.and_then(|s| s.running).unwrap_or(false);
+    (!running).then(|| {
+        format!(
+            "container {} (server {host}) is not running, and Docker's DNS resolves only running \
+             containers: start it, or include its server in the deploy (a stopped server is \
+             recreated first, before any config edit)",
+            backend.name
+        )
     })
 }
 
@@ -229,5 +266,21 @@ async fn log_tail(docker: &Docker, nginx: &NginxContainer, since: i64) -> String
         "(empty)".into()
     } else {
         text.trim_end().to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_host_nginx_could_not_resolve() {
+        let message = "nginx: [emerg] host not found in upstream \"app1:3000\" in /etc/nginx/nginx.conf:16\nnginx: configuration file /etc/nginx/nginx.conf test failed";
+        assert_eq!(unresolved_host(message), Some("app1"));
+        assert_eq!(
+            unresolved_host("host not found in upstream \"backend\" in x:1"),
+            Some("backend")
+        );
+        assert_eq!(unresolved_host("unknown directive \"x\""), None);
     }
 }
