@@ -276,3 +276,21 @@ pub enum Command {
     /// The man page (roff) on stdout.
     Man,
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+    use crate::plan::Timeouts;
+
+    #[test]
+    fn timeout_flags_default_to_the_plans_defaults() {
+        let cli = Cli::try_parse_from(["nginx-rollout", "deploy", "apps"]).unwrap();
+        let Command::Deploy(args) = cli.command else {
+            panic!("not a deploy")
+        };
+        assert_eq!(args.drain_timeout, Timeouts::DEFAULT.drain);
+        assert_eq!(args.health_timeout, Timeouts::DEFAULT.health);
+    }
+}

@@ -473,7 +473,7 @@ async fn single_edit(
         policy: policy.clone(),
         timeouts: Timeouts {
             drain: drain_timeout,
-            health: drain_timeout,
+            ..Timeouts::DEFAULT
         },
         steps,
     };

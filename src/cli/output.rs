@@ -8,7 +8,7 @@ use console::style;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::exec::event::{Decision, Event, Observer, SCHEMA_VERSION, ServerSummary};
-use crate::plan::{Plan, Step};
+use crate::plan::{Plan, Step, Timeouts};
 
 /// How human output looks.
 #[derive(Debug, Clone, Copy)]
@@ -54,17 +54,26 @@ pub fn render_plan(plan: &Plan, color: bool) -> String {
     for (name, value, source) in plan.policy.describe() {
         table.add_row(vec![name.to_string(), value, source.to_string()]);
     }
-    let secs = |d: Duration| humantime::format_duration(d).to_string();
-    table.add_row(vec![
-        "drain-timeout".into(),
-        secs(plan.timeouts.drain),
-        "flag or default".to_string(),
-    ]);
-    table.add_row(vec![
-        "health-timeout".into(),
-        secs(plan.timeouts.health),
-        "flag or default".to_string(),
-    ]);
+    // A timeout comes from its flag or is the default (a flag equal to the default reads "default").
+    let timeout_row = |name: &str, value: Duration, default: Duration| {
+        let from = if value == default {
+            "default".to_string()
+        } else {
+            format!("flag --{name}")
+        };
+        vec![
+            name.to_string(),
+            humantime::format_duration(value).to_string(),
+            from,
+        ]
+    };
+    let (timeouts, default) = (plan.timeouts, Timeouts::DEFAULT);
+    table.add_row(timeout_row("drain-timeout", timeouts.drain, default.drain));
+    table.add_row(timeout_row(
+        "health-timeout",
+        timeouts.health,
+        default.health,
+    ));
     out.push_str(&table.to_string());
     out.push('\n');
     for step in &plan.steps {

@@ -47,6 +47,14 @@ pub struct Timeouts {
     pub health: Duration,
 }
 
+impl Timeouts {
+    /// The defaults of `--drain-timeout` and `--health-timeout`.
+    pub const DEFAULT: Timeouts = Timeouts {
+        drain: Duration::from_secs(30),
+        health: Duration::from_secs(60),
+    };
+}
+
 /// An ordered list of steps.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Plan {
