@@ -283,12 +283,8 @@ async fn resume(
         .iter_mut()
         .filter(|r| r.state != ServerState::Done)
     {
-        let down = up
-            .servers
-            .iter()
-            .any(|s| s.address == rec.server && s.is_down());
-        let ours = rec.state != ServerState::Pending;
-        rec.state = if down && ours {
+        let drained_by_us = up.is_down(&rec.server) && rec.drained_by_us();
+        rec.state = if drained_by_us {
             ServerState::Drained
         } else {
             ServerState::Pending
@@ -298,7 +294,7 @@ async fn resume(
             server: rec.server.clone(),
             container: rec.container.clone(),
             replacement: rec.replacement.clone(),
-            drained_by_us: down && ours,
+            drained_by_us,
             dead: !live.is_running(&rec.container).await?,
         });
     }

@@ -41,6 +41,13 @@ impl Upstream {
     pub fn live_servers(&self) -> impl Iterator<Item = &Server> {
         self.servers.iter().filter(|s| s.is_live())
     }
+
+    /// Whether the server written as `address` is marked `down`.
+    pub fn is_down(&self, address: &str) -> bool {
+        self.servers
+            .iter()
+            .any(|s| s.address == address && s.is_down())
+    }
 }
 
 /// `zone name [size];`

@@ -181,18 +181,18 @@ impl Rollout {
     pub fn server_mut(&mut self, server: &str) -> Option<&mut ServerRecord> {
         self.servers.iter_mut().find(|s| s.server == server)
     }
+}
 
-    /// Servers that are `down` because of this rollout.
-    pub fn drained_by_us(&self) -> impl Iterator<Item = &ServerRecord> {
-        self.servers.iter().filter(|s| {
-            matches!(
-                s.state,
-                ServerState::Drained
-                    | ServerState::Replacing
-                    | ServerState::Healthy
-                    | ServerState::Failed
-            )
-        })
+impl ServerRecord {
+    /// Whether this rollout drained the server and has not put it back yet.
+    pub fn drained_by_us(&self) -> bool {
+        matches!(
+            self.state,
+            ServerState::Drained
+                | ServerState::Replacing
+                | ServerState::Healthy
+                | ServerState::Failed
+        )
     }
 }
 

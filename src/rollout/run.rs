@@ -153,11 +153,7 @@ impl<O: Observer> Runner<'_, O> {
                 },
                 None => rec.old_spec.clone(),
             };
-            let now_down = up
-                .servers
-                .iter()
-                .any(|s| s.address == address && s.is_down());
-            let drained_by_us = now_down && of.drained_by_us().any(|r| r.server == rec.server);
+            let drained_by_us = up.is_down(&address) && rec.drained_by_us();
             let mut record = rec.clone();
             record.server = address.clone();
             record.container = container.clone();
