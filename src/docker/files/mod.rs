@@ -65,6 +65,9 @@ pub struct ContainerFs {
     tree: Mutex<Tree>,
     /// The container's root as this host sees it (`/proc/PID/root`), when the daemon is local.
     local_root: Option<PathBuf>,
+    /// Whether owners seen through `local_root` are the container's own (no user
+    /// namespace remaps them), so files read there can be written back the same way.
+    local_owners: bool,
 }
 
 impl ContainerFs {
@@ -77,21 +80,20 @@ impl ContainerFs {
             .filter(|m| matches!(m.kind.as_str(), "bind" | "volume") && m.source.exists())
             .cloned()
             .collect();
-        // Not with a user namespace: owners seen from the host would be the remapped ones.
-        let local_root = nginx
+        let process = nginx
             .main_pid
-            .and_then(|pid| container_process(Path::new("/proc"), pid, &nginx.id))
-            .filter(|dir| {
-                std::fs::read_to_string(dir.join("uid_map")).is_ok_and(|map| {
-                    map.split_whitespace().collect::<Vec<_>>() == ["0", "0", "4294967295"]
-                })
+            .and_then(|pid| container_process(Path::new("/proc"), pid, &nginx.id));
+        let local_owners = process.as_ref().is_some_and(|dir| {
+            std::fs::read_to_string(dir.join("uid_map")).is_ok_and(|map| {
+                map.split_whitespace().collect::<Vec<_>>() == ["0", "0", "4294967295"]
             })
-            .map(|dir| dir.join("root"));
+        });
         let fs = ContainerFs {
             container: nginx.name.clone(),
             host_mounts,
             tree: Mutex::new(Tree::default()),
-            local_root,
+            local_root: process.map(|dir| dir.join("root")),
+            local_owners,
         };
         let dir = nginx.conf_path.parent().unwrap_or(Path::new("/"));
         if fs.mount_for(dir).is_none() {
@@ -128,24 +130,33 @@ impl ContainerFs {
         Ok(())
     }
 
+    /// Container path `path` as this host sees it through `/proc/PID/root`, when
+    /// the daemon is local and every directory on the way is a real one: an
+    /// absolute symlink there would resolve on this host. The last component may
+    /// itself be a symlink; following it is the caller's choice.
+    fn local_path(&self, path: &Path) -> Option<PathBuf> {
+        let root = self.local_root.as_deref()?;
+        let local = root.join(path.strip_prefix("/").unwrap_or(path));
+        let real_dirs = local
+            .ancestors()
+            .skip(1)
+            .take_while(|a| *a != root)
+            .all(|a| a.symlink_metadata().is_ok_and(|m| m.file_type().is_dir()));
+        real_dirs.then_some(local)
+    }
+
     /// Adds container path `path` (file, directory or symlink) to the snapshot:
-    /// read through `/proc/PID/root` when the daemon is local and no component
-    /// of `path` is a symlink (an absolute link would resolve on this host),
-    /// else through the archive API. `false` when there is no such path.
+    /// read through [`Self::local_path`] when possible and the owners seen there
+    /// are the container's, else through the archive API. `false` when there is
+    /// no such path.
     async fn add(&self, docker: &Docker, path: &Path) -> Result<bool> {
-        if let Some(root) = &self.local_root {
-            let local = root.join(path.strip_prefix("/").unwrap_or(path));
-            let links_only_at_end = local
-                .ancestors()
-                .skip(1)
-                .take_while(|a| *a != root.as_path())
-                .all(|a| a.symlink_metadata().is_ok_and(|m| m.file_type().is_dir()));
-            if links_only_at_end && local.symlink_metadata().is_ok() {
-                self.lock()
-                    .add_local(path, &local)
-                    .with_context(|| self.place(path))?;
-                return Ok(true);
-            }
+        if let Some(local) = self.local_path(path).filter(|_| self.local_owners)
+            && local.symlink_metadata().is_ok()
+        {
+            self.lock()
+                .add_local(path, &local)
+                .with_context(|| self.place(path))?;
+            return Ok(true);
         }
         let Some(bytes) = self.download(docker, path).await? else {
             return Ok(false);
@@ -278,33 +289,19 @@ impl ContainerFs {
     }
 
     /// The file at `path` as the container's own mount namespace shows it:
-    /// through `/proc/<pid>/root` when this host can look there (local daemon,
-    /// root), else by running `cat` and `ls -diL` in the container.
+    /// through [`Self::local_path`] when it is no symlink itself, else by
+    /// running `cat` and `ls -diL` in the container.
     async fn container_view(&self, docker: &Docker, path: &Path) -> Result<ContainerView> {
-        let info = docker
-            .inspect_container(&self.container, None)
-            .await
-            .with_context(|| format!("inspecting container {}", self.container))?;
-        let pid = info.state.and_then(|s| s.pid).filter(|p| *p > 0);
-        if let Some(pid) = pid {
-            let root = Path::new("/proc").join(pid.to_string()).join("root");
-            let proc_path = root.join(path.strip_prefix("/").unwrap_or(path));
-            // An absolute symlink under /proc/<pid>/root would resolve on the
-            // host, so only symlink-free paths are read this way.
-            let no_links = proc_path.ancestors().take_while(|a| *a != root).all(|a| {
-                a.symlink_metadata()
-                    .is_ok_and(|m| !m.file_type().is_symlink())
+        if let Some(local) = self.local_path(path)
+            && local
+                .symlink_metadata()
+                .is_ok_and(|m| !m.file_type().is_symlink())
+            && let (Ok(bytes), Ok(meta)) = (std::fs::read(&local), std::fs::metadata(&local))
+        {
+            return Ok(ContainerView {
+                bytes: Seen::Exact(bytes),
+                inode: Some(meta.ino()),
             });
-            if let (true, Ok(bytes), Ok(meta)) = (
-                no_links,
-                std::fs::read(&proc_path),
-                std::fs::metadata(&proc_path),
-            ) {
-                return Ok(ContainerView {
-                    bytes: Seen::Exact(bytes),
-                    inode: Some(meta.ino()),
-                });
-            }
         }
         let p = path.to_string_lossy();
         let out = exec(docker, &self.container, &["cat", "--", &p]).await?;
