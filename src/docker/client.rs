@@ -7,6 +7,17 @@ use bollard::Docker;
 /// How long one API call may take before it is an error.
 const API_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// Whether an API error is the daemon's "no such container / file" (404).
+pub fn is_not_found(e: &bollard::errors::Error) -> bool {
+    matches!(
+        e,
+        bollard::errors::Error::DockerResponseServerError {
+            status_code: 404,
+            ..
+        }
+    )
+}
+
 /// Connects to the daemon named by `DOCKER_HOST` (or the local socket),
 /// negotiates the API version and checks that the daemon answers.
 pub async fn connect() -> Result<Docker> {

@@ -7,7 +7,7 @@ pub mod client;
 pub mod compose_labels;
 pub mod exec;
 
-pub use client::connect;
+pub use client::{connect, is_not_found};
 pub use compose_labels::ComposeRef;
 pub use exec::{ExecOutput, exec};
 

@@ -16,7 +16,7 @@ use crate::docker::backend::{
     create_and_start, recreate_stop_first, stop_and_remove, wait_healthy,
 };
 use crate::docker::{
-    ComposeRef, ContainerFs, NginxContainer, Workers, find_nginx, reload, worker_pids,
+    ComposeRef, ContainerFs, NginxContainer, Workers, find_nginx, is_not_found, reload, worker_pids,
 };
 use crate::exec::{Backend, StateDir};
 use crate::plan::ServerRef;
@@ -166,9 +166,7 @@ impl Live {
     async fn inspect(&self, container: &str) -> Result<Option<ContainerInspectResponse>> {
         match self.docker.inspect_container(container, None).await {
             Ok(info) => Ok(Some(info)),
-            Err(bollard::errors::Error::DockerResponseServerError {
-                status_code: 404, ..
-            }) => Ok(None),
+            Err(e) if is_not_found(&e) => Ok(None),
             Err(e) => Err(e).with_context(|| format!("container {container}")),
         }
     }

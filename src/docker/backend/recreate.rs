@@ -14,6 +14,7 @@ use chrono::{DateTime, Utc};
 
 use super::health::docker_time;
 use super::spec::ContainerSpec;
+use crate::docker::is_not_found;
 
 /// Docker's stop timeout when a container sets none.
 const DEFAULT_STOP_TIMEOUT: i64 = 10;
@@ -179,9 +180,7 @@ pub async fn recreate_stop_first(
 /// run; a running one is an error.
 async fn clear_leftover(docker: &Docker, name: &str) -> Result<()> {
     match docker.inspect_container(name, None).await {
-        Err(DockerError::DockerResponseServerError {
-            status_code: 404, ..
-        }) => Ok(()),
+        Err(e) if is_not_found(&e) => Ok(()),
         Err(e) => Err(e).with_context(|| format!("container {name}: inspect")),
         Ok(c) if c.state.as_ref().and_then(|s| s.running) == Some(true) => {
             bail!("container {name} is running; a previous rollout left it, remove it first")

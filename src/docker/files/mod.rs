@@ -14,7 +14,7 @@ use bollard::query_parameters::{DownloadFromContainerOptions, UploadToContainerO
 use futures_util::TryStreamExt;
 
 use super::procfs::container_process;
-use super::{Mount, NginxContainer, exec};
+use super::{Mount, NginxContainer, exec, is_not_found};
 use crate::conf::{Fs, write::write_in_place};
 use tree::{Meta, Node, Tree, normalize};
 
@@ -372,9 +372,7 @@ impl ContainerFs {
             .await;
         match result {
             Ok(bytes) => Ok(Some(bytes)),
-            Err(bollard::errors::Error::DockerResponseServerError {
-                status_code: 404, ..
-            }) => Ok(None),
+            Err(e) if is_not_found(&e) => Ok(None),
             Err(e) => Err(e).with_context(|| format!("downloading {}", self.place(path))),
         }
     }

@@ -11,7 +11,7 @@ use bollard::query_parameters::ListContainersOptionsBuilder;
 use futures_util::future::join_all;
 
 use super::procfs::container_process;
-use super::{ComposeRef, exec};
+use super::{ComposeRef, exec, is_not_found};
 pub use cmdline::NginxCommand;
 use cmdline::{conf_path, nginx_command};
 
@@ -141,16 +141,6 @@ pub async fn find_nginx(docker: &Docker, name: Option<&str>, cwd: &Path) -> Resu
             found.iter().map(label).collect::<Vec<_>>().join(", ")
         ),
     }
-}
-
-fn is_not_found(e: &bollard::errors::Error) -> bool {
-    matches!(
-        e,
-        bollard::errors::Error::DockerResponseServerError {
-            status_code: 404,
-            ..
-        }
-    )
 }
 
 fn compose_of(c: &ContainerSummary) -> Option<ComposeRef> {
