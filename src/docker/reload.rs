@@ -95,9 +95,7 @@ async fn stopped_backend_hint(
     host: &str,
 ) -> Option<String> {
     let backend = resolve_backend(docker, &nginx.networks, host).await.ok()?;
-    let info = docker.inspect_container(&backend.id, None).await.ok()?;
-    let running = info.state.and_then(|s| s.running).unwrap_or(false);
-    (!running).then(|| {
+    (!backend.running).then(|| {
         format!(
             "container {} (server {host}) is not running, and Docker's DNS resolves only running \
              containers: start it, or include its server in the deploy (a stopped server is \

@@ -239,7 +239,7 @@ pub async fn prepare(live: &Live, opts: &DeployOptions) -> Result<Prepared> {
             container: backend.name.clone(),
             replacement: None,
             drained_by_us: false,
-            dead: !live.is_running(&backend.id).await?,
+            dead: !backend.running,
         });
         records.push(ServerRecord {
             server: address.clone(),

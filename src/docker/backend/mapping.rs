@@ -21,6 +21,8 @@ pub struct Backend {
     pub compose: Option<ComposeRef>,
     /// Names of the networks it is attached to.
     pub networks: Vec<String>,
+    /// Whether it ran when it was looked up.
+    pub running: bool,
 }
 
 /// Finds the container that `host` (the host part of a `server` address)
@@ -90,6 +92,7 @@ fn backend_from(inspect: &ContainerInspectResponse) -> Backend {
         image: config.image.unwrap_or_default(),
         compose: config.labels.as_ref().and_then(ComposeRef::from_labels),
         networks,
+        running: inspect.state.as_ref().and_then(|s| s.running) == Some(true),
     }
 }
 
@@ -211,6 +214,7 @@ mod tests {
                 image: "app:v1".into(),
                 compose,
                 networks: vec!["net".into()],
+                running: true,
             },
             vec![EndpointSettings {
                 aliases: Some(vec![alias.into()]),
