@@ -6,7 +6,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow, bail};
 use bollard::Docker;
 use bollard::errors::Error as DockerError;
-use bollard::models::NetworkConnectRequest;
+use bollard::models::{ContainerInspectResponse, NetworkConnectRequest};
 use bollard::query_parameters::{
     CreateContainerOptions, RemoveContainerOptions, RenameContainerOptions, StopContainerOptions,
 };
@@ -49,6 +49,15 @@ async fn stop(docker: &Docker, id: &str) -> Result<Stopped> {
         .inspect_container(id, None)
         .await
         .with_context(|| format!("container {id}: inspect before stop"))?;
+    stop_inspected(docker, id, &inspect).await
+}
+
+/// [`stop`] of a container already inspected (for its name and stop timeout).
+async fn stop_inspected(
+    docker: &Docker,
+    id: &str,
+    inspect: &ContainerInspectResponse,
+) -> Result<Stopped> {
     let name = inspect
         .name
         .as_deref()
@@ -139,11 +148,13 @@ pub async fn recreate_stop_first(
     old_id: &str,
     spec: &ContainerSpec,
 ) -> Result<Recreated> {
-    let name = docker
+    let old = docker
         .inspect_container(old_id, None)
         .await
-        .with_context(|| format!("container {old_id}: inspect before recreate"))?
+        .with_context(|| format!("container {old_id}: inspect before recreate"))?;
+    let name = old
         .name
+        .as_deref()
         .unwrap_or_default()
         .trim_start_matches('/')
         .to_string();
@@ -154,7 +165,7 @@ pub async fn recreate_stop_first(
         clear_leftover(docker, &parked)
     )?;
     let id = create(docker, spec, &next).await?;
-    let stopped = match stop(docker, old_id).await {
+    let stopped = match stop_inspected(docker, old_id, &old).await {
         Ok(s) => s,
         Err(e) => {
             force_remove(docker, &id).await;
