@@ -112,16 +112,17 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
             clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout())?;
             Ok(exit::DONE)
         }
-        // The offline config commands keep nginx's own error format: the message, the
-        // line and a caret, exit 1 (as `nginx -t` does).
-        Command::Conf(c) => Ok(conf::run(c).unwrap_or_else(|e| {
-            eprintln!("nginx-rollout: {e:#}");
-            exit::FAILED
-        })),
-        Command::Render(r) => Ok(render::run(r).unwrap_or_else(|e| {
-            eprintln!("nginx-rollout: {e:#}");
-            exit::FAILED
-        })),
+        Command::Conf(c) => Ok(offline(conf::run(c))),
+        Command::Render(r) => Ok(offline(render::run(r))),
         command => live::run(&cli.global, command).await,
     }
+}
+
+/// The exit code of an offline command (`conf`, `render`): they keep nginx's own
+/// error format (the message, the line and a caret) and exit 1, as `nginx -t` does.
+fn offline(result: anyhow::Result<i32>) -> i32 {
+    result.unwrap_or_else(|e| {
+        eprintln!("nginx-rollout: {e:#}");
+        exit::FAILED
+    })
 }
