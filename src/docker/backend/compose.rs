@@ -233,19 +233,6 @@ pub async fn compose_container(docker: &Docker, r: &ComposeRef) -> Result<String
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_hash_lines_of_v1_and_v2() {
-        let hashes = parse_hashes("app10 x\napp1 1a2b3c\nbroken\n\n");
-        assert_eq!(hashes.get("app1").map(String::as_str), Some("1a2b3c"));
-        assert_eq!(hashes.get("app10").map(String::as_str), Some("x"));
-        assert_eq!(hashes.len(), 2);
-    }
-}
-
 /// The service's `deploy` section, read straight from the project's compose
 /// files (later files override earlier ones key by key, as compose merges them)
 /// without starting the compose CLI. `None` when no file has one.
@@ -289,8 +276,16 @@ pub fn deploy_section(r: &ComposeRef) -> Result<Option<serde_norway::Value>> {
 }
 
 #[cfg(test)]
-mod deploy_section_tests {
+mod tests {
     use super::*;
+
+    #[test]
+    fn parses_hash_lines_of_v1_and_v2() {
+        let hashes = parse_hashes("app10 x\napp1 1a2b3c\nbroken\n\n");
+        assert_eq!(hashes.get("app1").map(String::as_str), Some("1a2b3c"));
+        assert_eq!(hashes.get("app10").map(String::as_str), Some("x"));
+        assert_eq!(hashes.len(), 2);
+    }
 
     #[test]
     fn later_files_override_key_by_key() {
