@@ -228,9 +228,16 @@ async fn run(
     (outcome, record, events.0)
 }
 
-/// A signal channel that never fires (the sender must outlive the run: a closed channel ends waits).
-fn no_signal() -> (watch::Sender<bool>, watch::Receiver<bool>) {
-    watch::channel(false)
+/// Plans a stop-first rollout of the fake's first `servers` servers and runs it,
+/// with no signal arriving (the sender outlives the run: a closed channel ends waits).
+async fn run_all(
+    fake: &Fake,
+    servers: usize,
+    policy: UpdateConfig,
+) -> (Outcome, Rollout, Vec<Event>) {
+    let r = rollout(fake, servers, policy).await;
+    let (_tx, rx) = watch::channel(false);
+    run(fake, r, rx).await
 }
 
 fn states(r: &Rollout) -> Vec<ServerState> {
@@ -250,9 +257,8 @@ fn down_lines(fake: &Fake) -> Vec<String> {
 async fn one_failure_in_four_pauses_above_a_ratio_of_0_2_before_the_next_server() {
     let mut fake = Fake::new(4);
     fake.unhealthy.insert("app3:3000".into());
-    let r = rollout(&fake, 4, policy(FailureAction::Pause, 0.2, Duration::ZERO)).await;
-    let (_tx, rx) = no_signal();
-    let (outcome, r, events) = run(&fake, r, rx).await;
+    let (outcome, r, events) =
+        run_all(&fake, 4, policy(FailureAction::Pause, 0.2, Duration::ZERO)).await;
     assert!(
         matches!(&outcome, Outcome::Paused(why) if why.contains("1 of 4")),
         "{outcome:?}"
@@ -282,9 +288,8 @@ async fn one_failure_in_four_pauses_above_a_ratio_of_0_2_before_the_next_server(
 async fn one_failure_in_four_within_a_ratio_of_0_3_goes_on_without_restoring_it() {
     let mut fake = Fake::new(4);
     fake.unhealthy.insert("app3:3000".into());
-    let r = rollout(&fake, 4, policy(FailureAction::Pause, 0.3, Duration::ZERO)).await;
-    let (_tx, rx) = no_signal();
-    let (outcome, r, _) = run(&fake, r, rx).await;
+    let (outcome, r, _) =
+        run_all(&fake, 4, policy(FailureAction::Pause, 0.3, Duration::ZERO)).await;
     assert_eq!(outcome, Outcome::Done);
     use ServerState::*;
     assert_eq!(states(&r), [Done, Done, Failed, Done]);
@@ -299,14 +304,12 @@ async fn one_failure_in_four_within_a_ratio_of_0_3_goes_on_without_restoring_it(
 async fn failure_actions_rollback_and_continue() {
     let mut fake = Fake::new(2);
     fake.unhealthy.insert("app1:3000".into());
-    let r = rollout(
+    let (outcome, r, _) = run_all(
         &fake,
         2,
         policy(FailureAction::Rollback, 0.0, Duration::ZERO),
     )
     .await;
-    let (_tx, rx) = no_signal();
-    let (outcome, r, _) = run(&fake, r, rx).await;
     assert!(
         matches!(outcome, Outcome::RollbackRequested(_)),
         "{outcome:?}"
@@ -320,14 +323,12 @@ async fn failure_actions_rollback_and_continue() {
 
     let mut fake = Fake::new(3);
     fake.unhealthy.insert("app1:3000".into());
-    let r = rollout(
+    let (outcome, r, _) = run_all(
         &fake,
         3,
         policy(FailureAction::Continue, 0.0, Duration::ZERO),
     )
     .await;
-    let (_tx, rx) = no_signal();
-    let (outcome, r, _) = run(&fake, r, rx).await;
     assert_eq!(outcome, Outcome::Done);
     use ServerState::*;
     assert_eq!(states(&r), [Failed, Done, Done]);
@@ -338,14 +339,12 @@ async fn failure_actions_rollback_and_continue() {
 async fn continue_never_drains_the_last_live_server() {
     let mut fake = Fake::new(2);
     fake.unhealthy.insert("app1:3000".into());
-    let r = rollout(
+    let (outcome, r, _) = run_all(
         &fake,
         2,
         policy(FailureAction::Continue, 0.0, Duration::ZERO),
     )
     .await;
-    let (_tx, rx) = no_signal();
-    let (outcome, r, _) = run(&fake, r, rx).await;
     assert!(
         matches!(&outcome, Outcome::Failed(why) if why.contains("last live server")),
         "{outcome:?}"
@@ -363,14 +362,12 @@ async fn continue_never_drains_the_last_live_server() {
 async fn a_failure_inside_the_monitor_window_drains_the_server_and_fires_the_action() {
     let mut fake = Fake::new(2);
     fake.crashes.insert("app1:3000".into());
-    let r = rollout(
+    let (outcome, r, events) = run_all(
         &fake,
         2,
         policy(FailureAction::Pause, 0.0, Duration::from_millis(10)),
     )
     .await;
-    let (_tx, rx) = no_signal();
-    let (outcome, r, events) = run(&fake, r, rx).await;
     assert!(
         matches!(&outcome, Outcome::Paused(why) if why.contains("monitor window")),
         "{outcome:?}"
@@ -393,9 +390,8 @@ async fn a_failing_nginx_t_restores_the_bytes_and_the_server_states() {
     let mut fake = Fake::new(2);
     fake.bad_config = true;
     let before = fake.conf.borrow().clone();
-    let r = rollout(&fake, 2, policy(FailureAction::Pause, 0.0, Duration::ZERO)).await;
-    let (_tx, rx) = no_signal();
-    let (outcome, r, _) = run(&fake, r, rx).await;
+    let (outcome, r, _) =
+        run_all(&fake, 2, policy(FailureAction::Pause, 0.0, Duration::ZERO)).await;
     assert!(
         matches!(&outcome, Outcome::Failed(why) if why.contains("host not found") && why.contains("restored byte for byte")),
         "{outcome:?}"
@@ -432,9 +428,8 @@ async fn an_interrupt_while_draining_restores_the_untouched_server() {
 #[tokio::test]
 async fn a_clean_rollout_updates_every_server_with_n_plus_one_reloads() {
     let fake = Fake::new(3);
-    let r = rollout(&fake, 3, policy(FailureAction::Pause, 0.0, Duration::ZERO)).await;
-    let (_tx, rx) = no_signal();
-    let (outcome, r, events) = run(&fake, r, rx).await;
+    let (outcome, r, events) =
+        run_all(&fake, 3, policy(FailureAction::Pause, 0.0, Duration::ZERO)).await;
     assert_eq!(outcome, Outcome::Done);
     let healthy = events
         .iter()
