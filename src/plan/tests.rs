@@ -33,6 +33,22 @@ fn target(server: &str) -> Target {
     }
 }
 
+/// A stop-first plan of app1..app3 with `parallelism`, and the config it starts from.
+fn three_servers(parallelism: u32) -> (ConfigSet, super::Plan) {
+    let servers = ["app1:3000", "app2:3000", "app3:3000"];
+    let cfg = config(&servers);
+    let targets = servers.map(target);
+    let p = plan(
+        &cfg,
+        "apps",
+        &targets,
+        &policy(|c| c.parallelism.value = parallelism),
+        TIMEOUTS,
+    )
+    .unwrap();
+    (cfg, p)
+}
+
 fn kinds(p: &super::Plan) -> Vec<&'static str> {
     p.steps.iter().map(|s| s.action.kind()).collect()
 }
@@ -105,16 +121,7 @@ fn stop_first_restores_and_drains_in_one_reload() {
 
 #[test]
 fn the_last_plan_step_leaves_the_config_as_it_was() {
-    let cfg = config(&["app1:3000", "app2:3000", "app3:3000"]);
-    let targets: Vec<Target> = ["app1:3000", "app2:3000", "app3:3000"].map(target).to_vec();
-    let p = plan(
-        &cfg,
-        "apps",
-        &targets,
-        &policy(|c| c.parallelism.value = 2),
-        TIMEOUTS,
-    )
-    .unwrap();
+    let (cfg, p) = three_servers(2);
     let mut live = cfg.clone();
     for step in &p.steps {
         if let Action::Edit { changes, .. } = &step.action {
@@ -129,16 +136,7 @@ fn the_last_plan_step_leaves_the_config_as_it_was() {
 
 #[test]
 fn stop_first_never_drains_the_last_live_server() {
-    let cfg = config(&["app1:3000", "app2:3000", "app3:3000"]);
-    let targets: Vec<Target> = ["app1:3000", "app2:3000", "app3:3000"].map(target).to_vec();
-    let p = plan(
-        &cfg,
-        "apps",
-        &targets,
-        &policy(|c| c.parallelism.value = 0),
-        TIMEOUTS,
-    )
-    .unwrap();
+    let (_, p) = three_servers(0);
     for step in &p.steps {
         if let Action::Recreate { servers } = &step.action {
             assert!(
