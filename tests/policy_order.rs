@@ -85,36 +85,27 @@ fn start_first_on_one_server_never_drops_to_zero_and_alternates_names() {
         })
     };
     let load = stack.load("/", 25, 16, "get-keepalive");
-    let out = stack.tool(&[
-        "deploy",
-        "apps",
-        "--yes",
-        "--mode",
-        "engine",
-        "--order",
-        "start-first",
-        "--env",
-        "MESSAGE=app1,v2",
-        "--monitor",
-        "0s",
-    ]);
-    assert_ok(&out);
+    let start_first = |version: &str| {
+        let message = format!("MESSAGE=app1,{version}");
+        let out = stack.tool(&[
+            "deploy",
+            "apps",
+            "--yes",
+            "--mode",
+            "engine",
+            "--order",
+            "start-first",
+            "--env",
+            &message,
+            "--monitor",
+            "0s",
+        ]);
+        assert_ok(&out);
+    };
+    start_first("v2");
     assert_eq!(live_servers(&stack.conf()), [format!("{app}-b:3000")]);
     assert_eq!(stack.bodies(4), app_bodies(1, "v2"));
-    let out = stack.tool(&[
-        "deploy",
-        "apps",
-        "--yes",
-        "--mode",
-        "engine",
-        "--order",
-        "start-first",
-        "--env",
-        "MESSAGE=app1,v3",
-        "--monitor",
-        "0s",
-    ]);
-    assert_ok(&out);
+    start_first("v3");
     let load = load.finish();
     stop.store(true, Ordering::SeqCst);
     watcher.join().unwrap();
