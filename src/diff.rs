@@ -131,9 +131,14 @@ fn shift_hunks(text: &str, by: usize) -> String {
     out
 }
 
-/// Whether to color output on stdout: a terminal, and `NO_COLOR` unset.
+/// Whether to color output on stdout: a terminal, and no `NO_COLOR`.
 pub fn color_stdout() -> bool {
-    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+    std::io::stdout().is_terminal() && !no_color()
+}
+
+/// `NO_COLOR` is set to something (no-color.org: an empty value does not count).
+pub fn no_color() -> bool {
+    std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty())
 }
 
 #[cfg(test)]

@@ -27,7 +27,7 @@ impl Style {
     /// Detects the terminal and `NO_COLOR`.
     pub fn detect(quiet: bool, verbose: bool) -> Style {
         let tty = std::io::stderr().is_terminal();
-        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        let no_color = crate::diff::no_color();
         console::set_colors_enabled_stderr(tty && !no_color);
         console::set_colors_enabled(std::io::stdout().is_terminal() && !no_color);
         Style {
