@@ -1,13 +1,19 @@
 //! nginx-rollout: zero-downtime rolling updates of Docker containers behind an nginx `upstream`.
 //!
-//! Modules, with one-way dependencies (see ARCHITECTURE.md):
-//! `cli` → `rollout` → `exec` → `plan` → `conf`; `rollout` → `docker` → `conf`;
-//! `diff` and `render` are leaves used by the layers above them.
-pub mod cli;
+//! Layers, with one-way dependencies (see ARCHITECTURE.md): `cli` → `rollout`
+//! → `exec` → `plan` → `conf`; `rollout` → the two wings `nginx` and
+//! `backends` → the thin `docker` client. The public modules are what the
+//! integration tests, benches and fuzzers reach; the rest is private.
+mod cli;
+mod diff;
+mod exec;
+mod plan;
+mod rollout;
+
+pub mod backends;
 pub mod conf;
-pub mod diff;
 pub mod docker;
-pub mod exec;
-pub mod plan;
+pub mod nginx;
 pub mod render;
-pub mod rollout;
+
+pub use cli::main;

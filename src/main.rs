@@ -1,3 +1,3 @@
 fn main() {
-    std::process::exit(nginx_rollout::cli::main());
+    std::process::exit(nginx_rollout::main());
 }

@@ -1,11 +1,13 @@
-//! The command line, as clap types.
+//! The arguments every command shares, as clap types, and their parsers.
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::builder::PossibleValue;
+use clap::{Args, Parser, ValueEnum};
 
-use crate::plan::{FailureAction, Order};
-use crate::rollout::Mode;
+use super::cmd::Command;
+use crate::plan::{FailureAction, Order, Overrides, Words};
+use crate::rollout::{Mode, ProbeKind, SessionOptions};
 
 const EXAMPLES: &str = "\
 Examples (the seed's app1/app2 stack, run from the compose project's directory):
@@ -62,7 +64,7 @@ pub struct Global {
 
 /// Where nginx and the journal are.
 #[derive(Debug, Args, Clone)]
-pub struct Target {
+pub struct SessionArgs {
     /// The nginx container (name or id); default: compose service `nginx` here, else the only nginx.
     #[arg(long, env = "NGINX_ROLLOUT_NGINX")]
     pub nginx: Option<String>,
@@ -71,9 +73,23 @@ pub struct Target {
     pub state_dir: Option<PathBuf>,
 }
 
-/// How to run (not) the plan.
+impl SessionArgs {
+    /// The session these arguments name, run from the current directory.
+    pub fn options(&self, probe: ProbeKind) -> anyhow::Result<SessionOptions> {
+        use anyhow::Context;
+        Ok(SessionOptions {
+            nginx: self.nginx.clone(),
+            state_dir: self.state_dir.clone(),
+            cwd: std::env::current_dir().context("cannot read the current directory")?,
+            command: std::env::args().collect::<Vec<_>>().join(" "),
+            probe,
+        })
+    }
+}
+
+/// How to run (or not) the plan.
 #[derive(Debug, Args, Clone)]
-pub struct Confirm {
+pub struct ConfirmArgs {
     /// Print the plan and every config diff; change nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -85,57 +101,16 @@ pub struct Confirm {
     pub yes: bool,
 }
 
-fn duration(s: &str) -> Result<Duration, String> {
+/// Parses a duration (`500ms`, `10s`, `1m30s`).
+pub fn duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("{s:?}: {e} (e.g. 500ms, 10s, 1m30s)"))
 }
 
-/// `deploy` and `plan`.
-#[derive(Debug, Args, Clone)]
-pub struct DeployArgs {
-    /// The upstream whose servers are updated.
-    pub upstream: String,
-    /// Only these servers (address as written, or unique host), comma-separated.
-    #[arg(long, value_delimiter = ',')]
-    pub servers: Vec<String>,
-    /// New image (a tera template over {{server}}, {{service}}, {{container}}, {{index}}).
-    #[arg(long)]
-    pub image: Option<String>,
-    /// Set an environment variable, KEY=VALUE (VALUE is a template); repeatable.
-    #[arg(long = "env", value_name = "KEY=VALUE")]
-    pub env: Vec<String>,
-    /// Set a label, KEY=VALUE; repeatable.
-    #[arg(long = "label", value_name = "KEY=VALUE")]
-    pub labels: Vec<String>,
-    /// Map an upstream server to a container, SERVER=CONTAINER; repeatable.
-    #[arg(long = "map", value_name = "SERVER=CONTAINER")]
-    pub maps: Vec<String>,
-    /// How containers are redeployed.
-    #[arg(long, value_enum, default_value = "auto")]
-    pub mode: Mode,
-    /// Compose mode: redeploy services whose compose config did not change too.
-    #[arg(long)]
-    pub force: bool,
-    /// How long old nginx workers may take to finish their requests.
-    #[arg(long, value_parser = duration, default_value = "30s")]
-    pub drain_timeout: Duration,
-    /// How long a new container may take to become healthy.
-    #[arg(long, value_parser = duration, default_value = "60s")]
-    pub health_timeout: Duration,
-    /// Without a Docker healthcheck: probe this HTTP path from the nginx container (default: TCP connect).
-    #[arg(long)]
-    pub health_path: Option<String>,
-    /// Update policy.
-    #[command(flatten)]
-    pub update: UpdateFlags,
-    /// Rollback policy.
-    #[command(flatten)]
-    pub rollback: RollbackFlags,
-    /// Dry-run, interactive or scripted.
-    #[command(flatten)]
-    pub confirm: Confirm,
-    /// Where nginx and the journal are.
-    #[command(flatten)]
-    pub target: Target,
+/// Parses `KEY=VALUE`.
+pub fn key_value(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .ok_or_else(|| format!("{s:?}: expected KEY=VALUE"))
 }
 
 /// `--parallelism` … (as `docker service update --update-*`).
@@ -162,6 +137,19 @@ pub struct UpdateFlags {
     pub monitor: Option<Duration>,
 }
 
+impl From<&UpdateFlags> for Overrides {
+    fn from(f: &UpdateFlags) -> Overrides {
+        Overrides {
+            parallelism: f.parallelism,
+            delay: f.delay,
+            order: f.order,
+            failure_action: f.failure_action,
+            monitor: f.monitor,
+            max_failure_ratio: f.max_failure_ratio,
+        }
+    }
+}
+
 /// `--rollback-*`.
 #[derive(Debug, Args, Clone)]
 #[command(next_help_heading = "Rollback policy (flags win over deploy.rollback_config)")]
@@ -186,95 +174,80 @@ pub struct RollbackFlags {
     pub rollback_monitor: Option<Duration>,
 }
 
-/// The commands.
-#[derive(Debug, Subcommand)]
-pub enum Command {
-    /// Inspect and edit nginx configuration files losslessly (offline, no Docker).
-    #[command(subcommand)]
-    Conf(super::conf::ConfCommand),
-    /// Render a tera template (upstream blocks or a whole config).
-    Render(super::render::RenderArgs),
-    /// Table of upstreams, servers, their state and containers, and any unfinished rollout.
-    Status {
-        /// Only this upstream.
-        upstream: Option<String>,
-        /// Where nginx and the journal are.
-        #[command(flatten)]
-        target: Target,
-    },
-    /// Take one server out of an upstream, live: edit, nginx -t, reload, wait for old workers.
-    Drain {
-        /// The upstream.
-        upstream: String,
-        /// The server (address or unique host).
-        server: String,
-        /// Even the last live server (a full outage).
-        #[arg(long)]
-        force: bool,
-        /// How long old workers may take.
-        #[arg(long, value_parser = duration, default_value = "30s")]
-        drain_timeout: Duration,
-        /// Where nginx and the journal are.
-        #[command(flatten)]
-        target: Target,
-    },
-    /// Put a drained server back, live.
-    Undrain {
-        /// The upstream.
-        upstream: String,
-        /// The server (address or unique host).
-        server: String,
-        /// Where nginx and the journal are.
-        #[command(flatten)]
-        target: Target,
-    },
-    /// Rolling update of an upstream's containers.
-    Deploy(Box<DeployArgs>),
-    /// The same as `deploy --dry-run`.
-    Plan(Box<DeployArgs>),
-    /// Continue a paused or interrupted rollout.
-    Resume {
-        /// Only a rollout of this upstream.
-        upstream: Option<String>,
-        /// Dry-run, interactive or scripted.
-        #[command(flatten)]
-        confirm: Confirm,
-        /// Where nginx and the journal are.
-        #[command(flatten)]
-        target: Target,
-    },
-    /// Undo the unfinished or the last rollout, a rollback too (or go back to revision N).
-    Rollback {
-        /// Only rollouts of this upstream.
-        upstream: Option<String>,
-        /// Redeploy what revision N deployed.
-        #[arg(long)]
-        to: Option<u32>,
-        /// Override the rollback settings the rollout was started with.
-        #[command(flatten)]
-        policy: RollbackFlags,
-        /// Dry-run, interactive or scripted.
-        #[command(flatten)]
-        confirm: Confirm,
-        /// Where nginx and the journal are.
-        #[command(flatten)]
-        target: Target,
-    },
-    /// Revisions, newest last (ten are kept).
-    History {
-        /// Only this upstream.
-        upstream: Option<String>,
-        /// Where nginx and the journal are.
-        #[command(flatten)]
-        target: Target,
-    },
-    /// Shell completions.
-    Completions {
-        /// The shell.
-        shell: clap_complete::Shell,
-    },
-    /// The man page (roff) on stdout.
-    Man,
+impl From<&RollbackFlags> for Overrides {
+    fn from(f: &RollbackFlags) -> Overrides {
+        Overrides {
+            parallelism: f.rollback_parallelism,
+            delay: f.rollback_delay,
+            order: f.rollback_order,
+            failure_action: f.rollback_failure_action,
+            monitor: f.rollback_monitor,
+            max_failure_ratio: f.rollback_max_failure_ratio,
+        }
+    }
+}
+
+/// A value of a planner enum on the command line, with its help text.
+fn word<T: Words>(value: T, help: &'static str) -> PossibleValue {
+    PossibleValue::new(value.word()).help(help)
+}
+
+impl ValueEnum for Order {
+    fn value_variants<'a>() -> &'a [Self] {
+        Order::ALL
+    }
+
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        Some(match self {
+            Order::StopFirst => word(
+                *self,
+                "Drain and stop the old container, then start the new one",
+            ),
+            Order::StartFirst => word(
+                *self,
+                "Start the new container beside the old one, switch the upstream, then stop the old one",
+            ),
+        })
+    }
+}
+
+impl ValueEnum for FailureAction {
+    fn value_variants<'a>() -> &'a [Self] {
+        FailureAction::ALL
+    }
+
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        Some(match self {
+            FailureAction::Pause => word(*self, "Stop where we are, leaving a resumable state"),
+            FailureAction::Continue => word(
+                *self,
+                "Leave the failed server drained and go on with the others",
+            ),
+            FailureAction::Rollback => word(
+                *self,
+                "Undo the whole rollout with the rollback settings (not allowed for a rollback)",
+            ),
+        })
+    }
+}
+
+impl ValueEnum for Mode {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[Mode::Auto, Mode::Compose, Mode::Engine]
+    }
+
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        Some(match self {
+            Mode::Auto => PossibleValue::new("auto").help(
+                "Compose when the container belongs to a compose project and no image/env/label is given, else engine",
+            ),
+            Mode::Compose => PossibleValue::new("compose").help(
+                "`docker compose up -d --no-deps --force-recreate SERVICE` (the seed's own step)",
+            ),
+            Mode::Engine => PossibleValue::new("engine")
+                .help("Recreate through the Engine API, keeping the container's configuration"),
+        })
+    }
 }
 
 #[cfg(test)]
@@ -292,5 +265,14 @@ mod tests {
         };
         assert_eq!(args.drain_timeout, Timeouts::DEFAULT.drain);
         assert_eq!(args.health_timeout, Timeouts::DEFAULT.health);
+    }
+
+    #[test]
+    fn key_values_split_at_the_first_equals_sign() {
+        assert_eq!(
+            key_value("MESSAGE=a=b").unwrap(),
+            ("MESSAGE".into(), "a=b".into())
+        );
+        assert!(key_value("MESSAGE").is_err());
     }
 }

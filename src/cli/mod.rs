@@ -1,24 +1,26 @@
-//! Command-line front end: argument parsing and the three ways to run a plan
-//! (dry-run, interactive, scripted). Everything else lives in the library.
+//! The command line: parse arguments, pick the front end, run one command,
+//! map its outcome to an exit code. Everything else lives in the library.
 mod args;
-mod conf;
-mod live;
-pub mod output;
-mod render;
+mod cmd;
+mod exit;
+mod front;
 
 use std::io::IsTerminal;
 
-use clap::{CommandFactory, Parser};
+use clap::Parser;
 
-pub use args::{Cli, Command};
-
-use crate::exec::LockHeld;
-use crate::rollout::exit;
+use args::Cli;
 
 /// Parses the command line, runs it and returns the process exit code.
 pub fn main() -> i32 {
     let cli = Cli::parse();
     init_tracing(cli.global.verbose);
+    cmd::run(&cli.global, cli.command)
+}
+
+/// Runs a command that talks to the Docker daemon on a fresh runtime; an
+/// error is reported with a hint and becomes the exit code.
+fn live(command: impl Future<Output = anyhow::Result<i32>>) -> i32 {
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -29,10 +31,7 @@ pub fn main() -> i32 {
             return exit::FAILED;
         }
     };
-    match runtime.block_on(run(cli)) {
-        Ok(code) => code,
-        Err(e) => report(&e),
-    }
+    runtime.block_on(command).unwrap_or_else(|e| report(&e))
 }
 
 fn init_tracing(verbose: bool) {
@@ -50,14 +49,26 @@ fn init_tracing(verbose: bool) {
         .try_init();
 }
 
-/// Prints an error as one line (what and where), its causes, then a hint; returns the exit code.
+/// The exit code of an offline command (`conf`, `render`, …): errors keep
+/// nginx's own format (the message, the line and a caret) and exit 1, as
+/// `nginx -t` does.
+fn offline(result: anyhow::Result<i32>) -> i32 {
+    result.unwrap_or_else(|e| {
+        eprintln!("nginx-rollout: {e:#}");
+        exit::FAILED
+    })
+}
+
+/// Prints an error of a live command as one line (what and where), its
+/// causes, then a hint; returns the exit code.
 fn report(e: &anyhow::Error) -> i32 {
-    let (code, hint) = if e.downcast_ref::<LockHeld>().is_some() {
+    let is = |f: &dyn Fn(&(dyn std::error::Error + 'static)) -> bool| e.chain().any(f);
+    let (code, hint) = if is(&|c| c.is::<crate::exec::LockHeld>()) {
         (
             exit::LOCKED,
             "wait for it to finish, or check that process; a dead holder's lock is taken over automatically",
         )
-    } else if e.downcast_ref::<output::NoTerminal>().is_some() {
+    } else if is(&|c| c.is::<front::NoTerminal>()) {
         (
             exit::USAGE,
             "run it in a terminal, or without -i (scripts: --yes, --output json)",
@@ -74,14 +85,7 @@ fn report(e: &anyhow::Error) -> i32 {
                 "`nginx-rollout status` lists the upstreams and servers; nothing was changed"
             },
         )
-    } else if e
-        .chain()
-        .any(|c| c.downcast_ref::<crate::plan::PlanError>().is_some())
-        || e.chain().any(|c| {
-            c.downcast_ref::<crate::plan::policy::PolicyError>()
-                .is_some()
-        })
-    {
+    } else if is(&|c| c.is::<crate::plan::PlanError>() || c.is::<crate::plan::PolicyError>()) {
         (exit::USAGE, "see `nginx-rollout deploy --help`")
     } else {
         (
@@ -95,34 +99,4 @@ fn report(e: &anyhow::Error) -> i32 {
     }
     eprintln!("  hint: {hint}");
     code
-}
-
-async fn run(cli: Cli) -> anyhow::Result<i32> {
-    match cli.command {
-        Command::Completions { shell } => {
-            clap_complete::generate(
-                shell,
-                &mut Cli::command(),
-                "nginx-rollout",
-                &mut std::io::stdout(),
-            );
-            Ok(exit::DONE)
-        }
-        Command::Man => {
-            clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout())?;
-            Ok(exit::DONE)
-        }
-        Command::Conf(c) => Ok(offline(conf::run(c))),
-        Command::Render(r) => Ok(offline(render::run(r))),
-        command => live::run(&cli.global, command).await,
-    }
-}
-
-/// The exit code of an offline command (`conf`, `render`): they keep nginx's own
-/// error format (the message, the line and a caret) and exit 1, as `nginx -t` does.
-fn offline(result: anyhow::Result<i32>) -> i32 {
-    result.unwrap_or_else(|e| {
-        eprintln!("nginx-rollout: {e:#}");
-        exit::FAILED
-    })
 }

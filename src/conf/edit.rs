@@ -1,7 +1,8 @@
 //! Edits of one upstream `server` statement, planned as a single byte splice.
 use super::error::{ConfError, Place};
 use super::lexer::unescape;
-use super::tree::Doc;
+use super::tree::{Doc, LineIndex};
+use super::upstream::Context;
 use std::ops::Range;
 use std::path::Path;
 
@@ -46,7 +47,6 @@ pub struct Splice {
 struct ServerStmt {
     stmt: u32,
     address: String,
-    host: String,
     /// Argument token indices after the address.
     params: Vec<u32>,
     down: bool,
@@ -62,13 +62,11 @@ fn servers(doc: &Doc, us: u32) -> Vec<ServerStmt> {
             let params: Vec<u32> = args.collect();
             let val = |t: u32| unescape(doc.raw(t));
             let address = String::from_utf8_lossy(&val(addr)).into_owned();
-            let (host, _, _) = super::upstream::parse_address(&address);
             Some(ServerStmt {
                 stmt: s,
                 down: params.iter().any(|&t| val(t) == b"down"),
                 backup: params.iter().any(|&t| val(t) == b"backup"),
                 address,
-                host,
                 params,
             })
         })
@@ -86,9 +84,9 @@ fn check_token(what: &str, s: &str) -> Result<(), ConfError> {
     Ok(())
 }
 
-/// Plans `edit` on server `server` of upstream statement `us`. `None` when
-/// the edit is already in effect.
-pub fn plan(
+/// The splice that makes `edit` on server `server` of upstream statement
+/// `us`. `None` when the edit is already in effect.
+pub fn splice_for(
     doc: &Doc,
     file: &Path,
     us: u32,
@@ -100,33 +98,14 @@ pub fn plan(
     let all = servers(doc, us);
     let place_of = |s: u32| Place::at(file, src, doc.span(doc.stmt(s).first).start as usize);
     let upstream_name = doc.arg_values(us).into_iter().next().unwrap_or_default();
+    // The one rule for naming a server lives in the typed view.
+    let typed = super::upstream::read(doc, &LineIndex::new(src), file, us, Context::Http);
     let find = |name: &str| -> Result<&ServerStmt, ConfError> {
-        if let Some(s) = all.iter().find(|s| s.address == name) {
-            return Ok(s);
-        }
-        let by_host: Vec<&ServerStmt> = all.iter().filter(|s| s.host == name).collect();
-        match by_host.as_slice() {
-            [one] => Ok(one),
-            _ => {
-                let list: Vec<&str> = all.iter().map(|s| s.address.as_str()).collect();
-                let what = if by_host.is_empty() {
-                    "unknown"
-                } else {
-                    "ambiguous"
-                };
-                Err(ConfError::at(
-                    format!(
-                        "{what} server \"{name}\" in upstream \"{upstream_name}\" (available: {})",
-                        if list.is_empty() {
-                            "none".into()
-                        } else {
-                            list.join(", ")
-                        }
-                    ),
-                    place_of(us),
-                ))
-            }
-        }
+        let wanted = typed.server(name)?.stmt;
+        Ok(all
+            .iter()
+            .find(|s| s.stmt == wanted)
+            .expect("the typed view and the statements list the same servers"))
     };
     let guard = |s: &ServerStmt, action: &str| -> Result<(), ConfError> {
         let live = all.iter().filter(|x| !x.down && !x.backup).count();

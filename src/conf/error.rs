@@ -44,6 +44,14 @@ impl Place {
     }
 }
 
+impl Place {
+    /// The same place, said to be on `line` (for a place computed within one line's bytes).
+    pub(crate) fn on_line(mut self, line: usize) -> Place {
+        self.line = line;
+        self
+    }
+}
+
 /// An error of the configuration engine. Displays like nginx:
 /// `unexpected "}" in proxy/nginx.conf:12:5`, then the line and a caret.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -2,20 +2,26 @@
 //!
 //! Pure: no Docker, no async. Files are reached through [`Fs`] so that the same
 //! engine reads host files, bind-mounted files and files inside a container.
-pub mod crossplane;
-pub mod edit;
-pub mod error;
-pub mod fs;
-pub mod lexer;
-pub mod lua;
-pub mod set;
-pub mod tree;
-pub mod upstream;
-pub mod write;
+mod crossplane;
+mod edit;
+mod error;
+mod fs;
+mod lexer;
+mod lua;
+mod set;
+mod tree;
+mod upstream;
+mod write;
 
+pub use crossplane::{Options as CrossplaneOptions, Payload as CrossplanePayload, payload};
 pub use edit::{Edit, EditOptions};
 pub use error::{ConfError, Place};
+#[cfg(test)]
+pub(crate) use fs::MemFs;
 pub use fs::{Fs, HostFs};
 pub use set::{ConfigSet, FileChange};
 pub use tree::Doc;
-pub use upstream::{AddressKind, Balancing, Context, Param, Server, Upstream, Zone};
+pub use upstream::{
+    Address, AddressKind, Balancing, Context, Param, Server, ServerMode, Upstream, Zone,
+};
+pub use write::{write_changes, write_in_place};

@@ -287,7 +287,7 @@ impl ConfigSet {
     ) -> Result<bool, ConfError> {
         let (fi, us) = self.find(upstream)?;
         let f = &self.files[fi];
-        let Some(splice) = edit::plan(&f.doc, &f.path, us, server, &edit, opts)? else {
+        let Some(splice) = edit::splice_for(&f.doc, &f.path, us, server, &edit, opts)? else {
             return Ok(false);
         };
         let mut bytes = f.doc.bytes().to_vec();

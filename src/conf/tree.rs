@@ -377,6 +377,19 @@ impl LineIndex {
         self.0.partition_point(|&nl| nl < offset) + 1
     }
 
+    /// The [`Place`] of `offset` in `src` (the bytes this index was made of),
+    /// found without scanning the file.
+    pub fn place(&self, file: &Path, src: &[u8], offset: u32) -> Place {
+        let l = self.0.partition_point(|&nl| nl < offset);
+        let start = if l == 0 {
+            0
+        } else {
+            self.0[l - 1] as usize + 1
+        };
+        let end = self.0.get(l).map_or(src.len(), |&nl| nl as usize);
+        Place::at(file, &src[start..end], offset as usize - start).on_line(l + 1)
+    }
+
     /// 1-based column (bytes) of `offset`.
     pub fn column(&self, offset: u32) -> usize {
         let l = self.0.partition_point(|&nl| nl < offset);

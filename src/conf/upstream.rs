@@ -1,4 +1,5 @@
 //! The typed view of `upstream` blocks: servers, their addresses and parameters.
+use super::error::{ConfError, Place};
 use super::tree::{Doc, LineIndex};
 use serde::Serialize;
 use std::fmt;
@@ -26,6 +27,9 @@ pub struct Upstream {
     pub file: PathBuf,
     /// 1-based line of the `upstream` directive.
     pub line: usize,
+    /// Where the `upstream` directive is, for errors about it.
+    #[serde(skip)]
+    pub place: Place,
     /// Its `server` directives, in order.
     pub servers: Vec<Server>,
     /// `zone name [size];`
@@ -47,6 +51,60 @@ impl Upstream {
         self.servers
             .iter()
             .any(|s| s.address == address && s.is_down())
+    }
+
+    /// The server `name` designates: the one whose address is written so, else
+    /// the only one with that host. Anything else is an error that lists the
+    /// servers there are. The one rule for naming a server, everywhere.
+    pub fn server(&self, name: &str) -> Result<&Server, ConfError> {
+        if let Some(s) = self.servers.iter().find(|s| s.address == name) {
+            return Ok(s);
+        }
+        let by_host: Vec<&Server> = self.servers.iter().filter(|s| s.host == name).collect();
+        if let [one] = by_host.as_slice() {
+            return Ok(one);
+        }
+        let list: Vec<&str> = self.servers.iter().map(|s| s.address.as_str()).collect();
+        Err(ConfError::at(
+            format!(
+                "{} server \"{name}\" in upstream \"{}\" (available: {})",
+                if by_host.is_empty() {
+                    "unknown"
+                } else {
+                    "ambiguous"
+                },
+                self.name,
+                if list.is_empty() {
+                    "none".to_string()
+                } else {
+                    list.join(", ")
+                }
+            ),
+            self.place.clone(),
+        ))
+    }
+}
+
+/// Whether a server takes regular traffic, as one word (`up`, `down`,
+/// `backup`): the single home of that word for `status` and `conf upstreams`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ServerMode {
+    /// Neither `down` nor `backup`.
+    Up,
+    /// Marked `down`.
+    Down,
+    /// Marked `backup` (and not `down`).
+    Backup,
+}
+
+impl fmt::Display for ServerMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ServerMode::Up => "up",
+            ServerMode::Down => "down",
+            ServerMode::Backup => "backup",
+        })
     }
 }
 
@@ -188,6 +246,9 @@ pub struct Server {
     pub line: usize,
     /// 1-based column (bytes) of the `server` directive.
     pub column: usize,
+    /// Its statement in the parsed file.
+    #[serde(skip)]
+    pub(crate) stmt: u32,
 }
 
 impl Server {
@@ -206,36 +267,76 @@ impl Server {
         !self.is_down() && !self.is_backup()
     }
 
-    /// Whether `name` designates this server: its address as written, or its host.
-    pub fn answers_to(&self, name: &str) -> bool {
-        self.address == name || self.host == name
+    /// `up`, `down` or `backup`.
+    pub fn mode(&self) -> ServerMode {
+        if self.is_down() {
+            ServerMode::Down
+        } else if self.is_backup() {
+            ServerMode::Backup
+        } else {
+            ServerMode::Up
+        }
     }
 }
 
-/// Splits an address into host, port and kind.
-pub fn parse_address(address: &str) -> (String, Option<u16>, AddressKind) {
-    if let Some(path) = address.strip_prefix("unix:") {
-        return (path.to_string(), None, AddressKind::Unix);
-    }
-    if let Some(rest) = address.strip_prefix('[')
-        && let Some((host, after)) = rest.split_once(']')
-        && host.parse::<Ipv6Addr>().is_ok()
-    {
-        let port = after.strip_prefix(':').and_then(|p| p.parse().ok());
-        return (host.to_string(), port, AddressKind::Ipv6);
-    }
-    let (host, port) = match address.rsplit_once(':') {
-        Some((h, p)) if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => {
-            (h, p.parse().ok())
+/// A server address split the way nginx reads it: `host[:port]`,
+/// `[IPv6][:port]` or `unix:/path`. The one home for host/port splitting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Address {
+    /// Host part: name, IPv4, IPv6 without brackets, or the socket path.
+    pub host: String,
+    /// Port, when written.
+    pub port: Option<u16>,
+    /// How the address is written.
+    pub kind: AddressKind,
+}
+
+impl Address {
+    /// Splits an address as written.
+    pub fn parse(written: &str) -> Address {
+        if let Some(path) = written.strip_prefix("unix:") {
+            return Address {
+                host: path.to_string(),
+                port: None,
+                kind: AddressKind::Unix,
+            };
         }
-        _ => (address, None),
-    };
-    let kind = if host.parse::<Ipv4Addr>().is_ok() {
-        AddressKind::Ipv4
-    } else {
-        AddressKind::Name
-    };
-    (host.to_string(), port, kind)
+        if let Some(rest) = written.strip_prefix('[')
+            && let Some((host, after)) = rest.split_once(']')
+            && host.parse::<Ipv6Addr>().is_ok()
+        {
+            return Address {
+                host: host.to_string(),
+                port: after.strip_prefix(':').and_then(|p| p.parse().ok()),
+                kind: AddressKind::Ipv6,
+            };
+        }
+        let (host, port) = match written.rsplit_once(':') {
+            Some((h, p)) if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => {
+                (h, p.parse().ok())
+            }
+            _ => (written, None),
+        };
+        let kind = if host.parse::<Ipv4Addr>().is_ok() {
+            AddressKind::Ipv4
+        } else {
+            AddressKind::Name
+        };
+        Address {
+            host: host.to_string(),
+            port,
+            kind,
+        }
+    }
+
+    /// The address `written` with another host and the same port
+    /// (`app1:3000` + `app1-b` → `app1-b:3000`; without a port, just the host).
+    pub fn with_host(written: &str, host: &str) -> String {
+        match Address::parse(written).port {
+            Some(port) => format!("{host}:{port}"),
+            None => host.to_string(),
+        }
+    }
 }
 
 /// Reads the typed view of upstream statement `us` of `doc`.
@@ -252,6 +353,7 @@ pub(crate) fn read(
         context,
         file: file.to_path_buf(),
         line: lines.line(pos(us)),
+        place: lines.place(file, doc.bytes(), pos(us)),
         servers: Vec::new(),
         zone: None,
         keepalive: None,
@@ -260,8 +362,8 @@ pub(crate) fn read(
     for s in doc.children(Some(us)).filter(|&s| !doc.is_comment(s)) {
         let args = doc.arg_values(s);
         match doc.name(s).as_slice() {
-            b"server" if !args.is_empty() => {
-                let (host, port, kind) = parse_address(&args[0]);
+            b"server" if !args.is_empty() && !doc.is_block(s) => {
+                let Address { host, port, kind } = Address::parse(&args[0]);
                 up.servers.push(Server {
                     address: args[0].clone(),
                     host,
@@ -271,6 +373,7 @@ pub(crate) fn read(
                     file: file.to_path_buf(),
                     line: lines.line(pos(s)),
                     column: lines.column(pos(s)),
+                    stmt: s,
                 });
             }
             b"zone" if !args.is_empty() => {
@@ -301,22 +404,33 @@ mod tests {
 
     #[test]
     fn address_kinds() {
+        let parts = |a: &str| {
+            let a = Address::parse(a);
+            (a.host, a.port, a.kind)
+        };
         assert_eq!(
-            parse_address("app2:3000"),
+            parts("app2:3000"),
             ("app2".into(), Some(3000), AddressKind::Name)
         );
         assert_eq!(
-            parse_address("10.0.0.1"),
+            parts("10.0.0.1"),
             ("10.0.0.1".into(), None, AddressKind::Ipv4)
         );
         assert_eq!(
-            parse_address("[::1]:8080"),
+            parts("[::1]:8080"),
             ("::1".into(), Some(8080), AddressKind::Ipv6)
         );
         assert_eq!(
-            parse_address("unix:/tmp/a.sock"),
+            parts("unix:/tmp/a.sock"),
             ("/tmp/a.sock".into(), None, AddressKind::Unix)
         );
+    }
+
+    #[test]
+    fn another_host_keeps_the_port() {
+        assert_eq!(Address::with_host("app1:3000", "app1-b"), "app1-b:3000");
+        assert_eq!(Address::with_host("app1", "app1-b"), "app1-b");
+        assert_eq!(Address::with_host("[::1]:80", "web"), "web:80");
     }
 
     #[test]

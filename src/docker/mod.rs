@@ -1,24 +1,171 @@
-//! Everything that talks to the Docker Engine API (bollard).
-//!
-//! Depends on `conf` only (for the [`crate::conf::Fs`] implementation over
-//! container files); nothing here knows about plans or front ends.
-pub mod backend;
-pub mod client;
-pub mod compose_labels;
-pub mod exec;
+//! The thin Docker client every wing shares: connecting, the daemon's 404,
+//! running a command in a container, and reading what `inspect` reports
+//! (names, timestamps, compose labels). Knows nothing of nginx or rollouts.
+mod labels;
 
-pub use client::{connect, is_not_found};
-pub use compose_labels::ComposeRef;
-pub use exec::{ExecOutput, exec};
+use std::time::Duration;
 
-// The nginx side: the container, its config files, the reload protocol.
-pub mod files;
-pub mod nginx;
-mod procfs;
-pub mod reload;
-pub mod workers;
+use anyhow::{Context, Result, anyhow, bail};
+use bollard::Docker;
+use bollard::container::LogOutput;
+use bollard::exec::StartExecResults;
+use bollard::models::{ContainerInspectResponse, ContainerSummary, ExecConfig};
+use chrono::{DateTime, Utc};
+use futures_util::StreamExt;
 
-pub use files::ContainerFs;
-pub use nginx::{Mount, NginxCommand, NginxContainer, find_nginx};
-pub use reload::{NginxTestError, ReloadOutcome, reload, test_config, wait_old_workers_exit};
-pub use workers::{Workers, worker_pids};
+pub use labels::ComposeRef;
+
+/// How long one API call may take before it is an error.
+const API_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Connects to the daemon named by `DOCKER_HOST` (or the local socket),
+/// negotiates the API version and checks that the daemon answers.
+pub async fn connect() -> Result<Docker> {
+    let target =
+        std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into());
+    let unreachable = || {
+        format!(
+            "cannot reach the Docker daemon at {target} (is dockerd running? try scripts/dev-env.sh)"
+        )
+    };
+    let docker = Docker::connect_with_defaults()
+        .with_context(unreachable)?
+        .with_timeout(API_TIMEOUT);
+    let docker = tokio::time::timeout(Duration::from_secs(10), docker.negotiate_version())
+        .await
+        .map_err(|_| anyhow!("timed out"))
+        .and_then(|r| r.map_err(anyhow::Error::from))
+        .with_context(unreachable)?;
+    docker.ping().await.with_context(unreachable)?;
+    Ok(docker)
+}
+
+/// Whether an API error is the daemon's "no such container / file" (404).
+pub fn is_not_found(e: &bollard::errors::Error) -> bool {
+    matches!(
+        e,
+        bollard::errors::Error::DockerResponseServerError {
+            status_code: 404,
+            ..
+        }
+    )
+}
+
+/// A container's inspect data, or `None` when there is no such container.
+pub async fn inspect(docker: &Docker, container: &str) -> Result<Option<ContainerInspectResponse>> {
+    match docker.inspect_container(container, None).await {
+        Ok(info) => Ok(Some(info)),
+        Err(e) if is_not_found(&e) => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("container {container}: inspect")),
+    }
+}
+
+/// A container's name as the daemon reports it (`/app1`), without the leading `/`.
+pub fn bare_name(name: &str) -> &str {
+    name.trim_start_matches('/')
+}
+
+/// The name of an inspected container (without the leading `/`), or `fallback`.
+pub fn name_of<'a>(inspect: &'a ContainerInspectResponse, fallback: &'a str) -> &'a str {
+    inspect.name.as_deref().map_or(fallback, bare_name)
+}
+
+/// The first name of a listed container (without the leading `/`), or `?`.
+pub fn listed_name(summary: &ContainerSummary) -> &str {
+    summary
+        .names
+        .as_ref()
+        .and_then(|n| n.first())
+        .map_or("?", |n| bare_name(n))
+}
+
+/// The first 12 characters of a container id, as `docker ps` shows it.
+pub fn short_id(id: &str) -> &str {
+    &id[..id.len().min(12)]
+}
+
+/// Parses one of Docker's RFC 3339 timestamps; `what` names it in the error.
+pub fn parse_time(s: &str, what: &str) -> Result<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| anyhow!("{what}: Docker timestamp `{s}`: {e}"))
+}
+
+/// What a command run with [`exec_in`] printed and how it exited.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecOutput {
+    /// Exit code of the command (`-1` when the daemon did not report one).
+    pub exit_code: i64,
+    /// Standard output, lossily decoded.
+    pub stdout: String,
+    /// Standard error, lossily decoded.
+    pub stderr: String,
+}
+
+impl ExecOutput {
+    /// True when the command exited with code 0.
+    pub fn success(&self) -> bool {
+        self.exit_code == 0
+    }
+}
+
+/// Runs `argv` in `container` (`docker exec`) and collects its output and exit code.
+pub async fn exec_in(docker: &Docker, container: &str, argv: &[&str]) -> Result<ExecOutput> {
+    let what = || format!("exec `{}` in container {container}", argv.join(" "));
+    let config = ExecConfig {
+        attach_stdout: Some(true),
+        attach_stderr: Some(true),
+        cmd: Some(argv.iter().map(|s| s.to_string()).collect()),
+        ..Default::default()
+    };
+    let id = docker
+        .create_exec(container, config)
+        .await
+        .with_context(what)?
+        .id;
+    let StartExecResults::Attached { mut output, .. } =
+        docker.start_exec(&id, None).await.with_context(what)?
+    else {
+        bail!("{}: the daemon detached the exec", what());
+    };
+    let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+    while let Some(chunk) = output.next().await {
+        match chunk.with_context(what)? {
+            LogOutput::StdOut { message } | LogOutput::Console { message } => {
+                stdout.extend_from_slice(&message)
+            }
+            LogOutput::StdErr { message } => stderr.extend_from_slice(&message),
+            LogOutput::StdIn { .. } => {}
+        }
+    }
+    let inspect = docker.inspect_exec(&id).await.with_context(what)?;
+    Ok(ExecOutput {
+        exit_code: inspect.exit_code.unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&stderr).into_owned(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_docker_nanosecond_timestamps() {
+        let t = parse_time("2026-11-22T07:13:54.123456789Z", "x").unwrap();
+        assert_eq!(t.timestamp_subsec_nanos(), 123_456_789);
+        assert!(
+            parse_time("garbage", "container x")
+                .unwrap_err()
+                .to_string()
+                .contains("container x")
+        );
+    }
+
+    #[test]
+    fn names_lose_their_slash_and_ids_shorten() {
+        assert_eq!(bare_name("/app1"), "app1");
+        assert_eq!(short_id("0123456789abcdef"), "0123456789ab");
+        assert_eq!(short_id("abc"), "abc");
+    }
+}

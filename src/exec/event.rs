@@ -1,11 +1,11 @@
 //! What the executor reports while it runs. Front ends render these; with
 //! `--output json` each one is one line on stdout (schema: `docs/events.schema.json`).
+use std::fmt;
+
 use serde::Serialize;
 
+use super::journal::{RolloutKind, Status};
 use crate::plan::{Plan, Step};
-
-/// Version of the JSON event schema; bumped on any incompatible change.
-pub const SCHEMA_VERSION: u32 = 1;
 
 /// One event.
 #[derive(Debug, Clone, Serialize)]
@@ -15,8 +15,8 @@ pub enum Event {
     Plan {
         /// Revision number of this rollout.
         revision: u32,
-        /// `deploy` or `rollback`.
-        kind: String,
+        /// What runs.
+        kind: PlanKind,
         /// The plan.
         plan: Box<Plan>,
     },
@@ -29,8 +29,8 @@ pub enum Event {
     StepFinish {
         /// Its index.
         index: usize,
-        /// `done`, `skipped` or `failed`.
-        result: String,
+        /// How it ended.
+        result: StepResult,
         /// Seconds it took.
         seconds: f64,
         /// Why it failed.
@@ -59,8 +59,8 @@ pub enum Event {
         server: String,
         /// The container.
         container: String,
-        /// `healthy`, `unhealthy`, …
-        status: String,
+        /// Healthy or not.
+        status: HealthVerdict,
     },
     /// A server failed.
     Failure {
@@ -82,10 +82,8 @@ pub enum Event {
     Summary {
         /// Revision number.
         revision: u32,
-        /// Final status (`done`, `paused`, `failed`, `interrupted`, `rolled-back`).
-        status: String,
-        /// Process exit code that follows.
-        exit_code: i32,
+        /// Final status; front ends that show an exit code derive it from this.
+        status: Status,
         /// Per server.
         servers: Vec<ServerSummary>,
         /// Reloads done.
@@ -110,8 +108,116 @@ pub struct ServerSummary {
     /// Seconds from the step that replaced it to healthy.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub seconds_to_healthy: Option<f64>,
-    /// `updated`, `failed`, `skipped`, `pending`.
-    pub result: String,
+    /// Where it ended up.
+    pub result: ServerResult,
+}
+
+/// What a `plan` event is the plan of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PlanKind {
+    /// A rolling update.
+    Deploy,
+    /// A rollback.
+    Rollback,
+    /// What `resume` would run (dry run; a resumed rollout keeps its own kind).
+    Resume,
+    /// A live drain.
+    Drain,
+    /// A live undrain.
+    Undrain,
+}
+
+impl From<RolloutKind> for PlanKind {
+    fn from(kind: RolloutKind) -> Self {
+        match kind {
+            RolloutKind::Deploy => PlanKind::Deploy,
+            RolloutKind::Rollback => PlanKind::Rollback,
+            RolloutKind::Drain => PlanKind::Drain,
+            RolloutKind::Undrain => PlanKind::Undrain,
+        }
+    }
+}
+
+impl fmt::Display for PlanKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            PlanKind::Deploy => "deploy",
+            PlanKind::Rollback => "rollback",
+            PlanKind::Resume => "resume",
+            PlanKind::Drain => "drain",
+            PlanKind::Undrain => "undrain",
+        })
+    }
+}
+
+/// How a step ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StepResult {
+    /// It ran to its end.
+    Done,
+    /// The operator skipped it.
+    Skipped,
+    /// It failed.
+    Failed,
+}
+
+impl fmt::Display for StepResult {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            StepResult::Done => "done",
+            StepResult::Skipped => "skipped",
+            StepResult::Failed => "failed",
+        })
+    }
+}
+
+/// A new container's health as a `health` event reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HealthVerdict {
+    /// It passed its health gate.
+    Healthy,
+    /// It did not.
+    Unhealthy,
+}
+
+impl fmt::Display for HealthVerdict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            HealthVerdict::Healthy => "healthy",
+            HealthVerdict::Unhealthy => "unhealthy",
+        })
+    }
+}
+
+/// Where a server ended up, in the summary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum ServerResult {
+    /// Its new container serves.
+    #[serde(rename = "updated")]
+    Updated,
+    /// Its new container failed.
+    #[serde(rename = "failed")]
+    Failed,
+    /// Not touched.
+    #[serde(rename = "pending")]
+    Pending,
+    /// Touched, not finished.
+    #[serde(rename = "in progress")]
+    InProgress,
+}
+
+impl fmt::Display for ServerResult {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ServerResult::Updated => "updated",
+            ServerResult::Failed => "failed",
+            ServerResult::Pending => "pending",
+            ServerResult::InProgress => "in progress",
+        })
+    }
 }
 
 /// The operator's answer before a step (interactive mode).
@@ -121,7 +227,7 @@ pub enum Decision {
     Yes,
     /// Do not run it; go on with the next.
     Skip,
-    /// Run it and every following step without asking.
+    /// Run it and every following step without asking (the front end stops asking).
     All,
     /// Stop safely, leaving a resumable journal.
     Quit,
@@ -129,15 +235,26 @@ pub enum Decision {
     Rollback,
 }
 
-/// A front end: receives events and answers before each step.
+/// A front end: receives events, approves a plan before it runs, answers
+/// before each step, and hears notices meant for the operator.
 pub trait Observer {
     /// Called for every event.
     fn event(&mut self, event: &Event);
+
+    /// Called once before a plan runs; `false` runs nothing. Front ends that
+    /// do not ask say yes.
+    fn approve(&mut self, _kind: PlanKind, _plan: &Plan) -> anyhow::Result<bool> {
+        Ok(true)
+    }
 
     /// Called before each step; non-interactive front ends always say yes.
     fn confirm(&mut self, _step: &Step) -> Decision {
         Decision::Yes
     }
+
+    /// Something the operator should know that is not an event (a server
+    /// skipped, a lock taken over from a dead process).
+    fn notice(&mut self, _text: &str) {}
 }
 
 impl<T: Observer + ?Sized> Observer for Box<T> {
@@ -145,7 +262,15 @@ impl<T: Observer + ?Sized> Observer for Box<T> {
         (**self).event(event)
     }
 
+    fn approve(&mut self, kind: PlanKind, plan: &Plan) -> anyhow::Result<bool> {
+        (**self).approve(kind, plan)
+    }
+
     fn confirm(&mut self, step: &Step) -> Decision {
         (**self).confirm(step)
+    }
+
+    fn notice(&mut self, text: &str) {
+        (**self).notice(text)
     }
 }

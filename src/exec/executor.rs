@@ -1,18 +1,20 @@
-//! The one executor: runs a plan's steps against a [`Backend`], asks the
+//! The one executor: runs a plan's steps against a [`World`], asks the
 //! [`Observer`] before each step, and journals every change before it happens.
 use std::collections::HashMap;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use anyhow::{Result, anyhow};
+use chrono::{DateTime, Utc};
 use futures_util::future::join_all;
 use tokio::sync::watch;
 
-use super::backend::Backend;
-use super::event::{Decision, Event, Observer};
-use super::journal::{Rollout, ServerState, StateDir, Status, StepStatus, now};
+use super::event::{Decision, Event, HealthVerdict, Observer, StepResult};
+use super::journal::{Rollout, ServerState, StateDir, Status, StepStatus, time};
+use super::world::World;
 use crate::conf::FileChange;
-use crate::plan::planner::apply_changes_with;
-use crate::plan::{Action, FailureAction, ServerChange, ServerRef, Step};
+use crate::plan::{
+    Action, FailureAction, Order, ServerChange, ServerRef, Step, apply_changes_with,
+};
 
 /// How a run ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,14 +71,13 @@ impl From<anyhow::Error> for StepError {
 }
 
 /// Runs one rollout.
-pub struct Executor<'a, B: Backend, O: Observer> {
-    backend: &'a B,
+pub struct Executor<'a, W: World, O: Observer + ?Sized> {
+    world: &'a W,
     observer: &'a mut O,
     state: &'a StateDir,
     /// The rollout's record; saved after every change.
-    pub rollout: Rollout,
+    pub rollout: Rollout<W::Spec>,
     cancel: watch::Receiver<bool>,
-    ask: bool,
     /// The files of the last edit, as they were before it (restored if `nginx -t` fails).
     last_edit: Vec<FileChange>,
     /// Servers the last edit changed, applied to the journal once the reload succeeds.
@@ -89,23 +90,21 @@ pub struct Executor<'a, B: Backend, O: Observer> {
     replace_started: HashMap<String, Instant>,
 }
 
-impl<'a, B: Backend, O: Observer> Executor<'a, B, O> {
-    /// An executor for `rollout`; `interactive` asks the observer before each step.
+impl<'a, W: World, O: Observer + ?Sized> Executor<'a, W, O> {
+    /// An executor for `rollout`, asking `observer` before each step.
     pub fn new(
-        backend: &'a B,
+        world: &'a W,
         observer: &'a mut O,
         state: &'a StateDir,
-        rollout: Rollout,
+        rollout: Rollout<W::Spec>,
         cancel: watch::Receiver<bool>,
-        interactive: bool,
     ) -> Self {
         Executor {
-            backend,
+            world,
             observer,
             state,
             rollout,
             cancel,
-            ask: interactive,
             last_edit: Vec::new(),
             last_edit_changes: Vec::new(),
             old_workers: Vec::new(),
@@ -160,7 +159,7 @@ impl<'a, B: Backend, O: Observer> Executor<'a, B, O> {
             _ => outcome.status(),
         };
         self.rollout.reason = outcome.reason();
-        self.rollout.finished_at = Some(now());
+        self.rollout.finished_at = Some(time::now());
         self.save()?;
         Ok(outcome)
     }
@@ -180,29 +179,26 @@ impl<'a, B: Backend, O: Observer> Executor<'a, B, O> {
                 return Ok(Outcome::Interrupted);
             }
             let step = self.rollout.plan.steps[i].clone();
-            if self.ask {
-                match self.observer.confirm(&step) {
-                    Decision::Yes => {}
-                    Decision::All => self.ask = false,
-                    Decision::Skip => {
-                        self.rollout.steps[i].status = StepStatus::Skipped;
-                        self.save()?;
-                        self.observer.event(&Event::StepFinish {
-                            index: step.index,
-                            result: "skipped".into(),
-                            seconds: 0.0,
-                            error: None,
-                        });
-                        continue;
-                    }
-                    Decision::Quit => return Ok(Outcome::Paused("stopped by the operator".into())),
-                    Decision::Rollback => {
-                        return Ok(Outcome::RollbackRequested("asked by the operator".into()));
-                    }
+            match self.observer.confirm(&step) {
+                Decision::Yes | Decision::All => {}
+                Decision::Skip => {
+                    self.rollout.steps[i].status = StepStatus::Skipped;
+                    self.save()?;
+                    self.observer.event(&Event::StepFinish {
+                        index: step.index,
+                        result: StepResult::Skipped,
+                        seconds: 0.0,
+                        error: None,
+                    });
+                    continue;
+                }
+                Decision::Quit => return Ok(Outcome::Paused("stopped by the operator".into())),
+                Decision::Rollback => {
+                    return Ok(Outcome::RollbackRequested("asked by the operator".into()));
                 }
             }
             self.rollout.steps[i].status = StepStatus::Running;
-            self.rollout.steps[i].started_at = Some(now());
+            self.rollout.steps[i].started_at = Some(time::now());
             self.save()?;
             self.observer
                 .event(&Event::StepStart { step: step.clone() });
@@ -224,17 +220,16 @@ impl<'a, B: Backend, O: Observer> Executor<'a, B, O> {
                 Err(StepError::Interrupted) => (StepStatus::Failed, Some("interrupted".into())),
             };
             self.rollout.steps[i].status = status;
-            self.rollout.steps[i].finished_at = Some(now());
+            self.rollout.steps[i].finished_at = Some(time::now());
             self.rollout.steps[i].error = error.clone();
             self.save()?;
             self.observer.event(&Event::StepFinish {
                 index: step.index,
                 result: if status == StepStatus::Done {
-                    "done"
+                    StepResult::Done
                 } else {
-                    "failed"
-                }
-                .into(),
+                    StepResult::Failed
+                },
                 seconds,
                 error: error.clone(),
             });
@@ -305,10 +300,9 @@ impl<'a, B: Backend, O: Observer> Executor<'a, B, O> {
             } => self.edit(upstream, changes, *force).await,
             Action::Reload => self.reload().await,
             Action::WaitDrained { timeout } => {
-                self.wait(step.index, "old nginx workers to exit", *timeout)
-                    .await;
+                self.announce_wait(step.index, "old nginx workers to exit", *timeout);
                 let old = self.old_workers.clone();
-                self.until_cancelled(self.backend.wait_drained(&old, *timeout))
+                self.until_cancelled(self.world.wait_drained(&old, *timeout))
                     .await?
                     .map_err(StepError::Fatal)
             }
@@ -319,7 +313,7 @@ impl<'a, B: Backend, O: Observer> Executor<'a, B, O> {
                     if self.is_failed(&s.server) {
                         continue;
                     }
-                    self.backend.stop_old(&s.container).await?;
+                    self.world.stop_old(&s.container).await?;
                     if let Some(rec) = self.rollout.server_mut(&s.server) {
                         rec.state = ServerState::Done;
                     }
@@ -332,8 +326,7 @@ impl<'a, B: Backend, O: Observer> Executor<'a, B, O> {
             }
             Action::Monitor { window } => self.monitor(step.index, *window).await,
             Action::Delay { duration } => {
-                self.wait(step.index, "the delay between batches", *duration)
-                    .await;
+                self.announce_wait(step.index, "the delay between batches", *duration);
                 self.until_cancelled(tokio::time::sleep(*duration)).await
             }
         }
@@ -346,7 +339,8 @@ impl<'a, B: Backend, O: Observer> Executor<'a, B, O> {
             .any(|s| s.server == server && s.state == ServerState::Failed)
     }
 
-    async fn wait(&mut self, index: usize, what: &str, timeout: Duration) {
+    /// Tells the front end a wait begins (it shows a spinner until the step ends).
+    fn announce_wait(&mut self, index: usize, what: &str, timeout: Duration) {
         self.observer.event(&Event::Wait {
             index,
             what: what.into(),
@@ -391,7 +385,7 @@ impl<'a, B: Backend, O: Observer> Executor<'a, B, O> {
             }
         }
         self.save()?;
-        let mut config = self.backend.load_config().await?;
+        let mut config = self.world.load_config().await?;
         let before = config.clone();
         if let Err(e) = apply_changes_with(&mut config, upstream, &changes, force) {
             // Nothing was written: the journal must not claim a drain that did not happen.
@@ -404,7 +398,7 @@ impl<'a, B: Backend, O: Observer> Executor<'a, B, O> {
             return Err(StepError::Fatal(e.into()));
         }
         let written = config.changes_since(&before);
-        self.backend.write_config(&written).await?;
+        self.world.write_config(&written).await?;
         self.last_edit = written;
         self.last_edit_changes = changes;
         Ok(())
@@ -412,7 +406,7 @@ impl<'a, B: Backend, O: Observer> Executor<'a, B, O> {
 
     /// `nginx -t` (restoring the edit byte for byte if it fails), reload, confirm.
     async fn reload(&mut self) -> Result<(), StepError> {
-        if let Err(e) = self.backend.test_config().await {
+        if let Err(e) = self.world.test_config().await {
             let undo: Vec<FileChange> = self
                 .last_edit
                 .iter()
@@ -422,7 +416,7 @@ impl<'a, B: Backend, O: Observer> Executor<'a, B, O> {
                     after: c.before.clone(),
                 })
                 .collect();
-            self.backend.write_config(&undo).await?;
+            self.world.write_config(&undo).await?;
             self.last_edit.clear();
             for c in std::mem::take(&mut self.last_edit_changes) {
                 if let ServerChange::Drain { server } = c
@@ -436,13 +430,13 @@ impl<'a, B: Backend, O: Observer> Executor<'a, B, O> {
                 "{e:#}\nthe config was restored byte for byte; nginx was not reloaded"
             )));
         }
-        let (old, new) = self.backend.reload().await?;
+        let reloaded = self.world.reload().await?;
         self.reloads += 1;
         self.observer.event(&Event::Reload {
-            old_workers: old.clone(),
-            new_workers: new,
+            old_workers: reloaded.old_workers.clone(),
+            new_workers: reloaded.new_workers,
         });
-        self.old_workers = old;
+        self.old_workers = reloaded.old_workers;
         for c in std::mem::take(&mut self.last_edit_changes) {
             if let ServerChange::Restore { server } = c
                 && let Some(rec) = self.rollout.server_mut(&server)
@@ -464,17 +458,21 @@ impl<'a, B: Backend, O: Observer> Executor<'a, B, O> {
                 .server_mut(&s.server)
                 .ok_or_else(|| anyhow!("no journal record for server {}", s.server))?;
             rec.state = ServerState::Replacing;
-            specs.push(rec.new_spec.clone());
+            specs.push(
+                rec.new_spec
+                    .clone()
+                    .ok_or_else(|| anyhow!("no spec to deploy for server {}", s.server))?,
+            );
             self.replace_started
                 .insert(s.server.clone(), Instant::now());
         }
         self.save()?;
-        let backend = self.backend;
+        let world = self.world;
         let results = join_all(servers.iter().zip(&specs).map(|(s, spec)| async move {
             if beside {
-                backend.start_new(s, spec).await
+                world.start_new(s, spec).await
             } else {
-                backend.replace(s, spec).await
+                world.replace(s, spec).await
             }
         }))
         .await;
@@ -508,8 +506,7 @@ impl<'a, B: Backend, O: Observer> Executor<'a, B, O> {
             .map(|s| s.container.as_str())
             .collect::<Vec<_>>()
             .join(", ");
-        self.wait(index, &format!("{names} to become healthy"), timeout)
-            .await;
+        self.announce_wait(index, &format!("{names} to become healthy"), timeout);
         let waiting: Vec<(ServerRef, String)> = servers
             .iter()
             .filter_map(|s| {
@@ -518,11 +515,13 @@ impl<'a, B: Backend, O: Observer> Executor<'a, B, O> {
                     .then(|| (s.clone(), rec.new_container.clone().unwrap_or_default()))
             })
             .collect();
-        let backend = self.backend;
+        let world = self.world;
         let results = self
-            .until_cancelled(join_all(waiting.iter().map(|(s, id)| async move {
-                backend.wait_healthy(s, id, timeout).await
-            })))
+            .until_cancelled(join_all(
+                waiting
+                    .iter()
+                    .map(|(s, id)| async move { world.wait_healthy(s, id, timeout).await }),
+            ))
             .await?;
         let mut failed = Vec::new();
         for ((s, id), result) in waiting.iter().zip(results) {
@@ -534,24 +533,23 @@ impl<'a, B: Backend, O: Observer> Executor<'a, B, O> {
                     }
                     if let Some(rec) = self.rollout.server_mut(&s.server) {
                         rec.state = ServerState::Healthy;
-                        rec.healthy_at =
-                            Some(chrono::DateTime::<chrono::Utc>::from(at).to_rfc3339());
+                        rec.healthy_at = Some(time::millis(at));
                     }
                     self.observer.event(&Event::Health {
                         server: s.server.clone(),
                         container: s.container.clone(),
-                        status: "healthy".into(),
+                        status: HealthVerdict::Healthy,
                     });
                 }
                 Err(e) => {
                     self.observer.event(&Event::Health {
                         server: s.server.clone(),
                         container: s.container.clone(),
-                        status: "unhealthy".into(),
+                        status: HealthVerdict::Unhealthy,
                     });
-                    if self.rollout.plan.policy.order.value == crate::plan::Order::StartFirst {
+                    if self.rollout.plan.policy.order.value == Order::StartFirst {
                         // The old container still serves; the failed replacement must not linger.
-                        let _ = self.backend.stop_old(id).await;
+                        let _ = self.world.stop_old(id).await;
                     }
                     failed.push((s.server.clone(), format!("{e:#}")));
                 }
@@ -566,19 +564,12 @@ impl<'a, B: Backend, O: Observer> Executor<'a, B, O> {
     }
 
     /// New containers that became healthy and are not failed, with when.
-    fn watched(&self) -> Vec<(String, String, SystemTime)> {
+    fn watched(&self) -> Vec<(String, String, DateTime<Utc>)> {
         self.rollout
             .servers
             .iter()
             .filter(|r| matches!(r.state, ServerState::Healthy | ServerState::Done))
-            .filter_map(|r| {
-                let at = chrono::DateTime::parse_from_rfc3339(r.healthy_at.as_deref()?).ok()?;
-                Some((
-                    r.server.clone(),
-                    r.new_container.clone()?,
-                    SystemTime::from(at),
-                ))
-            })
+            .filter_map(|r| Some((r.server.clone(), r.new_container.clone()?, r.healthy_at?)))
             .collect()
     }
 
@@ -590,7 +581,7 @@ impl<'a, B: Backend, O: Observer> Executor<'a, B, O> {
         }
         let mut failed = Vec::new();
         for (server, id, since) in self.watched() {
-            if let Some(reason) = self.backend.check(&id, since, window).await? {
+            if let Some(reason) = self.world.check(&id, since, window).await? {
                 failed.push((
                     server,
                     format!("failed within the monitor window: {reason}"),
@@ -613,7 +604,7 @@ impl<'a, B: Backend, O: Observer> Executor<'a, B, O> {
     /// Takes servers whose new container failed after being restored back out of the upstream.
     async fn drain_live(&mut self, failed: &[(String, String)]) -> Result<()> {
         let upstream = self.rollout.upstream.clone();
-        let config = self.backend.load_config().await?;
+        let config = self.world.load_config().await?;
         let up = config.upstream(&upstream)?;
         let changes: Vec<ServerChange> = failed
             .iter()
@@ -644,11 +635,8 @@ impl<'a, B: Backend, O: Observer> Executor<'a, B, O> {
         let Some(last) = self.watched().iter().map(|(_, _, at)| *at).max() else {
             return Ok(());
         };
-        let remaining = (last + window)
-            .duration_since(SystemTime::now())
-            .unwrap_or_default();
-        self.wait(index, "the monitor window of the new containers", remaining)
-            .await;
+        let remaining = (last + window - Utc::now()).to_std().unwrap_or_default();
+        self.announce_wait(index, "the monitor window of the new containers", remaining);
         self.until_cancelled(tokio::time::sleep(remaining)).await
     }
 

@@ -13,7 +13,11 @@ use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use std::fmt;
+
 use anyhow::{Context, Result};
+use chrono::{DateTime, Utc};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::plan::{Plan, UpdateConfig};
@@ -40,6 +44,20 @@ pub enum Status {
     /// Failed before it changed anything (e.g. `nginx -t` rejected its first
     /// edit, which was restored): nothing to resume or roll back.
     Rejected,
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Status::Running => "running",
+            Status::Done => "done",
+            Status::Paused => "paused",
+            Status::Failed => "failed",
+            Status::Interrupted => "interrupted",
+            Status::RolledBack => "rolled-back",
+            Status::Rejected => "rejected",
+        })
+    }
 }
 
 impl Status {
@@ -70,25 +88,42 @@ pub enum ServerState {
     Failed,
 }
 
-/// One server's record.
+impl fmt::Display for ServerState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ServerState::Pending => "pending",
+            ServerState::Drained => "drained",
+            ServerState::Replacing => "replacing",
+            ServerState::Healthy => "healthy",
+            ServerState::Done => "done",
+            ServerState::Failed => "failed",
+        })
+    }
+}
+
+/// One server's record. `S` is what the world deploys (a container spec);
+/// the executor only carries it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ServerRecord {
+#[serde(bound(serialize = "S: Serialize", deserialize = "S: DeserializeOwned"))]
+pub struct ServerRecord<S> {
     /// The server's address in the upstream when the rollout started.
     pub server: String,
     /// The container that served it when the rollout started.
     pub container: String,
-    /// The backend's full description of that container (for rollback).
-    pub old_spec: serde_json::Value,
-    /// The backend's description of the container to deploy.
-    pub new_spec: serde_json::Value,
+    /// What that container was (for rollback); none for a drain or undrain.
+    #[serde(default)]
+    pub old_spec: Option<S>,
+    /// What to deploy; none for a drain or undrain.
+    #[serde(default)]
+    pub new_spec: Option<S>,
     /// Where it is now.
     pub state: ServerState,
     /// The new container's id, once created.
     #[serde(default)]
     pub new_container: Option<String>,
-    /// When the new container became healthy (RFC 3339).
-    #[serde(default)]
-    pub healthy_at: Option<String>,
+    /// When the new container became healthy.
+    #[serde(default, with = "time::option")]
+    pub healthy_at: Option<DateTime<Utc>>,
     /// Why it failed.
     #[serde(default)]
     pub error: Option<String>,
@@ -118,12 +153,12 @@ pub enum StepStatus {
 pub struct StepRecord {
     /// The step's status.
     pub status: StepStatus,
-    /// When it started (RFC 3339).
-    #[serde(default)]
-    pub started_at: Option<String>,
+    /// When it started.
+    #[serde(default, with = "time::option")]
+    pub started_at: Option<DateTime<Utc>>,
     /// When it finished.
-    #[serde(default)]
-    pub finished_at: Option<String>,
+    #[serde(default, with = "time::option")]
+    pub finished_at: Option<DateTime<Utc>>,
     /// Why it failed.
     #[serde(default)]
     pub error: Option<String>,
@@ -138,23 +173,50 @@ pub struct FileSnapshot {
     pub backup: String,
 }
 
-/// A rollout: a deploy, a rollback or a resume.
+/// What a rollout is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RolloutKind {
+    /// A rolling update.
+    Deploy,
+    /// The undoing of an earlier rollout.
+    Rollback,
+    /// A live `drain` of one server.
+    Drain,
+    /// A live `undrain` of one server.
+    Undrain,
+}
+
+impl fmt::Display for RolloutKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            RolloutKind::Deploy => "deploy",
+            RolloutKind::Rollback => "rollback",
+            RolloutKind::Drain => "drain",
+            RolloutKind::Undrain => "undrain",
+        })
+    }
+}
+
+/// A rollout: a deploy, a rollback, a drain or an undrain.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Rollout {
+#[serde(bound(serialize = "S: Serialize", deserialize = "S: DeserializeOwned"))]
+pub struct Rollout<S> {
     /// Revision number, from 1.
     pub revision: u32,
-    /// `deploy` or `rollback`.
-    pub kind: String,
+    /// What it is.
+    pub kind: RolloutKind,
     /// For a rollback: the revision it undoes.
     #[serde(default)]
     pub undoes: Option<u32>,
     /// The command line that made it.
     pub command: String,
-    /// When it started (RFC 3339).
-    pub started_at: String,
+    /// When it started.
+    #[serde(with = "time")]
+    pub started_at: DateTime<Utc>,
     /// When it ended.
-    #[serde(default)]
-    pub finished_at: Option<String>,
+    #[serde(default, with = "time::option")]
+    pub finished_at: Option<DateTime<Utc>>,
     /// Where it is.
     pub status: Status,
     /// Why it stopped, when it did not finish.
@@ -167,7 +229,7 @@ pub struct Rollout {
     /// The config files as they were before the rollout.
     pub config_before: Vec<FileSnapshot>,
     /// The servers.
-    pub servers: Vec<ServerRecord>,
+    pub servers: Vec<ServerRecord<S>>,
     /// The plan being run.
     pub plan: Plan,
     /// The settings a rollback of this rollout uses.
@@ -176,14 +238,14 @@ pub struct Rollout {
     pub steps: Vec<StepRecord>,
 }
 
-impl Rollout {
+impl<S> Rollout<S> {
     /// The record of `server`.
-    pub fn server_mut(&mut self, server: &str) -> Option<&mut ServerRecord> {
+    pub fn server_mut(&mut self, server: &str) -> Option<&mut ServerRecord<S>> {
         self.servers.iter_mut().find(|s| s.server == server)
     }
 }
 
-impl ServerRecord {
+impl<S> ServerRecord<S> {
     /// Whether this rollout drained the server and has not put it back yet.
     pub fn drained_by_us(&self) -> bool {
         matches!(
@@ -232,7 +294,7 @@ impl StateDir {
     }
 
     /// Loads one revision.
-    pub fn load(&self, revision: u32) -> Result<Rollout> {
+    pub fn load<S: DeserializeOwned>(&self, revision: u32) -> Result<Rollout<S>> {
         let path = self.revision_dir(revision).join("rollout.json");
         let bytes = fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
         serde_json::from_slice(&bytes)
@@ -240,7 +302,7 @@ impl StateDir {
     }
 
     /// Every revision, oldest first (unreadable ones are skipped with a warning).
-    pub fn history(&self) -> Result<Vec<Rollout>> {
+    pub fn history<S: DeserializeOwned>(&self) -> Result<Vec<Rollout<S>>> {
         Ok(self
             .revisions()?
             .into_iter()
@@ -255,7 +317,10 @@ impl StateDir {
     }
 
     /// The newest rollout of `upstream` that has not finished, if any.
-    pub fn unfinished(&self, upstream: Option<&str>) -> Result<Option<Rollout>> {
+    pub fn unfinished<S: DeserializeOwned>(
+        &self,
+        upstream: Option<&str>,
+    ) -> Result<Option<Rollout<S>>> {
         Ok(self
             .history()?
             .into_iter()
@@ -292,14 +357,8 @@ impl StateDir {
             .collect()
     }
 
-    /// Reads a saved config file back.
-    pub fn read_snapshot(&self, revision: u32, snapshot: &FileSnapshot) -> Result<Vec<u8>> {
-        let path = self.revision_dir(revision).join(&snapshot.backup);
-        fs::read(&path).with_context(|| format!("cannot read backup {}", path.display()))
-    }
-
     /// Writes a rollout record durably (temp file, fsync, rename, fsync the directory).
-    pub fn save(&self, rollout: &Rollout) -> Result<()> {
+    pub fn save<S: Serialize>(&self, rollout: &Rollout<S>) -> Result<()> {
         let dir = self.revision_dir(rollout.revision);
         fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
         let bytes = serde_json::to_vec_pretty(rollout)?;
@@ -311,7 +370,10 @@ impl StateDir {
         let revisions = self.revisions()?;
         let excess = revisions.len().saturating_sub(KEEP_REVISIONS);
         for r in revisions.into_iter().take(excess) {
-            if self.load(r).is_ok_and(|ro| ro.status.is_unfinished()) {
+            if self
+                .load::<serde::de::IgnoredAny>(r)
+                .is_ok_and(|ro| ro.status.is_unfinished())
+            {
                 continue;
             }
             let dir = self.revision_dir(r);
@@ -337,7 +399,65 @@ fn write_durably(path: &Path, bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
-/// The current time as RFC 3339.
-pub fn now() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+/// Times in the journal and in events: RFC 3339, UTC, milliseconds
+/// (`2026-11-30T09:10:37.123Z`). Reads any RFC 3339 time (journals of earlier
+/// versions kept nanoseconds and an offset) and keeps its milliseconds.
+pub mod time {
+    use chrono::{DateTime, SecondsFormat, SubsecRound, Utc};
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    /// The current time, to the millisecond the journal keeps.
+    pub fn now() -> DateTime<Utc> {
+        millis(Utc::now())
+    }
+
+    /// `t` to the millisecond the journal keeps.
+    pub fn millis(t: DateTime<Utc>) -> DateTime<Utc> {
+        t.trunc_subsecs(3)
+    }
+
+    /// `t` as the journal writes it.
+    pub fn format(t: DateTime<Utc>) -> String {
+        t.to_rfc3339_opts(SecondsFormat::Millis, true)
+    }
+
+    /// Serde: a time as [`format`] writes it.
+    pub fn serialize<S: Serializer>(t: &DateTime<Utc>, ser: S) -> Result<S::Ok, S::Error> {
+        ser.serialize_str(&format(*t))
+    }
+
+    /// Serde: any RFC 3339 time.
+    pub fn deserialize<'de, D: Deserializer<'de>>(de: D) -> Result<DateTime<Utc>, D::Error> {
+        parse(&String::deserialize(de)?).map_err(serde::de::Error::custom)
+    }
+
+    /// Any RFC 3339 time, to the millisecond.
+    fn parse(s: &str) -> Result<DateTime<Utc>, chrono::ParseError> {
+        DateTime::parse_from_rfc3339(s).map(|t| millis(t.with_timezone(&Utc)))
+    }
+
+    /// The same for optional times.
+    pub mod option {
+        use super::*;
+
+        /// Serde: an optional time.
+        pub fn serialize<S: Serializer>(
+            t: &Option<DateTime<Utc>>,
+            ser: S,
+        ) -> Result<S::Ok, S::Error> {
+            match t {
+                Some(t) => super::serialize(t, ser),
+                None => ser.serialize_none(),
+            }
+        }
+
+        /// Serde: an optional time.
+        pub fn deserialize<'de, D: Deserializer<'de>>(
+            de: D,
+        ) -> Result<Option<DateTime<Utc>>, D::Error> {
+            Option::<String>::deserialize(de)?
+                .map(|s| parse(&s).map_err(serde::de::Error::custom))
+                .transpose()
+        }
+    }
 }

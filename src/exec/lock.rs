@@ -70,7 +70,7 @@ impl Lock {
         let me = Holder {
             pid: std::process::id(),
             command: command.to_string(),
-            since: super::journal::now(),
+            since: super::journal::time::format(chrono::Utc::now()),
         };
         file.set_len(0)?;
         file.rewind()?;

@@ -1,16 +1,17 @@
-//! Running plans: the executor, the backend it acts through, the events it
+//! Running plans: the executor, the world it acts on, the events it
 //! reports, the journal it keeps and the lock it holds.
-pub mod backend;
-pub mod event;
-pub mod executor;
-pub mod journal;
-pub mod lock;
-
-pub use backend::Backend;
-pub use event::{Decision, Event, Observer};
-pub use executor::{Executor, Outcome};
-pub use journal::{Rollout, StateDir, Status};
-pub use lock::{Lock, LockHeld};
-
+mod event;
+mod executor;
+mod journal;
+mod lock;
 #[cfg(test)]
 mod tests;
+mod world;
+
+pub use event::{Decision, Event, Observer, PlanKind, ServerResult, ServerSummary};
+pub use executor::{Executor, Outcome};
+pub use journal::{
+    Rollout, RolloutKind, ServerRecord, ServerState, StateDir, Status, StepRecord, StepStatus, time,
+};
+pub use lock::{Lock, LockHeld};
+pub use world::{Reloaded, World};

@@ -1,22 +1,25 @@
-//! The executor's logic against a fake [`Backend`]: an in-memory nginx.conf,
+//! The executor's logic against a fake [`World`]: an in-memory nginx.conf,
 //! containers that are healthy unless told otherwise, no Docker.
 use std::cell::RefCell;
 use std::collections::HashSet;
 use std::path::Path;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use anyhow::{Result, bail};
+use chrono::{DateTime, Utc};
 use tokio::sync::watch;
 
-use super::backend::Backend;
-use super::event::{Event, Observer};
+use super::event::{Event, HealthVerdict, Observer};
 use super::executor::{Executor, Outcome};
 use super::journal::{
-    Rollout, ServerRecord, ServerState, StateDir, Status, StepRecord, StepStatus,
+    Rollout, RolloutKind, ServerRecord, ServerState, StateDir, Status, StepRecord, StepStatus,
 };
-use crate::conf::fs::MemFs;
+use super::world::{Reloaded, World};
+use crate::conf::MemFs;
 use crate::conf::{ConfigSet, FileChange};
-use crate::plan::{FailureAction, ServerRef, Target, Timeouts, UpdateConfig, plan};
+use crate::plan::{
+    FailureAction, ServerRef, Target, Timeouts, UpdateConfig, rolling_update as plan,
+};
 
 const MAIN: &str = "/etc/nginx/nginx.conf";
 
@@ -57,7 +60,9 @@ impl Fake {
     }
 }
 
-impl Backend for Fake {
+impl World for Fake {
+    type Spec = String;
+
     async fn load_config(&self) -> Result<ConfigSet> {
         Ok(ConfigSet::load_single(
             Path::new(MAIN),
@@ -84,9 +89,12 @@ impl Backend for Fake {
         Ok(())
     }
 
-    async fn reload(&self) -> Result<(Vec<u32>, Vec<u32>)> {
+    async fn reload(&self) -> Result<Reloaded> {
         *self.reloads.borrow_mut() += 1;
-        Ok((vec![1], vec![2]))
+        Ok(Reloaded {
+            old_workers: vec![1],
+            new_workers: vec![2],
+        })
     }
 
     async fn wait_drained(&self, _old: &[u32], _timeout: Duration) -> Result<()> {
@@ -97,12 +105,12 @@ impl Backend for Fake {
         Ok(())
     }
 
-    async fn replace(&self, server: &ServerRef, _spec: &serde_json::Value) -> Result<String> {
+    async fn replace(&self, server: &ServerRef, _spec: &String) -> Result<String> {
         self.replaced.borrow_mut().push(server.server.clone());
         Ok(Fake::id(server))
     }
 
-    async fn start_new(&self, server: &ServerRef, spec: &serde_json::Value) -> Result<String> {
+    async fn start_new(&self, server: &ServerRef, spec: &String) -> Result<String> {
         self.replace(server, spec).await
     }
 
@@ -115,17 +123,17 @@ impl Backend for Fake {
         server: &ServerRef,
         _id: &str,
         _timeout: Duration,
-    ) -> Result<SystemTime> {
+    ) -> Result<DateTime<Utc>> {
         if self.unhealthy.contains(&server.server) {
             bail!("container {} turned unhealthy", server.container);
         }
-        Ok(SystemTime::now())
+        Ok(Utc::now())
     }
 
     async fn check(
         &self,
         id: &str,
-        _since: SystemTime,
+        _since: DateTime<Utc>,
         _window: Duration,
     ) -> Result<Option<String>> {
         let server = id.trim_start_matches("new-");
@@ -154,7 +162,7 @@ fn policy(action: FailureAction, ratio: f64, monitor: Duration) -> UpdateConfig 
 }
 
 /// A stop-first rollout of every server of the fake's upstream.
-async fn rollout(fake: &Fake, servers: usize, policy: UpdateConfig) -> Rollout {
+async fn rollout(fake: &Fake, servers: usize, policy: UpdateConfig) -> Rollout<String> {
     let config = fake.load_config().await.unwrap();
     let targets: Vec<Target> = (1..=servers)
         .map(|k| Target {
@@ -178,10 +186,10 @@ async fn rollout(fake: &Fake, servers: usize, policy: UpdateConfig) -> Rollout {
     };
     Rollout {
         revision: 1,
-        kind: "deploy".into(),
+        kind: RolloutKind::Deploy,
         undoes: None,
         command: "test".into(),
-        started_at: super::journal::now(),
+        started_at: super::journal::time::now(),
         finished_at: None,
         status: Status::Running,
         reason: None,
@@ -193,8 +201,8 @@ async fn rollout(fake: &Fake, servers: usize, policy: UpdateConfig) -> Rollout {
             .map(|t| ServerRecord {
                 server: t.server.clone(),
                 container: t.container.clone(),
-                old_spec: serde_json::json!("v1"),
-                new_spec: serde_json::json!("v2"),
+                old_spec: Some("v1".into()),
+                new_spec: Some("v2".into()),
                 state: ServerState::Pending,
                 new_container: None,
                 healthy_at: None,
@@ -211,13 +219,13 @@ async fn rollout(fake: &Fake, servers: usize, policy: UpdateConfig) -> Rollout {
 /// Runs the rollout; (outcome, the record, the events).
 async fn run(
     fake: &Fake,
-    rollout: Rollout,
+    rollout: Rollout<String>,
     cancel: watch::Receiver<bool>,
-) -> (Outcome, Rollout, Vec<Event>) {
+) -> (Outcome, Rollout<String>, Vec<Event>) {
     let dir = tempfile::tempdir().unwrap();
     let state = StateDir::open(dir.path()).unwrap();
     let mut events = Events::default();
-    let mut exec = Executor::new(fake, &mut events, &state, rollout, cancel, false);
+    let mut exec = Executor::new(fake, &mut events, &state, rollout, cancel);
     let outcome = exec.run().await.unwrap();
     let record = exec.rollout;
     assert_eq!(
@@ -234,13 +242,13 @@ async fn run_all(
     fake: &Fake,
     servers: usize,
     policy: UpdateConfig,
-) -> (Outcome, Rollout, Vec<Event>) {
+) -> (Outcome, Rollout<String>, Vec<Event>) {
     let r = rollout(fake, servers, policy).await;
     let (_tx, rx) = watch::channel(false);
     run(fake, r, rx).await
 }
 
-fn states(r: &Rollout) -> Vec<ServerState> {
+fn states(r: &Rollout<String>) -> Vec<ServerState> {
     r.servers.iter().map(|s| s.state).collect()
 }
 
@@ -433,7 +441,7 @@ async fn a_clean_rollout_updates_every_server_with_n_plus_one_reloads() {
     assert_eq!(outcome, Outcome::Done);
     let healthy = events
         .iter()
-        .filter(|e| matches!(e, Event::Health { status, .. } if status == "healthy"))
+        .filter(|e| matches!(e, Event::Health { status, .. } if *status == HealthVerdict::Healthy))
         .count();
     assert_eq!(healthy, 3);
     assert_eq!(states(&r), [ServerState::Done; 3]);

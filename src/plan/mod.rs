@@ -1,13 +1,19 @@
 //! Planning a rollout: policies, steps, and the pure planner.
 //!
 //! Depends on `conf` (to compute each step's config diff) and nothing that
-//! touches the outside world.
-pub mod planner;
-pub mod policy;
-pub mod step;
+//! touches the outside world: no Docker, no command line, no compose files.
+mod planner;
+mod policy;
+mod step;
 #[cfg(test)]
 mod tests;
 
-pub use planner::{Plan, PlanError, Target, Timeouts, plan};
-pub use policy::{FailureAction, Order, Source, UpdateConfig};
+pub use planner::{
+    Plan, PlanError, Target, Timeouts, apply_changes_with, replacement_address, rolling_update,
+    single_edit,
+};
+pub use policy::{
+    ComposeSection, Direction, FailureAction, Order, Overrides, PolicyError, UpdateConfig, Words,
+    resolve, with_flags,
+};
 pub use step::{Action, ServerChange, ServerRef, Step};

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::policy::{Order, UpdateConfig};
 use super::step::{Action, ServerChange, ServerRef, Step};
-use crate::conf::{ConfError, ConfigSet, Edit, EditOptions};
+use crate::conf::{Address, ConfError, ConfigSet, Edit, EditOptions};
 use crate::diff;
 
 /// One server to update.
@@ -45,6 +45,12 @@ pub struct Timeouts {
     /// A new container becoming healthy.
     #[serde(with = "super::step::humantime_serde_compat")]
     pub health: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts::DEFAULT
+    }
 }
 
 impl Timeouts {
@@ -104,8 +110,8 @@ pub enum PlanError {
     Empty(String),
 }
 
-/// Builds the plan. Pure: reads `config`, writes nothing.
-pub fn plan(
+/// Builds the plan of a rolling update. Pure: reads `config`, writes nothing.
+pub fn rolling_update(
     config: &ConfigSet,
     upstream: &str,
     targets: &[Target],
@@ -229,14 +235,10 @@ impl Builder<'_> {
         }
         let before = self.config.clone();
         apply_changes(&mut self.config, self.upstream, &changes)?;
-        let file_changes = self.config.changes_since(&before);
-        if file_changes.is_empty() {
+        let diff = diff_of(&self.config, &before);
+        if diff.is_empty() {
             return Ok(());
         }
-        let diff = file_changes
-            .iter()
-            .map(|c| diff::unified(&c.path.display().to_string(), &c.before, &c.after, false))
-            .collect::<String>();
         self.push(
             Action::Edit {
                 upstream: self.upstream.to_string(),
@@ -408,12 +410,76 @@ fn server_ref(t: &Target, container: &str, address: &str) -> ServerRef {
 /// The address of a replacement container: the old address with its host swapped
 /// (`app1:3000` + `app1-b` → `app1-b:3000`).
 pub fn replacement_address(server: &str, container: &str) -> String {
-    match server.rsplit_once(':') {
-        Some((_, port)) if !server.ends_with(']') && port.bytes().all(|b| b.is_ascii_digit()) => {
-            format!("{container}:{port}")
-        }
-        _ => container.to_string(),
+    Address::with_host(server, container)
+}
+
+/// The plan of a single live edit of one server (`drain` / `undrain`): the
+/// edit, the reload, and for a drain the wait for the old workers. `server`
+/// is resolved in the upstream (address as written, or unique host).
+pub fn single_edit(
+    config: &ConfigSet,
+    upstream: &str,
+    server: &str,
+    drain: bool,
+    force: bool,
+    drain_timeout: Duration,
+) -> Result<Plan, PlanError> {
+    let address = config.upstream(upstream)?.server(server)?.address.clone();
+    let change = if drain {
+        ServerChange::Drain { server: address }
+    } else {
+        ServerChange::Restore { server: address }
+    };
+    let mut after = config.clone();
+    apply_changes_with(&mut after, upstream, std::slice::from_ref(&change), force)?;
+    let diff = diff_of(&after, config);
+    let timeouts = Timeouts {
+        drain: drain_timeout,
+        ..Timeouts::DEFAULT
+    };
+    let mut steps = vec![
+        Step {
+            index: 1,
+            action: Action::Edit {
+                upstream: upstream.into(),
+                changes: vec![change],
+                force,
+            },
+            diff: Some(diff),
+        },
+        Step {
+            index: 2,
+            action: Action::Reload,
+            diff: None,
+        },
+    ];
+    if drain {
+        steps.push(Step {
+            index: 3,
+            action: Action::WaitDrained {
+                timeout: drain_timeout,
+            },
+            diff: None,
+        });
     }
+    let mut policy = UpdateConfig::engine_defaults();
+    policy.monitor.value = Duration::ZERO;
+    Ok(Plan {
+        upstream: upstream.into(),
+        targets: Vec::new(),
+        policy,
+        timeouts,
+        steps,
+    })
+}
+
+/// The unified diff of every file `after` changed since `before`, as plans show it.
+fn diff_of(after: &ConfigSet, before: &ConfigSet) -> String {
+    after
+        .changes_since(before)
+        .iter()
+        .map(|c| diff::unified(&c.path.display().to_string(), &c.before, &c.after, false))
+        .collect()
 }
 
 /// Applies one edit step's changes to a config; the executor does exactly this to the live files.

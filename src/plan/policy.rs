@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 /// Which container goes first when one server is replaced.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Order {
     /// Drain and stop the old container, then start the new one.
@@ -19,7 +19,7 @@ pub enum Order {
 }
 
 /// What happens when the failure ratio is exceeded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum FailureAction {
     /// Stop where we are, leaving a resumable state.
@@ -28,6 +28,64 @@ pub enum FailureAction {
     Continue,
     /// Undo the whole rollout with the rollback settings (not allowed for a rollback).
     Rollback,
+}
+
+/// The words of a unit enum: its values, each value's word (as Swarm, compose
+/// and the command line spell it) and parsing back. One home for the names.
+pub trait Words: Sized + Copy + 'static {
+    /// Every value.
+    const ALL: &'static [Self];
+    /// This value's word.
+    fn word(self) -> &'static str;
+    /// The value spelled `word`, if any.
+    fn from_word(word: &str) -> Option<Self> {
+        Self::ALL.iter().copied().find(|v| v.word() == word)
+    }
+    /// Every word, comma-separated (for error messages).
+    fn choices() -> String {
+        Self::ALL
+            .iter()
+            .map(|v| v.word())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+impl Words for Order {
+    const ALL: &'static [Order] = &[Order::StopFirst, Order::StartFirst];
+    fn word(self) -> &'static str {
+        match self {
+            Order::StopFirst => "stop-first",
+            Order::StartFirst => "start-first",
+        }
+    }
+}
+
+impl Words for FailureAction {
+    const ALL: &'static [FailureAction] = &[
+        FailureAction::Pause,
+        FailureAction::Continue,
+        FailureAction::Rollback,
+    ];
+    fn word(self) -> &'static str {
+        match self {
+            FailureAction::Pause => "pause",
+            FailureAction::Continue => "continue",
+            FailureAction::Rollback => "rollback",
+        }
+    }
+}
+
+impl fmt::Display for Order {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.word())
+    }
+}
+
+impl fmt::Display for FailureAction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.word())
+    }
 }
 
 /// Where a policy value came from.
@@ -120,10 +178,10 @@ impl UpdateConfig {
                 humantime::format_duration(self.delay.value).to_string(),
                 &self.delay.source,
             ),
-            ("order", enum_name(&self.order.value), &self.order.source),
+            ("order", self.order.value.to_string(), &self.order.source),
             (
                 "failure-action",
-                enum_name(&self.failure_action.value),
+                self.failure_action.value.to_string(),
                 &self.failure_action.source,
             ),
             (
@@ -140,16 +198,8 @@ impl UpdateConfig {
     }
 }
 
-/// The kebab-case name serde gives a unit enum value.
-fn enum_name<T: Serialize>(value: &T) -> String {
-    serde_json::to_value(value)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default()
-}
-
-/// Values given on the command line for one direction; `None` = not given.
-#[derive(Debug, Clone, Default)]
+/// Values given for one direction, by flags or by a compose file; `None` = not given.
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Overrides {
     /// `--parallelism`.
     pub parallelism: Option<u32>,
@@ -168,7 +218,7 @@ pub struct Overrides {
 /// A policy that cannot be used.
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum PolicyError {
-    /// A compose value of the wrong type or form.
+    /// A compose value of the wrong type or form (found while reading the compose file).
     #[error("{at}: {key}: {problem}")]
     Compose {
         /// Which file/service section.
@@ -204,17 +254,29 @@ impl Direction {
     }
 }
 
-/// Resolves one direction's settings: defaults, then the compose section
-/// (`at` names it in messages, e.g. `docker-compose.yml services.app1.deploy.update_config`),
+/// A compose file's `deploy.update_config` or `deploy.rollback_config` of a
+/// service, already read: `at` names the section in sources and messages
+/// (e.g. `docker-compose.yml services.app1.deploy.update_config`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ComposeSection {
+    /// Where the section is.
+    pub at: String,
+    /// Its values.
+    pub values: Overrides,
+}
+
+/// Resolves one direction's settings: defaults, then the compose section,
 /// then the flags.
 pub fn resolve(
     direction: Direction,
-    compose: Option<(&str, &serde_norway::Value)>,
+    compose: Option<&ComposeSection>,
     flags: &Overrides,
 ) -> Result<UpdateConfig, PolicyError> {
     let mut cfg = UpdateConfig::engine_defaults();
-    if let Some((at, section)) = compose {
-        apply_compose(&mut cfg, at, section)?;
+    if let Some(section) = compose {
+        layer(&mut cfg, &section.values, |key| {
+            Source::Compose(format!("{}.{key}", section.at))
+        });
     }
     with_flags(cfg, direction, flags)
 }
@@ -225,43 +287,9 @@ pub fn with_flags(
     direction: Direction,
     flags: &Overrides,
 ) -> Result<UpdateConfig, PolicyError> {
-    let flag = |name| Source::Flag(direction.flag(name));
-    if let Some(v) = flags.parallelism {
-        cfg.parallelism = Setting {
-            value: v,
-            source: flag("parallelism"),
-        };
-    }
-    if let Some(v) = flags.delay {
-        cfg.delay = Setting {
-            value: v,
-            source: flag("delay"),
-        };
-    }
-    if let Some(v) = flags.order {
-        cfg.order = Setting {
-            value: v,
-            source: flag("order"),
-        };
-    }
-    if let Some(v) = flags.failure_action {
-        cfg.failure_action = Setting {
-            value: v,
-            source: flag("failure-action"),
-        };
-    }
-    if let Some(v) = flags.monitor {
-        cfg.monitor = Setting {
-            value: v,
-            source: flag("monitor"),
-        };
-    }
-    if let Some(v) = flags.max_failure_ratio {
-        cfg.max_failure_ratio = Setting {
-            value: v,
-            source: flag("max-failure-ratio"),
-        };
-    }
+    layer(&mut cfg, flags, |key| {
+        Source::Flag(direction.flag(&key.replace('_', "-")))
+    });
     if !(0.0..=1.0).contains(&cfg.max_failure_ratio.value) {
         return Err(PolicyError::Ratio(cfg.max_failure_ratio.source));
     }
@@ -271,93 +299,32 @@ pub fn with_flags(
     Ok(cfg)
 }
 
-fn apply_compose(
-    cfg: &mut UpdateConfig,
-    at: &str,
-    section: &serde_norway::Value,
-) -> Result<(), PolicyError> {
-    use serde_norway::Value;
-    let Value::Mapping(map) = section else {
-        return Err(PolicyError::Compose {
-            at: at.into(),
-            key: "(section)".into(),
-            problem: "expected a mapping".into(),
-        });
-    };
-    let source = |key: &str| Source::Compose(format!("{at}.{key}"));
-    let err = |key: &str, problem: &str| PolicyError::Compose {
-        at: at.into(),
-        key: key.into(),
-        problem: problem.into(),
-    };
-    for (key, value) in map {
-        let key = key.as_str().unwrap_or_default();
-        let text = match value {
-            Value::String(s) => s.clone(),
-            Value::Number(n) => n.to_string(),
-            _ => return Err(err(key, "expected a scalar")),
-        };
-        let duration = || {
-            humantime::parse_duration(&text)
-                .map_err(|e| err(key, &format!("{text:?} is not a duration ({e})")))
-        };
-        let choice = |allowed: &str| format!("{text:?} is not one of {allowed}");
-        match key {
-            "parallelism" => {
-                let value = text
-                    .parse()
-                    .map_err(|_| err(key, "expected a whole number"))?;
-                cfg.parallelism = Setting {
-                    value,
-                    source: source(key),
-                };
-            }
-            "delay" => {
-                cfg.delay = Setting {
-                    value: duration()?,
-                    source: source(key),
-                }
-            }
-            "monitor" => {
-                cfg.monitor = Setting {
-                    value: duration()?,
-                    source: source(key),
-                }
-            }
-            "order" => {
-                let value = match text.as_str() {
-                    "stop-first" => Order::StopFirst,
-                    "start-first" => Order::StartFirst,
-                    _ => return Err(err(key, &choice("stop-first, start-first"))),
-                };
-                cfg.order = Setting {
-                    value,
-                    source: source(key),
-                };
-            }
-            "failure_action" => {
-                let value = match text.as_str() {
-                    "pause" => FailureAction::Pause,
-                    "continue" => FailureAction::Continue,
-                    "rollback" => FailureAction::Rollback,
-                    _ => return Err(err(key, &choice("pause, continue, rollback"))),
-                };
-                cfg.failure_action = Setting {
-                    value,
-                    source: source(key),
-                };
-            }
-            "max_failure_ratio" => {
-                let value = text.parse().map_err(|_| err(key, "expected a number"))?;
-                cfg.max_failure_ratio = Setting {
-                    value,
-                    source: source(key),
-                };
-            }
-            _ => {} // unknown keys are compose's business, not ours
+/// Puts every value `values` gives over `cfg`; `source` names where a key
+/// (compose's spelling: `failure_action`) came from.
+fn layer(cfg: &mut UpdateConfig, values: &Overrides, source: impl Fn(&str) -> Source) {
+    fn set<T: Copy>(setting: &mut Setting<T>, value: Option<T>, source: Source) {
+        if let Some(value) = value {
+            *setting = Setting { value, source };
         }
     }
-    Ok(())
+    set(
+        &mut cfg.parallelism,
+        values.parallelism,
+        source("parallelism"),
+    );
+    set(&mut cfg.delay, values.delay, source("delay"));
+    set(&mut cfg.order, values.order, source("order"));
+    set(
+        &mut cfg.failure_action,
+        values.failure_action,
+        source("failure_action"),
+    );
+    set(&mut cfg.monitor, values.monitor, source("monitor"));
+    set(
+        &mut cfg.max_failure_ratio,
+        values.max_failure_ratio,
+        source("max_failure_ratio"),
+    );
 }
 
 /// Serde for `Setting<Duration>` as a human-readable string ("1m 30s").
@@ -393,10 +360,6 @@ mod setting_duration {
 mod tests {
     use super::*;
 
-    fn yaml(s: &str) -> serde_norway::Value {
-        serde_norway::from_str(s).unwrap()
-    }
-
     #[test]
     fn defaults_are_the_engines() {
         let c = resolve(Direction::Update, None, &Overrides::default()).unwrap();
@@ -411,53 +374,49 @@ mod tests {
 
     #[test]
     fn compose_then_flags_win() {
-        let section = yaml(
-            "parallelism: 2\ndelay: 10s\norder: start-first\nfailure_action: rollback\nmonitor: 1m30s\n",
-        );
+        let section = ComposeSection {
+            at: "app1 update_config".into(),
+            values: Overrides {
+                parallelism: Some(2),
+                delay: Some(Duration::from_secs(10)),
+                order: Some(Order::StartFirst),
+                failure_action: Some(FailureAction::Rollback),
+                monitor: Some(Duration::from_secs(90)),
+                max_failure_ratio: None,
+            },
+        };
         let flags = Overrides {
             delay: Some(Duration::from_secs(1)),
             ..Default::default()
         };
-        let c = resolve(
-            Direction::Update,
-            Some(("app1 update_config", &section)),
-            &flags,
-        )
-        .unwrap();
+        let c = resolve(Direction::Update, Some(&section), &flags).unwrap();
         assert_eq!(c.parallelism.value, 2);
         assert_eq!(
             c.parallelism.source,
             Source::Compose("app1 update_config.parallelism".into())
+        );
+        assert_eq!(
+            c.failure_action.source,
+            Source::Compose("app1 update_config.failure_action".into())
         );
         assert_eq!(c.delay.value, Duration::from_secs(1));
         assert_eq!(c.delay.source, Source::Flag("--delay".into()));
         assert_eq!(c.order.value, Order::StartFirst);
         assert_eq!(c.monitor.value, Duration::from_secs(90));
         assert_eq!(c.failure_action.value, FailureAction::Rollback);
+        assert_eq!(c.max_failure_ratio.source, Source::Default);
     }
 
     #[test]
-    fn bad_compose_values_name_the_key() {
-        let e = resolve(
-            Direction::Update,
-            Some(("f.yml app", &yaml("order: sideways"))),
-            &Overrides::default(),
-        )
-        .unwrap_err();
+    fn flags_are_named_after_their_direction() {
+        let flags = Overrides {
+            max_failure_ratio: Some(0.5),
+            ..Default::default()
+        };
+        let c = resolve(Direction::Rollback, None, &flags).unwrap();
         assert_eq!(
-            e.to_string(),
-            "f.yml app: order: \"sideways\" is not one of stop-first, start-first"
-        );
-        let e = resolve(
-            Direction::Update,
-            Some(("f.yml app", &yaml("delay: soon"))),
-            &Overrides::default(),
-        )
-        .unwrap_err();
-        assert!(
-            e.to_string()
-                .starts_with("f.yml app: delay: \"soon\" is not a duration"),
-            "{e}"
+            c.max_failure_ratio.source,
+            Source::Flag("--rollback-max-failure-ratio".into())
         );
     }
 
@@ -489,13 +448,24 @@ mod tests {
     }
 
     #[test]
+    fn words_name_and_parse_every_value() {
+        for o in Order::ALL {
+            assert_eq!(Order::from_word(o.word()), Some(*o));
+        }
+        assert_eq!(FailureAction::choices(), "pause, continue, rollback");
+        assert_eq!(Order::from_word("sideways"), None);
+    }
+
+    #[test]
     fn settings_round_trip_through_json() {
-        let c = resolve(
-            Direction::Update,
-            Some(("x", &yaml("delay: 1m30s"))),
-            &Overrides::default(),
-        )
-        .unwrap();
+        let section = ComposeSection {
+            at: "x".into(),
+            values: Overrides {
+                delay: Some(Duration::from_secs(90)),
+                ..Default::default()
+            },
+        };
+        let c = resolve(Direction::Update, Some(&section), &Overrides::default()).unwrap();
         let back: UpdateConfig = serde_json::from_str(&serde_json::to_string(&c).unwrap()).unwrap();
         assert_eq!(back, c);
     }

@@ -112,18 +112,6 @@ impl Action {
             Action::Delay { .. } => "delay",
         }
     }
-
-    /// Whether the step changes anything (containers, files, nginx) rather than waiting.
-    pub fn mutates(&self) -> bool {
-        matches!(
-            self,
-            Action::Edit { .. }
-                | Action::Reload
-                | Action::Recreate { .. }
-                | Action::StartNew { .. }
-                | Action::StopOld { .. }
-        )
-    }
 }
 
 fn containers(servers: &[ServerRef]) -> String {

@@ -3,9 +3,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::policy::{Order, UpdateConfig};
-use super::{Action, PlanError, ServerChange, Target, Timeouts, plan};
+use super::{Action, PlanError, ServerChange, Target, Timeouts, rolling_update as plan};
 use crate::conf::ConfigSet;
-use crate::conf::fs::MemFs;
+use crate::conf::MemFs;
 
 const MAIN: &str = "/etc/nginx/nginx.conf";
 const TIMEOUTS: Timeouts = Timeouts {

@@ -1,12 +1,20 @@
-//! Rollouts against the live Docker engine: preparing a deploy, running it
-//! (with automatic rollback), resuming and rolling back from the journal.
-//!
-//! The glue between `docker` (the outside world), `plan` (what to do) and
-//! `exec` (doing it); the CLI only parses arguments and picks a front end.
-pub mod live;
-pub mod prepare;
-pub mod run;
+//! The use cases: one public function per command that changes or reads the
+//! live system — deploy, resume, rollback, drain/undrain, status, history.
+//! Each takes a [`Session`], reports through an [`Observer`](crate::exec::Observer)
+//! and returns typed results; none prints. The glue between the nginx and
+//! backend wings (the world), `plan` (what to do) and `exec` (doing it).
+mod deploy;
+mod edit;
+mod recover;
+mod run;
+mod session;
+mod status;
+mod world;
 
-pub use live::{Desired, Live, ProbeKind};
-pub use prepare::{DeployOptions, Mode, Prepared, prepare};
-pub use run::{Runner, exit, new_rollout};
+pub use deploy::{DeployRequest, Mode, deploy};
+pub use edit::{EditRequest, edit_server};
+pub use recover::{ResumeRequest, RollbackRequest, resume, rollback};
+pub use run::{Ended, Planned};
+pub use session::{Session, SessionOptions};
+pub use status::{HistoryEntry, StatusReport, history, status};
+pub use world::ProbeKind;

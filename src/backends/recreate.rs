@@ -1,0 +1,271 @@
+//! Engine-mode recreate: stop and remove the old container, create and start
+//! the new one from a [`ContainerSpec`] — as two steps (start-first, or a
+//! caller that wants them apart) or as one tight stop-first swap.
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow, bail};
+use bollard::Docker;
+use bollard::errors::Error as DockerError;
+use bollard::models::{ContainerInspectResponse, NetworkConnectRequest};
+use bollard::query_parameters::{
+    CreateContainerOptions, RemoveContainerOptions, RenameContainerOptions, StopContainerOptions,
+};
+use chrono::{DateTime, Utc};
+
+use super::spec::ContainerSpec;
+use crate::docker::{self, is_not_found};
+
+/// Docker's stop timeout when a container sets none.
+const DEFAULT_STOP_TIMEOUT: i64 = 10;
+
+/// A container stopped (and removed) by [`stop_and_remove`] or [`recreate_stop_first`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stopped {
+    /// Its id.
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// When the stop was asked for (local clock).
+    pub stop_requested_at: DateTime<Utc>,
+    /// When its process ended, from Docker (`State.FinishedAt`).
+    pub stopped_at: DateTime<Utc>,
+    /// Its exit code.
+    pub exit_code: i64,
+}
+
+/// Stops container `id` with its own stop signal and stop timeout (so it can
+/// finish in-flight requests), then removes it (keeping its volumes).
+pub async fn stop_and_remove(docker: &Docker, id: &str) -> Result<Stopped> {
+    let stopped = stop(docker, id).await?;
+    remove(docker, id, &stopped.name).await?;
+    Ok(stopped)
+}
+
+/// Stops container `id`, letting the daemon send the container's StopSignal
+/// and wait its StopTimeout.
+async fn stop(docker: &Docker, id: &str) -> Result<Stopped> {
+    let inspect = docker
+        .inspect_container(id, None)
+        .await
+        .with_context(|| format!("container {id}: inspect before stop"))?;
+    stop_inspected(docker, id, &inspect).await
+}
+
+/// [`stop`] of a container already inspected (for its name and stop timeout).
+async fn stop_inspected(
+    docker: &Docker,
+    id: &str,
+    inspect: &ContainerInspectResponse,
+) -> Result<Stopped> {
+    let name = docker::name_of(inspect, id).to_string();
+    let timeout = inspect
+        .config
+        .as_ref()
+        .and_then(|c| c.stop_timeout)
+        .unwrap_or(DEFAULT_STOP_TIMEOUT);
+    let stop_requested_at = Utc::now();
+    let options = StopContainerOptions {
+        t: Some(i32::try_from(timeout).unwrap_or(i32::MAX)),
+        signal: None,
+    };
+    let stop = tokio::time::timeout(
+        Duration::from_secs(timeout.max(0) as u64 + 30),
+        docker.stop_container(id, Some(options)),
+    )
+    .await
+    .map_err(|_| anyhow!("container {name}: stop did not finish"))?;
+    match stop {
+        Ok(())
+        | Err(DockerError::DockerResponseServerError {
+            status_code: 304, ..
+        }) => {}
+        Err(e) => return Err(e).with_context(|| format!("container {name}: stop")),
+    }
+    let state = docker
+        .inspect_container(id, None)
+        .await
+        .with_context(|| format!("container {name}: inspect after stop"))?
+        .state
+        .unwrap_or_default();
+    let stopped_at = docker::parse_time(
+        state.finished_at.as_deref().unwrap_or_default(),
+        &format!("container {name}: FinishedAt"),
+    )?;
+    Ok(Stopped {
+        id: id.to_string(),
+        name,
+        stop_requested_at,
+        stopped_at,
+        exit_code: state.exit_code.unwrap_or(-1),
+    })
+}
+
+async fn remove(docker: &Docker, id: &str, name: &str) -> Result<()> {
+    docker
+        .remove_container(id, None::<RemoveContainerOptions>)
+        .await
+        .with_context(|| format!("container {name}: remove"))
+}
+
+/// Creates container `name` from `spec`, attaches it to all the spec's
+/// networks with their aliases before it starts, starts it and returns its
+/// id. On failure the half-made container is removed again.
+pub async fn create_and_start(docker: &Docker, spec: &ContainerSpec, name: &str) -> Result<String> {
+    let id = create(docker, spec, name).await?;
+    if let Err(e) = start(docker, &id, name).await {
+        force_remove(docker, &id).await;
+        return Err(e);
+    }
+    Ok(id)
+}
+
+/// The result of [`recreate_stop_first`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recreated {
+    /// The old container, stopped and removed.
+    pub stopped: Stopped,
+    /// Id of the new container, running under the old one's name.
+    pub id: String,
+}
+
+/// Stop-first recreate of container `old_id` from `spec`, under the same
+/// name, with as little as possible between the old container's stop and the
+/// new one's start: the new container is created (and attached to its
+/// networks) before the old one is stopped, the names are swapped by rename,
+/// and the old container is removed only after the new one started.
+///
+/// If the new container cannot be created, the old one is left untouched; if
+/// it cannot be started, it is removed and the old (stopped) container gets
+/// its name back.
+pub async fn recreate_stop_first(
+    docker: &Docker,
+    old_id: &str,
+    spec: &ContainerSpec,
+) -> Result<Recreated> {
+    let old = docker
+        .inspect_container(old_id, None)
+        .await
+        .with_context(|| format!("container {old_id}: inspect before recreate"))?;
+    let name = docker::name_of(&old, old_id).to_string();
+    let next = format!("{name}-nr-next");
+    let parked = format!("{name}-nr-old");
+    tokio::try_join!(
+        clear_leftover(docker, &next),
+        clear_leftover(docker, &parked)
+    )?;
+    let id = create(docker, spec, &next).await?;
+    let stopped = match stop_inspected(docker, old_id, &old).await {
+        Ok(s) => s,
+        Err(e) => {
+            force_remove(docker, &id).await;
+            return Err(e);
+        }
+    };
+    let swapped = async {
+        rename(docker, old_id, &parked).await?;
+        rename(docker, &id, &name).await?;
+        start(docker, &id, &name).await
+    };
+    if let Err(e) = swapped.await {
+        force_remove(docker, &id).await;
+        // Best effort: the old container was renamed only if that step passed.
+        let _ = rename(docker, old_id, &name).await;
+        return Err(e);
+    }
+    remove(docker, old_id, &parked).await?;
+    Ok(Recreated { stopped, id })
+}
+
+/// Removes a stopped container left under a temporary name by an interrupted
+/// run; a running one is an error.
+async fn clear_leftover(docker: &Docker, name: &str) -> Result<()> {
+    match docker.inspect_container(name, None).await {
+        Err(e) if is_not_found(&e) => Ok(()),
+        Err(e) => Err(e).with_context(|| format!("container {name}: inspect")),
+        Ok(c) if c.state.as_ref().and_then(|s| s.running) == Some(true) => {
+            bail!("container {name} is running; a previous rollout left it, remove it first")
+        }
+        Ok(_) => remove(docker, name, name).await,
+    }
+}
+
+/// Creates container `name` from `spec` and connects its other networks.
+async fn create(docker: &Docker, spec: &ContainerSpec, name: &str) -> Result<String> {
+    let options = CreateContainerOptions {
+        name: Some(name.to_string()),
+        ..Default::default()
+    };
+    let id = docker
+        .create_container(Some(options), spec.create_body())
+        .await
+        .with_context(|| format!("container {name}: create from {}", spec.image))?
+        .id;
+    for net in spec.networks.iter().skip(1) {
+        let request = NetworkConnectRequest {
+            container: id.clone(),
+            endpoint_config: Some(net.endpoint()),
+        };
+        if let Err(e) = docker.connect_network(&net.network, request).await {
+            force_remove(docker, &id).await;
+            return Err(e)
+                .with_context(|| format!("container {name}: connect to network {}", net.network));
+        }
+    }
+    Ok(id)
+}
+
+async fn start(docker: &Docker, id: &str, name: &str) -> Result<()> {
+    docker
+        .start_container(id, None)
+        .await
+        .with_context(|| format!("container {name}: start"))
+}
+
+/// Removes a container this module made, ignoring errors (cleanup on a path
+/// that already fails).
+async fn force_remove(docker: &Docker, id: &str) {
+    let options = RemoveContainerOptions {
+        force: true,
+        ..Default::default()
+    };
+    let _ = docker.remove_container(id, Some(options)).await;
+}
+
+/// Renames container `id` to `new_name`.
+pub async fn rename(docker: &Docker, id: &str, new_name: &str) -> Result<()> {
+    docker
+        .rename_container(
+            id,
+            RenameContainerOptions {
+                name: new_name.to_string(),
+            },
+        )
+        .await
+        .with_context(|| format!("container {id}: rename to {new_name}"))
+}
+
+/// The name for a start-first replacement of container `current`: names
+/// alternate between a base name and the base with `-b`, so repeated deploys
+/// never grow them (`app1` → `app1-b` → `app1`). The one home of that suffix.
+pub fn next_slot(current: &str) -> String {
+    match current.strip_suffix("-b") {
+        Some(base) => base.to_string(),
+        None => format!("{current}-b"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slot_names_alternate_and_never_grow() {
+        let mut current = "app1".to_string();
+        let mut seen = Vec::new();
+        for _ in 0..4 {
+            current = next_slot(&current);
+            seen.push(current.clone());
+        }
+        assert_eq!(seen, ["app1-b", "app1", "app1-b", "app1"]);
+    }
+}

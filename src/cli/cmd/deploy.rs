@@ -1,0 +1,90 @@
+//! `nginx-rollout deploy UPSTREAM` and `plan UPSTREAM` (= `deploy --dry-run`).
+use std::time::Duration;
+
+use clap::Args;
+
+use crate::cli::args::{
+    ConfirmArgs, Global, RollbackFlags, SessionArgs, UpdateFlags, duration, key_value,
+};
+use crate::cli::front;
+use crate::plan::Timeouts;
+use crate::rollout::{self, DeployRequest, Mode, ProbeKind, Session};
+
+/// Arguments of `deploy` and `plan`.
+#[derive(Debug, Args, Clone)]
+pub struct DeployArgs {
+    /// The upstream whose servers are updated.
+    pub upstream: String,
+    /// Only these servers (address as written, or unique host), comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    pub servers: Vec<String>,
+    /// New image (a tera template over {{server}}, {{service}}, {{container}}, {{index}}).
+    #[arg(long)]
+    pub image: Option<String>,
+    /// Set an environment variable, KEY=VALUE (VALUE is a template); repeatable.
+    #[arg(long = "env", value_name = "KEY=VALUE", value_parser = key_value)]
+    pub env: Vec<(String, String)>,
+    /// Set a label, KEY=VALUE; repeatable.
+    #[arg(long = "label", value_name = "KEY=VALUE", value_parser = key_value)]
+    pub labels: Vec<(String, String)>,
+    /// Map an upstream server to a container, SERVER=CONTAINER; repeatable.
+    #[arg(long = "map", value_name = "SERVER=CONTAINER", value_parser = key_value)]
+    pub maps: Vec<(String, String)>,
+    /// How containers are redeployed.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub mode: Mode,
+    /// Compose mode: redeploy services whose compose config did not change too.
+    #[arg(long)]
+    pub force: bool,
+    /// How long old nginx workers may take to finish their requests.
+    #[arg(long, value_parser = duration, default_value = "30s")]
+    pub drain_timeout: Duration,
+    /// How long a new container may take to become healthy.
+    #[arg(long, value_parser = duration, default_value = "60s")]
+    pub health_timeout: Duration,
+    /// Without a Docker healthcheck: probe this HTTP path from the nginx container (default: TCP connect).
+    #[arg(long)]
+    pub health_path: Option<String>,
+    /// Update policy.
+    #[command(flatten)]
+    pub update: UpdateFlags,
+    /// Rollback policy.
+    #[command(flatten)]
+    pub rollback: RollbackFlags,
+    /// Dry-run, interactive or scripted.
+    #[command(flatten)]
+    pub confirm: ConfirmArgs,
+    /// Where nginx and the journal are.
+    #[command(flatten)]
+    pub session: SessionArgs,
+}
+
+/// Runs (or, with `dry_run`, only plans) the rolling update.
+pub async fn exec(global: &Global, args: DeployArgs, dry_run: bool) -> anyhow::Result<i32> {
+    // Before anything else: `-i` without a terminal must not leave a trace.
+    let mut observer = front::observer(global, &args.confirm)?;
+    let probe = match &args.health_path {
+        Some(path) => ProbeKind::Http(path.clone()),
+        None => ProbeKind::Tcp,
+    };
+    let session = Session::open(args.session.options(probe)?).await?;
+    let request = DeployRequest {
+        upstream: args.upstream,
+        servers: args.servers,
+        image: args.image,
+        env: args.env,
+        labels: args.labels,
+        maps: args.maps,
+        mode: args.mode,
+        force: args.force,
+        update: (&args.update).into(),
+        rollback: (&args.rollback).into(),
+        timeouts: Timeouts {
+            drain: args.drain_timeout,
+            health: args.health_timeout,
+        },
+        dry_run: dry_run || args.confirm.dry_run,
+    };
+    let ended = rollout::deploy(&session, &request, &mut *observer, front::signals()?).await?;
+    Ok(front::finish(global, ended))
+}

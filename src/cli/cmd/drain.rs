@@ -1,0 +1,74 @@
+//! `nginx-rollout drain UPSTREAM SERVER` and `undrain UPSTREAM SERVER`.
+use std::time::Duration;
+
+use clap::Args;
+
+use crate::cli::args::{ConfirmArgs, Global, SessionArgs, duration};
+use crate::cli::front;
+use crate::rollout::{self, EditRequest, ProbeKind, Session};
+
+/// Arguments of `drain`.
+#[derive(Debug, Args)]
+pub struct DrainArgs {
+    /// The upstream.
+    upstream: String,
+    /// The server (address or unique host).
+    server: String,
+    /// Even the last live server (a full outage).
+    #[arg(long)]
+    force: bool,
+    /// How long old workers may take.
+    #[arg(long, value_parser = duration, default_value = "30s")]
+    drain_timeout: Duration,
+    /// Where nginx and the journal are.
+    #[command(flatten)]
+    session: SessionArgs,
+}
+
+/// Arguments of `undrain`.
+#[derive(Debug, Args)]
+pub struct UndrainArgs {
+    /// The upstream.
+    upstream: String,
+    /// The server (address or unique host).
+    server: String,
+    /// Where nginx and the journal are.
+    #[command(flatten)]
+    session: SessionArgs,
+}
+
+/// Takes the server out, live.
+pub async fn exec_drain(global: &Global, args: DrainArgs) -> anyhow::Result<i32> {
+    let request = EditRequest {
+        upstream: args.upstream,
+        server: args.server,
+        drain: true,
+        force: args.force,
+        drain_timeout: args.drain_timeout,
+    };
+    run(global, &args.session, request).await
+}
+
+/// Puts the server back, live.
+pub async fn exec_undrain(global: &Global, args: UndrainArgs) -> anyhow::Result<i32> {
+    let request = EditRequest {
+        upstream: args.upstream,
+        server: args.server,
+        drain: false,
+        force: false,
+        drain_timeout: Duration::from_secs(30),
+    };
+    run(global, &args.session, request).await
+}
+
+async fn run(global: &Global, session: &SessionArgs, request: EditRequest) -> anyhow::Result<i32> {
+    let never_ask = ConfirmArgs {
+        dry_run: false,
+        interactive: false,
+        yes: true,
+    };
+    let mut observer = front::observer(global, &never_ask)?;
+    let session = Session::open(session.options(ProbeKind::default())?).await?;
+    let ended = rollout::edit_server(&session, &request, &mut *observer, front::signals()?).await?;
+    Ok(front::finish(global, ended))
+}

@@ -1,0 +1,266 @@
+//! Picking up a rollout from its journal: `resume` finishes it, `rollback`
+//! undoes it (or goes back to what revision N deployed). Both rebuild their
+//! plan targets from the journal's records by the same rule.
+use anyhow::{Context, Result, bail};
+use tokio::sync::watch;
+
+use super::run::{Ended, Origin, Planned, Runner, new_rollout, pending_steps};
+use super::session::Session;
+use super::world::{Desired, DockerWorld};
+use crate::backends::next_slot;
+use crate::conf::Upstream;
+use crate::exec::{
+    Observer, PlanKind, Rollout, RolloutKind, ServerRecord, ServerState, StateDir, Status, World,
+};
+use crate::plan::{
+    Direction, Order, Overrides, Target, UpdateConfig, replacement_address, rolling_update,
+    with_flags,
+};
+
+/// What `resume` is asked.
+#[derive(Debug, Clone, Default)]
+pub struct ResumeRequest {
+    /// Only a rollout of this upstream.
+    pub upstream: Option<String>,
+    /// Show the plan; change nothing.
+    pub dry_run: bool,
+}
+
+/// What `rollback` is asked.
+#[derive(Debug, Clone, Default)]
+pub struct RollbackRequest {
+    /// Only rollouts of this upstream.
+    pub upstream: Option<String>,
+    /// Redeploy what this revision deployed instead of undoing.
+    pub to: Option<u32>,
+    /// `--rollback-*` flags over the settings the rollout was started with.
+    pub flags: Overrides,
+    /// Show the plan; change nothing.
+    pub dry_run: bool,
+}
+
+/// Where a journaled server stands now: whether the `down` on its line is
+/// ours to remove, and whether its container is dead. The one rule `resume`
+/// and `rollback` share.
+async fn reentry(
+    world: &DockerWorld,
+    up: &Upstream,
+    address: &str,
+    container: &str,
+    rec: &ServerRecord<Desired>,
+) -> Result<(bool, bool)> {
+    let drained_by_us = up.is_down(address) && rec.drained_by_us();
+    let dead = !world.is_running(container).await?;
+    Ok((drained_by_us, dead))
+}
+
+fn entry_state(drained_by_us: bool) -> ServerState {
+    if drained_by_us {
+        ServerState::Drained
+    } else {
+        ServerState::Pending
+    }
+}
+
+/// Continues the paused or interrupted rollout: a new plan for the servers
+/// not done yet, from the config as it is now.
+pub async fn resume(
+    session: &Session,
+    request: &ResumeRequest,
+    observer: &mut dyn Observer,
+    cancel: watch::Receiver<bool>,
+) -> Result<Ended> {
+    let locked = session.lock(observer).await?;
+    let state = &locked.state;
+    let world = &session.world;
+    let Some(mut rollout) = state.unfinished::<Desired>(request.upstream.as_deref())? else {
+        bail!(
+            "no paused or interrupted rollout to resume in {}",
+            state.root().display()
+        );
+    };
+    let config = world.load_config().await?;
+    let up = config.upstream(&rollout.upstream)?;
+    let mut targets = Vec::new();
+    for rec in rollout
+        .servers
+        .iter_mut()
+        .filter(|r| r.state != ServerState::Done)
+    {
+        let (drained_by_us, dead) = reentry(world, &up, &rec.server, &rec.container, rec).await?;
+        rec.state = entry_state(drained_by_us);
+        rec.error = None;
+        targets.push(Target {
+            server: rec.server.clone(),
+            container: rec.container.clone(),
+            replacement: rec.replacement.clone(),
+            drained_by_us,
+            dead,
+        });
+    }
+    let plan = rolling_update(
+        &config,
+        &rollout.upstream,
+        &targets,
+        &rollout.plan.policy,
+        rollout.plan.timeouts,
+    )?;
+    if request.dry_run {
+        return Ok(Ended::Planned(Box::new(Planned {
+            kind: PlanKind::Resume,
+            revision: rollout.revision,
+            plan,
+            skipped: Vec::new(),
+        })));
+    }
+    if !observer.approve(PlanKind::Resume, &plan)? {
+        return Ok(Ended::Declined);
+    }
+    rollout.steps = pending_steps(&plan);
+    rollout.plan = plan;
+    let mut runner = Runner {
+        world,
+        state,
+        observer,
+        cancel,
+    };
+    Ok(Ended::Ran(runner.run(rollout).await?))
+}
+
+/// Undoes the unfinished rollout, else the last finished deploy or rollback
+/// (so a second `rollback` undoes the first, as `docker service rollback`
+/// swaps a service's spec and previous spec); with `to`, redeploys what that
+/// revision deployed.
+pub async fn rollback(
+    session: &Session,
+    request: &RollbackRequest,
+    observer: &mut dyn Observer,
+    cancel: watch::Receiver<bool>,
+) -> Result<Ended> {
+    let locked = session.lock(observer).await?;
+    let state = &locked.state;
+    let upstream = request.upstream.as_deref();
+    let history = state.history::<Desired>()?;
+    let of = match state.unfinished::<Desired>(upstream)? {
+        Some(r) => r,
+        None => history
+            .iter()
+            .rev()
+            .find(|r| {
+                upstream.is_none_or(|u| r.upstream == u)
+                    && matches!(r.kind, RolloutKind::Deploy | RolloutKind::Rollback)
+                    && r.status == Status::Done
+            })
+            .cloned()
+            .context("no finished deploy or rollback to roll back")?,
+    };
+    let to = match request.to {
+        Some(n) => Some(
+            history
+                .iter()
+                .find(|r| r.revision == n)
+                .with_context(|| format!("no revision {n} (see `history`)"))?,
+        ),
+        None => None,
+    };
+    let policy = with_flags(
+        of.rollback_policy.clone(),
+        Direction::Rollback,
+        &request.flags,
+    )?;
+    let undo = undo_of(&session.world, state, &of, to, &policy).await?;
+    if request.dry_run {
+        return Ok(Ended::Planned(Box::new(Planned {
+            kind: PlanKind::Rollback,
+            revision: undo.revision,
+            plan: undo.plan,
+            skipped: Vec::new(),
+        })));
+    }
+    if !observer.approve(PlanKind::Rollback, &undo.plan)? {
+        return Ok(Ended::Declined);
+    }
+    let mut runner = Runner {
+        world: &session.world,
+        state,
+        observer,
+        cancel,
+    };
+    let report = runner.start(undo).await?;
+    if report.status == Status::Done {
+        let mut of = of;
+        of.status = Status::RolledBack;
+        state.save(&of)?;
+    }
+    Ok(Ended::Ran(report))
+}
+
+/// A rollout that undoes `of`: redeploys each touched server's previous
+/// container (or revision `to`'s containers) with `policy`.
+pub(crate) async fn undo_of(
+    world: &DockerWorld,
+    state: &StateDir,
+    of: &Rollout<Desired>,
+    to: Option<&Rollout<Desired>>,
+    policy: &UpdateConfig,
+) -> Result<Rollout<Desired>> {
+    let config = world.load_config().await?;
+    let up = config.upstream(&of.upstream)?;
+    let mut servers = Vec::new();
+    let mut targets = Vec::new();
+    for rec in of
+        .servers
+        .iter()
+        .filter(|r| r.state != ServerState::Pending)
+    {
+        // A start-first server that finished runs as its replacement now.
+        let (address, container) = match &rec.replacement {
+            Some(name) if rec.state == ServerState::Done => {
+                (replacement_address(&rec.server, name), name.clone())
+            }
+            _ => (rec.server.clone(), rec.container.clone()),
+        };
+        let desired = match to {
+            Some(target) => match target.servers.iter().find(|r| r.server == rec.server) {
+                Some(t) => t.new_spec.clone(),
+                None => bail!("revision {} has no server {}", target.revision, rec.server),
+            },
+            None => rec.old_spec.clone(),
+        };
+        let (drained_by_us, dead) = reentry(world, &up, &address, &container, rec).await?;
+        let replacement = (policy.order.value == Order::StartFirst).then(|| next_slot(&container));
+        targets.push(Target {
+            server: address.clone(),
+            container: container.clone(),
+            replacement: replacement.clone(),
+            drained_by_us,
+            dead,
+        });
+        servers.push(ServerRecord {
+            server: address,
+            container,
+            old_spec: rec.new_spec.clone(),
+            new_spec: desired,
+            state: entry_state(drained_by_us),
+            new_container: None,
+            healthy_at: None,
+            error: None,
+            replacement,
+        });
+    }
+    if targets.is_empty() {
+        bail!(
+            "revision {} changed no server; nothing to roll back",
+            of.revision
+        );
+    }
+    let plan = rolling_update(&config, &of.upstream, &targets, policy, of.plan.timeouts)?;
+    let origin = Origin {
+        revision: state.next_revision()?,
+        kind: RolloutKind::Rollback,
+        undoes: Some(of.revision),
+        command: &of.command,
+        nginx: &world.nginx.name,
+    };
+    Ok(new_rollout(origin, plan, policy.clone(), servers))
+}

@@ -1,0 +1,353 @@
+//! The world a rollout acts on: one Docker daemon, the nginx container with
+//! its config files, and the backend containers — the [`World`] the executor
+//! runs plans against, built from the nginx and backend wings.
+use std::path::Path;
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow};
+use bollard::Docker;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::backends::{
+    self, ComposeCli, ContainerSpec, Probe, compose_cli, compose_container, compose_recreate,
+    create_and_start, recreate_stop_first, resolve_backend, stop_and_remove,
+};
+use crate::conf::{ConfigSet, FileChange};
+use crate::docker::{self, ComposeRef};
+use crate::exec::{Reloaded, World};
+use crate::nginx::{self, ContainerFs, NginxContainer, NginxTestError, Workers, find_nginx};
+use crate::plan::ServerRef;
+
+/// How long nginx may take to start new workers after `-s reload`.
+const RELOAD_CONFIRM_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What is deployed for one server: kept in the journal, so `resume` and
+/// `rollback` work from the journal alone.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "mode", rename_all = "kebab-case")]
+pub enum Desired {
+    /// Recreate through the Engine API from this spec.
+    Engine {
+        /// The container to create.
+        spec: Box<ContainerSpec>,
+    },
+    /// `up -d --no-deps --force-recreate SERVICE` with the project's compose file.
+    Compose {
+        /// The service.
+        compose: ComposeRef,
+        /// The image the compose file gives the service (for the summary).
+        image: String,
+    },
+}
+
+impl Desired {
+    /// The image this deploys (as far as known before it runs).
+    pub fn image(&self) -> &str {
+        match self {
+            Desired::Engine { spec } => &spec.image,
+            Desired::Compose { image, .. } => image,
+        }
+    }
+}
+
+/// How a container without a Docker healthcheck is judged ready.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum ProbeKind {
+    /// A TCP connect from the nginx container (the default).
+    #[default]
+    Tcp,
+    /// `GET path` from the nginx container answers 2xx.
+    Http(String),
+}
+
+/// The Docker daemon, the nginx container and its backends.
+pub(crate) struct DockerWorld {
+    /// The daemon.
+    pub docker: Docker,
+    /// The nginx container.
+    pub nginx: NginxContainer,
+    /// The compose CLI, if one is installed: looked for on first use, since
+    /// starting `docker-compose` (Python) just to ask costs most of a second.
+    compose_cli: OnceLock<Option<ComposeCli>>,
+    /// The health probe for containers without a healthcheck.
+    probe: ProbeKind,
+    /// nginx's config files: fetched from the container once per run (bind-mounted
+    /// files are read from the host at every access; files only in the container
+    /// change only through our own writes, which update this copy).
+    files: tokio::sync::OnceCell<ContainerFs>,
+    /// nginx's processes as listed by the last `test_config`, for the reload after it.
+    workers_before_reload: Mutex<Option<Workers>>,
+}
+
+impl DockerWorld {
+    /// Connects and finds the nginx container (`nginx`, else compose service
+    /// `nginx` of the project in `cwd`, else the only one).
+    pub async fn connect(nginx: Option<&str>, cwd: &Path, probe: ProbeKind) -> Result<Self> {
+        let docker = docker::connect().await?;
+        let nginx = find_nginx(&docker, nginx, cwd).await?;
+        Ok(DockerWorld {
+            docker,
+            nginx,
+            compose_cli: OnceLock::new(),
+            probe,
+            files: tokio::sync::OnceCell::new(),
+            workers_before_reload: Mutex::new(None),
+        })
+    }
+
+    /// The compose CLI (`docker compose` or `docker-compose`), if one is installed.
+    pub fn compose_cli(&self) -> Option<ComposeCli> {
+        *self.compose_cli.get_or_init(compose_cli)
+    }
+
+    /// The config files as nginx sees them.
+    pub async fn files(&self) -> Result<&ContainerFs> {
+        self.files
+            .get_or_try_init(|| ContainerFs::load(&self.docker, &self.nginx))
+            .await
+    }
+
+    /// Whether a container exists and runs (nginx can resolve only running containers' names).
+    pub async fn is_running(&self, container: &str) -> Result<bool> {
+        Ok(docker::inspect(&self.docker, container)
+            .await?
+            .and_then(|info| info.state?.running)
+            .unwrap_or(false))
+    }
+
+    fn probe_for(&self, server: &str) -> Probe {
+        match &self.probe {
+            ProbeKind::Tcp => Probe::Tcp {
+                nginx: self.nginx.id.clone(),
+                addr: server.to_string(),
+            },
+            ProbeKind::Http(path) => Probe::Http {
+                nginx: self.nginx.id.clone(),
+                addr: server.to_string(),
+                path: path.clone(),
+            },
+        }
+    }
+
+    async fn deploy(&self, name: &str, desired: &Desired) -> Result<String> {
+        match desired {
+            Desired::Engine { spec } => create_and_start(&self.docker, spec, name).await,
+            Desired::Compose { compose, .. } => {
+                let cli = self.compose_cli().ok_or_else(|| {
+                    anyhow!("no compose CLI (docker compose / docker-compose) installed")
+                })?;
+                compose_recreate(cli, compose).await?;
+                compose_container(&self.docker, compose).await
+            }
+        }
+    }
+
+    /// The id of a container, or `None` if there is none by that name.
+    async fn id_of(&self, container: &str) -> Result<Option<String>> {
+        Ok(docker::inspect(&self.docker, container)
+            .await?
+            .and_then(|info| info.id))
+    }
+
+    async fn remove_if_present(&self, container: &str) -> Result<()> {
+        if let Some(id) = self.id_of(container).await? {
+            stop_and_remove(&self.docker, &id).await?;
+        }
+        Ok(())
+    }
+
+    /// What we know of a host `nginx -t` could not resolve: a stopped
+    /// backend, which Docker's DNS does not answer for.
+    async fn stopped_backend_hint(&self, host: &str) -> Option<String> {
+        let backend = resolve_backend(&self.docker, &self.nginx.networks, host)
+            .await
+            .ok()?;
+        (!backend.running).then(|| {
+            format!(
+                "container {} (server {host}) is not running, and Docker's DNS resolves only running \
+                 containers: start it, or include its server in the deploy (a stopped server is \
+                 recreated first, before any config edit)",
+                backend.name
+            )
+        })
+    }
+}
+
+impl World for DockerWorld {
+    type Spec = Desired;
+
+    async fn load_config(&self) -> Result<ConfigSet> {
+        let fs = self.files().await?;
+        Ok(ConfigSet::load(&self.nginx.conf_path, fs)?)
+    }
+
+    async fn write_config(&self, changes: &[FileChange]) -> Result<()> {
+        let fs = self.files().await?;
+        for c in changes {
+            fs.write(&self.docker, &c.path, &c.after).await?;
+        }
+        Ok(())
+    }
+
+    async fn test_config(&self) -> Result<()> {
+        // The workers a reload replaces are listed while nginx -t runs.
+        let (test, workers) = tokio::join!(
+            nginx::test_config(&self.docker, &self.nginx),
+            nginx::worker_pids(&self.docker, &self.nginx)
+        );
+        if let Err(mut e) = test {
+            if let (Some(host), NginxTestError::Rejected { hint, .. }) =
+                (e.unresolved_host(), &mut e)
+            {
+                *hint = self.stopped_backend_hint(&host).await;
+            }
+            return Err(e.into());
+        }
+        *self.workers_before_reload.lock().expect("not poisoned") = Some(workers?);
+        Ok(())
+    }
+
+    async fn reload(&self) -> Result<Reloaded> {
+        let before = self
+            .workers_before_reload
+            .lock()
+            .expect("not poisoned")
+            .take();
+        let out = nginx::reload(&self.docker, &self.nginx, before, RELOAD_CONFIRM_TIMEOUT).await?;
+        Ok(Reloaded {
+            old_workers: out.old_workers,
+            new_workers: out.new_workers,
+        })
+    }
+
+    async fn wait_drained(&self, old_workers: &[u32], timeout: Duration) -> Result<()> {
+        nginx::wait_old_workers_exit(&self.docker, &self.nginx, old_workers, timeout).await
+    }
+
+    async fn replace(&self, server: &ServerRef, spec: &Desired) -> Result<String> {
+        match (spec, self.id_of(&server.container).await?) {
+            // The replacement is created before the old one stops, so only stop → start is
+            // downtime. By id: the name moves to the replacement on the way.
+            (Desired::Engine { spec }, Some(old_id)) => {
+                Ok(recreate_stop_first(&self.docker, &old_id, spec).await?.id)
+            }
+            // Gone already (a resumed rollout that was killed between stop and start).
+            _ => self.deploy(&server.container, spec).await,
+        }
+    }
+
+    async fn start_new(&self, server: &ServerRef, spec: &Desired) -> Result<String> {
+        // A leftover from an interrupted start-first run has this name: it is ours to replace.
+        self.remove_if_present(&server.container).await?;
+        self.deploy(&server.container, spec).await
+    }
+
+    async fn stop_old(&self, container: &str) -> Result<()> {
+        self.remove_if_present(container).await
+    }
+
+    async fn wait_healthy(
+        &self,
+        server: &ServerRef,
+        container_id: &str,
+        timeout: Duration,
+    ) -> Result<DateTime<Utc>> {
+        let probe = self.probe_for(&server.address);
+        let at = backends::wait_healthy(&self.docker, container_id, &probe, timeout).await?;
+        Ok(at.healthy_at)
+    }
+
+    async fn check(
+        &self,
+        container_id: &str,
+        since: DateTime<Utc>,
+        window: Duration,
+    ) -> Result<Option<String>> {
+        let failed = backends::failed_within(&self.docker, container_id, since, window)
+            .await
+            .with_context(|| format!("container {container_id}: monitor"))?;
+        Ok(failed.map(|e| e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exec::{Rollout, RolloutKind, ServerState, Status};
+
+    /// Journals written by the release before the typed journal (commit
+    /// e22ca4d: kinds, specs and times as strings, nanosecond `healthy_at`).
+    const OLD: [(&str, &[u8]); 5] = [
+        (
+            "engine deploy",
+            include_bytes!("../../fixtures/journal/rev0001.json"),
+        ),
+        (
+            "compose deploy",
+            include_bytes!("../../fixtures/journal/rev0002.json"),
+        ),
+        (
+            "rollback",
+            include_bytes!("../../fixtures/journal/rev0003.json"),
+        ),
+        (
+            "start-first deploy",
+            include_bytes!("../../fixtures/journal/rev0004.json"),
+        ),
+        (
+            "drain",
+            include_bytes!("../../fixtures/journal/rev0005.json"),
+        ),
+    ];
+
+    fn load(bytes: &[u8]) -> Rollout<Desired> {
+        serde_json::from_slice(bytes).unwrap()
+    }
+
+    #[test]
+    fn journals_of_the_previous_version_load_typed() {
+        for (what, bytes) in OLD {
+            let r = load(bytes);
+            let again: Rollout<Desired> =
+                serde_json::from_str(&serde_json::to_string(&r).unwrap()).unwrap();
+            assert_eq!(
+                again, r,
+                "{what}: a loaded journal saves and loads unchanged"
+            );
+        }
+        let engine = load(OLD[0].1);
+        assert_eq!(
+            (engine.kind, engine.status),
+            (RolloutKind::Deploy, Status::Done)
+        );
+        let app1 = &engine.servers[0];
+        let Some(Desired::Engine { spec }) = &app1.new_spec else {
+            panic!("an engine spec: {:?}", app1.new_spec)
+        };
+        assert_eq!(spec.env("MESSAGE"), Some("app1,v2"));
+        assert!(app1.healthy_at.is_some() && app1.state == ServerState::Done);
+        assert!(engine.steps.iter().all(|s| s.finished_at >= s.started_at));
+
+        let compose = load(OLD[1].1);
+        assert_eq!(compose.status, Status::RolledBack);
+        assert!(matches!(
+            &compose.servers[0].new_spec,
+            Some(Desired::Compose { compose, .. }) if compose.service == "app1"
+        ));
+        let rollback = load(OLD[2].1);
+        assert_eq!(
+            (rollback.kind, rollback.undoes),
+            (RolloutKind::Rollback, Some(2))
+        );
+        let start_first = load(OLD[3].1);
+        assert!(start_first.servers.iter().all(|s| s.replacement.is_some()));
+        let drain = load(OLD[4].1);
+        assert_eq!(drain.kind, RolloutKind::Drain);
+        assert_eq!(
+            (&drain.servers[0].old_spec, &drain.servers[0].new_spec),
+            (&None, &None)
+        );
+    }
+}

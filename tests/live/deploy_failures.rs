@@ -1,0 +1,134 @@
+//! Failures against the real Docker engine: a backend that never becomes
+//! healthy, and a config edit that `nginx -t` rejects.
+
+use std::time::Duration;
+
+use crate::support::stack::Stack;
+use crate::support::{assert_ok, docker};
+
+#[test]
+fn a_backend_that_never_becomes_healthy_pauses_the_deploy_and_the_other_server_keeps_serving() {
+    let stack = Stack::up("unhealthy");
+    let load = stack.load("/", 20, 16, "get-keepalive");
+    std::thread::sleep(Duration::from_secs(1));
+    let out = stack.tool(&[
+        "deploy",
+        "apps",
+        "--yes",
+        "--env",
+        "FAIL_HEALTH=1",
+        "--health-timeout",
+        "10s",
+    ]);
+    let during = stack.bodies(8);
+    let load = load.finish();
+
+    assert!(!out.status.success(), "the deploy must fail");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let app1 = stack.container("app1");
+    assert!(stderr.contains(&app1), "stderr must name {app1}:\n{stderr}");
+
+    // app2 kept serving throughout, and serves alone now.
+    assert_eq!(load.failed, 0, "{load:?}");
+    assert!(load.total > 100, "{load:?}");
+    let only_app2: std::collections::BTreeSet<String> =
+        ["Hi there, I love ! app2,v1".to_string()].into();
+    assert_eq!(during, only_app2);
+    for _ in 0..8 {
+        assert_eq!(stack.get("/"), (200, "Hi there, I love ! app2,v1".into()));
+    }
+
+    // `status` reports the drained server and the paused rollout.
+    let status = stack.tool(&["status"]);
+    assert_ok(&status);
+    let table = String::from_utf8_lossy(&status.stdout);
+    let app1_row = table
+        .lines()
+        .find(|l| l.contains("app1:3000"))
+        .unwrap_or_else(|| panic!("no app1 row:\n{table}"));
+    assert!(
+        app1_row.contains("down"),
+        "app1 must show as down:\n{table}"
+    );
+    assert!(
+        app1_row.contains("rev 1"),
+        "app1's row must name the rollout:\n{table}"
+    );
+    assert!(
+        table.contains("revision 1") && table.contains("Paused") && table.contains(&app1),
+        "status must report the paused revision and why:\n{table}"
+    );
+    let json = stack.tool(&["status", "--output", "json"]);
+    assert_ok(&json);
+    let json: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(json["unfinished"]["revision"], 1, "{json}");
+    assert_eq!(json["unfinished"]["status"], "paused", "{json}");
+    assert!(
+        json["unfinished"]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains(&app1)),
+        "{json}"
+    );
+}
+
+#[test]
+fn a_config_edit_that_nginx_t_rejects_is_restored_byte_for_byte_and_not_reloaded() {
+    let stack = Stack::up("nginxt");
+    // Upstream names resolve when nginx loads its config: with app2's
+    // container stopped, any reload would fail `host not found in upstream`.
+    docker(&["stop", "-t", "1", &stack.container("app2")]);
+    let (before, inode, processes) = (stack.conf(), stack.conf_inode(), stack.nginx_processes());
+    assert!(processes.len() >= 2, "master and a worker: {processes:?}");
+
+    for args in [
+        &["drain", "apps", "app1"][..],
+        &["deploy", "apps", "--yes", "--force", "--servers", "app1"][..],
+    ] {
+        let out = stack.tool(args);
+        assert!(!out.status.success(), "{args:?} must fail");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("host not found in upstream"),
+            "{args:?}: nginx's own message:\n{stderr}"
+        );
+        assert!(
+            stderr.contains("restored byte for byte"),
+            "{args:?}:\n{stderr}"
+        );
+        let hint = format!(
+            "container {} (server app2) is not running",
+            stack.container("app2")
+        );
+        assert!(
+            stderr.contains(&hint),
+            "{args:?}: names the cause:\n{stderr}"
+        );
+        assert_eq!(
+            stack.conf(),
+            before,
+            "{args:?}: nginx.conf must be restored byte for byte"
+        );
+        assert_eq!(stack.conf_inode(), inode, "{args:?}: and keep its inode");
+        assert_eq!(
+            stack.nginx_processes(),
+            processes,
+            "{args:?}: nginx must not have been reloaded"
+        );
+    }
+    // app1 was never drained: nginx still sends it its share.
+    let app1_answers = (0..6)
+        .filter(|_| stack.get("/") == (200, "Hi there, I love ! app1,v1".into()))
+        .count();
+    assert!(app1_answers > 0, "app1 no longer gets requests");
+    // Nothing changed, so nothing is left to resume or roll back.
+    let history = stack.tool(&["history", "--output", "json"]);
+    assert_ok(&history);
+    let history: serde_json::Value = serde_json::from_slice(&history.stdout).unwrap();
+    let statuses: Vec<&str> = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["rejected", "rejected"], "{history}");
+}

@@ -1,0 +1,153 @@
+//! The seed-002 procedure end to end against the real Docker engine (compose
+//! mode), and the live `drain`/`undrain` commands.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use crate::support::stack::Stack;
+use crate::support::{assert_ok, json_lines};
+
+/// Seconds of load around one deploy: long enough to cover it with room to spare.
+const LOAD_SECONDS: u32 = 30;
+
+fn set(bodies: &[&str]) -> BTreeSet<String> {
+    bodies
+        .iter()
+        .map(|b| format!("Hi there, I love ! {b}"))
+        .collect()
+}
+
+/// Runs `deploy apps --output json` (compose mode, MESSAGE v2 for both) under
+/// `profile` load with slow requests trickling in, and checks every claim of
+/// the seed test: v2 everywhere, the config untouched (bytes and inode), no
+/// failed request, every slow request answered, N+1 reloads.
+fn compose_deploy_under(profile: &str) {
+    let stack = Stack::up(&format!("seed{}", profile.replace('-', "")));
+    let (before, inode) = (stack.conf(), stack.conf_inode());
+    stack.edit_compose("app1,v1", "app1,v2");
+    stack.edit_compose("app2,v1", "app2,v2");
+
+    let load = stack.load("/", LOAD_SECONDS, 16, profile);
+    // A 2 s request starts every 300 ms, so some are in flight on each server
+    // when it is drained, and the old nginx workers must wait for them.
+    let slow = stack.trickle("/slow?ms=2000", Duration::from_millis(300));
+    std::thread::sleep(Duration::from_secs(1));
+    let out = stack.tool(&[
+        "deploy",
+        "apps",
+        "--yes",
+        "--monitor",
+        "0s",
+        "--output",
+        "json",
+    ]);
+    let slow = slow.finish();
+    let load = load.finish();
+    assert_ok(&out);
+
+    let events = json_lines(&out);
+    let summary = events
+        .iter()
+        .find(|e| e["event"] == "summary")
+        .expect("a summary event");
+    assert_eq!(summary["status"], "done", "{summary}");
+    assert_eq!(
+        summary["reloads"], 3,
+        "2 servers need N+1 = 3 reloads: {summary}"
+    );
+    let seconds = summary["seconds"].as_f64().unwrap();
+    assert!(
+        seconds + 1.0 < f64::from(LOAD_SECONDS),
+        "the deploy ({seconds} s) outlasted the load: the test proves nothing, raise LOAD_SECONDS"
+    );
+
+    assert_eq!(
+        stack.conf(),
+        before,
+        "nginx.conf must be byte-identical after the deploy"
+    );
+    assert_eq!(
+        stack.conf_inode(),
+        inode,
+        "nginx.conf must keep its inode (single-file bind mount)"
+    );
+    assert_eq!(stack.bodies(8), set(&["app2,v2", "app1,v2"]));
+
+    assert!(load.total > 100, "{profile}: {load:?}");
+    assert_eq!(load.failed, 0, "{profile}: {load:?}");
+
+    let bad: Vec<_> = slow.iter().filter(|(status, _)| *status != 200).collect();
+    assert!(
+        bad.is_empty(),
+        "slow requests that did not complete with 200: {bad:?}"
+    );
+    let answered_by: BTreeSet<&str> = slow.iter().map(|(_, body)| body.as_str()).collect();
+    for old in set(&["app1,v1", "app2,v1"]) {
+        assert!(
+            answered_by.contains(old.as_str()),
+            "no slow request reached the old {old:?}: {answered_by:?}"
+        );
+    }
+}
+
+#[test]
+fn compose_deploy_under_get_keepalive_loses_no_request() {
+    compose_deploy_under("get-keepalive");
+}
+
+#[test]
+fn compose_deploy_under_post_with_a_new_connection_per_request_loses_no_request() {
+    compose_deploy_under("post-close");
+}
+
+#[test]
+fn drain_and_undrain_take_a_server_out_and_back_live() {
+    let stack = Stack::up("drain");
+    let (before, inode) = (stack.conf(), stack.conf_inode());
+
+    assert_ok(&stack.tool(&["drain", "apps", "app2"]));
+    assert_eq!(
+        stack.bodies(8),
+        set(&["app1,v1"]),
+        "only app1 answers while app2 is drained"
+    );
+    let status = stack.tool(&["status", "--output", "json"]);
+    assert_ok(&status);
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    let states: Vec<(&str, &str)> = status["servers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["server"].as_str().unwrap(), s["state"].as_str().unwrap()))
+        .collect();
+    assert_eq!(states, [("app1:3000", "up"), ("app2:3000", "down")]);
+
+    let refused = stack.tool(&["drain", "apps", "app1"]);
+    assert!(
+        !refused.status.success(),
+        "draining the last live server must be refused"
+    );
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("--force"),
+        "the refusal should name --force: {stderr}"
+    );
+    assert_eq!(
+        stack.bodies(4),
+        set(&["app1,v1"]),
+        "the refused drain changed nothing"
+    );
+
+    assert_ok(&stack.tool(&["undrain", "apps", "app2"]));
+    assert_eq!(
+        stack.bodies(8),
+        set(&["app1,v1", "app2,v1"]),
+        "both answer again"
+    );
+    assert_eq!(
+        stack.conf(),
+        before,
+        "drain + undrain must give back the original bytes"
+    );
+    assert_eq!(stack.conf_inode(), inode, "nginx.conf must keep its inode");
+}

@@ -1,0 +1,577 @@
+//! The backend side of the Docker layer against the real dockerd: mapping
+//! servers to containers, capturing specs, recreating, compose mode, health.
+use std::collections::HashMap;
+use std::time::Duration;
+
+use nginx_rollout::backends::{
+    ComposeProject, HealthError, HealthSource, Probe, Recreated, backend_by_name, capture_spec,
+    compose_cli, compose_container, compose_recreate, create_and_start, failed_within, next_slot,
+    recreate_stop_first, rename, resolve_backend, stop_and_remove, wait_healthy,
+};
+use nginx_rollout::docker::connect;
+
+use crate::support::scope::Scope;
+use crate::support::{APP_IMAGE as APP, NGINX_IMAGE as NGINX, docker, inspect, skip};
+
+/// A healthcheck that passes within a fraction of a second.
+const FAST_HEALTH: [&str; 8] = [
+    "--health-cmd",
+    "wget -q -O /dev/null http://127.0.0.1:3000/health",
+    "--health-interval",
+    "200ms",
+    "--health-timeout",
+    "1s",
+    "--health-retries",
+    "1",
+];
+
+fn health_error(e: &anyhow::Error) -> &HealthError {
+    e.downcast_ref::<HealthError>()
+        .unwrap_or_else(|| panic!("not a health error: {e:#}"))
+}
+
+#[tokio::test]
+async fn resolves_by_compose_service_name_alias_and_ip() {
+    if skip() {
+        return;
+    }
+    let mut s = Scope::new("resolve");
+    let net = s.network("net");
+    let other = s.network("other");
+    let service = s.name("svc");
+    let by_label = s.run(
+        "labelled",
+        &[
+            "--network",
+            &net,
+            "--label",
+            &format!("com.docker.compose.project={}", s.prefix),
+            "--label",
+            &format!("com.docker.compose.service={service}"),
+            APP,
+        ],
+    );
+    let alias = s.name("alias");
+    let by_alias = s.run(
+        "aliased",
+        &["--network", &net, "--network-alias", &alias, APP],
+    );
+    let by_ip = s.run("ip", &["--network", &net, APP]);
+    let ip = inspect(
+        &by_ip,
+        &format!("{{{{(index .NetworkSettings.Networks \"{net}\").IPAddress}}}}"),
+    );
+    let elsewhere = s.run("elsewhere", &["--network", &other, APP]);
+    let d = connect().await.unwrap();
+    let nets = [net.clone()];
+
+    let b = resolve_backend(&d, &nets, &service).await.unwrap();
+    assert_eq!(b.name, by_label);
+    assert_eq!(b.compose.as_ref().unwrap().service, service);
+    assert_eq!(b.image, APP);
+    assert_eq!(b.networks, nets);
+    assert_eq!(
+        resolve_backend(&d, &nets, &by_alias).await.unwrap().name,
+        by_alias
+    );
+    assert_eq!(
+        resolve_backend(&d, &nets, &alias).await.unwrap().name,
+        by_alias
+    );
+    assert_eq!(resolve_backend(&d, &nets, &ip).await.unwrap().name, by_ip);
+
+    // Not on a network shared with nginx: not found, and the error lists who is.
+    let err = resolve_backend(&d, &nets, &elsewhere)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains(&format!("server {elsewhere}")), "{err}");
+    assert!(err.contains(&by_alias) && err.contains(&alias), "{err}");
+
+    // Two containers answering to one alias: ambiguous.
+    let twin = s.run("twin", &["--network", &net, "--network-alias", &alias, APP]);
+    let err = resolve_backend(&d, &nets, &alias)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("ambiguous") && err.contains(&twin), "{err}");
+
+    // `--map SERVER=CONTAINER` path.
+    assert_eq!(backend_by_name(&d, &twin).await.unwrap().name, twin);
+    assert!(backend_by_name(&d, &s.name("missing")).await.is_err());
+}
+
+#[tokio::test]
+async fn capture_spec_drops_image_defaults_but_keeps_explicit_values() {
+    if skip() {
+        return;
+    }
+    let mut s = Scope::new("spec");
+    let net = s.network("net");
+    let name = s.run(
+        "app",
+        &[
+            "--network",
+            &net,
+            "-e",
+            "MESSAGE=explicit",
+            "--label",
+            "team=web",
+            "--stop-timeout",
+            "7",
+            APP,
+        ],
+    );
+    let d = connect().await.unwrap();
+    let spec = capture_spec(&d, &name).await.unwrap();
+    assert_eq!(spec.name, name);
+    assert_eq!(spec.image, APP);
+    // PORT=3000 (and the image's PATH, if any) came from the image.
+    assert_eq!(spec.config.env, Some(vec!["MESSAGE=explicit".to_string()]));
+    assert_eq!(spec.config.cmd, None);
+    assert_eq!(spec.config.exposed_ports, None);
+    assert_eq!(spec.config.hostname, None);
+    let labels = spec.config.labels.clone().unwrap();
+    assert_eq!(labels.get("team").map(String::as_str), Some("web"));
+    assert!(
+        !labels.contains_key("nginx-rollout.fixture.inputs"),
+        "{labels:?}"
+    );
+    assert_eq!(spec.config.stop_timeout, Some(7));
+    assert_eq!(spec.networks.len(), 1);
+    assert_eq!(spec.networks[0].network, net);
+    assert!(
+        spec.networks[0].aliases.is_empty(),
+        "{:?}",
+        spec.networks[0].aliases
+    );
+}
+
+#[tokio::test]
+async fn recreate_keeps_name_networks_aliases_mounts_restart_policy_labels_healthcheck() {
+    if skip() {
+        return;
+    }
+    let mut s = Scope::new("recreate");
+    let front = s.network("front");
+    let back = s.network("back");
+    let volume = s.name("data");
+    s.track_volume(&volume);
+    let dir = tempfile::tempdir().unwrap();
+    let bind = format!("{}:/conf:ro", dir.path().display());
+    let mount = format!("{volume}:/data");
+    let mut args = vec![
+        "--network",
+        &front,
+        "--network-alias",
+        "web",
+        "-e",
+        "MESSAGE=v1",
+        "--label",
+        "team=web",
+        "--restart",
+        "unless-stopped",
+        "-v",
+        &mount,
+        "-v",
+        &bind,
+        "-p",
+        "127.0.0.1::3000",
+    ];
+    args.extend_from_slice(&FAST_HEALTH);
+    args.push(APP);
+    let name = s.run("app", &args);
+    docker(&["network", "connect", "--alias", "api", &back, &name]);
+    let d = connect().await.unwrap();
+    let probe = Probe::Running;
+    wait_healthy(&d, &name, &probe, Duration::from_secs(30))
+        .await
+        .unwrap();
+
+    const KEPT: &str = "{{json .HostConfig.RestartPolicy}}|{{json .HostConfig.Binds}}|\
+        {{json .HostConfig.PortBindings}}|{{json .Config.Labels}}|{{json .Config.Healthcheck}}|\
+        {{json .Config.ExposedPorts}}|{{json .Config.Cmd}}|{{.Name}}";
+    let before = inspect(&name, KEPT);
+    let aliases = |c: &str, net: &str| {
+        inspect(
+            c,
+            &format!("{{{{json (index .NetworkSettings.Networks \"{net}\").Aliases}}}}"),
+        )
+    };
+    assert!(aliases(&name, &front).contains("\"web\""));
+
+    let spec = capture_spec(&d, &name)
+        .await
+        .unwrap()
+        .with_env("MESSAGE", "v2");
+    let old_id = inspect(&name, "{{.Id}}");
+    let Recreated {
+        stopped,
+        id: new_id,
+    } = recreate_stop_first(&d, &old_id, &spec).await.unwrap();
+    // SIGTERM was honoured: the app finished cleanly instead of being killed.
+    assert_eq!(stopped.exit_code, 0, "{stopped:?}");
+    assert_eq!(stopped.name, name);
+    assert_ne!(new_id, old_id);
+    assert_eq!(inspect(&name, "{{.Id}}"), new_id);
+    let gone = docker(&["ps", "-aq", "--filter", &format!("id={old_id}")]);
+    assert_eq!(gone, "", "old container removed");
+    let healthy = wait_healthy(&d, &new_id, &probe, Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(healthy.source, HealthSource::Docker);
+    assert!(healthy.healthy_at >= healthy.started_at);
+    // Figures from Docker's own timestamps (reported, not asserted).
+    eprintln!(
+        "recreate figures: stop {} ms, stopped→started {} ms, started→healthy {} ms",
+        (stopped.stopped_at - stopped.stop_requested_at).num_milliseconds(),
+        (healthy.started_at - stopped.stopped_at).num_milliseconds(),
+        (healthy.healthy_at - healthy.started_at).num_milliseconds()
+    );
+
+    assert_eq!(inspect(&name, KEPT), before);
+    let env = inspect(&name, "{{json .Config.Env}}");
+    assert!(
+        env.contains("MESSAGE=v2") && !env.contains("MESSAGE=v1"),
+        "{env}"
+    );
+    assert!(env.contains("PORT=3000"), "{env}");
+    assert!(aliases(&name, &front).contains("\"web\""));
+    assert!(aliases(&name, &back).contains("\"api\""));
+    assert!(!aliases(&name, &front).contains(&old_id[..12]));
+    let mounts = inspect(
+        &name,
+        "{{range .Mounts}}{{.Type}}:{{.Name}}:{{.Destination}} {{end}}",
+    );
+    assert!(
+        mounts.contains(&format!("volume:{volume}:/data")),
+        "{mounts}"
+    );
+    assert!(mounts.contains("bind::/conf"), "{mounts}");
+}
+
+#[tokio::test]
+async fn a_default_of_the_old_image_gives_way_to_the_new_images_default() {
+    if skip() {
+        return;
+    }
+    let mut s = Scope::new("defaults");
+    let old_image = s.image_with("old", &["ENV GREETING=old-default"]);
+    let new_image = s.image_with("new", &["ENV GREETING=new-default"]);
+    let defaulted = s.run("defaulted", &[&old_image]);
+    let explicit = s.run("explicit", &["-e", "GREETING=mine", &old_image]);
+    let d = connect().await.unwrap();
+    for (name, want) in [
+        (&defaulted, "GREETING=new-default"),
+        (&explicit, "GREETING=mine"),
+    ] {
+        let spec = capture_spec(&d, name).await.unwrap().with_image(&new_image);
+        stop_and_remove(&d, name).await.unwrap();
+        create_and_start(&d, &spec, name).await.unwrap();
+        let env = inspect(name, "{{json .Config.Env}}");
+        assert!(env.contains(want), "{name}: {env}");
+        assert!(!env.contains("old-default"), "{name}: {env}");
+        assert_eq!(inspect(name, "{{.Config.Image}}"), new_image);
+    }
+}
+
+#[tokio::test]
+async fn start_first_slot_beside_the_old_container_and_rename() {
+    if skip() {
+        return;
+    }
+    let mut s = Scope::new("slot");
+    let net = s.network("net");
+    let name = s.run("app", &["--network", &net, "--network-alias", "web", APP]);
+    let d = connect().await.unwrap();
+    let spec = capture_spec(&d, &name).await.unwrap();
+    let slot = next_slot(&name);
+    assert_eq!(slot, format!("{name}-b"));
+    let id = create_and_start(&d, &spec, &slot).await.unwrap();
+    assert_eq!(inspect(&slot, "{{.State.Running}}"), "true");
+    assert_eq!(inspect(&name, "{{.State.Running}}"), "true");
+    stop_and_remove(&d, &name).await.unwrap();
+    let back = s.name("renamed");
+    rename(&d, &id, &back).await.unwrap();
+    assert_eq!(inspect(&id, "{{.Name}}"), format!("/{back}"));
+}
+
+#[tokio::test]
+async fn create_failure_removes_the_half_made_container() {
+    if skip() {
+        return;
+    }
+    let mut s = Scope::new("createfail");
+    let net = s.network("net");
+    let name = s.run("app", &["--network", &net, APP]);
+    let d = connect().await.unwrap();
+    let mut spec = capture_spec(&d, &name).await.unwrap();
+    let mut ghost = spec.networks[0].clone();
+    ghost.network = s.name("no-such-network");
+    spec.networks.push(ghost);
+    let target = s.name("new");
+    let err = create_and_start(&d, &spec, &target).await.unwrap_err();
+    assert!(format!("{err:#}").contains(&target), "{err:#}");
+    let left = docker(&["ps", "-aq", "--filter", &format!("name=^/{target}$")]);
+    assert_eq!(left, "");
+}
+
+#[tokio::test]
+async fn stop_first_recreate_that_cannot_create_or_start_leaves_the_old_container() {
+    if skip() {
+        return;
+    }
+    let mut s = Scope::new("swapfail");
+    let net = s.network("net");
+    let name = s.run("app", &["--network", &net, "--network-alias", "web", APP]);
+    let d = connect().await.unwrap();
+    let old_id = inspect(&name, "{{.Id}}");
+    let spec = capture_spec(&d, &name).await.unwrap();
+
+    // No such image: nothing was stopped.
+    let missing = spec.clone().with_image(s.name("no-such-image:v9"));
+    let err = recreate_stop_first(&d, &old_id, &missing)
+        .await
+        .unwrap_err();
+    assert!(format!("{err:#}").contains("create"), "{err:#}");
+    assert_eq!(inspect(&name, "{{.State.Running}}"), "true");
+
+    // The new one cannot start: it is removed, the old one keeps its name.
+    let mut broken = spec.clone();
+    broken.config.entrypoint = Some(vec!["/no-such-binary".into()]);
+    let err = recreate_stop_first(&d, &old_id, &broken).await.unwrap_err();
+    assert!(
+        format!("{err:#}").contains(&format!("container {name}: start")),
+        "{err:#}"
+    );
+    assert_eq!(inspect(&name, "{{.Id}}"), old_id);
+    let others = docker(&["ps", "-aq", "--filter", &format!("name={name}-nr")]);
+    assert_eq!(others, "", "temporary containers removed");
+}
+
+#[tokio::test]
+async fn wait_healthy_by_docker_healthcheck() {
+    if skip() {
+        return;
+    }
+    let mut s = Scope::new("health");
+    let mut args: Vec<&str> = FAST_HEALTH.to_vec();
+    args.push(APP);
+    let good = s.run("good", &args);
+    let mut args: Vec<&str> = vec!["-e", "FAIL_HEALTH=1"];
+    args.extend_from_slice(&FAST_HEALTH);
+    args.push(APP);
+    let bad = s.run("bad", &args);
+    let slow = s.run(
+        "slow",
+        &[
+            "--health-cmd",
+            "wget -q -O /dev/null http://127.0.0.1:3000/health",
+            "--health-interval",
+            "1h",
+            APP,
+        ],
+    );
+    let d = connect().await.unwrap();
+    let limit = Duration::from_secs(30);
+
+    let ok = wait_healthy(&d, &good, &Probe::Running, limit)
+        .await
+        .unwrap();
+    assert_eq!(ok.source, HealthSource::Docker);
+
+    let err = wait_healthy(&d, &bad, &Probe::Running, limit)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(health_error(&err), HealthError::Unhealthy { container, .. } if *container == bad),
+        "{err:#}"
+    );
+
+    let err = wait_healthy(&d, &slow, &Probe::Running, Duration::from_secs(1))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(health_error(&err), HealthError::TimedOut { container, .. } if *container == slow),
+        "{err:#}"
+    );
+    assert!(err.to_string().contains(&slow));
+}
+
+#[tokio::test]
+async fn wait_healthy_by_probe_from_the_nginx_container() {
+    if skip() {
+        return;
+    }
+    let mut s = Scope::new("probe");
+    let net = s.network("net");
+    let nginx = s.run("nginx", &["--network", &net, NGINX]);
+    let good = s.run("good", &["--network", &net, "--network-alias", "good", APP]);
+    let bad = s.run(
+        "bad",
+        &[
+            "--network",
+            &net,
+            "--network-alias",
+            "bad",
+            "-e",
+            "FAIL_HEALTH=1",
+            APP,
+        ],
+    );
+    let d = connect().await.unwrap();
+    let http = |addr: &str| Probe::Http {
+        nginx: nginx.clone(),
+        addr: addr.into(),
+        path: "/health".into(),
+    };
+    let limit = Duration::from_secs(30);
+    let ok = wait_healthy(&d, &good, &http("good:3000"), limit)
+        .await
+        .unwrap();
+    assert_eq!(ok.source, HealthSource::Probe);
+    let tcp = Probe::Tcp {
+        nginx: nginx.clone(),
+        addr: "good:3000".into(),
+    };
+    wait_healthy(&d, &good, &tcp, limit).await.unwrap();
+
+    let err = wait_healthy(&d, &bad, &http("bad:3000"), Duration::from_secs(2))
+        .await
+        .unwrap_err();
+    let HealthError::TimedOut {
+        container, output, ..
+    } = health_error(&err)
+    else {
+        panic!("{err:#}");
+    };
+    assert_eq!(*container, bad);
+    assert!(output.contains("wget"), "{output}");
+
+    let closed = Probe::Tcp {
+        nginx: nginx.clone(),
+        addr: "good:3999".into(),
+    };
+    assert!(
+        wait_healthy(&d, &good, &closed, Duration::from_secs(2))
+            .await
+            .is_err()
+    );
+}
+
+#[tokio::test]
+async fn monitor_catches_crash_and_restart_but_passes_a_stable_container() {
+    if skip() {
+        return;
+    }
+    let mut s = Scope::new("monitor");
+    let stable = s.run("stable", &[APP]);
+    let crash = s.run("crash", &["-e", "CRASH_AFTER_MS=1000", APP]);
+    let restart = s.run(
+        "restart",
+        &["-e", "CRASH_AFTER_MS=1000", "--restart", "always", APP],
+    );
+    let d = connect().await.unwrap();
+    let since = chrono::Utc::now();
+    let window = Duration::from_secs(6);
+    // The crashing ones exit 1 s after they start; look after that, inside the window.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let stable_failed = failed_within(&d, &stable, since, window).await.unwrap();
+    assert!(stable_failed.is_none(), "{stable_failed:?}");
+    let crashed = failed_within(&d, &crash, since, window).await.unwrap();
+    assert!(
+        matches!(crashed, Some(HealthError::Exited { code: 1, .. })),
+        "{crashed:?}"
+    );
+    let restarted = failed_within(&d, &restart, since, window).await.unwrap();
+    assert!(
+        matches!(
+            restarted,
+            Some(HealthError::Restarted { .. } | HealthError::Exited { .. })
+        ),
+        "{restarted:?}"
+    );
+    // A failure after the window is not the window's: seen from a window that
+    // ended before the crash, the crashed container passed.
+    let before = failed_within(&d, &crash, since, Duration::from_millis(100))
+        .await
+        .unwrap();
+    assert!(before.is_none(), "{before:?}");
+}
+
+#[tokio::test]
+async fn compose_mode_detects_a_changed_service_and_recreates_it() {
+    if skip() {
+        return;
+    }
+    let Some(cli) = compose_cli() else {
+        panic!("no compose CLI installed (scripts/dev-env.sh installs docker-compose)");
+    };
+    let mut s = Scope::new("compose");
+    let dir = tempfile::tempdir().unwrap();
+    let project = s.prefix.replace('-', "");
+    let file = dir.path().join("docker-compose.yml");
+    let write = |message: &str| {
+        std::fs::write(
+            &file,
+            format!(
+                "version: '3.8'\nservices:\n  app1:\n    image: {APP}\n    environment:\n      \
+                 - 'MESSAGE={message}'\n    deploy:\n      update_config:\n        parallelism: 2\n        \
+                 order: start-first\n"
+            ),
+        )
+        .unwrap()
+    };
+    write("app1,v1");
+    s.track_compose(dir.path(), &project);
+    let up = std::process::Command::new("docker-compose")
+        .current_dir(dir.path())
+        .args(["-p", &project, "up", "-d"])
+        .output()
+        .unwrap();
+    assert!(
+        up.status.success(),
+        "{}",
+        String::from_utf8_lossy(&up.stderr)
+    );
+
+    let d = connect().await.unwrap();
+    let container = format!("{project}_app1_1");
+    let backend = backend_by_name(&d, &container).await.unwrap();
+    let r = backend.compose.clone().expect("compose labels");
+    assert_eq!(compose_container(&d, &r).await.unwrap(), backend.id);
+    // As nginx on the project's network would name it: `server app1:3000`.
+    let default_net = [format!("{project}_default")];
+    let resolved = resolve_backend(&d, &default_net, "app1").await.unwrap();
+    assert_eq!(resolved.id, backend.id);
+    let project = ComposeProject::load(cli, &r).await.unwrap();
+    assert!(!project.needs_update(&r).unwrap());
+
+    let config = project.service("app1").unwrap();
+    let update = &config["deploy"]["update_config"];
+    assert_eq!(update["parallelism"].as_u64(), Some(2));
+    assert_eq!(update["order"].as_str(), Some("start-first"));
+
+    write("app1,v2");
+    let project = ComposeProject::load(cli, &r).await.unwrap();
+    assert!(project.needs_update(&r).unwrap());
+    assert!(project.service("nope").is_err());
+    compose_recreate(cli, &r).await.unwrap();
+    let new_id = compose_container(&d, &r).await.unwrap();
+    assert_ne!(new_id, backend.id);
+    let env = inspect(&new_id, "{{json .Config.Env}}");
+    assert!(env.contains("MESSAGE=app1,v2"), "{env}");
+    let now = backend_by_name(&d, &new_id).await.unwrap().compose.unwrap();
+    assert!(!project.needs_update(&now).unwrap());
+
+    // A broken compose file: the error carries compose's own message.
+    std::fs::write(&file, "services: [").unwrap();
+    let err = compose_recreate(cli, &now).await.unwrap_err().to_string();
+    assert!(
+        err.contains("up -d --no-deps --force-recreate app1"),
+        "{err}"
+    );
+    let labels: HashMap<String, String> =
+        serde_json::from_str(&inspect(&new_id, "{{json .Config.Labels}}")).unwrap();
+    assert_eq!(labels["com.docker.compose.service"], "app1");
+}

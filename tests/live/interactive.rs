@@ -1,0 +1,106 @@
+//! `deploy -i` through a real pseudo-terminal: the prompt before each step
+//! drives a real deploy; quitting leaves a resumable journal; without a
+//! terminal `-i` refuses and points to `--yes`.
+
+use crate::support::stack::Stack;
+use rexpect::process::WaitStatus;
+use rexpect::session::{PtySession, spawn_command};
+
+const PROMPT: &str = "run this step?";
+const DOWN: &str = "\x1b[B";
+
+fn spawn(stack: &Stack, args: &[&str]) -> PtySession {
+    let mut cmd = std::process::Command::new(crate::support::tool_path());
+    cmd.args(args)
+        .current_dir(stack.path())
+        .env("NO_COLOR", "1")
+        .env("TERM", "xterm")
+        .env("NGINX_PORT", stack.port.to_string());
+    spawn_command(cmd, Some(90_000)).expect("spawn in a pty")
+}
+
+fn exit_code(p: &PtySession) -> i32 {
+    match p.process().wait().unwrap() {
+        WaitStatus::Exited(_, code) => code,
+        other => panic!("not exited: {other:?}"),
+    }
+}
+
+#[test]
+fn answering_yes_then_all_runs_the_deploy_to_the_end() {
+    let stack = Stack::up("itall");
+    stack.edit_compose("app1,v1", "app1,v2");
+    stack.edit_compose("app2,v1", "app2,v2");
+    let mut p = spawn(&stack, &["deploy", "apps", "-i", "--monitor", "0s"]);
+    // Step 1 shows its diff before the question; Enter takes the default (yes).
+    p.exp_string("[ 1/12] edit").unwrap();
+    p.exp_string("+        server app1:3000 down;").unwrap();
+    p.exp_string(PROMPT).unwrap();
+    p.send("\r").unwrap();
+    p.flush().unwrap();
+    // Step 2: "all" (third item) runs the rest without asking.
+    p.exp_string("[ 2/12] reload").unwrap();
+    p.exp_string(PROMPT).unwrap();
+    p.send(&format!("{DOWN}{DOWN}\r")).unwrap();
+    p.flush().unwrap();
+    p.exp_string("[ 3/12] wait-drained").unwrap();
+    let rest = p.exp_string("nginx reloads").unwrap();
+    assert!(!rest.contains(PROMPT), "asked again after all:\n{rest}");
+    assert!(rest.contains(": done in"), "{rest}");
+    p.exp_eof().unwrap();
+    assert_eq!(exit_code(&p), 0);
+    assert_eq!(
+        stack.bodies(8),
+        ["Hi there, I love ! app1,v2", "Hi there, I love ! app2,v2"]
+            .map(String::from)
+            .into_iter()
+            .collect()
+    );
+}
+
+#[test]
+fn quitting_at_a_prompt_leaves_a_resumable_rollout() {
+    let stack = Stack::up("itquit");
+    stack.edit_compose("app1,v1", "app1,v2");
+    stack.edit_compose("app2,v1", "app2,v2");
+    let mut p = spawn(&stack, &["deploy", "apps", "-i", "--monitor", "0s"]);
+    p.exp_string(PROMPT).unwrap();
+    p.send("\r").unwrap(); // step 1: drain app1
+    p.flush().unwrap();
+    p.exp_string("[ 2/12] reload").unwrap();
+    p.exp_string(PROMPT).unwrap();
+    p.send(&format!("{DOWN}{DOWN}{DOWN}\r")).unwrap(); // quit
+    p.flush().unwrap();
+    p.exp_string("paused").unwrap();
+    p.exp_eof().unwrap();
+    assert_eq!(exit_code(&p), 3);
+
+    let status = stack.tool(&["status"]);
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert!(text.contains("Paused"), "{text}");
+    let out = stack.tool(&["resume", "--yes"]);
+    crate::support::assert_ok(&out);
+    assert_eq!(
+        stack.bodies(8),
+        ["Hi there, I love ! app1,v2", "Hi there, I love ! app2,v2"]
+            .map(String::from)
+            .into_iter()
+            .collect()
+    );
+}
+
+#[test]
+fn interactive_without_a_terminal_says_to_use_yes_and_does_nothing() {
+    let stack = Stack::up("itnotty");
+    stack.edit_compose("app1,v1", "app1,v2");
+    let out = stack.tool(&["deploy", "apps", "-i"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--yes"), "{stderr}");
+    assert!(
+        !stack.path().join("proxy/.nginx-rollout").exists(),
+        "no journal was started"
+    );
+    assert_eq!(stack.bodies(4).len(), 2);
+    assert!(stack.bodies(8).contains("Hi there, I love ! app1,v1"));
+}

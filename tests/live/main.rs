@@ -1,0 +1,21 @@
+//! The tests against the real Docker daemon and the real nginx: the two
+//! wings on their own (`docker_nginx`, `docker_backend`), then whole
+//! rollouts of private copies of the seed stack under load.
+#[path = "../support/mod.rs"]
+mod support;
+
+mod cli_front;
+mod crash_recovery;
+mod deploy_engine;
+mod deploy_failures;
+mod deploy_seed;
+mod docker_backend;
+mod docker_nginx;
+mod dry_run;
+mod exit_codes;
+mod interactive;
+mod json_events;
+mod policy_failures;
+mod policy_history;
+mod policy_order;
+mod policy_pause;

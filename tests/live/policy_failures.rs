@@ -1,0 +1,213 @@
+//! Failure policies against the real Docker engine: a never-healthy version
+//! rolled back automatically, the monitor window, and the failure ratio.
+
+use crate::support::stack::{Stack, app_bodies, set_app_servers};
+use crate::support::{assert_ok, json_lines, text};
+
+/// The final `summary` event of a `--output json` run.
+fn summary(out: &std::process::Output) -> serde_json::Value {
+    json_lines(out)
+        .into_iter()
+        .rfind(|e| e["event"] == "summary")
+        .unwrap_or_else(|| panic!("no summary event\n{}", text(out)))
+}
+
+#[test]
+fn never_healthy_version_is_rolled_back_automatically_without_failed_requests() {
+    let stack = Stack::up("nohealth");
+    let before = stack.conf();
+    let load = stack.load("/", 30, 16, "get-keepalive");
+    let out = stack.tool(&[
+        "deploy",
+        "apps",
+        "--yes",
+        "--output",
+        "json",
+        "--mode",
+        "engine",
+        "--env",
+        "FAIL_HEALTH=1",
+        "--env",
+        "MESSAGE={{service}},v2",
+        "--failure-action",
+        "rollback",
+        "--health-timeout",
+        "20s",
+        "--monitor",
+        "0s",
+    ]);
+    let load = load.finish();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let events = json_lines(&out);
+    assert!(
+        events.iter().any(|e| e["event"] == "rollback"),
+        "{}",
+        text(&out)
+    );
+    let kinds: Vec<_> = events
+        .iter()
+        .filter(|e| e["event"] == "plan")
+        .map(|e| e["kind"].clone())
+        .collect();
+    assert_eq!(kinds, ["deploy", "rollback"], "{}", text(&out));
+    let summaries: Vec<_> = events.iter().filter(|e| e["event"] == "summary").collect();
+    assert_eq!(
+        summaries.first().map(|s| &s["status"]),
+        Some(&"done".into()),
+        "the rollback finished: {}",
+        text(&out)
+    );
+    assert_eq!(summary(&out)["status"], "rolled-back", "{}", text(&out));
+    assert_eq!(
+        stack.conf(),
+        before,
+        "nginx.conf must be byte-identical to the start"
+    );
+    assert_eq!(stack.bodies(8), app_bodies(2, "v1"));
+    assert!(load.total > 100, "{load:?}");
+    assert_eq!(load.failed, 0, "{load:?}");
+}
+
+/// Deploys to app2 a version that exits 3 s after it starts (2 s after it became
+/// healthy), with the given monitor window. Only the last server crashes: nginx
+/// cannot load a config naming a host that no longer resolves, so a crash of an
+/// earlier server would fail the next reload whatever the monitor window.
+fn deploy_crashing(stack: &Stack, monitor: &str) -> std::process::Output {
+    stack.tool(&[
+        "deploy",
+        "apps",
+        "--servers",
+        "app2",
+        "--yes",
+        "--output",
+        "json",
+        "--mode",
+        "engine",
+        "--env",
+        "CRASH_AFTER_MS=3000",
+        "--parallelism",
+        "1",
+        "--monitor",
+        monitor,
+        "--health-timeout",
+        "20s",
+    ])
+}
+
+#[test]
+fn a_crash_inside_the_monitor_window_is_a_failure() {
+    let stack = Stack::up("monlong");
+    let out = deploy_crashing(&stack, "10s");
+    // The default failure action is pause.
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    let events = json_lines(&out);
+    let failure = events
+        .iter()
+        .find(|e| e["event"] == "failure")
+        .unwrap_or_else(|| panic!("{}", text(&out)));
+    assert!(
+        failure["reason"]
+            .as_str()
+            .unwrap()
+            .contains("monitor window"),
+        "{failure}"
+    );
+    assert_eq!(summary(&out)["status"], "paused");
+    let conf = String::from_utf8(stack.conf()).unwrap();
+    let status = stack.tool(&["status", "--output", "json"]);
+    assert_ok(&status);
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(status["unfinished"]["status"], "paused", "{status}\n{conf}");
+}
+
+#[test]
+fn a_crash_after_the_monitor_window_is_not_a_failure() {
+    let stack = Stack::up("monshort");
+    let out = deploy_crashing(&stack, "1s");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let events = json_lines(&out);
+    assert!(
+        !events.iter().any(|e| e["event"] == "failure"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(summary(&out)["status"], "done");
+}
+
+/// A 4-server stack where only app3's new version never becomes healthy.
+fn deploy_one_failing_of_four(name: &str, ratio: &str) -> (Stack, std::process::Output) {
+    let stack = Stack::up_with(name, |dir| set_app_servers(dir, 4));
+    assert_eq!(stack.bodies(12), app_bodies(4, "v1"));
+    let out = stack.tool(&[
+        "deploy",
+        "apps",
+        "--yes",
+        "--output",
+        "json",
+        "--mode",
+        "engine",
+        "--env",
+        r#"FAIL_HEALTH={% if service == "app3" %}1{% else %}0{% endif %}"#,
+        "--env",
+        "MESSAGE={{service}},v2",
+        "--max-failure-ratio",
+        ratio,
+        "--failure-action",
+        "pause",
+        "--health-timeout",
+        "20s",
+        "--monitor",
+        "0s",
+    ]);
+    (stack, out)
+}
+
+#[test]
+fn one_failure_in_four_exceeds_a_ratio_of_0_2() {
+    let (stack, out) = deploy_one_failing_of_four("ratio02", "0.2");
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert_eq!(summary(&out)["status"], "paused");
+    let events = json_lines(&out);
+    let failures: Vec<_> = events.iter().filter(|e| e["event"] == "failure").collect();
+    assert_eq!(failures.len(), 1, "{}", text(&out));
+    assert_eq!(failures[0]["server"], "app3:3000");
+    // Paused at app3: app4 was never touched, app3 stays out of the upstream.
+    let bodies = stack.bodies(12);
+    assert!(bodies.contains("Hi there, I love ! app4,v1"), "{bodies:?}");
+    assert!(!bodies.iter().any(|b| b.contains("app3")), "{bodies:?}");
+}
+
+#[test]
+fn one_failure_in_four_stays_within_a_ratio_of_0_3() {
+    let (stack, out) = deploy_one_failing_of_four("ratio03", "0.3");
+    // The rollout goes on and ends; the failed server is reported, not fatal to the others.
+    let s = summary(&out);
+    assert_eq!(s["status"], "done", "{}", text(&out));
+    let results: Vec<_> = s["servers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["server"].as_str().unwrap().to_string(),
+                r["result"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        results,
+        [
+            ("app1:3000", "updated"),
+            ("app2:3000", "updated"),
+            ("app3:3000", "failed"),
+            ("app4:3000", "updated")
+        ]
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+    );
+    let bodies = stack.bodies(12);
+    let expected: std::collections::BTreeSet<String> = [1, 2, 4]
+        .map(|k| format!("Hi there, I love ! app{k},v2"))
+        .into_iter()
+        .collect();
+    assert_eq!(bodies, expected);
+}

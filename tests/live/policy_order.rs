@@ -1,0 +1,163 @@
+//! start-first on a single-server upstream, and parallelism, against the real Docker engine.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Instant;
+
+use crate::support::assert_ok;
+use crate::support::stack::{Stack, app_bodies, set_app_servers};
+
+/// Live (not `down`) server lines of the upstream.
+fn live_servers(conf: &[u8]) -> Vec<String> {
+    String::from_utf8_lossy(conf)
+        .lines()
+        .map(str::trim)
+        .filter(|l| {
+            l.starts_with("server ")
+                && l.ends_with(';')
+                && !l.contains(" down")
+                && !l.contains("listen")
+        })
+        .filter(|l| !l.starts_with("server_name"))
+        .map(|l| {
+            l.trim_start_matches("server ")
+                .trim_end_matches(';')
+                .to_string()
+        })
+        .collect()
+}
+
+/// Containers of the project whose name starts with `prefix`.
+fn containers(prefix: &str) -> Vec<String> {
+    let out = std::process::Command::new("docker")
+        .args([
+            "ps",
+            "-a",
+            "--format",
+            "{{.Names}}",
+            "--filter",
+            &format!("name={prefix}"),
+        ])
+        .output()
+        .unwrap();
+    let mut names: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(String::from)
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn start_first_on_one_server_never_drops_to_zero_and_alternates_names() {
+    let stack = Stack::up_with("startfirst", |dir| set_app_servers(dir, 1));
+    let app = stack.container("app1");
+    assert_eq!(live_servers(&stack.conf()), ["app1:3000"]);
+    // stop-first is refused on a single live server.
+    let out = stack.tool(&[
+        "deploy",
+        "apps",
+        "--yes",
+        "--mode",
+        "engine",
+        "--env",
+        "MESSAGE={{service}},v2",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("start-first"));
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let min_live = Arc::new(AtomicUsize::new(usize::MAX));
+    let watcher = {
+        let (stop, min_live, path) = (stop.clone(), min_live.clone(), stack.conf_path());
+        std::thread::spawn(move || {
+            let start = Instant::now();
+            while !stop.load(Ordering::SeqCst) && start.elapsed().as_secs() < 180 {
+                let n = live_servers(&std::fs::read(&path).unwrap()).len();
+                min_live.fetch_min(n, Ordering::SeqCst);
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+        })
+    };
+    let load = stack.load("/", 25, 16, "get-keepalive");
+    let start_first = |version: &str| {
+        let message = format!("MESSAGE=app1,{version}");
+        let out = stack.tool(&[
+            "deploy",
+            "apps",
+            "--yes",
+            "--mode",
+            "engine",
+            "--order",
+            "start-first",
+            "--env",
+            &message,
+            "--monitor",
+            "0s",
+        ]);
+        assert_ok(&out);
+    };
+    start_first("v2");
+    assert_eq!(live_servers(&stack.conf()), [format!("{app}-b:3000")]);
+    assert_eq!(stack.bodies(4), app_bodies(1, "v2"));
+    start_first("v3");
+    let load = load.finish();
+    stop.store(true, Ordering::SeqCst);
+    watcher.join().unwrap();
+    assert_eq!(
+        live_servers(&stack.conf()),
+        [format!("{app}:3000")],
+        "the name alternates back"
+    );
+    assert_eq!(
+        containers(&app),
+        std::slice::from_ref(&app),
+        "the old containers are gone"
+    );
+    assert_eq!(stack.bodies(4), app_bodies(1, "v3"));
+    assert_eq!(
+        min_live.load(Ordering::SeqCst),
+        1,
+        "never zero live servers"
+    );
+    assert!(load.total > 100, "{load:?}");
+    assert_eq!(load.failed, 0, "{load:?}");
+}
+
+/// Deploys v2 to a 4-server stack with `parallelism`; returns the wall time.
+fn timed_deploy(name: &str, parallelism: &str) -> f64 {
+    let stack = Stack::up_with(name, |dir| set_app_servers(dir, 4));
+    let start = Instant::now();
+    let out = stack.tool(&[
+        "deploy",
+        "apps",
+        "--yes",
+        "--mode",
+        "engine",
+        "--env",
+        "MESSAGE={{service}},v2",
+        "--parallelism",
+        parallelism,
+        "--monitor",
+        "0s",
+    ]);
+    let seconds = start.elapsed().as_secs_f64();
+    assert_ok(&out);
+    assert_eq!(stack.bodies(16), app_bodies(4, "v2"));
+    seconds
+}
+
+#[test]
+fn parallelism_2_and_1_both_update_four_servers() {
+    let one = timed_deploy("par1", "1");
+    let two = timed_deploy("par2", "2");
+    eprintln!(
+        "4 servers: parallelism 1 took {one:.1} s, parallelism 2 took {two:.1} s ({:.2}x)",
+        one / two
+    );
+}

@@ -1,0 +1,14 @@
+//! The tests that need no Docker daemon: the config engine (corpus,
+//! edits, properties, `nginx -t` agreement, templates) and the command
+//! line's own surface.
+#[path = "../support/mod.rs"]
+mod support;
+
+
+mod cli_surface;
+mod conf_cli;
+mod conf_corpus;
+mod conf_edit;
+mod conf_nginx_t;
+mod conf_props;
+mod conf_render;

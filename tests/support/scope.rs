@@ -1,0 +1,153 @@
+//! A [`Scope`]: unique names for containers, networks, images and compose
+//! projects a test makes with the docker CLI, and their removal when dropped,
+//! even on panic.
+use std::process::Command;
+use std::sync::RwLockReadGuard;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use super::{APP_IMAGE, docker};
+
+/// Everything one test created; removed when dropped.
+pub struct Scope {
+    /// Unique prefix for every name this test creates.
+    pub prefix: String,
+    containers: Vec<String>,
+    networks: Vec<String>,
+    images: Vec<String>,
+    volumes: Vec<String>,
+    /// Compose projects to `down`: (directory, project name).
+    compose: Vec<(std::path::PathBuf, String)>,
+    _turn: RwLockReadGuard<'static, ()>,
+}
+
+impl Scope {
+    /// A new scope named after the test.
+    pub fn new(test: &str) -> Self {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos();
+        let prefix = format!(
+            "nrbk-{test}-{}-{}-{:x}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed),
+            nanos % 0xffff
+        );
+        Scope {
+            prefix,
+            containers: vec![],
+            networks: vec![],
+            images: vec![],
+            volumes: vec![],
+            compose: vec![],
+            _turn: super::shared(),
+        }
+    }
+
+    /// `PREFIX-suffix`.
+    pub fn name(&self, suffix: &str) -> String {
+        format!("{}-{suffix}", self.prefix)
+    }
+
+    /// Creates a bridge network `PREFIX-suffix`.
+    pub fn network(&mut self, suffix: &str) -> String {
+        let name = self.name(suffix);
+        docker(&["network", "create", &name]);
+        self.networks.push(name.clone());
+        name
+    }
+
+    /// `docker run -d --name PREFIX-suffix ARGS…`; returns the container name.
+    pub fn run(&mut self, suffix: &str, args: &[&str]) -> String {
+        let name = self.name(suffix);
+        self.containers.push(name.clone());
+        let mut argv = vec!["run", "-d", "--name", &name];
+        argv.extend_from_slice(args);
+        docker(&argv);
+        name
+    }
+
+    /// Remembers a volume to remove.
+    pub fn track_volume(&mut self, name: &str) {
+        self.volumes.push(name.to_string());
+    }
+
+    /// Commits a stopped app container with `changes` (Dockerfile lines) as
+    /// image `PREFIX-suffix:latest`.
+    pub fn image_with(&mut self, suffix: &str, changes: &[&str]) -> String {
+        let image = format!("{}:latest", self.name(suffix));
+        let tmp = self.name(&format!("{suffix}-src"));
+        docker(&["create", "--name", &tmp, APP_IMAGE]);
+        let mut argv = vec!["commit".to_string()];
+        for c in changes {
+            argv.push("--change".into());
+            argv.push(c.to_string());
+        }
+        argv.push(tmp.clone());
+        argv.push(image.clone());
+        let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+        docker(&argv);
+        docker(&["rm", &tmp]);
+        self.images.push(image.clone());
+        image
+    }
+
+    /// Remembers a compose project (run with `docker-compose` in `dir`) to `down`.
+    pub fn track_compose(&mut self, dir: &std::path::Path, project: &str) {
+        self.compose.push((dir.to_path_buf(), project.to_string()));
+    }
+}
+
+impl Drop for Scope {
+    fn drop(&mut self) {
+        let quiet = |args: &[&str]| {
+            let _ = Command::new("docker").args(args).output();
+        };
+        for (dir, project) in &self.compose {
+            let _ = Command::new("docker-compose")
+                .current_dir(dir)
+                .args(["-p", project, "down", "-v", "-t", "1"])
+                .output();
+            // `down` needs a valid compose file; remove by label whatever it left.
+            let label = format!("label=com.docker.compose.project={project}");
+            for kind in [&["ps", "-aq"][..], &["network", "ls", "-q"][..]] {
+                let mut args = kind.to_vec();
+                args.extend(["--filter", label.as_str()]);
+                let ids = Command::new("docker")
+                    .args(&args)
+                    .output()
+                    .map(|o| String::from_utf8_lossy(&o.stdout).to_string())
+                    .unwrap_or_default();
+                for id in ids.split_whitespace() {
+                    if kind[0] == "ps" {
+                        quiet(&["rm", "-f", "-v", id]);
+                    } else {
+                        quiet(&["network", "rm", id]);
+                    }
+                }
+            }
+        }
+        for c in &self.containers {
+            quiet(&["rm", "-f", "-v", c]);
+        }
+        // Containers made by the code under test carry our prefix too.
+        let leftovers = Command::new("docker")
+            .args(["ps", "-aq", "--filter", &format!("name={}", self.prefix)])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).to_string())
+            .unwrap_or_default();
+        for id in leftovers.split_whitespace() {
+            quiet(&["rm", "-f", "-v", id]);
+        }
+        for n in &self.networks {
+            quiet(&["network", "rm", n]);
+        }
+        for v in &self.volumes {
+            quiet(&["volume", "rm", "-f", v]);
+        }
+        for i in &self.images {
+            quiet(&["rmi", "-f", i]);
+        }
+    }
+}

@@ -1,0 +1,365 @@
+//! A copy of the seed-002 stack (nginx + app1 + app2 with compose) for one
+//! test: its own temp dir, compose project, network and 127.0.0.1 port,
+//! removed on drop. Also: tiny HTTP requests and bounded load against it.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
+use std::sync::{Arc, RwLockWriteGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use super::{docker, root, tool_path};
+
+static NEXT_PORT: AtomicU16 = AtomicU16::new(0);
+
+/// A free 127.0.0.1 port, distinct across the tests of one binary.
+fn free_port() -> u16 {
+    loop {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        if NEXT_PORT.swap(port, Ordering::SeqCst) != port {
+            return port;
+        }
+    }
+}
+
+/// A running seed-002 stack.
+pub struct Stack {
+    /// The temp dir holding docker-compose.yml and proxy/nginx.conf.
+    pub dir: tempfile::TempDir,
+    /// The compose project name.
+    pub project: String,
+    /// nginx's port on 127.0.0.1.
+    pub port: u16,
+    /// Stacks run alone: the machine is small, and concurrent tests would
+    /// make load results depend on each other.
+    _turn: RwLockWriteGuard<'static, ()>,
+}
+
+impl Stack {
+    /// Copies `fixtures/seed002`, lets `edit` change its files, and brings it up.
+    pub fn up_with(name: &str, edit: impl FnOnce(&Path)) -> Stack {
+        let turn = super::alone();
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("nr-{name}-"))
+            .tempdir()
+            .unwrap();
+        copy_dir(&root().join("fixtures/seed002"), dir.path());
+        edit(dir.path());
+        let project = format!("nrt{}{}", name.replace(['-', '_'], ""), std::process::id());
+        let port = free_port();
+        let stack = Stack {
+            dir,
+            project,
+            port,
+            _turn: turn,
+        };
+        let out = stack.compose(&["up", "-d"]);
+        assert!(
+            out.status.success(),
+            "compose up failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stack.wait_serving(Duration::from_secs(60));
+        stack
+    }
+
+    /// The seed stack as it is.
+    pub fn up(name: &str) -> Stack {
+        Stack::up_with(name, |_| {})
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Runs docker-compose with this project.
+    pub fn compose(&self, args: &[&str]) -> Output {
+        Command::new("docker-compose")
+            .arg("-p")
+            .arg(&self.project)
+            .args(args)
+            .current_dir(self.path())
+            .env("NGINX_PORT", self.port.to_string())
+            .output()
+            .expect("docker-compose runs")
+    }
+
+    /// The name of a service's container.
+    pub fn container(&self, service: &str) -> String {
+        format!("{}_{}_1", self.project, service)
+    }
+
+    /// Runs the tool in the stack's directory, with no stdin.
+    pub fn tool(&self, args: &[&str]) -> Output {
+        self.tool_cmd(args).output().expect("nginx-rollout runs")
+    }
+
+    /// The tool as a command, to spawn or tweak.
+    pub fn tool_cmd(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(tool_path());
+        cmd.args(args)
+            .current_dir(self.path())
+            .env("NGINX_PORT", self.port.to_string())
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    /// Replaces `from` by `to` in docker-compose.yml (e.g. `app1,v1` → `app1,v2`).
+    pub fn edit_compose(&self, from: &str, to: &str) {
+        let path = self.path().join("docker-compose.yml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains(from), "{from} not in docker-compose.yml");
+        std::fs::write(&path, text.replace(from, to)).unwrap();
+    }
+
+    /// proxy/nginx.conf's path.
+    pub fn conf_path(&self) -> PathBuf {
+        self.path().join("proxy/nginx.conf")
+    }
+
+    /// proxy/nginx.conf's inode on the host (a single-file bind mount follows it).
+    pub fn conf_inode(&self) -> u64 {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(self.conf_path()).unwrap().ino()
+    }
+
+    /// `docker inspect CONTAINER` as JSON (the first and only object).
+    pub fn inspect(&self, container: &str) -> serde_json::Value {
+        let mut list: Vec<serde_json::Value> =
+            serde_json::from_str(&docker(&["inspect", container])).unwrap();
+        list.remove(0)
+    }
+
+    /// The nginx container's nginx processes, as `PID ARGS` lines (master and workers).
+    pub fn nginx_processes(&self) -> Vec<String> {
+        docker(&["top", &self.container("nginx"), "-eo", "pid,args"])
+            .lines()
+            .filter(|l| l.contains("nginx: "))
+            .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+            .collect()
+    }
+
+    /// Starts one `GET path` every `every` in its own thread until
+    /// [`Trickle::finish`], e.g. slow requests that are in flight whenever a
+    /// server is drained.
+    pub fn trickle(&self, path: &str, every: Duration) -> Trickle {
+        let (port, path) = (self.port, path.to_string());
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let starter = std::thread::spawn(move || {
+            let mut requests = Vec::new();
+            // Bounded: at most 10 minutes' worth of requests.
+            let limit = (600_000 / every.as_millis().max(1)) as usize;
+            while !flag.load(Ordering::SeqCst) && requests.len() < limit {
+                let path = path.clone();
+                requests.push(std::thread::spawn(move || try_http(port, "GET", &path)));
+                std::thread::sleep(every);
+            }
+            requests
+                .into_iter()
+                .map(|r| {
+                    r.join()
+                        .unwrap()
+                        .unwrap_or_else(|e| (0, format!("error: {e}")))
+                })
+                .collect()
+        });
+        Trickle { stop, starter }
+    }
+
+    /// proxy/nginx.conf's bytes.
+    pub fn conf(&self) -> Vec<u8> {
+        std::fs::read(self.conf_path()).unwrap()
+    }
+
+    /// `GET path` (one connection); (status, body).
+    pub fn get(&self, path: &str) -> (u16, String) {
+        http(self.port, "GET", path)
+    }
+
+    /// The set of bodies seen over `n` GETs of `/`.
+    pub fn bodies(&self, n: usize) -> std::collections::BTreeSet<String> {
+        (0..n).map(|_| self.get("/").1).collect()
+    }
+
+    fn wait_serving(&self, limit: Duration) {
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            if std::panic::catch_unwind(|| http(self.port, "GET", "/").0 == 200).unwrap_or(false) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        panic!(
+            "stack {} did not serve on 127.0.0.1:{} within {limit:?}",
+            self.project, self.port
+        );
+    }
+
+    /// Starts bounded load (scripts/load.sh) against `/path` for `seconds`.
+    pub fn load(&self, path: &str, seconds: u32, concurrency: u32, mode: &str) -> Load {
+        let url = format!("http://127.0.0.1:{}{path}", self.port);
+        let child = Command::new(root().join("scripts/load.sh"))
+            .args([
+                url,
+                seconds.to_string(),
+                concurrency.to_string(),
+                mode.to_string(),
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("scripts/load.sh runs");
+        Load { child }
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        let _ = self.compose(&["down", "-v", "--remove-orphans", "-t", "1"]);
+    }
+}
+
+/// Requests started one after another in the background; see [`Stack::trickle`].
+pub struct Trickle {
+    stop: Arc<AtomicBool>,
+    starter: JoinHandle<Vec<(u16, String)>>,
+}
+
+impl Trickle {
+    /// Stops starting requests, waits for those in flight; (status, body) of each.
+    pub fn finish(self) -> Vec<(u16, String)> {
+        self.stop.store(true, Ordering::SeqCst);
+        self.starter.join().unwrap()
+    }
+}
+
+/// Load running in the background.
+pub struct Load {
+    child: Child,
+}
+
+/// What a load run saw.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoadResult {
+    /// Requests answered or errored.
+    pub total: u64,
+    /// 2xx answers.
+    pub ok: u64,
+    /// Everything else.
+    pub failed: u64,
+}
+
+impl Load {
+    /// Waits for the load to end and parses its summary.
+    pub fn finish(self) -> LoadResult {
+        let out = self.child.wait_with_output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "load failed: {stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let field = |k: &str| -> u64 {
+            stdout
+                .split_whitespace()
+                .find_map(|kv| kv.strip_prefix(&format!("{k}=")))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_else(|| panic!("no {k}= in {stdout}"))
+        };
+        let r = LoadResult {
+            total: field("total"),
+            ok: field("ok"),
+            failed: field("failed"),
+        };
+        if r.failed > 0 {
+            eprintln!("load errors: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        r
+    }
+}
+
+/// One HTTP/1.1 request with `Connection: close`; (status, body).
+pub fn http(port: u16, method: &str, path: &str) -> (u16, String) {
+    try_http(port, method, path)
+        .unwrap_or_else(|e| panic!("{method} {path} on 127.0.0.1:{port}: {e}"))
+}
+
+/// [`http`] that returns connection errors instead of panicking.
+pub fn try_http(port: u16, method: &str, path: &str) -> std::io::Result<(u16, String)> {
+    let mut s = TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(Duration::from_secs(30)))?;
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut buf = String::new();
+    s.read_to_string(&mut buf)?;
+    let status = buf
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = buf
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    Ok((status, body))
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+/// Rewrites a seed002 copy in `dir` to `n` app servers (app1..appN): one compose
+/// service per server, copied from app1's, and one `server appK:3000;` line each.
+/// For `Stack::up_with`.
+pub fn set_app_servers(dir: &Path, n: usize) {
+    assert!(n >= 1, "at least one app server");
+    let compose_path = dir.join("docker-compose.yml");
+    let compose = std::fs::read_to_string(&compose_path).unwrap();
+    let (head, apps) = compose.split_once("\n  app1:\n").expect("an app1 service");
+    let app1 = apps.split_once("\n  app2:\n").expect("an app2 service").0;
+    let depends = "    depends_on:\n      app1:\n        condition: service_healthy\n      app2:\n        condition: service_healthy";
+    assert!(head.contains(depends), "nginx depends on app1 and app2");
+    let depends_n: String = (1..=n)
+        .map(|k| format!("\n      app{k}:\n        condition: service_healthy"))
+        .collect();
+    let mut out = head.replace(depends, &format!("    depends_on:{depends_n}"));
+    for k in 1..=n {
+        out.push_str(&format!("\n  app{k}:\n"));
+        out.push_str(&app1.replace("app1", &format!("app{k}")));
+    }
+    out.push('\n');
+    std::fs::write(&compose_path, out).unwrap();
+    let conf_path = dir.join("proxy/nginx.conf");
+    let conf = std::fs::read_to_string(&conf_path).unwrap();
+    let lines = "        server app1:3000;\n        server app2:3000;\n";
+    assert!(conf.contains(lines), "upstream apps lists app1 and app2");
+    let lines_n: String = (1..=n)
+        .map(|k| format!("        server app{k}:3000;\n"))
+        .collect();
+    std::fs::write(&conf_path, conf.replace(lines, &lines_n)).unwrap();
+}
+
+/// The bodies `app1,VERSION` … `appN,VERSION` the fixture apps answer with.
+pub fn app_bodies(n: usize, version: &str) -> std::collections::BTreeSet<String> {
+    (1..=n)
+        .map(|k| format!("Hi there, I love ! app{k},{version}"))
+        .collect()
+}
