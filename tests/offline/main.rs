@@ -5,6 +5,7 @@
 mod support;
 
 
+mod architecture;
 mod cli_surface;
 mod conf_cli;
 mod conf_corpus;
