@@ -6,9 +6,10 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
 use bollard::Docker;
-use bollard::query_parameters::ListContainersOptions;
+use bollard::query_parameters::{ListContainersOptions, RemoveContainerOptions};
 use tokio::process::Command;
 
+use super::spec::{Anonymous, ContainerSpec, capture};
 use crate::docker::ComposeRef;
 use crate::plan::{ComposeSection, Overrides, PolicyError, Words};
 
@@ -168,6 +169,25 @@ impl ComposeProject {
         })
     }
 
+    /// How many containers the service declares (`deploy.replicas`, else
+    /// `scale`), when it says.
+    pub fn replicas(&self, service: &str) -> Option<usize> {
+        let svc = self.services.get(service)?;
+        svc.get("deploy")
+            .and_then(|d| d.get("replicas"))
+            .or_else(|| svc.get("scale"))
+            .and_then(|n| n.as_u64().or_else(|| n.as_str()?.parse().ok()))
+            .and_then(|n| usize::try_from(n).ok())
+    }
+
+    /// Whether the service names its container (`container_name`): compose
+    /// cannot make a second one of it, so it has no template.
+    pub fn fixed_name(&self, service: &str) -> bool {
+        self.services
+            .get(service)
+            .is_some_and(|s| s.get("container_name").is_some())
+    }
+
     /// True when `r`'s compose configuration changed since its container was
     /// created (its `config-hash` label differs from what compose computes now).
     pub fn needs_update(&self, r: &ComposeRef) -> Result<bool> {
@@ -273,6 +293,98 @@ pub fn deploy_section(r: &ComposeRef) -> Result<Option<serde_norway::Value>> {
         }
     }
     Ok(merged.map(Value::Mapping))
+}
+
+/// What compose would create now for each of `services` (name, containers
+/// it has): compose creates one more container of each, not started (`up
+/// --no-start --no-deps --no-recreate --scale`); each is captured as a spec
+/// (its anonymous volumes left fresh) and removed again. The rollout creates
+/// the service's containers from these through the API, under the names and
+/// numbers it chooses — exactly what compose makes, without one compose run
+/// per container.
+pub async fn compose_templates(
+    cli: ComposeCli,
+    docker: &Docker,
+    r: &ComposeRef,
+    services: &[(String, usize)],
+) -> Result<HashMap<String, ContainerSpec>> {
+    let before = project_containers(docker, &r.project).await?;
+    let mut args: Vec<String> = ["up", "--no-start", "--no-deps", "--no-recreate"]
+        .map(String::from)
+        .to_vec();
+    for (service, count) in services {
+        args.push("--scale".into());
+        args.push(format!("{service}={}", count + 1));
+    }
+    args.extend(services.iter().map(|(s, _)| s.clone()));
+    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+    let made = run(cli, r, &argv).await;
+    let after = project_containers(docker, &r.project).await?;
+    let mut templates = HashMap::new();
+    let mut failure = made.err();
+    for (id, service) in after.into_iter().filter(|c| !before.contains(c)) {
+        let spec = capture(docker, &id, Anonymous::Fresh).await;
+        remove_template(docker, &id).await;
+        match spec {
+            Ok(spec) => {
+                templates.insert(service, spec);
+            }
+            Err(e) => failure = failure.or(Some(e)),
+        }
+    }
+    if let Some(e) = failure {
+        return Err(e.context(format!(
+            "compose project {}: making the template containers of {}",
+            r.project,
+            services
+                .iter()
+                .map(|(s, _)| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
+    if let Some((missing, _)) = services.iter().find(|(s, _)| !templates.contains_key(s)) {
+        bail!(
+            "compose project {}: `up --no-start --scale` made no container of {missing}",
+            r.project
+        );
+    }
+    Ok(templates)
+}
+
+/// Every container of a compose project: (id, service).
+async fn project_containers(docker: &Docker, project: &str) -> Result<Vec<(String, String)>> {
+    let options = ListContainersOptions {
+        all: true,
+        filters: Some(HashMap::from([(
+            "label".to_string(),
+            vec![format!("com.docker.compose.project={project}")],
+        )])),
+        ..Default::default()
+    };
+    let found = docker
+        .list_containers(Some(options))
+        .await
+        .with_context(|| format!("compose project {project}: list containers"))?;
+    Ok(found
+        .into_iter()
+        .filter_map(|c| {
+            let service = c.labels?.get("com.docker.compose.service")?.clone();
+            Some((c.id?, service))
+        })
+        .collect())
+}
+
+/// Removes a template container and its fresh anonymous volumes.
+async fn remove_template(docker: &Docker, id: &str) {
+    let options = RemoveContainerOptions {
+        force: true,
+        v: true,
+        ..Default::default()
+    };
+    if let Err(e) = docker.remove_container(id, Some(options)).await {
+        tracing::warn!("could not remove compose template container {id}: {e}");
+    }
 }
 
 /// The service's `deploy.update_config` and `deploy.rollback_config`, read

@@ -15,6 +15,9 @@ use bollard::models::{
 };
 use serde::{Deserialize, Serialize};
 
+/// The label holding a compose container's number.
+const NUMBER_LABEL: &str = "com.docker.compose.container-number";
+
 /// Everything needed to create a container again.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ContainerSpec {
@@ -71,6 +74,45 @@ impl ContainerSpec {
             .labels
             .get_or_insert_with(HashMap::new)
             .insert(key.to_string(), value.to_string());
+        self
+    }
+
+    /// The same spec under another name, numbered `number` for compose
+    /// (`com.docker.compose.container-number`), when it has compose labels.
+    pub fn named(mut self, name: &str, number: Option<u32>) -> Self {
+        self.name = name.to_string();
+        if let (Some(n), Some(labels)) = (number, self.config.labels.as_mut())
+            && labels.contains_key(NUMBER_LABEL)
+        {
+            labels.insert(NUMBER_LABEL.to_string(), n.to_string());
+        }
+        self
+    }
+
+    /// The same spec binding `old`'s volumes where this one declares anonymous
+    /// ones at the same place: what compose does when it recreates a container.
+    pub fn with_volumes_of(mut self, old: &ContainerSpec) -> Self {
+        let Some(declared) = self.config.volumes.take() else {
+            return self;
+        };
+        let mut fresh = Vec::new();
+        for dest in declared {
+            let kept = old
+                .host_config
+                .binds
+                .iter()
+                .flatten()
+                .find(|b| b.split(':').nth(1) == Some(dest.as_str()) && !b.starts_with('/'));
+            match kept {
+                Some(bind) => self
+                    .host_config
+                    .binds
+                    .get_or_insert_with(Vec::new)
+                    .push(bind.clone()),
+                None => fresh.push(dest),
+            }
+        }
+        self.config.volumes = (!fresh.is_empty()).then_some(fresh);
         self
     }
 
@@ -135,8 +177,24 @@ impl NetworkAttachment {
     }
 }
 
-/// Inspects container `id` and its image and captures its spec.
+/// What a captured spec does with the container's anonymous volumes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Anonymous {
+    /// Bind them by name, so the data survives a recreate (as compose does).
+    Keep,
+    /// Leave them declared, so each container made from the spec gets fresh
+    /// ones (a template's own volumes are removed with it).
+    Fresh,
+}
+
+/// Inspects container `id` and its image and captures its spec, keeping its
+/// anonymous volumes.
 pub async fn capture_spec(docker: &Docker, id: &str) -> Result<ContainerSpec> {
+    capture(docker, id, Anonymous::Keep).await
+}
+
+/// Inspects container `id` and its image and captures its spec.
+pub async fn capture(docker: &Docker, id: &str, anonymous: Anonymous) -> Result<ContainerSpec> {
     let inspect = docker
         .inspect_container(id, None)
         .await
@@ -149,22 +207,29 @@ pub async fn capture_spec(docker: &Docker, id: &str) -> Result<ContainerSpec> {
     Ok(spec_from_inspect(
         inspect,
         &image.config.unwrap_or_default(),
+        anonymous,
     ))
 }
 
 /// Builds the spec from a container's and its image's inspect output.
-fn spec_from_inspect(inspect: ContainerInspectResponse, image: &ImageConfig) -> ContainerSpec {
+fn spec_from_inspect(
+    inspect: ContainerInspectResponse,
+    image: &ImageConfig,
+    anonymous: Anonymous,
+) -> ContainerSpec {
     let name = crate::docker::name_of(&inspect, "").to_string();
     let id = inspect.id.unwrap_or_default();
     let mut config = inspect.config.unwrap_or_default();
     let image_ref = config.image.take().unwrap_or_default();
     strip_image_defaults(&mut config, image, &id);
     let mut host_config = inspect.host_config.unwrap_or_default();
-    keep_anonymous_volumes(
-        &mut config,
-        &mut host_config,
-        inspect.mounts.unwrap_or_default(),
-    );
+    if anonymous == Anonymous::Keep {
+        keep_anonymous_volumes(
+            &mut config,
+            &mut host_config,
+            inspect.mounts.unwrap_or_default(),
+        );
+    }
     let networks = attachments(
         inspect
             .network_settings
@@ -388,7 +453,7 @@ mod tests {
             working_dir: Some("".into()),
             ..Default::default()
         };
-        let spec = spec_from_inspect(inspect(config), &image());
+        let spec = spec_from_inspect(inspect(config), &image(), Anonymous::Keep);
         assert_eq!(spec.name, "app1");
         assert_eq!(spec.image, "app:v1");
         let c = &spec.config;
@@ -420,7 +485,7 @@ mod tests {
             hostname: Some("custom".into()),
             ..Default::default()
         };
-        let spec = spec_from_inspect(inspect(config), &image());
+        let spec = spec_from_inspect(inspect(config), &image(), Anonymous::Keep);
         assert_eq!(spec.env("PORT"), Some("4000"));
         assert_eq!(spec.config.cmd.as_ref().map(Vec::len), Some(2));
         assert!(spec.config.healthcheck.is_some());
@@ -434,13 +499,17 @@ mod tests {
             cmd: Some(vec!["/app".into()]),
             ..Default::default()
         };
-        let spec = spec_from_inspect(inspect(config), &image());
+        let spec = spec_from_inspect(inspect(config), &image(), Anonymous::Keep);
         assert_eq!(spec.config.cmd, Some(vec!["/app".to_string()]));
     }
 
     #[test]
     fn networks_keep_user_aliases_and_static_ips_network_mode_first() {
-        let spec = spec_from_inspect(inspect(ContainerConfig::default()), &image());
+        let spec = spec_from_inspect(
+            inspect(ContainerConfig::default()),
+            &image(),
+            Anonymous::Keep,
+        );
         let names: Vec<_> = spec.networks.iter().map(|n| n.network.as_str()).collect();
         assert_eq!(names, ["net-b", "net-a"]);
         assert_eq!(spec.networks[1].aliases, ["web"]);
@@ -479,7 +548,7 @@ mod tests {
                 ..Default::default()
             },
         ]);
-        let spec = spec_from_inspect(i, &image());
+        let spec = spec_from_inspect(i.clone(), &image(), Anonymous::Keep);
         assert_eq!(
             spec.host_config.binds,
             Some(vec![
@@ -488,6 +557,16 @@ mod tests {
             ])
         );
         assert_eq!(spec.config.volumes, Some(vec!["/cache".to_string()]));
+
+        // A template's own volumes stay declared; a recreate adopts the old ones.
+        let fresh = spec_from_inspect(i, &image(), Anonymous::Fresh);
+        assert_eq!(
+            fresh.host_config.binds,
+            Some(vec!["/srv/cache:/cache".to_string()])
+        );
+        let adopted = fresh.with_volumes_of(&spec);
+        assert_eq!(adopted.host_config.binds, spec.host_config.binds);
+        assert_eq!(adopted.config.volumes, spec.config.volumes);
     }
 
     #[test]
@@ -498,6 +577,7 @@ mod tests {
                 ..Default::default()
             }),
             &image(),
+            Anonymous::Keep,
         )
         .with_env("MESSAGE", "v2")
         .with_env("EXTRA", "1")

@@ -8,6 +8,7 @@ mod error;
 mod fs;
 mod lexer;
 mod lua;
+mod pin;
 mod set;
 mod tree;
 mod upstream;
@@ -19,6 +20,7 @@ pub use error::{ConfError, Place};
 #[cfg(test)]
 pub(crate) use fs::MemFs;
 pub use fs::{Fs, HostFs};
+pub use pin::{NOWHERE, PinnedLine};
 pub use set::{ConfigSet, FileChange};
 pub use tree::Doc;
 pub use upstream::{

@@ -4,6 +4,7 @@
 //! touches the outside world: no Docker, no command line, no compose files.
 mod planner;
 mod policy;
+mod replicas;
 mod step;
 #[cfg(test)]
 mod tests;
@@ -16,4 +17,5 @@ pub use policy::{
     ComposeSection, Direction, FailureAction, Order, Overrides, PolicyError, UpdateConfig, Words,
     resolve, with_flags,
 };
+pub use replicas::{Replica, ReplicaSet, Slot};
 pub use step::{Action, ServerChange, ServerRef, Step};

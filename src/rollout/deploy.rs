@@ -11,13 +11,13 @@ use super::run::{Ended, Origin, Planned, Runner, new_rollout};
 use super::session::{Session, refuse_if_unfinished};
 use super::world::{Desired, DockerWorld};
 use crate::backends::{
-    ComposeProject, TemplateVars, backend_by_name, capture_spec, next_slot, policy_sections,
-    render_value, resolve_backend,
+    ComposeProject, ContainerSpec, Resolved, TemplateVars, backend_by_name, capture_spec,
+    next_slot, policy_sections, render_value, resolve_backends,
 };
+use crate::docker::ComposeRef;
 use crate::exec::{Observer, PlanKind, RolloutKind, ServerRecord, ServerState, World};
 use crate::plan::{
-    ComposeSection, Direction, Order, Overrides, Plan, Target, Timeouts, UpdateConfig, resolve,
-    rolling_update,
+    Direction, Order, Overrides, Plan, Target, Timeouts, UpdateConfig, resolve, rolling_update,
 };
 
 /// How a backend is redeployed.
@@ -120,6 +120,56 @@ pub async fn deploy(
     Ok(Ended::Ran(runner.start(rollout).await?))
 }
 
+/// The compose projects a deploy reads, each asked once (`config`,
+/// `config --hash=*`), by (project, working dir).
+pub(super) type Projects = HashMap<(String, Option<PathBuf>), ComposeProject>;
+
+/// What compose says of `compose`'s project, asked on first use.
+pub(super) async fn project<'p>(
+    world: &DockerWorld,
+    projects: &'p mut Projects,
+    compose: &ComposeRef,
+) -> Result<&'p ComposeProject> {
+    let cli = world.compose_cli().ok_or_else(|| {
+        anyhow!("compose mode: no compose CLI (docker compose / docker-compose) installed")
+    })?;
+    let key = (compose.project.clone(), compose.working_dir.clone());
+    Ok(match projects.entry(key) {
+        Entry::Occupied(e) => e.into_mut(),
+        Entry::Vacant(e) => e.insert(ComposeProject::load(cli, compose).await?),
+    })
+}
+
+/// Whether containers are redeployed from their compose files (else from
+/// their own spec, changed by `--image/--env/--label`).
+pub(super) fn use_compose(world: &DockerWorld, request: &DeployRequest, compose: bool) -> bool {
+    let engine_changes =
+        request.image.is_some() || !request.env.is_empty() || !request.labels.is_empty();
+    match request.mode {
+        Mode::Engine => false,
+        Mode::Compose => true,
+        Mode::Auto => !engine_changes && compose && world.compose_cli().is_some(),
+    }
+}
+
+/// `spec` with the request's `--image`, `--env` and `--label` (templates over `vars`).
+pub(super) fn engine_spec(
+    request: &DeployRequest,
+    mut spec: ContainerSpec,
+    vars: &TemplateVars,
+) -> Result<ContainerSpec> {
+    if let Some(image) = &request.image {
+        spec = spec.with_image(render_value(image, vars)?);
+    }
+    for (k, v) in &request.env {
+        spec = spec.with_env(k, &render_value(v, vars)?);
+    }
+    for (k, v) in &request.labels {
+        spec = spec.with_label(k, &render_value(v, vars)?);
+    }
+    Ok(spec)
+}
+
 /// Builds the plan for a deploy.
 async fn prepare(world: &DockerWorld, request: &DeployRequest) -> Result<Prepared> {
     let config = world.load_config().await?;
@@ -133,23 +183,17 @@ async fn prepare(world: &DockerWorld, request: &DeployRequest) -> Result<Prepare
             .map(|name| up.server(name))
             .collect::<Result<_, _>>()?
     };
-    let engine_changes =
-        request.image.is_some() || !request.env.is_empty() || !request.labels.is_empty();
-    let mut records = Vec::new();
-    let mut targets = Vec::new();
-    let mut skipped = Vec::new();
-    let mut sections: Option<(Option<ComposeSection>, Option<ComposeSection>)> = None;
-    // What compose computes for each project, asked once per project.
-    let mut projects: HashMap<(String, Option<PathBuf>), ComposeProject> = HashMap::new();
-    for (index, server) in selected.into_iter().enumerate() {
+    // Which containers each server line names.
+    let mut found = Vec::new();
+    for server in selected {
         let address = &server.address;
-        let backend = match request
+        let resolved = match request
             .maps
             .iter()
             .find(|(s, _)| s == address || *s == server.host)
         {
-            Some((_, container)) => backend_by_name(&world.docker, container).await?,
-            None => resolve_backend(&world.docker, &world.nginx.networks, &server.host)
+            Some((_, container)) => Resolved::One(Box::new(backend_by_name(&world.docker, container).await?)),
+            None => resolve_backends(&world.docker, &world.nginx.networks, &server.host)
                 .await
                 .with_context(|| {
                     format!(
@@ -158,33 +202,61 @@ async fn prepare(world: &DockerWorld, request: &DeployRequest) -> Result<Prepare
                     )
                 })?,
         };
-        let old = capture_spec(&world.docker, &backend.id).await?;
-        // The policy comes from the first compose service's deploy section, in either mode.
-        if let (None, Some(compose)) = (&sections, &backend.compose) {
-            sections = Some(policy_sections(compose)?);
-        }
-        let use_compose = match request.mode {
-            Mode::Engine => false,
-            Mode::Compose => true,
-            Mode::Auto => {
-                !engine_changes && backend.compose.is_some() && world.compose_cli().is_some()
+        found.push((server, resolved));
+    }
+    // The policy comes from the first compose service's deploy section, in either mode.
+    let first_compose = found.iter().find_map(|(_, r)| match r {
+        Resolved::One(b) => b.compose.clone(),
+        Resolved::Replicas(all) => all.iter().find_map(|b| b.compose.clone()),
+    });
+    let (update_section, rollback_section) = match &first_compose {
+        Some(compose) => policy_sections(compose)?,
+        None => (None, None),
+    };
+    let update = resolve(Direction::Update, update_section.as_ref(), &request.update)?;
+    let rollback_policy = resolve(
+        Direction::Rollback,
+        rollback_section.as_ref(),
+        &request.rollback,
+    )?;
+    let mut records = Vec::new();
+    let mut targets = Vec::new();
+    let mut sets = Vec::new();
+    let mut skipped = Vec::new();
+    let mut projects = Projects::new();
+    for (index, (server, resolved)) in found.into_iter().enumerate() {
+        let address = &server.address;
+        let backend = match resolved {
+            Resolved::One(backend) => *backend,
+            Resolved::Replicas(members) => {
+                match super::replicas::prepare(
+                    world,
+                    request,
+                    &update,
+                    &mut projects,
+                    server,
+                    members,
+                )
+                .await?
+                {
+                    Ok((set, set_records)) => {
+                        sets.push(set);
+                        records.extend(set_records);
+                    }
+                    Err(why) => skipped.push((address.clone(), why)),
+                }
+                continue;
             }
         };
-        let desired = if use_compose {
+        let old = capture_spec(&world.docker, &backend.id).await?;
+        let desired = if use_compose(world, request, backend.compose.is_some()) {
             let compose = backend.compose.clone().ok_or_else(|| {
                 anyhow!(
                     "container {} was not made by compose; use --mode engine",
                     backend.name
                 )
             })?;
-            let cli = world
-                .compose_cli()
-                .ok_or_else(|| anyhow!("--mode compose: no compose CLI installed"))?;
-            let key = (compose.project.clone(), compose.working_dir.clone());
-            let project = match projects.entry(key) {
-                Entry::Occupied(e) => e.into_mut(),
-                Entry::Vacant(e) => e.insert(ComposeProject::load(cli, &compose).await?),
-            };
+            let project = project(world, &mut projects, &compose).await?;
             // The image the compose file asks for: what the summary reports as new.
             let image = project
                 .service(&compose.service)?
@@ -213,26 +285,25 @@ async fn prepare(world: &DockerWorld, request: &DeployRequest) -> Result<Prepare
                 container: backend.name.clone(),
                 index,
             };
-            let mut spec = old.clone();
-            if let Some(image) = &request.image {
-                spec = spec.with_image(render_value(image, &vars)?);
-            }
-            for (k, v) in &request.env {
-                spec = spec.with_env(k, &render_value(v, &vars)?);
-            }
-            for (k, v) in &request.labels {
-                spec = spec.with_label(k, &render_value(v, &vars)?);
-            }
             Desired::Engine {
-                spec: Box::new(spec),
+                spec: Box::new(engine_spec(request, old.clone(), &vars)?),
             }
         };
+        let replacement =
+            (update.order.value == Order::StartFirst).then(|| next_slot(&backend.name));
+        if replacement.is_some() && matches!(desired, Desired::Compose { .. }) {
+            bail!(
+                "start-first replaces {} beside the old container, which compose cannot do; give --image/--env or --mode engine",
+                backend.name
+            );
+        }
         targets.push(Target {
             server: address.clone(),
             container: backend.name.clone(),
-            replacement: None,
+            replacement: replacement.clone(),
             drained_by_us: false,
             dead: !backend.running,
+            pinned: None,
         });
         records.push(ServerRecord {
             server: address.clone(),
@@ -245,30 +316,12 @@ async fn prepare(world: &DockerWorld, request: &DeployRequest) -> Result<Prepare
             new_container: None,
             healthy_at: None,
             error: None,
-            replacement: None,
+            set: None,
+            pinned: None,
+            replacement,
         });
     }
-    let (update_section, rollback_section) = sections.unwrap_or_default();
-    let update = resolve(Direction::Update, update_section.as_ref(), &request.update)?;
-    let rollback_policy = resolve(
-        Direction::Rollback,
-        rollback_section.as_ref(),
-        &request.rollback,
-    )?;
-    if update.order.value == Order::StartFirst {
-        for (t, rec) in targets.iter_mut().zip(records.iter_mut()) {
-            if matches!(rec.new_spec, Some(Desired::Compose { .. })) {
-                bail!(
-                    "start-first replaces {} beside the old container, which compose cannot do; give --image/--env or --mode engine",
-                    t.container
-                );
-            }
-            let name = next_slot(&t.container);
-            t.replacement = Some(name.clone());
-            rec.replacement = Some(name);
-        }
-    }
-    if targets.is_empty() {
+    if targets.is_empty() && sets.is_empty() {
         bail!(
             "nothing to deploy in upstream {}: {}",
             request.upstream,
@@ -283,6 +336,7 @@ async fn prepare(world: &DockerWorld, request: &DeployRequest) -> Result<Prepare
         &config,
         &request.upstream,
         &targets,
+        &sets,
         &update,
         request.timeouts,
     )?;

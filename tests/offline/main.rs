@@ -4,7 +4,6 @@
 #[path = "../support/mod.rs"]
 mod support;
 
-
 mod architecture;
 mod cli_surface;
 mod conf_cli;
