@@ -52,7 +52,7 @@ pub async fn resolve_backend(
     match resolve_backends(docker, nginx_networks, host).await? {
         Resolved::One(b) => Ok(*b),
         Resolved::Replicas(all) => bail!(
-            "server {host}: it names {} replicas ({}); pick one with --map {host}=CONTAINER",
+            "server {host}: ambiguous for one container, it names {} replicas ({}); pick one with --map {host}=CONTAINER",
             all.len(),
             all.iter()
                 .map(|b| b.name.as_str())

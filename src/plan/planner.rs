@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use super::policy::{Order, UpdateConfig};
 use super::replicas::ReplicaSet;
 use super::step::{Action, ServerChange, ServerRef, Step};
-use crate::conf::{Address, ConfError, ConfigSet, Edit, EditOptions, PinnedLine};
+use crate::conf::{Address, ConfError, ConfigSet, Edit, EditOptions, NOWHERE, PinnedLine};
 use crate::diff;
 
 /// One server to update.
@@ -35,8 +35,8 @@ pub struct Target {
     /// is back: it is recreated first, before anything is drained.
     #[serde(default)]
     pub dead: bool,
-    /// Its line is pinned to nowhere (`down`) by an earlier run because its
-    /// container was gone: the operator's statement, put back once it serves again.
+    /// Its line is (to be) pinned to nowhere, `down`, because its container is
+    /// gone: the operator's statement, put back once it serves again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pinned: Option<String>,
 }
@@ -210,6 +210,34 @@ pub fn rolling_update(
         steps: Vec::new(),
         timeouts,
     };
+    // A dead container's line names what nginx cannot resolve (every `nginx -t`
+    // fails) while nginx still sends requests to the address it resolved last:
+    // first of all, such lines are pinned to nowhere (`down`), and reloaded.
+    let mut burials: Vec<ServerChange> = targets
+        .iter()
+        .filter(|t| t.dead)
+        .filter(|t| up.servers.iter().any(|s| s.address == t.server))
+        .filter_map(|t| {
+            t.pinned.as_ref()?;
+            Some(ServerChange::Pin {
+                server: t.server.clone(),
+                lines: vec![PinnedLine {
+                    address: Address::with_host(&t.server, NOWHERE),
+                    down: true,
+                }],
+            })
+        })
+        .collect();
+    for set in &sets {
+        let pinned = up
+            .servers
+            .iter()
+            .any(|s| s.pinned_from.as_deref() == Some(set.server.as_str()));
+        if !pinned && set.has_dead() {
+            burials.push(set.pin()?);
+        }
+    }
+    builder.edit(burials, false)?;
     let parallelism = match policy.parallelism.value {
         0 => targets
             .len()
@@ -274,7 +302,7 @@ pub fn rolling_update(
 pub(super) struct Builder<'a> {
     config: ConfigSet,
     upstream: &'a str,
-    steps: Vec<Step>,
+    pub(super) steps: Vec<Step>,
     pub(super) timeouts: Timeouts,
 }
 
@@ -415,7 +443,7 @@ impl Builder<'_> {
             pending_restore.extend(
                 indices
                     .iter()
-                    .filter(|&&i| !operator_down[i])
+                    .filter(|&&i| !operator_down[i] || targets[i].pinned.is_some())
                     .map(|&i| targets[i].restore()),
             );
             let last = n + 1 == batches.len();

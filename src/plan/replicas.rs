@@ -57,11 +57,12 @@ impl ReplicaSet {
     }
 
     /// The journal's key for a slot: the pinned address of the replica it
-    /// retires, or of the one it adds.
+    /// retires, or for a replica added, its address marked as added (a new
+    /// replica may take the name, and so the address, of one retired before).
     pub fn key(&self, slot: &Slot) -> String {
         match (&slot.old, &slot.new) {
             (Some(o), _) => self.pinned_address(&o.container),
-            (None, Some(n)) => self.pinned_address(n),
+            (None, Some(n)) => format!("{} (added)", self.pinned_address(n)),
             (None, None) => self.server.clone(),
         }
     }
@@ -71,6 +72,30 @@ impl ReplicaSet {
         self.kept
             .iter()
             .chain(self.slots.iter().filter_map(|s| s.old.as_ref()))
+    }
+
+    /// Whether a replica is dead (nginx still sends requests to its old address).
+    pub(super) fn has_dead(&self) -> bool {
+        self.members().any(|m| m.dead)
+    }
+
+    /// The change that pins the operator's line to the replicas that run.
+    pub(super) fn pin(&self) -> Result<ServerChange, PlanError> {
+        let lines = self
+            .members()
+            .filter(|m| !m.dead)
+            .map(|m| PinnedLine {
+                address: self.pinned_address(&m.container),
+                down: false,
+            })
+            .collect::<Vec<_>>();
+        if lines.is_empty() {
+            return Err(PlanError::NoLiveReplica(self.server.clone()));
+        }
+        Ok(ServerChange::Pin {
+            server: self.server.clone(),
+            lines,
+        })
     }
 
     /// How many replicas run now (and can serve).
@@ -93,21 +118,7 @@ impl Builder<'_> {
         let pinned = self.is_pinned(&set.server)?;
         let mut pending: Vec<ServerChange> = Vec::new();
         if !pinned {
-            let lines = set
-                .members()
-                .filter(|m| !m.dead)
-                .map(|m| PinnedLine {
-                    address: set.pinned_address(&m.container),
-                    down: false,
-                })
-                .collect::<Vec<_>>();
-            if lines.is_empty() {
-                return Err(PlanError::NoLiveReplica(set.server.clone()));
-            }
-            pending.push(ServerChange::Pin {
-                server: set.server.clone(),
-                lines,
-            });
+            pending.push(set.pin()?);
         } else {
             // Resumed: a pinned line whose container died fails every `nginx -t`,
             // and a kept replica drained by the run that stopped serves again.
@@ -147,6 +158,39 @@ impl Builder<'_> {
             statement: set.statement.clone(),
         });
         self.edit(pending, false)
+    }
+
+    /// An edit that drains `slots`' old replicas. When their lines are `down`
+    /// already (a killed run drained them, maybe without the reload), nothing
+    /// is written, but nginx must still load the drain and its old workers
+    /// finish before the replicas stop: a reload and the drain wait all the same.
+    fn edit_draining(
+        &mut self,
+        set: &ReplicaSet,
+        slots: &[Slot],
+        changes: Vec<ServerChange>,
+        drains: bool,
+    ) -> Result<(), PlanError> {
+        let mut drained_before = false;
+        for o in slots
+            .iter()
+            .filter_map(|s| s.old.as_ref())
+            .filter(|o| !o.dead)
+        {
+            drained_before |= self.is_down(&set.pinned_address(&o.container))?;
+        }
+        let steps = self.steps.len();
+        self.edit(changes, drains)?;
+        if self.steps.len() == steps && drained_before {
+            self.push(Action::Reload, None);
+            self.push(
+                Action::WaitDrained {
+                    timeout: self.timeouts.drain,
+                },
+                None,
+            );
+        }
+        Ok(())
     }
 
     fn refs(
@@ -213,7 +257,7 @@ impl Builder<'_> {
         let drains = slots
             .iter()
             .any(|s| s.old.as_ref().is_some_and(|o| !o.dead));
-        self.edit(changes, drains)?;
+        self.edit_draining(set, slots, changes, drains)?;
         let old = self.refs(set, slots, |s| s.old.as_ref().map(|o| o.container.clone()));
         if !old.is_empty() {
             self.push(Action::StopOld { servers: old }, None);
@@ -256,7 +300,7 @@ impl Builder<'_> {
         let drains = changes
             .iter()
             .any(|c| matches!(c, ServerChange::Drain { .. }));
-        self.edit(changes, drains)?;
+        self.edit_draining(set, slots, changes, drains)?;
         let replaced: Vec<Slot> = slots
             .iter()
             .filter(|s| s.old.is_some() && s.new.is_some())

@@ -588,20 +588,104 @@ mod replica_sets {
             "p_web_2:8000",
             "the dead replica's slot first"
         );
+        // nginx still sends requests to the dead replica's old address: the
+        // line is pinned to the live ones and reloaded before anything else.
+        assert_eq!(kinds(&p)[..3], ["edit", "reload", "start-new"]);
         let configs = replay(&p);
         assert!(
-            !configs[0].contains("p_web_2:8000"),
-            "a dead replica is never written: {}",
+            configs[..2].iter().all(|c| !c.contains("p_web_2:8000")),
+            "a dead replica is never written (a new p_web_2 comes later): {configs:#?}"
+        );
+        assert!(
+            configs[0].contains("server p_web_1:8000 max_fails=2;"),
+            "{}",
             configs[0]
         );
-        assert!(configs[0].contains("server p_web_3:8000"), "{}", configs[0]);
+        assert!(configs[1].contains("server p_web_3:8000"), "{}", configs[1]);
         assert_eq!(configs.last().unwrap(), SEED000);
-        let Action::StopOld { servers } = &p.steps[4].action else {
+        let Some(Action::StopOld { servers }) = p
+            .steps
+            .iter()
+            .map(|s| &s.action)
+            .find(|a| matches!(a, Action::StopOld { .. }))
+        else {
             panic!("{:?}", kinds(&p))
         };
         assert_eq!(
             servers[0].container, "p_web_2",
             "the dead container is removed"
+        );
+    }
+
+    #[test]
+    fn a_dead_server_is_pinned_to_nowhere_first_and_put_back_once_healthy() {
+        let cfg = config(&["app1:3000 weight=2", "app2:3000"]);
+        let mut dead = target("app1:3000");
+        dead.dead = true;
+        dead.pinned = Some("server app1:3000 weight=2;".into());
+        let p = plan(
+            &cfg,
+            "apps",
+            &[dead, target("app2:3000")],
+            &policy(|_| {}),
+            TIMEOUTS,
+        )
+        .unwrap();
+        assert_eq!(
+            kinds(&p)[..5],
+            ["edit", "reload", "recreate", "wait-healthy", "edit"]
+        );
+        let diff = p.steps[0].diff.as_deref().unwrap();
+        assert!(
+            diff.contains(
+                "+        server 192.0.2.1:3000 weight=2 down; # nginx-rollout pin: app1:3000"
+            ),
+            "{diff}"
+        );
+        let Action::Edit { changes, .. } = &p.steps[4].action else {
+            panic!("{:?}", kinds(&p))
+        };
+        assert!(matches!(&changes[0], ServerChange::Unpin { server, .. } if server == "app1:3000"));
+        assert_eq!(
+            changes[1],
+            ServerChange::Drain {
+                server: "app2:3000".into()
+            }
+        );
+    }
+
+    #[test]
+    fn a_replica_a_killed_run_drained_is_reloaded_and_waited_for_before_it_stops() {
+        let mut config = seed000();
+        let lines = ["p_web_1:8000", "p_web_2:8000"]
+            .iter()
+            .map(|a| crate::conf::PinnedLine {
+                address: a.to_string(),
+                down: *a == "p_web_1:8000",
+            })
+            .collect();
+        config
+            .apply("backend", "web", Edit::Pin(lines), EditOptions::default())
+            .unwrap();
+        let mut s = set(&[("p_web_1", false)], &[]);
+        s.statement = "server web:8000 max_fails=2;".into();
+        s.kept = vec![Replica {
+            container: "p_web_2".into(),
+            dead: false,
+        }];
+        let p = rolling_update(
+            &config,
+            "backend",
+            &[],
+            &[s],
+            &policy(|p| p.order.value = Order::StartFirst),
+            TIMEOUTS,
+        )
+        .unwrap();
+        assert_eq!(
+            kinds(&p),
+            ["reload", "wait-drained", "stop-old", "edit", "reload"],
+            "the drain may never have been loaded"
         );
     }
 

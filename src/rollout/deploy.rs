@@ -192,7 +192,9 @@ async fn prepare(world: &DockerWorld, request: &DeployRequest) -> Result<Prepare
             .iter()
             .find(|(s, _)| s == address || *s == server.host)
         {
-            Some((_, container)) => Resolved::One(Box::new(backend_by_name(&world.docker, container).await?)),
+            Some((_, container)) => {
+                Resolved::One(Box::new(backend_by_name(&world.docker, container).await?))
+            }
             None => resolve_backends(&world.docker, &world.nginx.networks, &server.host)
                 .await
                 .with_context(|| {
@@ -297,13 +299,15 @@ async fn prepare(world: &DockerWorld, request: &DeployRequest) -> Result<Prepare
                 backend.name
             );
         }
+        // A dead container's line is pinned to nowhere until it serves again.
+        let pinned = (!backend.running).then(|| server.statement.clone());
         targets.push(Target {
             server: address.clone(),
             container: backend.name.clone(),
             replacement: replacement.clone(),
             drained_by_us: false,
             dead: !backend.running,
-            pinned: None,
+            pinned: pinned.clone(),
         });
         records.push(ServerRecord {
             server: address.clone(),
@@ -317,7 +321,7 @@ async fn prepare(world: &DockerWorld, request: &DeployRequest) -> Result<Prepare
             healthy_at: None,
             error: None,
             set: None,
-            pinned: None,
+            pinned,
             replacement,
         });
     }

@@ -258,7 +258,7 @@ pub(crate) async fn undo_of(
             replacement: replacement.clone(),
             drained_by_us,
             dead,
-            pinned: None,
+            pinned: rec.pinned.clone(),
         });
         servers.push(ServerRecord {
             server: address,
@@ -284,7 +284,7 @@ pub(crate) async fn undo_of(
         &config,
         &of.upstream,
         &targets,
-        &[],
+        &sets,
         policy,
         of.plan.timeouts,
     )?;

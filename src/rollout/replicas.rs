@@ -160,17 +160,23 @@ pub(super) async fn prepare(
                 c.service
             )));
         }
-        let cli = world.compose_cli().expect("a compose project was read");
-        let mut templates = compose_templates(
-            cli,
-            &world.docker,
-            &c,
-            &[(c.service.clone(), members.len())],
-        )
-        .await?;
-        let template = templates
+        let template = if request.dry_run {
+            // A dry run creates nothing, not even compose's template: the plan
+            // needs names, and a replica's own spec stands in for what compose makes.
+            let model = members.iter().find(|m| m.running).unwrap_or(&members[0]);
+            capture_spec(&world.docker, &model.id).await?
+        } else {
+            let cli = world.compose_cli().expect("a compose project was read");
+            compose_templates(
+                cli,
+                &world.docker,
+                &c,
+                &[(c.service.clone(), members.len())],
+            )
+            .await?
             .remove(&c.service)
-            .ok_or_else(|| anyhow!("no template of compose service {}", c.service))?;
+            .ok_or_else(|| anyhow!("no template of compose service {}", c.service))?
+        };
         (template, declared)
     } else {
         let model = members.iter().find(|m| m.running).unwrap_or(&members[0]);

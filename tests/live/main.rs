@@ -6,6 +6,7 @@ mod support;
 
 mod cli_front;
 mod crash_recovery;
+mod dead_servers;
 mod deploy_engine;
 mod deploy_failures;
 mod deploy_seed;
@@ -19,3 +20,4 @@ mod policy_failures;
 mod policy_history;
 mod policy_order;
 mod policy_pause;
+mod seed000;

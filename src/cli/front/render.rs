@@ -10,10 +10,24 @@ use crate::rollout::{HistoryEntry, StatusReport};
 /// Renders a plan: the policy in effect with sources, then every step with its diff.
 pub fn render_plan(plan: &Plan, color: bool) -> String {
     let mut out = String::new();
+    let replicas: usize = plan.sets.iter().map(|s| s.slots.len()).sum();
     out.push_str(&format!(
-        "Plan for upstream {} ({} servers):\n",
+        "Plan for upstream {} ({} servers{}):\n",
         plan.upstream,
-        plan.targets.len()
+        plan.targets.len(),
+        if replicas > 0 {
+            format!(
+                ", {replicas} replica slot{} of {}",
+                if replicas == 1 { "" } else { "s" },
+                plan.sets
+                    .iter()
+                    .map(|s| s.server.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        } else {
+            String::new()
+        }
     ));
     let mut table = Table::new();
     table
@@ -98,7 +112,9 @@ pub fn render_status(report: &StatusReport) -> String {
         "server",
         "state",
         "container",
+        "address",
         "image",
+        "runs",
         "health",
         "started",
         "rollout",
@@ -109,7 +125,9 @@ pub fn render_status(report: &StatusReport) -> String {
             s.server.clone(),
             s.state.to_string(),
             s.container.clone(),
+            s.address.clone(),
             s.image.clone(),
+            s.runs.clone(),
             s.health.to_string(),
             s.started.clone(),
             s.rollout.clone().unwrap_or_else(|| "-".into()),
