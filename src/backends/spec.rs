@@ -89,31 +89,48 @@ impl ContainerSpec {
         self
     }
 
-    /// The same spec binding `old`'s volumes where this one declares anonymous
-    /// ones at the same place: what compose does when it recreates a container.
-    pub fn with_volumes_of(mut self, old: &ContainerSpec) -> Self {
-        let Some(declared) = self.config.volumes.take() else {
+    /// The same spec keeping the volumes of `old` (container `old_id`), as
+    /// compose does when it recreates a container: every volume `old` had
+    /// mounted by name (its anonymous volumes, declared or from its image)
+    /// at a place this spec binds nothing to is bound again, and when any is,
+    /// compose's `affinity:container==<old id>` is in the environment.
+    pub fn with_volumes_of(mut self, old: &ContainerSpec, old_id: &str) -> Self {
+        let place = |bind: &str| bind.split(':').nth(1).map(str::to_string);
+        let bound: Vec<String> = self
+            .host_config
+            .binds
+            .iter()
+            .flatten()
+            .filter_map(|b| place(b))
+            .chain(
+                self.host_config
+                    .mounts
+                    .iter()
+                    .flatten()
+                    .filter_map(|m| m.target.clone()),
+            )
+            .collect();
+        // Compose writes these `NAME:PLACE:MODE`, read-write spelled `rw`.
+        let kept: Vec<String> = old
+            .host_config
+            .binds
+            .iter()
+            .flatten()
+            .filter(|b| !b.starts_with('/'))
+            .filter(|b| place(b).is_some_and(|p| !bound.contains(&p)))
+            .map(|b| match b.split(':').count() {
+                2 => format!("{b}:rw"),
+                _ => b.clone(),
+            })
+            .collect();
+        if kept.is_empty() {
             return self;
-        };
-        let mut fresh = Vec::new();
-        for dest in declared {
-            let kept = old
-                .host_config
-                .binds
-                .iter()
-                .flatten()
-                .find(|b| b.split(':').nth(1) == Some(dest.as_str()) && !b.starts_with('/'));
-            match kept {
-                Some(bind) => self
-                    .host_config
-                    .binds
-                    .get_or_insert_with(Vec::new)
-                    .push(bind.clone()),
-                None => fresh.push(dest),
-            }
         }
-        self.config.volumes = (!fresh.is_empty()).then_some(fresh);
-        self
+        self.host_config
+            .binds
+            .get_or_insert_with(Vec::new)
+            .extend(kept);
+        self.with_env("affinity:container", &format!("={old_id}"))
     }
 
     /// The value of `key` in the spec's explicit environment.
@@ -564,9 +581,23 @@ mod tests {
             fresh.host_config.binds,
             Some(vec!["/srv/cache:/cache".to_string()])
         );
-        let adopted = fresh.with_volumes_of(&spec);
-        assert_eq!(adopted.host_config.binds, spec.host_config.binds);
-        assert_eq!(adopted.config.volumes, spec.config.volumes);
+        let adopted = fresh.clone().with_volumes_of(&spec, ID);
+        assert_eq!(
+            adopted.host_config.binds,
+            Some(vec![
+                "/srv/cache:/cache".to_string(),
+                "abc123:/data:rw".to_string()
+            ])
+        );
+        assert_eq!(
+            adopted.config.volumes, fresh.config.volumes,
+            "still declared, as compose has it"
+        );
+        assert_eq!(
+            adopted.config.env,
+            Some(vec![format!("affinity:container=={ID}")]),
+            "compose marks a container that kept its predecessor's volumes"
+        );
     }
 
     #[test]

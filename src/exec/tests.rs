@@ -186,6 +186,7 @@ async fn rollout(fake: &Fake, servers: usize, policy: UpdateConfig) -> Rollout<S
             drained_by_us: false,
             dead: false,
             pinned: None,
+            via: None,
         })
         .collect();
     let timeouts = Timeouts {

@@ -10,8 +10,8 @@ mod step;
 mod tests;
 
 pub use planner::{
-    Plan, PlanError, Target, Timeouts, apply_changes_with, replacement_address, rolling_update,
-    single_edit,
+    Plan, PlanError, Target, Timeouts, Via, apply_changes_with, replacement_address,
+    rolling_update, single_edit,
 };
 pub use policy::{
     ComposeSection, Direction, FailureAction, Order, Overrides, PolicyError, UpdateConfig, Words,

@@ -39,6 +39,35 @@ pub struct Target {
     /// gone: the operator's statement, put back once it serves again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pinned: Option<String>,
+    /// How its new container is made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub via: Option<Via>,
+}
+
+/// How a server's new container is made, and why that way.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "how", content = "why")]
+pub enum Via {
+    /// From the container's own spec, changed by `--image/--env/--label`.
+    Engine,
+    /// What compose itself creates for the service now, created through the
+    /// Engine API under the name and number the rollout chooses.
+    Compose,
+    /// By the compose CLI (`up -d --no-deps --force-recreate`), for this reason.
+    ComposeCli(String),
+    /// The container it replaced, as the journal keeps it (a rollback).
+    Previous,
+}
+
+impl std::fmt::Display for Via {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Via::Engine => f.write_str("engine: its own spec with --image/--env/--label"),
+            Via::Compose => f.write_str("compose: what compose creates now, through the API"),
+            Via::ComposeCli(why) => write!(f, "compose CLI: {why}"),
+            Via::Previous => f.write_str("the container it replaced, from the journal"),
+        }
+    }
 }
 
 impl Target {

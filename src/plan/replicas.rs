@@ -26,6 +26,9 @@ pub struct ReplicaSet {
     pub kept: Vec<Replica>,
     /// What changes, in order: a replica replaced, added or removed per slot.
     pub slots: Vec<Slot>,
+    /// How its new containers are made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub via: Option<super::planner::Via>,
 }
 
 /// One container of a replica set.

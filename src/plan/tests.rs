@@ -42,6 +42,7 @@ fn target(server: &str) -> Target {
         drained_by_us: false,
         dead: false,
         pinned: None,
+        via: None,
     }
 }
 
@@ -392,6 +393,7 @@ mod replica_sets {
                     new: new.get(i).map(|n| n.to_string()),
                 })
                 .collect(),
+            via: None,
         }
     }
 

@@ -14,7 +14,7 @@ use crate::exec::{
     Observer, PlanKind, Rollout, RolloutKind, ServerRecord, ServerState, StateDir, Status, World,
 };
 use crate::plan::{
-    Direction, Order, Overrides, Target, UpdateConfig, replacement_address, rolling_update,
+    Direction, Order, Overrides, Target, UpdateConfig, Via, replacement_address, rolling_update,
     with_flags,
 };
 
@@ -96,6 +96,17 @@ pub async fn resume(
     for server in set_lines(&rollout) {
         sets.push(resume_set(world, &mut rollout, &server, &up).await?);
     }
+    let vias: Vec<(String, Option<Via>)> = rollout
+        .plan
+        .targets
+        .iter()
+        .map(|t| (t.server.clone(), t.via.clone()))
+        .collect();
+    let via_of = |server: &str| {
+        vias.iter()
+            .find(|(s, _)| s == server)
+            .and_then(|(_, v)| v.clone())
+    };
     let mut targets = Vec::new();
     for rec in rollout
         .servers
@@ -112,6 +123,7 @@ pub async fn resume(
             drained_by_us,
             dead,
             pinned: rec.pinned.clone(),
+            via: via_of(&rec.server),
         });
     }
     let plan = rolling_update(
@@ -259,6 +271,7 @@ pub(crate) async fn undo_of(
             drained_by_us,
             dead,
             pinned: rec.pinned.clone(),
+            via: Some(Via::Previous),
         });
         servers.push(ServerRecord {
             server: address,

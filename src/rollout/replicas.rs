@@ -5,14 +5,14 @@
 //! are reused, so repeated deploys never grow them).
 use anyhow::{Result, anyhow, bail};
 
-use super::deploy::{DeployRequest, Projects, engine_spec, project, use_compose};
+use super::deploy::{DeployRequest, Mode, Projects, engine_spec, project, use_compose};
 use super::world::{Desired, DockerWorld};
 use crate::backends::{
     BackendContainer, TemplateVars, backend_by_name, capture_spec, compose_templates, next_slot,
 };
 use crate::conf::{Server, Upstream};
 use crate::exec::{Rollout, ServerRecord, ServerState};
-use crate::plan::{Order, Replica, ReplicaSet, Slot, UpdateConfig};
+use crate::plan::{Order, Replica, ReplicaSet, Slot, UpdateConfig, Via};
 
 /// A replica set to deploy and one journal record per slot, or why it is left alone.
 pub(super) type PreparedSet = std::result::Result<(ReplicaSet, Vec<ServerRecord<Desired>>), String>;
@@ -132,6 +132,12 @@ pub(super) async fn prepare(
     let order = update.order.value;
     // Members already running what is deployed (compose's config hash says so) stay.
     let mut current = vec![false; members.len()];
+    if compose && request.mode == Mode::ComposeCli {
+        bail!(
+            "{}: the compose CLI recreates every replica at once; roll replicas with --mode compose (compose's own containers, created one at a time through the API)",
+            server.address
+        );
+    }
     let (template, declared) = if compose {
         let c = compose_ref.clone().ok_or_else(|| {
             anyhow!(
@@ -170,6 +176,7 @@ pub(super) async fn prepare(
             compose_templates(
                 cli,
                 &world.docker,
+                project,
                 &c,
                 &[(c.service.clone(), members.len())],
             )
@@ -248,6 +255,7 @@ pub(super) async fn prepare(
             .map(|(m, _)| replica(m))
             .collect(),
         slots,
+        via: Some(if compose { Via::Compose } else { Via::Engine }),
     };
     let mut records = Vec::new();
     let mut numbers = numbers.into_iter();
@@ -265,7 +273,10 @@ pub(super) async fn prepare(
                 let spec = template.clone().named(name, numbers.next().flatten());
                 Some(match (&old_spec, order) {
                     // Recreated in place: its anonymous volumes come along, as compose does.
-                    (Some(old), Order::StopFirst) if compose => spec.with_volumes_of(old),
+                    (Some(old_spec), Order::StopFirst) if compose => {
+                        let id = old.map_or("", |m| m.id.as_str());
+                        spec.with_volumes_of(old_spec, id)
+                    }
                     _ => spec,
                 })
             }
@@ -326,6 +337,7 @@ pub(super) async fn resume_set(
         statement: planned.statement,
         kept: Vec::new(),
         slots: Vec::new(),
+        via: planned.via,
     };
     for r in &planned.kept {
         set.kept.push(Replica {
@@ -405,6 +417,7 @@ pub(super) async fn undo_set(
         statement: planned.statement.clone(),
         kept: Vec::new(),
         slots: Vec::new(),
+        via: Some(Via::Previous),
     };
     // What each slot of the undoing set deploys, in slot order.
     let mut specs: Vec<(Option<Desired>, Option<Desired>)> = Vec::new();

@@ -5,6 +5,7 @@
 mod support;
 
 mod cli_front;
+mod compose_oracle;
 mod crash_recovery;
 mod dead_servers;
 mod deploy_engine;

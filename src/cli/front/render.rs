@@ -58,6 +58,21 @@ pub fn render_plan(plan: &Plan, color: bool) -> String {
     ));
     out.push_str(&table.to_string());
     out.push('\n');
+    // How each server's new container is made.
+    for t in &plan.targets {
+        if let Some(via) = &t.via {
+            out.push_str(&format!("  {} ({}): {via}\n", t.server, t.container));
+        }
+    }
+    for s in &plan.sets {
+        if let Some(via) = &s.via {
+            out.push_str(&format!(
+                "  {} ({} replicas): {via}\n",
+                s.server,
+                s.kept.len() + s.slots.iter().filter(|x| x.new.is_some()).count()
+            ));
+        }
+    }
     for step in &plan.steps {
         out.push_str(&step_line(step, plan.steps.len()));
         out.push('\n');
