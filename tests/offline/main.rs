@@ -4,12 +4,14 @@
 #[path = "../support/mod.rs"]
 mod support;
 
-
 mod architecture;
 mod cli_surface;
 mod conf_cli;
+mod conf_cli_edits;
 mod conf_corpus;
+mod conf_crossplane;
 mod conf_edit;
+mod conf_include;
 mod conf_nginx_t;
 mod conf_props;
 mod conf_render;
