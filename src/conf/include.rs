@@ -174,7 +174,9 @@ fn ancestors(file: &Path) -> Vec<PathBuf> {
 /// Finds the main configuration that reaches `lookup.file` on this host and
 /// loads it, skipping includes that cannot be read. See [`Lookup`] and
 /// [`MainChoice`]; without `-c` or `-p`, the nearest ancestor directory's
-/// `nginx.conf` that includes the file is the main file.
+/// `nginx.conf` that includes the file is the main file; when none does, the
+/// file is read alone, its relative includes taken from the nearest
+/// `nginx.conf`'s directory (from its own if it is called `nginx.conf`).
 pub fn locate(lookup: &Lookup) -> Result<Located, ConfError> {
     let file = lookup.file;
     let id = identity(file)
@@ -242,16 +244,18 @@ pub fn locate(lookup: &Lookup) -> Result<Located, ConfError> {
             Err(e) => passed_over.push(format!("{} not used: {e}", main.display())),
         }
     }
+    let own_dir = || file.parent().unwrap_or(Path::new("")).to_path_buf();
     let (prefix, why) = match (lookup.prefix, nearest) {
         (Some(p), _) => (p.to_path_buf(), "-p".to_string()),
+        // A file named nginx.conf is a main file: its includes are its own.
+        (None, _) if file.file_name().is_some_and(|n| n == "nginx.conf") => {
+            (own_dir(), "its own directory".to_string())
+        }
         (None, Some(main)) => (
             main.parent().unwrap_or(Path::new("")).to_path_buf(),
             format!("the directory of {}", main.display()),
         ),
-        (None, None) => (
-            file.parent().unwrap_or(Path::new("")).to_path_buf(),
-            "its own directory".to_string(),
-        ),
+        (None, None) => (own_dir(), "its own directory".to_string()),
     };
     let set = skip(file, Some(prefix.clone()))?;
     Ok(Located {

@@ -401,3 +401,45 @@ fn many_includes_of_one_file_load_once_each_and_cycles_still_fail() {
     let err = ConfigSet::load_with(&dir.path().join("a.conf"), &HostFs, &opts).unwrap_err();
     assert!(err.message().starts_with("include cycle:"), "{err}");
 }
+
+#[test]
+fn a_file_called_nginx_conf_is_a_main_file_even_under_another_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let sub = dir.path().join("sub");
+    std::fs::create_dir(&sub).unwrap();
+    std::fs::write(dir.path().join("nginx.conf"), "events {}\n").unwrap();
+    std::fs::write(dir.path().join("part.conf"), "wrong;\n").unwrap();
+    std::fs::write(sub.join("part.conf"), "upstream u { server a:1; }\n").unwrap();
+    let main = sub.join("nginx.conf");
+    std::fs::write(&main, "http { include part.conf; }\n").unwrap();
+    let located = locate(&Lookup {
+        file: &main,
+        prefix: None,
+        conf: None,
+    })
+    .unwrap();
+    assert_eq!(
+        located.choice,
+        MainChoice::Alone {
+            prefix: sub.clone(),
+            why: "its own directory".into()
+        }
+    );
+    assert_eq!(located.set.upstreams()[0].name, "u");
+    // Another file there, which no nginx.conf includes, takes its includes
+    // from the nearest nginx.conf's directory.
+    let other = sub.join("other.conf");
+    std::fs::write(&other, "include part.conf;\n").unwrap();
+    let located = locate(&Lookup {
+        file: &other,
+        prefix: None,
+        conf: None,
+    })
+    .unwrap();
+    assert!(located.passed_over.len() >= 2, "{:?}", located.passed_over);
+    assert!(located.passed_over[0].contains("does not include"));
+    assert_eq!(
+        located.set.files().nth(1).map(|(p, _)| p.to_path_buf()),
+        Some(sub.join("part.conf"))
+    );
+}
