@@ -85,10 +85,30 @@ pub enum MainChoice {
     Alone {
         /// Where its relative includes are taken from.
         prefix: PathBuf,
-        /// Why this prefix: the `-p` option, the directory of the nearest
-        /// ancestor `nginx.conf`, or the file's own directory.
-        why: String,
+        /// Why this prefix.
+        why: PrefixFrom,
     },
+}
+
+/// Why a file read alone takes its relative includes from where it does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PrefixFrom {
+    /// The `-p` option.
+    Option,
+    /// The directory of the nearest ancestor `nginx.conf` (which does not include the file).
+    NearestMain(PathBuf),
+    /// The file's own directory (it is called `nginx.conf`, or there is no `nginx.conf` above it).
+    OwnDirectory,
+}
+
+impl fmt::Display for PrefixFrom {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PrefixFrom::Option => f.write_str("-p"),
+            PrefixFrom::NearestMain(main) => write!(f, "the directory of {}", main.display()),
+            PrefixFrom::OwnDirectory => f.write_str("its own directory"),
+        }
+    }
 }
 
 /// What the operator named: the file to work on and, like nginx, `-p` and `-c`.
@@ -246,16 +266,16 @@ pub fn locate(lookup: &Lookup) -> Result<Located, ConfError> {
     }
     let own_dir = || file.parent().unwrap_or(Path::new("")).to_path_buf();
     let (prefix, why) = match (lookup.prefix, nearest) {
-        (Some(p), _) => (p.to_path_buf(), "-p".to_string()),
+        (Some(p), _) => (p.to_path_buf(), PrefixFrom::Option),
         // A file named nginx.conf is a main file: its includes are its own.
         (None, _) if file.file_name().is_some_and(|n| n == "nginx.conf") => {
-            (own_dir(), "its own directory".to_string())
+            (own_dir(), PrefixFrom::OwnDirectory)
         }
         (None, Some(main)) => (
             main.parent().unwrap_or(Path::new("")).to_path_buf(),
-            format!("the directory of {}", main.display()),
+            PrefixFrom::NearestMain(main),
         ),
-        (None, None) => (own_dir(), "its own directory".to_string()),
+        (None, None) => (own_dir(), PrefixFrom::OwnDirectory),
     };
     let set = skip(file, Some(prefix.clone()))?;
     Ok(Located {

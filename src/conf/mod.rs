@@ -25,7 +25,9 @@ pub use error::{ConfError, Place};
 #[cfg(test)]
 pub(crate) use fs::MemFs;
 pub use fs::{Fs, HostFs};
-pub use include::{Located, Lookup, MainChoice, MissingIncludes, UnreadInclude, locate};
+pub use include::{
+    Located, Lookup, MainChoice, MissingIncludes, PrefixFrom, UnreadInclude, locate,
+};
 pub use set::{ConfigSet, FileChange, LoadOptions};
 pub use tree::Doc;
 pub use upstream::{

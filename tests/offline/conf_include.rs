@@ -4,7 +4,8 @@
 //! includes), with the real `nginx -t -p … -c …` and `nginx -T` agreeing;
 //! and a missing include is a warning offline, an error for the live path.
 use nginx_rollout::conf::{
-    ConfigSet, Edit, EditOptions, HostFs, LoadOptions, Lookup, MainChoice, MissingIncludes, locate,
+    ConfigSet, Edit, EditOptions, HostFs, LoadOptions, Lookup, MainChoice, MissingIncludes,
+    PrefixFrom, locate,
 };
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -138,7 +139,7 @@ fn a_site_file_is_read_through_the_main_config_that_includes_it_as_nginx_reads_i
         located.choice,
         MainChoice::Alone {
             prefix: root.clone(),
-            why: format!("the directory of {}", main.display())
+            why: PrefixFrom::NearestMain(main.clone())
         }
     );
     assert!(located.set.unread_includes().is_empty());
@@ -422,7 +423,7 @@ fn a_file_called_nginx_conf_is_a_main_file_even_under_another_one() {
         located.choice,
         MainChoice::Alone {
             prefix: sub.clone(),
-            why: "its own directory".into()
+            why: PrefixFrom::OwnDirectory
         }
     );
     assert_eq!(located.set.upstreams()[0].name, "u");
