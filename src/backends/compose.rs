@@ -6,11 +6,13 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
 use bollard::Docker;
-use bollard::query_parameters::ListContainersOptions;
+use bollard::query_parameters::{ListContainersOptions, RemoveContainerOptions};
 use tokio::process::Command;
 
+use super::spec::{Anonymous, ContainerSpec, NetworkAttachment, capture};
 use crate::docker::ComposeRef;
 use crate::plan::{ComposeSection, Overrides, PolicyError, Words};
+use bollard::models::EndpointIpamConfig;
 
 /// How long one compose command may run.
 const COMPOSE_TIMEOUT: Duration = Duration::from_secs(600);
@@ -135,6 +137,7 @@ pub async fn compose_recreate(cli: ComposeCli, r: &ComposeRef) -> Result<()> {
 pub struct ComposeProject {
     project: String,
     services: serde_norway::Value,
+    networks: serde_norway::Value,
     hashes: HashMap<String, String>,
 }
 
@@ -154,6 +157,7 @@ impl ComposeProject {
         Ok(ComposeProject {
             project: r.project.clone(),
             services: doc.get("services").cloned().unwrap_or_default(),
+            networks: doc.get("networks").cloned().unwrap_or_default(),
             hashes: parse_hashes(&hashes),
         })
     }
@@ -166,6 +170,117 @@ impl ComposeProject {
                 self.project
             )
         })
+    }
+
+    /// The networks compose attaches the service's containers to, as it does
+    /// when it starts them (a container it creates without starting has only
+    /// its first): each network's real name (`external` or `name:` as given,
+    /// else the one compose labelled with the key), the service's name and its
+    /// aliases there, and its fixed addresses. The primary network
+    /// (`network_mode`'s) first. Empty under a `network_mode` of its own.
+    pub async fn attachments(
+        &self,
+        docker: &Docker,
+        service: &str,
+        primary: Option<&str>,
+    ) -> Result<Vec<NetworkAttachment>> {
+        use serde_norway::Value;
+        let svc = self.service(service)?;
+        if svc.get("network_mode").is_some() {
+            return Ok(Vec::new());
+        }
+        let declared: Vec<(String, Value)> = match svc.get("networks") {
+            Some(Value::Mapping(m)) => m
+                .iter()
+                .filter_map(|(k, v)| Some((k.as_str()?.to_string(), v.clone())))
+                .collect(),
+            Some(Value::Sequence(list)) => list
+                .iter()
+                .filter_map(|k| Some((k.as_str()?.to_string(), Value::Null)))
+                .collect(),
+            _ => vec![("default".to_string(), Value::Null)],
+        };
+        let labelled = project_networks(docker, &self.project).await?;
+        let mut out = Vec::new();
+        for (key, settings) in declared {
+            let top = self.networks.get(key.as_str());
+            let external = top.and_then(|t| t.get("external"));
+            let named = top
+                .and_then(|t| t.get("name"))
+                .or_else(|| external.and_then(|e| e.get("name")))
+                .and_then(Value::as_str)
+                .map(str::to_string);
+            let network = match (named, external) {
+                (Some(name), _) => name,
+                (None, Some(_)) => key.clone(),
+                (None, None) => labelled
+                    .iter()
+                    .find(|(k, _)| *k == key)
+                    .map(|(_, name)| name.clone())
+                    .ok_or_else(|| {
+                        anyhow!(
+                            "compose project {}: no network labelled {key} (is the project up?)",
+                            self.project
+                        )
+                    })?,
+            };
+            let mut aliases = vec![service.to_string()];
+            aliases.extend(
+                settings
+                    .get("aliases")
+                    .and_then(Value::as_sequence)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|a| a.as_str().map(str::to_string)),
+            );
+            aliases.dedup();
+            let address = |k: &str| settings.get(k).and_then(Value::as_str).map(str::to_string);
+            let (v4, v6) = (address("ipv4_address"), address("ipv6_address"));
+            let ipam_config = (v4.is_some() || v6.is_some()).then(|| EndpointIpamConfig {
+                ipv4_address: v4,
+                ipv6_address: v6,
+                ..Default::default()
+            });
+            let priority = settings
+                .get("priority")
+                .and_then(Value::as_i64)
+                .unwrap_or(0);
+            out.push((
+                priority,
+                NetworkAttachment {
+                    network,
+                    aliases,
+                    ipam_config,
+                    links: Vec::new(),
+                    driver_opts: None,
+                },
+            ));
+        }
+        // The primary network first, then by priority (highest first) and name.
+        out.sort_by(|(pa, a), (pb, b)| {
+            let first = |n: &NetworkAttachment| Some(n.network.as_str()) != primary;
+            (first(a), -pa, &a.network).cmp(&(first(b), -pb, &b.network))
+        });
+        Ok(out.into_iter().map(|(_, n)| n).collect())
+    }
+
+    /// How many containers the service declares (`deploy.replicas`, else
+    /// `scale`), when it says.
+    pub fn replicas(&self, service: &str) -> Option<usize> {
+        let svc = self.services.get(service)?;
+        svc.get("deploy")
+            .and_then(|d| d.get("replicas"))
+            .or_else(|| svc.get("scale"))
+            .and_then(|n| n.as_u64().or_else(|| n.as_str()?.parse().ok()))
+            .and_then(|n| usize::try_from(n).ok())
+    }
+
+    /// Whether the service names its container (`container_name`): compose
+    /// cannot make a second one of it, so it has no template.
+    pub fn fixed_name(&self, service: &str) -> bool {
+        self.services
+            .get(service)
+            .is_some_and(|s| s.get("container_name").is_some())
     }
 
     /// True when `r`'s compose configuration changed since its container was
@@ -273,6 +388,131 @@ pub fn deploy_section(r: &ComposeRef) -> Result<Option<serde_norway::Value>> {
         }
     }
     Ok(merged.map(Value::Mapping))
+}
+
+/// What compose would create now for each of `services` (name, containers
+/// it has): compose creates one more container of each, not started (`up
+/// --no-start --no-deps --no-recreate --scale`); each is captured as a spec
+/// (its anonymous volumes left fresh) and removed again. The rollout creates
+/// the service's containers from these through the API, under the names and
+/// numbers it chooses — exactly what compose makes, without one compose run
+/// per container.
+pub async fn compose_templates(
+    cli: ComposeCli,
+    docker: &Docker,
+    project: &ComposeProject,
+    r: &ComposeRef,
+    services: &[(String, usize)],
+) -> Result<HashMap<String, ContainerSpec>> {
+    let before = project_containers(docker, &r.project).await?;
+    let mut args: Vec<String> = ["up", "--no-start", "--no-deps", "--no-recreate"]
+        .map(String::from)
+        .to_vec();
+    for (service, count) in services {
+        args.push("--scale".into());
+        args.push(format!("{service}={}", count + 1));
+    }
+    args.extend(services.iter().map(|(s, _)| s.clone()));
+    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+    let made = run(cli, r, &argv).await;
+    let after = project_containers(docker, &r.project).await?;
+    let mut templates = HashMap::new();
+    let mut failure = made.err();
+    for (id, service) in after.into_iter().filter(|c| !before.contains(c)) {
+        let spec = capture(docker, &id, Anonymous::Fresh).await;
+        remove_template(docker, &id).await;
+        // Compose connects the other networks only when it starts a container.
+        let spec = match spec {
+            Ok(mut spec) => {
+                let primary = spec.host_config.network_mode.clone();
+                spec.networks = project
+                    .attachments(docker, &service, primary.as_deref())
+                    .await?;
+                Ok(spec)
+            }
+            Err(e) => Err(e),
+        };
+        match spec {
+            Ok(spec) => {
+                templates.insert(service, spec);
+            }
+            Err(e) => failure = failure.or(Some(e)),
+        }
+    }
+    if let Some(e) = failure {
+        return Err(e.context(format!(
+            "compose project {}: making the template containers of {}",
+            r.project,
+            services
+                .iter()
+                .map(|(s, _)| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
+    if let Some((missing, _)) = services.iter().find(|(s, _)| !templates.contains_key(s)) {
+        bail!(
+            "compose project {}: `up --no-start --scale` made no container of {missing}",
+            r.project
+        );
+    }
+    Ok(templates)
+}
+
+/// The networks compose made for a project: (key in the compose file, real name).
+async fn project_networks(docker: &Docker, project: &str) -> Result<Vec<(String, String)>> {
+    let options = bollard::query_parameters::ListNetworksOptions {
+        filters: Some(HashMap::from([(
+            "label".to_string(),
+            vec![format!("com.docker.compose.project={project}")],
+        )])),
+    };
+    let found = docker
+        .list_networks(Some(options))
+        .await
+        .with_context(|| format!("compose project {project}: list networks"))?;
+    Ok(found
+        .into_iter()
+        .filter_map(|n| {
+            let key = n.labels?.get("com.docker.compose.network")?.clone();
+            Some((key, n.name?))
+        })
+        .collect())
+}
+
+/// Every container of a compose project: (id, service).
+async fn project_containers(docker: &Docker, project: &str) -> Result<Vec<(String, String)>> {
+    let options = ListContainersOptions {
+        all: true,
+        filters: Some(HashMap::from([(
+            "label".to_string(),
+            vec![format!("com.docker.compose.project={project}")],
+        )])),
+        ..Default::default()
+    };
+    let found = docker
+        .list_containers(Some(options))
+        .await
+        .with_context(|| format!("compose project {project}: list containers"))?;
+    Ok(found
+        .into_iter()
+        .filter_map(|c| {
+            let service = c.labels?.get("com.docker.compose.service")?.clone();
+            Some((c.id?, service))
+        })
+        .collect())
+}
+
+/// Removes a template container and its fresh anonymous volumes.
+async fn remove_template(docker: &Docker, id: &str) {
+    let options = RemoveContainerOptions {
+        force: true,
+        v: true,
+        ..Default::default()
+    };
+    if let Err(e) = docker.remove_container(id, Some(options)).await {
+        tracing::warn!("could not remove compose template container {id}: {e}");
+    }
 }
 
 /// The service's `deploy.update_config` and `deploy.rollback_config`, read

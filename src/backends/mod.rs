@@ -10,10 +10,11 @@ mod spec;
 mod template;
 
 pub use compose::{
-    ComposeCli, ComposeProject, compose_cli, compose_container, compose_recreate, policy_sections,
+    ComposeCli, ComposeProject, compose_cli, compose_container, compose_recreate,
+    compose_templates, policy_sections,
 };
 pub use health::{HealthError, HealthSource, HealthyAt, Probe, failed_within, wait_healthy};
-pub use mapping::{BackendContainer, backend_by_name, resolve_backend};
+pub use mapping::{BackendContainer, Resolved, backend_by_name, resolve_backend, resolve_backends};
 pub use recreate::{
     Recreated, Stopped, create_and_start, next_slot, recreate_stop_first, rename, stop_and_remove,
 };

@@ -233,7 +233,7 @@ impl ValueEnum for FailureAction {
 
 impl ValueEnum for Mode {
     fn value_variants<'a>() -> &'a [Self] {
-        &[Mode::Auto, Mode::Compose, Mode::Engine]
+        &[Mode::Auto, Mode::Compose, Mode::ComposeCli, Mode::Engine]
     }
 
     fn to_possible_value(&self) -> Option<PossibleValue> {
@@ -242,7 +242,11 @@ impl ValueEnum for Mode {
                 "Compose when the container belongs to a compose project and no image/env/label is given, else engine",
             ),
             Mode::Compose => PossibleValue::new("compose").help(
-                "`docker compose up -d --no-deps --force-recreate SERVICE` (the seed's own step)",
+                "What compose creates for the service now, created through the Engine API \
+                 (the compose CLI where that cannot be)",
+            ),
+            Mode::ComposeCli => PossibleValue::new("compose-cli").help(
+                "Always the compose CLI: `up -d --no-deps --force-recreate SERVICE` (the seed's own step)",
             ),
             Mode::Engine => PossibleValue::new("engine")
                 .help("Recreate through the Engine API, keeping the container's configuration"),

@@ -1,8 +1,9 @@
 //! Edits of one upstream `server` statement, planned as a single byte splice.
 use super::error::{ConfError, Place};
 use super::lexer::unescape;
+use super::pin::{self, PinnedLine};
 use super::tree::{Doc, LineIndex};
-use super::upstream::{Context, Param};
+use super::upstream::{Address, Context, Param};
 use std::ops::Range;
 use std::path::Path;
 
@@ -26,6 +27,19 @@ pub enum Edit {
     Remove,
     /// Change the server's address, keeping its parameters.
     ReplaceAddress(String),
+    /// Replace the operator's line by these pinned lines (see [`super::pin`]).
+    Pin(Vec<PinnedLine>),
+    /// Put the operator's statement back, byte for byte, in place of the lines
+    /// pinned from it (the server named is the operator's address).
+    Unpin {
+        /// The operator's statement as it was (`server web:8000;`).
+        statement: String,
+    },
+    /// One more line pinned from the operator's line named.
+    AddPinned(PinnedLine),
+    /// Point the pinned line named at an address nginx need not resolve, `down`:
+    /// its container is gone.
+    Bury,
 }
 
 /// Options of an edit.
@@ -127,6 +141,30 @@ pub fn splice_for(
         with: text.into_bytes(),
     };
     Ok(match edit {
+        Edit::Pin(lines) => {
+            let s = find(server)?;
+            if pin::pinned_from(doc, us, s.stmt).is_some() {
+                return Ok(None);
+            }
+            Some(pin::pin(doc, s.stmt, &s.address, lines))
+        }
+        Edit::Unpin { statement } => return pin::unpin(doc, us, server, statement),
+        Edit::AddPinned(line) => pin::add(doc, us, server, line),
+        Edit::Bury => {
+            // Buried already (a step run again after a crash): its address is gone.
+            let Ok(s) = find(server) else {
+                return Ok(None);
+            };
+            if pin::pinned_from(doc, us, s.stmt).is_none() {
+                return Err(ConfError::at(
+                    format!("server \"{server}\" is no pinned line; only those are buried"),
+                    place_of(s.stmt),
+                ));
+            }
+            let port = Address::parse(&s.address).port;
+            (!(s.down && Address::parse(&s.address).host == pin::NOWHERE))
+                .then(|| pin::bury(doc, s.stmt, port))
+        }
         Edit::MarkDown => {
             let s = find(server)?;
             if s.down {
@@ -267,7 +305,7 @@ pub fn splice_for(
 
 /// The splice that inserts statement `text` on its own line after statement
 /// `last` (or first in upstream `us` when it has no server), indented alike.
-fn add_after(doc: &Doc, us: u32, last: Option<u32>, text: &str) -> Splice {
+pub(super) fn add_after(doc: &Doc, us: u32, last: Option<u32>, text: &str) -> Splice {
     let src = doc.bytes();
     let (anchor_start, after) = match last {
         Some(s) => (doc.stmt_range(s).start, doc.stmt_range(s).end),

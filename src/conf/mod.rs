@@ -9,6 +9,7 @@ mod fs;
 mod include;
 mod lexer;
 mod lua;
+mod pin;
 mod set;
 mod tree;
 mod upstream;
@@ -28,6 +29,7 @@ pub use fs::{Fs, HostFs};
 pub use include::{
     Located, Lookup, MainChoice, MissingIncludes, PrefixFrom, UnreadInclude, locate,
 };
+pub use pin::{NOWHERE, PinnedLine};
 pub use set::{ConfigSet, FileChange, LoadOptions};
 pub use tree::Doc;
 pub use upstream::{

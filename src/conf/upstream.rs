@@ -290,6 +290,12 @@ pub struct Server {
     pub line: usize,
     /// 1-based column (bytes) of the `server` directive.
     pub column: usize,
+    /// The statement as written, from `server` to `;` (to put a pinned line back).
+    #[serde(skip)]
+    pub statement: String,
+    /// For a line pinned by a rollout, the operator's line it stands for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pinned_from: Option<String>,
     /// Its statement in the parsed file.
     #[serde(skip)]
     pub(crate) stmt: u32,
@@ -417,6 +423,9 @@ pub(crate) fn read(
                     file: file.to_path_buf(),
                     line: lines.line(pos(s)),
                     column: lines.column(pos(s)),
+                    statement: String::from_utf8_lossy(&doc.bytes()[doc.stmt_range(s)])
+                        .into_owned(),
+                    pinned_from: super::pin::pinned_from(doc, us, s),
                     stmt: s,
                 });
             }

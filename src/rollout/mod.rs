@@ -6,6 +6,7 @@
 mod deploy;
 mod edit;
 mod recover;
+mod replicas;
 mod run;
 mod session;
 mod status;

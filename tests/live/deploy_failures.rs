@@ -21,7 +21,7 @@ fn a_backend_that_never_becomes_healthy_pauses_the_deploy_and_the_other_server_k
         "10s",
     ]);
     let during = stack.bodies(8);
-    let load = load.finish();
+    let load = load.stop();
 
     assert!(!out.status.success(), "the deploy must fail");
     let stderr = String::from_utf8_lossy(&out.stderr);

@@ -106,7 +106,7 @@ fn start_first_on_one_server_never_drops_to_zero_and_alternates_names() {
     assert_eq!(live_servers(&stack.conf()), [format!("{app}-b:3000")]);
     assert_eq!(stack.bodies(4), app_bodies(1, "v2"));
     start_first("v3");
-    let load = load.finish();
+    let load = load.stop();
     stop.store(true, Ordering::SeqCst);
     watcher.join().unwrap();
     assert_eq!(

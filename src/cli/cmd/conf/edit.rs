@@ -189,6 +189,13 @@ fn said(a: &Asked, changed: bool, before: &ConfigSet) -> String {
         }
         (Edit::ReplaceAddress(new), true) => format!("replaced {s} by {new} in upstream {u}"),
         (Edit::ReplaceAddress(new), false) => format!("upstream {u} already has {new}"),
+        // The rollout's own edits of pinned lines have no command here.
+        (Edit::Pin(_) | Edit::Unpin { .. } | Edit::AddPinned(_) | Edit::Bury, true) => {
+            format!("edited {s} in upstream {u}")
+        }
+        (Edit::Pin(_) | Edit::Unpin { .. } | Edit::AddPinned(_) | Edit::Bury, false) => {
+            format!("{s} in upstream {u} unchanged")
+        }
     }
 }
 
