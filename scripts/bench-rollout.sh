@@ -2,8 +2,9 @@
 # Rollout benchmarks on the seed stacks (release build, real dockerd/nginx).
 #   scripts/bench-rollout.sh [LOAD_SECONDS] [CONCURRENCY] [all|seed002|seed000]
 #
-# seed002 (2 servers): for each mode (engine: --env MESSAGE=...; compose:
-# MESSAGE edited in docker-compose.yml) and each load profile (GET keep-alive,
+# seed002 (2 servers): for each mode (engine: --env MESSAGE=...; compose, the
+# fast path, and compose-cli, one `docker-compose up` per server: MESSAGE
+# edited in docker-compose.yml) and each load profile (GET keep-alive,
 # GET close, POST close, POST keep-alive) one full deploy of app1 and app2
 # under that load:
 #   wall      the deploy command's wall time,
@@ -24,7 +25,7 @@
 # update_config start-first, parallelism 1, delay 1s): the seed's own
 # `docker-compose up -d` after MESSAGE changes (failed requests, and the
 # outage: first to last failed probe of a 20-per-second probe), then
-# `nginx-rollout deploy backend` in compose and engine mode. Its physical
+# `nginx-rollout deploy backend` in compose-cli, compose and engine mode. Its physical
 # minimum is the issue's: the new replicas' create -> healthy, summed, plus
 # the delays between them, plus one reload and drain per replica (nginx's
 # own hand-over: the mean reload + wait-drained step of the run).
@@ -164,7 +165,7 @@ deploy_row() {
         args+=(--mode engine --env "MESSAGE={{service}},$message")
     else
         sed -i -E "s/MESSAGE=(app[12]),[^']*/MESSAGE=\\1,$message/" "$dir/docker-compose.yml"
-        args+=(--mode compose)
+        args+=(--mode "$mode")
     fi
     log "$label deploy under $profile"
     run_load "$profile" "${4:-}"
@@ -184,7 +185,7 @@ deploy_row() {
 
 seed002() {
     up "nrbench$$" docker-compose.yml
-    for mode in engine compose; do
+    for mode in engine compose compose-cli; do
         for profile in "${profiles[@]}"; do
             deploy_row "$mode" "$mode" "$profile"
         done
@@ -316,7 +317,7 @@ seed000() {
         wall="$(python3 -c "print(f'{$end - $start:.2f}')")"
         rows0+=("| docker-compose up -d (the seed's own) | $profile | $wall | - | - | - | $outage | $failed |")
     done
-    for mode in compose engine; do
+    for mode in compose-cli compose engine; do
         for profile in get-keepalive post-close post-keepalive; do
             round0=$((round0 + 1))
             local args=(deploy backend --yes --monitor 0s --output json)
@@ -324,6 +325,7 @@ seed000() {
                 args+=(--mode engine --env "MESSAGE=v$round0")
             else
                 sed -i -E "s/MESSAGE=[^ ]*/MESSAGE=v$round0/" "$dir/docker-compose.yml"
+                args+=(--mode "$mode")
             fi
             log "nginx-rollout ($mode mode) under $profile"
             run_load "$profile" "$((load_seconds > 30 ? load_seconds : 30))"
