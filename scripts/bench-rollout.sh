@@ -25,7 +25,8 @@
 # update_config start-first, parallelism 1, delay 1s): the seed's own
 # `docker-compose up -d` after MESSAGE changes (failed requests, and the
 # outage: first to last failed probe of a 20-per-second probe), then
-# `nginx-rollout deploy backend` in compose-cli, compose and engine mode. Its physical
+# `nginx-rollout deploy backend` in compose (fast path) and engine mode (the compose CLI
+# recreates every replica at once: nginx-rollout refuses it for replicas). Its physical
 # minimum is the issue's: the new replicas' create -> healthy, summed, plus
 # the delays between them, plus one reload and drain per replica (nginx's
 # own hand-over: the mean reload + wait-drained step of the run).
@@ -61,7 +62,13 @@ compose() { (cd "$dir" && NGINX_PORT="$port" COMPOSE_FILE="$(IFS=:; echo "${comp
 down() {
     [ -z "$project" ] || compose down -v --remove-orphans -t 1 >/dev/null 2>&1 || true
 }
+events_pid="" load_pid="" probe_pid=""
 cleanup() {
+    # Background helpers (event stream, load, probe) must not outlive the run:
+    # they would hold whatever the caller holds (a lock, a terminal).
+    for pid in "$events_pid" "$load_pid" "$probe_pid"; do
+        [ -z "$pid" ] || kill "$pid" 2>/dev/null || true
+    done
     down
     rm -rf "$dir"
 }
@@ -317,7 +324,7 @@ seed000() {
         wall="$(python3 -c "print(f'{$end - $start:.2f}')")"
         rows0+=("| docker-compose up -d (the seed's own) | $profile | $wall | - | - | - | $outage | $failed |")
     done
-    for mode in compose-cli compose engine; do
+    for mode in compose engine; do
         for profile in get-keepalive post-close post-keepalive; do
             round0=$((round0 + 1))
             local args=(deploy backend --yes --monitor 0s --output json)
