@@ -4,6 +4,7 @@
 //! the thin [`crate::docker`] client; knows nothing of nginx's files or reloads.
 mod compose;
 mod health;
+mod hook;
 mod mapping;
 mod recreate;
 mod spec;
@@ -14,6 +15,7 @@ pub use compose::{
     compose_templates, policy_sections,
 };
 pub use health::{HealthError, HealthSource, HealthyAt, Probe, failed_within, wait_healthy};
+pub use hook::{exec_hook, run_one_off};
 pub use mapping::{BackendContainer, Resolved, backend_by_name, resolve_backend, resolve_backends};
 pub use recreate::{
     Recreated, Stopped, create_and_start, next_slot, recreate_stop_first, rename, stop_and_remove,
