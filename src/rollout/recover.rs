@@ -167,7 +167,7 @@ pub async fn resume(
             kind: PlanKind::Resume,
             revision: rollout.revision,
             plan,
-            skipped: Vec::new(),
+            notices: Vec::new(),
         })));
     }
     if !observer.approve(PlanKind::Resume, &plan)? {
@@ -231,7 +231,7 @@ pub async fn rollback(
             kind: PlanKind::Rollback,
             revision: undo.revision,
             plan: undo.plan,
-            skipped: Vec::new(),
+            notices: Vec::new(),
         })));
     }
     if !observer.approve(PlanKind::Rollback, &undo.plan)? {
