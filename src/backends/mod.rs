@@ -6,6 +6,7 @@ mod compose;
 mod compose_options;
 mod compose_policy;
 mod health;
+mod hook;
 mod image;
 mod mapping;
 mod recreate;
@@ -18,6 +19,7 @@ pub use compose::{
 pub use compose_options::{ComposeFlags, ComposeOptions, ComposeOptionsError};
 pub use compose_policy::policy_sections;
 pub use health::{HealthError, HealthSource, HealthyAt, Probe, failed_within, wait_healthy};
+pub use hook::{exec_hook, run_one_off};
 pub use image::{ImageFound, ensure_image};
 pub use mapping::{BackendContainer, Resolved, backend_by_name, resolve_backend, resolve_backends};
 pub use recreate::{

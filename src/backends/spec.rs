@@ -18,6 +18,9 @@ use serde::{Deserialize, Serialize};
 /// The label holding a compose container's number.
 const NUMBER_LABEL: &str = "com.docker.compose.container-number";
 
+/// The label that marks a one-off container of ours (its value: its name).
+pub const ONE_OFF_LABEL: &str = "nginx-rollout.one-off";
+
 /// Everything needed to create a container again.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ContainerSpec {
@@ -131,6 +134,39 @@ impl ContainerSpec {
             .get_or_insert_with(Vec::new)
             .extend(kept);
         self.with_env("affinity:container", &format!("={old_id}"))
+    }
+
+    /// The spec of a one-off container that runs `argv` once, as `compose run`
+    /// makes one: the command replaced (the entrypoint kept), the same
+    /// environment, volumes and networks but no network aliases or fixed
+    /// addresses (nothing resolves to it, nothing clashes with the service's
+    /// containers), no published ports, no restart policy, no healthcheck, and
+    /// compose's labels swapped for [`ONE_OFF_LABEL`], so compose never counts
+    /// it among the service's containers.
+    pub fn one_off(mut self, name: &str, argv: &[String]) -> ContainerSpec {
+        self.name = name.to_string();
+        self.config.cmd = Some(argv.to_vec());
+        self.config.attach_stdout = Some(true);
+        self.config.attach_stderr = Some(true);
+        self.config.tty = Some(false);
+        self.config.open_stdin = Some(false);
+        self.config.healthcheck = Some(bollard::models::HealthConfig {
+            test: Some(vec!["NONE".into()]),
+            ..Default::default()
+        });
+        let labels = self.config.labels.get_or_insert_with(HashMap::new);
+        labels.retain(|k, _| !k.starts_with("com.docker.compose."));
+        labels.insert(ONE_OFF_LABEL.to_string(), name.to_string());
+        let host = &mut self.host_config;
+        host.port_bindings = None;
+        host.publish_all_ports = Some(false);
+        host.restart_policy = None;
+        host.auto_remove = Some(false);
+        for net in &mut self.networks {
+            net.aliases.clear();
+            net.ipam_config = None;
+        }
+        self
     }
 
     /// The value of `key` in the spec's explicit environment.
@@ -487,6 +523,54 @@ mod tests {
                 "com.docker.compose.service".to_string(),
                 "app1".to_string()
             )]))
+        );
+    }
+
+    #[test]
+    fn a_one_off_keeps_env_volumes_and_networks_but_nothing_that_would_clash() {
+        let config = ContainerConfig {
+            env: Some(vec!["MESSAGE=hi".into(), "DATABASE_URL=pg://db".into()]),
+            labels: Some(HashMap::from([
+                ("com.docker.compose.service".into(), "app1".into()),
+                ("com.docker.compose.oneoff".into(), "False".into()),
+                ("team".into(), "web".into()),
+            ])),
+            ..Default::default()
+        };
+        let mut spec = spec_from_inspect(inspect(config), &image(), Anonymous::Keep);
+        spec.host_config.binds = Some(vec!["data:/var/lib/app".into()]);
+        spec.host_config.port_bindings = Some(HashMap::from([("3000/tcp".into(), None)]));
+        spec.host_config.restart_policy = Some(bollard::models::RestartPolicy {
+            name: Some(bollard::models::RestartPolicyNameEnum::ALWAYS),
+            maximum_retry_count: None,
+        });
+        let argv = vec!["migrate".to_string(), "--all".to_string()];
+        let one = spec.clone().one_off("app1-nr-pre-deploy", &argv);
+        assert_eq!(one.name, "app1-nr-pre-deploy");
+        assert_eq!(one.config.cmd.as_ref(), Some(&argv));
+        assert_eq!(
+            one.config.entrypoint, spec.config.entrypoint,
+            "entrypoint kept"
+        );
+        assert_eq!(one.config.env, spec.config.env);
+        assert_eq!(one.host_config.binds, spec.host_config.binds);
+        assert_eq!(one.host_config.port_bindings, None);
+        assert_eq!(one.host_config.restart_policy, None);
+        let labels = one.config.labels.as_ref().unwrap();
+        assert!(labels.keys().all(|k| !k.starts_with("com.docker.compose.")));
+        assert_eq!(labels.get("team").map(String::as_str), Some("web"));
+        assert_eq!(
+            labels.get(ONE_OFF_LABEL).map(String::as_str),
+            Some("app1-nr-pre-deploy")
+        );
+        let networks: Vec<&str> = one.networks.iter().map(|n| n.network.as_str()).collect();
+        assert_eq!(networks, ["net-b", "net-a"], "the same networks");
+        assert!(
+            one.networks
+                .iter()
+                .all(|n| n.aliases.is_empty() && n.ipam_config.is_none()),
+            "no alias nor fixed address: {:?}",
+            one.networks
         );
     }
 

@@ -15,6 +15,7 @@ mod docker_backend;
 mod docker_nginx;
 mod dry_run;
 mod exit_codes;
+mod hooks;
 mod interactive;
 mod json_events;
 mod policy_failures;

@@ -8,7 +8,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use super::Style;
 use super::render::{render_plan, render_summary, step_line};
 use crate::exec::{Event, Observer, PlanKind, Status};
-use crate::plan::Plan;
+use crate::plan::{Plan, command_line};
 
 /// Human progress on stderr.
 pub struct Human {
@@ -137,6 +137,20 @@ impl Observer for Human {
             } => {
                 if !self.style.quiet {
                     self.line(format!("      {container} ({server}) is {status}"));
+                }
+            }
+            Event::Hook {
+                hook,
+                container,
+                command,
+                exit_code,
+                ..
+            } => {
+                if !self.style.quiet {
+                    self.line(format!(
+                        "      {hook} `{}` in {container}: exit {exit_code}",
+                        command_line(command)
+                    ));
                 }
             }
             Event::Failure {

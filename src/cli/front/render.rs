@@ -4,7 +4,7 @@ use std::time::Duration;
 use comfy_table::{Table, presets::UTF8_BORDERS_ONLY};
 
 use crate::exec::ServerSummary;
-use crate::plan::{Plan, Step, Timeouts};
+use crate::plan::{HookKind, Plan, Step, Timeouts};
 use crate::rollout::{HistoryEntry, StatusReport};
 
 /// Renders a plan: the policy in effect with sources, then every step with its diff.
@@ -56,6 +56,21 @@ pub fn render_plan(plan: &Plan, color: bool) -> String {
         timeouts.health,
         default.health,
     ));
+    let hooks = |kinds: &[HookKind]| {
+        plan.steps
+            .iter()
+            .any(|s| s.action.hook().is_some_and(|k| kinds.contains(&k)))
+    };
+    if hooks(&[HookKind::PostStart, HookKind::PreStop]) {
+        table.add_row(timeout_row("hook-timeout", timeouts.hook, default.hook));
+    }
+    if hooks(&[HookKind::PreDeploy]) {
+        table.add_row(timeout_row(
+            "pre-deploy-timeout",
+            timeouts.pre_deploy,
+            default.pre_deploy,
+        ));
+    }
     out.push_str(&table.to_string());
     out.push('\n');
     // How each server's new container is made.
