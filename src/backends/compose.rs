@@ -115,10 +115,12 @@ pub(super) async fn run(cli: ComposeCli, r: &ComposeRef, args: &[&str]) -> Resul
         args.join(" "),
         dir.display()
     );
+    let started = std::time::Instant::now();
     let output = tokio::time::timeout(COMPOSE_TIMEOUT, cmd.output())
         .await
         .map_err(|_| anyhow!("{line}: no answer after {COMPOSE_TIMEOUT:?}"))?
         .with_context(|| format!("{line}: cannot run"))?;
+    tracing::debug!(took = ?started.elapsed(), "{line}");
     if !output.status.success() {
         bail!(
             "{line} failed ({}): {}",
