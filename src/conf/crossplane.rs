@@ -3,6 +3,7 @@ use super::error::ConfError;
 use super::fs::Fs;
 use super::tree::{Doc, LineIndex, TokKind};
 use serde::Serialize;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 /// The whole payload: every file reached from the main one.
@@ -112,16 +113,19 @@ struct Builder<'a> {
     prefix: PathBuf,
     opts: Options,
     files: Vec<PathBuf>,
+    /// Index of each path in `files`: an include-heavy config stays linear.
+    index: HashMap<PathBuf, usize>,
     config: Vec<FileConfig>,
 }
 
 impl Builder<'_> {
     fn index_of(&mut self, path: PathBuf) -> usize {
-        if let Some(i) = self.files.iter().position(|p| *p == path) {
-            return i;
+        let next = self.files.len();
+        let i = *self.index.entry(path.clone()).or_insert(next);
+        if i == next {
+            self.files.push(path);
         }
-        self.files.push(path);
-        self.files.len() - 1
+        i
     }
 
     fn file(&mut self, i: usize) -> FileConfig {
@@ -246,6 +250,7 @@ pub fn payload(main: &Path, fs: &dyn Fs, opts: Options) -> Payload {
         prefix: main.parent().map(Path::to_path_buf).unwrap_or_default(),
         opts,
         files: vec![main.to_path_buf()],
+        index: HashMap::from([(main.to_path_buf(), 0)]),
         config: Vec::new(),
     };
     let mut i = 0;

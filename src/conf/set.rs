@@ -2,8 +2,9 @@
 use super::edit::{self, Edit, EditOptions};
 use super::error::{ConfError, Place};
 use super::fs::Fs;
-use super::tree::{Doc, LineIndex};
+use super::tree::{Doc, LineIndex, MAX_DEPTH};
 use super::upstream::{self, Context, Upstream};
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 /// One loaded file.
@@ -41,12 +42,17 @@ struct Loader<'a> {
     fs: &'a dyn Fs,
     prefix: PathBuf,
     files: Vec<File>,
+    /// The paths in `files`: an include-heavy config must load in linear time.
+    loaded: HashSet<PathBuf>,
     stack: Vec<PathBuf>,
+    /// Blocks and includes the walk is inside, all files together: bounded
+    /// by [`MAX_DEPTH`] so that a chain of includes cannot overflow the stack.
+    depth: usize,
 }
 
 impl Loader<'_> {
     fn load(&mut self, path: &Path, context: Option<Context>) -> Result<(), ConfError> {
-        if self.files.iter().any(|f| f.path == path) {
+        if !self.loaded.insert(path.to_path_buf()) {
             return Ok(());
         }
         let bytes = self
@@ -64,6 +70,22 @@ impl Loader<'_> {
         self.walk(idx, None, context)?;
         self.stack.pop();
         Ok(())
+    }
+
+    /// One level deeper, at statement `s` of file `idx`; an error past [`MAX_DEPTH`].
+    fn enter(&mut self, idx: usize, s: u32) -> Result<(), ConfError> {
+        self.depth += 1;
+        if self.depth <= MAX_DEPTH {
+            return Ok(());
+        }
+        let f = &self.files[idx];
+        let at = f.doc.span(f.doc.stmt(s).first).start as usize;
+        Err(ConfError::at(
+            format!(
+                "blocks and includes nested deeper than {MAX_DEPTH} levels (nginx-rollout's limit)"
+            ),
+            Place::at(&f.path, f.doc.bytes(), at),
+        ))
     }
 
     fn walk(
@@ -85,27 +107,31 @@ impl Loader<'_> {
                     b"stream" => Some(Context::Stream),
                     _ => ctx,
                 };
+                self.enter(idx, s)?;
                 self.walk(idx, Some(s), inner)?;
+                self.depth -= 1;
             } else if name == b"include" {
-                let path = self.files[idx].path.clone();
+                // Computed only for an error: it scans the file up to the statement.
+                let place = |files: &[File]| {
+                    let f = &files[idx];
+                    let at = f.doc.span(f.doc.stmt(s).first).start as usize;
+                    Place::at(&f.path, f.doc.bytes(), at)
+                };
                 let doc = &self.files[idx].doc;
-                let here = Place::at(
-                    &path,
-                    doc.bytes(),
-                    doc.span(doc.stmt(s).first).start as usize,
-                );
-                let place = || here.clone();
                 let args = doc.arg_values(s);
                 let [arg] = args.as_slice() else {
                     return Err(ConfError::at(
                         "invalid number of arguments in \"include\" directive",
-                        place(),
+                        place(&self.files),
                     ));
                 };
                 let target = self.prefix.join(arg);
                 let targets = if is_glob(arg) {
                     self.fs.glob(&target).map_err(|e| {
-                        ConfError::at(format!("cannot expand include \"{arg}\": {e}"), place())
+                        ConfError::at(
+                            format!("cannot expand include \"{arg}\": {e}"),
+                            place(&self.files),
+                        )
                     })?
                 } else {
                     vec![target]
@@ -119,14 +145,17 @@ impl Loader<'_> {
                             .collect();
                         return Err(ConfError::at(
                             format!("include cycle: {}", chain.join(" -> ")),
-                            place(),
+                            place(&self.files),
                         ));
                     }
-                    let place = place();
-                    self.load(&t, ctx).map_err(|e| match e.place() {
-                        Some(_) => e,
-                        None => ConfError::at(e.message().to_string(), place),
-                    })?;
+                    self.enter(idx, s)?;
+                    if let Err(e) = self.load(&t, ctx) {
+                        return Err(match e.place() {
+                            Some(_) => e,
+                            None => ConfError::at(e.message().to_string(), place(&self.files)),
+                        });
+                    }
+                    self.depth -= 1;
                 }
             }
         }
@@ -143,7 +172,9 @@ impl ConfigSet {
             fs,
             prefix: main.parent().map(Path::to_path_buf).unwrap_or_default(),
             files: Vec::new(),
+            loaded: HashSet::new(),
             stack: Vec::new(),
+            depth: 0,
         };
         loader.load(main, None)?;
         Ok(ConfigSet {
@@ -227,23 +258,41 @@ impl ConfigSet {
             .collect()
     }
 
-    fn find(&self, name: &str) -> Result<(usize, u32), ConfError> {
+    /// The upstream `name` designates: the one so named, or, when an `http`
+    /// and a `stream` upstream share the name, the one `http:NAME` or
+    /// `stream:NAME` says. Anything else is an error listing what exists.
+    fn find(&self, name: &str) -> Result<(usize, u32, Context), ConfError> {
         let all = self.upstream_stmts();
-        all.iter()
-            .find(|&&(fi, s, _)| {
-                self.files[fi]
-                    .doc
-                    .arg_values(s)
-                    .first()
-                    .is_some_and(|n| n == name)
-            })
-            .map(|&(fi, s, _)| (fi, s))
-            .ok_or_else(|| {
+        let name_of = |fi: usize, s: u32| self.files[fi].doc.arg_values(s).into_iter().next();
+        let named = |n: &str, ctx: Option<Context>| -> Vec<(usize, u32, Context)> {
+            all.iter()
+                .filter(|&&(fi, s, c)| {
+                    ctx.is_none_or(|ctx| ctx == c) && name_of(fi, s).is_some_and(|x| x == n)
+                })
+                .copied()
+                .collect()
+        };
+        let mut found = named(name, None);
+        if found.is_empty()
+            && let Some((prefix, rest)) = name.split_once(':')
+        {
+            let ctx = match prefix {
+                "http" => Some(Context::Http),
+                "stream" => Some(Context::Stream),
+                _ => None,
+            };
+            if ctx.is_some() {
+                found = named(rest, ctx);
+            }
+        }
+        match found.as_slice() {
+            [one] => Ok(*one),
+            [] => {
                 let names: Vec<String> = all
                     .iter()
-                    .filter_map(|&(fi, s, _)| self.files[fi].doc.arg_values(s).into_iter().next())
+                    .filter_map(|&(fi, s, _)| name_of(fi, s))
                     .collect();
-                ConfError::new(format!(
+                Err(ConfError::new(format!(
                     "unknown upstream \"{name}\" in {} (available: {})",
                     self.main_path().display(),
                     if names.is_empty() {
@@ -251,19 +300,38 @@ impl ConfigSet {
                     } else {
                         names.join(", ")
                     }
-                ))
-            })
+                )))
+            }
+            many => {
+                let places: Vec<String> = many
+                    .iter()
+                    .map(|&(fi, s, c)| {
+                        let f = &self.files[fi];
+                        let at = f.doc.span(f.doc.stmt(s).first).start;
+                        let line = LineIndex::new(f.doc.bytes()).line(at);
+                        format!("{c}:{name} ({}:{line})", f.path.display())
+                    })
+                    .collect();
+                Err(ConfError::new(format!(
+                    "upstream \"{name}\" is defined {} times: {}; say which, e.g. {}",
+                    many.len(),
+                    places.join(", "),
+                    places
+                        .iter()
+                        .map(|p| p.split(' ').next().unwrap_or_default())
+                        .collect::<Vec<_>>()
+                        .join(" or ")
+                )))
+            }
+        }
     }
 
-    /// The upstream called `name`; an unknown name is an error listing the available ones.
+    /// The upstream called `name` (`http:NAME` / `stream:NAME` when an http
+    /// and a stream upstream share it); an unknown name is an error listing
+    /// the available ones.
     pub fn upstream(&self, name: &str) -> Result<Upstream, ConfError> {
-        let (fi, s) = self.find(name)?;
+        let (fi, s, ctx) = self.find(name)?;
         let f = &self.files[fi];
-        let ctx = self
-            .upstream_stmts()
-            .into_iter()
-            .find(|&(i, t, _)| i == fi && t == s)
-            .map_or(Context::Http, |x| x.2);
         Ok(upstream::read(
             &f.doc,
             &LineIndex::new(f.doc.bytes()),
@@ -285,7 +353,7 @@ impl ConfigSet {
         edit: Edit,
         opts: EditOptions,
     ) -> Result<bool, ConfError> {
-        let (fi, us) = self.find(upstream)?;
+        let (fi, us, _) = self.find(upstream)?;
         let f = &self.files[fi];
         let Some(splice) = edit::splice_for(&f.doc, &f.path, us, server, &edit, opts)? else {
             return Ok(false);
