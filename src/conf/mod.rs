@@ -15,13 +15,16 @@ mod write;
 
 pub use crossplane::{Options as CrossplaneOptions, Payload as CrossplanePayload, payload};
 pub use edit::{Edit, EditOptions};
-pub use error::{ConfError, Place};
+pub use error::{ConfError, LINE_WINDOW, Place, visible};
 #[cfg(test)]
 pub(crate) use fs::MemFs;
-pub use fs::{Fs, HostFs};
+pub use fs::{Fs, HostFs, MAX_FILE_BYTES, read_host_file, read_regular};
 pub use set::{ConfigSet, FileChange};
 pub use tree::Doc;
+pub use tree::MAX_DEPTH;
 pub use upstream::{
     Address, AddressKind, Balancing, Context, Param, Server, ServerMode, Upstream, Zone,
 };
-pub use write::{write_changes, write_in_place};
+pub use write::{
+    FileChanged, Recovery, WriteError, recover, write_changes, write_if_unchanged, write_in_place,
+};

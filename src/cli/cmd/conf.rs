@@ -1,6 +1,6 @@
 //! `nginx-rollout conf …`: check, print, parse, upstreams, drain, undrain.
 use crate::conf::{
-    ConfigSet, CrossplaneOptions, Doc, Edit, EditOptions, HostFs, payload, write_changes,
+    ConfigSet, CrossplaneOptions, Doc, Edit, EditOptions, Fs, HostFs, payload, visible,
 };
 use crate::diff;
 use anyhow::Context;
@@ -31,9 +31,9 @@ pub enum ConfCommand {
         /// Do not follow `include` directives.
         #[arg(long)]
         single: bool,
-        /// Pretty-print with this many spaces of indentation.
-        #[arg(long)]
-        indent: Option<usize>,
+        /// Pretty-print with this many spaces of indentation (at most 64).
+        #[arg(long, value_parser = clap::value_parser!(u8).range(0..=64))]
+        indent: Option<u8>,
     },
     /// List every upstream, its servers, their parameters and state.
     Upstreams {
@@ -64,6 +64,9 @@ pub struct EditArgs {
     /// Allow draining the last live server (a full outage).
     #[arg(long)]
     force: bool,
+    /// Where the config's lock is (shared with live commands); default: see `deploy --help`.
+    #[arg(long, env = "NGINX_ROLLOUT_STATE_DIR")]
+    state_dir: Option<PathBuf>,
 }
 
 /// Runs a `conf` subcommand; returns the exit code.
@@ -71,7 +74,7 @@ pub fn exec(cmd: ConfCommand) -> anyhow::Result<i32> {
     match cmd {
         ConfCommand::Check { file } => {
             let set = ConfigSet::load(&file, &HostFs)?;
-            eprintln!(
+            errln!(
                 "nginx-rollout: configuration file {} syntax is ok ({} file{}, {} upstream{})",
                 file.display(),
                 set.files().count(),
@@ -82,8 +85,9 @@ pub fn exec(cmd: ConfCommand) -> anyhow::Result<i32> {
             Ok(0)
         }
         ConfCommand::Print { file } => {
-            let bytes =
-                std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let bytes = HostFs
+                .read(&file)
+                .with_context(|| format!("cannot read {}", file.display()))?;
             let doc = Doc::parse_file(&file, bytes)?;
             let mut out = std::io::stdout().lock();
             out.write_all(doc.bytes())?;
@@ -104,7 +108,7 @@ pub fn exec(cmd: ConfCommand) -> anyhow::Result<i32> {
             let mut out = std::io::stdout().lock();
             match indent {
                 Some(n) => {
-                    let ind = " ".repeat(n);
+                    let ind = " ".repeat(usize::from(n));
                     let fmt = serde_json::ser::PrettyFormatter::with_indent(ind.as_bytes());
                     let mut ser = serde_json::Serializer::with_formatter(&mut out, fmt);
                     serde::Serialize::serialize(&payload, &mut ser)?;
@@ -129,12 +133,13 @@ pub fn exec(cmd: ConfCommand) -> anyhow::Result<i32> {
             for u in &ups {
                 for s in &u.servers {
                     let params: Vec<String> = s.params.iter().map(|p| p.to_string()).collect();
+                    let place = format!("{}:{}", s.file.display(), s.line);
                     table.add_row([
-                        u.name.clone(),
-                        s.address.clone(),
+                        visible(&u.name).into_owned(),
+                        visible(&s.address).into_owned(),
                         s.mode().to_string(),
-                        params.join(" "),
-                        format!("{}:{}", s.file.display(), s.line),
+                        visible(&params.join(" ")).into_owned(),
+                        visible(&place).into_owned(),
                     ]);
                 }
             }
@@ -151,14 +156,13 @@ fn plural(n: usize) -> &'static str {
 }
 
 fn edit(a: EditArgs, edit: Edit, done: &str) -> anyhow::Result<i32> {
-    let before = ConfigSet::load(&a.file, &HostFs)?;
-    let mut after = before.clone();
-    let changed = after.apply(&a.upstream, &a.server, edit, EditOptions { force: a.force })?;
-    let changes = after.changes_since(&before);
     if a.dry_run {
+        let before = ConfigSet::load(&a.file, &HostFs)?;
+        let mut after = before.clone();
+        after.apply(&a.upstream, &a.server, edit, EditOptions { force: a.force })?;
         let color = diff::color_stdout();
         let mut out = std::io::stdout().lock();
-        for c in &changes {
+        for c in &after.changes_since(&before) {
             write!(
                 out,
                 "{}",
@@ -167,22 +171,24 @@ fn edit(a: EditArgs, edit: Edit, done: &str) -> anyhow::Result<i32> {
         }
         return Ok(0);
     }
-    write_changes(&changes)?;
-    let up = after.upstream(&a.upstream)?;
-    let s = up.server(&a.server).map_or_else(
-        |_| String::new(),
-        |s| format!(" ({}:{})", s.file.display(), s.line),
-    );
-    if changed {
-        eprintln!(
-            "nginx-rollout: {done} {} in upstream {}{s}",
-            a.server, a.upstream
-        );
+    let edited = crate::rollout::edit_file(&crate::rollout::FileEditRequest {
+        file: a.file.clone(),
+        upstream: a.upstream.clone(),
+        server: a.server.clone(),
+        edit,
+        force: a.force,
+        state_dir: a.state_dir.clone(),
+        command: std::env::args().collect::<Vec<_>>().join(" "),
+    })?;
+    for notice in &edited.notices {
+        errln!("nginx-rollout: {notice}");
+    }
+    let s = edited.place.map_or_else(String::new, |p| format!(" ({p})"));
+    let (server, upstream) = (visible(&a.server), visible(&a.upstream));
+    if edited.changed {
+        errln!("nginx-rollout: {done} {server} in upstream {upstream}{s}");
     } else {
-        eprintln!(
-            "nginx-rollout: {} in upstream {} already {done}{s}",
-            a.server, a.upstream
-        );
+        errln!("nginx-rollout: {server} in upstream {upstream} already {done}{s}");
     }
     Ok(0)
 }

@@ -34,7 +34,7 @@ impl Human {
         let text = text.as_ref();
         match &self.spinner {
             Some(sp) => sp.println(text),
-            None => eprintln!("{text}"),
+            None => errln!("{text}"),
         }
     }
 
@@ -50,7 +50,7 @@ impl Observer for Human {
         if !self.ask_once {
             return Ok(true);
         }
-        eprint!("{}", render_plan(plan, self.style.color));
+        errtext!("{}", render_plan(plan, self.style.color));
         Ok(dialoguer::Confirm::new()
             .with_prompt("run this plan?")
             .default(false)

@@ -1,0 +1,52 @@
+//! Writing to the terminal without panicking: `println!` and `eprintln!`
+//! panic when their stream cannot be written (`2>/dev/full`, a closed pipe).
+//! Every line the command line prints goes through here instead.
+use std::fmt;
+use std::io::{self, Write};
+
+/// Writes one line to stderr. An unwritable stderr is ignored: there is
+/// nowhere left to say anything.
+pub fn err_line(args: fmt::Arguments<'_>) {
+    let mut err = io::stderr().lock();
+    let _ = err.write_fmt(args).and_then(|()| err.write_all(b"\n"));
+}
+
+/// Writes text to stderr, ignoring an unwritable stderr.
+pub fn err_text(args: fmt::Arguments<'_>) {
+    let _ = io::stderr().lock().write_fmt(args);
+}
+
+/// Writes text to stdout and flushes it. The error, a broken pipe included,
+/// goes to the caller, which ends quietly on a broken pipe ([`broken_pipe`]).
+pub fn out_text(args: fmt::Arguments<'_>) -> io::Result<()> {
+    let mut out = io::stdout().lock();
+    out.write_fmt(args)?;
+    out.flush()
+}
+
+/// Whether `e` is (caused by) a broken pipe: whoever read our stdout has
+/// gone (`nginx-rollout conf print x | head`), so there is nothing to report.
+pub fn broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<io::Error>()
+            .is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe)
+            || c.downcast_ref::<serde_json::Error>()
+                .and_then(|j| j.io_error_kind())
+                .is_some_and(|k| k == io::ErrorKind::BrokenPipe)
+    })
+}
+
+/// `eprintln!` that never panics.
+macro_rules! errln {
+    ($($arg:tt)*) => { $crate::cli::output::err_line(format_args!($($arg)*)) };
+}
+
+/// `eprint!` that never panics.
+macro_rules! errtext {
+    ($($arg:tt)*) => { $crate::cli::output::err_text(format_args!($($arg)*)) };
+}
+
+/// `print!` that returns the error instead of panicking.
+macro_rules! outtext {
+    ($($arg:tt)*) => { $crate::cli::output::out_text(format_args!($($arg)*)) };
+}
