@@ -17,5 +17,5 @@ pub use mapping::{BackendContainer, backend_by_name, resolve_backend};
 pub use recreate::{
     Recreated, Stopped, create_and_start, next_slot, recreate_stop_first, rename, stop_and_remove,
 };
-pub use spec::{ContainerSpec, NetworkAttachment, capture_spec};
+pub use spec::{ContainerSpec, Escalation, NetworkAttachment, capture_spec};
 pub use template::{TemplateVars, render_value};

@@ -43,7 +43,7 @@ pub fn read_host_file(path: &Path) -> io::Result<Vec<u8>> {
 }
 
 /// Reads an open file that must be regular and at most [`MAX_FILE_BYTES`] long.
-pub(crate) fn read_bounded(file: std::fs::File) -> io::Result<Vec<u8>> {
+pub fn read_bounded(file: std::fs::File) -> io::Result<Vec<u8>> {
     let meta = file.metadata()?;
     check_regular(&meta)?;
     let mut bytes = Vec::with_capacity(meta.len() as usize);

@@ -18,7 +18,7 @@ pub use edit::{Edit, EditOptions};
 pub use error::{ConfError, LINE_WINDOW, Place, visible};
 #[cfg(test)]
 pub(crate) use fs::MemFs;
-pub use fs::{Fs, HostFs, MAX_FILE_BYTES, read_host_file, read_regular};
+pub use fs::{Fs, HostFs, MAX_FILE_BYTES, read_bounded, read_host_file, read_regular};
 pub use set::{ConfigSet, FileChange};
 pub use tree::Doc;
 pub use tree::MAX_DEPTH;

@@ -11,7 +11,7 @@ use tokio::sync::watch;
 use super::event::{Decision, Event, HealthVerdict, Observer, StepResult};
 use super::journal::{Rollout, ServerState, StateDir, Status, StepStatus, time};
 use super::world::World;
-use crate::conf::FileChange;
+use crate::conf::{FileChange, FileChanged};
 use crate::plan::{
     Action, FailureAction, Order, ServerChange, ServerRef, Step, apply_changes_with,
 };
@@ -385,20 +385,29 @@ impl<'a, W: World, O: Observer + ?Sized> Executor<'a, W, O> {
             }
         }
         self.save()?;
-        let mut config = self.world.load_config().await?;
-        let before = config.clone();
-        if let Err(e) = apply_changes_with(&mut config, upstream, &changes, force) {
-            // Nothing was written: the journal must not claim a drain that did not happen.
-            for (server, state) in drained {
-                if let Some(rec) = self.rollout.server_mut(&server) {
-                    rec.state = state;
+        // A file someone else changed between our read and our write is read
+        // and spliced again (the world writes only over the bytes we read).
+        let mut attempts = 0;
+        let written = loop {
+            let mut config = self.world.load_config().await?;
+            let before = config.clone();
+            if let Err(e) = apply_changes_with(&mut config, upstream, &changes, force) {
+                // Nothing was written: the journal must not claim a drain that did not happen.
+                for (server, state) in drained {
+                    if let Some(rec) = self.rollout.server_mut(&server) {
+                        rec.state = state;
+                    }
                 }
+                self.save()?;
+                return Err(StepError::Fatal(e.into()));
             }
-            self.save()?;
-            return Err(StepError::Fatal(e.into()));
-        }
-        let written = config.changes_since(&before);
-        self.world.write_config(&written).await?;
+            let written = config.changes_since(&before);
+            match self.world.write_config(&written).await {
+                Err(e) if FileChanged::is_cause_of(e.as_ref()) && attempts < 3 => attempts += 1,
+                Err(e) => return Err(e.into()),
+                Ok(()) => break written,
+            }
+        };
         self.last_edit = written;
         self.last_edit_changes = changes;
         Ok(())

@@ -45,6 +45,8 @@ struct Fake {
     /// Servers whose containers were replaced or started, in order.
     replaced: RefCell<Vec<String>>,
     reloads: RefCell<usize>,
+    /// An operator's edit (from, to) that lands between our read and our next write.
+    operator_edit: RefCell<Option<(String, String)>>,
 }
 
 impl Fake {
@@ -71,7 +73,17 @@ impl World for Fake {
     }
 
     async fn write_config(&self, changes: &[FileChange]) -> Result<()> {
+        if let Some((from, to)) = self.operator_edit.borrow_mut().take() {
+            let text = String::from_utf8(self.conf.borrow().clone())?;
+            *self.conf.borrow_mut() = text.replace(&from, &to).into_bytes();
+        }
         for c in changes {
+            if *self.conf.borrow() != c.before {
+                return Err(crate::conf::FileChanged {
+                    path: c.path.clone(),
+                }
+                .into());
+            }
             assert_eq!(
                 *self.conf.borrow(),
                 c.before,
@@ -259,6 +271,27 @@ fn down_lines(fake: &Fake) -> Vec<String> {
         .filter(|l| l.contains("down"))
         .map(|l| l.trim().to_string())
         .collect()
+}
+
+#[tokio::test]
+async fn an_operators_edit_under_a_drain_is_kept_and_the_drain_spliced_again() {
+    let fake = Fake::new(2);
+    *fake.operator_edit.borrow_mut() = Some((
+        "    upstream apps {\n".into(),
+        "    keepalive_timeout 7s; # the operator's\n    upstream apps {\n".into(),
+    ));
+    let (outcome, r, _) =
+        run_all(&fake, 2, policy(FailureAction::Pause, 0.0, Duration::ZERO)).await;
+    assert!(matches!(outcome, Outcome::Done), "{outcome:?}");
+    assert_eq!(r.status, Status::Done);
+    let text = String::from_utf8(fake.conf.borrow().clone()).unwrap();
+    assert_eq!(
+        text,
+        String::from_utf8(conf(2)).unwrap().replace(
+            "    upstream apps {\n",
+            "    keepalive_timeout 7s; # the operator's\n    upstream apps {\n"
+        )
+    );
 }
 
 #[tokio::test]
