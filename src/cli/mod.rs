@@ -60,7 +60,7 @@ fn offline(result: anyhow::Result<i32>) -> i32 {
         if output::broken_pipe(&e) {
             return exit::DONE;
         }
-        errln!("nginx-rollout: {e:#}");
+        errln!("nginx-rollout: {}", output::shown(&format!("{e:#}")));
         exit::FAILED
     })
 }
@@ -102,9 +102,9 @@ fn report(e: &anyhow::Error) -> i32 {
             "run with --verbose for details; `nginx-rollout status` shows where things are",
         )
     };
-    errln!("nginx-rollout: {e}");
+    errln!("nginx-rollout: {}", output::shown(&e.to_string()));
     for cause in e.chain().skip(1) {
-        errln!("  caused by: {cause}");
+        errln!("  caused by: {}", output::shown(&cause.to_string()));
     }
     errln!("  hint: {hint}");
     code

@@ -4,6 +4,17 @@
 use std::fmt;
 use std::io::{self, Write};
 
+/// Plain text with control bytes (from configs and containers) made
+/// visible line by line ([`crate::conf::visible`]); line breaks are kept.
+pub fn shown(text: &str) -> String {
+    text.split_inclusive('\n')
+        .map(|l| {
+            let body = l.trim_end_matches('\n');
+            format!("{}{}", crate::conf::visible(body), &l[body.len()..])
+        })
+        .collect()
+}
+
 /// Writes one line to stderr. An unwritable stderr is ignored: there is
 /// nowhere left to say anything.
 pub fn err_line(args: fmt::Arguments<'_>) {
@@ -49,4 +60,24 @@ macro_rules! errtext {
 /// `print!` that returns the error instead of panicking.
 macro_rules! outtext {
     ($($arg:tt)*) => { $crate::cli::output::out_text(format_args!($($arg)*)) };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shown_text_keeps_its_lines_and_escapes_the_rest() {
+        assert_eq!(
+            shown("a\x1b[2J\r\nb\x07\n"),
+            "a\\u{1b}[2J\\u{d}\nb\\u{7}\n"
+        );
+    }
+
+    #[test]
+    fn a_broken_pipe_is_told_apart() {
+        let e = anyhow::Error::from(io::Error::from(io::ErrorKind::BrokenPipe)).context("writing");
+        assert!(broken_pipe(&e));
+        assert!(!broken_pipe(&anyhow::anyhow!("other")));
+    }
 }

@@ -104,7 +104,7 @@ pub fn finish(global: &Global, ended: Ended) -> i32 {
 /// as one JSON `plan` event.
 fn show_planned(global: &Global, planned: &Planned) {
     for (server, why) in &planned.skipped {
-        errln!("skipping {server}: {why}");
+        errln!("{}", render::shown(&format!("skipping {server}: {why}")));
     }
     match global.output {
         Output::Json => Json.event(&Event::Plan {

@@ -3,6 +3,7 @@ use std::time::Duration;
 
 use comfy_table::{Table, presets::UTF8_BORDERS_ONLY};
 
+pub use crate::cli::output::shown;
 use crate::exec::ServerSummary;
 use crate::plan::{Plan, Step, Timeouts};
 use crate::rollout::{HistoryEntry, StatusReport};
@@ -10,11 +11,11 @@ use crate::rollout::{HistoryEntry, StatusReport};
 /// Renders a plan: the policy in effect with sources, then every step with its diff.
 pub fn render_plan(plan: &Plan, color: bool) -> String {
     let mut out = String::new();
-    out.push_str(&format!(
+    out.push_str(&shown(&format!(
         "Plan for upstream {} ({} servers):\n",
         plan.upstream,
         plan.targets.len()
-    ));
+    )));
     let mut table = Table::new();
     table
         .load_style(UTF8_BORDERS_ONLY)
@@ -42,7 +43,7 @@ pub fn render_plan(plan: &Plan, color: bool) -> String {
         timeouts.health,
         default.health,
     ));
-    out.push_str(&table.to_string());
+    out.push_str(&shown(&table.to_string()));
     out.push('\n');
     for step in &plan.steps {
         out.push_str(&step_line(step, plan.steps.len()));
@@ -56,12 +57,12 @@ pub fn render_plan(plan: &Plan, color: bool) -> String {
 
 /// The one line a step is shown as: `[ 3/12] wait-drained  …`.
 pub fn step_line(step: &Step, total: usize) -> String {
-    format!(
+    shown(&format!(
         "[{:>2}/{total}] {:<13} {}",
         step.index,
         step.action.kind(),
         step.action
-    )
+    ))
 }
 
 /// `text` with `prefix` before every line.
@@ -87,7 +88,7 @@ pub fn render_summary(servers: &[ServerSummary]) -> String {
             .unwrap_or_else(|| "-".into());
         table.add_row(vec![s.server.clone(), image, healthy, s.result.to_string()]);
     }
-    table.to_string()
+    shown(&table.to_string())
 }
 
 /// The `status` table and, below it, what to do about an unfinished rollout.
@@ -129,7 +130,7 @@ pub fn render_status(report: &StatusReport) -> String {
                 .unwrap_or_default()
         ));
     }
-    out
+    shown(&out)
 }
 
 /// The `history` table.
@@ -152,5 +153,5 @@ pub fn render_history(entries: &[HistoryEntry]) -> String {
             r.command.clone(),
         ]);
     }
-    format!("{table}\n")
+    shown(&format!("{table}\n"))
 }
