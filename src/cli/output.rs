@@ -68,10 +68,7 @@ mod tests {
 
     #[test]
     fn shown_text_keeps_its_lines_and_escapes_the_rest() {
-        assert_eq!(
-            shown("a\x1b[2J\r\nb\x07\n"),
-            "a\\u{1b}[2J\\u{d}\nb\\u{7}\n"
-        );
+        assert_eq!(shown("a\x1b[2J\r\nb\x07\n"), "a\\u{1b}[2J\\u{d}\nb\\u{7}\n");
     }
 
     #[test]

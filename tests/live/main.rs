@@ -15,6 +15,7 @@ mod dry_run;
 mod exit_codes;
 mod interactive;
 mod json_events;
+mod operator_edits;
 mod policy_failures;
 mod policy_history;
 mod policy_order;
