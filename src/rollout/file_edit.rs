@@ -1,14 +1,16 @@
 //! `conf drain` / `conf undrain`: one server line of a config on this host,
 //! offline — under the same lock as a live rollout of that config, and
 //! written only over the bytes it was computed from.
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Result, bail};
 
 use super::session::move_advice;
 use super::state_location::locate;
-use crate::conf::{ConfigSet, Edit, EditOptions, HostFs, WriteError, write_changes};
+use crate::conf::{
+    ConfigSet, Edit, EditOptions, Lookup, WriteError, locate as locate_conf, write_changes,
+};
 use crate::exec::{Lock, StateDir};
 
 /// How long an offline edit waits for the config's lock (another edit is
@@ -21,8 +23,12 @@ const ATTEMPTS: usize = 5;
 /// What an offline edit is asked.
 #[derive(Debug, Clone)]
 pub struct FileEditRequest {
-    /// The main config file.
+    /// The file edited (the main config or one it includes).
     pub file: PathBuf,
+    /// nginx's `-p`, to find the main config (see [`Lookup`]).
+    pub prefix: Option<PathBuf>,
+    /// nginx's `-c`, the main config (see [`Lookup`]).
+    pub conf: Option<PathBuf>,
     /// The upstream (`http:NAME` / `stream:NAME` when both exist).
     pub upstream: String,
     /// The server (address as written, or unique host).
@@ -42,22 +48,28 @@ pub struct FileEditRequest {
 pub struct FileEdited {
     /// Whether any byte changed (editing twice is editing once).
     pub changed: bool,
-    /// Where the server line is now (`file:line`).
-    pub place: Option<String>,
+    /// The configuration as written.
+    pub set: ConfigSet,
     /// Things to tell the operator (an earlier version's state directory).
     pub notices: Vec<String>,
 }
 
-/// Edits one server line in place: takes the config's lock, reads the files,
-/// splices, and writes each file only if it still holds what was read; a
-/// file changed under us is read and spliced again.
+/// Edits one server line in place: takes the lock of the config's main
+/// file, reads the files, splices, and writes each file only if it still
+/// holds what was read; a file changed under us is read and spliced again.
 pub fn edit_file(request: &FileEditRequest) -> Result<FileEdited> {
-    let root = locate(request.state_dir.as_deref(), Some(&request.file), "")?;
+    let lookup = Lookup {
+        file: &request.file,
+        prefix: request.prefix.as_deref(),
+        conf: request.conf.as_deref(),
+    };
+    let main = locate_conf(&lookup)?.set.main_path().to_path_buf();
+    let root = locate(request.state_dir.as_deref(), Some(&main), "")?;
     let notices = move_advice(&root).into_iter().collect();
     let state = StateDir::open(&root.path)?;
     let _lock = Lock::acquire_within(&state.root().join("lock"), &request.command, LOCK_PATIENCE)?;
     for _ in 0..ATTEMPTS {
-        let before = ConfigSet::load(&request.file, &HostFs)?;
+        let before = locate_conf(&lookup)?.set;
         let mut after = before.clone();
         let changed = after.apply(
             &request.upstream,
@@ -71,7 +83,7 @@ pub fn edit_file(request: &FileEditRequest) -> Result<FileEdited> {
             Ok(()) => {
                 return Ok(FileEdited {
                     changed,
-                    place: place_of(&after, &request.upstream, &request.server),
+                    set: after,
                     notices,
                 });
             }
@@ -83,10 +95,4 @@ pub fn edit_file(request: &FileEditRequest) -> Result<FileEdited> {
         "{} kept changing while nginx-rollout edited it ({ATTEMPTS} attempts); nothing was written",
         request.file.display()
     )
-}
-
-fn place_of(set: &ConfigSet, upstream: &str, server: &str) -> Option<String> {
-    let up = set.upstream(upstream).ok()?;
-    let s = up.server(server).ok()?;
-    Some(format!("{}:{}", Path::display(&s.file), s.line))
 }

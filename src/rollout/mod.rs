@@ -7,12 +7,14 @@ mod deploy;
 mod edit;
 mod file_edit;
 mod recover;
+mod replicas;
 mod run;
 mod session;
 mod state_location;
 mod status;
 mod world;
 
+pub use crate::backends::{ComposeFlags, ComposeOptions, ComposeOptionsError};
 pub use deploy::{DeployRequest, Mode, deploy};
 pub use edit::{EditRequest, edit_server};
 pub use file_edit::{FileEditRequest, edit_file};
