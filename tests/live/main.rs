@@ -17,6 +17,7 @@ mod dry_run;
 mod exit_codes;
 mod interactive;
 mod json_events;
+mod live_faults;
 mod operator_edits;
 mod policy_failures;
 mod policy_history;
