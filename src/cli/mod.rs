@@ -101,6 +101,13 @@ fn report(e: &anyhow::Error) -> i32 {
         )
     } else if is(&|c| c.is::<crate::plan::PlanError>() || c.is::<crate::plan::PolicyError>()) {
         (exit::USAGE, "see `nginx-rollout deploy --help`")
+    } else if crate::rollout::daemon_unreachable(e) {
+        (
+            exit::FAILED,
+            "the Docker daemon did not answer (stopped or restarting?); once it is back, \
+             `nginx-rollout status` shows whether a rollout was left unfinished, to `resume` \
+             or `rollback`",
+        )
     } else {
         (
             exit::FAILED,

@@ -10,7 +10,7 @@ use tokio::sync::watch;
 
 use super::event::{Decision, Event, HealthVerdict, Observer, StepResult};
 use super::journal::{Rollout, ServerState, StateDir, Status, StepStatus, time};
-use super::world::World;
+use super::world::{Unreachable, World};
 use crate::conf::{Address, FileChange, FileChanged, NOWHERE, PinnedLine};
 use crate::plan::{
     Action, FailureAction, Order, ServerChange, ServerRef, Step, apply_changes_with,
@@ -116,6 +116,15 @@ impl<'a, W: World, O: Observer + ?Sized> Executor<'a, W, O> {
 
     fn save(&self) -> Result<()> {
         self.state.save(&self.rollout)
+    }
+
+    /// `e`, saying first that the world stopped answering when it did.
+    fn explained(&self, e: anyhow::Error) -> anyhow::Error {
+        if self.world.is_unreachable(&e) && e.downcast_ref::<Unreachable>().is_none() {
+            e.context(Unreachable)
+        } else {
+            e
+        }
     }
 
     fn cancelled(&self) -> bool {
@@ -241,6 +250,7 @@ impl<'a, W: World, O: Observer + ?Sized> Executor<'a, W, O> {
                     }
                 }
                 Err(StepError::Fatal(e)) => {
+                    let e = self.explained(e);
                     return Ok(Outcome::Failed(format!(
                         "step {} ({}) failed: {e:#}",
                         step.index,
@@ -438,6 +448,7 @@ impl<'a, W: World, O: Observer + ?Sized> Executor<'a, W, O> {
                 }
             }
             self.save()?;
+            let e = self.explained(e);
             return Err(StepError::Fatal(anyhow!(
                 "{e:#}\nthe config was restored byte for byte; nginx was not reloaded"
             )));
@@ -559,6 +570,11 @@ impl<'a, W: World, O: Observer + ?Sized> Executor<'a, W, O> {
                         container: s.container.clone(),
                         status: HealthVerdict::Healthy,
                     });
+                }
+                // Not the server's fault: the step fails, no server with it.
+                Err(e) if self.world.is_unreachable(&e) => {
+                    self.save()?;
+                    return Err(StepError::Fatal(e));
                 }
                 Err(e) => {
                     self.observer.event(&Event::Health {

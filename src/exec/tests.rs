@@ -45,6 +45,8 @@ struct Fake {
     conf: RefCell<Vec<u8>>,
     /// Servers whose new container never becomes healthy.
     unhealthy: HashSet<String>,
+    /// Servers whose health the world cannot tell: the daemon went away.
+    unreachable: HashSet<String>,
     /// Servers whose new container fails inside the monitor window.
     crashes: HashSet<String>,
     /// `nginx -t` fails.
@@ -152,6 +154,9 @@ impl World for Fake {
     ) -> Result<DateTime<Utc>> {
         if self.unhealthy.contains(&server.server) {
             bail!("container {} turned unhealthy", server.container);
+        }
+        if self.unreachable.contains(&server.server) {
+            return Err(anyhow::anyhow!("connection refused").context(super::world::Unreachable));
         }
         Ok(Utc::now())
     }
@@ -392,6 +397,30 @@ async fn failure_actions_rollback_and_continue() {
     use ServerState::*;
     assert_eq!(states(&r), [Failed, Done, Done]);
     assert_eq!(down_lines(&fake), ["server app1:3000 down;"]);
+}
+
+#[tokio::test]
+async fn a_world_gone_away_fails_the_step_and_no_server_even_with_continue() {
+    let mut fake = Fake::new(2);
+    fake.unreachable.insert("app1:3000".into());
+    let (outcome, r, _) = run_all(
+        &fake,
+        2,
+        policy(FailureAction::Continue, 0.0, Duration::ZERO),
+    )
+    .await;
+    match &outcome {
+        Outcome::Failed(why) => assert!(why.contains("Docker daemon"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(r.status, Status::Failed, "unfinished: resume or rollback");
+    assert!(r.status.is_unfinished());
+    assert!(
+        !states(&r).contains(&ServerState::Failed),
+        "no server is blamed: {:?}",
+        states(&r)
+    );
+    assert_eq!(*fake.replaced.borrow(), ["app1:3000"], "nothing after it");
 }
 
 #[tokio::test]

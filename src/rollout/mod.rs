@@ -15,6 +15,7 @@ mod status;
 mod world;
 
 pub use crate::backends::{ComposeFlags, ComposeOptions, ComposeOptionsError};
+pub use crate::docker::is_unreachable as daemon_unreachable;
 pub use deploy::{DeployRequest, Mode, deploy};
 pub use edit::{EditRequest, edit_server};
 pub use file_edit::{FileEditRequest, edit_file};

@@ -296,6 +296,10 @@ impl World for DockerWorld {
             .with_context(|| format!("container {container_id}: monitor"))?;
         Ok(failed.map(|e| e.to_string()))
     }
+
+    fn is_unreachable(&self, e: &anyhow::Error) -> bool {
+        docker::is_unreachable(e)
+    }
 }
 
 #[cfg(test)]

@@ -12,15 +12,24 @@ use support::daemon::PrivateDaemon;
 use support::stack::{Stack, app_bodies};
 use support::{assert_ok, text};
 
-/// Waits (bounded) until nginx.conf has a drained server.
-fn wait_for_drain(stack: &Stack) {
+/// Waits (bounded) until app1's replacement (`MESSAGE=app1,v2`) exists: it
+/// is starting (3 s) and the rollout waits for it to become healthy.
+fn wait_for_replacement(stack: &Stack) {
     let start = Instant::now();
-    while !String::from_utf8_lossy(&stack.conf()).contains(" down;") {
+    let app1 = stack.container("app1");
+    loop {
+        let env = std::process::Command::new("docker")
+            .args(["inspect", "-f", "{{.Config.Env}}", &app1])
+            .output()
+            .unwrap();
+        if String::from_utf8_lossy(&env.stdout).contains("MESSAGE=app1,v2") {
+            return;
+        }
         assert!(
             start.elapsed() < Duration::from_secs(60),
-            "no server was drained within 60 s"
+            "app1 was not replaced within 60 s"
         );
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
 
@@ -56,7 +65,7 @@ fn dockerd_restarted_mid_rollout_stops_it_clearly_and_resume_finishes_it() {
 
     // app1 is drained and its replacement is starting: the daemon goes away
     // (its containers stay, --live-restore) until the rollout has given up.
-    wait_for_drain(&stack);
+    wait_for_replacement(&stack);
     daemon.stop();
     let out = deploy.wait_with_output().unwrap();
     daemon.restart();

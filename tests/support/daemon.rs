@@ -3,7 +3,10 @@
 //! address pool of its own, and `--live-restore` (containers keep running
 //! while the daemon is away, as on hosts that restart dockerd for upgrades).
 //! The shared daemon the other tests use is never touched; the fixture
-//! images are copied from it. When dropped — also when the test panics — the
+//! images are copied from it. The shared daemon's firewall drops forwarded
+//! traffic (`FORWARD DROP`, bridged packets included), so one rule in its
+//! `DOCKER-USER` chain (the chain Docker leaves to users) lets the private
+//! pool's containers talk to each other, and goes with the daemon. When dropped — also when the test panics — the
 //! daemon is started if it was stopped, everything it ran is removed, and it
 //! is stopped for good.
 use std::path::{Path, PathBuf};
@@ -12,10 +15,31 @@ use std::time::{Duration, Instant};
 
 use super::{APP_IMAGE, NGINX_IMAGE};
 
+/// The private daemon's networks.
+const POOL: &str = "10.213.0.0/16";
+
+/// The `DOCKER-USER` rule letting the pool's containers reach each other.
+fn forward_rule(action: &str) -> Vec<String> {
+    [
+        action,
+        "DOCKER-USER",
+        "-s",
+        POOL,
+        "-d",
+        POOL,
+        "-j",
+        "ACCEPT",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
 /// A dockerd of our own.
 pub struct PrivateDaemon {
     dir: tempfile::TempDir,
     child: Option<Child>,
+    /// Whether our `DOCKER-USER` rule is in place (the chain may not exist).
+    forwarding: bool,
 }
 
 impl PrivateDaemon {
@@ -26,9 +50,17 @@ impl PrivateDaemon {
             .prefix("nr-dd-")
             .tempdir_in("/tmp")
             .unwrap();
-        let mut daemon = PrivateDaemon { dir, child: None };
+        let forwarding = Command::new("iptables")
+            .args(forward_rule("-I"))
+            .status()
+            .is_ok_and(|s| s.success());
+        let mut daemon = PrivateDaemon {
+            dir,
+            child: None,
+            forwarding,
+        };
         daemon.run();
-        let save = Command::new("docker")
+        let mut save = Command::new("docker")
             .args(["save", NGINX_IMAGE, APP_IMAGE])
             .env_remove("DOCKER_HOST")
             .stdout(Stdio::piped())
@@ -37,9 +69,10 @@ impl PrivateDaemon {
         let load = Command::new("docker")
             .args(["load", "-q"])
             .env("DOCKER_HOST", daemon.host())
-            .stdin(save.stdout.unwrap())
+            .stdin(save.stdout.take().unwrap())
             .output()
             .expect("docker load runs");
+        assert!(save.wait().unwrap().success(), "docker save failed");
         assert!(
             load.status.success(),
             "loading the fixture images: {}",
@@ -84,8 +117,8 @@ impl PrivateDaemon {
                 "--live-restore",
                 "--shutdown-timeout=1",
                 "--default-address-pool",
-                "base=10.213.0.0/16,size=24",
             ])
+            .arg(format!("base={POOL},size=24"))
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -190,6 +223,9 @@ impl Drop for PrivateDaemon {
             .and_then(rustix::process::Pid::from_raw)
         {
             let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+        }
+        if self.forwarding {
+            let _ = Command::new("iptables").args(forward_rule("-D")).status();
         }
         // Whatever dockerd left mounted under its roots, so the temp dir goes.
         for root in ["exec", "data"] {
