@@ -26,5 +26,5 @@ pub use recreate::{
     Recreated, Stopped, create_and_start, create_replacement, discard_leftover_replacement,
     discard_replacement, next_slot, recreate_stop_first, rename, stop_and_remove,
 };
-pub use spec::{ContainerSpec, NetworkAttachment, capture_spec};
+pub use spec::{ContainerSpec, Escalation, NetworkAttachment, capture_spec};
 pub use template::{TemplateVars, render_value};

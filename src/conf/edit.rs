@@ -175,46 +175,27 @@ pub fn splice_for(
         }
         Edit::Restore => {
             let s = find(server)?;
-            let Some(i) = s
-                .params
-                .iter()
-                .position(|&t| unescape(doc.raw(t)) == b"down")
-            else {
+            // Every `down` goes: `server a down down;` is down until the last one is.
+            let mut cut: Vec<Range<usize>> = Vec::new();
+            for (i, &t) in s.params.iter().enumerate() {
+                if unescape(doc.raw(t)) != b"down" {
+                    continue;
+                }
+                let mut r = down_range(doc, s, i);
+                if let Some(prev) = cut.last() {
+                    r.start = r.start.max(prev.end);
+                }
+                cut.push(r);
+            }
+            let (Some(first), Some(last)) = (cut.first(), cut.last()) else {
                 return Ok(None);
             };
-            let sp = doc.span(s.params[i]).range();
-            let previous = match i {
-                0 => doc.stmt(s.stmt).first + 1,
-                _ => s.params[i - 1],
-            };
-            // Only blanks (a line break too) since the argument before: they go with
-            // `down`, so `server a\n    down;` becomes `server a;` as `server a down;` does.
-            let gap = end_of(previous)..sp.start;
-            if src[gap.clone()].iter().all(u8::is_ascii_whitespace) {
-                return Ok(Some(Splice {
-                    range: gap.start..sp.end,
-                    with: Vec::new(),
-                }));
+            let range = first.start..last.end;
+            let mut with = Vec::new();
+            for pair in cut.windows(2) {
+                with.extend_from_slice(&src[pair[0].end..pair[1].start]);
             }
-            let before = src[..sp.start]
-                .iter()
-                .rev()
-                .take_while(|&&b| b == b' ' || b == b'\t')
-                .count();
-            let line_start = sp.start - before == 0 || src[sp.start - before - 1] == b'\n';
-            let range = if line_start {
-                let after = src[sp.end..]
-                    .iter()
-                    .take_while(|&&b| b == b' ' || b == b'\t')
-                    .count();
-                sp.start..sp.end + after
-            } else {
-                sp.start - before..sp.end
-            };
-            Some(Splice {
-                range,
-                with: Vec::new(),
-            })
+            Some(Splice { range, with })
         }
         Edit::SetWeight(w) => {
             if *w == 0 {
@@ -301,6 +282,37 @@ pub fn splice_for(
             })
         }
     })
+}
+
+/// Bytes to delete to remove parameter `i` (a `down`) of server `s`.
+fn down_range(doc: &Doc, s: &ServerStmt, i: usize) -> Range<usize> {
+    let src = doc.bytes();
+    let sp = doc.span(s.params[i]).range();
+    let previous = match i {
+        0 => doc.stmt(s.stmt).first + 1,
+        _ => s.params[i - 1],
+    };
+    // Only blanks (a line break too) since the argument before: they go with
+    // `down`, so `server a\n    down;` becomes `server a;` as `server a down;` does.
+    let gap = doc.span(previous).end as usize..sp.start;
+    if src[gap.clone()].iter().all(u8::is_ascii_whitespace) {
+        return gap.start..sp.end;
+    }
+    let before = src[..sp.start]
+        .iter()
+        .rev()
+        .take_while(|&&b| b == b' ' || b == b'\t')
+        .count();
+    let line_start = sp.start - before == 0 || src[sp.start - before - 1] == b'\n';
+    if line_start {
+        let after = src[sp.end..]
+            .iter()
+            .take_while(|&&b| b == b' ' || b == b'\t')
+            .count();
+        sp.start..sp.end + after
+    } else {
+        sp.start - before..sp.end
+    }
 }
 
 /// The splice that inserts statement `text` on its own line after statement

@@ -7,6 +7,11 @@
 //! token arena, the largest allocation after the bytes themselves.
 use super::error::{ConfError, Place};
 use super::lexer::{self, MAX_TOKEN};
+
+/// Deepest nesting of blocks accepted. nginx has no limit, but no real
+/// configuration comes near it (`http { server { location { if { … } } } }`
+/// is four), and every walk over the tree may then recurse safely.
+pub const MAX_DEPTH: usize = 200;
 use super::lua;
 use std::ops::Range;
 use std::path::Path;
@@ -193,6 +198,14 @@ fn scan(src: &[u8]) -> Result<Scanned, SyntaxError> {
                     });
                     len
                 } else {
+                    if open.len() >= MAX_DEPTH {
+                        return Err(SyntaxError {
+                            offset: pos,
+                            message: format!(
+                                "blocks nested deeper than {MAX_DEPTH} levels (nginx-rollout's limit)"
+                            ),
+                        });
+                    }
                     open.push(stmts.len() as u32);
                     stmts.push(Stmt {
                         first: f,
@@ -490,6 +503,16 @@ mod tests {
         assert_eq!(err("a { b }"), (6, "unexpected \"}\"".into()));
         let long = format!("a {};", "x".repeat(5000));
         assert_eq!(err(&long).0, 2);
+    }
+
+    #[test]
+    fn nesting_is_bounded_and_the_error_points_at_the_brace_too_deep() {
+        let ok = format!("{}{}", "b {".repeat(MAX_DEPTH), "}".repeat(MAX_DEPTH));
+        assert!(Doc::parse(ok.into_bytes()).is_ok());
+        let deep = format!("{}{}", "b {".repeat(100_000), "}".repeat(100_000));
+        let (offset, message) = err(&deep);
+        assert_eq!(offset, MAX_DEPTH * 3 + 2, "{message}");
+        assert!(message.contains("nested deeper than"), "{message}");
     }
 
     #[test]

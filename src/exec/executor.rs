@@ -10,8 +10,8 @@ use tokio::sync::watch;
 
 use super::event::{Decision, Event, HealthVerdict, Observer, StepResult};
 use super::journal::{Rollout, ServerState, StateDir, Status, StepStatus, time};
-use super::world::World;
-use crate::conf::{Address, FileChange, NOWHERE, PinnedLine};
+use super::world::{Unreachable, World};
+use crate::conf::{Address, FileChange, FileChanged, NOWHERE, PinnedLine};
 use crate::plan::{
     Action, FailureAction, HookCommand, HookExit, HookKind, HookRun, Order, PreDeploy,
     ServerChange, ServerRef, Step, apply_changes_with,
@@ -117,6 +117,15 @@ impl<'a, W: World, O: Observer + ?Sized> Executor<'a, W, O> {
 
     fn save(&self) -> Result<()> {
         self.state.save(&self.rollout)
+    }
+
+    /// `e`, saying first that the world stopped answering when it did.
+    fn explained(&self, e: anyhow::Error) -> anyhow::Error {
+        if self.world.is_unreachable(&e) && e.downcast_ref::<Unreachable>().is_none() {
+            e.context(Unreachable)
+        } else {
+            e
+        }
     }
 
     fn cancelled(&self) -> bool {
@@ -250,6 +259,7 @@ impl<'a, W: World, O: Observer + ?Sized> Executor<'a, W, O> {
                     }
                 }
                 Err(StepError::Fatal(e)) => {
+                    let e = self.explained(e);
                     return Ok(Outcome::Failed(format!(
                         "step {} ({}) failed: {e:#}",
                         step.index,
@@ -438,20 +448,29 @@ impl<'a, W: World, O: Observer + ?Sized> Executor<'a, W, O> {
             }
         }
         self.save()?;
-        let mut config = self.world.load_config().await?;
-        let before = config.clone();
-        if let Err(e) = apply_changes_with(&mut config, upstream, &changes, force) {
-            // Nothing was written: the journal must not claim a drain that did not happen.
-            for (server, state) in drained {
-                if let Some(rec) = self.rollout.server_mut(&server) {
-                    rec.state = state;
+        // A file someone else changed between our read and our write is read
+        // and spliced again (the world writes only over the bytes we read).
+        let mut attempts = 0;
+        let written = loop {
+            let mut config = self.world.load_config().await?;
+            let before = config.clone();
+            if let Err(e) = apply_changes_with(&mut config, upstream, &changes, force) {
+                // Nothing was written: the journal must not claim a drain that did not happen.
+                for (server, state) in drained {
+                    if let Some(rec) = self.rollout.server_mut(&server) {
+                        rec.state = state;
+                    }
                 }
+                self.save()?;
+                return Err(StepError::Fatal(e.into()));
             }
-            self.save()?;
-            return Err(StepError::Fatal(e.into()));
-        }
-        let written = config.changes_since(&before);
-        self.world.write_config(&written).await?;
+            let written = config.changes_since(&before);
+            match self.world.write_config(&written).await {
+                Err(e) if FileChanged::is_cause_of(e.as_ref()) && attempts < 3 => attempts += 1,
+                Err(e) => return Err(e.into()),
+                Ok(()) => break written,
+            }
+        };
         self.last_edit = written;
         self.last_edit_changes = changes;
         Ok(())
@@ -479,6 +498,7 @@ impl<'a, W: World, O: Observer + ?Sized> Executor<'a, W, O> {
                 }
             }
             self.save()?;
+            let e = self.explained(e);
             return Err(StepError::Fatal(anyhow!(
                 "{e:#}\nthe config was restored byte for byte; nginx was not reloaded"
             )));
@@ -751,6 +771,11 @@ impl<'a, W: World, O: Observer + ?Sized> Executor<'a, W, O> {
                         container: s.container.clone(),
                         status: HealthVerdict::Healthy,
                     });
+                }
+                // Not the server's fault: the step fails, no server with it.
+                Err(e) if self.world.is_unreachable(&e) => {
+                    self.save()?;
+                    return Err(StepError::Fatal(e));
                 }
                 Err(e) => {
                     self.observer.event(&Event::Health {

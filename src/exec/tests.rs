@@ -37,6 +37,8 @@ struct Fake {
     conf: RefCell<Vec<u8>>,
     /// Servers whose new container never becomes healthy.
     unhealthy: HashSet<String>,
+    /// Servers whose health the world cannot tell: the daemon went away.
+    unreachable: HashSet<String>,
     /// Servers whose new container fails inside the monitor window.
     crashes: HashSet<String>,
     /// `nginx -t` fails.
@@ -59,6 +61,8 @@ struct Fake {
     pre_deploy_fails: bool,
     /// What ran, in order: `exec CONTAINER ARGV…` or `one-off NAME SPEC ARGV…`.
     ran: RefCell<Vec<String>>,
+    /// An operator's edit (from, to) that lands between our read and our next write.
+    operator_edit: RefCell<Option<(String, String)>>,
 }
 
 impl Fake {
@@ -85,7 +89,17 @@ impl World for Fake {
     }
 
     async fn write_config(&self, changes: &[FileChange]) -> Result<()> {
+        if let Some((from, to)) = self.operator_edit.borrow_mut().take() {
+            let text = String::from_utf8(self.conf.borrow().clone())?;
+            *self.conf.borrow_mut() = text.replace(&from, &to).into_bytes();
+        }
         for c in changes {
+            if *self.conf.borrow() != c.before {
+                return Err(crate::conf::FileChanged {
+                    path: c.path.clone(),
+                }
+                .into());
+            }
             assert_eq!(
                 *self.conf.borrow(),
                 c.before,
@@ -194,6 +208,9 @@ impl World for Fake {
     ) -> Result<DateTime<Utc>> {
         if self.unhealthy.contains(&server.server) {
             bail!("container {} turned unhealthy", server.container);
+        }
+        if self.unreachable.contains(&server.server) {
+            return Err(anyhow::anyhow!("connection refused").context(super::world::Unreachable));
         }
         Ok(Utc::now())
     }
@@ -356,6 +373,27 @@ fn down_lines(fake: &Fake) -> Vec<String> {
 }
 
 #[tokio::test]
+async fn an_operators_edit_under_a_drain_is_kept_and_the_drain_spliced_again() {
+    let fake = Fake::new(2);
+    *fake.operator_edit.borrow_mut() = Some((
+        "    upstream apps {\n".into(),
+        "    keepalive_timeout 7s; # the operator's\n    upstream apps {\n".into(),
+    ));
+    let (outcome, r, _) =
+        run_all(&fake, 2, policy(FailureAction::Pause, 0.0, Duration::ZERO)).await;
+    assert!(matches!(outcome, Outcome::Done), "{outcome:?}");
+    assert_eq!(r.status, Status::Done);
+    let text = String::from_utf8(fake.conf.borrow().clone()).unwrap();
+    assert_eq!(
+        text,
+        String::from_utf8(conf(2)).unwrap().replace(
+            "    upstream apps {\n",
+            "    keepalive_timeout 7s; # the operator's\n    upstream apps {\n"
+        )
+    );
+}
+
+#[tokio::test]
 async fn one_failure_in_four_pauses_above_a_ratio_of_0_2_before_the_next_server() {
     let mut fake = Fake::new(4);
     fake.unhealthy.insert("app3:3000".into());
@@ -435,6 +473,30 @@ async fn failure_actions_rollback_and_continue() {
     use ServerState::*;
     assert_eq!(states(&r), [Failed, Done, Done]);
     assert_eq!(down_lines(&fake), ["server app1:3000 down;"]);
+}
+
+#[tokio::test]
+async fn a_world_gone_away_fails_the_step_and_no_server_even_with_continue() {
+    let mut fake = Fake::new(2);
+    fake.unreachable.insert("app1:3000".into());
+    let (outcome, r, _) = run_all(
+        &fake,
+        2,
+        policy(FailureAction::Continue, 0.0, Duration::ZERO),
+    )
+    .await;
+    match &outcome {
+        Outcome::Failed(why) => assert!(why.contains("Docker daemon"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(r.status, Status::Failed, "unfinished: resume or rollback");
+    assert!(r.status.is_unfinished());
+    assert!(
+        !states(&r).contains(&ServerState::Failed),
+        "no server is blamed: {:?}",
+        states(&r)
+    );
+    assert_eq!(*fake.replaced.borrow(), ["app1:3000"], "nothing after it");
 }
 
 #[tokio::test]

@@ -20,6 +20,13 @@ pub struct Reloaded {
     pub new_workers: Vec<u32>,
 }
 
+/// Context of a world error that is no verdict on any server: the world
+/// stopped answering (the Docker daemon went away). The step fails and the
+/// rollout stops, resumable; no server is marked failed for it.
+#[derive(Debug, thiserror::Error)]
+#[error("the Docker daemon stopped answering")]
+pub struct Unreachable;
+
 /// The nginx container, its config and the backend containers.
 #[allow(async_fn_in_trait)]
 pub trait World {
@@ -87,4 +94,9 @@ pub trait World {
         since: DateTime<Utc>,
         window: Duration,
     ) -> Result<Option<String>>;
+    /// Whether `e`, from this world, says it stopped answering rather than
+    /// anything about a server (marked [`Unreachable`], by default).
+    fn is_unreachable(&self, e: &anyhow::Error) -> bool {
+        e.downcast_ref::<Unreachable>().is_some()
+    }
 }

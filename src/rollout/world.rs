@@ -16,7 +16,7 @@ use crate::backends::{
     create_and_start, create_replacement, discard_leftover_replacement, discard_replacement,
     exec_hook, recreate_stop_first, resolve_backend, run_one_off, stop_and_remove,
 };
-use crate::conf::{ConfigSet, FileChange};
+use crate::conf::{Address, ConfigSet, FileChange};
 use crate::docker::{self, ComposeRef};
 use crate::exec::{Reloaded, World};
 use crate::nginx::{self, ContainerFs, NginxContainer, NginxTestError, Workers, find_nginx};
@@ -176,6 +176,27 @@ impl DockerWorld {
             .and_then(|info| info.id))
     }
 
+    /// Refuses to create a container from `spec` that would have privileges
+    /// the running container `live` (name or id), which it replaces, does not
+    /// have: the spec comes from the journal, which must not be trusted to
+    /// grant more. A predecessor that is gone leaves nothing to compare.
+    async fn refuse_escalation(&self, live: &str, spec: &Desired) -> Result<()> {
+        let Desired::Engine { spec, .. } = spec else {
+            return Ok(());
+        };
+        let Some(info) = docker::inspect(&self.docker, live).await? else {
+            return Ok(());
+        };
+        let name = info
+            .name
+            .as_deref()
+            .map_or(live, |n| n.trim_start_matches('/'));
+        match spec.escalation_over(&info.host_config.unwrap_or_default(), name) {
+            Some(e) => Err(e.into()),
+            None => Ok(()),
+        }
+    }
+
     async fn remove_if_present(&self, container: &str) -> Result<()> {
         if let Some(id) = self.id_of(container).await? {
             stop_and_remove(&self.docker, &id).await?;
@@ -211,7 +232,7 @@ impl World for DockerWorld {
     async fn write_config(&self, changes: &[FileChange]) -> Result<()> {
         let fs = self.files().await?;
         for c in changes {
-            fs.write(&self.docker, &c.path, &c.after).await?;
+            fs.write(&self.docker, &c.path, &c.before, &c.after).await?;
         }
         Ok(())
     }
@@ -251,14 +272,15 @@ impl World for DockerWorld {
         nginx::wait_old_workers_exit(&self.docker, &self.nginx, old_workers, timeout).await
     }
 
-    async fn prepare(&self, server: &ServerRef, spec: &Desired) -> Result<()> {
+    async fn prepare(&self, server: &ServerRef, desired: &Desired) -> Result<()> {
         // The compose CLI makes its container in one go: nothing to do ahead.
-        let Desired::Engine { spec, .. } = spec else {
+        let Desired::Engine { spec, .. } = desired else {
             return Ok(());
         };
-        if self.id_of(&server.container).await?.is_none() {
+        let Some(old_id) = self.id_of(&server.container).await? else {
             return Ok(());
-        }
+        };
+        self.refuse_escalation(&old_id, desired).await?;
         let id = create_replacement(&self.docker, &server.container, spec).await?;
         self.prepared_lock().insert(server.container.clone(), id);
         Ok(())
@@ -280,7 +302,8 @@ impl World for DockerWorld {
             // The replacement is created before the old one stops (while nginx
             // drains it, if `prepare` ran), so only stop → start is downtime. By
             // id: the name moves to the replacement on the way.
-            (Desired::Engine { spec, .. }, Some(old_id)) => {
+            (desired @ Desired::Engine { spec, .. }, Some(old_id)) => {
+                self.refuse_escalation(&old_id, desired).await?;
                 Ok(recreate_stop_first(&self.docker, &old_id, spec, ready)
                     .await?
                     .id)
@@ -291,6 +314,11 @@ impl World for DockerWorld {
     }
 
     async fn start_new(&self, server: &ServerRef, spec: &Desired) -> Result<String> {
+        // The container serving the server now is the one this one replaces.
+        let host = Address::parse(&server.server).host;
+        if let Ok(live) = resolve_backend(&self.docker, &self.nginx.networks, &host).await {
+            self.refuse_escalation(&live.id, spec).await?;
+        }
         // A leftover from an interrupted start-first run has this name: it is ours to replace.
         self.remove_if_present(&server.container).await?;
         self.deploy(&server.container, spec).await
@@ -355,6 +383,10 @@ impl World for DockerWorld {
             .await
             .with_context(|| format!("container {container_id}: monitor"))?;
         Ok(failed.map(|e| e.to_string()))
+    }
+
+    fn is_unreachable(&self, e: &anyhow::Error) -> bool {
+        docker::is_unreachable(e)
     }
 }
 

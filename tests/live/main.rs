@@ -18,6 +18,8 @@ mod exit_codes;
 mod hooks;
 mod interactive;
 mod json_events;
+mod live_faults;
+mod operator_edits;
 mod policy_failures;
 mod policy_history;
 mod policy_order;

@@ -15,3 +15,5 @@ mod conf_include;
 mod conf_nginx_t;
 mod conf_props;
 mod conf_render;
+mod hostile_input;
+mod torn_writes;

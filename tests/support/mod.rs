@@ -2,13 +2,17 @@
 //! fixture images, turns on the daemon, and three ways to arrange Docker
 //! fixtures — a copy of the seed stack ([`stack::Stack`]), containers made
 //! through the API on a private network ([`sandbox::Sandbox`]), and
-//! containers made with the docker CLI ([`scope::Scope`]). Each removes what
-//! it made when dropped, also when the test panics.
+//! containers made with the docker CLI ([`scope::Scope`]), a small tmpfs to
+//! run out of space ([`tmpfs::Tmpfs`]) and a private dockerd to restart
+//! ([`daemon::PrivateDaemon`]). Each removes what it made
+//! when dropped, also when the test panics.
 #![allow(dead_code)] // each binary uses a different part of it
 
+pub mod daemon;
 pub mod sandbox;
 pub mod scope;
 pub mod stack;
+pub mod tmpfs;
 
 use std::path::PathBuf;
 use std::process::{Command, Output};

@@ -3,6 +3,7 @@ use std::time::Duration;
 
 use comfy_table::{Table, presets::UTF8_BORDERS_ONLY};
 
+pub use crate::cli::output::shown;
 use crate::exec::ServerSummary;
 use crate::plan::{HookKind, Plan, Step, Timeouts};
 use crate::rollout::{HistoryEntry, StatusReport};
@@ -11,7 +12,7 @@ use crate::rollout::{HistoryEntry, StatusReport};
 pub fn render_plan(plan: &Plan, color: bool) -> String {
     let mut out = String::new();
     let replicas: usize = plan.sets.iter().map(|s| s.slots.len()).sum();
-    out.push_str(&format!(
+    out.push_str(&shown(&format!(
         "Plan for upstream {} ({} servers{}):\n",
         plan.upstream,
         plan.targets.len(),
@@ -28,7 +29,7 @@ pub fn render_plan(plan: &Plan, color: bool) -> String {
         } else {
             String::new()
         }
-    ));
+    )));
     let mut table = Table::new();
     table
         .load_style(UTF8_BORDERS_ONLY)
@@ -71,21 +72,24 @@ pub fn render_plan(plan: &Plan, color: bool) -> String {
             default.pre_deploy,
         ));
     }
-    out.push_str(&table.to_string());
+    out.push_str(&shown(&table.to_string()));
     out.push('\n');
     // How each server's new container is made.
     for t in &plan.targets {
         if let Some(via) = &t.via {
-            out.push_str(&format!("  {} ({}): {via}\n", t.server, t.container));
+            out.push_str(&shown(&format!(
+                "  {} ({}): {via}\n",
+                t.server, t.container
+            )));
         }
     }
     for s in &plan.sets {
         if let Some(via) = &s.via {
-            out.push_str(&format!(
+            out.push_str(&shown(&format!(
                 "  {} ({} replicas): {via}\n",
                 s.server,
                 s.kept.len() + s.slots.iter().filter(|x| x.new.is_some()).count()
-            ));
+            )));
         }
     }
     for step in &plan.steps {
@@ -100,12 +104,12 @@ pub fn render_plan(plan: &Plan, color: bool) -> String {
 
 /// The one line a step is shown as: `[ 3/12] wait-drained  …`.
 pub fn step_line(step: &Step, total: usize) -> String {
-    format!(
+    shown(&format!(
         "[{:>2}/{total}] {:<13} {}",
         step.index,
         step.action.kind(),
         step.action
-    )
+    ))
 }
 
 /// `text` with `prefix` before every line.
@@ -131,7 +135,7 @@ pub fn render_summary(servers: &[ServerSummary]) -> String {
             .unwrap_or_else(|| "-".into());
         table.add_row(vec![s.server.clone(), image, healthy, s.result.to_string()]);
     }
-    table.to_string()
+    shown(&table.to_string())
 }
 
 /// The `status` table and, below it, what to do about an unfinished rollout.
@@ -177,7 +181,7 @@ pub fn render_status(report: &StatusReport) -> String {
                 .unwrap_or_default()
         ));
     }
-    out
+    shown(&out)
 }
 
 /// The `history` table.
@@ -200,5 +204,5 @@ pub fn render_history(entries: &[HistoryEntry]) -> String {
             r.command.clone(),
         ]);
     }
-    format!("{table}\n")
+    shown(&format!("{table}\n"))
 }
