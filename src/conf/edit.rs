@@ -60,6 +60,8 @@ pub struct Splice {
 
 struct ServerStmt {
     stmt: u32,
+    /// The address token (comments may come between it and `server`).
+    addr: u32,
     address: String,
     /// Argument token indices after the address.
     params: Vec<u32>,
@@ -78,6 +80,7 @@ fn servers(doc: &Doc, us: u32) -> Vec<ServerStmt> {
             let address = String::from_utf8_lossy(&val(addr)).into_owned();
             Some(ServerStmt {
                 stmt: s,
+                addr,
                 down: params.iter().any(|&t| val(t) == b"down"),
                 backup: params.iter().any(|&t| val(t) == b"backup"),
                 address,
@@ -135,7 +138,7 @@ pub fn splice_for(
         Ok(())
     };
     let end_of = |t: u32| doc.span(t).end as usize;
-    let last_arg = |s: &ServerStmt| *s.params.last().unwrap_or(&(doc.stmt(s.stmt).first + 1));
+    let last_arg = |s: &ServerStmt| *s.params.last().unwrap_or(&s.addr);
     let insert = |at: usize, text: String| Splice {
         range: at..at,
         with: text.into_bytes(),
@@ -213,10 +216,7 @@ pub fn splice_for(
                     range: doc.span(t).range(),
                     with: text.into_bytes(),
                 }),
-                None => Some(insert(
-                    end_of(doc.stmt(s.stmt).first + 1),
-                    format!(" {text}"),
-                )),
+                None => Some(insert(end_of(s.addr), format!(" {text}"))),
             }
         }
         Edit::Add { address, params } => {
@@ -277,7 +277,7 @@ pub fn splice_for(
                 ));
             }
             Some(Splice {
-                range: doc.span(doc.stmt(s.stmt).first + 1).range(),
+                range: doc.span(s.addr).range(),
                 with: new.clone().into_bytes(),
             })
         }
@@ -289,7 +289,7 @@ fn down_range(doc: &Doc, s: &ServerStmt, i: usize) -> Range<usize> {
     let src = doc.bytes();
     let sp = doc.span(s.params[i]).range();
     let previous = match i {
-        0 => doc.stmt(s.stmt).first + 1,
+        0 => s.addr,
         _ => s.params[i - 1],
     };
     // Only blanks (a line break too) since the argument before: they go with
