@@ -6,7 +6,7 @@ use clap::builder::PossibleValue;
 use clap::{Args, Parser, ValueEnum};
 
 use super::cmd::Command;
-use crate::plan::{FailureAction, Order, Overrides, Words};
+use crate::plan::{Canary, FailureAction, Gate, Order, Overrides, Share, Words};
 use crate::rollout::{Mode, ProbeKind, SessionOptions};
 
 const EXAMPLES: &str = "\
@@ -135,10 +135,25 @@ pub struct UpdateFlags {
     /// A new container failing within this long after healthy is a failure.
     #[arg(long, value_parser = duration)]
     pub monitor: Option<Duration>,
+    /// Ramp the first server's share of the traffic through these percentages
+    /// (e.g. 1,10,50) before the others follow (stop-first, single-container servers).
+    #[arg(long, value_delimiter = ',', value_parser = Share::parse, value_name = "PERCENT,…")]
+    pub canary_weights: Vec<Share>,
+    /// Pause (exit 3) at each canary share: `resume` goes on, `rollback` undoes.
+    #[arg(long, requires = "canary_weights", conflicts_with = "canary_delay")]
+    pub canary_pause: bool,
+    /// Hold each canary share this long, watching its container (default: the monitor window).
+    #[arg(long, value_parser = duration, requires = "canary_weights")]
+    pub canary_delay: Option<Duration>,
 }
 
 impl From<&UpdateFlags> for Overrides {
     fn from(f: &UpdateFlags) -> Overrides {
+        let gate = match (f.canary_pause, f.canary_delay) {
+            (true, _) => Some(Gate::Pause),
+            (false, Some(duration)) => Some(Gate::Delay { duration }),
+            (false, None) => None,
+        };
         Overrides {
             parallelism: f.parallelism,
             delay: f.delay,
@@ -146,6 +161,10 @@ impl From<&UpdateFlags> for Overrides {
             failure_action: f.failure_action,
             monitor: f.monitor,
             max_failure_ratio: f.max_failure_ratio,
+            canary: (!f.canary_weights.is_empty()).then(|| Canary {
+                shares: f.canary_weights.clone(),
+                gate,
+            }),
         }
     }
 }
@@ -183,6 +202,7 @@ impl From<&RollbackFlags> for Overrides {
             failure_action: f.rollback_failure_action,
             monitor: f.rollback_monitor,
             max_failure_ratio: f.rollback_max_failure_ratio,
+            canary: None,
         }
     }
 }

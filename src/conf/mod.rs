@@ -17,9 +17,7 @@ mod write;
 pub use crossplane::{Options as CrossplaneOptions, Payload as CrossplanePayload, payload};
 pub use edit::{Edit, EditOptions};
 pub use error::{ConfError, Place};
-#[cfg(test)]
-pub(crate) use fs::MemFs;
-pub use fs::{Fs, HostFs};
+pub use fs::{Fs, HostFs, MemFs};
 pub use pin::{NOWHERE, PinnedLine};
 pub use set::{ConfigSet, FileChange};
 pub use tree::Doc;

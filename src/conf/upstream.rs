@@ -38,6 +38,9 @@ pub struct Upstream {
     pub keepalive: Option<u32>,
     /// The load-balancing directive, when not round-robin.
     pub balancing: Option<Balancing>,
+    /// Everything between its braces, as written (for [`super::Edit::ReplaceBody`]).
+    #[serde(skip)]
+    pub body: String,
 }
 
 impl Upstream {
@@ -364,6 +367,7 @@ pub(crate) fn read(
         zone: None,
         keepalive: None,
         balancing: None,
+        body: super::edit::body(doc, us),
     };
     for s in doc.children(Some(us)).filter(|&s| !doc.is_comment(s)) {
         let args = doc.arg_values(s);

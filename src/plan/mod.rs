@@ -2,6 +2,7 @@
 //!
 //! Depends on `conf` (to compute each step's config diff) and nothing that
 //! touches the outside world: no Docker, no command line, no compose files.
+mod canary;
 mod planner;
 mod policy;
 mod replicas;
@@ -9,9 +10,10 @@ mod step;
 #[cfg(test)]
 mod tests;
 
+pub use canary::{Canary, Gate, Share};
 pub use planner::{
-    Plan, PlanError, Target, Timeouts, Via, apply_changes_with, replacement_address,
-    rolling_update, single_edit,
+    LineEdit, Plan, PlanError, Target, Timeouts, Via, apply_changes_with, replacement_address,
+    revert_lines, rolling_update, single_edit,
 };
 pub use policy::{
     ComposeSection, Direction, FailureAction, Order, Overrides, PolicyError, UpdateConfig, Words,

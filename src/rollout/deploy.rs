@@ -461,6 +461,7 @@ async fn prepare(world: &DockerWorld, request: &DeployRequest) -> Result<Prepare
         &sets,
         &update,
         request.timeouts,
+        None,
     )?;
     Ok(Prepared {
         plan,

@@ -6,9 +6,11 @@ mod support;
 
 mod architecture;
 mod cli_surface;
+mod cli_weights;
 mod conf_cli;
 mod conf_corpus;
 mod conf_edit;
 mod conf_nginx_t;
 mod conf_props;
 mod conf_render;
+mod conf_weights;
