@@ -22,3 +22,4 @@ mod policy_history;
 mod policy_order;
 mod policy_pause;
 mod seed000;
+mod weights;
