@@ -11,7 +11,6 @@ use tokio::process::Command;
 
 use super::spec::{Anonymous, ContainerSpec, NetworkAttachment, capture};
 use crate::docker::ComposeRef;
-use crate::plan::{ComposeSection, Overrides, PolicyError, Words};
 use bollard::models::EndpointIpamConfig;
 
 /// How long one compose command may run.
@@ -80,7 +79,7 @@ fn on_path(program: &str) -> bool {
 
 /// Runs compose for `r`'s project (same `-p`, same `-f` files, in its working
 /// directory) with `args`; returns stdout, or an error carrying stderr.
-async fn run(cli: ComposeCli, r: &ComposeRef, args: &[&str]) -> Result<String> {
+pub(super) async fn run(cli: ComposeCli, r: &ComposeRef, args: &[&str]) -> Result<String> {
     let dir = r.working_dir.as_ref().ok_or_else(|| {
         anyhow!(
             "compose service {}/{}: its container has no working_dir label",
@@ -89,9 +88,19 @@ async fn run(cli: ComposeCli, r: &ComposeRef, args: &[&str]) -> Result<String> {
         )
     })?;
     let mut cmd = cli.command();
-    cmd.current_dir(dir).arg("-p").arg(&r.project);
+    cmd.current_dir(dir)
+        .arg("--project-directory")
+        .arg(dir)
+        .arg("-p")
+        .arg(&r.project);
     for f in &r.config_files {
         cmd.arg("-f").arg(f);
+    }
+    for f in &r.env_files {
+        cmd.arg("--env-file").arg(f);
+    }
+    for p in &r.profiles {
+        cmd.arg("--profile").arg(p);
     }
     cmd.args(args)
         .stdin(Stdio::null())
@@ -348,48 +357,6 @@ pub async fn compose_container(docker: &Docker, r: &ComposeRef) -> Result<String
     }
 }
 
-/// The service's `deploy` section, read straight from the project's compose
-/// files (later files override earlier ones key by key, as compose merges them)
-/// without starting the compose CLI. `None` when no file has one.
-pub fn deploy_section(r: &ComposeRef) -> Result<Option<serde_norway::Value>> {
-    use serde_norway::Value;
-    let mut merged: Option<serde_norway::Mapping> = None;
-    for file in &r.config_files {
-        let path = match &r.working_dir {
-            Some(dir) if file.is_relative() => dir.join(file),
-            _ => file.clone(),
-        };
-        let text = std::fs::read_to_string(&path).with_context(|| {
-            format!(
-                "compose project {}: cannot read {}",
-                r.project,
-                path.display()
-            )
-        })?;
-        let doc: Value = serde_norway::from_str(&text)
-            .with_context(|| format!("{}: not a compose file", path.display()))?;
-        let Some(Value::Mapping(deploy)) = doc
-            .get("services")
-            .and_then(|s| s.get(r.service.as_str()))
-            .and_then(|s| s.get("deploy"))
-        else {
-            continue;
-        };
-        let into = merged.get_or_insert_with(Default::default);
-        for (key, value) in deploy {
-            match (into.get_mut(key), value) {
-                (Some(Value::Mapping(old)), Value::Mapping(new)) => {
-                    old.extend(new.iter().map(|(k, v)| (k.clone(), v.clone())));
-                }
-                _ => {
-                    into.insert(key.clone(), value.clone());
-                }
-            }
-        }
-    }
-    Ok(merged.map(Value::Mapping))
-}
-
 /// What compose would create now for each of `services` (name, containers
 /// it has): compose creates one more container of each, not started (`up
 /// --no-start --no-deps --no-recreate --scale`); each is captured as a spec
@@ -515,123 +482,9 @@ async fn remove_template(docker: &Docker, id: &str) {
     }
 }
 
-/// The service's `deploy.update_config` and `deploy.rollback_config`, read
-/// from its compose files and typed (values of the wrong form are errors that
-/// name the file, the service and the key). `None` for a section no file has.
-pub fn policy_sections(r: &ComposeRef) -> Result<(Option<ComposeSection>, Option<ComposeSection>)> {
-    let Some(deploy) = deploy_section(r)? else {
-        return Ok((None, None));
-    };
-    let file = r
-        .config_files
-        .first()
-        .map(|p| p.display().to_string())
-        .unwrap_or_default();
-    let section = |key: &str| -> Result<Option<ComposeSection>> {
-        deploy
-            .get(key)
-            .map(|value| {
-                let at = format!("{file} services.{}.deploy.{key}", r.service);
-                parse_section(&at, value).map_err(anyhow::Error::from)
-            })
-            .transpose()
-    };
-    Ok((section("update_config")?, section("rollback_config")?))
-}
-
-/// Types one `update_config` / `rollback_config` mapping; unknown keys are
-/// compose's business and ignored.
-fn parse_section(at: &str, section: &serde_norway::Value) -> Result<ComposeSection, PolicyError> {
-    use serde_norway::Value;
-    let err = |key: &str, problem: String| PolicyError::Compose {
-        at: at.into(),
-        key: key.into(),
-        problem,
-    };
-    let Value::Mapping(map) = section else {
-        return Err(err("(section)", "expected a mapping".into()));
-    };
-    let mut values = Overrides::default();
-    for (key, value) in map {
-        let key = key.as_str().unwrap_or_default();
-        let text = match value {
-            Value::String(s) => s.clone(),
-            Value::Number(n) => n.to_string(),
-            _ => return Err(err(key, "expected a scalar".into())),
-        };
-        let duration = || {
-            humantime::parse_duration(&text)
-                .map_err(|e| err(key, format!("{text:?} is not a duration ({e})")))
-        };
-        fn word<T: Words>(text: &str) -> Result<T, String> {
-            T::from_word(text).ok_or_else(|| format!("{text:?} is not one of {}", T::choices()))
-        }
-        match key {
-            "parallelism" => {
-                values.parallelism = Some(
-                    text.parse()
-                        .map_err(|_| err(key, "expected a whole number".into()))?,
-                )
-            }
-            "delay" => values.delay = Some(duration()?),
-            "monitor" => values.monitor = Some(duration()?),
-            "order" => values.order = Some(word(&text).map_err(|e| err(key, e))?),
-            "failure_action" => values.failure_action = Some(word(&text).map_err(|e| err(key, e))?),
-            "max_failure_ratio" => {
-                values.max_failure_ratio = Some(
-                    text.parse()
-                        .map_err(|_| err(key, "expected a number".into()))?,
-                )
-            }
-            _ => {}
-        }
-    }
-    Ok(ComposeSection {
-        at: at.to_string(),
-        values,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::{FailureAction, Order};
-
-    fn yaml(s: &str) -> serde_norway::Value {
-        serde_norway::from_str(s).unwrap()
-    }
-
-    #[test]
-    fn reads_every_key_of_a_section() {
-        let section = parse_section(
-            "app1 update_config",
-            &yaml("parallelism: 2\ndelay: 10s\norder: start-first\nfailure_action: rollback\nmonitor: 1m30s\nmax_failure_ratio: 0.5\nx-other: 1\n"),
-        )
-        .unwrap();
-        let v = &section.values;
-        assert_eq!(v.parallelism, Some(2));
-        assert_eq!(v.delay, Some(Duration::from_secs(10)));
-        assert_eq!(v.order, Some(Order::StartFirst));
-        assert_eq!(v.failure_action, Some(FailureAction::Rollback));
-        assert_eq!(v.monitor, Some(Duration::from_secs(90)));
-        assert_eq!(v.max_failure_ratio, Some(0.5));
-        assert_eq!(section.at, "app1 update_config");
-    }
-
-    #[test]
-    fn bad_compose_values_name_the_key() {
-        let e = parse_section("f.yml app", &yaml("order: sideways")).unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            "f.yml app: order: \"sideways\" is not one of stop-first, start-first"
-        );
-        let e = parse_section("f.yml app", &yaml("delay: soon")).unwrap_err();
-        assert!(
-            e.to_string()
-                .starts_with("f.yml app: delay: \"soon\" is not a duration"),
-            "{e}"
-        );
-    }
 
     #[test]
     fn parses_hash_lines_of_v1_and_v2() {
@@ -639,37 +492,5 @@ mod tests {
         assert_eq!(hashes.get("app1").map(String::as_str), Some("1a2b3c"));
         assert_eq!(hashes.get("app10").map(String::as_str), Some("x"));
         assert_eq!(hashes.len(), 2);
-    }
-
-    #[test]
-    fn later_files_override_key_by_key() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(
-            dir.path().join("a.yml"),
-            "services:\n  app1:\n    deploy:\n      update_config:\n        parallelism: 2\n        delay: 10s\n",
-        )
-        .unwrap();
-        std::fs::write(
-            dir.path().join("b.yml"),
-            "services:\n  app1:\n    deploy:\n      update_config:\n        delay: 1s\n      rollback_config:\n        parallelism: 3\n",
-        )
-        .unwrap();
-        let r = ComposeRef {
-            project: "p".into(),
-            service: "app1".into(),
-            working_dir: Some(dir.path().to_path_buf()),
-            config_files: vec!["a.yml".into(), "b.yml".into()],
-            config_hash: None,
-        };
-        let deploy = deploy_section(&r).unwrap().unwrap();
-        let update = &deploy["update_config"];
-        assert_eq!(update["parallelism"].as_u64(), Some(2));
-        assert_eq!(update["delay"].as_str(), Some("1s"));
-        assert_eq!(deploy["rollback_config"]["parallelism"].as_u64(), Some(3));
-        let none = ComposeRef {
-            service: "app2".into(),
-            ..r
-        };
-        assert!(deploy_section(&none).unwrap().is_none());
     }
 }

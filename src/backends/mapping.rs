@@ -291,6 +291,8 @@ mod tests {
             working_dir: None,
             config_files: vec![],
             config_hash: None,
+            env_files: vec![],
+            profiles: vec![],
         });
         (
             BackendContainer {

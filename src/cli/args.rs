@@ -6,8 +6,11 @@ use clap::builder::PossibleValue;
 use clap::{Args, Parser, ValueEnum};
 
 use super::cmd::Command;
+use crate::conf::Param;
 use crate::plan::{Canary, FailureAction, Gate, Order, Overrides, Share, Words};
-use crate::rollout::{Mode, ProbeKind, SessionOptions};
+use crate::rollout::{
+    ComposeFlags, ComposeOptions, ComposeOptionsError, Mode, ProbeKind, SessionOptions,
+};
 
 const EXAMPLES: &str = "\
 Examples (the seed's app1/app2 stack, run from the compose project's directory):
@@ -87,6 +90,47 @@ impl SessionArgs {
     }
 }
 
+/// The compose project, as `docker compose` takes it.
+#[derive(Debug, Args, Clone)]
+#[command(
+    next_help_heading = "Compose project (as docker compose takes them; default: what the containers' labels recorded)"
+)]
+pub struct ComposeArgs {
+    /// Compose file; repeatable, later files override earlier ones (or $COMPOSE_FILE).
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// Project name (or $COMPOSE_PROJECT_NAME; default: the project directory's name).
+    #[arg(short = 'p', long = "project-name", value_name = "NAME")]
+    pub project_name: Option<String>,
+    /// Project directory (default: the first compose file's directory).
+    #[arg(long, value_name = "DIR")]
+    pub project_directory: Option<PathBuf>,
+    /// Env file for compose's variables; repeatable (default: .env in the project directory).
+    #[arg(long = "env-file", value_name = "FILE")]
+    pub env_files: Vec<PathBuf>,
+    /// Enable a profile; repeatable (or $COMPOSE_PROFILES).
+    #[arg(long = "profile", value_name = "NAME")]
+    pub profiles: Vec<String>,
+}
+
+impl ComposeArgs {
+    /// The project these arguments and compose's variables name, from `cwd`
+    /// (`None`: nothing names one, the containers' labels decide).
+    pub fn options(
+        &self,
+        cwd: &std::path::Path,
+    ) -> Result<Option<ComposeOptions>, ComposeOptionsError> {
+        let flags = ComposeFlags {
+            files: self.files.clone(),
+            project_name: self.project_name.clone(),
+            project_directory: self.project_directory.clone(),
+            env_files: self.env_files.clone(),
+            profiles: self.profiles.clone(),
+        };
+        ComposeOptions::resolve(&flags, cwd, &|name| std::env::var(name).ok())
+    }
+}
+
 /// How to run (or not) the plan.
 #[derive(Debug, Args, Clone)]
 pub struct ConfirmArgs {
@@ -104,6 +148,22 @@ pub struct ConfirmArgs {
 /// Parses a duration (`500ms`, `10s`, `1m30s`).
 pub fn duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("{s:?}: {e} (e.g. 500ms, 10s, 1m30s)"))
+}
+
+/// Parses a server's weight, by the config engine's rule ([`Param::is_weight`]).
+pub fn weight(s: &str) -> Result<u32, String> {
+    s.parse()
+        .ok()
+        .filter(|&n| Param::is_weight(n))
+        .ok_or_else(|| format!("{s:?}: a weight is a whole number from 1 to {}", i32::MAX))
+}
+
+/// Parses a parameter of a new `server` line, by the config engine's rule
+/// ([`Param::check`]): `weight=2`, `max_fails=3`, `backup`, ….
+pub fn server_param(s: &str) -> Result<String, String> {
+    Param::check(s)
+        .map(|_| s.to_string())
+        .map_err(|e| e.to_string())
 }
 
 /// Parses `KEY=VALUE`.

@@ -85,6 +85,11 @@ fn report(e: &anyhow::Error) -> i32 {
                 "`nginx-rollout status` lists the upstreams and servers; nothing was changed"
             },
         )
+    } else if is(&|c| c.is::<crate::rollout::ComposeOptionsError>()) {
+        (
+            exit::USAGE,
+            "compose's -f/-p/--project-directory/--env-file/--profile and COMPOSE_* name the project; nothing was changed",
+        )
     } else if is(&|c| c.is::<crate::plan::PlanError>() || c.is::<crate::plan::PolicyError>()) {
         (exit::USAGE, "see `nginx-rollout deploy --help`")
     } else {

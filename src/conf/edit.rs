@@ -3,7 +3,7 @@ use super::error::{ConfError, Place};
 use super::lexer::unescape;
 use super::pin::{self, PinnedLine};
 use super::tree::{Doc, LineIndex};
-use super::upstream::{Address, Context};
+use super::upstream::{Address, Context, Param};
 use std::ops::Range;
 use std::path::Path;
 
@@ -192,8 +192,11 @@ pub fn splice_for(
                 .map(|i| remove_param(doc, s, i))
         }
         Edit::SetWeight(w) => {
-            if *w == 0 {
-                return Err(ConfError::new("invalid weight 0: must be at least 1"));
+            if !Param::is_weight(*w) {
+                return Err(ConfError::new(format!(
+                    "invalid weight {w}: must be at least 1 and at most {}",
+                    i32::MAX
+                )));
             }
             let s = find(server)?;
             let text = format!("weight={w}");
@@ -245,6 +248,7 @@ pub fn splice_for(
             check_token("address", address)?;
             for p in params {
                 check_token("parameter", p)?;
+                Param::check(p)?;
             }
             if all.iter().any(|s| s.address == *address) {
                 return Ok(None);
@@ -255,13 +259,28 @@ pub fn splice_for(
                 text.push_str(p);
             }
             text.push(';');
-            Some(add_after(doc, us, all.last().map(|s| s.stmt), &text))
+            // After the last server; in an upstream without one, after its last directive.
+            let anchor = all.last().map(|s| s.stmt).or_else(|| {
+                doc.children(Some(us))
+                    .filter(|&c| !doc.is_comment(c))
+                    .last()
+            });
+            Some(add_after(doc, us, anchor, &text))
         }
         Edit::Remove => {
             let Ok(s) = find(server) else {
                 return Ok(None);
             };
             guard(s, "remove")?;
+            if all.len() == 1 {
+                return Err(ConfError::at(
+                    format!(
+                        "refusing to remove \"{}\": it is the only server of upstream \"{upstream_name}\", and nginx rejects an upstream without servers (add another first)",
+                        s.address
+                    ),
+                    place_of(s.stmt),
+                ));
+            }
             Some(Splice {
                 range: removal_range(doc, s.stmt),
                 with: Vec::new(),
@@ -387,7 +406,13 @@ pub(super) fn add_after(doc: &Doc, us: u32, last: Option<u32>, text: &str) -> Sp
         .copied()
         .collect();
     if last.is_none() {
-        indent.extend_from_slice(b"    ");
+        // One level deeper than the `upstream` line, in its kind of blank.
+        let unit: &[u8] = if indent.contains(&b'\t') {
+            b"\t"
+        } else {
+            b"    "
+        };
+        indent.extend_from_slice(unit);
     }
     // Stay after a trailing comment on the anchor's line.
     let mut at = after;

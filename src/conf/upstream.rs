@@ -211,6 +211,55 @@ impl Param {
     }
 }
 
+/// Whether `v` is an nginx time (`10s`, `1m30s`, `500ms`, a bare number of seconds).
+fn is_time(v: &str) -> bool {
+    if v.is_empty() {
+        return false;
+    }
+    let mut rest = v;
+    while !rest.is_empty() {
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        if digits == 0 {
+            return false;
+        }
+        rest = &rest[digits..];
+        let unit = ["ms", "s", "m", "h", "d", "w", "M", "y"]
+            .into_iter()
+            .find(|u| rest.starts_with(u));
+        match unit {
+            Some(u) => rest = &rest[u.len()..],
+            None => return rest.is_empty(),
+        }
+    }
+    true
+}
+
+impl Param {
+    /// Whether nginx takes `weight=n`: 1 up to its largest `int`.
+    pub fn is_weight(n: u32) -> bool {
+        (1..=i32::MAX as u32).contains(&n)
+    }
+
+    /// A parameter to write on a new `server` line: one nginx knows, with a
+    /// value it accepts; anything else is an error listing the parameters.
+    pub fn check(written: &str) -> Result<Param, ConfError> {
+        let p = Param::parse(written);
+        let ok = match &p {
+            Param::Weight(n) => Param::is_weight(*n),
+            Param::FailTimeout(t) | Param::SlowStart(t) => is_time(t),
+            Param::Service(v) | Param::Route(v) => !v.is_empty(),
+            Param::Other(_) => false,
+            _ => true,
+        };
+        if ok {
+            return Ok(p);
+        }
+        Err(ConfError::new(format!(
+            "invalid server parameter \"{written}\" (parameters: weight=N (N >= 1), max_fails=N, fail_timeout=TIME, max_conns=N, backup, down, resolve, service=NAME, slow_start=TIME, route=STRING, drain)"
+        )))
+    }
+}
+
 impl fmt::Display for Param {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -466,5 +515,31 @@ mod tests {
             assert_eq!(Param::parse(p).to_string(), p);
         }
         assert_eq!(Param::parse("weight=x"), Param::Other("weight=x".into()));
+    }
+
+    #[test]
+    fn new_parameters_are_checked_like_nginx() {
+        for ok in [
+            "weight=3",
+            "max_fails=0",
+            "fail_timeout=1m30s",
+            "backup",
+            "slow_start=500ms",
+        ] {
+            assert_eq!(Param::check(ok).unwrap().to_string(), ok);
+        }
+        for bad in [
+            "weight=0",
+            "weight=x",
+            "wieght=2",
+            "fail_timeout=10x",
+            "fail_timeout=",
+        ] {
+            let e = Param::check(bad).unwrap_err().to_string();
+            assert!(
+                e.contains(&format!("\"{bad}\"")) && e.contains("max_fails=N"),
+                "{e}"
+            );
+        }
     }
 }

@@ -1,7 +1,7 @@
 //! `deploy`: which servers, which containers, what to deploy on each, the
 //! policy in effect, the plan — then the run.
-use std::collections::HashMap;
 use std::collections::hash_map::Entry;
+use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -11,8 +11,9 @@ use super::run::{Ended, Origin, Planned, Runner, new_rollout};
 use super::session::{Session, refuse_if_unfinished};
 use super::world::{Desired, DockerWorld};
 use crate::backends::{
-    BackendContainer, ComposeProject, ContainerSpec, Resolved, TemplateVars, backend_by_name,
-    capture_spec, compose_templates, next_slot, policy_sections, render_value, resolve_backends,
+    BackendContainer, ComposeOptions, ComposeProject, ContainerSpec, ImageFound, Resolved,
+    TemplateVars, backend_by_name, capture_spec, compose_templates, ensure_image, next_slot,
+    policy_sections, render_value, resolve_backends,
 };
 use crate::conf::Server;
 use crate::docker::ComposeRef;
@@ -55,6 +56,9 @@ pub struct DeployRequest {
     pub mode: Mode,
     /// Redeploy even services whose compose config did not change.
     pub force: bool,
+    /// The compose files and project the operator names (`-f`, `-p`, …), in
+    /// place of what the containers' labels recorded.
+    pub compose: Option<ComposeOptions>,
     /// Update policy flags.
     pub update: Overrides,
     /// Rollback policy flags.
@@ -70,7 +74,8 @@ struct Prepared {
     plan: Plan,
     rollback_policy: UpdateConfig,
     servers: Vec<ServerRecord<Desired>>,
-    skipped: Vec<(String, String)>,
+    /// Servers left alone and why, images pulled or to pull.
+    notices: Vec<String>,
 }
 
 /// Rolls the upstream's containers to what the request (or their compose
@@ -89,15 +94,15 @@ pub async fn deploy(
             kind: PlanKind::Deploy,
             revision: 0,
             plan: prepared.plan,
-            skipped: prepared.skipped,
+            notices: prepared.notices,
         })));
     }
     let locked = session.lock(observer).await?;
     let state = &locked.state;
     refuse_if_unfinished::<Desired>(state, &request.upstream)?;
     let prepared = prepare(world, request).await?;
-    for (server, why) in &prepared.skipped {
-        observer.notice(&format!("skipping {server}: {why}"));
+    for notice in &prepared.notices {
+        observer.notice(notice);
     }
     if !observer.approve(PlanKind::Deploy, &prepared.plan)? {
         return Ok(Ended::Declined);
@@ -255,13 +260,26 @@ async fn prepare(world: &DockerWorld, request: &DeployRequest) -> Result<Prepare
         };
         found.push((server, resolved));
     }
+    if let Some(options) = &request.compose {
+        for (_, resolved) in &mut found {
+            let members: Vec<&mut BackendContainer> = match resolved {
+                Resolved::One(b) => vec![&mut **b],
+                Resolved::Replicas(all) => all.iter_mut().collect(),
+            };
+            for b in members {
+                if let Some(r) = &mut b.compose {
+                    options.apply(&b.name, r)?;
+                }
+            }
+        }
+    }
     // The policy comes from the first compose service's deploy section, in either mode.
     let first_compose = found.iter().find_map(|(_, r)| match r {
         Resolved::One(b) => b.compose.clone(),
         Resolved::Replicas(all) => all.iter().find_map(|b| b.compose.clone()),
     });
     let (update_section, rollback_section) = match &first_compose {
-        Some(compose) => policy_sections(compose)?,
+        Some(compose) => policy_sections(world.compose_cli(), compose).await?,
         None => (None, None),
     };
     let update = resolve(Direction::Update, update_section.as_ref(), &request.update)?;
@@ -454,6 +472,25 @@ async fn prepare(world: &DockerWorld, request: &DeployRequest) -> Result<Prepare
                 .join("; ")
         );
     }
+    // Every image before the first drain: a missing one found at the
+    // recreate step would leave a stop-first server without a container.
+    let mut notices: Vec<String> = skipped
+        .iter()
+        .map(|(server, why)| format!("skipping {server}: {why}"))
+        .collect();
+    let images: BTreeSet<&str> = records
+        .iter()
+        .filter_map(|r| r.new_spec.as_ref().map(Desired::image))
+        .collect();
+    for image in images {
+        match ensure_image(&world.docker, image, !request.dry_run).await? {
+            ImageFound::Present => {}
+            ImageFound::Absent => notices.push(format!(
+                "image {image} is not on this host: the deploy pulls it before the first drain"
+            )),
+            ImageFound::Pulled => notices.push(format!("pulled image {image}")),
+        }
+    }
     let plan = rolling_update(
         &config,
         &request.upstream,
@@ -467,6 +504,6 @@ async fn prepare(world: &DockerWorld, request: &DeployRequest) -> Result<Prepare
         plan,
         rollback_policy,
         servers: records,
-        skipped,
+        notices,
     })
 }

@@ -66,7 +66,7 @@ pub async fn edit_server(
             kind: kind.into(),
             revision: 0,
             plan,
-            skipped: Vec::new(),
+            notices: Vec::new(),
         })));
     }
     let locked = session.lock(observer).await?;

@@ -12,6 +12,7 @@ mod session;
 mod status;
 mod world;
 
+pub use crate::backends::{ComposeFlags, ComposeOptions, ComposeOptionsError};
 pub use deploy::{DeployRequest, Mode, deploy};
 pub use edit::{EditRequest, edit_server};
 pub use recover::{ResumeRequest, RollbackRequest, resume, rollback};

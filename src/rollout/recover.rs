@@ -111,7 +111,7 @@ pub async fn resume(
                 kind: PlanKind::Resume,
                 revision: rollout.revision,
                 plan: rollout.plan,
-                skipped: Vec::new(),
+                notices: Vec::new(),
             })));
         }
         if !observer.approve(PlanKind::Resume, &rollout.plan)? {
@@ -175,7 +175,7 @@ pub async fn resume(
             kind: PlanKind::Resume,
             revision: rollout.revision,
             plan,
-            skipped: Vec::new(),
+            notices: Vec::new(),
         })));
     }
     if !observer.approve(PlanKind::Resume, &plan)? {
@@ -248,7 +248,7 @@ pub async fn rollback(
             kind: PlanKind::Rollback,
             revision: undo.revision,
             plan: undo.plan,
-            skipped: Vec::new(),
+            notices: Vec::new(),
         })));
     }
     if !observer.approve(PlanKind::Rollback, &undo.plan)? {

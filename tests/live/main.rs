@@ -22,4 +22,5 @@ mod policy_history;
 mod policy_order;
 mod policy_pause;
 mod seed000;
+mod seed003;
 mod weights;

@@ -23,8 +23,8 @@ fn the_live_line_edits_are_listed_with_their_arguments() {
     );
     let add = tool(&["add", "--help"]);
     assert_ok(&add);
-    for flag in ["--weight", "--backup", "--dry-run"] {
-        assert!(text(&add).contains(flag), "{flag}: {}", text(&add));
+    for shown in ["<UPSTREAM> <ADDRESS> [PARAMS]...", "--dry-run"] {
+        assert!(text(&add).contains(shown), "{shown}: {}", text(&add));
     }
     let remove = tool(&["remove", "--help"]);
     assert!(text(&remove).contains("--force"), "{}", text(&remove));
@@ -34,13 +34,18 @@ fn the_live_line_edits_are_listed_with_their_arguments() {
     }
 }
 
+/// What nginx would reject is refused by the config engine's own rule, before
+/// anything runs (no Docker here).
 #[test]
-fn weights_nginx_would_reject_are_usage_errors() {
+fn weights_and_parameters_nginx_would_reject_are_usage_errors() {
     for args in [
         &["weight", "apps", "app2", "0"][..],
         &["weight", "apps", "app2", "2.5"],
         &["weight", "apps", "app2", "heavy"],
-        &["add", "apps", "app3:3000", "--weight", "0"],
+        &["weight", "apps", "app2", "2147483648"],
+        &["add", "apps", "app3:3000", "weight=0"],
+        &["add", "apps", "app3:3000", "max_fails=2", "wieght=2"],
+        &["add", "apps", "app3:3000", "fail_timeout=soon"],
     ] {
         let out = tool(args);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", text(&out));

@@ -34,6 +34,10 @@ pub enum Seed {
     /// Seed 000: a compose service `web` with three replicas behind one
     /// `server web:8000;`, conf.d/default.conf bind-mounted as a single file.
     S000,
+    /// Seed 003: a core compose file and override files; up from
+    /// `docker-compose.yml` + `prod.yml` (three `api` replicas behind one
+    /// `server api:8000;`).
+    S003,
 }
 
 impl Seed {
@@ -41,6 +45,15 @@ impl Seed {
         match self {
             Seed::S002 => "fixtures/seed002",
             Seed::S000 => "fixtures/seed000",
+            Seed::S003 => "fixtures/seed003",
+        }
+    }
+
+    /// The compose files the stack is brought up (and driven) with.
+    pub fn files(self) -> &'static [&'static str] {
+        match self {
+            Seed::S002 | Seed::S000 => &["docker-compose.yml"],
+            Seed::S003 => &["docker-compose.yml", "prod.yml"],
         }
     }
 
@@ -48,6 +61,7 @@ impl Seed {
         match self {
             Seed::S002 => "proxy/nginx.conf",
             Seed::S000 => "nginx/nginx.conf",
+            Seed::S003 => "nginx/default.conf",
         }
     }
 }
@@ -111,11 +125,22 @@ impl Stack {
         self.dir.path()
     }
 
-    /// Runs docker-compose with this project.
+    /// Runs docker-compose with this project and the seed's files.
     pub fn compose(&self, args: &[&str]) -> Output {
+        let files = self.seed.files().iter().flat_map(|f| ["-f", f]);
+        self.compose_files(files, args)
+    }
+
+    /// Runs docker-compose with this project and `files` (`-f F` pairs).
+    pub fn compose_files<'a>(
+        &self,
+        files: impl IntoIterator<Item = &'a str>,
+        args: &[&str],
+    ) -> Output {
         Command::new("docker-compose")
             .arg("-p")
             .arg(&self.project)
+            .args(files)
             .args(args)
             .current_dir(self.path())
             .env("NGINX_PORT", self.port.to_string())

@@ -1,10 +1,10 @@
-//! `nginx-rollout add UPSTREAM ADDRESS` and `remove UPSTREAM SERVER`.
+//! `nginx-rollout add UPSTREAM ADDRESS [PARAM…]` and `remove UPSTREAM SERVER`.
 use std::time::Duration;
 
 use clap::Args;
 
 use super::drain::run_edit;
-use crate::cli::args::{Global, SessionArgs, duration};
+use crate::cli::args::{Global, SessionArgs, duration, server_param};
 use crate::plan::LineEdit;
 use crate::rollout::EditRequest;
 
@@ -15,12 +15,9 @@ pub struct AddArgs {
     upstream: String,
     /// The new server's address (`app3:3000`, `10.0.0.7:80`, `unix:/run/app.sock`).
     address: String,
-    /// Its weight (nginx's `weight=`; default: none, which weighs 1).
-    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
-    weight: Option<u32>,
-    /// A backup server: it gets requests only when the others are unavailable.
-    #[arg(long)]
-    backup: bool,
+    /// Its parameters, as for `conf add-server` (`weight=2 max_fails=3 backup` …).
+    #[arg(value_parser = server_param)]
+    params: Vec<String>,
     /// How long old workers may take.
     #[arg(long, value_parser = duration, default_value = "30s")]
     drain_timeout: Duration,
@@ -55,18 +52,10 @@ pub struct RemoveArgs {
 
 /// Adds a server line, live.
 pub async fn exec_add(global: &Global, args: AddArgs) -> anyhow::Result<i32> {
-    let mut params: Vec<String> = args
-        .weight
-        .map(|w| format!("weight={w}"))
-        .into_iter()
-        .collect();
-    if args.backup {
-        params.push("backup".into());
-    }
     let request = EditRequest {
         upstream: args.upstream,
         server: args.address,
-        edit: LineEdit::Add(params),
+        edit: LineEdit::Add(args.params),
         force: false,
         drain_timeout: args.drain_timeout,
         dry_run: args.dry_run,

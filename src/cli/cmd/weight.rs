@@ -4,7 +4,7 @@ use std::time::Duration;
 use clap::Args;
 
 use super::drain::run_edit;
-use crate::cli::args::{Global, SessionArgs, duration};
+use crate::cli::args::{Global, SessionArgs, duration, weight};
 use crate::plan::LineEdit;
 use crate::rollout::EditRequest;
 
@@ -16,7 +16,7 @@ pub struct WeightArgs {
     /// The server (address or unique host).
     server: String,
     /// Its new weight (nginx's `weight=`, 1 or more; a line without one weighs 1).
-    #[arg(value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(value_parser = weight)]
     weight: u32,
     /// How long old workers may take.
     #[arg(long, value_parser = duration, default_value = "30s")]
