@@ -183,27 +183,38 @@ impl Ramp {
     }
 
     /// The weight of every live line when the canary takes `share` (its
-    /// line first), or `None` when no other line is live.
-    fn weights_at(&self, up: &Upstream, share: Share) -> Option<Vec<(String, u32)>> {
-        let weight = |address: &str| self.before(address).flatten().unwrap_or(1);
-        let others: Vec<(String, u32)> = up
+    /// line first). An error when no other line is live, or when a weight
+    /// would be past what nginx takes.
+    fn weights_at(&self, up: &Upstream, share: Share) -> Result<Vec<(String, u32)>, PlanError> {
+        let weight = |address: &str| u64::from(self.before(address).flatten().unwrap_or(1));
+        let others: Vec<(String, u64)> = up
             .live_servers()
             .filter(|s| s.address != self.server)
             .map(|s| (s.address.clone(), weight(&s.address)))
             .collect();
-        let sum: u32 = others.iter().map(|(_, w)| w).sum();
+        // Each weight is at most i32::MAX and there are far fewer than 2^32
+        // lines, so neither the sum nor a product by 99 overflows a u64.
+        let sum: u64 = others.iter().map(|(_, w)| w).sum();
         if sum == 0 {
-            return None;
+            return Err(PlanError::CanaryAlone(self.server.clone()));
         }
-        let p = u32::from(share.percent());
+        let p = u64::from(share.percent());
         let mut all = vec![(self.server.clone(), p * sum)];
         all.extend(others.into_iter().map(|(s, w)| (s, w * (100 - p))));
         let divisor = all.iter().fold(0, |g, (_, w)| gcd(g, *w));
-        Some(all.into_iter().map(|(s, w)| (s, w / divisor)).collect())
+        all.into_iter()
+            .map(|(s, w)| match u32::try_from(w / divisor) {
+                Ok(w) if Param::is_weight(w) => Ok((s, w)),
+                _ => Err(PlanError::CanaryWeightsTooLarge {
+                    server: self.server.clone(),
+                    share,
+                }),
+            })
+            .collect()
     }
 }
 
-fn gcd(a: u32, b: u32) -> u32 {
+fn gcd(a: u64, b: u64) -> u64 {
     if b == 0 { a } else { gcd(b, a % b) }
 }
 
@@ -228,9 +239,7 @@ impl Builder<'_> {
         let mut first = Some(first);
         let mut touched: Vec<String> = Vec::new();
         for &share in &canary.shares {
-            let weights = ramp
-                .weights_at(&up, share)
-                .ok_or_else(|| PlanError::CanaryAlone(ramp.server.clone()))?;
+            let weights = ramp.weights_at(&up, share)?;
             let mut changes = first.take().unwrap_or_default();
             for (line, weight) in weights {
                 if !touched.contains(&line) {

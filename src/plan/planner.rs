@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::canary::{Canary, Ramp};
+use super::canary::{Canary, Ramp, Share};
 use super::policy::{Order, UpdateConfig};
 use super::replicas::ReplicaSet;
 use super::step::{Action, ServerChange, ServerRef, Step};
@@ -218,6 +218,17 @@ pub enum PlanError {
     /// A ramp with no other live line to share the traffic with.
     #[error("--canary-weights: {0} would be the only live server; there is no traffic to share")]
     CanaryAlone(String),
+    /// Weights so large that a share of them is past what nginx takes.
+    #[error(
+        "--canary-weights: {share} for {server} needs a weight above nginx's largest ({max}); lower the weights written in the upstream",
+        max = i32::MAX
+    )]
+    CanaryWeightsTooLarge {
+        /// The canary.
+        server: String,
+        /// The share asked for.
+        share: Share,
+    },
 }
 
 /// Builds the plan of a rolling update of `targets` (one container per

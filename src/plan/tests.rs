@@ -1017,6 +1017,40 @@ mod canary {
     }
 
     #[test]
+    fn weights_a_share_would_take_past_nginx_s_largest_are_an_error_not_a_wrap() {
+        // 99 % against 2147483647 + 1: the canary's line needs 99 × 2147483648
+        // (nothing divides the three), past nginx's largest weight and a u32.
+        let cfg = config(&["app1:3000", "app2:3000 weight=2147483647", "app3:3000"]);
+        let err = plan(
+            &cfg,
+            "apps",
+            &[target("app1:3000")],
+            &ramp_policy(&[99], None),
+            TIMEOUTS,
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("99% for app1:3000 needs a weight above nginx's largest (2147483647)"),
+            "{err}"
+        );
+        // Against 2147483647 alone the products share it as a divisor: 99 and 1.
+        let cfg = config(&["app1:3000", "app2:3000 weight=2147483647"]);
+        let p = plan(
+            &cfg,
+            "apps",
+            &[target("app1:3000")],
+            &ramp_policy(&[99], None),
+            TIMEOUTS,
+        )
+        .unwrap();
+        assert_eq!(
+            weights_after_each_edit(&cfg, &p)[1],
+            [("app1:3000".to_string(), 99), ("app2:3000".to_string(), 1)]
+        );
+    }
+
+    #[test]
     fn the_canary_goes_alone_and_the_others_follow_in_batches() {
         let servers = ["app1:3000", "app2:3000", "app3:3000", "app4:3000"];
         let cfg = config(&servers);
