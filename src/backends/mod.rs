@@ -21,7 +21,8 @@ pub use health::{HealthError, HealthSource, HealthyAt, Probe, failed_within, wai
 pub use image::{ImageFound, ensure_image};
 pub use mapping::{BackendContainer, Resolved, backend_by_name, resolve_backend, resolve_backends};
 pub use recreate::{
-    Recreated, Stopped, create_and_start, next_slot, recreate_stop_first, rename, stop_and_remove,
+    Recreated, Stopped, create_and_start, create_replacement, discard_leftover_replacement,
+    discard_replacement, next_slot, recreate_stop_first, rename, stop_and_remove,
 };
 pub use spec::{ContainerSpec, NetworkAttachment, capture_spec};
 pub use template::{TemplateVars, render_value};

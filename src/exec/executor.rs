@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Result, anyhow};
 use chrono::{DateTime, Utc};
-use futures_util::future::join_all;
+use futures_util::future::{join, join_all};
 use tokio::sync::watch;
 
 use super::event::{Decision, Event, HealthVerdict, Observer, StepResult};
@@ -148,7 +148,15 @@ impl<'a, W: World, O: Observer + ?Sized> Executor<'a, W, O> {
     pub async fn run(&mut self) -> Result<Outcome> {
         self.rollout.status = Status::Running;
         self.save()?;
-        let outcome = self.run_steps().await?;
+        let outcome = self.run_steps().await;
+        let containers: Vec<String> = self
+            .rollout
+            .servers
+            .iter()
+            .map(|s| s.container.clone())
+            .collect();
+        self.world.discard_prepared(&containers).await;
+        let outcome = outcome?;
         let outcome = match outcome {
             Outcome::Interrupted | Outcome::Paused(_) => {
                 // Undo what can be undone: drained servers whose old container is untouched go back.
@@ -319,9 +327,18 @@ impl<'a, W: World, O: Observer + ?Sized> Executor<'a, W, O> {
             Action::WaitDrained { timeout } => {
                 self.announce_wait(step.index, "old nginx workers to exit", *timeout);
                 let old = self.old_workers.clone();
-                self.until_cancelled(self.world.wait_drained(&old, *timeout))
-                    .await?
-                    .map_err(StepError::Fatal)
+                // The replacements of the next step are created meanwhile.
+                let ahead = self.recreated_next(step.index);
+                let world = self.world;
+                let prepare = join_all(ahead.iter().map(|(s, spec)| async move {
+                    if let Err(e) = world.prepare(s, spec).await {
+                        tracing::debug!("{}: not created ahead: {e:#}", s.container);
+                    }
+                }));
+                let (drained, _) = self
+                    .until_cancelled(join(self.world.wait_drained(&old, *timeout), prepare))
+                    .await?;
+                drained.map_err(StepError::Fatal)
             }
             Action::Canary {
                 server,
@@ -352,6 +369,27 @@ impl<'a, W: World, O: Observer + ?Sized> Executor<'a, W, O> {
                 self.until_cancelled(tokio::time::sleep(*duration)).await
             }
         }
+    }
+
+    /// The servers (with their specs) the step after `index` recreates stop-first, if it does.
+    fn recreated_next(&self, index: usize) -> Vec<(ServerRef, W::Spec)> {
+        let next = self
+            .rollout
+            .plan
+            .steps
+            .iter()
+            .find(|s| s.index == index + 1);
+        let Some(Action::Recreate { servers }) = next.map(|s| &s.action) else {
+            return Vec::new();
+        };
+        servers
+            .iter()
+            .filter(|s| !self.is_failed(&s.server))
+            .filter_map(|s| {
+                let rec = self.rollout.servers.iter().find(|r| r.server == s.server)?;
+                Some((s.clone(), rec.new_spec.clone()?))
+            })
+            .collect()
     }
 
     fn is_failed(&self, server: &str) -> bool {

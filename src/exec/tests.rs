@@ -53,6 +53,12 @@ struct Fake {
     signal_on_drain: Option<watch::Sender<bool>>,
     /// Servers whose containers were replaced or started, in order.
     replaced: RefCell<Vec<String>>,
+    /// Servers whose replacement was created ahead, not yet used by `replace`.
+    prepared: RefCell<Vec<String>>,
+    /// Servers whose replacement was created ahead and used by `replace`.
+    used_prepared: RefCell<Vec<String>>,
+    /// Servers whose replacement was created ahead and discarded unused.
+    discarded: RefCell<Vec<String>>,
     reloads: RefCell<usize>,
 }
 
@@ -114,7 +120,21 @@ impl World for Fake {
         Ok(())
     }
 
+    async fn prepare(&self, server: &ServerRef, _spec: &String) -> Result<()> {
+        self.prepared.borrow_mut().push(server.server.clone());
+        Ok(())
+    }
+
+    async fn discard_prepared(&self, _containers: &[String]) {
+        let left = std::mem::take(&mut *self.prepared.borrow_mut());
+        self.discarded.borrow_mut().extend(left);
+    }
+
     async fn replace(&self, server: &ServerRef, _spec: &String) -> Result<String> {
+        let mut prepared = self.prepared.borrow_mut();
+        if let Some(at) = prepared.iter().position(|s| *s == server.server) {
+            self.used_prepared.borrow_mut().push(prepared.remove(at));
+        }
         self.replaced.borrow_mut().push(server.server.clone());
         Ok(Fake::id(server))
     }
@@ -449,6 +469,26 @@ async fn an_interrupt_while_draining_restores_the_untouched_server() {
         "no container was touched"
     );
     assert_eq!(states(&r), [ServerState::Pending, ServerState::Pending]);
+    assert_eq!(
+        *fake.discarded.borrow(),
+        ["app1:3000"],
+        "the replacement created while draining is removed"
+    );
+}
+
+#[tokio::test]
+async fn each_replacement_is_created_while_its_old_container_drains() {
+    let fake = Fake::new(3);
+    let (outcome, _, _) =
+        run_all(&fake, 3, policy(FailureAction::Pause, 0.0, Duration::ZERO)).await;
+    assert_eq!(outcome, Outcome::Done);
+    assert_eq!(
+        *fake.used_prepared.borrow(),
+        *fake.replaced.borrow(),
+        "every replace found its container made ahead"
+    );
+    assert_eq!(fake.replaced.borrow().len(), 3);
+    assert!(fake.discarded.borrow().is_empty());
 }
 
 #[tokio::test]

@@ -39,6 +39,13 @@ pub trait World {
     /// Stop-first: replaces `server.container` by a container made from `spec`, same name.
     /// Returns the new container's id.
     async fn replace(&self, server: &ServerRef, spec: &Self::Spec) -> Result<String>;
+    /// Stop-first, ahead of `replace`: creates (does not start) the replacement
+    /// while the old container still serves, so `replace` only stops, renames
+    /// and starts. Best effort: `replace` creates it itself if this did not.
+    async fn prepare(&self, server: &ServerRef, spec: &Self::Spec) -> Result<()>;
+    /// Removes what `prepare` created and no `replace` used: this run's (it
+    /// stopped early) and, for the given containers, one left by a killed run.
+    async fn discard_prepared(&self, containers: &[String]);
     /// Start-first: starts a container named `server.container` from `spec` beside the old one.
     async fn start_new(&self, server: &ServerRef, spec: &Self::Spec) -> Result<String>;
     /// Stops (gracefully) and removes a container.

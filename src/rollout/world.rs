@@ -1,6 +1,7 @@
 //! The world a rollout acts on: one Docker daemon, the nginx container with
 //! its config files, and the backend containers — the [`World`] the executor
 //! runs plans against, built from the nginx and backend wings.
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
@@ -12,7 +13,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::backends::{
     self, ComposeCli, ContainerSpec, Probe, compose_cli, compose_container, compose_recreate,
-    create_and_start, recreate_stop_first, resolve_backend, stop_and_remove,
+    create_and_start, create_replacement, discard_leftover_replacement, discard_replacement,
+    recreate_stop_first, resolve_backend, stop_and_remove,
 };
 use crate::conf::{ConfigSet, FileChange};
 use crate::docker::{self, ComposeRef};
@@ -79,6 +81,8 @@ pub(crate) struct DockerWorld {
     files: tokio::sync::OnceCell<ContainerFs>,
     /// nginx's processes as listed by the last `test_config`, for the reload after it.
     workers_before_reload: Mutex<Option<Workers>>,
+    /// Replacements created ahead by `prepare`, by the name of the container they replace.
+    prepared: Mutex<HashMap<String, String>>,
 }
 
 impl DockerWorld {
@@ -94,6 +98,7 @@ impl DockerWorld {
             probe,
             files: tokio::sync::OnceCell::new(),
             workers_before_reload: Mutex::new(None),
+            prepared: Mutex::new(HashMap::new()),
         })
     }
 
@@ -134,6 +139,11 @@ impl DockerWorld {
                 compose_container(&self.docker, compose).await
             }
         }
+    }
+
+    fn prepared_lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, String>> {
+        // A poisoned map only lost a best-effort shortcut.
+        self.prepared.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The id of a container, or `None` if there is none by that name.
@@ -218,12 +228,39 @@ impl World for DockerWorld {
         nginx::wait_old_workers_exit(&self.docker, &self.nginx, old_workers, timeout).await
     }
 
+    async fn prepare(&self, server: &ServerRef, spec: &Desired) -> Result<()> {
+        // The compose CLI makes its container in one go: nothing to do ahead.
+        let Desired::Engine { spec } = spec else {
+            return Ok(());
+        };
+        if self.id_of(&server.container).await?.is_none() {
+            return Ok(());
+        }
+        let id = create_replacement(&self.docker, &server.container, spec).await?;
+        self.prepared_lock().insert(server.container.clone(), id);
+        Ok(())
+    }
+
+    async fn discard_prepared(&self, containers: &[String]) {
+        let left: Vec<String> = self.prepared_lock().drain().map(|(_, id)| id).collect();
+        for id in left {
+            discard_replacement(&self.docker, &id).await;
+        }
+        for name in containers {
+            discard_leftover_replacement(&self.docker, name).await;
+        }
+    }
+
     async fn replace(&self, server: &ServerRef, spec: &Desired) -> Result<String> {
+        let ready = self.prepared_lock().remove(&server.container);
         match (spec, self.id_of(&server.container).await?) {
-            // The replacement is created before the old one stops, so only stop → start is
-            // downtime. By id: the name moves to the replacement on the way.
+            // The replacement is created before the old one stops (while nginx
+            // drains it, if `prepare` ran), so only stop → start is downtime. By
+            // id: the name moves to the replacement on the way.
             (Desired::Engine { spec }, Some(old_id)) => {
-                Ok(recreate_stop_first(&self.docker, &old_id, spec).await?.id)
+                Ok(recreate_stop_first(&self.docker, &old_id, spec, ready)
+                    .await?
+                    .id)
             }
             // Gone already (a resumed rollout that was killed between stop and start).
             _ => self.deploy(&server.container, spec).await,
