@@ -226,7 +226,7 @@ async fn clear_leftover(docker: &Docker, name: &str) -> Result<()> {
 }
 
 /// Creates container `name` from `spec` and connects its other networks.
-async fn create(docker: &Docker, spec: &ContainerSpec, name: &str) -> Result<String> {
+pub(super) async fn create(docker: &Docker, spec: &ContainerSpec, name: &str) -> Result<String> {
     let options = CreateContainerOptions {
         name: Some(name.to_string()),
         ..Default::default()
@@ -250,7 +250,7 @@ async fn create(docker: &Docker, spec: &ContainerSpec, name: &str) -> Result<Str
     Ok(id)
 }
 
-async fn start(docker: &Docker, id: &str, name: &str) -> Result<()> {
+pub(super) async fn start(docker: &Docker, id: &str, name: &str) -> Result<()> {
     docker
         .start_container(id, None)
         .await

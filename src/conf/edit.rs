@@ -71,6 +71,8 @@ pub struct Splice {
 
 struct ServerStmt {
     stmt: u32,
+    /// The address token (comments may come between it and `server`).
+    addr: u32,
     address: String,
     /// Argument token indices after the address.
     params: Vec<u32>,
@@ -89,6 +91,7 @@ fn servers(doc: &Doc, us: u32) -> Vec<ServerStmt> {
             let address = String::from_utf8_lossy(&val(addr)).into_owned();
             Some(ServerStmt {
                 stmt: s,
+                addr,
                 down: params.iter().any(|&t| val(t) == b"down"),
                 backup: params.iter().any(|&t| val(t) == b"backup"),
                 address,
@@ -146,7 +149,7 @@ pub fn splice_for(
         Ok(())
     };
     let end_of = |t: u32| doc.span(t).end as usize;
-    let last_arg = |s: &ServerStmt| *s.params.last().unwrap_or(&(doc.stmt(s.stmt).first + 1));
+    let last_arg = |s: &ServerStmt| *s.params.last().unwrap_or(&s.addr);
     let insert = |at: usize, text: String| Splice {
         range: at..at,
         with: text.into_bytes(),
@@ -186,10 +189,27 @@ pub fn splice_for(
         }
         Edit::Restore => {
             let s = find(server)?;
-            s.params
-                .iter()
-                .position(|&t| unescape(doc.raw(t)) == b"down")
-                .map(|i| remove_param(doc, s, i))
+            // Every `down` goes: `server a down down;` is down until the last one is.
+            let mut cut: Vec<Range<usize>> = Vec::new();
+            for (i, &t) in s.params.iter().enumerate() {
+                if unescape(doc.raw(t)) != b"down" {
+                    continue;
+                }
+                let mut r = param_range(doc, s, i);
+                if let Some(prev) = cut.last() {
+                    r.start = r.start.max(prev.end);
+                }
+                cut.push(r);
+            }
+            let (Some(first), Some(last)) = (cut.first(), cut.last()) else {
+                return Ok(None);
+            };
+            let range = first.start..last.end;
+            let mut with = Vec::new();
+            for pair in cut.windows(2) {
+                with.extend_from_slice(&src[pair[0].end..pair[1].start]);
+            }
+            Some(Splice { range, with })
         }
         Edit::SetWeight(w) => {
             if !Param::is_weight(*w) {
@@ -210,10 +230,7 @@ pub fn splice_for(
                     range: doc.span(t).range(),
                     with: text.into_bytes(),
                 }),
-                None => Some(insert(
-                    end_of(doc.stmt(s.stmt).first + 1),
-                    format!(" {text}"),
-                )),
+                None => Some(insert(end_of(s.addr), format!(" {text}"))),
             }
         }
         Edit::ClearWeight => {
@@ -221,7 +238,10 @@ pub fn splice_for(
             s.params
                 .iter()
                 .position(|&t| doc.raw(t).starts_with(b"weight="))
-                .map(|i| remove_param(doc, s, i))
+                .map(|i| Splice {
+                    range: param_range(doc, s, i),
+                    with: Vec::new(),
+                })
         }
         Edit::ReplaceBody { expect, with } => {
             let body = body_range(doc, us);
@@ -302,30 +322,27 @@ pub fn splice_for(
                 ));
             }
             Some(Splice {
-                range: doc.span(doc.stmt(s.stmt).first + 1).range(),
+                range: doc.span(s.addr).range(),
                 with: new.clone().into_bytes(),
             })
         }
     })
 }
 
-/// The splice that deletes parameter `i` of server `s`, with the blanks that
-/// set it apart (`server a weight=2 down;` → `server a weight=2;`).
-fn remove_param(doc: &Doc, s: &ServerStmt, i: usize) -> Splice {
+/// Bytes to delete to remove parameter `i` of server `s`, with the blanks
+/// that set it apart (`server a weight=2 down;` → `server a weight=2;`).
+fn param_range(doc: &Doc, s: &ServerStmt, i: usize) -> Range<usize> {
     let src = doc.bytes();
     let sp = doc.span(s.params[i]).range();
     let previous = match i {
-        0 => doc.stmt(s.stmt).first + 1,
+        0 => s.addr,
         _ => s.params[i - 1],
     };
     // Only blanks (a line break too) since the argument before: they go with
     // the parameter, so `server a\n    down;` becomes `server a;` as `server a down;` does.
     let gap = doc.span(previous).end as usize..sp.start;
     if src[gap.clone()].iter().all(u8::is_ascii_whitespace) {
-        return Splice {
-            range: gap.start..sp.end,
-            with: Vec::new(),
-        };
+        return gap.start..sp.end;
     }
     let before = src[..sp.start]
         .iter()
@@ -333,7 +350,7 @@ fn remove_param(doc: &Doc, s: &ServerStmt, i: usize) -> Splice {
         .take_while(|&&b| b == b' ' || b == b'\t')
         .count();
     let line_start = sp.start - before == 0 || src[sp.start - before - 1] == b'\n';
-    let range = if line_start {
+    if line_start {
         let after = src[sp.end..]
             .iter()
             .take_while(|&&b| b == b' ' || b == b'\t')
@@ -341,10 +358,6 @@ fn remove_param(doc: &Doc, s: &ServerStmt, i: usize) -> Splice {
         sp.start..sp.end + after
     } else {
         sp.start - before..sp.end
-    };
-    Splice {
-        range,
-        with: Vec::new(),
     }
 }
 

@@ -3,6 +3,7 @@
 //! Depends on `conf` (to compute each step's config diff) and nothing that
 //! touches the outside world: no Docker, no command line, no compose files.
 mod canary;
+mod hook;
 mod planner;
 mod policy;
 mod replicas;
@@ -11,13 +12,14 @@ mod step;
 mod tests;
 
 pub use canary::{Canary, Gate, Share};
+pub use hook::{HookCommand, HookExit, HookKind, Hooks, PreDeploy, command_line, split_command};
 pub use planner::{
     LineEdit, Plan, PlanError, Target, Timeouts, Via, apply_changes_with, replacement_address,
     revert_lines, rolling_update, single_edit,
 };
 pub use policy::{
-    ComposeSection, Direction, FailureAction, Order, Overrides, PolicyError, UpdateConfig, Words,
-    resolve, with_flags,
+    ComposeSection, Direction, FailureAction, Order, Overrides, PolicyError, Source, UpdateConfig,
+    Words, resolve, with_flags,
 };
 pub use replicas::{Replica, ReplicaSet, Slot};
-pub use step::{Action, ServerChange, ServerRef, Step};
+pub use step::{Action, HookRun, ServerChange, ServerRef, Step};

@@ -17,8 +17,8 @@ use crate::exec::{
     StepStatus, World,
 };
 use crate::plan::{
-    Action, Direction, Order, Overrides, Target, UpdateConfig, Via, apply_changes_with,
-    replacement_address, revert_lines, rolling_update, with_flags,
+    Action, Direction, Hooks, Order, Overrides, PreDeploy, Target, UpdateConfig, Via,
+    apply_changes_with, replacement_address, revert_lines, rolling_update, with_flags,
 };
 
 /// What `resume` is asked.
@@ -66,6 +66,31 @@ async fn reentry(
     let drained_by_us = line.is_some_and(|l| l.is_down()) && rec.drained_by_us();
     let dead = !world.is_running(container).await?;
     Ok((drained_by_us, dead))
+}
+
+/// The hooks of what a record deploys.
+fn hooks_of(spec: &Option<Desired>) -> Hooks {
+    spec.as_ref().map(|d| d.hooks().clone()).unwrap_or_default()
+}
+
+/// The rollout's pre-deploy job if it has not run to its end: a resumed
+/// rollout runs it (again: a run killed while it ran may have left it half
+/// done, and a pre-deploy command must be safe to run twice, as migrations
+/// that record what they applied are); one that finished is never rerun.
+fn pending_pre_deploy(rollout: &Rollout<Desired>) -> Option<PreDeploy> {
+    rollout
+        .plan
+        .steps
+        .iter()
+        .zip(&rollout.steps)
+        .find_map(|(step, record)| match &step.action {
+            Action::PreDeploy { job, .. }
+                if !matches!(record.status, StepStatus::Done | StepStatus::Skipped) =>
+            {
+                Some(job.clone())
+            }
+            _ => None,
+        })
 }
 
 fn entry_state(drained_by_us: bool) -> ServerState {
@@ -159,6 +184,7 @@ pub async fn resume(
             dead,
             pinned: rec.pinned.clone(),
             via: via_of(&rec.server),
+            hooks: hooks_of(&rec.new_spec),
         });
     }
     let plan = rolling_update(
@@ -166,6 +192,7 @@ pub async fn resume(
         &rollout.upstream,
         &targets,
         &sets,
+        pending_pre_deploy(&rollout).as_ref(),
         &rollout.plan.policy,
         rollout.plan.timeouts,
         rollout.plan.ramp.as_ref(),
@@ -296,9 +323,14 @@ pub(crate) async fn undo_of(
         .iter()
         .filter(|r| r.state != ServerState::Pending && r.set.is_none())
     {
-        // A start-first server that finished runs as its replacement now.
+        // A start-first server that finished, or whose line was swapped before
+        // it failed (its old container's pre-stop hook), runs as its replacement now.
+        let swapped = |name: &str| {
+            let address = replacement_address(&rec.server, name);
+            up.servers.iter().any(|s| s.address == address)
+        };
         let (address, container) = match &rec.replacement {
-            Some(name) if rec.state == ServerState::Done => {
+            Some(name) if rec.state == ServerState::Done || swapped(name) => {
                 (replacement_address(&rec.server, name), name.clone())
             }
             _ => (rec.server.clone(), rec.container.clone()),
@@ -320,6 +352,7 @@ pub(crate) async fn undo_of(
             dead,
             pinned: rec.pinned.clone(),
             via: Some(Via::Previous),
+            hooks: hooks_of(&desired),
         });
         servers.push(ServerRecord {
             server: address,
@@ -341,11 +374,13 @@ pub(crate) async fn undo_of(
             of.revision
         );
     }
+    // Never the pre-deploy hook: it prepared the version being undone.
     let plan = rolling_update(
         &config,
         &of.upstream,
         &targets,
         &sets,
+        None,
         policy,
         of.plan.timeouts,
         of.plan.ramp.as_ref(),

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Context, Result, anyhow, bail};
 use bollard::Docker;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -14,19 +14,21 @@ use serde::{Deserialize, Serialize};
 use crate::backends::{
     self, ComposeCli, ContainerSpec, Probe, compose_cli, compose_container, compose_recreate,
     create_and_start, create_replacement, discard_leftover_replacement, discard_replacement,
-    recreate_stop_first, resolve_backend, stop_and_remove,
+    exec_hook, recreate_stop_first, resolve_backend, run_one_off, stop_and_remove,
 };
-use crate::conf::{ConfigSet, FileChange};
+use crate::conf::{Address, ConfigSet, FileChange};
 use crate::docker::{self, ComposeRef};
 use crate::exec::{Reloaded, World};
 use crate::nginx::{self, ContainerFs, NginxContainer, NginxTestError, Workers, find_nginx};
-use crate::plan::ServerRef;
+use crate::plan::{HookCommand, HookExit, Hooks, ServerRef};
 
 /// How long nginx may take to start new workers after `-s reload`.
 const RELOAD_CONFIRM_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// What is deployed for one server: kept in the journal, so `resume` and
-/// `rollback` work from the journal alone.
+/// What is deployed for one server — the container and the post-start /
+/// pre-stop hooks of its definition: kept in the journal, so `resume` and
+/// `rollback` work from the journal alone (a rollback runs the hooks of the
+/// definition it goes back to, as far as the journal knows them).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "mode", rename_all = "kebab-case")]
 pub enum Desired {
@@ -34,6 +36,9 @@ pub enum Desired {
     Engine {
         /// The container to create.
         spec: Box<ContainerSpec>,
+        /// Its hooks.
+        #[serde(default, skip_serializing_if = "Hooks::is_empty")]
+        hooks: Hooks,
     },
     /// `up -d --no-deps --force-recreate SERVICE` with the project's compose file.
     Compose {
@@ -41,15 +46,33 @@ pub enum Desired {
         compose: ComposeRef,
         /// The image the compose file gives the service (for the summary).
         image: String,
+        /// Its hooks (the flags': compose runs the compose file's own).
+        #[serde(default, skip_serializing_if = "Hooks::is_empty")]
+        hooks: Hooks,
     },
 }
 
 impl Desired {
+    /// Created from `spec` through the API, with `hooks`.
+    pub fn engine(spec: ContainerSpec, hooks: Hooks) -> Desired {
+        Desired::Engine {
+            spec: Box::new(spec),
+            hooks,
+        }
+    }
+
     /// The image this deploys (as far as known before it runs).
     pub fn image(&self) -> &str {
         match self {
-            Desired::Engine { spec } => &spec.image,
+            Desired::Engine { spec, .. } => &spec.image,
             Desired::Compose { image, .. } => image,
+        }
+    }
+
+    /// The hooks of its definition.
+    pub fn hooks(&self) -> &Hooks {
+        match self {
+            Desired::Engine { hooks, .. } | Desired::Compose { hooks, .. } => hooks,
         }
     }
 }
@@ -130,7 +153,7 @@ impl DockerWorld {
 
     async fn deploy(&self, name: &str, desired: &Desired) -> Result<String> {
         match desired {
-            Desired::Engine { spec } => create_and_start(&self.docker, spec, name).await,
+            Desired::Engine { spec, .. } => create_and_start(&self.docker, spec, name).await,
             Desired::Compose { compose, .. } => {
                 let cli = self.compose_cli().ok_or_else(|| {
                     anyhow!("no compose CLI (docker compose / docker-compose) installed")
@@ -151,6 +174,27 @@ impl DockerWorld {
         Ok(docker::inspect(&self.docker, container)
             .await?
             .and_then(|info| info.id))
+    }
+
+    /// Refuses to create a container from `spec` that would have privileges
+    /// the running container `live` (name or id), which it replaces, does not
+    /// have: the spec comes from the journal, which must not be trusted to
+    /// grant more. A predecessor that is gone leaves nothing to compare.
+    async fn refuse_escalation(&self, live: &str, spec: &Desired) -> Result<()> {
+        let Desired::Engine { spec, .. } = spec else {
+            return Ok(());
+        };
+        let Some(info) = docker::inspect(&self.docker, live).await? else {
+            return Ok(());
+        };
+        let name = info
+            .name
+            .as_deref()
+            .map_or(live, |n| n.trim_start_matches('/'));
+        match spec.escalation_over(&info.host_config.unwrap_or_default(), name) {
+            Some(e) => Err(e.into()),
+            None => Ok(()),
+        }
     }
 
     async fn remove_if_present(&self, container: &str) -> Result<()> {
@@ -188,7 +232,7 @@ impl World for DockerWorld {
     async fn write_config(&self, changes: &[FileChange]) -> Result<()> {
         let fs = self.files().await?;
         for c in changes {
-            fs.write(&self.docker, &c.path, &c.after).await?;
+            fs.write(&self.docker, &c.path, &c.before, &c.after).await?;
         }
         Ok(())
     }
@@ -228,14 +272,15 @@ impl World for DockerWorld {
         nginx::wait_old_workers_exit(&self.docker, &self.nginx, old_workers, timeout).await
     }
 
-    async fn prepare(&self, server: &ServerRef, spec: &Desired) -> Result<()> {
+    async fn prepare(&self, server: &ServerRef, desired: &Desired) -> Result<()> {
         // The compose CLI makes its container in one go: nothing to do ahead.
-        let Desired::Engine { spec } = spec else {
+        let Desired::Engine { spec, .. } = desired else {
             return Ok(());
         };
-        if self.id_of(&server.container).await?.is_none() {
+        let Some(old_id) = self.id_of(&server.container).await? else {
             return Ok(());
-        }
+        };
+        self.refuse_escalation(&old_id, desired).await?;
         let id = create_replacement(&self.docker, &server.container, spec).await?;
         self.prepared_lock().insert(server.container.clone(), id);
         Ok(())
@@ -257,7 +302,8 @@ impl World for DockerWorld {
             // The replacement is created before the old one stops (while nginx
             // drains it, if `prepare` ran), so only stop → start is downtime. By
             // id: the name moves to the replacement on the way.
-            (Desired::Engine { spec }, Some(old_id)) => {
+            (desired @ Desired::Engine { spec, .. }, Some(old_id)) => {
+                self.refuse_escalation(&old_id, desired).await?;
                 Ok(recreate_stop_first(&self.docker, &old_id, spec, ready)
                     .await?
                     .id)
@@ -268,6 +314,11 @@ impl World for DockerWorld {
     }
 
     async fn start_new(&self, server: &ServerRef, spec: &Desired) -> Result<String> {
+        // The container serving the server now is the one this one replaces.
+        let host = Address::parse(&server.server).host;
+        if let Ok(live) = resolve_backend(&self.docker, &self.nginx.networks, &host).await {
+            self.refuse_escalation(&live.id, spec).await?;
+        }
         // A leftover from an interrupted start-first run has this name: it is ours to replace.
         self.remove_if_present(&server.container).await?;
         self.deploy(&server.container, spec).await
@@ -295,6 +346,33 @@ impl World for DockerWorld {
         Ok(at.healthy_at)
     }
 
+    async fn exec_hook(
+        &self,
+        container: &str,
+        command: &HookCommand,
+        timeout: Duration,
+    ) -> Result<HookExit> {
+        exec_hook(&self.docker, container, command, timeout).await
+    }
+
+    async fn run_one_off(
+        &self,
+        name: &str,
+        spec: &Desired,
+        command: &HookCommand,
+        timeout: Duration,
+    ) -> Result<HookExit> {
+        match spec {
+            Desired::Engine { spec, .. } => {
+                run_one_off(&self.docker, spec, name, command, timeout).await
+            }
+            Desired::Compose { compose, .. } => bail!(
+                "compose service {} is redeployed by the compose CLI, so its new container's spec is not known before compose makes it",
+                compose.service
+            ),
+        }
+    }
+
     async fn check(
         &self,
         container_id: &str,
@@ -305,6 +383,10 @@ impl World for DockerWorld {
             .await
             .with_context(|| format!("container {container_id}: monitor"))?;
         Ok(failed.map(|e| e.to_string()))
+    }
+
+    fn is_unreachable(&self, e: &anyhow::Error) -> bool {
+        docker::is_unreachable(e)
     }
 }
 
@@ -359,7 +441,7 @@ mod tests {
             (RolloutKind::Deploy, Status::Done)
         );
         let app1 = &engine.servers[0];
-        let Some(Desired::Engine { spec }) = &app1.new_spec else {
+        let Some(Desired::Engine { spec, .. }) = &app1.new_spec else {
             panic!("an engine spec: {:?}", app1.new_spec)
         };
         assert_eq!(spec.env("MESSAGE"), Some("app1,v2"));

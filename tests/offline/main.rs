@@ -17,3 +17,5 @@ mod conf_nginx_t;
 mod conf_props;
 mod conf_render;
 mod conf_weights;
+mod hostile_input;
+mod torn_writes;
