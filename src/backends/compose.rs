@@ -737,6 +737,7 @@ networks:
                 None,
                 &policy,
                 Timeouts::DEFAULT,
+                None,
             )
             .unwrap();
             let hooks: Vec<(&str, &str, usize)> = plan

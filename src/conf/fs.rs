@@ -170,12 +170,11 @@ mod tests {
     }
 }
 
-/// Files held in memory, for unit tests of the logic above the engine.
-#[cfg(test)]
+/// Files held in memory: a journal's copy of the config as it was, and
+/// unit tests of the logic above the engine.
 #[derive(Debug, Default, Clone)]
 pub struct MemFs(pub std::collections::BTreeMap<PathBuf, Vec<u8>>);
 
-#[cfg(test)]
 impl MemFs {
     /// One file.
     pub fn one(path: &str, bytes: impl Into<Vec<u8>>) -> MemFs {
@@ -183,7 +182,6 @@ impl MemFs {
     }
 }
 
-#[cfg(test)]
 impl Fs for MemFs {
     fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
         self.0

@@ -26,3 +26,4 @@ mod policy_order;
 mod policy_pause;
 mod seed000;
 mod seed003;
+mod weights;
