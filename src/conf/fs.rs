@@ -24,7 +24,8 @@ pub fn read_regular(path: &Path) -> io::Result<Vec<u8>> {
 
 /// Reads a config file of this host the way every command does: an
 /// interrupted write of it is finished first ([`super::recover`], said on
-/// stderr), then the file is read with [`read_regular`].
+/// stderr), then the file is read with [`read_regular`] — after any write
+/// of it by another nginx-rollout process, never in the middle of one.
 pub fn read_host_file(path: &Path) -> io::Result<Vec<u8>> {
     match super::write::recover(path)? {
         super::Recovery::Clean => {}
@@ -39,6 +40,7 @@ pub fn read_host_file(path: &Path) -> io::Result<Vec<u8>> {
             save.display()
         ),
     }
+    let _lock = super::write::FileLock::shared(&std::fs::canonicalize(path)?)?;
     read_regular(path)
 }
 
@@ -65,7 +67,7 @@ fn too_large() -> io::Error {
 }
 
 /// Fails unless `meta` is a regular file within [`MAX_FILE_BYTES`].
-fn check_regular(meta: &std::fs::Metadata) -> io::Result<()> {
+pub(super) fn check_regular(meta: &std::fs::Metadata) -> io::Result<()> {
     let t = meta.file_type();
     let what = if t.is_file() {
         return if meta.len() > MAX_FILE_BYTES {
