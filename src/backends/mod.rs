@@ -10,7 +10,8 @@ mod spec;
 mod template;
 
 pub use compose::{
-    ComposeCli, ComposeProject, compose_cli, compose_container, compose_recreate, policy_sections,
+    ComposeCli, ComposeKind, ComposeProject, compose_cli, compose_container, compose_recreate,
+    policy_sections,
 };
 pub use health::{HealthError, HealthSource, HealthyAt, Probe, failed_within, wait_healthy};
 pub use mapping::{BackendContainer, backend_by_name, resolve_backend};

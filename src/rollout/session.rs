@@ -7,11 +7,15 @@ use anyhow::{Result, bail};
 use serde::de::DeserializeOwned;
 
 use super::world::{DockerWorld, ProbeKind};
+use crate::docker::{DockerOptions, Endpoint};
 use crate::exec::{Lock, Observer, StateDir};
 
-/// Where nginx and the journal are, and who is asking.
+/// Which daemon, where nginx and the journal are, and who is asking.
 #[derive(Debug, Clone, Default)]
 pub struct SessionOptions {
+    /// The daemon, as docker's flags name it (with the environment and the
+    /// docker CLI's config for the rest).
+    pub docker: DockerOptions,
     /// The nginx container (name or id); default: compose service `nginx` of
     /// the project in `cwd`, else the only nginx.
     pub nginx: Option<String>,
@@ -40,10 +44,17 @@ pub(crate) struct Locked {
 }
 
 impl Session {
-    /// Connects to the daemon and finds the nginx container.
+    /// Chooses the daemon as the docker CLI does, connects to it and finds
+    /// the nginx container.
     pub async fn open(options: SessionOptions) -> Result<Session> {
-        let world =
-            DockerWorld::connect(options.nginx.as_deref(), &options.cwd, options.probe).await?;
+        let endpoint = Endpoint::resolve(&options.docker)?;
+        let world = DockerWorld::connect(
+            endpoint,
+            options.nginx.as_deref(),
+            &options.cwd,
+            options.probe,
+        )
+        .await?;
         Ok(Session {
             world,
             state_dir: options.state_dir,
@@ -52,8 +63,8 @@ impl Session {
     }
 
     /// Where the state directory is (it may not exist yet): the explicit one,
-    /// else `.nginx-rollout/` next to the host's copy of the main config, else
-    /// `./.nginx-rollout/`.
+    /// else `.nginx-rollout/` next to the host's copy of the main config (a
+    /// local daemon's bind mount), else `./.nginx-rollout/`.
     async fn state_root(&self) -> Result<PathBuf> {
         if let Some(dir) = &self.state_dir {
             return Ok(dir.clone());

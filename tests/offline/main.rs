@@ -4,7 +4,6 @@
 #[path = "../support/mod.rs"]
 mod support;
 
-
 mod architecture;
 mod cli_surface;
 mod conf_cli;
@@ -13,3 +12,4 @@ mod conf_edit;
 mod conf_nginx_t;
 mod conf_props;
 mod conf_render;
+mod docker_plugin;

@@ -39,6 +39,17 @@ pub fn tool(args: &[&str]) -> Output {
         .expect("nginx-rollout runs")
 }
 
+/// The daemon the tests use, chosen as the tool chooses it without flags
+/// (`DOCKER_HOST`, `DOCKER_CONTEXT`, docker's current context, the local socket).
+pub fn endpoint() -> nginx_rollout::docker::Endpoint {
+    nginx_rollout::docker::Endpoint::resolve(&Default::default()).expect("a Docker endpoint")
+}
+
+/// Connects to [`endpoint`].
+pub async fn connect() -> anyhow::Result<bollard::Docker> {
+    nginx_rollout::docker::connect(&endpoint()).await
+}
+
 /// Runs `docker ARGS`, panicking with its stderr on failure; returns trimmed stdout.
 pub fn docker(args: &[&str]) -> String {
     let out = Command::new("docker")

@@ -67,7 +67,7 @@ pub async fn exec(global: &Global, args: DeployArgs, dry_run: bool) -> anyhow::R
         Some(path) => ProbeKind::Http(path.clone()),
         None => ProbeKind::Tcp,
     };
-    let session = Session::open(args.session.options(probe)?).await?;
+    let session = Session::open(args.session.options(global, probe)?).await?;
     let request = DeployRequest {
         upstream: args.upstream,
         servers: args.servers,
