@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Benchmarks the config engine on a generated ~10 MB nginx.conf (5,000
-# upstreams x 4 servers, 5,000 server blocks) and compares with crossplane.
-# Prints one table. Needs: cargo, python3 (venv), /usr/bin/time, perf optional.
+# upstreams x 4 servers, 5,000 server blocks) and compares with crossplane;
+# then loads a config with 100,000 `include` lines of one small file (include
+# handling must stay linear). Prints one table. Needs: cargo, python3 (venv).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 work=$(mktemp -d /tmp/nginx-rollout-bench.XXXXXX)
@@ -58,10 +59,26 @@ if open(edit, "rb").read() != open(big, "rb").read():
 rows.append(("nginx-rollout conf drain (in place)", (min(d[0] for d in drains), min(d[1] for d in drains), max(d[2] for d in drains))))
 rows.append(("crossplane parse", best([xp, "parse", "-o", os.devnull, big], 3)))
 
+# 100,000 includes of one small file: conf check reads the main file and the
+# small one once, but resolves every include line.
+inc_dir = os.path.join(work, "includes")
+os.mkdir(inc_dir)
+with open(os.path.join(inc_dir, "small.conf"), "w") as f:
+    f.write("gzip on;\n")
+with open(os.path.join(inc_dir, "nginx.conf"), "w") as f:
+    f.write("events {}\nhttp {\n    upstream u { server 127.0.0.1:1; }\n")
+    f.write("    include small.conf;\n" * 100_000)
+    f.write("}\n")
+inc_main = os.path.join(inc_dir, "nginx.conf")
+rows_inc = [("conf check, 100,000 includes", best([bin, "conf", "check", inc_main]))]
+
 print(f"generated config: {mb:.1f} MB (5,000 upstreams x 4 servers, 5,000 server blocks); best of {runs}")
 print(f"{'operation':<38}{'wall s':>8}{'cpu s':>8}{'MB/s cpu':>10}{'MB/s wall':>11}{'peak RSS':>10}")
 for name, (w, c, r) in rows:
     print(f"{name:<38}{w:>8.3f}{c:>8.3f}{mb/c:>10.0f}{mb/w:>11.0f}{r/1024:>7.1f} MB")
+for name, (w, c, r) in rows_inc:
+    print(f"{name:<38}{w:>8.3f}{c:>8.3f}{'-':>10}{'-':>11}{r/1024:>7.1f} MB")
 p, x = rows[0][1], rows[-1][1]
 print(f"conf print: peak RSS {p[2]/1024/mb:.2f}x the file size; crossplane parse takes {x[1]/p[1]:.0f}x the CPU time ({x[0]/p[0]:.0f}x wall)")
+print(f"load average: {' '.join(f'{l:.2f}' for l in os.getloadavg())}")
 PY

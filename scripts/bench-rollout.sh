@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Rollout benchmark on the seed-002 stack (release build, real dockerd/nginx).
-#   scripts/bench-rollout.sh [LOAD_SECONDS] [CONCURRENCY]
-# For each mode (engine: --env MESSAGE=...; compose: MESSAGE edited in
-# docker-compose.yml) and each load profile (GET keep-alive, GET close,
-# POST close, POST keep-alive) it runs one full deploy of app1 and app2 under
-# that load and measures:
+# Rollout benchmarks on the seed stacks (release build, real dockerd/nginx).
+#   scripts/bench-rollout.sh [LOAD_SECONDS] [CONCURRENCY] [all|seed002|seed000]
+#
+# seed002 (2 servers): for each mode (engine: --env MESSAGE=...; compose:
+# MESSAGE edited in docker-compose.yml) and each load profile (GET keep-alive,
+# GET close, POST close, POST keep-alive) one full deploy of app1 and app2
+# under that load:
 #   wall      the deploy command's wall time,
 #   physical  per server, old container stop (Docker's kill -> die events)
 #             + new container create -> healthy (create -> health_status:
@@ -18,15 +19,26 @@
 # healthcheck (seed 000/001: interval 10s, timeout 5s, retries 3), added as a
 # compose override file (seed 003), where the containers take seconds, not
 # one, to be healthy; its load runs at least 30 s to cover the deploy.
-# Prints a markdown table on stdout; progress on stderr.
+#
+# seed000 (a compose service with 3 replicas behind one `server web:8000;`,
+# update_config start-first, parallelism 1, delay 1s): the seed's own
+# `docker-compose up -d` after MESSAGE changes (failed requests, and the
+# outage: first to last failed probe of a 20-per-second probe), then
+# `nginx-rollout deploy backend` in compose and engine mode. Its physical
+# minimum is the issue's: the new replicas' create -> healthy, summed, plus
+# the delays between them, plus one reload and drain per replica (nginx's
+# own hand-over: the mean reload + wait-drained step of the run).
+#
+# Prints markdown tables on stdout; progress on stderr.
 # Bounds: load via scripts/load.sh (bounded, 127.0.0.1 only); everything this
-# creates is one compose project `nrbench<pid>` (then `nrbenchhc<pid>`) in a
-# temp dir, removed on exit.
+# creates is one compose project at a time (`nrbench<pid>`, `nrbenchhc<pid>`,
+# `nrbench0<pid>`) in a temp dir, removed on exit.
 set -euo pipefail
 NR_SCRIPT=bench-rollout
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-load_seconds="${1:-25}" concurrency="${2:-16}"
+load_seconds="${1:-25}" concurrency="${2:-16}" section="${3:-all}"
+case "$section" in all | seed002 | seed000) ;; *) nr_die "the section must be all, seed002 or seed000, got '$section'" ;; esac
 [[ "$load_seconds" =~ ^[0-9]+$ ]] && [ "$load_seconds" -ge 5 ] && [ "$load_seconds" -le 120 ] ||
     nr_die "LOAD_SECONDS must be 5..120, got '$load_seconds'"
 [[ "$concurrency" =~ ^[0-9]+$ ]] && [ "$concurrency" -ge 1 ] && [ "$concurrency" -le 64 ] ||
@@ -170,33 +182,174 @@ deploy_row() {
     rows+=("| $label | $profile | $wall | $phys | $ratio | $reloads | $failed |")
 }
 
-up "nrbench$$" docker-compose.yml
-for mode in engine compose; do
+seed002() {
+    up "nrbench$$" docker-compose.yml
+    for mode in engine compose; do
+        for profile in "${profiles[@]}"; do
+            deploy_row "$mode" "$mode" "$profile"
+        done
+    done
+
     for profile in "${profiles[@]}"; do
-        deploy_row "$mode" "$mode" "$profile"
+        log "control: 3 bare reloads under $profile"
+        run_load "$profile"
+        start="$(now)"
+        for _ in 1 2 3; do
+            docker exec "$nginx" nginx -s reload
+            sleep 3
+        done
+        end="$(now)"
+        finish_load
+        wall="$(python3 -c "print(f'{$end - $start:.2f}')")"
+        rows+=("| control (bare reloads) | $profile | $wall | - | - | 3 | $failed |")
     done
-done
 
-for profile in "${profiles[@]}"; do
-    log "control: 3 bare reloads under $profile"
-    run_load "$profile"
-    start="$(now)"
-    for _ in 1 2 3; do
-        docker exec "$nginx" nginx -s reload
-        sleep 3
+    up "nrbenchhc$$" docker-compose.yml seed-healthcheck.yml
+    hc_seconds=$((load_seconds > 30 ? load_seconds : 30))
+    for profile in "${profiles[@]}"; do
+        deploy_row engine "engine, seed healthcheck" "$profile" "$hc_seconds"
     done
-    end="$(now)"
-    finish_load
-    wall="$(python3 -c "print(f'{$end - $start:.2f}')")"
-    rows+=("| control (bare reloads) | $profile | $wall | - | - | 3 | $failed |")
-done
+    echo "| run | load ($concurrency clients) | wall s | physical min s | ratio | reloads | failed/total |"
+    echo "|---|---|---|---|---|---|---|"
+    printf '%s\n' "${rows[@]}"
+}
 
-up "nrbenchhc$$" docker-compose.yml seed-healthcheck.yml
-hc_seconds=$((load_seconds > 30 ? load_seconds : 30))
-for profile in "${profiles[@]}"; do
-    deploy_row engine "engine, seed healthcheck" "$profile" "$hc_seconds"
-done
+# probe_start: GETs $url 20 times a second (bounded: at most 3000) and
+# records the time of each failure, until probe_stop.
+probe_start() {
+    probe_out="$(mktemp)"
+    python3 -c '
+import sys, time, urllib.request
+url, out = sys.argv[1], sys.argv[2]
+with open(out, "w") as f:
+    for _ in range(3000):
+        t = time.time()
+        try:
+            urllib.request.urlopen(url, timeout=2).read()
+        except Exception:
+            f.write(f"{t}\n"); f.flush()
+        time.sleep(max(0.0, 0.05 - (time.time() - t)))
+' "$url" "$probe_out" &
+    probe_pid=$!
+}
+# probe_stop: sets $outage to the seconds from the first to the last failed probe.
+probe_stop() {
+    kill "$probe_pid" 2>/dev/null || true
+    wait "$probe_pid" 2>/dev/null || true
+    outage="$(python3 -c '
+import sys
+t = [float(l) for l in open(sys.argv[1]) if l.strip()]
+print(f"{max(t) - min(t) + 0.05:.2f}" if t else "0")
+' "$probe_out")"
+    rm -f "$probe_out"
+}
 
-echo "| run | load ($concurrency clients) | wall s | physical min s | ratio | reloads | failed/total |"
-echo "|---|---|---|---|---|---|---|"
-printf '%s\n' "${rows[@]}"
+# replicas_serve VERSION: waits (up to 60 s) until the stack answers VERSION
+# 12 times in a row.
+replicas_serve() {
+    local ok=0
+    for _ in $(seq 1 600); do
+        if [ "$(curl -fsS "$url" 2>/dev/null)" = "Hi there, I love ! $1" ]; then
+            ok=$((ok + 1))
+            [ "$ok" -ge 12 ] && return 0
+        else
+            ok=0
+        fi
+        sleep 0.1
+    done
+    nr_die "the replicas did not all answer $1 within 60 s"
+}
+
+# physical_replicas JSON: the seed-000 physical minimum of a run from its
+# container events and its JSON output (see the header).
+physical_replicas() {
+    sleep 0.5
+    kill "$events_pid"
+    wait "$events_pid" 2>/dev/null || true
+    python3 -c '
+import json, sys
+events, out = sys.argv[1], sys.argv[2]
+first = {}
+for line in open(events):
+    if line.strip():
+        e = json.loads(line)
+        if "_web_" in e["Actor"]["Attributes"].get("name", ""):
+            first.setdefault((e["id"], e["Action"].replace(" ", "")), e["timeNano"] / 1e9)
+healthy = sum(first[(i, "health_status:healthy")] - first[(i, "create")]
+              for i in {k[0] for k in first}
+              if (i, "create") in first and (i, "health_status:healthy") in first)
+lines = [json.loads(l) for l in out.splitlines() if l.strip()]
+kinds = {e["step"]["index"]: e["step"]["action"]["action"] for e in lines if e["event"] == "step-start"}
+secs = {e["index"]: e["seconds"] for e in lines if e["event"] == "step-finish"}
+reloads = [secs[i] for i, k in kinds.items() if k == "reload" and i in secs]
+drains = [secs[i] for i, k in kinds.items() if k == "wait-drained" and i in secs]
+delays = sum(secs[i] for i, k in kinds.items() if k == "delay" and i in secs)
+replicas = len(drains)
+handover = (sum(reloads) / len(reloads) + (sum(drains) / len(drains) if drains else 0)) if reloads else 0
+print(f"{healthy + delays + replicas * handover:.2f}")
+' "$events_file" "$1"
+    rm -f "$events_file"
+}
+
+seed000() {
+    down
+    rm -rf "${dir:?}"/*
+    cp -r "$NR_ROOT/fixtures/seed000/." "$dir/"
+    project="nrbench0$$"
+    compose_files=(docker-compose.yml)
+    log "bringing up the seed-000 stack as project $project on 127.0.0.1:$port"
+    nr_quiet "compose up" compose up -d
+    replicas_serve v1
+    local rows0=() round0=1 profile out start end wall phys ratio reloads
+    for profile in get-keepalive post-close; do
+        round0=$((round0 + 1))
+        sed -i -E "s/MESSAGE=[^ ]*/MESSAGE=v$round0/" "$dir/docker-compose.yml"
+        log "seed's own docker-compose up -d under $profile"
+        run_load "$profile"
+        probe_start
+        start="$(now)"
+        nr_quiet "compose up -d" compose up -d
+        replicas_serve "v$round0"
+        end="$(now)"
+        probe_stop
+        finish_load
+        wall="$(python3 -c "print(f'{$end - $start:.2f}')")"
+        rows0+=("| docker-compose up -d (the seed's own) | $profile | $wall | - | - | - | $outage | $failed |")
+    done
+    for mode in compose engine; do
+        for profile in get-keepalive post-close post-keepalive; do
+            round0=$((round0 + 1))
+            local args=(deploy backend --yes --monitor 0s --output json)
+            if [ "$mode" = engine ]; then
+                args+=(--mode engine --env "MESSAGE=v$round0")
+            else
+                sed -i -E "s/MESSAGE=[^ ]*/MESSAGE=v$round0/" "$dir/docker-compose.yml"
+            fi
+            log "nginx-rollout ($mode mode) under $profile"
+            run_load "$profile" "$((load_seconds > 30 ? load_seconds : 30))"
+            watch_events
+            probe_start
+            start="$(now)"
+            out="$(cd "$dir" && NGINX_PORT="$port" "$tool" "${args[@]}")" || nr_die "$mode deploy failed: $out"
+            end="$(now)"
+            probe_stop
+            finish_load
+            wall="$(python3 -c "print(f'{$end - $start:.2f}')")"
+            phys="$(physical_replicas "$out")"
+            ratio="$(python3 -c "print(f'{$wall / $phys:.2f}' if $phys > 0 else 'n/a')")"
+            reloads="$(python3 -c 'import json,sys; print([json.loads(l) for l in sys.stdin if l.strip()][-1]["reloads"])' <<<"$out")"
+            replicas_serve "v$round0"
+            rows0+=("| nginx-rollout deploy ($mode mode) | $profile | $wall | $phys | $ratio | $reloads | $outage | $failed |")
+        done
+    done
+    echo
+    echo "| seed 000 (3 replicas) | load ($concurrency clients) | wall s | physical min s | ratio | reloads | outage s | failed/total |"
+    echo "|---|---|---|---|---|---|---|---|"
+    printf '%s\n' "${rows0[@]}"
+}
+
+case "$section" in
+all) seed002 && seed000 ;;
+seed002) seed002 ;;
+seed000) seed000 ;;
+esac

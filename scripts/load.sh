@@ -8,6 +8,7 @@
 # and `timeout` kills it 15 s after SECONDS in any case. Only http://127.0.0.1 URLs.
 # Prints to stdout:  total=N ok=N failed=N   (failed = non-2xx answers + errors);
 # when failed > 0, the status/error breakdown goes to stderr.
+# SIGTERM/SIGINT stop the load early; the summary covers what ran until then.
 # Exit status: 0 when the load ran (whatever failed is), 1 on bad usage or when hey fails.
 set -euo pipefail
 NR_SCRIPT=load # shown in messages by lib.sh
@@ -38,9 +39,19 @@ esac
 
 out="$(mktemp)"
 trap 'rm -f "$out"' EXIT
+# SIGTERM or SIGINT ends the load early: hey stops its clients and reports
+# what it saw so far (a caller stops the load once what it measures is over).
+timeout --kill-after=5 "$((seconds + 15))" hey "${args[@]}" "$url" >"$out" 2>&1 &
+hey_pid=$!
+stopped=0
+trap 'stopped=1; kill -INT "$hey_pid" 2>/dev/null || true' INT TERM
 rc=0
-timeout --kill-after=5 "$((seconds + 15))" hey "${args[@]}" "$url" >"$out" 2>&1 || rc=$?
-[ "$rc" -eq 0 ] || { sed 's/^/    /' "$out" | tail -n 20 >&2; nr_die "hey exited with $rc"; }
+wait "$hey_pid" || rc=$?
+while kill -0 "$hey_pid" 2>/dev/null; do
+    rc=0
+    wait "$hey_pid" || rc=$?
+done
+[ "$rc" -eq 0 ] || [ "$stopped" -eq 1 ] || { sed 's/^/    /' "$out" | tail -n 20 >&2; nr_die "hey exited with $rc"; }
 
 # hey lists "[CODE]<tab>N responses" under "Status code distribution:" and
 # "[N]<tab>message" under "Error distribution:".

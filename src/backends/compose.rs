@@ -6,11 +6,12 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
 use bollard::Docker;
-use bollard::query_parameters::ListContainersOptions;
+use bollard::query_parameters::{ListContainersOptions, RemoveContainerOptions};
 use tokio::process::Command;
 
+use super::spec::{Anonymous, ContainerSpec, NetworkAttachment, capture};
 use crate::docker::{ComposeRef, Endpoint};
-use crate::plan::{ComposeSection, Overrides, PolicyError, Words};
+use bollard::models::EndpointIpamConfig;
 
 /// How long one compose command may run.
 const COMPOSE_TIMEOUT: Duration = Duration::from_secs(600);
@@ -89,7 +90,7 @@ fn on_path(program: &str) -> bool {
 
 /// Runs compose for `r`'s project (same `-p`, same `-f` files, in its working
 /// directory) with `args`; returns stdout, or an error carrying stderr.
-async fn run(cli: ComposeCli<'_>, r: &ComposeRef, args: &[&str]) -> Result<String> {
+pub(super) async fn run(cli: ComposeCli<'_>, r: &ComposeRef, args: &[&str]) -> Result<String> {
     let dir = r.working_dir.as_ref().ok_or_else(|| {
         anyhow!(
             "compose service {}/{}: its container has no working_dir label",
@@ -98,9 +99,19 @@ async fn run(cli: ComposeCli<'_>, r: &ComposeRef, args: &[&str]) -> Result<Strin
         )
     })?;
     let mut cmd = cli.command();
-    cmd.current_dir(dir).arg("-p").arg(&r.project);
+    cmd.current_dir(dir)
+        .arg("--project-directory")
+        .arg(dir)
+        .arg("-p")
+        .arg(&r.project);
     for f in &r.config_files {
         cmd.arg("-f").arg(f);
+    }
+    for f in &r.env_files {
+        cmd.arg("--env-file").arg(f);
+    }
+    for p in &r.profiles {
+        cmd.arg("--profile").arg(p);
     }
     cmd.args(args)
         .stdin(Stdio::null())
@@ -146,6 +157,7 @@ pub async fn compose_recreate(cli: ComposeCli<'_>, r: &ComposeRef) -> Result<()>
 pub struct ComposeProject {
     project: String,
     services: serde_norway::Value,
+    networks: serde_norway::Value,
     hashes: HashMap<String, String>,
 }
 
@@ -165,6 +177,7 @@ impl ComposeProject {
         Ok(ComposeProject {
             project: r.project.clone(),
             services: doc.get("services").cloned().unwrap_or_default(),
+            networks: doc.get("networks").cloned().unwrap_or_default(),
             hashes: parse_hashes(&hashes),
         })
     }
@@ -177,6 +190,117 @@ impl ComposeProject {
                 self.project
             )
         })
+    }
+
+    /// The networks compose attaches the service's containers to, as it does
+    /// when it starts them (a container it creates without starting has only
+    /// its first): each network's real name (`external` or `name:` as given,
+    /// else the one compose labelled with the key), the service's name and its
+    /// aliases there, and its fixed addresses. The primary network
+    /// (`network_mode`'s) first. Empty under a `network_mode` of its own.
+    pub async fn attachments(
+        &self,
+        docker: &Docker,
+        service: &str,
+        primary: Option<&str>,
+    ) -> Result<Vec<NetworkAttachment>> {
+        use serde_norway::Value;
+        let svc = self.service(service)?;
+        if svc.get("network_mode").is_some() {
+            return Ok(Vec::new());
+        }
+        let declared: Vec<(String, Value)> = match svc.get("networks") {
+            Some(Value::Mapping(m)) => m
+                .iter()
+                .filter_map(|(k, v)| Some((k.as_str()?.to_string(), v.clone())))
+                .collect(),
+            Some(Value::Sequence(list)) => list
+                .iter()
+                .filter_map(|k| Some((k.as_str()?.to_string(), Value::Null)))
+                .collect(),
+            _ => vec![("default".to_string(), Value::Null)],
+        };
+        let labelled = project_networks(docker, &self.project).await?;
+        let mut out = Vec::new();
+        for (key, settings) in declared {
+            let top = self.networks.get(key.as_str());
+            let external = top.and_then(|t| t.get("external"));
+            let named = top
+                .and_then(|t| t.get("name"))
+                .or_else(|| external.and_then(|e| e.get("name")))
+                .and_then(Value::as_str)
+                .map(str::to_string);
+            let network = match (named, external) {
+                (Some(name), _) => name,
+                (None, Some(_)) => key.clone(),
+                (None, None) => labelled
+                    .iter()
+                    .find(|(k, _)| *k == key)
+                    .map(|(_, name)| name.clone())
+                    .ok_or_else(|| {
+                        anyhow!(
+                            "compose project {}: no network labelled {key} (is the project up?)",
+                            self.project
+                        )
+                    })?,
+            };
+            let mut aliases = vec![service.to_string()];
+            aliases.extend(
+                settings
+                    .get("aliases")
+                    .and_then(Value::as_sequence)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|a| a.as_str().map(str::to_string)),
+            );
+            aliases.dedup();
+            let address = |k: &str| settings.get(k).and_then(Value::as_str).map(str::to_string);
+            let (v4, v6) = (address("ipv4_address"), address("ipv6_address"));
+            let ipam_config = (v4.is_some() || v6.is_some()).then(|| EndpointIpamConfig {
+                ipv4_address: v4,
+                ipv6_address: v6,
+                ..Default::default()
+            });
+            let priority = settings
+                .get("priority")
+                .and_then(Value::as_i64)
+                .unwrap_or(0);
+            out.push((
+                priority,
+                NetworkAttachment {
+                    network,
+                    aliases,
+                    ipam_config,
+                    links: Vec::new(),
+                    driver_opts: None,
+                },
+            ));
+        }
+        // The primary network first, then by priority (highest first) and name.
+        out.sort_by(|(pa, a), (pb, b)| {
+            let first = |n: &NetworkAttachment| Some(n.network.as_str()) != primary;
+            (first(a), -pa, &a.network).cmp(&(first(b), -pb, &b.network))
+        });
+        Ok(out.into_iter().map(|(_, n)| n).collect())
+    }
+
+    /// How many containers the service declares (`deploy.replicas`, else
+    /// `scale`), when it says.
+    pub fn replicas(&self, service: &str) -> Option<usize> {
+        let svc = self.services.get(service)?;
+        svc.get("deploy")
+            .and_then(|d| d.get("replicas"))
+            .or_else(|| svc.get("scale"))
+            .and_then(|n| n.as_u64().or_else(|| n.as_str()?.parse().ok()))
+            .and_then(|n| usize::try_from(n).ok())
+    }
+
+    /// Whether the service names its container (`container_name`): compose
+    /// cannot make a second one of it, so it has no template.
+    pub fn fixed_name(&self, service: &str) -> bool {
+        self.services
+            .get(service)
+            .is_some_and(|s| s.get("container_name").is_some())
     }
 
     /// True when `r`'s compose configuration changed since its container was
@@ -244,165 +368,134 @@ pub async fn compose_container(docker: &Docker, r: &ComposeRef) -> Result<String
     }
 }
 
-/// The service's `deploy` section, read straight from the project's compose
-/// files (later files override earlier ones key by key, as compose merges them)
-/// without starting the compose CLI. `None` when no file has one.
-pub fn deploy_section(r: &ComposeRef) -> Result<Option<serde_norway::Value>> {
-    use serde_norway::Value;
-    let mut merged: Option<serde_norway::Mapping> = None;
-    for file in &r.config_files {
-        let path = match &r.working_dir {
-            Some(dir) if file.is_relative() => dir.join(file),
-            _ => file.clone(),
-        };
-        let text = std::fs::read_to_string(&path).with_context(|| {
-            format!(
-                "compose project {}: cannot read {}",
-                r.project,
-                path.display()
-            )
-        })?;
-        let doc: Value = serde_norway::from_str(&text)
-            .with_context(|| format!("{}: not a compose file", path.display()))?;
-        let Some(Value::Mapping(deploy)) = doc
-            .get("services")
-            .and_then(|s| s.get(r.service.as_str()))
-            .and_then(|s| s.get("deploy"))
-        else {
-            continue;
-        };
-        let into = merged.get_or_insert_with(Default::default);
-        for (key, value) in deploy {
-            match (into.get_mut(key), value) {
-                (Some(Value::Mapping(old)), Value::Mapping(new)) => {
-                    old.extend(new.iter().map(|(k, v)| (k.clone(), v.clone())));
-                }
-                _ => {
-                    into.insert(key.clone(), value.clone());
-                }
+/// What compose would create now for each of `services` (name, containers
+/// it has): compose creates one more container of each, not started (`up
+/// --no-start --no-deps --no-recreate --scale`); each is captured as a spec
+/// (its anonymous volumes left fresh) and removed again. The rollout creates
+/// the service's containers from these through the API, under the names and
+/// numbers it chooses — exactly what compose makes, without one compose run
+/// per container.
+pub async fn compose_templates(
+    cli: ComposeCli<'_>,
+    docker: &Docker,
+    project: &ComposeProject,
+    r: &ComposeRef,
+    services: &[(String, usize)],
+) -> Result<HashMap<String, ContainerSpec>> {
+    let before = project_containers(docker, &r.project).await?;
+    let mut args: Vec<String> = ["up", "--no-start", "--no-deps", "--no-recreate"]
+        .map(String::from)
+        .to_vec();
+    for (service, count) in services {
+        args.push("--scale".into());
+        args.push(format!("{service}={}", count + 1));
+    }
+    args.extend(services.iter().map(|(s, _)| s.clone()));
+    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+    let made = run(cli, r, &argv).await;
+    let after = project_containers(docker, &r.project).await?;
+    let mut templates = HashMap::new();
+    let mut failure = made.err();
+    for (id, service) in after.into_iter().filter(|c| !before.contains(c)) {
+        let spec = capture(docker, &id, Anonymous::Fresh).await;
+        remove_template(docker, &id).await;
+        // Compose connects the other networks only when it starts a container.
+        let spec = match spec {
+            Ok(mut spec) => {
+                let primary = spec.host_config.network_mode.clone();
+                spec.networks = project
+                    .attachments(docker, &service, primary.as_deref())
+                    .await?;
+                Ok(spec)
             }
+            Err(e) => Err(e),
+        };
+        match spec {
+            Ok(spec) => {
+                templates.insert(service, spec);
+            }
+            Err(e) => failure = failure.or(Some(e)),
         }
     }
-    Ok(merged.map(Value::Mapping))
-}
-
-/// The service's `deploy.update_config` and `deploy.rollback_config`, read
-/// from its compose files and typed (values of the wrong form are errors that
-/// name the file, the service and the key). `None` for a section no file has.
-pub fn policy_sections(r: &ComposeRef) -> Result<(Option<ComposeSection>, Option<ComposeSection>)> {
-    let Some(deploy) = deploy_section(r)? else {
-        return Ok((None, None));
-    };
-    let file = r
-        .config_files
-        .first()
-        .map(|p| p.display().to_string())
-        .unwrap_or_default();
-    let section = |key: &str| -> Result<Option<ComposeSection>> {
-        deploy
-            .get(key)
-            .map(|value| {
-                let at = format!("{file} services.{}.deploy.{key}", r.service);
-                parse_section(&at, value).map_err(anyhow::Error::from)
-            })
-            .transpose()
-    };
-    Ok((section("update_config")?, section("rollback_config")?))
-}
-
-/// Types one `update_config` / `rollback_config` mapping; unknown keys are
-/// compose's business and ignored.
-fn parse_section(at: &str, section: &serde_norway::Value) -> Result<ComposeSection, PolicyError> {
-    use serde_norway::Value;
-    let err = |key: &str, problem: String| PolicyError::Compose {
-        at: at.into(),
-        key: key.into(),
-        problem,
-    };
-    let Value::Mapping(map) = section else {
-        return Err(err("(section)", "expected a mapping".into()));
-    };
-    let mut values = Overrides::default();
-    for (key, value) in map {
-        let key = key.as_str().unwrap_or_default();
-        let text = match value {
-            Value::String(s) => s.clone(),
-            Value::Number(n) => n.to_string(),
-            _ => return Err(err(key, "expected a scalar".into())),
-        };
-        let duration = || {
-            humantime::parse_duration(&text)
-                .map_err(|e| err(key, format!("{text:?} is not a duration ({e})")))
-        };
-        fn word<T: Words>(text: &str) -> Result<T, String> {
-            T::from_word(text).ok_or_else(|| format!("{text:?} is not one of {}", T::choices()))
-        }
-        match key {
-            "parallelism" => {
-                values.parallelism = Some(
-                    text.parse()
-                        .map_err(|_| err(key, "expected a whole number".into()))?,
-                )
-            }
-            "delay" => values.delay = Some(duration()?),
-            "monitor" => values.monitor = Some(duration()?),
-            "order" => values.order = Some(word(&text).map_err(|e| err(key, e))?),
-            "failure_action" => values.failure_action = Some(word(&text).map_err(|e| err(key, e))?),
-            "max_failure_ratio" => {
-                values.max_failure_ratio = Some(
-                    text.parse()
-                        .map_err(|_| err(key, "expected a number".into()))?,
-                )
-            }
-            _ => {}
-        }
+    if let Some(e) = failure {
+        return Err(e.context(format!(
+            "compose project {}: making the template containers of {}",
+            r.project,
+            services
+                .iter()
+                .map(|(s, _)| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
     }
-    Ok(ComposeSection {
-        at: at.to_string(),
-        values,
-    })
+    if let Some((missing, _)) = services.iter().find(|(s, _)| !templates.contains_key(s)) {
+        bail!(
+            "compose project {}: `up --no-start --scale` made no container of {missing}",
+            r.project
+        );
+    }
+    Ok(templates)
+}
+
+/// The networks compose made for a project: (key in the compose file, real name).
+async fn project_networks(docker: &Docker, project: &str) -> Result<Vec<(String, String)>> {
+    let options = bollard::query_parameters::ListNetworksOptions {
+        filters: Some(HashMap::from([(
+            "label".to_string(),
+            vec![format!("com.docker.compose.project={project}")],
+        )])),
+    };
+    let found = docker
+        .list_networks(Some(options))
+        .await
+        .with_context(|| format!("compose project {project}: list networks"))?;
+    Ok(found
+        .into_iter()
+        .filter_map(|n| {
+            let key = n.labels?.get("com.docker.compose.network")?.clone();
+            Some((key, n.name?))
+        })
+        .collect())
+}
+
+/// Every container of a compose project: (id, service).
+async fn project_containers(docker: &Docker, project: &str) -> Result<Vec<(String, String)>> {
+    let options = ListContainersOptions {
+        all: true,
+        filters: Some(HashMap::from([(
+            "label".to_string(),
+            vec![format!("com.docker.compose.project={project}")],
+        )])),
+        ..Default::default()
+    };
+    let found = docker
+        .list_containers(Some(options))
+        .await
+        .with_context(|| format!("compose project {project}: list containers"))?;
+    Ok(found
+        .into_iter()
+        .filter_map(|c| {
+            let service = c.labels?.get("com.docker.compose.service")?.clone();
+            Some((c.id?, service))
+        })
+        .collect())
+}
+
+/// Removes a template container and its fresh anonymous volumes.
+async fn remove_template(docker: &Docker, id: &str) {
+    let options = RemoveContainerOptions {
+        force: true,
+        v: true,
+        ..Default::default()
+    };
+    if let Err(e) = docker.remove_container(id, Some(options)).await {
+        tracing::warn!("could not remove compose template container {id}: {e}");
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::{FailureAction, Order};
-
-    fn yaml(s: &str) -> serde_norway::Value {
-        serde_norway::from_str(s).unwrap()
-    }
-
-    #[test]
-    fn reads_every_key_of_a_section() {
-        let section = parse_section(
-            "app1 update_config",
-            &yaml("parallelism: 2\ndelay: 10s\norder: start-first\nfailure_action: rollback\nmonitor: 1m30s\nmax_failure_ratio: 0.5\nx-other: 1\n"),
-        )
-        .unwrap();
-        let v = &section.values;
-        assert_eq!(v.parallelism, Some(2));
-        assert_eq!(v.delay, Some(Duration::from_secs(10)));
-        assert_eq!(v.order, Some(Order::StartFirst));
-        assert_eq!(v.failure_action, Some(FailureAction::Rollback));
-        assert_eq!(v.monitor, Some(Duration::from_secs(90)));
-        assert_eq!(v.max_failure_ratio, Some(0.5));
-        assert_eq!(section.at, "app1 update_config");
-    }
-
-    #[test]
-    fn bad_compose_values_name_the_key() {
-        let e = parse_section("f.yml app", &yaml("order: sideways")).unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            "f.yml app: order: \"sideways\" is not one of stop-first, start-first"
-        );
-        let e = parse_section("f.yml app", &yaml("delay: soon")).unwrap_err();
-        assert!(
-            e.to_string()
-                .starts_with("f.yml app: delay: \"soon\" is not a duration"),
-            "{e}"
-        );
-    }
 
     #[test]
     fn parses_hash_lines_of_v1_and_v2() {
@@ -410,37 +503,5 @@ mod tests {
         assert_eq!(hashes.get("app1").map(String::as_str), Some("1a2b3c"));
         assert_eq!(hashes.get("app10").map(String::as_str), Some("x"));
         assert_eq!(hashes.len(), 2);
-    }
-
-    #[test]
-    fn later_files_override_key_by_key() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(
-            dir.path().join("a.yml"),
-            "services:\n  app1:\n    deploy:\n      update_config:\n        parallelism: 2\n        delay: 10s\n",
-        )
-        .unwrap();
-        std::fs::write(
-            dir.path().join("b.yml"),
-            "services:\n  app1:\n    deploy:\n      update_config:\n        delay: 1s\n      rollback_config:\n        parallelism: 3\n",
-        )
-        .unwrap();
-        let r = ComposeRef {
-            project: "p".into(),
-            service: "app1".into(),
-            working_dir: Some(dir.path().to_path_buf()),
-            config_files: vec!["a.yml".into(), "b.yml".into()],
-            config_hash: None,
-        };
-        let deploy = deploy_section(&r).unwrap().unwrap();
-        let update = &deploy["update_config"];
-        assert_eq!(update["parallelism"].as_u64(), Some(2));
-        assert_eq!(update["delay"].as_str(), Some("1s"));
-        assert_eq!(deploy["rollback_config"]["parallelism"].as_u64(), Some(3));
-        let none = ComposeRef {
-            service: "app2".into(),
-            ..r
-        };
-        assert!(deploy_section(&none).unwrap().is_none());
     }
 }

@@ -23,16 +23,53 @@ pub struct BackendContainer {
     pub networks: Vec<String>,
     /// Whether it ran when it was looked up.
     pub running: bool,
+    /// Compose's container number (`com.docker.compose.container-number`).
+    pub number: Option<u32>,
+    /// Its addresses on its networks (network name → IP).
+    pub addresses: Vec<(String, String)>,
+}
+
+/// What the host of a `server` line names on nginx's networks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Resolved {
+    /// One container.
+    One(Box<BackendContainer>),
+    /// Several containers that are replicas of one thing: one compose
+    /// service's containers, or containers sharing a network alias; in order
+    /// (compose's container number, else name).
+    Replicas(Vec<BackendContainer>),
 }
 
 /// Finds the container that `host` (the host part of a `server` address)
 /// names, as seen from nginx's networks: a compose service name, a container
-/// name, a network alias or an IP on a network shared with nginx.
+/// name, a network alias or an IP on a network shared with nginx. Several
+/// containers are an error (see [`resolve_backends`] for replica sets).
 pub async fn resolve_backend(
     docker: &Docker,
     nginx_networks: &[String],
     host: &str,
 ) -> Result<BackendContainer> {
+    match resolve_backends(docker, nginx_networks, host).await? {
+        Resolved::One(b) => Ok(*b),
+        Resolved::Replicas(all) => bail!(
+            "server {host}: ambiguous for one container, it names {} replicas ({}); pick one with --map {host}=CONTAINER",
+            all.len(),
+            all.iter()
+                .map(|b| b.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+/// Finds what `host` names on nginx's networks: one container, or the
+/// replicas of one compose service or network alias. Several containers that
+/// are not one service's replicas are an error listing them.
+pub async fn resolve_backends(
+    docker: &Docker,
+    nginx_networks: &[String],
+    host: &str,
+) -> Result<Resolved> {
     if nginx_networks.is_empty() {
         bail!("server {host}: nginx is on no network, so no container can be found by name");
     }
@@ -85,7 +122,30 @@ fn backend_from(inspect: &ContainerInspectResponse) -> BackendContainer {
         id: inspect.id.clone().unwrap_or_default(),
         name: docker::name_of(inspect, "").to_string(),
         image: config.image.unwrap_or_default(),
+        number: config
+            .labels
+            .as_ref()
+            .and_then(|l| l.get("com.docker.compose.container-number"))
+            .and_then(|n| n.parse().ok()),
         compose: config.labels.as_ref().and_then(ComposeRef::from_labels),
+        addresses: inspect
+            .network_settings
+            .as_ref()
+            .and_then(|s| s.networks.as_ref())
+            .map(|n| {
+                let mut a: Vec<(String, String)> = n
+                    .iter()
+                    .filter_map(|(net, ep)| {
+                        Some((
+                            net.clone(),
+                            ep.ip_address.clone().filter(|ip| !ip.is_empty())?,
+                        ))
+                    })
+                    .collect();
+                a.sort();
+                a
+            })
+            .unwrap_or_default(),
         networks,
         running: inspect.state.as_ref().and_then(|s| s.running) == Some(true),
     }
@@ -139,32 +199,43 @@ fn names_of(backend: &BackendContainer, endpoints: &[EndpointSettings]) -> Vec<S
     names
 }
 
+/// The compose service of a container, as (project, service).
+fn service_of(b: &BackendContainer) -> Option<(&str, &str)> {
+    b.compose
+        .as_ref()
+        .map(|c| (c.project.as_str(), c.service.as_str()))
+}
+
 fn pick(
     host: &str,
     nginx_networks: &[String],
     candidates: Vec<(BackendContainer, Vec<EndpointSettings>)>,
-) -> Result<BackendContainer> {
+) -> Result<Resolved> {
     let wanted = host.trim_start_matches('[').trim_end_matches(']');
-    let described: Vec<(BackendContainer, Vec<String>)> = candidates
+    let described: Vec<(BackendContainer, Vec<String>, Vec<String>)> = candidates
         .into_iter()
         .map(|(b, eps)| {
             let names = names_of(&b, &eps);
-            (b, names)
+            let aliases = eps
+                .iter()
+                .flat_map(|e| e.aliases.iter().flatten().cloned())
+                .collect();
+            (b, names, aliases)
         })
         .collect();
-    let mut matches: Vec<&(BackendContainer, Vec<String>)> = described
+    let mut matches: Vec<&(BackendContainer, Vec<String>, Vec<String>)> = described
         .iter()
-        .filter(|(_, names)| names.iter().any(|n| n == wanted))
+        .filter(|(_, names, _)| names.iter().any(|n| n == wanted))
         .collect();
     match matches.len() {
-        1 => Ok(matches.remove(0).0.clone()),
+        1 => return Ok(Resolved::One(Box::new(matches.remove(0).0.clone()))),
         0 => {
             let list = if described.is_empty() {
                 "none".to_string()
             } else {
                 described
                     .iter()
-                    .map(|(b, names)| format!("{} ({})", b.name, names.join(", ")))
+                    .map(|(b, names, _)| format!("{} ({})", b.name, names.join(", ")))
                     .collect::<Vec<_>>()
                     .join("; ")
             };
@@ -174,15 +245,30 @@ fn pick(
                 nginx_networks.join(", ")
             )
         }
-        _ => bail!(
-            "server {host}: ambiguous, it names {} (use --map {host}=CONTAINER)",
-            matches
-                .iter()
-                .map(|(b, _)| b.name.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
+        _ => {}
     }
+    // Replicas: one compose service (named by the service), or containers
+    // that all answer to the name as a network alias, none by its own name.
+    let service = service_of(&matches[0].0);
+    let one_service = service
+        .is_some_and(|s| s.1 == wanted && matches.iter().all(|(b, _, _)| service_of(b) == Some(s)));
+    let one_alias = matches
+        .iter()
+        .all(|(b, _, aliases)| b.name != wanted && aliases.iter().any(|a| a == wanted));
+    if one_service || one_alias {
+        let mut replicas: Vec<BackendContainer> =
+            matches.iter().map(|(b, _, _)| b.clone()).collect();
+        replicas.sort_by_key(|b| (b.number.unwrap_or(u32::MAX), b.name.clone()));
+        return Ok(Resolved::Replicas(replicas));
+    }
+    bail!(
+        "server {host}: ambiguous, it names {} (use --map {host}=CONTAINER)",
+        matches
+            .iter()
+            .map(|(b, _, _)| b.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
 }
 
 #[cfg(test)]
@@ -195,12 +281,18 @@ mod tests {
         alias: &str,
         ip: &str,
     ) -> (BackendContainer, Vec<EndpointSettings>) {
+        let (project, service) = match service.map(|s| s.split_once('/').unwrap_or(("p", s))) {
+            Some((p, s)) => (p, Some(s)),
+            None => ("p", None),
+        };
         let compose = service.map(|s| ComposeRef {
-            project: "p".into(),
+            project: project.into(),
             service: s.into(),
             working_dir: None,
             config_files: vec![],
             config_hash: None,
+            env_files: vec![],
+            profiles: vec![],
         });
         (
             BackendContainer {
@@ -210,6 +302,8 @@ mod tests {
                 compose,
                 networks: vec!["net".into()],
                 running: true,
+                number: name.rsplit(['_', '-']).next().and_then(|n| n.parse().ok()),
+                addresses: vec![("net".into(), ip.into())],
             },
             vec![EndpointSettings {
                 aliases: Some(vec![alias.into()]),
@@ -226,13 +320,53 @@ mod tests {
         ]
     }
 
+    fn one(host: &str, candidates: Vec<(BackendContainer, Vec<EndpointSettings>)>) -> String {
+        match pick(host, &["net".to_string()], candidates).unwrap() {
+            Resolved::One(b) => b.name,
+            Resolved::Replicas(r) => panic!("{host}: replicas {r:?}"),
+        }
+    }
+
+    fn replicas(
+        host: &str,
+        candidates: Vec<(BackendContainer, Vec<EndpointSettings>)>,
+    ) -> Vec<String> {
+        match pick(host, &["net".to_string()], candidates).unwrap() {
+            Resolved::Replicas(r) => r.into_iter().map(|b| b.name).collect(),
+            Resolved::One(b) => panic!("{host}: one container {}", b.name),
+        }
+    }
+
     #[test]
     fn matches_service_name_alias_and_ip() {
-        let net = ["net".to_string()];
-        assert_eq!(pick("app1", &net, two()).unwrap().name, "p_app1_1");
-        assert_eq!(pick("p_app1_1", &net, two()).unwrap().name, "p_app1_1");
-        assert_eq!(pick("two", &net, two()).unwrap().name, "solo");
-        assert_eq!(pick("10.0.0.3", &net, two()).unwrap().name, "solo");
+        assert_eq!(one("app1", two()), "p_app1_1");
+        assert_eq!(one("p_app1_1", two()), "p_app1_1");
+        assert_eq!(one("two", two()), "solo");
+        assert_eq!(one("10.0.0.3", two()), "solo");
+    }
+
+    #[test]
+    fn one_services_containers_are_replicas_in_number_order_whatever_their_names() {
+        let web = vec![
+            candidate("p-web-2", Some("web"), "web", "10.0.0.3"),
+            candidate("p_web_1", Some("web"), "web", "10.0.0.2"),
+            candidate("p_web_10", Some("web"), "web", "10.0.0.4"),
+            candidate("solo", None, "two", "10.0.0.9"),
+        ];
+        assert_eq!(
+            replicas("web", web.clone()),
+            ["p_web_1", "p-web-2", "p_web_10"]
+        );
+        assert_eq!(
+            one("p_web_1", web),
+            "p_web_1",
+            "a container's own name names one"
+        );
+        let alias = vec![
+            candidate("blue", None, "api", "10.0.0.2"),
+            candidate("green", None, "api", "10.0.0.3"),
+        ];
+        assert_eq!(replicas("api", alias), ["blue", "green"]);
     }
 
     #[test]
@@ -250,7 +384,7 @@ mod tests {
     #[test]
     fn several_matches_are_ambiguous() {
         let mut c = two();
-        c.push(candidate("other", Some("app1"), "x", "10.0.0.4"));
+        c.push(candidate("other", Some("q/app1"), "x", "10.0.0.4"));
         let err = pick("app1", &["net".to_string()], c)
             .unwrap_err()
             .to_string();

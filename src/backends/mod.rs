@@ -3,7 +3,10 @@
 //! letting compose do it (compose mode), and gating on their health. Built on
 //! the thin [`crate::docker`] client; knows nothing of nginx's files or reloads.
 mod compose;
+mod compose_options;
+mod compose_policy;
 mod health;
+mod image;
 mod mapping;
 mod recreate;
 mod spec;
@@ -11,10 +14,13 @@ mod template;
 
 pub use compose::{
     ComposeCli, ComposeKind, ComposeProject, compose_cli, compose_container, compose_recreate,
-    policy_sections,
+    compose_templates,
 };
+pub use compose_options::{ComposeFlags, ComposeOptions, ComposeOptionsError};
+pub use compose_policy::policy_sections;
 pub use health::{HealthError, HealthSource, HealthyAt, Probe, failed_within, wait_healthy};
-pub use mapping::{BackendContainer, backend_by_name, resolve_backend};
+pub use image::{ImageFound, ensure_image};
+pub use mapping::{BackendContainer, Resolved, backend_by_name, resolve_backend, resolve_backends};
 pub use recreate::{
     Recreated, Stopped, create_and_start, next_slot, recreate_stop_first, rename, stop_and_remove,
 };

@@ -15,6 +15,9 @@ use bollard::models::{
 };
 use serde::{Deserialize, Serialize};
 
+/// The label holding a compose container's number.
+const NUMBER_LABEL: &str = "com.docker.compose.container-number";
+
 /// Everything needed to create a container again.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ContainerSpec {
@@ -72,6 +75,62 @@ impl ContainerSpec {
             .get_or_insert_with(HashMap::new)
             .insert(key.to_string(), value.to_string());
         self
+    }
+
+    /// The same spec under another name, numbered `number` for compose
+    /// (`com.docker.compose.container-number`), when it has compose labels.
+    pub fn named(mut self, name: &str, number: Option<u32>) -> Self {
+        self.name = name.to_string();
+        if let (Some(n), Some(labels)) = (number, self.config.labels.as_mut())
+            && labels.contains_key(NUMBER_LABEL)
+        {
+            labels.insert(NUMBER_LABEL.to_string(), n.to_string());
+        }
+        self
+    }
+
+    /// The same spec keeping the volumes of `old` (container `old_id`), as
+    /// compose does when it recreates a container: every volume `old` had
+    /// mounted by name (its anonymous volumes, declared or from its image)
+    /// at a place this spec binds nothing to is bound again, and when any is,
+    /// compose's `affinity:container==<old id>` is in the environment.
+    pub fn with_volumes_of(mut self, old: &ContainerSpec, old_id: &str) -> Self {
+        let place = |bind: &str| bind.split(':').nth(1).map(str::to_string);
+        let bound: Vec<String> = self
+            .host_config
+            .binds
+            .iter()
+            .flatten()
+            .filter_map(|b| place(b))
+            .chain(
+                self.host_config
+                    .mounts
+                    .iter()
+                    .flatten()
+                    .filter_map(|m| m.target.clone()),
+            )
+            .collect();
+        // Compose writes these `NAME:PLACE:MODE`, read-write spelled `rw`.
+        let kept: Vec<String> = old
+            .host_config
+            .binds
+            .iter()
+            .flatten()
+            .filter(|b| !b.starts_with('/'))
+            .filter(|b| place(b).is_some_and(|p| !bound.contains(&p)))
+            .map(|b| match b.split(':').count() {
+                2 => format!("{b}:rw"),
+                _ => b.clone(),
+            })
+            .collect();
+        if kept.is_empty() {
+            return self;
+        }
+        self.host_config
+            .binds
+            .get_or_insert_with(Vec::new)
+            .extend(kept);
+        self.with_env("affinity:container", &format!("={old_id}"))
     }
 
     /// The value of `key` in the spec's explicit environment.
@@ -135,8 +194,24 @@ impl NetworkAttachment {
     }
 }
 
-/// Inspects container `id` and its image and captures its spec.
+/// What a captured spec does with the container's anonymous volumes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Anonymous {
+    /// Bind them by name, so the data survives a recreate (as compose does).
+    Keep,
+    /// Leave them declared, so each container made from the spec gets fresh
+    /// ones (a template's own volumes are removed with it).
+    Fresh,
+}
+
+/// Inspects container `id` and its image and captures its spec, keeping its
+/// anonymous volumes.
 pub async fn capture_spec(docker: &Docker, id: &str) -> Result<ContainerSpec> {
+    capture(docker, id, Anonymous::Keep).await
+}
+
+/// Inspects container `id` and its image and captures its spec.
+pub async fn capture(docker: &Docker, id: &str, anonymous: Anonymous) -> Result<ContainerSpec> {
     let inspect = docker
         .inspect_container(id, None)
         .await
@@ -149,22 +224,29 @@ pub async fn capture_spec(docker: &Docker, id: &str) -> Result<ContainerSpec> {
     Ok(spec_from_inspect(
         inspect,
         &image.config.unwrap_or_default(),
+        anonymous,
     ))
 }
 
 /// Builds the spec from a container's and its image's inspect output.
-fn spec_from_inspect(inspect: ContainerInspectResponse, image: &ImageConfig) -> ContainerSpec {
+fn spec_from_inspect(
+    inspect: ContainerInspectResponse,
+    image: &ImageConfig,
+    anonymous: Anonymous,
+) -> ContainerSpec {
     let name = crate::docker::name_of(&inspect, "").to_string();
     let id = inspect.id.unwrap_or_default();
     let mut config = inspect.config.unwrap_or_default();
     let image_ref = config.image.take().unwrap_or_default();
     strip_image_defaults(&mut config, image, &id);
     let mut host_config = inspect.host_config.unwrap_or_default();
-    keep_anonymous_volumes(
-        &mut config,
-        &mut host_config,
-        inspect.mounts.unwrap_or_default(),
-    );
+    if anonymous == Anonymous::Keep {
+        keep_anonymous_volumes(
+            &mut config,
+            &mut host_config,
+            inspect.mounts.unwrap_or_default(),
+        );
+    }
     let networks = attachments(
         inspect
             .network_settings
@@ -388,7 +470,7 @@ mod tests {
             working_dir: Some("".into()),
             ..Default::default()
         };
-        let spec = spec_from_inspect(inspect(config), &image());
+        let spec = spec_from_inspect(inspect(config), &image(), Anonymous::Keep);
         assert_eq!(spec.name, "app1");
         assert_eq!(spec.image, "app:v1");
         let c = &spec.config;
@@ -420,7 +502,7 @@ mod tests {
             hostname: Some("custom".into()),
             ..Default::default()
         };
-        let spec = spec_from_inspect(inspect(config), &image());
+        let spec = spec_from_inspect(inspect(config), &image(), Anonymous::Keep);
         assert_eq!(spec.env("PORT"), Some("4000"));
         assert_eq!(spec.config.cmd.as_ref().map(Vec::len), Some(2));
         assert!(spec.config.healthcheck.is_some());
@@ -434,13 +516,17 @@ mod tests {
             cmd: Some(vec!["/app".into()]),
             ..Default::default()
         };
-        let spec = spec_from_inspect(inspect(config), &image());
+        let spec = spec_from_inspect(inspect(config), &image(), Anonymous::Keep);
         assert_eq!(spec.config.cmd, Some(vec!["/app".to_string()]));
     }
 
     #[test]
     fn networks_keep_user_aliases_and_static_ips_network_mode_first() {
-        let spec = spec_from_inspect(inspect(ContainerConfig::default()), &image());
+        let spec = spec_from_inspect(
+            inspect(ContainerConfig::default()),
+            &image(),
+            Anonymous::Keep,
+        );
         let names: Vec<_> = spec.networks.iter().map(|n| n.network.as_str()).collect();
         assert_eq!(names, ["net-b", "net-a"]);
         assert_eq!(spec.networks[1].aliases, ["web"]);
@@ -479,7 +565,7 @@ mod tests {
                 ..Default::default()
             },
         ]);
-        let spec = spec_from_inspect(i, &image());
+        let spec = spec_from_inspect(i.clone(), &image(), Anonymous::Keep);
         assert_eq!(
             spec.host_config.binds,
             Some(vec![
@@ -488,6 +574,30 @@ mod tests {
             ])
         );
         assert_eq!(spec.config.volumes, Some(vec!["/cache".to_string()]));
+
+        // A template's own volumes stay declared; a recreate adopts the old ones.
+        let fresh = spec_from_inspect(i, &image(), Anonymous::Fresh);
+        assert_eq!(
+            fresh.host_config.binds,
+            Some(vec!["/srv/cache:/cache".to_string()])
+        );
+        let adopted = fresh.clone().with_volumes_of(&spec, ID);
+        assert_eq!(
+            adopted.host_config.binds,
+            Some(vec![
+                "/srv/cache:/cache".to_string(),
+                "abc123:/data:rw".to_string()
+            ])
+        );
+        assert_eq!(
+            adopted.config.volumes, fresh.config.volumes,
+            "still declared, as compose has it"
+        );
+        assert_eq!(
+            adopted.config.env,
+            Some(vec![format!("affinity:container=={ID}")]),
+            "compose marks a container that kept its predecessor's volumes"
+        );
     }
 
     #[test]
@@ -498,6 +608,7 @@ mod tests {
                 ..Default::default()
             }),
             &image(),
+            Anonymous::Keep,
         )
         .with_env("MESSAGE", "v2")
         .with_env("EXTRA", "1")

@@ -8,7 +8,9 @@ use clap::{Args, Parser, ValueEnum};
 use super::cmd::Command;
 use crate::docker::DockerOptions;
 use crate::plan::{FailureAction, Order, Overrides, Words};
-use crate::rollout::{Mode, ProbeKind, SessionOptions};
+use crate::rollout::{
+    ComposeFlags, ComposeOptions, ComposeOptionsError, Mode, ProbeKind, SessionOptions,
+};
 
 const EXAMPLES: &str = "\
 Examples (the seed's app1/app2 stack, run from the compose project's directory):
@@ -91,14 +93,9 @@ impl Global {
     next_help_heading = "Docker daemon (default: DOCKER_HOST, DOCKER_CONTEXT, docker's current context)"
 )]
 pub struct DaemonArgs {
-    /// The docker context to use (as `docker --context`).
-    #[arg(
-        short = 'c',
-        long,
-        global = true,
-        value_name = "NAME",
-        conflicts_with = "host"
-    )]
+    /// The docker context to use (as `docker --context`; no `-c`, which is
+    /// nginx's main file in `conf`).
+    #[arg(long, global = true, value_name = "NAME", conflicts_with = "host")]
     pub context: Option<String>,
     /// The daemon: unix:///PATH, tcp://HOST:PORT or ssh://[USER@]HOST[:PORT] (as `docker -H`).
     #[arg(short = 'H', long, global = true, value_name = "URL")]
@@ -129,6 +126,47 @@ impl SessionArgs {
             command: std::env::args().collect::<Vec<_>>().join(" "),
             probe,
         })
+    }
+}
+
+/// The compose project, as `docker compose` takes it.
+#[derive(Debug, Args, Clone)]
+#[command(
+    next_help_heading = "Compose project (as docker compose takes them; default: what the containers' labels recorded)"
+)]
+pub struct ComposeArgs {
+    /// Compose file; repeatable, later files override earlier ones (or $COMPOSE_FILE).
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// Project name (or $COMPOSE_PROJECT_NAME; default: the project directory's name).
+    #[arg(short = 'p', long = "project-name", value_name = "NAME")]
+    pub project_name: Option<String>,
+    /// Project directory (default: the first compose file's directory).
+    #[arg(long, value_name = "DIR")]
+    pub project_directory: Option<PathBuf>,
+    /// Env file for compose's variables; repeatable (default: .env in the project directory).
+    #[arg(long = "env-file", value_name = "FILE")]
+    pub env_files: Vec<PathBuf>,
+    /// Enable a profile; repeatable (or $COMPOSE_PROFILES).
+    #[arg(long = "profile", value_name = "NAME")]
+    pub profiles: Vec<String>,
+}
+
+impl ComposeArgs {
+    /// The project these arguments and compose's variables name, from `cwd`
+    /// (`None`: nothing names one, the containers' labels decide).
+    pub fn options(
+        &self,
+        cwd: &std::path::Path,
+    ) -> Result<Option<ComposeOptions>, ComposeOptionsError> {
+        let flags = ComposeFlags {
+            files: self.files.clone(),
+            project_name: self.project_name.clone(),
+            project_directory: self.project_directory.clone(),
+            env_files: self.env_files.clone(),
+            profiles: self.profiles.clone(),
+        };
+        ComposeOptions::resolve(&flags, cwd, &|name| std::env::var(name).ok())
     }
 }
 
@@ -278,7 +316,7 @@ impl ValueEnum for FailureAction {
 
 impl ValueEnum for Mode {
     fn value_variants<'a>() -> &'a [Self] {
-        &[Mode::Auto, Mode::Compose, Mode::Engine]
+        &[Mode::Auto, Mode::Compose, Mode::ComposeCli, Mode::Engine]
     }
 
     fn to_possible_value(&self) -> Option<PossibleValue> {
@@ -287,7 +325,11 @@ impl ValueEnum for Mode {
                 "Compose when the container belongs to a compose project and no image/env/label is given, else engine",
             ),
             Mode::Compose => PossibleValue::new("compose").help(
-                "`docker compose up -d --no-deps --force-recreate SERVICE` (the seed's own step)",
+                "What compose creates for the service now, created through the Engine API \
+                 (the compose CLI where that cannot be)",
+            ),
+            Mode::ComposeCli => PossibleValue::new("compose-cli").help(
+                "Always the compose CLI: `up -d --no-deps --force-recreate SERVICE` (the seed's own step)",
             ),
             Mode::Engine => PossibleValue::new("engine")
                 .help("Recreate through the Engine API, keeping the container's configuration"),

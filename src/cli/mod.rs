@@ -108,6 +108,11 @@ fn report(e: &anyhow::Error) -> i32 {
             "the daemon is chosen as docker chooses it: --context, -H, DOCKER_HOST, \
              DOCKER_CONTEXT, then currentContext of $DOCKER_CONFIG/config.json; nothing was changed",
         )
+    } else if is(&|c| c.is::<crate::rollout::ComposeOptionsError>()) {
+        (
+            exit::USAGE,
+            "compose's -f/-p/--project-directory/--env-file/--profile and COMPOSE_* name the project; nothing was changed",
+        )
     } else if is(&|c| c.is::<crate::plan::PlanError>() || c.is::<crate::plan::PolicyError>()) {
         (exit::USAGE, "see `nginx-rollout deploy --help`")
     } else {

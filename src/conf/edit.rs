@@ -1,8 +1,9 @@
 //! Edits of one upstream `server` statement, planned as a single byte splice.
 use super::error::{ConfError, Place};
 use super::lexer::unescape;
+use super::pin::{self, PinnedLine};
 use super::tree::{Doc, LineIndex};
-use super::upstream::Context;
+use super::upstream::{Address, Context, Param};
 use std::ops::Range;
 use std::path::Path;
 
@@ -26,6 +27,19 @@ pub enum Edit {
     Remove,
     /// Change the server's address, keeping its parameters.
     ReplaceAddress(String),
+    /// Replace the operator's line by these pinned lines (see [`super::pin`]).
+    Pin(Vec<PinnedLine>),
+    /// Put the operator's statement back, byte for byte, in place of the lines
+    /// pinned from it (the server named is the operator's address).
+    Unpin {
+        /// The operator's statement as it was (`server web:8000;`).
+        statement: String,
+    },
+    /// One more line pinned from the operator's line named.
+    AddPinned(PinnedLine),
+    /// Point the pinned line named at an address nginx need not resolve, `down`:
+    /// its container is gone.
+    Bury,
 }
 
 /// Options of an edit.
@@ -127,6 +141,30 @@ pub fn splice_for(
         with: text.into_bytes(),
     };
     Ok(match edit {
+        Edit::Pin(lines) => {
+            let s = find(server)?;
+            if pin::pinned_from(doc, us, s.stmt).is_some() {
+                return Ok(None);
+            }
+            Some(pin::pin(doc, s.stmt, &s.address, lines))
+        }
+        Edit::Unpin { statement } => return pin::unpin(doc, us, server, statement),
+        Edit::AddPinned(line) => pin::add(doc, us, server, line),
+        Edit::Bury => {
+            // Buried already (a step run again after a crash): its address is gone.
+            let Ok(s) = find(server) else {
+                return Ok(None);
+            };
+            if pin::pinned_from(doc, us, s.stmt).is_none() {
+                return Err(ConfError::at(
+                    format!("server \"{server}\" is no pinned line; only those are buried"),
+                    place_of(s.stmt),
+                ));
+            }
+            let port = Address::parse(&s.address).port;
+            (!(s.down && Address::parse(&s.address).host == pin::NOWHERE))
+                .then(|| pin::bury(doc, s.stmt, port))
+        }
         Edit::MarkDown => {
             let s = find(server)?;
             if s.down {
@@ -204,6 +242,7 @@ pub fn splice_for(
             check_token("address", address)?;
             for p in params {
                 check_token("parameter", p)?;
+                Param::check(p)?;
             }
             if all.iter().any(|s| s.address == *address) {
                 return Ok(None);
@@ -214,13 +253,28 @@ pub fn splice_for(
                 text.push_str(p);
             }
             text.push(';');
-            Some(add_after(doc, us, all.last().map(|s| s.stmt), &text))
+            // After the last server; in an upstream without one, after its last directive.
+            let anchor = all.last().map(|s| s.stmt).or_else(|| {
+                doc.children(Some(us))
+                    .filter(|&c| !doc.is_comment(c))
+                    .last()
+            });
+            Some(add_after(doc, us, anchor, &text))
         }
         Edit::Remove => {
             let Ok(s) = find(server) else {
                 return Ok(None);
             };
             guard(s, "remove")?;
+            if all.len() == 1 {
+                return Err(ConfError::at(
+                    format!(
+                        "refusing to remove \"{}\": it is the only server of upstream \"{upstream_name}\", and nginx rejects an upstream without servers (add another first)",
+                        s.address
+                    ),
+                    place_of(s.stmt),
+                ));
+            }
             Some(Splice {
                 range: removal_range(doc, s.stmt),
                 with: Vec::new(),
@@ -251,7 +305,7 @@ pub fn splice_for(
 
 /// The splice that inserts statement `text` on its own line after statement
 /// `last` (or first in upstream `us` when it has no server), indented alike.
-fn add_after(doc: &Doc, us: u32, last: Option<u32>, text: &str) -> Splice {
+pub(super) fn add_after(doc: &Doc, us: u32, last: Option<u32>, text: &str) -> Splice {
     let src = doc.bytes();
     let (anchor_start, after) = match last {
         Some(s) => (doc.stmt_range(s).start, doc.stmt_range(s).end),
@@ -270,7 +324,13 @@ fn add_after(doc: &Doc, us: u32, last: Option<u32>, text: &str) -> Splice {
         .copied()
         .collect();
     if last.is_none() {
-        indent.extend_from_slice(b"    ");
+        // One level deeper than the `upstream` line, in its kind of blank.
+        let unit: &[u8] = if indent.contains(&b'\t') {
+            b"\t"
+        } else {
+            b"    "
+        };
+        indent.extend_from_slice(unit);
     }
     // Stay after a trailing comment on the anchor's line.
     let mut at = after;

@@ -6,20 +6,31 @@ mod crossplane;
 mod edit;
 mod error;
 mod fs;
+mod include;
 mod lexer;
 mod lua;
+mod pin;
 mod set;
 mod tree;
 mod upstream;
 mod write;
 
-pub use crossplane::{Options as CrossplaneOptions, Payload as CrossplanePayload, payload};
+pub use crossplane::{
+    BuildOptions as CrossplaneBuildOptions, Directive as CrossplaneDirective,
+    LexError as CrossplaneLexError, Options as CrossplaneOptions, Payload as CrossplanePayload,
+    Status as CrossplaneStatus, Token as CrossplaneToken, build as crossplane_build,
+    lex as crossplane_lex, payload,
+};
 pub use edit::{Edit, EditOptions};
 pub use error::{ConfError, Place};
 #[cfg(test)]
 pub(crate) use fs::MemFs;
 pub use fs::{Fs, HostFs};
-pub use set::{ConfigSet, FileChange};
+pub use include::{
+    Located, Lookup, MainChoice, MissingIncludes, PrefixFrom, UnreadInclude, locate,
+};
+pub use pin::{NOWHERE, PinnedLine};
+pub use set::{ConfigSet, FileChange, LoadOptions};
 pub use tree::Doc;
 pub use upstream::{
     Address, AddressKind, Balancing, Context, Param, Server, ServerMode, Upstream, Zone,

@@ -2,8 +2,10 @@
 use super::edit::{self, Edit, EditOptions};
 use super::error::{ConfError, Place};
 use super::fs::Fs;
+use super::include::{self, MissingIncludes, UnreadInclude};
 use super::tree::{Doc, LineIndex};
 use super::upstream::{self, Context, Upstream};
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 /// One loaded file.
@@ -19,6 +21,7 @@ struct File {
 #[derive(Debug, Clone)]
 pub struct ConfigSet {
     files: Vec<File>,
+    unread: Vec<UnreadInclude>,
 }
 
 /// A file whose bytes differ between two versions of a [`ConfigSet`].
@@ -32,28 +35,46 @@ pub struct FileChange {
     pub after: Vec<u8>,
 }
 
-/// Whether an include argument is a glob pattern.
-fn is_glob(s: &str) -> bool {
-    s.contains(['*', '?', '['])
+/// How [`ConfigSet::load_with`] reads includes.
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    /// Where relative include paths are taken from; by default the main
+    /// file's directory, as nginx does (its conf prefix).
+    pub prefix: Option<PathBuf>,
+    /// What an include that cannot be read is.
+    pub missing: MissingIncludes,
 }
 
 struct Loader<'a> {
     fs: &'a dyn Fs,
     prefix: PathBuf,
+    missing: MissingIncludes,
     files: Vec<File>,
+    loaded: HashSet<PathBuf>,
     stack: Vec<PathBuf>,
+    unread: Vec<UnreadInclude>,
+    unread_paths: HashSet<PathBuf>,
+    /// The upstream block being walked, if any.
+    upstream: Option<String>,
 }
 
 impl Loader<'_> {
     fn load(&mut self, path: &Path, context: Option<Context>) -> Result<(), ConfError> {
-        if self.files.iter().any(|f| f.path == path) {
-            return Ok(());
-        }
         let bytes = self
             .fs
             .read(path)
             .map_err(|e| ConfError::new(format!("cannot read {}: {e}", path.display())))?;
+        self.add(path, bytes, context)
+    }
+
+    fn add(
+        &mut self,
+        path: &Path,
+        bytes: Vec<u8>,
+        context: Option<Context>,
+    ) -> Result<(), ConfError> {
         let doc = Doc::parse_file(path, bytes)?;
+        self.loaded.insert(path.to_path_buf());
         self.stack.push(path.to_path_buf());
         let idx = self.files.len();
         self.files.push(File {
@@ -61,9 +82,31 @@ impl Loader<'_> {
             doc,
             context,
         });
-        self.walk(idx, None, context)?;
+        let mut lines = None;
+        self.walk(idx, None, context, &mut lines)?;
         self.stack.pop();
         Ok(())
+    }
+
+    /// An include that cannot be read: an error, or remembered and skipped.
+    fn unreadable(&mut self, place: Place, path: PathBuf, reason: String) -> Result<(), ConfError> {
+        match self.missing {
+            MissingIncludes::Fail => Err(ConfError::at(
+                format!("cannot read {}: {reason}", path.display()),
+                place,
+            )),
+            // Each missing file is reported once, at its first include.
+            MissingIncludes::Skip if !self.unread_paths.insert(path.clone()) => Ok(()),
+            MissingIncludes::Skip => {
+                self.unread.push(UnreadInclude {
+                    place,
+                    path,
+                    reason,
+                    upstream: self.upstream.clone(),
+                });
+                Ok(())
+            }
+        }
     }
 
     fn walk(
@@ -71,6 +114,7 @@ impl Loader<'_> {
         idx: usize,
         parent: Option<u32>,
         ctx: Option<Context>,
+        lines: &mut Option<LineIndex>,
     ) -> Result<(), ConfError> {
         let stmts: Vec<u32> = self.files[idx].doc.children(parent).collect();
         for s in stmts {
@@ -85,30 +129,34 @@ impl Loader<'_> {
                     b"stream" => Some(Context::Stream),
                     _ => ctx,
                 };
-                self.walk(idx, Some(s), inner)?;
+                let outer = self.upstream.clone();
+                if name == b"upstream" {
+                    self.upstream = doc.arg_values(s).into_iter().next();
+                }
+                self.walk(idx, Some(s), inner, lines)?;
+                self.upstream = outer;
             } else if name == b"include" {
-                let path = self.files[idx].path.clone();
-                let doc = &self.files[idx].doc;
-                let here = Place::at(
-                    &path,
-                    doc.bytes(),
-                    doc.span(doc.stmt(s).first).start as usize,
-                );
-                let place = || here.clone();
+                let file = &self.files[idx];
+                let (doc, path) = (&file.doc, &file.path);
+                let offset = doc.span(doc.stmt(s).first).start;
+                // Places are made only when needed, from one line index per file.
+                let here = lines
+                    .get_or_insert_with(|| LineIndex::new(doc.bytes()))
+                    .place(path, doc.bytes(), offset);
                 let args = doc.arg_values(s);
                 let [arg] = args.as_slice() else {
                     return Err(ConfError::at(
                         "invalid number of arguments in \"include\" directive",
-                        place(),
+                        here,
                     ));
                 };
-                let target = self.prefix.join(arg);
-                let targets = if is_glob(arg) {
-                    self.fs.glob(&target).map_err(|e| {
-                        ConfError::at(format!("cannot expand include \"{arg}\": {e}"), place())
-                    })?
-                } else {
-                    vec![target]
+                let targets = match include::targets(self.fs, &self.prefix, arg) {
+                    Ok(t) => t,
+                    Err(e) => {
+                        let pattern = self.prefix.join(arg);
+                        self.unreadable(here, pattern, format!("cannot expand: {e}"))?;
+                        continue;
+                    }
                 };
                 for t in targets {
                     if let Some(at) = self.stack.iter().position(|p| *p == t) {
@@ -119,14 +167,16 @@ impl Loader<'_> {
                             .collect();
                         return Err(ConfError::at(
                             format!("include cycle: {}", chain.join(" -> ")),
-                            place(),
+                            here,
                         ));
                     }
-                    let place = place();
-                    self.load(&t, ctx).map_err(|e| match e.place() {
-                        Some(_) => e,
-                        None => ConfError::at(e.message().to_string(), place),
-                    })?;
+                    if self.loaded.contains(&t) {
+                        continue;
+                    }
+                    match self.fs.read(&t) {
+                        Ok(bytes) => self.add(&t, bytes, ctx)?,
+                        Err(e) => self.unreadable(here.clone(), t, e.to_string())?,
+                    }
                 }
             }
         }
@@ -137,18 +187,71 @@ impl Loader<'_> {
 impl ConfigSet {
     /// Loads `main` and, recursively, every file it includes. Relative
     /// include paths are taken from the main file's directory (nginx's conf
-    /// prefix with `-c`). An include cycle is an error.
+    /// prefix with `-c`). An include cycle, or one that cannot be read, is an error.
     pub fn load(main: &Path, fs: &dyn Fs) -> Result<ConfigSet, ConfError> {
+        ConfigSet::load_with(main, fs, &LoadOptions::default())
+    }
+
+    /// [`ConfigSet::load`] with another prefix, or skipping includes that
+    /// cannot be read (listed by [`ConfigSet::unread_includes`]).
+    pub fn load_with(main: &Path, fs: &dyn Fs, opts: &LoadOptions) -> Result<ConfigSet, ConfError> {
         let mut loader = Loader {
             fs,
-            prefix: main.parent().map(Path::to_path_buf).unwrap_or_default(),
+            prefix: opts
+                .prefix
+                .clone()
+                .unwrap_or_else(|| main.parent().map(Path::to_path_buf).unwrap_or_default()),
+            missing: opts.missing,
             files: Vec::new(),
+            loaded: HashSet::new(),
             stack: Vec::new(),
+            unread: Vec::new(),
+            unread_paths: HashSet::new(),
+            upstream: None,
         };
         loader.load(main, None)?;
         Ok(ConfigSet {
             files: loader.files,
+            unread: loader.unread,
         })
+    }
+
+    /// Includes that could not be read (only when loaded with [`MissingIncludes::Skip`]).
+    pub fn unread_includes(&self) -> &[UnreadInclude] {
+        &self.unread
+    }
+
+    /// `error`, with the unread includes that could hold what was not found
+    /// (those inside upstream `upstream`, or all of them) named after it.
+    fn unread_note(&self, error: ConfError, upstream: Option<&str>) -> ConfError {
+        let unread: Vec<String> = self
+            .unread
+            .iter()
+            .filter(|u| upstream.is_none() || u.upstream.as_deref() == upstream)
+            .map(|u| {
+                format!(
+                    "{} ({}:{}:{})",
+                    u.path.display(),
+                    u.place.file.display(),
+                    u.place.line,
+                    u.place.column
+                )
+            })
+            .collect();
+        if unread.is_empty() {
+            return error;
+        }
+        let message = format!(
+            "{}; not searched: {} include{} that could not be read: {}",
+            error.message(),
+            unread.len(),
+            if unread.len() == 1 { "" } else { "s" },
+            unread.join(", ")
+        );
+        match error.place() {
+            Some(p) => ConfError::at(message, p.clone()),
+            None => ConfError::new(message),
+        }
     }
 
     /// Loads `main` alone, without following its includes.
@@ -162,6 +265,7 @@ impl ConfigSet {
                 doc: Doc::parse_file(main, bytes)?,
                 context: None,
             }],
+            unread: Vec::new(),
         })
     }
 
@@ -243,15 +347,18 @@ impl ConfigSet {
                     .iter()
                     .filter_map(|&(fi, s, _)| self.files[fi].doc.arg_values(s).into_iter().next())
                     .collect();
-                ConfError::new(format!(
-                    "unknown upstream \"{name}\" in {} (available: {})",
-                    self.main_path().display(),
-                    if names.is_empty() {
-                        "none".to_string()
-                    } else {
-                        names.join(", ")
-                    }
-                ))
+                self.unread_note(
+                    ConfError::new(format!(
+                        "unknown upstream \"{name}\" in {} (available: {})",
+                        self.main_path().display(),
+                        if names.is_empty() {
+                            "none".to_string()
+                        } else {
+                            names.join(", ")
+                        }
+                    )),
+                    None,
+                )
             })
     }
 
@@ -287,7 +394,9 @@ impl ConfigSet {
     ) -> Result<bool, ConfError> {
         let (fi, us) = self.find(upstream)?;
         let f = &self.files[fi];
-        let Some(splice) = edit::splice_for(&f.doc, &f.path, us, server, &edit, opts)? else {
+        let Some(splice) = edit::splice_for(&f.doc, &f.path, us, server, &edit, opts)
+            .map_err(|e| self.unread_note(e, Some(upstream)))?
+        else {
             return Ok(false);
         };
         let mut bytes = f.doc.bytes().to_vec();

@@ -208,6 +208,50 @@ impl Param {
     }
 }
 
+/// Whether `v` is an nginx time (`10s`, `1m30s`, `500ms`, a bare number of seconds).
+fn is_time(v: &str) -> bool {
+    if v.is_empty() {
+        return false;
+    }
+    let mut rest = v;
+    while !rest.is_empty() {
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        if digits == 0 {
+            return false;
+        }
+        rest = &rest[digits..];
+        let unit = ["ms", "s", "m", "h", "d", "w", "M", "y"]
+            .into_iter()
+            .find(|u| rest.starts_with(u));
+        match unit {
+            Some(u) => rest = &rest[u.len()..],
+            None => return rest.is_empty(),
+        }
+    }
+    true
+}
+
+impl Param {
+    /// A parameter to write on a new `server` line: one nginx knows, with a
+    /// value it accepts; anything else is an error listing the parameters.
+    pub fn check(written: &str) -> Result<Param, ConfError> {
+        let p = Param::parse(written);
+        let ok = match &p {
+            Param::Weight(n) => (1..=i32::MAX as u32).contains(n),
+            Param::FailTimeout(t) | Param::SlowStart(t) => is_time(t),
+            Param::Service(v) | Param::Route(v) => !v.is_empty(),
+            Param::Other(_) => false,
+            _ => true,
+        };
+        if ok {
+            return Ok(p);
+        }
+        Err(ConfError::new(format!(
+            "invalid server parameter \"{written}\" (parameters: weight=N (N >= 1), max_fails=N, fail_timeout=TIME, max_conns=N, backup, down, resolve, service=NAME, slow_start=TIME, route=STRING, drain)"
+        )))
+    }
+}
+
 impl fmt::Display for Param {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -246,6 +290,12 @@ pub struct Server {
     pub line: usize,
     /// 1-based column (bytes) of the `server` directive.
     pub column: usize,
+    /// The statement as written, from `server` to `;` (to put a pinned line back).
+    #[serde(skip)]
+    pub statement: String,
+    /// For a line pinned by a rollout, the operator's line it stands for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pinned_from: Option<String>,
     /// Its statement in the parsed file.
     #[serde(skip)]
     pub(crate) stmt: u32,
@@ -373,6 +423,9 @@ pub(crate) fn read(
                     file: file.to_path_buf(),
                     line: lines.line(pos(s)),
                     column: lines.column(pos(s)),
+                    statement: String::from_utf8_lossy(&doc.bytes()[doc.stmt_range(s)])
+                        .into_owned(),
+                    pinned_from: super::pin::pinned_from(doc, us, s),
                     stmt: s,
                 });
             }
@@ -453,5 +506,31 @@ mod tests {
             assert_eq!(Param::parse(p).to_string(), p);
         }
         assert_eq!(Param::parse("weight=x"), Param::Other("weight=x".into()));
+    }
+
+    #[test]
+    fn new_parameters_are_checked_like_nginx() {
+        for ok in [
+            "weight=3",
+            "max_fails=0",
+            "fail_timeout=1m30s",
+            "backup",
+            "slow_start=500ms",
+        ] {
+            assert_eq!(Param::check(ok).unwrap().to_string(), ok);
+        }
+        for bad in [
+            "weight=0",
+            "weight=x",
+            "wieght=2",
+            "fail_timeout=10x",
+            "fail_timeout=",
+        ] {
+            let e = Param::check(bad).unwrap_err().to_string();
+            assert!(
+                e.contains(&format!("\"{bad}\"")) && e.contains("max_fails=N"),
+                "{e}"
+            );
+        }
     }
 }

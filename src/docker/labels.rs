@@ -17,6 +17,13 @@ pub struct ComposeRef {
     pub config_files: Vec<PathBuf>,
     /// Hash of the service's configuration when the container was created.
     pub config_hash: Option<String>,
+    /// Env files compose read (`com.docker.compose.project.environment_file`,
+    /// written by compose v2), or the operator's `--env-file`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env_files: Vec<PathBuf>,
+    /// Profiles to enable (the operator's `--profile`; compose records none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub profiles: Vec<String>,
 }
 
 impl ComposeRef {
@@ -27,17 +34,21 @@ impl ComposeRef {
             project: get("project")?,
             service: get("service")?,
             working_dir: get("project.working_dir").map(PathBuf::from),
-            config_files: get("project.config_files")
-                .map(|s| {
-                    s.split(',')
-                        .filter(|p| !p.is_empty())
-                        .map(PathBuf::from)
-                        .collect()
-                })
-                .unwrap_or_default(),
+            config_files: paths(get("project.config_files")),
             config_hash: get("config-hash"),
+            env_files: paths(get("project.environment_file")),
+            profiles: Vec::new(),
         })
     }
+}
+
+/// A comma-separated list of paths, as compose writes it in a label.
+fn paths(list: Option<String>) -> Vec<PathBuf> {
+    list.unwrap_or_default()
+        .split(',')
+        .filter(|p| !p.is_empty())
+        .map(PathBuf::from)
+        .collect()
 }
 
 #[cfg(test)]

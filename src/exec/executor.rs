@@ -11,7 +11,7 @@ use tokio::sync::watch;
 use super::event::{Decision, Event, HealthVerdict, Observer, StepResult};
 use super::journal::{Rollout, ServerState, StateDir, Status, StepStatus, time};
 use super::world::World;
-use crate::conf::FileChange;
+use crate::conf::{Address, FileChange, NOWHERE, PinnedLine};
 use crate::plan::{
     Action, FailureAction, Order, ServerChange, ServerRef, Step, apply_changes_with,
 };
@@ -364,14 +364,17 @@ impl<'a, W: World, O: Observer + ?Sized> Executor<'a, W, O> {
         changes: &[ServerChange],
         force: bool,
     ) -> Result<(), StepError> {
-        // A failed server stays out of the upstream: its new container is not serving.
+        // A failed server stays out of the upstream (its new container is not
+        // serving), and the old replica of a failed slot keeps serving.
         let changes: Vec<ServerChange> = changes
             .iter()
             .filter(|c| match c {
-                ServerChange::Restore { server } | ServerChange::Replace { server, .. } => {
-                    !self.is_failed(server)
-                }
-                ServerChange::Drain { .. } => true,
+                ServerChange::Restore { server }
+                | ServerChange::Replace { server, .. }
+                | ServerChange::Drain { server }
+                | ServerChange::Unpin { server, .. }
+                | ServerChange::Add { slot: server, .. } => !self.is_failed(server),
+                ServerChange::Pin { .. } | ServerChange::Bury { .. } => true,
             })
             .cloned()
             .collect();
@@ -438,9 +441,16 @@ impl<'a, W: World, O: Observer + ?Sized> Executor<'a, W, O> {
         });
         self.old_workers = reloaded.old_workers;
         for c in std::mem::take(&mut self.last_edit_changes) {
-            if let ServerChange::Restore { server } = c
-                && let Some(rec) = self.rollout.server_mut(&server)
-            {
+            let done = match c {
+                ServerChange::Restore { server } | ServerChange::Unpin { server, .. } => server,
+                ServerChange::Add {
+                    slot,
+                    completes: true,
+                    ..
+                } => slot,
+                _ => continue,
+            };
+            if let Some(rec) = self.rollout.server_mut(&done) {
                 rec.state = ServerState::Done;
             }
         }
@@ -601,27 +611,66 @@ impl<'a, W: World, O: Observer + ?Sized> Executor<'a, W, O> {
         self.record_failures(failed)
     }
 
-    /// Takes servers whose new container failed after being restored back out of the upstream.
+    /// Takes servers whose new container failed after being restored back out
+    /// of the upstream: drained while it runs; once it is gone, its line must not
+    /// name it (nginx resolves every name at each reload), so a pinned line is
+    /// buried and an operator's line pinned to nowhere, `down`. A replica set
+    /// already back on the operator's line needs only a reload: Docker's DNS
+    /// no longer answers with a container that stopped.
     async fn drain_live(&mut self, failed: &[(String, String)]) -> Result<()> {
         let upstream = self.rollout.upstream.clone();
         let config = self.world.load_config().await?;
         let up = config.upstream(&upstream)?;
-        let changes: Vec<ServerChange> = failed
-            .iter()
-            .filter(|(s, _)| {
-                up.servers
-                    .iter()
-                    .any(|srv| srv.address == *s && srv.is_live())
-            })
-            .map(|(s, _)| ServerChange::Drain { server: s.clone() })
-            .collect();
-        if changes.is_empty() {
+        let mut changes = Vec::new();
+        let mut reload = false;
+        for (key, _) in failed {
+            let Some(line) = up.servers.iter().find(|s| s.address == *key) else {
+                reload = true;
+                continue;
+            };
+            if !line.is_live() {
+                continue;
+            }
+            let container = self
+                .rollout
+                .servers
+                .iter()
+                .find(|r| r.server == *key)
+                .and_then(|r| r.new_container.clone());
+            let running = match &container {
+                Some(id) => self.world.is_running(id).await?,
+                None => true,
+            };
+            changes.push(if running {
+                ServerChange::Drain {
+                    server: key.clone(),
+                }
+            } else if line.pinned_from.is_some() {
+                ServerChange::Bury {
+                    server: key.clone(),
+                }
+            } else {
+                if let Some(rec) = self.rollout.server_mut(key) {
+                    rec.pinned = Some(line.statement.clone());
+                }
+                ServerChange::Pin {
+                    server: key.clone(),
+                    lines: vec![PinnedLine {
+                        address: Address::with_host(key, NOWHERE),
+                        down: true,
+                    }],
+                }
+            });
+        }
+        if changes.is_empty() && !reload {
             return Ok(());
         }
-        match self.edit(&upstream, &changes, false).await {
-            Ok(()) => {}
-            Err(StepError::Fatal(e)) => return Err(e),
-            Err(_) => return Err(anyhow!("could not drain failed servers")),
+        if !changes.is_empty() {
+            match self.edit(&upstream, &changes, false).await {
+                Ok(()) => {}
+                Err(StepError::Fatal(e)) => return Err(e),
+                Err(_) => return Err(anyhow!("could not drain failed servers")),
+            }
         }
         match self.reload().await {
             Ok(()) => Ok(()),

@@ -130,6 +130,13 @@ pub struct ServerRecord<S> {
     /// Start-first: the replacement container's name.
     #[serde(default)]
     pub replacement: Option<String>,
+    /// The replica set (the operator's line) this slot belongs to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub set: Option<String>,
+    /// The operator's statement, when the rollout pinned this server's line to
+    /// nowhere because its container is gone (to put it back later).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pinned: Option<String>,
 }
 
 /// The status of one step.

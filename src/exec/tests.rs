@@ -17,9 +17,18 @@ use super::journal::{
 use super::world::{Reloaded, World};
 use crate::conf::MemFs;
 use crate::conf::{ConfigSet, FileChange};
-use crate::plan::{
-    FailureAction, ServerRef, Target, Timeouts, UpdateConfig, rolling_update as plan,
-};
+use crate::plan::{FailureAction, ServerRef, Target, Timeouts, UpdateConfig, rolling_update};
+
+/// A rolling update of single-server targets only.
+fn plan(
+    config: &ConfigSet,
+    upstream: &str,
+    targets: &[Target],
+    policy: &UpdateConfig,
+    timeouts: Timeouts,
+) -> Result<crate::plan::Plan, crate::plan::PlanError> {
+    rolling_update(config, upstream, targets, &[], policy, timeouts)
+}
 
 const MAIN: &str = "/etc/nginx/nginx.conf";
 
@@ -118,6 +127,11 @@ impl World for Fake {
         Ok(())
     }
 
+    async fn is_running(&self, container: &str) -> Result<bool> {
+        let server = container.trim_start_matches("new-");
+        Ok(!self.crashes.contains(server))
+    }
+
     async fn wait_healthy(
         &self,
         server: &ServerRef,
@@ -171,6 +185,8 @@ async fn rollout(fake: &Fake, servers: usize, policy: UpdateConfig) -> Rollout<S
             replacement: None,
             drained_by_us: false,
             dead: false,
+            pinned: None,
+            via: None,
         })
         .collect();
     let timeouts = Timeouts {
@@ -208,6 +224,8 @@ async fn rollout(fake: &Fake, servers: usize, policy: UpdateConfig) -> Rollout<S
                 healthy_at: None,
                 error: None,
                 replacement: None,
+                set: None,
+                pinned: None,
             })
             .collect(),
         steps: vec![step; plan.steps.len()],

@@ -43,6 +43,8 @@ pub trait World {
     async fn start_new(&self, server: &ServerRef, spec: &Self::Spec) -> Result<String>;
     /// Stops (gracefully) and removes a container.
     async fn stop_old(&self, container: &str) -> Result<()>;
+    /// Whether a container (name or id) exists and runs.
+    async fn is_running(&self, container: &str) -> Result<bool>;
     /// Waits until a container is healthy; returns when it became so.
     async fn wait_healthy(
         &self,

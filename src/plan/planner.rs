@@ -11,8 +11,9 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::policy::{Order, UpdateConfig};
+use super::replicas::ReplicaSet;
 use super::step::{Action, ServerChange, ServerRef, Step};
-use crate::conf::{Address, ConfError, ConfigSet, Edit, EditOptions};
+use crate::conf::{Address, ConfError, ConfigSet, Edit, EditOptions, NOWHERE, PinnedLine};
 use crate::diff;
 
 /// One server to update.
@@ -34,6 +35,54 @@ pub struct Target {
     /// is back: it is recreated first, before anything is drained.
     #[serde(default)]
     pub dead: bool,
+    /// Its line is (to be) pinned to nowhere, `down`, because its container is
+    /// gone: the operator's statement, put back once it serves again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pinned: Option<String>,
+    /// How its new container is made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub via: Option<Via>,
+}
+
+/// How a server's new container is made, and why that way.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "how", content = "why")]
+pub enum Via {
+    /// From the container's own spec, changed by `--image/--env/--label`.
+    Engine,
+    /// What compose itself creates for the service now, created through the
+    /// Engine API under the name and number the rollout chooses.
+    Compose,
+    /// By the compose CLI (`up -d --no-deps --force-recreate`), for this reason.
+    ComposeCli(String),
+    /// The container it replaced, as the journal keeps it (a rollback).
+    Previous,
+}
+
+impl std::fmt::Display for Via {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Via::Engine => f.write_str("engine: its own spec with --image/--env/--label"),
+            Via::Compose => f.write_str("compose: what compose creates now, through the API"),
+            Via::ComposeCli(why) => write!(f, "compose CLI: {why}"),
+            Via::Previous => f.write_str("the container it replaced, from the journal"),
+        }
+    }
+}
+
+impl Target {
+    /// The change that puts this server back in the upstream once it serves.
+    fn restore(&self) -> ServerChange {
+        match &self.pinned {
+            Some(statement) => ServerChange::Unpin {
+                server: self.server.clone(),
+                statement: statement.clone(),
+            },
+            None => ServerChange::Restore {
+                server: self.server.clone(),
+            },
+        }
+    }
 }
 
 /// How long the waits of a plan may take.
@@ -68,6 +117,9 @@ pub struct Plan {
     pub upstream: String,
     /// The servers, in order.
     pub targets: Vec<Target>,
+    /// The replica sets, in order (after the servers).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sets: Vec<ReplicaSet>,
     /// The settings in effect.
     pub policy: UpdateConfig,
     /// The timeouts in effect.
@@ -108,27 +160,57 @@ pub enum PlanError {
     /// Nothing to do.
     #[error("no servers to update in upstream {0}")]
     Empty(String),
+    /// A replica set none of whose containers runs: there is nothing to pin it to.
+    #[error(
+        "no container of {0} runs: nginx cannot resolve it; start one, or redeploy it with --order stop-first"
+    )]
+    NoLiveReplica(String),
+    /// Stop-first recreates a replica under its own name, so its line stays.
+    #[error("stop-first recreates replica {0} in place: its replacement must keep its name")]
+    RenamedInPlace(String),
 }
 
-/// Builds the plan of a rolling update. Pure: reads `config`, writes nothing.
+/// Builds the plan of a rolling update of `targets` (one container per
+/// server line) and then `sets` (replica sets). Pure: reads `config`, writes nothing.
 pub fn rolling_update(
     config: &ConfigSet,
     upstream: &str,
     targets: &[Target],
+    sets: &[ReplicaSet],
     policy: &UpdateConfig,
     timeouts: Timeouts,
 ) -> Result<Plan, PlanError> {
-    if targets.is_empty() {
+    if targets.is_empty() && sets.is_empty() {
         return Err(PlanError::Empty(upstream.to_string()));
     }
     let up = config.upstream(upstream)?;
+    let mut sets = sets.to_vec();
+    for set in &mut sets {
+        if set.statement.is_empty() {
+            set.statement = up
+                .servers
+                .iter()
+                .find(|s| s.address == set.server && s.pinned_from.is_none())
+                .map(|s| s.statement.clone())
+                .ok_or_else(|| PlanError::UnknownServer {
+                    upstream: upstream.to_string(),
+                    server: set.server.clone(),
+                    available: up
+                        .servers
+                        .iter()
+                        .map(|s| s.address.clone())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                })?;
+        }
+    }
     // Resolve every target against the config now so a typo fails before anything runs.
     let mut operator_down = Vec::new();
     for t in targets {
         let server = up
             .servers
             .iter()
-            .find(|s| s.address == t.server)
+            .find(|s| s.address == t.server || s.pinned_from.as_deref() == Some(&t.server))
             .ok_or_else(|| PlanError::UnknownServer {
                 upstream: upstream.to_string(),
                 server: t.server.clone(),
@@ -157,11 +239,42 @@ pub fn rolling_update(
         steps: Vec::new(),
         timeouts,
     };
+    // A dead container's line names what nginx cannot resolve (every `nginx -t`
+    // fails) while nginx still sends requests to the address it resolved last:
+    // first of all, such lines are pinned to nowhere (`down`), and reloaded.
+    let mut burials: Vec<ServerChange> = targets
+        .iter()
+        .filter(|t| t.dead)
+        .filter(|t| up.servers.iter().any(|s| s.address == t.server))
+        .filter_map(|t| {
+            t.pinned.as_ref()?;
+            Some(ServerChange::Pin {
+                server: t.server.clone(),
+                lines: vec![PinnedLine {
+                    address: Address::with_host(&t.server, NOWHERE),
+                    down: true,
+                }],
+            })
+        })
+        .collect();
+    for set in &sets {
+        let pinned = up
+            .servers
+            .iter()
+            .any(|s| s.pinned_from.as_deref() == Some(set.server.as_str()));
+        if !pinned && set.has_dead() {
+            burials.push(set.pin()?);
+        }
+    }
+    builder.edit(burials, false)?;
     let parallelism = match policy.parallelism.value {
-        0 => targets.len(),
+        0 => targets
+            .len()
+            .max(sets.iter().map(|s| s.slots.len()).max().unwrap_or(0)),
         p => p as usize,
     };
     match policy.order.value {
+        _ if targets.is_empty() => {}
         Order::StopFirst => {
             let live = up.servers.iter().filter(|s| s.is_live()).count()
                 + targets.iter().filter(|t| t.drained_by_us).count();
@@ -193,6 +306,9 @@ pub fn rolling_update(
             builder.start_first(targets, parallelism, policy.delay.value)?;
         }
     }
+    for set in &sets {
+        builder.replica_set(set, policy.order.value, parallelism, policy.delay.value)?;
+    }
     if !policy.monitor.value.is_zero() {
         builder.push(
             Action::Monitor {
@@ -204,21 +320,38 @@ pub fn rolling_update(
     Ok(Plan {
         upstream: upstream.to_string(),
         targets: targets.to_vec(),
+        sets,
         policy: policy.clone(),
         timeouts,
         steps: builder.steps,
     })
 }
 
-struct Builder<'a> {
+/// Steps being built, with the config as the steps so far leave it.
+pub(super) struct Builder<'a> {
     config: ConfigSet,
     upstream: &'a str,
-    steps: Vec<Step>,
-    timeouts: Timeouts,
+    pub(super) steps: Vec<Step>,
+    pub(super) timeouts: Timeouts,
 }
 
 impl Builder<'_> {
-    fn push(&mut self, action: Action, diff: Option<String>) {
+    /// Whether the config has lines pinned from the operator's line `server`.
+    pub(super) fn is_pinned(&self, server: &str) -> Result<bool, PlanError> {
+        Ok(self
+            .config
+            .upstream(self.upstream)?
+            .servers
+            .iter()
+            .any(|s| s.pinned_from.as_deref() == Some(server)))
+    }
+
+    /// Whether the line written `address` is marked `down` now.
+    pub(super) fn is_down(&self, address: &str) -> Result<bool, PlanError> {
+        Ok(self.config.upstream(self.upstream)?.is_down(address))
+    }
+
+    pub(super) fn push(&mut self, action: Action, diff: Option<String>) {
         let index = self.steps.len() + 1;
         self.steps.push(Step {
             index,
@@ -229,7 +362,11 @@ impl Builder<'_> {
 
     /// An edit step (with its diff) followed by reload and, if asked, the drain wait.
     /// Nothing is pushed when the changes leave the bytes as they are.
-    fn edit(&mut self, changes: Vec<ServerChange>, wait_drained: bool) -> Result<(), PlanError> {
+    pub(super) fn edit(
+        &mut self,
+        changes: Vec<ServerChange>,
+        wait_drained: bool,
+    ) -> Result<(), PlanError> {
         if changes.is_empty() {
             return Ok(());
         }
@@ -332,11 +469,12 @@ impl Builder<'_> {
                 },
                 None,
             );
-            pending_restore.extend(indices.iter().filter(|&&i| !operator_down[i]).map(|&i| {
-                ServerChange::Restore {
-                    server: targets[i].server.clone(),
-                }
-            }));
+            pending_restore.extend(
+                indices
+                    .iter()
+                    .filter(|&&i| !operator_down[i] || targets[i].pinned.is_some())
+                    .map(|&i| targets[i].restore()),
+            );
             let last = n + 1 == batches.len();
             if !last && !delay.is_zero() {
                 // Put the healthy batch back before waiting: no capacity is held back during the delay.
@@ -375,16 +513,19 @@ impl Builder<'_> {
                 },
                 None,
             );
-            let changes = chunk
-                .iter()
-                .map(|t| ServerChange::Replace {
+            let mut changes = Vec::new();
+            for t in chunk.iter() {
+                if t.pinned.is_some() {
+                    changes.push(t.restore());
+                }
+                changes.push(ServerChange::Replace {
                     server: t.server.clone(),
                     with: replacement_address(
                         &t.server,
                         t.replacement.as_deref().unwrap_or_default(),
                     ),
-                })
-                .collect();
+                });
+            }
             self.edit(changes, true)?;
             let old_refs = chunk
                 .iter()
@@ -467,6 +608,7 @@ pub fn single_edit(
     Ok(Plan {
         upstream: upstream.into(),
         targets: Vec::new(),
+        sets: Vec::new(),
         policy,
         timeouts,
         steps,
@@ -503,6 +645,23 @@ pub fn apply_changes_with(
             ServerChange::Drain { server } => (server, Edit::MarkDown),
             ServerChange::Restore { server } => (server, Edit::Restore),
             ServerChange::Replace { server, with } => (server, Edit::ReplaceAddress(with.clone())),
+            ServerChange::Pin { server, lines } => (server, Edit::Pin(lines.clone())),
+            ServerChange::Unpin { server, statement } => (
+                server,
+                Edit::Unpin {
+                    statement: statement.clone(),
+                },
+            ),
+            ServerChange::Add {
+                server, address, ..
+            } => (
+                server,
+                Edit::AddPinned(PinnedLine {
+                    address: address.clone(),
+                    down: false,
+                }),
+            ),
+            ServerChange::Bury { server } => (server, Edit::Bury),
         };
         config.apply(upstream, server, edit, EditOptions { force })?;
     }

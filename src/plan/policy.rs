@@ -263,6 +263,19 @@ pub struct ComposeSection {
     pub at: String,
     /// Its values.
     pub values: Overrides,
+    /// The file that set each key (compose's spelling), when the files were
+    /// merged key by key; a key not here is named by `at` alone.
+    pub files: std::collections::BTreeMap<String, String>,
+}
+
+impl ComposeSection {
+    /// Where `key` of this section was set: `FILE AT.KEY`, or `AT.KEY`.
+    pub fn origin(&self, key: &str) -> String {
+        match self.files.get(key) {
+            Some(file) => format!("{file} {}.{key}", self.at),
+            None => format!("{}.{key}", self.at),
+        }
+    }
 }
 
 /// Resolves one direction's settings: defaults, then the compose section,
@@ -275,7 +288,7 @@ pub fn resolve(
     let mut cfg = UpdateConfig::engine_defaults();
     if let Some(section) = compose {
         layer(&mut cfg, &section.values, |key| {
-            Source::Compose(format!("{}.{key}", section.at))
+            Source::Compose(section.origin(key))
         });
     }
     with_flags(cfg, direction, flags)
@@ -384,6 +397,7 @@ mod tests {
                 monitor: Some(Duration::from_secs(90)),
                 max_failure_ratio: None,
             },
+            files: [("order".to_string(), "v2.yml".to_string())].into(),
         };
         let flags = Overrides {
             delay: Some(Duration::from_secs(1)),
@@ -398,6 +412,10 @@ mod tests {
         assert_eq!(
             c.failure_action.source,
             Source::Compose("app1 update_config.failure_action".into())
+        );
+        assert_eq!(
+            c.order.source,
+            Source::Compose("v2.yml app1 update_config.order".into())
         );
         assert_eq!(c.delay.value, Duration::from_secs(1));
         assert_eq!(c.delay.source, Source::Flag("--delay".into()));
@@ -464,6 +482,7 @@ mod tests {
                 delay: Some(Duration::from_secs(90)),
                 ..Default::default()
             },
+            files: Default::default(),
         };
         let c = resolve(Direction::Update, Some(&section), &Overrides::default()).unwrap();
         let back: UpdateConfig = serde_json::from_str(&serde_json::to_string(&c).unwrap()).unwrap();

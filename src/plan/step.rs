@@ -4,6 +4,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::conf::PinnedLine;
+
 /// One server of the upstream and the container a step acts on.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServerRef {
@@ -35,6 +37,38 @@ pub enum ServerChange {
         server: String,
         /// The new address.
         with: String,
+    },
+    /// Replace the operator's line by one pinned line per container (a replica
+    /// set), or by one `down` line nginx need not resolve (a gone container).
+    Pin {
+        /// The operator's address.
+        server: String,
+        /// The lines.
+        lines: Vec<PinnedLine>,
+    },
+    /// Put the operator's statement back, byte for byte, in place of its pinned lines.
+    Unpin {
+        /// The operator's address.
+        server: String,
+        /// The operator's statement (`server web:8000;`).
+        statement: String,
+    },
+    /// One more pinned line: a new replica.
+    Add {
+        /// The operator's address it is pinned from.
+        server: String,
+        /// The new line's address.
+        address: String,
+        /// The journal record of the slot it fills.
+        slot: String,
+        /// Adding the line finishes the slot (a replica added, none replaced).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        completes: bool,
+    },
+    /// A pinned line whose container is gone: pointed at nowhere, `down`.
+    Bury {
+        /// The pinned line's address.
+        server: String,
     },
 }
 
@@ -137,6 +171,17 @@ impl fmt::Display for Action {
                         ServerChange::Replace { server, with } => {
                             format!("replace {server} with {with}")
                         }
+                        ServerChange::Pin { server, lines } => format!(
+                            "pin {server} to {}",
+                            lines
+                                .iter()
+                                .map(|l| l.address.as_str())
+                                .collect::<Vec<_>>()
+                                .join(" ")
+                        ),
+                        ServerChange::Unpin { server, .. } => format!("unpin {server}"),
+                        ServerChange::Add { address, .. } => format!("add {address}"),
+                        ServerChange::Bury { server } => format!("bury {server}"),
                     })
                     .collect();
                 write!(f, "edit upstream {upstream}: {}", parts.join(", "))

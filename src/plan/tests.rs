@@ -3,9 +3,20 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::policy::{Order, UpdateConfig};
-use super::{Action, PlanError, ServerChange, Target, Timeouts, rolling_update as plan};
+use super::{Action, PlanError, ServerChange, Target, Timeouts, rolling_update};
 use crate::conf::ConfigSet;
 use crate::conf::MemFs;
+
+/// A rolling update of single-server targets only.
+fn plan(
+    config: &ConfigSet,
+    upstream: &str,
+    targets: &[Target],
+    policy: &UpdateConfig,
+    timeouts: Timeouts,
+) -> Result<crate::plan::Plan, crate::plan::PlanError> {
+    rolling_update(config, upstream, targets, &[], policy, timeouts)
+}
 
 const MAIN: &str = "/etc/nginx/nginx.conf";
 const TIMEOUTS: Timeouts = Timeouts {
@@ -30,6 +41,8 @@ fn target(server: &str) -> Target {
         replacement: None,
         drained_by_us: false,
         dead: false,
+        pinned: None,
+        via: None,
     }
 }
 
@@ -346,4 +359,407 @@ fn only_a_drain_of_ours_needs_a_reload_before_its_recreate() {
     )
     .unwrap();
     assert_eq!(kinds(&p), ["recreate", "wait-healthy"]);
+}
+
+mod replica_sets {
+    use super::*;
+    use crate::conf::{Edit, EditOptions};
+    use crate::plan::{Replica, ReplicaSet, Slot, apply_changes_with};
+
+    const SEED000: &str = "upstream backend {\n    # web is the compose service\n    server web:8000 max_fails=2;\n}\n\nserver {\n    listen 80;\n    location / { proxy_pass http://backend; }\n}\n";
+
+    fn seed000() -> ConfigSet {
+        let path = "/etc/nginx/conf.d/default.conf";
+        ConfigSet::load_single(Path::new(path), &MemFs::one(path, SEED000)).unwrap()
+    }
+
+    /// A set retiring `members` (dead ones first) for `new`, pairwise in order.
+    fn set(members: &[(&str, bool)], new: &[&str]) -> ReplicaSet {
+        let mut old: Vec<Replica> = members
+            .iter()
+            .map(|(c, dead)| Replica {
+                container: c.to_string(),
+                dead: *dead,
+            })
+            .collect();
+        old.sort_by_key(|r| !r.dead);
+        ReplicaSet {
+            server: "web:8000".into(),
+            statement: String::new(),
+            kept: Vec::new(),
+            slots: (0..old.len().max(new.len()))
+                .map(|i| Slot {
+                    old: old.get(i).cloned(),
+                    new: new.get(i).map(|n| n.to_string()),
+                })
+                .collect(),
+            via: None,
+        }
+    }
+
+    fn run(set: ReplicaSet, f: impl FnOnce(&mut UpdateConfig)) -> super::super::Plan {
+        rolling_update(&seed000(), "backend", &[], &[set], &policy(f), TIMEOUTS).unwrap()
+    }
+
+    /// Applies every edit of `plan` in order, checking each leaves a config the
+    /// engine parses; returns the bytes after each edit.
+    fn replay(plan: &super::super::Plan) -> Vec<String> {
+        let mut config = seed000();
+        let mut seen = Vec::new();
+        for step in &plan.steps {
+            if let Action::Edit {
+                upstream, changes, ..
+            } = &step.action
+            {
+                apply_changes_with(&mut config, upstream, changes, false).unwrap();
+                let text = String::from_utf8(config.files().next().unwrap().1.to_vec()).unwrap();
+                seen.push(text);
+            }
+        }
+        seen
+    }
+
+    #[test]
+    fn start_first_replaces_one_replica_per_reload_and_puts_the_line_back() {
+        let p = run(
+            set(
+                &[("p_web_1", false), ("p_web_2", false), ("p_web_3", false)],
+                &["p_web_4", "p_web_1", "p_web_2"],
+            ),
+            |p| {
+                p.order.value = Order::StartFirst;
+                p.delay.value = Duration::from_secs(1);
+            },
+        );
+        assert_eq!(
+            kinds(&p),
+            [
+                "start-new",
+                "wait-healthy",
+                "edit",
+                "reload",
+                "wait-drained",
+                "stop-old",
+                "delay",
+                "start-new",
+                "wait-healthy",
+                "edit",
+                "reload",
+                "wait-drained",
+                "stop-old",
+                "delay",
+                "start-new",
+                "wait-healthy",
+                "edit",
+                "reload",
+                "wait-drained",
+                "stop-old",
+                "edit",
+                "reload",
+            ]
+        );
+        // Each new replica runs before its line is added and the old one drained.
+        let Action::Edit { changes, .. } = &p.steps[2].action else {
+            panic!("an edit")
+        };
+        assert!(
+            matches!(&changes[0], ServerChange::Pin { server, lines } if server == "web:8000" && lines.len() == 3)
+        );
+        assert_eq!(
+            changes[1..],
+            [
+                ServerChange::Add {
+                    server: "web:8000".into(),
+                    address: "p_web_4:8000".into(),
+                    slot: "p_web_1:8000".into(),
+                    completes: false,
+                },
+                ServerChange::Drain {
+                    server: "p_web_1:8000".into()
+                },
+            ]
+        );
+        let configs = replay(&p);
+        assert!(
+            configs[0].contains("    server p_web_1:8000 max_fails=2 down; # nginx-rollout pin: web:8000\n    server p_web_2:8000 max_fails=2; # nginx-rollout pin: web:8000\n    server p_web_3:8000 max_fails=2; # nginx-rollout pin: web:8000\n    server p_web_4:8000 max_fails=2; # nginx-rollout pin: web:8000\n"),
+            "{}",
+            configs[0]
+        );
+        // The stopped replica's name no longer resolves: its line is buried in the next edit.
+        assert!(
+            configs[1].contains("server 192.0.2.1:8000 max_fails=2 down;"),
+            "{}",
+            configs[1]
+        );
+        assert!(
+            configs[1].contains("server p_web_2:8000 max_fails=2 down;"),
+            "{}",
+            configs[1]
+        );
+        assert_eq!(
+            configs.last().unwrap(),
+            SEED000,
+            "the operator's line comes back byte for byte"
+        );
+        assert_eq!(
+            p.steps
+                .iter()
+                .filter(|s| s.action == Action::Reload)
+                .count(),
+            4,
+            "N + 1 reloads"
+        );
+        assert!(
+            p.steps.iter().filter(|s| s.diff.is_some()).all(|s| !s
+                .diff
+                .as_ref()
+                .unwrap()
+                .is_empty())
+        );
+    }
+
+    #[test]
+    fn stop_first_recreates_each_replica_on_its_own_line() {
+        let p = run(
+            set(
+                &[("p_web_1", false), ("p_web_2", false), ("p_web_3", false)],
+                &["p_web_1", "p_web_2", "p_web_3"],
+            ),
+            |p| p.parallelism.value = 2,
+        );
+        assert_eq!(
+            kinds(&p),
+            [
+                "edit",
+                "reload",
+                "wait-drained",
+                "recreate",
+                "wait-healthy",
+                "edit",
+                "reload",
+                "wait-drained",
+                "recreate",
+                "wait-healthy",
+                "edit",
+                "reload",
+            ]
+        );
+        let configs = replay(&p);
+        assert_eq!(
+            configs[0].matches(" down;").count(),
+            2,
+            "parallelism 2 drains two at once:\n{}",
+            configs[0]
+        );
+        assert_eq!(
+            configs[1].matches(" down;").count(),
+            1,
+            "the first two back, the third drained:\n{}",
+            configs[1]
+        );
+        assert_eq!(configs.last().unwrap(), SEED000);
+        let renamed = rolling_update(
+            &seed000(),
+            "backend",
+            &[],
+            &[set(
+                &[("p_web_1", false), ("p_web_2", false)],
+                &["p_web_3", "p_web_4"],
+            )],
+            &policy(|_| {}),
+            TIMEOUTS,
+        );
+        assert!(
+            matches!(renamed, Err(PlanError::RenamedInPlace(_))),
+            "{renamed:?}"
+        );
+    }
+
+    #[test]
+    fn a_dead_replica_gets_no_line_and_is_replaced_first() {
+        let p = run(
+            set(
+                &[("p_web_1", false), ("p_web_2", true)],
+                &["p_web_3", "p_web_2"],
+            ),
+            |p| p.order.value = Order::StartFirst,
+        );
+        let set = &p.sets[0];
+        assert_eq!(
+            set.key(&set.slots[0]),
+            "p_web_2:8000",
+            "the dead replica's slot first"
+        );
+        // nginx still sends requests to the dead replica's old address: the
+        // line is pinned to the live ones and reloaded before anything else.
+        assert_eq!(kinds(&p)[..3], ["edit", "reload", "start-new"]);
+        let configs = replay(&p);
+        assert!(
+            configs[..2].iter().all(|c| !c.contains("p_web_2:8000")),
+            "a dead replica is never written (a new p_web_2 comes later): {configs:#?}"
+        );
+        assert!(
+            configs[0].contains("server p_web_1:8000 max_fails=2;"),
+            "{}",
+            configs[0]
+        );
+        assert!(configs[1].contains("server p_web_3:8000"), "{}", configs[1]);
+        assert_eq!(configs.last().unwrap(), SEED000);
+        let Some(Action::StopOld { servers }) = p
+            .steps
+            .iter()
+            .map(|s| &s.action)
+            .find(|a| matches!(a, Action::StopOld { .. }))
+        else {
+            panic!("{:?}", kinds(&p))
+        };
+        assert_eq!(
+            servers[0].container, "p_web_2",
+            "the dead container is removed"
+        );
+    }
+
+    #[test]
+    fn a_dead_server_is_pinned_to_nowhere_first_and_put_back_once_healthy() {
+        let cfg = config(&["app1:3000 weight=2", "app2:3000"]);
+        let mut dead = target("app1:3000");
+        dead.dead = true;
+        dead.pinned = Some("server app1:3000 weight=2;".into());
+        let p = plan(
+            &cfg,
+            "apps",
+            &[dead, target("app2:3000")],
+            &policy(|_| {}),
+            TIMEOUTS,
+        )
+        .unwrap();
+        assert_eq!(
+            kinds(&p)[..5],
+            ["edit", "reload", "recreate", "wait-healthy", "edit"]
+        );
+        let diff = p.steps[0].diff.as_deref().unwrap();
+        assert!(
+            diff.contains(
+                "+        server 192.0.2.1:3000 weight=2 down; # nginx-rollout pin: app1:3000"
+            ),
+            "{diff}"
+        );
+        let Action::Edit { changes, .. } = &p.steps[4].action else {
+            panic!("{:?}", kinds(&p))
+        };
+        assert!(matches!(&changes[0], ServerChange::Unpin { server, .. } if server == "app1:3000"));
+        assert_eq!(
+            changes[1],
+            ServerChange::Drain {
+                server: "app2:3000".into()
+            }
+        );
+    }
+
+    #[test]
+    fn a_replica_a_killed_run_drained_is_reloaded_and_waited_for_before_it_stops() {
+        let mut config = seed000();
+        let lines = ["p_web_1:8000", "p_web_2:8000"]
+            .iter()
+            .map(|a| crate::conf::PinnedLine {
+                address: a.to_string(),
+                down: *a == "p_web_1:8000",
+            })
+            .collect();
+        config
+            .apply("backend", "web", Edit::Pin(lines), EditOptions::default())
+            .unwrap();
+        let mut s = set(&[("p_web_1", false)], &[]);
+        s.statement = "server web:8000 max_fails=2;".into();
+        s.kept = vec![Replica {
+            container: "p_web_2".into(),
+            dead: false,
+        }];
+        let p = rolling_update(
+            &config,
+            "backend",
+            &[],
+            &[s],
+            &policy(|p| p.order.value = Order::StartFirst),
+            TIMEOUTS,
+        )
+        .unwrap();
+        assert_eq!(
+            kinds(&p),
+            ["reload", "wait-drained", "stop-old", "edit", "reload"],
+            "the drain may never have been loaded"
+        );
+    }
+
+    #[test]
+    fn scaling_up_adds_lines_and_scaling_down_drains_and_buries() {
+        let up = run(set(&[("p_web_1", false)], &["p_web_2", "p_web_3"]), |p| {
+            p.order.value = Order::StartFirst
+        });
+        let slots = &up.sets[0].slots;
+        assert_eq!((slots.len(), slots[1].old.is_none()), (2, true));
+        let configs = replay(&up);
+        assert!(configs[1].contains("p_web_3:8000"), "{}", configs[1]);
+        assert_eq!(configs.last().unwrap(), SEED000);
+
+        let down = run(
+            set(
+                &[("p_web_1", false), ("p_web_2", false), ("p_web_3", false)],
+                &["p_web_1", "p_web_2"],
+            ),
+            |_| {},
+        );
+        assert_eq!(
+            kinds(&down)[kinds(&down).len() - 3..],
+            ["stop-old", "edit", "reload"]
+        );
+        let configs = replay(&down);
+        assert!(
+            configs[2].contains("server p_web_3:8000 max_fails=2 down;"),
+            "the removed replica is drained before it stops: {configs:#?}"
+        );
+        // No reload between its stop and the operator's line coming back.
+        assert_eq!(configs.last().unwrap(), SEED000);
+    }
+
+    #[test]
+    fn a_resumed_set_is_not_pinned_again_and_its_dead_lines_are_buried_first() {
+        let mut config = seed000();
+        config
+            .apply(
+                "backend",
+                "web",
+                Edit::Pin(
+                    ["p_web_1:8000", "p_web_2:8000"]
+                        .iter()
+                        .map(|a| crate::conf::PinnedLine {
+                            address: a.to_string(),
+                            down: false,
+                        })
+                        .collect(),
+                ),
+                EditOptions::default(),
+            )
+            .unwrap();
+        let mut s = set(
+            &[("p_web_1", true), ("p_web_2", false)],
+            &["p_web_1", "p_web_2"],
+        );
+        s.statement = "server web:8000 max_fails=2;".into();
+        let p = rolling_update(&config, "backend", &[], &[s], &policy(|_| {}), TIMEOUTS).unwrap();
+        let Action::Edit { changes, .. } = &p.steps[0].action else {
+            panic!("{:?}", kinds(&p))
+        };
+        assert_eq!(
+            changes[0],
+            ServerChange::Bury {
+                server: "p_web_1:8000".into()
+            }
+        );
+        assert!(
+            !changes
+                .iter()
+                .any(|c| matches!(c, ServerChange::Pin { .. }))
+        );
+    }
 }

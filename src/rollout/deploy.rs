@@ -1,7 +1,7 @@
 //! `deploy`: which servers, which containers, what to deploy on each, the
 //! policy in effect, the plan — then the run.
-use std::collections::HashMap;
 use std::collections::hash_map::Entry;
+use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -11,13 +11,15 @@ use super::run::{Ended, Origin, Planned, Runner, new_rollout};
 use super::session::{Session, refuse_if_unfinished};
 use super::world::{Desired, DockerWorld};
 use crate::backends::{
-    ComposeProject, TemplateVars, backend_by_name, capture_spec, next_slot, policy_sections,
-    render_value, resolve_backend,
+    BackendContainer, ComposeOptions, ComposeProject, ContainerSpec, ImageFound, Resolved,
+    TemplateVars, backend_by_name, capture_spec, compose_templates, ensure_image, next_slot,
+    policy_sections, render_value, resolve_backends,
 };
+use crate::conf::Server;
+use crate::docker::ComposeRef;
 use crate::exec::{Observer, PlanKind, RolloutKind, ServerRecord, ServerState, World};
 use crate::plan::{
-    ComposeSection, Direction, Order, Overrides, Plan, Target, Timeouts, UpdateConfig, resolve,
-    rolling_update,
+    Direction, Order, Overrides, Plan, Target, Timeouts, UpdateConfig, Via, resolve, rolling_update,
 };
 
 /// How a backend is redeployed.
@@ -26,8 +28,11 @@ pub enum Mode {
     /// Compose when the container belongs to a compose project and no image/env/label is given, else engine.
     #[default]
     Auto,
-    /// `docker compose up -d --no-deps --force-recreate SERVICE` (the seed's own step).
+    /// What compose creates for the service now, created through the Engine
+    /// API (the compose CLI where that cannot be: `container_name`).
     Compose,
+    /// Always the compose CLI: `up -d --no-deps --force-recreate SERVICE`.
+    ComposeCli,
     /// Recreate through the Engine API, keeping the container's configuration.
     Engine,
 }
@@ -51,6 +56,9 @@ pub struct DeployRequest {
     pub mode: Mode,
     /// Redeploy even services whose compose config did not change.
     pub force: bool,
+    /// The compose files and project the operator names (`-f`, `-p`, …), in
+    /// place of what the containers' labels recorded.
+    pub compose: Option<ComposeOptions>,
     /// Update policy flags.
     pub update: Overrides,
     /// Rollback policy flags.
@@ -66,7 +74,8 @@ struct Prepared {
     plan: Plan,
     rollback_policy: UpdateConfig,
     servers: Vec<ServerRecord<Desired>>,
-    skipped: Vec<(String, String)>,
+    /// Servers left alone and why, images pulled or to pull.
+    notices: Vec<String>,
 }
 
 /// Rolls the upstream's containers to what the request (or their compose
@@ -85,15 +94,15 @@ pub async fn deploy(
             kind: PlanKind::Deploy,
             revision: 0,
             plan: prepared.plan,
-            skipped: prepared.skipped,
+            notices: prepared.notices,
         })));
     }
     let locked = session.lock(observer).await?;
     let state = &locked.state;
     refuse_if_unfinished::<Desired>(state, &request.upstream)?;
     let prepared = prepare(world, request).await?;
-    for (server, why) in &prepared.skipped {
-        observer.notice(&format!("skipping {server}: {why}"));
+    for notice in &prepared.notices {
+        observer.notice(notice);
     }
     if !observer.approve(PlanKind::Deploy, &prepared.plan)? {
         return Ok(Ended::Declined);
@@ -120,6 +129,101 @@ pub async fn deploy(
     Ok(Ended::Ran(runner.start(rollout).await?))
 }
 
+/// The compose projects a deploy reads, each asked once (`config`,
+/// `config --hash=*`), by (project, working dir).
+pub(super) type Projects = HashMap<(String, Option<PathBuf>), ComposeProject>;
+
+/// What compose says of `compose`'s project, asked on first use.
+pub(super) async fn project<'p>(
+    world: &DockerWorld,
+    projects: &'p mut Projects,
+    compose: &ComposeRef,
+) -> Result<&'p ComposeProject> {
+    let cli = world.compose_cli().ok_or_else(|| {
+        anyhow!("compose mode: no compose CLI (docker compose / docker-compose) installed")
+    })?;
+    let key = (compose.project.clone(), compose.working_dir.clone());
+    Ok(match projects.entry(key) {
+        Entry::Occupied(e) => e.into_mut(),
+        Entry::Vacant(e) => e.insert(ComposeProject::load(cli, compose).await?),
+    })
+}
+
+/// Whether containers are redeployed from their compose files (else from
+/// their own spec, changed by `--image/--env/--label`).
+pub(super) fn use_compose(world: &DockerWorld, request: &DeployRequest, compose: bool) -> bool {
+    let engine_changes =
+        request.image.is_some() || !request.env.is_empty() || !request.labels.is_empty();
+    match request.mode {
+        Mode::Engine => false,
+        Mode::Compose | Mode::ComposeCli => true,
+        Mode::Auto => !engine_changes && compose && world.compose_cli().is_some(),
+    }
+}
+
+/// `spec` with the request's `--image`, `--env` and `--label` (templates over `vars`).
+pub(super) fn engine_spec(
+    request: &DeployRequest,
+    mut spec: ContainerSpec,
+    vars: &TemplateVars,
+) -> Result<ContainerSpec> {
+    if let Some(image) = &request.image {
+        spec = spec.with_image(render_value(image, vars)?);
+    }
+    for (k, v) in &request.env {
+        spec = spec.with_env(k, &render_value(v, vars)?);
+    }
+    for (k, v) in &request.labels {
+        spec = spec.with_label(k, &render_value(v, vars)?);
+    }
+    Ok(spec)
+}
+
+/// How one container is redeployed, as far as known before compose's templates.
+enum Route {
+    /// Known: what to deploy, and how it was chosen.
+    Ready(Desired, Via),
+    /// What compose creates for this service now, through the API.
+    Template(ComposeRef),
+}
+
+/// Compose's own container for every service routed to a template, by
+/// (project, service): one compose run per project (a dry run creates
+/// nothing: the container's own spec stands in, for the plan's names).
+async fn templates(
+    world: &DockerWorld,
+    request: &DeployRequest,
+    projects: &Projects,
+    singles: &[(&Server, BackendContainer, ContainerSpec, Route)],
+) -> Result<HashMap<(String, String), ContainerSpec>> {
+    let mut by_project: HashMap<String, (ComposeRef, Vec<(String, usize)>)> = HashMap::new();
+    let mut out = HashMap::new();
+    for (_, _, old, route) in singles {
+        let Route::Template(c) = route else { continue };
+        if request.dry_run {
+            out.insert((c.project.clone(), c.service.clone()), old.clone());
+            continue;
+        }
+        let entry = by_project
+            .entry(c.project.clone())
+            .or_insert_with(|| (c.clone(), Vec::new()));
+        entry.1.push((c.service.clone(), 1));
+    }
+    let Some(cli) = world.compose_cli() else {
+        return Ok(out);
+    };
+    for (name, (r, services)) in by_project {
+        let project = projects
+            .get(&(r.project.clone(), r.working_dir.clone()))
+            .ok_or_else(|| anyhow!("compose project {name} was not read"))?;
+        for (service, spec) in compose_templates(cli, &world.docker, project, &r, &services).await?
+        {
+            out.insert((name.clone(), service), spec);
+        }
+    }
+    Ok(out)
+}
+
 /// Builds the plan for a deploy.
 async fn prepare(world: &DockerWorld, request: &DeployRequest) -> Result<Prepared> {
     let config = world.load_config().await?;
@@ -133,23 +237,19 @@ async fn prepare(world: &DockerWorld, request: &DeployRequest) -> Result<Prepare
             .map(|name| up.server(name))
             .collect::<Result<_, _>>()?
     };
-    let engine_changes =
-        request.image.is_some() || !request.env.is_empty() || !request.labels.is_empty();
-    let mut records = Vec::new();
-    let mut targets = Vec::new();
-    let mut skipped = Vec::new();
-    let mut sections: Option<(Option<ComposeSection>, Option<ComposeSection>)> = None;
-    // What compose computes for each project, asked once per project.
-    let mut projects: HashMap<(String, Option<PathBuf>), ComposeProject> = HashMap::new();
-    for (index, server) in selected.into_iter().enumerate() {
+    // Which containers each server line names.
+    let mut found = Vec::new();
+    for server in selected {
         let address = &server.address;
-        let backend = match request
+        let resolved = match request
             .maps
             .iter()
             .find(|(s, _)| s == address || *s == server.host)
         {
-            Some((_, container)) => backend_by_name(&world.docker, container).await?,
-            None => resolve_backend(&world.docker, &world.nginx.networks, &server.host)
+            Some((_, container)) => {
+                Resolved::One(Box::new(backend_by_name(&world.docker, container).await?))
+            }
+            None => resolve_backends(&world.docker, &world.nginx.networks, &server.host)
                 .await
                 .with_context(|| {
                     format!(
@@ -158,52 +258,70 @@ async fn prepare(world: &DockerWorld, request: &DeployRequest) -> Result<Prepare
                     )
                 })?,
         };
-        let old = capture_spec(&world.docker, &backend.id).await?;
-        // The policy comes from the first compose service's deploy section, in either mode.
-        if let (None, Some(compose)) = (&sections, &backend.compose) {
-            sections = Some(policy_sections(compose)?);
-        }
-        let use_compose = match request.mode {
-            Mode::Engine => false,
-            Mode::Compose => true,
-            Mode::Auto => {
-                !engine_changes && backend.compose.is_some() && world.compose_cli().is_some()
-            }
-        };
-        let desired = if use_compose {
-            let compose = backend.compose.clone().ok_or_else(|| {
-                anyhow!(
-                    "container {} was not made by compose; use --mode engine",
-                    backend.name
-                )
-            })?;
-            let cli = world
-                .compose_cli()
-                .ok_or_else(|| anyhow!("--mode compose: no compose CLI installed"))?;
-            let key = (compose.project.clone(), compose.working_dir.clone());
-            let project = match projects.entry(key) {
-                Entry::Occupied(e) => e.into_mut(),
-                Entry::Vacant(e) => e.insert(ComposeProject::load(cli, &compose).await?),
+        found.push((server, resolved));
+    }
+    if let Some(options) = &request.compose {
+        for (_, resolved) in &mut found {
+            let members: Vec<&mut BackendContainer> = match resolved {
+                Resolved::One(b) => vec![&mut **b],
+                Resolved::Replicas(all) => all.iter_mut().collect(),
             };
-            // The image the compose file asks for: what the summary reports as new.
-            let image = project
-                .service(&compose.service)?
-                .get("image")
-                .and_then(|i| i.as_str())
-                .unwrap_or(&backend.image)
-                .to_string();
-            if !request.force && !project.needs_update(&compose)? {
-                skipped.push((
-                    address.clone(),
-                    format!(
-                        "compose service {} is unchanged (--force redeploys it)",
-                        compose.service
-                    ),
-                ));
+            for b in members {
+                if let Some(r) = &mut b.compose {
+                    options.apply(&b.name, r)?;
+                }
+            }
+        }
+    }
+    // The policy comes from the first compose service's deploy section, in either mode.
+    let first_compose = found.iter().find_map(|(_, r)| match r {
+        Resolved::One(b) => b.compose.clone(),
+        Resolved::Replicas(all) => all.iter().find_map(|b| b.compose.clone()),
+    });
+    let (update_section, rollback_section) = match &first_compose {
+        Some(compose) => policy_sections(world.compose_cli(), compose).await?,
+        None => (None, None),
+    };
+    let update = resolve(Direction::Update, update_section.as_ref(), &request.update)?;
+    let rollback_policy = resolve(
+        Direction::Rollback,
+        rollback_section.as_ref(),
+        &request.rollback,
+    )?;
+    let start_first = update.order.value == Order::StartFirst;
+    let mut sets = Vec::new();
+    let mut records = Vec::new();
+    let mut skipped = Vec::new();
+    let mut projects = Projects::new();
+    // Single containers, with how each is redeployed (compose's templates come
+    // after, one compose run per project for all its services).
+    let mut singles: Vec<(&Server, BackendContainer, ContainerSpec, Route)> = Vec::new();
+    for (index, (server, resolved)) in found.into_iter().enumerate() {
+        let address = &server.address;
+        let backend = match resolved {
+            Resolved::One(backend) => *backend,
+            Resolved::Replicas(members) => {
+                match super::replicas::prepare(
+                    world,
+                    request,
+                    &update,
+                    &mut projects,
+                    server,
+                    members,
+                )
+                .await?
+                {
+                    Ok((set, set_records)) => {
+                        sets.push(set);
+                        records.extend(set_records);
+                    }
+                    Err(why) => skipped.push((address.clone(), why)),
+                }
                 continue;
             }
-            Desired::Compose { compose, image }
-        } else {
+        };
+        if !use_compose(world, request, backend.compose.is_some()) {
+            let old = capture_spec(&world.docker, &backend.id).await?;
             let vars = TemplateVars {
                 server: address.clone(),
                 service: backend
@@ -213,26 +331,119 @@ async fn prepare(world: &DockerWorld, request: &DeployRequest) -> Result<Prepare
                 container: backend.name.clone(),
                 index,
             };
-            let mut spec = old.clone();
-            if let Some(image) = &request.image {
-                spec = spec.with_image(render_value(image, &vars)?);
+            let spec = engine_spec(request, old.clone(), &vars)?;
+            let route = Route::Ready(
+                Desired::Engine {
+                    spec: Box::new(spec),
+                },
+                Via::Engine,
+            );
+            singles.push((server, backend, old, route));
+            continue;
+        }
+        let compose = backend.compose.clone().ok_or_else(|| {
+            anyhow!(
+                "container {} was not made by compose; use --mode engine",
+                backend.name
+            )
+        })?;
+        let project = project(world, &mut projects, &compose).await?;
+        if !request.force && !project.needs_update(&compose)? {
+            skipped.push((
+                address.clone(),
+                format!(
+                    "compose service {} is unchanged (--force redeploys it)",
+                    compose.service
+                ),
+            ));
+            continue;
+        }
+        let cli_because = if request.mode == Mode::ComposeCli {
+            Some("--mode compose-cli".to_string())
+        } else if project.fixed_name(&compose.service) {
+            Some(format!(
+                "service {} sets container_name, so compose cannot make its container twice",
+                compose.service
+            ))
+        } else {
+            None
+        };
+        match cli_because {
+            Some(why) if start_first => bail!(
+                "start-first starts {}'s replacement beside it, which the compose CLI cannot do ({why}); give --image/--env or --mode engine",
+                backend.name
+            ),
+            Some(why) => {
+                // The image the compose file asks for: what the summary reports as new.
+                let image = project
+                    .service(&compose.service)?
+                    .get("image")
+                    .and_then(|i| i.as_str())
+                    .unwrap_or(&backend.image)
+                    .to_string();
+                let old = capture_spec(&world.docker, &backend.id).await?;
+                let route = Route::Ready(Desired::Compose { compose, image }, Via::ComposeCli(why));
+                singles.push((server, backend, old, route));
             }
-            for (k, v) in &request.env {
-                spec = spec.with_env(k, &render_value(v, &vars)?);
+            // Start-first on one compose container: a replica set of one, so its
+            // replacement takes the next number and the line comes back as it was.
+            None if start_first => {
+                match super::replicas::prepare(
+                    world,
+                    request,
+                    &update,
+                    &mut projects,
+                    server,
+                    vec![backend],
+                )
+                .await?
+                {
+                    Ok((set, set_records)) => {
+                        sets.push(set);
+                        records.extend(set_records);
+                    }
+                    Err(why) => skipped.push((address.clone(), why)),
+                }
             }
-            for (k, v) in &request.labels {
-                spec = spec.with_label(k, &render_value(v, &vars)?);
+            None => {
+                let old = capture_spec(&world.docker, &backend.id).await?;
+                singles.push((server, backend, old, Route::Template(compose)));
             }
-            Desired::Engine {
-                spec: Box::new(spec),
+        }
+    }
+    let templates = templates(world, request, &projects, &singles).await?;
+    let mut targets = Vec::new();
+    for (server, backend, old, route) in singles {
+        let address = &server.address;
+        let (desired, via) = match route {
+            Route::Ready(desired, via) => (desired, via),
+            Route::Template(compose) => {
+                let template = templates
+                    .get(&(compose.project.clone(), compose.service.clone()))
+                    .cloned()
+                    .ok_or_else(|| anyhow!("no template of compose service {}", compose.service))?;
+                let spec = template
+                    .named(&backend.name, backend.number)
+                    .with_volumes_of(&old, &backend.id);
+                (
+                    Desired::Engine {
+                        spec: Box::new(spec),
+                    },
+                    Via::Compose,
+                )
             }
         };
+        let replacement = start_first.then(|| next_slot(&backend.name));
+        // A dead container's line is pinned to nowhere until it serves again.
+        let pinned = (!backend.running).then(|| server.statement.clone());
         targets.push(Target {
             server: address.clone(),
             container: backend.name.clone(),
-            replacement: None,
+            replacement: replacement.clone(),
             drained_by_us: false,
             dead: !backend.running,
+            pinned: pinned.clone(),
+            via: Some(via),
         });
         records.push(ServerRecord {
             server: address.clone(),
@@ -245,30 +456,12 @@ async fn prepare(world: &DockerWorld, request: &DeployRequest) -> Result<Prepare
             new_container: None,
             healthy_at: None,
             error: None,
-            replacement: None,
+            set: None,
+            pinned,
+            replacement,
         });
     }
-    let (update_section, rollback_section) = sections.unwrap_or_default();
-    let update = resolve(Direction::Update, update_section.as_ref(), &request.update)?;
-    let rollback_policy = resolve(
-        Direction::Rollback,
-        rollback_section.as_ref(),
-        &request.rollback,
-    )?;
-    if update.order.value == Order::StartFirst {
-        for (t, rec) in targets.iter_mut().zip(records.iter_mut()) {
-            if matches!(rec.new_spec, Some(Desired::Compose { .. })) {
-                bail!(
-                    "start-first replaces {} beside the old container, which compose cannot do; give --image/--env or --mode engine",
-                    t.container
-                );
-            }
-            let name = next_slot(&t.container);
-            t.replacement = Some(name.clone());
-            rec.replacement = Some(name);
-        }
-    }
-    if targets.is_empty() {
+    if targets.is_empty() && sets.is_empty() {
         bail!(
             "nothing to deploy in upstream {}: {}",
             request.upstream,
@@ -279,10 +472,30 @@ async fn prepare(world: &DockerWorld, request: &DeployRequest) -> Result<Prepare
                 .join("; ")
         );
     }
+    // Every image before the first drain: a missing one found at the
+    // recreate step would leave a stop-first server without a container.
+    let mut notices: Vec<String> = skipped
+        .iter()
+        .map(|(server, why)| format!("skipping {server}: {why}"))
+        .collect();
+    let images: BTreeSet<&str> = records
+        .iter()
+        .filter_map(|r| r.new_spec.as_ref().map(Desired::image))
+        .collect();
+    for image in images {
+        match ensure_image(&world.docker, image, !request.dry_run).await? {
+            ImageFound::Present => {}
+            ImageFound::Absent => notices.push(format!(
+                "image {image} is not on this host: the deploy pulls it before the first drain"
+            )),
+            ImageFound::Pulled => notices.push(format!("pulled image {image}")),
+        }
+    }
     let plan = rolling_update(
         &config,
         &request.upstream,
         &targets,
+        &sets,
         &update,
         request.timeouts,
     )?;
@@ -290,6 +503,6 @@ async fn prepare(world: &DockerWorld, request: &DeployRequest) -> Result<Prepare
         plan,
         rollback_policy,
         servers: records,
-        skipped,
+        notices,
     })
 }

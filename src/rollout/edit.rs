@@ -58,6 +58,8 @@ pub async fn edit_server(
         healthy_at: None,
         error: None,
         replacement: None,
+        set: None,
+        pinned: None,
     };
     let kind = if request.drain {
         RolloutKind::Drain

@@ -6,11 +6,13 @@
 mod deploy;
 mod edit;
 mod recover;
+mod replicas;
 mod run;
 mod session;
 mod status;
 mod world;
 
+pub use crate::backends::{ComposeFlags, ComposeOptions, ComposeOptionsError};
 pub use deploy::{DeployRequest, Mode, deploy};
 pub use edit::{EditRequest, edit_server};
 pub use recover::{ResumeRequest, RollbackRequest, resume, rollback};

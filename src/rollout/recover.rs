@@ -4,6 +4,7 @@
 use anyhow::{Context, Result, bail};
 use tokio::sync::watch;
 
+use super::replicas::{resume_set, undo_set};
 use super::run::{Ended, Origin, Planned, Runner, new_rollout, pending_steps};
 use super::session::Session;
 use super::world::{Desired, DockerWorld};
@@ -13,7 +14,7 @@ use crate::exec::{
     Observer, PlanKind, Rollout, RolloutKind, ServerRecord, ServerState, StateDir, Status, World,
 };
 use crate::plan::{
-    Direction, Order, Overrides, Target, UpdateConfig, replacement_address, rolling_update,
+    Direction, Order, Overrides, Target, UpdateConfig, Via, replacement_address, rolling_update,
     with_flags,
 };
 
@@ -39,6 +40,11 @@ pub struct RollbackRequest {
     pub dry_run: bool,
 }
 
+/// The operator's lines of the replica sets a rollout rolls, in order.
+fn set_lines(rollout: &Rollout<Desired>) -> Vec<String> {
+    rollout.plan.sets.iter().map(|s| s.server.clone()).collect()
+}
+
 /// Where a journaled server stands now: whether the `down` on its line is
 /// ours to remove, and whether its container is dead. The one rule `resume`
 /// and `rollback` share.
@@ -49,7 +55,12 @@ async fn reentry(
     container: &str,
     rec: &ServerRecord<Desired>,
 ) -> Result<(bool, bool)> {
-    let drained_by_us = up.is_down(address) && rec.drained_by_us();
+    // A line pinned to nowhere stands for the operator's line `address`.
+    let line = up
+        .servers
+        .iter()
+        .find(|s| s.address == address || s.pinned_from.as_deref() == Some(address));
+    let drained_by_us = line.is_some_and(|l| l.is_down()) && rec.drained_by_us();
     let dead = !world.is_running(container).await?;
     Ok((drained_by_us, dead))
 }
@@ -81,11 +92,26 @@ pub async fn resume(
     };
     let config = world.load_config().await?;
     let up = config.upstream(&rollout.upstream)?;
+    let mut sets = Vec::new();
+    for server in set_lines(&rollout) {
+        sets.push(resume_set(world, &mut rollout, &server, &up).await?);
+    }
+    let vias: Vec<(String, Option<Via>)> = rollout
+        .plan
+        .targets
+        .iter()
+        .map(|t| (t.server.clone(), t.via.clone()))
+        .collect();
+    let via_of = |server: &str| {
+        vias.iter()
+            .find(|(s, _)| s == server)
+            .and_then(|(_, v)| v.clone())
+    };
     let mut targets = Vec::new();
     for rec in rollout
         .servers
         .iter_mut()
-        .filter(|r| r.state != ServerState::Done)
+        .filter(|r| r.state != ServerState::Done && r.set.is_none())
     {
         let (drained_by_us, dead) = reentry(world, &up, &rec.server, &rec.container, rec).await?;
         rec.state = entry_state(drained_by_us);
@@ -96,12 +122,15 @@ pub async fn resume(
             replacement: rec.replacement.clone(),
             drained_by_us,
             dead,
+            pinned: rec.pinned.clone(),
+            via: via_of(&rec.server),
         });
     }
     let plan = rolling_update(
         &config,
         &rollout.upstream,
         &targets,
+        &sets,
         &rollout.plan.policy,
         rollout.plan.timeouts,
     )?;
@@ -110,7 +139,7 @@ pub async fn resume(
             kind: PlanKind::Resume,
             revision: rollout.revision,
             plan,
-            skipped: Vec::new(),
+            notices: Vec::new(),
         })));
     }
     if !observer.approve(PlanKind::Resume, &plan)? {
@@ -174,7 +203,7 @@ pub async fn rollback(
             kind: PlanKind::Rollback,
             revision: undo.revision,
             plan: undo.plan,
-            skipped: Vec::new(),
+            notices: Vec::new(),
         })));
     }
     if !observer.approve(PlanKind::Rollback, &undo.plan)? {
@@ -208,10 +237,16 @@ pub(crate) async fn undo_of(
     let up = config.upstream(&of.upstream)?;
     let mut servers = Vec::new();
     let mut targets = Vec::new();
+    let mut sets = Vec::new();
+    for server in set_lines(of) {
+        let (set, records) = undo_set(world, of, to, &server, policy).await?;
+        sets.push(set);
+        servers.extend(records);
+    }
     for rec in of
         .servers
         .iter()
-        .filter(|r| r.state != ServerState::Pending)
+        .filter(|r| r.state != ServerState::Pending && r.set.is_none())
     {
         // A start-first server that finished runs as its replacement now.
         let (address, container) = match &rec.replacement {
@@ -235,6 +270,8 @@ pub(crate) async fn undo_of(
             replacement: replacement.clone(),
             drained_by_us,
             dead,
+            pinned: rec.pinned.clone(),
+            via: Some(Via::Previous),
         });
         servers.push(ServerRecord {
             server: address,
@@ -246,15 +283,24 @@ pub(crate) async fn undo_of(
             healthy_at: None,
             error: None,
             replacement,
+            set: None,
+            pinned: rec.pinned.clone(),
         });
     }
-    if targets.is_empty() {
+    if targets.is_empty() && sets.is_empty() {
         bail!(
             "revision {} changed no server; nothing to roll back",
             of.revision
         );
     }
-    let plan = rolling_update(&config, &of.upstream, &targets, policy, of.plan.timeouts)?;
+    let plan = rolling_update(
+        &config,
+        &of.upstream,
+        &targets,
+        &sets,
+        policy,
+        of.plan.timeouts,
+    )?;
     let origin = Origin {
         revision: state.next_revision()?,
         kind: RolloutKind::Rollback,

@@ -34,8 +34,9 @@ pub struct Planned {
     pub revision: u32,
     /// The plan.
     pub plan: Plan,
-    /// Servers left alone, with why.
-    pub skipped: Vec<(String, String)>,
+    /// What the operator should know first (servers left alone and why,
+    /// images the run would pull).
+    pub notices: Vec<String>,
 }
 
 /// What a run left.

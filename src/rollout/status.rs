@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::session::Session;
 use super::world::Desired;
-use crate::backends::resolve_backend;
+use crate::backends::{Resolved, resolve_backends};
 use crate::conf::ServerMode;
 use crate::docker;
 use crate::exec::{Rollout, RolloutKind, ServerState, Status, World, time};
@@ -23,8 +23,13 @@ pub struct ServerStatus {
     pub state: ServerMode,
     /// The container behind it (`-` when none is found).
     pub container: String,
+    /// Its address on nginx's network (`-` when it has none).
+    pub address: String,
     /// Its image (`-` when none is found).
     pub image: String,
+    /// For a replica: the environment values in which it differs from the
+    /// other replicas (which version it runs during a rollout), else `-`.
+    pub runs: String,
     /// Its health (`-` when none is found).
     pub health: ContainerHealth,
     /// When it started (`-` when none is found).
@@ -113,52 +118,115 @@ pub async fn status(session: &Session, upstream: Option<&str>) -> Result<StatusR
         .filter(|u| upstream.is_none_or(|n| u.name == n))
     {
         for s in &up.servers {
-            let found = resolve_backend(&world.docker, &world.nginx.networks, &s.host)
-                .await
-                .ok();
-            let info = match &found {
-                Some(b) => docker::inspect(&world.docker, &b.id).await.ok().flatten(),
-                None => None,
+            let containers =
+                match resolve_backends(&world.docker, &world.nginx.networks, &s.host).await {
+                    Ok(Resolved::One(b)) => vec![*b],
+                    Ok(Resolved::Replicas(all)) => all,
+                    Err(_) => Vec::new(),
+                };
+            let rollout = unfinished
+                .as_ref()
+                .and_then(|r| {
+                    r.servers
+                        .iter()
+                        .find(|rec| {
+                            rec.server == s.address
+                                && !matches!(rec.state, ServerState::Pending | ServerState::Done)
+                        })
+                        .map(|rec| format!("rev {} {:?}: {}", r.revision, r.status, rec.state))
+                })
+                .or_else(|| {
+                    s.pinned_from
+                        .as_ref()
+                        .map(|from| format!("pinned from {from}"))
+                });
+            let row = |container: String, address: String, image: String, health, runs, started| {
+                ServerStatus {
+                    upstream: up.name.clone(),
+                    server: s.address.clone(),
+                    state: s.mode(),
+                    container,
+                    address,
+                    image,
+                    runs,
+                    health,
+                    started,
+                    file: format!("{}:{}", s.file.display(), s.line),
+                    rollout: rollout.clone(),
+                }
             };
-            let st = info.and_then(|i| i.state).unwrap_or_default();
-            let health = match (&found, st.health.and_then(|h| h.status)) {
-                (None, _) => ContainerHealth::Unknown,
-                (_, Some(HealthStatusEnum::HEALTHY)) => ContainerHealth::Healthy,
-                (_, Some(HealthStatusEnum::UNHEALTHY)) => ContainerHealth::Unhealthy,
-                (_, Some(HealthStatusEnum::STARTING)) => ContainerHealth::Starting,
-                _ if st.running == Some(true) => ContainerHealth::Running,
-                _ => ContainerHealth::Stopped,
-            };
-            let rollout = unfinished.as_ref().and_then(|r| {
-                r.servers
+            if containers.is_empty() {
+                servers.push(row(
+                    "-".into(),
+                    "-".into(),
+                    "-".into(),
+                    ContainerHealth::Unknown,
+                    "-".into(),
+                    "-".into(),
+                ));
+                continue;
+            }
+            let mut inspected = Vec::new();
+            for b in &containers {
+                inspected.push(docker::inspect(&world.docker, &b.id).await.ok().flatten());
+            }
+            let envs: Vec<Vec<String>> = inspected
+                .iter()
+                .map(|i| {
+                    i.as_ref()
+                        .and_then(|i| i.config.as_ref()?.env.clone())
+                        .unwrap_or_default()
+                })
+                .collect();
+            for ((b, info), env) in containers.into_iter().zip(inspected).zip(&envs) {
+                let st = info.and_then(|i| i.state).unwrap_or_default();
+                let health = match st.health.and_then(|h| h.status) {
+                    Some(HealthStatusEnum::HEALTHY) => ContainerHealth::Healthy,
+                    Some(HealthStatusEnum::UNHEALTHY) => ContainerHealth::Unhealthy,
+                    Some(HealthStatusEnum::STARTING) => ContainerHealth::Starting,
+                    _ if st.running == Some(true) => ContainerHealth::Running,
+                    _ => ContainerHealth::Stopped,
+                };
+                let address = b
+                    .addresses
                     .iter()
-                    .find(|rec| {
-                        rec.server == s.address
-                            && !matches!(rec.state, ServerState::Pending | ServerState::Done)
-                    })
-                    .map(|rec| format!("rev {} {:?}: {}", r.revision, r.status, rec.state))
-            });
-            let (container, image, started) = match found {
-                Some(b) => (b.name, b.image, st.started_at.unwrap_or_default()),
-                None => ("-".into(), "-".into(), "-".into()),
-            };
-            servers.push(ServerStatus {
-                upstream: up.name.clone(),
-                server: s.address.clone(),
-                state: s.mode(),
-                container,
-                image,
-                health,
-                started,
-                file: format!("{}:{}", s.file.display(), s.line),
-                rollout,
-            });
+                    .find(|(net, _)| world.nginx.networks.contains(net))
+                    .map_or_else(|| "-".to_string(), |(_, ip)| ip.clone());
+                servers.push(row(
+                    b.name,
+                    address,
+                    b.image,
+                    health,
+                    differing(env, &envs),
+                    st.started_at.unwrap_or_default(),
+                ));
+            }
         }
     }
     Ok(StatusReport {
         servers,
         unfinished,
     })
+}
+
+/// The entries of `env` whose value some other replica's `envs` do not
+/// share, space-separated; `-` when none (or when there is no other replica).
+fn differing(env: &[String], envs: &[Vec<String>]) -> String {
+    let key = |e: &str| e.split_once('=').map_or(e, |(k, _)| k).to_string();
+    let diff: Vec<&str> = env
+        .iter()
+        .filter(|e| {
+            envs.iter().any(|other| {
+                !other.contains(e) || other.iter().filter(|o| key(o) == key(e)).count() != 1
+            })
+        })
+        .map(String::as_str)
+        .collect();
+    if diff.is_empty() {
+        "-".into()
+    } else {
+        diff.join(" ")
+    }
 }
 
 /// Every revision kept (of `upstream`), oldest first.
@@ -180,4 +248,23 @@ pub async fn history(session: &Session, upstream: Option<&str>) -> Result<Vec<Hi
             undoes: r.undoes,
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_replica_shows_the_values_it_does_not_share() {
+        let env = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let all = vec![
+            env(&["PORT=8000", "MESSAGE=v1"]),
+            env(&["PORT=8000", "MESSAGE=v2"]),
+        ];
+        assert_eq!(differing(&all[0], &all), "MESSAGE=v1");
+        assert_eq!(differing(&all[1], &all), "MESSAGE=v2");
+        let same = vec![env(&["PORT=8000"]), env(&["PORT=8000"])];
+        assert_eq!(differing(&same[0], &same), "-");
+        assert_eq!(differing(&same[0], &same[..1]), "-");
+    }
 }

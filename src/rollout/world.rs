@@ -125,14 +125,6 @@ impl DockerWorld {
             .await
     }
 
-    /// Whether a container exists and runs (nginx can resolve only running containers' names).
-    pub async fn is_running(&self, container: &str) -> Result<bool> {
-        Ok(docker::inspect(&self.docker, container)
-            .await?
-            .and_then(|info| info.state?.running)
-            .unwrap_or(false))
-    }
-
     fn probe_for(&self, server: &str) -> Probe {
         match &self.probe {
             ProbeKind::Tcp => Probe::Tcp {
@@ -262,6 +254,13 @@ impl World for DockerWorld {
 
     async fn stop_old(&self, container: &str) -> Result<()> {
         self.remove_if_present(container).await
+    }
+
+    async fn is_running(&self, container: &str) -> Result<bool> {
+        Ok(docker::inspect(&self.docker, container)
+            .await?
+            .and_then(|info| info.state?.running)
+            .unwrap_or(false))
     }
 
     async fn wait_healthy(

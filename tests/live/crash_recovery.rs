@@ -187,7 +187,7 @@ fn kill_9_between_writing_a_drain_and_reloading_then_resume_reloads_before_stopp
     let load = stack.load("/", 12, 16, "get-close");
     std::thread::sleep(Duration::from_secs(1));
     let out = stack.tool(&["resume", "--yes", "--output", "json"]);
-    let load = load.finish();
+    let load = load.stop();
     assert_ok(&out);
     let kinds: Vec<String> = crate::support::json_lines(&out)
         .iter()

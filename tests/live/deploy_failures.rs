@@ -1,5 +1,5 @@
 //! Failures against the real Docker engine: a backend that never becomes
-//! healthy, and a config edit that `nginx -t` rejects.
+//! healthy, a config edit that `nginx -t` rejects, a new image that is missing.
 
 use std::time::Duration;
 
@@ -21,7 +21,7 @@ fn a_backend_that_never_becomes_healthy_pauses_the_deploy_and_the_other_server_k
         "10s",
     ]);
     let during = stack.bodies(8);
-    let load = load.finish();
+    let load = load.stop();
 
     assert!(!out.status.success(), "the deploy must fail");
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -72,7 +72,7 @@ fn a_backend_that_never_becomes_healthy_pauses_the_deploy_and_the_other_server_k
 }
 
 #[test]
-fn a_config_edit_that_nginx_t_rejects_is_restored_byte_for_byte_and_not_reloaded() {
+fn nothing_changes_when_nginx_t_rejects_the_edit_or_the_new_image_is_missing() {
     let stack = Stack::up("nginxt");
     // Upstream names resolve when nginx loads its config: with app2's
     // container stopped, any reload would fail `host not found in upstream`.
@@ -131,4 +131,34 @@ fn a_config_edit_that_nginx_t_rejects_is_restored_byte_for_byte_and_not_reloaded
         .map(|r| r["status"].as_str().unwrap())
         .collect();
     assert_eq!(statuses, ["rejected", "rejected"], "{history}");
+
+    // An image that is neither here nor pullable stops the deploy before the
+    // first drain: same container, same config, no revision.
+    let app1 = stack.inspect(&stack.container("app1"))["Id"].clone();
+    let image = "nginx-rollout-fixture/app:nowhere";
+    let out = stack.tool(&[
+        "deploy",
+        "apps",
+        "--yes",
+        "--servers",
+        "app1",
+        "--image",
+        image,
+    ]);
+    assert!(
+        !out.status.success(),
+        "a missing image must fail the deploy"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "image {image} is not on this host and cannot be pulled"
+        )) && stderr.contains("nothing was changed"),
+        "{stderr}"
+    );
+    assert_eq!(stack.inspect(&stack.container("app1"))["Id"], app1);
+    assert_eq!((stack.conf(), stack.conf_inode()), (before, inode));
+    let history = stack.tool(&["history", "--output", "json"]);
+    let history: serde_json::Value = serde_json::from_slice(&history.stdout).unwrap();
+    assert_eq!(history.as_array().unwrap().len(), 2, "{history}");
 }

@@ -42,7 +42,7 @@ fn compose_deploy_under(profile: &str) {
         "json",
     ]);
     let slow = slow.finish();
-    let load = load.finish();
+    let load = load.stop();
     assert_ok(&out);
 
     let events = json_lines(&out);

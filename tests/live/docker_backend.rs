@@ -4,10 +4,10 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use nginx_rollout::backends::{
-    ComposeCli, ComposeProject, HealthError, HealthSource, Probe, Recreated, backend_by_name,
-    capture_spec, compose_cli, compose_container, compose_recreate, create_and_start,
-    failed_within, next_slot, recreate_stop_first, rename, resolve_backend, stop_and_remove,
-    wait_healthy,
+    ComposeCli, ComposeProject, HealthError, HealthSource, Probe, Recreated, Resolved,
+    backend_by_name, capture_spec, compose_cli, compose_container, compose_recreate,
+    create_and_start, failed_within, next_slot, recreate_stop_first, rename, resolve_backend,
+    resolve_backends, stop_and_remove, wait_healthy,
 };
 
 use crate::support::scope::Scope;
@@ -90,13 +90,21 @@ async fn resolves_by_compose_service_name_alias_and_ip() {
     assert!(err.contains(&format!("server {elsewhere}")), "{err}");
     assert!(err.contains(&by_alias) && err.contains(&alias), "{err}");
 
-    // Two containers answering to one alias: ambiguous.
+    // Two containers answering to one alias: ambiguous for one container,
+    // and a replica set for a line (both, in name order).
     let twin = s.run("twin", &["--network", &net, "--network-alias", &alias, APP]);
     let err = resolve_backend(&d, &nets, &alias)
         .await
         .unwrap_err()
         .to_string();
     assert!(err.contains("ambiguous") && err.contains(&twin), "{err}");
+    match resolve_backends(&d, &nets, &alias).await.unwrap() {
+        Resolved::Replicas(all) => assert_eq!(
+            all.iter().map(|b| b.name.as_str()).collect::<Vec<_>>(),
+            [by_alias.as_str(), twin.as_str()]
+        ),
+        Resolved::One(b) => panic!("one container {}", b.name),
+    }
 
     // `--map SERVER=CONTAINER` path.
     assert_eq!(backend_by_name(&d, &twin).await.unwrap().name, twin);

@@ -5,7 +5,9 @@
 mod support;
 
 mod cli_front;
+mod compose_oracle;
 mod crash_recovery;
+mod dead_servers;
 mod deploy_engine;
 mod deploy_failures;
 mod deploy_seed;
@@ -19,3 +21,5 @@ mod policy_failures;
 mod policy_history;
 mod policy_order;
 mod policy_pause;
+mod seed000;
+mod seed003;

@@ -36,7 +36,7 @@ fn never_healthy_version_is_rolled_back_automatically_without_failed_requests() 
         "--monitor",
         "0s",
     ]);
-    let load = load.finish();
+    let load = load.stop();
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let events = json_lines(&out);
     assert!(

@@ -7,9 +7,10 @@ use std::ops::Range;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/corpus");
+/// The corpus ships with the project (its README says where each folder came from).
+pub const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/corpus");
 
-const INVALID: [&str; 11] = [
+pub const INVALID: [&str; 11] = [
     "certbot/certbot/src/certbot/_internal/tests/plugins/nginx/testdata/etc_nginx/broken.conf",
     "certbot/certbot/src/certbot/_internal/tests/plugins/nginx/testdata/etc_nginx/ubuntu_nginx_1_4_6/default_vhost/nginx/naxsi-ui.conf.1.4.1",
     "crossplane/tests/configs/includes-globbed/servers/locations/not-included.conf",
@@ -26,7 +27,7 @@ const INVALID: [&str; 11] = [
 /// Files the README does not list but that nginx's tokenizer rejects too
 /// (`nginx -t` says the same, checked by `extra_invalid_files_fail_like_nginx`):
 /// a quote followed by a non-separator, and a `}` after a directive missing its `;`.
-const INVALID_BY_NGINX: [&str; 8] = [
+pub const INVALID_BY_NGINX: [&str; 8] = [
     "crossplane/tests/configs/missing-semicolon/broken-above.conf",
     "crossplane/tests/configs/missing-semicolon/broken-below.conf",
     "crossplane/tests/configs/quote-behavior/nginx.conf",
@@ -38,14 +39,14 @@ const INVALID_BY_NGINX: [&str; 8] = [
 ];
 
 /// The corpus's one symlink, stored by git as a file holding its target.
-const SYMLINK_STUB: &str = "certbot/certbot/src/certbot/_internal/tests/plugins/nginx/testdata/etc_nginx/ubuntu_nginx_1_4_6/default_vhost/nginx/sites-enabled/default";
+pub const SYMLINK_STUB: &str = "certbot/certbot/src/certbot/_internal/tests/plugins/nginx/testdata/etc_nginx/ubuntu_nginx_1_4_6/default_vhost/nginx/sites-enabled/default";
 
-fn corpus_files() -> Vec<PathBuf> {
+pub fn corpus_files() -> Vec<PathBuf> {
     fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
         for e in std::fs::read_dir(dir).unwrap() {
             let p = e.unwrap().path();
             let meta = std::fs::symlink_metadata(&p).unwrap();
-            if meta.is_dir() {
+            if meta.is_dir() && p.file_name().unwrap() != "LICENSES" {
                 walk(&p, out);
             } else if meta.is_file()
                 && p.file_name().unwrap() != "README.md"
@@ -61,7 +62,7 @@ fn corpus_files() -> Vec<PathBuf> {
     out
 }
 
-fn rel(p: &Path) -> String {
+pub fn rel(p: &Path) -> String {
     p.strip_prefix(CORPUS)
         .unwrap()
         .to_string_lossy()

@@ -26,7 +26,47 @@ fn free_port() -> u16 {
     }
 }
 
-/// A running seed-002 stack.
+/// Which seed's stack.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Seed {
+    /// Seed 002: nginx + app1 + app2, the nginx.conf bind-mounted as a single file.
+    S002,
+    /// Seed 000: a compose service `web` with three replicas behind one
+    /// `server web:8000;`, conf.d/default.conf bind-mounted as a single file.
+    S000,
+    /// Seed 003: a core compose file and override files; up from
+    /// `docker-compose.yml` + `prod.yml` (three `api` replicas behind one
+    /// `server api:8000;`).
+    S003,
+}
+
+impl Seed {
+    fn dir(self) -> &'static str {
+        match self {
+            Seed::S002 => "fixtures/seed002",
+            Seed::S000 => "fixtures/seed000",
+            Seed::S003 => "fixtures/seed003",
+        }
+    }
+
+    /// The compose files the stack is brought up (and driven) with.
+    pub fn files(self) -> &'static [&'static str] {
+        match self {
+            Seed::S002 | Seed::S000 => &["docker-compose.yml"],
+            Seed::S003 => &["docker-compose.yml", "prod.yml"],
+        }
+    }
+
+    fn conf(self) -> &'static str {
+        match self {
+            Seed::S002 => "proxy/nginx.conf",
+            Seed::S000 => "nginx/nginx.conf",
+            Seed::S003 => "nginx/default.conf",
+        }
+    }
+}
+
+/// A running copy of a seed's stack.
 pub struct Stack {
     /// The temp dir holding docker-compose.yml and proxy/nginx.conf.
     pub dir: tempfile::TempDir,
@@ -34,6 +74,8 @@ pub struct Stack {
     pub project: String,
     /// nginx's port on 127.0.0.1.
     pub port: u16,
+    /// Which seed.
+    pub seed: Seed,
     /// Stacks run alone: the machine is small, and concurrent tests would
     /// make load results depend on each other.
     _turn: RwLockWriteGuard<'static, ()>,
@@ -42,12 +84,17 @@ pub struct Stack {
 impl Stack {
     /// Copies `fixtures/seed002`, lets `edit` change its files, and brings it up.
     pub fn up_with(name: &str, edit: impl FnOnce(&Path)) -> Stack {
+        Stack::seed(Seed::S002, name, edit)
+    }
+
+    /// Copies the seed's fixture, lets `edit` change its files, and brings it up.
+    pub fn seed(seed: Seed, name: &str, edit: impl FnOnce(&Path)) -> Stack {
         let turn = super::alone();
         let dir = tempfile::Builder::new()
             .prefix(&format!("nr-{name}-"))
             .tempdir()
             .unwrap();
-        copy_dir(&root().join("fixtures/seed002"), dir.path());
+        copy_dir(&root().join(seed.dir()), dir.path());
         edit(dir.path());
         let project = format!("nrt{}{}", name.replace(['-', '_'], ""), std::process::id());
         let port = free_port();
@@ -55,6 +102,7 @@ impl Stack {
             dir,
             project,
             port,
+            seed,
             _turn: turn,
         };
         let out = stack.compose(&["up", "-d"]);
@@ -77,11 +125,22 @@ impl Stack {
         self.dir.path()
     }
 
-    /// Runs docker-compose with this project.
+    /// Runs docker-compose with this project and the seed's files.
     pub fn compose(&self, args: &[&str]) -> Output {
+        let files = self.seed.files().iter().flat_map(|f| ["-f", f]);
+        self.compose_files(files, args)
+    }
+
+    /// Runs docker-compose with this project and `files` (`-f F` pairs).
+    pub fn compose_files<'a>(
+        &self,
+        files: impl IntoIterator<Item = &'a str>,
+        args: &[&str],
+    ) -> Output {
         Command::new("docker-compose")
             .arg("-p")
             .arg(&self.project)
+            .args(files)
             .args(args)
             .current_dir(self.path())
             .env("NGINX_PORT", self.port.to_string())
@@ -118,9 +177,29 @@ impl Stack {
         std::fs::write(&path, text.replace(from, to)).unwrap();
     }
 
-    /// proxy/nginx.conf's path.
+    /// The bind-mounted config file's path (seed 002's proxy/nginx.conf,
+    /// seed 000's nginx/nginx.conf).
     pub fn conf_path(&self) -> PathBuf {
-        self.path().join("proxy/nginx.conf")
+        self.path().join(self.seed.conf())
+    }
+
+    /// The names of a service's containers, sorted.
+    pub fn containers_of(&self, service: &str) -> Vec<String> {
+        let mut names: Vec<String> = docker(&[
+            "ps",
+            "-a",
+            "--filter",
+            &format!("label=com.docker.compose.project={}", self.project),
+            "--filter",
+            &format!("label=com.docker.compose.service={service}"),
+            "--format",
+            "{{.Names}}",
+        ])
+        .lines()
+        .map(str::to_string)
+        .collect();
+        names.sort();
+        names
     }
 
     /// proxy/nginx.conf's inode on the host (a single-file bind mount follows it).
@@ -257,6 +336,16 @@ pub struct LoadResult {
 }
 
 impl Load {
+    /// Ends the load half a second from now (what is measured is over; the
+    /// half second catches failures right after it) and parses its summary.
+    pub fn stop(self) -> LoadResult {
+        std::thread::sleep(Duration::from_millis(500));
+        let pid = rustix::process::Pid::from_raw(self.child.id() as i32).expect("a pid");
+        // Already ended by itself: then there is nothing to stop.
+        let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+        self.finish()
+    }
+
     /// Waits for the load to end and parses its summary.
     pub fn finish(self) -> LoadResult {
         let out = self.child.wait_with_output().unwrap();

@@ -4,7 +4,7 @@ use std::time::Duration;
 use clap::Args;
 
 use crate::cli::args::{
-    ConfirmArgs, Global, RollbackFlags, SessionArgs, UpdateFlags, duration, key_value,
+    ComposeArgs, ConfirmArgs, Global, RollbackFlags, SessionArgs, UpdateFlags, duration, key_value,
 };
 use crate::cli::front;
 use crate::plan::Timeouts;
@@ -45,6 +45,9 @@ pub struct DeployArgs {
     /// Without a Docker healthcheck: probe this HTTP path from the nginx container (default: TCP connect).
     #[arg(long)]
     pub health_path: Option<String>,
+    /// The compose project.
+    #[command(flatten)]
+    pub compose: ComposeArgs,
     /// Update policy.
     #[command(flatten)]
     pub update: UpdateFlags,
@@ -67,7 +70,13 @@ pub async fn exec(global: &Global, args: DeployArgs, dry_run: bool) -> anyhow::R
         Some(path) => ProbeKind::Http(path.clone()),
         None => ProbeKind::Tcp,
     };
-    let session = Session::open(args.session.options(global, probe)?).await?;
+    let mut options = args.session.options(global, probe)?;
+    let compose = args.compose.options(&options.cwd)?;
+    if let Some(compose) = &compose {
+        // nginx is looked for in the project the operator names.
+        options.cwd = compose.directory.clone();
+    }
+    let session = Session::open(options).await?;
     let request = DeployRequest {
         upstream: args.upstream,
         servers: args.servers,
@@ -77,6 +86,7 @@ pub async fn exec(global: &Global, args: DeployArgs, dry_run: bool) -> anyhow::R
         maps: args.maps,
         mode: args.mode,
         force: args.force,
+        compose,
         update: (&args.update).into(),
         rollback: (&args.rollback).into(),
         timeouts: Timeouts {

@@ -49,7 +49,7 @@ pub enum Command {
 /// Runs one command; returns the exit code.
 pub fn run(global: &Global, command: Command) -> i32 {
     match command {
-        Command::Conf(c) => offline(conf::exec(c)),
+        Command::Conf(c) => offline(conf::exec(c, global.verbose)),
         Command::Render(a) => offline(render::exec(a)),
         Command::Completions(a) => offline(completions::exec(a)),
         Command::Man => offline(man::exec()),

@@ -103,8 +103,8 @@ pub fn finish(global: &Global, ended: Ended) -> i32 {
 /// A dry run: the servers left alone, then the plan as text on stdout or
 /// as one JSON `plan` event.
 fn show_planned(global: &Global, planned: &Planned) {
-    for (server, why) in &planned.skipped {
-        eprintln!("skipping {server}: {why}");
+    for notice in &planned.notices {
+        eprintln!("{notice}");
     }
     match global.output {
         Output::Json => Json.event(&Event::Plan {

@@ -10,10 +10,24 @@ use crate::rollout::{HistoryEntry, StatusReport};
 /// Renders a plan: the policy in effect with sources, then every step with its diff.
 pub fn render_plan(plan: &Plan, color: bool) -> String {
     let mut out = String::new();
+    let replicas: usize = plan.sets.iter().map(|s| s.slots.len()).sum();
     out.push_str(&format!(
-        "Plan for upstream {} ({} servers):\n",
+        "Plan for upstream {} ({} servers{}):\n",
         plan.upstream,
-        plan.targets.len()
+        plan.targets.len(),
+        if replicas > 0 {
+            format!(
+                ", {replicas} replica slot{} of {}",
+                if replicas == 1 { "" } else { "s" },
+                plan.sets
+                    .iter()
+                    .map(|s| s.server.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        } else {
+            String::new()
+        }
     ));
     let mut table = Table::new();
     table
@@ -44,6 +58,21 @@ pub fn render_plan(plan: &Plan, color: bool) -> String {
     ));
     out.push_str(&table.to_string());
     out.push('\n');
+    // How each server's new container is made.
+    for t in &plan.targets {
+        if let Some(via) = &t.via {
+            out.push_str(&format!("  {} ({}): {via}\n", t.server, t.container));
+        }
+    }
+    for s in &plan.sets {
+        if let Some(via) = &s.via {
+            out.push_str(&format!(
+                "  {} ({} replicas): {via}\n",
+                s.server,
+                s.kept.len() + s.slots.iter().filter(|x| x.new.is_some()).count()
+            ));
+        }
+    }
     for step in &plan.steps {
         out.push_str(&step_line(step, plan.steps.len()));
         out.push('\n');
@@ -98,7 +127,9 @@ pub fn render_status(report: &StatusReport) -> String {
         "server",
         "state",
         "container",
+        "address",
         "image",
+        "runs",
         "health",
         "started",
         "rollout",
@@ -109,7 +140,9 @@ pub fn render_status(report: &StatusReport) -> String {
             s.server.clone(),
             s.state.to_string(),
             s.container.clone(),
+            s.address.clone(),
             s.image.clone(),
+            s.runs.clone(),
             s.health.to_string(),
             s.started.clone(),
             s.rollout.clone().unwrap_or_else(|| "-".into()),

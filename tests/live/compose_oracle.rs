@@ -1,0 +1,287 @@
+//! The compose fast path against compose itself: the containers nginx-rollout
+//! creates through the Engine API inspect the same as those `docker-compose up
+//! -d --no-deps --force-recreate` creates from the same files, once ids, names'
+//! numbers, timestamps and addresses are set aside; and `docker-compose up -d`
+//! right after a fast-path deploy changes nothing.
+use std::path::Path;
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+use crate::support::scope::Scope;
+use crate::support::{assert_ok, docker, skip, tool_path};
+
+/// A service with every key the fast path must carry over: env, image,
+/// command, entrypoint, labels, anonymous, named and bind volumes, two
+/// networks with aliases, a published port, restart policy, healthcheck,
+/// stop signal and grace period, logging, resources, extra hosts, user,
+/// working dir, replicas — behind nginx.
+const COMPOSE: &str = r#"services:
+  web:
+    image: nginx-rollout-fixture/app:v1
+    entrypoint: ["/app"]
+    command: []
+    environment:
+      - MESSAGE=v1
+      - PORT=3000
+    labels:
+      com.example.team: rollout
+    volumes:
+      - /data
+      - named:/named
+      - ./static:/static:ro
+    networks:
+      front:
+        aliases: [web-front]
+      back: {}
+    ports:
+      - "127.0.0.1::3000"
+    restart: unless-stopped
+    healthcheck:
+      test: ["CMD", "wget", "-q", "-O-", "http://127.0.0.1:3000/health"]
+      interval: 1s
+      timeout: 1s
+      retries: 3
+    stop_signal: SIGTERM
+    stop_grace_period: 7s
+    logging:
+      driver: json-file
+      options:
+        max-size: 1m
+    mem_limit: 64m
+    cpus: 0.5
+    extra_hosts:
+      - "db.local:10.1.2.3"
+    user: "0"
+    working_dir: /
+    deploy:
+      replicas: 2
+  nginx:
+    image: nginx-rollout-fixture/nginx:sites
+    volumes:
+      - ./default.conf:/etc/nginx/conf.d/default.conf
+    networks: [front]
+    depends_on: [web]
+volumes:
+  named: {}
+networks:
+  front: {}
+  back: {}
+"#;
+
+const DEFAULT_CONF: &str = "upstream u {\n    server web:3000;\n}\n\nserver {\n    listen 80;\n    location / { proxy_pass http://u; }\n}\n";
+
+/// The change: every key at once.
+fn change(compose: &str) -> String {
+    compose
+        .replace(
+            "image: nginx-rollout-fixture/app:v1",
+            "image: nginx-rollout-fixture/app:v2",
+        )
+        .replace("- MESSAGE=v1", "- MESSAGE=v2\n      - EXTRA=1")
+        .replace(
+            "com.example.team: rollout",
+            "com.example.team: rollout\n      com.example.version: \"2\"",
+        )
+        .replace("interval: 1s", "interval: 2s")
+        .replace("stop_grace_period: 7s", "stop_grace_period: 8s")
+        .replace("mem_limit: 64m", "mem_limit: 96m")
+        .replace("aliases: [web-front]", "aliases: [web-front, web-edge]")
+        .replace("max-size: 1m", "max-size: 2m")
+        .replace("\"db.local:10.1.2.3\"", "\"db.local:10.1.2.4\"")
+}
+
+fn compose(dir: &Path, project: &str, args: &[&str]) -> Output {
+    Command::new("docker-compose")
+        .arg("-p")
+        .arg(project)
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("docker-compose runs")
+}
+
+/// The service's containers, by compose number.
+fn replicas(project: &str) -> Vec<(u32, Value)> {
+    let ids = docker(&[
+        "ps",
+        "-aq",
+        "--filter",
+        &format!("label=com.docker.compose.project={project}"),
+        "--filter",
+        "label=com.docker.compose.service=web",
+    ]);
+    let mut out: Vec<(u32, Value)> = ids
+        .lines()
+        .map(|id| {
+            let mut v: Vec<Value> = serde_json::from_str(&docker(&["inspect", id])).unwrap();
+            let v = v.remove(0);
+            let n = v["Config"]["Labels"]["com.docker.compose.container-number"]
+                .as_str()
+                .unwrap()
+                .parse()
+                .unwrap();
+            (n, v)
+        })
+        .collect();
+    out.sort_by_key(|(n, _)| *n);
+    out
+}
+
+/// An inspect with what differs between any two creations set aside: ids,
+/// times, addresses, runtime state and the files Docker names after the id.
+fn normalized(mut v: Value, ids: &[String]) -> Value {
+    let obj = v.as_object_mut().unwrap();
+    for key in [
+        "Id",
+        "Created",
+        "State",
+        "ResolvConfPath",
+        "HostnamePath",
+        "HostsPath",
+        "LogPath",
+        "RestartCount",
+        "ExecIDs",
+        "GraphDriver",
+        "SizeRw",
+        "SizeRootFs",
+    ] {
+        obj.remove(key);
+    }
+    obj["Config"].as_object_mut().unwrap().remove("Hostname");
+    // Lists whose order means nothing to Docker: the environment (a set of
+    // distinct keys here), binds and mounts (distinct places). Compose orders
+    // them one way when it creates a container and another when it recreates one.
+    let sort = |v: &mut Value, by: fn(&Value) -> String| {
+        if let Some(list) = v.as_array_mut() {
+            list.sort_by_key(by);
+        }
+    };
+    sort(&mut obj["Config"]["Env"], |e| e.to_string());
+    sort(&mut obj["HostConfig"]["Binds"], |b| b.to_string());
+    sort(&mut obj["Mounts"], |m| m["Destination"].to_string());
+    let networks = obj["NetworkSettings"]["Networks"].clone();
+    let mut kept = serde_json::Map::new();
+    for (name, ep) in networks.as_object().unwrap() {
+        let mut aliases: Vec<String> = ep["Aliases"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|a| a.as_str().map(str::to_string))
+            .filter(|a| !ids.iter().any(|id| id.starts_with(a.as_str())))
+            .collect();
+        aliases.sort();
+        kept.insert(
+            name.clone(),
+            serde_json::json!({"Aliases": aliases, "NetworkID": ep["NetworkID"], "IPAMConfig": ep["IPAMConfig"], "Links": ep["Links"]}),
+        );
+    }
+    obj.insert("NetworkSettings".into(), Value::Object(kept));
+    // Ids inside values (the affinity env entry, volume paths): one token.
+    let mut text = serde_json::to_string(&v).unwrap();
+    for id in ids {
+        text = text.replace(id.as_str(), "<id>");
+    }
+    serde_json::from_str(&text).unwrap()
+}
+
+/// The paths where two JSON values differ, for the failure message.
+fn differences(a: &Value, b: &Value, at: &str, out: &mut Vec<String>) {
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            for k in x.keys().chain(y.keys()) {
+                let (va, vb) = (
+                    x.get(k).unwrap_or(&Value::Null),
+                    y.get(k).unwrap_or(&Value::Null),
+                );
+                if va != vb && !out.iter().any(|o| o.starts_with(&format!("{at}/{k}:"))) {
+                    differences(va, vb, &format!("{at}/{k}"), out);
+                }
+            }
+        }
+        _ if a != b => out.push(format!("{at}: {a} != {b}")),
+        _ => {}
+    }
+}
+
+#[test]
+fn the_fast_path_creates_what_compose_creates() {
+    if skip() {
+        return;
+    }
+    let mut scope = Scope::new("oracle");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("static")).unwrap();
+    std::fs::write(dir.path().join("docker-compose.yml"), COMPOSE).unwrap();
+    std::fs::write(dir.path().join("default.conf"), DEFAULT_CONF).unwrap();
+    let project = scope.name("p").replace('-', "");
+    scope.track_compose(dir.path(), &project);
+    assert_ok(&compose(dir.path(), &project, &["up", "-d"]));
+    let before = replicas(&project);
+    assert_eq!(before.len(), 2);
+    std::fs::write(dir.path().join("docker-compose.yml"), change(COMPOSE)).unwrap();
+
+    // The fast path (stop-first: each replica recreated in place, under its
+    // own name and number, as compose recreates it).
+    let out = Command::new(tool_path())
+        .args([
+            "deploy",
+            "u",
+            "--yes",
+            "--mode",
+            "compose",
+            "--order",
+            "stop-first",
+            "--monitor",
+            "0s",
+        ])
+        .arg("--nginx")
+        .arg(format!("{project}_nginx_1"))
+        .current_dir(dir.path())
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    assert_ok(&out);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !said.contains("compose CLI"),
+        "the fast path was taken:\n{said}"
+    );
+    let up = compose(dir.path(), &project, &["up", "-d"]);
+    let up_said = String::from_utf8_lossy(&up.stderr);
+    assert!(
+        !up_said.contains("Recreating") && !up_said.contains("Creating"),
+        "compose sees its own containers up to date:\n{up_said}"
+    );
+    let fast = replicas(&project);
+
+    // The oracle: compose recreates the same containers from the same files.
+    assert_ok(&compose(
+        dir.path(),
+        &project,
+        &["up", "-d", "--no-deps", "--force-recreate", "web"],
+    ));
+    let oracle = replicas(&project);
+    let ids: Vec<String> = before
+        .iter()
+        .chain(&fast)
+        .chain(&oracle)
+        .map(|(_, v)| v["Id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        fast.iter().map(|(n, _)| *n).collect::<Vec<_>>(),
+        oracle.iter().map(|(n, _)| *n).collect::<Vec<_>>()
+    );
+    for ((n, f), (_, o)) in fast.into_iter().zip(oracle) {
+        let (f, o) = (normalized(f, &ids), normalized(o, &ids));
+        let mut diff = Vec::new();
+        differences(&f, &o, "", &mut diff);
+        assert!(
+            diff.is_empty(),
+            "replica {n}: fast path (left) vs compose (right):\n{}",
+            diff.join("\n")
+        );
+        // The change is there: it is the new version.
+        assert_eq!(f["Config"]["Image"], "nginx-rollout-fixture/app:v2");
+    }
+}

@@ -1,0 +1,158 @@
+//! A server whose container is not running never makes a reload fail: nginx
+//! resolves every name when it loads its config, and Docker's DNS knows only
+//! running containers. Seed 002's single-container servers.
+use std::process::Stdio;
+use std::time::Duration;
+
+use crate::support::stack::{Stack, app_bodies};
+use crate::support::{assert_ok, docker, json_lines, text};
+
+fn summary(out: &std::process::Output) -> serde_json::Value {
+    json_lines(out)
+        .into_iter()
+        .rfind(|e| e["event"] == "summary")
+        .unwrap_or_else(|| panic!("no summary\n{}", text(out)))
+}
+
+#[test]
+fn a_server_killed_before_the_deploy_is_replaced_without_a_failed_request() {
+    let stack = Stack::up("deadapp1");
+    let before = stack.conf();
+    docker(&["kill", &stack.container("app1")]);
+    stack.edit_compose("app1,v1", "app1,v2");
+    stack.edit_compose("app2,v1", "app2,v2");
+    let mut child = stack
+        .tool_cmd(&[
+            "deploy",
+            "apps",
+            "--yes",
+            "--output",
+            "json",
+            "--monitor",
+            "0s",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // nginx sends app1's share to its dead address until it reloads: the
+    // load runs from the deploy's first reload (app1 pinned to nowhere) on.
+    let stdout = child.stdout.take().unwrap();
+    let (reloaded, first_reload) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        use std::io::BufRead;
+        let mut seen = Vec::new();
+        for line in std::io::BufReader::new(stdout).lines() {
+            let line = line.unwrap();
+            if line.contains("\"event\":\"reload\"") {
+                let _ = reloaded.send(());
+            }
+            seen.push(line);
+        }
+        seen
+    });
+    first_reload
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the deploy reloads nginx first");
+    let load = stack.load("/", 60, 16, "post-close");
+    let out = child.wait_with_output().unwrap();
+    let load = load.stop();
+    let events = reader.join().unwrap();
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        events.join("\n"),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let first_edit = events
+        .iter()
+        .find(|e| e.contains("\"action\":\"edit\""))
+        .unwrap();
+    assert!(first_edit.contains("192.0.2.1:3000 down"), "{first_edit}");
+    assert_eq!(load.failed, 0, "{load:?}");
+    assert_eq!(stack.conf(), before, "app1's line comes back byte for byte");
+    assert_eq!(stack.bodies(8), app_bodies(2, "v2"));
+}
+
+/// Deploys v2 in engine mode where app1's new container exits 3 s after it
+/// starts (inside a 10 s monitor window), with `action` on failure.
+fn deploy_crashing_app1(stack: &Stack, action: &str) -> std::process::Output {
+    stack.tool(&[
+        "deploy",
+        "apps",
+        "--yes",
+        "--output",
+        "json",
+        "--mode",
+        "engine",
+        "--env",
+        "MESSAGE={{service}},v2",
+        "--env",
+        "CRASH_AFTER_MS={% if service == \"app1\" %}3000{% else %}600000{% endif %}",
+        "--monitor",
+        "10s",
+        "--failure-action",
+        action,
+    ])
+}
+
+#[test]
+fn a_new_container_dying_in_its_monitor_window_is_pinned_out_and_the_rollout_goes_on() {
+    let stack = Stack::up("monitordead");
+    let before = stack.conf();
+    let out = deploy_crashing_app1(&stack, "continue");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let s = summary(&out);
+    let results: Vec<(&str, &str)> = s["servers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["server"].as_str().unwrap(), r["result"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        results,
+        [("app1:3000", "failed"), ("app2:3000", "updated")],
+        "{s}"
+    );
+    let conf = String::from_utf8(stack.conf()).unwrap();
+    assert!(
+        conf.contains("server 192.0.2.1:3000 down; # nginx-rollout pin: app1:3000"),
+        "the dead server's line names nothing nginx must resolve:\n{conf}"
+    );
+    assert_eq!(
+        stack.bodies(6),
+        std::collections::BTreeSet::from(["Hi there, I love ! app2,v2".to_string()]),
+        "only app2 serves"
+    );
+    let status = stack.tool(&["status", "--output", "json"]);
+    assert_ok(&status);
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert!(
+        status["servers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["server"] == "192.0.2.1:3000"
+                && r["state"] == "down"
+                && r["rollout"]
+                    .as_str()
+                    .is_some_and(|x| x.contains("app1:3000"))),
+        "{status}"
+    );
+    // And rolled back: both on v1, the line as it was.
+    let out = stack.tool(&["rollback", "--yes"]);
+    assert_ok(&out);
+    assert_eq!(stack.conf(), before, "{}", text(&out));
+    assert_eq!(stack.bodies(8), app_bodies(2, "v1"));
+}
+
+#[test]
+fn a_new_container_dying_in_its_monitor_window_with_rollback_leaves_everything_as_it_was() {
+    let stack = Stack::up("monitorback");
+    let before = stack.conf();
+    let out = deploy_crashing_app1(&stack, "rollback");
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert_eq!(summary(&out)["status"], "rolled-back", "{}", text(&out));
+    assert_eq!(stack.conf(), before);
+    assert_eq!(stack.bodies(8), app_bodies(2, "v1"));
+}

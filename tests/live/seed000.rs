@@ -1,0 +1,302 @@
+//! Seed 000 end to end: a compose service `web` with three replicas behind
+//! one `server web:8000;` line, rolled one replica at a time on pinned lines
+//! with its own update_config, under load; and what compose makes of it after.
+use std::collections::BTreeSet;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::support::stack::{Seed, Stack};
+use crate::support::{assert_ok, json_lines, text};
+
+/// Seconds of load around one deploy: longer than the deploy.
+const LOAD_SECONDS: u32 = 40;
+
+fn up(name: &str) -> Stack {
+    Stack::seed(Seed::S000, name, |_| {})
+}
+
+fn answers(version: &str) -> BTreeSet<String> {
+    BTreeSet::from([format!("Hi there, I love ! {version}")])
+}
+
+/// The summary event of a `--output json` run.
+fn summary(out: &std::process::Output) -> serde_json::Value {
+    json_lines(out)
+        .into_iter()
+        .rfind(|e| e["event"] == "summary")
+        .unwrap_or_else(|| panic!("no summary\n{}", text(out)))
+}
+
+/// `docker-compose up -d` right after changes nothing, and `ps` lists the
+/// service's `count` replicas, all running the environment `env`.
+fn compose_sees_its_own(stack: &Stack, count: usize, env: &str) {
+    let out = stack.compose(&["up", "-d"]);
+    let said = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{said}");
+    assert!(
+        !said.contains("Recreating") && !said.contains("Creating") && !said.contains("Stopping"),
+        "compose changed something after the deploy:\n{said}"
+    );
+    let web = stack.containers_of("web");
+    assert_eq!(web.len(), count, "{web:?}");
+    for name in &web {
+        let env_of = crate::support::inspect(name, "{{json .Config.Env}}");
+        assert!(env_of.contains(env), "{name}: {env_of}");
+        assert_eq!(crate::support::inspect(name, "{{.State.Running}}"), "true");
+    }
+    let ps = stack.compose(&["ps", "-q", "web"]);
+    let listed = String::from_utf8_lossy(&ps.stdout).lines().count();
+    assert_eq!(listed, count, "docker-compose ps lists the replicas");
+}
+
+/// The compose number in each of the service's container names.
+fn numbers(stack: &Stack) -> Vec<u32> {
+    stack
+        .containers_of("web")
+        .iter()
+        .map(|n| n.rsplit('_').next().unwrap().parse().unwrap())
+        .collect()
+}
+
+/// Deploys `MESSAGE=version` (edited in the compose file) under `profile` load
+/// with slow requests in flight, and checks what the seed promises.
+fn deploy_under(stack: &Stack, from: &str, to: &str, profile: &str, extra: &[&str]) {
+    let before = (stack.conf(), stack.conf_inode());
+    stack.edit_compose(&format!("MESSAGE={from}"), &format!("MESSAGE={to}"));
+    let load = stack.load("/", LOAD_SECONDS, 16, profile);
+    let slow = stack.trickle("/slow?ms=2000", Duration::from_millis(300));
+    std::thread::sleep(Duration::from_secs(1));
+    let mut args = vec!["deploy", "backend", "--yes", "--output", "json"];
+    args.extend_from_slice(extra);
+    let out = stack.tool(&args);
+    let slow = slow.finish();
+    let load = load.stop();
+    assert_ok(&out);
+    let summary = summary(&out);
+    assert_eq!(summary["status"], "done", "{summary}");
+    let seconds = summary["seconds"].as_f64().unwrap();
+    assert!(
+        seconds + 1.0 < f64::from(LOAD_SECONDS),
+        "the deploy ({seconds} s) outlasted the load: raise LOAD_SECONDS"
+    );
+    assert_eq!(load.failed, 0, "{profile}: {load:?}");
+    assert!(load.total > 100, "{profile}: {load:?}");
+    let bad: Vec<_> = slow.iter().filter(|(status, _)| *status != 200).collect();
+    assert!(
+        bad.is_empty(),
+        "slow requests that did not complete: {bad:?}"
+    );
+    assert_eq!(stack.bodies(9), answers(to), "every replica answers {to}");
+    assert_eq!(
+        (stack.conf(), stack.conf_inode()),
+        before,
+        "default.conf byte-identical on the same inode"
+    );
+}
+
+#[test]
+fn start_first_replicas_roll_one_at_a_time_without_a_failed_request() {
+    let stack = up("s0start");
+    assert_eq!(stack.bodies(6), answers("v1"));
+    // The seed's own update_config: start-first, parallelism 1, its delay.
+    let dry = stack.tool(&["deploy", "backend", "--dry-run", "--force"]);
+    assert_ok(&dry);
+    let plan = String::from_utf8_lossy(&dry.stdout);
+    assert!(
+        plan.contains("services.web.deploy.update_config.order"),
+        "{plan}"
+    );
+    deploy_under(&stack, "v1", "v2", "get-keepalive", &["--monitor", "0s"]);
+    compose_sees_its_own(&stack, 3, "MESSAGE=v2");
+    // Again, with a new connection per POST: numbers stay bounded.
+    deploy_under(&stack, "v2", "v3", "post-close", &["--monitor", "0s"]);
+    compose_sees_its_own(&stack, 3, "MESSAGE=v3");
+    assert!(
+        numbers(&stack).iter().all(|n| (1..=4).contains(n)),
+        "{:?}",
+        stack.containers_of("web")
+    );
+}
+
+#[test]
+fn stop_first_two_at_a_time_and_scaled_down_loses_no_request() {
+    let stack = up("s0stop");
+    stack.edit_compose("replicas: 3", "replicas: 2");
+    deploy_under(
+        &stack,
+        "v1",
+        "v2",
+        "post-close",
+        &[
+            "--order",
+            "stop-first",
+            "--parallelism",
+            "2",
+            "--monitor",
+            "0s",
+        ],
+    );
+    compose_sees_its_own(&stack, 2, "MESSAGE=v2");
+}
+
+#[test]
+fn a_version_that_never_turns_healthy_is_rolled_back_with_the_line_as_it_was() {
+    let stack = up("s0never");
+    let before = stack.conf();
+    let replicas = stack.containers_of("web");
+    stack.edit_compose("- MESSAGE=v1", "- MESSAGE=v2\n      - FAIL_HEALTH=1");
+    let load = stack.load("/", 30, 16, "get-keepalive");
+    std::thread::sleep(Duration::from_secs(1));
+    let out = stack.tool(&[
+        "deploy",
+        "backend",
+        "--yes",
+        "--output",
+        "json",
+        "--failure-action",
+        "rollback",
+        "--health-timeout",
+        "10s",
+    ]);
+    let load = load.stop();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert_eq!(summary(&out)["status"], "rolled-back", "{}", text(&out));
+    assert_eq!(load.failed, 0, "{load:?}");
+    assert_eq!(stack.conf(), before);
+    assert_eq!(stack.bodies(6), answers("v1"));
+    assert_eq!(
+        stack.containers_of("web"),
+        replicas,
+        "the old replicas serve"
+    );
+}
+
+/// Spawns a deploy to `to` whose new replicas take 3 s to start (a wide
+/// window; the compose file keeps that delay), and kills it with SIGKILL in
+/// its second slot: one replica swapped, the next one drained.
+fn killed_deploy(stack: &Stack, from: &str, to: &str) {
+    stack.edit_compose(&format!("MESSAGE={from}"), &format!("MESSAGE={to}"));
+    let compose = std::fs::read_to_string(stack.path().join("docker-compose.yml")).unwrap();
+    if !compose.contains("STARTUP_DELAY_MS") {
+        stack.edit_compose("- PORT=8000", "- PORT=8000\n      - STARTUP_DELAY_MS=3000");
+    }
+    let mut child: Child = stack
+        .tool_cmd(&["deploy", "backend", "--yes", "--monitor", "0s"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    loop {
+        let conf = String::from_utf8_lossy(&stack.conf()).into_owned();
+        // The second slot: the first replica swapped, the next one drained.
+        if conf.contains("192.0.2.1:8000") && conf.contains(" down;") {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(90),
+            "no second drain within 90 s:\n{conf}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+#[test]
+fn kill_9_mid_rollout_then_resume_and_again_then_rollback() {
+    let stack = up("s0kill");
+    let before = stack.conf();
+    killed_deploy(&stack, "v1", "v2");
+    let status = stack.tool(&["status", "--output", "json"]);
+    assert_ok(&status);
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(status["unfinished"]["status"], "running", "{status}");
+    assert!(
+        status["servers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["rollout"]
+                .as_str()
+                .is_some_and(|r| r.contains("web:8000") || r.starts_with("rev 1"))),
+        "status shows the pinned replicas: {status}"
+    );
+    let load = stack.load("/", 30, 16, "get-keepalive");
+    let out = stack.tool(&["resume", "--yes"]);
+    let load = load.stop();
+    assert_ok(&out);
+    assert_eq!(load.failed, 0, "resume: {load:?}");
+    assert_eq!(stack.conf(), before, "resume puts the line back");
+    assert_eq!(stack.bodies(9), answers("v2"));
+    compose_sees_its_own(&stack, 3, "MESSAGE=v2");
+
+    // The deploy to v3, killed the same way, is rolled back to v2.
+    killed_deploy(&stack, "v2", "v3");
+    stack.edit_compose("MESSAGE=v3", "MESSAGE=v2");
+    let load = stack.load("/", 30, 16, "get-keepalive");
+    let out = stack.tool(&["rollback", "--yes"]);
+    let load = load.stop();
+    assert_ok(&out);
+    assert_eq!(load.failed, 0, "rollback: {load:?}");
+    assert_eq!(stack.conf(), before, "rollback puts the line back");
+    assert_eq!(stack.bodies(9), answers("v2"));
+    assert_eq!(stack.containers_of("web").len(), 3);
+}
+
+#[test]
+fn a_dead_replica_at_the_start_is_replaced_and_the_set_scaled_up() {
+    let stack = up("s0dead");
+    let before = stack.conf();
+    let victim = stack.containers_of("web")[1].clone();
+    crate::support::docker(&["kill", &victim]);
+    stack.edit_compose("MESSAGE=v1", "MESSAGE=v2");
+    stack.edit_compose("replicas: 3", "replicas: 4");
+    let mut child = stack
+        .tool_cmd(&[
+            "deploy",
+            "backend",
+            "--yes",
+            "--output",
+            "json",
+            "--monitor",
+            "0s",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // nginx sends requests to the dead replica's address until it reloads:
+    // the load runs from the deploy's first reload on.
+    let stdout = child.stdout.take().unwrap();
+    let (reloaded, first_reload) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        use std::io::BufRead;
+        let mut seen = Vec::new();
+        for line in std::io::BufReader::new(stdout).lines() {
+            let line = line.unwrap();
+            if line.contains("\"event\":\"reload\"") {
+                let _ = reloaded.send(());
+            }
+            seen.push(line);
+        }
+        seen
+    });
+    first_reload
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the deploy reloads nginx first");
+    let load = stack.load("/", 60, 16, "get-keepalive");
+    let out = child.wait_with_output().unwrap();
+    let load = load.stop();
+    let events = reader.join().unwrap();
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        events.join("\n"),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(load.failed, 0, "{load:?}");
+    assert_eq!(stack.conf(), before);
+    assert_eq!(stack.bodies(12), answers("v2"));
+    compose_sees_its_own(&stack, 4, "MESSAGE=v2");
+}

@@ -1,0 +1,191 @@
+//! Seed 003 end to end: a stack brought up from `docker-compose.yml` +
+//! `prod.yml` is upgraded by naming the override files as compose takes them
+//! (`-f … -f v2.yml`, or `COMPOSE_FILE`), with the policy read from the merged
+//! files, under load; compose then sees its own containers made from the four
+//! files, and `rollback` returns to exactly the two files and their values.
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use crate::support::stack::{Seed, Stack};
+use crate::support::{assert_ok, inspect, json_lines, text};
+
+/// Seconds of load around one rollout: longer than the rollout.
+const LOAD_SECONDS: u32 = 40;
+const UPGRADE: [&str; 4] = [
+    "docker-compose.yml",
+    "prod.yml",
+    "prod-healthcheck.yml",
+    "v2.yml",
+];
+
+fn answers(version: &str) -> BTreeSet<String> {
+    BTreeSet::from([format!("Hi there, I love ! {version}")])
+}
+
+fn minus_f<'a>(files: &[&'a str]) -> Vec<&'a str> {
+    files.iter().flat_map(|f| ["-f", *f]).collect()
+}
+
+/// The api replicas' compose labels and healthcheck, checked against `files`:
+/// each container records exactly these files and the hash compose computes
+/// from them now, and `up -d` with them changes nothing.
+fn compose_owns(stack: &Stack, files: &[&str], absolute: bool, healthcheck: bool) {
+    let hash = stack.compose_files(minus_f(files), &["config", "--hash=api"]);
+    assert_ok(&hash);
+    let hash = String::from_utf8_lossy(&hash.stdout)
+        .split_whitespace()
+        .nth(1)
+        .expect("a hash")
+        .to_string();
+    let recorded: Vec<String> = files
+        .iter()
+        .map(|f| {
+            if absolute {
+                stack.path().join(f).display().to_string()
+            } else {
+                f.to_string()
+            }
+        })
+        .collect();
+    let api = stack.containers_of("api");
+    assert_eq!(api.len(), 3, "{api:?}");
+    for name in &api {
+        let labels = &stack.inspect(name)["Config"]["Labels"];
+        assert_eq!(
+            labels["com.docker.compose.project.config_files"],
+            recorded.join(","),
+            "{name}"
+        );
+        assert_eq!(
+            labels["com.docker.compose.config-hash"],
+            hash.as_str(),
+            "{name}"
+        );
+        let check = inspect(name, "{{json .Config.Healthcheck}}");
+        assert_eq!(check != "null", healthcheck, "{name}: healthcheck {check}");
+    }
+    let up = stack.compose_files(minus_f(files), &["up", "-d"]);
+    let said = String::from_utf8_lossy(&up.stderr).into_owned();
+    assert!(up.status.success(), "{said}");
+    assert!(
+        !said.contains("Recreating") && !said.contains("Creating") && !said.contains("Stopping"),
+        "compose changed something:\n{said}"
+    );
+}
+
+/// Runs the tool under load with slow requests in flight; returns its output.
+fn under_load(stack: &Stack, args: &[&str], profile: &str) -> std::process::Output {
+    let load = stack.load("/", LOAD_SECONDS, 16, profile);
+    let slow = stack.trickle("/slow?ms=2000", Duration::from_millis(300));
+    std::thread::sleep(Duration::from_secs(1));
+    let out = stack.tool(args);
+    let slow = slow.finish();
+    let load = load.stop();
+    assert_ok(&out);
+    let summary = json_lines(&out)
+        .into_iter()
+        .rfind(|e| e["event"] == "summary")
+        .unwrap_or_else(|| panic!("no summary\n{}", text(&out)));
+    assert_eq!(summary["status"], "done", "{summary}");
+    let seconds = summary["seconds"].as_f64().unwrap();
+    assert!(
+        seconds + 1.0 < f64::from(LOAD_SECONDS),
+        "the rollout ({seconds} s) outlasted the load: raise LOAD_SECONDS"
+    );
+    assert_eq!(load.failed, 0, "{profile}: {load:?}");
+    assert!(load.total > 100, "{profile}: {load:?}");
+    let bad: Vec<_> = slow.iter().filter(|(status, _)| *status != 200).collect();
+    assert!(
+        bad.is_empty(),
+        "slow requests that did not complete: {bad:?}"
+    );
+    out
+}
+
+#[test]
+fn override_files_upgrade_and_rollback_returns_to_the_previous_files() {
+    let stack = Stack::seed(Seed::S003, "s3", |_| {});
+    assert_eq!(stack.bodies(6), answers("v1"));
+    compose_owns(&stack, &["docker-compose.yml", "prod.yml"], false, false);
+    let conf = (stack.conf(), stack.conf_inode());
+
+    // The directory's own name is not the stack's project: said, with the fix.
+    let out = stack.tool(&[&["deploy", "apps", "--dry-run"][..], &minus_f(&UPGRADE)].concat());
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let said = text(&out);
+    assert!(
+        said.contains(&format!("belongs to compose project {}", stack.project))
+            && said.contains(&format!("give -p {}", stack.project)),
+        "{said}"
+    );
+    // A file that is not there is named.
+    let out = stack.tool(&["deploy", "apps", "--dry-run", "-f", "v3.yml"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("v3.yml (from -f) does not exist"),
+        "{}",
+        text(&out)
+    );
+
+    // The plan, with the files named as compose's variables name them: the
+    // policy is the merged one, each value with the file that set it.
+    let dry = stack
+        .tool_cmd(&["deploy", "apps", "--dry-run"])
+        .env("COMPOSE_FILE", UPGRADE.join(":"))
+        .env("COMPOSE_PROJECT_NAME", &stack.project)
+        .output()
+        .unwrap();
+    assert_ok(&dry);
+    let plan = String::from_utf8_lossy(&dry.stdout);
+    for origin in [
+        "v2.yml services.api.deploy.update_config.order",
+        "v2.yml services.api.deploy.update_config.delay",
+        "prod.yml services.api.deploy.update_config.parallelism",
+        "prod.yml services.api.deploy.update_config.failure_action",
+    ] {
+        assert!(plan.contains(origin), "{origin} not in the plan:\n{plan}");
+    }
+    // Without the files, the labels decide: nothing changed for them.
+    let unchanged = stack.tool(&["deploy", "apps", "--dry-run"]);
+    assert!(!unchanged.status.success(), "{}", text(&unchanged));
+    assert!(
+        text(&unchanged).contains("unchanged"),
+        "{}",
+        text(&unchanged)
+    );
+
+    // The upgrade, as the seed types it (plus our project name).
+    let mut args = vec!["deploy", "apps", "--yes", "--output", "json", "-p"];
+    args.push(&stack.project);
+    args.extend(minus_f(&UPGRADE));
+    let out = under_load(&stack, &args, "get-keepalive");
+    let events = json_lines(&out);
+    assert!(
+        events
+            .iter()
+            .any(|e| e["event"] == "plan" && e.to_string().contains("start-first")),
+        "the plan used v2.yml's order"
+    );
+    assert_eq!(stack.bodies(9), answers("v2"));
+    compose_owns(&stack, &UPGRADE, true, true);
+    assert_eq!(
+        (stack.conf(), stack.conf_inode()),
+        conf,
+        "default.conf kept"
+    );
+
+    // Rollback: the previous revision's containers, files and values exactly.
+    let out = under_load(
+        &stack,
+        &["rollback", "apps", "--yes", "--output", "json"],
+        "post-close",
+    );
+    drop(out);
+    assert_eq!(stack.bodies(9), answers("v1"));
+    compose_owns(&stack, &["docker-compose.yml", "prod.yml"], false, false);
+    assert_eq!(
+        (stack.conf(), stack.conf_inode()),
+        conf,
+        "default.conf kept"
+    );
+}
