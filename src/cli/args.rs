@@ -93,11 +93,11 @@ impl Global {
     next_help_heading = "Docker daemon (default: DOCKER_HOST, DOCKER_CONTEXT, docker's current context)"
 )]
 pub struct DaemonArgs {
-    /// The docker context to use (as `docker --context`; no `-c`, which is
-    /// nginx's main file in `conf`).
+    /// The docker context to use (as `docker --context`).
+    // No `-c`: in `conf` that is nginx's main file, as in `nginx -c`.
     #[arg(long, global = true, value_name = "NAME", conflicts_with = "host")]
     pub context: Option<String>,
-    /// The daemon: unix:///PATH, tcp://HOST:PORT or ssh://[USER@]HOST[:PORT] (as `docker -H`).
+    /// The daemon: unix:///PATH, tcp://HOST:PORT or ssh://[USER@]HOST[:PORT][/SOCKET] (as `docker -H`).
     #[arg(short = 'H', long, global = true, value_name = "URL")]
     pub host: Option<String>,
 }

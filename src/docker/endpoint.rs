@@ -5,6 +5,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use super::context::ConfigDir;
+use super::ssh::{self, SshStderr, SshTarget};
 
 /// The socket a local daemon listens on by default.
 const DEFAULT_SOCKET: &str = "unix:///var/run/docker.sock";
@@ -177,8 +178,8 @@ enum Transport {
     Unix(String),
     /// HTTP over TCP, with TLS when the endpoint has TLS files (`host:port`).
     Tcp(String),
-    /// `docker system dial-stdio` over ssh (the whole `ssh://` URL).
-    Ssh(String),
+    /// `docker system dial-stdio` over ssh.
+    Ssh(SshTarget),
 }
 
 /// A directory with `ca.pem`, `cert.pem` and `key.pem`: the daemon is verified
@@ -315,13 +316,17 @@ impl Endpoint {
         }
     }
 
-    /// A bollard client for this endpoint (not yet connected).
+    /// A bollard client for this endpoint (not yet connected), and for
+    /// ssh:// what ssh says on stderr.
     pub(super) fn client(
         &self,
         timeout_secs: u64,
-    ) -> Result<bollard::Docker, bollard::errors::Error> {
+    ) -> (
+        Result<bollard::Docker, bollard::errors::Error>,
+        Option<SshStderr>,
+    ) {
         use bollard::{API_DEFAULT_VERSION, Docker};
-        match (&self.transport, &self.tls) {
+        let docker = match (&self.transport, &self.tls) {
             (Transport::Unix(path), _) => {
                 Docker::connect_with_unix(path, timeout_secs, API_DEFAULT_VERSION)
             }
@@ -336,10 +341,12 @@ impl Endpoint {
                 timeout_secs,
                 API_DEFAULT_VERSION,
             ),
-            (Transport::Ssh(url), _) => {
-                Docker::connect_with_ssh(url, timeout_secs, API_DEFAULT_VERSION, None)
+            (Transport::Ssh(target), _) => {
+                let (docker, stderr) = ssh::client(target, timeout_secs);
+                return (docker, Some(stderr));
             }
-        }
+        };
+        (docker, None)
     }
 
     /// What to check when the daemon does not answer.
@@ -472,7 +479,8 @@ impl Chooser<'_> {
 }
 
 /// Checks a daemon address the way docker's `ParseHost` does: `unix://PATH`,
-/// `tcp://HOST[:PORT]` (port 2375, or 2376 with TLS) or `ssh://[USER@]HOST[:PORT]`.
+/// `tcp://HOST[:PORT]` (port 2375, or 2376 with TLS) or
+/// `ssh://[USER@]HOST[:PORT][/SOCKET]`.
 /// Returns the address as written for child CLIs and the transport.
 fn parse_host(
     host: &str,
@@ -506,18 +514,9 @@ fn parse_host(
             Ok((format!("tcp://{authority}"), Transport::Tcp(authority)))
         }
         "ssh" => {
-            let authority = rest.strip_suffix('/').unwrap_or(rest);
-            if authority.is_empty() {
-                return Err(bad("expected ssh://[USER@]HOST[:PORT]"));
-            }
-            if authority.contains('/') {
-                return Err(bad(
-                    "a socket path after the host is not supported over ssh: the remote \
-                     `docker system dial-stdio` reaches the remote's default daemon",
-                ));
-            }
-            let url = format!("ssh://{authority}");
-            Ok((url.clone(), Transport::Ssh(url)))
+            let rest = rest.strip_suffix('/').unwrap_or(rest);
+            let target = SshTarget::parse(rest).map_err(bad)?;
+            Ok((format!("ssh://{rest}"), Transport::Ssh(target)))
         }
         "fd" => Err(bad(
             "fd:// is systemd socket activation, for dockerd itself",
@@ -844,7 +843,7 @@ mod tests {
             ("tcp://[::1]", Transport::Tcp("[::1]:2375".into())),
             (
                 "ssh://deploy@web1:2222",
-                Transport::Ssh("ssh://deploy@web1:2222".into()),
+                Transport::Ssh(SshTarget::parse("deploy@web1:2222").unwrap()),
             ),
         ] {
             let e = s.resolve(&flags(None, Some(host))).unwrap();
@@ -853,7 +852,8 @@ mod tests {
         for (host, why) in [
             ("/var/run/docker.sock", "not a daemon address"),
             ("unix://run/x", "absolute"),
-            ("ssh://web1/run/d2.sock", "socket path"),
+            ("ssh://web1/run/d 2.sock", "socket path"),
+            ("ssh://u:pw@web1", "password"),
             ("tcp://h:1/path", "no path"),
             ("fd://", "systemd"),
             ("http://h", "unknown scheme"),

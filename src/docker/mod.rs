@@ -5,6 +5,7 @@
 mod context;
 mod endpoint;
 mod labels;
+mod ssh;
 
 use std::time::Duration;
 
@@ -33,19 +34,26 @@ pub async fn connect(endpoint: &Endpoint) -> Result<Docker> {
             endpoint.hint()
         )
     };
-    let docker = endpoint
-        .client(API_TIMEOUT.as_secs())
-        .with_context(unreachable)?;
+    let (docker, ssh) = endpoint.client(API_TIMEOUT.as_secs());
+    let docker = docker.with_context(unreachable)?;
     let answer = async {
         let docker = docker.negotiate_version().await?;
         docker.ping().await?;
         Ok::<_, bollard::errors::Error>(docker)
     };
-    tokio::time::timeout(CONNECT_TIMEOUT, answer)
+    let result = tokio::time::timeout(CONNECT_TIMEOUT, answer)
         .await
         .map_err(|_| anyhow!("no answer within {CONNECT_TIMEOUT:?}"))
-        .and_then(|r| r.map_err(anyhow::Error::from))
-        .with_context(unreachable)
+        .and_then(|r| r.map_err(anyhow::Error::from));
+    // ssh's own words (`Permission denied`, `Could not resolve hostname`) say most.
+    let said = ssh.map(|s| s.text()).filter(|t| !t.is_empty());
+    match (result, said) {
+        (Ok(docker), _) => Ok(docker),
+        (Err(e), Some(said)) => {
+            Err(e.context(format!("ssh said: {said}"))).with_context(unreachable)
+        }
+        (Err(e), None) => Err(e).with_context(unreachable),
+    }
 }
 
 /// Whether an API error is the daemon's "no such container / file" (404).
