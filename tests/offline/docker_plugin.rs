@@ -5,9 +5,7 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-use sha2::Digest;
-
-use crate::support::{text, tool_path};
+use crate::support::{text, tool_path, write_docker_context};
 
 /// A docker config directory with the tool installed as plugin `nginxrollout`.
 struct PluginDir(tempfile::TempDir);
@@ -48,16 +46,7 @@ impl PluginDir {
 
     /// Context `name` pointing at `host`, written as `docker context create` writes it.
     fn context(&self, name: &str, host: &str) {
-        let id = format!("{:x}", sha2::Sha256::digest(name.as_bytes()));
-        let dir = self.path().join("contexts/meta").join(id);
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(
-            dir.join("meta.json"),
-            format!(
-                r#"{{"Name":"{name}","Metadata":{{}},"Endpoints":{{"docker":{{"Host":"{host}","SkipTLSVerify":false}}}}}}"#
-            ),
-        )
-        .unwrap();
+        write_docker_context(self.path(), name, host);
     }
 }
 
