@@ -2,8 +2,9 @@
 # Rollout benchmarks on the seed stacks (release build, real dockerd/nginx).
 #   scripts/bench-rollout.sh [LOAD_SECONDS] [CONCURRENCY] [all|seed002|seed000]
 #
-# seed002 (2 servers): for each mode (engine: --env MESSAGE=...; compose:
-# MESSAGE edited in docker-compose.yml) and each load profile (GET keep-alive,
+# seed002 (2 servers): for each mode (engine: --env MESSAGE=...; compose, the
+# fast path, and compose-cli, one `docker-compose up` per server: MESSAGE
+# edited in docker-compose.yml) and each load profile (GET keep-alive,
 # GET close, POST close, POST keep-alive) one full deploy of app1 and app2
 # under that load:
 #   wall      the deploy command's wall time,
@@ -24,7 +25,8 @@
 # update_config start-first, parallelism 1, delay 1s): the seed's own
 # `docker-compose up -d` after MESSAGE changes (failed requests, and the
 # outage: first to last failed probe of a 20-per-second probe), then
-# `nginx-rollout deploy backend` in compose and engine mode. Its physical
+# `nginx-rollout deploy backend` in compose (fast path) and engine mode (the compose CLI
+# recreates every replica at once: nginx-rollout refuses it for replicas). Its physical
 # minimum is the issue's: the new replicas' create -> healthy, summed, plus
 # the delays between them, plus one reload and drain per replica (nginx's
 # own hand-over: the mean reload + wait-drained step of the run).
@@ -60,7 +62,13 @@ compose() { (cd "$dir" && NGINX_PORT="$port" COMPOSE_FILE="$(IFS=:; echo "${comp
 down() {
     [ -z "$project" ] || compose down -v --remove-orphans -t 1 >/dev/null 2>&1 || true
 }
+events_pid="" load_pid="" probe_pid=""
 cleanup() {
+    # Background helpers (event stream, load, probe) must not outlive the run:
+    # they would hold whatever the caller holds (a lock, a terminal).
+    for pid in "$events_pid" "$load_pid" "$probe_pid"; do
+        [ -z "$pid" ] || kill "$pid" 2>/dev/null || true
+    done
     down
     rm -rf "$dir"
 }
@@ -164,7 +172,7 @@ deploy_row() {
         args+=(--mode engine --env "MESSAGE={{service}},$message")
     else
         sed -i -E "s/MESSAGE=(app[12]),[^']*/MESSAGE=\\1,$message/" "$dir/docker-compose.yml"
-        args+=(--mode compose)
+        args+=(--mode "$mode")
     fi
     log "$label deploy under $profile"
     run_load "$profile" "${4:-}"
@@ -184,7 +192,7 @@ deploy_row() {
 
 seed002() {
     up "nrbench$$" docker-compose.yml
-    for mode in engine compose; do
+    for mode in engine compose compose-cli; do
         for profile in "${profiles[@]}"; do
             deploy_row "$mode" "$mode" "$profile"
         done
@@ -324,6 +332,7 @@ seed000() {
                 args+=(--mode engine --env "MESSAGE=v$round0")
             else
                 sed -i -E "s/MESSAGE=[^ ]*/MESSAGE=v$round0/" "$dir/docker-compose.yml"
+                args+=(--mode "$mode")
             fi
             log "nginx-rollout ($mode mode) under $profile"
             run_load "$profile" "$((load_seconds > 30 ? load_seconds : 30))"

@@ -1,4 +1,5 @@
 //! The one unified-diff renderer (similar), colored or plain.
+use crate::conf::visible;
 use console::Style;
 use similar::TextDiff;
 use std::io::IsTerminal;
@@ -28,14 +29,19 @@ pub fn unified(label: &str, before: &[u8], after: &[u8], color: bool) -> String 
     colorize(&shift_hunks(&text, lines_skipped), color)
 }
 
-/// Colors a plain unified diff (removed red, added green, hunk headers cyan);
-/// unchanged when `color` is false. Plans store plain diffs and color them when shown.
+/// Colors a plain unified diff (removed red, added green, hunk headers cyan)
+/// when `color` is set. Plans store plain diffs and show them through here,
+/// which also makes control bytes of the config visible ([`visible`]).
 pub fn colorize(text: &str, color: bool) -> String {
-    if !color {
-        return text.to_string();
-    }
     let mut out = String::with_capacity(text.len() + 64);
     for line in text.split_inclusive('\n') {
+        // The line ending (`\n` or `\r\n`) is kept; everything before it made visible.
+        let text = line.trim_end_matches(['\n', '\r']);
+        let line = format!("{}{}", visible(text), &line[text.len()..]);
+        if !color {
+            out.push_str(&line);
+            continue;
+        }
         let style = if line.starts_with("+++") || line.starts_with("---") {
             Style::new().bold()
         } else if line.starts_with('+') {
@@ -45,7 +51,7 @@ pub fn colorize(text: &str, color: bool) -> String {
         } else if line.starts_with("@@") {
             Style::new().cyan()
         } else {
-            out.push_str(line);
+            out.push_str(&line);
             continue;
         };
         let body = line.trim_end_matches('\n');

@@ -6,6 +6,7 @@ mod compose;
 mod compose_options;
 mod compose_policy;
 mod health;
+mod hook;
 mod image;
 mod mapping;
 mod recreate;
@@ -19,10 +20,12 @@ pub use compose::{
 pub use compose_options::{ComposeFlags, ComposeOptions, ComposeOptionsError};
 pub use compose_policy::policy_sections;
 pub use health::{HealthError, HealthSource, HealthyAt, Probe, failed_within, wait_healthy};
+pub use hook::{exec_hook, run_one_off};
 pub use image::{ImageFound, ensure_image};
 pub use mapping::{BackendContainer, Resolved, backend_by_name, resolve_backend, resolve_backends};
 pub use recreate::{
-    Recreated, Stopped, create_and_start, next_slot, recreate_stop_first, rename, stop_and_remove,
+    Recreated, Stopped, create_and_start, create_replacement, discard_leftover_replacement,
+    discard_replacement, next_slot, recreate_stop_first, rename, stop_and_remove,
 };
-pub use spec::{ContainerSpec, NetworkAttachment, capture_spec};
+pub use spec::{ContainerSpec, Escalation, NetworkAttachment, capture_spec};
 pub use template::{TemplateVars, render_value};

@@ -6,7 +6,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow, bail};
 use bollard::Docker;
 use bollard::errors::Error as DockerError;
-use bollard::models::{ContainerInspectResponse, NetworkConnectRequest};
+use bollard::models::{ContainerInspectResponse, ContainerStateStatusEnum, NetworkConnectRequest};
 use bollard::query_parameters::{
     CreateContainerOptions, RemoveContainerOptions, RenameContainerOptions, StopContainerOptions,
 };
@@ -128,11 +128,47 @@ pub struct Recreated {
     pub id: String,
 }
 
+/// A replacement for container `name`, created from `spec` (not started)
+/// under a temporary name while the old one still serves, for
+/// [`recreate_stop_first`]. A stopped leftover of an interrupted run under
+/// that name is removed first. Returns its id.
+pub async fn create_replacement(
+    docker: &Docker,
+    name: &str,
+    spec: &ContainerSpec,
+) -> Result<String> {
+    let next = format!("{name}{NEXT}");
+    clear_leftover(docker, &next).await?;
+    create(docker, spec, &next).await
+}
+
+/// Removes a replacement made by [`create_replacement`] that was not used.
+pub async fn discard_replacement(docker: &Docker, id: &str) {
+    force_remove(docker, id).await;
+}
+
+/// Removes the replacement for container `name` that a killed run created
+/// ahead and never started; one that ran is left alone (not ours to judge).
+pub async fn discard_leftover_replacement(docker: &Docker, name: &str) {
+    let next = format!("{name}{NEXT}");
+    if let Ok(c) = docker.inspect_container(&next, None).await
+        && c.state.and_then(|s| s.status) == Some(ContainerStateStatusEnum::CREATED)
+        && let Some(id) = c.id
+    {
+        force_remove(docker, &id).await;
+    }
+}
+
+/// Suffixes of the temporary names of a stop-first recreate.
+const NEXT: &str = "-nr-next";
+const PARKED: &str = "-nr-old";
+
 /// Stop-first recreate of container `old_id` from `spec`, under the same
 /// name, with as little as possible between the old container's stop and the
 /// new one's start: the new container is created (and attached to its
-/// networks) before the old one is stopped, the names are swapped by rename,
-/// and the old container is removed only after the new one started.
+/// networks) before the old one is stopped — or earlier, by
+/// [`create_replacement`], given here as `ready` — the names are swapped by
+/// rename, and the old container is removed only after the new one started.
 ///
 /// If the new container cannot be created, the old one is left untouched; if
 /// it cannot be started, it is removed and the old (stopped) container gets
@@ -141,19 +177,19 @@ pub async fn recreate_stop_first(
     docker: &Docker,
     old_id: &str,
     spec: &ContainerSpec,
+    ready: Option<String>,
 ) -> Result<Recreated> {
     let old = docker
         .inspect_container(old_id, None)
         .await
         .with_context(|| format!("container {old_id}: inspect before recreate"))?;
     let name = docker::name_of(&old, old_id).to_string();
-    let next = format!("{name}-nr-next");
-    let parked = format!("{name}-nr-old");
-    tokio::try_join!(
-        clear_leftover(docker, &next),
-        clear_leftover(docker, &parked)
-    )?;
-    let id = create(docker, spec, &next).await?;
+    let parked = format!("{name}{PARKED}");
+    clear_leftover(docker, &parked).await?;
+    let id = match ready {
+        Some(id) => id,
+        None => create_replacement(docker, &name, spec).await?,
+    };
     let stopped = match stop_inspected(docker, old_id, &old).await {
         Ok(s) => s,
         Err(e) => {
@@ -190,7 +226,7 @@ async fn clear_leftover(docker: &Docker, name: &str) -> Result<()> {
 }
 
 /// Creates container `name` from `spec` and connects its other networks.
-async fn create(docker: &Docker, spec: &ContainerSpec, name: &str) -> Result<String> {
+pub(super) async fn create(docker: &Docker, spec: &ContainerSpec, name: &str) -> Result<String> {
     let options = CreateContainerOptions {
         name: Some(name.to_string()),
         ..Default::default()
@@ -214,7 +250,7 @@ async fn create(docker: &Docker, spec: &ContainerSpec, name: &str) -> Result<Str
     Ok(id)
 }
 
-async fn start(docker: &Docker, id: &str, name: &str) -> Result<()> {
+pub(super) async fn start(docker: &Docker, id: &str, name: &str) -> Result<()> {
     docker
         .start_container(id, None)
         .await

@@ -18,6 +18,9 @@ use serde::{Deserialize, Serialize};
 /// The label holding a compose container's number.
 const NUMBER_LABEL: &str = "com.docker.compose.container-number";
 
+/// The label that marks a one-off container of ours (its value: its name).
+pub const ONE_OFF_LABEL: &str = "nginx-rollout.one-off";
+
 /// Everything needed to create a container again.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ContainerSpec {
@@ -131,6 +134,39 @@ impl ContainerSpec {
             .get_or_insert_with(Vec::new)
             .extend(kept);
         self.with_env("affinity:container", &format!("={old_id}"))
+    }
+
+    /// The spec of a one-off container that runs `argv` once, as `compose run`
+    /// makes one: the command replaced (the entrypoint kept), the same
+    /// environment, volumes and networks but no network aliases or fixed
+    /// addresses (nothing resolves to it, nothing clashes with the service's
+    /// containers), no published ports, no restart policy, no healthcheck, and
+    /// compose's labels swapped for [`ONE_OFF_LABEL`], so compose never counts
+    /// it among the service's containers.
+    pub fn one_off(mut self, name: &str, argv: &[String]) -> ContainerSpec {
+        self.name = name.to_string();
+        self.config.cmd = Some(argv.to_vec());
+        self.config.attach_stdout = Some(true);
+        self.config.attach_stderr = Some(true);
+        self.config.tty = Some(false);
+        self.config.open_stdin = Some(false);
+        self.config.healthcheck = Some(bollard::models::HealthConfig {
+            test: Some(vec!["NONE".into()]),
+            ..Default::default()
+        });
+        let labels = self.config.labels.get_or_insert_with(HashMap::new);
+        labels.retain(|k, _| !k.starts_with("com.docker.compose."));
+        labels.insert(ONE_OFF_LABEL.to_string(), name.to_string());
+        let host = &mut self.host_config;
+        host.port_bindings = None;
+        host.publish_all_ports = Some(false);
+        host.restart_policy = None;
+        host.auto_remove = Some(false);
+        for net in &mut self.networks {
+            net.aliases.clear();
+            net.ipam_config = None;
+        }
+        self
     }
 
     /// The value of `key` in the spec's explicit environment.
@@ -491,6 +527,54 @@ mod tests {
     }
 
     #[test]
+    fn a_one_off_keeps_env_volumes_and_networks_but_nothing_that_would_clash() {
+        let config = ContainerConfig {
+            env: Some(vec!["MESSAGE=hi".into(), "DATABASE_URL=pg://db".into()]),
+            labels: Some(HashMap::from([
+                ("com.docker.compose.service".into(), "app1".into()),
+                ("com.docker.compose.oneoff".into(), "False".into()),
+                ("team".into(), "web".into()),
+            ])),
+            ..Default::default()
+        };
+        let mut spec = spec_from_inspect(inspect(config), &image(), Anonymous::Keep);
+        spec.host_config.binds = Some(vec!["data:/var/lib/app".into()]);
+        spec.host_config.port_bindings = Some(HashMap::from([("3000/tcp".into(), None)]));
+        spec.host_config.restart_policy = Some(bollard::models::RestartPolicy {
+            name: Some(bollard::models::RestartPolicyNameEnum::ALWAYS),
+            maximum_retry_count: None,
+        });
+        let argv = vec!["migrate".to_string(), "--all".to_string()];
+        let one = spec.clone().one_off("app1-nr-pre-deploy", &argv);
+        assert_eq!(one.name, "app1-nr-pre-deploy");
+        assert_eq!(one.config.cmd.as_ref(), Some(&argv));
+        assert_eq!(
+            one.config.entrypoint, spec.config.entrypoint,
+            "entrypoint kept"
+        );
+        assert_eq!(one.config.env, spec.config.env);
+        assert_eq!(one.host_config.binds, spec.host_config.binds);
+        assert_eq!(one.host_config.port_bindings, None);
+        assert_eq!(one.host_config.restart_policy, None);
+        let labels = one.config.labels.as_ref().unwrap();
+        assert!(labels.keys().all(|k| !k.starts_with("com.docker.compose.")));
+        assert_eq!(labels.get("team").map(String::as_str), Some("web"));
+        assert_eq!(
+            labels.get(ONE_OFF_LABEL).map(String::as_str),
+            Some("app1-nr-pre-deploy")
+        );
+        let networks: Vec<&str> = one.networks.iter().map(|n| n.network.as_str()).collect();
+        assert_eq!(networks, ["net-b", "net-a"], "the same networks");
+        assert!(
+            one.networks
+                .iter()
+                .all(|n| n.aliases.is_empty() && n.ipam_config.is_none()),
+            "no alias nor fixed address: {:?}",
+            one.networks
+        );
+    }
+
+    #[test]
     fn overridden_values_are_kept() {
         let config = ContainerConfig {
             env: Some(vec!["PORT=4000".into()]),
@@ -622,5 +706,187 @@ mod tests {
         let json = serde_json::to_string(&spec).unwrap();
         let back: ContainerSpec = serde_json::from_str(&json).unwrap();
         assert_eq!(back, spec);
+    }
+}
+
+/// A privilege a spec grants that the container it replaces does not have.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "refusing to recreate container {container} with host_config.{field} = {value}, which the running container \
+     does not have: the journal (or the request) it comes from may have been altered. Recreate it by hand if this is \
+     intended"
+)]
+pub struct Escalation {
+    /// The container being replaced.
+    pub container: String,
+    /// The `HostConfig` field (`privileged`, `cap_add`, `binds`, …).
+    pub field: &'static str,
+    /// What the spec grants there.
+    pub value: String,
+}
+
+impl ContainerSpec {
+    /// The first privilege — privileged mode, a capability, a device, a host
+    /// path mounted, a host namespace, a security option — this spec grants
+    /// beyond `live`, the host config of the running `container` it would
+    /// replace. A recreated container never gets more than its predecessor.
+    pub fn escalation_over(&self, live: &HostConfig, container: &str) -> Option<Escalation> {
+        let new = &self.host_config;
+        let found = |field: &'static str, value: String| {
+            Some(Escalation {
+                container: container.to_string(),
+                field,
+                value,
+            })
+        };
+        if new.privileged == Some(true) && live.privileged != Some(true) {
+            return found("privileged", "true".into());
+        }
+        let beyond = |new: &Option<Vec<String>>, live: &Option<Vec<String>>| {
+            let live = live.as_deref().unwrap_or_default();
+            new.iter().flatten().find(|x| !live.contains(x)).cloned()
+        };
+        for (field, n, l) in [
+            ("cap_add", &new.cap_add, &live.cap_add),
+            ("security_opt", &new.security_opt, &live.security_opt),
+            (
+                "device_cgroup_rules",
+                &new.device_cgroup_rules,
+                &live.device_cgroup_rules,
+            ),
+            ("volumes_from", &new.volumes_from, &live.volumes_from),
+        ] {
+            if let Some(x) = beyond(n, l) {
+                return found(field, x);
+            }
+        }
+        fn debug<T: std::fmt::Debug>(v: &Option<Vec<T>>) -> Vec<String> {
+            v.iter().flatten().map(|d| format!("{d:?}")).collect()
+        }
+        let (nd, ld) = (debug(&new.devices), debug(&live.devices));
+        if let Some(d) = nd.iter().find(|d| !ld.contains(d)) {
+            return found("devices", d.clone());
+        }
+        let (nr, lr) = (debug(&new.device_requests), debug(&live.device_requests));
+        if let Some(d) = nr.iter().find(|d| !lr.contains(d)) {
+            return found("device_requests", d.clone());
+        }
+        let host_paths = |h: &HostConfig| -> Vec<String> {
+            let binds = h
+                .binds
+                .iter()
+                .flatten()
+                .filter_map(|b| b.split(':').next().filter(|s| s.starts_with('/')));
+            let mounts = h
+                .mounts
+                .iter()
+                .flatten()
+                .filter(|m| m.typ == Some(bollard::models::MountType::BIND))
+                .filter_map(|m| m.source.as_deref());
+            binds.chain(mounts).map(str::to_string).collect()
+        };
+        let live_paths = host_paths(live);
+        if let Some(p) = host_paths(new)
+            .into_iter()
+            .find(|p| !live_paths.contains(p))
+        {
+            return found("binds", p);
+        }
+        for (field, n, l) in [
+            ("network_mode", &new.network_mode, &live.network_mode),
+            ("pid_mode", &new.pid_mode, &live.pid_mode),
+            ("ipc_mode", &new.ipc_mode, &live.ipc_mode),
+            ("uts_mode", &new.uts_mode, &live.uts_mode),
+            ("userns_mode", &new.userns_mode, &live.userns_mode),
+        ] {
+            if n.as_deref() == Some("host") && l.as_deref() != Some("host") {
+                return found(field, "host".into());
+            }
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod escalation_tests {
+    use super::*;
+
+    fn spec(host_config: HostConfig) -> ContainerSpec {
+        ContainerSpec {
+            name: "app1".into(),
+            image: "app:v1".into(),
+            config: ContainerConfig::default(),
+            host_config,
+            networks: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_spec_never_grants_more_than_the_running_container_has() {
+        let live = HostConfig {
+            binds: Some(vec!["/srv/data:/data:rw".into(), "named:/cache".into()]),
+            cap_add: Some(vec!["NET_BIND_SERVICE".into()]),
+            ..Default::default()
+        };
+        assert_eq!(spec(live.clone()).escalation_over(&live, "app1"), None);
+        let cases = [
+            (
+                HostConfig {
+                    privileged: Some(true),
+                    ..live.clone()
+                },
+                "privileged",
+            ),
+            (
+                HostConfig {
+                    cap_add: Some(vec!["SYS_ADMIN".into()]),
+                    ..live.clone()
+                },
+                "cap_add",
+            ),
+            (
+                HostConfig {
+                    binds: Some(vec!["/:/host".into()]),
+                    ..live.clone()
+                },
+                "binds",
+            ),
+            (
+                HostConfig {
+                    devices: Some(vec![bollard::models::DeviceMapping {
+                        path_on_host: Some("/dev/sda".into()),
+                        ..Default::default()
+                    }]),
+                    ..live.clone()
+                },
+                "devices",
+            ),
+            (
+                HostConfig {
+                    pid_mode: Some("host".into()),
+                    ..live.clone()
+                },
+                "pid_mode",
+            ),
+            (
+                HostConfig {
+                    security_opt: Some(vec!["seccomp=unconfined".into()]),
+                    ..live.clone()
+                },
+                "security_opt",
+            ),
+        ];
+        for (granted, field) in cases {
+            let e = spec(granted).escalation_over(&live, "app1").unwrap();
+            assert_eq!(e.field, field);
+            let text = e.to_string();
+            assert!(
+                text.contains("container app1") && text.contains(field),
+                "{text}"
+            );
+        }
+        // Fewer privileges are fine.
+        let less = HostConfig::default();
+        assert_eq!(spec(less).escalation_over(&live, "app1"), None);
     }
 }

@@ -17,11 +17,23 @@ pub struct TemplateVars {
 }
 
 /// Renders `tpl` with `vars`, e.g. `MESSAGE={{service}},v2` → `MESSAGE=app1,v2`.
+///
+/// Only `vars` are reachable: tera's `get_env` is turned off, so a template
+/// cannot copy the operator's environment into a container (and the
+/// journal); a value from it is passed explicitly (`--env K="$V"`). A literal
+/// `{{` is written `{{ "{{" }}`, or the value put in `{% raw %}…{% endraw %}`.
 pub fn render_value(tpl: &str, vars: &TemplateVars) -> Result<String> {
-    let context = tera::Context::from_serialize(vars)
-        .map_err(|e| anyhow!("template `{tpl}`: {}", chain(&e)))?;
-    tera::Tera::one_off(tpl, &context, false)
-        .map_err(|e| anyhow!("template `{tpl}`: {}", chain(&e)))
+    let fail = |e: &(dyn std::error::Error + 'static)| anyhow!("template `{tpl}`: {}", chain(e));
+    crate::render::check_nesting(tpl).map_err(|e| anyhow!("template `{tpl}`: {e}"))?;
+    let context = tera::Context::from_serialize(vars).map_err(|e| fail(&e))?;
+    let mut tera = tera::Tera::default();
+    tera.register_function("get_env", |_: &std::collections::HashMap<String, tera::Value>| {
+        Err::<tera::Value, _>(tera::Error::msg(
+            "get_env is turned off in --image/--env/--label values: pass the value itself (--env KEY=\"$VAR\")",
+        ))
+    });
+    tera.add_raw_template("value", tpl).map_err(|e| fail(&e))?;
+    tera.render("value", &context).map_err(|e| fail(&e))
 }
 
 /// Tera puts the useful part of an error in its sources.
@@ -68,6 +80,41 @@ mod tests {
         let err = render_value("X={{nope}}", &vars()).unwrap_err().to_string();
         assert!(err.contains("X={{nope}}"), "{err}");
         assert!(err.contains("nope"), "{err}");
+    }
+
+    #[test]
+    fn the_operators_environment_is_out_of_reach() {
+        // SAFETY: tests of this module do not read the environment concurrently.
+        unsafe { std::env::set_var("NGINX_ROLLOUT_TEST_SECRET", "hunter2") };
+        let err = render_value("X={{ get_env(name='NGINX_ROLLOUT_TEST_SECRET') }}", &vars())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("get_env is turned off"), "{err}");
+        assert!(!err.contains("hunter2"), "{err}");
+    }
+
+    #[test]
+    fn a_literal_double_brace_has_an_escape() {
+        assert_eq!(render_value("{{ \"{{\" }}x}}", &vars()).unwrap(), "{{x}}");
+        assert_eq!(
+            render_value("{% raw %}{{service}}{% endraw %}", &vars()).unwrap(),
+            "{{service}}"
+        );
+    }
+
+    #[test]
+    fn a_deeply_nested_value_is_refused_not_a_stack_overflow() {
+        let deep = format!(
+            "{}x{}",
+            "{% if 1 %}".repeat(20_000),
+            "{% endif %}".repeat(20_000)
+        );
+        let err = render_value(&deep, &vars()).unwrap_err().to_string();
+        assert!(
+            err.contains("nested deeper"),
+            "{} bytes of error",
+            err.len()
+        );
     }
 
     #[test]

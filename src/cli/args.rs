@@ -20,6 +20,7 @@ Examples (the seed's app1/app2 stack, run from the compose project's directory):
   nginx-rollout deploy apps -i                 # step by step, asking before each step
   nginx-rollout deploy apps --yes --output json --env 'MESSAGE={{service}},v3'
   nginx-rollout deploy apps --failure-action rollback --monitor 10s
+  nginx-rollout deploy apps --pre-deploy 'migrate up' --post-start \"sh -c 'echo ready > /tmp/ready'\"
   nginx-rollout rollback apps && nginx-rollout history apps
   nginx-rollout drain apps app2 && nginx-rollout undrain apps app2
   DOCKER_HOST=ssh://deploy@web1 nginx-rollout deploy apps --mode engine --env MESSAGE=v3

@@ -1,5 +1,8 @@
 //! The command line: parse arguments, pick the front end, run one command,
 //! map its outcome to an exit code. Everything else lives in the library.
+#[macro_use]
+mod output;
+
 mod args;
 mod cmd;
 mod exit;
@@ -44,7 +47,7 @@ fn live(command: impl Future<Output = anyhow::Result<i32>>) -> i32 {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("nginx-rollout: cannot start the async runtime: {e}");
+            errln!("nginx-rollout: cannot start the async runtime: {e}");
             return exit::FAILED;
         }
     };
@@ -71,7 +74,10 @@ fn init_tracing(verbose: bool) {
 /// `nginx -t` does.
 fn offline(result: anyhow::Result<i32>) -> i32 {
     result.unwrap_or_else(|e| {
-        eprintln!("nginx-rollout: {e:#}");
+        if output::broken_pipe(&e) {
+            return exit::DONE;
+        }
+        errln!("nginx-rollout: {}", output::shown(&format!("{e:#}")));
         exit::FAILED
     })
 }
@@ -79,6 +85,9 @@ fn offline(result: anyhow::Result<i32>) -> i32 {
 /// Prints an error of a live command as one line (what and where), its
 /// causes, then a hint; returns the exit code.
 fn report(e: &anyhow::Error) -> i32 {
+    if output::broken_pipe(e) {
+        return exit::DONE;
+    }
     let is = |f: &dyn Fn(&(dyn std::error::Error + 'static)) -> bool| e.chain().any(f);
     let (code, hint) = if is(&|c| c.is::<crate::exec::LockHeld>()) {
         (
@@ -115,16 +124,23 @@ fn report(e: &anyhow::Error) -> i32 {
         )
     } else if is(&|c| c.is::<crate::plan::PlanError>() || c.is::<crate::plan::PolicyError>()) {
         (exit::USAGE, "see `nginx-rollout deploy --help`")
+    } else if crate::rollout::daemon_unreachable(e) {
+        (
+            exit::FAILED,
+            "the Docker daemon did not answer (stopped or restarting?); once it is back, \
+             `nginx-rollout status` shows whether a rollout was left unfinished, to `resume` \
+             or `rollback`",
+        )
     } else {
         (
             exit::FAILED,
             "run with --verbose for details; `nginx-rollout status` shows where things are",
         )
     };
-    eprintln!("nginx-rollout: {e}");
+    errln!("nginx-rollout: {}", output::shown(&e.to_string()));
     for cause in e.chain().skip(1) {
-        eprintln!("  caused by: {cause}");
+        errln!("  caused by: {}", output::shown(&cause.to_string()));
     }
-    eprintln!("  hint: {hint}");
+    errln!("  hint: {hint}");
     code
 }

@@ -60,6 +60,8 @@ pub struct Splice {
 
 struct ServerStmt {
     stmt: u32,
+    /// The address token (comments may come between it and `server`).
+    addr: u32,
     address: String,
     /// Argument token indices after the address.
     params: Vec<u32>,
@@ -78,6 +80,7 @@ fn servers(doc: &Doc, us: u32) -> Vec<ServerStmt> {
             let address = String::from_utf8_lossy(&val(addr)).into_owned();
             Some(ServerStmt {
                 stmt: s,
+                addr,
                 down: params.iter().any(|&t| val(t) == b"down"),
                 backup: params.iter().any(|&t| val(t) == b"backup"),
                 address,
@@ -135,7 +138,7 @@ pub fn splice_for(
         Ok(())
     };
     let end_of = |t: u32| doc.span(t).end as usize;
-    let last_arg = |s: &ServerStmt| *s.params.last().unwrap_or(&(doc.stmt(s.stmt).first + 1));
+    let last_arg = |s: &ServerStmt| *s.params.last().unwrap_or(&s.addr);
     let insert = |at: usize, text: String| Splice {
         range: at..at,
         with: text.into_bytes(),
@@ -175,46 +178,27 @@ pub fn splice_for(
         }
         Edit::Restore => {
             let s = find(server)?;
-            let Some(i) = s
-                .params
-                .iter()
-                .position(|&t| unescape(doc.raw(t)) == b"down")
-            else {
+            // Every `down` goes: `server a down down;` is down until the last one is.
+            let mut cut: Vec<Range<usize>> = Vec::new();
+            for (i, &t) in s.params.iter().enumerate() {
+                if unescape(doc.raw(t)) != b"down" {
+                    continue;
+                }
+                let mut r = down_range(doc, s, i);
+                if let Some(prev) = cut.last() {
+                    r.start = r.start.max(prev.end);
+                }
+                cut.push(r);
+            }
+            let (Some(first), Some(last)) = (cut.first(), cut.last()) else {
                 return Ok(None);
             };
-            let sp = doc.span(s.params[i]).range();
-            let previous = match i {
-                0 => doc.stmt(s.stmt).first + 1,
-                _ => s.params[i - 1],
-            };
-            // Only blanks (a line break too) since the argument before: they go with
-            // `down`, so `server a\n    down;` becomes `server a;` as `server a down;` does.
-            let gap = end_of(previous)..sp.start;
-            if src[gap.clone()].iter().all(u8::is_ascii_whitespace) {
-                return Ok(Some(Splice {
-                    range: gap.start..sp.end,
-                    with: Vec::new(),
-                }));
+            let range = first.start..last.end;
+            let mut with = Vec::new();
+            for pair in cut.windows(2) {
+                with.extend_from_slice(&src[pair[0].end..pair[1].start]);
             }
-            let before = src[..sp.start]
-                .iter()
-                .rev()
-                .take_while(|&&b| b == b' ' || b == b'\t')
-                .count();
-            let line_start = sp.start - before == 0 || src[sp.start - before - 1] == b'\n';
-            let range = if line_start {
-                let after = src[sp.end..]
-                    .iter()
-                    .take_while(|&&b| b == b' ' || b == b'\t')
-                    .count();
-                sp.start..sp.end + after
-            } else {
-                sp.start - before..sp.end
-            };
-            Some(Splice {
-                range,
-                with: Vec::new(),
-            })
+            Some(Splice { range, with })
         }
         Edit::SetWeight(w) => {
             if *w == 0 {
@@ -232,10 +216,7 @@ pub fn splice_for(
                     range: doc.span(t).range(),
                     with: text.into_bytes(),
                 }),
-                None => Some(insert(
-                    end_of(doc.stmt(s.stmt).first + 1),
-                    format!(" {text}"),
-                )),
+                None => Some(insert(end_of(s.addr), format!(" {text}"))),
             }
         }
         Edit::Add { address, params } => {
@@ -296,11 +277,42 @@ pub fn splice_for(
                 ));
             }
             Some(Splice {
-                range: doc.span(doc.stmt(s.stmt).first + 1).range(),
+                range: doc.span(s.addr).range(),
                 with: new.clone().into_bytes(),
             })
         }
     })
+}
+
+/// Bytes to delete to remove parameter `i` (a `down`) of server `s`.
+fn down_range(doc: &Doc, s: &ServerStmt, i: usize) -> Range<usize> {
+    let src = doc.bytes();
+    let sp = doc.span(s.params[i]).range();
+    let previous = match i {
+        0 => s.addr,
+        _ => s.params[i - 1],
+    };
+    // Only blanks (a line break too) since the argument before: they go with
+    // `down`, so `server a\n    down;` becomes `server a;` as `server a down;` does.
+    let gap = doc.span(previous).end as usize..sp.start;
+    if src[gap.clone()].iter().all(u8::is_ascii_whitespace) {
+        return gap.start..sp.end;
+    }
+    let before = src[..sp.start]
+        .iter()
+        .rev()
+        .take_while(|&&b| b == b' ' || b == b'\t')
+        .count();
+    let line_start = sp.start - before == 0 || src[sp.start - before - 1] == b'\n';
+    if line_start {
+        let after = src[sp.end..]
+            .iter()
+            .take_while(|&&b| b == b' ' || b == b'\t')
+            .count();
+        sp.start..sp.end + after
+    } else {
+        sp.start - before..sp.end
+    }
 }
 
 /// The splice that inserts statement `text` on its own line after statement

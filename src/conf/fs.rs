@@ -1,6 +1,94 @@
 //! Access to configuration files, as nginx sees their paths.
-use std::io;
+use std::fs::OpenOptions;
+use std::io::{self, Read};
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+
+/// Largest file the engine reads (64 MiB; the 10 MB benchmark config is
+/// already far beyond any real one). A bigger file is an error, so memory
+/// stays bounded whatever a config includes.
+pub const MAX_FILE_BYTES: u64 = 64 << 20;
+
+/// Reads the regular file `path` (symlinks followed), of at most
+/// [`MAX_FILE_BYTES`]. A FIFO, socket, device or directory is an error, and
+/// is never opened in a way that blocks or has side effects; so is a file
+/// that is (or grows) larger than the bound.
+pub fn read_regular(path: &Path) -> io::Result<Vec<u8>> {
+    check_regular(&std::fs::metadata(path)?)?;
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+        .open(path)?;
+    read_bounded(file)
+}
+
+/// Reads a config file of this host the way every command does: an
+/// interrupted write of it is finished first ([`super::recover`], said on
+/// stderr), then the file is read with [`read_regular`].
+pub fn read_host_file(path: &Path) -> io::Result<Vec<u8>> {
+    match super::write::recover(path)? {
+        super::Recovery::Clean => {}
+        super::Recovery::Restored(file) => tracing::warn!(
+            "{}: an earlier write by nginx-rollout was interrupted and had left it torn; its previous bytes are restored",
+            file.display()
+        ),
+        super::Recovery::Kept { file, save } => tracing::warn!(
+            "{}: an earlier write by nginx-rollout was interrupted, and the file was changed since; \
+             its bytes from before that write are in {}: compare, then delete that file",
+            file.display(),
+            save.display()
+        ),
+    }
+    read_regular(path)
+}
+
+/// Reads an open file that must be regular and at most [`MAX_FILE_BYTES`] long.
+pub fn read_bounded(file: std::fs::File) -> io::Result<Vec<u8>> {
+    let meta = file.metadata()?;
+    check_regular(&meta)?;
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    file.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(too_large());
+    }
+    Ok(bytes)
+}
+
+fn too_large() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!(
+            "larger than {} MiB, nginx-rollout's limit for a config file",
+            MAX_FILE_BYTES >> 20
+        ),
+    )
+}
+
+/// Fails unless `meta` is a regular file within [`MAX_FILE_BYTES`].
+fn check_regular(meta: &std::fs::Metadata) -> io::Result<()> {
+    let t = meta.file_type();
+    let what = if t.is_file() {
+        return if meta.len() > MAX_FILE_BYTES {
+            Err(too_large())
+        } else {
+            Ok(())
+        };
+    } else if t.is_dir() {
+        "a directory"
+    } else if t.is_fifo() {
+        "a FIFO"
+    } else if t.is_socket() {
+        "a socket"
+    } else if t.is_block_device() || t.is_char_device() {
+        "a device"
+    } else {
+        "not a file"
+    };
+    Err(io::Error::new(
+        io::ErrorKind::InvalidInput,
+        format!("not a regular file ({what})"),
+    ))
+}
 
 /// Where configuration files are read from.
 ///
@@ -20,7 +108,7 @@ pub struct HostFs;
 
 impl Fs for HostFs {
     fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
-        std::fs::read(path)
+        read_host_file(path)
     }
 
     fn glob(&self, pattern: &Path) -> io::Result<Vec<PathBuf>> {
@@ -40,6 +128,45 @@ impl Fs for HostFs {
         }
         out.sort();
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fifos_devices_and_directories_are_errors_not_hangs() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo.conf");
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            &fifo,
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o600),
+            0,
+        )
+        .unwrap();
+        for (path, what) in [
+            (fifo.as_path(), "a FIFO"),
+            (Path::new("/dev/zero"), "a device"),
+            (dir.path(), "a directory"),
+        ] {
+            let e = HostFs.read(path).unwrap_err();
+            assert!(e.to_string().contains(what), "{}: {e}", path.display());
+        }
+    }
+
+    #[test]
+    fn a_file_over_the_bound_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let big = dir.path().join("big.conf");
+        let f = std::fs::File::create(&big).unwrap();
+        f.set_len(MAX_FILE_BYTES + 1).unwrap();
+        let e = HostFs.read(&big).unwrap_err();
+        assert!(e.to_string().contains("64 MiB"), "{e}");
+        f.set_len(10).unwrap();
+        assert_eq!(HostFs.read(&big).unwrap(), vec![0; 10]);
     }
 }
 

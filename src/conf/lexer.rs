@@ -1,10 +1,10 @@
-//! Token scanners following nginx's `ngx_conf_read_token`, written as nom parsers
-//! over bytes. Each returns the token's raw bytes (quotes and escapes included).
-use nom::bytes::complete::{tag, take_till, take_while};
-use nom::combinator::recognize;
-use nom::error::{Error, ErrorKind};
-use nom::sequence::pair;
-use nom::{IResult, Parser};
+//! Token scanners following nginx's `ngx_conf_read_token`. Each takes the
+//! input from where a token (or a run of separators) starts and returns its
+//! length in bytes, quotes and escapes included.
+//!
+//! They run over every byte of a file, so the common runs (indentation, bare
+//! words) are scanned eight bytes at a time ([`Word8`]) and the rare ones
+//! (comments, quoted strings) with `memchr`.
 
 /// Longest token nginx accepts (its configuration buffer is 4096 bytes and
 /// must also hold the byte that ends the token).
@@ -15,23 +15,87 @@ pub fn is_space(b: u8) -> bool {
     matches!(b, b' ' | b'\t' | b'\r' | b'\n')
 }
 
-/// A run of separators (possibly empty).
-pub fn space(i: &[u8]) -> IResult<&[u8], &[u8]> {
-    take_while(is_space).parse(i)
+/// Eight input bytes as one little-endian word, for finding a byte among
+/// them with a few integer operations (the first match is the lowest set bit).
+#[derive(Clone, Copy)]
+struct Word8(u64);
+
+impl Word8 {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+
+    /// The eight bytes at `i[k..]`, if there are eight.
+    fn at(i: &[u8], k: usize) -> Option<Word8> {
+        let bytes = i.get(k..k + 8)?;
+        Some(Word8(u64::from_le_bytes(bytes.try_into().ok()?)))
+    }
+
+    /// High bit set in the bytes below `n` (`n` ≤ 128). Only the lowest set
+    /// bit is exact: a borrow may mark bytes after the first match.
+    fn below(self, n: u8) -> u64 {
+        self.0.wrapping_sub(Self::ONES * u64::from(n)) & !self.0 & Self::HIGHS
+    }
+
+    /// High bit set in the bytes equal to `b` (lowest set bit exact, as in [`Word8::below`]).
+    fn equal(self, b: u8) -> u64 {
+        Word8(self.0 ^ (Self::ONES * u64::from(b))).below(1)
+    }
+
+    /// Index of the first byte that differs from `b`, if any does.
+    fn first_not(self, b: u8) -> Option<usize> {
+        let diff = self.0 ^ (Self::ONES * u64::from(b));
+        (diff != 0).then(|| diff.trailing_zeros() as usize / 8)
+    }
 }
 
-/// `#` up to (not including) the next LF.
-pub fn comment(i: &[u8]) -> IResult<&[u8], &[u8]> {
-    recognize(pair(tag(&b"#"[..]), take_till(|b| b == b'\n'))).parse(i)
+/// Index of the first byte flagged in `mask` (from [`Word8`]).
+fn first(mask: u64) -> usize {
+    mask.trailing_zeros() as usize / 8
 }
 
-/// A bare token: ends at a separator, `;`, or `{` (except right after `$`,
-/// as in `${var}`); `\` escapes the next byte. `}`, `#` and quotes inside it
-/// are ordinary bytes. Never fails on non-empty input.
-pub fn word(i: &[u8]) -> IResult<&[u8], &[u8]> {
+/// Length of the run of separators at the start of `i` (possibly 0).
+pub fn space(i: &[u8]) -> usize {
     let mut k = 0;
     loop {
-        // Fast path over ordinary bytes.
+        // Indentation: spaces, eight at a time.
+        while let Some(w) = Word8::at(i, k) {
+            match w.first_not(b' ') {
+                Some(j) => {
+                    k += j;
+                    break;
+                }
+                None => k += 8,
+            }
+        }
+        match i.get(k) {
+            Some(&b) if is_space(b) => k += 1,
+            _ => return k,
+        }
+    }
+}
+
+/// Length of the comment at the start of `i` (`#` up to, not including, the next LF).
+pub fn comment(i: &[u8]) -> usize {
+    memchr::memchr(b'\n', i).unwrap_or(i.len())
+}
+
+/// Length of the bare token at the start of `i`: it ends at a separator,
+/// `;`, or `{` (except right after `$`, as in `${var}`); `\` escapes the next
+/// byte. `}`, `#` and quotes inside it are ordinary bytes. At least 1 when
+/// `i` starts with any other byte than those that end a token.
+pub fn word(i: &[u8]) -> usize {
+    let mut k = 0;
+    loop {
+        // Fast path over ordinary bytes, eight at a time: stop at anything
+        // that may be special (every byte below `!` is a candidate).
+        while let Some(w) = Word8::at(i, k) {
+            let m = w.below(b'!') | w.equal(b';') | w.equal(b'{') | w.equal(b'\\') | w.equal(b'$');
+            if m != 0 {
+                k += first(m);
+                break;
+            }
+            k += 8;
+        }
         while k < i.len() && !WORD_SPECIAL[i[k] as usize] {
             k += 1;
         }
@@ -47,11 +111,7 @@ pub fn word(i: &[u8]) -> IResult<&[u8], &[u8]> {
             }
         }
     }
-    let k = k.min(i.len());
-    if k == 0 {
-        return Err(nom::Err::Error(Error::new(i, ErrorKind::TakeWhile1)));
-    }
-    Ok((&i[k..], &i[..k]))
+    k.min(i.len())
 }
 
 /// Bytes that end or change the scanning of a bare token.
@@ -66,22 +126,22 @@ static WORD_SPECIAL: [bool; 256] = {
     t
 };
 
-/// A `"…"` or `'…'` token (may span lines, `\` escapes the next byte).
-/// Fails with `ErrorKind::Eof` when the closing quote is missing.
-pub fn quoted(i: &[u8]) -> IResult<&[u8], &[u8]> {
+/// Length of the `"…"` or `'…'` token at the start of `i` (it may span
+/// lines; `\` escapes the next byte), or `None` when the closing quote is
+/// missing or `i` does not start with a quote.
+pub fn quoted(i: &[u8]) -> Option<usize> {
     let q = match i.first() {
         Some(&q @ (b'"' | b'\'')) => q,
-        _ => return Err(nom::Err::Error(Error::new(i, ErrorKind::Char))),
+        _ => return None,
     };
     let mut k = 1;
-    while k < i.len() {
-        match i[k] {
-            b'\\' => k += 2,
-            b if b == q => return Ok((&i[k + 1..], &i[..k + 1])),
-            _ => k += 1,
+    loop {
+        k += memchr::memchr2(q, b'\\', i.get(k..)?)?;
+        if i[k] == q {
+            return Some(k + 1);
         }
+        k += 2;
     }
-    Err(nom::Err::Error(Error::new(&i[i.len()..], ErrorKind::Eof)))
 }
 
 /// The value nginx sees for a raw token: quotes removed and `\"`, `\'`,
@@ -124,7 +184,7 @@ mod tests {
     use super::*;
 
     fn w(s: &str) -> &str {
-        std::str::from_utf8(word(s.as_bytes()).unwrap().1).unwrap()
+        &s[..word(s.as_bytes())]
     }
 
     #[test]
@@ -142,15 +202,37 @@ mod tests {
     }
 
     #[test]
+    fn long_tokens_are_scanned_past_eight_bytes() {
+        assert_eq!(w("abcdefghijklmnop\tq"), "abcdefghijklmnop");
+        assert_eq!(w("abcdefgh\x01ijklmnop;"), "abcdefgh\x01ijklmnop");
+        assert_eq!(w("héllo_wörld_ünïcode x"), "héllo_wörld_ünïcode");
+        assert_eq!(w("abcdefgh${var}ijklmnop{"), "abcdefgh${var}ijklmnop");
+        assert_eq!(w("abcdefghijk\\ lmnopqrst u"), "abcdefghijk\\ lmnopqrst");
+        assert_eq!(w("abcdefghijklmnopq"), "abcdefghijklmnopq");
+    }
+
+    #[test]
+    fn separator_runs() {
+        assert_eq!(space(b"x"), 0);
+        assert_eq!(space(b"  \n\t\r           x  "), 16);
+        assert_eq!(space(b"                "), 16);
+        assert_eq!(space(b"         \x0b"), 9);
+    }
+
+    #[test]
     fn quoted_tokens_span_lines_and_escape() {
-        let (rest, t) = quoted(b"\"a\\\"\nb\";").unwrap();
-        assert_eq!((t, rest), (&b"\"a\\\"\nb\""[..], &b";"[..]));
-        assert!(quoted(b"'open").is_err());
+        assert_eq!(quoted(b"\"a\\\"\nb\";"), Some(7));
+        assert_eq!(quoted(b"'a\\'\"b';"), Some(7));
+        assert_eq!(quoted(b"'open"), None);
+        assert_eq!(quoted(b"'open\\'"), None);
+        assert_eq!(quoted(b"'ends in escape\\"), None);
+        assert_eq!(quoted(b"x"), None);
         assert_eq!(unescape(b"'a\\'b\\x\\n'"), b"a'b\\x\n");
     }
 
     #[test]
     fn comments_stop_before_lf() {
-        assert_eq!(comment(b"# x\r\ny").unwrap(), (&b"\ny"[..], &b"# x\r"[..]));
+        assert_eq!(comment(b"# x\r\ny"), 4);
+        assert_eq!(comment(b"# x"), 3);
     }
 }

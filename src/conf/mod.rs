@@ -22,17 +22,20 @@ pub use crossplane::{
     lex as crossplane_lex, payload,
 };
 pub use edit::{Edit, EditOptions};
-pub use error::{ConfError, Place};
+pub use error::{ConfError, LINE_WINDOW, Place, visible};
 #[cfg(test)]
 pub(crate) use fs::MemFs;
-pub use fs::{Fs, HostFs};
+pub use fs::{Fs, HostFs, MAX_FILE_BYTES, read_bounded, read_host_file, read_regular};
 pub use include::{
     Located, Lookup, MainChoice, MissingIncludes, PrefixFrom, UnreadInclude, locate,
 };
 pub use pin::{NOWHERE, PinnedLine};
 pub use set::{ConfigSet, FileChange, LoadOptions};
 pub use tree::Doc;
+pub use tree::MAX_DEPTH;
 pub use upstream::{
     Address, AddressKind, Balancing, Context, Param, Server, ServerMode, Upstream, Zone,
 };
-pub use write::{write_changes, write_in_place};
+pub use write::{
+    FileChanged, Recovery, WriteError, recover, write_changes, write_if_unchanged, write_in_place,
+};

@@ -3,7 +3,7 @@ use super::edit::{self, Edit, EditOptions};
 use super::error::{ConfError, Place};
 use super::fs::Fs;
 use super::include::{self, MissingIncludes, UnreadInclude};
-use super::tree::{Doc, LineIndex};
+use super::tree::{Doc, LineIndex, MAX_DEPTH};
 use super::upstream::{self, Context, Upstream};
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -56,6 +56,9 @@ struct Loader<'a> {
     unread_paths: HashSet<PathBuf>,
     /// The upstream block being walked, if any.
     upstream: Option<String>,
+    /// Blocks and includes the walk is inside, all files together: bounded
+    /// by [`MAX_DEPTH`] so that a chain of includes cannot overflow the stack.
+    depth: usize,
 }
 
 impl Loader<'_> {
@@ -86,6 +89,30 @@ impl Loader<'_> {
         self.walk(idx, None, context, &mut lines)?;
         self.stack.pop();
         Ok(())
+    }
+
+    /// One level deeper, at statement `s` of file `idx`; an error past [`MAX_DEPTH`].
+    fn enter(
+        &mut self,
+        idx: usize,
+        s: u32,
+        lines: &mut Option<LineIndex>,
+    ) -> Result<(), ConfError> {
+        self.depth += 1;
+        if self.depth <= MAX_DEPTH {
+            return Ok(());
+        }
+        let f = &self.files[idx];
+        let at = f.doc.span(f.doc.stmt(s).first).start;
+        let place = lines
+            .get_or_insert_with(|| LineIndex::new(f.doc.bytes()))
+            .place(&f.path, f.doc.bytes(), at);
+        Err(ConfError::at(
+            format!(
+                "blocks and includes nested deeper than {MAX_DEPTH} levels (nginx-rollout's limit)"
+            ),
+            place,
+        ))
     }
 
     /// An include that cannot be read: an error, or remembered and skipped.
@@ -133,7 +160,9 @@ impl Loader<'_> {
                 if name == b"upstream" {
                     self.upstream = doc.arg_values(s).into_iter().next();
                 }
+                self.enter(idx, s, lines)?;
                 self.walk(idx, Some(s), inner, lines)?;
+                self.depth -= 1;
                 self.upstream = outer;
             } else if name == b"include" {
                 let file = &self.files[idx];
@@ -174,7 +203,11 @@ impl Loader<'_> {
                         continue;
                     }
                     match self.fs.read(&t) {
-                        Ok(bytes) => self.add(&t, bytes, ctx)?,
+                        Ok(bytes) => {
+                            self.enter(idx, s, lines)?;
+                            self.add(&t, bytes, ctx)?;
+                            self.depth -= 1;
+                        }
                         Err(e) => self.unreadable(here.clone(), t, e.to_string())?,
                     }
                 }
@@ -208,6 +241,7 @@ impl ConfigSet {
             unread: Vec::new(),
             unread_paths: HashSet::new(),
             upstream: None,
+            depth: 0,
         };
         loader.load(main, None)?;
         Ok(ConfigSet {
@@ -331,23 +365,41 @@ impl ConfigSet {
             .collect()
     }
 
-    fn find(&self, name: &str) -> Result<(usize, u32), ConfError> {
+    /// The upstream `name` designates: the one so named, or, when an `http`
+    /// and a `stream` upstream share the name, the one `http:NAME` or
+    /// `stream:NAME` says. Anything else is an error listing what exists.
+    fn find(&self, name: &str) -> Result<(usize, u32, Context), ConfError> {
         let all = self.upstream_stmts();
-        all.iter()
-            .find(|&&(fi, s, _)| {
-                self.files[fi]
-                    .doc
-                    .arg_values(s)
-                    .first()
-                    .is_some_and(|n| n == name)
-            })
-            .map(|&(fi, s, _)| (fi, s))
-            .ok_or_else(|| {
+        let name_of = |fi: usize, s: u32| self.files[fi].doc.arg_values(s).into_iter().next();
+        let named = |n: &str, ctx: Option<Context>| -> Vec<(usize, u32, Context)> {
+            all.iter()
+                .filter(|&&(fi, s, c)| {
+                    ctx.is_none_or(|ctx| ctx == c) && name_of(fi, s).is_some_and(|x| x == n)
+                })
+                .copied()
+                .collect()
+        };
+        let mut found = named(name, None);
+        if found.is_empty()
+            && let Some((prefix, rest)) = name.split_once(':')
+        {
+            let ctx = match prefix {
+                "http" => Some(Context::Http),
+                "stream" => Some(Context::Stream),
+                _ => None,
+            };
+            if ctx.is_some() {
+                found = named(rest, ctx);
+            }
+        }
+        match found.as_slice() {
+            [one] => Ok(*one),
+            [] => {
                 let names: Vec<String> = all
                     .iter()
-                    .filter_map(|&(fi, s, _)| self.files[fi].doc.arg_values(s).into_iter().next())
+                    .filter_map(|&(fi, s, _)| name_of(fi, s))
                     .collect();
-                self.unread_note(
+                Err(self.unread_note(
                     ConfError::new(format!(
                         "unknown upstream \"{name}\" in {} (available: {})",
                         self.main_path().display(),
@@ -358,19 +410,38 @@ impl ConfigSet {
                         }
                     )),
                     None,
-                )
-            })
+                ))
+            }
+            many => {
+                let places: Vec<String> = many
+                    .iter()
+                    .map(|&(fi, s, c)| {
+                        let f = &self.files[fi];
+                        let at = f.doc.span(f.doc.stmt(s).first).start;
+                        let line = LineIndex::new(f.doc.bytes()).line(at);
+                        format!("{c}:{name} ({}:{line})", f.path.display())
+                    })
+                    .collect();
+                Err(ConfError::new(format!(
+                    "upstream \"{name}\" is defined {} times: {}; say which, e.g. {}",
+                    many.len(),
+                    places.join(", "),
+                    places
+                        .iter()
+                        .map(|p| p.split(' ').next().unwrap_or_default())
+                        .collect::<Vec<_>>()
+                        .join(" or ")
+                )))
+            }
+        }
     }
 
-    /// The upstream called `name`; an unknown name is an error listing the available ones.
+    /// The upstream called `name` (`http:NAME` / `stream:NAME` when an http
+    /// and a stream upstream share it); an unknown name is an error listing
+    /// the available ones.
     pub fn upstream(&self, name: &str) -> Result<Upstream, ConfError> {
-        let (fi, s) = self.find(name)?;
+        let (fi, s, ctx) = self.find(name)?;
         let f = &self.files[fi];
-        let ctx = self
-            .upstream_stmts()
-            .into_iter()
-            .find(|&(i, t, _)| i == fi && t == s)
-            .map_or(Context::Http, |x| x.2);
         Ok(upstream::read(
             &f.doc,
             &LineIndex::new(f.doc.bytes()),
@@ -392,7 +463,7 @@ impl ConfigSet {
         edit: Edit,
         opts: EditOptions,
     ) -> Result<bool, ConfError> {
-        let (fi, us) = self.find(upstream)?;
+        let (fi, us, _) = self.find(upstream)?;
         let f = &self.files[fi];
         let Some(splice) = edit::splice_for(&f.doc, &f.path, us, server, &edit, opts)
             .map_err(|e| self.unread_note(e, Some(upstream)))?

@@ -16,6 +16,15 @@ pub enum Context {
     Stream,
 }
 
+impl fmt::Display for Context {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Context::Http => "http",
+            Context::Stream => "stream",
+        })
+    }
+}
+
 /// An `upstream` block.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Upstream {
@@ -56,13 +65,39 @@ impl Upstream {
     /// The server `name` designates: the one whose address is written so, else
     /// the only one with that host. Anything else is an error that lists the
     /// servers there are. The one rule for naming a server, everywhere.
+    ///
+    /// An address written on more than one `server` line is refused: nginx
+    /// sends each of them traffic, so draining one would leave its twin
+    /// serving while the tool said the server was drained.
     pub fn server(&self, name: &str) -> Result<&Server, ConfError> {
-        if let Some(s) = self.servers.iter().find(|s| s.address == name) {
-            return Ok(s);
+        let same: Vec<&Server> = self.servers.iter().filter(|s| s.address == name).collect();
+        match same.as_slice() {
+            [one] => return Ok(one),
+            [first, ..] => {
+                let lines: Vec<String> = same.iter().map(|s| s.line.to_string()).collect();
+                return Err(ConfError::at(
+                    format!(
+                        "server \"{name}\" is listed {} times in upstream \"{}\" (lines {} of {}): nginx sends \
+                         traffic to each, so one `down` would leave the others serving; remove the duplicates \
+                         (or give them different addresses) first",
+                        same.len(),
+                        self.name,
+                        lines.join(", "),
+                        first.file.display()
+                    ),
+                    self.place.clone(),
+                ));
+            }
+            [] => {}
         }
         let by_host: Vec<&Server> = self.servers.iter().filter(|s| s.host == name).collect();
         if let [one] = by_host.as_slice() {
             return Ok(one);
+        }
+        if let Some(first) = by_host.first()
+            && by_host.iter().all(|s| s.address == first.address)
+        {
+            return self.server(&first.address);
         }
         let list: Vec<&str> = self.servers.iter().map(|s| s.address.as_str()).collect();
         Err(ConfError::at(

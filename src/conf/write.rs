@@ -5,37 +5,283 @@
 //! reading the old inode forever (moby/moby#22627). So we truncate and rewrite
 //! the same inode, which also keeps its mode and owner, and follow symlinks.
 use super::error::ConfError;
+use super::fs::{MAX_FILE_BYTES, read_bounded, read_regular};
 use super::set::FileChange;
-use std::fs::OpenOptions;
-use std::io::{self, Write};
-use std::path::Path;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
 
-/// Overwrites `path` with `bytes` on the same inode, then fsyncs it.
-pub fn write_in_place(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let mut file = OpenOptions::new().write(true).truncate(true).open(path)?;
-    file.write_all(bytes)?;
-    file.sync_all()
+/// A file was changed by someone else between our reading it and our
+/// writing it: nothing was written to it.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "{} changed since nginx-rollout read it (edited by someone else?); nothing was written to it",
+    path.display()
+)]
+pub struct FileChanged {
+    /// The file.
+    pub path: PathBuf,
 }
 
-/// Writes every change in place. If a write fails, the previous bytes of the
-/// files already written (and of the one that failed) are put back, so the
-/// set of files is all-old or all-new; the error names the file.
-pub fn write_changes(changes: &[FileChange]) -> Result<(), ConfError> {
+impl FileChanged {
+    /// Whether `e` or one of its causes is a [`FileChanged`].
+    pub fn is_cause_of(e: &(dyn std::error::Error + 'static)) -> bool {
+        let mut next = Some(e);
+        while let Some(e) = next {
+            let inner = e
+                .downcast_ref::<io::Error>()
+                .and_then(|io| io.get_ref())
+                .map(|i| i as &(dyn std::error::Error + 'static));
+            if e.is::<FileChanged>() || inner.is_some_and(|i| i.is::<FileChanged>()) {
+                return true;
+            }
+            next = e.source();
+        }
+        false
+    }
+}
+
+/// First line of a save file.
+const SAVE_MAGIC: &[u8] = b"nginx-rollout save 1\n";
+
+/// The save file of the (symlink-resolved) file `real`: `.NAME.nginx-rollout-save`
+/// beside it. It exists only while a write of `real` is under way, or after
+/// one was interrupted.
+fn save_path(real: &Path) -> PathBuf {
+    let name = real.file_name().unwrap_or_default().to_string_lossy();
+    real.with_file_name(format!(".{name}.nginx-rollout-save"))
+}
+
+/// A point inside a write where a test may make the writer wait
+/// (`NGINX_ROLLOUT_TEST_PAUSE=STAGE:MILLISECONDS`), to kill it there or
+/// change the file under it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    /// Just before the file's bytes are compared with what was read.
+    BeforeCheck,
+    /// The file is truncated and its new bytes not written yet.
+    Truncated,
+}
+
+fn test_pause(stage: Stage, path: &Path) {
+    let Ok(spec) = std::env::var("NGINX_ROLLOUT_TEST_PAUSE") else {
+        return;
+    };
+    let name = match stage {
+        Stage::BeforeCheck => "before-check",
+        Stage::Truncated => "truncated",
+    };
+    if let Some(ms) = spec
+        .strip_prefix(name)
+        .and_then(|r| r.strip_prefix(':'))
+        .and_then(|ms| ms.parse().ok())
+    {
+        let _ = writeln!(
+            io::stderr(),
+            "nginx-rollout: test pause {name} {}",
+            path.display()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(ms));
+    }
+}
+
+/// Overwrites `path` with `bytes` on the same inode, then fsyncs it.
+///
+/// Recoverable: the previous bytes (and the new ones) are first saved
+/// durably beside the file; the save is removed once the new bytes are on
+/// disk. If the process dies in between, the next read of the file through
+/// the engine ([`recover`]) puts the previous bytes back.
+pub fn write_in_place(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let real = std::fs::canonicalize(path)?;
+    let old = read_regular(&real)?;
+    write_over(&real, &old, bytes)
+}
+
+/// [`write_in_place`] only if the file still holds `expected` (compare and
+/// swap): a file changed since it was read fails with [`FileChanged`] and
+/// is left as it is.
+pub fn write_if_unchanged(path: &Path, expected: &[u8], bytes: &[u8]) -> io::Result<()> {
+    let real = std::fs::canonicalize(path)?;
+    test_pause(Stage::BeforeCheck, &real);
+    let current = read_regular(&real)?;
+    if current != expected {
+        return Err(io::Error::other(FileChanged {
+            path: path.to_path_buf(),
+        }));
+    }
+    if current == bytes {
+        return Ok(());
+    }
+    write_over(&real, &current, bytes)
+}
+
+fn write_over(real: &Path, old: &[u8], new: &[u8]) -> io::Result<()> {
+    let save = save_path(real);
+    let dir = real.parent().unwrap_or(Path::new("/"));
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".nginx-rollout-save.")
+        .tempfile_in(dir)
+        .map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!(
+                    "cannot save the bytes of {} before writing it: {e}",
+                    real.display()
+                ),
+            )
+        })?;
+    tmp.write_all(SAVE_MAGIC)?;
+    tmp.write_all(format!("{} {}\n", old.len(), new.len()).as_bytes())?;
+    tmp.write_all(old)?;
+    tmp.write_all(new)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(&save).map_err(|e| e.error)?;
+    sync_dir(dir)?;
+    let mut file = OpenOptions::new().write(true).truncate(true).open(real)?;
+    test_pause(Stage::Truncated, real);
+    file.write_all(new)?;
+    file.sync_all()?;
+    std::fs::remove_file(&save)?;
+    sync_dir(dir)
+}
+
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// What [`recover`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recovery {
+    /// No interrupted write.
+    Clean,
+    /// An interrupted write had left the file torn: its previous bytes are back.
+    Restored(PathBuf),
+    /// An interrupted write's save was found, but the file was edited since:
+    /// both are left as they are for the operator to compare.
+    Kept {
+        /// The file.
+        file: PathBuf,
+        /// The save of its bytes from before the interrupted write.
+        save: PathBuf,
+    },
+}
+
+/// Finishes an interrupted [`write_in_place`] of `path`: when the file is
+/// torn (a prefix of the bytes being written, or zeros where they were to
+/// go), its previous bytes are written back. A file that holds the old or
+/// the new bytes in full just loses the save. The save is trusted only when
+/// it is a regular file (never a symlink) owned by the file's owner.
+pub fn recover(path: &Path) -> io::Result<Recovery> {
+    let real = match std::fs::canonicalize(path) {
+        Ok(real) => real,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Recovery::Clean),
+        Err(e) => return Err(e),
+    };
+    let save = save_path(&real);
+    let file = match OpenOptions::new()
+        .read(true)
+        .custom_flags((rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK).bits() as i32)
+        .open(&save)
+    {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Recovery::Clean),
+        Err(e) => {
+            return Err(io::Error::new(
+                e.kind(),
+                format!("{}: cannot open it (a symlink?): {e}", save.display()),
+            ));
+        }
+    };
+    let bad = |why: &str| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "{} is not a save of {} made by nginx-rollout ({why}); remove it",
+                save.display(),
+                real.display()
+            ),
+        )
+    };
+    let owner = std::fs::metadata(&real)?.uid();
+    if file.metadata()?.uid() != owner {
+        return Err(bad("another owner"));
+    }
+    let mut bytes = Vec::new();
+    file.take(2 * MAX_FILE_BYTES + 64).read_to_end(&mut bytes)?;
+    let Some(rest) = bytes.strip_prefix(SAVE_MAGIC) else {
+        return Err(bad("no header"));
+    };
+    let nl = rest
+        .iter()
+        .position(|&b| b == b'\n')
+        .ok_or_else(|| bad("no lengths"))?;
+    let lengths = String::from_utf8_lossy(&rest[..nl]).into_owned();
+    let body = &rest[nl + 1..];
+    let (old_len, new_len) = lengths
+        .split_once(' ')
+        .and_then(|(a, b)| Some((a.parse::<usize>().ok()?, b.parse::<usize>().ok()?)))
+        .filter(|(a, b)| a.checked_add(*b) == Some(body.len()))
+        .ok_or_else(|| bad("lengths do not match"))?;
+    let (old, new) = body.split_at(old_len);
+    debug_assert_eq!(new.len(), new_len);
+    let current = read_bounded(File::open(&real)?)?;
+    let dir = real.parent().unwrap_or(Path::new("/"));
+    if current == old || current == new {
+        std::fs::remove_file(&save)?;
+        sync_dir(dir)?;
+        return Ok(Recovery::Clean);
+    }
+    let torn =
+        current.len() <= new.len() && current.iter().zip(new).all(|(&c, &n)| c == n || c == 0);
+    if !torn {
+        return Ok(Recovery::Kept { file: real, save });
+    }
+    let mut file = OpenOptions::new().write(true).truncate(true).open(&real)?;
+    file.write_all(old)?;
+    file.sync_all()?;
+    std::fs::remove_file(&save)?;
+    sync_dir(dir)?;
+    Ok(Recovery::Restored(real))
+}
+
+/// Writes every change in place, each only if its file still holds the
+/// change's `before` bytes. If a write fails, the previous bytes of the
+/// files already written are put back, so the set of files is all-old or
+/// all-new; the error names the file (a [`FileChanged`] is told apart by
+/// [`WriteError::Changed`], for the caller to read and edit again).
+pub fn write_changes(changes: &[FileChange]) -> Result<(), WriteError> {
     for (i, c) in changes.iter().enumerate() {
-        if let Err(e) = write_in_place(&c.path, &c.after) {
+        if let Err(e) = write_if_unchanged(&c.path, &c.before, &c.after) {
+            let changed = FileChanged::is_cause_of(&e);
             let mut msg = format!("cannot write {}: {e}", c.path.display());
-            for undo in changes[..=i].iter().rev() {
-                if let Err(e2) = write_in_place(&undo.path, &undo.before) {
+            for undo in changes[..i].iter().rev() {
+                if let Err(e2) = write_if_unchanged(&undo.path, &undo.after, &undo.before) {
                     msg.push_str(&format!(
                         "; restoring {} failed too: {e2}",
                         undo.path.display()
                     ));
                 }
             }
-            return Err(ConfError::new(msg));
+            return Err(if changed {
+                WriteError::Changed(ConfError::new(msg))
+            } else {
+                WriteError::Failed(ConfError::new(msg))
+            });
         }
     }
     Ok(())
+}
+
+/// Why [`write_changes`] wrote nothing.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WriteError {
+    /// A file was changed by someone else since it was read.
+    #[error("{0}")]
+    Changed(ConfError),
+    /// A file could not be written.
+    #[error("{0}")]
+    Failed(ConfError),
 }
 
 #[cfg(test)]
@@ -83,5 +329,66 @@ mod tests {
         assert_eq!(std::fs::read(&ok).unwrap(), b"old");
         write_changes(&[change(&ok)]).unwrap();
         assert_eq!(std::fs::read(&ok).unwrap(), b"new");
+    }
+
+    #[test]
+    fn a_file_changed_since_it_was_read_is_not_overwritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a.conf"), dir.path().join("b.conf"));
+        std::fs::write(&a, b"a0").unwrap();
+        std::fs::write(&b, b"someone else's edit").unwrap();
+        let change = |path: &Path, before: &[u8], after: &[u8]| FileChange {
+            path: path.to_path_buf(),
+            before: before.to_vec(),
+            after: after.to_vec(),
+        };
+        let err = write_changes(&[change(&a, b"a0", b"a1"), change(&b, b"b0", b"b1")]).unwrap_err();
+        assert!(matches!(err, WriteError::Changed(_)), "{err}");
+        assert!(err.to_string().contains("changed since"), "{err}");
+        assert_eq!(std::fs::read(&a).unwrap(), b"a0", "all-old");
+        assert_eq!(std::fs::read(&b).unwrap(), b"someone else's edit");
+    }
+
+    fn interrupted(dir: &Path, old: &[u8], new: &[u8], now: &[u8]) -> PathBuf {
+        let file = dir.join("nginx.conf");
+        std::fs::write(&file, now).unwrap();
+        let mut save = SAVE_MAGIC.to_vec();
+        save.extend(format!("{} {}\n", old.len(), new.len()).bytes());
+        save.extend(old);
+        save.extend(new);
+        std::fs::write(save_path(&file.canonicalize().unwrap()), save).unwrap();
+        file
+    }
+
+    #[test]
+    fn a_torn_file_gets_its_previous_bytes_back_on_the_next_read() {
+        let dir = tempfile::tempdir().unwrap();
+        for torn in [&b""[..], b"server a down", b"server a \0\0\0\0"] {
+            let file = interrupted(dir.path(), b"server a;\n", b"server a down;\n", torn);
+            let inode = std::fs::metadata(&file).unwrap().ino();
+            assert_eq!(crate::conf::read_host_file(&file).unwrap(), b"server a;\n");
+            assert_eq!(std::fs::metadata(&file).unwrap().ino(), inode);
+            assert!(!save_path(&file.canonicalize().unwrap()).exists());
+        }
+        // Whole new bytes: the write had finished; they stay.
+        let file = interrupted(dir.path(), b"old\n", b"new\n", b"new\n");
+        assert_eq!(recover(&file).unwrap(), Recovery::Clean);
+        assert_eq!(std::fs::read(&file).unwrap(), b"new\n");
+        // Edited since: nothing is overwritten.
+        let file = interrupted(dir.path(), b"old\n", b"new\n", b"the operator's\n");
+        assert!(matches!(recover(&file).unwrap(), Recovery::Kept { .. }));
+        assert_eq!(std::fs::read(&file).unwrap(), b"the operator's\n");
+    }
+
+    #[test]
+    fn a_planted_save_symlink_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("nginx.conf");
+        std::fs::write(&file, b"x;\n").unwrap();
+        let secret = dir.path().join("secret");
+        std::fs::write(&secret, b"top secret").unwrap();
+        std::os::unix::fs::symlink(&secret, save_path(&file.canonicalize().unwrap())).unwrap();
+        assert!(recover(&file).is_err());
+        assert_eq!(std::fs::read(&file).unwrap(), b"x;\n");
     }
 }

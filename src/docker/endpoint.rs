@@ -281,6 +281,11 @@ impl Endpoint {
         Ok(endpoint)
     }
 
+    /// The address as docker writes it (`unix:///…`, `tcp://host:port`, `ssh://…`).
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
     /// Whether the daemon runs on this host.
     pub fn location(&self) -> DaemonLocation {
         match self.transport {

@@ -56,6 +56,25 @@ pub async fn connect(endpoint: &Endpoint) -> Result<Docker> {
     }
 }
 
+/// Whether `e` or one of its causes is the daemon not answering at all (its
+/// socket gone, the connection refused, cut or timed out), as when dockerd
+/// is restarted, rather than an answer of the daemon.
+pub fn is_unreachable(e: &anyhow::Error) -> bool {
+    use bollard::errors::Error as E;
+    e.chain().any(|c| {
+        matches!(
+            c.downcast_ref::<E>(),
+            Some(
+                E::SocketNotFoundError(_)
+                    | E::HyperLegacyError { .. }
+                    | E::HyperResponseError { .. }
+                    | E::IOError { .. }
+                    | E::RequestTimeoutError
+            )
+        )
+    })
+}
+
 /// Whether an API error is the daemon's "no such container / file" (404).
 pub fn is_not_found(e: &bollard::errors::Error) -> bool {
     matches!(

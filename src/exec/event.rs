@@ -5,7 +5,7 @@ use std::fmt;
 use serde::Serialize;
 
 use super::journal::{RolloutKind, Status};
-use crate::plan::{Plan, Step};
+use crate::plan::{HookKind, Plan, Step};
 
 /// One event.
 #[derive(Debug, Clone, Serialize)]
@@ -61,6 +61,23 @@ pub enum Event {
         container: String,
         /// Healthy or not.
         status: HealthVerdict,
+    },
+    /// A hook command ended (it ran, whatever its exit code).
+    Hook {
+        /// Index of the step that ran it.
+        index: usize,
+        /// Which hook.
+        hook: HookKind,
+        /// The server it ran for (the journal record of a pre-deploy's spec).
+        server: String,
+        /// The container it ran in.
+        container: String,
+        /// The command.
+        command: Vec<String>,
+        /// Its exit code.
+        exit_code: i64,
+        /// The last lines of its output.
+        output: String,
     },
     /// A server failed.
     Failure {

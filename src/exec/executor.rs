@@ -5,15 +5,16 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Result, anyhow};
 use chrono::{DateTime, Utc};
-use futures_util::future::join_all;
+use futures_util::future::{join, join_all};
 use tokio::sync::watch;
 
 use super::event::{Decision, Event, HealthVerdict, Observer, StepResult};
 use super::journal::{Rollout, ServerState, StateDir, Status, StepStatus, time};
-use super::world::World;
-use crate::conf::{Address, FileChange, NOWHERE, PinnedLine};
+use super::world::{Unreachable, World};
+use crate::conf::{Address, FileChange, FileChanged, NOWHERE, PinnedLine};
 use crate::plan::{
-    Action, FailureAction, Order, ServerChange, ServerRef, Step, apply_changes_with,
+    Action, FailureAction, HookCommand, HookExit, HookKind, HookRun, Order, PreDeploy,
+    ServerChange, ServerRef, Step, apply_changes_with,
 };
 
 /// How a run ended.
@@ -118,6 +119,15 @@ impl<'a, W: World, O: Observer + ?Sized> Executor<'a, W, O> {
         self.state.save(&self.rollout)
     }
 
+    /// `e`, saying first that the world stopped answering when it did.
+    fn explained(&self, e: anyhow::Error) -> anyhow::Error {
+        if self.world.is_unreachable(&e) && e.downcast_ref::<Unreachable>().is_none() {
+            e.context(Unreachable)
+        } else {
+            e
+        }
+    }
+
     fn cancelled(&self) -> bool {
         *self.cancel.borrow()
     }
@@ -145,7 +155,15 @@ impl<'a, W: World, O: Observer + ?Sized> Executor<'a, W, O> {
     pub async fn run(&mut self) -> Result<Outcome> {
         self.rollout.status = Status::Running;
         self.save()?;
-        let outcome = self.run_steps().await?;
+        let outcome = self.run_steps().await;
+        let containers: Vec<String> = self
+            .rollout
+            .servers
+            .iter()
+            .map(|s| s.container.clone())
+            .collect();
+        self.world.discard_prepared(&containers).await;
+        let outcome = outcome?;
         let outcome = match outcome {
             Outcome::Interrupted | Outcome::Paused(_) => {
                 // Undo what can be undone: drained servers whose old container is untouched go back.
@@ -241,6 +259,7 @@ impl<'a, W: World, O: Observer + ?Sized> Executor<'a, W, O> {
                     }
                 }
                 Err(StepError::Fatal(e)) => {
+                    let e = self.explained(e);
                     return Ok(Outcome::Failed(format!(
                         "step {} ({}) failed: {e:#}",
                         step.index,
@@ -302,9 +321,18 @@ impl<'a, W: World, O: Observer + ?Sized> Executor<'a, W, O> {
             Action::WaitDrained { timeout } => {
                 self.announce_wait(step.index, "old nginx workers to exit", *timeout);
                 let old = self.old_workers.clone();
-                self.until_cancelled(self.world.wait_drained(&old, *timeout))
-                    .await?
-                    .map_err(StepError::Fatal)
+                // The replacements of the next step are created meanwhile.
+                let ahead = self.recreated_next(step.index);
+                let world = self.world;
+                let prepare = join_all(ahead.iter().map(|(s, spec)| async move {
+                    if let Err(e) = world.prepare(s, spec).await {
+                        tracing::debug!("{}: not created ahead: {e:#}", s.container);
+                    }
+                }));
+                let (drained, _) = self
+                    .until_cancelled(join(self.world.wait_drained(&old, *timeout), prepare))
+                    .await?;
+                drained.map_err(StepError::Fatal)
             }
             Action::Recreate { servers } => self.replace_all(servers, false).await,
             Action::StartNew { servers } => self.replace_all(servers, true).await,
@@ -329,7 +357,39 @@ impl<'a, W: World, O: Observer + ?Sized> Executor<'a, W, O> {
                 self.announce_wait(step.index, "the delay between batches", *duration);
                 self.until_cancelled(tokio::time::sleep(*duration)).await
             }
+            Action::PreDeploy { job, timeout } => self.pre_deploy(step.index, job, *timeout).await,
+            Action::PostStart { runs, timeout } => {
+                self.run_hooks(step.index, HookKind::PostStart, runs, *timeout)
+                    .await
+            }
+            Action::PreStop { runs, timeout } => {
+                self.run_hooks(step.index, HookKind::PreStop, runs, *timeout)
+                    .await
+            }
         }
+    }
+
+    /// The servers (with their specs) that the steps after `index` recreate
+    /// stop-first, if the next step other than a pre-stop hook is a recreate.
+    fn recreated_next(&self, index: usize) -> Vec<(ServerRef, W::Spec)> {
+        let next = self
+            .rollout
+            .plan
+            .steps
+            .iter()
+            .filter(|s| s.index > index)
+            .find(|s| !matches!(s.action, Action::PreStop { .. }));
+        let Some(Action::Recreate { servers }) = next.map(|s| &s.action) else {
+            return Vec::new();
+        };
+        servers
+            .iter()
+            .filter(|s| !self.is_failed(&s.server))
+            .filter_map(|s| {
+                let rec = self.rollout.servers.iter().find(|r| r.server == s.server)?;
+                Some((s.clone(), rec.new_spec.clone()?))
+            })
+            .collect()
     }
 
     fn is_failed(&self, server: &str) -> bool {
@@ -388,20 +448,29 @@ impl<'a, W: World, O: Observer + ?Sized> Executor<'a, W, O> {
             }
         }
         self.save()?;
-        let mut config = self.world.load_config().await?;
-        let before = config.clone();
-        if let Err(e) = apply_changes_with(&mut config, upstream, &changes, force) {
-            // Nothing was written: the journal must not claim a drain that did not happen.
-            for (server, state) in drained {
-                if let Some(rec) = self.rollout.server_mut(&server) {
-                    rec.state = state;
+        // A file someone else changed between our read and our write is read
+        // and spliced again (the world writes only over the bytes we read).
+        let mut attempts = 0;
+        let written = loop {
+            let mut config = self.world.load_config().await?;
+            let before = config.clone();
+            if let Err(e) = apply_changes_with(&mut config, upstream, &changes, force) {
+                // Nothing was written: the journal must not claim a drain that did not happen.
+                for (server, state) in drained {
+                    if let Some(rec) = self.rollout.server_mut(&server) {
+                        rec.state = state;
+                    }
                 }
+                self.save()?;
+                return Err(StepError::Fatal(e.into()));
             }
-            self.save()?;
-            return Err(StepError::Fatal(e.into()));
-        }
-        let written = config.changes_since(&before);
-        self.world.write_config(&written).await?;
+            let written = config.changes_since(&before);
+            match self.world.write_config(&written).await {
+                Err(e) if FileChanged::is_cause_of(e.as_ref()) && attempts < 3 => attempts += 1,
+                Err(e) => return Err(e.into()),
+                Ok(()) => break written,
+            }
+        };
         self.last_edit = written;
         self.last_edit_changes = changes;
         Ok(())
@@ -429,6 +498,7 @@ impl<'a, W: World, O: Observer + ?Sized> Executor<'a, W, O> {
                 }
             }
             self.save()?;
+            let e = self.explained(e);
             return Err(StepError::Fatal(anyhow!(
                 "{e:#}\nthe config was restored byte for byte; nginx was not reloaded"
             )));
@@ -459,10 +529,161 @@ impl<'a, W: World, O: Observer + ?Sized> Executor<'a, W, O> {
         Ok(())
     }
 
-    /// Replaces (stop-first) or starts beside (start-first) the containers of a batch, concurrently.
+    /// The pre-deploy hook: its one-off container, made from the new spec of
+    /// `job.server`, must exit 0. It runs to its end (bounded by `timeout`)
+    /// even when a signal arrives: a migration is not cut short halfway.
+    async fn pre_deploy(
+        &mut self,
+        index: usize,
+        job: &PreDeploy,
+        timeout: Duration,
+    ) -> Result<(), StepError> {
+        let spec = self
+            .rollout
+            .servers
+            .iter()
+            .find(|r| r.server == job.server)
+            .and_then(|r| r.new_spec.clone())
+            .ok_or_else(|| anyhow!("no new spec for server {} in the journal", job.server))?;
+        self.announce_wait(
+            index,
+            &format!(
+                "pre-deploy {} in one-off container {}",
+                job.command, job.container
+            ),
+            timeout,
+        );
+        let exit = self
+            .world
+            .run_one_off(&job.container, &spec, &job.command, timeout)
+            .await
+            .map_err(|e| anyhow!("pre-deploy hook {}: {e:#}", job.command))?;
+        self.hook_event(
+            index,
+            HookKind::PreDeploy,
+            &job.server,
+            &job.container,
+            &job.command,
+            &exit,
+        );
+        match exit.failure(HookKind::PreDeploy, &job.command, &job.container) {
+            None => Ok(()),
+            Some(why) => Err(StepError::Fatal(anyhow!("{why}\nno server was touched"))),
+        }
+    }
+
+    /// Post-start or pre-stop hooks, each container's commands in order
+    /// (concurrently across containers); a failing command fails its server,
+    /// which then counts against the failure ratio. Servers failed already
+    /// are skipped. Like the pre-deploy hook, never cut short by a signal.
+    async fn run_hooks(
+        &mut self,
+        index: usize,
+        kind: HookKind,
+        runs: &[HookRun],
+        timeout: Duration,
+    ) -> Result<(), StepError> {
+        let runs: Vec<&HookRun> = runs
+            .iter()
+            .filter(|r| !self.is_failed(&r.server.server))
+            .collect();
+        let names = runs
+            .iter()
+            .map(|r| r.server.container.as_str())
+            .collect::<Vec<_>>()
+            .join(", ");
+        self.announce_wait(index, &format!("{kind} hooks in {names}"), timeout);
+        let world = self.world;
+        let results = join_all(runs.iter().map(|r| async move {
+            let container = &r.server.container;
+            // A container that is gone or stopped has nothing left to prepare for its stop.
+            if kind == HookKind::PreStop && !world.is_running(container).await? {
+                return Ok(None);
+            }
+            let mut ran: Vec<(&HookCommand, HookExit)> = Vec::new();
+            for command in &r.commands {
+                let exit = world
+                    .exec_hook(container, command, timeout)
+                    .await
+                    .map_err(|e| {
+                        anyhow!("{kind} hook {command} in container {container}: {e:#}")
+                    })?;
+                let failed = !exit.success();
+                ran.push((command, exit));
+                if failed {
+                    break;
+                }
+            }
+            anyhow::Ok(Some(ran))
+        }))
+        .await;
+        let mut failed = Vec::new();
+        for (r, result) in runs.iter().zip(results) {
+            let container = &r.server.container;
+            let why = match result {
+                Ok(None) => {
+                    self.observer.notice(&format!(
+                        "{kind} hooks of {} skipped: container {container} does not run",
+                        r.server.server
+                    ));
+                    None
+                }
+                Ok(Some(ran)) => {
+                    for (command, exit) in &ran {
+                        self.hook_event(index, kind, &r.server.server, container, command, exit);
+                    }
+                    ran.iter()
+                        .find_map(|(command, exit)| exit.failure(kind, command, container))
+                }
+                Err(e) => Some(format!("{e:#}")),
+            };
+            if let Some(why) = why {
+                if kind == HookKind::PostStart
+                    && self.rollout.plan.policy.order.value == Order::StartFirst
+                {
+                    // The old container still serves; the failed replacement must not linger.
+                    let _ = self.world.stop_old(container).await;
+                }
+                failed.push((r.server.server.clone(), why));
+            }
+        }
+        if failed.is_empty() {
+            Ok(())
+        } else {
+            Err(StepError::Servers(failed))
+        }
+    }
+
+    fn hook_event(
+        &mut self,
+        index: usize,
+        hook: HookKind,
+        server: &str,
+        container: &str,
+        command: &HookCommand,
+        exit: &HookExit,
+    ) {
+        self.observer.event(&Event::Hook {
+            index,
+            hook,
+            server: server.to_string(),
+            container: container.to_string(),
+            command: command.argv.clone(),
+            exit_code: exit.code,
+            output: exit.output.clone(),
+        });
+    }
+
+    /// Replaces (stop-first) or starts beside (start-first) the containers of
+    /// a batch, concurrently; servers failed already (a pre-stop hook) are left as they are.
     async fn replace_all(&mut self, servers: &[ServerRef], beside: bool) -> Result<(), StepError> {
+        let servers: Vec<ServerRef> = servers
+            .iter()
+            .filter(|s| !self.is_failed(&s.server))
+            .cloned()
+            .collect();
         let mut specs = Vec::new();
-        for s in servers {
+        for s in &servers {
             let rec = self
                 .rollout
                 .server_mut(&s.server)
@@ -550,6 +771,11 @@ impl<'a, W: World, O: Observer + ?Sized> Executor<'a, W, O> {
                         container: s.container.clone(),
                         status: HealthVerdict::Healthy,
                     });
+                }
+                // Not the server's fault: the step fails, no server with it.
+                Err(e) if self.world.is_unreachable(&e) => {
+                    self.save()?;
+                    return Err(StepError::Fatal(e));
                 }
                 Err(e) => {
                     self.observer.event(&Event::Health {

@@ -6,7 +6,9 @@
 //! holds who has it (pid, command, since when) for the refusal message.
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, Write};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
@@ -41,15 +43,42 @@ pub struct Lock {
 }
 
 impl Lock {
-    /// Takes the lock at once or fails with [`LockHeld`].
+    /// Takes the lock, waiting for it at most `patience` (polled: quick
+    /// offline edits queue up behind each other), else fails with [`LockHeld`].
+    pub fn acquire_within(path: &Path, command: &str, patience: Duration) -> Result<Lock> {
+        let start = Instant::now();
+        loop {
+            match Lock::acquire(path, command) {
+                Err(e) if e.is::<LockHeld>() && start.elapsed() < patience => {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Takes the lock at once or fails with [`LockHeld`]. The lock file is
+    /// never opened through a symlink, and must be a regular file of ours.
     pub fn acquire(path: &Path, command: &str) -> Result<Lock> {
         let mut file = OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
+            .mode(0o600)
+            .custom_flags(
+                (rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK).bits() as i32,
+            )
             .open(path)
-            .with_context(|| format!("cannot open lock {}", path.display()))?;
+            .with_context(|| format!("cannot open lock {} (a symlink?)", path.display()))?;
+        let meta = file.metadata()?;
+        let me = rustix::process::geteuid().as_raw();
+        if !meta.is_file() || meta.uid() != me {
+            anyhow::bail!(
+                "refusing the lock {}: not a regular file of uid {me}",
+                path.display()
+            );
+        }
         let mut previous = String::new();
         if let Err(e) = file.try_lock() {
             let _ = file.read_to_string(&mut previous);
@@ -111,6 +140,38 @@ mod tests {
             again.taken_over_from.is_none(),
             "a clean release leaves no note"
         );
+    }
+
+    #[test]
+    fn a_planted_lock_symlink_is_refused_and_its_target_untouched() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("precious");
+        std::fs::write(&target, b"keep me").unwrap();
+        let path = dir.path().join("lock");
+        std::os::unix::fs::symlink(&target, &path).unwrap();
+        let err = Lock::acquire(&path, "deploy apps").unwrap_err();
+        assert!(format!("{err:#}").contains("symlink"), "{err:#}");
+        assert_eq!(std::fs::read(&target).unwrap(), b"keep me");
+    }
+
+    #[test]
+    fn a_waiting_taker_gets_the_lock_once_it_is_released() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("lock");
+        let first = Lock::acquire(&path, "conf drain").unwrap();
+        let waiter = {
+            let path = path.clone();
+            std::thread::spawn(move || {
+                Lock::acquire_within(&path, "conf drain", Duration::from_secs(30)).map(|_| ())
+            })
+        };
+        std::thread::sleep(Duration::from_millis(100));
+        drop(first);
+        waiter.join().unwrap().unwrap();
+        let held = Lock::acquire(&path, "one").unwrap();
+        let err = Lock::acquire_within(&path, "two", Duration::ZERO).unwrap_err();
+        assert!(err.is::<LockHeld>());
+        drop(held);
     }
 
     #[test]

@@ -17,18 +17,10 @@ use super::journal::{
 use super::world::{Reloaded, World};
 use crate::conf::MemFs;
 use crate::conf::{ConfigSet, FileChange};
-use crate::plan::{FailureAction, ServerRef, Target, Timeouts, UpdateConfig, rolling_update};
-
-/// A rolling update of single-server targets only.
-fn plan(
-    config: &ConfigSet,
-    upstream: &str,
-    targets: &[Target],
-    policy: &UpdateConfig,
-    timeouts: Timeouts,
-) -> Result<crate::plan::Plan, crate::plan::PlanError> {
-    rolling_update(config, upstream, targets, &[], policy, timeouts)
-}
+use crate::plan::{
+    FailureAction, HookCommand, HookExit, HookKind, Hooks, PreDeploy, ServerRef, Target, Timeouts,
+    UpdateConfig, rolling_update,
+};
 
 const MAIN: &str = "/etc/nginx/nginx.conf";
 
@@ -45,6 +37,8 @@ struct Fake {
     conf: RefCell<Vec<u8>>,
     /// Servers whose new container never becomes healthy.
     unhealthy: HashSet<String>,
+    /// Servers whose health the world cannot tell: the daemon went away.
+    unreachable: HashSet<String>,
     /// Servers whose new container fails inside the monitor window.
     crashes: HashSet<String>,
     /// `nginx -t` fails.
@@ -53,7 +47,22 @@ struct Fake {
     signal_on_drain: Option<watch::Sender<bool>>,
     /// Servers whose containers were replaced or started, in order.
     replaced: RefCell<Vec<String>>,
+    /// Servers whose replacement was created ahead, not yet used by `replace`.
+    prepared: RefCell<Vec<String>>,
+    /// Servers whose replacement was created ahead and used by `replace`.
+    used_prepared: RefCell<Vec<String>>,
+    /// Servers whose replacement was created ahead and discarded unused.
+    discarded: RefCell<Vec<String>>,
     reloads: RefCell<usize>,
+    /// Hook commands that exit 1, as `CONTAINER PROGRAM` (old and new
+    /// containers share their names in the fake).
+    failing_hooks: HashSet<String>,
+    /// The pre-deploy one-off exits 2.
+    pre_deploy_fails: bool,
+    /// What ran, in order: `exec CONTAINER ARGV…` or `one-off NAME SPEC ARGV…`.
+    ran: RefCell<Vec<String>>,
+    /// An operator's edit (from, to) that lands between our read and our next write.
+    operator_edit: RefCell<Option<(String, String)>>,
 }
 
 impl Fake {
@@ -80,7 +89,17 @@ impl World for Fake {
     }
 
     async fn write_config(&self, changes: &[FileChange]) -> Result<()> {
+        if let Some((from, to)) = self.operator_edit.borrow_mut().take() {
+            let text = String::from_utf8(self.conf.borrow().clone())?;
+            *self.conf.borrow_mut() = text.replace(&from, &to).into_bytes();
+        }
         for c in changes {
+            if *self.conf.borrow() != c.before {
+                return Err(crate::conf::FileChanged {
+                    path: c.path.clone(),
+                }
+                .into());
+            }
             assert_eq!(
                 *self.conf.borrow(),
                 c.before,
@@ -114,7 +133,21 @@ impl World for Fake {
         Ok(())
     }
 
+    async fn prepare(&self, server: &ServerRef, _spec: &String) -> Result<()> {
+        self.prepared.borrow_mut().push(server.server.clone());
+        Ok(())
+    }
+
+    async fn discard_prepared(&self, _containers: &[String]) {
+        let left = std::mem::take(&mut *self.prepared.borrow_mut());
+        self.discarded.borrow_mut().extend(left);
+    }
+
     async fn replace(&self, server: &ServerRef, _spec: &String) -> Result<String> {
+        let mut prepared = self.prepared.borrow_mut();
+        if let Some(at) = prepared.iter().position(|s| *s == server.server) {
+            self.used_prepared.borrow_mut().push(prepared.remove(at));
+        }
         self.replaced.borrow_mut().push(server.server.clone());
         Ok(Fake::id(server))
     }
@@ -125,6 +158,41 @@ impl World for Fake {
 
     async fn stop_old(&self, _container: &str) -> Result<()> {
         Ok(())
+    }
+
+    async fn exec_hook(
+        &self,
+        container: &str,
+        command: &HookCommand,
+        _timeout: Duration,
+    ) -> Result<HookExit> {
+        self.ran
+            .borrow_mut()
+            .push(format!("exec {container} {}", command.argv.join(" ")));
+        let code = i64::from(
+            self.failing_hooks
+                .contains(&format!("{container} {}", command.argv[0])),
+        );
+        Ok(HookExit {
+            code,
+            output: format!("ran {}", command.argv.join(" ")),
+        })
+    }
+
+    async fn run_one_off(
+        &self,
+        name: &str,
+        spec: &String,
+        command: &HookCommand,
+        _timeout: Duration,
+    ) -> Result<HookExit> {
+        self.ran
+            .borrow_mut()
+            .push(format!("one-off {name} {spec} {}", command.argv.join(" ")));
+        Ok(HookExit {
+            code: if self.pre_deploy_fails { 2 } else { 0 },
+            output: "migrating\nno database".into(),
+        })
     }
 
     async fn is_running(&self, container: &str) -> Result<bool> {
@@ -140,6 +208,9 @@ impl World for Fake {
     ) -> Result<DateTime<Utc>> {
         if self.unhealthy.contains(&server.server) {
             bail!("container {} turned unhealthy", server.container);
+        }
+        if self.unreachable.contains(&server.server) {
+            return Err(anyhow::anyhow!("connection refused").context(super::world::Unreachable));
         }
         Ok(Utc::now())
     }
@@ -177,6 +248,17 @@ fn policy(action: FailureAction, ratio: f64, monitor: Duration) -> UpdateConfig 
 
 /// A stop-first rollout of every server of the fake's upstream.
 async fn rollout(fake: &Fake, servers: usize, policy: UpdateConfig) -> Rollout<String> {
+    rollout_with(fake, servers, &Hooks::default(), None, policy).await
+}
+
+/// [`rollout`] with `hooks` on every server and a pre-deploy job.
+async fn rollout_with(
+    fake: &Fake,
+    servers: usize,
+    hooks: &Hooks,
+    pre_deploy: Option<&PreDeploy>,
+    policy: UpdateConfig,
+) -> Rollout<String> {
     let config = fake.load_config().await.unwrap();
     let targets: Vec<Target> = (1..=servers)
         .map(|k| Target {
@@ -187,13 +269,24 @@ async fn rollout(fake: &Fake, servers: usize, policy: UpdateConfig) -> Rollout<S
             dead: false,
             pinned: None,
             via: None,
+            hooks: hooks.clone(),
         })
         .collect();
     let timeouts = Timeouts {
         drain: Duration::from_secs(1),
         health: Duration::from_secs(1),
+        ..Timeouts::DEFAULT
     };
-    let plan = plan(&config, "apps", &targets, &policy, timeouts).unwrap();
+    let plan = rolling_update(
+        &config,
+        "apps",
+        &targets,
+        &[],
+        pre_deploy,
+        &policy,
+        timeouts,
+    )
+    .unwrap();
     let step = StepRecord {
         status: StepStatus::Pending,
         started_at: None,
@@ -280,6 +373,27 @@ fn down_lines(fake: &Fake) -> Vec<String> {
 }
 
 #[tokio::test]
+async fn an_operators_edit_under_a_drain_is_kept_and_the_drain_spliced_again() {
+    let fake = Fake::new(2);
+    *fake.operator_edit.borrow_mut() = Some((
+        "    upstream apps {\n".into(),
+        "    keepalive_timeout 7s; # the operator's\n    upstream apps {\n".into(),
+    ));
+    let (outcome, r, _) =
+        run_all(&fake, 2, policy(FailureAction::Pause, 0.0, Duration::ZERO)).await;
+    assert!(matches!(outcome, Outcome::Done), "{outcome:?}");
+    assert_eq!(r.status, Status::Done);
+    let text = String::from_utf8(fake.conf.borrow().clone()).unwrap();
+    assert_eq!(
+        text,
+        String::from_utf8(conf(2)).unwrap().replace(
+            "    upstream apps {\n",
+            "    keepalive_timeout 7s; # the operator's\n    upstream apps {\n"
+        )
+    );
+}
+
+#[tokio::test]
 async fn one_failure_in_four_pauses_above_a_ratio_of_0_2_before_the_next_server() {
     let mut fake = Fake::new(4);
     fake.unhealthy.insert("app3:3000".into());
@@ -359,6 +473,30 @@ async fn failure_actions_rollback_and_continue() {
     use ServerState::*;
     assert_eq!(states(&r), [Failed, Done, Done]);
     assert_eq!(down_lines(&fake), ["server app1:3000 down;"]);
+}
+
+#[tokio::test]
+async fn a_world_gone_away_fails_the_step_and_no_server_even_with_continue() {
+    let mut fake = Fake::new(2);
+    fake.unreachable.insert("app1:3000".into());
+    let (outcome, r, _) = run_all(
+        &fake,
+        2,
+        policy(FailureAction::Continue, 0.0, Duration::ZERO),
+    )
+    .await;
+    match &outcome {
+        Outcome::Failed(why) => assert!(why.contains("Docker daemon"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(r.status, Status::Failed, "unfinished: resume or rollback");
+    assert!(r.status.is_unfinished());
+    assert!(
+        !states(&r).contains(&ServerState::Failed),
+        "no server is blamed: {:?}",
+        states(&r)
+    );
+    assert_eq!(*fake.replaced.borrow(), ["app1:3000"], "nothing after it");
 }
 
 #[tokio::test]
@@ -449,6 +587,26 @@ async fn an_interrupt_while_draining_restores_the_untouched_server() {
         "no container was touched"
     );
     assert_eq!(states(&r), [ServerState::Pending, ServerState::Pending]);
+    assert_eq!(
+        *fake.discarded.borrow(),
+        ["app1:3000"],
+        "the replacement created while draining is removed"
+    );
+}
+
+#[tokio::test]
+async fn each_replacement_is_created_while_its_old_container_drains() {
+    let fake = Fake::new(3);
+    let (outcome, _, _) =
+        run_all(&fake, 3, policy(FailureAction::Pause, 0.0, Duration::ZERO)).await;
+    assert_eq!(outcome, Outcome::Done);
+    assert_eq!(
+        *fake.used_prepared.borrow(),
+        *fake.replaced.borrow(),
+        "every replace found its container made ahead"
+    );
+    assert_eq!(fake.replaced.borrow().len(), 3);
+    assert!(fake.discarded.borrow().is_empty());
 }
 
 #[tokio::test]
@@ -465,4 +623,188 @@ async fn a_clean_rollout_updates_every_server_with_n_plus_one_reloads() {
     assert_eq!(states(&r), [ServerState::Done; 3]);
     assert!(down_lines(&fake).is_empty());
     assert_eq!(*fake.reloads.borrow(), 4, "N servers cost N+1 reloads");
+}
+
+fn hooks() -> Hooks {
+    Hooks {
+        post_start: vec![HookCommand::from_flag("--post-start", "warm-up").unwrap()],
+        pre_stop: vec![HookCommand::from_flag("--pre-stop", "drain-queue").unwrap()],
+    }
+}
+
+/// Runs a rollout made by [`rollout_with`], no signal arriving.
+async fn run_with(
+    fake: &Fake,
+    servers: usize,
+    pre_deploy: Option<&PreDeploy>,
+    policy: UpdateConfig,
+) -> (Outcome, Rollout<String>, Vec<Event>) {
+    let r = rollout_with(fake, servers, &hooks(), pre_deploy, policy).await;
+    let (_tx, rx) = watch::channel(false);
+    run(fake, r, rx).await
+}
+
+#[tokio::test]
+async fn hooks_run_in_the_old_container_before_its_stop_and_the_new_one_after_its_start() {
+    let fake = Fake::new(2);
+    let (outcome, r, events) = run_with(
+        &fake,
+        2,
+        None,
+        policy(FailureAction::Pause, 0.0, Duration::ZERO),
+    )
+    .await;
+    assert_eq!(outcome, Outcome::Done);
+    assert_eq!(states(&r), [ServerState::Done; 2]);
+    // The fake's containers keep their names; recreate sits between the two hooks.
+    assert_eq!(
+        *fake.ran.borrow(),
+        [
+            "exec app1 drain-queue",
+            "exec app1 warm-up",
+            "exec app2 drain-queue",
+            "exec app2 warm-up"
+        ]
+    );
+    let ran: Vec<(HookKind, i64)> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Hook {
+                hook, exit_code, ..
+            } => Some((*hook, *exit_code)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        ran,
+        [
+            (HookKind::PreStop, 0),
+            (HookKind::PostStart, 0),
+            (HookKind::PreStop, 0),
+            (HookKind::PostStart, 0)
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_failing_post_start_fails_its_server_under_the_failure_action() {
+    let mut fake = Fake::new(2);
+    fake.failing_hooks.insert("app1 warm-up".into());
+    let (outcome, r, _) = run_with(
+        &fake,
+        2,
+        None,
+        policy(FailureAction::Rollback, 0.0, Duration::ZERO),
+    )
+    .await;
+    let Outcome::RollbackRequested(why) = &outcome else {
+        panic!("{outcome:?}")
+    };
+    assert!(
+        why.contains("app1:3000: post-start hook `warm-up` (flag --post-start) in container app1 exited with code 1, output ends:\nran warm-up"),
+        "{why}"
+    );
+    assert_eq!(r.servers[0].state, ServerState::Failed);
+    assert_eq!(
+        *fake.replaced.borrow(),
+        ["app1:3000"],
+        "nothing after the failure"
+    );
+    assert_eq!(
+        down_lines(&fake),
+        ["server app1:3000 down;"],
+        "the failed server stays drained"
+    );
+    let failed_step = r
+        .steps
+        .iter()
+        .zip(&r.plan.steps)
+        .find(|(rec, _)| rec.status == StepStatus::Failed)
+        .map(|(_, s)| s.action.kind());
+    assert_eq!(failed_step, Some("post-start"));
+}
+
+#[tokio::test]
+async fn a_failing_pre_stop_leaves_the_old_container_serving_nothing_and_untouched() {
+    let mut fake = Fake::new(3);
+    fake.failing_hooks.insert("app2 drain-queue".into());
+    let (outcome, r, _) = run_with(
+        &fake,
+        3,
+        None,
+        policy(FailureAction::Continue, 0.5, Duration::ZERO),
+    )
+    .await;
+    assert_eq!(outcome, Outcome::Done, "1 of 3 is within the ratio");
+    use ServerState::*;
+    assert_eq!(states(&r), [Done, Failed, Done]);
+    assert_eq!(
+        *fake.replaced.borrow(),
+        ["app1:3000", "app3:3000"],
+        "app2's old container is not replaced"
+    );
+    assert!(
+        r.servers[1]
+            .error
+            .as_deref()
+            .is_some_and(|e| e.starts_with("pre-stop hook `drain-queue`")),
+        "{:?}",
+        r.servers[1].error
+    );
+    assert_eq!(down_lines(&fake), ["server app2:3000 down;"]);
+}
+
+fn job() -> PreDeploy {
+    PreDeploy {
+        command: HookCommand::from_flag("--pre-deploy", "migrate").unwrap(),
+        server: "app1:3000".into(),
+        container: "app1-nr-pre-deploy".into(),
+        image: "app:v2".into(),
+    }
+}
+
+#[tokio::test]
+async fn pre_deploy_runs_once_in_a_one_off_of_the_new_spec_first() {
+    let fake = Fake::new(2);
+    let (outcome, _, _) = run_with(
+        &fake,
+        2,
+        Some(&job()),
+        policy(FailureAction::Pause, 0.0, Duration::ZERO),
+    )
+    .await;
+    assert_eq!(outcome, Outcome::Done);
+    let ran = fake.ran.borrow();
+    assert_eq!(ran[0], "one-off app1-nr-pre-deploy v2 migrate", "{ran:?}");
+    assert_eq!(ran.iter().filter(|r| r.starts_with("one-off")).count(), 1);
+}
+
+#[tokio::test]
+async fn a_failing_pre_deploy_changes_nothing_and_is_rejected() {
+    let mut fake = Fake::new(2);
+    fake.pre_deploy_fails = true;
+    let before = fake.conf.borrow().clone();
+    let (outcome, r, _) = run_with(
+        &fake,
+        2,
+        Some(&job()),
+        policy(FailureAction::Rollback, 0.0, Duration::ZERO),
+    )
+    .await;
+    let Outcome::Failed(why) = &outcome else {
+        panic!("{outcome:?}")
+    };
+    assert_eq!(
+        why,
+        "step 1 (pre-deploy) failed: pre-deploy hook `migrate` (flag --pre-deploy) in container \
+         app1-nr-pre-deploy exited with code 2, output ends:\nmigrating\nno database\nno server was touched"
+    );
+    assert_eq!(r.status, Status::Rejected, "nothing to resume or roll back");
+    assert_eq!(*fake.conf.borrow(), before);
+    assert_eq!(*fake.reloads.borrow(), 0);
+    assert!(fake.replaced.borrow().is_empty());
+    assert_eq!(
+        *fake.ran.borrow(),
+        ["one-off app1-nr-pre-deploy v2 migrate"]
+    );
 }

@@ -9,7 +9,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::conf::{ConfigSet, FileChange};
-use crate::plan::ServerRef;
+use crate::plan::{HookCommand, HookExit, ServerRef};
 
 /// nginx's worker processes before and after a reload.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,6 +19,13 @@ pub struct Reloaded {
     /// Workers of the new configuration.
     pub new_workers: Vec<u32>,
 }
+
+/// Context of a world error that is no verdict on any server: the world
+/// stopped answering (the Docker daemon went away). The step fails and the
+/// rollout stops, resumable; no server is marked failed for it.
+#[derive(Debug, thiserror::Error)]
+#[error("the Docker daemon stopped answering")]
+pub struct Unreachable;
 
 /// The nginx container, its config and the backend containers.
 #[allow(async_fn_in_trait)]
@@ -39,6 +46,13 @@ pub trait World {
     /// Stop-first: replaces `server.container` by a container made from `spec`, same name.
     /// Returns the new container's id.
     async fn replace(&self, server: &ServerRef, spec: &Self::Spec) -> Result<String>;
+    /// Stop-first, ahead of `replace`: creates (does not start) the replacement
+    /// while the old container still serves, so `replace` only stops, renames
+    /// and starts. Best effort: `replace` creates it itself if this did not.
+    async fn prepare(&self, server: &ServerRef, spec: &Self::Spec) -> Result<()>;
+    /// Removes what `prepare` created and no `replace` used: this run's (it
+    /// stopped early) and, for the given containers, one left by a killed run.
+    async fn discard_prepared(&self, containers: &[String]);
     /// Start-first: starts a container named `server.container` from `spec` beside the old one.
     async fn start_new(&self, server: &ServerRef, spec: &Self::Spec) -> Result<String>;
     /// Stops (gracefully) and removes a container.
@@ -52,6 +66,26 @@ pub trait World {
         container_id: &str,
         timeout: Duration,
     ) -> Result<DateTime<Utc>>;
+    /// Runs one hook command in a running container (`docker exec`) and
+    /// returns how it ended; a command still running after `timeout` is an error.
+    async fn exec_hook(
+        &self,
+        container: &str,
+        command: &HookCommand,
+        timeout: Duration,
+    ) -> Result<HookExit>;
+    /// Runs `command` once in a new one-off container `name` made from `spec`
+    /// (the image's command replaced, no published ports, not one of the
+    /// service's containers), waits until it exits and removes it. A leftover
+    /// of that name from a killed run is removed first; after `timeout` the
+    /// container is killed and removed, and that is an error.
+    async fn run_one_off(
+        &self,
+        name: &str,
+        spec: &Self::Spec,
+        command: &HookCommand,
+        timeout: Duration,
+    ) -> Result<HookExit>;
     /// Whether a container failed (exited, restarted, turned unhealthy) between
     /// `since` and `since + window`; `Some(reason)` if it did.
     async fn check(
@@ -60,4 +94,9 @@ pub trait World {
         since: DateTime<Utc>,
         window: Duration,
     ) -> Result<Option<String>>;
+    /// Whether `e`, from this world, says it stopped answering rather than
+    /// anything about a server (marked [`Unreachable`], by default).
+    fn is_unreachable(&self, e: &anyhow::Error) -> bool {
+        e.downcast_ref::<Unreachable>().is_some()
+    }
 }

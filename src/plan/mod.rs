@@ -2,6 +2,7 @@
 //!
 //! Depends on `conf` (to compute each step's config diff) and nothing that
 //! touches the outside world: no Docker, no command line, no compose files.
+mod hook;
 mod planner;
 mod policy;
 mod replicas;
@@ -9,13 +10,14 @@ mod step;
 #[cfg(test)]
 mod tests;
 
+pub use hook::{HookCommand, HookExit, HookKind, Hooks, PreDeploy, command_line, split_command};
 pub use planner::{
     Plan, PlanError, Target, Timeouts, Via, apply_changes_with, replacement_address,
     rolling_update, single_edit,
 };
 pub use policy::{
-    ComposeSection, Direction, FailureAction, Order, Overrides, PolicyError, UpdateConfig, Words,
-    resolve, with_flags,
+    ComposeSection, Direction, FailureAction, Order, Overrides, PolicyError, Source, UpdateConfig,
+    Words, resolve, with_flags,
 };
 pub use replicas::{Replica, ReplicaSet, Slot};
-pub use step::{Action, ServerChange, ServerRef, Step};
+pub use step::{Action, HookRun, ServerChange, ServerRef, Step};

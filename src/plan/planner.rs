@@ -10,9 +10,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::hook::{HookKind, Hooks, PreDeploy};
 use super::policy::{Order, UpdateConfig};
 use super::replicas::ReplicaSet;
-use super::step::{Action, ServerChange, ServerRef, Step};
+use super::step::{Action, HookRun, ServerChange, ServerRef, Step};
 use crate::conf::{Address, ConfError, ConfigSet, Edit, EditOptions, NOWHERE, PinnedLine};
 use crate::diff;
 
@@ -42,6 +43,9 @@ pub struct Target {
     /// How its new container is made.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub via: Option<Via>,
+    /// The post-start and pre-stop hooks of what it is deployed from.
+    #[serde(default, skip_serializing_if = "Hooks::is_empty")]
+    pub hooks: Hooks,
 }
 
 /// How a server's new container is made, and why that way.
@@ -94,6 +98,18 @@ pub struct Timeouts {
     /// A new container becoming healthy.
     #[serde(with = "super::step::humantime_serde_compat")]
     pub health: Duration,
+    /// One post-start or pre-stop command (plans of earlier versions had none: the default).
+    #[serde(
+        default = "Timeouts::default_hook",
+        with = "super::step::humantime_serde_compat"
+    )]
+    pub hook: Duration,
+    /// The pre-deploy command.
+    #[serde(
+        default = "Timeouts::default_pre_deploy",
+        with = "super::step::humantime_serde_compat"
+    )]
+    pub pre_deploy: Duration,
 }
 
 impl Default for Timeouts {
@@ -103,11 +119,22 @@ impl Default for Timeouts {
 }
 
 impl Timeouts {
-    /// The defaults of `--drain-timeout` and `--health-timeout`.
+    /// The defaults of `--drain-timeout`, `--health-timeout`, `--hook-timeout`
+    /// and `--pre-deploy-timeout`.
     pub const DEFAULT: Timeouts = Timeouts {
         drain: Duration::from_secs(30),
         health: Duration::from_secs(60),
+        hook: Duration::from_secs(60),
+        pre_deploy: Duration::from_secs(600),
     };
+
+    fn default_hook() -> Duration {
+        Timeouts::DEFAULT.hook
+    }
+
+    fn default_pre_deploy() -> Duration {
+        Timeouts::DEFAULT.pre_deploy
+    }
 }
 
 /// An ordered list of steps.
@@ -171,12 +198,14 @@ pub enum PlanError {
 }
 
 /// Builds the plan of a rolling update of `targets` (one container per
-/// server line) and then `sets` (replica sets). Pure: reads `config`, writes nothing.
+/// server line) and then `sets` (replica sets), after the `pre_deploy` hook
+/// if one is given. Pure: reads `config`, writes nothing.
 pub fn rolling_update(
     config: &ConfigSet,
     upstream: &str,
     targets: &[Target],
     sets: &[ReplicaSet],
+    pre_deploy: Option<&PreDeploy>,
     policy: &UpdateConfig,
     timeouts: Timeouts,
 ) -> Result<Plan, PlanError> {
@@ -239,6 +268,16 @@ pub fn rolling_update(
         steps: Vec::new(),
         timeouts,
     };
+    // Before anything is touched (a burial is an edit already).
+    if let Some(job) = pre_deploy {
+        builder.push(
+            Action::PreDeploy {
+                job: job.clone(),
+                timeout: timeouts.pre_deploy,
+            },
+            None,
+        );
+    }
     // A dead container's line names what nginx cannot resolve (every `nginx -t`
     // fails) while nginx still sends requests to the address it resolved last:
     // first of all, such lines are pinned to nowhere (`down`), and reloaded.
@@ -360,6 +399,29 @@ impl Builder<'_> {
         });
     }
 
+    /// A post-start or pre-stop step running each server's hooks of that kind
+    /// in its container; nothing when none of them has one.
+    pub(super) fn hook(&mut self, kind: HookKind, servers: Vec<(ServerRef, &Hooks)>) {
+        let runs: Vec<HookRun> = servers
+            .into_iter()
+            .filter(|(_, hooks)| !hooks.of(kind).is_empty())
+            .map(|(server, hooks)| HookRun {
+                server,
+                commands: hooks.of(kind).to_vec(),
+            })
+            .collect();
+        if runs.is_empty() {
+            return;
+        }
+        let timeout = self.timeouts.hook;
+        let action = match kind {
+            HookKind::PostStart => Action::PostStart { runs, timeout },
+            HookKind::PreStop => Action::PreStop { runs, timeout },
+            HookKind::PreDeploy => unreachable!("pre-deploy is not a per-server hook"),
+        };
+        self.push(action, None);
+    }
+
     /// An edit step (with its diff) followed by reload and, if asked, the drain wait.
     /// Nothing is pushed when the changes leave the bytes as they are.
     pub(super) fn edit(
@@ -456,11 +518,29 @@ impl Builder<'_> {
                 .iter()
                 .map(|&i| server_ref(&targets[i], &targets[i].container, &targets[i].server))
                 .collect();
+            // A dead container runs nothing: no pre-stop for it.
+            self.hook(
+                HookKind::PreStop,
+                indices
+                    .iter()
+                    .zip(&refs)
+                    .filter(|(i, _)| !targets[**i].dead)
+                    .map(|(&i, r)| (r.clone(), &targets[i].hooks))
+                    .collect(),
+            );
             self.push(
                 Action::Recreate {
                     servers: refs.clone(),
                 },
                 None,
+            );
+            self.hook(
+                HookKind::PostStart,
+                indices
+                    .iter()
+                    .zip(&refs)
+                    .map(|(&i, r)| (r.clone(), &targets[i].hooks))
+                    .collect(),
             );
             self.push(
                 Action::WaitHealthy {
@@ -506,6 +586,14 @@ impl Builder<'_> {
                 },
                 None,
             );
+            self.hook(
+                HookKind::PostStart,
+                chunk
+                    .iter()
+                    .zip(&new_refs)
+                    .map(|(t, r)| (r.clone(), &t.hooks))
+                    .collect(),
+            );
             self.push(
                 Action::WaitHealthy {
                     servers: new_refs,
@@ -527,10 +615,19 @@ impl Builder<'_> {
                 });
             }
             self.edit(changes, true)?;
-            let old_refs = chunk
+            let old_refs: Vec<ServerRef> = chunk
                 .iter()
                 .map(|t| server_ref(t, &t.container, &t.server))
                 .collect();
+            self.hook(
+                HookKind::PreStop,
+                chunk
+                    .iter()
+                    .zip(&old_refs)
+                    .filter(|(t, _)| !t.dead)
+                    .map(|(t, r)| (r.clone(), &t.hooks))
+                    .collect(),
+            );
             self.push(Action::StopOld { servers: old_refs }, None);
             if n + 1 < chunks.len() && !delay.is_zero() {
                 self.push(Action::Delay { duration: delay }, None);

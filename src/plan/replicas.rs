@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::hook::{HookKind, Hooks};
 use super::planner::{Builder, PlanError};
 use super::policy::Order;
 use super::step::{Action, ServerChange, ServerRef};
@@ -29,6 +30,9 @@ pub struct ReplicaSet {
     /// How its new containers are made.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub via: Option<super::planner::Via>,
+    /// The post-start and pre-stop hooks of what its new replicas are made from.
+    #[serde(default, skip_serializing_if = "Hooks::is_empty")]
+    pub hooks: Hooks,
 }
 
 /// One container of a replica set.
@@ -196,6 +200,11 @@ impl Builder<'_> {
         Ok(())
     }
 
+    /// A hook step over `refs`, every one with the set's hooks.
+    fn set_hook(&mut self, set: &ReplicaSet, kind: HookKind, refs: &[ServerRef]) {
+        self.hook(kind, refs.iter().map(|r| (r.clone(), &set.hooks)).collect());
+    }
+
     fn refs(
         &self,
         set: &ReplicaSet,
@@ -233,6 +242,7 @@ impl Builder<'_> {
                 },
                 None,
             );
+            self.set_hook(set, HookKind::PostStart, &new);
             self.push(
                 Action::WaitHealthy {
                     servers: new,
@@ -263,6 +273,13 @@ impl Builder<'_> {
         self.edit_draining(set, slots, changes, drains)?;
         let old = self.refs(set, slots, |s| s.old.as_ref().map(|o| o.container.clone()));
         if !old.is_empty() {
+            let alive = self.refs(set, slots, |s| {
+                s.old
+                    .as_ref()
+                    .filter(|o| !o.dead)
+                    .map(|o| o.container.clone())
+            });
+            self.set_hook(set, HookKind::PreStop, &alive);
             self.push(Action::StopOld { servers: old }, None);
         }
         pending.extend(
@@ -311,6 +328,14 @@ impl Builder<'_> {
             .collect();
         let added: Vec<Slot> = slots.iter().filter(|s| s.old.is_none()).cloned().collect();
         let removed: Vec<Slot> = slots.iter().filter(|s| s.new.is_none()).cloned().collect();
+        // Pre-stop in the replicas recreated (their old containers, under the same names).
+        let stopping = self.refs(set, &replaced, |s| {
+            s.old
+                .as_ref()
+                .filter(|o| !o.dead)
+                .map(|o| o.container.clone())
+        });
+        self.set_hook(set, HookKind::PreStop, &stopping);
         let recreated = self.refs(set, &replaced, |s| s.new.clone());
         if !recreated.is_empty() {
             self.push(
@@ -330,6 +355,7 @@ impl Builder<'_> {
             );
         }
         let healthy: Vec<ServerRef> = recreated.iter().chain(&started).cloned().collect();
+        self.set_hook(set, HookKind::PostStart, &healthy);
         if !healthy.is_empty() {
             self.push(
                 Action::WaitHealthy {
@@ -343,6 +369,13 @@ impl Builder<'_> {
             s.old.as_ref().map(|o| o.container.clone())
         });
         if !stopped.is_empty() {
+            let alive = self.refs(set, &removed, |s| {
+                s.old
+                    .as_ref()
+                    .filter(|o| !o.dead)
+                    .map(|o| o.container.clone())
+            });
+            self.set_hook(set, HookKind::PreStop, &alive);
             self.push(Action::StopOld { servers: stopped }, None);
         }
         for s in &replaced {

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::hook::{HookCommand, HookKind, PreDeploy};
 use crate::conf::PinnedLine;
 
 /// One server of the upstream and the container a step acts on.
@@ -15,6 +16,16 @@ pub struct ServerRef {
     pub container: String,
     /// The address nginx reaches that container at (a start-first replacement has its own).
     pub address: String,
+}
+
+/// A hook's commands for one server's container, run in order (the first
+/// failure ends them).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HookRun {
+    /// The server and the container the commands run in.
+    pub server: ServerRef,
+    /// The commands.
+    pub commands: Vec<HookCommand>,
 }
 
 /// A change to one `server` line.
@@ -129,6 +140,32 @@ pub enum Action {
         #[serde(with = "humantime_serde_compat")]
         duration: Duration,
     },
+    /// Run the pre-deploy command once in a one-off container of the new spec,
+    /// wait for it to exit, remove it; a failure stops the rollout before
+    /// anything changed.
+    PreDeploy {
+        /// The command and where it runs.
+        job: PreDeploy,
+        /// Give up (a failure) after this long.
+        #[serde(with = "humantime_serde_compat")]
+        timeout: Duration,
+    },
+    /// Run post-start hooks in new containers that just started.
+    PostStart {
+        /// Per container, its commands.
+        runs: Vec<HookRun>,
+        /// Each command gives up (a failure) after this long.
+        #[serde(with = "humantime_serde_compat")]
+        timeout: Duration,
+    },
+    /// Run pre-stop hooks in old containers nginx no longer sends requests to.
+    PreStop {
+        /// Per container, its commands.
+        runs: Vec<HookRun>,
+        /// Each command gives up (a failure) after this long.
+        #[serde(with = "humantime_serde_compat")]
+        timeout: Duration,
+    },
 }
 
 impl Action {
@@ -144,8 +181,39 @@ impl Action {
             Action::WaitHealthy { .. } => "wait-healthy",
             Action::Monitor { .. } => "monitor",
             Action::Delay { .. } => "delay",
+            Action::PreDeploy { .. } => "pre-deploy",
+            Action::PostStart { .. } => "post-start",
+            Action::PreStop { .. } => "pre-stop",
         }
     }
+
+    /// The hook a step runs, if it is a hook step.
+    pub fn hook(&self) -> Option<HookKind> {
+        match self {
+            Action::PreDeploy { .. } => Some(HookKind::PreDeploy),
+            Action::PostStart { .. } => Some(HookKind::PostStart),
+            Action::PreStop { .. } => Some(HookKind::PreStop),
+            _ => None,
+        }
+    }
+}
+
+/// `in app1: `cmd` (source), `cmd2` (source); in app2: …`
+fn hook_runs(runs: &[HookRun]) -> String {
+    runs.iter()
+        .map(|r| {
+            format!(
+                "in {}: {}",
+                r.server.container,
+                r.commands
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 fn containers(servers: &[ServerRef]) -> String {
@@ -217,6 +285,18 @@ impl fmt::Display for Action {
                 secs(window)
             ),
             Action::Delay { duration } => write!(f, "delay {}", secs(duration)),
+            Action::PreDeploy { job, timeout } => write!(
+                f,
+                "run {} once in a one-off container {} of {}'s new spec ({}), timeout {}",
+                job.command,
+                job.container,
+                job.server,
+                job.image,
+                secs(timeout)
+            ),
+            Action::PostStart { runs, timeout } | Action::PreStop { runs, timeout } => {
+                write!(f, "{} (timeout {} each)", hook_runs(runs), secs(timeout))
+            }
         }
     }
 }

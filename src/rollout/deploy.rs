@@ -17,9 +17,10 @@ use crate::backends::{
 };
 use crate::conf::Server;
 use crate::docker::ComposeRef;
-use crate::exec::{Observer, PlanKind, RolloutKind, ServerRecord, ServerState, World};
+use crate::exec::{Observer, PlanKind, Rollout, RolloutKind, ServerRecord, ServerState, World};
 use crate::plan::{
-    Direction, Order, Overrides, Plan, Target, Timeouts, UpdateConfig, Via, resolve, rolling_update,
+    Direction, HookCommand, Hooks, Order, Overrides, Plan, PreDeploy, Target, Timeouts,
+    UpdateConfig, Via, resolve, rolling_update,
 };
 
 /// How a backend is redeployed.
@@ -65,6 +66,10 @@ pub struct DeployRequest {
     pub rollback: Overrides,
     /// Wait limits.
     pub timeouts: Timeouts,
+    /// `--post-start` / `--pre-stop`: they replace the compose file's hooks of their kind.
+    pub hooks: Hooks,
+    /// `--pre-deploy`: run once in a one-off container of the new spec first.
+    pub pre_deploy: Option<HookCommand>,
     /// Show the plan; change nothing (no lock, no journal).
     pub dry_run: bool,
 }
@@ -89,7 +94,7 @@ pub async fn deploy(
     let world = &session.world;
     if request.dry_run {
         // Read-only: no lock, no journal, no state directory.
-        let prepared = prepare(world, request).await?;
+        let prepared = prepare(world, request, &[]).await?;
         return Ok(Ended::Planned(Box::new(Planned {
             kind: PlanKind::Deploy,
             revision: 0,
@@ -100,7 +105,7 @@ pub async fn deploy(
     let locked = session.lock(observer).await?;
     let state = &locked.state;
     refuse_if_unfinished::<Desired>(state, &request.upstream)?;
-    let prepared = prepare(world, request).await?;
+    let prepared = prepare(world, request, &state.history()?).await?;
     for notice in &prepared.notices {
         observer.notice(notice);
     }
@@ -147,6 +152,21 @@ pub(super) async fn project<'p>(
         Entry::Occupied(e) => e.into_mut(),
         Entry::Vacant(e) => e.insert(ComposeProject::load(cli, compose).await?),
     })
+}
+
+/// The hooks of the definition container `id` was deployed from, when a
+/// rollout in `history` created it (else none are known: compose or a person
+/// made it). They go with its spec into the journal, so that a rollback to
+/// it runs them.
+pub(super) fn hooks_of(history: &[Rollout<Desired>], id: &str) -> Hooks {
+    history
+        .iter()
+        .rev()
+        .flat_map(|r| &r.servers)
+        .find(|s| s.new_container.as_deref() == Some(id))
+        .and_then(|s| s.new_spec.as_ref())
+        .map(|d| d.hooks().clone())
+        .unwrap_or_default()
 }
 
 /// Whether containers are redeployed from their compose files (else from
@@ -224,10 +244,47 @@ async fn templates(
     Ok(out)
 }
 
-/// Builds the plan for a deploy.
-async fn prepare(world: &DockerWorld, request: &DeployRequest) -> Result<Prepared> {
+/// The pre-deploy job: `command` in a one-off container made from the new
+/// spec of the first server (in the upstream's order) that gets one.
+fn pre_deploy_job(
+    command: &HookCommand,
+    order: &[String],
+    records: &[ServerRecord<Desired>],
+) -> Result<PreDeploy> {
+    let line = |r: &ServerRecord<Desired>| {
+        let line = r.set.as_ref().unwrap_or(&r.server);
+        order.iter().position(|a| a == line).unwrap_or(usize::MAX)
+    };
+    let first = records
+        .iter()
+        .filter(|r| r.new_spec.is_some())
+        .min_by_key(|r| line(r))
+        .ok_or_else(|| anyhow!("--pre-deploy: no server gets a new container"))?;
+    match &first.new_spec {
+        Some(Desired::Engine { spec, .. }) => Ok(PreDeploy {
+            command: command.clone(),
+            server: first.server.clone(),
+            container: format!("{}-nr-pre-deploy", spec.name),
+            image: spec.image.clone(),
+        }),
+        _ => bail!(
+            "--pre-deploy: server {} is redeployed by the compose CLI, whose new container is not known before compose makes it; \
+             use --mode compose or engine (a service with container_name has only the compose CLI)",
+            first.server
+        ),
+    }
+}
+
+/// Builds the plan for a deploy; `history` (the journal's revisions) tells
+/// the hooks of containers an earlier rollout made.
+async fn prepare(
+    world: &DockerWorld,
+    request: &DeployRequest,
+    history: &[Rollout<Desired>],
+) -> Result<Prepared> {
     let config = world.load_config().await?;
     let up = config.upstream(&request.upstream)?;
+    let up_order: Vec<String> = up.servers.iter().map(|s| s.address.clone()).collect();
     let selected: Vec<_> = if request.servers.is_empty() {
         up.servers.iter().filter(|s| !s.is_backup()).collect()
     } else {
@@ -306,6 +363,7 @@ async fn prepare(world: &DockerWorld, request: &DeployRequest) -> Result<Prepare
                     request,
                     &update,
                     &mut projects,
+                    history,
                     server,
                     members,
                 )
@@ -332,12 +390,7 @@ async fn prepare(world: &DockerWorld, request: &DeployRequest) -> Result<Prepare
                 index,
             };
             let spec = engine_spec(request, old.clone(), &vars)?;
-            let route = Route::Ready(
-                Desired::Engine {
-                    spec: Box::new(spec),
-                },
-                Via::Engine,
-            );
+            let route = Route::Ready(Desired::engine(spec, request.hooks.clone()), Via::Engine);
             singles.push((server, backend, old, route));
             continue;
         }
@@ -382,7 +435,15 @@ async fn prepare(world: &DockerWorld, request: &DeployRequest) -> Result<Prepare
                     .unwrap_or(&backend.image)
                     .to_string();
                 let old = capture_spec(&world.docker, &backend.id).await?;
-                let route = Route::Ready(Desired::Compose { compose, image }, Via::ComposeCli(why));
+                // Compose runs the compose file's own hooks when it recreates the container.
+                let route = Route::Ready(
+                    Desired::Compose {
+                        compose,
+                        image,
+                        hooks: request.hooks.clone(),
+                    },
+                    Via::ComposeCli(why),
+                );
                 singles.push((server, backend, old, route));
             }
             // Start-first on one compose container: a replica set of one, so its
@@ -393,6 +454,7 @@ async fn prepare(world: &DockerWorld, request: &DeployRequest) -> Result<Prepare
                     request,
                     &update,
                     &mut projects,
+                    history,
                     server,
                     vec![backend],
                 )
@@ -425,12 +487,12 @@ async fn prepare(world: &DockerWorld, request: &DeployRequest) -> Result<Prepare
                 let spec = template
                     .named(&backend.name, backend.number)
                     .with_volumes_of(&old, &backend.id);
-                (
-                    Desired::Engine {
-                        spec: Box::new(spec),
-                    },
-                    Via::Compose,
-                )
+                let hooks = projects
+                    .get(&(compose.project.clone(), compose.working_dir.clone()))
+                    .ok_or_else(|| anyhow!("compose project {} was not read", compose.project))?
+                    .hooks(&compose.service)?
+                    .overridden_by(&request.hooks);
+                (Desired::engine(spec, hooks), Via::Compose)
             }
         };
         let replacement = start_first.then(|| next_slot(&backend.name));
@@ -444,13 +506,12 @@ async fn prepare(world: &DockerWorld, request: &DeployRequest) -> Result<Prepare
             dead: !backend.running,
             pinned: pinned.clone(),
             via: Some(via),
+            hooks: desired.hooks().clone(),
         });
         records.push(ServerRecord {
             server: address.clone(),
             container: backend.name.clone(),
-            old_spec: Some(Desired::Engine {
-                spec: Box::new(old),
-            }),
+            old_spec: Some(Desired::engine(old, hooks_of(history, &backend.id))),
             new_spec: Some(desired),
             state: ServerState::Pending,
             new_container: None,
@@ -491,11 +552,16 @@ async fn prepare(world: &DockerWorld, request: &DeployRequest) -> Result<Prepare
             ImageFound::Pulled => notices.push(format!("pulled image {image}")),
         }
     }
+    let pre_deploy = match &request.pre_deploy {
+        Some(command) => Some(pre_deploy_job(command, &up_order, &records)?),
+        None => None,
+    };
     let plan = rolling_update(
         &config,
         &request.upstream,
         &targets,
         &sets,
+        pre_deploy.as_ref(),
         &update,
         request.timeouts,
     )?;

@@ -5,16 +5,20 @@
 //! backend wings (the world), `plan` (what to do) and `exec` (doing it).
 mod deploy;
 mod edit;
+mod file_edit;
 mod recover;
 mod replicas;
 mod run;
 mod session;
+mod state_location;
 mod status;
 mod world;
 
 pub use crate::backends::{ComposeFlags, ComposeOptions, ComposeOptionsError};
+pub use crate::docker::is_unreachable as daemon_unreachable;
 pub use deploy::{DeployRequest, Mode, deploy};
 pub use edit::{EditRequest, edit_server};
+pub use file_edit::{FileEditRequest, edit_file};
 pub use recover::{ResumeRequest, RollbackRequest, resume, rollback};
 pub use run::{Ended, Planned};
 pub use session::{Session, SessionOptions};

@@ -11,11 +11,12 @@ use super::world::{Desired, DockerWorld};
 use crate::backends::next_slot;
 use crate::conf::Upstream;
 use crate::exec::{
-    Observer, PlanKind, Rollout, RolloutKind, ServerRecord, ServerState, StateDir, Status, World,
+    Observer, PlanKind, Rollout, RolloutKind, ServerRecord, ServerState, StateDir, Status,
+    StepStatus, World,
 };
 use crate::plan::{
-    Direction, Order, Overrides, Target, UpdateConfig, Via, replacement_address, rolling_update,
-    with_flags,
+    Action, Direction, Hooks, Order, Overrides, PreDeploy, Target, UpdateConfig, Via,
+    replacement_address, rolling_update, with_flags,
 };
 
 /// What `resume` is asked.
@@ -63,6 +64,31 @@ async fn reentry(
     let drained_by_us = line.is_some_and(|l| l.is_down()) && rec.drained_by_us();
     let dead = !world.is_running(container).await?;
     Ok((drained_by_us, dead))
+}
+
+/// The hooks of what a record deploys.
+fn hooks_of(spec: &Option<Desired>) -> Hooks {
+    spec.as_ref().map(|d| d.hooks().clone()).unwrap_or_default()
+}
+
+/// The rollout's pre-deploy job if it has not run to its end: a resumed
+/// rollout runs it (again: a run killed while it ran may have left it half
+/// done, and a pre-deploy command must be safe to run twice, as migrations
+/// that record what they applied are); one that finished is never rerun.
+fn pending_pre_deploy(rollout: &Rollout<Desired>) -> Option<PreDeploy> {
+    rollout
+        .plan
+        .steps
+        .iter()
+        .zip(&rollout.steps)
+        .find_map(|(step, record)| match &step.action {
+            Action::PreDeploy { job, .. }
+                if !matches!(record.status, StepStatus::Done | StepStatus::Skipped) =>
+            {
+                Some(job.clone())
+            }
+            _ => None,
+        })
 }
 
 fn entry_state(drained_by_us: bool) -> ServerState {
@@ -124,6 +150,7 @@ pub async fn resume(
             dead,
             pinned: rec.pinned.clone(),
             via: via_of(&rec.server),
+            hooks: hooks_of(&rec.new_spec),
         });
     }
     let plan = rolling_update(
@@ -131,6 +158,7 @@ pub async fn resume(
         &rollout.upstream,
         &targets,
         &sets,
+        pending_pre_deploy(&rollout).as_ref(),
         &rollout.plan.policy,
         rollout.plan.timeouts,
     )?;
@@ -248,9 +276,14 @@ pub(crate) async fn undo_of(
         .iter()
         .filter(|r| r.state != ServerState::Pending && r.set.is_none())
     {
-        // A start-first server that finished runs as its replacement now.
+        // A start-first server that finished, or whose line was swapped before
+        // it failed (its old container's pre-stop hook), runs as its replacement now.
+        let swapped = |name: &str| {
+            let address = replacement_address(&rec.server, name);
+            up.servers.iter().any(|s| s.address == address)
+        };
         let (address, container) = match &rec.replacement {
-            Some(name) if rec.state == ServerState::Done => {
+            Some(name) if rec.state == ServerState::Done || swapped(name) => {
                 (replacement_address(&rec.server, name), name.clone())
             }
             _ => (rec.server.clone(), rec.container.clone()),
@@ -272,6 +305,7 @@ pub(crate) async fn undo_of(
             dead,
             pinned: rec.pinned.clone(),
             via: Some(Via::Previous),
+            hooks: hooks_of(&desired),
         });
         servers.push(ServerRecord {
             server: address,
@@ -293,11 +327,13 @@ pub(crate) async fn undo_of(
             of.revision
         );
     }
+    // Never the pre-deploy hook: it prepared the version being undone.
     let plan = rolling_update(
         &config,
         &of.upstream,
         &targets,
         &sets,
+        None,
         policy,
         of.plan.timeouts,
     )?;

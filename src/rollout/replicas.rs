@@ -5,14 +5,14 @@
 //! are reused, so repeated deploys never grow them).
 use anyhow::{Result, anyhow, bail};
 
-use super::deploy::{DeployRequest, Mode, Projects, engine_spec, project, use_compose};
+use super::deploy::{DeployRequest, Mode, Projects, engine_spec, hooks_of, project, use_compose};
 use super::world::{Desired, DockerWorld};
 use crate::backends::{
     BackendContainer, TemplateVars, backend_by_name, capture_spec, compose_templates, next_slot,
 };
 use crate::conf::{Server, Upstream};
 use crate::exec::{Rollout, ServerRecord, ServerState};
-use crate::plan::{Order, Replica, ReplicaSet, Slot, UpdateConfig, Via};
+use crate::plan::{Hooks, Order, Replica, ReplicaSet, Slot, UpdateConfig, Via};
 
 /// A replica set to deploy and one journal record per slot, or why it is left alone.
 pub(super) type PreparedSet = std::result::Result<(ReplicaSet, Vec<ServerRecord<Desired>>), String>;
@@ -124,6 +124,7 @@ pub(super) async fn prepare(
     request: &DeployRequest,
     update: &UpdateConfig,
     projects: &mut Projects,
+    history: &[Rollout<Desired>],
     server: &Server,
     members: Vec<BackendContainer>,
 ) -> Result<PreparedSet> {
@@ -138,7 +139,7 @@ pub(super) async fn prepare(
             server.address
         );
     }
-    let (template, declared) = if compose {
+    let (template, declared, hooks) = if compose {
         let c = compose_ref.clone().ok_or_else(|| {
             anyhow!(
                 "the containers of {} were not made by compose; use --mode engine",
@@ -153,6 +154,7 @@ pub(super) async fn prepare(
             );
         }
         let declared = project.replicas(&c.service).unwrap_or(members.len());
+        let hooks = project.hooks(&c.service)?.overridden_by(&request.hooks);
         if !request.force {
             for (m, cur) in members.iter().zip(current.iter_mut()) {
                 if let Some(mc) = &m.compose {
@@ -184,7 +186,7 @@ pub(super) async fn prepare(
             .remove(&c.service)
             .ok_or_else(|| anyhow!("no template of compose service {}", c.service))?
         };
-        (template, declared)
+        (template, declared, hooks)
     } else {
         let model = members.iter().find(|m| m.running).unwrap_or(&members[0]);
         let vars = TemplateVars {
@@ -197,7 +199,11 @@ pub(super) async fn prepare(
             index: 0,
         };
         let captured = capture_spec(&world.docker, &model.id).await?;
-        (engine_spec(request, captured, &vars)?, members.len())
+        (
+            engine_spec(request, captured, &vars)?,
+            members.len(),
+            request.hooks.clone(),
+        )
     };
     // More kept than declared: the extra ones go (newest numbers last, removed first).
     let kept = current.iter().filter(|c| **c).count();
@@ -256,6 +262,7 @@ pub(super) async fn prepare(
             .collect(),
         slots,
         via: Some(if compose { Via::Compose } else { Via::Engine }),
+        hooks: hooks.clone(),
     };
     let mut records = Vec::new();
     let mut numbers = numbers.into_iter();
@@ -265,7 +272,10 @@ pub(super) async fn prepare(
             .as_ref()
             .and_then(|o| members.iter().find(|m| m.name == o.container));
         let old_spec = match old {
-            Some(m) => Some(capture_spec(&world.docker, &m.id).await?),
+            Some(m) => Some((
+                capture_spec(&world.docker, &m.id).await?,
+                hooks_of(history, &m.id),
+            )),
             None => None,
         };
         let new_spec = match &slot.new {
@@ -273,7 +283,7 @@ pub(super) async fn prepare(
                 let spec = template.clone().named(name, numbers.next().flatten());
                 Some(match (&old_spec, order) {
                     // Recreated in place: its anonymous volumes come along, as compose does.
-                    (Some(old_spec), Order::StopFirst) if compose => {
+                    (Some((old_spec, _)), Order::StopFirst) if compose => {
                         let id = old.map_or("", |m| m.id.as_str());
                         spec.with_volumes_of(old_spec, id)
                     }
@@ -289,8 +299,8 @@ pub(super) async fn prepare(
                 .as_ref()
                 .map(|o| o.container.clone())
                 .unwrap_or_default(),
-            old_spec: old_spec.map(|s| Desired::Engine { spec: Box::new(s) }),
-            new_spec: new_spec.map(|s| Desired::Engine { spec: Box::new(s) }),
+            old_spec: old_spec.map(|(s, old_hooks)| Desired::engine(s, old_hooks)),
+            new_spec: new_spec.map(|s| Desired::engine(s, hooks.clone())),
             state: ServerState::Pending,
             new_container: None,
             healthy_at: None,
@@ -338,6 +348,7 @@ pub(super) async fn resume_set(
         kept: Vec::new(),
         slots: Vec::new(),
         via: planned.via,
+        hooks: planned.hooks,
     };
     for r in &planned.kept {
         set.kept.push(Replica {
@@ -418,6 +429,7 @@ pub(super) async fn undo_set(
         kept: Vec::new(),
         slots: Vec::new(),
         via: Some(Via::Previous),
+        hooks: Hooks::default(),
     };
     // What each slot of the undoing set deploys, in slot order.
     let mut specs: Vec<(Option<Desired>, Option<Desired>)> = Vec::new();
@@ -491,6 +503,11 @@ pub(super) async fn undo_set(
             }
         }
     }
+    // The hooks of the definition it goes back to (one service: one definition).
+    set.hooks = specs
+        .iter()
+        .find_map(|(_, wanted)| wanted.as_ref().map(|d| d.hooks().clone()))
+        .unwrap_or_default();
     // Name the new containers after the set's containers as they are now.
     let mut numbered = Vec::new();
     let mut compose = false;
@@ -516,9 +533,10 @@ pub(super) async fn undo_set(
     let mut records = Vec::new();
     for (slot, (was, wanted)) in set.slots.iter().zip(specs) {
         let new_spec = match (&slot.new, wanted) {
-            (Some(name), Some(Desired::Engine { spec })) => Some(Desired::Engine {
-                spec: Box::new(spec.named(name, numbers.next().flatten())),
-            }),
+            (Some(name), Some(Desired::Engine { spec, hooks })) => Some(Desired::engine(
+                spec.named(name, numbers.next().flatten()),
+                hooks,
+            )),
             (_, other) => other,
         };
         records.push(ServerRecord {

@@ -1,13 +1,14 @@
 //! A session: the one place that connects to Docker, finds nginx, locates the
 //! state directory, takes its lock and refuses to start over an unfinished
 //! rollout. Every use case starts from one.
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{Result, bail};
 use serde::de::DeserializeOwned;
 
+use super::state_location::{StateRoot, locate, refuse_if_container_writable};
 use super::world::{DockerWorld, ProbeKind};
-use crate::docker::{DockerOptions, Endpoint};
+use crate::docker::{DaemonLocation, DockerOptions, Endpoint};
 use crate::exec::{Lock, Observer, StateDir};
 
 /// Which daemon, where nginx and the journal are, and who is asking.
@@ -19,7 +20,7 @@ pub struct SessionOptions {
     /// The nginx container (name or id); default: compose service `nginx` of
     /// the project in `cwd`, else the only nginx.
     pub nginx: Option<String>,
-    /// The journal directory; default: `.nginx-rollout/` next to nginx.conf on the host.
+    /// The journal directory; default: see [`state_location`](super::state_location).
     pub state_dir: Option<PathBuf>,
     /// The directory the command runs in.
     pub cwd: PathBuf,
@@ -62,30 +63,35 @@ impl Session {
         })
     }
 
-    /// Where the state directory is (it may not exist yet): the explicit one,
-    /// else `.nginx-rollout/` next to the host's copy of the main config (a
-    /// local daemon's bind mount), else `./.nginx-rollout/`.
-    async fn state_root(&self) -> Result<PathBuf> {
-        if let Some(dir) = &self.state_dir {
-            return Ok(dir.clone());
-        }
+    /// Where the state directory is (it may not exist yet): see
+    /// [`state_location`](super::state_location). One inside a mount the
+    /// nginx container can write is refused. A remote daemon's nginx is
+    /// named with its daemon (another daemon may have one by the same name),
+    /// and its mounts, paths on another host, say nothing about this one.
+    async fn state_root(&self) -> Result<StateRoot> {
         let fs = self.world.files().await?;
-        Ok(
-            match fs
-                .host_path(&self.world.nginx.conf_path)
-                .and_then(|p| p.parent().map(Path::to_path_buf))
-            {
-                Some(dir) => dir.join(".nginx-rollout"),
-                None => std::env::current_dir()?.join(".nginx-rollout"),
-            },
-        )
+        let nginx = &self.world.nginx;
+        let host = fs.host_path(&nginx.conf_path);
+        let (container, mounts) = match nginx.daemon {
+            DaemonLocation::Local => (nginx.name.clone(), nginx.mounts.as_slice()),
+            DaemonLocation::Remote => (
+                format!("{}/{}", self.world.endpoint().host(), nginx.name),
+                &[][..],
+            ),
+        };
+        let root = locate(self.state_dir.as_deref(), host.as_deref(), &container)?;
+        refuse_if_container_writable(&root.path, &nginx.name, mounts)?;
+        Ok(root)
     }
 
     /// The state directory if it exists (reading commands create nothing).
     pub(crate) async fn existing_state(&self) -> Result<Option<StateDir>> {
         let root = self.state_root().await?;
-        Ok(if root.exists() {
-            Some(StateDir::open(&root)?)
+        if let Some(advice) = move_advice(&root) {
+            tracing::warn!("{advice}");
+        }
+        Ok(if root.path.exists() {
+            Some(StateDir::open(&root.path)?)
         } else {
             None
         })
@@ -94,7 +100,11 @@ impl Session {
     /// Opens (creating) the state directory and takes its lock; a lock taken
     /// over from a process that died holding it is told to `observer`.
     pub(crate) async fn lock(&self, observer: &mut dyn Observer) -> Result<Locked> {
-        let state = StateDir::open(&self.state_root().await?)?;
+        let root = self.state_root().await?;
+        if let Some(advice) = move_advice(&root) {
+            observer.notice(&advice);
+        }
+        let state = StateDir::open(&root.path)?;
         let lock = Lock::acquire(&state.root().join("lock"), &self.command)?;
         if let Some(dead) = &lock.taken_over_from {
             observer.notice(&format!(
@@ -104,6 +114,21 @@ impl Session {
         }
         Ok(Locked { state, _lock: lock })
     }
+}
+
+/// What to tell about a state directory an earlier version kept next to nginx.conf.
+pub(crate) fn move_advice(root: &StateRoot) -> Option<String> {
+    root.move_to.as_ref().map(|to| {
+        format!(
+            "using the state directory {} of an earlier version, next to nginx.conf; move it where \
+             no container can write: `mkdir -p -m 700 {} && mv {} {}`",
+            root.path.display(),
+            to.parent()
+                .map_or(String::new(), |p| p.display().to_string()),
+            root.path.display(),
+            to.display()
+        )
+    })
 }
 
 /// Fails when `upstream` has a rollout that is not finished: it must be

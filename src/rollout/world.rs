@@ -1,30 +1,35 @@
 //! The world a rollout acts on: one Docker daemon, the nginx container with
 //! its config files, and the backend containers — the [`World`] the executor
 //! runs plans against, built from the nginx and backend wings.
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Context, Result, anyhow, bail};
 use bollard::Docker;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::backends::{
     self, ComposeCli, ComposeKind, ContainerSpec, Probe, compose_cli, compose_container,
-    compose_recreate, create_and_start, recreate_stop_first, resolve_backend, stop_and_remove,
+    compose_recreate, create_and_start, create_replacement, discard_leftover_replacement,
+    discard_replacement, exec_hook, recreate_stop_first, resolve_backend, run_one_off,
+    stop_and_remove,
 };
-use crate::conf::{ConfigSet, FileChange};
+use crate::conf::{Address, ConfigSet, FileChange};
 use crate::docker::{self, ComposeRef, Endpoint};
 use crate::exec::{Reloaded, World};
 use crate::nginx::{self, ContainerFs, NginxContainer, NginxTestError, Workers, find_nginx};
-use crate::plan::ServerRef;
+use crate::plan::{HookCommand, HookExit, Hooks, ServerRef};
 
 /// How long nginx may take to start new workers after `-s reload`.
 const RELOAD_CONFIRM_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// What is deployed for one server: kept in the journal, so `resume` and
-/// `rollback` work from the journal alone.
+/// What is deployed for one server — the container and the post-start /
+/// pre-stop hooks of its definition: kept in the journal, so `resume` and
+/// `rollback` work from the journal alone (a rollback runs the hooks of the
+/// definition it goes back to, as far as the journal knows them).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "mode", rename_all = "kebab-case")]
 pub enum Desired {
@@ -32,6 +37,9 @@ pub enum Desired {
     Engine {
         /// The container to create.
         spec: Box<ContainerSpec>,
+        /// Its hooks.
+        #[serde(default, skip_serializing_if = "Hooks::is_empty")]
+        hooks: Hooks,
     },
     /// `up -d --no-deps --force-recreate SERVICE` with the project's compose file.
     Compose {
@@ -39,15 +47,33 @@ pub enum Desired {
         compose: ComposeRef,
         /// The image the compose file gives the service (for the summary).
         image: String,
+        /// Its hooks (the flags': compose runs the compose file's own).
+        #[serde(default, skip_serializing_if = "Hooks::is_empty")]
+        hooks: Hooks,
     },
 }
 
 impl Desired {
+    /// Created from `spec` through the API, with `hooks`.
+    pub fn engine(spec: ContainerSpec, hooks: Hooks) -> Desired {
+        Desired::Engine {
+            spec: Box::new(spec),
+            hooks,
+        }
+    }
+
     /// The image this deploys (as far as known before it runs).
     pub fn image(&self) -> &str {
         match self {
-            Desired::Engine { spec } => &spec.image,
+            Desired::Engine { spec, .. } => &spec.image,
             Desired::Compose { image, .. } => image,
+        }
+    }
+
+    /// The hooks of its definition.
+    pub fn hooks(&self) -> &Hooks {
+        match self {
+            Desired::Engine { hooks, .. } | Desired::Compose { hooks, .. } => hooks,
         }
     }
 }
@@ -81,6 +107,8 @@ pub(crate) struct DockerWorld {
     files: tokio::sync::OnceCell<ContainerFs>,
     /// nginx's processes as listed by the last `test_config`, for the reload after it.
     workers_before_reload: Mutex<Option<Workers>>,
+    /// Replacements created ahead by `prepare`, by the name of the container they replace.
+    prepared: Mutex<HashMap<String, String>>,
 }
 
 impl DockerWorld {
@@ -104,7 +132,13 @@ impl DockerWorld {
             probe,
             files: tokio::sync::OnceCell::new(),
             workers_before_reload: Mutex::new(None),
+            prepared: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// The daemon this world acts on.
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
     }
 
     /// The compose CLI (`docker compose` or `docker-compose`), if one is
@@ -141,7 +175,7 @@ impl DockerWorld {
 
     async fn deploy(&self, name: &str, desired: &Desired) -> Result<String> {
         match desired {
-            Desired::Engine { spec } => create_and_start(&self.docker, spec, name).await,
+            Desired::Engine { spec, .. } => create_and_start(&self.docker, spec, name).await,
             Desired::Compose { compose, .. } => {
                 let cli = self.compose_cli().ok_or_else(|| {
                     anyhow!("no compose CLI (docker compose / docker-compose) installed")
@@ -152,11 +186,37 @@ impl DockerWorld {
         }
     }
 
+    fn prepared_lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, String>> {
+        // A poisoned map only lost a best-effort shortcut.
+        self.prepared.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// The id of a container, or `None` if there is none by that name.
     async fn id_of(&self, container: &str) -> Result<Option<String>> {
         Ok(docker::inspect(&self.docker, container)
             .await?
             .and_then(|info| info.id))
+    }
+
+    /// Refuses to create a container from `spec` that would have privileges
+    /// the running container `live` (name or id), which it replaces, does not
+    /// have: the spec comes from the journal, which must not be trusted to
+    /// grant more. A predecessor that is gone leaves nothing to compare.
+    async fn refuse_escalation(&self, live: &str, spec: &Desired) -> Result<()> {
+        let Desired::Engine { spec, .. } = spec else {
+            return Ok(());
+        };
+        let Some(info) = docker::inspect(&self.docker, live).await? else {
+            return Ok(());
+        };
+        let name = info
+            .name
+            .as_deref()
+            .map_or(live, |n| n.trim_start_matches('/'));
+        match spec.escalation_over(&info.host_config.unwrap_or_default(), name) {
+            Some(e) => Err(e.into()),
+            None => Ok(()),
+        }
     }
 
     async fn remove_if_present(&self, container: &str) -> Result<()> {
@@ -194,7 +254,7 @@ impl World for DockerWorld {
     async fn write_config(&self, changes: &[FileChange]) -> Result<()> {
         let fs = self.files().await?;
         for c in changes {
-            fs.write(&self.docker, &c.path, &c.after).await?;
+            fs.write(&self.docker, &c.path, &c.before, &c.after).await?;
         }
         Ok(())
     }
@@ -234,12 +294,41 @@ impl World for DockerWorld {
         nginx::wait_old_workers_exit(&self.docker, &self.nginx, old_workers, timeout).await
     }
 
+    async fn prepare(&self, server: &ServerRef, desired: &Desired) -> Result<()> {
+        // The compose CLI makes its container in one go: nothing to do ahead.
+        let Desired::Engine { spec, .. } = desired else {
+            return Ok(());
+        };
+        let Some(old_id) = self.id_of(&server.container).await? else {
+            return Ok(());
+        };
+        self.refuse_escalation(&old_id, desired).await?;
+        let id = create_replacement(&self.docker, &server.container, spec).await?;
+        self.prepared_lock().insert(server.container.clone(), id);
+        Ok(())
+    }
+
+    async fn discard_prepared(&self, containers: &[String]) {
+        let left: Vec<String> = self.prepared_lock().drain().map(|(_, id)| id).collect();
+        for id in left {
+            discard_replacement(&self.docker, &id).await;
+        }
+        for name in containers {
+            discard_leftover_replacement(&self.docker, name).await;
+        }
+    }
+
     async fn replace(&self, server: &ServerRef, spec: &Desired) -> Result<String> {
+        let ready = self.prepared_lock().remove(&server.container);
         match (spec, self.id_of(&server.container).await?) {
-            // The replacement is created before the old one stops, so only stop → start is
-            // downtime. By id: the name moves to the replacement on the way.
-            (Desired::Engine { spec }, Some(old_id)) => {
-                Ok(recreate_stop_first(&self.docker, &old_id, spec).await?.id)
+            // The replacement is created before the old one stops (while nginx
+            // drains it, if `prepare` ran), so only stop → start is downtime. By
+            // id: the name moves to the replacement on the way.
+            (desired @ Desired::Engine { spec, .. }, Some(old_id)) => {
+                self.refuse_escalation(&old_id, desired).await?;
+                Ok(recreate_stop_first(&self.docker, &old_id, spec, ready)
+                    .await?
+                    .id)
             }
             // Gone already (a resumed rollout that was killed between stop and start).
             _ => self.deploy(&server.container, spec).await,
@@ -247,6 +336,11 @@ impl World for DockerWorld {
     }
 
     async fn start_new(&self, server: &ServerRef, spec: &Desired) -> Result<String> {
+        // The container serving the server now is the one this one replaces.
+        let host = Address::parse(&server.server).host;
+        if let Ok(live) = resolve_backend(&self.docker, &self.nginx.networks, &host).await {
+            self.refuse_escalation(&live.id, spec).await?;
+        }
         // A leftover from an interrupted start-first run has this name: it is ours to replace.
         self.remove_if_present(&server.container).await?;
         self.deploy(&server.container, spec).await
@@ -274,6 +368,33 @@ impl World for DockerWorld {
         Ok(at.healthy_at)
     }
 
+    async fn exec_hook(
+        &self,
+        container: &str,
+        command: &HookCommand,
+        timeout: Duration,
+    ) -> Result<HookExit> {
+        exec_hook(&self.docker, container, command, timeout).await
+    }
+
+    async fn run_one_off(
+        &self,
+        name: &str,
+        spec: &Desired,
+        command: &HookCommand,
+        timeout: Duration,
+    ) -> Result<HookExit> {
+        match spec {
+            Desired::Engine { spec, .. } => {
+                run_one_off(&self.docker, spec, name, command, timeout).await
+            }
+            Desired::Compose { compose, .. } => bail!(
+                "compose service {} is redeployed by the compose CLI, so its new container's spec is not known before compose makes it",
+                compose.service
+            ),
+        }
+    }
+
     async fn check(
         &self,
         container_id: &str,
@@ -284,6 +405,10 @@ impl World for DockerWorld {
             .await
             .with_context(|| format!("container {container_id}: monitor"))?;
         Ok(failed.map(|e| e.to_string()))
+    }
+
+    fn is_unreachable(&self, e: &anyhow::Error) -> bool {
+        docker::is_unreachable(e)
     }
 }
 
@@ -338,7 +463,7 @@ mod tests {
             (RolloutKind::Deploy, Status::Done)
         );
         let app1 = &engine.servers[0];
-        let Some(Desired::Engine { spec }) = &app1.new_spec else {
+        let Some(Desired::Engine { spec, .. }) = &app1.new_spec else {
             panic!("an engine spec: {:?}", app1.new_spec)
         };
         assert_eq!(spec.env("MESSAGE"), Some("app1,v2"));

@@ -78,6 +78,16 @@ fn killed_deploy_then(name: &str, command: &str, version: &str) {
     assert_eq!(stack.conf(), before, "no stray down after {command}");
     assert_eq!(stack.bodies(8), app_bodies(2, version));
     assert!(status(&stack)["unfinished"].is_null());
+    // Nothing of ours is left: no replacement made ahead, no parked old container.
+    let names = docker(&[
+        "ps",
+        "-a",
+        "--format",
+        "{{.Names}}",
+        "--filter",
+        &format!("label=com.docker.compose.project={}", stack.project),
+    ]);
+    assert!(!names.contains("-nr-"), "{names}");
 }
 
 #[test]

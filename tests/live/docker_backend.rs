@@ -6,8 +6,8 @@ use std::time::Duration;
 use nginx_rollout::backends::{
     ComposeCli, ComposeProject, HealthError, HealthSource, Probe, Recreated, Resolved,
     backend_by_name, capture_spec, compose_cli, compose_container, compose_recreate,
-    create_and_start, failed_within, next_slot, recreate_stop_first, rename, resolve_backend,
-    resolve_backends, stop_and_remove, wait_healthy,
+    create_and_start, create_replacement, failed_within, next_slot, recreate_stop_first, rename,
+    resolve_backend, resolve_backends, stop_and_remove, wait_healthy,
 };
 
 use crate::support::scope::Scope;
@@ -215,10 +215,23 @@ async fn recreate_keeps_name_networks_aliases_mounts_restart_policy_labels_healt
         .unwrap()
         .with_env("MESSAGE", "v2");
     let old_id = inspect(&name, "{{.Id}}");
+    // Made ahead, while the old container still serves (as while nginx drains it).
+    let ready = create_replacement(&d, &name, &spec).await.unwrap();
+    assert_eq!(
+        inspect(&ready, "{{.State.Status}}|{{.Name}}"),
+        format!("created|/{name}-nr-next")
+    );
+    assert_eq!(inspect(&name, "{{.State.Running}}"), "true");
     let Recreated {
         stopped,
         id: new_id,
-    } = recreate_stop_first(&d, &old_id, &spec).await.unwrap();
+    } = recreate_stop_first(&d, &old_id, &spec, Some(ready.clone()))
+        .await
+        .unwrap();
+    assert_eq!(
+        new_id, ready,
+        "the replacement made ahead is the one started"
+    );
     // SIGTERM was honoured: the app finished cleanly instead of being killed.
     assert_eq!(stopped.exit_code, 0, "{stopped:?}");
     assert_eq!(stopped.name, name);
@@ -340,7 +353,7 @@ async fn stop_first_recreate_that_cannot_create_or_start_leaves_the_old_containe
 
     // No such image: nothing was stopped.
     let missing = spec.clone().with_image(s.name("no-such-image:v9"));
-    let err = recreate_stop_first(&d, &old_id, &missing)
+    let err = recreate_stop_first(&d, &old_id, &missing, None)
         .await
         .unwrap_err();
     assert!(format!("{err:#}").contains("create"), "{err:#}");
@@ -349,7 +362,9 @@ async fn stop_first_recreate_that_cannot_create_or_start_leaves_the_old_containe
     // The new one cannot start: it is removed, the old one keeps its name.
     let mut broken = spec.clone();
     broken.config.entrypoint = Some(vec!["/no-such-binary".into()]);
-    let err = recreate_stop_first(&d, &old_id, &broken).await.unwrap_err();
+    let err = recreate_stop_first(&d, &old_id, &broken, None)
+        .await
+        .unwrap_err();
     assert!(
         format!("{err:#}").contains(&format!("container {name}: start")),
         "{err:#}"

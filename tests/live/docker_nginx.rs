@@ -292,14 +292,26 @@ async fn writes_in_place_through_the_mount_and_by_archive_otherwise() {
     let inode = std::fs::metadata(&host_conf).unwrap().ino();
 
     let edited = format!("{}# edited\n", nginx_conf(false));
-    fs.write(&sb.docker, Path::new(CONF), edited.as_bytes())
-        .await
-        .unwrap();
+    fs.write(
+        &sb.docker,
+        Path::new(CONF),
+        &fs.read(Path::new(CONF)).unwrap(),
+        edited.as_bytes(),
+    )
+    .await
+    .unwrap();
     assert_eq!(std::fs::metadata(&host_conf).unwrap().ino(), inode);
     assert_eq!(sb.exec_ok(&nginx.id, &["cat", CONF]).await, edited);
 
     let extra = b"# rewritten through the archive API\n";
-    fs.write(&sb.docker, Path::new(EXTRA), extra).await.unwrap();
+    fs.write(
+        &sb.docker,
+        Path::new(EXTRA),
+        &fs.read(Path::new(EXTRA)).unwrap(),
+        extra,
+    )
+    .await
+    .unwrap();
     assert_eq!(
         sb.exec_ok(&nginx.id, &["cat", EXTRA]).await.as_bytes(),
         extra
@@ -335,9 +347,14 @@ async fn as_for_a_remote_daemon_a_bind_mounted_file_is_written_through_the_conta
     // The archive API cannot replace a single-file bind mount (EBUSY): the
     // file is rewritten in place from inside the container.
     let edited = format!("{}# edited as if remote\n", nginx_conf(false));
-    fs.write(&sb.docker, Path::new(CONF), edited.as_bytes())
-        .await
-        .unwrap();
+    fs.write(
+        &sb.docker,
+        Path::new(CONF),
+        nginx_conf(false).as_bytes(),
+        edited.as_bytes(),
+    )
+    .await
+    .unwrap();
     assert_eq!(std::fs::read_to_string(&host_conf).unwrap(), edited);
     assert_eq!(std::fs::metadata(&host_conf).unwrap().ino(), inode);
     assert_eq!(fs.read(Path::new(CONF)).unwrap(), edited.as_bytes());
@@ -363,9 +380,14 @@ async fn config_only_inside_the_container_is_read_written_and_reloaded() {
     assert_eq!(fs.host_path(Path::new(CONF)), None);
 
     let edited = format!("{}# edited inside\n", nginx_conf(false));
-    fs.write(&sb.docker, Path::new(CONF), edited.as_bytes())
-        .await
-        .unwrap();
+    fs.write(
+        &sb.docker,
+        Path::new(CONF),
+        &fs.read(Path::new(CONF)).unwrap(),
+        edited.as_bytes(),
+    )
+    .await
+    .unwrap();
     assert_eq!(sb.exec_ok(&nginx.id, &["cat", CONF]).await, edited);
     test_config(&sb.docker, &nginx).await.unwrap();
     let outcome = reload(&sb.docker, &nginx, None, Duration::from_secs(10))
@@ -390,6 +412,7 @@ async fn a_host_file_replaced_by_rename_is_reported_as_the_inode_trap() {
         .write(
             &sb.docker,
             Path::new(CONF),
+            &fs.read(Path::new(CONF)).unwrap(),
             format!("{}# ours\n", nginx_conf(false)).as_bytes(),
         )
         .await
@@ -416,9 +439,14 @@ async fn rejected_config_is_reported_and_reload_changes_nothing_until_fixed() {
         "access_log off;",
         "access_log off;\n    no_such_directive on;",
     );
-    fs.write(&sb.docker, Path::new(CONF), broken.as_bytes())
-        .await
-        .unwrap();
+    fs.write(
+        &sb.docker,
+        Path::new(CONF),
+        &fs.read(Path::new(CONF)).unwrap(),
+        broken.as_bytes(),
+    )
+    .await
+    .unwrap();
     match test_config(&sb.docker, &nginx).await {
         Err(NginxTestError::Rejected {
             container, message, ..
@@ -445,9 +473,14 @@ async fn rejected_config_is_reported_and_reload_changes_nothing_until_fixed() {
     // A listen address the master cannot bind: `-s reload` exits 0, the master
     // keeps the old config. Only the absence of new workers tells.
     let unbindable = nginx_conf(false).replace("listen 80;", "listen 80; listen 192.0.2.1:81;");
-    fs.write(&sb.docker, Path::new(CONF), unbindable.as_bytes())
-        .await
-        .unwrap();
+    fs.write(
+        &sb.docker,
+        Path::new(CONF),
+        &fs.read(Path::new(CONF)).unwrap(),
+        unbindable.as_bytes(),
+    )
+    .await
+    .unwrap();
     let err = reload(&sb.docker, &nginx, None, Duration::from_secs(1))
         .await
         .unwrap_err();
@@ -462,9 +495,15 @@ async fn rejected_config_is_reported_and_reload_changes_nothing_until_fixed() {
         before.active
     );
 
-    fs.write(&sb.docker, Path::new(CONF), nginx_conf(false).as_bytes())
-        .await
-        .unwrap();
+    let current = fs.read(Path::new(CONF)).unwrap();
+    fs.write(
+        &sb.docker,
+        Path::new(CONF),
+        &current,
+        nginx_conf(false).as_bytes(),
+    )
+    .await
+    .unwrap();
     reload_and_check(&sb, &nginx, &before).await;
 }
 

@@ -101,4 +101,5 @@ fn dry_run_and_plan_print_every_step_and_diff_and_change_nothing() {
     }
     assert!(!stack.path().join(".nginx-rollout").exists());
     assert!(!stack.path().join("proxy/.nginx-rollout").exists());
+    assert!(!stack.path().join("state").exists(), "no state directory");
 }

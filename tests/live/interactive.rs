@@ -155,7 +155,7 @@ fn interactive_without_a_terminal_says_to_use_yes_and_does_nothing() {
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("--yes"), "{stderr}");
     assert!(
-        !stack.path().join("proxy/.nginx-rollout").exists(),
+        !stack.path().join("state/revisions").exists(),
         "no journal was started"
     );
     assert_eq!(stack.bodies(4).len(), 2);

@@ -2,39 +2,8 @@
 //! docs/events.schema.json, and the events come in a well-formed order.
 
 use crate::support::stack::Stack;
-use crate::support::{assert_ok, json_lines};
+use crate::support::{assert_ok, assert_valid, json_lines, validator};
 use serde_json::{Value, json};
-
-fn validator() -> jsonschema::Validator {
-    let text =
-        std::fs::read_to_string(crate::support::root().join("docs/events.schema.json")).unwrap();
-    let schema: Value = serde_json::from_str(&text).unwrap();
-    jsonschema::meta::validate(&schema).expect("the schema is itself valid JSON Schema");
-    jsonschema::draft202012::new(&schema).expect("the schema compiles")
-}
-
-/// Panics with every line that does not validate and why.
-fn assert_valid(validator: &jsonschema::Validator, events: &[Value]) {
-    let mut bad = Vec::new();
-    for (n, event) in events.iter().enumerate() {
-        let errors: Vec<String> = validator
-            .iter_errors(event)
-            .map(|e| format!("{} at {}", e, e.instance_path()))
-            .collect();
-        if !errors.is_empty() {
-            bad.push(format!(
-                "line {}: {event}\n    {}",
-                n + 1,
-                errors.join("\n    ")
-            ));
-        }
-    }
-    assert!(
-        bad.is_empty(),
-        "events not matching the schema:\n{}",
-        bad.join("\n")
-    );
-}
 
 fn kind(e: &Value) -> &str {
     e["event"].as_str().unwrap_or("?")

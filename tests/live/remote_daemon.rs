@@ -96,6 +96,7 @@ fn deploys_through_a_second_daemon_over_ssh_and_through_a_context() {
         ])
         .args(["--env", "MESSAGE=remote-{{service}}"])
         .current_dir(dir.path())
+        .env("NGINX_ROLLOUT_STATE_DIR", dir.path().join("state"))
         .env("NO_COLOR", "1")
         .env("NGINX_ROLLOUT_LOG", "nginx_rollout=debug")
         .output()
@@ -126,11 +127,12 @@ fn deploys_through_a_second_daemon_over_ssh_and_through_a_context() {
     ]);
     assert!(env.contains("\"MESSAGE=remote-app1\""), "{env}");
     // The bind-mounted nginx.conf was edited through the container, in place,
-    // and is back as it was; the journal is here, as nothing of the remote
-    // host's file system is this host's.
+    // and is back as it was; the journal is in the state directory on this
+    // host (not refused over the remote container's mounts, which are
+    // another host's paths), none next to the config.
     assert_eq!(std::fs::read_to_string(&conf).unwrap(), conf_before);
     assert_eq!(std::fs::metadata(&conf).unwrap().ino(), inode);
-    assert!(dir.path().join(".nginx-rollout/revisions").is_dir());
+    assert!(dir.path().join("state/revisions").is_dir());
     assert!(!dir.path().join("proxy/.nginx-rollout").exists());
     assert_eq!(on_first_daemon(&project), "");
 
@@ -155,6 +157,7 @@ fn deploys_through_a_second_daemon_over_ssh_and_through_a_context() {
         .env("DOCKER_CONFIG", config.path())
         .env_remove("DOCKER_HOST")
         .env_remove("DOCKER_CONTEXT")
+        .env("NGINX_ROLLOUT_STATE_DIR", dir.path().join("state"))
         .env("NGINX_PORT", "0")
         .env("NO_COLOR", "1")
         .env("NGINX_ROLLOUT_LOG", "nginx_rollout=debug")

@@ -7,6 +7,7 @@ fn run(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_nginx-rollout"))
         .args(args)
         .env("NO_COLOR", "1")
+        .env("NGINX_ROLLOUT_STATE_DIR", super::hostile_input::state_dir())
         .output()
         .unwrap()
 }

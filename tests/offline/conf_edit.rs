@@ -73,6 +73,25 @@ fn multi_line_parameters_with_comments() {
     assert_eq!(main_bytes(&set), text);
 }
 
+/// Found by `cargo fuzz` (drain_undrain): a comment between `server` and its
+/// address was taken for the address, so `down` went into the comment and
+/// `replace-address` replaced the comment.
+#[test]
+fn a_comment_between_server_and_its_address_is_not_the_address() {
+    let text = "upstream u {\n    server a:1;\n    server # old: b:1\n        b:2;\n}\n";
+    let (_d, _p, mut set) = set_from(text.as_bytes());
+    assert!(set.apply("u", "b:2", Edit::MarkDown, NO_FORCE).unwrap());
+    assert_eq!(main_bytes(&set), text.replace("b:2;", "b:2 down;"));
+    assert!(set.upstream("u").unwrap().servers[1].is_down());
+    assert!(set.apply("u", "b:2", Edit::Restore, NO_FORCE).unwrap());
+    assert_eq!(main_bytes(&set), text);
+    set.apply("u", "b:2", Edit::SetWeight(4), NO_FORCE).unwrap();
+    assert_eq!(main_bytes(&set), text.replace("b:2;", "b:2 weight=4;"));
+    set.apply("u", "b:2", Edit::ReplaceAddress("c:3".into()), NO_FORCE)
+        .unwrap();
+    assert_eq!(main_bytes(&set), text.replace("b:2;", "c:3 weight=4;"));
+}
+
 #[test]
 fn a_down_on_its_own_line_is_removed_with_its_line_break() {
     let text = "upstream u {\n    server a:1;\n    server b:2\n        down;\n    server c:3\n        down max_fails=2;\n    server d:4 # why\n        down;\n}\n";

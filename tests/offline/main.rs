@@ -16,3 +16,5 @@ mod conf_nginx_t;
 mod conf_props;
 mod conf_render;
 mod docker_plugin;
+mod hostile_input;
+mod torn_writes;

@@ -2,15 +2,19 @@
 //! fixture images, turns on the daemon, and three ways to arrange Docker
 //! fixtures — a copy of the seed stack ([`stack::Stack`]), containers made
 //! through the API on a private network ([`sandbox::Sandbox`]), and
-//! containers made with the docker CLI ([`scope::Scope`]) — and a second
-//! daemon reached over ssh ([`remote::SecondDaemon`]). Each removes what it
-//! made when dropped, also when the test panics.
+//! containers made with the docker CLI ([`scope::Scope`]), a small tmpfs to
+//! run out of space ([`tmpfs::Tmpfs`]), a private dockerd to restart
+//! ([`daemon::PrivateDaemon`]) and a second daemon reached over ssh
+//! ([`remote::SecondDaemon`]). Each removes what it made when dropped, also
+//! when the test panics.
 #![allow(dead_code)] // each binary uses a different part of it
 
+pub mod daemon;
 pub mod remote;
 pub mod sandbox;
 pub mod scope;
 pub mod stack;
+pub mod tmpfs;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -145,4 +149,35 @@ pub fn json_lines(out: &Output) -> Vec<serde_json::Value> {
         .filter(|l| !l.trim().is_empty())
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
         .collect()
+}
+
+/// docs/events.schema.json, checked to be valid JSON Schema, compiled.
+pub fn validator() -> jsonschema::Validator {
+    let text = std::fs::read_to_string(root().join("docs/events.schema.json")).unwrap();
+    let schema: serde_json::Value = serde_json::from_str(&text).unwrap();
+    jsonschema::meta::validate(&schema).expect("the schema is itself valid JSON Schema");
+    jsonschema::draft202012::new(&schema).expect("the schema compiles")
+}
+
+/// Panics with every event that does not validate against the schema, and why.
+pub fn assert_valid(validator: &jsonschema::Validator, events: &[serde_json::Value]) {
+    let mut bad = Vec::new();
+    for (n, event) in events.iter().enumerate() {
+        let errors: Vec<String> = validator
+            .iter_errors(event)
+            .map(|e| format!("{} at {}", e, e.instance_path()))
+            .collect();
+        if !errors.is_empty() {
+            bad.push(format!(
+                "line {}: {event}\n    {}",
+                n + 1,
+                errors.join("\n    ")
+            ));
+        }
+    }
+    assert!(
+        bad.is_empty(),
+        "events not matching the schema:\n{}",
+        bad.join("\n")
+    );
 }

@@ -18,10 +18,11 @@ use std::time::{Duration, Instant};
 use super::{APP_IMAGE, NGINX_IMAGE};
 
 /// The second daemon's default bridge (created here; dockerd wants it to exist).
-const BRIDGE_NET: &str = "10.213.0.1/24";
+const BRIDGE_NET: &str = "10.223.0.1/24";
 /// What the second daemon hands out to user networks (compose's), apart from
-/// the first daemon's 172.17-31/16 and 192.168/16.
-const POOL: &str = "10.214.0.0/16";
+/// the first daemon's 172.17-31/16 and 192.168/16 and the 10.213/16 of
+/// `daemon::PrivateDaemon` (whose `DOCKER-USER` rule must stay its own).
+const POOL: &str = "10.224.0.0/16";
 /// The containerd sockets tried, in order: a system containerd, then the one
 /// the first dockerd started under its exec root.
 const CONTAINERD: [&str; 2] = [
@@ -36,7 +37,7 @@ const COMMAND_LIMIT: u32 = 60;
 /// Traffic between the second daemon's containers: the first daemon's FORWARD
 /// policy is DROP and bridged packets pass iptables (br_netfilter), so these
 /// are accepted in DOCKER-USER while the daemon runs.
-const ACCEPTED: [&str; 2] = ["10.213.0.0/16", "10.214.0.0/16"];
+const ACCEPTED: [&str; 2] = ["10.223.0.0/16", "10.224.0.0/16"];
 
 /// A second daemon and the sshd in front of it.
 pub struct SecondDaemon {

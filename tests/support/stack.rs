@@ -158,11 +158,13 @@ impl Stack {
         self.tool_cmd(args).output().expect("nginx-rollout runs")
     }
 
-    /// The tool as a command, to spawn or tweak.
+    /// The tool as a command, to spawn or tweak; its state directory is the
+    /// stack's own `state/` (removed with the stack).
     pub fn tool_cmd(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(tool_path());
         cmd.args(args)
             .current_dir(self.path())
+            .env("NGINX_ROLLOUT_STATE_DIR", self.path().join("state"))
             .env("NGINX_PORT", self.port.to_string())
             .env("NO_COLOR", "1")
             .stdin(Stdio::null());

@@ -7,7 +7,7 @@ use crate::cli::args::{
     ComposeArgs, ConfirmArgs, Global, RollbackFlags, SessionArgs, UpdateFlags, duration, key_value,
 };
 use crate::cli::front;
-use crate::plan::Timeouts;
+use crate::plan::{HookCommand, Hooks, Timeouts};
 use crate::rollout::{self, DeployRequest, Mode, ProbeKind, Session};
 
 /// Arguments of `deploy` and `plan`.
@@ -45,6 +45,9 @@ pub struct DeployArgs {
     /// Without a Docker healthcheck: probe this HTTP path from the nginx container (default: TCP connect).
     #[arg(long)]
     pub health_path: Option<String>,
+    /// Hooks (flags replace the compose file's post_start / pre_stop of their kind).
+    #[command(flatten)]
+    pub hooks: HookFlags,
     /// The compose project.
     #[command(flatten)]
     pub compose: ComposeArgs,
@@ -60,6 +63,42 @@ pub struct DeployArgs {
     /// Where nginx and the journal are.
     #[command(flatten)]
     pub session: SessionArgs,
+}
+
+/// `--pre-deploy`, `--post-start`, `--pre-stop` and their timeouts.
+#[derive(Debug, Args, Clone)]
+#[command(
+    next_help_heading = "Hooks (CMD is split into words like a shell; use sh -c '…' for pipes)"
+)]
+pub struct HookFlags {
+    /// Run CMD once, before any server is touched, in a one-off container of the new
+    /// spec (same env, networks, volumes); a failure stops the deploy with nothing changed.
+    #[arg(long, value_name = "CMD", value_parser = pre_deploy)]
+    pub pre_deploy: Option<HookCommand>,
+    /// Run CMD in each new container right after it starts (before health is awaited); repeatable.
+    #[arg(long, value_name = "CMD", value_parser = post_start)]
+    pub post_start: Vec<HookCommand>,
+    /// Run CMD in each old container once nginx no longer sends it requests, before it stops; repeatable.
+    #[arg(long, value_name = "CMD", value_parser = pre_stop)]
+    pub pre_stop: Vec<HookCommand>,
+    /// How long one post-start or pre-stop command may run.
+    #[arg(long, value_parser = duration, default_value = "60s")]
+    pub hook_timeout: Duration,
+    /// How long the pre-deploy command may run.
+    #[arg(long, value_parser = duration, default_value = "10m")]
+    pub pre_deploy_timeout: Duration,
+}
+
+fn pre_deploy(s: &str) -> Result<HookCommand, String> {
+    HookCommand::from_flag("--pre-deploy", s).map_err(|e| e.to_string())
+}
+
+fn post_start(s: &str) -> Result<HookCommand, String> {
+    HookCommand::from_flag("--post-start", s).map_err(|e| e.to_string())
+}
+
+fn pre_stop(s: &str) -> Result<HookCommand, String> {
+    HookCommand::from_flag("--pre-stop", s).map_err(|e| e.to_string())
 }
 
 /// Runs (or, with `dry_run`, only plans) the rolling update.
@@ -92,7 +131,14 @@ pub async fn exec(global: &Global, args: DeployArgs, dry_run: bool) -> anyhow::R
         timeouts: Timeouts {
             drain: args.drain_timeout,
             health: args.health_timeout,
+            hook: args.hooks.hook_timeout,
+            pre_deploy: args.hooks.pre_deploy_timeout,
         },
+        hooks: Hooks {
+            post_start: args.hooks.post_start,
+            pre_stop: args.hooks.pre_stop,
+        },
+        pre_deploy: args.hooks.pre_deploy,
         dry_run: dry_run || args.confirm.dry_run,
     };
     let ended = rollout::deploy(&session, &request, &mut *observer, front::signals()?).await?;

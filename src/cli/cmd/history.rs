@@ -20,8 +20,8 @@ pub async fn exec(global: &Global, args: HistoryArgs) -> anyhow::Result<i32> {
     let session = Session::open(args.session.options(global, ProbeKind::default())?).await?;
     let entries = rollout::history(&session, args.upstream.as_deref()).await?;
     match global.output {
-        Output::Json => println!("{}", serde_json::to_string(&entries)?),
-        Output::Human => print!("{}", front::render_history(&entries)),
+        Output::Json => outtext!("{}\n", serde_json::to_string(&entries)?)?,
+        Output::Human => outtext!("{}", front::render_history(&entries))?,
     }
     Ok(exit::DONE)
 }

@@ -20,8 +20,8 @@ pub async fn exec(global: &Global, args: StatusArgs) -> anyhow::Result<i32> {
     let session = Session::open(args.session.options(global, ProbeKind::default())?).await?;
     let report = rollout::status(&session, args.upstream.as_deref()).await?;
     match global.output {
-        Output::Json => println!("{}", serde_json::to_string(&report)?),
-        Output::Human => print!("{}", front::render_status(&report)),
+        Output::Json => outtext!("{}\n", serde_json::to_string(&report)?)?,
+        Output::Human => outtext!("{}", front::render_status(&report))?,
     }
     Ok(exit::DONE)
 }

@@ -6,9 +6,9 @@ use console::style;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::Style;
-use super::render::{render_plan, render_summary, step_line};
+use super::render::{render_plan, render_summary, shown, step_line};
 use crate::exec::{Event, Observer, PlanKind, Status};
-use crate::plan::Plan;
+use crate::plan::{Plan, command_line};
 
 /// Human progress on stderr.
 pub struct Human {
@@ -30,11 +30,13 @@ impl Human {
         }
     }
 
+    /// One line on stderr; its text comes from configs and containers, so
+    /// callers pass it through [`shown`] before styling it.
     fn line(&mut self, text: impl AsRef<str>) {
         let text = text.as_ref();
         match &self.spinner {
             Some(sp) => sp.println(text),
-            None => eprintln!("{text}"),
+            None => errln!("{text}"),
         }
     }
 
@@ -50,7 +52,7 @@ impl Observer for Human {
         if !self.ask_once {
             return Ok(true);
         }
-        eprint!("{}", render_plan(plan, self.style.color));
+        errtext!("{}", render_plan(plan, self.style.color));
         Ok(dialoguer::Confirm::new()
             .with_prompt("run this plan?")
             .default(false)
@@ -58,7 +60,7 @@ impl Observer for Human {
     }
 
     fn notice(&mut self, text: &str) {
-        self.line(format!("nginx-rollout: {text}"));
+        self.line(shown(&format!("nginx-rollout: {text}")));
     }
 
     fn event(&mut self, event: &Event) {
@@ -110,11 +112,12 @@ impl Observer for Human {
                 self.stop_spinner();
                 match error {
                     Some(e) => self.line(format!(
-                        "      {} {e}",
+                        "      {} {}",
                         style(result.to_string().to_uppercase())
                             .red()
                             .bold()
-                            .for_stderr()
+                            .for_stderr(),
+                        shown(e)
                     )),
                     None if self.style.verbose => {
                         self.line(format!("      {result} in {seconds:.2}s"))
@@ -136,7 +139,21 @@ impl Observer for Human {
                 status,
             } => {
                 if !self.style.quiet {
-                    self.line(format!("      {container} ({server}) is {status}"));
+                    self.line(shown(&format!("      {container} ({server}) is {status}")));
+                }
+            }
+            Event::Hook {
+                hook,
+                container,
+                command,
+                exit_code,
+                ..
+            } => {
+                if !self.style.quiet {
+                    self.line(format!(
+                        "      {hook} `{}` in {container}: exit {exit_code}",
+                        command_line(command)
+                    ));
                 }
             }
             Event::Failure {
@@ -146,14 +163,16 @@ impl Observer for Human {
                 total,
             } => {
                 self.line(format!(
-                    "      {} {server}: {reason} ({failures}/{total} failed)",
-                    style("failure").red().bold().for_stderr()
+                    "      {} {} ({failures}/{total} failed)",
+                    style("failure").red().bold().for_stderr(),
+                    shown(&format!("{server}: {reason}"))
                 ));
             }
             Event::Rollback { reason } => {
                 self.line(format!(
-                    "{} {reason}",
-                    style("rolling back:").yellow().bold().for_stderr()
+                    "{} {}",
+                    style("rolling back:").yellow().bold().for_stderr(),
+                    shown(reason)
                 ));
             }
             Event::Summary {
@@ -176,7 +195,7 @@ impl Observer for Human {
                     status.bold().for_stderr()
                 ));
                 if let Some(reason) = reason {
-                    self.line(format!("  {reason}"));
+                    self.line(shown(&format!("  {reason}")));
                 }
             }
         }

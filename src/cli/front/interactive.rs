@@ -68,12 +68,12 @@ impl Observer for Interactive {
         }
         self.human.stop_spinner();
         self.shown = Some(step.index);
-        eprintln!(
+        errln!(
             "{}",
             style(step_line(step, self.human.total)).bold().for_stderr()
         );
         if let Some(diff) = &step.diff {
-            eprint!(
+            errtext!(
                 "{}",
                 indent(
                     &crate::diff::colorize(diff, self.human.style.color),

@@ -38,7 +38,7 @@ impl Observer for Json {
     }
 
     fn notice(&mut self, text: &str) {
-        eprintln!("nginx-rollout: {text}");
+        errln!("nginx-rollout: {}", crate::cli::output::shown(text));
     }
 }
 

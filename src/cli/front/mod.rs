@@ -78,7 +78,7 @@ pub fn signals() -> anyhow::Result<watch::Receiver<bool>> {
             _ = int.recv() => {}
             _ = term.recv() => {}
         }
-        eprintln!("nginx-rollout: interrupted; finishing the current step safely");
+        errln!("nginx-rollout: interrupted; finishing the current step safely");
         let _ = tx.send(true);
     });
     Ok(rx)
@@ -93,7 +93,7 @@ pub fn finish(global: &Global, ended: Ended) -> i32 {
             exit::DONE
         }
         Ended::Declined => {
-            eprintln!("nothing done");
+            errln!("nothing done");
             exit::DONE
         }
         Ended::Ran(report) => exit::of_status(report.status),
@@ -104,7 +104,7 @@ pub fn finish(global: &Global, ended: Ended) -> i32 {
 /// as one JSON `plan` event.
 fn show_planned(global: &Global, planned: &Planned) {
     for notice in &planned.notices {
-        eprintln!("{notice}");
+        errln!("{}", render::shown(notice));
     }
     match global.output {
         Output::Json => Json.event(&Event::Plan {
@@ -112,12 +112,10 @@ fn show_planned(global: &Global, planned: &Planned) {
             kind: planned.kind,
             plan: Box::new(planned.plan.clone()),
         }),
-        Output::Human => print!(
-            "{}",
-            render_plan(
-                &planned.plan,
-                Style::detect(false, false).color && std::io::stdout().is_terminal()
-            )
-        ),
+        Output::Human => {
+            let color = Style::detect(false, false).color && std::io::stdout().is_terminal();
+            // A reader that went away (`| head`) has seen what it wanted.
+            let _ = outtext!("{}", render_plan(&planned.plan, color));
+        }
     }
 }

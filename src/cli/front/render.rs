@@ -3,15 +3,16 @@ use std::time::Duration;
 
 use comfy_table::{Table, presets::UTF8_BORDERS_ONLY};
 
+pub use crate::cli::output::shown;
 use crate::exec::ServerSummary;
-use crate::plan::{Plan, Step, Timeouts};
+use crate::plan::{HookKind, Plan, Step, Timeouts};
 use crate::rollout::{HistoryEntry, StatusReport};
 
 /// Renders a plan: the policy in effect with sources, then every step with its diff.
 pub fn render_plan(plan: &Plan, color: bool) -> String {
     let mut out = String::new();
     let replicas: usize = plan.sets.iter().map(|s| s.slots.len()).sum();
-    out.push_str(&format!(
+    out.push_str(&shown(&format!(
         "Plan for upstream {} ({} servers{}):\n",
         plan.upstream,
         plan.targets.len(),
@@ -28,7 +29,7 @@ pub fn render_plan(plan: &Plan, color: bool) -> String {
         } else {
             String::new()
         }
-    ));
+    )));
     let mut table = Table::new();
     table
         .load_style(UTF8_BORDERS_ONLY)
@@ -56,21 +57,39 @@ pub fn render_plan(plan: &Plan, color: bool) -> String {
         timeouts.health,
         default.health,
     ));
-    out.push_str(&table.to_string());
+    let hooks = |kinds: &[HookKind]| {
+        plan.steps
+            .iter()
+            .any(|s| s.action.hook().is_some_and(|k| kinds.contains(&k)))
+    };
+    if hooks(&[HookKind::PostStart, HookKind::PreStop]) {
+        table.add_row(timeout_row("hook-timeout", timeouts.hook, default.hook));
+    }
+    if hooks(&[HookKind::PreDeploy]) {
+        table.add_row(timeout_row(
+            "pre-deploy-timeout",
+            timeouts.pre_deploy,
+            default.pre_deploy,
+        ));
+    }
+    out.push_str(&shown(&table.to_string()));
     out.push('\n');
     // How each server's new container is made.
     for t in &plan.targets {
         if let Some(via) = &t.via {
-            out.push_str(&format!("  {} ({}): {via}\n", t.server, t.container));
+            out.push_str(&shown(&format!(
+                "  {} ({}): {via}\n",
+                t.server, t.container
+            )));
         }
     }
     for s in &plan.sets {
         if let Some(via) = &s.via {
-            out.push_str(&format!(
+            out.push_str(&shown(&format!(
                 "  {} ({} replicas): {via}\n",
                 s.server,
                 s.kept.len() + s.slots.iter().filter(|x| x.new.is_some()).count()
-            ));
+            )));
         }
     }
     for step in &plan.steps {
@@ -85,12 +104,12 @@ pub fn render_plan(plan: &Plan, color: bool) -> String {
 
 /// The one line a step is shown as: `[ 3/12] wait-drained  …`.
 pub fn step_line(step: &Step, total: usize) -> String {
-    format!(
+    shown(&format!(
         "[{:>2}/{total}] {:<13} {}",
         step.index,
         step.action.kind(),
         step.action
-    )
+    ))
 }
 
 /// `text` with `prefix` before every line.
@@ -116,7 +135,7 @@ pub fn render_summary(servers: &[ServerSummary]) -> String {
             .unwrap_or_else(|| "-".into());
         table.add_row(vec![s.server.clone(), image, healthy, s.result.to_string()]);
     }
-    table.to_string()
+    shown(&table.to_string())
 }
 
 /// The `status` table and, below it, what to do about an unfinished rollout.
@@ -162,7 +181,7 @@ pub fn render_status(report: &StatusReport) -> String {
                 .unwrap_or_default()
         ));
     }
-    out
+    shown(&out)
 }
 
 /// The `history` table.
@@ -185,5 +204,5 @@ pub fn render_history(entries: &[HistoryEntry]) -> String {
             r.command.clone(),
         ]);
     }
-    format!("{table}\n")
+    shown(&format!("{table}\n"))
 }

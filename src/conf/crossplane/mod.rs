@@ -13,6 +13,7 @@ use super::error::ConfError;
 use super::fs::Fs;
 use super::tree::Doc;
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -158,6 +159,8 @@ struct Builder<'a> {
     prefix: PathBuf,
     opts: Options,
     files: Vec<PathBuf>,
+    /// Index of each path in `files`: an include-heavy config stays linear.
+    index: HashMap<PathBuf, usize>,
 }
 
 /// Reads one file's tokens into directives, as crossplane's `_parse` does.
@@ -261,11 +264,12 @@ fn comment(line: usize, text: &str) -> Directive {
 
 impl Builder<'_> {
     fn index_of(&mut self, path: PathBuf) -> usize {
-        if let Some(i) = self.files.iter().position(|p| *p == path) {
-            return i;
+        let next = self.files.len();
+        let i = *self.index.entry(path.clone()).or_insert(next);
+        if i == next {
+            self.files.push(path);
         }
-        self.files.push(path);
-        self.files.len() - 1
+        i
     }
 
     fn file(&mut self, i: usize) -> FileConfig {
@@ -336,6 +340,7 @@ pub fn payload(main: &Path, fs: &dyn Fs, opts: Options) -> Payload {
         prefix: main.parent().map(Path::to_path_buf).unwrap_or_default(),
         opts,
         files: vec![main.to_path_buf()],
+        index: HashMap::from([(main.to_path_buf(), 0)]),
     };
     let mut config = Vec::new();
     let mut i = 0;

@@ -5,9 +5,10 @@
 //! verified through the container's own eyes.
 mod tree;
 
+use std::ffi::OsString;
 use std::io;
 use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
 use anyhow::{Context, Result, bail};
@@ -17,9 +18,15 @@ use futures_util::TryStreamExt;
 
 use super::procfs::{container_process, local_proc};
 use super::{Mount, NginxContainer};
-use crate::conf::{Fs, write_in_place};
+use crate::conf::{
+    FileChanged, Fs, MAX_FILE_BYTES, read_bounded, read_host_file, write_if_unchanged,
+};
 use crate::docker::{DaemonLocation, exec_in, exec_with_input, is_not_found};
-use tree::{Meta, Node, Tree, normalize};
+use tree::{MAX_LINKS, Meta, Node, Tree};
+
+/// Most bytes one archive-API snapshot may take (a config directory is
+/// kilobytes; a huge file in it is refused, not loaded).
+const MAX_ARCHIVE_BYTES: u64 = 4 * MAX_FILE_BYTES;
 
 /// Rounds of fetching symlink targets outside the config dir (e.g. Debian's
 /// `modules-enabled/*.conf` pointing into `/usr/share/nginx`).
@@ -59,8 +66,11 @@ impl ContainerView {
     }
 }
 
-/// The nginx container's files as [`Fs`]: host reads for mounted paths,
-/// an in-memory snapshot (taken at [`ContainerFs::load`]) for the rest.
+/// The nginx container's files as [`Fs`], every path resolved the way the
+/// container's kernel would (symlinks inside the container, absolute ones
+/// from its root, never out of it): host reads for bind-mounted paths; for
+/// the rest, reads through `/proc/PID/root` of only the files asked for when
+/// the daemon is local, else an archive-API snapshot taken at [`ContainerFs::load`].
 #[derive(Debug)]
 pub struct ContainerFs {
     container: String,
@@ -77,8 +87,10 @@ pub struct ContainerFs {
 }
 
 impl ContainerFs {
-    /// Snapshots the directory holding `nginx.conf_path` (unless it is
-    /// mounted from this host) and the targets of symlinks leading out of it.
+    /// Finds where the container's files are. Without a local `/proc/PID/root`
+    /// to read them from, snapshots the directory holding `nginx.conf_path`
+    /// (unless it is mounted from this host) and the targets of symlinks
+    /// leading out of it.
     pub async fn load(docker: &Docker, nginx: &NginxContainer) -> Result<Self> {
         // A remote daemon's mount sources are paths on its host, not here.
         let (host_mounts, remote_mounts): (Vec<Mount>, Vec<Mount>) =
@@ -110,10 +122,133 @@ impl ContainerFs {
             local_owners,
         };
         let dir = nginx.conf_path.parent().unwrap_or(Path::new("/"));
-        if fs.mount_for(dir).is_none() {
+        if fs.mount_for(dir).is_none() && !fs.reads_locally() {
             fs.prefetch(docker, dir).await?;
         }
         Ok(fs)
+    }
+
+    /// Whether files only inside the container are read through
+    /// `/proc/PID/root` when asked for (the daemon is local, and owners seen
+    /// there are the container's so a file can be written back alike).
+    fn reads_locally(&self) -> bool {
+        self.local_root.is_some() && self.local_owners
+    }
+
+    /// Container path `path` resolved as the container's kernel would:
+    /// component by component, each symlink read where its bytes live (a host
+    /// mount, the container's root, the snapshot), absolute targets taken
+    /// from the container's root and `..` never above it. The result holds
+    /// no symlink, so mapping it to a host path cannot lead out of a mount.
+    fn resolve(&self, path: &Path) -> io::Result<PathBuf> {
+        let mut todo: Vec<OsString> = Vec::new();
+        push_components(&mut todo, path);
+        let mut out = PathBuf::from("/");
+        let mut links = 0;
+        while let Some(c) = todo.pop() {
+            if c == ".." {
+                out.pop();
+                continue;
+            }
+            out.push(&c);
+            if let Some(target) = self.link_at(&out)? {
+                links += 1;
+                if links > MAX_LINKS {
+                    return Err(io::Error::other(format!(
+                        "{}: too many levels of symbolic links",
+                        self.place(path)
+                    )));
+                }
+                out.pop();
+                if target.has_root() {
+                    out = PathBuf::from("/");
+                }
+                push_components(&mut todo, &target);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The target of `path` when it is a symlink (its directories being real ones).
+    fn link_at(&self, path: &Path) -> io::Result<Option<PathBuf>> {
+        let seen = match self.mount_for(path) {
+            Some((_, host)) => Some(host),
+            None if self.reads_locally() => self.local_root.as_deref().map(|r| local_view(r, path)),
+            None => None,
+        };
+        let Some(seen) = seen else {
+            return Ok(match self.lock().node(path) {
+                Some(Node::Symlink(target)) => Some(target.clone()),
+                _ => None,
+            });
+        };
+        match seen.symlink_metadata() {
+            Ok(m) if m.file_type().is_symlink() => Ok(Some(std::fs::read_link(&seen)?)),
+            Ok(_) => Ok(None),
+            Err(e) if missing(&e) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The names in container directory `dir` (resolved), none when it does not exist.
+    fn list_dir(&self, dir: &Path) -> io::Result<Vec<OsString>> {
+        let real = self.resolve(dir)?;
+        let seen = match self.mount_for(&real) {
+            Some((_, host)) => host,
+            None if self.reads_locally() => match self.local_root.as_deref() {
+                Some(root) => local_view(root, &real),
+                None => return Ok(Vec::new()),
+            },
+            None => return Ok(self.lock().children(&real)),
+        };
+        match std::fs::read_dir(&seen) {
+            Ok(entries) => entries.map(|e| e.map(|e| e.file_name())).collect(),
+            Err(e) if missing(&e) => Ok(Vec::new()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Whether container path `path` exists (after resolving it).
+    fn exists(&self, path: &Path) -> bool {
+        match self.locate(path) {
+            Ok(Location::Host(_, host)) => host.symlink_metadata().is_ok(),
+            Ok(Location::Container(real)) if self.reads_locally() => self
+                .local_root
+                .as_deref()
+                .is_some_and(|root| local_view(root, &real).symlink_metadata().is_ok()),
+            Ok(Location::Container(real)) => self.lock().node(&real).is_some(),
+            Err(_) => false,
+        }
+    }
+
+    /// Reads container file `real` (resolved) through `/proc/PID/root`, the
+    /// kernel resolving it inside that root (`openat2` with `RESOLVE_IN_ROOT`),
+    /// non-blocking and bounded like every config read.
+    fn read_local(&self, real: &Path) -> io::Result<Vec<u8>> {
+        use rustix::fs::{Mode, OFlags, ResolveFlags};
+        let root = self
+            .local_root
+            .as_deref()
+            .ok_or_else(|| io::Error::other("no local root"))?;
+        let dir = rustix::fs::open(
+            root,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
+        let rel = real.strip_prefix("/").unwrap_or(real);
+        let flags = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC | OFlags::NOFOLLOW;
+        let fd = match rustix::fs::openat2(
+            &dir,
+            rel,
+            flags,
+            Mode::empty(),
+            ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
+        ) {
+            // Kernels before 5.6: `real` holds no symlink, and the last one is not followed.
+            Err(rustix::io::Errno::NOSYS) => rustix::fs::openat(&dir, rel, flags, Mode::empty())?,
+            other => other?,
+        };
+        read_bounded(std::fs::File::from(fd))
     }
 
     /// Adds `path` (a file or directory inside the container) to the
@@ -159,19 +294,9 @@ impl ContainerFs {
         real_dirs.then_some(local)
     }
 
-    /// Adds container path `path` (file, directory or symlink) to the snapshot:
-    /// read through [`Self::local_path`] when possible and the owners seen there
-    /// are the container's, else through the archive API. `false` when there is
-    /// no such path.
+    /// Adds container path `path` (file, directory or symlink) to the snapshot,
+    /// through the archive API. `false` when there is no such path.
     async fn add(&self, docker: &Docker, path: &Path) -> Result<bool> {
-        if let Some(local) = self.local_path(path).filter(|_| self.local_owners)
-            && local.symlink_metadata().is_ok()
-        {
-            self.lock()
-                .add_local(path, &local)
-                .with_context(|| self.place(path))?;
-            return Ok(true);
-        }
         let Some(bytes) = self.download(docker, path).await? else {
             return Ok(false);
         };
@@ -190,16 +315,23 @@ impl ContainerFs {
         }
     }
 
-    /// Writes `bytes` to container path `path`: in place on the host file
-    /// (same inode) when mounted from this host; in place through the
-    /// container when it is a bind mount of the daemon's host; else by
-    /// uploading a one-file tar that keeps the file's mode and owner. Then
-    /// reads the file back through the container and fails, naming the file
-    /// and the cause, if the container does not see exactly `bytes`.
-    pub async fn write(&self, docker: &Docker, path: &Path, bytes: &[u8]) -> Result<()> {
+    /// Writes `bytes` to container path `path` if it still holds `expected`
+    /// (else a [`FileChanged`] error, nothing written): in place on the host
+    /// file (same inode, recoverably) when mounted from this host; in place
+    /// through the container when it is a bind mount of the daemon's host;
+    /// else by uploading a one-file tar that keeps the file's mode and owner.
+    /// Then reads the file back through the container and fails, naming the
+    /// file and the cause, if the container does not see exactly `bytes`.
+    pub async fn write(
+        &self,
+        docker: &Docker,
+        path: &Path,
+        expected: &[u8],
+        bytes: &[u8],
+    ) -> Result<()> {
         match self.locate(path).with_context(|| self.place(path))? {
             Location::Host(in_container, host) => {
-                write_in_place(&host, bytes).with_context(|| {
+                write_if_unchanged(&host, expected, bytes).with_context(|| {
                     format!(
                         "writing {} (host file of {})",
                         host.display(),
@@ -210,10 +342,23 @@ impl ContainerFs {
                     .await
             }
             Location::Container(real) => {
-                let meta = match self.lock().get(&real) {
-                    Ok(Some((_, Node::File(_, meta)))) => *meta,
+                let meta = match (self.lock().get(&real), self.local_root.as_deref()) {
+                    (Ok(Some((_, Node::File(_, meta)))), _) => *meta,
+                    (_, Some(root)) if self.reads_locally() => {
+                        local_view(root, &real).symlink_metadata().map_or_else(
+                            |_| Meta::default(),
+                            |m| Meta {
+                                mode: m.mode() & 0o7777,
+                                uid: u64::from(m.uid()),
+                                gid: u64::from(m.gid()),
+                            },
+                        )
+                    }
                     _ => Meta::default(),
                 };
+                if self.download_file(docker, &real).await?.as_deref() != Some(expected) {
+                    return Err(FileChanged { path: real }).with_context(|| self.place(path));
+                }
                 if self.bind_targets.contains(&real) {
                     self.write_through_exec(docker, &real, bytes).await?;
                 } else {
@@ -261,11 +406,7 @@ impl ContainerFs {
     }
 
     fn locate(&self, path: &Path) -> io::Result<Location> {
-        let path = normalize(path);
-        if let Some((_, host)) = self.mount_for(&path) {
-            return Ok(Location::Host(path, host));
-        }
-        let real = self.lock().resolve(&path)?;
+        let real = self.resolve(path)?;
         Ok(match self.mount_for(&real) {
             Some((_, host)) => Location::Host(real, host),
             None => Location::Container(real),
@@ -402,11 +543,24 @@ impl ContainerFs {
         let options = DownloadFromContainerOptions {
             path: path.to_string_lossy().into_owned(),
         };
-        let result: Result<Vec<u8>, _> = docker
-            .download_from_container(&self.container, Some(options))
-            .map_ok(|chunk| chunk.to_vec())
-            .try_concat()
-            .await;
+        let mut stream = docker.download_from_container(&self.container, Some(options));
+        let mut bytes = Vec::new();
+        let result = loop {
+            match stream.try_next().await {
+                Ok(Some(chunk)) => {
+                    bytes.extend_from_slice(&chunk);
+                    if bytes.len() as u64 > MAX_ARCHIVE_BYTES {
+                        bail!(
+                            "{}: its archive is larger than {} MiB; nginx-rollout reads no more",
+                            self.place(path),
+                            MAX_ARCHIVE_BYTES >> 20
+                        );
+                    }
+                }
+                Ok(None) => break Ok(bytes),
+                Err(e) => break Err(e),
+            }
+        };
         match result {
             Ok(bytes) => Ok(Some(bytes)),
             Err(e) if is_not_found(&e) => Ok(None),
@@ -430,13 +584,29 @@ impl ContainerFs {
 
 impl Fs for ContainerFs {
     fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
+        let not_found = || {
+            io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("{}: no such file in the container", self.place(path)),
+            )
+        };
+        let named = |e: io::Error| {
+            if missing(&e) {
+                not_found()
+            } else {
+                io::Error::new(e.kind(), format!("{}: {e}", self.place(path)))
+            }
+        };
         match self.locate(path)? {
-            Location::Host(_, host) => std::fs::read(&host).map_err(|e| {
+            Location::Host(_, host) => read_host_file(&host).map_err(|e| {
                 io::Error::new(
                     e.kind(),
                     format!("{} (host {}): {e}", self.place(path), host.display()),
                 )
             }),
+            Location::Container(real) if self.reads_locally() => {
+                self.read_local(&real).map_err(named)
+            }
             Location::Container(real) => match self.lock().get(&real)? {
                 Some((_, Node::File(bytes, _))) => Ok(bytes.clone()),
                 Some(_) => Err(io::Error::other(format!(
@@ -454,61 +624,162 @@ impl Fs for ContainerFs {
         }
     }
 
+    /// Expands `pattern` one component at a time over the directories the
+    /// container has (as [`Fs::read`] resolves them), like glob(3).
     fn glob(&self, pattern: &Path) -> io::Result<Vec<PathBuf>> {
-        let text = pattern
-            .to_str()
-            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "non-UTF-8 glob"))?;
-        let compiled =
-            glob::Pattern::new(text).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         let options = glob::MatchOptions {
             case_sensitive: true,
             require_literal_separator: true,
             require_literal_leading_dot: true,
         };
-        let mut out: Vec<PathBuf> = self
-            .lock()
-            .file_paths()
-            .into_iter()
-            .filter(|p| self.mount_for(p).is_none())
-            .collect();
-        let literal: PathBuf = pattern
-            .components()
-            .take_while(|c| !c.as_os_str().to_string_lossy().contains(['*', '?', '[']))
-            .collect();
-        let depth = pattern.components().count();
-        for mount in &self.host_mounts {
-            let dest = &mount.destination;
-            if dest.starts_with(&literal) || literal.starts_with(dest) {
-                let levels = depth.saturating_sub(dest.components().count());
-                host_files(mount, levels, &mut out);
+        let mut found = vec![PathBuf::from("/")];
+        for c in pattern.components() {
+            let part = match c {
+                Component::Normal(part) => part,
+                Component::ParentDir => {
+                    found.iter_mut().for_each(|p| p.push(".."));
+                    continue;
+                }
+                _ => continue,
+            };
+            let text = part.to_string_lossy();
+            if !text.contains(['*', '?', '[']) {
+                found.iter_mut().for_each(|p| p.push(part));
+                continue;
             }
+            let compiled = glob::Pattern::new(&text)
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+            let mut next = Vec::new();
+            for dir in &found {
+                for name in self.list_dir(dir)? {
+                    if compiled.matches_with(&name.to_string_lossy(), options) {
+                        next.push(dir.join(name));
+                    }
+                }
+            }
+            found = next;
         }
-        out.retain(|p| compiled.matches_path_with(p, options));
+        let mut out: Vec<PathBuf> = found.into_iter().filter(|p| self.exists(p)).collect();
         out.sort();
         out.dedup();
         Ok(out)
     }
 }
 
-/// Adds the container paths of the regular files under `mount` (host side),
-/// at most `levels` directories down.
-fn host_files(mount: &Mount, levels: usize, out: &mut Vec<PathBuf>) {
-    fn walk(host: &Path, container: &Path, depth: usize, out: &mut Vec<PathBuf>) {
-        let Ok(meta) = std::fs::metadata(host) else {
-            return;
-        };
-        if meta.is_file() {
-            out.push(container.to_path_buf());
-        } else if meta.is_dir() && depth > 0 {
-            for entry in std::fs::read_dir(host).into_iter().flatten().flatten() {
-                walk(
-                    &entry.path(),
-                    &container.join(entry.file_name()),
-                    depth - 1,
-                    out,
-                );
-            }
+/// Pushes the components of `path` onto `todo` so that they pop in order.
+fn push_components(todo: &mut Vec<OsString>, path: &Path) {
+    for c in path.components().rev() {
+        match c {
+            Component::Normal(part) => todo.push(part.to_os_string()),
+            Component::ParentDir => todo.push(OsString::from("..")),
+            _ => {}
         }
     }
-    walk(&mount.source, &mount.destination, levels, out);
+}
+
+/// Container path `path` under the container's root `root` as this host sees it.
+fn local_view(root: &Path, path: &Path) -> PathBuf {
+    root.join(path.strip_prefix("/").unwrap_or(path))
+}
+
+/// A missing file or a missing directory on the way.
+fn missing(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::NotFound || e.kind() == io::ErrorKind::NotADirectory
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A container whose root is `root` (seen through its local view) and
+    /// whose `/etc/nginx` is the host directory `mounted`.
+    fn container(root: &Path, mounted: &Path) -> ContainerFs {
+        ContainerFs {
+            container: "proxy".into(),
+            host_mounts: vec![Mount {
+                kind: "bind".into(),
+                source: mounted.to_path_buf(),
+                destination: PathBuf::from("/etc/nginx"),
+                writable: true,
+            }],
+            bind_targets: Vec::new(),
+            tree: Mutex::new(Tree::default()),
+            local_root: Some(root.to_path_buf()),
+            local_owners: true,
+        }
+    }
+
+    #[test]
+    fn links_in_a_bind_mount_resolve_inside_the_container_never_on_the_host() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (root, mounted) = (tmp.path().join("root"), tmp.path().join("nginx"));
+        std::fs::create_dir_all(root.join("etc")).unwrap();
+        std::fs::create_dir_all(mounted.join("conf.d")).unwrap();
+        std::fs::write(root.join("etc/shadow"), "the container's shadow\n").unwrap();
+        std::fs::write(root.join("etc/passwd"), "the container's passwd\n").unwrap();
+        std::fs::write(mounted.join("nginx.conf"), "include conf.d/*.conf;\n").unwrap();
+        let link = |target: &str, name: &str| {
+            std::os::unix::fs::symlink(target, mounted.join("conf.d").join(name)).unwrap()
+        };
+        link("/etc/shadow", "a.conf");
+        link("../../../../../../../../etc/passwd", "b.conf");
+        link("../nginx.conf", "c.conf");
+        let fs = container(&root, &mounted);
+
+        let read = |p: &str| String::from_utf8(fs.read(Path::new(p)).unwrap()).unwrap();
+        assert_eq!(read("/etc/nginx/conf.d/a.conf"), "the container's shadow\n");
+        assert_eq!(read("/etc/nginx/conf.d/b.conf"), "the container's passwd\n");
+        assert_eq!(read("/etc/nginx/conf.d/c.conf"), "include conf.d/*.conf;\n");
+        assert_eq!(fs.host_path(Path::new("/etc/nginx/conf.d/a.conf")), None);
+        assert_eq!(
+            fs.host_path(Path::new("/etc/nginx/conf.d/c.conf")),
+            Some(mounted.join("nginx.conf"))
+        );
+        assert_eq!(
+            fs.glob(Path::new("/etc/nginx/conf.d/*.conf")).unwrap(),
+            ["a", "b", "c"].map(|n| PathBuf::from(format!("/etc/nginx/conf.d/{n}.conf")))
+        );
+        link("d.conf", "d.conf");
+        let e = fs.read(Path::new("/etc/nginx/conf.d/d.conf")).unwrap_err();
+        assert!(e.to_string().contains("too many levels"), "{e}");
+    }
+
+    #[test]
+    fn only_what_is_asked_is_read_from_the_container_and_bounded() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (root, mounted) = (tmp.path().join("root"), tmp.path().join("nginx"));
+        std::fs::create_dir_all(root.join("usr/share/nginx")).unwrap();
+        std::fs::create_dir_all(&mounted).unwrap();
+        // Never included: a 3 GiB file and a FIFO in the container.
+        std::fs::File::create(root.join("usr/share/nginx/huge.bin"))
+            .unwrap()
+            .set_len(3 << 30)
+            .unwrap();
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            root.join("usr/share/nginx/fifo"),
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o600),
+            0,
+        )
+        .unwrap();
+        std::fs::write(root.join("usr/share/nginx/mod.conf"), "load_module x;\n").unwrap();
+        let fs = container(&root, &mounted);
+        assert_eq!(
+            fs.read(Path::new("/usr/share/nginx/mod.conf")).unwrap(),
+            b"load_module x;\n"
+        );
+        assert!(
+            fs.lock().children(Path::new("/usr/share/nginx")).is_empty(),
+            "no snapshot"
+        );
+        let e = fs.read(Path::new("/usr/share/nginx/huge.bin")).unwrap_err();
+        assert!(e.to_string().contains("larger than 64 MiB"), "{e}");
+        let e = fs.read(Path::new("/usr/share/nginx/fifo")).unwrap_err();
+        assert!(e.to_string().contains("not a regular file"), "{e}");
+        let e = fs
+            .read(Path::new("/usr/share/nginx/none.conf"))
+            .unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::NotFound, "{e}");
+    }
 }

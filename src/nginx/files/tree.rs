@@ -1,5 +1,5 @@
 //! An in-memory copy of container directories, built from archive-API tars
-//! (or read through `/proc/PID/root` when the daemon is local).
+//! (when the daemon is not local: a local one is read through `/proc/PID/root`).
 //!
 //! Pure: paths are the container's, symlinks are followed the way the
 //! container's kernel would (absolute targets from the container's root).
@@ -8,7 +8,7 @@ use std::io::{self, Read};
 use std::path::{Component, Path, PathBuf};
 
 /// Most symlinks followed while resolving one path (Linux's limit).
-const MAX_LINKS: usize = 40;
+pub(super) const MAX_LINKS: usize = 40;
 
 /// Owner and permissions of a file, kept to write it back the same way.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,35 +81,6 @@ impl Tree {
         Ok(())
     }
 
-    /// Adds container path `requested` (and, for a directory, everything in it)
-    /// from `local`, the same path seen from this host; symlinks are recorded
-    /// as links, not followed, as in an archive-API tar.
-    pub fn add_local(&mut self, requested: &Path, local: &Path) -> io::Result<()> {
-        use std::os::unix::fs::MetadataExt;
-        let meta = local.symlink_metadata()?;
-        let kind = meta.file_type();
-        let node = if kind.is_symlink() {
-            Node::Symlink(std::fs::read_link(local)?)
-        } else if kind.is_dir() {
-            for entry in std::fs::read_dir(local)? {
-                let entry = entry?;
-                self.add_local(&requested.join(entry.file_name()), &entry.path())?;
-            }
-            Node::Dir
-        } else if kind.is_file() {
-            let meta = Meta {
-                mode: meta.mode() & 0o7777,
-                uid: u64::from(meta.uid()),
-                gid: u64::from(meta.gid()),
-            };
-            Node::File(std::fs::read(local)?, meta)
-        } else {
-            return Ok(());
-        };
-        self.nodes.insert(normalize(requested), node);
-        Ok(())
-    }
-
     /// Records a file's new contents (after writing it into the container).
     pub fn set_file(&mut self, path: &Path, bytes: Vec<u8>, meta: Meta) {
         self.nodes.insert(normalize(path), Node::File(bytes, meta));
@@ -142,6 +113,22 @@ impl Tree {
         )))
     }
 
+    /// The node at exactly `path` (no symlink followed).
+    pub fn node(&self, path: &Path) -> Option<&Node> {
+        self.nodes.get(path)
+    }
+
+    /// The names directly in directory `dir` (no symlink followed).
+    pub fn children(&self, dir: &Path) -> Vec<std::ffi::OsString> {
+        self.nodes
+            .range(dir.to_path_buf()..)
+            .skip_while(|(p, _)| p.as_path() == dir)
+            .take_while(|(p, _)| p.starts_with(dir))
+            .filter(|(p, _)| p.parent() == Some(dir))
+            .filter_map(|(p, _)| p.file_name().map(|n| n.to_os_string()))
+            .collect()
+    }
+
     /// The node at `path` after following symlinks.
     pub fn get(&self, path: &Path) -> io::Result<Option<(PathBuf, &Node)>> {
         let resolved = self.resolve(path)?;
@@ -160,21 +147,6 @@ impl Tree {
         out.sort();
         out.dedup();
         out
-    }
-
-    /// Every path (as listed, links included) that resolves to a regular file.
-    pub fn file_paths(&self) -> Vec<PathBuf> {
-        self.nodes
-            .iter()
-            .filter(|(p, n)| match n {
-                Node::File(..) => true,
-                Node::Symlink(_) => {
-                    matches!(self.get(p), Ok(Some((_, Node::File(..)))))
-                }
-                Node::Dir => false,
-            })
-            .map(|(p, _)| p.clone())
-            .collect()
     }
 }
 
@@ -272,12 +244,8 @@ mod tests {
         );
         assert!(tree.resolve(Path::new("/etc/nginx/loop")).is_err());
         assert_eq!(
-            tree.file_paths(),
-            vec![
-                PathBuf::from("/etc/nginx/nginx.conf"),
-                PathBuf::from("/etc/nginx/sites-available/default"),
-                PathBuf::from("/etc/nginx/sites-enabled/default"),
-            ]
+            tree.children(Path::new("/etc/nginx/sites-enabled")),
+            vec![std::ffi::OsString::from("default")]
         );
 
         tree.add_tar(
@@ -296,35 +264,5 @@ mod tests {
     fn normalize_is_lexical() {
         assert_eq!(normalize(Path::new("/a/./b/../c")), PathBuf::from("/a/c"));
         assert_eq!(normalize(Path::new("/../x")), PathBuf::from("/x"));
-    }
-
-    #[test]
-    fn reading_a_directory_locally_matches_its_archive_tar() {
-        let tmp = tempfile::tempdir().unwrap();
-        let nginx = tmp.path().join("nginx");
-        std::fs::create_dir_all(nginx.join("conf.d")).unwrap();
-        std::fs::write(nginx.join("nginx.conf"), "include conf.d/*.conf;\n").unwrap();
-        std::fs::write(nginx.join("conf.d/a.conf"), "upstream a { server x; }\n").unwrap();
-        std::os::unix::fs::symlink("/usr/share/nginx/modules", nginx.join("modules")).unwrap();
-        std::os::unix::fs::symlink("conf.d/a.conf", nginx.join("a.conf")).unwrap();
-
-        let mut builder = tar::Builder::new(Vec::new());
-        builder.follow_symlinks(false);
-        builder.append_dir_all("nginx", &nginx).unwrap();
-        let tar = builder.into_inner().unwrap();
-        let mut from_tar = Tree::default();
-        from_tar.add_tar(Path::new("/etc/nginx"), &tar).unwrap();
-
-        let mut local = Tree::default();
-        local.add_local(Path::new("/etc/nginx"), &nginx).unwrap();
-        assert_eq!(local.nodes, from_tar.nodes);
-        assert_eq!(
-            local.nodes.get(Path::new("/etc/nginx/modules")),
-            Some(&Node::Symlink("/usr/share/nginx/modules".into()))
-        );
-        assert!(matches!(
-            local.nodes.get(Path::new("/etc/nginx/conf.d/a.conf")),
-            Some(Node::File(bytes, _)) if bytes == b"upstream a { server x; }\n"
-        ));
     }
 }

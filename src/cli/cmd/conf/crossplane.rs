@@ -1,7 +1,7 @@
 //! `conf parse`, `conf lex`, `conf build`: crossplane's JSON verbs.
 use crate::conf::{
-    CrossplaneBuildOptions, CrossplaneOptions, CrossplanePayload, CrossplaneStatus, Doc, HostFs,
-    crossplane_build, crossplane_lex, payload,
+    CrossplaneBuildOptions, CrossplaneOptions, CrossplanePayload, CrossplaneStatus, Doc, Fs,
+    HostFs, crossplane_build, crossplane_lex, payload, read_regular,
 };
 use anyhow::{Context, bail};
 use clap::Args;
@@ -20,9 +20,9 @@ pub struct ParseArgs {
     /// Do not follow `include` directives.
     #[arg(long)]
     single: bool,
-    /// Pretty-print with this many spaces of indentation.
-    #[arg(long)]
-    indent: Option<usize>,
+    /// Pretty-print with this many spaces of indentation (at most 64).
+    #[arg(long, value_parser = clap::value_parser!(u8).range(0..=64))]
+    indent: Option<u8>,
 }
 
 /// Arguments of `conf lex`.
@@ -33,9 +33,9 @@ pub struct LexArgs {
     /// Each token with its line: `["listen", 3]`.
     #[arg(short = 'n', long)]
     line_numbers: bool,
-    /// Pretty-print with this many spaces of indentation.
-    #[arg(long)]
-    indent: Option<usize>,
+    /// Pretty-print with this many spaces of indentation (at most 64).
+    #[arg(long, value_parser = clap::value_parser!(u8).range(0..=64))]
+    indent: Option<u8>,
 }
 
 /// Arguments of `conf build`.
@@ -43,9 +43,9 @@ pub struct LexArgs {
 pub struct BuildArgs {
     /// The JSON payload (`-` for stdin).
     payload: PathBuf,
-    /// Spaces per level.
-    #[arg(long, default_value_t = 4)]
-    indent: usize,
+    /// Spaces per level (at most 64).
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u8).range(0..=64))]
+    indent: u8,
     /// Indent with tabs.
     #[arg(long, conflicts_with = "indent")]
     tabs: bool,
@@ -54,11 +54,11 @@ pub struct BuildArgs {
 /// The most `conf build` reads from stdin.
 const MAX_PAYLOAD: u64 = 256 << 20;
 
-fn write_json(value: &impl Serialize, indent: Option<usize>) -> anyhow::Result<()> {
+fn write_json(value: &impl Serialize, indent: Option<u8>) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     match indent {
         Some(n) => {
-            let ind = " ".repeat(n);
+            let ind = " ".repeat(usize::from(n));
             let fmt = serde_json::ser::PrettyFormatter::with_indent(ind.as_bytes());
             let mut ser = serde_json::Serializer::with_formatter(&mut out, fmt);
             value.serialize(&mut ser)?;
@@ -85,8 +85,9 @@ pub fn parse(a: ParseArgs) -> anyhow::Result<i32> {
 
 /// `conf lex`.
 pub fn lex(a: LexArgs) -> anyhow::Result<i32> {
-    let bytes =
-        std::fs::read(&a.file).with_context(|| format!("cannot read {}", a.file.display()))?;
+    let bytes = HostFs
+        .read(&a.file)
+        .with_context(|| format!("cannot read {}", a.file.display()))?;
     let doc = Doc::parse_file(&a.file, bytes)?;
     let tokens = crossplane_lex(doc.bytes())
         .map_err(|e| anyhow::anyhow!("{} in {}:{}", e.message, a.file.display(), e.line))?;
@@ -118,7 +119,7 @@ pub fn build(a: BuildArgs) -> anyhow::Result<i32> {
         }
         buf
     } else {
-        std::fs::read(&a.payload).with_context(|| format!("cannot read {name}"))?
+        read_regular(&a.payload).with_context(|| format!("cannot read {name}"))?
     };
     let payload: CrossplanePayload = serde_json::from_slice(&bytes).map_err(|e| {
         anyhow::anyhow!(
@@ -128,7 +129,7 @@ pub fn build(a: BuildArgs) -> anyhow::Result<i32> {
         )
     })?;
     let opts = CrossplaneBuildOptions {
-        indent: a.indent,
+        indent: usize::from(a.indent),
         tabs: a.tabs,
     };
     let mut out = std::io::stdout().lock();

@@ -1,10 +1,12 @@
 //! `conf drain`, `undrain`, `set-weight`, `add-server`, `remove-server`,
 //! `replace-address`: one server line edited in place, or its diff shown.
 use super::Target;
-use crate::conf::{ConfigSet, Edit, EditOptions, write_changes};
+use crate::conf::{ConfigSet, Edit, EditOptions, visible};
 use crate::diff;
+use crate::rollout::{FileEditRequest, edit_file};
 use clap::Args;
 use std::io::Write;
+use std::path::PathBuf;
 
 /// Arguments of `drain`, `undrain` and `remove-server`.
 #[derive(Debug, Args)]
@@ -19,6 +21,9 @@ pub struct EditArgs {
     /// Print the diff and write nothing.
     #[arg(long)]
     dry_run: bool,
+    /// Where the config's lock is (shared with live commands); default: see `deploy --help`.
+    #[arg(long, env = "NGINX_ROLLOUT_STATE_DIR")]
+    state_dir: Option<PathBuf>,
     /// Allow taking out the last live server (a full outage).
     #[arg(long)]
     force: bool,
@@ -39,6 +44,9 @@ pub struct SetWeightArgs {
     /// Print the diff and write nothing.
     #[arg(long)]
     dry_run: bool,
+    /// Where the config's lock is (shared with live commands); default: see `deploy --help`.
+    #[arg(long, env = "NGINX_ROLLOUT_STATE_DIR")]
+    state_dir: Option<PathBuf>,
 }
 
 /// Arguments of `add-server`.
@@ -56,6 +64,9 @@ pub struct AddServerArgs {
     /// Print the diff and write nothing.
     #[arg(long)]
     dry_run: bool,
+    /// Where the config's lock is (shared with live commands); default: see `deploy --help`.
+    #[arg(long, env = "NGINX_ROLLOUT_STATE_DIR")]
+    state_dir: Option<PathBuf>,
 }
 
 /// Arguments of `replace-address`.
@@ -73,6 +84,9 @@ pub struct ReplaceAddressArgs {
     /// Print the diff and write nothing.
     #[arg(long)]
     dry_run: bool,
+    /// Where the config's lock is (shared with live commands); default: see `deploy --help`.
+    #[arg(long, env = "NGINX_ROLLOUT_STATE_DIR")]
+    state_dir: Option<PathBuf>,
 }
 
 /// The edits that take a server already there and no value.
@@ -94,6 +108,7 @@ struct Asked<'a> {
     edit: Edit,
     dry_run: bool,
     force: bool,
+    state_dir: &'a Option<PathBuf>,
 }
 
 /// `drain`, `undrain`, `remove-server`.
@@ -111,6 +126,7 @@ pub fn server(a: EditArgs, verbose: bool, kind: Kind) -> anyhow::Result<i32> {
             edit,
             dry_run: a.dry_run,
             force: a.force,
+            state_dir: &a.state_dir,
         },
         verbose,
     )
@@ -126,6 +142,7 @@ pub fn set_weight(a: SetWeightArgs, verbose: bool) -> anyhow::Result<i32> {
             edit: Edit::SetWeight(a.weight),
             dry_run: a.dry_run,
             force: false,
+            state_dir: &a.state_dir,
         },
         verbose,
     )
@@ -144,6 +161,7 @@ pub fn add_server(a: AddServerArgs, verbose: bool) -> anyhow::Result<i32> {
             },
             dry_run: a.dry_run,
             force: false,
+            state_dir: &a.state_dir,
         },
         verbose,
     )
@@ -159,14 +177,16 @@ pub fn replace_address(a: ReplaceAddressArgs, verbose: bool) -> anyhow::Result<i
             edit: Edit::ReplaceAddress(a.address.clone()),
             dry_run: a.dry_run,
             force: false,
+            state_dir: &a.state_dir,
         },
         verbose,
     )
 }
 
-/// What an edit did, in words: `drained app2`, or why nothing changed.
-fn said(a: &Asked, changed: bool, before: &ConfigSet) -> String {
-    let (s, u) = (a.server, a.upstream);
+/// What an edit did, in words: `drained app2`, or why nothing changed
+/// (`set`: the configuration as written).
+fn said(a: &Asked, changed: bool, set: &ConfigSet) -> String {
+    let (s, u) = (visible(a.server), visible(a.upstream));
     match (&a.edit, changed) {
         (Edit::MarkDown, true) => format!("drained {s} in upstream {u}"),
         (Edit::MarkDown, false) => format!("{s} in upstream {u} already drained"),
@@ -178,17 +198,21 @@ fn said(a: &Asked, changed: bool, before: &ConfigSet) -> String {
         (Edit::Add { .. }, false) => format!("upstream {u} already has {s}"),
         (Edit::Remove, true) => format!("removed {s} from upstream {u}"),
         (Edit::Remove, false) => {
-            let servers: Vec<String> = before
-                .upstream(u)
+            let servers: Vec<String> = set
+                .upstream(a.upstream)
                 .map(|up| up.servers.into_iter().map(|s| s.address).collect())
                 .unwrap_or_default();
             format!(
                 "no server \"{s}\" in upstream {u} (servers: {}): nothing to remove",
-                servers.join(", ")
+                visible(&servers.join(", "))
             )
         }
-        (Edit::ReplaceAddress(new), true) => format!("replaced {s} by {new} in upstream {u}"),
-        (Edit::ReplaceAddress(new), false) => format!("upstream {u} already has {new}"),
+        (Edit::ReplaceAddress(new), true) => {
+            format!("replaced {s} by {} in upstream {u}", visible(new))
+        }
+        (Edit::ReplaceAddress(new), false) => {
+            format!("upstream {u} already has {}", visible(new))
+        }
         // The rollout's own edits of pinned lines have no command here.
         (Edit::Pin(_) | Edit::Unpin { .. } | Edit::AddPinned(_) | Edit::Bury, true) => {
             format!("edited {s} in upstream {u}")
@@ -209,29 +233,48 @@ fn named_after<'a>(a: &'a Asked) -> &'a str {
 
 fn run(a: Asked, verbose: bool) -> anyhow::Result<i32> {
     let before = a.target.locate(verbose)?.set;
-    let mut after = before.clone();
-    let changed = after.apply(
-        a.upstream,
-        a.server,
-        a.edit.clone(),
-        EditOptions { force: a.force },
-    )?;
-    let changes = after.changes_since(&before);
     if a.dry_run {
+        let mut after = before.clone();
+        after.apply(
+            a.upstream,
+            a.server,
+            a.edit.clone(),
+            EditOptions { force: a.force },
+        )?;
         let color = diff::color_stdout();
         let mut out = std::io::stdout().lock();
-        for c in &changes {
+        for c in &after.changes_since(&before) {
             let label = c.path.display().to_string();
             write!(out, "{}", diff::unified(&label, &c.before, &c.after, color))?;
         }
         return Ok(0);
     }
-    write_changes(&changes)?;
-    let up = after.upstream(a.upstream)?;
-    let at = up.server(named_after(&a)).map_or_else(
+    let edited = edit_file(&FileEditRequest {
+        file: a.target.file.clone(),
+        prefix: a.target.prefix.clone(),
+        conf: a.target.conf.clone(),
+        upstream: a.upstream.to_string(),
+        server: a.server.to_string(),
+        edit: a.edit.clone(),
+        force: a.force,
+        state_dir: a.state_dir.clone(),
+        command: std::env::args().collect::<Vec<_>>().join(" "),
+    })?;
+    for notice in &edited.notices {
+        errln!("nginx-rollout: {notice}");
+    }
+    let at = edited.set.upstream(a.upstream).map_or_else(
         |_| String::new(),
-        |s| format!(" ({}:{})", s.file.display(), s.line),
+        |up| {
+            up.server(named_after(&a)).map_or_else(
+                |_| String::new(),
+                |s| visible(&format!(" ({}:{})", s.file.display(), s.line)).into_owned(),
+            )
+        },
     );
-    eprintln!("nginx-rollout: {}{at}", said(&a, changed, &before));
+    errln!(
+        "nginx-rollout: {}{at}",
+        said(&a, edited.changed, &edited.set)
+    );
     Ok(0)
 }

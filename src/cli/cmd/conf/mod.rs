@@ -5,7 +5,7 @@ mod crossplane;
 mod edit;
 mod read;
 
-use crate::conf::{Located, Lookup, locate};
+use crate::conf::{Located, Lookup, locate, visible};
 use clap::{Args, Subcommand};
 use std::path::PathBuf;
 
@@ -76,12 +76,16 @@ impl Target {
         })?;
         if verbose {
             for passed in &located.passed_over {
-                eprintln!("nginx-rollout: {passed}");
+                errln!("nginx-rollout: {}", visible(passed));
             }
-            eprintln!("nginx-rollout: {}", located.describe());
+            errln!("nginx-rollout: {}", visible(&located.describe()));
         }
         for u in located.set.unread_includes() {
-            eprintln!("nginx-rollout: warning: {u}; {}", u.consequence());
+            errln!(
+                "nginx-rollout: warning: {}; {}",
+                visible(&u.to_string()),
+                u.consequence()
+            );
         }
         Ok(located)
     }

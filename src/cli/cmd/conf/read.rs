@@ -1,6 +1,6 @@
 //! `conf check`, `conf print`, `conf upstreams`.
 use super::plural;
-use crate::conf::{Doc, Located};
+use crate::conf::{Doc, Fs, HostFs, Located, visible};
 use anyhow::Context;
 use std::io::Write;
 use std::path::Path;
@@ -17,7 +17,7 @@ pub fn check(located: &Located, file: &Path) -> anyhow::Result<i32> {
         0 => String::new(),
         n => format!("; {n} include{} not read", plural(n)),
     };
-    eprintln!(
+    errln!(
         "nginx-rollout: configuration file {} syntax is ok ({files} file{}, {ups} upstream{}{skipped})",
         file.display(),
         plural(files),
@@ -28,7 +28,9 @@ pub fn check(located: &Located, file: &Path) -> anyhow::Result<i32> {
 
 /// `conf print`: the file's bytes, through the parser.
 pub fn print(file: &Path) -> anyhow::Result<i32> {
-    let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let bytes = HostFs
+        .read(file)
+        .with_context(|| format!("cannot read {}", file.display()))?;
     let doc = Doc::parse_file(file, bytes)?;
     let mut out = std::io::stdout().lock();
     out.write_all(doc.bytes())?;
@@ -51,12 +53,13 @@ pub fn upstreams(located: &Located, json: bool) -> anyhow::Result<i32> {
     for u in &ups {
         for s in &u.servers {
             let params: Vec<String> = s.params.iter().map(|p| p.to_string()).collect();
+            let place = format!("{}:{}", s.file.display(), s.line);
             table.add_row([
-                u.name.clone(),
-                s.address.clone(),
+                visible(&u.name).into_owned(),
+                visible(&s.address).into_owned(),
                 s.mode().to_string(),
-                params.join(" "),
-                format!("{}:{}", s.file.display(), s.line),
+                visible(&params.join(" ")).into_owned(),
+                visible(&place).into_owned(),
             ]);
         }
     }
