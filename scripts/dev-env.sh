@@ -42,7 +42,10 @@ install_missing() {
 start_dockerd() {
     nr_docker_up && return
     [ "$(id -u)" -eq 0 ] || nr_die "the docker daemon does not answer and we are not root to start it"
-    setsid dockerd >"$DOCKERD_LOG" 2>&1 </dev/null &
+    # Only stdin/out/err go to the daemon: an inherited descriptor (a caller's
+    # lock file, a pipe) would stay open, held, for as long as dockerd runs.
+    setsid bash -c 'for fd in /proc/$$/fd/*; do n=${fd##*/}; [ "$n" -gt 2 ] && eval "exec $n>&-"; done; exec dockerd' \
+        >"$DOCKERD_LOG" 2>&1 </dev/null &
     echo "$!" >"$DOCKERD_PID_FILE"
     local waited=0
     until nr_docker_up; do

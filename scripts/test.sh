@@ -11,4 +11,7 @@ trap 'scripts/dev-env.sh --stop' EXIT
 
 cargo fmt --check
 cargo clippy --all-targets --locked -- -D warnings
-cargo test --locked --all-targets --no-fail-fast 2>&1 | tee target/test-output.log
+# The live tests mostly wait (health checks, drains, delays, timed loads):
+# three at a time fit two cores and keep the suite well inside CI's budget.
+RUST_TEST_THREADS="${RUST_TEST_THREADS:-3}" \
+    cargo test --locked --all-targets --no-fail-fast 2>&1 | tee target/test-output.log

@@ -748,6 +748,7 @@ networks:
                 None,
                 &policy,
                 Timeouts::DEFAULT,
+                None,
             )
             .unwrap();
             let hooks: Vec<(&str, &str, usize)> = plan

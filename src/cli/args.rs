@@ -6,8 +6,9 @@ use clap::builder::PossibleValue;
 use clap::{Args, Parser, ValueEnum};
 
 use super::cmd::Command;
+use crate::conf::Param;
 use crate::docker::DockerOptions;
-use crate::plan::{FailureAction, Order, Overrides, Words};
+use crate::plan::{Canary, FailureAction, Gate, Order, Overrides, Share, Words};
 use crate::rollout::{
     ComposeFlags, ComposeOptions, ComposeOptionsError, Mode, ProbeKind, SessionOptions,
 };
@@ -190,6 +191,22 @@ pub fn duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("{s:?}: {e} (e.g. 500ms, 10s, 1m30s)"))
 }
 
+/// Parses a server's weight, by the config engine's rule ([`Param::is_weight`]).
+pub fn weight(s: &str) -> Result<u32, String> {
+    s.parse()
+        .ok()
+        .filter(|&n| Param::is_weight(n))
+        .ok_or_else(|| format!("{s:?}: a weight is a whole number from 1 to {}", i32::MAX))
+}
+
+/// Parses a parameter of a new `server` line, by the config engine's rule
+/// ([`Param::check`]): `weight=2`, `max_fails=3`, `backup`, ….
+pub fn server_param(s: &str) -> Result<String, String> {
+    Param::check(s)
+        .map(|_| s.to_string())
+        .map_err(|e| e.to_string())
+}
+
 /// Parses `KEY=VALUE`.
 pub fn key_value(s: &str) -> Result<(String, String), String> {
     s.split_once('=')
@@ -219,10 +236,25 @@ pub struct UpdateFlags {
     /// A new container failing within this long after healthy is a failure.
     #[arg(long, value_parser = duration)]
     pub monitor: Option<Duration>,
+    /// Ramp the first server's share of the traffic through these percentages
+    /// (e.g. 1,10,50) before the others follow (stop-first, single-container servers).
+    #[arg(long, value_delimiter = ',', value_parser = Share::parse, value_name = "PERCENT,…")]
+    pub canary_weights: Vec<Share>,
+    /// Pause (exit 3) at each canary share: `resume` goes on, `rollback` undoes.
+    #[arg(long, requires = "canary_weights", conflicts_with = "canary_delay")]
+    pub canary_pause: bool,
+    /// Hold each canary share this long, watching its container (default: the monitor window).
+    #[arg(long, value_parser = duration, requires = "canary_weights")]
+    pub canary_delay: Option<Duration>,
 }
 
 impl From<&UpdateFlags> for Overrides {
     fn from(f: &UpdateFlags) -> Overrides {
+        let gate = match (f.canary_pause, f.canary_delay) {
+            (true, _) => Some(Gate::Pause),
+            (false, Some(duration)) => Some(Gate::Delay { duration }),
+            (false, None) => None,
+        };
         Overrides {
             parallelism: f.parallelism,
             delay: f.delay,
@@ -230,6 +262,10 @@ impl From<&UpdateFlags> for Overrides {
             failure_action: f.failure_action,
             monitor: f.monitor,
             max_failure_ratio: f.max_failure_ratio,
+            canary: (!f.canary_weights.is_empty()).then(|| Canary {
+                shares: f.canary_weights.clone(),
+                gate,
+            }),
         }
     }
 }
@@ -267,6 +303,7 @@ impl From<&RollbackFlags> for Overrides {
             failure_action: f.rollback_failure_action,
             monitor: f.rollback_monitor,
             max_failure_ratio: f.rollback_max_failure_ratio,
+            canary: None,
         }
     }
 }

@@ -16,6 +16,8 @@ pub enum Edit {
     Restore,
     /// Set `weight=N` (N ≥ 1).
     SetWeight(u32),
+    /// Remove `weight=N`: the server goes back to nginx's default weight, 1.
+    ClearWeight,
     /// Insert a new `server ADDRESS PARAMS;` after the last server, same indentation.
     Add {
         /// The new server's address.
@@ -40,6 +42,15 @@ pub enum Edit {
     /// Point the pinned line named at an address nginx need not resolve, `down`:
     /// its container is gone.
     Bury,
+    /// Replace everything between the upstream's braces, which must read
+    /// `expect` (or `with` already), by `with` (the server named is ignored):
+    /// puts an upstream's lines back as they were, byte for byte.
+    ReplaceBody {
+        /// What the block holds now; anything else is an error naming the first line that differs.
+        expect: String,
+        /// What it is to hold.
+        with: String,
+    },
 }
 
 /// Options of an edit.
@@ -184,7 +195,7 @@ pub fn splice_for(
                 if unescape(doc.raw(t)) != b"down" {
                     continue;
                 }
-                let mut r = down_range(doc, s, i);
+                let mut r = param_range(doc, s, i);
                 if let Some(prev) = cut.last() {
                     r.start = r.start.max(prev.end);
                 }
@@ -201,8 +212,11 @@ pub fn splice_for(
             Some(Splice { range, with })
         }
         Edit::SetWeight(w) => {
-            if *w == 0 {
-                return Err(ConfError::new("invalid weight 0: must be at least 1"));
+            if !Param::is_weight(*w) {
+                return Err(ConfError::new(format!(
+                    "invalid weight {w}: must be at least 1 and at most {}",
+                    i32::MAX
+                )));
             }
             let s = find(server)?;
             let text = format!("weight={w}");
@@ -217,6 +231,37 @@ pub fn splice_for(
                     with: text.into_bytes(),
                 }),
                 None => Some(insert(end_of(s.addr), format!(" {text}"))),
+            }
+        }
+        Edit::ClearWeight => {
+            let s = find(server)?;
+            s.params
+                .iter()
+                .position(|&t| doc.raw(t).starts_with(b"weight="))
+                .map(|i| Splice {
+                    range: param_range(doc, s, i),
+                    with: Vec::new(),
+                })
+        }
+        Edit::ReplaceBody { expect, with } => {
+            let body = body_range(doc, us);
+            let now = &src[body.clone()];
+            if now == with.as_bytes() {
+                None
+            } else if now == expect.as_bytes() {
+                Some(Splice {
+                    range: body,
+                    with: with.clone().into_bytes(),
+                })
+            } else {
+                let (line, reads, expected) = first_difference(now, expect.as_bytes());
+                let at = body.start + line;
+                return Err(ConfError::at(
+                    format!(
+                        "upstream \"{upstream_name}\" changed since: this line reads `{reads}`, expected `{expected}`"
+                    ),
+                    Place::at(file, src, at),
+                ));
             }
         }
         Edit::Add { address, params } => {
@@ -284,8 +329,9 @@ pub fn splice_for(
     })
 }
 
-/// Bytes to delete to remove parameter `i` (a `down`) of server `s`.
-fn down_range(doc: &Doc, s: &ServerStmt, i: usize) -> Range<usize> {
+/// Bytes to delete to remove parameter `i` of server `s`, with the blanks
+/// that set it apart (`server a weight=2 down;` → `server a weight=2;`).
+fn param_range(doc: &Doc, s: &ServerStmt, i: usize) -> Range<usize> {
     let src = doc.bytes();
     let sp = doc.span(s.params[i]).range();
     let previous = match i {
@@ -293,7 +339,7 @@ fn down_range(doc: &Doc, s: &ServerStmt, i: usize) -> Range<usize> {
         _ => s.params[i - 1],
     };
     // Only blanks (a line break too) since the argument before: they go with
-    // `down`, so `server a\n    down;` becomes `server a;` as `server a down;` does.
+    // the parameter, so `server a\n    down;` becomes `server a;` as `server a down;` does.
     let gap = doc.span(previous).end as usize..sp.start;
     if src[gap.clone()].iter().all(u8::is_ascii_whitespace) {
         return gap.start..sp.end;
@@ -313,6 +359,43 @@ fn down_range(doc: &Doc, s: &ServerStmt, i: usize) -> Range<usize> {
     } else {
         sp.start - before..sp.end
     }
+}
+
+/// The bytes between the braces of upstream statement `us`.
+fn body_range(doc: &Doc, us: u32) -> Range<usize> {
+    let st = doc.stmt(us);
+    doc.span(st.term).end as usize..doc.span(st.close).start as usize
+}
+
+/// The upstream block's contents, as [`Edit::ReplaceBody`] expects them.
+pub(super) fn body(doc: &Doc, us: u32) -> String {
+    String::from_utf8_lossy(&doc.bytes()[body_range(doc, us)]).into_owned()
+}
+
+/// Where `now` first differs from `expected`: the offset in `now` of that
+/// line's first non-blank (before the difference), and the line as each
+/// reads from there (trimmed, `<end>` past the last line).
+fn first_difference(now: &[u8], expected: &[u8]) -> (usize, String, String) {
+    let common = now.iter().zip(expected).take_while(|(a, b)| a == b).count();
+    let line_start = now[..common]
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |p| p + 1);
+    let start = line_start
+        + now[line_start..]
+            .iter()
+            .take_while(|&&b| b == b' ' || b == b'\t')
+            .count()
+            .min(common - line_start);
+    let line = |bytes: &[u8]| {
+        let rest = bytes.get(start..).unwrap_or_default();
+        let end = rest.iter().position(|&b| b == b'\n').unwrap_or(rest.len());
+        match String::from_utf8_lossy(&rest[..end]).trim() {
+            "" if rest.is_empty() => "<end>".to_string(),
+            text => text.to_string(),
+        }
+    };
+    (start, line(now), line(expected))
 }
 
 /// The splice that inserts statement `text` on its own line after statement

@@ -24,7 +24,8 @@ pub fn read_regular(path: &Path) -> io::Result<Vec<u8>> {
 
 /// Reads a config file of this host the way every command does: an
 /// interrupted write of it is finished first ([`super::recover`], said on
-/// stderr), then the file is read with [`read_regular`].
+/// stderr), then the file is read with [`read_regular`] — after any write
+/// of it by another nginx-rollout process, never in the middle of one.
 pub fn read_host_file(path: &Path) -> io::Result<Vec<u8>> {
     match super::write::recover(path)? {
         super::Recovery::Clean => {}
@@ -39,6 +40,7 @@ pub fn read_host_file(path: &Path) -> io::Result<Vec<u8>> {
             save.display()
         ),
     }
+    let _lock = super::write::FileLock::shared(&std::fs::canonicalize(path)?)?;
     read_regular(path)
 }
 
@@ -65,7 +67,7 @@ fn too_large() -> io::Error {
 }
 
 /// Fails unless `meta` is a regular file within [`MAX_FILE_BYTES`].
-fn check_regular(meta: &std::fs::Metadata) -> io::Result<()> {
+pub(super) fn check_regular(meta: &std::fs::Metadata) -> io::Result<()> {
     let t = meta.file_type();
     let what = if t.is_file() {
         return if meta.len() > MAX_FILE_BYTES {
@@ -170,12 +172,11 @@ mod tests {
     }
 }
 
-/// Files held in memory, for unit tests of the logic above the engine.
-#[cfg(test)]
+/// Files held in memory: a journal's copy of the config as it was, and
+/// unit tests of the logic above the engine.
 #[derive(Debug, Default, Clone)]
 pub struct MemFs(pub std::collections::BTreeMap<PathBuf, Vec<u8>>);
 
-#[cfg(test)]
 impl MemFs {
     /// One file.
     pub fn one(path: &str, bytes: impl Into<Vec<u8>>) -> MemFs {
@@ -183,7 +184,6 @@ impl MemFs {
     }
 }
 
-#[cfg(test)]
 impl Fs for MemFs {
     fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
         self.0

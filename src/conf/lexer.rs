@@ -1,10 +1,48 @@
-//! Token scanners following nginx's `ngx_conf_read_token`. Each takes the
-//! input from where a token (or a run of separators) starts and returns its
-//! length in bytes, quotes and escapes included.
+//! Token scanners following nginx's `ngx_conf_read_token`, as nom parsers:
+//! each takes the input from where a token (or a run of separators) starts
+//! and returns the rest and the token's raw bytes, quotes and escapes
+//! included.
 //!
 //! They run over every byte of a file, so the common runs (indentation, bare
 //! words) are scanned eight bytes at a time ([`Word8`]) and the rare ones
 //! (comments, quoted strings) with `memchr`.
+use nom::IResult;
+use nom::error::{Error, ErrorKind};
+
+/// The first `n` bytes of `i` as the token, in nom's (rest, token) order.
+#[inline]
+fn take(i: &[u8], n: usize) -> IResult<&[u8], &[u8]> {
+    let (token, rest) = i.split_at(n);
+    Ok((rest, token))
+}
+
+/// The run of separators at the start of `i` (possibly empty).
+#[inline]
+pub fn space(i: &[u8]) -> IResult<&[u8], &[u8]> {
+    take(i, space_len(i))
+}
+
+/// The comment at the start of `i`: `#` up to, not including, the next LF.
+#[inline]
+pub fn comment(i: &[u8]) -> IResult<&[u8], &[u8]> {
+    take(i, memchr::memchr(b'\n', i).unwrap_or(i.len()))
+}
+
+/// The bare token at the start of `i` (see [`word_len`]).
+#[inline]
+pub fn word(i: &[u8]) -> IResult<&[u8], &[u8]> {
+    take(i, word_len(i))
+}
+
+/// The `"…"` or `'…'` token at the start of `i` (see [`quoted_len`]); an
+/// error when the closing quote is missing or `i` does not start with a quote.
+#[inline]
+pub fn quoted(i: &[u8]) -> IResult<&[u8], &[u8]> {
+    match quoted_len(i) {
+        Some(n) => take(i, n),
+        None => Err(nom::Err::Error(Error::new(i, ErrorKind::Char))),
+    }
+}
 
 /// Longest token nginx accepts (its configuration buffer is 4096 bytes and
 /// must also hold the byte that ends the token).
@@ -54,7 +92,7 @@ fn first(mask: u64) -> usize {
 }
 
 /// Length of the run of separators at the start of `i` (possibly 0).
-pub fn space(i: &[u8]) -> usize {
+fn space_len(i: &[u8]) -> usize {
     let mut k = 0;
     loop {
         // Indentation: spaces, eight at a time.
@@ -74,16 +112,11 @@ pub fn space(i: &[u8]) -> usize {
     }
 }
 
-/// Length of the comment at the start of `i` (`#` up to, not including, the next LF).
-pub fn comment(i: &[u8]) -> usize {
-    memchr::memchr(b'\n', i).unwrap_or(i.len())
-}
-
 /// Length of the bare token at the start of `i`: it ends at a separator,
 /// `;`, or `{` (except right after `$`, as in `${var}`); `\` escapes the next
 /// byte. `}`, `#` and quotes inside it are ordinary bytes. At least 1 when
 /// `i` starts with any other byte than those that end a token.
-pub fn word(i: &[u8]) -> usize {
+fn word_len(i: &[u8]) -> usize {
     let mut k = 0;
     loop {
         // Fast path over ordinary bytes, eight at a time: stop at anything
@@ -129,7 +162,7 @@ static WORD_SPECIAL: [bool; 256] = {
 /// Length of the `"…"` or `'…'` token at the start of `i` (it may span
 /// lines; `\` escapes the next byte), or `None` when the closing quote is
 /// missing or `i` does not start with a quote.
-pub fn quoted(i: &[u8]) -> Option<usize> {
+fn quoted_len(i: &[u8]) -> Option<usize> {
     let q = match i.first() {
         Some(&q @ (b'"' | b'\'')) => q,
         _ => return None,
@@ -183,8 +216,17 @@ pub fn unescape(raw: &[u8]) -> Vec<u8> {
 mod tests {
     use super::*;
 
+    #[test]
+    fn parsers_return_the_rest_and_the_token() {
+        assert_eq!(word(b"app1:3000;").unwrap(), (&b";"[..], &b"app1:3000"[..]));
+        assert_eq!(space(b"  x").unwrap(), (&b"x"[..], &b"  "[..]));
+        assert_eq!(comment(b"# c\nx").unwrap(), (&b"\nx"[..], &b"# c"[..]));
+        assert_eq!(quoted(b"'a b' c").unwrap(), (&b" c"[..], &b"'a b'"[..]));
+        assert!(quoted(b"'open").is_err());
+    }
+
     fn w(s: &str) -> &str {
-        &s[..word(s.as_bytes())]
+        &s[..word_len(s.as_bytes())]
     }
 
     #[test]
@@ -213,26 +255,26 @@ mod tests {
 
     #[test]
     fn separator_runs() {
-        assert_eq!(space(b"x"), 0);
-        assert_eq!(space(b"  \n\t\r           x  "), 16);
-        assert_eq!(space(b"                "), 16);
-        assert_eq!(space(b"         \x0b"), 9);
+        assert_eq!(space_len(b"x"), 0);
+        assert_eq!(space_len(b"  \n\t\r           x  "), 16);
+        assert_eq!(space_len(b"                "), 16);
+        assert_eq!(space_len(b"         \x0b"), 9);
     }
 
     #[test]
     fn quoted_tokens_span_lines_and_escape() {
-        assert_eq!(quoted(b"\"a\\\"\nb\";"), Some(7));
-        assert_eq!(quoted(b"'a\\'\"b';"), Some(7));
-        assert_eq!(quoted(b"'open"), None);
-        assert_eq!(quoted(b"'open\\'"), None);
-        assert_eq!(quoted(b"'ends in escape\\"), None);
-        assert_eq!(quoted(b"x"), None);
+        assert_eq!(quoted_len(b"\"a\\\"\nb\";"), Some(7));
+        assert_eq!(quoted_len(b"'a\\'\"b';"), Some(7));
+        assert_eq!(quoted_len(b"'open"), None);
+        assert_eq!(quoted_len(b"'open\\'"), None);
+        assert_eq!(quoted_len(b"'ends in escape\\"), None);
+        assert_eq!(quoted_len(b"x"), None);
         assert_eq!(unescape(b"'a\\'b\\x\\n'"), b"a'b\\x\n");
     }
 
     #[test]
     fn comments_stop_before_lf() {
-        assert_eq!(comment(b"# x\r\ny"), 4);
-        assert_eq!(comment(b"# x"), 3);
+        assert_eq!(comment(b"# x\r\ny").unwrap().1.len(), 4);
+        assert_eq!(comment(b"# x").unwrap().1.len(), 3);
     }
 }

@@ -23,9 +23,7 @@ pub use crossplane::{
 };
 pub use edit::{Edit, EditOptions};
 pub use error::{ConfError, LINE_WINDOW, Place, visible};
-#[cfg(test)]
-pub(crate) use fs::MemFs;
-pub use fs::{Fs, HostFs, MAX_FILE_BYTES, read_bounded, read_host_file, read_regular};
+pub use fs::{Fs, HostFs, MAX_FILE_BYTES, MemFs, read_bounded, read_host_file, read_regular};
 pub use include::{
     Located, Lookup, MainChoice, MissingIncludes, PrefixFrom, UnreadInclude, locate,
 };

@@ -454,7 +454,8 @@ impl ConfigSet {
     /// Applies `edit` to server `server` (address as written, or unique host)
     /// of upstream `upstream`, in the file that holds it. Only that server
     /// statement's bytes change (for [`Edit::Add`], `server` is ignored and a
-    /// new statement is inserted after the last server). Returns whether
+    /// new statement is inserted after the last server; for
+    /// [`Edit::ReplaceBody`], it is ignored too). Returns whether
     /// anything changed: editing twice is the same as editing once.
     pub fn apply(
         &mut self,

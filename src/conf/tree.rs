@@ -150,7 +150,7 @@ fn scan(src: &[u8]) -> Result<Scanned, SyntaxError> {
         0
     };
     loop {
-        let skipped = lexer::space(&src[pos..]);
+        let skipped = token_of(lexer::space(&src[pos..]));
         if after_quote && skipped == 0 && pos < n && !matches!(src[pos], b';' | b'{' | b')') {
             return Err(unexpected(pos, src[pos]));
         }
@@ -230,7 +230,7 @@ fn scan(src: &[u8]) -> Result<Scanned, SyntaxError> {
                 1
             }
             b'#' => {
-                let len = lexer::comment(rest);
+                let len = token_of(lexer::comment(rest));
                 if first.is_none() {
                     stmts.push(Stmt {
                         first: idx,
@@ -242,7 +242,7 @@ fn scan(src: &[u8]) -> Result<Scanned, SyntaxError> {
                 len
             }
             b'"' | b'\'' => {
-                let Some(len) = lexer::quoted(rest) else {
+                let Ok((_, quoted)) = lexer::quoted(rest) else {
                     return Err(SyntaxError {
                         offset: n,
                         message: "unexpected end of file, expecting \";\" or \"}\"".into(),
@@ -250,10 +250,10 @@ fn scan(src: &[u8]) -> Result<Scanned, SyntaxError> {
                 };
                 after_quote = true;
                 first.get_or_insert(idx);
-                len
+                quoted.len()
             }
             _ => {
-                let len = lexer::word(rest);
+                let len = token_of(lexer::word(rest));
                 first.get_or_insert(idx);
                 len
             }
@@ -287,6 +287,12 @@ fn scan(src: &[u8]) -> Result<Scanned, SyntaxError> {
     })
 }
 
+/// The length of what an infallible scanner of [`lexer`] took.
+#[inline]
+fn token_of(scanned: nom::IResult<&[u8], &[u8]>) -> usize {
+    scanned.map_or(0, |(_, token)| token.len())
+}
+
 /// Length of the token that starts `rest` (a Lua body if `lua`), by the
 /// same lexer calls [`scan`] made; `rest` is a token [`scan`] accepted.
 fn token_len(rest: &[u8], lua: bool) -> usize {
@@ -294,9 +300,9 @@ fn token_len(rest: &[u8], lua: bool) -> usize {
         Some(b';' | b'}') => 1,
         Some(b'{') if lua => lua::block_len(rest).unwrap_or(rest.len()),
         Some(b'{') => 1,
-        Some(b'#') => lexer::comment(rest),
-        Some(b'"' | b'\'') => lexer::quoted(rest).unwrap_or(rest.len()),
-        _ => lexer::word(rest),
+        Some(b'#') => token_of(lexer::comment(rest)),
+        Some(b'"' | b'\'') => lexer::quoted(rest).map_or(rest.len(), |(_, t)| t.len()),
+        _ => token_of(lexer::word(rest)),
     }
 }
 

@@ -47,6 +47,9 @@ pub struct Upstream {
     pub keepalive: Option<u32>,
     /// The load-balancing directive, when not round-robin.
     pub balancing: Option<Balancing>,
+    /// Everything between its braces, as written (for [`super::Edit::ReplaceBody`]).
+    #[serde(skip)]
+    pub body: String,
 }
 
 impl Upstream {
@@ -267,12 +270,17 @@ fn is_time(v: &str) -> bool {
 }
 
 impl Param {
+    /// Whether nginx takes `weight=n`: 1 up to its largest `int`.
+    pub fn is_weight(n: u32) -> bool {
+        (1..=i32::MAX as u32).contains(&n)
+    }
+
     /// A parameter to write on a new `server` line: one nginx knows, with a
     /// value it accepts; anything else is an error listing the parameters.
     pub fn check(written: &str) -> Result<Param, ConfError> {
         let p = Param::parse(written);
         let ok = match &p {
-            Param::Weight(n) => (1..=i32::MAX as u32).contains(n),
+            Param::Weight(n) => Param::is_weight(*n),
             Param::FailTimeout(t) | Param::SlowStart(t) => is_time(t),
             Param::Service(v) | Param::Route(v) => !v.is_empty(),
             Param::Other(_) => false,
@@ -443,6 +451,7 @@ pub(crate) fn read(
         zone: None,
         keepalive: None,
         balancing: None,
+        body: super::edit::body(doc, us),
     };
     for s in doc.children(Some(us)).filter(|&s| !doc.is_comment(s)) {
         let args = doc.arg_values(s);

@@ -5,12 +5,13 @@
 //! reading the old inode forever (moby/moby#22627). So we truncate and rewrite
 //! the same inode, which also keeps its mode and owner, and follow symlinks.
 use super::error::ConfError;
-use super::fs::{MAX_FILE_BYTES, read_bounded, read_regular};
+use super::fs::{MAX_FILE_BYTES, check_regular, read_bounded, read_regular};
 use super::set::FileChange;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 /// A file was changed by someone else between our reading it and our
 /// writing it: nothing was written to it.
@@ -51,6 +52,62 @@ const SAVE_MAGIC: &[u8] = b"nginx-rollout save 1\n";
 fn save_path(real: &Path) -> PathBuf {
     let name = real.file_name().unwrap_or_default().to_string_lossy();
     real.with_file_name(format!(".{name}.nginx-rollout-save"))
+}
+
+/// How long a read, write or recovery of a file waits for another
+/// nginx-rollout's write of it to finish (a write takes milliseconds).
+const WRITE_PATIENCE: Duration = Duration::from_secs(10);
+
+/// An advisory `flock` on a config file (the symlink-resolved path), held
+/// by nginx-rollout while it writes the file or finishes an interrupted
+/// write (exclusive) and while it reads it (shared). So a process never
+/// reads another one's write half done, and never takes a write that is
+/// still under way for an interrupted one. Released when dropped, or by the
+/// kernel when the process dies.
+#[derive(Debug)]
+pub(super) struct FileLock {
+    /// The open file the lock is on; closing it releases the lock.
+    _file: File,
+}
+
+impl FileLock {
+    /// An exclusive lock on `real`, to write it.
+    pub(super) fn exclusive(real: &Path) -> io::Result<FileLock> {
+        Self::take(real, rustix::fs::FlockOperation::NonBlockingLockExclusive)
+    }
+
+    /// A shared lock on `real`, to read it.
+    pub(super) fn shared(real: &Path) -> io::Result<FileLock> {
+        Self::take(real, rustix::fs::FlockOperation::NonBlockingLockShared)
+    }
+
+    fn take(real: &Path, op: rustix::fs::FlockOperation) -> io::Result<FileLock> {
+        let file = OpenOptions::new()
+            .read(true)
+            .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+            .open(real)?;
+        check_regular(&file.metadata()?)?;
+        let start = Instant::now();
+        loop {
+            match rustix::fs::flock(&file, op) {
+                Ok(()) => return Ok(FileLock { _file: file }),
+                Err(rustix::io::Errno::WOULDBLOCK) if start.elapsed() < WRITE_PATIENCE => {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                Err(rustix::io::Errno::WOULDBLOCK) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::WouldBlock,
+                        format!(
+                            "{}: another nginx-rollout process has been writing it for {} s",
+                            real.display(),
+                            WRITE_PATIENCE.as_secs()
+                        ),
+                    ));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
 }
 
 /// A point inside a write where a test may make the writer wait
@@ -94,6 +151,7 @@ fn test_pause(stage: Stage, path: &Path) {
 /// the engine ([`recover`]) puts the previous bytes back.
 pub fn write_in_place(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let real = std::fs::canonicalize(path)?;
+    let _lock = FileLock::exclusive(&real)?;
     let old = read_regular(&real)?;
     write_over(&real, &old, bytes)
 }
@@ -103,6 +161,7 @@ pub fn write_in_place(path: &Path, bytes: &[u8]) -> io::Result<()> {
 /// is left as it is.
 pub fn write_if_unchanged(path: &Path, expected: &[u8], bytes: &[u8]) -> io::Result<()> {
     let real = std::fs::canonicalize(path)?;
+    let _lock = FileLock::exclusive(&real)?;
     test_pause(Stage::BeforeCheck, &real);
     let current = read_regular(&real)?;
     if current != expected {
@@ -116,6 +175,8 @@ pub fn write_if_unchanged(path: &Path, expected: &[u8], bytes: &[u8]) -> io::Res
     write_over(&real, &current, bytes)
 }
 
+/// Writes `new` over `real`, which holds `old`; the caller holds its
+/// exclusive [`FileLock`].
 fn write_over(real: &Path, old: &[u8], new: &[u8]) -> io::Result<()> {
     let save = save_path(real);
     let dir = real.parent().unwrap_or(Path::new("/"));
@@ -171,13 +232,16 @@ pub enum Recovery {
 /// torn (a prefix of the bytes being written, or zeros where they were to
 /// go), its previous bytes are written back. A file that holds the old or
 /// the new bytes in full just loses the save. The save is trusted only when
-/// it is a regular file (never a symlink) owned by the file's owner.
+/// it is a regular file (never a symlink) owned by the file's owner. A
+/// write still under way in another process is waited for, never taken for
+/// an interrupted one.
 pub fn recover(path: &Path) -> io::Result<Recovery> {
     let real = match std::fs::canonicalize(path) {
         Ok(real) => real,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Recovery::Clean),
         Err(e) => return Err(e),
     };
+    let _lock = FileLock::exclusive(&real)?;
     let save = save_path(&real);
     let file = match OpenOptions::new()
         .read(true)

@@ -143,6 +143,12 @@ pub enum PlanKind {
     Drain,
     /// A live undrain.
     Undrain,
+    /// A live weight change.
+    Weight,
+    /// A live add of a server line.
+    Add,
+    /// A live remove of a server line.
+    Remove,
 }
 
 impl From<RolloutKind> for PlanKind {
@@ -152,6 +158,9 @@ impl From<RolloutKind> for PlanKind {
             RolloutKind::Rollback => PlanKind::Rollback,
             RolloutKind::Drain => PlanKind::Drain,
             RolloutKind::Undrain => PlanKind::Undrain,
+            RolloutKind::Weight => PlanKind::Weight,
+            RolloutKind::Add => PlanKind::Add,
+            RolloutKind::Remove => PlanKind::Remove,
         }
     }
 }
@@ -164,6 +173,9 @@ impl fmt::Display for PlanKind {
             PlanKind::Resume => "resume",
             PlanKind::Drain => "drain",
             PlanKind::Undrain => "undrain",
+            PlanKind::Weight => "weight",
+            PlanKind::Add => "add",
+            PlanKind::Remove => "remove",
         })
     }
 }

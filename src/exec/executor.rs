@@ -13,9 +13,12 @@ use super::journal::{Rollout, ServerState, StateDir, Status, StepStatus, time};
 use super::world::{Unreachable, World};
 use crate::conf::{Address, FileChange, FileChanged, NOWHERE, PinnedLine};
 use crate::plan::{
-    Action, FailureAction, HookCommand, HookExit, HookKind, HookRun, Order, PreDeploy,
-    ServerChange, ServerRef, Step, apply_changes_with,
+    Action, FailureAction, Gate, HookCommand, HookExit, HookKind, HookRun, Order, PreDeploy,
+    ServerChange, ServerRef, Share, Step, apply_changes_with,
 };
+
+/// How often a held canary's container is looked at.
+const CANARY_POLL: Duration = Duration::from_secs(1);
 
 /// How a run ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -252,7 +255,21 @@ impl<'a, W: World, O: Observer + ?Sized> Executor<'a, W, O> {
                 error: error.clone(),
             });
             match result {
-                Ok(()) => {}
+                Ok(()) => {
+                    if let Action::Canary {
+                        server,
+                        share,
+                        gate: Gate::Pause,
+                    } = &step.action
+                        && !self.is_failed(&server.server)
+                    {
+                        return Ok(Outcome::Paused(format!(
+                            "canary {} takes {share} of the traffic: `nginx-rollout resume` goes on, \
+                             `nginx-rollout rollback` undoes the deploy",
+                            server.server
+                        )));
+                    }
+                }
                 Err(StepError::Servers(failed)) => {
                     if let Some(outcome) = self.record_failures(failed)? {
                         return Ok(outcome);
@@ -334,6 +351,11 @@ impl<'a, W: World, O: Observer + ?Sized> Executor<'a, W, O> {
                     .await?;
                 drained.map_err(StepError::Fatal)
             }
+            Action::Canary {
+                server,
+                share,
+                gate,
+            } => self.canary(step.index, server, *share, *gate).await,
             Action::Recreate { servers } => self.replace_all(servers, false).await,
             Action::StartNew { servers } => self.replace_all(servers, true).await,
             Action::StopOld { servers } => {
@@ -434,7 +456,14 @@ impl<'a, W: World, O: Observer + ?Sized> Executor<'a, W, O> {
                 | ServerChange::Drain { server }
                 | ServerChange::Unpin { server, .. }
                 | ServerChange::Add { slot: server, .. } => !self.is_failed(server),
-                ServerChange::Pin { .. } | ServerChange::Bury { .. } => true,
+                // A failed canary's weight went back when it was taken out.
+                ServerChange::Weight { server, .. } => !self.is_failed(server),
+                // The operator's own edits.
+                ServerChange::Pin { .. }
+                | ServerChange::Bury { .. }
+                | ServerChange::AddServer { .. }
+                | ServerChange::Remove { .. }
+                | ServerChange::Revert { .. } => true,
             })
             .cloned()
             .collect();
@@ -518,6 +547,32 @@ impl<'a, W: World, O: Observer + ?Sized> Executor<'a, W, O> {
                     completes: true,
                     ..
                 } => slot,
+                // A line edit's own record (no container to deploy) is done once nginx runs it.
+                ServerChange::Weight { server, .. }
+                | ServerChange::Remove { server }
+                | ServerChange::AddServer {
+                    address: server, ..
+                } => {
+                    if let Some(rec) = self
+                        .rollout
+                        .server_mut(&server)
+                        .filter(|r| r.new_spec.is_none())
+                    {
+                        rec.state = ServerState::Done;
+                    }
+                    continue;
+                }
+                ServerChange::Revert { .. } => {
+                    for rec in self
+                        .rollout
+                        .servers
+                        .iter_mut()
+                        .filter(|r| r.new_spec.is_none())
+                    {
+                        rec.state = ServerState::Done;
+                    }
+                    continue;
+                }
                 _ => continue,
             };
             if let Some(rec) = self.rollout.server_mut(&done) {
@@ -845,9 +900,19 @@ impl<'a, W: World, O: Observer + ?Sized> Executor<'a, W, O> {
     /// no longer answers with a container that stopped.
     async fn drain_live(&mut self, failed: &[(String, String)]) -> Result<()> {
         let upstream = self.rollout.upstream.clone();
-        let config = self.world.load_config().await?;
+        let mut config = self.world.load_config().await?;
+        // A canary that fails mid-ramp gets its weight back first: a line
+        // pinned to nowhere keeps the statement the operator wrote.
+        let mut changes: Vec<ServerChange> = match &self.rollout.plan.ramp {
+            Some(ramp) => ramp
+                .restore(&config.upstream(&upstream)?)
+                .into_iter()
+                .filter(|c| failed.iter().any(|(key, _)| c.server() == key))
+                .collect(),
+            None => Vec::new(),
+        };
+        apply_changes_with(&mut config, &upstream, &changes, false)?;
         let up = config.upstream(&upstream)?;
-        let mut changes = Vec::new();
         let mut reload = false;
         for (key, _) in failed {
             let Some(line) = up.servers.iter().find(|s| s.address == *key) else {
@@ -903,6 +968,71 @@ impl<'a, W: World, O: Observer + ?Sized> Executor<'a, W, O> {
             Err(StepError::Fatal(e)) => Err(e),
             Err(_) => Err(anyhow!("could not reload nginx")),
         }
+    }
+
+    /// The canary holds `share`: its new container is watched from the moment
+    /// it became healthy (a failure at any time during the ramp counts, under
+    /// the failure action, and takes it out of the upstream) for the delay
+    /// of `gate`; a pause gate stops the run once the step is done.
+    async fn canary(
+        &mut self,
+        index: usize,
+        server: &ServerRef,
+        share: Share,
+        gate: Gate,
+    ) -> Result<(), StepError> {
+        // Taken out already (failed earlier): there is nothing to hold.
+        if self.is_failed(&server.server) {
+            return Ok(());
+        }
+        let hold = match gate {
+            Gate::Delay { duration } => duration,
+            Gate::Pause => Duration::ZERO,
+        };
+        self.announce_wait(
+            index,
+            &format!(
+                "canary {} at {share} of the traffic, watching {}",
+                server.server, server.container
+            ),
+            hold,
+        );
+        let until = Instant::now() + hold;
+        loop {
+            if let Some(reason) = self.canary_failure(&server.server).await? {
+                let mut failed = vec![(
+                    server.server.clone(),
+                    format!("failed at {share} of the traffic: {reason}"),
+                )];
+                if let Err(e) = self.drain_live(&failed).await {
+                    failed[0]
+                        .1
+                        .push_str(&format!("; not taken out of the upstream: {e:#}"));
+                }
+                return Err(StepError::Servers(failed));
+            }
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(());
+            }
+            self.until_cancelled(tokio::time::sleep(left.min(CANARY_POLL)))
+                .await?;
+        }
+    }
+
+    /// Whether the new container of `server` failed since it became healthy.
+    async fn canary_failure(&self, server: &str) -> Result<Option<String>> {
+        let Some((id, since)) = self
+            .rollout
+            .servers
+            .iter()
+            .find(|r| r.server == server)
+            .and_then(|r| Some((r.new_container.clone()?, r.healthy_at?)))
+        else {
+            return Ok(None);
+        };
+        let window = (Utc::now() - since).to_std().unwrap_or_default();
+        self.world.check(&id, since, window).await
     }
 
     /// Waits out every watched container's monitor window (the check follows the step).

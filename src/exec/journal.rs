@@ -199,6 +199,12 @@ pub enum RolloutKind {
     Drain,
     /// A live `undrain` of one server.
     Undrain,
+    /// A live `weight` change of one server.
+    Weight,
+    /// A live `add` of a server line.
+    Add,
+    /// A live `remove` of a server line.
+    Remove,
 }
 
 impl fmt::Display for RolloutKind {
@@ -208,11 +214,14 @@ impl fmt::Display for RolloutKind {
             RolloutKind::Rollback => "rollback",
             RolloutKind::Drain => "drain",
             RolloutKind::Undrain => "undrain",
+            RolloutKind::Weight => "weight",
+            RolloutKind::Add => "add",
+            RolloutKind::Remove => "remove",
         })
     }
 }
 
-/// A rollout: a deploy, a rollback, a drain or an undrain.
+/// A rollout: a deploy, a rollback, or a live edit of one server line.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(bound(serialize = "S: Serialize", deserialize = "S: DeserializeOwned"))]
 pub struct Rollout<S> {
@@ -377,6 +386,19 @@ impl StateDir {
                     path: path.clone(),
                     backup,
                 })
+            })
+            .collect()
+    }
+
+    /// The config files' bytes as `rollout` saved them before it ran, main file first.
+    pub fn config_before<S>(&self, rollout: &Rollout<S>) -> Result<Vec<(PathBuf, Vec<u8>)>> {
+        let dir = self.revision_dir(rollout.revision);
+        rollout
+            .config_before
+            .iter()
+            .map(|f| {
+                let path = dir.join(&f.backup);
+                Ok((f.path.clone(), read_own(&path)?))
             })
             .collect()
     }

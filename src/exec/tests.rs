@@ -285,6 +285,7 @@ async fn rollout_with(
         pre_deploy,
         &policy,
         timeouts,
+        None,
     )
     .unwrap();
     let step = StepRecord {
@@ -625,6 +626,162 @@ async fn a_clean_rollout_updates_every_server_with_n_plus_one_reloads() {
     assert_eq!(*fake.reloads.borrow(), 4, "N servers cost N+1 reloads");
 }
 
+mod canary {
+    use super::*;
+    use crate::plan::{Canary, Direction, Gate, LineEdit, Overrides, Share, resolve, single_edit};
+
+    fn ramp(gate: Gate, action: FailureAction) -> UpdateConfig {
+        let flags = Overrides {
+            failure_action: Some(action),
+            monitor: Some(Duration::ZERO),
+            canary: Some(Canary {
+                shares: vec![Share::new(10).unwrap(), Share::new(50).unwrap()],
+                gate: Some(gate),
+            }),
+            ..Overrides::default()
+        };
+        resolve(Direction::Update, None, &flags).unwrap()
+    }
+
+    const NO_HOLD: Gate = Gate::Delay {
+        duration: Duration::ZERO,
+    };
+
+    fn conf_text(fake: &Fake) -> String {
+        String::from_utf8(fake.conf.borrow().clone()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_ramp_holds_each_share_then_leaves_every_byte_as_it_was() {
+        let fake = Fake::new(2);
+        let before = fake.conf.borrow().clone();
+        let (outcome, r, events) = run_all(&fake, 2, ramp(NO_HOLD, FailureAction::Pause)).await;
+        assert_eq!(outcome, Outcome::Done);
+        assert_eq!(states(&r), [ServerState::Done; 2]);
+        assert_eq!(*fake.conf.borrow(), before);
+        assert_eq!(
+            *fake.reloads.borrow(),
+            5,
+            "drain, two shares, weights back with the next drain, restore"
+        );
+        let holds: Vec<&str> = events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Wait { what, .. } if what.starts_with("canary") => Some(what.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            holds,
+            [
+                "canary app1:3000 at 10% of the traffic, watching app1",
+                "canary app1:3000 at 50% of the traffic, watching app1"
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_canary_dying_in_its_ramp_is_taken_out_with_its_weight_back() {
+        let mut fake = Fake::new(2);
+        fake.crashes.insert("app1:3000".into());
+        let (outcome, r, events) = run_all(&fake, 2, ramp(NO_HOLD, FailureAction::Pause)).await;
+        assert!(
+            matches!(&outcome, Outcome::Paused(why) if why.contains("failed at 10% of the traffic")),
+            "{outcome:?}"
+        );
+        assert_eq!(states(&r), [ServerState::Failed, ServerState::Pending]);
+        assert_eq!(
+            r.servers[0].pinned.as_deref(),
+            Some("server app1:3000;"),
+            "the operator's statement, without the ramp's weight, comes back later"
+        );
+        let text = conf_text(&fake);
+        assert!(
+            text.contains("server 192.0.2.1:3000 down; # nginx-rollout pin: app1:3000"),
+            "its container is gone: pinned to nowhere\n{text}"
+        );
+        assert!(
+            text.contains("server app2:3000 weight=9;"),
+            "the others keep their (uniformly scaled) weights until resume or rollback\n{text}"
+        );
+        assert!(
+            events
+                .iter()
+                .any(|e| matches!(e, Event::Failure { server, .. } if server == "app1:3000"))
+        );
+        assert_eq!(*fake.replaced.borrow(), ["app1:3000"], "app2 untouched");
+    }
+
+    #[tokio::test]
+    async fn a_pause_gate_stops_at_each_share_and_the_same_plan_goes_on() {
+        let fake = Fake::new(2);
+        let before = fake.conf.borrow().clone();
+        let mut rollout = rollout(&fake, 2, ramp(Gate::Pause, FailureAction::Pause)).await;
+        for share in ["10%", "50%"] {
+            let (_tx, rx) = watch::channel(false);
+            let (outcome, r, _) = run(&fake, rollout, rx).await;
+            assert!(
+                matches!(&outcome, Outcome::Paused(why) if why.contains(&format!("canary app1:3000 takes {share}"))
+                    && why.contains("resume")),
+                "{outcome:?}"
+            );
+            assert_eq!(r.status, Status::Paused);
+            assert!(
+                r.plan
+                    .ramp_underway(|i| r.steps[i].status == StepStatus::Done)
+            );
+            assert!(conf_text(&fake).contains("weight="));
+            rollout = r;
+        }
+        let (_tx, rx) = watch::channel(false);
+        let (outcome, r, _) = run(&fake, rollout, rx).await;
+        assert_eq!(outcome, Outcome::Done);
+        assert_eq!(states(&r), [ServerState::Done; 2]);
+        assert_eq!(*fake.conf.borrow(), before);
+        assert_eq!(
+            *fake.replaced.borrow(),
+            ["app1:3000", "app2:3000"],
+            "each once"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_live_line_edit_marks_its_record_done_once_nginx_runs_it() {
+        let fake = Fake::new(2);
+        let config = fake.load_config().await.unwrap();
+        let plan = single_edit(
+            &config,
+            "apps",
+            "app2",
+            LineEdit::Weight(3),
+            false,
+            Duration::from_secs(1),
+        )
+        .unwrap();
+        let mut r = rollout(&fake, 1, UpdateConfig::engine_defaults()).await;
+        r.kind = RolloutKind::Weight;
+        r.steps = vec![r.steps[0].clone(); plan.steps.len()];
+        r.plan = plan;
+        r.servers = vec![ServerRecord {
+            server: "app2:3000".into(),
+            container: String::new(),
+            old_spec: None,
+            new_spec: None,
+            state: ServerState::Pending,
+            new_container: None,
+            healthy_at: None,
+            error: None,
+            replacement: None,
+            set: None,
+            pinned: None,
+        }];
+        let (_tx, rx) = watch::channel(false);
+        let (outcome, r, _) = run(&fake, r, rx).await;
+        assert_eq!(outcome, Outcome::Done);
+        assert_eq!(states(&r), [ServerState::Done]);
+        assert!(conf_text(&fake).contains("server app2:3000 weight=3;"));
+    }
+}
 fn hooks() -> Hooks {
     Hooks {
         post_start: vec![HookCommand::from_flag("--post-start", "warm-up").unwrap()],

@@ -2,6 +2,7 @@
 //!
 //! Depends on `conf` (to compute each step's config diff) and nothing that
 //! touches the outside world: no Docker, no command line, no compose files.
+mod canary;
 mod hook;
 mod planner;
 mod policy;
@@ -10,10 +11,11 @@ mod step;
 #[cfg(test)]
 mod tests;
 
+pub use canary::{Canary, Gate, Share};
 pub use hook::{HookCommand, HookExit, HookKind, Hooks, PreDeploy, command_line, split_command};
 pub use planner::{
-    Plan, PlanError, Target, Timeouts, Via, apply_changes_with, replacement_address,
-    rolling_update, single_edit,
+    LineEdit, Plan, PlanError, Target, Timeouts, Via, apply_changes_with, replacement_address,
+    revert_lines, rolling_update, single_edit,
 };
 pub use policy::{
     ComposeSection, Direction, FailureAction, Order, Overrides, PolicyError, Source, UpdateConfig,

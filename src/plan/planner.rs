@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::canary::{Canary, Ramp, Share};
 use super::hook::{HookKind, Hooks, PreDeploy};
 use super::policy::{Order, UpdateConfig};
 use super::replicas::ReplicaSet;
@@ -151,8 +152,36 @@ pub struct Plan {
     pub policy: UpdateConfig,
     /// The timeouts in effect.
     pub timeouts: Timeouts,
+    /// The canary's ramp, with the weights it writes back (kept for a plan
+    /// that continues or undoes this one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ramp: Option<Ramp>,
     /// The steps.
     pub steps: Vec<Step>,
+}
+
+impl Plan {
+    /// Whether it only edits lines (a live `drain`, `weight`, `add`…, or
+    /// the undoing of one): no container to replace.
+    pub fn line_only(&self) -> bool {
+        self.targets.is_empty() && self.sets.is_empty()
+    }
+
+    /// Whether a run of this plan stopped inside the canary's ramp: a hold
+    /// is done and the edit that puts the weights back is not. Such a run
+    /// goes on with its own steps, not a new plan (which would drop the rest
+    /// of the ramp: its canary is back in the upstream).
+    pub fn ramp_underway(&self, done: impl Fn(usize) -> bool) -> bool {
+        let holds: Vec<usize> = (0..self.steps.len())
+            .filter(|&i| matches!(self.steps[i].action, Action::Canary { .. }))
+            .collect();
+        let (Some(&first), Some(&last)) = (holds.first(), holds.last()) else {
+            return false;
+        };
+        let restore = (last + 1..self.steps.len())
+            .find(|&i| matches!(self.steps[i].action, Action::Edit { .. }));
+        done(first) && restore.is_some_and(|i| !done(i))
+    }
 }
 
 /// Why no plan could be made.
@@ -195,11 +224,49 @@ pub enum PlanError {
     /// Stop-first recreates a replica under its own name, so its line stays.
     #[error("stop-first recreates replica {0} in place: its replacement must keep its name")]
     RenamedInPlace(String),
+    /// A ramp over a replica set.
+    #[error(
+        "--canary-weights ramps one server line, and {0} is a replica set (several containers \
+         behind one line, pinned one line per replica for the rollout): use --servers to deploy \
+         the single-container servers with a ramp, and the set without"
+    )]
+    CanaryReplicaSet(String),
+    /// A ramp with start-first.
+    #[error(
+        "--canary-weights needs --order stop-first: start-first points the server's line at \
+         the new container in the reload that retires the old one, leaving nothing to ramp from"
+    )]
+    CanaryStartFirst,
+    /// A ramp when no server of the update takes traffic.
+    #[error(
+        "--canary-weights: no server of the update takes traffic in upstream {0} (each is down or its container is gone)"
+    )]
+    CanaryNothingServes(String),
+    /// A ramp with no other live line to share the traffic with.
+    #[error("--canary-weights: {0} would be the only live server; there is no traffic to share")]
+    CanaryAlone(String),
+    /// Weights so large that a share of them is past what nginx takes.
+    #[error(
+        "--canary-weights: {share} for {server} needs a weight above nginx's largest ({max}); lower the weights written in the upstream",
+        max = i32::MAX
+    )]
+    CanaryWeightsTooLarge {
+        /// The canary.
+        server: String,
+        /// The share asked for.
+        share: Share,
+    },
 }
 
 /// Builds the plan of a rolling update of `targets` (one container per
 /// server line) and then `sets` (replica sets), after the `pre_deploy` hook
 /// if one is given. Pure: reads `config`, writes nothing.
+/// `ramp` is the ramp of the plan this one continues or undoes: its weights
+/// are put back first where they changed, and its canary ramps again if it is
+/// a target and `policy` asks for a ramp.
+// Eight inputs, each a different part of the plan (hooks' `pre_deploy` and the
+// canary's `ramp` came from separate features); a struct would only rename them.
+#[allow(clippy::too_many_arguments)]
 pub fn rolling_update(
     config: &ConfigSet,
     upstream: &str,
@@ -208,6 +275,7 @@ pub fn rolling_update(
     pre_deploy: Option<&PreDeploy>,
     policy: &UpdateConfig,
     timeouts: Timeouts,
+    ramp: Option<&Ramp>,
 ) -> Result<Plan, PlanError> {
     if targets.is_empty() && sets.is_empty() {
         return Err(PlanError::Empty(upstream.to_string()));
@@ -305,7 +373,39 @@ pub fn rolling_update(
             burials.push(set.pin()?);
         }
     }
+    // A ramp cut short (paused, failed, killed) left its weights: back first.
+    if let Some(ramp) = ramp {
+        burials.extend(ramp.restore(&up));
+    }
     builder.edit(burials, false)?;
+    // The canary: the server the plan it continues named, else the first that serves.
+    let canary = match &policy.canary {
+        None => None,
+        Some(_) if policy.order.value == Order::StartFirst => {
+            return Err(PlanError::CanaryStartFirst);
+        }
+        Some(_) if !sets.is_empty() => {
+            return Err(PlanError::CanaryReplicaSet(sets[0].server.clone()));
+        }
+        Some(setting) => {
+            let serves = |i: usize| !operator_down[i] && !targets[i].dead;
+            let pick = match ramp {
+                Some(r) => (0..targets.len()).find(|&i| targets[i].server == r.server && serves(i)),
+                None => Some(
+                    (0..targets.len())
+                        .find(|&i| serves(i) && !targets[i].drained_by_us)
+                        .ok_or_else(|| PlanError::CanaryNothingServes(upstream.to_string()))?,
+                ),
+            };
+            pick.map(|i| {
+                let ramp = ramp
+                    .cloned()
+                    .unwrap_or_else(|| Ramp::of(&targets[i].server, &up));
+                (i, ramp, setting.value.clone())
+            })
+        }
+    };
+    let plan_ramp = canary.as_ref().map(|(_, r, _)| r.clone()).or(ramp.cloned());
     let parallelism = match policy.parallelism.value {
         0 => targets
             .len()
@@ -330,12 +430,19 @@ pub fn rolling_update(
                 });
             }
             let batch = parallelism.min(live.saturating_sub(1)).max(1);
+            let canary = canary.map(|(index, ramp, canary)| CanaryRun {
+                index,
+                ramp,
+                canary,
+                monitor: policy.monitor.value,
+            });
             builder.stop_first(
                 targets,
                 &operator_down,
                 quiet_count,
                 batch,
                 policy.delay.value,
+                canary,
             )?;
         }
         Order::StartFirst => {
@@ -362,14 +469,24 @@ pub fn rolling_update(
         sets,
         policy: policy.clone(),
         timeouts,
+        ramp: plan_ramp,
         steps: builder.steps,
     })
 }
 
+/// The canary of a stop-first plan: which target, its ramp, and how long
+/// a share is held by default.
+struct CanaryRun {
+    index: usize,
+    ramp: Ramp,
+    canary: Canary,
+    monitor: Duration,
+}
+
 /// Steps being built, with the config as the steps so far leave it.
 pub(super) struct Builder<'a> {
-    config: ConfigSet,
-    upstream: &'a str,
+    pub(super) config: ConfigSet,
+    pub(super) upstream: &'a str,
     pub(super) steps: Vec<Step>,
     pub(super) timeouts: Timeouts,
 }
@@ -465,18 +582,23 @@ impl Builder<'_> {
         quiet_count: usize,
         batch: usize,
         delay: Duration,
+        canary: Option<CanaryRun>,
     ) -> Result<(), PlanError> {
         let mut pending_restore: Vec<ServerChange> = Vec::new();
         // The first `quiet_count` targets take no traffic: batches of their own, no drain.
-        // The dead among them (sorted first) get batches of their own too.
-        let indices: Vec<usize> = (0..targets.len()).collect();
-        let (quiet, busy) = indices.split_at(quiet_count);
+        // The dead among them (sorted first) get batches of their own too. The
+        // canary goes alone, after them and before the others that serve.
+        let first = canary.as_ref().map(|c| c.index);
+        let others: Vec<usize> = (0..targets.len()).filter(|&i| Some(i) != first).collect();
+        let quiet_count = quiet_count - first.map_or(0, |i| usize::from(i < quiet_count));
+        let (quiet, busy) = others.split_at(quiet_count);
         let (dead, idle) = quiet.split_at(quiet.iter().filter(|&&i| targets[i].dead).count());
         let batches: Vec<Vec<usize>> = dead
             .chunks(batch)
             .chain(idle.chunks(batch))
-            .chain(busy.chunks(batch))
             .map(<[_]>::to_vec)
+            .chain(first.map(|i| vec![i]))
+            .chain(busy.chunks(batch).map(<[_]>::to_vec))
             .collect();
         let quiet_batches = dead.len().div_ceil(batch) + idle.len().div_ceil(batch);
         let mut drains_live = false;
@@ -555,6 +677,12 @@ impl Builder<'_> {
                     .filter(|&&i| !operator_down[i] || targets[i].pinned.is_some())
                     .map(|&i| targets[i].restore()),
             );
+            if let Some(c) = canary.as_ref().filter(|c| indices == &[c.index]) {
+                let target = &targets[c.index];
+                let server = server_ref(target, &target.container, &target.server);
+                let first = std::mem::take(&mut pending_restore);
+                pending_restore = self.ramp(&c.ramp, &c.canary, server, c.monitor, first)?;
+            }
             let last = n + 1 == batches.len();
             if !last && !delay.is_zero() {
                 // Put the healthy batch back before waiting: no capacity is held back during the delay.
@@ -651,25 +779,82 @@ pub fn replacement_address(server: &str, container: &str) -> String {
     Address::with_host(server, container)
 }
 
-/// The plan of a single live edit of one server (`drain` / `undrain`): the
-/// edit, the reload, and for a drain the wait for the old workers. `server`
-/// is resolved in the upstream (address as written, or unique host).
+/// A live change to one `server` line of an upstream, as the commands name it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LineEdit {
+    /// `drain`: add `down`.
+    Drain,
+    /// `undrain`: remove the `down`.
+    Undrain,
+    /// `weight`: write `weight=N` (N ≥ 1).
+    Weight(u32),
+    /// `add`: a new line with these parameters.
+    Add(Vec<String>),
+    /// `remove`: delete the line.
+    Remove,
+}
+
+/// The plan of a single live edit of one server line (`drain`, `undrain`,
+/// `weight`, `add`, `remove`): the edit, the reload, and the wait for the
+/// old workers (except after an undrain, which takes nothing away). `server`
+/// is resolved in the upstream (address as written, or unique host); for
+/// [`LineEdit::Add`] it is the new line's address.
 pub fn single_edit(
     config: &ConfigSet,
     upstream: &str,
     server: &str,
-    drain: bool,
+    edit: LineEdit,
     force: bool,
     drain_timeout: Duration,
 ) -> Result<Plan, PlanError> {
-    let address = config.upstream(upstream)?.server(server)?.address.clone();
-    let change = if drain {
-        ServerChange::Drain { server: address }
-    } else {
-        ServerChange::Restore { server: address }
+    let up = config.upstream(upstream)?;
+    let address = || -> Result<String, PlanError> { Ok(up.server(server)?.address.clone()) };
+    let wait = edit != LineEdit::Undrain;
+    let change = match edit {
+        LineEdit::Drain => ServerChange::Drain { server: address()? },
+        LineEdit::Undrain => ServerChange::Restore { server: address()? },
+        LineEdit::Weight(w) => ServerChange::Weight {
+            server: address()?,
+            weight: Some(w),
+        },
+        LineEdit::Add(params) => ServerChange::AddServer {
+            address: server.to_string(),
+            params,
+        },
+        LineEdit::Remove => ServerChange::Remove { server: address()? },
     };
+    edit_plan(config, upstream, vec![change], force, wait, drain_timeout)
+}
+
+/// The plan that puts upstream `upstream`'s contents back to `before`,
+/// provided they still read `after` (as the rollout being undone left them):
+/// one edit, the reload, the wait for the old workers.
+pub fn revert_lines(
+    config: &ConfigSet,
+    upstream: &str,
+    after: &str,
+    before: &str,
+    drain_timeout: Duration,
+) -> Result<Plan, PlanError> {
+    let change = ServerChange::Revert {
+        expect: after.to_string(),
+        with: before.to_string(),
+    };
+    edit_plan(config, upstream, vec![change], false, true, drain_timeout)
+}
+
+/// A plan of one edit and its reload (and, if asked, the old workers' wait),
+/// with no container to touch.
+fn edit_plan(
+    config: &ConfigSet,
+    upstream: &str,
+    changes: Vec<ServerChange>,
+    force: bool,
+    wait_drained: bool,
+    drain_timeout: Duration,
+) -> Result<Plan, PlanError> {
     let mut after = config.clone();
-    apply_changes_with(&mut after, upstream, std::slice::from_ref(&change), force)?;
+    apply_changes_with(&mut after, upstream, &changes, force)?;
     let diff = diff_of(&after, config);
     let timeouts = Timeouts {
         drain: drain_timeout,
@@ -680,7 +865,7 @@ pub fn single_edit(
             index: 1,
             action: Action::Edit {
                 upstream: upstream.into(),
-                changes: vec![change],
+                changes,
                 force,
             },
             diff: Some(diff),
@@ -691,7 +876,7 @@ pub fn single_edit(
             diff: None,
         },
     ];
-    if drain {
+    if wait_drained {
         steps.push(Step {
             index: 3,
             action: Action::WaitDrained {
@@ -708,6 +893,7 @@ pub fn single_edit(
         sets: Vec::new(),
         policy,
         timeouts,
+        ramp: None,
         steps,
     })
 }
@@ -720,6 +906,9 @@ fn diff_of(after: &ConfigSet, before: &ConfigSet) -> String {
         .map(|c| diff::unified(&c.path.display().to_string(), &c.before, &c.after, false))
         .collect()
 }
+
+/// The server an edit of the whole upstream names: none.
+static WHOLE_UPSTREAM: String = String::new();
 
 /// Applies one edit step's changes to a config; the executor does exactly this to the live files.
 pub fn apply_changes(
@@ -759,6 +948,29 @@ pub fn apply_changes_with(
                 }),
             ),
             ServerChange::Bury { server } => (server, Edit::Bury),
+            ServerChange::Weight {
+                server,
+                weight: Some(w),
+            } => (server, Edit::SetWeight(*w)),
+            ServerChange::Weight {
+                server,
+                weight: None,
+            } => (server, Edit::ClearWeight),
+            ServerChange::AddServer { address, params } => (
+                address,
+                Edit::Add {
+                    address: address.clone(),
+                    params: params.clone(),
+                },
+            ),
+            ServerChange::Remove { server } => (server, Edit::Remove),
+            ServerChange::Revert { expect, with } => (
+                &WHOLE_UPSTREAM,
+                Edit::ReplaceBody {
+                    expect: expect.clone(),
+                    with: with.clone(),
+                },
+            ),
         };
         config.apply(upstream, server, edit, EditOptions { force })?;
     }

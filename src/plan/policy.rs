@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::canary::Canary;
+
 /// Which container goes first when one server is replaced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -145,6 +147,9 @@ pub struct UpdateConfig {
     pub monitor: Setting<Duration>,
     /// The failure action fires when failures / servers-to-update is **above** this.
     pub max_failure_ratio: Setting<f64>,
+    /// The first server's weight ramp (`--canary-weights`), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary: Option<Setting<Canary>>,
 }
 
 impl UpdateConfig {
@@ -157,6 +162,7 @@ impl UpdateConfig {
             failure_action: Setting::default(FailureAction::Pause),
             monitor: Setting::default(Duration::from_secs(5)),
             max_failure_ratio: Setting::default(0.0),
+            canary: None,
         }
     }
 
@@ -167,7 +173,7 @@ impl UpdateConfig {
 
     /// Every setting as (name, value, source), for plans and dry runs.
     pub fn describe(&self) -> Vec<(&'static str, String, &Source)> {
-        vec![
+        let mut rows = vec![
             (
                 "parallelism",
                 self.parallelism.value.to_string(),
@@ -194,7 +200,11 @@ impl UpdateConfig {
                 self.max_failure_ratio.value.to_string(),
                 &self.max_failure_ratio.source,
             ),
-        ]
+        ];
+        if let Some(canary) = &self.canary {
+            rows.push(("canary", canary.value.to_string(), &canary.source));
+        }
+        rows
     }
 }
 
@@ -213,6 +223,8 @@ pub struct Overrides {
     pub monitor: Option<Duration>,
     /// `--max-failure-ratio`.
     pub max_failure_ratio: Option<f64>,
+    /// `--canary-weights` (with `--canary-pause` / `--canary-delay`).
+    pub canary: Option<Canary>,
 }
 
 /// A policy that cannot be used.
@@ -338,6 +350,12 @@ fn layer(cfg: &mut UpdateConfig, values: &Overrides, source: impl Fn(&str) -> So
         values.max_failure_ratio,
         source("max_failure_ratio"),
     );
+    if let Some(canary) = &values.canary {
+        cfg.canary = Some(Setting {
+            value: canary.clone(),
+            source: source("canary_weights"),
+        });
+    }
 }
 
 /// Serde for `Setting<Duration>` as a human-readable string ("1m 30s").
@@ -396,6 +414,7 @@ mod tests {
                 failure_action: Some(FailureAction::Rollback),
                 monitor: Some(Duration::from_secs(90)),
                 max_failure_ratio: None,
+                canary: None,
             },
             files: [("order".to_string(), "v2.yml".to_string())].into(),
         };

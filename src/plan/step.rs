@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::canary::{Gate, Share};
 use super::hook::{HookCommand, HookKind, PreDeploy};
 use crate::conf::PinnedLine;
 
@@ -81,6 +82,95 @@ pub enum ServerChange {
         /// The pinned line's address.
         server: String,
     },
+    /// Write the line's `weight=` (none: remove it, nginx's default 1).
+    Weight {
+        /// The line's address.
+        server: String,
+        /// The weight.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        weight: Option<u32>,
+    },
+    /// A new `server` line after the last one, indented like its neighbours.
+    AddServer {
+        /// Its address.
+        address: String,
+        /// Its parameters, as written (`weight=2`, `backup`).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        params: Vec<String>,
+    },
+    /// Delete the line (with its trailing comment, when it stands alone on its line).
+    Remove {
+        /// The line's address.
+        server: String,
+    },
+    /// Put the upstream's contents back as they were before a rollout,
+    /// provided they still read as it left them.
+    Revert {
+        /// The contents as the rollout left them.
+        expect: String,
+        /// The contents before it.
+        with: String,
+    },
+}
+
+impl ServerChange {
+    /// The line it names (a new line's address; nothing for a revert, which
+    /// names the whole upstream).
+    pub fn server(&self) -> &str {
+        match self {
+            ServerChange::Drain { server }
+            | ServerChange::Restore { server }
+            | ServerChange::Replace { server, .. }
+            | ServerChange::Pin { server, .. }
+            | ServerChange::Unpin { server, .. }
+            | ServerChange::Add { server, .. }
+            | ServerChange::Bury { server }
+            | ServerChange::Weight { server, .. }
+            | ServerChange::Remove { server } => server,
+            ServerChange::AddServer { address, .. } => address,
+            ServerChange::Revert { .. } => "",
+        }
+    }
+}
+
+impl fmt::Display for ServerChange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ServerChange::Drain { server } => write!(f, "drain {server}"),
+            ServerChange::Restore { server } => write!(f, "restore {server}"),
+            ServerChange::Replace { server, with } => write!(f, "replace {server} with {with}"),
+            ServerChange::Pin { server, lines } => write!(
+                f,
+                "pin {server} to {}",
+                lines
+                    .iter()
+                    .map(|l| l.address.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            ),
+            ServerChange::Unpin { server, .. } => write!(f, "unpin {server}"),
+            ServerChange::Add { address, .. } => write!(f, "add {address}"),
+            ServerChange::Bury { server } => write!(f, "bury {server}"),
+            ServerChange::Weight {
+                server,
+                weight: Some(w),
+            } => write!(f, "weight {server} {w}"),
+            ServerChange::Weight {
+                server,
+                weight: None,
+            } => {
+                write!(f, "weight {server} as nginx's default (no weight=)")
+            }
+            ServerChange::AddServer { address, params } if params.is_empty() => {
+                write!(f, "add server {address}")
+            }
+            ServerChange::AddServer { address, params } => {
+                write!(f, "add server {address} {}", params.join(" "))
+            }
+            ServerChange::Remove { server } => write!(f, "remove {server}"),
+            ServerChange::Revert { .. } => f.write_str("put its lines back as they were"),
+        }
+    }
 }
 
 /// What a step does.
@@ -140,6 +230,16 @@ pub enum Action {
         #[serde(with = "humantime_serde_compat")]
         duration: Duration,
     },
+    /// The canary serves `share` of the traffic: watch its new container
+    /// (a failure counts under the failure action), then hold or pause.
+    Canary {
+        /// The canary and its new container.
+        server: ServerRef,
+        /// Its share now.
+        share: Share,
+        /// Hold it, or pause for the operator.
+        gate: Gate,
+    },
     /// Run the pre-deploy command once in a one-off container of the new spec,
     /// wait for it to exit, remove it; a failure stops the rollout before
     /// anything changed.
@@ -181,6 +281,7 @@ impl Action {
             Action::WaitHealthy { .. } => "wait-healthy",
             Action::Monitor { .. } => "monitor",
             Action::Delay { .. } => "delay",
+            Action::Canary { .. } => "canary",
             Action::PreDeploy { .. } => "pre-deploy",
             Action::PostStart { .. } => "post-start",
             Action::PreStop { .. } => "pre-stop",
@@ -231,27 +332,7 @@ impl fmt::Display for Action {
             Action::Edit {
                 upstream, changes, ..
             } => {
-                let parts: Vec<String> = changes
-                    .iter()
-                    .map(|c| match c {
-                        ServerChange::Drain { server } => format!("drain {server}"),
-                        ServerChange::Restore { server } => format!("restore {server}"),
-                        ServerChange::Replace { server, with } => {
-                            format!("replace {server} with {with}")
-                        }
-                        ServerChange::Pin { server, lines } => format!(
-                            "pin {server} to {}",
-                            lines
-                                .iter()
-                                .map(|l| l.address.as_str())
-                                .collect::<Vec<_>>()
-                                .join(" ")
-                        ),
-                        ServerChange::Unpin { server, .. } => format!("unpin {server}"),
-                        ServerChange::Add { address, .. } => format!("add {address}"),
-                        ServerChange::Bury { server } => format!("bury {server}"),
-                    })
-                    .collect();
+                let parts: Vec<String> = changes.iter().map(ServerChange::to_string).collect();
                 write!(f, "edit upstream {upstream}: {}", parts.join(", "))
             }
             Action::Reload => {
@@ -285,6 +366,15 @@ impl fmt::Display for Action {
                 secs(window)
             ),
             Action::Delay { duration } => write!(f, "delay {}", secs(duration)),
+            Action::Canary {
+                server,
+                share,
+                gate,
+            } => write!(
+                f,
+                "canary {} takes {share} of the traffic: watch {}, {gate}",
+                server.server, server.container
+            ),
             Action::PreDeploy { job, timeout } => write!(
                 f,
                 "run {} once in a one-off container {} of {}'s new spec ({}), timeout {}",

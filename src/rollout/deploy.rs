@@ -564,6 +564,7 @@ async fn prepare(
         pre_deploy.as_ref(),
         &update,
         request.timeouts,
+        None,
     )?;
     Ok(Prepared {
         plan,

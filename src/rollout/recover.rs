@@ -1,6 +1,8 @@
 //! Picking up a rollout from its journal: `resume` finishes it, `rollback`
 //! undoes it (or goes back to what revision N deployed). Both rebuild their
 //! plan targets from the journal's records by the same rule.
+use std::collections::BTreeMap;
+
 use anyhow::{Context, Result, bail};
 use tokio::sync::watch;
 
@@ -9,14 +11,14 @@ use super::run::{Ended, Origin, Planned, Runner, new_rollout, pending_steps};
 use super::session::Session;
 use super::world::{Desired, DockerWorld};
 use crate::backends::next_slot;
-use crate::conf::Upstream;
+use crate::conf::{ConfigSet, MemFs, Upstream};
 use crate::exec::{
     Observer, PlanKind, Rollout, RolloutKind, ServerRecord, ServerState, StateDir, Status,
     StepStatus, World,
 };
 use crate::plan::{
     Action, Direction, Hooks, Order, Overrides, PreDeploy, Target, UpdateConfig, Via,
-    replacement_address, rolling_update, with_flags,
+    apply_changes_with, replacement_address, revert_lines, rolling_update, with_flags,
 };
 
 /// What `resume` is asked.
@@ -116,6 +118,38 @@ pub async fn resume(
             state.root().display()
         );
     };
+    let done = |i: usize| {
+        matches!(
+            rollout.steps[i].status,
+            StepStatus::Done | StepStatus::Skipped
+        )
+    };
+    let failed = rollout
+        .servers
+        .iter()
+        .any(|r| r.state == ServerState::Failed);
+    // A line edit, or a ramp under way (paused at a hold, interrupted, killed):
+    // the rest of its own plan, which a new plan could not rebuild.
+    if rollout.plan.line_only() || (rollout.plan.ramp_underway(done) && !failed) {
+        if request.dry_run {
+            return Ok(Ended::Planned(Box::new(Planned {
+                kind: PlanKind::Resume,
+                revision: rollout.revision,
+                plan: rollout.plan,
+                notices: Vec::new(),
+            })));
+        }
+        if !observer.approve(PlanKind::Resume, &rollout.plan)? {
+            return Ok(Ended::Declined);
+        }
+        let mut runner = Runner {
+            world,
+            state,
+            observer,
+            cancel,
+        };
+        return Ok(Ended::Ran(runner.run(rollout).await?));
+    }
     let config = world.load_config().await?;
     let up = config.upstream(&rollout.upstream)?;
     let mut sets = Vec::new();
@@ -161,6 +195,7 @@ pub async fn resume(
         pending_pre_deploy(&rollout).as_ref(),
         &rollout.plan.policy,
         rollout.plan.timeouts,
+        rollout.plan.ramp.as_ref(),
     )?;
     if request.dry_run {
         return Ok(Ended::Planned(Box::new(Planned {
@@ -184,9 +219,10 @@ pub async fn resume(
     Ok(Ended::Ran(runner.run(rollout).await?))
 }
 
-/// Undoes the unfinished rollout, else the last finished deploy or rollback
-/// (so a second `rollback` undoes the first, as `docker service rollback`
-/// swaps a service's spec and previous spec); with `to`, redeploys what that
+/// Undoes the unfinished rollout, else the last finished one — a deploy,
+/// a rollback (so a second `rollback` undoes the first, as `docker service
+/// rollback` swaps a service's spec and previous spec) or a live line edit
+/// (its lines come back as they were); with `to`, redeploys what that
 /// revision deployed.
 pub async fn rollback(
     session: &Session,
@@ -200,17 +236,25 @@ pub async fn rollback(
     let history = state.history::<Desired>()?;
     let of = match state.unfinished::<Desired>(upstream)? {
         Some(r) => r,
+        // `--to` redeploys containers: the last rollout that replaced some is undone.
         None => history
             .iter()
             .rev()
             .find(|r| {
                 upstream.is_none_or(|u| r.upstream == u)
-                    && matches!(r.kind, RolloutKind::Deploy | RolloutKind::Rollback)
                     && r.status == Status::Done
+                    && (request.to.is_none() || !r.plan.line_only())
             })
             .cloned()
-            .context("no finished deploy or rollback to roll back")?,
+            .context("no finished rollout to roll back")?,
     };
+    if request.to.is_some() && of.plan.line_only() {
+        bail!(
+            "revision {} ({}) replaced no container: undo it with a plain `rollback` first",
+            of.revision,
+            of.kind
+        );
+    }
     let to = match request.to {
         Some(n) => Some(
             history
@@ -261,6 +305,9 @@ pub(crate) async fn undo_of(
     to: Option<&Rollout<Desired>>,
     policy: &UpdateConfig,
 ) -> Result<Rollout<Desired>> {
+    if of.plan.line_only() {
+        return undo_lines(world, state, of).await;
+    }
     let config = world.load_config().await?;
     let up = config.upstream(&of.upstream)?;
     let mut servers = Vec::new();
@@ -336,6 +383,7 @@ pub(crate) async fn undo_of(
         None,
         policy,
         of.plan.timeouts,
+        of.plan.ramp.as_ref(),
     )?;
     let origin = Origin {
         revision: state.next_revision()?,
@@ -345,4 +393,85 @@ pub(crate) async fn undo_of(
         nginx: &world.nginx.name,
     };
     Ok(new_rollout(origin, plan, policy.clone(), servers))
+}
+
+/// A rollout that puts back the lines a line edit changed: the upstream's
+/// contents as the journal's copy of the config had them before `of`, when
+/// they still read as `of` left them (an edit made since is an error naming
+/// its line, never overwritten).
+async fn undo_lines(
+    world: &DockerWorld,
+    state: &StateDir,
+    of: &Rollout<Desired>,
+) -> Result<Rollout<Desired>> {
+    let files: BTreeMap<_, _> = state.config_before(of)?.into_iter().collect();
+    let main = of
+        .config_before
+        .first()
+        .with_context(|| format!("revision {} kept no copy of the config", of.revision))?;
+    let before = ConfigSet::load(&main.path, &MemFs(files))
+        .with_context(|| format!("revision {}'s copy of the config", of.revision))?;
+    // What the run left: its copy with the edits it made.
+    let mut after = before.clone();
+    for (step, record) in of.plan.steps.iter().zip(&of.steps) {
+        if let (
+            Action::Edit {
+                upstream,
+                changes,
+                force,
+            },
+            StepStatus::Done,
+        ) = (&step.action, record.status)
+        {
+            apply_changes_with(&mut after, upstream, changes, *force)?;
+        }
+    }
+    let (before, after) = (
+        before.upstream(&of.upstream)?.body,
+        after.upstream(&of.upstream)?.body,
+    );
+    if before == after {
+        bail!(
+            "revision {} ({}) left upstream {} as it was: nothing to roll back",
+            of.revision,
+            of.kind,
+            of.upstream
+        );
+    }
+    let config = world.load_config().await?;
+    let plan = revert_lines(
+        &config,
+        &of.upstream,
+        &after,
+        &before,
+        of.plan.timeouts.drain,
+    )
+    .with_context(|| {
+        format!(
+            "cannot roll back revision {} ({}): its lines were edited since; edit them by hand",
+            of.revision, of.kind
+        )
+    })?;
+    let servers = of
+        .servers
+        .iter()
+        .map(|r| ServerRecord {
+            state: ServerState::Pending,
+            error: None,
+            ..r.clone()
+        })
+        .collect();
+    let origin = Origin {
+        revision: state.next_revision()?,
+        kind: RolloutKind::Rollback,
+        undoes: Some(of.revision),
+        command: &of.command,
+        nginx: &world.nginx.name,
+    };
+    Ok(new_rollout(
+        origin,
+        plan,
+        of.rollback_policy.clone(),
+        servers,
+    ))
 }

@@ -16,6 +16,7 @@ fn spawn(stack: &Stack, args: &[&str]) -> PtySession {
     let mut cmd = std::process::Command::new(crate::support::tool_path());
     cmd.args(args)
         .current_dir(stack.path())
+        .env("NGINX_ROLLOUT_STATE_DIR", stack.path().join("state"))
         .env("NO_COLOR", "1")
         .env("TERM", "xterm")
         .env("NGINX_PORT", stack.port.to_string());

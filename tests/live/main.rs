@@ -28,3 +28,4 @@ mod policy_pause;
 mod remote_daemon;
 mod seed000;
 mod seed003;
+mod weights;

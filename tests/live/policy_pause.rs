@@ -1,9 +1,10 @@
 //! `pause` then `resume`, `pause` then `rollback`, against the real Docker engine.
 //!
 //! The pause comes from a failure whose cause an operator can remove: the new
-//! image does not exist yet (a push that has not finished). The first server
-//! fails to be recreated, the rollout pauses with it drained; once the image
-//! exists, `resume` recreates it from the journal's spec and finishes.
+//! tag points at a wrong image (a bad push; a missing image is refused before
+//! anything is drained, see `deploy_failures`). The first server's new
+//! container never turns healthy, the rollout pauses with it drained; once
+//! the tag is fixed, `resume` recreates it from the journal's spec and finishes.
 
 use std::process::Command;
 
@@ -14,20 +15,28 @@ use crate::support::{assert_ok, text};
 struct Tag(String);
 
 impl Tag {
-    fn missing(what: &str) -> Tag {
-        Tag(format!(
+    /// A tag on the nginx image, which does not serve the app's port.
+    fn broken(what: &str) -> Tag {
+        let tag = Tag(format!(
             "nginx-rollout-fixture/app:nrt-{what}-{}",
             std::process::id()
-        ))
+        ));
+        tag.point_at("nginx-rollout-fixture/nginx:1");
+        tag
     }
 
-    fn create(&self) {
+    /// Moves the tag to the app's v2 image.
+    fn fix(&self) {
+        self.point_at("nginx-rollout-fixture/app:v2");
+    }
+
+    fn point_at(&self, image: &str) {
         let ok = Command::new("docker")
-            .args(["tag", "nginx-rollout-fixture/app:v2", &self.0])
+            .args(["tag", image, &self.0])
             .status()
             .unwrap()
             .success();
-        assert!(ok, "docker tag {}", self.0);
+        assert!(ok, "docker tag {image} {}", self.0);
     }
 }
 
@@ -37,7 +46,7 @@ impl Drop for Tag {
     }
 }
 
-/// Deploys the missing image `tag` with v2 messages; expects a pause at app1.
+/// Deploys the broken image `tag` with v2 messages; expects a pause at app1.
 fn paused_deploy(name: &str, tag: &Tag) -> (Stack, Vec<u8>) {
     let stack = Stack::up(name);
     let before = stack.conf();
@@ -54,7 +63,7 @@ fn paused_deploy(name: &str, tag: &Tag) -> (Stack, Vec<u8>) {
         "--monitor",
         "0s",
         "--health-timeout",
-        "30s",
+        "8s",
     ]);
     assert_eq!(out.status.code(), Some(3), "paused: {}", text(&out));
     let status = stack.tool(&["status", "--output", "json"]);
@@ -77,9 +86,9 @@ fn paused_deploy(name: &str, tag: &Tag) -> (Stack, Vec<u8>) {
 
 #[test]
 fn pause_then_resume_finishes_every_server() {
-    let tag = Tag::missing("resume");
+    let tag = Tag::broken("resume");
     let (stack, before) = paused_deploy("pauseres", &tag);
-    tag.create();
+    tag.fix();
     let out = stack.tool(&["resume", "--yes"]);
     assert_ok(&out);
     assert_eq!(stack.conf(), before, "no stray down after resume");
@@ -91,7 +100,7 @@ fn pause_then_resume_finishes_every_server() {
 
 #[test]
 fn pause_then_rollback_restores_every_server_and_the_config() {
-    let tag = Tag::missing("rollback");
+    let tag = Tag::broken("rollback");
     let (stack, before) = paused_deploy("pauserb", &tag);
     let out = stack.tool(&["rollback", "--yes"]);
     assert_ok(&out);

@@ -6,6 +6,7 @@ mod support;
 
 mod architecture;
 mod cli_surface;
+mod cli_weights;
 mod conf_cli;
 mod conf_cli_edits;
 mod conf_corpus;
@@ -15,6 +16,7 @@ mod conf_include;
 mod conf_nginx_t;
 mod conf_props;
 mod conf_render;
+mod conf_weights;
 mod docker_plugin;
 mod hostile_input;
 mod torn_writes;

@@ -141,3 +141,37 @@ fn a_file_edited_under_a_drain_is_read_and_spliced_again() {
         "the operator's edit and the drain, both: {rest:?}"
     );
 }
+
+#[test]
+fn a_read_during_another_runs_write_waits_for_it_and_undoes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("nginx.conf");
+    std::fs::write(&file, FIVE).unwrap();
+    // The drain stops after truncating, for 1.5 s, alive: its write is
+    // under way, not interrupted.
+    let mut writer = tool(&["conf", "drain", file.to_str().unwrap(), "u", "s1"])
+        .env("NGINX_ROLLOUT_TEST_PAUSE", "truncated:1500")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(writer.stderr.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    assert!(first.contains("test pause truncated"), "{first}");
+    // A read meanwhile (any command) waits for the write and sees its result.
+    let read = tool(&["conf", "print", file.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let drained = FIVE.replace("server s1:1;", "server s1:1 down;");
+    assert!(read.status.success(), "{read:?}");
+    assert_eq!(String::from_utf8_lossy(&read.stdout), drained);
+    assert!(
+        !String::from_utf8_lossy(&read.stderr).contains("restored"),
+        "{read:?}"
+    );
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    assert!(writer.wait().unwrap().success(), "{rest:?}");
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), drained);
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert_eq!(leftovers.len(), 1, "no save is left: {leftovers:?}");
+}

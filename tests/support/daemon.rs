@@ -1,6 +1,6 @@
 //! A private Docker daemon for the test that restarts one: its own socket,
-//! data and exec roots under a temp dir, no iptables, networks from an
-//! address pool of its own, and `--live-restore` (containers keep running
+//! data and exec roots under a temp dir, its own default bridge, no
+//! iptables, networks from an address pool of its own, and `--live-restore` (containers keep running
 //! while the daemon is away, as on hosts that restart dockerd for upgrades).
 //! The shared daemon the other tests use is never touched; the fixture
 //! images are copied from it. The shared daemon's firewall drops forwarded
@@ -34,9 +34,15 @@ fn forward_rule(action: &str) -> Vec<String> {
     .to_vec()
 }
 
+/// The private daemon's default bridge: its own, because a dockerd started
+/// with `--bridge=none` deletes `docker0` — the shared daemon's bridge.
+const BRIDGE_ADDRESS: &str = "10.213.255.1/24";
+
 /// A dockerd of our own.
 pub struct PrivateDaemon {
     dir: tempfile::TempDir,
+    /// The bridge interface made for it (removed with it).
+    bridge: String,
     child: Option<Child>,
     /// Whether our `DOCKER-USER` rule is in place (the chain may not exist).
     forwarding: bool,
@@ -54,8 +60,25 @@ impl PrivateDaemon {
             .args(forward_rule("-I"))
             .status()
             .is_ok_and(|s| s.success());
+        // At most 15 bytes, unique per run like the temp dir.
+        let suffix: String = dir.path().to_string_lossy().chars().rev().take(8).collect();
+        let bridge = format!("nrdd{suffix}");
+        for args in [
+            vec!["link", "add", &bridge, "type", "bridge"],
+            vec!["addr", "add", BRIDGE_ADDRESS, "dev", &bridge],
+            vec!["link", "set", &bridge, "up"],
+        ] {
+            let out = Command::new("ip").args(&args).output().expect("ip runs");
+            assert!(
+                out.status.success(),
+                "ip {}: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
         let mut daemon = PrivateDaemon {
             dir,
+            bridge,
             child: None,
             forwarding,
         };
@@ -110,8 +133,8 @@ impl PrivateDaemon {
             .arg(self.path("dockerd.pid"))
             .arg("-H")
             .arg(self.host())
+            .arg(format!("--bridge={}", self.bridge))
             .args([
-                "--bridge=none",
                 "--iptables=false",
                 "--ip6tables=false",
                 "--live-restore",
@@ -227,6 +250,9 @@ impl Drop for PrivateDaemon {
         if self.forwarding {
             let _ = Command::new("iptables").args(forward_rule("-D")).status();
         }
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.bridge])
+            .status();
         // Whatever dockerd left mounted under its roots, so the temp dir goes.
         for root in ["exec", "data"] {
             unmount_under(&self.path(root));

@@ -421,6 +421,21 @@ fn copy_dir(from: &Path, to: &Path) {
 /// service per server, copied from app1's, and one `server appK:3000;` line each.
 /// For `Stack::up_with`.
 pub fn set_app_servers(dir: &Path, n: usize) {
+    set_app_services(dir, n);
+    let conf_path = dir.join("proxy/nginx.conf");
+    let conf = std::fs::read_to_string(&conf_path).unwrap();
+    let lines = "        server app1:3000;\n        server app2:3000;\n";
+    assert!(conf.contains(lines), "upstream apps lists app1 and app2");
+    let lines_n: String = (1..=n)
+        .map(|k| format!("        server app{k}:3000;\n"))
+        .collect();
+    std::fs::write(&conf_path, conf.replace(lines, &lines_n)).unwrap();
+}
+
+/// Rewrites a seed002 copy's docker-compose.yml in `dir` to `n` app services
+/// (app1..appN, copied from app1's), leaving nginx.conf as it is: the services
+/// beyond app2 run, and nginx does not know them yet. For `Stack::up_with`.
+pub fn set_app_services(dir: &Path, n: usize) {
     assert!(n >= 1, "at least one app server");
     let compose_path = dir.join("docker-compose.yml");
     let compose = std::fs::read_to_string(&compose_path).unwrap();
@@ -438,14 +453,6 @@ pub fn set_app_servers(dir: &Path, n: usize) {
     }
     out.push('\n');
     std::fs::write(&compose_path, out).unwrap();
-    let conf_path = dir.join("proxy/nginx.conf");
-    let conf = std::fs::read_to_string(&conf_path).unwrap();
-    let lines = "        server app1:3000;\n        server app2:3000;\n";
-    assert!(conf.contains(lines), "upstream apps lists app1 and app2");
-    let lines_n: String = (1..=n)
-        .map(|k| format!("        server app{k}:3000;\n"))
-        .collect();
-    std::fs::write(&conf_path, conf.replace(lines, &lines_n)).unwrap();
 }
 
 /// The bodies `app1,VERSION` … `appN,VERSION` the fixture apps answer with.

@@ -5,6 +5,7 @@ use clap::Args;
 
 use crate::cli::args::{ConfirmArgs, Global, SessionArgs, duration};
 use crate::cli::front;
+use crate::plan::LineEdit;
 use crate::rollout::{self, EditRequest, ProbeKind, Session};
 
 /// Arguments of `drain`.
@@ -42,11 +43,12 @@ pub async fn exec_drain(global: &Global, args: DrainArgs) -> anyhow::Result<i32>
     let request = EditRequest {
         upstream: args.upstream,
         server: args.server,
-        drain: true,
+        edit: LineEdit::Drain,
         force: args.force,
         drain_timeout: args.drain_timeout,
+        dry_run: false,
     };
-    run(global, &args.session, request).await
+    run_edit(global, &args.session, request).await
 }
 
 /// Puts the server back, live.
@@ -54,14 +56,20 @@ pub async fn exec_undrain(global: &Global, args: UndrainArgs) -> anyhow::Result<
     let request = EditRequest {
         upstream: args.upstream,
         server: args.server,
-        drain: false,
+        edit: LineEdit::Undrain,
         force: false,
         drain_timeout: Duration::from_secs(30),
+        dry_run: false,
     };
-    run(global, &args.session, request).await
+    run_edit(global, &args.session, request).await
 }
 
-async fn run(global: &Global, session: &SessionArgs, request: EditRequest) -> anyhow::Result<i32> {
+/// Runs one live line edit (never asking: the command is the decision).
+pub(super) async fn run_edit(
+    global: &Global,
+    session: &SessionArgs,
+    request: EditRequest,
+) -> anyhow::Result<i32> {
     let never_ask = ConfirmArgs {
         dry_run: false,
         interactive: false,

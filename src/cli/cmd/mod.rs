@@ -1,5 +1,6 @@
 //! One file per command: its arguments and an `exec` that calls one
 //! library function and turns its result into output and an exit code.
+mod add;
 pub mod completions;
 pub mod conf;
 mod deploy;
@@ -10,6 +11,7 @@ pub mod render;
 mod resume;
 mod rollback;
 mod status;
+mod weight;
 
 use clap::Subcommand;
 
@@ -30,6 +32,12 @@ pub enum Command {
     Drain(drain::DrainArgs),
     /// Put a drained server back, live.
     Undrain(drain::UndrainArgs),
+    /// Set a server's weight, live (`weight=N`): edit, nginx -t, reload, wait for old workers.
+    Weight(weight::WeightArgs),
+    /// Add a server line to an upstream, live (indented like its neighbours).
+    Add(add::AddArgs),
+    /// Remove a server line from an upstream, live (`rollback` puts it back).
+    Remove(add::RemoveArgs),
     /// Rolling update of an upstream's containers.
     Deploy(Box<deploy::DeployArgs>),
     /// The same as `deploy --dry-run`.
@@ -56,6 +64,9 @@ pub fn run(global: &Global, command: Command) -> i32 {
         Command::Status(a) => live(status::exec(global, a)),
         Command::Drain(a) => live(drain::exec_drain(global, a)),
         Command::Undrain(a) => live(drain::exec_undrain(global, a)),
+        Command::Weight(a) => live(weight::exec(global, a)),
+        Command::Add(a) => live(add::exec_add(global, a)),
+        Command::Remove(a) => live(add::exec_remove(global, a)),
         Command::Deploy(a) => live(deploy::exec(global, *a, false)),
         Command::Plan(a) => live(deploy::exec(global, *a, true)),
         Command::Resume(a) => live(resume::exec(global, a)),

@@ -213,11 +213,28 @@ fn said(a: &Asked, changed: bool, set: &ConfigSet) -> String {
         (Edit::ReplaceAddress(new), false) => {
             format!("upstream {u} already has {}", visible(new))
         }
-        // The rollout's own edits of pinned lines have no command here.
-        (Edit::Pin(_) | Edit::Unpin { .. } | Edit::AddPinned(_) | Edit::Bury, true) => {
+        // The rollout's own edits (pinned lines, a ramp's weights cleared, an
+        // upstream put back) have no command here.
+        (
+            Edit::Pin(_)
+            | Edit::Unpin { .. }
+            | Edit::AddPinned(_)
+            | Edit::Bury
+            | Edit::ClearWeight
+            | Edit::ReplaceBody { .. },
+            true,
+        ) => {
             format!("edited {s} in upstream {u}")
         }
-        (Edit::Pin(_) | Edit::Unpin { .. } | Edit::AddPinned(_) | Edit::Bury, false) => {
+        (
+            Edit::Pin(_)
+            | Edit::Unpin { .. }
+            | Edit::AddPinned(_)
+            | Edit::Bury
+            | Edit::ClearWeight
+            | Edit::ReplaceBody { .. },
+            false,
+        ) => {
             format!("{s} in upstream {u} unchanged")
         }
     }
