@@ -32,6 +32,9 @@
 # and drain per replica (nginx's own hand-over: the mean reload + wait-drained
 # step of the run).
 #
+# NR_BENCH_KEEP=DIR keeps each seed-000 deploy's JSON output and its container
+# events there (MODE-PROFILE.jsonl, MODE-PROFILE.events.jsonl), for a per-step
+# timeline.
 # Prints markdown tables on stdout; progress on stderr.
 # Bounds: load via scripts/load.sh (bounded, 127.0.0.1 only); everything this
 # creates is one compose project at a time (`nrbench<pid>`, `nrbenchhc<pid>`,
@@ -351,6 +354,12 @@ seed000() {
             probe_stop
             finish_load
             wall="$(python3 -c "print(f'{$end - $start:.2f}')")"
+            if [ -n "${NR_BENCH_KEEP:-}" ]; then
+                mkdir -p "$NR_BENCH_KEEP"
+                printf '%s\n' "$out" >"$NR_BENCH_KEEP/$mode-$profile.jsonl"
+                sleep 0.5
+                cp "$events_file" "$NR_BENCH_KEEP/$mode-$profile.events.jsonl"
+            fi
             phys="$(physical_replicas "$out")"
             ratio="$(python3 -c "print(f'{$wall / $phys:.2f}' if $phys > 0 else 'n/a')")"
             reloads="$(python3 -c 'import json,sys; print([json.loads(l) for l in sys.stdin if l.strip()][-1]["reloads"])' <<<"$out")"
