@@ -7,7 +7,6 @@ use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
-use bollard::Docker;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -18,7 +17,7 @@ use crate::backends::{
     stop_and_remove,
 };
 use crate::conf::{Address, ConfigSet, FileChange};
-use crate::docker::{self, ComposeRef, Endpoint};
+use crate::docker::{self, ComposeRef, Docker, Endpoint};
 use crate::exec::{Reloaded, World};
 use crate::nginx::{self, ContainerFs, NginxContainer, NginxTestError, Workers, find_nginx};
 use crate::plan::{HookCommand, HookExit, Hooks, ServerRef};
