@@ -18,8 +18,8 @@ use super::world::{Reloaded, World};
 use crate::conf::MemFs;
 use crate::conf::{ConfigSet, FileChange};
 use crate::plan::{
-    FailureAction, HookCommand, HookExit, HookKind, Hooks, PreDeploy, ServerRef, Target, Timeouts,
-    UpdateConfig, rolling_update,
+    FailureAction, HookCommand, HookExit, HookKind, Hooks, PreDeploy, RollingUpdate, ServerRef,
+    Target, Timeouts, UpdateConfig, rolling_update,
 };
 
 const MAIN: &str = "/etc/nginx/nginx.conf";
@@ -277,16 +277,16 @@ async fn rollout_with(
         health: Duration::from_secs(1),
         ..Timeouts::DEFAULT
     };
-    let plan = rolling_update(
-        &config,
-        "apps",
-        &targets,
-        &[],
+    let plan = rolling_update(RollingUpdate {
+        config: &config,
+        upstream: "apps",
+        targets: &targets,
+        sets: &[],
         pre_deploy,
-        &policy,
+        policy: &policy,
         timeouts,
-        None,
-    )
+        ramp: None,
+    })
     .unwrap();
     let step = StepRecord {
         status: StepStatus::Pending,
