@@ -56,6 +56,15 @@ pub async fn connect() -> anyhow::Result<bollard::Docker> {
     nginx_rollout::docker::connect(&endpoint()).await
 }
 
+/// Spawns `cmd` with stdout and stderr piped: to read while it runs, or to
+/// collect with `wait_with_output`.
+pub fn spawn_piped(cmd: &mut Command) -> std::process::Child {
+    cmd.stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("nginx-rollout runs")
+}
+
 /// Writes docker context `name` pointing at daemon `host` into the docker
 /// config directory `config`, as `docker context create` writes it.
 pub fn write_docker_context(config: &Path, name: &str, host: &str) {
