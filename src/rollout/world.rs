@@ -208,11 +208,8 @@ impl DockerWorld {
         let Some(info) = docker::inspect(&self.docker, live).await? else {
             return Ok(());
         };
-        let name = info
-            .name
-            .as_deref()
-            .map_or(live, |n| n.trim_start_matches('/'));
-        match spec.escalation_over(&info.host_config.unwrap_or_default(), name) {
+        let name = docker::name_of(&info, live).to_string();
+        match spec.escalation_over(&info.host_config.unwrap_or_default(), &name) {
             Some(e) => Err(e.into()),
             None => Ok(()),
         }
