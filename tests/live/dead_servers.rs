@@ -2,14 +2,7 @@
 //! resolves every name when it loads its config, and Docker's DNS knows only
 //! running containers. Seed 002's single-container servers.
 use crate::support::stack::{Stack, app_bodies};
-use crate::support::{assert_ok, docker, json_lines, text};
-
-fn summary(out: &std::process::Output) -> serde_json::Value {
-    json_lines(out)
-        .into_iter()
-        .rfind(|e| e["event"] == "summary")
-        .unwrap_or_else(|| panic!("no summary\n{}", text(out)))
-}
+use crate::support::{assert_ok, docker, summary, text};
 
 #[test]
 fn a_server_killed_before_the_deploy_is_replaced_without_a_failed_request() {

@@ -6,7 +6,7 @@ use std::process::{Child, Stdio};
 use std::time::Duration;
 
 use crate::support::stack::{Seed, Stack};
-use crate::support::{assert_ok, json_lines, text};
+use crate::support::{assert_ok, summary, text};
 
 /// Seconds of load around one deploy: longer than the deploy.
 const LOAD_SECONDS: u32 = 40;
@@ -17,14 +17,6 @@ fn up(name: &str) -> Stack {
 
 fn answers(version: &str) -> BTreeSet<String> {
     BTreeSet::from([format!("Hi there, I love ! {version}")])
-}
-
-/// The summary event of a `--output json` run.
-fn summary(out: &std::process::Output) -> serde_json::Value {
-    json_lines(out)
-        .into_iter()
-        .rfind(|e| e["event"] == "summary")
-        .unwrap_or_else(|| panic!("no summary\n{}", text(out)))
 }
 
 /// `docker-compose up -d` right after changes nothing, and `ps` lists the

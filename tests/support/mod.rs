@@ -160,6 +160,14 @@ pub fn json_lines(out: &Output) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// The `summary` event of a `--output json` run (the last one).
+pub fn summary(out: &Output) -> serde_json::Value {
+    json_lines(out)
+        .into_iter()
+        .rfind(|e| e["event"] == "summary")
+        .unwrap_or_else(|| panic!("no summary event\n{}", text(out)))
+}
+
 /// docs/events.schema.json, checked to be valid JSON Schema, compiled.
 pub fn validator() -> jsonschema::Validator {
     let text = std::fs::read_to_string(root().join("docs/events.schema.json")).unwrap();
