@@ -718,7 +718,9 @@ networks:
     #[test]
     fn compose_hooks_become_steps_of_the_plan() {
         use crate::conf::{ConfigSet, MemFs};
-        use crate::plan::{Action, Order, Target, Timeouts, UpdateConfig, rolling_update};
+        use crate::plan::{
+            Action, Order, RollingUpdate, Target, Timeouts, UpdateConfig, rolling_update,
+        };
         let text = "http {\n    upstream apps {\n        server app1:3000;\n        server app2:3000;\n    }\n}\n";
         let path = std::path::Path::new("/etc/nginx/nginx.conf");
         let config =
@@ -740,16 +742,16 @@ networks:
         for order in [Order::StopFirst, Order::StartFirst] {
             let mut policy = UpdateConfig::engine_defaults();
             policy.order.value = order;
-            let plan = rolling_update(
-                &config,
-                "apps",
-                &targets,
-                &[],
-                None,
-                &policy,
-                Timeouts::DEFAULT,
-                None,
-            )
+            let plan = rolling_update(RollingUpdate {
+                config: &config,
+                upstream: "apps",
+                targets: &targets,
+                sets: &[],
+                pre_deploy: None,
+                policy: &policy,
+                timeouts: Timeouts::DEFAULT,
+                ramp: None,
+            })
             .unwrap();
             let hooks: Vec<(&str, &str, usize)> = plan
                 .steps

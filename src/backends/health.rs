@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
 use bollard::Docker;
-use bollard::models::{ContainerInspectResponse, ContainerStateStatusEnum, HealthStatusEnum};
+use bollard::models::{
+    ContainerInspectResponse, ContainerState, ContainerStateStatusEnum, HealthStatusEnum,
+};
 use bollard::query_parameters::EventsOptions;
 use chrono::{DateTime, Utc};
 use futures_util::{Stream, StreamExt};
@@ -67,6 +69,53 @@ pub struct HealthyAt {
     pub healthy_at: DateTime<Utc>,
     /// What decided it.
     pub source: HealthSource,
+}
+
+/// A container's health as `status` reports it: Docker's healthcheck verdict,
+/// else whether it runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ContainerHealth {
+    /// Passing its healthcheck.
+    Healthy,
+    /// Failing it.
+    Unhealthy,
+    /// Not judged yet.
+    Starting,
+    /// Running, without a healthcheck.
+    Running,
+    /// Not running.
+    Stopped,
+    /// No container was found for the server.
+    #[serde(rename = "-")]
+    Unknown,
+}
+
+impl std::fmt::Display for ContainerHealth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ContainerHealth::Healthy => "healthy",
+            ContainerHealth::Unhealthy => "unhealthy",
+            ContainerHealth::Starting => "starting",
+            ContainerHealth::Running => "running",
+            ContainerHealth::Stopped => "stopped",
+            ContainerHealth::Unknown => "-",
+        })
+    }
+}
+
+impl ContainerHealth {
+    /// What an inspected container's state says: Docker's healthcheck
+    /// verdict when it has one, else whether the container runs.
+    pub fn of(state: &ContainerState) -> Self {
+        match state.health.as_ref().and_then(|h| h.status) {
+            Some(HealthStatusEnum::HEALTHY) => ContainerHealth::Healthy,
+            Some(HealthStatusEnum::UNHEALTHY) => ContainerHealth::Unhealthy,
+            Some(HealthStatusEnum::STARTING) => ContainerHealth::Starting,
+            _ if state.running == Some(true) => ContainerHealth::Running,
+            _ => ContainerHealth::Stopped,
+        }
+    }
 }
 
 /// Why a container is not (or no longer) healthy. Carried inside the
@@ -456,7 +505,6 @@ pub async fn failed_within(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bollard::models::ContainerState;
 
     #[test]
     fn healthcheck_from_state_or_config_but_not_none() {
@@ -482,6 +530,37 @@ mod tests {
             ..Default::default()
         };
         assert!(has_healthcheck(&started));
+    }
+
+    #[test]
+    fn status_health_is_the_healthcheck_verdict_else_whether_it_runs() {
+        use bollard::models::Health;
+        let of = |status: Option<HealthStatusEnum>, running: bool| {
+            ContainerHealth::of(&ContainerState {
+                health: status.map(|s| Health {
+                    status: Some(s),
+                    ..Default::default()
+                }),
+                running: Some(running),
+                ..Default::default()
+            })
+        };
+        let healthy = Some(HealthStatusEnum::HEALTHY);
+        assert_eq!(of(healthy, true), ContainerHealth::Healthy);
+        let unhealthy = Some(HealthStatusEnum::UNHEALTHY);
+        assert_eq!(of(unhealthy, true), ContainerHealth::Unhealthy);
+        let starting = Some(HealthStatusEnum::STARTING);
+        assert_eq!(of(starting, true), ContainerHealth::Starting);
+        assert_eq!(of(None, true), ContainerHealth::Running);
+        assert_eq!(
+            of(Some(HealthStatusEnum::NONE), true),
+            ContainerHealth::Running
+        );
+        assert_eq!(of(None, false), ContainerHealth::Stopped);
+        assert_eq!(
+            ContainerHealth::of(&ContainerState::default()),
+            ContainerHealth::Stopped
+        );
     }
 
     #[test]

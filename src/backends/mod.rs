@@ -19,7 +19,9 @@ pub use compose::{
 };
 pub use compose_options::{ComposeFlags, ComposeOptions, ComposeOptionsError};
 pub use compose_policy::policy_sections;
-pub use health::{HealthError, HealthSource, HealthyAt, Probe, failed_within, wait_healthy};
+pub use health::{
+    ContainerHealth, HealthError, HealthSource, HealthyAt, Probe, failed_within, wait_healthy,
+};
 pub use hook::{exec_hook, run_one_off};
 pub use image::{ImageFound, ensure_image};
 pub use mapping::{BackendContainer, Resolved, backend_by_name, resolve_backend, resolve_backends};

@@ -10,13 +10,14 @@ mod ssh;
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
-use bollard::Docker;
 use bollard::container::LogOutput;
 use bollard::exec::StartExecResults;
 use bollard::models::{ContainerInspectResponse, ContainerSummary, ExecConfig};
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
 
+/// The Docker API client: how modules above the wings (`rollout`) name it.
+pub use bollard::Docker;
 pub use endpoint::{DaemonLocation, DockerOptions, Endpoint, EndpointError, Origin};
 pub use labels::ComposeRef;
 

@@ -18,8 +18,8 @@ use super::world::{Reloaded, World};
 use crate::conf::MemFs;
 use crate::conf::{ConfigSet, FileChange};
 use crate::plan::{
-    Action, FailureAction, HookCommand, HookExit, HookKind, Hooks, Order, PreDeploy, ServerRef,
-    Target, Timeouts, UpdateConfig, rolling_update,
+    Action, FailureAction, HookCommand, HookExit, HookKind, Hooks, Order, PreDeploy, RollingUpdate,
+    ServerRef, Target, Timeouts, UpdateConfig, rolling_update,
 };
 
 const MAIN: &str = "/etc/nginx/nginx.conf";
@@ -311,16 +311,16 @@ async fn rollout_of(
         health: Duration::from_secs(1),
         ..Timeouts::DEFAULT
     };
-    let plan = rolling_update(
-        &config,
-        "apps",
+    let plan = rolling_update(RollingUpdate {
+        config: &config,
+        upstream: "apps",
         targets,
-        &[],
+        sets: &[],
         pre_deploy,
-        &policy,
+        policy: &policy,
         timeouts,
-        None,
-    )
+        ramp: None,
+    })
     .unwrap();
     let step = StepRecord {
         status: StepStatus::Pending,

@@ -14,8 +14,8 @@ mod tests;
 pub use canary::{Canary, Gate, Share};
 pub use hook::{HookCommand, HookExit, HookKind, Hooks, PreDeploy, command_line, split_command};
 pub use planner::{
-    LineEdit, Plan, PlanError, Target, Timeouts, Via, apply_changes_with, replacement_address,
-    revert_lines, rolling_update, single_edit,
+    LineEdit, Plan, PlanError, RollingUpdate, Target, Timeouts, Via, apply_changes_with,
+    replacement_address, revert_lines, rolling_update, single_edit,
 };
 pub use policy::{
     ComposeSection, Direction, FailureAction, Order, Overrides, PolicyError, Source, UpdateConfig,

@@ -258,25 +258,44 @@ pub enum PlanError {
     },
 }
 
-/// Builds the plan of a rolling update of `targets` (one container per
-/// server line) and then `sets` (replica sets), after the `pre_deploy` hook
-/// if one is given. Pure: reads `config`, writes nothing.
-/// `ramp` is the ramp of the plan this one continues or undoes: its weights
-/// are put back first where they changed, and its canary ramps again if it is
-/// a target and `policy` asks for a ramp.
-// Eight inputs, each a different part of the plan (hooks' `pre_deploy` and the
-// canary's `ramp` came from separate features); a struct would only rename them.
-#[allow(clippy::too_many_arguments)]
-pub fn rolling_update(
-    config: &ConfigSet,
-    upstream: &str,
-    targets: &[Target],
-    sets: &[ReplicaSet],
-    pre_deploy: Option<&PreDeploy>,
-    policy: &UpdateConfig,
-    timeouts: Timeouts,
-    ramp: Option<&Ramp>,
-) -> Result<Plan, PlanError> {
+/// What a rolling update is planned from: the config as it is, the servers
+/// and replica sets to replace, and how.
+#[derive(Debug, Clone, Copy)]
+pub struct RollingUpdate<'a> {
+    /// The config files as they are now (read, never written).
+    pub config: &'a ConfigSet,
+    /// The upstream whose servers are replaced.
+    pub upstream: &'a str,
+    /// The servers backed by one container each, replaced first.
+    pub targets: &'a [Target],
+    /// The replica sets (one line, several containers), replaced after them.
+    pub sets: &'a [ReplicaSet],
+    /// The `pre-deploy` hook, run before anything is touched.
+    pub pre_deploy: Option<&'a PreDeploy>,
+    /// The update settings in effect (order, parallelism, canary, …).
+    pub policy: &'a UpdateConfig,
+    /// How long each wait may take.
+    pub timeouts: Timeouts,
+    /// The ramp of the plan this one continues or undoes: its weights are put
+    /// back first where they changed, and its canary ramps again if it is a
+    /// target and `policy` asks for a ramp.
+    pub ramp: Option<&'a Ramp>,
+}
+
+/// Builds the plan of a rolling update: its `targets` (one container per
+/// server line) and then its `sets` (replica sets), after its `pre_deploy`
+/// hook if one is given. Pure: reads `config`, writes nothing.
+pub fn rolling_update(update: RollingUpdate<'_>) -> Result<Plan, PlanError> {
+    let RollingUpdate {
+        config,
+        upstream,
+        targets,
+        sets,
+        pre_deploy,
+        policy,
+        timeouts,
+        ramp,
+    } = update;
     if targets.is_empty() && sets.is_empty() {
         return Err(PlanError::Empty(upstream.to_string()));
     }

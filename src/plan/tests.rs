@@ -3,7 +3,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::policy::{Order, UpdateConfig};
-use super::{Action, PlanError, ServerChange, Target, Timeouts, rolling_update};
+use super::{Action, PlanError, RollingUpdate, ServerChange, Target, Timeouts, rolling_update};
 use crate::conf::ConfigSet;
 use crate::conf::MemFs;
 
@@ -15,7 +15,16 @@ fn plan(
     policy: &UpdateConfig,
     timeouts: Timeouts,
 ) -> Result<crate::plan::Plan, crate::plan::PlanError> {
-    rolling_update(config, upstream, targets, &[], None, policy, timeouts, None)
+    rolling_update(RollingUpdate {
+        config,
+        upstream,
+        targets,
+        sets: &[],
+        pre_deploy: None,
+        policy,
+        timeouts,
+        ramp: None,
+    })
 }
 
 const MAIN: &str = "/etc/nginx/nginx.conf";
@@ -461,16 +470,16 @@ mod replica_sets {
     }
 
     fn run(set: ReplicaSet, f: impl FnOnce(&mut UpdateConfig)) -> super::super::Plan {
-        rolling_update(
-            &seed000(),
-            "backend",
-            &[],
-            &[set],
-            None,
-            &policy(f),
-            TIMEOUTS,
-            None,
-        )
+        rolling_update(RollingUpdate {
+            config: &seed000(),
+            upstream: "backend",
+            targets: &[],
+            sets: &[set],
+            pre_deploy: None,
+            policy: &policy(f),
+            timeouts: TIMEOUTS,
+            ramp: None,
+        })
         .unwrap()
     }
 
@@ -654,19 +663,19 @@ mod replica_sets {
             configs[1]
         );
         assert_eq!(configs.last().unwrap(), SEED000);
-        let renamed = rolling_update(
-            &seed000(),
-            "backend",
-            &[],
-            &[set(
+        let renamed = rolling_update(RollingUpdate {
+            config: &seed000(),
+            upstream: "backend",
+            targets: &[],
+            sets: &[set(
                 &[("p_web_1", false), ("p_web_2", false)],
                 &["p_web_3", "p_web_4"],
             )],
-            None,
-            &policy(|_| {}),
-            TIMEOUTS,
-            None,
-        );
+            pre_deploy: None,
+            policy: &policy(|_| {}),
+            timeouts: TIMEOUTS,
+            ramp: None,
+        });
         assert!(
             matches!(renamed, Err(PlanError::RenamedInPlace(_))),
             "{renamed:?}"
@@ -773,16 +782,16 @@ mod replica_sets {
             container: "p_web_2".into(),
             dead: false,
         }];
-        let p = rolling_update(
-            &config,
-            "backend",
-            &[],
-            &[s],
-            None,
-            &policy(|p| p.order.value = Order::StartFirst),
-            TIMEOUTS,
-            None,
-        )
+        let p = rolling_update(RollingUpdate {
+            config: &config,
+            upstream: "backend",
+            targets: &[],
+            sets: &[s],
+            pre_deploy: None,
+            policy: &policy(|p| p.order.value = Order::StartFirst),
+            timeouts: TIMEOUTS,
+            ramp: None,
+        })
         .unwrap();
         assert_eq!(
             kinds(&p),
@@ -846,16 +855,16 @@ mod replica_sets {
             &["p_web_1", "p_web_2"],
         );
         s.statement = "server web:8000 max_fails=2;".into();
-        let p = rolling_update(
-            &config,
-            "backend",
-            &[],
-            &[s],
-            None,
-            &policy(|_| {}),
-            TIMEOUTS,
-            None,
-        )
+        let p = rolling_update(RollingUpdate {
+            config: &config,
+            upstream: "backend",
+            targets: &[],
+            sets: &[s],
+            pre_deploy: None,
+            policy: &policy(|_| {}),
+            timeouts: TIMEOUTS,
+            ramp: None,
+        })
         .unwrap();
         let Action::Edit { changes, .. } = &p.steps[0].action else {
             panic!("{:?}", kinds(&p))
@@ -1043,16 +1052,16 @@ mod hooks {
             container: "app1-c-nr-pre-deploy".into(),
             image: "app:v2".into(),
         };
-        let p = rolling_update(
-            &cfg,
-            "apps",
-            &[target("app1:3000"), dead],
-            &[],
-            Some(&job),
-            &policy(|_| {}),
-            TIMEOUTS,
-            None,
-        )
+        let p = rolling_update(RollingUpdate {
+            config: &cfg,
+            upstream: "apps",
+            targets: &[target("app1:3000"), dead],
+            sets: &[],
+            pre_deploy: Some(&job),
+            policy: &policy(|_| {}),
+            timeouts: TIMEOUTS,
+            ramp: None,
+        })
         .unwrap();
         assert_eq!(
             kinds(&p)[..3],
@@ -1125,16 +1134,16 @@ mod hooks {
             &MemFs::one(path, "upstream backend {\n    server web:8000;\n}\n"),
         )
         .unwrap();
-        rolling_update(
-            &cfg,
-            "backend",
-            &[],
-            &[s],
-            None,
-            &policy(|c| c.order.value = order),
-            TIMEOUTS,
-            None,
-        )
+        rolling_update(RollingUpdate {
+            config: &cfg,
+            upstream: "backend",
+            targets: &[],
+            sets: &[s],
+            pre_deploy: None,
+            policy: &policy(|c| c.order.value = order),
+            timeouts: TIMEOUTS,
+            ramp: None,
+        })
         .unwrap()
     }
 
@@ -1207,22 +1216,22 @@ mod hooks {
                 &MemFs::one(path, "upstream backend {\n    server web:8000;\n}\n"),
             )
             .unwrap();
-            rolling_update(
-                &cfg,
-                "backend",
-                &[],
-                &[set(
+            rolling_update(RollingUpdate {
+                config: &cfg,
+                upstream: "backend",
+                targets: &[],
+                sets: &[set(
                     &[("p_web_1", false), ("p_web_2", false)],
                     &["p_web_3", "p_web_4"],
                 )],
-                None,
-                &policy(|c| {
+                pre_deploy: None,
+                policy: &policy(|c| {
                     c.order.value = Order::StartFirst;
                     c.parallelism.value = 2;
                 }),
-                TIMEOUTS,
-                None,
-            )
+                timeouts: TIMEOUTS,
+                ramp: None,
+            })
             .unwrap()
         };
         let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
@@ -1626,16 +1635,16 @@ mod canary {
             via: None,
             hooks: Default::default(),
         };
-        let err = rolling_update(
-            &cfg,
-            "apps",
-            &[target("app1:3000")],
-            &[set],
-            None,
-            &ramp_policy(&[10], None),
-            TIMEOUTS,
-            None,
-        )
+        let err = rolling_update(RollingUpdate {
+            config: &cfg,
+            upstream: "apps",
+            targets: &[target("app1:3000")],
+            sets: &[set],
+            pre_deploy: None,
+            policy: &ramp_policy(&[10], None),
+            timeouts: TIMEOUTS,
+            ramp: None,
+        })
         .unwrap_err();
         assert!(matches!(err, PlanError::CanaryReplicaSet(_)), "{err}");
         assert!(err.to_string().contains("replica set"), "{err}");
@@ -1670,16 +1679,16 @@ mod canary {
         canary.drained_by_us = true;
         let mut pol = ramp_policy(&[10], None);
         pol.failure_action.value = FailureAction::Pause;
-        let p = rolling_update(
-            &cfg,
-            "apps",
-            &[canary.clone(), target("app2:3000")],
-            &[],
-            None,
-            &pol,
-            TIMEOUTS,
-            Some(&ramp),
-        )
+        let p = rolling_update(RollingUpdate {
+            config: &cfg,
+            upstream: "apps",
+            targets: &[canary.clone(), target("app2:3000")],
+            sets: &[],
+            pre_deploy: None,
+            policy: &pol,
+            timeouts: TIMEOUTS,
+            ramp: Some(&ramp),
+        })
         .unwrap();
         let Action::Edit { changes, .. } = &p.steps[0].action else {
             panic!("{:?}", kinds(&p))
@@ -1707,16 +1716,16 @@ mod canary {
             "the canary ramps again"
         );
         // Undone instead (no ramp in the rollback's policy): only the weights back.
-        let p = rolling_update(
-            &cfg,
-            "apps",
-            &[canary],
-            &[],
-            None,
-            &policy(|_| {}),
-            TIMEOUTS,
-            Some(&ramp),
-        )
+        let p = rolling_update(RollingUpdate {
+            config: &cfg,
+            upstream: "apps",
+            targets: &[canary],
+            sets: &[],
+            pre_deploy: None,
+            policy: &policy(|_| {}),
+            timeouts: TIMEOUTS,
+            ramp: Some(&ramp),
+        })
         .unwrap();
         assert!(
             !p.steps

@@ -19,8 +19,8 @@ use crate::conf::Server;
 use crate::docker::ComposeRef;
 use crate::exec::{Observer, PlanKind, Rollout, RolloutKind, ServerRecord, ServerState, World};
 use crate::plan::{
-    Direction, HookCommand, Hooks, Order, Overrides, Plan, PreDeploy, Target, Timeouts,
-    UpdateConfig, Via, resolve, rolling_update,
+    Direction, HookCommand, Hooks, Order, Overrides, Plan, PreDeploy, RollingUpdate, Target,
+    Timeouts, UpdateConfig, Via, resolve, rolling_update,
 };
 
 /// How a backend is redeployed.
@@ -556,16 +556,16 @@ async fn prepare(
         Some(command) => Some(pre_deploy_job(command, &up_order, &records)?),
         None => None,
     };
-    let plan = rolling_update(
-        &config,
-        &request.upstream,
-        &targets,
-        &sets,
-        pre_deploy.as_ref(),
-        &update,
-        request.timeouts,
-        None,
-    )?;
+    let plan = rolling_update(RollingUpdate {
+        config: &config,
+        upstream: &request.upstream,
+        targets: &targets,
+        sets: &sets,
+        pre_deploy: pre_deploy.as_ref(),
+        policy: &update,
+        timeouts: request.timeouts,
+        ramp: None,
+    })?;
     Ok(Prepared {
         plan,
         rollback_policy,

@@ -17,8 +17,8 @@ use crate::exec::{
     StepStatus, World,
 };
 use crate::plan::{
-    Action, Direction, Hooks, Order, Overrides, PreDeploy, Target, UpdateConfig, Via,
-    apply_changes_with, replacement_address, revert_lines, rolling_update, with_flags,
+    Action, Direction, Hooks, Order, Overrides, PreDeploy, RollingUpdate, Target, UpdateConfig,
+    Via, apply_changes_with, replacement_address, revert_lines, rolling_update, with_flags,
 };
 
 /// What `resume` is asked.
@@ -187,16 +187,16 @@ pub async fn resume(
             hooks: hooks_of(&rec.new_spec),
         });
     }
-    let plan = rolling_update(
-        &config,
-        &rollout.upstream,
-        &targets,
-        &sets,
-        pending_pre_deploy(&rollout).as_ref(),
-        &rollout.plan.policy,
-        rollout.plan.timeouts,
-        rollout.plan.ramp.as_ref(),
-    )?;
+    let plan = rolling_update(RollingUpdate {
+        config: &config,
+        upstream: &rollout.upstream,
+        targets: &targets,
+        sets: &sets,
+        pre_deploy: pending_pre_deploy(&rollout).as_ref(),
+        policy: &rollout.plan.policy,
+        timeouts: rollout.plan.timeouts,
+        ramp: rollout.plan.ramp.as_ref(),
+    })?;
     if request.dry_run {
         return Ok(Ended::Planned(Box::new(Planned {
             kind: PlanKind::Resume,
@@ -375,16 +375,16 @@ pub(crate) async fn undo_of(
         );
     }
     // Never the pre-deploy hook: it prepared the version being undone.
-    let plan = rolling_update(
-        &config,
-        &of.upstream,
-        &targets,
-        &sets,
-        None,
+    let plan = rolling_update(RollingUpdate {
+        config: &config,
+        upstream: &of.upstream,
+        targets: &targets,
+        sets: &sets,
+        pre_deploy: None,
         policy,
-        of.plan.timeouts,
-        of.plan.ramp.as_ref(),
-    )?;
+        timeouts: of.plan.timeouts,
+        ramp: of.plan.ramp.as_ref(),
+    })?;
     let origin = Origin {
         revision: state.next_revision()?,
         kind: RolloutKind::Rollback,

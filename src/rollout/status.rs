@@ -1,13 +1,12 @@
 //! `status` and `history`: what the upstreams, their containers and the
 //! journal say now. Read-only.
 use anyhow::Result;
-use bollard::models::HealthStatusEnum;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::session::Session;
 use super::world::Desired;
-use crate::backends::{Resolved, resolve_backends};
+use crate::backends::{ContainerHealth, Resolved, resolve_backends};
 use crate::conf::ServerMode;
 use crate::docker;
 use crate::exec::{Rollout, RolloutKind, ServerState, Status, World, time};
@@ -38,39 +37,6 @@ pub struct ServerStatus {
     pub file: String,
     /// Its part in the unfinished rollout (`rev 3 Paused: drained`), if any.
     pub rollout: Option<String>,
-}
-
-/// A container's health as `status` reports it: Docker's healthcheck verdict,
-/// else whether it runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum ContainerHealth {
-    /// Passing its healthcheck.
-    Healthy,
-    /// Failing it.
-    Unhealthy,
-    /// Not judged yet.
-    Starting,
-    /// Running, without a healthcheck.
-    Running,
-    /// Not running.
-    Stopped,
-    /// No container was found for the server.
-    #[serde(rename = "-")]
-    Unknown,
-}
-
-impl std::fmt::Display for ContainerHealth {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            ContainerHealth::Healthy => "healthy",
-            ContainerHealth::Unhealthy => "unhealthy",
-            ContainerHealth::Starting => "starting",
-            ContainerHealth::Running => "running",
-            ContainerHealth::Stopped => "stopped",
-            ContainerHealth::Unknown => "-",
-        })
-    }
 }
 
 /// Everything `status` shows.
@@ -180,13 +146,7 @@ pub async fn status(session: &Session, upstream: Option<&str>) -> Result<StatusR
                 .collect();
             for ((b, info), env) in containers.into_iter().zip(inspected).zip(&envs) {
                 let st = info.and_then(|i| i.state).unwrap_or_default();
-                let health = match st.health.and_then(|h| h.status) {
-                    Some(HealthStatusEnum::HEALTHY) => ContainerHealth::Healthy,
-                    Some(HealthStatusEnum::UNHEALTHY) => ContainerHealth::Unhealthy,
-                    Some(HealthStatusEnum::STARTING) => ContainerHealth::Starting,
-                    _ if st.running == Some(true) => ContainerHealth::Running,
-                    _ => ContainerHealth::Stopped,
-                };
+                let health = ContainerHealth::of(&st);
                 let address = b
                     .addresses
                     .iter()

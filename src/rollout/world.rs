@@ -7,7 +7,6 @@ use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
-use bollard::Docker;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -18,7 +17,7 @@ use crate::backends::{
     stop_and_remove,
 };
 use crate::conf::{Address, ConfigSet, FileChange};
-use crate::docker::{self, ComposeRef, Endpoint};
+use crate::docker::{self, ComposeRef, Docker, Endpoint};
 use crate::exec::{Reloaded, World};
 use crate::nginx::{self, ContainerFs, NginxContainer, NginxTestError, Workers, find_nginx};
 use crate::plan::{HookCommand, HookExit, Hooks, ServerRef};
@@ -209,11 +208,8 @@ impl DockerWorld {
         let Some(info) = docker::inspect(&self.docker, live).await? else {
             return Ok(());
         };
-        let name = info
-            .name
-            .as_deref()
-            .map_or(live, |n| n.trim_start_matches('/'));
-        match spec.escalation_over(&info.host_config.unwrap_or_default(), name) {
+        let name = docker::name_of(&info, live).to_string();
+        match spec.escalation_over(&info.host_config.unwrap_or_default(), &name) {
             Some(e) => Err(e.into()),
             None => Ok(()),
         }

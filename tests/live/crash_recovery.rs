@@ -1,11 +1,11 @@
 //! Crash safety against the real Docker engine: `kill -9` while a server is
 //! drained (then `resume` or `rollback`), SIGTERM, and the per-config lock.
 
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Child, Command};
+use std::time::Duration;
 
 use crate::support::stack::{Stack, app_bodies};
-use crate::support::{assert_ok, docker, text};
+use crate::support::{assert_ok, docker, spawn_piped, text};
 
 /// A deploy to v2 whose new containers take 3 s to start: a wide window with a server drained.
 fn spawn_slow_deploy(stack: &Stack) -> Child {
@@ -26,24 +26,7 @@ fn spawn_deploy(stack: &Stack, extra: &[&str]) -> Child {
         "0s",
     ];
     args.extend_from_slice(extra);
-    stack
-        .tool_cmd(&args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
-}
-
-/// Waits (bounded) until nginx.conf has a `down` server.
-fn wait_for_drain(stack: &Stack) {
-    let start = Instant::now();
-    while !String::from_utf8_lossy(&stack.conf()).contains(" down;") {
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "no server was drained within 60 s"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    spawn_piped(&mut stack.tool_cmd(&args))
 }
 
 fn status(stack: &Stack) -> serde_json::Value {
@@ -57,7 +40,7 @@ fn killed_deploy(name: &str) -> (Stack, Vec<u8>) {
     let stack = Stack::up(name);
     let before = stack.conf();
     let mut child = spawn_slow_deploy(&stack);
-    wait_for_drain(&stack);
+    stack.wait_for_drain();
     child.kill().unwrap();
     child.wait().unwrap();
     let s = status(&stack);
@@ -104,7 +87,7 @@ fn kill_9_while_drained_then_rollback_ends_on_v1() {
 fn sigterm_mid_deploy_exits_4_and_records_every_drained_server() {
     let stack = Stack::up("sigterm");
     let child = spawn_slow_deploy(&stack);
-    wait_for_drain(&stack);
+    stack.wait_for_drain();
     let ok = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -141,7 +124,7 @@ fn sigterm_mid_deploy_exits_4_and_records_every_drained_server() {
 fn a_second_deploy_is_refused_at_once_naming_the_holder() {
     let stack = Stack::up("lock");
     let first = spawn_slow_deploy(&stack);
-    wait_for_drain(&stack);
+    stack.wait_for_drain();
     let out = stack.tool(&[
         "deploy",
         "apps",
@@ -186,7 +169,7 @@ fn kill_9_between_writing_a_drain_and_reloading_then_resume_reloads_before_stopp
     let workers = stack.nginx_processes();
     slow_nginx_t(&stack);
     let mut child = spawn_deploy(&stack, &[]);
-    wait_for_drain(&stack);
+    stack.wait_for_drain();
     // The drain is written and `nginx -t` hangs: nginx still sends that server traffic.
     child.kill().unwrap();
     child.wait().unwrap();

@@ -1,18 +1,8 @@
 //! A server whose container is not running never makes a reload fail: nginx
 //! resolves every name when it loads its config, and Docker's DNS knows only
 //! running containers. Seed 002's single-container servers.
-use std::process::Stdio;
-use std::time::Duration;
-
 use crate::support::stack::{Stack, app_bodies};
-use crate::support::{assert_ok, docker, json_lines, text};
-
-fn summary(out: &std::process::Output) -> serde_json::Value {
-    json_lines(out)
-        .into_iter()
-        .rfind(|e| e["event"] == "summary")
-        .unwrap_or_else(|| panic!("no summary\n{}", text(out)))
-}
+use crate::support::{assert_ok, docker, summary, text};
 
 #[test]
 fn a_server_killed_before_the_deploy_is_replaced_without_a_failed_request() {
@@ -21,8 +11,10 @@ fn a_server_killed_before_the_deploy_is_replaced_without_a_failed_request() {
     docker(&["kill", &stack.container("app1")]);
     stack.edit_compose("app1,v1", "app1,v2");
     stack.edit_compose("app2,v1", "app2,v2");
-    let mut child = stack
-        .tool_cmd(&[
+    // nginx sends app1's share to its dead address until it reloads: the
+    // load runs from the deploy's first reload (app1 pinned to nowhere) on.
+    let (events, load) = stack.tool_loaded_from_first_reload(
+        &[
             "deploy",
             "apps",
             "--yes",
@@ -30,39 +22,8 @@ fn a_server_killed_before_the_deploy_is_replaced_without_a_failed_request() {
             "json",
             "--monitor",
             "0s",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // nginx sends app1's share to its dead address until it reloads: the
-    // load runs from the deploy's first reload (app1 pinned to nowhere) on.
-    let stdout = child.stdout.take().unwrap();
-    let (reloaded, first_reload) = std::sync::mpsc::channel();
-    let reader = std::thread::spawn(move || {
-        use std::io::BufRead;
-        let mut seen = Vec::new();
-        for line in std::io::BufReader::new(stdout).lines() {
-            let line = line.unwrap();
-            if line.contains("\"event\":\"reload\"") {
-                let _ = reloaded.send(());
-            }
-            seen.push(line);
-        }
-        seen
-    });
-    first_reload
-        .recv_timeout(Duration::from_secs(60))
-        .expect("the deploy reloads nginx first");
-    let load = stack.load("/", 60, 16, "post-close");
-    let out = child.wait_with_output().unwrap();
-    let load = load.stop();
-    let events = reader.join().unwrap();
-    assert!(
-        out.status.success(),
-        "{}\n{}",
-        events.join("\n"),
-        String::from_utf8_lossy(&out.stderr)
+        ],
+        "post-close",
     );
     let first_edit = events
         .iter()

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use crate::support::stack::Stack;
-use crate::support::{assert_ok, json_lines};
+use crate::support::{assert_ok, summary};
 
 /// Seconds of load around one deploy: long enough to cover it with room to spare.
 const LOAD_SECONDS: u32 = 30;
@@ -45,11 +45,7 @@ fn compose_deploy_under(profile: &str) {
     let load = load.stop();
     assert_ok(&out);
 
-    let events = json_lines(&out);
-    let summary = events
-        .iter()
-        .find(|e| e["event"] == "summary")
-        .expect("a summary event");
+    let summary = summary(&out);
     assert_eq!(summary["status"], "done", "{summary}");
     assert_eq!(
         summary["reloads"], 3,

@@ -4,48 +4,33 @@
 //! written. For each: nothing lost, a clear message, and `status` + `resume`
 //! reach a consistent state. (dockerd restarted mid-rollout has its own test
 //! binary, `tests/daemon_restart`: it would break every test running beside it.)
-use std::process::{Child, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Child;
 
 use crate::support::stack::{Stack, app_bodies};
 use crate::support::tmpfs::Tmpfs;
-use crate::support::{assert_ok, docker, text};
+use crate::support::{assert_ok, docker, spawn_piped, text};
 
 /// An engine-mode deploy to `version` whose new containers take 3 s to
 /// start, with the state directory `state`.
 fn slow_deploy(stack: &Stack, version: &str, state: &std::path::Path) -> Child {
     let message = format!("MESSAGE={{{{service}}}},{version}");
-    stack
-        .tool_cmd(&[
-            "deploy",
-            "apps",
-            "--yes",
-            "--mode",
-            "engine",
-            "--env",
-            &message,
-            "--env",
-            "STARTUP_DELAY_MS=3000",
-            "--monitor",
-            "0s",
-        ])
-        .env("NGINX_ROLLOUT_STATE_DIR", state)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
-}
-
-/// Waits (bounded) until nginx.conf has a drained server.
-fn wait_for_drain(stack: &Stack) {
-    let start = Instant::now();
-    while !String::from_utf8_lossy(&stack.conf()).contains(" down;") {
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "no server was drained within 60 s"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    spawn_piped(
+        stack
+            .tool_cmd(&[
+                "deploy",
+                "apps",
+                "--yes",
+                "--mode",
+                "engine",
+                "--env",
+                &message,
+                "--env",
+                "STARTUP_DELAY_MS=3000",
+                "--monitor",
+                "0s",
+            ])
+            .env("NGINX_ROLLOUT_STATE_DIR", state),
+    )
 }
 
 /// `status --output json` with the state directory `state`.
@@ -73,7 +58,7 @@ fn nginx_restarted_by_someone_else_mid_rollout_ends_consistent() {
     // app1's drain was just written: nginx goes away while its reload is
     // being confirmed and comes back with a new master and new workers
     // (reading the file as it is now, app1 down).
-    wait_for_drain(&stack);
+    stack.wait_for_drain();
     docker(&["restart", "-t", "1", &stack.container("nginx")]);
     assert_ne!(nginx_pid(&stack), before, "nginx was restarted");
     let out = deploy.wait_with_output().unwrap();
@@ -116,7 +101,7 @@ fn a_full_state_disk_stops_the_rollout_journaled_and_resume_finishes_it() {
     // The disk fills while app1 is drained: the next journal write fails,
     // and the rollout stops there instead of going on unjournaled.
     let deploy = slow_deploy(&stack, "v2", &state);
-    wait_for_drain(&stack);
+    stack.wait_for_drain();
     let filler = disk.fill();
     let out = deploy.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));

@@ -2,15 +2,7 @@
 //! rolled back automatically, the monitor window, and the failure ratio.
 
 use crate::support::stack::{Stack, app_bodies, set_app_servers};
-use crate::support::{assert_ok, json_lines, text};
-
-/// The final `summary` event of a `--output json` run.
-fn summary(out: &std::process::Output) -> serde_json::Value {
-    json_lines(out)
-        .into_iter()
-        .rfind(|e| e["event"] == "summary")
-        .unwrap_or_else(|| panic!("no summary event\n{}", text(out)))
-}
+use crate::support::{assert_ok, json_lines, summary, text};
 
 #[test]
 fn never_healthy_version_is_rolled_back_automatically_without_failed_requests() {

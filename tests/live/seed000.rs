@@ -3,10 +3,10 @@
 //! with its own update_config, under load; and what compose makes of it after.
 use std::collections::BTreeSet;
 use std::process::{Child, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::support::stack::{Seed, Stack};
-use crate::support::{assert_ok, json_lines, text};
+use crate::support::{assert_ok, summary, text};
 
 /// Seconds of load around one deploy: longer than the deploy.
 const LOAD_SECONDS: u32 = 40;
@@ -17,14 +17,6 @@ fn up(name: &str) -> Stack {
 
 fn answers(version: &str) -> BTreeSet<String> {
     BTreeSet::from([format!("Hi there, I love ! {version}")])
-}
-
-/// The summary event of a `--output json` run.
-fn summary(out: &std::process::Output) -> serde_json::Value {
-    json_lines(out)
-        .into_iter()
-        .rfind(|e| e["event"] == "summary")
-        .unwrap_or_else(|| panic!("no summary\n{}", text(out)))
 }
 
 /// `docker-compose up -d` right after changes nothing, and `ps` lists the
@@ -186,19 +178,10 @@ fn killed_deploy(stack: &Stack, from: &str, to: &str) {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let start = Instant::now();
-    loop {
-        let conf = String::from_utf8_lossy(&stack.conf()).into_owned();
-        // The second slot: the first replica swapped, the next one drained.
-        if conf.contains("192.0.2.1:8000") && conf.contains(" down;") {
-            break;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(90),
-            "no second drain within 90 s:\n{conf}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    // The second slot: the first replica swapped, the next one drained.
+    stack.wait_for_conf("second drain", Duration::from_secs(90), |conf| {
+        conf.contains("192.0.2.1:8000") && conf.contains(" down;")
+    });
     child.kill().unwrap();
     child.wait().unwrap();
 }
@@ -252,8 +235,10 @@ fn a_dead_replica_at_the_start_is_replaced_and_the_set_scaled_up() {
     crate::support::docker(&["kill", &victim]);
     stack.edit_compose("MESSAGE=v1", "MESSAGE=v2");
     stack.edit_compose("replicas: 3", "replicas: 4");
-    let mut child = stack
-        .tool_cmd(&[
+    // nginx sends requests to the dead replica's address until it reloads:
+    // the load runs from the deploy's first reload on.
+    let (_, load) = stack.tool_loaded_from_first_reload(
+        &[
             "deploy",
             "backend",
             "--yes",
@@ -261,39 +246,8 @@ fn a_dead_replica_at_the_start_is_replaced_and_the_set_scaled_up() {
             "json",
             "--monitor",
             "0s",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // nginx sends requests to the dead replica's address until it reloads:
-    // the load runs from the deploy's first reload on.
-    let stdout = child.stdout.take().unwrap();
-    let (reloaded, first_reload) = std::sync::mpsc::channel();
-    let reader = std::thread::spawn(move || {
-        use std::io::BufRead;
-        let mut seen = Vec::new();
-        for line in std::io::BufReader::new(stdout).lines() {
-            let line = line.unwrap();
-            if line.contains("\"event\":\"reload\"") {
-                let _ = reloaded.send(());
-            }
-            seen.push(line);
-        }
-        seen
-    });
-    first_reload
-        .recv_timeout(Duration::from_secs(60))
-        .expect("the deploy reloads nginx first");
-    let load = stack.load("/", 60, 16, "get-keepalive");
-    let out = child.wait_with_output().unwrap();
-    let load = load.stop();
-    let events = reader.join().unwrap();
-    assert!(
-        out.status.success(),
-        "{}\n{}",
-        events.join("\n"),
-        String::from_utf8_lossy(&out.stderr)
+        ],
+        "get-keepalive",
     );
     assert_eq!(load.failed, 0, "{load:?}");
     assert_eq!(stack.conf(), before);

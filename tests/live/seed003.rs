@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use crate::support::stack::{Seed, Stack};
-use crate::support::{assert_ok, inspect, json_lines, text};
+use crate::support::{assert_ok, inspect, json_lines, summary, text};
 
 /// Seconds of load around one rollout: longer than the rollout.
 const LOAD_SECONDS: u32 = 40;
@@ -82,10 +82,7 @@ fn under_load(stack: &Stack, args: &[&str], profile: &str) -> std::process::Outp
     let slow = slow.finish();
     let load = load.stop();
     assert_ok(&out);
-    let summary = json_lines(&out)
-        .into_iter()
-        .rfind(|e| e["event"] == "summary")
-        .unwrap_or_else(|| panic!("no summary\n{}", text(&out)));
+    let summary = summary(&out);
     assert_eq!(summary["status"], "done", "{summary}");
     let seconds = summary["seconds"].as_f64().unwrap();
     assert!(

@@ -78,3 +78,31 @@ fn every_arrow_is_an_import_and_every_import_an_arrow() {
         "ARCHITECTURE.md lists exactly the modules of src/"
     );
 }
+
+/// Every source file under `path` whose text mentions `bollard`.
+fn naming_bollard(path: &Path, out: &mut Vec<String>) {
+    if path.is_dir() {
+        for entry in std::fs::read_dir(path).unwrap() {
+            naming_bollard(&entry.unwrap().path(), out);
+        }
+    } else if std::fs::read_to_string(path).unwrap().contains("bollard") {
+        out.push(path.display().to_string());
+    }
+}
+
+#[test]
+fn only_the_docker_modules_name_bollard() {
+    let src = root().join("src");
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(&src).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_stem().unwrap().to_string_lossy().into_owned();
+        if !["docker", "nginx", "backends"].contains(&name.as_str()) {
+            naming_bollard(&path, &mut found);
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "bollard is for docker/, nginx/ and backends/; these name it (use docker::Docker): {found:?}"
+    );
+}

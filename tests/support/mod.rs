@@ -56,6 +56,15 @@ pub async fn connect() -> anyhow::Result<bollard::Docker> {
     nginx_rollout::docker::connect(&endpoint()).await
 }
 
+/// Spawns `cmd` with stdout and stderr piped: to read while it runs, or to
+/// collect with `wait_with_output`.
+pub fn spawn_piped(cmd: &mut Command) -> std::process::Child {
+    cmd.stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("nginx-rollout runs")
+}
+
 /// Writes docker context `name` pointing at daemon `host` into the docker
 /// config directory `config`, as `docker context create` writes it.
 pub fn write_docker_context(config: &Path, name: &str, host: &str) {
@@ -149,6 +158,14 @@ pub fn json_lines(out: &Output) -> Vec<serde_json::Value> {
         .filter(|l| !l.trim().is_empty())
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
         .collect()
+}
+
+/// The `summary` event of a `--output json` run (the last one).
+pub fn summary(out: &Output) -> serde_json::Value {
+    json_lines(out)
+        .into_iter()
+        .rfind(|e| e["event"] == "summary")
+        .unwrap_or_else(|| panic!("no summary event\n{}", text(out)))
 }
 
 /// docs/events.schema.json, checked to be valid JSON Schema, compiled.

@@ -11,7 +11,7 @@ use std::sync::{Arc, RwLockWriteGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::{docker, root, tool_path};
+use super::{docker, root, spawn_piped, tool_path};
 
 static NEXT_PORT: AtomicU16 = AtomicU16::new(0);
 
@@ -257,6 +257,71 @@ impl Stack {
     /// proxy/nginx.conf's bytes.
     pub fn conf(&self) -> Vec<u8> {
         std::fs::read(self.conf_path()).unwrap()
+    }
+
+    /// Waits (bounded by `within`) until the config file's text is `ready`;
+    /// panics naming `what` it waited for, with the text, when it is not.
+    pub fn wait_for_conf(&self, what: &str, within: Duration, ready: impl Fn(&str) -> bool) {
+        let start = Instant::now();
+        loop {
+            let conf = String::from_utf8_lossy(&self.conf()).into_owned();
+            if ready(&conf) {
+                return;
+            }
+            assert!(
+                start.elapsed() < within,
+                "no {what} within {within:?}:\n{conf}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits (bounded: 60 s) until the config file has a drained (`down`) server.
+    pub fn wait_for_drain(&self) {
+        self.wait_for_conf("drained server", Duration::from_secs(60), |conf| {
+            conf.contains(" down;")
+        });
+    }
+
+    /// Runs the tool with `args` (a `--output json` command) under `mode`
+    /// load (60 s at most, 16 connections) from its first `reload` event on:
+    /// before it, nginx may still send requests to a dead container's address.
+    /// Panics unless the run succeeds; returns its event lines and what the
+    /// load saw.
+    pub fn tool_loaded_from_first_reload(
+        &self,
+        args: &[&str],
+        mode: &str,
+    ) -> (Vec<String>, LoadResult) {
+        let mut child = spawn_piped(&mut self.tool_cmd(args));
+        let stdout = child.stdout.take().unwrap();
+        let (reloaded, first_reload) = std::sync::mpsc::channel();
+        let reader = std::thread::spawn(move || {
+            use std::io::BufRead;
+            let mut seen = Vec::new();
+            for line in std::io::BufReader::new(stdout).lines() {
+                let line = line.unwrap();
+                if line.contains("\"event\":\"reload\"") {
+                    let _ = reloaded.send(());
+                }
+                seen.push(line);
+            }
+            seen
+        });
+        first_reload
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the run reloads nginx first");
+        let load = self.load("/", 60, 16, mode);
+        let out = child.wait_with_output().unwrap();
+        let load = load.stop();
+        let events = reader.join().unwrap();
+        assert!(
+            out.status.success(),
+            "{}\n{}",
+            events.join("\n"),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (events, load)
     }
 
     /// `GET path` (one connection); (status, body).
