@@ -28,9 +28,13 @@
 # `nginx-rollout deploy backend` in compose (fast path) and engine mode (the compose CLI
 # recreates every replica at once: nginx-rollout refuses it for replicas). Its physical
 # minimum is the issue's: the new replicas' create -> healthy, summed, plus
-# the delays between them, plus one reload and drain per replica (nginx's
-# own hand-over: the mean reload + wait-drained step of the run).
+# the delays between them (as planned: update_config's delay), plus one reload
+# and drain per replica (nginx's own hand-over: the mean reload + wait-drained
+# step of the run).
 #
+# NR_BENCH_KEEP=DIR keeps each seed-000 deploy's JSON output and its container
+# events there (MODE-PROFILE.jsonl, MODE-PROFILE.events.jsonl), for a per-step
+# timeline.
 # Prints markdown tables on stdout; progress on stderr.
 # Bounds: load via scripts/load.sh (bounded, 127.0.0.1 only); everything this
 # creates is one compose project at a time (`nrbench<pid>`, `nrbenchhc<pid>`,
@@ -275,7 +279,7 @@ physical_replicas() {
     kill "$events_pid"
     wait "$events_pid" 2>/dev/null || true
     python3 -c '
-import json, sys
+import json, re, sys
 events, out = sys.argv[1], sys.argv[2]
 first = {}
 for line in open(events):
@@ -287,11 +291,17 @@ healthy = sum(first[(i, "health_status:healthy")] - first[(i, "create")]
               for i in {k[0] for k in first}
               if (i, "create") in first and (i, "health_status:healthy") in first)
 lines = [json.loads(l) for l in out.splitlines() if l.strip()]
-kinds = {e["step"]["index"]: e["step"]["action"]["action"] for e in lines if e["event"] == "step-start"}
+actions = {e["step"]["index"]: e["step"]["action"] for e in lines if e["event"] == "step-start"}
+kinds = {i: a["action"] for i, a in actions.items()}
 secs = {e["index"]: e["seconds"] for e in lines if e["event"] == "step-finish"}
 reloads = [secs[i] for i, k in kinds.items() if k == "reload" and i in secs]
 drains = [secs[i] for i, k in kinds.items() if k == "wait-drained" and i in secs]
-delays = sum(secs[i] for i, k in kinds.items() if k == "delay" and i in secs)
+unit = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600}
+def planned(d):  # a humantime duration: "1s", "500ms", "1m 30s"
+    return sum(float(n) * unit[u] for n, u in re.findall(r"(\d+)\s*(ns|us|ms|s|m|h)\b", d))
+# The delays as planned (update_config): a delay counted from the old replica
+# stop request waits only what the stop left of it.
+delays = sum(planned(actions[i]["duration"]) for i, k in kinds.items() if k == "delay" and i in secs)
 replicas = len(drains)
 handover = (sum(reloads) / len(reloads) + (sum(drains) / len(drains) if drains else 0)) if reloads else 0
 print(f"{healthy + delays + replicas * handover:.2f}")
@@ -344,6 +354,12 @@ seed000() {
             probe_stop
             finish_load
             wall="$(python3 -c "print(f'{$end - $start:.2f}')")"
+            if [ -n "${NR_BENCH_KEEP:-}" ]; then
+                mkdir -p "$NR_BENCH_KEEP"
+                printf '%s\n' "$out" >"$NR_BENCH_KEEP/$mode-$profile.jsonl"
+                sleep 0.5
+                cp "$events_file" "$NR_BENCH_KEEP/$mode-$profile.events.jsonl"
+            fi
             phys="$(physical_replicas "$out")"
             ratio="$(python3 -c "print(f'{$wall / $phys:.2f}' if $phys > 0 else 'n/a')")"
             reloads="$(python3 -c 'import json,sys; print([json.loads(l) for l in sys.stdin if l.strip()][-1]["reloads"])' <<<"$out")"

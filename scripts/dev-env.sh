@@ -21,6 +21,8 @@ missing_packages() {
     command -v hey >/dev/null || echo hey
     command -v wrk >/dev/null || echo wrk
     command -v curl >/dev/null || echo curl
+    # The remote-daemon test reaches a second dockerd through an sshd of its own.
+    [ -x /usr/sbin/sshd ] || echo openssh-server
     # The fixture app is linked statically against glibc.
     [ -f /usr/lib/x86_64-linux-gnu/libc.a ] || echo libc6-dev
     dpkg-query -W -f='${Status}' busybox-static 2>/dev/null | grep -q 'install ok installed' ||

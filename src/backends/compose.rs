@@ -10,7 +10,7 @@ use bollard::query_parameters::{ListContainersOptions, RemoveContainerOptions};
 use tokio::process::Command;
 
 use super::spec::{Anonymous, ContainerSpec, NetworkAttachment, capture};
-use crate::docker::ComposeRef;
+use crate::docker::{ComposeRef, Endpoint};
 use crate::plan::{HookCommand, Hooks, Source, split_command};
 use bollard::models::EndpointIpamConfig;
 
@@ -19,38 +19,49 @@ const COMPOSE_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// Which compose CLI is installed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ComposeCli {
+pub enum ComposeKind {
     /// The `docker compose` plugin (v2).
     Plugin,
     /// The standalone `docker-compose` (v1 or v2).
     Standalone,
 }
 
-impl ComposeCli {
+/// The installed compose CLI, pointed at the daemon this run talks to.
+#[derive(Debug, Clone, Copy)]
+pub struct ComposeCli<'a> {
+    /// Which one.
+    pub kind: ComposeKind,
+    /// The daemon it must reach (whatever context or `DOCKER_HOST` it would pick itself).
+    pub daemon: &'a Endpoint,
+}
+
+impl ComposeCli<'_> {
     /// The command line prefix, for messages.
     pub fn display(self) -> &'static str {
-        match self {
-            ComposeCli::Plugin => "docker compose",
-            ComposeCli::Standalone => "docker-compose",
+        match self.kind {
+            ComposeKind::Plugin => "docker compose",
+            ComposeKind::Standalone => "docker-compose",
         }
     }
 
     fn command(self) -> Command {
-        match self {
-            ComposeCli::Plugin => {
+        let mut c = match self.kind {
+            ComposeKind::Plugin => {
                 let mut c = Command::new("docker");
                 c.arg("compose");
                 c
             }
-            ComposeCli::Standalone => Command::new("docker-compose"),
-        }
+            ComposeKind::Standalone => Command::new("docker-compose"),
+        };
+        self.daemon.point(&mut c);
+        c
     }
 }
 
 /// The installed compose CLI: the `docker compose` plugin if it answers,
 /// else `docker-compose` if it is on `PATH` (not run: the Python one takes
 /// most of a second to start), else `None`.
-pub fn compose_cli() -> Option<ComposeCli> {
+pub fn compose_cli() -> Option<ComposeKind> {
     let plugin = std::process::Command::new("docker")
         .args(["compose", "version"])
         .stdin(Stdio::null())
@@ -59,9 +70,9 @@ pub fn compose_cli() -> Option<ComposeCli> {
         .status()
         .is_ok_and(|s| s.success());
     if plugin {
-        Some(ComposeCli::Plugin)
+        Some(ComposeKind::Plugin)
     } else if on_path("docker-compose") {
-        Some(ComposeCli::Standalone)
+        Some(ComposeKind::Standalone)
     } else {
         None
     }
@@ -80,7 +91,7 @@ fn on_path(program: &str) -> bool {
 
 /// Runs compose for `r`'s project (same `-p`, same `-f` files, in its working
 /// directory) with `args`; returns stdout, or an error carrying stderr.
-pub(super) async fn run(cli: ComposeCli, r: &ComposeRef, args: &[&str]) -> Result<String> {
+pub(super) async fn run(cli: ComposeCli<'_>, r: &ComposeRef, args: &[&str]) -> Result<String> {
     let dir = r.working_dir.as_ref().ok_or_else(|| {
         anyhow!(
             "compose service {}/{}: its container has no working_dir label",
@@ -132,7 +143,7 @@ pub(super) async fn run(cli: ComposeCli, r: &ComposeRef, args: &[&str]) -> Resul
 }
 
 /// Recreates the service with compose: `up -d --no-deps --force-recreate SERVICE`.
-pub async fn compose_recreate(cli: ComposeCli, r: &ComposeRef) -> Result<()> {
+pub async fn compose_recreate(cli: ComposeCli<'_>, r: &ComposeRef) -> Result<()> {
     run(
         cli,
         r,
@@ -169,7 +180,7 @@ pub struct ProjectQuery {
 impl ComposeProject {
     /// Runs compose for `r`'s project (its files, its directory): `config`
     /// and `config --hash=*`, both at the same time.
-    pub async fn load(cli: ComposeCli, r: &ComposeRef) -> Result<ComposeProject> {
+    pub async fn load(cli: ComposeCli<'_>, r: &ComposeRef) -> Result<ComposeProject> {
         let (config, hashes) = tokio::try_join!(
             run(cli, r, &["config"]),
             run(cli, r, &["config", "--hash=*"])
@@ -188,7 +199,7 @@ impl ComposeProject {
     /// [`compose_templates`] asks again for the services that need one, so
     /// its error is about them.
     pub async fn load_with(
-        cli: ComposeCli,
+        cli: ComposeCli<'_>,
         docker: &Docker,
         r: &ComposeRef,
         query: &ProjectQuery,
@@ -583,7 +594,7 @@ pub async fn compose_container(docker: &Docker, r: &ComposeRef) -> Result<String
 /// numbers it chooses — exactly what compose makes, without one compose run
 /// per container.
 pub async fn compose_templates(
-    cli: ComposeCli,
+    cli: ComposeCli<'_>,
     docker: &Docker,
     project: &ComposeProject,
     r: &ComposeRef,
@@ -596,7 +607,7 @@ pub async fn compose_templates(
 /// [`compose_templates`]' compose run and captures, without `config`: each
 /// template as compose created it (with its first network only).
 async fn make_templates(
-    cli: ComposeCli,
+    cli: ComposeCli<'_>,
     docker: &Docker,
     r: &ComposeRef,
     services: &[(String, usize)],

@@ -28,7 +28,7 @@ struct Merged {
 /// value that needs compose's `${VAR}` interpolation is read from compose's
 /// own `config` instead (with `cli`).
 pub async fn policy_sections(
-    cli: Option<ComposeCli>,
+    cli: Option<ComposeCli<'_>>,
     r: &ComposeRef,
 ) -> Result<(Option<ComposeSection>, Option<ComposeSection>)> {
     let merged = merge_files(r)?;
@@ -108,7 +108,7 @@ fn merge_files(r: &ComposeRef) -> Result<[Option<Merged>; 2]> {
 }
 
 /// The sections as compose's `config` prints them (merged and interpolated).
-async fn from_compose_config(cli: ComposeCli, r: &ComposeRef) -> Result<[Option<Merged>; 2]> {
+async fn from_compose_config(cli: ComposeCli<'_>, r: &ComposeRef) -> Result<[Option<Merged>; 2]> {
     let text = run(cli, r, &["config"]).await?;
     let doc: Value = serde_norway::from_str(&text).with_context(|| {
         format!(

@@ -7,6 +7,7 @@ use clap::{Args, Parser, ValueEnum};
 
 use super::cmd::Command;
 use crate::conf::Param;
+use crate::docker::DockerOptions;
 use crate::plan::{Canary, FailureAction, Gate, Order, Overrides, Share, Words};
 use crate::rollout::{
     ComposeFlags, ComposeOptions, ComposeOptionsError, Mode, ProbeKind, SessionOptions,
@@ -23,6 +24,8 @@ Examples (the seed's app1/app2 stack, run from the compose project's directory):
   nginx-rollout deploy apps --pre-deploy 'migrate up' --post-start \"sh -c 'echo ready > /tmp/ready'\"
   nginx-rollout rollback apps && nginx-rollout history apps
   nginx-rollout drain apps app2 && nginx-rollout undrain apps app2
+  DOCKER_HOST=ssh://deploy@web1 nginx-rollout deploy apps --mode engine --env MESSAGE=v3
+  docker nginxrollout --help                   # the same binary as a docker CLI plugin
 
 Exit codes: 0 done, 1 failed (rolled back if so configured), 2 usage or config error,
 3 paused, 4 interrupted, 5 another rollout holds the lock.";
@@ -64,6 +67,41 @@ pub struct Global {
     /// More detail: worker pids, every wait.
     #[arg(short, long, global = true)]
     pub verbose: bool,
+    /// Which daemon.
+    #[command(flatten)]
+    pub daemon: DaemonArgs,
+    /// docker's global flags given before the plugin's name (`docker -H … nginxrollout …`).
+    #[arg(skip)]
+    pub docker: DockerOptions,
+}
+
+impl Global {
+    /// The daemon options: `--context`/`-H` given to this tool win over those
+    /// docker passed to the plugin; docker's `--config` and TLS flags stay.
+    pub fn docker_options(&self) -> DockerOptions {
+        let mut options = self.docker.clone();
+        if self.daemon.context.is_some() || self.daemon.host.is_some() {
+            options.context = self.daemon.context.clone();
+            options.host = self.daemon.host.clone();
+        }
+        options
+    }
+}
+
+/// Which daemon; without these, as docker: `DOCKER_HOST`, `DOCKER_CONTEXT`,
+/// the current context of `$DOCKER_CONFIG/config.json`, the local socket.
+#[derive(Debug, Args, Clone, Default)]
+#[command(
+    next_help_heading = "Docker daemon (default: DOCKER_HOST, DOCKER_CONTEXT, docker's current context)"
+)]
+pub struct DaemonArgs {
+    /// The docker context to use (as `docker --context`).
+    // No `-c`: in `conf` that is nginx's main file, as in `nginx -c`.
+    #[arg(long, global = true, value_name = "NAME", conflicts_with = "host")]
+    pub context: Option<String>,
+    /// The daemon: unix:///PATH, tcp://HOST:PORT or ssh://[USER@]HOST[:PORT][/SOCKET] (as `docker -H`).
+    #[arg(short = 'H', long, global = true, value_name = "URL")]
+    pub host: Option<String>,
 }
 
 /// Where nginx and the journal are.
@@ -78,10 +116,12 @@ pub struct SessionArgs {
 }
 
 impl SessionArgs {
-    /// The session these arguments name, run from the current directory.
-    pub fn options(&self, probe: ProbeKind) -> anyhow::Result<SessionOptions> {
+    /// The session these arguments (and the daemon flags of `global`) name,
+    /// run from the current directory.
+    pub fn options(&self, global: &Global, probe: ProbeKind) -> anyhow::Result<SessionOptions> {
         use anyhow::Context;
         Ok(SessionOptions {
+            docker: global.docker_options(),
             nginx: self.nginx.clone(),
             state_dir: self.state_dir.clone(),
             cwd: std::env::current_dir().context("cannot read the current directory")?,

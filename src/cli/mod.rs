@@ -7,16 +7,33 @@ mod args;
 mod cmd;
 mod exit;
 mod front;
+mod plugin;
 
 use std::io::IsTerminal;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches, Parser};
 
 use args::Cli;
+use plugin::Invocation;
 
-/// Parses the command line, runs it and returns the process exit code.
+/// Parses the command line (standalone, or as the docker CLI plugin), runs it
+/// and returns the process exit code.
 pub fn main() -> i32 {
-    let cli = Cli::parse();
+    let cli = match plugin::invocation(std::env::args_os().collect()) {
+        Invocation::Metadata => {
+            println!("{}", plugin::metadata());
+            return exit::DONE;
+        }
+        Invocation::Standalone(argv) => Cli::parse_from(argv),
+        Invocation::Plugin { docker, name, args } => {
+            let matches = Cli::command()
+                .bin_name(format!("docker {name}"))
+                .get_matches_from(args);
+            let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+            cli.global.docker = docker;
+            cli
+        }
+    };
     init_tracing(cli.global.verbose);
     cmd::run(&cli.global, cli.command)
 }
@@ -93,6 +110,12 @@ fn report(e: &anyhow::Error) -> i32 {
             } else {
                 "`nginx-rollout status` lists the upstreams and servers; nothing was changed"
             },
+        )
+    } else if is(&|c| c.is::<crate::docker::EndpointError>()) {
+        (
+            exit::USAGE,
+            "the daemon is chosen as docker chooses it: --context, -H, DOCKER_HOST, \
+             DOCKER_CONTEXT, then currentContext of $DOCKER_CONFIG/config.json; nothing was changed",
         )
     } else if is(&|c| c.is::<crate::rollout::ComposeOptionsError>()) {
         (

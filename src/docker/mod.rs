@@ -1,7 +1,11 @@
-//! The thin Docker client every wing shares: connecting, the daemon's 404,
-//! running a command in a container, and reading what `inspect` reports
-//! (names, timestamps, compose labels). Knows nothing of nginx or rollouts.
+//! The thin Docker client every wing shares: choosing the daemon as the
+//! docker CLI does and connecting to it, the daemon's 404, running a command
+//! in a container, and reading what `inspect` reports (names, timestamps,
+//! compose labels). Knows nothing of nginx or rollouts.
+mod context;
+mod endpoint;
 mod labels;
+mod ssh;
 
 use std::time::Duration;
 
@@ -13,31 +17,43 @@ use bollard::models::{ContainerInspectResponse, ContainerSummary, ExecConfig};
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
 
+pub use endpoint::{DaemonLocation, DockerOptions, Endpoint, EndpointError, Origin};
 pub use labels::ComposeRef;
 
 /// How long one API call may take before it is an error.
 const API_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long the daemon may take to answer the first time (over ssh: the login too).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// Connects to the daemon named by `DOCKER_HOST` (or the local socket),
-/// negotiates the API version and checks that the daemon answers.
-pub async fn connect() -> Result<Docker> {
-    let target =
-        std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into());
+/// Connects to the daemon at `endpoint`, negotiates the API version and
+/// checks that the daemon answers.
+pub async fn connect(endpoint: &Endpoint) -> Result<Docker> {
     let unreachable = || {
         format!(
-            "cannot reach the Docker daemon at {target} (is dockerd running? try scripts/dev-env.sh)"
+            "cannot reach the Docker daemon at {endpoint} ({})",
+            endpoint.hint()
         )
     };
-    let docker = Docker::connect_with_defaults()
-        .with_context(unreachable)?
-        .with_timeout(API_TIMEOUT);
-    let docker = tokio::time::timeout(Duration::from_secs(10), docker.negotiate_version())
+    let (docker, ssh) = endpoint.client(API_TIMEOUT.as_secs());
+    let docker = docker.with_context(unreachable)?;
+    let answer = async {
+        let docker = docker.negotiate_version().await?;
+        docker.ping().await?;
+        Ok::<_, bollard::errors::Error>(docker)
+    };
+    let result = tokio::time::timeout(CONNECT_TIMEOUT, answer)
         .await
-        .map_err(|_| anyhow!("timed out"))
-        .and_then(|r| r.map_err(anyhow::Error::from))
-        .with_context(unreachable)?;
-    docker.ping().await.with_context(unreachable)?;
-    Ok(docker)
+        .map_err(|_| anyhow!("no answer within {CONNECT_TIMEOUT:?}"))
+        .and_then(|r| r.map_err(anyhow::Error::from));
+    // ssh's own words (`Permission denied`, `Could not resolve hostname`) say most.
+    let said = ssh.map(|s| s.text()).filter(|t| !t.is_empty());
+    match (result, said) {
+        (Ok(docker), _) => Ok(docker),
+        (Err(e), Some(said)) => {
+            Err(e.context(format!("ssh said: {said}"))).with_context(unreachable)
+        }
+        (Err(e), None) => Err(e).with_context(unreachable),
+    }
 }
 
 /// Whether `e` or one of its causes is the daemon not answering at all (its
@@ -130,8 +146,30 @@ impl ExecOutput {
 
 /// Runs `argv` in `container` (`docker exec`) and collects its output and exit code.
 pub async fn exec_in(docker: &Docker, container: &str, argv: &[&str]) -> Result<ExecOutput> {
+    exec(docker, container, argv, None).await
+}
+
+/// Runs `argv` in `container` with `input` on its stdin (closed after it),
+/// and collects its output and exit code.
+pub async fn exec_with_input(
+    docker: &Docker,
+    container: &str,
+    argv: &[&str],
+    input: &[u8],
+) -> Result<ExecOutput> {
+    exec(docker, container, argv, Some(input)).await
+}
+
+async fn exec(
+    docker: &Docker,
+    container: &str,
+    argv: &[&str],
+    input: Option<&[u8]>,
+) -> Result<ExecOutput> {
+    use tokio::io::AsyncWriteExt;
     let what = || format!("exec `{}` in container {container}", argv.join(" "));
     let config = ExecConfig {
+        attach_stdin: Some(input.is_some()),
         attach_stdout: Some(true),
         attach_stderr: Some(true),
         cmd: Some(argv.iter().map(|s| s.to_string()).collect()),
@@ -142,21 +180,36 @@ pub async fn exec_in(docker: &Docker, container: &str, argv: &[&str]) -> Result<
         .await
         .with_context(what)?
         .id;
-    let StartExecResults::Attached { mut output, .. } =
-        docker.start_exec(&id, None).await.with_context(what)?
+    let StartExecResults::Attached {
+        mut output,
+        input: mut stdin,
+    } = docker.start_exec(&id, None).await.with_context(what)?
     else {
         bail!("{}: the daemon detached the exec", what());
     };
-    let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
-    while let Some(chunk) = output.next().await {
-        match chunk.with_context(what)? {
-            LogOutput::StdOut { message } | LogOutput::Console { message } => {
-                stdout.extend_from_slice(&message)
-            }
-            LogOutput::StdErr { message } => stderr.extend_from_slice(&message),
-            LogOutput::StdIn { .. } => {}
+    let feed = async {
+        if let Some(bytes) = input {
+            stdin.write_all(bytes).await?;
+            stdin.shutdown().await?;
         }
-    }
+        Ok::<_, std::io::Error>(())
+    };
+    let collect = async {
+        let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+        while let Some(chunk) = output.next().await {
+            match chunk? {
+                LogOutput::StdOut { message } | LogOutput::Console { message } => {
+                    stdout.extend_from_slice(&message)
+                }
+                LogOutput::StdErr { message } => stderr.extend_from_slice(&message),
+                LogOutput::StdIn { .. } => {}
+            }
+        }
+        Ok::<_, bollard::errors::Error>((stdout, stderr))
+    };
+    let (fed, collected) = tokio::join!(feed, collect);
+    let (stdout, stderr) = collected.with_context(what)?;
+    fed.with_context(|| format!("{}: writing its stdin", what()))?;
     let inspect = docker.inspect_exec(&id).await.with_context(what)?;
     Ok(ExecOutput {
         exit_code: inspect.exit_code.unwrap_or(-1),

@@ -92,6 +92,9 @@ pub struct Executor<'a, W: World, O: Observer + ?Sized> {
     /// Seconds from replacement start to healthy, per server.
     pub time_to_healthy: HashMap<String, f64>,
     replace_started: HashMap<String, Instant>,
+    /// The stop-old step this run performed last, and when it began (for a
+    /// delay counted from the old containers' stop).
+    stop_requested: Option<(usize, tokio::time::Instant)>,
 }
 
 impl<'a, W: World, O: Observer + ?Sized> Executor<'a, W, O> {
@@ -115,6 +118,7 @@ impl<'a, W: World, O: Observer + ?Sized> Executor<'a, W, O> {
             reloads: 0,
             time_to_healthy: HashMap::new(),
             replace_started: HashMap::new(),
+            stop_requested: None,
         }
     }
 
@@ -359,6 +363,7 @@ impl<'a, W: World, O: Observer + ?Sized> Executor<'a, W, O> {
             Action::Recreate { servers } => self.replace_all(servers, false).await,
             Action::StartNew { servers } => self.replace_all(servers, true).await,
             Action::StopOld { servers } => {
+                self.stop_requested = Some((step.index, tokio::time::Instant::now()));
                 for s in servers {
                     if self.is_failed(&s.server) {
                         continue;
@@ -375,9 +380,13 @@ impl<'a, W: World, O: Observer + ?Sized> Executor<'a, W, O> {
                 self.wait_healthy(step.index, servers, *timeout).await
             }
             Action::Monitor { window } => self.monitor(step.index, *window).await,
-            Action::Delay { duration } => {
-                self.announce_wait(step.index, "the delay between batches", *duration);
-                self.until_cancelled(tokio::time::sleep(*duration)).await
+            Action::Delay {
+                duration,
+                from_stop,
+            } => {
+                let left = self.delay_left(step.index, *duration, *from_stop);
+                self.announce_wait(step.index, "the delay between batches", left);
+                self.until_cancelled(tokio::time::sleep(left)).await
             }
             Action::PreDeploy { job, timeout } => self.pre_deploy(step.index, job, *timeout).await,
             Action::PostStart { runs, timeout } => {
@@ -412,6 +421,18 @@ impl<'a, W: World, O: Observer + ?Sized> Executor<'a, W, O> {
                 Some((s.clone(), rec.new_spec.clone()?))
             })
             .collect()
+    }
+
+    /// What is left of the delay of step `index`: all of it, unless it counts
+    /// from the stop of the old containers and this run began that stop in
+    /// the step just before (a resumed run waits it in full).
+    fn delay_left(&self, index: usize, duration: Duration, from_stop: bool) -> Duration {
+        match self.stop_requested {
+            Some((stop, at)) if from_stop && stop + 1 == index => {
+                duration.saturating_sub(at.elapsed())
+            }
+            _ => duration,
+        }
     }
 
     fn is_failed(&self, server: &str) -> bool {

@@ -18,8 +18,8 @@ use super::world::{Reloaded, World};
 use crate::conf::MemFs;
 use crate::conf::{ConfigSet, FileChange};
 use crate::plan::{
-    FailureAction, HookCommand, HookExit, HookKind, Hooks, PreDeploy, ServerRef, Target, Timeouts,
-    UpdateConfig, rolling_update,
+    Action, FailureAction, HookCommand, HookExit, HookKind, Hooks, Order, PreDeploy, ServerRef,
+    Target, Timeouts, UpdateConfig, rolling_update,
 };
 
 const MAIN: &str = "/etc/nginx/nginx.conf";
@@ -63,6 +63,8 @@ struct Fake {
     ran: RefCell<Vec<String>>,
     /// An operator's edit (from, to) that lands between our read and our next write.
     operator_edit: RefCell<Option<(String, String)>>,
+    /// How long stopping an old container takes.
+    stop_takes: Duration,
 }
 
 impl Fake {
@@ -157,6 +159,7 @@ impl World for Fake {
     }
 
     async fn stop_old(&self, _container: &str) -> Result<()> {
+        tokio::time::sleep(self.stop_takes).await;
         Ok(())
     }
 
@@ -259,7 +262,6 @@ async fn rollout_with(
     pre_deploy: Option<&PreDeploy>,
     policy: UpdateConfig,
 ) -> Rollout<String> {
-    let config = fake.load_config().await.unwrap();
     let targets: Vec<Target> = (1..=servers)
         .map(|k| Target {
             server: format!("app{k}:3000"),
@@ -272,6 +274,38 @@ async fn rollout_with(
             hooks: hooks.clone(),
         })
         .collect();
+    rollout_of(fake, &targets, pre_deploy, policy).await
+}
+
+/// A start-first rollout of every server of the fake's upstream (`appK` by
+/// `appK-b`), with `delay` between them.
+async fn start_first_rollout(fake: &Fake, servers: usize, delay: Duration) -> Rollout<String> {
+    let targets: Vec<Target> = (1..=servers)
+        .map(|k| Target {
+            server: format!("app{k}:3000"),
+            container: format!("app{k}"),
+            replacement: Some(format!("app{k}-b")),
+            drained_by_us: false,
+            dead: false,
+            pinned: None,
+            via: None,
+            hooks: Hooks::default(),
+        })
+        .collect();
+    let mut policy = policy(FailureAction::Pause, 0.0, Duration::ZERO);
+    policy.order.value = Order::StartFirst;
+    policy.delay.value = delay;
+    rollout_of(fake, &targets, None, policy).await
+}
+
+/// The record of a rollout of `targets`, planned against the fake's config.
+async fn rollout_of(
+    fake: &Fake,
+    targets: &[Target],
+    pre_deploy: Option<&PreDeploy>,
+    policy: UpdateConfig,
+) -> Rollout<String> {
+    let config = fake.load_config().await.unwrap();
     let timeouts = Timeouts {
         drain: Duration::from_secs(1),
         health: Duration::from_secs(1),
@@ -280,7 +314,7 @@ async fn rollout_with(
     let plan = rolling_update(
         &config,
         "apps",
-        &targets,
+        targets,
         &[],
         pre_deploy,
         &policy,
@@ -593,6 +627,79 @@ async fn an_interrupt_while_draining_restores_the_untouched_server() {
         ["app1:3000"],
         "the replacement created while draining is removed"
     );
+}
+
+/// The delays a run announced (what was left of each when it began), in ms.
+fn delays_waited(events: &[Event]) -> Vec<u128> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Wait {
+                what,
+                timeout_seconds,
+                ..
+            } if what == "the delay between batches" => {
+                Some((*timeout_seconds * 1000.0).round() as u128)
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// Start-first, the old containers stop inside the delay that follows: it
+/// counts from their stop request, so a stop of 400 ms leaves 600 ms of a
+/// 1 s delay, and one longer than the delay leaves none. Tokio's paused
+/// clock only moves when every task waits, so these figures are exact.
+#[tokio::test(start_paused = true)]
+async fn a_start_first_delay_counts_from_the_old_containers_stop() {
+    for (stop, left) in [(400, 600), (1500, 0), (0, 1000)] {
+        let fake = Fake {
+            stop_takes: Duration::from_millis(stop),
+            ..Fake::new(2)
+        };
+        let r = start_first_rollout(&fake, 2, Duration::from_secs(1)).await;
+        let (_tx, rx) = watch::channel(false);
+        let (outcome, r, events) = run(&fake, r, rx).await;
+        assert_eq!(outcome, Outcome::Done);
+        assert_eq!(states(&r), [ServerState::Done; 2]);
+        assert_eq!(delays_waited(&events), [left], "a stop of {stop} ms");
+    }
+}
+
+/// A run resumed at the delay did not see the stop begin: it waits the whole delay.
+#[tokio::test(start_paused = true)]
+async fn a_resumed_run_waits_the_whole_delay() {
+    let fake = Fake::new(2);
+    let mut r = start_first_rollout(&fake, 2, Duration::from_secs(1)).await;
+    let delay = r
+        .plan
+        .steps
+        .iter()
+        .position(|s| {
+            matches!(
+                s.action,
+                Action::Delay {
+                    from_stop: true,
+                    ..
+                }
+            )
+        })
+        .unwrap();
+    // The first server went through its stop in a run that was killed then.
+    let (_tx, rx) = watch::channel(false);
+    let first_part = {
+        let mut head = r.clone();
+        head.plan.steps.truncate(delay);
+        head.steps.truncate(delay);
+        run(&fake, head, rx.clone()).await.1
+    };
+    r.servers = first_part.servers;
+    for (i, s) in first_part.steps.into_iter().enumerate() {
+        r.steps[i] = s;
+    }
+    let (outcome, _, events) = run(&fake, r, rx).await;
+    assert_eq!(outcome, Outcome::Done);
+    assert_eq!(delays_waited(&events), [1000]);
 }
 
 #[tokio::test]

@@ -10,8 +10,8 @@ use bollard::query_parameters::ListContainersOptionsBuilder;
 use futures_util::future::join_all;
 
 use super::cmdline::{NginxCommand, conf_path, nginx_command};
-use super::procfs::container_process;
-use crate::docker::{self, ComposeRef, exec_in, is_not_found};
+use super::procfs::{container_process, local_proc};
+use crate::docker::{self, ComposeRef, DaemonLocation, exec_in, is_not_found};
 
 /// Compose service name looked for in the current project.
 const NGINX_SERVICE: &str = "nginx";
@@ -36,6 +36,9 @@ pub struct NginxContainer {
     /// Host pid of the container's main process when it was found (the nginx
     /// master, unless nginx runs under a wrapper).
     pub main_pid: Option<u32>,
+    /// Whether the daemon runs on this host: only then are its pids and
+    /// mount sources this host's, and `/proc` or the files read directly.
+    pub daemon: DaemonLocation,
 }
 
 /// One mount of a container, from `docker inspect`'s `Mounts`.
@@ -56,13 +59,19 @@ pub struct Mount {
 /// (or, failing that, that project's one container whose process is nginx);
 /// else the one running container whose main process is nginx.
 /// Several candidates, or none, is an error that says what was looked at.
-pub async fn find_nginx(docker: &Docker, name: Option<&str>, cwd: &Path) -> Result<NginxContainer> {
+/// `daemon` says whether `docker` runs on this host.
+pub async fn find_nginx(
+    docker: &Docker,
+    daemon: DaemonLocation,
+    name: Option<&str>,
+    cwd: &Path,
+) -> Result<NginxContainer> {
     if let Some(name) = name {
         let info = match docker.inspect_container(name, None).await {
             Err(e) if is_not_found(&e) => bail!("--nginx {name}: no such container"),
             other => other.with_context(|| format!("inspecting container {name}"))?,
         };
-        return describe(docker, info, true).await;
+        return describe(docker, daemon, info, true).await;
     }
     let running = docker
         .list_containers(Some(
@@ -95,7 +104,7 @@ pub async fn find_nginx(docker: &Docker, name: Option<&str>, cwd: &Path) -> Resu
                 .inspect_container(id, None)
                 .await
                 .with_context(|| format!("inspecting the {place}"))?;
-            return describe(docker, info, true).await;
+            return describe(docker, daemon, info, true).await;
         }
         (project, format!("compose project in {}", cwd.display()))
     };
@@ -133,7 +142,7 @@ pub async fn find_nginx(docker: &Docker, name: Option<&str>, cwd: &Path) -> Resu
              nginx); name it with --nginx NAME",
             cwd.display()
         ),
-        1 => describe(docker, found.remove(0), false).await,
+        1 => describe(docker, daemon, found.remove(0), false).await,
         _ => bail!(
             "several nginx containers among {place}: {}; pick one with --nginx NAME",
             found.iter().map(label).collect::<Vec<_>>().join(", ")
@@ -183,8 +192,8 @@ fn single<'a>(candidates: &[&'a ContainerSummary], place: &str) -> Result<&'a st
 /// arguments:") compiled into the binary of process `pid` of container `id`,
 /// read through `/proc` when the daemon is local: saves a `docker exec`.
 /// `None` when that is not possible or the binary does not record a `--conf-path`.
-fn configure_arguments(pid: u32, id: &str) -> Option<String> {
-    let dir = container_process(Path::new("/proc"), pid, id)?;
+fn configure_arguments(daemon: DaemonLocation, pid: u32, id: &str) -> Option<String> {
+    let dir = container_process(local_proc(daemon)?, pid, id)?;
     let binary = std::fs::read(dir.join("exe")).ok()?;
     configure_string(&binary)
 }
@@ -218,6 +227,7 @@ fn args_of(i: &ContainerInspectResponse) -> &[String] {
 /// falls back to `nginx` on the container's PATH instead of being an error.
 async fn describe(
     docker: &Docker,
+    daemon: DaemonLocation,
     info: ContainerInspectResponse,
     chosen: bool,
 ) -> Result<NginxContainer> {
@@ -245,7 +255,7 @@ async fn describe(
         .and_then(|s| s.pid)
         .and_then(|p| u32::try_from(p).ok())
         .filter(|p| *p > 0);
-    let compiled_in = main_pid.and_then(|pid| configure_arguments(pid, &id));
+    let compiled_in = main_pid.and_then(|pid| configure_arguments(daemon, pid, &id));
     let conf_path = match (&command.conf, compiled_in) {
         (Some(c), _) if Path::new(c).is_absolute() => PathBuf::from(c),
         (_, Some(configure)) => conf_path(&command, &configure),
@@ -293,6 +303,7 @@ async fn describe(
         networks,
         command,
         main_pid,
+        daemon,
     })
 }
 

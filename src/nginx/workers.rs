@@ -10,7 +10,7 @@ use bollard::Docker;
 use bollard::query_parameters::TopOptions;
 
 use super::NginxContainer;
-use super::procfs::container_process;
+use super::procfs::{container_process, local_proc};
 
 /// nginx processes of a container, by host pid.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -27,7 +27,8 @@ pub struct Workers {
 pub async fn worker_pids(docker: &Docker, nginx: &NginxContainer) -> Result<Workers> {
     if let Some(workers) = nginx
         .main_pid
-        .and_then(|pid| from_proc(Path::new("/proc"), pid, &nginx.id))
+        .zip(local_proc(nginx.daemon))
+        .and_then(|(pid, proc)| from_proc(proc, pid, &nginx.id))
     {
         return Ok(workers);
     }

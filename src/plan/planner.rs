@@ -516,6 +516,23 @@ impl Builder<'_> {
         });
     }
 
+    /// The delay between batches; counted from the old containers' stop
+    /// request when the batch ends by stopping them (a stop-old step just
+    /// before it), so the stop runs inside the delay rather than before it.
+    pub(super) fn delay(&mut self, duration: Duration) {
+        let from_stop = matches!(
+            self.steps.last().map(|s| &s.action),
+            Some(Action::StopOld { .. })
+        );
+        self.push(
+            Action::Delay {
+                duration,
+                from_stop,
+            },
+            None,
+        );
+    }
+
     /// A post-start or pre-stop step running each server's hooks of that kind
     /// in its container; nothing when none of them has one.
     pub(super) fn hook(&mut self, kind: HookKind, servers: Vec<(ServerRef, &Hooks)>) {
@@ -687,7 +704,7 @@ impl Builder<'_> {
             if !last && !delay.is_zero() {
                 // Put the healthy batch back before waiting: no capacity is held back during the delay.
                 self.edit(std::mem::take(&mut pending_restore), false)?;
-                self.push(Action::Delay { duration: delay }, None);
+                self.delay(delay);
             }
         }
         self.edit(pending_restore, false)
@@ -758,7 +775,7 @@ impl Builder<'_> {
             );
             self.push(Action::StopOld { servers: old_refs }, None);
             if n + 1 < chunks.len() && !delay.is_zero() {
-                self.push(Action::Delay { duration: delay }, None);
+                self.delay(delay);
             }
         }
         Ok(())

@@ -155,7 +155,7 @@ impl Builder<'_> {
                 Order::StopFirst => self.stop_first_slots(set, chunk, &mut pending)?,
             }
             if n + 1 < batches.len() && !delay.is_zero() {
-                self.push(Action::Delay { duration: delay }, None);
+                self.delay(delay);
             }
         }
         // The operator's line back: what was pending is subsumed by it.

@@ -229,6 +229,12 @@ pub enum Action {
         /// How long.
         #[serde(with = "humantime_serde_compat")]
         duration: Duration,
+        /// Counted from the start of the stop-old step just before it (when
+        /// the old containers were told to stop), not from its end: Swarm's
+        /// start-first updater starts its delay once it has told the old task
+        /// to shut down, without waiting for it to exit.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        from_stop: bool,
     },
     /// The canary serves `share` of the traffic: watch its new container
     /// (a failure counts under the failure action), then hold or pause.
@@ -365,7 +371,18 @@ impl fmt::Display for Action {
                 "monitor new containers for {} after healthy",
                 secs(window)
             ),
-            Action::Delay { duration } => write!(f, "delay {}", secs(duration)),
+            Action::Delay {
+                duration,
+                from_stop: false,
+            } => write!(f, "delay {}", secs(duration)),
+            Action::Delay {
+                duration,
+                from_stop: true,
+            } => write!(
+                f,
+                "delay {}, counted from the old containers' stop",
+                secs(duration)
+            ),
             Action::Canary {
                 server,
                 share,

@@ -278,6 +278,66 @@ fn dead_then_drained_servers_are_recreated_first_without_an_edit() {
     );
 }
 
+/// The delays of a plan: (the kind of the step before, counted from the stop).
+fn delays(p: &super::Plan) -> Vec<(&'static str, bool)> {
+    p.steps
+        .windows(2)
+        .filter_map(|w| match w[1].action {
+            Action::Delay { from_stop, .. } => Some((w[0].action.kind(), from_stop)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_delay_counts_from_the_old_containers_stop_only_when_a_stop_ends_the_batch() {
+    let servers = ["app1:3000", "app2:3000", "app3:3000"];
+    let cfg = config(&servers);
+    let one_second = |order| {
+        policy(move |c| {
+            c.order.value = order;
+            c.delay.value = Duration::from_secs(1);
+        })
+    };
+    // Start-first: a batch ends by stopping its old containers; the delay
+    // runs from that stop request, as Swarm's updater's does.
+    let start_first: Vec<Target> = servers
+        .iter()
+        .map(|s| {
+            let mut t = target(s);
+            t.replacement = Some(format!("{}-b", t.container));
+            t
+        })
+        .collect();
+    let p = plan(
+        &cfg,
+        "apps",
+        &start_first,
+        &one_second(Order::StartFirst),
+        TIMEOUTS,
+    )
+    .unwrap();
+    assert_eq!(delays(&p), [("stop-old", true); 2]);
+    assert!(
+        p.steps
+            .iter()
+            .filter(|s| matches!(s.action, Action::Delay { .. }))
+            .all(|s| s.action.to_string() == "delay 1s, counted from the old containers' stop"),
+        "the plan says so: {:?}",
+        p.steps
+    );
+    // Stop-first: a batch ends by putting its servers back; the delay follows that.
+    let p = plan(
+        &cfg,
+        "apps",
+        &servers.map(target),
+        &one_second(Order::StopFirst),
+        TIMEOUTS,
+    )
+    .unwrap();
+    assert_eq!(delays(&p), [("reload", false); 2]);
+}
+
 #[test]
 fn a_delay_puts_the_batch_back_before_waiting() {
     let cfg = config(&["app1:3000", "app2:3000"]);
@@ -430,6 +490,29 @@ mod replica_sets {
             }
         }
         seen
+    }
+
+    #[test]
+    fn start_first_replicas_stop_inside_the_delay_and_the_last_before_the_unpin() {
+        let p = run(
+            set(
+                &[("p_web_1", false), ("p_web_2", false), ("p_web_3", false)],
+                &["p_web_4", "p_web_1", "p_web_2"],
+            ),
+            |p| {
+                p.order.value = Order::StartFirst;
+                p.delay.value = Duration::from_secs(1);
+            },
+        );
+        assert_eq!(super::delays(&p), [("stop-old", true); 2]);
+        // No delay after the last slot: its stop ends before the operator's
+        // line comes back (Docker's DNS must no longer answer with it).
+        let unpin = p
+            .steps
+            .iter()
+            .position(|s| matches!(&s.action, Action::Edit { changes, .. } if changes.iter().any(|c| matches!(c, ServerChange::Unpin { .. }))))
+            .unwrap();
+        assert_eq!(p.steps[unpin - 1].action.kind(), "stop-old");
     }
 
     #[test]

@@ -8,11 +8,15 @@ use serde::de::DeserializeOwned;
 
 use super::state_location::{StateRoot, locate, refuse_if_container_writable};
 use super::world::{DockerWorld, ProbeKind};
+use crate::docker::{DaemonLocation, DockerOptions, Endpoint};
 use crate::exec::{Lock, Observer, StateDir};
 
-/// Where nginx and the journal are, and who is asking.
+/// Which daemon, where nginx and the journal are, and who is asking.
 #[derive(Debug, Clone, Default)]
 pub struct SessionOptions {
+    /// The daemon, as docker's flags name it (with the environment and the
+    /// docker CLI's config for the rest).
+    pub docker: DockerOptions,
     /// The nginx container (name or id); default: compose service `nginx` of
     /// the project in `cwd`, else the only nginx.
     pub nginx: Option<String>,
@@ -41,10 +45,17 @@ pub(crate) struct Locked {
 }
 
 impl Session {
-    /// Connects to the daemon and finds the nginx container.
+    /// Chooses the daemon as the docker CLI does, connects to it and finds
+    /// the nginx container.
     pub async fn open(options: SessionOptions) -> Result<Session> {
-        let world =
-            DockerWorld::connect(options.nginx.as_deref(), &options.cwd, options.probe).await?;
+        let endpoint = Endpoint::resolve(&options.docker)?;
+        let world = DockerWorld::connect(
+            endpoint,
+            options.nginx.as_deref(),
+            &options.cwd,
+            options.probe,
+        )
+        .await?;
         Ok(Session {
             world,
             state_dir: options.state_dir,
@@ -54,13 +65,22 @@ impl Session {
 
     /// Where the state directory is (it may not exist yet): see
     /// [`state_location`](super::state_location). One inside a mount the
-    /// nginx container can write is refused.
+    /// nginx container can write is refused. A remote daemon's nginx is
+    /// named with its daemon (another daemon may have one by the same name),
+    /// and its mounts, paths on another host, say nothing about this one.
     async fn state_root(&self) -> Result<StateRoot> {
         let fs = self.world.files().await?;
         let nginx = &self.world.nginx;
         let host = fs.host_path(&nginx.conf_path);
-        let root = locate(self.state_dir.as_deref(), host.as_deref(), &nginx.name)?;
-        refuse_if_container_writable(&root.path, &nginx.name, &nginx.mounts)?;
+        let (container, mounts) = match nginx.daemon {
+            DaemonLocation::Local => (nginx.name.clone(), nginx.mounts.as_slice()),
+            DaemonLocation::Remote => (
+                format!("{}/{}", self.world.endpoint().host(), nginx.name),
+                &[][..],
+            ),
+        };
+        let root = locate(self.state_dir.as_deref(), host.as_deref(), &container)?;
+        refuse_if_container_writable(&root.path, &nginx.name, mounts)?;
         Ok(root)
     }
 

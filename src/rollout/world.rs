@@ -12,12 +12,13 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::backends::{
-    self, ComposeCli, ContainerSpec, Probe, compose_cli, compose_container, compose_recreate,
-    create_and_start, create_replacement, discard_leftover_replacement, discard_replacement,
-    exec_hook, recreate_stop_first, resolve_backend, run_one_off, stop_and_remove,
+    self, ComposeCli, ComposeKind, ContainerSpec, Probe, compose_cli, compose_container,
+    compose_recreate, create_and_start, create_replacement, discard_leftover_replacement,
+    discard_replacement, exec_hook, recreate_stop_first, resolve_backend, run_one_off,
+    stop_and_remove,
 };
 use crate::conf::{Address, ConfigSet, FileChange};
-use crate::docker::{self, ComposeRef};
+use crate::docker::{self, ComposeRef, Endpoint};
 use crate::exec::{Reloaded, World};
 use crate::nginx::{self, ContainerFs, NginxContainer, NginxTestError, Workers, find_nginx};
 use crate::plan::{HookCommand, HookExit, Hooks, ServerRef};
@@ -91,11 +92,13 @@ pub enum ProbeKind {
 pub(crate) struct DockerWorld {
     /// The daemon.
     pub docker: Docker,
+    /// Where it is, for the compose CLI.
+    endpoint: Endpoint,
     /// The nginx container.
     pub nginx: NginxContainer,
     /// The compose CLI, if one is installed: looked for on first use, since
     /// starting `docker-compose` (Python) just to ask costs most of a second.
-    compose_cli: OnceLock<Option<ComposeCli>>,
+    compose_cli: OnceLock<Option<ComposeKind>>,
     /// The health probe for containers without a healthcheck.
     probe: ProbeKind,
     /// nginx's config files: fetched from the container once per run (bind-mounted
@@ -109,13 +112,21 @@ pub(crate) struct DockerWorld {
 }
 
 impl DockerWorld {
-    /// Connects and finds the nginx container (`nginx`, else compose service
-    /// `nginx` of the project in `cwd`, else the only one).
-    pub async fn connect(nginx: Option<&str>, cwd: &Path, probe: ProbeKind) -> Result<Self> {
-        let docker = docker::connect().await?;
-        let nginx = find_nginx(&docker, nginx, cwd).await?;
+    /// Connects to the daemon at `endpoint` and finds the nginx container
+    /// (`nginx`, else compose service `nginx` of the project in `cwd`, else the only one).
+    pub async fn connect(
+        endpoint: Endpoint,
+        nginx: Option<&str>,
+        cwd: &Path,
+        probe: ProbeKind,
+    ) -> Result<Self> {
+        let docker = docker::connect(&endpoint).await?;
+        let location = endpoint.location();
+        tracing::debug!("daemon at {endpoint}: {location:?}");
+        let nginx = find_nginx(&docker, location, nginx, cwd).await?;
         Ok(DockerWorld {
             docker,
+            endpoint,
             nginx,
             compose_cli: OnceLock::new(),
             probe,
@@ -125,9 +136,20 @@ impl DockerWorld {
         })
     }
 
-    /// The compose CLI (`docker compose` or `docker-compose`), if one is installed.
-    pub fn compose_cli(&self) -> Option<ComposeCli> {
-        *self.compose_cli.get_or_init(compose_cli)
+    /// The daemon this world acts on.
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
+    }
+
+    /// The compose CLI (`docker compose` or `docker-compose`), if one is
+    /// installed, pointed at this world's daemon.
+    pub fn compose_cli(&self) -> Option<ComposeCli<'_>> {
+        self.compose_cli
+            .get_or_init(compose_cli)
+            .map(|kind| ComposeCli {
+                kind,
+                daemon: &self.endpoint,
+            })
     }
 
     /// The config files as nginx sees them.

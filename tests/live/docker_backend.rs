@@ -4,16 +4,17 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use nginx_rollout::backends::{
-    ComposeProject, ContainerSpec, HealthError, HealthSource, Probe, ProjectQuery, Recreated,
-    Resolved, backend_by_name, capture_spec, compose_cli, compose_container, compose_named,
-    compose_recreate, compose_templates, create_and_start, create_replacement, failed_within,
-    next_slot, recreate_stop_first, rename, resolve_backend, resolve_backends, stop_and_remove,
-    wait_healthy,
+    ComposeCli, ComposeProject, ContainerSpec, HealthError, HealthSource, Probe, ProjectQuery,
+    Recreated, Resolved, backend_by_name, capture_spec, compose_cli, compose_container,
+    compose_named, compose_recreate, compose_templates, create_and_start, create_replacement,
+    failed_within, next_slot, recreate_stop_first, rename, resolve_backend, resolve_backends,
+    stop_and_remove, wait_healthy,
 };
-use nginx_rollout::docker::connect;
 
 use crate::support::scope::Scope;
-use crate::support::{APP_IMAGE as APP, NGINX_IMAGE as NGINX, docker, inspect, skip};
+use crate::support::{
+    APP_IMAGE as APP, NGINX_IMAGE as NGINX, connect, docker, endpoint, inspect, skip,
+};
 
 /// A healthcheck that passes within a fraction of a second.
 const FAST_HEALTH: [&str; 8] = [
@@ -529,8 +530,13 @@ async fn compose_mode_detects_a_changed_service_and_recreates_it() {
     if skip() {
         return;
     }
-    let Some(cli) = compose_cli() else {
+    let Some(kind) = compose_cli() else {
         panic!("no compose CLI installed (scripts/dev-env.sh installs docker-compose)");
+    };
+    let daemon = endpoint();
+    let cli = ComposeCli {
+        kind,
+        daemon: &daemon,
     };
     let mut s = Scope::new("compose");
     let dir = tempfile::tempdir().unwrap();
@@ -606,8 +612,13 @@ async fn templates_made_beside_config_are_composes_own_or_fall_back() {
     if skip() {
         return;
     }
-    let Some(cli) = compose_cli() else {
+    let Some(kind) = compose_cli() else {
         panic!("no compose CLI installed (scripts/dev-env.sh installs docker-compose)");
+    };
+    let daemon = endpoint();
+    let cli = ComposeCli {
+        kind,
+        daemon: &daemon,
     };
     let mut s = Scope::new("beside");
     let dir = tempfile::tempdir().unwrap();

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use nginx_rollout::conf::Fs;
+use nginx_rollout::docker::DaemonLocation::{Local, Remote};
 use nginx_rollout::nginx::{
     ContainerFs, NginxContainer, NginxTestError, Workers, find_nginx, reload, test_config,
     wait_old_workers_exit, worker_pids,
@@ -60,7 +61,7 @@ async fn start_nginx(
         100,
     )
     .await;
-    let nginx = find_nginx(&sb.docker, Some(&id), sb.dir.path())
+    let nginx = find_nginx(&sb.docker, Local, Some(&id), sb.dir.path())
         .await
         .unwrap();
     (nginx, host_conf)
@@ -104,7 +105,7 @@ async fn finds_by_name_with_conf_path_mounts_and_networks() {
     let port = sb.host_port(&name, 80).await;
     assert!(http_get(port, "/status").contains("Active connections"));
 
-    let n = find_nginx(&sb.docker, Some(&name), sb.dir.path())
+    let n = find_nginx(&sb.docker, Local, Some(&name), sb.dir.path())
         .await
         .unwrap();
     assert_eq!(n.name, name);
@@ -118,13 +119,13 @@ async fn finds_by_name_with_conf_path_mounts_and_networks() {
         .unwrap();
     assert_eq!((mount.kind.as_str(), &mount.source), ("bind", &host_conf));
 
-    let by_id = find_nginx(&sb.docker, Some(&n.id[..12]), sb.dir.path())
+    let by_id = find_nginx(&sb.docker, Local, Some(&n.id[..12]), sb.dir.path())
         .await
         .unwrap();
     assert_eq!(by_id.id, n.id);
 
     let missing = sb.name("nope");
-    let err = find_nginx(&sb.docker, Some(&missing), sb.dir.path())
+    let err = find_nginx(&sb.docker, Local, Some(&missing), sb.dir.path())
         .await
         .unwrap_err();
     assert!(format!("{err:#}").contains(&missing), "{err:#}");
@@ -164,7 +165,7 @@ async fn finds_the_compose_service_of_the_project_in_cwd() {
     )
     .await;
 
-    let n = find_nginx(&sb.docker, None, &by_wd).await.unwrap();
+    let n = find_nginx(&sb.docker, Local, None, &by_wd).await.unwrap();
     assert_eq!(n.name, sb.name("proxy"));
     let compose = n.compose.unwrap();
     assert_eq!(
@@ -172,7 +173,7 @@ async fn finds_the_compose_service_of_the_project_in_cwd() {
         (project.as_str(), "nginx")
     );
 
-    let n = find_nginx(&sb.docker, None, &by_file).await.unwrap();
+    let n = find_nginx(&sb.docker, Local, None, &by_file).await.unwrap();
     assert_eq!(n.name, sb.name("other-proxy"));
 }
 
@@ -208,7 +209,7 @@ async fn ambiguity_lists_the_candidates_and_none_is_an_error() {
 
     let err = format!(
         "{:#}",
-        find_nginx(&sb.docker, None, &two).await.unwrap_err()
+        find_nginx(&sb.docker, Local, None, &two).await.unwrap_err()
     );
     assert!(err.contains("several nginx containers"), "{err}");
     assert!(
@@ -218,7 +219,9 @@ async fn ambiguity_lists_the_candidates_and_none_is_an_error() {
 
     let err = format!(
         "{:#}",
-        find_nginx(&sb.docker, None, &none).await.unwrap_err()
+        find_nginx(&sb.docker, Local, None, &none)
+            .await
+            .unwrap_err()
     );
     assert!(err.contains("no nginx container found"), "{err}");
 }
@@ -319,6 +322,47 @@ async fn writes_in_place_through_the_mount_and_by_archive_otherwise() {
         "mode not kept: {listing}"
     );
     assert_eq!(fs.read(Path::new(EXTRA)).unwrap(), extra);
+}
+
+#[tokio::test]
+async fn as_for_a_remote_daemon_a_bind_mounted_file_is_written_through_the_container() {
+    let Some(sb) = Sandbox::new("remote").await else {
+        return;
+    };
+    let (local, host_conf) = start_nginx(&sb, Spec::new("nginx", NGINX_IMAGE), false, true).await;
+    // The same container as a daemon on another host would show it: its
+    // mount sources and pids are not this host's, so none is used.
+    let nginx = find_nginx(&sb.docker, Remote, Some(&local.id), sb.dir.path())
+        .await
+        .unwrap();
+    assert_eq!(nginx.conf_path, local.conf_path);
+    let fs = ContainerFs::load(&sb.docker, &nginx).await.unwrap();
+    assert_eq!(fs.host_path(Path::new(CONF)), None);
+    assert_eq!(
+        fs.read(Path::new(CONF)).unwrap(),
+        nginx_conf(false).as_bytes()
+    );
+    let inode = std::fs::metadata(&host_conf).unwrap().ino();
+
+    // The archive API cannot replace a single-file bind mount (EBUSY): the
+    // file is rewritten in place from inside the container.
+    let edited = format!("{}# edited as if remote\n", nginx_conf(false));
+    fs.write(
+        &sb.docker,
+        Path::new(CONF),
+        nginx_conf(false).as_bytes(),
+        edited.as_bytes(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(std::fs::read_to_string(&host_conf).unwrap(), edited);
+    assert_eq!(std::fs::metadata(&host_conf).unwrap().ino(), inode);
+    assert_eq!(fs.read(Path::new(CONF)).unwrap(), edited.as_bytes());
+    test_config(&sb.docker, &nginx).await.unwrap();
+    let outcome = reload(&sb.docker, &nginx, None, Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert!(!outcome.new_workers.is_empty());
 }
 
 #[tokio::test]

@@ -1,12 +1,15 @@
 //! `deploy -i` through a real pseudo-terminal: the prompt before each step
-//! drives a real deploy; quitting leaves a resumable journal; without a
-//! terminal `-i` refuses and points to `--yes`.
+//! drives a real deploy, with the arrows and Enter or with one key per
+//! answer; quitting leaves a resumable journal; without a terminal `-i`
+//! refuses and points to `--yes`.
 
 use crate::support::stack::Stack;
 use rexpect::process::WaitStatus;
 use rexpect::session::{PtySession, spawn_command};
 
 const PROMPT: &str = "run this step?";
+/// The keys, as the prompt shows them.
+const KEYS: &str = "[y]es [s]kip [a]ll [q]uit [r]ollback";
 const DOWN: &str = "\x1b[B";
 
 fn spawn(stack: &Stack, args: &[&str]) -> PtySession {
@@ -84,6 +87,60 @@ fn quitting_at_a_prompt_leaves_a_resumable_rollout() {
     assert_eq!(
         stack.bodies(8),
         ["Hi there, I love ! app1,v2", "Hi there, I love ! app2,v2"]
+            .map(String::from)
+            .into_iter()
+            .collect()
+    );
+}
+
+/// Answers the prompt now on screen with `key` alone (no Enter) and waits
+/// for the answer to be shown.
+fn answer(p: &mut PtySession, key: &str, shown: &str) {
+    p.exp_string(KEYS).unwrap();
+    p.exp_string("rollback").unwrap(); // the last line of the menu
+    p.send(key).unwrap();
+    p.flush().unwrap();
+    p.exp_string(&format!("{PROMPT} {shown}")).unwrap();
+}
+
+#[test]
+fn one_key_answers_yes_skip_quit_then_rollback_and_all() {
+    let stack = Stack::up("itkeys");
+    let before = String::from_utf8(stack.conf()).unwrap();
+    stack.edit_compose("app1,v1", "app1,v2");
+    stack.edit_compose("app2,v1", "app2,v2");
+    let mut p = spawn(&stack, &["deploy", "apps", "-i", "-v", "--monitor", "0s"]);
+    p.exp_string("[ 1/12] edit").unwrap();
+    answer(&mut p, "y", "yes, run this step");
+    p.exp_string("[ 2/12] reload").unwrap();
+    answer(&mut p, "s", "skip this step");
+    p.exp_string("skipped in").unwrap();
+    p.exp_string("[ 3/12] wait-drained").unwrap();
+    answer(&mut p, "q", "quit (resumable)");
+    p.exp_string("paused").unwrap();
+    p.exp_eof().unwrap();
+    assert_eq!(exit_code(&p), 3);
+    let status = stack.tool(&["status"]);
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert!(text.contains("Paused"), "{text}");
+
+    // Quitting put app1 back, so the resumed rollout asks from step 1 again;
+    // this time app1 is drained live, then `r` rolls back, and the rollback
+    // asks too: `a` runs all of it.
+    let mut p = spawn(&stack, &["resume", "-i"]);
+    p.exp_string("[ 1/12] edit").unwrap();
+    answer(&mut p, "Y", "yes, run this step");
+    p.exp_string("[ 2/12] reload").unwrap();
+    answer(&mut p, "y", "yes, run this step");
+    p.exp_string("[ 3/12] wait-drained").unwrap();
+    answer(&mut p, "r", "rollback");
+    answer(&mut p, "a", "all: run the rest without asking");
+    p.exp_eof().unwrap();
+    assert_eq!(exit_code(&p), 1, "rolled back is exit 1");
+    assert_eq!(String::from_utf8(stack.conf()).unwrap(), before);
+    assert_eq!(
+        stack.bodies(8),
+        ["Hi there, I love ! app1,v1", "Hi there, I love ! app2,v1"]
             .map(String::from)
             .into_iter()
             .collect()

@@ -1,6 +1,7 @@
 //! The tests against the real Docker daemon and the real nginx: the two
 //! wings on their own (`docker_nginx`, `docker_backend`), then whole
-//! rollouts of private copies of the seed stack under load.
+//! rollouts of private copies of the seed stack under load, and one against
+//! a second daemon reached over ssh (`remote_daemon`).
 #[path = "../support/mod.rs"]
 mod support;
 
@@ -24,6 +25,7 @@ mod policy_failures;
 mod policy_history;
 mod policy_order;
 mod policy_pause;
+mod remote_daemon;
 mod seed000;
 mod seed003;
 mod weights;

@@ -17,5 +17,6 @@ mod conf_nginx_t;
 mod conf_props;
 mod conf_render;
 mod conf_weights;
+mod docker_plugin;
 mod hostile_input;
 mod torn_writes;

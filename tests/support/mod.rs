@@ -3,18 +3,20 @@
 //! fixtures — a copy of the seed stack ([`stack::Stack`]), containers made
 //! through the API on a private network ([`sandbox::Sandbox`]), and
 //! containers made with the docker CLI ([`scope::Scope`]), a small tmpfs to
-//! run out of space ([`tmpfs::Tmpfs`]) and a private dockerd to restart
-//! ([`daemon::PrivateDaemon`]). Each removes what it made
-//! when dropped, also when the test panics.
+//! run out of space ([`tmpfs::Tmpfs`]), a private dockerd to restart
+//! ([`daemon::PrivateDaemon`]) and a second daemon reached over ssh
+//! ([`remote::SecondDaemon`]). Each removes what it made when dropped, also
+//! when the test panics.
 #![allow(dead_code)] // each binary uses a different part of it
 
 pub mod daemon;
+pub mod remote;
 pub mod sandbox;
 pub mod scope;
 pub mod stack;
 pub mod tmpfs;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
@@ -41,6 +43,35 @@ pub fn tool(args: &[&str]) -> Output {
         .stdin(std::process::Stdio::null())
         .output()
         .expect("nginx-rollout runs")
+}
+
+/// The daemon the tests use, chosen as the tool chooses it without flags
+/// (`DOCKER_HOST`, `DOCKER_CONTEXT`, docker's current context, the local socket).
+pub fn endpoint() -> nginx_rollout::docker::Endpoint {
+    nginx_rollout::docker::Endpoint::resolve(&Default::default()).expect("a Docker endpoint")
+}
+
+/// Connects to [`endpoint`].
+pub async fn connect() -> anyhow::Result<bollard::Docker> {
+    nginx_rollout::docker::connect(&endpoint()).await
+}
+
+/// Writes docker context `name` pointing at daemon `host` into the docker
+/// config directory `config`, as `docker context create` writes it.
+pub fn write_docker_context(config: &Path, name: &str, host: &str) {
+    let id = format!(
+        "{:x}",
+        <sha2::Sha256 as sha2::Digest>::digest(name.as_bytes())
+    );
+    let dir = config.join("contexts/meta").join(id);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("meta.json"),
+        format!(
+            r#"{{"Name":"{name}","Metadata":{{}},"Endpoints":{{"docker":{{"Host":"{host}","SkipTLSVerify":false}}}}}}"#
+        ),
+    )
+    .unwrap();
 }
 
 /// Runs `docker ARGS`, panicking with its stderr on failure; returns trimmed stdout.

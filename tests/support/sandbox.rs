@@ -107,7 +107,7 @@ impl Sandbox {
         if super::skip() {
             return None;
         }
-        let docker = nginx_rollout::docker::connect()
+        let docker = super::connect()
             .await
             .expect("Docker daemon (run scripts/dev-env.sh)");
         for image in [NGINX_IMAGE, APP_IMAGE] {

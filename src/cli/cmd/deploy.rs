@@ -109,7 +109,7 @@ pub async fn exec(global: &Global, args: DeployArgs, dry_run: bool) -> anyhow::R
         Some(path) => ProbeKind::Http(path.clone()),
         None => ProbeKind::Tcp,
     };
-    let mut options = args.session.options(probe)?;
+    let mut options = args.session.options(global, probe)?;
     let compose = args.compose.options(&options.cwd)?;
     if let Some(compose) = &compose {
         // nginx is looked for in the project the operator names.

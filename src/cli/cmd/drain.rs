@@ -76,7 +76,7 @@ pub(super) async fn run_edit(
         yes: true,
     };
     let mut observer = front::observer(global, &never_ask)?;
-    let session = Session::open(session.options(ProbeKind::default())?).await?;
+    let session = Session::open(session.options(global, ProbeKind::default())?).await?;
     let ended = rollout::edit_server(&session, &request, &mut *observer, front::signals()?).await?;
     Ok(front::finish(global, ended))
 }

@@ -17,7 +17,7 @@ pub struct HistoryArgs {
 
 /// Prints the revisions kept, oldest first (or one JSON array).
 pub async fn exec(global: &Global, args: HistoryArgs) -> anyhow::Result<i32> {
-    let session = Session::open(args.session.options(ProbeKind::default())?).await?;
+    let session = Session::open(args.session.options(global, ProbeKind::default())?).await?;
     let entries = rollout::history(&session, args.upstream.as_deref()).await?;
     match global.output {
         Output::Json => outtext!("{}\n", serde_json::to_string(&entries)?)?,

@@ -21,7 +21,7 @@ pub struct ResumeArgs {
 /// Continues the paused or interrupted rollout.
 pub async fn exec(global: &Global, args: ResumeArgs) -> anyhow::Result<i32> {
     let mut observer = front::observer(global, &args.confirm)?;
-    let session = Session::open(args.session.options(ProbeKind::default())?).await?;
+    let session = Session::open(args.session.options(global, ProbeKind::default())?).await?;
     let request = ResumeRequest {
         upstream: args.upstream,
         dry_run: args.confirm.dry_run,

@@ -27,7 +27,7 @@ pub struct RollbackArgs {
 /// Undoes the unfinished or the last rollout (or goes back to revision N).
 pub async fn exec(global: &Global, args: RollbackArgs) -> anyhow::Result<i32> {
     let mut observer = front::observer(global, &args.confirm)?;
-    let session = Session::open(args.session.options(ProbeKind::default())?).await?;
+    let session = Session::open(args.session.options(global, ProbeKind::default())?).await?;
     let request = RollbackRequest {
         upstream: args.upstream,
         to: args.to,

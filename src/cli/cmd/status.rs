@@ -17,7 +17,7 @@ pub struct StatusArgs {
 
 /// Prints the table (or one JSON document) of servers, containers and the unfinished rollout.
 pub async fn exec(global: &Global, args: StatusArgs) -> anyhow::Result<i32> {
-    let session = Session::open(args.session.options(ProbeKind::default())?).await?;
+    let session = Session::open(args.session.options(global, ProbeKind::default())?).await?;
     let report = rollout::status(&session, args.upstream.as_deref()).await?;
     match global.output {
         Output::Json => outtext!("{}\n", serde_json::to_string(&report)?)?,

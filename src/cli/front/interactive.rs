@@ -1,7 +1,8 @@
-//! `-i`: human output plus a prompt before each step.
-use std::io::IsTerminal;
+//! `-i`: human output plus a prompt before each step, answered with one key
+//! (`y`/`s`/`a`/`q`/`r`) or with the arrows and Enter.
+use std::io::{self, IsTerminal};
 
-use console::style;
+use console::{Key, Term, style};
 
 use super::Style;
 use super::human::Human;
@@ -13,6 +14,18 @@ use crate::plan::Step;
 #[derive(Debug, thiserror::Error)]
 #[error("--interactive needs a terminal on stdin and stderr; use --yes to run without prompts")]
 pub struct NoTerminal;
+
+/// The answers to "run this step?": what each decides, its key, its menu line.
+const ANSWERS: [(Decision, char, &str); 5] = [
+    (Decision::Yes, 'y', "yes, run this step"),
+    (Decision::Skip, 's', "skip this step"),
+    (Decision::All, 'a', "all: run the rest without asking"),
+    (Decision::Quit, 'q', "quit (resumable)"),
+    (Decision::Rollback, 'r', "rollback"),
+];
+
+/// The question, with its keys.
+const QUESTION: &str = "run this step? [y]es [s]kip [a]ll [q]uit [r]ollback (or arrows and Enter)";
 
 /// Human output plus a prompt before each step.
 pub struct Interactive {
@@ -68,27 +81,116 @@ impl Observer for Interactive {
                 )
             );
         }
-        let items = [
-            "yes, run this step",
-            "skip this step",
-            "all: run the rest without asking",
-            "quit (resumable)",
-            "rollback",
-        ];
-        let choice = dialoguer::Select::new()
-            .with_prompt("run this step?")
-            .items(items)
-            .default(0)
-            .interact_opt();
-        match choice {
-            Ok(Some(0)) => Decision::Yes,
-            Ok(Some(1)) => Decision::Skip,
-            Ok(Some(2)) => {
+        match ask(&Term::stderr()) {
+            Ok(Decision::All) => {
                 self.all = true;
                 Decision::All
             }
-            Ok(Some(4)) => Decision::Rollback,
-            _ => Decision::Quit,
+            Ok(decision) => decision,
+            // The terminal went away (or Ctrl-C): stop safely.
+            Err(_) => Decision::Quit,
         }
+    }
+}
+
+/// What a key does to the menu while answer `at` is highlighted.
+#[derive(Debug, PartialEq, Eq)]
+enum Press {
+    /// Highlight another answer.
+    Move(usize),
+    /// This answer is given.
+    Answer(usize),
+    /// Nothing.
+    Ignore,
+}
+
+/// The index of the answer whose key is `key`.
+fn by_key(key: char) -> Option<usize> {
+    ANSWERS
+        .iter()
+        .position(|(_, k, _)| *k == key.to_ascii_lowercase())
+}
+
+fn press(at: usize, key: &Key) -> Press {
+    let n = ANSWERS.len();
+    match key {
+        Key::ArrowUp | Key::BackTab => Press::Move((at + n - 1) % n),
+        Key::ArrowDown | Key::Tab => Press::Move((at + 1) % n),
+        Key::Enter => Press::Answer(at),
+        Key::Char(c) => by_key(*c).map_or(Press::Ignore, Press::Answer),
+        Key::Escape | Key::CtrlC => by_key('q').map_or(Press::Ignore, Press::Answer),
+        _ => Press::Ignore,
+    }
+}
+
+/// Asks [`QUESTION`] on `term` until it is answered (see [`press`]; the
+/// first answer is the default). The answer stays on screen.
+fn ask(term: &Term) -> io::Result<Decision> {
+    term.write_line(&style(QUESTION).bold().for_stderr().to_string())?;
+    term.hide_cursor()?;
+    let mut at = 0;
+    let chosen = loop {
+        for (i, (_, key, label)) in ANSWERS.iter().enumerate() {
+            let line = format!("{} {key}  {label}", if i == at { '>' } else { ' ' });
+            term.write_line(&if i == at {
+                style(line).cyan().for_stderr().to_string()
+            } else {
+                line
+            })?;
+        }
+        // Ctrl-C in raw mode may come as an interrupted read.
+        let key = match term.read_key() {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(Key::CtrlC),
+            other => other,
+        };
+        term.clear_last_lines(ANSWERS.len())?;
+        let key = match key {
+            Ok(key) => key,
+            Err(e) => {
+                term.show_cursor()?;
+                return Err(e);
+            }
+        };
+        match press(at, &key) {
+            Press::Move(to) => at = to,
+            Press::Answer(i) => break i,
+            Press::Ignore => {}
+        }
+    };
+    term.clear_last_lines(1)?;
+    term.show_cursor()?;
+    term.write_line(&format!("run this step? {}", ANSWERS[chosen].2))?;
+    Ok(ANSWERS[chosen].0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(key: Key) -> Option<Decision> {
+        match press(2, &key) {
+            Press::Answer(i) => Some(ANSWERS[i].0),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn one_key_per_answer_shown_in_the_question() {
+        for (decision, key, _) in ANSWERS {
+            assert_eq!(answer(Key::Char(key)), Some(decision));
+            assert_eq!(answer(Key::Char(key.to_ascii_uppercase())), Some(decision));
+            assert!(QUESTION.contains(&format!("[{key}]")), "{key}");
+        }
+        assert_eq!(answer(Key::Char('x')), None);
+        assert_eq!(answer(Key::Escape), Some(Decision::Quit));
+        assert_eq!(answer(Key::CtrlC), Some(Decision::Quit));
+    }
+
+    #[test]
+    fn arrows_move_around_and_enter_takes_the_highlighted_one() {
+        assert_eq!(press(0, &Key::ArrowDown), Press::Move(1));
+        assert_eq!(press(0, &Key::ArrowUp), Press::Move(ANSWERS.len() - 1));
+        assert_eq!(press(ANSWERS.len() - 1, &Key::ArrowDown), Press::Move(0));
+        assert_eq!(answer(Key::Enter), Some(Decision::All));
     }
 }

@@ -1,6 +1,8 @@
 //! The nginx container's config files: read from the host where they are
-//! bind-mounted, from an archive-API snapshot otherwise; written back the
-//! same way and verified through the container's own eyes.
+//! bind-mounted (local daemon), from an archive-API snapshot otherwise;
+//! written back the same way (a single-file bind mount of a remote daemon
+//! through `sh -c 'cat > FILE'` in the container, which keeps its inode) and
+//! verified through the container's own eyes.
 mod tree;
 
 use std::ffi::OsString;
@@ -14,12 +16,12 @@ use bollard::Docker;
 use bollard::query_parameters::{DownloadFromContainerOptions, UploadToContainerOptions};
 use futures_util::TryStreamExt;
 
-use super::procfs::container_process;
+use super::procfs::{container_process, local_proc};
 use super::{Mount, NginxContainer};
 use crate::conf::{
     FileChanged, Fs, MAX_FILE_BYTES, read_bounded, read_host_file, write_if_unchanged,
 };
-use crate::docker::{exec_in, is_not_found};
+use crate::docker::{DaemonLocation, exec_in, exec_with_input, is_not_found};
 use tree::{MAX_LINKS, Meta, Node, Tree};
 
 /// Most bytes one archive-API snapshot may take (a config directory is
@@ -73,6 +75,9 @@ impl ContainerView {
 pub struct ContainerFs {
     container: String,
     host_mounts: Vec<Mount>,
+    /// Container paths that are bind mounts read only through the daemon: the
+    /// archive API cannot replace them (the daemon's unlink fails with EBUSY).
+    bind_targets: Vec<PathBuf>,
     tree: Mutex<Tree>,
     /// The container's root as this host sees it (`/proc/PID/root`), when the daemon is local.
     local_root: Option<PathBuf>,
@@ -87,15 +92,22 @@ impl ContainerFs {
     /// (unless it is mounted from this host) and the targets of symlinks
     /// leading out of it.
     pub async fn load(docker: &Docker, nginx: &NginxContainer) -> Result<Self> {
-        let host_mounts = nginx
-            .mounts
-            .iter()
-            .filter(|m| matches!(m.kind.as_str(), "bind" | "volume") && m.source.exists())
-            .cloned()
+        // A remote daemon's mount sources are paths on its host, not here.
+        let (host_mounts, remote_mounts): (Vec<Mount>, Vec<Mount>) =
+            nginx.mounts.iter().cloned().partition(|m| {
+                nginx.daemon == DaemonLocation::Local
+                    && matches!(m.kind.as_str(), "bind" | "volume")
+                    && m.source.exists()
+            });
+        let bind_targets = remote_mounts
+            .into_iter()
+            .filter(|m| m.kind == "bind")
+            .map(|m| m.destination)
             .collect();
         let process = nginx
             .main_pid
-            .and_then(|pid| container_process(Path::new("/proc"), pid, &nginx.id));
+            .zip(local_proc(nginx.daemon))
+            .and_then(|(pid, proc)| container_process(proc, pid, &nginx.id));
         let local_owners = process.as_ref().is_some_and(|dir| {
             std::fs::read_to_string(dir.join("uid_map")).is_ok_and(|map| {
                 map.split_whitespace().collect::<Vec<_>>() == ["0", "0", "4294967295"]
@@ -104,6 +116,7 @@ impl ContainerFs {
         let fs = ContainerFs {
             container: nginx.name.clone(),
             host_mounts,
+            bind_targets,
             tree: Mutex::new(Tree::default()),
             local_root: process.map(|dir| dir.join("root")),
             local_owners,
@@ -304,10 +317,11 @@ impl ContainerFs {
 
     /// Writes `bytes` to container path `path` if it still holds `expected`
     /// (else a [`FileChanged`] error, nothing written): in place on the host
-    /// file (same inode, recoverably) when mounted, else by uploading a
-    /// one-file tar that keeps the file's mode and owner. Then reads the file
-    /// back through the container and fails, naming the file and the cause,
-    /// if the container does not see exactly `bytes`.
+    /// file (same inode, recoverably) when mounted from this host; in place
+    /// through the container when it is a bind mount of the daemon's host;
+    /// else by uploading a one-file tar that keeps the file's mode and owner.
+    /// Then reads the file back through the container and fails, naming the
+    /// file and the cause, if the container does not see exactly `bytes`.
     pub async fn write(
         &self,
         docker: &Docker,
@@ -345,14 +359,18 @@ impl ContainerFs {
                 if self.download_file(docker, &real).await?.as_deref() != Some(expected) {
                     return Err(FileChanged { path: real }).with_context(|| self.place(path));
                 }
-                self.upload(docker, &real, bytes, meta).await?;
+                if self.bind_targets.contains(&real) {
+                    self.write_through_exec(docker, &real, bytes).await?;
+                } else {
+                    self.upload(docker, &real, bytes, meta).await?;
+                }
                 match self.download_file(docker, &real).await? {
                     Some(seen) if seen == bytes => {}
                     Some(_) => bail!(
-                        "{}: after upload the container holds different bytes",
+                        "{}: after writing, the container holds different bytes",
                         self.place(&real)
                     ),
-                    None => bail!("{}: missing after upload", self.place(&real)),
+                    None => bail!("{}: missing after writing", self.place(&real)),
                 }
                 self.lock().set_file(&real, bytes.to_vec(), meta);
                 Ok(())
@@ -466,6 +484,24 @@ impl ContainerFs {
             bytes: Seen::Decoded(out.stdout),
             inode,
         })
+    }
+
+    /// Overwrites the file in place from inside the container (`cat > FILE`
+    /// truncates and writes the same inode, so a single-file bind mount keeps
+    /// pointing at it).
+    async fn write_through_exec(&self, docker: &Docker, path: &Path, bytes: &[u8]) -> Result<()> {
+        let p = path.to_string_lossy();
+        let argv = ["sh", "-c", "cat > \"$1\"", "sh", &p];
+        let out = exec_with_input(docker, &self.container, &argv, bytes).await?;
+        if !out.success() {
+            bail!(
+                "{}: cannot write it through the container (`sh -c 'cat > FILE'` exit {}): {}",
+                self.place(path),
+                out.exit_code,
+                out.stderr.trim()
+            );
+        }
+        Ok(())
     }
 
     async fn upload(&self, docker: &Docker, path: &Path, bytes: &[u8], meta: Meta) -> Result<()> {
@@ -666,6 +702,7 @@ mod tests {
                 destination: PathBuf::from("/etc/nginx"),
                 writable: true,
             }],
+            bind_targets: Vec::new(),
             tree: Mutex::new(Tree::default()),
             local_root: Some(root.to_path_buf()),
             local_owners: true,
