@@ -1,6 +1,6 @@
 //! Compose mode: let the compose CLI recreate a service in its project's
 //! directory, exactly as the operator would (`up -d --no-deps --force-recreate`).
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -154,24 +154,117 @@ pub async fn compose_recreate(cli: ComposeCli<'_>, r: &ComposeRef) -> Result<()>
 }
 
 /// What compose makes of a project's files now: every service's merged
-/// configuration (`config`) and config hash (`config --hash=*`), asked once
-/// for all its services, both at the same time.
+/// configuration (`config`) and config hash, asked once for all its
+/// services, and the template containers ([`compose_templates`]) a deploy
+/// asked for up front.
 #[derive(Debug, Clone)]
 pub struct ComposeProject {
     project: String,
     services: serde_norway::Value,
     networks: serde_norway::Value,
     hashes: HashMap<String, String>,
+    templates: HashMap<String, ContainerSpec>,
+}
+
+/// What a deploy will ask of one compose project, known from its containers'
+/// labels before compose runs, so that compose is asked all of it at once.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProjectQuery {
+    /// The services whose config hash the deploy compares.
+    pub hashed: BTreeSet<String>,
+    /// The services whose template compose makes beside `config`, each with
+    /// the number of containers it has now (see [`compose_templates`]).
+    pub templates: BTreeMap<String, usize>,
 }
 
 impl ComposeProject {
-    /// Runs compose for `r`'s project (its files, its directory).
+    /// Runs compose for `r`'s project (its files, its directory): `config`
+    /// and `config --hash=*`, both at the same time.
     pub async fn load(cli: ComposeCli<'_>, r: &ComposeRef) -> Result<ComposeProject> {
         let (config, hashes) = tokio::try_join!(
             run(cli, r, &["config"]),
             run(cli, r, &["config", "--hash=*"])
         )?;
         ComposeProject::from_config(&r.project, &config, &hashes)
+    }
+
+    /// Like [`load`](Self::load), and compose makes `query`'s templates at
+    /// the same time as it prints `config` (each Python compose run costs
+    /// most of a second, so they overlap rather than follow each other). A
+    /// template's `config-hash` label is compose's hash of its service, so
+    /// `config --hash=*` runs only for hashed services without a template.
+    /// When compose cannot make them (a service with a `container_name`, an
+    /// image it cannot pull), nothing is kept of them: the project has every
+    /// hash (from `config --hash=*`, run then) and no template, and
+    /// [`compose_templates`] asks again for the services that need one, so
+    /// its error is about them.
+    pub async fn load_with(
+        cli: ComposeCli<'_>,
+        docker: &Docker,
+        r: &ComposeRef,
+        query: &ProjectQuery,
+    ) -> Result<ComposeProject> {
+        if query.templates.is_empty() {
+            return ComposeProject::load(cli, r).await;
+        }
+        let wanted: Vec<(String, usize)> = query
+            .templates
+            .iter()
+            .map(|(s, n)| (s.clone(), *n))
+            .collect();
+        let hash_now = !query.hashed.iter().all(|s| query.templates.contains_key(s));
+        let hashes = async {
+            match hash_now {
+                true => run(cli, r, &["config", "--hash=*"]).await.map(Some),
+                false => Ok(None),
+            }
+        };
+        let (config, hashes, made) = tokio::join!(
+            run(cli, r, &["config"]),
+            hashes,
+            make_templates(cli, docker, r, &wanted)
+        );
+        let mut project =
+            ComposeProject::from_config(&r.project, &config?, &hashes?.unwrap_or_default())?;
+        let made = match made {
+            Ok(raw) => project.finish_templates(docker, raw).await,
+            Err(e) => Err(e),
+        };
+        match made {
+            Ok(templates) => {
+                for (service, spec) in &templates {
+                    let hash = spec
+                        .config
+                        .labels
+                        .as_ref()
+                        .and_then(ComposeRef::from_labels)
+                        .and_then(|c| c.config_hash)
+                        .ok_or_else(|| {
+                            anyhow!(
+                                "compose project {}: the template of {service} has no config-hash label",
+                                r.project
+                            )
+                        })?;
+                    project.hashes.insert(service.clone(), hash);
+                }
+                project.templates = templates;
+            }
+            Err(e) => {
+                tracing::debug!(
+                    "compose project {}: no templates beside `config` ({e:#}); asked again where needed",
+                    r.project
+                );
+                if !hash_now {
+                    project.hashes = parse_hashes(&run(cli, r, &["config", "--hash=*"]).await?);
+                }
+            }
+        }
+        Ok(project)
+    }
+
+    /// The template of `service` made by [`load_with`](Self::load_with), if it was.
+    pub fn template(&self, service: &str) -> Option<&ContainerSpec> {
+        self.templates.get(service)
     }
 
     /// The project as compose's `config` and `config --hash=*` printed it.
@@ -183,6 +276,7 @@ impl ComposeProject {
             services: doc.get("services").cloned().unwrap_or_default(),
             networks: doc.get("networks").cloned().unwrap_or_default(),
             hashes: parse_hashes(hashes),
+            templates: HashMap::new(),
         })
     }
 
@@ -443,6 +537,16 @@ fn parse_hashes(out: &str) -> HashMap<String, String> {
         .collect()
 }
 
+/// Whether `name` is one compose gives a container of `r`'s service itself
+/// (`project_service_N`, compose v2 `project-service-N`) rather than the
+/// service's own `container_name`, which compose cannot give a template.
+pub fn compose_named(name: &str, r: &ComposeRef) -> bool {
+    ['_', '-'].iter().any(|sep| {
+        name.strip_prefix(&format!("{}{sep}{}{sep}", r.project, r.service))
+            .is_some_and(|n| n.parse::<u32>().is_ok())
+    })
+}
+
 /// The id of the service's container (found by compose labels), e.g. after
 /// [`compose_recreate`]. Several containers (a scaled service) is an error.
 pub async fn compose_container(docker: &Docker, r: &ComposeRef) -> Result<String> {
@@ -484,7 +588,8 @@ pub async fn compose_container(docker: &Docker, r: &ComposeRef) -> Result<String
 /// What compose would create now for each of `services` (name, containers
 /// it has): compose creates one more container of each, not started (`up
 /// --no-start --no-deps --no-recreate --scale`); each is captured as a spec
-/// (its anonymous volumes left fresh) and removed again. The rollout creates
+/// (its anonymous volumes left fresh, the networks compose connects only at
+/// start attached from `project`) and removed again. The rollout creates
 /// the service's containers from these through the API, under the names and
 /// numbers it chooses — exactly what compose makes, without one compose run
 /// per container.
@@ -492,6 +597,18 @@ pub async fn compose_templates(
     cli: ComposeCli<'_>,
     docker: &Docker,
     project: &ComposeProject,
+    r: &ComposeRef,
+    services: &[(String, usize)],
+) -> Result<HashMap<String, ContainerSpec>> {
+    let raw = make_templates(cli, docker, r, services).await?;
+    project.finish_templates(docker, raw).await
+}
+
+/// [`compose_templates`]' compose run and captures, without `config`: each
+/// template as compose created it (with its first network only).
+async fn make_templates(
+    cli: ComposeCli<'_>,
+    docker: &Docker,
     r: &ComposeRef,
     services: &[(String, usize)],
 ) -> Result<HashMap<String, ContainerSpec>> {
@@ -512,17 +629,6 @@ pub async fn compose_templates(
     for (id, service) in after.into_iter().filter(|c| !before.contains(c)) {
         let spec = capture(docker, &id, Anonymous::Fresh).await;
         remove_template(docker, &id).await;
-        // Compose connects the other networks only when it starts a container.
-        let spec = match spec {
-            Ok(mut spec) => {
-                let primary = spec.host_config.network_mode.clone();
-                spec.networks = project
-                    .attachments(docker, &service, primary.as_deref())
-                    .await?;
-                Ok(spec)
-            }
-            Err(e) => Err(e),
-        };
         match spec {
             Ok(spec) => {
                 templates.insert(service, spec);
@@ -548,6 +654,26 @@ pub async fn compose_templates(
         );
     }
     Ok(templates)
+}
+
+impl ComposeProject {
+    /// `raw` templates with the networks compose connects only when it
+    /// starts a container, as this configuration declares them.
+    async fn finish_templates(
+        &self,
+        docker: &Docker,
+        raw: HashMap<String, ContainerSpec>,
+    ) -> Result<HashMap<String, ContainerSpec>> {
+        let mut templates = HashMap::new();
+        for (service, mut spec) in raw {
+            let primary = spec.host_config.network_mode.clone();
+            spec.networks = self
+                .attachments(docker, &service, primary.as_deref())
+                .await?;
+            templates.insert(service, spec);
+        }
+        Ok(templates)
+    }
 }
 
 /// The networks compose made for a project: (key in the compose file, real name).
@@ -786,6 +912,28 @@ networks:
                 ],
             };
             assert_eq!(hooks, expected, "{order}: only app1 has hooks");
+        }
+    }
+
+    #[test]
+    fn tells_composes_own_names_from_a_container_name() {
+        let labels = HashMap::from([
+            ("com.docker.compose.project".to_string(), "shop".to_string()),
+            ("com.docker.compose.service".to_string(), "app1".to_string()),
+        ]);
+        let r = ComposeRef::from_labels(&labels).unwrap();
+        for own in ["shop_app1_1", "shop-app1-12"] {
+            assert!(compose_named(own, &r), "{own}");
+        }
+        for other in [
+            "app1",
+            "shop_app1",
+            "shop_app1_1-b",
+            "shop_app10_1",
+            "shop_app1_x",
+            "shop-app1_1",
+        ] {
+            assert!(!compose_named(other, &r), "{other}");
         }
     }
 

@@ -14,8 +14,8 @@ mod spec;
 mod template;
 
 pub use compose::{
-    ComposeCli, ComposeKind, ComposeProject, compose_cli, compose_container, compose_recreate,
-    compose_templates,
+    ComposeCli, ComposeKind, ComposeProject, ProjectQuery, compose_cli, compose_container,
+    compose_named, compose_recreate, compose_templates,
 };
 pub use compose_options::{ComposeFlags, ComposeOptions, ComposeOptionsError};
 pub use compose_policy::policy_sections;

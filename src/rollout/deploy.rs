@@ -11,9 +11,9 @@ use super::run::{Ended, Origin, Planned, Runner, new_rollout};
 use super::session::{Session, refuse_if_unfinished};
 use super::world::{Desired, DockerWorld};
 use crate::backends::{
-    BackendContainer, ComposeOptions, ComposeProject, ContainerSpec, ImageFound, Resolved,
-    TemplateVars, backend_by_name, capture_spec, compose_templates, ensure_image, next_slot,
-    policy_sections, render_value, resolve_backends,
+    BackendContainer, ComposeOptions, ComposeProject, ContainerSpec, ImageFound, ProjectQuery,
+    Resolved, TemplateVars, backend_by_name, capture_spec, compose_named, compose_templates,
+    ensure_image, next_slot, policy_sections, render_value, resolve_backends,
 };
 use crate::conf::Server;
 use crate::docker::ComposeRef;
@@ -134,11 +134,66 @@ pub async fn deploy(
     Ok(Ended::Ran(runner.start(rollout).await?))
 }
 
-/// The compose projects a deploy reads, each asked once (`config`,
-/// `config --hash=*`), by (project, working dir).
-pub(super) type Projects = HashMap<(String, Option<PathBuf>), ComposeProject>;
+/// The compose projects a deploy reads, by (project, working dir): what it
+/// will ask of each, known before compose runs, and each as compose
+/// answered, asked once on first use.
+#[derive(Default)]
+pub(super) struct Projects {
+    queries: HashMap<ProjectKey, ProjectQuery>,
+    loaded: HashMap<ProjectKey, ComposeProject>,
+}
 
-/// What compose says of `compose`'s project, asked on first use.
+/// A compose project: its name and working directory.
+type ProjectKey = (String, Option<PathBuf>);
+
+fn project_key(compose: &ComposeRef) -> ProjectKey {
+    (compose.project.clone(), compose.working_dir.clone())
+}
+
+impl Projects {
+    /// What the compose-mode servers of `found` will ask: each service's
+    /// config hash, and a template of each service whose containers bear
+    /// compose's own names (none in a dry run, which creates nothing, or
+    /// under `--mode compose-cli`, which uses none), made at once.
+    fn new(world: &DockerWorld, request: &DeployRequest, found: &[(&Server, Resolved)]) -> Self {
+        let mut queries: HashMap<ProjectKey, ProjectQuery> = HashMap::new();
+        for (_, resolved) in found {
+            let members: &[BackendContainer] = match resolved {
+                Resolved::One(b) => std::slice::from_ref(&**b),
+                Resolved::Replicas(all) => all,
+            };
+            let Some(c) = members.iter().find_map(|m| m.compose.as_ref()) else {
+                continue;
+            };
+            if !use_compose(world, request, true) {
+                continue;
+            }
+            let query = queries.entry(project_key(c)).or_default();
+            query.hashed.insert(c.service.clone());
+            if !request.dry_run
+                && request.mode != Mode::ComposeCli
+                && members.iter().all(|m| compose_named(&m.name, c))
+            {
+                let count = query.templates.entry(c.service.clone()).or_default();
+                *count = (*count).max(members.len());
+            }
+        }
+        Projects {
+            queries,
+            loaded: HashMap::new(),
+        }
+    }
+
+    /// A project already read.
+    fn get(&self, compose: &ComposeRef) -> Result<&ComposeProject> {
+        self.loaded
+            .get(&project_key(compose))
+            .ok_or_else(|| anyhow!("compose project {} was not read", compose.project))
+    }
+}
+
+/// What compose says of `compose`'s project, asked on first use (with
+/// everything the deploy will ask of it).
 pub(super) async fn project<'p>(
     world: &DockerWorld,
     projects: &'p mut Projects,
@@ -147,10 +202,13 @@ pub(super) async fn project<'p>(
     let cli = world.compose_cli().ok_or_else(|| {
         anyhow!("compose mode: no compose CLI (docker compose / docker-compose) installed")
     })?;
-    let key = (compose.project.clone(), compose.working_dir.clone());
-    Ok(match projects.entry(key) {
+    let key = project_key(compose);
+    Ok(match projects.loaded.entry(key) {
         Entry::Occupied(e) => e.into_mut(),
-        Entry::Vacant(e) => e.insert(ComposeProject::load(cli, compose).await?),
+        Entry::Vacant(e) => {
+            let query = projects.queries.get(e.key()).cloned().unwrap_or_default();
+            e.insert(ComposeProject::load_with(cli, &world.docker, compose, &query).await?)
+        }
     })
 }
 
@@ -208,8 +266,9 @@ enum Route {
 }
 
 /// Compose's own container for every service routed to a template, by
-/// (project, service): one compose run per project (a dry run creates
-/// nothing: the container's own spec stands in, for the plan's names).
+/// (project, service): made when its project was read, else one compose run
+/// per project now (a dry run creates nothing: the container's own spec
+/// stands in, for the plan's names).
 async fn templates(
     world: &DockerWorld,
     request: &DeployRequest,
@@ -220,8 +279,13 @@ async fn templates(
     let mut out = HashMap::new();
     for (_, _, old, route) in singles {
         let Route::Template(c) = route else { continue };
+        let key = (c.project.clone(), c.service.clone());
         if request.dry_run {
-            out.insert((c.project.clone(), c.service.clone()), old.clone());
+            out.insert(key, old.clone());
+            continue;
+        }
+        if let Some(template) = projects.get(c)?.template(&c.service) {
+            out.insert(key, template.clone());
             continue;
         }
         let entry = by_project
@@ -233,9 +297,7 @@ async fn templates(
         return Ok(out);
     };
     for (name, (r, services)) in by_project {
-        let project = projects
-            .get(&(r.project.clone(), r.working_dir.clone()))
-            .ok_or_else(|| anyhow!("compose project {name} was not read"))?;
+        let project = projects.get(&r)?;
         for (service, spec) in compose_templates(cli, &world.docker, project, &r, &services).await?
         {
             out.insert((name.clone(), service), spec);
@@ -349,7 +411,7 @@ async fn prepare(
     let mut sets = Vec::new();
     let mut records = Vec::new();
     let mut skipped = Vec::new();
-    let mut projects = Projects::new();
+    let mut projects = Projects::new(world, request, &found);
     // Single containers, with how each is redeployed (compose's templates come
     // after, one compose run per project for all its services).
     let mut singles: Vec<(&Server, BackendContainer, ContainerSpec, Route)> = Vec::new();
@@ -488,8 +550,7 @@ async fn prepare(
                     .named(&backend.name, backend.number)
                     .with_volumes_of(&old, &backend.id);
                 let hooks = projects
-                    .get(&(compose.project.clone(), compose.working_dir.clone()))
-                    .ok_or_else(|| anyhow!("compose project {} was not read", compose.project))?
+                    .get(&compose)?
                     .hooks(&compose.service)?
                     .overridden_by(&request.hooks);
                 (Desired::engine(spec, hooks), Via::Compose)

@@ -174,17 +174,22 @@ pub(super) async fn prepare(
             let model = members.iter().find(|m| m.running).unwrap_or(&members[0]);
             capture_spec(&world.docker, &model.id).await?
         } else {
-            let cli = world.compose_cli().expect("a compose project was read");
-            compose_templates(
-                cli,
-                &world.docker,
-                project,
-                &c,
-                &[(c.service.clone(), members.len())],
-            )
-            .await?
-            .remove(&c.service)
-            .ok_or_else(|| anyhow!("no template of compose service {}", c.service))?
+            match project.template(&c.service) {
+                Some(template) => template.clone(),
+                None => {
+                    let cli = world.compose_cli().expect("a compose project was read");
+                    compose_templates(
+                        cli,
+                        &world.docker,
+                        project,
+                        &c,
+                        &[(c.service.clone(), members.len())],
+                    )
+                    .await?
+                    .remove(&c.service)
+                    .ok_or_else(|| anyhow!("no template of compose service {}", c.service))?
+                }
+            }
         };
         (template, declared, hooks)
     } else {

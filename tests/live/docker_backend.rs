@@ -4,10 +4,11 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use nginx_rollout::backends::{
-    ComposeCli, ComposeProject, HealthError, HealthSource, Probe, Recreated, Resolved,
-    backend_by_name, capture_spec, compose_cli, compose_container, compose_recreate,
-    create_and_start, create_replacement, failed_within, next_slot, recreate_stop_first, rename,
-    resolve_backend, resolve_backends, stop_and_remove, wait_healthy,
+    ComposeCli, ComposeProject, ContainerSpec, HealthError, HealthSource, Probe, ProjectQuery,
+    Recreated, Resolved, backend_by_name, capture_spec, compose_cli, compose_container,
+    compose_named, compose_recreate, compose_templates, create_and_start, create_replacement,
+    failed_within, next_slot, recreate_stop_first, rename, resolve_backend, resolve_backends,
+    stop_and_remove, wait_healthy,
 };
 
 use crate::support::scope::Scope;
@@ -604,4 +605,120 @@ async fn compose_mode_detects_a_changed_service_and_recreates_it() {
     let labels: HashMap<String, String> =
         serde_json::from_str(&inspect(&new_id, "{{json .Config.Labels}}")).unwrap();
     assert_eq!(labels["com.docker.compose.service"], "app1");
+}
+
+#[tokio::test]
+async fn templates_made_beside_config_are_composes_own_or_fall_back() {
+    if skip() {
+        return;
+    }
+    let Some(kind) = compose_cli() else {
+        panic!("no compose CLI installed (scripts/dev-env.sh installs docker-compose)");
+    };
+    let daemon = endpoint();
+    let cli = ComposeCli {
+        kind,
+        daemon: &daemon,
+    };
+    let mut s = Scope::new("beside");
+    let dir = tempfile::tempdir().unwrap();
+    let project = s.prefix.replace('-', "");
+    let file = dir.path().join("docker-compose.yml");
+    // app2 names its container: compose cannot make a second one of it.
+    let write = |message: &str| {
+        std::fs::write(
+            &file,
+            format!(
+                "version: '2.4'\nservices:\n  app1:\n    image: {APP}\n    environment:\n      \
+                 - 'MESSAGE=app1,{message}'\n  app2:\n    image: {APP}\n    container_name: {project}-named\n    \
+                 environment:\n      - 'MESSAGE=app2,{message}'\n"
+            ),
+        )
+        .unwrap()
+    };
+    write("v1");
+    s.track_compose(dir.path(), &project);
+    let up = std::process::Command::new("docker-compose")
+        .current_dir(dir.path())
+        .args(["-p", &project, "up", "-d"])
+        .output()
+        .unwrap();
+    assert!(
+        up.status.success(),
+        "{}",
+        String::from_utf8_lossy(&up.stderr)
+    );
+    let d = connect().await.unwrap();
+    let app1 = backend_by_name(&d, &format!("{project}_app1_1"))
+        .await
+        .unwrap();
+    let app2 = backend_by_name(&d, &format!("{project}-named"))
+        .await
+        .unwrap();
+    let (r1, r2) = (app1.compose.clone().unwrap(), app2.compose.clone().unwrap());
+    assert!(compose_named(&app1.name, &r1));
+    assert!(!compose_named(&app2.name, &r2));
+    let containers = || {
+        docker(&[
+            "ps",
+            "-aq",
+            "--filter",
+            &format!("label=com.docker.compose.project={project}"),
+        ])
+    };
+    let before = containers();
+
+    write("v2");
+    let reference = ComposeProject::load(cli, &r1).await.unwrap();
+    let made_after = compose_templates(cli, &d, &reference, &r1, &[("app1".into(), 1)])
+        .await
+        .unwrap()
+        .remove("app1")
+        .unwrap();
+    let query = |hashed: &[&str], templates: &[&str]| ProjectQuery {
+        hashed: hashed.iter().map(|s| s.to_string()).collect(),
+        templates: templates.iter().map(|s| (s.to_string(), 1)).collect(),
+    };
+
+    // Beside `config`: compose's own template, its hash compose's hash.
+    let beside = ComposeProject::load_with(cli, &d, &r1, &query(&["app1"], &["app1"]))
+        .await
+        .unwrap();
+    let template = beside.template("app1").expect("a template of app1");
+    assert_eq!(
+        template, &made_after,
+        "the same container as made after `config`"
+    );
+    let hash = |spec: &ContainerSpec| {
+        spec.config.labels.as_ref().unwrap()["com.docker.compose.config-hash"].clone()
+    };
+    let wanted = ComposeProject::load(cli, &r1).await.unwrap();
+    assert!(wanted.needs_update(&r1).unwrap() && beside.needs_update(&r1).unwrap());
+    let mut now = r1.clone();
+    now.config_hash = Some(hash(template));
+    assert!(
+        !wanted.needs_update(&now).unwrap(),
+        "compose's `config --hash` agrees"
+    );
+    assert!(!beside.needs_update(&now).unwrap());
+    assert!(beside.template("app2").is_none());
+
+    // A hashed service without a template: `config --hash=*` answers for it.
+    let mixed = ComposeProject::load_with(cli, &d, &r1, &query(&["app1", "app2"], &["app1"]))
+        .await
+        .unwrap();
+    assert!(mixed.template("app1").is_some());
+    assert!(mixed.needs_update(&r2).unwrap());
+
+    // Compose cannot make app2's template: none is kept, every hash is known.
+    let failed =
+        ComposeProject::load_with(cli, &d, &r1, &query(&["app1", "app2"], &["app1", "app2"]))
+            .await
+            .unwrap();
+    assert!(failed.template("app1").is_none() && failed.template("app2").is_none());
+    assert!(failed.needs_update(&r1).unwrap() && failed.needs_update(&r2).unwrap());
+    assert!(!failed.needs_update(&now).unwrap());
+
+    assert_eq!(containers(), before, "every template was removed");
+    assert_eq!(inspect(&app2.id, "{{.State.Running}}"), "true");
 }
