@@ -169,6 +169,7 @@ async fn exec(
 ) -> Result<ExecOutput> {
     use tokio::io::AsyncWriteExt;
     let what = || format!("exec `{}` in container {container}", argv.join(" "));
+    let asked = Utc::now();
     let config = ExecConfig {
         attach_stdin: Some(input.is_some()),
         attach_stdout: Some(true),
@@ -212,11 +213,36 @@ async fn exec(
     let (stdout, stderr) = collected.with_context(what)?;
     fed.with_context(|| format!("{}: writing its stdin", what()))?;
     let inspect = docker.inspect_exec(&id).await.with_context(what)?;
+    // 126 (or no code) is the runtime failing to start the command, which is
+    // what an exec racing a container's stop or restart gets, with no output.
+    if inspect.exit_code.is_none_or(|c| c == 126) && !ran_throughout(docker, container, asked).await
+    {
+        bail!(
+            "{}: the container is not running, or was restarted while the command ran",
+            what()
+        );
+    }
     Ok(ExecOutput {
         exit_code: inspect.exit_code.unwrap_or(-1),
         stdout: String::from_utf8_lossy(&stdout).into_owned(),
         stderr: String::from_utf8_lossy(&stderr).into_owned(),
     })
+}
+
+/// Whether `container` is running now and has been since `since` (it was
+/// not stopped or restarted in between). Unknown counts as no.
+async fn ran_throughout(docker: &Docker, container: &str, since: DateTime<Utc>) -> bool {
+    let Ok(c) = docker.inspect_container(container, None).await else {
+        return false;
+    };
+    let state = c.state.unwrap_or_default();
+    let started = state
+        .started_at
+        .as_deref()
+        .and_then(|t| parse_time(t, container).ok());
+    state.running == Some(true)
+        && state.restarting != Some(true)
+        && started.is_some_and(|t| t <= since)
 }
 
 #[cfg(test)]
