@@ -215,11 +215,12 @@ async fn exec(
     let inspect = docker.inspect_exec(&id).await.with_context(what)?;
     // 126 (or no code) is the runtime failing to start the command, which is
     // what an exec racing a container's stop or restart gets, with no output.
-    if inspect.exit_code.is_none_or(|c| c == 126) && !ran_throughout(docker, container, asked).await
+    if inspect.exit_code.is_none_or(|c| c == 126)
+        && let Err(name) = ran_throughout(docker, container, asked).await
     {
         bail!(
-            "{}: the container is not running, or was restarted while the command ran",
-            what()
+            "exec `{}`: container {name} is not running, or was restarted while the command ran",
+            argv.join(" ")
         );
     }
     Ok(ExecOutput {
@@ -230,19 +231,28 @@ async fn exec(
 }
 
 /// Whether `container` is running now and has been since `since` (it was
-/// not stopped or restarted in between). Unknown counts as no.
-async fn ran_throughout(docker: &Docker, container: &str, since: DateTime<Utc>) -> bool {
+/// not stopped or restarted in between); if not (or unknown), its name.
+async fn ran_throughout(
+    docker: &Docker,
+    container: &str,
+    since: DateTime<Utc>,
+) -> std::result::Result<(), String> {
     let Ok(c) = docker.inspect_container(container, None).await else {
-        return false;
+        return Err(container.to_string());
     };
     let state = c.state.unwrap_or_default();
     let started = state
         .started_at
         .as_deref()
         .and_then(|t| parse_time(t, container).ok());
-    state.running == Some(true)
+    if state.running == Some(true)
         && state.restarting != Some(true)
         && started.is_some_and(|t| t <= since)
+    {
+        Ok(())
+    } else {
+        Err(c.name.as_deref().map_or(container, bare_name).to_string())
+    }
 }
 
 #[cfg(test)]
