@@ -237,21 +237,21 @@ async fn ran_throughout(
     container: &str,
     since: DateTime<Utc>,
 ) -> std::result::Result<(), String> {
-    let Ok(c) = docker.inspect_container(container, None).await else {
+    let Ok(Some(c)) = inspect(docker, container).await else {
         return Err(container.to_string());
     };
-    let state = c.state.unwrap_or_default();
-    let started = state
-        .started_at
-        .as_deref()
-        .and_then(|t| parse_time(t, container).ok());
-    if state.running == Some(true)
-        && state.restarting != Some(true)
-        && started.is_some_and(|t| t <= since)
-    {
+    let running_since = c.state.as_ref().is_some_and(|s| {
+        s.running == Some(true)
+            && s.restarting != Some(true)
+            && s.started_at
+                .as_deref()
+                .and_then(|t| parse_time(t, container).ok())
+                .is_some_and(|t| t <= since)
+    });
+    if running_since {
         Ok(())
     } else {
-        Err(c.name.as_deref().map_or(container, bare_name).to_string())
+        Err(name_of(&c, container).to_string())
     }
 }
 
