@@ -5,12 +5,11 @@
 #[path = "../support/mod.rs"]
 mod support;
 
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use support::daemon::PrivateDaemon;
 use support::stack::{Stack, app_bodies};
-use support::{assert_ok, text};
+use support::{assert_ok, spawn_piped, text};
 
 /// Waits (bounded) until app1's replacement (`MESSAGE=app1,v2`) exists: it
 /// is starting (3 s) and the rollout waits for it to become healthy.
@@ -44,24 +43,7 @@ fn dockerd_restarted_mid_rollout_stops_it_clearly_and_resume_finishes_it() {
     unsafe { std::env::set_var("DOCKER_HOST", daemon.host()) };
     let stack = Stack::up("dockerdrestart");
     let conf_before = stack.conf();
-    let deploy = stack
-        .tool_cmd(&[
-            "deploy",
-            "apps",
-            "--yes",
-            "--mode",
-            "engine",
-            "--env",
-            "MESSAGE={{service}},v2",
-            "--env",
-            "STARTUP_DELAY_MS=3000",
-            "--monitor",
-            "0s",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let deploy = spawn_piped(&mut stack.slow_deploy_cmd("v2"));
 
     // app1 is drained and its replacement is starting: the daemon goes away
     // (its containers stay, --live-restore) until the rollout has given up.

@@ -10,25 +10,11 @@ use crate::support::stack::{Stack, app_bodies};
 use crate::support::tmpfs::Tmpfs;
 use crate::support::{assert_ok, docker, spawn_piped, text};
 
-/// An engine-mode deploy to `version` whose new containers take 3 s to
-/// start, with the state directory `state`.
+/// [`Stack::slow_deploy_cmd`] to `version` with the state directory `state`.
 fn slow_deploy(stack: &Stack, version: &str, state: &std::path::Path) -> Child {
-    let message = format!("MESSAGE={{{{service}}}},{version}");
     spawn_piped(
         stack
-            .tool_cmd(&[
-                "deploy",
-                "apps",
-                "--yes",
-                "--mode",
-                "engine",
-                "--env",
-                &message,
-                "--env",
-                "STARTUP_DELAY_MS=3000",
-                "--monitor",
-                "0s",
-            ])
+            .slow_deploy_cmd(version)
             .env("NGINX_ROLLOUT_STATE_DIR", state),
     )
 }

@@ -3,32 +3,15 @@
 //! replacing the file (an editor's save). Each ends in a correct splice or a
 //! clear error, never in the operator's bytes overwritten, and `resume`
 //! continues from there.
-use std::process::{Child, Output, Stdio};
+use std::process::{Child, Output};
 use std::time::{Duration, Instant};
 
 use crate::support::stack::{Stack, app_bodies};
-use crate::support::{assert_ok, docker, text};
+use crate::support::{assert_ok, docker, spawn_piped, text};
 
-/// An engine-mode deploy to v2 whose new containers take 3 s to start.
+/// [`Stack::slow_deploy_cmd`] to v2.
 fn slow_deploy(stack: &Stack) -> Child {
-    stack
-        .tool_cmd(&[
-            "deploy",
-            "apps",
-            "--yes",
-            "--mode",
-            "engine",
-            "--env",
-            "MESSAGE={{service}},v2",
-            "--env",
-            "STARTUP_DELAY_MS=3000",
-            "--monitor",
-            "0s",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
+    spawn_piped(&mut stack.slow_deploy_cmd("v2"))
 }
 
 /// Waits (bounded) until `path` on the host holds `needle`.

@@ -171,6 +171,25 @@ impl Stack {
         cmd
     }
 
+    /// An engine-mode `deploy apps` to `version` whose new containers take
+    /// 3 s to start (a window to act in mid-rollout), without monitoring.
+    pub fn slow_deploy_cmd(&self, version: &str) -> Command {
+        let message = format!("MESSAGE={{{{service}}}},{version}");
+        self.tool_cmd(&[
+            "deploy",
+            "apps",
+            "--yes",
+            "--mode",
+            "engine",
+            "--env",
+            &message,
+            "--env",
+            "STARTUP_DELAY_MS=3000",
+            "--monitor",
+            "0s",
+        ])
+    }
+
     /// Replaces `from` by `to` in docker-compose.yml (e.g. `app1,v1` → `app1,v2`).
     pub fn edit_compose(&self, from: &str, to: &str) {
         let path = self.path().join("docker-compose.yml");
