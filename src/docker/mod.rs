@@ -161,7 +161,39 @@ pub async fn exec_with_input(
     exec(docker, container, argv, Some(input)).await
 }
 
+/// [`exec_attached`], and when it fails, or the command's start fails (exit
+/// 126, or no code: what an exec racing a container's stop or restart gets,
+/// with no output), whether the container went away meanwhile: then the error
+/// says so and names it.
 async fn exec(
+    docker: &Docker,
+    container: &str,
+    argv: &[&str],
+    input: Option<&[u8]>,
+) -> Result<ExecOutput> {
+    let asked = Utc::now();
+    let result = exec_attached(docker, container, argv, input).await;
+    let suspect = match &result {
+        Ok(out) => out.exit_code == 126 || out.exit_code == NO_EXIT_CODE,
+        Err(_) => true,
+    };
+    if suspect && let Err(name) = ran_throughout(docker, container, asked).await {
+        let gone = format!(
+            "exec `{}`: container {name} is not running, or was restarted while the command ran",
+            argv.join(" ")
+        );
+        return Err(match result {
+            Err(e) => e.context(gone),
+            Ok(_) => anyhow!(gone),
+        });
+    }
+    result
+}
+
+/// The exit code recorded when the daemon has none for an exec.
+const NO_EXIT_CODE: i64 = -1;
+
+async fn exec_attached(
     docker: &Docker,
     container: &str,
     argv: &[&str],
@@ -169,7 +201,6 @@ async fn exec(
 ) -> Result<ExecOutput> {
     use tokio::io::AsyncWriteExt;
     let what = || format!("exec `{}` in container {container}", argv.join(" "));
-    let asked = Utc::now();
     let config = ExecConfig {
         attach_stdin: Some(input.is_some()),
         attach_stdout: Some(true),
@@ -213,32 +244,25 @@ async fn exec(
     let (stdout, stderr) = collected.with_context(what)?;
     fed.with_context(|| format!("{}: writing its stdin", what()))?;
     let inspect = docker.inspect_exec(&id).await.with_context(what)?;
-    // 126 (or no code) is the runtime failing to start the command, which is
-    // what an exec racing a container's stop or restart gets, with no output.
-    if inspect.exit_code.is_none_or(|c| c == 126)
-        && let Err(name) = ran_throughout(docker, container, asked).await
-    {
-        bail!(
-            "exec `{}`: container {name} is not running, or was restarted while the command ran",
-            argv.join(" ")
-        );
-    }
     Ok(ExecOutput {
-        exit_code: inspect.exit_code.unwrap_or(-1),
+        exit_code: inspect.exit_code.unwrap_or(NO_EXIT_CODE),
         stdout: String::from_utf8_lossy(&stdout).into_owned(),
         stderr: String::from_utf8_lossy(&stderr).into_owned(),
     })
 }
 
 /// Whether `container` is running now and has been since `since` (it was
-/// not stopped or restarted in between); if not (or unknown), its name.
+/// not stopped or restarted in between); if not, its name. A daemon that
+/// cannot be asked tells nothing: then the exec's own error stands.
 async fn ran_throughout(
     docker: &Docker,
     container: &str,
     since: DateTime<Utc>,
 ) -> std::result::Result<(), String> {
-    let Ok(Some(c)) = inspect(docker, container).await else {
-        return Err(container.to_string());
+    let c = match inspect(docker, container).await {
+        Ok(Some(c)) => c,
+        Ok(None) => return Err(container.to_string()),
+        Err(_) => return Ok(()),
     };
     let running_since = c.state.as_ref().is_some_and(|s| {
         s.running == Some(true)
