@@ -71,6 +71,9 @@ fn start_first_on_one_server_never_drops_to_zero_and_alternates_names() {
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("start-first"));
 
+    // The load first: it waits for the daemon to itself, and the watcher's
+    // time bound must cover the deploys, not that wait.
+    let load = stack.load("/", 25, 16, "get-keepalive");
     let stop = Arc::new(AtomicBool::new(false));
     let min_live = Arc::new(AtomicUsize::new(usize::MAX));
     let watcher = {
@@ -90,7 +93,6 @@ fn start_first_on_one_server_never_drops_to_zero_and_alternates_names() {
             }
         })
     };
-    let load = stack.load("/", 25, 16, "get-keepalive");
     let start_first = |version: &str| {
         let message = format!("MESSAGE=app1,{version}");
         let out = stack.tool(&[

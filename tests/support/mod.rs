@@ -112,9 +112,17 @@ pub fn skip() -> bool {
     false
 }
 
-/// Turns on the daemon for the tests of one binary: a test that measures
-/// requests under load runs alone; the others may share the machine.
+/// Turns on the daemon for the tests of one binary: a test runs alone while
+/// it measures requests under load; otherwise tests share the machine.
 static TURNS: RwLock<()> = RwLock::new(());
+
+/// A test's turn on the daemon (see [`alone`] and [`shared`]).
+pub enum Turn {
+    /// Beside other tests.
+    Shared(RwLockReadGuard<'static, ()>),
+    /// No other test runs.
+    Alone(RwLockWriteGuard<'static, ()>),
+}
 
 /// The daemon to oneself (tests that count failed requests under load).
 pub fn alone() -> RwLockWriteGuard<'static, ()> {

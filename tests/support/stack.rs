@@ -7,11 +7,11 @@ use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
-use std::sync::{Arc, RwLockWriteGuard};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::{docker, root, spawn_piped, tool_path};
+use super::{Turn, docker, root, spawn_piped, tool_path};
 
 static NEXT_PORT: AtomicU16 = AtomicU16::new(0);
 
@@ -76,9 +76,10 @@ pub struct Stack {
     pub port: u16,
     /// Which seed.
     pub seed: Seed,
-    /// Stacks run alone: the machine is small, and concurrent tests would
-    /// make load results depend on each other.
-    _turn: RwLockWriteGuard<'static, ()>,
+    /// Shared with other tests until the first [`Stack::load`], alone from
+    /// then on: the machine is small, and concurrent tests would make load
+    /// results depend on each other.
+    turn: Mutex<Option<Turn>>,
 }
 
 impl Stack {
@@ -89,7 +90,7 @@ impl Stack {
 
     /// Copies the seed's fixture, lets `edit` change its files, and brings it up.
     pub fn seed(seed: Seed, name: &str, edit: impl FnOnce(&Path)) -> Stack {
-        let turn = super::alone();
+        let turn = Turn::Shared(super::shared());
         let dir = tempfile::Builder::new()
             .prefix(&format!("nr-{name}-"))
             .tempdir()
@@ -103,7 +104,7 @@ impl Stack {
             project,
             port,
             seed,
-            _turn: turn,
+            turn: Mutex::new(Some(turn)),
         };
         let out = stack.compose(&["up", "-d"]);
         assert!(
@@ -367,8 +368,18 @@ impl Stack {
         );
     }
 
-    /// Starts bounded load (scripts/load.sh) against `/path` for `seconds`.
+    /// Starts bounded load (scripts/load.sh) against `/path` for `seconds`,
+    /// first waiting until this test has the daemon to itself (for the rest
+    /// of its life): start it before anything that must overlap the load.
     pub fn load(&self, path: &str, seconds: u32, concurrency: u32, mode: &str) -> Load {
+        {
+            let mut turn = self.turn.lock().unwrap();
+            if !matches!(*turn, Some(Turn::Alone(_))) {
+                // Our own shared turn goes first, or the wait would be for ourselves.
+                *turn = None;
+                *turn = Some(Turn::Alone(super::alone()));
+            }
+        }
         let url = format!("http://127.0.0.1:{}{path}", self.port);
         let child = Command::new(root().join("scripts/load.sh"))
             .args([
