@@ -11,7 +11,8 @@ trap 'scripts/dev-env.sh --stop' EXIT
 
 cargo fmt --check
 cargo clippy --all-targets --locked -- -D warnings
-# The live tests mostly wait (health checks, drains, delays, timed loads):
-# three at a time fit two cores and keep the suite well inside CI's budget.
+# The live tests mostly wait (health checks, drains, delays): three at a time
+# fit two cores; a test under load has the daemon to itself meanwhile
+# (tests/support: Stack::load).
 RUST_TEST_THREADS="${RUST_TEST_THREADS:-3}" \
     cargo test --locked --all-targets --no-fail-fast 2>&1 | tee target/test-output.log
