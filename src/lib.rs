@@ -8,6 +8,7 @@ mod cli;
 mod diff;
 mod exec;
 mod plan;
+mod retry;
 mod rollout;
 
 pub mod backends;

@@ -10,7 +10,7 @@ use bollard::query_parameters::{ListContainersOptions, RemoveContainerOptions};
 use tokio::process::Command;
 
 use super::spec::{Anonymous, ContainerSpec, NetworkAttachment, capture};
-use crate::docker::{ComposeRef, Endpoint};
+use crate::docker::{ComposeLabel, ComposeRef, Endpoint};
 use crate::plan::{HookCommand, Hooks, Source, split_command};
 use bollard::models::EndpointIpamConfig;
 
@@ -551,9 +551,9 @@ pub fn compose_named(name: &str, r: &ComposeRef) -> bool {
 /// [`compose_recreate`]. Several containers (a scaled service) is an error.
 pub async fn compose_container(docker: &Docker, r: &ComposeRef) -> Result<String> {
     let labels = vec![
-        format!("com.docker.compose.project={}", r.project),
-        format!("com.docker.compose.service={}", r.service),
-        "com.docker.compose.oneoff=False".to_string(),
+        ComposeLabel::Project.filter(&r.project),
+        ComposeLabel::Service.filter(&r.service),
+        ComposeLabel::OneOff.filter("False"),
     ];
     let options = ListContainersOptions {
         all: true,
@@ -681,7 +681,7 @@ async fn project_networks(docker: &Docker, project: &str) -> Result<Vec<(String,
     let options = bollard::query_parameters::ListNetworksOptions {
         filters: Some(HashMap::from([(
             "label".to_string(),
-            vec![format!("com.docker.compose.project={project}")],
+            vec![ComposeLabel::Project.filter(project)],
         )])),
     };
     let found = docker
@@ -691,7 +691,7 @@ async fn project_networks(docker: &Docker, project: &str) -> Result<Vec<(String,
     Ok(found
         .into_iter()
         .filter_map(|n| {
-            let key = n.labels?.get("com.docker.compose.network")?.clone();
+            let key = n.labels?.get(ComposeLabel::Network.key())?.clone();
             Some((key, n.name?))
         })
         .collect())
@@ -703,7 +703,7 @@ async fn project_containers(docker: &Docker, project: &str) -> Result<Vec<(Strin
         all: true,
         filters: Some(HashMap::from([(
             "label".to_string(),
-            vec![format!("com.docker.compose.project={project}")],
+            vec![ComposeLabel::Project.filter(project)],
         )])),
         ..Default::default()
     };
@@ -714,7 +714,7 @@ async fn project_containers(docker: &Docker, project: &str) -> Result<Vec<(Strin
     Ok(found
         .into_iter()
         .filter_map(|c| {
-            let service = c.labels?.get("com.docker.compose.service")?.clone();
+            let service = c.labels?.get(ComposeLabel::Service.key())?.clone();
             Some((c.id?, service))
         })
         .collect())
@@ -918,8 +918,8 @@ networks:
     #[test]
     fn tells_composes_own_names_from_a_container_name() {
         let labels = HashMap::from([
-            ("com.docker.compose.project".to_string(), "shop".to_string()),
-            ("com.docker.compose.service".to_string(), "app1".to_string()),
+            (ComposeLabel::Project.to_string(), "shop".to_string()),
+            (ComposeLabel::Service.to_string(), "app1".to_string()),
         ]);
         let r = ComposeRef::from_labels(&labels).unwrap();
         for own in ["shop_app1_1", "shop-app1-12"] {

@@ -6,7 +6,7 @@ use bollard::Docker;
 use bollard::models::{ContainerInspectResponse, EndpointSettings};
 use bollard::query_parameters::ListContainersOptions;
 
-use crate::docker::{self, ComposeRef};
+use crate::docker::{self, ComposeLabel, ComposeRef};
 
 /// A container behind an upstream server.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,7 +23,7 @@ pub struct BackendContainer {
     pub networks: Vec<String>,
     /// Whether it ran when it was looked up.
     pub running: bool,
-    /// Compose's container number (`com.docker.compose.container-number`).
+    /// Compose's container number ([`ComposeLabel::ContainerNumber`]).
     pub number: Option<u32>,
     /// Its addresses on its networks (network name → IP).
     pub addresses: Vec<(String, String)>,
@@ -125,7 +125,7 @@ fn backend_from(inspect: &ContainerInspectResponse) -> BackendContainer {
         number: config
             .labels
             .as_ref()
-            .and_then(|l| l.get("com.docker.compose.container-number"))
+            .and_then(|l| l.get(ComposeLabel::ContainerNumber.key()))
             .and_then(|n| n.parse().ok()),
         compose: config.labels.as_ref().and_then(ComposeRef::from_labels),
         addresses: inspect

@@ -15,8 +15,7 @@ use bollard::models::{
 };
 use serde::{Deserialize, Serialize};
 
-/// The label holding a compose container's number.
-const NUMBER_LABEL: &str = "com.docker.compose.container-number";
+use crate::docker::ComposeLabel;
 
 /// The label that marks a one-off container of ours (its value: its name).
 pub const ONE_OFF_LABEL: &str = "nginx-rollout.one-off";
@@ -81,13 +80,13 @@ impl ContainerSpec {
     }
 
     /// The same spec under another name, numbered `number` for compose
-    /// (`com.docker.compose.container-number`), when it has compose labels.
+    /// ([`ComposeLabel::ContainerNumber`]), when it has compose labels.
     pub fn named(mut self, name: &str, number: Option<u32>) -> Self {
         self.name = name.to_string();
         if let (Some(n), Some(labels)) = (number, self.config.labels.as_mut())
-            && labels.contains_key(NUMBER_LABEL)
+            && labels.contains_key(ComposeLabel::ContainerNumber.key())
         {
-            labels.insert(NUMBER_LABEL.to_string(), n.to_string());
+            labels.insert(ComposeLabel::ContainerNumber.to_string(), n.to_string());
         }
         self
     }
@@ -155,7 +154,7 @@ impl ContainerSpec {
             ..Default::default()
         });
         let labels = self.config.labels.get_or_insert_with(HashMap::new);
-        labels.retain(|k, _| !k.starts_with("com.docker.compose."));
+        labels.retain(|k, _| !k.starts_with(ComposeLabel::PREFIX));
         labels.insert(ONE_OFF_LABEL.to_string(), name.to_string());
         let host = &mut self.host_config;
         host.port_bindings = None;
@@ -500,7 +499,7 @@ mod tests {
             exposed_ports: Some(vec!["3000/tcp".into(), "9000/tcp".into()]),
             labels: Some(HashMap::from([
                 ("maintainer".into(), "x".into()),
-                ("com.docker.compose.service".into(), "app1".into()),
+                (ComposeLabel::Service.to_string(), "app1".into()),
             ])),
             healthcheck: image().healthcheck,
             working_dir: Some("".into()),
@@ -520,7 +519,7 @@ mod tests {
         assert_eq!(
             c.labels,
             Some(HashMap::from([(
-                "com.docker.compose.service".to_string(),
+                ComposeLabel::Service.to_string(),
                 "app1".to_string()
             )]))
         );
@@ -531,8 +530,8 @@ mod tests {
         let config = ContainerConfig {
             env: Some(vec!["MESSAGE=hi".into(), "DATABASE_URL=pg://db".into()]),
             labels: Some(HashMap::from([
-                ("com.docker.compose.service".into(), "app1".into()),
-                ("com.docker.compose.oneoff".into(), "False".into()),
+                (ComposeLabel::Service.to_string(), "app1".into()),
+                (ComposeLabel::OneOff.to_string(), "False".into()),
                 ("team".into(), "web".into()),
             ])),
             ..Default::default()
@@ -557,7 +556,7 @@ mod tests {
         assert_eq!(one.host_config.port_bindings, None);
         assert_eq!(one.host_config.restart_policy, None);
         let labels = one.config.labels.as_ref().unwrap();
-        assert!(labels.keys().all(|k| !k.starts_with("com.docker.compose.")));
+        assert!(labels.keys().all(|k| !k.starts_with(ComposeLabel::PREFIX)));
         assert_eq!(labels.get("team").map(String::as_str), Some("web"));
         assert_eq!(
             labels.get(ONE_OFF_LABEL).map(String::as_str),

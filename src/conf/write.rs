@@ -11,7 +11,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// A file was changed by someone else between our reading it and our
 /// writing it: nothing was written to it.
@@ -87,25 +87,23 @@ impl FileLock {
             .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
             .open(real)?;
         check_regular(&file.metadata()?)?;
-        let start = Instant::now();
-        loop {
-            match rustix::fs::flock(&file, op) {
-                Ok(()) => return Ok(FileLock { _file: file }),
-                Err(rustix::io::Errno::WOULDBLOCK) if start.elapsed() < WRITE_PATIENCE => {
-                    std::thread::sleep(Duration::from_millis(10));
-                }
-                Err(rustix::io::Errno::WOULDBLOCK) => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::WouldBlock,
-                        format!(
-                            "{}: another nginx-rollout process has been writing it for {} s",
-                            real.display(),
-                            WRITE_PATIENCE.as_secs()
-                        ),
-                    ));
-                }
-                Err(e) => return Err(e.into()),
-            }
+        let locked = crate::retry::within(
+            WRITE_PATIENCE,
+            Duration::from_millis(10),
+            || rustix::fs::flock(&file, op),
+            |e| *e == rustix::io::Errno::WOULDBLOCK,
+        );
+        match locked {
+            Ok(()) => Ok(FileLock { _file: file }),
+            Err(rustix::io::Errno::WOULDBLOCK) => Err(io::Error::new(
+                io::ErrorKind::WouldBlock,
+                format!(
+                    "{}: another nginx-rollout process has been writing it for {} s",
+                    real.display(),
+                    WRITE_PATIENCE.as_secs()
+                ),
+            )),
+            Err(e) => Err(e.into()),
         }
     }
 }

@@ -508,10 +508,7 @@ fn parse_host(
             if authority.is_empty() || authority.contains('/') {
                 return Err(bad("expected tcp://HOST[:PORT], with no path"));
             }
-            let has_port = authority
-                .rsplit_once(':')
-                .is_some_and(|(_, port)| !port.contains(']'));
-            let authority = if has_port {
+            let authority = if has_port(authority) {
                 authority.to_string()
             } else {
                 format!("{authority}:{}", if tls { 2376 } else { 2375 })
@@ -531,6 +528,21 @@ fn parse_host(
             "unknown scheme: unix:///PATH, tcp://HOST:PORT or ssh://[USER@]HOST[:PORT]",
         )),
     }
+}
+
+/// Whether a `tcp://` address's `HOST[:PORT]` ends in a port: its last `:`
+/// is not inside `[ ]`. The address is kept whole (brackets and all) for
+/// the HTTP client, so only this question is asked of it.
+///
+/// Not shared with `ssh.rs`'s `split_host_port`, which takes the host out
+/// of its brackets for ssh: the two rules differ. Here an unclosed `[` is
+/// not refused (`[::1` reads as ending in port `1`, left for the client to
+/// fail on) and `[::1]x:2` ends in a port; there the first is an error and
+/// the second has none.
+fn has_port(authority: &str) -> bool {
+    authority
+        .rsplit_once(':')
+        .is_some_and(|(_, port)| !port.contains(']'))
 }
 
 #[cfg(test)]
@@ -866,6 +878,38 @@ mod tests {
             let err = s.resolve(&flags(None, Some(host))).unwrap_err().to_string();
             assert!(err.starts_with(&format!("{host} (-H): ")), "{err}");
             assert!(err.contains(why), "{host}: {err}");
+        }
+    }
+
+    /// Pins this rule beside `ssh.rs`'s `split_host_port` (a different one):
+    /// what `tcp://` addresses get the default port.
+    #[test]
+    fn a_tcp_address_without_a_port_gets_the_default_one() {
+        for (authority, ported) in [
+            ("host", false),
+            ("host:22", true),
+            ("[::1]:22", true),
+            ("[::1]", false),
+            // Not refused here: the client fails to reach it.
+            ("[::1", true),
+            ("::1", true),
+            ("[::1]x:2", true),
+        ] {
+            assert_eq!(has_port(authority), ported, "{authority}");
+        }
+        let s = Setup::new();
+        for (authority, kept) in [
+            ("host", "host:2375"),
+            ("host:22", "host:22"),
+            ("[::1]:22", "[::1]:22"),
+            ("[::1]", "[::1]:2375"),
+            ("[::1", "[::1"),
+            ("::1", "::1"),
+        ] {
+            let e = s
+                .resolve(&flags(None, Some(&format!("tcp://{authority}"))))
+                .unwrap();
+            assert_eq!(e.transport, Transport::Tcp(kept.into()), "{authority}");
         }
     }
 }

@@ -1,8 +1,72 @@
-//! What Docker Compose records about a container in its labels.
+//! What Docker Compose records about a container in its labels: the one
+//! home of their keys ([`ComposeLabel`]) and a container's place in a
+//! project read from them ([`ComposeRef`]).
 use std::collections::HashMap;
+use std::fmt;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
+
+/// One of compose's label keys as compose writes it.
+macro_rules! compose_key {
+    ($key:literal) => {
+        concat!("com.docker.compose.", $key)
+    };
+}
+
+/// A label compose writes on the containers and networks it makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ComposeLabel {
+    /// The project's name (`com.docker.compose.project`).
+    Project,
+    /// The service's name (`com.docker.compose.service`).
+    Service,
+    /// `True` on a `compose run` container, `False` on a service's own.
+    OneOff,
+    /// A container's number within its service (1, 2, …).
+    ContainerNumber,
+    /// Compose's hash of the service's configuration when the container was made.
+    ConfigHash,
+    /// The directory compose ran in.
+    WorkingDir,
+    /// The compose files used, comma-separated.
+    ConfigFiles,
+    /// The env files compose read, comma-separated (compose v2).
+    EnvironmentFile,
+    /// On a network: its key in the compose file's `networks:`.
+    Network,
+}
+
+impl ComposeLabel {
+    /// What every compose label key starts with.
+    pub const PREFIX: &str = compose_key!("");
+
+    /// The label's key, e.g. `com.docker.compose.project`.
+    pub fn key(self) -> &'static str {
+        match self {
+            ComposeLabel::Project => compose_key!("project"),
+            ComposeLabel::Service => compose_key!("service"),
+            ComposeLabel::OneOff => compose_key!("oneoff"),
+            ComposeLabel::ContainerNumber => compose_key!("container-number"),
+            ComposeLabel::ConfigHash => compose_key!("config-hash"),
+            ComposeLabel::WorkingDir => compose_key!("project.working_dir"),
+            ComposeLabel::ConfigFiles => compose_key!("project.config_files"),
+            ComposeLabel::EnvironmentFile => compose_key!("project.environment_file"),
+            ComposeLabel::Network => compose_key!("network"),
+        }
+    }
+
+    /// The Docker API `label` filter for this label holding `value` (`KEY=VALUE`).
+    pub fn filter(self, value: &str) -> String {
+        format!("{}={value}", self.key())
+    }
+}
+
+impl fmt::Display for ComposeLabel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.key())
+    }
+}
 
 /// A container's place in a compose project, read from its `com.docker.compose.*` labels.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -29,14 +93,14 @@ pub struct ComposeRef {
 impl ComposeRef {
     /// Reads the compose labels; `None` when the container was not made by compose.
     pub fn from_labels(labels: &HashMap<String, String>) -> Option<Self> {
-        let get = |k: &str| labels.get(&format!("com.docker.compose.{k}")).cloned();
+        let get = |l: ComposeLabel| labels.get(l.key()).cloned();
         Some(ComposeRef {
-            project: get("project")?,
-            service: get("service")?,
-            working_dir: get("project.working_dir").map(PathBuf::from),
-            config_files: paths(get("project.config_files")),
-            config_hash: get("config-hash"),
-            env_files: paths(get("project.environment_file")),
+            project: get(ComposeLabel::Project)?,
+            service: get(ComposeLabel::Service)?,
+            working_dir: get(ComposeLabel::WorkingDir).map(PathBuf::from),
+            config_files: paths(get(ComposeLabel::ConfigFiles)),
+            config_hash: get(ComposeLabel::ConfigHash),
+            env_files: paths(get(ComposeLabel::EnvironmentFile)),
             profiles: Vec::new(),
         })
     }
@@ -75,5 +139,43 @@ mod tests {
         assert_eq!(r.config_files.len(), 2);
         assert_eq!(r.config_hash.as_deref(), Some("abc"));
         assert!(ComposeRef::from_labels(&HashMap::new()).is_none());
+    }
+
+    /// The keys as compose spells them (spelled out here on purpose: these
+    /// are what compose writes, whatever the code calls them).
+    #[test]
+    fn keys_are_spelled_as_compose_writes_them() {
+        for (label, key) in [
+            (ComposeLabel::Project, "com.docker.compose.project"),
+            (ComposeLabel::Service, "com.docker.compose.service"),
+            (ComposeLabel::OneOff, "com.docker.compose.oneoff"),
+            (
+                ComposeLabel::ContainerNumber,
+                "com.docker.compose.container-number",
+            ),
+            (ComposeLabel::ConfigHash, "com.docker.compose.config-hash"),
+            (
+                ComposeLabel::WorkingDir,
+                "com.docker.compose.project.working_dir",
+            ),
+            (
+                ComposeLabel::ConfigFiles,
+                "com.docker.compose.project.config_files",
+            ),
+            (
+                ComposeLabel::EnvironmentFile,
+                "com.docker.compose.project.environment_file",
+            ),
+            (ComposeLabel::Network, "com.docker.compose.network"),
+        ] {
+            assert_eq!(label.key(), key);
+            assert_eq!(label.to_string(), key);
+            assert!(key.starts_with(ComposeLabel::PREFIX), "{key}");
+        }
+        assert_eq!(ComposeLabel::PREFIX, "com.docker.compose.");
+        assert_eq!(
+            ComposeLabel::Project.filter("shop"),
+            "com.docker.compose.project=shop"
+        );
     }
 }

@@ -19,7 +19,7 @@ use futures_util::StreamExt;
 /// The Docker API client: how modules above the wings (`rollout`) name it.
 pub use bollard::Docker;
 pub use endpoint::{DaemonLocation, DockerOptions, Endpoint, EndpointError, Origin};
-pub use labels::ComposeRef;
+pub use labels::{ComposeLabel, ComposeRef};
 
 /// How long one API call may take before it is an error.
 const API_TIMEOUT: Duration = Duration::from_secs(120);

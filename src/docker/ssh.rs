@@ -44,16 +44,7 @@ impl SshTarget {
             Some((user, hostport)) => (Some(user.to_string()), hostport),
             None => (None, authority),
         };
-        let (host, port) = match hostport.strip_prefix('[') {
-            Some(v6) => {
-                let (host, after) = v6.split_once(']').ok_or("unclosed [ in the host")?;
-                (host, after.strip_prefix(':'))
-            }
-            None => match hostport.rsplit_once(':') {
-                Some((host, port)) => (host, Some(port)),
-                None => (hostport, None),
-            },
-        };
+        let (host, port) = split_host_port(hostport)?;
         if host.is_empty() || host.starts_with('-') {
             return Err("expected ssh://[USER@]HOST[:PORT][/SOCKET]");
         }
@@ -255,6 +246,27 @@ impl AsyncWrite for DialStdio {
     }
 }
 
+/// Splits an ssh address's `HOST[:PORT]` into the host (without `[ ]`,
+/// which ssh's `HOST` argument must not have) and the port as written.
+///
+/// Not shared with the `tcp://` check in `endpoint.rs`, which keeps the
+/// address whole for the HTTP client and asks only whether it ends in a
+/// port: the two rules differ. Here an unclosed `[` is an error and
+/// anything after `]` other than `:PORT` is ignored (`[::1]x:2` has no
+/// port); there `[::1` reads as ending in port `1`, and `[::1]x:2` in port `2`.
+fn split_host_port(hostport: &str) -> Result<(&str, Option<&str>), &'static str> {
+    Ok(match hostport.strip_prefix('[') {
+        Some(v6) => {
+            let (host, after) = v6.split_once(']').ok_or("unclosed [ in the host")?;
+            (host, after.strip_prefix(':'))
+        }
+        None => match hostport.rsplit_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (hostport, None),
+        },
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -303,6 +315,34 @@ mod tests {
             "[::1",
         ] {
             assert!(SshTarget::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    /// Pins this split beside `endpoint.rs`'s `has_port` (a different rule).
+    #[test]
+    fn host_and_port_are_split_and_an_unclosed_bracket_refused() {
+        for (hostport, expected) in [
+            ("host", Ok(("host", None))),
+            ("host:22", Ok(("host", Some("22")))),
+            ("[::1]:22", Ok(("::1", Some("22")))),
+            ("[::1]", Ok(("::1", None))),
+            ("[::1", Err("unclosed [ in the host")),
+            // Unbracketed, the last `:` starts the port, as in Go's url.Parse.
+            ("::1", Ok((":", Some("1")))),
+            ("[::1]x:2", Ok(("::1", None))),
+        ] {
+            assert_eq!(split_host_port(hostport), expected, "{hostport}");
+        }
+        // And so the whole `ssh://` address.
+        for (rest, expected) in [
+            ("host", Ok(target(None, "host", None, None))),
+            ("host:22", Ok(target(None, "host", Some(22), None))),
+            ("[::1]:22", Ok(target(None, "::1", Some(22), None))),
+            ("[::1]", Ok(target(None, "::1", None, None))),
+            ("[::1", Err("unclosed [ in the host")),
+            ("::1", Ok(target(None, ":", Some(1), None))),
+        ] {
+            assert_eq!(SshTarget::parse(rest), expected, "{rest}");
         }
     }
 

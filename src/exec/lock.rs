@@ -8,7 +8,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
@@ -46,15 +46,12 @@ impl Lock {
     /// Takes the lock, waiting for it at most `patience` (polled: quick
     /// offline edits queue up behind each other), else fails with [`LockHeld`].
     pub fn acquire_within(path: &Path, command: &str, patience: Duration) -> Result<Lock> {
-        let start = Instant::now();
-        loop {
-            match Lock::acquire(path, command) {
-                Err(e) if e.is::<LockHeld>() && start.elapsed() < patience => {
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-                other => return other,
-            }
-        }
+        crate::retry::within(
+            patience,
+            Duration::from_millis(20),
+            || Lock::acquire(path, command),
+            |e| e.is::<LockHeld>(),
+        )
     }
 
     /// Takes the lock at once or fails with [`LockHeld`]. The lock file is
