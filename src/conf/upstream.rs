@@ -370,6 +370,12 @@ impl Server {
             ServerMode::Up
         }
     }
+
+    /// Where the line is written, as `file:line`: the one spelling of it in
+    /// tables and messages.
+    pub fn location(&self) -> String {
+        format!("{}:{}", self.file.display(), self.line)
+    }
 }
 
 /// A server address split the way nginx reads it: `host[:port]`,

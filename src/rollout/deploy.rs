@@ -2,12 +2,13 @@
 //! policy in effect, the plan — then the run.
 use std::collections::hash_map::Entry;
 use std::collections::{BTreeSet, HashMap};
+use std::ops::ControlFlow;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, anyhow, bail};
 use tokio::sync::watch;
 
-use super::run::{Ended, Origin, Planned, Runner, new_rollout};
+use super::run::{Ended, Origin, Runner, new_rollout, show_or_approve};
 use super::session::{Session, refuse_if_unfinished};
 use super::world::{Desired, DockerWorld};
 use crate::backends::{
@@ -92,26 +93,32 @@ pub async fn deploy(
     cancel: watch::Receiver<bool>,
 ) -> Result<Ended> {
     let world = &session.world;
-    if request.dry_run {
-        // Read-only: no lock, no journal, no state directory.
-        let prepared = prepare(world, request, &[]).await?;
-        return Ok(Ended::Planned(Box::new(Planned {
-            kind: PlanKind::Deploy,
-            revision: 0,
-            plan: prepared.plan,
-            notices: prepared.notices,
-        })));
-    }
-    let locked = session.lock(observer).await?;
-    let state = &locked.state;
-    refuse_if_unfinished::<Desired>(state, &request.upstream)?;
-    let prepared = prepare(world, request, &state.history()?).await?;
-    for notice in &prepared.notices {
-        observer.notice(notice);
-    }
-    if !observer.approve(PlanKind::Deploy, &prepared.plan)? {
-        return Ok(Ended::Declined);
-    }
+    // A dry run is read-only: no lock, no journal, no state directory.
+    let locked = if request.dry_run {
+        None
+    } else {
+        Some(session.lock(observer).await?)
+    };
+    let run_in = locked.as_ref().map(|l| &l.state);
+    let history = match run_in {
+        Some(state) => {
+            refuse_if_unfinished::<Desired>(state, &request.upstream)?;
+            state.history()?
+        }
+        None => Vec::new(),
+    };
+    let prepared = prepare(world, request, &history).await?;
+    let state = match show_or_approve(
+        run_in,
+        observer,
+        PlanKind::Deploy,
+        0,
+        &prepared.plan,
+        prepared.notices,
+    )? {
+        ControlFlow::Continue(state) => state,
+        ControlFlow::Break(ended) => return Ok(ended),
+    };
     let origin = Origin {
         revision: state.next_revision()?,
         kind: RolloutKind::Deploy,
@@ -125,12 +132,7 @@ pub async fn deploy(
         prepared.rollback_policy,
         prepared.servers,
     );
-    let mut runner = Runner {
-        world,
-        state,
-        observer,
-        cancel,
-    };
+    let mut runner = Runner::new(world, state, observer, cancel);
     Ok(Ended::Ran(runner.start(rollout).await?))
 }
 

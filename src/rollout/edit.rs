@@ -1,15 +1,16 @@
 //! `drain`, `undrain`, `weight`, `add`, `remove`: one server line changed
 //! live, with the full reload protocol, journaled like any rollout (so
 //! `rollback` puts the line back).
+use std::ops::ControlFlow;
 use std::time::Duration;
 
 use anyhow::Result;
 use tokio::sync::watch;
 
-use super::run::{Ended, Origin, Planned, Runner, new_rollout};
+use super::run::{Ended, Origin, Runner, new_rollout, show_or_approve};
 use super::session::{Session, refuse_if_unfinished};
 use super::world::Desired;
-use crate::exec::{Observer, PlanKind, RolloutKind, ServerRecord, ServerState, World};
+use crate::exec::{Observer, RolloutKind, ServerRecord, ServerState, World};
 use crate::plan::{LineEdit, UpdateConfig, single_edit};
 
 /// What a live line edit is asked.
@@ -50,33 +51,34 @@ pub async fn edit_server(
 ) -> Result<Ended> {
     let world = &session.world;
     let kind = request.kind();
-    let plan_of = |config| {
-        single_edit(
-            config,
-            &request.upstream,
-            &request.server,
-            request.edit.clone(),
-            request.force,
-            request.drain_timeout,
-        )
+    // A dry run is read-only: no lock, no journal.
+    let locked = if request.dry_run {
+        None
+    } else {
+        Some(session.lock(observer).await?)
     };
-    if request.dry_run {
-        let plan = plan_of(&world.load_config().await?)?;
-        return Ok(Ended::Planned(Box::new(Planned {
-            kind: kind.into(),
-            revision: 0,
-            plan,
-            notices: Vec::new(),
-        })));
-    }
-    let locked = session.lock(observer).await?;
+    let run_in = locked.as_ref().map(|l| &l.state);
     // A drain or undrain may help a paused rollout along; the new edits would
     // change lines under its feet.
-    if !matches!(kind, RolloutKind::Drain | RolloutKind::Undrain) {
-        refuse_if_unfinished::<Desired>(&locked.state, &request.upstream)?;
+    if let Some(state) = run_in
+        && !matches!(kind, RolloutKind::Drain | RolloutKind::Undrain)
+    {
+        refuse_if_unfinished::<Desired>(state, &request.upstream)?;
     }
     let config = world.load_config().await?;
-    let plan = plan_of(&config)?;
+    let plan = single_edit(
+        &config,
+        &request.upstream,
+        &request.server,
+        request.edit.clone(),
+        request.force,
+        request.drain_timeout,
+    )?;
+    let state = match show_or_approve(run_in, observer, kind.into(), 0, &plan, Vec::new())? {
+        ControlFlow::Continue(state) => state,
+        ControlFlow::Break(ended) => return Ok(ended),
+    };
+    // The same lookup as the planner's, which found the server.
     let address = match &request.edit {
         LineEdit::Add(_) => request.server.clone(),
         _ => config
@@ -98,22 +100,14 @@ pub async fn edit_server(
         set: None,
         pinned: None,
     };
-    if !observer.approve(PlanKind::from(kind), &plan)? {
-        return Ok(Ended::Declined);
-    }
     let origin = Origin {
-        revision: locked.state.next_revision()?,
+        revision: state.next_revision()?,
         kind,
         undoes: None,
         command: &session.command,
         nginx: &world.nginx.name,
     };
     let rollout = new_rollout(origin, plan, UpdateConfig::engine_defaults(), vec![record]);
-    let mut runner = Runner {
-        world,
-        state: &locked.state,
-        observer,
-        cancel,
-    };
+    let mut runner = Runner::new(world, state, observer, cancel);
     Ok(Ended::Ran(runner.start(rollout).await?))
 }

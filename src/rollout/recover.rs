@@ -2,12 +2,13 @@
 //! undoes it (or goes back to what revision N deployed). Both rebuild their
 //! plan targets from the journal's records by the same rule.
 use std::collections::BTreeMap;
+use std::ops::ControlFlow;
 
 use anyhow::{Context, Result, bail};
 use tokio::sync::watch;
 
 use super::replicas::{resume_set, undo_set};
-use super::run::{Ended, Origin, Planned, Runner, new_rollout, pending_steps};
+use super::run::{Ended, Origin, Runner, new_rollout, pending_steps, show_or_approve};
 use super::session::Session;
 use super::world::{Desired, DockerWorld};
 use crate::backends::next_slot;
@@ -111,6 +112,8 @@ pub async fn resume(
 ) -> Result<Ended> {
     let locked = session.lock(observer).await?;
     let state = &locked.state;
+    // Locked even for a dry run, which only shows the plan.
+    let run_in = (!request.dry_run).then_some(state);
     let world = &session.world;
     let Some(mut rollout) = state.unfinished::<Desired>(request.upstream.as_deref())? else {
         bail!(
@@ -131,23 +134,17 @@ pub async fn resume(
     // A line edit, or a ramp under way (paused at a hold, interrupted, killed):
     // the rest of its own plan, which a new plan could not rebuild.
     if rollout.plan.line_only() || (rollout.plan.ramp_underway(done) && !failed) {
-        if request.dry_run {
-            return Ok(Ended::Planned(Box::new(Planned {
-                kind: PlanKind::Resume,
-                revision: rollout.revision,
-                plan: rollout.plan,
-                notices: Vec::new(),
-            })));
-        }
-        if !observer.approve(PlanKind::Resume, &rollout.plan)? {
-            return Ok(Ended::Declined);
-        }
-        let mut runner = Runner {
-            world,
-            state,
+        if let ControlFlow::Break(ended) = show_or_approve(
+            run_in,
             observer,
-            cancel,
-        };
+            PlanKind::Resume,
+            rollout.revision,
+            &rollout.plan,
+            Vec::new(),
+        )? {
+            return Ok(ended);
+        }
+        let mut runner = Runner::new(world, state, observer, cancel);
         return Ok(Ended::Ran(runner.run(rollout).await?));
     }
     let config = world.load_config().await?;
@@ -197,25 +194,19 @@ pub async fn resume(
         timeouts: rollout.plan.timeouts,
         ramp: rollout.plan.ramp.as_ref(),
     })?;
-    if request.dry_run {
-        return Ok(Ended::Planned(Box::new(Planned {
-            kind: PlanKind::Resume,
-            revision: rollout.revision,
-            plan,
-            notices: Vec::new(),
-        })));
-    }
-    if !observer.approve(PlanKind::Resume, &plan)? {
-        return Ok(Ended::Declined);
+    if let ControlFlow::Break(ended) = show_or_approve(
+        run_in,
+        observer,
+        PlanKind::Resume,
+        rollout.revision,
+        &plan,
+        Vec::new(),
+    )? {
+        return Ok(ended);
     }
     rollout.steps = pending_steps(&plan);
     rollout.plan = plan;
-    let mut runner = Runner {
-        world,
-        state,
-        observer,
-        cancel,
-    };
+    let mut runner = Runner::new(world, state, observer, cancel);
     Ok(Ended::Ran(runner.run(rollout).await?))
 }
 
@@ -270,23 +261,19 @@ pub async fn rollback(
         &request.flags,
     )?;
     let undo = undo_of(&session.world, state, &of, to, &policy).await?;
-    if request.dry_run {
-        return Ok(Ended::Planned(Box::new(Planned {
-            kind: PlanKind::Rollback,
-            revision: undo.revision,
-            plan: undo.plan,
-            notices: Vec::new(),
-        })));
-    }
-    if !observer.approve(PlanKind::Rollback, &undo.plan)? {
-        return Ok(Ended::Declined);
-    }
-    let mut runner = Runner {
-        world: &session.world,
-        state,
+    // Locked even for a dry run, which only shows the plan.
+    let run_in = (!request.dry_run).then_some(state);
+    if let ControlFlow::Break(ended) = show_or_approve(
+        run_in,
         observer,
-        cancel,
-    };
+        PlanKind::Rollback,
+        undo.revision,
+        &undo.plan,
+        Vec::new(),
+    )? {
+        return Ok(ended);
+    }
+    let mut runner = Runner::new(&session.world, state, observer, cancel);
     let report = runner.start(undo).await?;
     if report.status == Status::Done {
         let mut of = of;

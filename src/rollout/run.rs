@@ -1,6 +1,8 @@
-//! Running a rollout: the config snapshot, the executor, the automatic
-//! rollback, the summary and the pruning of old revisions.
+//! Running a rollout: whether a plan runs at all (a dry run shows it, the
+//! front end may decline it), the config snapshot, the executor, the
+//! automatic rollback, the summary and the pruning of old revisions.
 use std::collections::HashMap;
+use std::ops::ControlFlow;
 use std::time::Instant;
 
 use anyhow::Result;
@@ -9,7 +11,7 @@ use tokio::sync::watch;
 use super::recover::undo_of;
 use super::world::{Desired, DockerWorld};
 use crate::exec::{
-    Event, Executor, Observer, Outcome, Rollout, RolloutKind, ServerRecord, ServerResult,
+    Event, Executor, Observer, Outcome, PlanKind, Rollout, RolloutKind, ServerRecord, ServerResult,
     ServerState, ServerSummary, StateDir, Status, StepRecord, StepStatus, World, time,
 };
 use crate::plan::{Plan, UpdateConfig};
@@ -48,15 +50,60 @@ pub struct Report {
     pub status: Status,
 }
 
-/// A journaled run against the Docker world, reporting to one front end.
-pub(crate) struct Runner<'a> {
-    pub world: &'a DockerWorld,
-    pub state: &'a StateDir,
-    pub observer: &'a mut dyn Observer,
-    pub cancel: watch::Receiver<bool>,
+/// The one rule before a plan runs. A dry run (`run_in` is `None`) shows
+/// the plan and ends there; otherwise the front end is told `notices` and
+/// asked to approve `plan`, and a refusal ends the use case. `Continue`
+/// carries the locked state directory to run the plan in.
+pub(crate) fn show_or_approve<'s>(
+    run_in: Option<&'s StateDir>,
+    observer: &mut dyn Observer,
+    kind: PlanKind,
+    revision: u32,
+    plan: &Plan,
+    notices: Vec<String>,
+) -> Result<ControlFlow<Ended, &'s StateDir>> {
+    let Some(state) = run_in else {
+        return Ok(ControlFlow::Break(Ended::Planned(Box::new(Planned {
+            kind,
+            revision,
+            plan: plan.clone(),
+            notices,
+        }))));
+    };
+    for notice in &notices {
+        observer.notice(notice);
+    }
+    if !observer.approve(kind, plan)? {
+        return Ok(ControlFlow::Break(Ended::Declined));
+    }
+    Ok(ControlFlow::Continue(state))
 }
 
-impl Runner<'_> {
+/// A journaled run against the Docker world, reporting to one front end.
+pub(crate) struct Runner<'a> {
+    world: &'a DockerWorld,
+    state: &'a StateDir,
+    observer: &'a mut dyn Observer,
+    cancel: watch::Receiver<bool>,
+}
+
+impl<'a> Runner<'a> {
+    /// A run against `world`, journaled in `state` (locked), reporting to
+    /// `observer`, stopping at a safe point once `cancel` turns true.
+    pub fn new(
+        world: &'a DockerWorld,
+        state: &'a StateDir,
+        observer: &'a mut dyn Observer,
+        cancel: watch::Receiver<bool>,
+    ) -> Self {
+        Runner {
+            world,
+            state,
+            observer,
+            cancel,
+        }
+    }
+
     /// Starts a new rollout (saving the config files first) and runs it.
     pub async fn start(&mut self, mut rollout: Rollout<Desired>) -> Result<Report> {
         let config = self.world.load_config().await?;

@@ -117,7 +117,7 @@ pub async fn status(session: &Session, upstream: Option<&str>) -> Result<StatusR
                     runs,
                     health,
                     started,
-                    file: format!("{}:{}", s.file.display(), s.line),
+                    file: s.location(),
                     rollout: rollout.clone(),
                 }
             };

@@ -285,7 +285,7 @@ fn run(a: Asked, verbose: bool) -> anyhow::Result<i32> {
         |up| {
             up.server(named_after(&a)).map_or_else(
                 |_| String::new(),
-                |s| visible(&format!(" ({}:{})", s.file.display(), s.line)).into_owned(),
+                |s| visible(&format!(" ({})", s.location())).into_owned(),
             )
         },
     );

@@ -53,13 +53,12 @@ pub fn upstreams(located: &Located, json: bool) -> anyhow::Result<i32> {
     for u in &ups {
         for s in &u.servers {
             let params: Vec<String> = s.params.iter().map(|p| p.to_string()).collect();
-            let place = format!("{}:{}", s.file.display(), s.line);
             table.add_row([
                 visible(&u.name).into_owned(),
                 visible(&s.address).into_owned(),
                 s.mode().to_string(),
                 visible(&params.join(" ")).into_owned(),
-                visible(&place).into_owned(),
+                visible(&s.location()).into_owned(),
             ]);
         }
     }
