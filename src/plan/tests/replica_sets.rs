@@ -1,12 +1,37 @@
 //! Replica sets: one `server` line, several containers, rolled one replica
 //! at a time on pinned lines.
 use super::*;
-use crate::conf::{Edit, EditOptions};
+use crate::conf::{Edit, EditOptions, PinnedLine};
 
 const SEED000: &str = "upstream backend {\n    # web is the compose service\n    server web:8000 max_fails=2;\n}\n\nserver {\n    listen 80;\n    location / { proxy_pass http://backend; }\n}\n";
 
 fn seed000() -> ConfigSet {
     load(CONF_D, SEED000)
+}
+
+/// [`SEED000`] as a run of ours left it: `web:8000` pinned to `lines`
+/// (address, down).
+fn pinned(lines: &[(&str, bool)]) -> ConfigSet {
+    let mut config = seed000();
+    let lines = lines
+        .iter()
+        .map(|(address, down)| PinnedLine {
+            address: address.to_string(),
+            down: *down,
+        })
+        .collect();
+    config
+        .apply("backend", "web", Edit::Pin(lines), EditOptions::default())
+        .unwrap();
+    config
+}
+
+/// `set` resumed on [`pinned`] lines: the operator's statement it puts back.
+fn resumed(set: ReplicaSet) -> ReplicaSet {
+    ReplicaSet {
+        statement: "server web:8000 max_fails=2;".into(),
+        ..set
+    }
 }
 
 /// The plan of `set` on [`SEED000`] under the policy `f` makes.
@@ -238,19 +263,8 @@ fn a_dead_replica_gets_no_line_and_is_replaced_first() {
 
 #[test]
 fn a_replica_a_killed_run_drained_is_reloaded_and_waited_for_before_it_stops() {
-    let mut config = seed000();
-    let lines = ["p_web_1:8000", "p_web_2:8000"]
-        .iter()
-        .map(|a| crate::conf::PinnedLine {
-            address: a.to_string(),
-            down: *a == "p_web_1:8000",
-        })
-        .collect();
-    config
-        .apply("backend", "web", Edit::Pin(lines), EditOptions::default())
-        .unwrap();
-    let mut s = replica_set(&[("p_web_1", false)], &[]);
-    s.statement = "server web:8000 max_fails=2;".into();
+    let config = pinned(&[("p_web_1:8000", true), ("p_web_2:8000", false)]);
+    let mut s = resumed(replica_set(&[("p_web_1", false)], &[]));
     s.kept = vec![Replica {
         container: "p_web_2".into(),
         dead: false,
@@ -297,28 +311,11 @@ fn scaling_up_adds_lines_and_scaling_down_drains_and_buries() {
 
 #[test]
 fn a_resumed_set_is_not_pinned_again_and_its_dead_lines_are_buried_first() {
-    let mut config = seed000();
-    config
-        .apply(
-            "backend",
-            "web",
-            Edit::Pin(
-                ["p_web_1:8000", "p_web_2:8000"]
-                    .iter()
-                    .map(|a| crate::conf::PinnedLine {
-                        address: a.to_string(),
-                        down: false,
-                    })
-                    .collect(),
-            ),
-            EditOptions::default(),
-        )
-        .unwrap();
-    let mut s = replica_set(
+    let config = pinned(&[("p_web_1:8000", false), ("p_web_2:8000", false)]);
+    let s = resumed(replica_set(
         &[("p_web_1", true), ("p_web_2", false)],
         &["p_web_1", "p_web_2"],
-    );
-    s.statement = "server web:8000 max_fails=2;".into();
+    ));
     let p = plan_set(&config, s, &policy(|_| {})).unwrap();
     let changes = changes_at(&p, 0);
     assert_eq!(
