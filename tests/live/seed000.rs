@@ -5,11 +5,9 @@ use std::collections::BTreeSet;
 use std::process::{Child, Stdio};
 use std::time::Duration;
 
+use crate::support::rollout::under_load;
 use crate::support::stack::{Seed, Stack};
 use crate::support::{assert_ok, summary, text};
-
-/// Seconds of load around one deploy: longer than the deploy.
-const LOAD_SECONDS: u32 = 40;
 
 fn up(name: &str) -> Stack {
     Stack::seed(Seed::S000, name, |_| {})
@@ -50,34 +48,15 @@ fn numbers(stack: &Stack) -> Vec<u32> {
         .collect()
 }
 
-/// Deploys `MESSAGE=version` (edited in the compose file) under `profile` load
-/// with slow requests in flight, and checks what the seed promises.
+/// Deploys `MESSAGE=version` (edited in the compose file) with `extra` flags
+/// under `profile` load with slow requests in flight ([`under_load`]), and
+/// checks what the seed promises.
 fn deploy_under(stack: &Stack, from: &str, to: &str, profile: &str, extra: &[&str]) {
     let before = (stack.conf(), stack.conf_inode());
     stack.edit_compose(&format!("MESSAGE={from}"), &format!("MESSAGE={to}"));
-    let load = stack.load("/", LOAD_SECONDS, 16, profile);
-    let slow = stack.trickle("/slow?ms=2000", Duration::from_millis(300));
-    std::thread::sleep(Duration::from_secs(1));
     let mut args = vec!["deploy", "backend", "--yes", "--output", "json"];
     args.extend_from_slice(extra);
-    let out = stack.tool(&args);
-    let slow = slow.finish();
-    let load = load.stop();
-    assert_ok(&out);
-    let summary = summary(&out);
-    assert_eq!(summary["status"], "done", "{summary}");
-    let seconds = summary["seconds"].as_f64().unwrap();
-    assert!(
-        seconds + 1.0 < f64::from(LOAD_SECONDS),
-        "the deploy ({seconds} s) outlasted the load: raise LOAD_SECONDS"
-    );
-    assert_eq!(load.failed, 0, "{profile}: {load:?}");
-    assert!(load.total > 100, "{profile}: {load:?}");
-    let bad: Vec<_> = slow.iter().filter(|(status, _)| *status != 200).collect();
-    assert!(
-        bad.is_empty(),
-        "slow requests that did not complete: {bad:?}"
-    );
+    under_load(stack, &args, profile);
     assert_eq!(stack.bodies(9), answers(to), "every replica answers {to}");
     assert_eq!(
         (stack.conf(), stack.conf_inode()),

@@ -4,13 +4,11 @@
 //! files, under load; compose then sees its own containers made from the four
 //! files, and `rollback` returns to exactly the two files and their values.
 use std::collections::BTreeSet;
-use std::time::Duration;
 
+use crate::support::rollout::under_load;
 use crate::support::stack::{Seed, Stack};
-use crate::support::{assert_ok, inspect, json_lines, summary, text};
+use crate::support::{assert_ok, inspect, json_lines, text};
 
-/// Seconds of load around one rollout: longer than the rollout.
-const LOAD_SECONDS: u32 = 40;
 const UPGRADE: [&str; 4] = [
     "docker-compose.yml",
     "prod.yml",
@@ -71,32 +69,6 @@ fn compose_owns(stack: &Stack, files: &[&str], absolute: bool, healthcheck: bool
         !said.contains("Recreating") && !said.contains("Creating") && !said.contains("Stopping"),
         "compose changed something:\n{said}"
     );
-}
-
-/// Runs the tool under load with slow requests in flight; returns its output.
-fn under_load(stack: &Stack, args: &[&str], profile: &str) -> std::process::Output {
-    let load = stack.load("/", LOAD_SECONDS, 16, profile);
-    let slow = stack.trickle("/slow?ms=2000", Duration::from_millis(300));
-    std::thread::sleep(Duration::from_secs(1));
-    let out = stack.tool(args);
-    let slow = slow.finish();
-    let load = load.stop();
-    assert_ok(&out);
-    let summary = summary(&out);
-    assert_eq!(summary["status"], "done", "{summary}");
-    let seconds = summary["seconds"].as_f64().unwrap();
-    assert!(
-        seconds + 1.0 < f64::from(LOAD_SECONDS),
-        "the rollout ({seconds} s) outlasted the load: raise LOAD_SECONDS"
-    );
-    assert_eq!(load.failed, 0, "{profile}: {load:?}");
-    assert!(load.total > 100, "{profile}: {load:?}");
-    let bad: Vec<_> = slow.iter().filter(|(status, _)| *status != 200).collect();
-    assert!(
-        bad.is_empty(),
-        "slow requests that did not complete: {bad:?}"
-    );
-    out
 }
 
 #[test]

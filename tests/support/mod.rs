@@ -6,11 +6,13 @@
 //! run out of space ([`tmpfs::Tmpfs`]), a private dockerd to restart
 //! ([`daemon::PrivateDaemon`]) and a second daemon reached over ssh
 //! ([`remote::SecondDaemon`]). Each removes what it made when dropped, also
-//! when the test panics.
+//! when the test panics. [`rollout::under_load`] runs a rollout against a
+//! stack under load and checks no request was lost.
 #![allow(dead_code)] // each binary uses a different part of it
 
 pub mod daemon;
 pub mod remote;
+pub mod rollout;
 pub mod sandbox;
 pub mod scope;
 pub mod stack;

@@ -1,0 +1,181 @@
+//! Failures and interruptions: the failure action and ratio, a world gone
+//! away, the monitor window, a failing `nginx -t`, a signal mid-drain.
+use super::*;
+
+#[tokio::test]
+async fn one_failure_in_four_pauses_above_a_ratio_of_0_2_before_the_next_server() {
+    let mut fake = Fake::new(4);
+    fake.unhealthy.insert("app3:3000".into());
+    let (outcome, r, events) =
+        run_all(&fake, policy(FailureAction::Pause, 0.2, Duration::ZERO)).await;
+    assert!(
+        matches!(&outcome, Outcome::Paused(why) if why.contains("1 of 4")),
+        "{outcome:?}"
+    );
+    assert_eq!(r.status, Status::Paused);
+    use ServerState::*;
+    assert_eq!(states(&r), [Done, Done, Failed, Pending]);
+    assert_eq!(
+        *fake.replaced.borrow(),
+        ["app1:3000", "app2:3000", "app3:3000"]
+    );
+    assert_eq!(
+        fake.down_lines(),
+        ["server app3:3000 down;"],
+        "the failed server stays drained"
+    );
+    let failure = events.iter().find_map(|e| match e {
+        Event::Failure {
+            failures, total, ..
+        } => Some((*failures, *total)),
+        _ => None,
+    });
+    assert_eq!(failure, Some((1, 4)));
+}
+
+#[tokio::test]
+async fn one_failure_in_four_within_a_ratio_of_0_3_goes_on_without_restoring_it() {
+    let mut fake = Fake::new(4);
+    fake.unhealthy.insert("app3:3000".into());
+    let (outcome, r, _) = run_all(&fake, policy(FailureAction::Pause, 0.3, Duration::ZERO)).await;
+    assert_eq!(outcome, Outcome::Done);
+    use ServerState::*;
+    assert_eq!(states(&r), [Done, Done, Failed, Done]);
+    assert_eq!(
+        fake.down_lines(),
+        ["server app3:3000 down;"],
+        "a failed server's restore is skipped"
+    );
+}
+
+#[tokio::test]
+async fn failure_actions_rollback_and_continue() {
+    let mut fake = Fake::new(2);
+    fake.unhealthy.insert("app1:3000".into());
+    let (outcome, r, _) = run_all(&fake, on_failure(FailureAction::Rollback)).await;
+    assert!(
+        matches!(outcome, Outcome::RollbackRequested(_)),
+        "{outcome:?}"
+    );
+    assert_eq!(r.status, Status::Failed);
+    assert_eq!(
+        *fake.replaced.borrow(),
+        ["app1:3000"],
+        "nothing after the failure"
+    );
+
+    let mut fake = Fake::new(3);
+    fake.unhealthy.insert("app1:3000".into());
+    let (outcome, r, _) = run_all(&fake, on_failure(FailureAction::Continue)).await;
+    assert_eq!(outcome, Outcome::Done);
+    use ServerState::*;
+    assert_eq!(states(&r), [Failed, Done, Done]);
+    assert_eq!(fake.down_lines(), ["server app1:3000 down;"]);
+}
+
+#[tokio::test]
+async fn a_world_gone_away_fails_the_step_and_no_server_even_with_continue() {
+    let mut fake = Fake::new(2);
+    fake.unreachable.insert("app1:3000".into());
+    let (outcome, r, _) = run_all(&fake, on_failure(FailureAction::Continue)).await;
+    match &outcome {
+        Outcome::Failed(why) => assert!(why.contains("Docker daemon"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(r.status, Status::Failed, "unfinished: resume or rollback");
+    assert!(r.status.is_unfinished());
+    assert!(
+        !states(&r).contains(&ServerState::Failed),
+        "no server is blamed: {:?}",
+        states(&r)
+    );
+    assert_eq!(*fake.replaced.borrow(), ["app1:3000"], "nothing after it");
+}
+
+#[tokio::test]
+async fn continue_never_drains_the_last_live_server() {
+    let mut fake = Fake::new(2);
+    fake.unhealthy.insert("app1:3000".into());
+    let (outcome, r, _) = run_all(&fake, on_failure(FailureAction::Continue)).await;
+    assert!(
+        matches!(&outcome, Outcome::Failed(why) if why.contains("last live server")),
+        "{outcome:?}"
+    );
+    assert_eq!(states(&r), [ServerState::Failed, ServerState::Pending]);
+    assert_eq!(*fake.replaced.borrow(), ["app1:3000"]);
+    assert_eq!(
+        fake.down_lines(),
+        ["server app1:3000 down;"],
+        "app2 still serves"
+    );
+}
+
+#[tokio::test]
+async fn a_failure_inside_the_monitor_window_drains_the_server_and_fires_the_action() {
+    let mut fake = Fake::new(2);
+    fake.crashes.insert("app1:3000".into());
+    let (outcome, r, events) = run_all(
+        &fake,
+        policy(FailureAction::Pause, 0.0, Duration::from_millis(10)),
+    )
+    .await;
+    assert!(
+        matches!(&outcome, Outcome::Paused(why) if why.contains("monitor window")),
+        "{outcome:?}"
+    );
+    assert_eq!(r.servers[0].state, ServerState::Failed);
+    assert_eq!(
+        fake.down_lines(),
+        ["server app1:3000 down;"],
+        "taken back out of the upstream"
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, Event::Failure { server, .. } if server == "app1:3000"))
+    );
+}
+
+#[tokio::test]
+async fn a_failing_nginx_t_restores_the_bytes_and_the_server_states() {
+    let mut fake = Fake::new(2);
+    fake.bad_config = true;
+    let before = fake.conf.borrow().clone();
+    let (outcome, r, _) = run_all(&fake, on_failure(FailureAction::Pause)).await;
+    assert!(
+        matches!(&outcome, Outcome::Failed(why) if why.contains("host not found") && why.contains("restored byte for byte")),
+        "{outcome:?}"
+    );
+    assert_eq!(*fake.conf.borrow(), before);
+    assert_eq!(*fake.reloads.borrow(), 0);
+    assert!(fake.replaced.borrow().is_empty());
+    assert_eq!(states(&r), [ServerState::Pending, ServerState::Pending]);
+}
+
+#[tokio::test]
+async fn an_interrupt_while_draining_restores_the_untouched_server() {
+    let (tx, rx) = watch::channel(false);
+    let mut fake = Fake::new(2);
+    fake.signal_on_drain = Some(tx);
+    let before = fake.conf.borrow().clone();
+    let r = rollout(&fake, on_failure(FailureAction::Pause)).await;
+    let (outcome, r, _) = run(&fake, r, rx).await;
+    assert_eq!(outcome, Outcome::Interrupted);
+    assert_eq!(r.status, Status::Interrupted);
+    assert_eq!(*fake.conf.borrow(), before, "the drain is undone");
+    assert_eq!(
+        *fake.reloads.borrow(),
+        2,
+        "drain and restore were both reloaded"
+    );
+    assert!(
+        fake.replaced.borrow().is_empty(),
+        "no container was touched"
+    );
+    assert_eq!(states(&r), [ServerState::Pending, ServerState::Pending]);
+    assert_eq!(
+        *fake.discarded.borrow(),
+        ["app1:3000"],
+        "the replacement created while draining is removed"
+    );
+}

@@ -1,0 +1,244 @@
+//! The fake [`World`]: an in-memory nginx.conf, containers that are healthy
+//! unless told otherwise, no Docker; and what happened to it.
+use std::cell::RefCell;
+use std::collections::HashSet;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Result, bail};
+use chrono::{DateTime, Utc};
+use tokio::sync::watch;
+
+use super::MAIN;
+use crate::conf::{ConfigSet, FileChange, MemFs};
+use crate::exec::world::{Reloaded, World};
+use crate::plan::{HookCommand, HookExit, ServerRef};
+
+/// An `http { upstream apps { … } }` of `app1:3000`…`appN:3000`.
+pub(super) fn conf(servers: usize) -> Vec<u8> {
+    let lines: String = (1..=servers)
+        .map(|k| format!("        server app{k}:3000;\n"))
+        .collect();
+    format!("http {{\n    upstream apps {{\n{lines}    }}\n}}\n").into_bytes()
+}
+
+/// What the fake does, and what happened to it.
+#[derive(Default)]
+pub(super) struct Fake {
+    /// How many servers its upstream has (`app1:3000`…).
+    pub servers: usize,
+    pub conf: RefCell<Vec<u8>>,
+    /// Servers whose new container never becomes healthy.
+    pub unhealthy: HashSet<String>,
+    /// Servers whose health the world cannot tell: the daemon went away.
+    pub unreachable: HashSet<String>,
+    /// Servers whose new container fails inside the monitor window.
+    pub crashes: HashSet<String>,
+    /// `nginx -t` fails.
+    pub bad_config: bool,
+    /// A signal arrives while old workers drain (the sender is flipped).
+    pub signal_on_drain: Option<watch::Sender<bool>>,
+    /// Servers whose containers were replaced or started, in order.
+    pub replaced: RefCell<Vec<String>>,
+    /// Servers whose replacement was created ahead, not yet used by `replace`.
+    pub prepared: RefCell<Vec<String>>,
+    /// Servers whose replacement was created ahead and used by `replace`.
+    pub used_prepared: RefCell<Vec<String>>,
+    /// Servers whose replacement was created ahead and discarded unused.
+    pub discarded: RefCell<Vec<String>>,
+    pub reloads: RefCell<usize>,
+    /// Hook commands that exit 1, as `CONTAINER PROGRAM` (old and new
+    /// containers share their names in the fake).
+    pub failing_hooks: HashSet<String>,
+    /// The pre-deploy one-off exits 2.
+    pub pre_deploy_fails: bool,
+    /// What ran, in order: `exec CONTAINER ARGV…` or `one-off NAME SPEC ARGV…`.
+    pub ran: RefCell<Vec<String>>,
+    /// An operator's edit (from, to) that lands between our read and our next write.
+    pub operator_edit: RefCell<Option<(String, String)>>,
+    /// How long stopping an old container takes.
+    pub stop_takes: Duration,
+}
+
+impl Fake {
+    /// A fake whose upstream has `servers` servers, all healthy.
+    pub fn new(servers: usize) -> Fake {
+        Fake {
+            servers,
+            conf: RefCell::new(conf(servers)),
+            ..Fake::default()
+        }
+    }
+
+    /// Its nginx.conf as it is now.
+    pub fn text(&self) -> String {
+        String::from_utf8(self.conf.borrow().clone()).unwrap()
+    }
+
+    /// The lines of its nginx.conf that say `down`, trimmed.
+    pub fn down_lines(&self) -> Vec<String> {
+        self.text()
+            .lines()
+            .filter(|l| l.contains("down"))
+            .map(|l| l.trim().to_string())
+            .collect()
+    }
+
+    fn id(server: &ServerRef) -> String {
+        format!("new-{}", server.server)
+    }
+}
+
+impl World for Fake {
+    type Spec = String;
+
+    async fn load_config(&self) -> Result<ConfigSet> {
+        Ok(ConfigSet::load_single(
+            Path::new(MAIN),
+            &MemFs::one(MAIN, self.conf.borrow().clone()),
+        )?)
+    }
+
+    async fn write_config(&self, changes: &[FileChange]) -> Result<()> {
+        if let Some((from, to)) = self.operator_edit.borrow_mut().take() {
+            let text = String::from_utf8(self.conf.borrow().clone())?;
+            *self.conf.borrow_mut() = text.replace(&from, &to).into_bytes();
+        }
+        for c in changes {
+            if *self.conf.borrow() != c.before {
+                return Err(crate::conf::FileChanged {
+                    path: c.path.clone(),
+                }
+                .into());
+            }
+            assert_eq!(
+                *self.conf.borrow(),
+                c.before,
+                "edits apply to the bytes they were made from"
+            );
+            *self.conf.borrow_mut() = c.after.clone();
+        }
+        Ok(())
+    }
+
+    async fn test_config(&self) -> Result<()> {
+        if self.bad_config {
+            bail!("nginx: [emerg] host not found in upstream \"app1:3000\"");
+        }
+        Ok(())
+    }
+
+    async fn reload(&self) -> Result<Reloaded> {
+        *self.reloads.borrow_mut() += 1;
+        Ok(Reloaded {
+            old_workers: vec![1],
+            new_workers: vec![2],
+        })
+    }
+
+    async fn wait_drained(&self, _old: &[u32], _timeout: Duration) -> Result<()> {
+        if let Some(tx) = &self.signal_on_drain {
+            tx.send(true).unwrap();
+            std::future::pending::<()>().await;
+        }
+        Ok(())
+    }
+
+    async fn prepare(&self, server: &ServerRef, _spec: &String) -> Result<()> {
+        self.prepared.borrow_mut().push(server.server.clone());
+        Ok(())
+    }
+
+    async fn discard_prepared(&self, _containers: &[String]) {
+        let left = std::mem::take(&mut *self.prepared.borrow_mut());
+        self.discarded.borrow_mut().extend(left);
+    }
+
+    async fn replace(&self, server: &ServerRef, _spec: &String) -> Result<String> {
+        let mut prepared = self.prepared.borrow_mut();
+        if let Some(at) = prepared.iter().position(|s| *s == server.server) {
+            self.used_prepared.borrow_mut().push(prepared.remove(at));
+        }
+        self.replaced.borrow_mut().push(server.server.clone());
+        Ok(Fake::id(server))
+    }
+
+    async fn start_new(&self, server: &ServerRef, spec: &String) -> Result<String> {
+        self.replace(server, spec).await
+    }
+
+    async fn stop_old(&self, _container: &str) -> Result<()> {
+        tokio::time::sleep(self.stop_takes).await;
+        Ok(())
+    }
+
+    async fn exec_hook(
+        &self,
+        container: &str,
+        command: &HookCommand,
+        _timeout: Duration,
+    ) -> Result<HookExit> {
+        self.ran
+            .borrow_mut()
+            .push(format!("exec {container} {}", command.argv.join(" ")));
+        let code = i64::from(
+            self.failing_hooks
+                .contains(&format!("{container} {}", command.argv[0])),
+        );
+        Ok(HookExit {
+            code,
+            output: format!("ran {}", command.argv.join(" ")),
+        })
+    }
+
+    async fn run_one_off(
+        &self,
+        name: &str,
+        spec: &String,
+        command: &HookCommand,
+        _timeout: Duration,
+    ) -> Result<HookExit> {
+        self.ran
+            .borrow_mut()
+            .push(format!("one-off {name} {spec} {}", command.argv.join(" ")));
+        Ok(HookExit {
+            code: if self.pre_deploy_fails { 2 } else { 0 },
+            output: "migrating\nno database".into(),
+        })
+    }
+
+    async fn is_running(&self, container: &str) -> Result<bool> {
+        let server = container.trim_start_matches("new-");
+        Ok(!self.crashes.contains(server))
+    }
+
+    async fn wait_healthy(
+        &self,
+        server: &ServerRef,
+        _id: &str,
+        _timeout: Duration,
+    ) -> Result<DateTime<Utc>> {
+        if self.unhealthy.contains(&server.server) {
+            bail!("container {} turned unhealthy", server.container);
+        }
+        if self.unreachable.contains(&server.server) {
+            return Err(
+                anyhow::anyhow!("connection refused").context(crate::exec::world::Unreachable)
+            );
+        }
+        Ok(Utc::now())
+    }
+
+    async fn check(
+        &self,
+        id: &str,
+        _since: DateTime<Utc>,
+        _window: Duration,
+    ) -> Result<Option<String>> {
+        let server = id.trim_start_matches("new-");
+        Ok(self
+            .crashes
+            .contains(server)
+            .then(|| format!("{id} exited with code 1")))
+    }
+}

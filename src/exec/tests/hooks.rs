@@ -1,0 +1,161 @@
+//! Hooks run: post-start, pre-stop and pre-deploy, and their failures.
+use super::*;
+use crate::plan::{HookCommand, HookKind};
+
+fn hooks() -> Hooks {
+    Hooks {
+        post_start: vec![HookCommand::from_flag("--post-start", "warm-up").unwrap()],
+        pre_stop: vec![HookCommand::from_flag("--pre-stop", "drain-queue").unwrap()],
+    }
+}
+
+/// Runs a rollout of every server of the fake with [`hooks`] (made by
+/// [`rollout_with`]) to its end.
+async fn run_with(
+    fake: &Fake,
+    pre_deploy: Option<&PreDeploy>,
+    policy: UpdateConfig,
+) -> (Outcome, Rollout<String>, Vec<Event>) {
+    let r = rollout_with(fake, &hooks(), pre_deploy, policy).await;
+    run_to_end(fake, r).await
+}
+
+#[tokio::test]
+async fn hooks_run_in_the_old_container_before_its_stop_and_the_new_one_after_its_start() {
+    let fake = Fake::new(2);
+    let (outcome, r, events) = run_with(&fake, None, on_failure(FailureAction::Pause)).await;
+    assert_eq!(outcome, Outcome::Done);
+    assert_eq!(states(&r), [ServerState::Done; 2]);
+    // The fake's containers keep their names; recreate sits between the two hooks.
+    assert_eq!(
+        *fake.ran.borrow(),
+        [
+            "exec app1 drain-queue",
+            "exec app1 warm-up",
+            "exec app2 drain-queue",
+            "exec app2 warm-up"
+        ]
+    );
+    let ran: Vec<(HookKind, i64)> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Hook {
+                hook, exit_code, ..
+            } => Some((*hook, *exit_code)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        ran,
+        [
+            (HookKind::PreStop, 0),
+            (HookKind::PostStart, 0),
+            (HookKind::PreStop, 0),
+            (HookKind::PostStart, 0)
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_failing_post_start_fails_its_server_under_the_failure_action() {
+    let mut fake = Fake::new(2);
+    fake.failing_hooks.insert("app1 warm-up".into());
+    let (outcome, r, _) = run_with(&fake, None, on_failure(FailureAction::Rollback)).await;
+    let Outcome::RollbackRequested(why) = &outcome else {
+        panic!("{outcome:?}")
+    };
+    assert!(
+        why.contains("app1:3000: post-start hook `warm-up` (flag --post-start) in container app1 exited with code 1, output ends:\nran warm-up"),
+        "{why}"
+    );
+    assert_eq!(r.servers[0].state, ServerState::Failed);
+    assert_eq!(
+        *fake.replaced.borrow(),
+        ["app1:3000"],
+        "nothing after the failure"
+    );
+    assert_eq!(
+        fake.down_lines(),
+        ["server app1:3000 down;"],
+        "the failed server stays drained"
+    );
+    let failed_step = r
+        .steps
+        .iter()
+        .zip(&r.plan.steps)
+        .find(|(rec, _)| rec.status == StepStatus::Failed)
+        .map(|(_, s)| s.action.kind());
+    assert_eq!(failed_step, Some("post-start"));
+}
+
+#[tokio::test]
+async fn a_failing_pre_stop_leaves_the_old_container_serving_nothing_and_untouched() {
+    let mut fake = Fake::new(3);
+    fake.failing_hooks.insert("app2 drain-queue".into());
+    let (outcome, r, _) = run_with(
+        &fake,
+        None,
+        policy(FailureAction::Continue, 0.5, Duration::ZERO),
+    )
+    .await;
+    assert_eq!(outcome, Outcome::Done, "1 of 3 is within the ratio");
+    use ServerState::*;
+    assert_eq!(states(&r), [Done, Failed, Done]);
+    assert_eq!(
+        *fake.replaced.borrow(),
+        ["app1:3000", "app3:3000"],
+        "app2's old container is not replaced"
+    );
+    assert!(
+        r.servers[1]
+            .error
+            .as_deref()
+            .is_some_and(|e| e.starts_with("pre-stop hook `drain-queue`")),
+        "{:?}",
+        r.servers[1].error
+    );
+    assert_eq!(fake.down_lines(), ["server app2:3000 down;"]);
+}
+
+fn job() -> PreDeploy {
+    PreDeploy {
+        command: HookCommand::from_flag("--pre-deploy", "migrate").unwrap(),
+        server: "app1:3000".into(),
+        container: "app1-nr-pre-deploy".into(),
+        image: "app:v2".into(),
+    }
+}
+
+#[tokio::test]
+async fn pre_deploy_runs_once_in_a_one_off_of_the_new_spec_first() {
+    let fake = Fake::new(2);
+    let (outcome, _, _) = run_with(&fake, Some(&job()), on_failure(FailureAction::Pause)).await;
+    assert_eq!(outcome, Outcome::Done);
+    let ran = fake.ran.borrow();
+    assert_eq!(ran[0], "one-off app1-nr-pre-deploy v2 migrate", "{ran:?}");
+    assert_eq!(ran.iter().filter(|r| r.starts_with("one-off")).count(), 1);
+}
+
+#[tokio::test]
+async fn a_failing_pre_deploy_changes_nothing_and_is_rejected() {
+    let mut fake = Fake::new(2);
+    fake.pre_deploy_fails = true;
+    let before = fake.conf.borrow().clone();
+    let (outcome, r, _) = run_with(&fake, Some(&job()), on_failure(FailureAction::Rollback)).await;
+    let Outcome::Failed(why) = &outcome else {
+        panic!("{outcome:?}")
+    };
+    assert_eq!(
+        why,
+        "step 1 (pre-deploy) failed: pre-deploy hook `migrate` (flag --pre-deploy) in container \
+         app1-nr-pre-deploy exited with code 2, output ends:\nmigrating\nno database\nno server was touched"
+    );
+    assert_eq!(r.status, Status::Rejected, "nothing to resume or roll back");
+    assert_eq!(*fake.conf.borrow(), before);
+    assert_eq!(*fake.reloads.borrow(), 0);
+    assert!(fake.replaced.borrow().is_empty());
+    assert_eq!(
+        *fake.ran.borrow(),
+        ["one-off app1-nr-pre-deploy v2 migrate"]
+    );
+}

@@ -1,0 +1,209 @@
+//! The executor's logic against a fake [`World`](super::World) (see
+//! [`fake`]): one file per subject, over the fixtures here that make a
+//! rollout's record and run it.
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use super::event::{Event, Observer};
+use super::executor::{Executor, Outcome};
+use super::journal::{
+    Rollout, RolloutKind, ServerRecord, ServerState, StateDir, Status, StepRecord, StepStatus,
+};
+use super::world::World;
+use crate::plan::{
+    FailureAction, Hooks, Order, Plan, PreDeploy, RollingUpdate, Target, Timeouts, UpdateConfig,
+    rolling_update,
+};
+use fake::Fake;
+
+mod canary;
+mod delays;
+mod failures;
+mod fake;
+mod hooks;
+mod runs;
+
+const MAIN: &str = "/etc/nginx/nginx.conf";
+
+#[derive(Default)]
+struct Events(Vec<Event>);
+
+impl Observer for Events {
+    fn event(&mut self, event: &Event) {
+        self.0.push(event.clone());
+    }
+}
+
+fn policy(action: FailureAction, ratio: f64, monitor: Duration) -> UpdateConfig {
+    let mut p = UpdateConfig::engine_defaults();
+    p.failure_action.value = action;
+    p.max_failure_ratio.value = ratio;
+    p.monitor.value = monitor;
+    p
+}
+
+/// [`policy`] with `action` on the first failure and no monitor window.
+fn on_failure(action: FailureAction) -> UpdateConfig {
+    policy(action, 0.0, Duration::ZERO)
+}
+
+/// The fake's server `appK:3000`, served by container `appK`, with `hooks`.
+fn target(k: usize, hooks: &Hooks) -> Target {
+    Target {
+        server: format!("app{k}:3000"),
+        container: format!("app{k}"),
+        replacement: None,
+        drained_by_us: false,
+        dead: false,
+        pinned: None,
+        via: None,
+        hooks: hooks.clone(),
+    }
+}
+
+/// The journal's record of `server` in `container`, pending, from spec v1 to v2.
+fn server_record(server: &str, container: &str) -> ServerRecord<String> {
+    ServerRecord {
+        server: server.into(),
+        container: container.into(),
+        old_spec: Some("v1".into()),
+        new_spec: Some("v2".into()),
+        state: ServerState::Pending,
+        new_container: None,
+        healthy_at: None,
+        error: None,
+        replacement: None,
+        set: None,
+        pinned: None,
+    }
+}
+
+/// The record of a deploy of `servers` by `plan`, no step run yet.
+fn record(plan: Plan, servers: Vec<ServerRecord<String>>) -> Rollout<String> {
+    let step = StepRecord {
+        status: StepStatus::Pending,
+        started_at: None,
+        finished_at: None,
+        error: None,
+    };
+    Rollout {
+        revision: 1,
+        kind: RolloutKind::Deploy,
+        undoes: None,
+        command: "test".into(),
+        started_at: super::journal::time::now(),
+        finished_at: None,
+        status: Status::Running,
+        reason: None,
+        nginx: "nginx".into(),
+        upstream: "apps".into(),
+        config_before: Vec::new(),
+        servers,
+        steps: vec![step; plan.steps.len()],
+        rollback_policy: UpdateConfig::engine_defaults(),
+        plan,
+    }
+}
+
+/// A stop-first rollout of every server of the fake's upstream.
+async fn rollout(fake: &Fake, policy: UpdateConfig) -> Rollout<String> {
+    rollout_with(fake, &Hooks::default(), None, policy).await
+}
+
+/// [`rollout`] with `hooks` on every server and a pre-deploy job.
+async fn rollout_with(
+    fake: &Fake,
+    hooks: &Hooks,
+    pre_deploy: Option<&PreDeploy>,
+    policy: UpdateConfig,
+) -> Rollout<String> {
+    let targets: Vec<Target> = (1..=fake.servers).map(|k| target(k, hooks)).collect();
+    rollout_of(fake, &targets, pre_deploy, policy).await
+}
+
+/// A start-first rollout of every server of the fake's upstream (`appK` by
+/// `appK-b`), with `delay` between them.
+async fn start_first_rollout(fake: &Fake, delay: Duration) -> Rollout<String> {
+    let targets: Vec<Target> = (1..=fake.servers)
+        .map(|k| Target {
+            replacement: Some(format!("app{k}-b")),
+            ..target(k, &Hooks::default())
+        })
+        .collect();
+    let mut policy = on_failure(FailureAction::Pause);
+    policy.order.value = Order::StartFirst;
+    policy.delay.value = delay;
+    rollout_of(fake, &targets, None, policy).await
+}
+
+/// The record of a rollout of `targets`, planned against the fake's config.
+async fn rollout_of(
+    fake: &Fake,
+    targets: &[Target],
+    pre_deploy: Option<&PreDeploy>,
+    policy: UpdateConfig,
+) -> Rollout<String> {
+    let config = fake.load_config().await.unwrap();
+    let timeouts = Timeouts {
+        drain: Duration::from_secs(1),
+        health: Duration::from_secs(1),
+        ..Timeouts::DEFAULT
+    };
+    let plan = rolling_update(RollingUpdate {
+        config: &config,
+        upstream: "apps",
+        targets,
+        sets: &[],
+        pre_deploy,
+        policy: &policy,
+        timeouts,
+        ramp: None,
+    })
+    .unwrap();
+    let servers = targets
+        .iter()
+        .map(|t| server_record(&t.server, &t.container))
+        .collect();
+    record(plan, servers)
+}
+
+/// Runs the rollout; (outcome, the record, the events).
+async fn run(
+    fake: &Fake,
+    rollout: Rollout<String>,
+    cancel: watch::Receiver<bool>,
+) -> (Outcome, Rollout<String>, Vec<Event>) {
+    let dir = tempfile::tempdir().unwrap();
+    let state = StateDir::open(dir.path()).unwrap();
+    let mut events = Events::default();
+    let mut exec = Executor::new(fake, &mut events, &state, rollout, cancel);
+    let outcome = exec.run().await.unwrap();
+    let record = exec.rollout;
+    assert_eq!(
+        state.load(1).unwrap(),
+        record,
+        "the journal holds the final record"
+    );
+    (outcome, record, events.0)
+}
+
+/// [`run`] with no signal arriving (the sender outlives the run: a closed
+/// channel ends waits).
+async fn run_to_end(
+    fake: &Fake,
+    rollout: Rollout<String>,
+) -> (Outcome, Rollout<String>, Vec<Event>) {
+    let (_tx, rx) = watch::channel(false);
+    run(fake, rollout, rx).await
+}
+
+/// Plans a stop-first rollout of every server of the fake and runs it to its end.
+async fn run_all(fake: &Fake, policy: UpdateConfig) -> (Outcome, Rollout<String>, Vec<Event>) {
+    let r = rollout(fake, policy).await;
+    run_to_end(fake, r).await
+}
+
+fn states(r: &Rollout<String>) -> Vec<ServerState> {
+    r.servers.iter().map(|s| s.state).collect()
+}

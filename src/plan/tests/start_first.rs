@@ -1,0 +1,71 @@
+//! Start-first: the replacement runs and is healthy before the line moves to it.
+use super::*;
+
+#[test]
+fn start_first_swaps_the_line_after_the_replacement_is_healthy() {
+    let cfg = config(&["app1:3000"]);
+    let p = plan(
+        &cfg,
+        &[replaced_by("app1:3000", "app1-c-b")],
+        &policy(|c| c.order.value = Order::StartFirst),
+    )
+    .unwrap();
+    assert_eq!(
+        kinds(&p),
+        [
+            "start-new",
+            "wait-healthy",
+            "edit",
+            "reload",
+            "wait-drained",
+            "stop-old"
+        ]
+    );
+    let Action::WaitHealthy { servers, .. } = &p.steps[1].action else {
+        panic!()
+    };
+    assert_eq!(
+        servers[0].address, "app1-c-b:3000",
+        "the probe goes to the replacement"
+    );
+    let diff = p.steps[2].diff.as_deref().unwrap();
+    assert!(
+        diff.contains("-        server app1:3000;\n+        server app1-c-b:3000;"),
+        "{diff}"
+    );
+    let Action::StopOld { servers } = &p.steps[5].action else {
+        panic!()
+    };
+    assert_eq!(servers[0].container, "app1-c");
+}
+
+#[test]
+fn a_delay_counts_from_the_old_containers_stop_only_when_a_stop_ends_the_batch() {
+    let servers = ["app1:3000", "app2:3000", "app3:3000"];
+    let cfg = config(&servers);
+    let one_second = |order| {
+        policy(move |c| {
+            c.order.value = order;
+            c.delay.value = Duration::from_secs(1);
+        })
+    };
+    // Start-first: a batch ends by stopping its old containers; the delay
+    // runs from that stop request, as Swarm's updater's does.
+    let start_first = servers.map(|s| {
+        let container = target(s).container;
+        replaced_by(s, &format!("{container}-b"))
+    });
+    let p = plan(&cfg, &start_first, &one_second(Order::StartFirst)).unwrap();
+    assert_eq!(delays(&p), [("stop-old", true); 2]);
+    assert!(
+        p.steps
+            .iter()
+            .filter(|s| matches!(s.action, Action::Delay { .. }))
+            .all(|s| s.action.to_string() == "delay 1s, counted from the old containers' stop"),
+        "the plan says so: {:?}",
+        p.steps
+    );
+    // Stop-first: a batch ends by putting its servers back; the delay follows that.
+    let p = plan(&cfg, &servers.map(target), &one_second(Order::StopFirst)).unwrap();
+    assert_eq!(delays(&p), [("reload", false); 2]);
+}

@@ -1,0 +1,114 @@
+//! Stop-first: drain, recreate, put back; never the last live server.
+use super::*;
+
+#[test]
+fn stop_first_restores_and_drains_in_one_reload() {
+    let cfg = config(&["app1:3000", "app2:3000"]);
+    let p = plan(
+        &cfg,
+        &[target("app1:3000"), target("app2:3000")],
+        &policy(|_| {}),
+    )
+    .unwrap();
+    assert_eq!(
+        kinds(&p),
+        [
+            "edit",
+            "reload",
+            "wait-drained",
+            "recreate",
+            "wait-healthy", //
+            "edit",
+            "reload",
+            "wait-drained",
+            "recreate",
+            "wait-healthy", //
+            "edit",
+            "reload"
+        ]
+    );
+    assert_eq!(
+        p.steps
+            .iter()
+            .filter(|s| matches!(s.action, Action::Reload))
+            .count(),
+        3,
+        "N+1 reloads"
+    );
+    assert_eq!(
+        changes_at(&p, 5),
+        &[
+            ServerChange::Restore {
+                server: "app1:3000".into()
+            },
+            ServerChange::Drain {
+                server: "app2:3000".into()
+            }
+        ]
+    );
+    let diff = p.steps[5].diff.as_deref().unwrap();
+    assert!(
+        diff.contains("-        server app1:3000 down;\n")
+            && diff.contains("+        server app1:3000;\n"),
+        "{diff}"
+    );
+    assert!(diff.contains("+        server app2:3000 down;"), "{diff}");
+}
+
+#[test]
+fn the_last_plan_step_leaves_the_config_as_it_was() {
+    let (cfg, p) = three_servers(2);
+    assert!(
+        leaves_as_it_was(&cfg, &p),
+        "restores undo every drain byte for byte"
+    );
+}
+
+#[test]
+fn stop_first_never_drains_the_last_live_server() {
+    let (_, p) = three_servers(0);
+    for step in &p.steps {
+        if let Action::Recreate { servers } = &step.action {
+            assert!(
+                servers.len() <= 2,
+                "at most live-1 = 2 at once, got {servers:?}"
+            );
+        }
+    }
+    let single = config(&["app1:3000", "backup:3000 backup"]);
+    let err = plan(&single, &[target("app1:3000")], &policy(|_| {})).unwrap_err();
+    assert!(matches!(err, PlanError::SingleLiveServer { .. }), "{err}");
+    assert!(err.to_string().contains("--order start-first"));
+}
+
+#[test]
+fn a_delay_puts_the_batch_back_before_waiting() {
+    let cfg = config(&["app1:3000", "app2:3000"]);
+    let p = plan(
+        &cfg,
+        &[target("app1:3000"), target("app2:3000")],
+        &policy(|c| c.delay.value = Duration::from_secs(2)),
+    )
+    .unwrap();
+    let k = kinds(&p);
+    let delay = k.iter().position(|k| *k == "delay").unwrap();
+    assert_eq!(
+        &k[delay - 2..delay],
+        ["edit", "reload"],
+        "restore + reload right before the delay: {k:?}"
+    );
+}
+
+#[test]
+fn a_monitor_window_adds_a_final_watch() {
+    let cfg = config(&["app1:3000", "app2:3000"]);
+    let p = plan(
+        &cfg,
+        &[target("app1:3000")],
+        &UpdateConfig::engine_defaults(),
+    )
+    .unwrap();
+    assert!(
+        matches!(p.steps.last().unwrap().action, Action::Monitor { window } if window == Duration::from_secs(5))
+    );
+}
