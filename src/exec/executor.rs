@@ -331,6 +331,7 @@ impl<'a, W: World, O: Observer + ?Sized> Executor<'a, W, O> {
         })
     }
 
+    /// Runs one step with the method for its kind.
     async fn perform(&mut self, step: &Step) -> Result<(), StepError> {
         match &step.action {
             Action::Edit {
@@ -339,22 +340,7 @@ impl<'a, W: World, O: Observer + ?Sized> Executor<'a, W, O> {
                 force,
             } => self.edit(upstream, changes, *force).await,
             Action::Reload => self.reload().await,
-            Action::WaitDrained { timeout } => {
-                self.announce_wait(step.index, "old nginx workers to exit", *timeout);
-                let old = self.old_workers.clone();
-                // The replacements of the next step are created meanwhile.
-                let ahead = self.recreated_next(step.index);
-                let world = self.world;
-                let prepare = join_all(ahead.iter().map(|(s, spec)| async move {
-                    if let Err(e) = world.prepare(s, spec).await {
-                        tracing::debug!("{}: not created ahead: {e:#}", s.container);
-                    }
-                }));
-                let (drained, _) = self
-                    .until_cancelled(join(self.world.wait_drained(&old, *timeout), prepare))
-                    .await?;
-                drained.map_err(StepError::Fatal)
-            }
+            Action::WaitDrained { timeout } => self.wait_drained(step.index, *timeout).await,
             Action::Canary {
                 server,
                 share,
@@ -362,20 +348,7 @@ impl<'a, W: World, O: Observer + ?Sized> Executor<'a, W, O> {
             } => self.canary(step.index, server, *share, *gate).await,
             Action::Recreate { servers } => self.replace_all(servers, false).await,
             Action::StartNew { servers } => self.replace_all(servers, true).await,
-            Action::StopOld { servers } => {
-                self.stop_requested = Some((step.index, tokio::time::Instant::now()));
-                for s in servers {
-                    if self.is_failed(&s.server) {
-                        continue;
-                    }
-                    self.world.stop_old(&s.container).await?;
-                    if let Some(rec) = self.rollout.server_mut(&s.server) {
-                        rec.state = ServerState::Done;
-                    }
-                    self.save()?;
-                }
-                Ok(())
-            }
+            Action::StopOld { servers } => self.stop_old(step.index, servers).await,
             Action::WaitHealthy { servers, timeout } => {
                 self.wait_healthy(step.index, servers, *timeout).await
             }
@@ -383,11 +356,7 @@ impl<'a, W: World, O: Observer + ?Sized> Executor<'a, W, O> {
             Action::Delay {
                 duration,
                 from_stop,
-            } => {
-                let left = self.delay_left(step.index, *duration, *from_stop);
-                self.announce_wait(step.index, "the delay between batches", left);
-                self.until_cancelled(tokio::time::sleep(left)).await
-            }
+            } => self.delay(step.index, *duration, *from_stop).await,
             Action::PreDeploy { job, timeout } => self.pre_deploy(step.index, job, *timeout).await,
             Action::PostStart { runs, timeout } => {
                 self.run_hooks(step.index, HookKind::PostStart, runs, *timeout)
@@ -398,6 +367,37 @@ impl<'a, W: World, O: Observer + ?Sized> Executor<'a, W, O> {
                     .await
             }
         }
+    }
+
+    /// Stops the old containers of a batch one after another, each server
+    /// done once its old container stopped; servers failed already are skipped.
+    async fn stop_old(&mut self, index: usize, servers: &[ServerRef]) -> Result<(), StepError> {
+        self.stop_requested = Some((index, tokio::time::Instant::now()));
+        for s in servers {
+            if self.is_failed(&s.server) {
+                continue;
+            }
+            self.world.stop_old(&s.container).await?;
+            if let Some(rec) = self.rollout.server_mut(&s.server) {
+                rec.state = ServerState::Done;
+            }
+            self.save()?;
+        }
+        Ok(())
+    }
+
+    /// Creates ahead the replacements of the step after `index` if it is a
+    /// recreate (pre-stop hooks between count as nothing); one that cannot be
+    /// is only logged, the recreate creates it then.
+    async fn prepare_next(&self, index: usize) {
+        let ahead = self.recreated_next(index);
+        let world = self.world;
+        join_all(ahead.iter().map(|(s, spec)| async move {
+            if let Err(e) = world.prepare(s, spec).await {
+                tracing::debug!("{}: not created ahead: {e:#}", s.container);
+            }
+        }))
+        .await;
     }
 
     /// The servers (with their specs) that the steps after `index` recreate
@@ -433,6 +433,30 @@ impl<'a, W: World, O: Observer + ?Sized> Executor<'a, W, O> {
             }
             _ => duration,
         }
+    }
+
+    /// Waits for the workers the last reload replaced to exit; the
+    /// replacements of the next step are created meanwhile.
+    async fn wait_drained(&mut self, index: usize, timeout: Duration) -> Result<(), StepError> {
+        self.announce_wait(index, "old nginx workers to exit", timeout);
+        let old = self.old_workers.clone();
+        let prepare = self.prepare_next(index);
+        let (drained, _) = self
+            .until_cancelled(join(self.world.wait_drained(&old, timeout), prepare))
+            .await?;
+        drained.map_err(StepError::Fatal)
+    }
+
+    /// Waits out what is left of the delay between batches.
+    async fn delay(
+        &mut self,
+        index: usize,
+        duration: Duration,
+        from_stop: bool,
+    ) -> Result<(), StepError> {
+        let left = self.delay_left(index, duration, from_stop);
+        self.announce_wait(index, "the delay between batches", left);
+        self.until_cancelled(tokio::time::sleep(left)).await
     }
 
     fn is_failed(&self, server: &str) -> bool {
