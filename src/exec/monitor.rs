@@ -1,0 +1,66 @@
+//! The monitor window: new containers that became healthy are checked at
+//! every step boundary, a failure counts and takes the server out, and a
+//! monitor step waits the window out.
+use std::time::Duration;
+
+use anyhow::Result;
+use chrono::{DateTime, Utc};
+
+use super::event::Observer;
+use super::executor::{Executor, Outcome, StepError};
+use super::journal::ServerState;
+use super::world::World;
+
+impl<W: World, O: Observer + ?Sized> Executor<'_, W, O> {
+    /// New containers that became healthy and are not failed, with when.
+    fn watched(&self) -> Vec<(String, String, DateTime<Utc>)> {
+        self.rollout
+            .servers
+            .iter()
+            .filter(|r| matches!(r.state, ServerState::Healthy | ServerState::Done))
+            .filter_map(|r| Some((r.server.clone(), r.new_container.clone()?, r.healthy_at?)))
+            .collect()
+    }
+
+    /// Checks every watched container for a failure inside its monitor window.
+    pub(super) async fn check_monitors(&mut self) -> Result<Option<Outcome>> {
+        let window = self.rollout.plan.policy.monitor.value;
+        if window.is_zero() {
+            return Ok(None);
+        }
+        let mut failed = Vec::new();
+        for (server, id, since) in self.watched() {
+            if let Some(reason) = self.world.check(&id, since, window).await? {
+                failed.push((
+                    server,
+                    format!("failed within the monitor window: {reason}"),
+                ));
+            }
+        }
+        if failed.is_empty() {
+            return Ok(None);
+        }
+        // A failure counts even when the server cannot be taken out (it is the last
+        // live one, or its crashed container's host no longer resolves for `nginx -t`).
+        if let Err(e) = self.drain_live(&failed).await {
+            for (_, reason) in &mut failed {
+                reason.push_str(&format!("; not taken out of the upstream: {e:#}"));
+            }
+        }
+        self.record_failures(failed)
+    }
+
+    /// Waits out every watched container's monitor window (the check follows the step).
+    pub(super) async fn monitor(
+        &mut self,
+        index: usize,
+        window: Duration,
+    ) -> Result<(), StepError> {
+        let Some(last) = self.watched().iter().map(|(_, _, at)| *at).max() else {
+            return Ok(());
+        };
+        let remaining = (last + window - Utc::now()).to_std().unwrap_or_default();
+        self.announce_wait(index, "the monitor window of the new containers", remaining);
+        self.until_cancelled(tokio::time::sleep(remaining)).await
+    }
+}

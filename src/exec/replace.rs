@@ -1,0 +1,129 @@
+//! Replacing containers: recreating them (stop-first) or starting new ones
+//! beside them (start-first), stopping the old ones, and creating the next
+//! batch's replacements ahead while a drain is waited for.
+use std::time::Instant;
+
+use anyhow::anyhow;
+use futures_util::future::join_all;
+
+use super::event::Observer;
+use super::executor::{Executor, StepError};
+use super::journal::ServerState;
+use super::world::World;
+use crate::plan::{Action, ServerRef};
+
+impl<W: World, O: Observer + ?Sized> Executor<'_, W, O> {
+    /// Replaces (stop-first) or starts beside (start-first) the containers of
+    /// a batch, concurrently; servers failed already (a pre-stop hook) are left as they are.
+    pub(super) async fn replace_all(
+        &mut self,
+        servers: &[ServerRef],
+        beside: bool,
+    ) -> Result<(), StepError> {
+        let servers: Vec<ServerRef> = servers
+            .iter()
+            .filter(|s| !self.is_failed(&s.server))
+            .cloned()
+            .collect();
+        let mut specs = Vec::new();
+        for s in &servers {
+            let rec = self
+                .rollout
+                .server_mut(&s.server)
+                .ok_or_else(|| anyhow!("no journal record for server {}", s.server))?;
+            rec.state = ServerState::Replacing;
+            specs.push(
+                rec.new_spec
+                    .clone()
+                    .ok_or_else(|| anyhow!("no spec to deploy for server {}", s.server))?,
+            );
+            self.replace_started
+                .insert(s.server.clone(), Instant::now());
+        }
+        self.save()?;
+        let world = self.world;
+        let results = join_all(servers.iter().zip(&specs).map(|(s, spec)| async move {
+            if beside {
+                world.start_new(s, spec).await
+            } else {
+                world.replace(s, spec).await
+            }
+        }))
+        .await;
+        let mut failed = Vec::new();
+        for (s, result) in servers.iter().zip(results) {
+            match result {
+                Ok(id) => {
+                    if let Some(rec) = self.rollout.server_mut(&s.server) {
+                        rec.new_container = Some(id);
+                    }
+                }
+                Err(e) => failed.push((s.server.clone(), format!("{e:#}"))),
+            }
+        }
+        self.save()?;
+        if failed.is_empty() {
+            Ok(())
+        } else {
+            Err(StepError::Servers(failed))
+        }
+    }
+
+    /// The servers (with their specs) that the steps after `index` recreate
+    /// stop-first, if the next step other than a pre-stop hook is a recreate.
+    fn recreated_next(&self, index: usize) -> Vec<(ServerRef, W::Spec)> {
+        let next = self
+            .rollout
+            .plan
+            .steps
+            .iter()
+            .filter(|s| s.index > index)
+            .find(|s| !matches!(s.action, Action::PreStop { .. }));
+        let Some(Action::Recreate { servers }) = next.map(|s| &s.action) else {
+            return Vec::new();
+        };
+        servers
+            .iter()
+            .filter(|s| !self.is_failed(&s.server))
+            .filter_map(|s| {
+                let rec = self.rollout.servers.iter().find(|r| r.server == s.server)?;
+                Some((s.clone(), rec.new_spec.clone()?))
+            })
+            .collect()
+    }
+
+    /// Stops the old containers of a batch one after another, each server
+    /// done once its old container stopped; servers failed already are skipped.
+    pub(super) async fn stop_old(
+        &mut self,
+        index: usize,
+        servers: &[ServerRef],
+    ) -> Result<(), StepError> {
+        self.stop_requested = Some((index, tokio::time::Instant::now()));
+        for s in servers {
+            if self.is_failed(&s.server) {
+                continue;
+            }
+            self.world.stop_old(&s.container).await?;
+            if let Some(rec) = self.rollout.server_mut(&s.server) {
+                rec.state = ServerState::Done;
+            }
+            self.save()?;
+        }
+        Ok(())
+    }
+
+    /// Creates ahead the replacements of the step after `index` if it is a
+    /// recreate (pre-stop hooks between count as nothing); one that cannot be
+    /// is only logged, the recreate creates it then.
+    pub(super) async fn prepare_next(&self, index: usize) {
+        let ahead = self.recreated_next(index);
+        let world = self.world;
+        join_all(ahead.iter().map(|(s, spec)| async move {
+            if let Err(e) = world.prepare(s, spec).await {
+                tracing::debug!("{}: not created ahead: {e:#}", s.container);
+            }
+        }))
+        .await;
+    }
+}

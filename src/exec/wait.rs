@@ -1,0 +1,129 @@
+//! The waits between changes: for the old nginx workers to exit, for new
+//! containers to become healthy, and the delay between batches.
+use std::time::Duration;
+
+use futures_util::future::{join, join_all};
+
+use super::event::{Event, HealthVerdict, Observer};
+use super::executor::{Executor, StepError};
+use super::journal::{ServerState, time};
+use super::world::World;
+use crate::plan::{Order, ServerRef};
+
+impl<W: World, O: Observer + ?Sized> Executor<'_, W, O> {
+    /// Waits for the workers the last reload replaced to exit; the
+    /// replacements of the next step are created meanwhile.
+    pub(super) async fn wait_drained(
+        &mut self,
+        index: usize,
+        timeout: Duration,
+    ) -> Result<(), StepError> {
+        self.announce_wait(index, "old nginx workers to exit", timeout);
+        let old = self.old_workers.clone();
+        let prepare = self.prepare_next(index);
+        let (drained, _) = self
+            .until_cancelled(join(self.world.wait_drained(&old, timeout), prepare))
+            .await?;
+        drained.map_err(StepError::Fatal)
+    }
+
+    /// Waits for the new containers of a batch to become healthy, recording
+    /// when; one that does not fails its server (start-first, it is stopped:
+    /// the old container still serves), an unreachable daemon the step.
+    pub(super) async fn wait_healthy(
+        &mut self,
+        index: usize,
+        servers: &[ServerRef],
+        timeout: Duration,
+    ) -> Result<(), StepError> {
+        let names = servers
+            .iter()
+            .map(|s| s.container.as_str())
+            .collect::<Vec<_>>()
+            .join(", ");
+        self.announce_wait(index, &format!("{names} to become healthy"), timeout);
+        let waiting: Vec<(ServerRef, String)> = servers
+            .iter()
+            .filter_map(|s| {
+                let rec = self.rollout.servers.iter().find(|r| r.server == s.server)?;
+                (rec.state != ServerState::Failed)
+                    .then(|| (s.clone(), rec.new_container.clone().unwrap_or_default()))
+            })
+            .collect();
+        let world = self.world;
+        let results = self
+            .until_cancelled(join_all(
+                waiting
+                    .iter()
+                    .map(|(s, id)| async move { world.wait_healthy(s, id, timeout).await }),
+            ))
+            .await?;
+        let mut failed = Vec::new();
+        for ((s, id), result) in waiting.iter().zip(results) {
+            match result {
+                Ok(at) => {
+                    if let Some(started) = self.replace_started.get(&s.server) {
+                        self.time_to_healthy
+                            .insert(s.server.clone(), started.elapsed().as_secs_f64());
+                    }
+                    if let Some(rec) = self.rollout.server_mut(&s.server) {
+                        rec.state = ServerState::Healthy;
+                        rec.healthy_at = Some(time::millis(at));
+                    }
+                    self.observer.event(&Event::Health {
+                        server: s.server.clone(),
+                        container: s.container.clone(),
+                        status: HealthVerdict::Healthy,
+                    });
+                }
+                // Not the server's fault: the step fails, no server with it.
+                Err(e) if self.world.is_unreachable(&e) => {
+                    self.save()?;
+                    return Err(StepError::Fatal(e));
+                }
+                Err(e) => {
+                    self.observer.event(&Event::Health {
+                        server: s.server.clone(),
+                        container: s.container.clone(),
+                        status: HealthVerdict::Unhealthy,
+                    });
+                    if self.rollout.plan.policy.order.value == Order::StartFirst {
+                        // The old container still serves; the failed replacement must not linger.
+                        let _ = self.world.stop_old(id).await;
+                    }
+                    failed.push((s.server.clone(), format!("{e:#}")));
+                }
+            }
+        }
+        self.save()?;
+        if failed.is_empty() {
+            Ok(())
+        } else {
+            Err(StepError::Servers(failed))
+        }
+    }
+
+    /// What is left of the delay of step `index`: all of it, unless it counts
+    /// from the stop of the old containers and this run began that stop in
+    /// the step just before (a resumed run waits it in full).
+    fn delay_left(&self, index: usize, duration: Duration, from_stop: bool) -> Duration {
+        match self.stop_requested {
+            Some((stop, at)) if from_stop && stop + 1 == index => {
+                duration.saturating_sub(at.elapsed())
+            }
+            _ => duration,
+        }
+    }
+
+    /// Waits out what is left of the delay between batches.
+    pub(super) async fn delay(
+        &mut self,
+        index: usize,
+        duration: Duration,
+        from_stop: bool,
+    ) -> Result<(), StepError> {
+        let left = self.delay_left(index, duration, from_stop);
+        self.announce_wait(index, "the delay between batches", left);
+        self.until_cancelled(tokio::time::sleep(left)).await
+    }
+}
