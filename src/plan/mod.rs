@@ -2,6 +2,7 @@
 //!
 //! Depends on `conf` (to compute each step's config diff) and nothing that
 //! touches the outside world: no Docker, no command line, no compose files.
+mod builder;
 mod canary;
 mod hook;
 mod planner;
@@ -11,11 +12,12 @@ mod step;
 #[cfg(test)]
 mod tests;
 
+pub use builder::apply_changes_with;
 pub use canary::{Canary, Gate, Share};
 pub use hook::{HookCommand, HookExit, HookKind, Hooks, PreDeploy, command_line, split_command};
 pub use planner::{
-    LineEdit, Plan, PlanError, RollingUpdate, Target, Timeouts, Via, apply_changes_with,
-    replacement_address, revert_lines, rolling_update, single_edit,
+    LineEdit, Plan, PlanError, RollingUpdate, Target, Timeouts, Via, replacement_address,
+    revert_lines, rolling_update, single_edit,
 };
 pub use policy::{
     ComposeSection, Direction, FailureAction, Order, Overrides, PolicyError, Source, UpdateConfig,
