@@ -5,6 +5,7 @@
 mod builder;
 mod canary;
 mod hook;
+mod line_edit;
 mod planner;
 mod policy;
 mod replicas;
@@ -15,9 +16,9 @@ mod tests;
 pub use builder::apply_changes_with;
 pub use canary::{Canary, Gate, Share};
 pub use hook::{HookCommand, HookExit, HookKind, Hooks, PreDeploy, command_line, split_command};
+pub use line_edit::{LineEdit, revert_lines, single_edit};
 pub use planner::{
-    LineEdit, Plan, PlanError, RollingUpdate, Target, Timeouts, Via, replacement_address,
-    revert_lines, rolling_update, single_edit,
+    Plan, PlanError, RollingUpdate, Target, Timeouts, Via, replacement_address, rolling_update,
 };
 pub use policy::{
     ComposeSection, Direction, FailureAction, Order, Overrides, PolicyError, Source, UpdateConfig,
