@@ -10,6 +10,7 @@ mod planner;
 mod policy;
 mod replicas;
 mod step;
+mod targets;
 #[cfg(test)]
 mod tests;
 
@@ -17,12 +18,11 @@ pub use builder::apply_changes_with;
 pub use canary::{Canary, Gate, Share};
 pub use hook::{HookCommand, HookExit, HookKind, Hooks, PreDeploy, command_line, split_command};
 pub use line_edit::{LineEdit, revert_lines, single_edit};
-pub use planner::{
-    Plan, PlanError, RollingUpdate, Target, Timeouts, Via, replacement_address, rolling_update,
-};
+pub use planner::{Plan, PlanError, RollingUpdate, Target, Timeouts, Via, rolling_update};
 pub use policy::{
     ComposeSection, Direction, FailureAction, Order, Overrides, PolicyError, Source, UpdateConfig,
     Words, resolve, with_flags,
 };
 pub use replicas::{Replica, ReplicaSet, Slot};
 pub use step::{Action, HookRun, ServerChange, ServerRef, Step};
+pub use targets::replacement_address;
