@@ -14,7 +14,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::planner::{Builder, PlanError, apply_changes};
+use super::builder::{Builder, apply_changes};
+use super::planner::PlanError;
 use super::step::{Action, ServerChange, ServerRef};
 use crate::conf::{ConfigSet, Param, Upstream};
 

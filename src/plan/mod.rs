@@ -2,24 +2,27 @@
 //!
 //! Depends on `conf` (to compute each step's config diff) and nothing that
 //! touches the outside world: no Docker, no command line, no compose files.
+mod builder;
 mod canary;
 mod hook;
+mod line_edit;
 mod planner;
 mod policy;
 mod replicas;
 mod step;
+mod targets;
 #[cfg(test)]
 mod tests;
 
+pub use builder::apply_changes_with;
 pub use canary::{Canary, Gate, Share};
 pub use hook::{HookCommand, HookExit, HookKind, Hooks, PreDeploy, command_line, split_command};
-pub use planner::{
-    LineEdit, Plan, PlanError, RollingUpdate, Target, Timeouts, Via, apply_changes_with,
-    replacement_address, revert_lines, rolling_update, single_edit,
-};
+pub use line_edit::{LineEdit, revert_lines, single_edit};
+pub use planner::{Plan, PlanError, RollingUpdate, Target, Timeouts, Via, rolling_update};
 pub use policy::{
     ComposeSection, Direction, FailureAction, Order, Overrides, PolicyError, Source, UpdateConfig,
     Words, resolve, with_flags,
 };
 pub use replicas::{Replica, ReplicaSet, Slot};
 pub use step::{Action, HookRun, ServerChange, ServerRef, Step};
+pub use targets::replacement_address;

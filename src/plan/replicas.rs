@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::builder::Builder;
 use super::hook::{HookKind, Hooks};
-use super::planner::{Builder, PlanError};
+use super::planner::PlanError;
 use super::policy::Order;
 use super::step::{Action, ServerChange, ServerRef};
 use crate::conf::{Address, PinnedLine};
