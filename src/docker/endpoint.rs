@@ -508,7 +508,8 @@ fn parse_host(
             if authority.is_empty() || authority.contains('/') {
                 return Err(bad("expected tcp://HOST[:PORT], with no path"));
             }
-            let authority = if has_port(authority) {
+            let (_, port) = split_host_port(authority).map_err(bad)?;
+            let authority = if port.is_some() {
                 authority.to_string()
             } else {
                 format!("{authority}:{}", if tls { 2376 } else { 2375 })
@@ -530,19 +531,32 @@ fn parse_host(
     }
 }
 
-/// Whether a `tcp://` address's `HOST[:PORT]` ends in a port: its last `:`
-/// is not inside `[ ]`. The address is kept whole (brackets and all) for
-/// the HTTP client, so only this question is asked of it.
-///
-/// Not shared with `ssh.rs`'s `split_host_port`, which takes the host out
-/// of its brackets for ssh: the two rules differ. Here an unclosed `[` is
-/// not refused (`[::1` reads as ending in port `1`, left for the client to
-/// fail on) and `[::1]x:2` ends in a port; there the first is an error and
-/// the second has none.
-fn has_port(authority: &str) -> bool {
-    authority
-        .rsplit_once(':')
-        .is_some_and(|(_, port)| !port.contains(']'))
+/// Splits a daemon address's `HOST[:PORT]` as docker does (Go's
+/// `url.Parse`): a host in `[ ]` (an IPv6 address) must be closed and may be
+/// followed only by `:PORT`; otherwise the last `:` starts the port. Returns
+/// the host without its brackets (ssh's `HOST` argument must not have them)
+/// and the port as written. The one rule for `tcp://` (which keeps the
+/// address whole for the HTTP client and asks only whether it has a port)
+/// and `ssh://` (`SshTarget::parse`).
+pub(super) fn split_host_port(hostport: &str) -> Result<(&str, Option<&str>), &'static str> {
+    Ok(match hostport.strip_prefix('[') {
+        Some(v6) => {
+            let (host, after) = v6.split_once(']').ok_or("unclosed `[` in the host")?;
+            let port = match after {
+                "" => None,
+                _ => Some(
+                    after
+                        .strip_prefix(':')
+                        .ok_or("only `:PORT` may follow `]` in the host")?,
+                ),
+            };
+            (host, port)
+        }
+        None => match hostport.rsplit_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (hostport, None),
+        },
+    })
 }
 
 #[cfg(test)]
@@ -872,6 +886,8 @@ mod tests {
             ("ssh://web1/run/d 2.sock", "socket path"),
             ("ssh://u:pw@web1", "password"),
             ("tcp://h:1/path", "no path"),
+            ("tcp://[::1", "unclosed `[`"),
+            ("ssh://[::1]x:2", "only `:PORT` may follow `]`"),
             ("fd://", "systemd"),
             ("http://h", "unknown scheme"),
         ] {
@@ -879,37 +895,58 @@ mod tests {
             assert!(err.starts_with(&format!("{host} (-H): ")), "{err}");
             assert!(err.contains(why), "{host}: {err}");
         }
+        // From a context, the error names the context.
+        let s = s.context("v6", "ssh://[::1]x");
+        let err = s.resolve(&flags(Some("v6"), None)).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "ssh://[::1]x (context v6, from --context): only `:PORT` may follow `]` in the host"
+        );
     }
 
-    /// Pins this rule beside `ssh.rs`'s `split_host_port` (a different one):
-    /// what `tcp://` addresses get the default port.
+    /// The one `HOST[:PORT]` rule of `tcp://` and `ssh://` addresses.
+    #[test]
+    fn host_and_port_are_split_as_docker_splits_them() {
+        for (hostport, expected) in [
+            ("host", Ok(("host", None))),
+            ("host:22", Ok(("host", Some("22")))),
+            ("[::1]:22", Ok(("::1", Some("22")))),
+            ("[::1]", Ok(("::1", None))),
+            ("[::1", Err("unclosed `[` in the host")),
+            ("[::1]x", Err("only `:PORT` may follow `]` in the host")),
+            ("[::1]x:2", Err("only `:PORT` may follow `]` in the host")),
+            // Unbracketed, the last `:` starts the port, as in Go's url.Parse.
+            ("::1", Ok((":", Some("1")))),
+        ] {
+            assert_eq!(split_host_port(hostport), expected, "{hostport}");
+        }
+    }
+
+    /// What `tcp://` addresses get the default port, and which are refused
+    /// before any connection, naming the address and who gave it.
     #[test]
     fn a_tcp_address_without_a_port_gets_the_default_one() {
-        for (authority, ported) in [
-            ("host", false),
-            ("host:22", true),
-            ("[::1]:22", true),
-            ("[::1]", false),
-            // Not refused here: the client fails to reach it.
-            ("[::1", true),
-            ("::1", true),
-            ("[::1]x:2", true),
-        ] {
-            assert_eq!(has_port(authority), ported, "{authority}");
-        }
         let s = Setup::new();
         for (authority, kept) in [
             ("host", "host:2375"),
             ("host:22", "host:22"),
             ("[::1]:22", "[::1]:22"),
             ("[::1]", "[::1]:2375"),
-            ("[::1", "[::1"),
             ("::1", "::1"),
         ] {
             let e = s
                 .resolve(&flags(None, Some(&format!("tcp://{authority}"))))
                 .unwrap();
             assert_eq!(e.transport, Transport::Tcp(kept.into()), "{authority}");
+        }
+        for (host, why) in [
+            ("tcp://[::1", "unclosed `[` in the host"),
+            ("tcp://[::1]x:2", "only `:PORT` may follow `]` in the host"),
+            ("tcp://[::1]x/", "only `:PORT` may follow `]` in the host"),
+        ] {
+            let s = Setup::new().set("DOCKER_HOST", host);
+            let err = s.resolve(&NONE).unwrap_err().to_string();
+            assert_eq!(err, format!("{host} (DOCKER_HOST): {why}"));
         }
     }
 }

@@ -17,6 +17,8 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 
+use super::endpoint::split_host_port;
+
 /// How much of what `ssh` printed on stderr is kept for an error message.
 const STDERR_KEPT: usize = 2048;
 
@@ -246,27 +248,6 @@ impl AsyncWrite for DialStdio {
     }
 }
 
-/// Splits an ssh address's `HOST[:PORT]` into the host (without `[ ]`,
-/// which ssh's `HOST` argument must not have) and the port as written.
-///
-/// Not shared with the `tcp://` check in `endpoint.rs`, which keeps the
-/// address whole for the HTTP client and asks only whether it ends in a
-/// port: the two rules differ. Here an unclosed `[` is an error and
-/// anything after `]` other than `:PORT` is ignored (`[::1]x:2` has no
-/// port); there `[::1` reads as ending in port `1`, and `[::1]x:2` in port `2`.
-fn split_host_port(hostport: &str) -> Result<(&str, Option<&str>), &'static str> {
-    Ok(match hostport.strip_prefix('[') {
-        Some(v6) => {
-            let (host, after) = v6.split_once(']').ok_or("unclosed [ in the host")?;
-            (host, after.strip_prefix(':'))
-        }
-        None => match hostport.rsplit_once(':') {
-            Some((host, port)) => (host, Some(port)),
-            None => (hostport, None),
-        },
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -313,33 +294,33 @@ mod tests {
             "-oProxyCommand=x",
             "web1/a b",
             "[::1",
+            "[::1]x:2",
         ] {
             assert!(SshTarget::parse(bad).is_err(), "{bad}");
         }
     }
 
-    /// Pins this split beside `endpoint.rs`'s `has_port` (a different rule).
+    /// How `HOST[:PORT]` reads (`endpoint.rs`'s `split_host_port`, shared
+    /// with `tcp://`) in a whole `ssh://` address: a malformed `[ ]` refused.
     #[test]
-    fn host_and_port_are_split_and_an_unclosed_bracket_refused() {
-        for (hostport, expected) in [
-            ("host", Ok(("host", None))),
-            ("host:22", Ok(("host", Some("22")))),
-            ("[::1]:22", Ok(("::1", Some("22")))),
-            ("[::1]", Ok(("::1", None))),
-            ("[::1", Err("unclosed [ in the host")),
-            // Unbracketed, the last `:` starts the port, as in Go's url.Parse.
-            ("::1", Ok((":", Some("1")))),
-            ("[::1]x:2", Ok(("::1", None))),
-        ] {
-            assert_eq!(split_host_port(hostport), expected, "{hostport}");
-        }
-        // And so the whole `ssh://` address.
+    fn host_and_port_are_split_and_a_malformed_bracket_refused() {
         for (rest, expected) in [
             ("host", Ok(target(None, "host", None, None))),
             ("host:22", Ok(target(None, "host", Some(22), None))),
             ("[::1]:22", Ok(target(None, "::1", Some(22), None))),
             ("[::1]", Ok(target(None, "::1", None, None))),
-            ("[::1", Err("unclosed [ in the host")),
+            (
+                "u@[::1]/run/d.sock",
+                Ok(target(Some("u"), "::1", None, Some("/run/d.sock"))),
+            ),
+            ("[::1", Err("unclosed `[` in the host")),
+            ("u@[::1/run/d.sock", Err("unclosed `[` in the host")),
+            ("[::1]x", Err("only `:PORT` may follow `]` in the host")),
+            ("[::1]x:2", Err("only `:PORT` may follow `]` in the host")),
+            (
+                "u@[::1]x:2/run/d.sock",
+                Err("only `:PORT` may follow `]` in the host"),
+            ),
             ("::1", Ok(target(None, ":", Some(1), None))),
         ] {
             assert_eq!(SshTarget::parse(rest), expected, "{rest}");

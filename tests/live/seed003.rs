@@ -127,7 +127,7 @@ fn override_files_upgrade_and_rollback_returns_to_the_previous_files() {
     let mut args = vec!["deploy", "apps", "--yes", "--output", "json", "-p"];
     args.push(&stack.project);
     args.extend(minus_f(&UPGRADE));
-    let out = under_load(&stack, &args, "get-keepalive");
+    let out = under_load(&stack, &args, "get-keepalive").out;
     let events = json_lines(&out);
     assert!(
         events
@@ -144,12 +144,11 @@ fn override_files_upgrade_and_rollback_returns_to_the_previous_files() {
     );
 
     // Rollback: the previous revision's containers, files and values exactly.
-    let out = under_load(
+    under_load(
         &stack,
         &["rollback", "apps", "--yes", "--output", "json"],
         "post-close",
     );
-    drop(out);
     assert_eq!(stack.bodies(9), answers("v1"));
     compose_owns(&stack, &["docker-compose.yml", "prod.yml"], false, false);
     assert_eq!(

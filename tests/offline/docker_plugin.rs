@@ -147,18 +147,39 @@ fn the_plugin_reaches_for_the_daemon_docker_names() {
     );
 }
 
+/// Refused before any connection, with exit 2 and the address's source named:
+/// a context that does not exist, and addresses the docker CLI refuses too.
 #[test]
-fn a_context_that_does_not_exist_is_a_usage_error() {
+fn a_context_that_does_not_exist_or_a_malformed_address_is_a_usage_error() {
     let config = tempfile::tempdir().unwrap();
-    let out = Command::new(tool_path())
-        .args(["--context", "nosuch", "status"])
-        .env("DOCKER_CONFIG", config.path())
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-    let err = stderr(&out);
+    let run = |args: &[&str], docker_host: Option<&str>| {
+        let mut cmd = Command::new(tool_path());
+        cmd.args(args)
+            .env("DOCKER_CONFIG", config.path())
+            .env_remove("DOCKER_HOST")
+            .env_remove("DOCKER_CONTEXT");
+        if let Some(host) = docker_host {
+            cmd.env("DOCKER_HOST", host);
+        }
+        let out = cmd.output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", text(&out));
+        stderr(&out)
+    };
+    let err = run(&["--context", "nosuch", "status"], None);
     assert!(
         err.contains("context nosuch (from --context) does not exist"),
+        "{err}"
+    );
+    let err = run(&["-H", "tcp://[::1", "status"], None);
+    assert!(
+        err.contains("tcp://[::1 (-H): unclosed `[` in the host"),
+        "{err}"
+    );
+    let err = run(&["status"], Some("ssh://deploy@[::1]x:2"));
+    assert!(
+        err.contains(
+            "ssh://deploy@[::1]x:2 (DOCKER_HOST): only `:PORT` may follow `]` in the host"
+        ),
         "{err}"
     );
 }
