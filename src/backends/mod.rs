@@ -24,7 +24,9 @@ pub use health::{
 };
 pub use hook::{exec_hook, run_one_off};
 pub use image::{ImageFound, ensure_image};
-pub use mapping::{BackendContainer, Resolved, backend_by_name, resolve_backend, resolve_backends};
+pub use mapping::{
+    BackendContainer, Resolved, answers, backend_by_name, resolve_backend, resolve_backends,
+};
 pub use recreate::{
     Recreated, Stopped, create_and_start, create_replacement, discard_leftover_replacement,
     discard_replacement, next_slot, recreate_stop_first, rename, stop_and_remove,

@@ -172,6 +172,30 @@ impl ComposeArgs {
     }
 }
 
+/// The server line a live edit (`drain`, `undrain`, `weight`, `remove`) changes.
+#[derive(Debug, Args)]
+pub struct ServerLineArgs {
+    /// The upstream.
+    pub upstream: String,
+    /// The server (address or unique host).
+    pub server: String,
+}
+
+/// What `weight`, `add` and `remove` share: the wait for nginx's old
+/// workers, a dry run, and where nginx and the journal are.
+#[derive(Debug, Args)]
+pub struct LineEditArgs {
+    /// How long old workers may take.
+    #[arg(long, value_parser = duration, default_value = "30s")]
+    pub drain_timeout: Duration,
+    /// Print the plan and the diff; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Where nginx and the journal are.
+    #[command(flatten)]
+    pub session: SessionArgs,
+}
+
 /// How to run (or not) the plan.
 #[derive(Debug, Args, Clone)]
 pub struct ConfirmArgs {

@@ -1,11 +1,13 @@
 //! Which daemon to talk to, chosen as the docker CLI chooses it, and how to
 //! reach it: `--context` > `-H` > `DOCKER_HOST` > `DOCKER_CONTEXT` >
-//! `currentContext` of `config.json` > the local socket.
+//! `currentContext` of `config.json` > the local socket; TLS from the flags,
+//! the environment or the context. The chosen address is read by `host.rs`.
 use std::fmt;
 use std::path::{Path, PathBuf};
 
 use super::context::ConfigDir;
-use super::ssh::{self, SshStderr, SshTarget};
+use super::host::{Transport, parse_host};
+use super::ssh::{self, SshStderr};
 
 /// The socket a local daemon listens on by default.
 const DEFAULT_SOCKET: &str = "unix:///var/run/docker.sock";
@@ -169,17 +171,6 @@ pub enum EndpointError {
         /// What is wrong.
         why: String,
     },
-}
-
-/// How the daemon is reached.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Transport {
-    /// A unix socket (its path).
-    Unix(String),
-    /// HTTP over TCP, with TLS when the endpoint has TLS files (`host:port`).
-    Tcp(String),
-    /// `docker system dial-stdio` over ssh.
-    Ssh(SshTarget),
 }
 
 /// A directory with `ca.pem`, `cert.pem` and `key.pem`: the daemon is verified
@@ -391,7 +382,7 @@ impl Chooser<'_> {
                 }
                 .to_string()
             });
-        let (host, transport) = parse_host(&host, tls_on, &origin)?;
+        let (host, transport) = checked_host(&host, tls_on, &origin)?;
         let tls = match transport {
             Transport::Tcp(_) if tls_on => Some(self.tls_from_flags(verify, &origin)?),
             _ => None,
@@ -458,7 +449,7 @@ impl Chooser<'_> {
             return self.default(None, origin);
         }
         let stored = self.config.context(name, &origin.source())?;
-        let (host, transport) = parse_host(&stored.host, stored.tls_dir.is_some(), &origin)?;
+        let (host, transport) = checked_host(&stored.host, stored.tls_dir.is_some(), &origin)?;
         let tcp = matches!(transport, Transport::Tcp(_));
         let tls = match stored.tls_dir {
             Some(dir) if tcp => Some(TlsDir::check(dir, &origin)?),
@@ -483,79 +474,17 @@ impl Chooser<'_> {
     }
 }
 
-/// Checks a daemon address the way docker's `ParseHost` does: `unix://PATH`,
-/// `tcp://HOST[:PORT]` (port 2375, or 2376 with TLS) or
-/// `ssh://[USER@]HOST[:PORT][/SOCKET]`.
-/// Returns the address as written for child CLIs and the transport.
-fn parse_host(
+/// The address `host` as [`parse_host`] reads it, a refusal naming the
+/// address and who gave it.
+fn checked_host(
     host: &str,
     tls: bool,
     origin: &Origin,
 ) -> Result<(String, Transport), EndpointError> {
-    let bad = |why: &str| EndpointError::BadHost {
+    parse_host(host, tls).map_err(|why| EndpointError::BadHost {
         host: host.into(),
         origin: origin.to_string(),
         why: why.into(),
-    };
-    let (scheme, rest) = host.split_once("://").ok_or_else(|| {
-        bad("not a daemon address: unix:///PATH, tcp://HOST:PORT or ssh://[USER@]HOST[:PORT]")
-    })?;
-    match scheme {
-        "unix" if rest.starts_with('/') => Ok((host.into(), Transport::Unix(rest.into()))),
-        "unix" => Err(bad("the socket path must be absolute")),
-        "tcp" => {
-            let authority = rest.strip_suffix('/').unwrap_or(rest);
-            if authority.is_empty() || authority.contains('/') {
-                return Err(bad("expected tcp://HOST[:PORT], with no path"));
-            }
-            let (_, port) = split_host_port(authority).map_err(bad)?;
-            let authority = if port.is_some() {
-                authority.to_string()
-            } else {
-                format!("{authority}:{}", if tls { 2376 } else { 2375 })
-            };
-            Ok((format!("tcp://{authority}"), Transport::Tcp(authority)))
-        }
-        "ssh" => {
-            let rest = rest.strip_suffix('/').unwrap_or(rest);
-            let target = SshTarget::parse(rest).map_err(bad)?;
-            Ok((format!("ssh://{rest}"), Transport::Ssh(target)))
-        }
-        "fd" => Err(bad(
-            "fd:// is systemd socket activation, for dockerd itself",
-        )),
-        "npipe" => Err(bad("named pipes exist on Windows only")),
-        _ => Err(bad(
-            "unknown scheme: unix:///PATH, tcp://HOST:PORT or ssh://[USER@]HOST[:PORT]",
-        )),
-    }
-}
-
-/// Splits a daemon address's `HOST[:PORT]` as docker does (Go's
-/// `url.Parse`): a host in `[ ]` (an IPv6 address) must be closed and may be
-/// followed only by `:PORT`; otherwise the last `:` starts the port. Returns
-/// the host without its brackets (ssh's `HOST` argument must not have them)
-/// and the port as written. The one rule for `tcp://` (which keeps the
-/// address whole for the HTTP client and asks only whether it has a port)
-/// and `ssh://` (`SshTarget::parse`).
-pub(super) fn split_host_port(hostport: &str) -> Result<(&str, Option<&str>), &'static str> {
-    Ok(match hostport.strip_prefix('[') {
-        Some(v6) => {
-            let (host, after) = v6.split_once(']').ok_or("unclosed `[` in the host")?;
-            let port = match after {
-                "" => None,
-                _ => Some(
-                    after
-                        .strip_prefix(':')
-                        .ok_or("only `:PORT` may follow `]` in the host")?,
-                ),
-            };
-            (host, port)
-        }
-        None => match hostport.rsplit_once(':') {
-            Some((host, port)) => (host, Some(port)),
-            None => (hostport, None),
-        },
     })
 }
 
@@ -565,6 +494,7 @@ mod tests {
     use std::ffi::OsStr;
 
     use super::super::context::context_id;
+    use super::super::ssh::SshTarget;
     use super::*;
 
     /// A docker config directory with contexts, and an environment.
@@ -904,24 +834,6 @@ mod tests {
         );
     }
 
-    /// The one `HOST[:PORT]` rule of `tcp://` and `ssh://` addresses.
-    #[test]
-    fn host_and_port_are_split_as_docker_splits_them() {
-        for (hostport, expected) in [
-            ("host", Ok(("host", None))),
-            ("host:22", Ok(("host", Some("22")))),
-            ("[::1]:22", Ok(("::1", Some("22")))),
-            ("[::1]", Ok(("::1", None))),
-            ("[::1", Err("unclosed `[` in the host")),
-            ("[::1]x", Err("only `:PORT` may follow `]` in the host")),
-            ("[::1]x:2", Err("only `:PORT` may follow `]` in the host")),
-            // Unbracketed, the last `:` starts the port, as in Go's url.Parse.
-            ("::1", Ok((":", Some("1")))),
-        ] {
-            assert_eq!(split_host_port(hostport), expected, "{hostport}");
-        }
-    }
-
     /// What `tcp://` addresses get the default port, and which are refused
     /// before any connection, naming the address and who gave it.
     #[test]
@@ -943,6 +855,7 @@ mod tests {
             ("tcp://[::1", "unclosed `[` in the host"),
             ("tcp://[::1]x:2", "only `:PORT` may follow `]` in the host"),
             ("tcp://[::1]x/", "only `:PORT` may follow `]` in the host"),
+            ("tcp://host:x", "the port must be a number from 0 to 65535"),
         ] {
             let s = Setup::new().set("DOCKER_HOST", host);
             let err = s.resolve(&NONE).unwrap_err().to_string();

@@ -4,6 +4,7 @@
 //! compose labels). Knows nothing of nginx or rollouts.
 mod context;
 mod endpoint;
+mod host;
 mod labels;
 mod ssh;
 

@@ -17,7 +17,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 
-use super::endpoint::split_host_port;
+use super::host::split_host_port;
 
 /// How much of what `ssh` printed on stderr is kept for an error message.
 const STDERR_KEPT: usize = 2048;
@@ -50,9 +50,6 @@ impl SshTarget {
         if host.is_empty() || host.starts_with('-') {
             return Err("expected ssh://[USER@]HOST[:PORT][/SOCKET]");
         }
-        let port = port
-            .map(|p| p.parse::<u16>().map_err(|_| "the port is not a number"))
-            .transpose()?;
         let socket = match path {
             "" | "/" => None,
             p if p
@@ -300,7 +297,7 @@ mod tests {
         }
     }
 
-    /// How `HOST[:PORT]` reads (`endpoint.rs`'s `split_host_port`, shared
+    /// How `HOST[:PORT]` reads (`host.rs`'s `split_host_port`, shared
     /// with `tcp://`) in a whole `ssh://` address: a malformed `[ ]` refused.
     #[test]
     fn host_and_port_are_split_and_a_malformed_bracket_refused() {

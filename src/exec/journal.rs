@@ -1,36 +1,15 @@
 //! The rollout journal: everything needed to resume or undo a rollout after a crash.
 //!
-//! Layout of the state directory (mode 0700, files 0600, owned by the user
-//! running the tool; see `rollout::state_location` for where it is):
-//! ```text
-//! <state dir>/
-//!   lock                         the per-config lock (see `lock`)
-//!   revisions/0007/rollout.json  the record, rewritten (temp + rename + fsync) at every change
-//!   revisions/0007/config-0.bak  the bytes of each config file before the rollout
-//! ```
 //! The record is written *before* each step acts, so `kill -9` at any moment
-//! leaves a record of every server we drained. Ten revisions are kept.
-//!
-//! Nothing in it is followed through a symlink: a state directory that is a
-//! symlink, is not ours or is writable by others is refused, files are
-//! created under random names with `O_EXCL` and renamed into place, and
-//! files are opened with `O_NOFOLLOW`.
-use std::fs::{self, File, OpenOptions};
-use std::io::{Read, Write};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
-use std::path::{Path, PathBuf};
-
+//! leaves a record of every server we drained. `state_dir` keeps it on disk.
 use std::fmt;
+use std::path::PathBuf;
 
-use anyhow::{Context, Result, bail};
 use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::plan::{Plan, UpdateConfig};
-
-/// How many revisions are kept.
-pub const KEEP_REVISIONS: usize = 10;
 
 /// How a rollout ended, or that it has not.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -263,12 +242,41 @@ pub struct Rollout<S> {
 
 impl<S> Rollout<S> {
     /// The record of `server`.
+    pub fn server(&self, server: &str) -> Option<&ServerRecord<S>> {
+        self.servers.iter().find(|s| s.server == server)
+    }
+
+    /// The record of `server`, to change.
     pub fn server_mut(&mut self, server: &str) -> Option<&mut ServerRecord<S>> {
         self.servers.iter_mut().find(|s| s.server == server)
     }
 }
 
 impl<S> ServerRecord<S> {
+    /// The record of `server`, served by `container`, going from `old_spec`
+    /// to `new_spec`, before anything ran: pending, no new container, no
+    /// replacement, set or pinned statement.
+    pub fn pending(
+        server: String,
+        container: String,
+        old_spec: Option<S>,
+        new_spec: Option<S>,
+    ) -> Self {
+        Self {
+            server,
+            container,
+            old_spec,
+            new_spec,
+            state: ServerState::Pending,
+            new_container: None,
+            healthy_at: None,
+            error: None,
+            replacement: None,
+            set: None,
+            pinned: None,
+        }
+    }
+
     /// Whether this rollout drained the server and has not put it back yet.
     pub fn drained_by_us(&self) -> bool {
         matches!(
@@ -279,237 +287,6 @@ impl<S> ServerRecord<S> {
                 | ServerState::Failed
         )
     }
-}
-
-/// The state directory of one nginx config.
-#[derive(Debug, Clone)]
-pub struct StateDir {
-    root: PathBuf,
-}
-
-impl StateDir {
-    /// Opens (creating if needed, mode 0700) the state directory at `root`.
-    /// A state directory (or its `revisions`) that is a symlink, belongs to
-    /// another user or is writable by others is refused; one readable by
-    /// others (an earlier version made it 0755) is made private.
-    pub fn open(root: &Path) -> Result<Self> {
-        if let Some(parent) = root.parent().filter(|p| !p.as_os_str().is_empty()) {
-            fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(parent)
-                .with_context(|| format!("cannot create {}", parent.display()))?;
-        }
-        private_dir(root)?;
-        private_dir(&root.join("revisions"))?;
-        Ok(StateDir {
-            root: root.to_path_buf(),
-        })
-    }
-
-    /// The directory itself.
-    pub fn root(&self) -> &Path {
-        &self.root
-    }
-
-    fn revision_dir(&self, revision: u32) -> PathBuf {
-        self.root.join("revisions").join(format!("{revision:04}"))
-    }
-
-    /// Every revision number, oldest first.
-    pub fn revisions(&self) -> Result<Vec<u32>> {
-        let mut out: Vec<u32> = fs::read_dir(self.root.join("revisions"))
-            .with_context(|| format!("cannot read {}", self.root.display()))?
-            .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-            .collect();
-        out.sort_unstable();
-        Ok(out)
-    }
-
-    /// Loads one revision.
-    pub fn load<S: DeserializeOwned>(&self, revision: u32) -> Result<Rollout<S>> {
-        let path = self.revision_dir(revision).join("rollout.json");
-        let bytes = read_own(&path)?;
-        serde_json::from_slice(&bytes)
-            .with_context(|| format!("{} is not a rollout record", path.display()))
-    }
-
-    /// Every revision, oldest first (unreadable ones are skipped with a warning).
-    pub fn history<S: DeserializeOwned>(&self) -> Result<Vec<Rollout<S>>> {
-        Ok(self
-            .revisions()?
-            .into_iter()
-            .filter_map(|r| match self.load(r) {
-                Ok(rollout) => Some(rollout),
-                Err(e) => {
-                    tracing::warn!("{e:#}");
-                    None
-                }
-            })
-            .collect())
-    }
-
-    /// The newest rollout of `upstream` that has not finished, if any.
-    pub fn unfinished<S: DeserializeOwned>(
-        &self,
-        upstream: Option<&str>,
-    ) -> Result<Option<Rollout<S>>> {
-        Ok(self
-            .history()?
-            .into_iter()
-            .rev()
-            .filter(|r| upstream.is_none_or(|u| r.upstream == u))
-            .take(1)
-            .find(|r| r.status.is_unfinished()))
-    }
-
-    /// The next free revision number.
-    pub fn next_revision(&self) -> Result<u32> {
-        Ok(self.revisions()?.last().map_or(1, |r| r + 1))
-    }
-
-    /// Saves the config files' bytes before a rollout and returns their snapshots.
-    pub fn save_config(
-        &self,
-        revision: u32,
-        files: &[(PathBuf, Vec<u8>)],
-    ) -> Result<Vec<FileSnapshot>> {
-        let dir = self.revision_dir(revision);
-        private_dir(&dir)?;
-        files
-            .iter()
-            .enumerate()
-            .map(|(i, (path, bytes))| {
-                let backup = format!("config-{i}.bak");
-                write_durably(&dir.join(&backup), bytes)?;
-                Ok(FileSnapshot {
-                    path: path.clone(),
-                    backup,
-                })
-            })
-            .collect()
-    }
-
-    /// The config files' bytes as `rollout` saved them before it ran, main file first.
-    pub fn config_before<S>(&self, rollout: &Rollout<S>) -> Result<Vec<(PathBuf, Vec<u8>)>> {
-        let dir = self.revision_dir(rollout.revision);
-        rollout
-            .config_before
-            .iter()
-            .map(|f| {
-                let path = dir.join(&f.backup);
-                Ok((f.path.clone(), read_own(&path)?))
-            })
-            .collect()
-    }
-
-    /// Writes a rollout record durably (temp file, fsync, rename, fsync the directory).
-    pub fn save<S: Serialize>(&self, rollout: &Rollout<S>) -> Result<()> {
-        let dir = self.revision_dir(rollout.revision);
-        private_dir(&dir)?;
-        let bytes = serde_json::to_vec_pretty(rollout)?;
-        write_durably(&dir.join("rollout.json"), &bytes)
-    }
-
-    /// Removes the oldest revisions beyond [`KEEP_REVISIONS`], never an unfinished one.
-    pub fn prune(&self) -> Result<()> {
-        let revisions = self.revisions()?;
-        let excess = revisions.len().saturating_sub(KEEP_REVISIONS);
-        for r in revisions.into_iter().take(excess) {
-            if self
-                .load::<serde::de::IgnoredAny>(r)
-                .is_ok_and(|ro| ro.status.is_unfinished())
-            {
-                continue;
-            }
-            let dir = self.revision_dir(r);
-            fs::remove_dir_all(&dir).with_context(|| format!("cannot remove {}", dir.display()))?;
-        }
-        Ok(())
-    }
-}
-
-/// Makes `dir` exist as a private directory of ours (0700): created so, or
-/// checked — not a symlink, ours, writable by nobody else — and its mode
-/// tightened to 0700.
-pub(super) fn private_dir(dir: &Path) -> Result<()> {
-    match fs::DirBuilder::new().mode(0o700).create(dir) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-        Err(e) => return Err(e).with_context(|| format!("cannot create {}", dir.display())),
-    }
-    let meta =
-        fs::symlink_metadata(dir).with_context(|| format!("cannot read {}", dir.display()))?;
-    let refuse = |why: String| -> Result<()> {
-        bail!(
-            "refusing the state directory {}: {why}; the journal holds the containers' environment \
-             (secrets) and what `resume`/`rollback` recreate, so nobody else may change it. \
-             Remove it, or choose another with --state-dir",
-            dir.display()
-        )
-    };
-    if meta.file_type().is_symlink() {
-        return refuse("it is a symlink".into());
-    }
-    if !meta.is_dir() {
-        return refuse("it is not a directory".into());
-    }
-    let me = rustix::process::geteuid().as_raw();
-    if meta.uid() != me {
-        return refuse(format!(
-            "it belongs to uid {}, not to us (uid {me})",
-            meta.uid()
-        ));
-    }
-    if meta.mode() & 0o022 != 0 {
-        return refuse(format!(
-            "others may write to it (mode {:o})",
-            meta.mode() & 0o777
-        ));
-    }
-    if meta.mode() & 0o077 != 0 {
-        fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
-            .with_context(|| format!("cannot make {} private", dir.display()))?;
-    }
-    Ok(())
-}
-
-/// Reads a file of ours, never through a symlink, bounded in size.
-fn read_own(path: &Path) -> Result<Vec<u8>> {
-    let ctx = || format!("cannot read {}", path.display());
-    let file = OpenOptions::new()
-        .read(true)
-        .custom_flags((rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK).bits() as i32)
-        .open(path)
-        .with_context(ctx)?;
-    if !file.metadata().with_context(ctx)?.is_file() {
-        bail!("{} is not a regular file", path.display());
-    }
-    let mut bytes = Vec::new();
-    file.take(crate::conf::MAX_FILE_BYTES * 4)
-        .read_to_end(&mut bytes)
-        .with_context(ctx)?;
-    Ok(bytes)
-}
-
-/// Writes a file of ours atomically and durably: a new file under a random
-/// name (`O_EXCL`, mode 0600), fsync, rename over `path`, fsync the directory.
-fn write_durably(path: &Path, bytes: &[u8]) -> Result<()> {
-    let ctx = || format!("cannot write {}", path.display());
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut f = tempfile::Builder::new()
-        .prefix(".tmp.")
-        .tempfile_in(dir)
-        .with_context(ctx)?;
-    f.write_all(bytes).with_context(ctx)?;
-    f.as_file().sync_all().with_context(ctx)?;
-    f.persist(path).map_err(|e| e.error).with_context(ctx)?;
-    if let Some(dir) = path.parent() {
-        File::open(dir)
-            .and_then(|d| d.sync_all())
-            .with_context(ctx)?;
-    }
-    Ok(())
 }
 
 /// Times in the journal and in events: RFC 3339, UTC, milliseconds
@@ -572,83 +349,5 @@ pub mod time {
                 .map(|s| parse(&s).map_err(serde::de::Error::custom))
                 .transpose()
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn mode(p: &Path) -> u32 {
-        fs::symlink_metadata(p).unwrap().mode() & 0o777
-    }
-
-    #[test]
-    fn the_state_directory_and_its_files_are_private() {
-        let tmp = tempfile::tempdir().unwrap();
-        let root = tmp.path().join("a/b/state");
-        let state = StateDir::open(&root).unwrap();
-        let files = [(PathBuf::from("/etc/nginx/nginx.conf"), b"x;".to_vec())];
-        let snaps = state.save_config(1, &files).unwrap();
-        let backup = state.revision_dir(1).join(&snaps[0].backup);
-        assert_eq!(mode(&root), 0o700);
-        assert_eq!(mode(&root.join("revisions")), 0o700);
-        assert_eq!(mode(&state.revision_dir(1)), 0o700);
-        assert_eq!(mode(&backup), 0o600);
-        assert_eq!(mode(tmp.path().join("a").as_path()), 0o700);
-
-        // A directory an earlier version made 0755 is made private.
-        fs::set_permissions(&root, fs::Permissions::from_mode(0o755)).unwrap();
-        StateDir::open(&root).unwrap();
-        assert_eq!(mode(&root), 0o700);
-    }
-
-    #[test]
-    fn a_state_directory_others_could_change_is_refused() {
-        let tmp = tempfile::tempdir().unwrap();
-        let real = tmp.path().join("real");
-        fs::create_dir(&real).unwrap();
-        let link = tmp.path().join("link");
-        std::os::unix::fs::symlink(&real, &link).unwrap();
-        let err = format!("{:#}", StateDir::open(&link).unwrap_err());
-        assert!(err.contains("is a symlink"), "{err}");
-
-        let open = tmp.path().join("open");
-        fs::create_dir(&open).unwrap();
-        fs::set_permissions(&open, fs::Permissions::from_mode(0o777)).unwrap();
-        let err = format!("{:#}", StateDir::open(&open).unwrap_err());
-        assert!(err.contains("others may write"), "{err}");
-
-        // A planted `revisions` symlink cannot redirect the journal.
-        let planted = tmp.path().join("planted");
-        fs::create_dir(&planted).unwrap();
-        fs::set_permissions(&planted, fs::Permissions::from_mode(0o700)).unwrap();
-        let elsewhere = tmp.path().join("elsewhere");
-        fs::create_dir(&elsewhere).unwrap();
-        std::os::unix::fs::symlink(&elsewhere, planted.join("revisions")).unwrap();
-        let err = format!("{:#}", StateDir::open(&planted).unwrap_err());
-        assert!(err.contains("symlink"), "{err}");
-    }
-
-    #[test]
-    fn planted_symlinks_in_a_revision_are_never_followed() {
-        let tmp = tempfile::tempdir().unwrap();
-        let state = StateDir::open(&tmp.path().join("state")).unwrap();
-        let victim = tmp.path().join("victim");
-        fs::write(&victim, b"precious").unwrap();
-        let dir = state.revision_dir(1);
-        private_dir(&dir).unwrap();
-        // What the previous version wrote through: fixed temp names, the backup itself.
-        for name in ["rollout.tmp", "config-0.tmp", "config-0.bak"] {
-            std::os::unix::fs::symlink(&victim, dir.join(name)).unwrap();
-        }
-        state
-            .save_config(1, &[(PathBuf::from("/x"), b"config".to_vec())])
-            .unwrap();
-        assert_eq!(fs::read(&victim).unwrap(), b"precious");
-        assert_eq!(fs::read(dir.join("config-0.bak")).unwrap(), b"config");
-        std::os::unix::fs::symlink(&victim, dir.join("rollout.json")).unwrap();
-        let err = format!("{:#}", state.load::<serde::de::IgnoredAny>(1).unwrap_err());
-        assert!(err.contains("cannot read"), "{err}");
     }
 }

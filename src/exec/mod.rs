@@ -1,5 +1,6 @@
 //! Running plans: the executor, the world it acts on, the events it
-//! reports, the journal it keeps and the lock it holds.
+//! reports, the journal it keeps, the state directory it keeps it in and
+//! the lock it holds.
 mod canary;
 mod edit;
 mod event;
@@ -9,6 +10,7 @@ mod journal;
 mod lock;
 mod monitor;
 mod replace;
+mod state_dir;
 #[cfg(test)]
 mod tests;
 mod wait;
@@ -17,7 +19,8 @@ mod world;
 pub use event::{Decision, Event, Observer, PlanKind, ServerResult, ServerSummary};
 pub use executor::{Executor, Outcome};
 pub use journal::{
-    Rollout, RolloutKind, ServerRecord, ServerState, StateDir, Status, StepRecord, StepStatus, time,
+    Rollout, RolloutKind, ServerRecord, ServerState, Status, StepRecord, StepStatus, time,
 };
 pub use lock::{Lock, LockHeld};
+pub use state_dir::StateDir;
 pub use world::{Reloaded, World};

@@ -1,10 +1,8 @@
 //! `nginx-rollout add UPSTREAM ADDRESS [PARAM…]` and `remove UPSTREAM SERVER`.
-use std::time::Duration;
-
 use clap::Args;
 
 use super::drain::run_edit;
-use crate::cli::args::{Global, SessionArgs, duration, server_param};
+use crate::cli::args::{Global, LineEditArgs, ServerLineArgs, server_param};
 use crate::plan::LineEdit;
 use crate::rollout::EditRequest;
 
@@ -18,36 +16,23 @@ pub struct AddArgs {
     /// Its parameters, as for `conf add-server` (`weight=2 max_fails=3 backup` …).
     #[arg(value_parser = server_param)]
     params: Vec<String>,
-    /// How long old workers may take.
-    #[arg(long, value_parser = duration, default_value = "30s")]
-    drain_timeout: Duration,
-    /// Print the plan and the diff; change nothing.
-    #[arg(long)]
-    dry_run: bool,
-    /// Where nginx and the journal are.
+    /// The drain timeout, a dry run, where nginx and the journal are.
     #[command(flatten)]
-    session: SessionArgs,
+    edit: LineEditArgs,
 }
 
 /// Arguments of `remove`.
 #[derive(Debug, Args)]
 pub struct RemoveArgs {
-    /// The upstream.
-    upstream: String,
-    /// The server (address or unique host).
-    server: String,
+    /// The upstream and the server.
+    #[command(flatten)]
+    line: ServerLineArgs,
     /// Even the last live server (a full outage).
     #[arg(long)]
     force: bool,
-    /// How long old workers may take.
-    #[arg(long, value_parser = duration, default_value = "30s")]
-    drain_timeout: Duration,
-    /// Print the plan and the diff; change nothing.
-    #[arg(long)]
-    dry_run: bool,
-    /// Where nginx and the journal are.
+    /// The drain timeout, a dry run, where nginx and the journal are.
     #[command(flatten)]
-    session: SessionArgs,
+    edit: LineEditArgs,
 }
 
 /// Adds a server line, live.
@@ -57,21 +42,21 @@ pub async fn exec_add(global: &Global, args: AddArgs) -> anyhow::Result<i32> {
         server: args.address,
         edit: LineEdit::Add(args.params),
         force: false,
-        drain_timeout: args.drain_timeout,
-        dry_run: args.dry_run,
+        drain_timeout: args.edit.drain_timeout,
+        dry_run: args.edit.dry_run,
     };
-    run_edit(global, &args.session, request).await
+    run_edit(global, &args.edit.session, request).await
 }
 
 /// Removes a server line, live.
 pub async fn exec_remove(global: &Global, args: RemoveArgs) -> anyhow::Result<i32> {
     let request = EditRequest {
-        upstream: args.upstream,
-        server: args.server,
+        upstream: args.line.upstream,
+        server: args.line.server,
         edit: LineEdit::Remove,
         force: args.force,
-        drain_timeout: args.drain_timeout,
-        dry_run: args.dry_run,
+        drain_timeout: args.edit.drain_timeout,
+        dry_run: args.edit.dry_run,
     };
-    run_edit(global, &args.session, request).await
+    run_edit(global, &args.edit.session, request).await
 }

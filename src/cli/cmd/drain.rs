@@ -3,7 +3,7 @@ use std::time::Duration;
 
 use clap::Args;
 
-use crate::cli::args::{ConfirmArgs, Global, SessionArgs, duration};
+use crate::cli::args::{ConfirmArgs, Global, ServerLineArgs, SessionArgs, duration};
 use crate::cli::front;
 use crate::plan::LineEdit;
 use crate::rollout::{self, EditRequest, ProbeKind, Session};
@@ -11,10 +11,9 @@ use crate::rollout::{self, EditRequest, ProbeKind, Session};
 /// Arguments of `drain`.
 #[derive(Debug, Args)]
 pub struct DrainArgs {
-    /// The upstream.
-    upstream: String,
-    /// The server (address or unique host).
-    server: String,
+    /// The upstream and the server.
+    #[command(flatten)]
+    line: ServerLineArgs,
     /// Even the last live server (a full outage).
     #[arg(long)]
     force: bool,
@@ -29,10 +28,9 @@ pub struct DrainArgs {
 /// Arguments of `undrain`.
 #[derive(Debug, Args)]
 pub struct UndrainArgs {
-    /// The upstream.
-    upstream: String,
-    /// The server (address or unique host).
-    server: String,
+    /// The upstream and the server.
+    #[command(flatten)]
+    line: ServerLineArgs,
     /// Where nginx and the journal are.
     #[command(flatten)]
     session: SessionArgs,
@@ -41,8 +39,8 @@ pub struct UndrainArgs {
 /// Takes the server out, live.
 pub async fn exec_drain(global: &Global, args: DrainArgs) -> anyhow::Result<i32> {
     let request = EditRequest {
-        upstream: args.upstream,
-        server: args.server,
+        upstream: args.line.upstream,
+        server: args.line.server,
         edit: LineEdit::Drain,
         force: args.force,
         drain_timeout: args.drain_timeout,
@@ -54,8 +52,8 @@ pub async fn exec_drain(global: &Global, args: DrainArgs) -> anyhow::Result<i32>
 /// Puts the server back, live.
 pub async fn exec_undrain(global: &Global, args: UndrainArgs) -> anyhow::Result<i32> {
     let request = EditRequest {
-        upstream: args.upstream,
-        server: args.server,
+        upstream: args.line.upstream,
+        server: args.line.server,
         edit: LineEdit::Undrain,
         force: false,
         drain_timeout: Duration::from_secs(30),

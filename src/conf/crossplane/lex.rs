@@ -137,6 +137,25 @@ impl Lexer {
         self.tokens.push(Token { text, line, quoted });
     }
 
+    /// Emits a finished word (`quoted` or not) and, when it opens a Lua
+    /// block in directive position, lexes the block; says whether the next
+    /// word is a directive.
+    fn word(
+        &mut self,
+        text: String,
+        line: usize,
+        quoted: bool,
+        next_is_directive: &mut bool,
+    ) -> Result<Result<(), LexError>, End> {
+        let lua = *next_is_directive && LUA_BLOCKS.contains(&text.as_str());
+        self.emit(text.clone(), line, quoted);
+        *next_is_directive = lua;
+        if lua {
+            return self.lua(&text);
+        }
+        Ok(Ok(()))
+    }
+
     /// `_lex_file_object`.
     fn run(&mut self) -> Result<Result<(), LexError>, End> {
         let mut token = String::new();
@@ -146,15 +165,8 @@ impl Lexer {
             if u.is_space() {
                 if !token.is_empty() {
                     let t = std::mem::take(&mut token);
-                    let lua = next_is_directive && LUA_BLOCKS.contains(&t.as_str());
-                    self.emit(t.clone(), token_line, false);
-                    if lua {
-                        if let Err(e) = self.lua(&t)? {
-                            return Ok(Err(e));
-                        }
-                        next_is_directive = true;
-                    } else {
-                        next_is_directive = false;
+                    if let Err(e) = self.word(t, token_line, false, &mut next_is_directive)? {
+                        return Ok(Err(e));
                     }
                 }
                 while u.is_space() {
@@ -197,15 +209,8 @@ impl Lexer {
                     u = self.next()?;
                 }
                 let t = std::mem::take(&mut token);
-                let lua = next_is_directive && LUA_BLOCKS.contains(&t.as_str());
-                self.emit(t.clone(), token_line, true);
-                if lua {
-                    if let Err(e) = self.lua(&t)? {
-                        return Ok(Err(e));
-                    }
-                    next_is_directive = true;
-                } else {
-                    next_is_directive = false;
+                if let Err(e) = self.word(t, token_line, true, &mut next_is_directive)? {
+                    return Ok(Err(e));
                 }
                 continue;
             }

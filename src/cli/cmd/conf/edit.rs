@@ -222,20 +222,13 @@ fn said(a: &Asked, changed: bool, set: &ConfigSet) -> String {
             | Edit::Bury
             | Edit::ClearWeight
             | Edit::ReplaceBody { .. },
-            true,
+            changed,
         ) => {
-            format!("edited {s} in upstream {u}")
-        }
-        (
-            Edit::Pin(_)
-            | Edit::Unpin { .. }
-            | Edit::AddPinned(_)
-            | Edit::Bury
-            | Edit::ClearWeight
-            | Edit::ReplaceBody { .. },
-            false,
-        ) => {
-            format!("{s} in upstream {u} unchanged")
+            if changed {
+                format!("edited {s} in upstream {u}")
+            } else {
+                format!("{s} in upstream {u} unchanged")
+            }
         }
     }
 }

@@ -1,0 +1,13 @@
+//! Compose mode: let the compose CLI recreate a service in its project's
+//! directory, exactly as the operator would (`up -d --no-deps --force-recreate`),
+//! or (the fast path) create its containers through the API from templates
+//! compose made. `cli.rs` runs compose, `project.rs` reads what a project's
+//! files ask for, `templates.rs` makes the templates.
+mod cli;
+mod project;
+mod templates;
+
+pub(super) use cli::run;
+pub use cli::{ComposeCli, ComposeKind, compose_cli, compose_container, compose_recreate};
+pub use project::{ComposeProject, ProjectQuery};
+pub use templates::{compose_named, compose_templates};

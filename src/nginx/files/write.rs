@@ -1,0 +1,260 @@
+//! The write path: a config file written back where its bytes live (in
+//! place on a host file, through `sh -c 'cat > FILE'` in the container for a
+//! single-file bind mount of a remote daemon, else an archive-API upload),
+//! then read back through the container's own eyes, the single-file bind
+//! mount's inode trap explained when it does not see what was written.
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use bollard::Docker;
+
+use super::tree::{Meta, Node};
+use super::{ContainerFs, Location, local_view};
+use crate::conf::{FileChanged, write_if_unchanged};
+use crate::docker::{exec_in, exec_with_input};
+
+/// A file as seen from inside the container.
+#[derive(Debug)]
+struct ContainerView {
+    bytes: Seen,
+    inode: Option<u64>,
+}
+
+/// File contents read back from the container.
+#[derive(Debug)]
+enum Seen {
+    /// The exact bytes.
+    Exact(Vec<u8>),
+    /// `cat` output through exec, decoded lossily as UTF-8.
+    Decoded(String),
+}
+
+impl ContainerView {
+    fn matches(&self, bytes: &[u8]) -> bool {
+        match &self.bytes {
+            Seen::Exact(seen) => seen == bytes,
+            Seen::Decoded(seen) => *seen == String::from_utf8_lossy(bytes),
+        }
+    }
+}
+
+/// Why a container's read-back of a host-mounted file does not show the
+/// `written` bytes, given the host file as it is now: none when it shows the
+/// host's current bytes on the same inode (someone, e.g. the operator, wrote
+/// the file in place right after us: the container does see the host file).
+fn judge_read_back(
+    seen: &ContainerView,
+    written: &[u8],
+    host_now: Option<&[u8]>,
+    host_inode: Option<u64>,
+) -> Result<()> {
+    match (host_inode, seen.inode) {
+        (Some(h), Some(c)) if h != c => bail!(
+            "the host file is now inode {h} but the container still reads inode {c}. The file \
+             was replaced (by rename: `sed -i`, an editor, …) after the container started, and \
+             a single-file bind mount stays on the old inode. Recreate or restart the container \
+             so it mounts the current file, and edit it in place from then on"
+        ),
+        (Some(_), Some(_)) if host_now.is_some_and(|now| now != written && seen.matches(now)) => {
+            Ok(())
+        }
+        (h, c) => bail!(
+            "it reads other bytes (inode on the host {}, in the container {})",
+            h.map_or("unknown".into(), |i| i.to_string()),
+            c.map_or("unknown".into(), |i| i.to_string()),
+        ),
+    }
+}
+
+impl ContainerFs {
+    /// Writes `bytes` to container path `path` if it still holds `expected`
+    /// (else a [`FileChanged`] error, nothing written): in place on the host
+    /// file (same inode, recoverably) when mounted from this host; in place
+    /// through the container when it is a bind mount of the daemon's host;
+    /// else by uploading a one-file tar that keeps the file's mode and owner.
+    /// Then reads the file back through the container and fails, naming the
+    /// file and the cause, if the container does not see exactly `bytes`.
+    pub async fn write(
+        &self,
+        docker: &Docker,
+        path: &Path,
+        expected: &[u8],
+        bytes: &[u8],
+    ) -> Result<()> {
+        match self.locate(path).with_context(|| self.place(path))? {
+            Location::Host(in_container, host) => {
+                write_if_unchanged(&host, expected, bytes).with_context(|| {
+                    format!(
+                        "writing {} (host file of {})",
+                        host.display(),
+                        self.place(path)
+                    )
+                })?;
+                self.verify_mounted(docker, &in_container, &host, bytes)
+                    .await
+            }
+            Location::Container(real) => {
+                let meta = match (self.lock().get(&real), self.local_root.as_deref()) {
+                    (Ok(Some((_, Node::File(_, meta)))), _) => *meta,
+                    (_, Some(root)) if self.reads_locally() => {
+                        local_view(root, &real).symlink_metadata().map_or_else(
+                            |_| Meta::default(),
+                            |m| Meta {
+                                mode: m.mode() & 0o7777,
+                                uid: u64::from(m.uid()),
+                                gid: u64::from(m.gid()),
+                            },
+                        )
+                    }
+                    _ => Meta::default(),
+                };
+                if self.download_file(docker, &real).await?.as_deref() != Some(expected) {
+                    return Err(FileChanged { path: real }).with_context(|| self.place(path));
+                }
+                if self.bind_targets.contains(&real) {
+                    self.write_through_exec(docker, &real, bytes).await?;
+                } else {
+                    self.upload(docker, &real, bytes, meta).await?;
+                }
+                match self.download_file(docker, &real).await? {
+                    Some(seen) if seen == bytes => {}
+                    Some(_) => bail!(
+                        "{}: after writing, the container holds different bytes",
+                        self.place(&real)
+                    ),
+                    None => bail!("{}: missing after writing", self.place(&real)),
+                }
+                self.lock().set_file(&real, bytes.to_vec(), meta);
+                Ok(())
+            }
+        }
+    }
+
+    /// Container path `path` as this host sees it through `/proc/PID/root`, when
+    /// the daemon is local and every directory on the way is a real one: an
+    /// absolute symlink there would resolve on this host. The last component may
+    /// itself be a symlink; following it is the caller's choice.
+    fn local_path(&self, path: &Path) -> Option<PathBuf> {
+        let root = self.local_root.as_deref()?;
+        let local = root.join(path.strip_prefix("/").unwrap_or(path));
+        let real_dirs = local
+            .ancestors()
+            .skip(1)
+            .take_while(|a| *a != root)
+            .all(|a| a.symlink_metadata().is_ok_and(|m| m.file_type().is_dir()));
+        real_dirs.then_some(local)
+    }
+
+    /// Confirms the container sees `bytes` at a host-mounted path; explains
+    /// the single-file bind mount inode trap when it does not.
+    async fn verify_mounted(
+        &self,
+        docker: &Docker,
+        path: &Path,
+        host: &Path,
+        bytes: &[u8],
+    ) -> Result<()> {
+        let seen = self.container_view(docker, path).await?;
+        if seen.matches(bytes) {
+            return Ok(());
+        }
+        let now = std::fs::read(host).ok();
+        let host_inode = std::fs::metadata(host).map(|m| m.ino()).ok();
+        judge_read_back(&seen, bytes, now.as_deref(), host_inode).with_context(|| {
+            format!(
+                "{}: the container does not see what was written to {}",
+                self.place(path),
+                host.display()
+            )
+        })
+    }
+
+    /// The file at `path` as the container's own mount namespace shows it:
+    /// through [`Self::local_path`] when it is no symlink itself, else by
+    /// running `cat` and `ls -diL` in the container.
+    async fn container_view(&self, docker: &Docker, path: &Path) -> Result<ContainerView> {
+        if let Some(local) = self.local_path(path)
+            && local
+                .symlink_metadata()
+                .is_ok_and(|m| !m.file_type().is_symlink())
+            && let (Ok(bytes), Ok(meta)) = (std::fs::read(&local), std::fs::metadata(&local))
+        {
+            return Ok(ContainerView {
+                bytes: Seen::Exact(bytes),
+                inode: Some(meta.ino()),
+            });
+        }
+        let p = path.to_string_lossy();
+        let out = exec_in(docker, &self.container, &["cat", "--", &p]).await?;
+        if !out.success() {
+            bail!(
+                "{}: cannot read it back through the container (`cat` exit {}): {}",
+                self.place(path),
+                out.exit_code,
+                out.stderr.trim()
+            );
+        }
+        let ls = exec_in(docker, &self.container, &["ls", "-diL", "--", &p]).await?;
+        let inode = ls
+            .stdout
+            .split_whitespace()
+            .next()
+            .and_then(|i| i.parse::<u64>().ok())
+            .filter(|_| ls.success());
+        Ok(ContainerView {
+            bytes: Seen::Decoded(out.stdout),
+            inode,
+        })
+    }
+
+    /// Overwrites the file in place from inside the container (`cat > FILE`
+    /// truncates and writes the same inode, so a single-file bind mount keeps
+    /// pointing at it).
+    async fn write_through_exec(&self, docker: &Docker, path: &Path, bytes: &[u8]) -> Result<()> {
+        let p = path.to_string_lossy();
+        let argv = ["sh", "-c", "cat > \"$1\"", "sh", &p];
+        let out = exec_with_input(docker, &self.container, &argv, bytes).await?;
+        if !out.success() {
+            bail!(
+                "{}: cannot write it through the container (`sh -c 'cat > FILE'` exit {}): {}",
+                self.place(path),
+                out.exit_code,
+                out.stderr.trim()
+            );
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_read_back_accepts_a_later_write_on_the_same_file_only() {
+        let view = |bytes: &[u8], inode| ContainerView {
+            bytes: Seen::Exact(bytes.to_vec()),
+            inode: Some(inode),
+        };
+        let ours: &[u8] = b"server a down;\n";
+        let theirs: &[u8] = b"# edited\nserver a down;\n";
+        // The operator wrote in place after us: the container sees the host file.
+        judge_read_back(&view(theirs, 7), ours, Some(theirs), Some(7)).unwrap();
+        // A stale inode (the file was renamed over): the trap is explained.
+        let e = judge_read_back(&view(b"old", 6), ours, Some(ours), Some(7)).unwrap_err();
+        assert!(e.to_string().contains("still reads inode 6"), "{e}");
+        // Same inode, yet neither our bytes nor the host's: refused.
+        let e = judge_read_back(&view(b"other", 7), ours, Some(theirs), Some(7)).unwrap_err();
+        assert!(e.to_string().contains("other bytes"), "{e}");
+        // The host still holds ours but the container shows something else.
+        let e = judge_read_back(&view(theirs, 7), ours, Some(ours), Some(7)).unwrap_err();
+        assert!(e.to_string().contains("other bytes"), "{e}");
+        // Unknown inodes never pass as the same file.
+        let unknown = ContainerView {
+            bytes: Seen::Decoded(String::from_utf8_lossy(theirs).into()),
+            inode: None,
+        };
+        judge_read_back(&unknown, ours, Some(theirs), Some(7)).unwrap_err();
+    }
+}
