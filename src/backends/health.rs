@@ -105,15 +105,18 @@ impl std::fmt::Display for ContainerHealth {
 }
 
 impl ContainerHealth {
-    /// What an inspected container's state says: Docker's healthcheck
-    /// verdict when it has one, else whether the container runs.
+    /// What an inspected container's state says: stopped when it does not
+    /// run (Docker keeps the last healthcheck verdict of a stopped
+    /// container), else the healthcheck's verdict when it has one.
     pub fn of(state: &ContainerState) -> Self {
+        if state.running != Some(true) {
+            return ContainerHealth::Stopped;
+        }
         match state.health.as_ref().and_then(|h| h.status) {
             Some(HealthStatusEnum::HEALTHY) => ContainerHealth::Healthy,
             Some(HealthStatusEnum::UNHEALTHY) => ContainerHealth::Unhealthy,
             Some(HealthStatusEnum::STARTING) => ContainerHealth::Starting,
-            _ if state.running == Some(true) => ContainerHealth::Running,
-            _ => ContainerHealth::Stopped,
+            _ => ContainerHealth::Running,
         }
     }
 }
@@ -533,7 +536,7 @@ mod tests {
     }
 
     #[test]
-    fn status_health_is_the_healthcheck_verdict_else_whether_it_runs() {
+    fn status_health_is_whether_it_runs_then_the_healthcheck_verdict() {
         use bollard::models::Health;
         let of = |status: Option<HealthStatusEnum>, running: bool| {
             ContainerHealth::of(&ContainerState {
@@ -557,6 +560,8 @@ mod tests {
             ContainerHealth::Running
         );
         assert_eq!(of(None, false), ContainerHealth::Stopped);
+        assert_eq!(of(unhealthy, false), ContainerHealth::Stopped, "exited");
+        assert_eq!(of(healthy, false), ContainerHealth::Stopped, "exited");
         assert_eq!(
             ContainerHealth::of(&ContainerState::default()),
             ContainerHealth::Stopped

@@ -73,6 +73,38 @@ pub async fn resolve_backends(
     if nginx_networks.is_empty() {
         bail!("server {host}: nginx is on no network, so no container can be found by name");
     }
+    pick(
+        host,
+        nginx_networks,
+        on_networks(docker, nginx_networks, host).await?,
+    )
+}
+
+/// Whether a running container on nginx's networks answers to `host` (a
+/// name, an alias or an address): whether nginx resolves it at its next
+/// reload, as Docker's DNS answers only for running containers.
+pub async fn answers(docker: &Docker, nginx_networks: &[String], host: &str) -> Result<bool> {
+    let wanted = unbracketed(host);
+    Ok(on_networks(docker, nginx_networks, host)
+        .await?
+        .iter()
+        .any(|(b, eps)| b.running && names_of(b, eps).iter().any(|n| n == wanted)))
+}
+
+/// `host` without the brackets of an IPv6 address (`[fd00::2]`).
+fn unbracketed(host: &str) -> &str {
+    host.trim_start_matches('[').trim_end_matches(']')
+}
+
+/// Every container on nginx's networks (running or not), with its endpoints on them.
+async fn on_networks(
+    docker: &Docker,
+    nginx_networks: &[String],
+    host: &str,
+) -> Result<Vec<(BackendContainer, Vec<EndpointSettings>)>> {
+    if nginx_networks.is_empty() {
+        return Ok(Vec::new());
+    }
     let options = ListContainersOptions {
         all: true,
         filters: Some(HashMap::from([(
@@ -97,7 +129,7 @@ pub async fn resolve_backends(
             candidates.push((backend_from(&inspect), shared));
         }
     }
-    pick(host, nginx_networks, candidates)
+    Ok(candidates)
 }
 
 /// The backend for an explicit container name or id (`--map SERVER=CONTAINER`).
@@ -211,7 +243,7 @@ fn pick(
     nginx_networks: &[String],
     candidates: Vec<(BackendContainer, Vec<EndpointSettings>)>,
 ) -> Result<Resolved> {
-    let wanted = host.trim_start_matches('[').trim_end_matches(']');
+    let wanted = unbracketed(host);
     let described: Vec<(BackendContainer, Vec<String>, Vec<String>)> = candidates
         .into_iter()
         .map(|(b, eps)| {

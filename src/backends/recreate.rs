@@ -18,7 +18,7 @@ use crate::docker::{self, is_not_found};
 /// Docker's stop timeout when a container sets none.
 const DEFAULT_STOP_TIMEOUT: i64 = 10;
 
-/// A container stopped (and removed) by [`stop_and_remove`] or [`recreate_stop_first`].
+/// The old container of a [`recreate_stop_first`], stopped and removed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Stopped {
     /// Its id.
@@ -33,37 +33,34 @@ pub struct Stopped {
     pub exit_code: i64,
 }
 
-/// Stops container `id` with its own stop signal and stop timeout (so it can
-/// finish in-flight requests), then removes it (keeping its volumes).
-pub async fn stop_and_remove(docker: &Docker, id: &str) -> Result<Stopped> {
-    let stopped = stop(docker, id).await?;
-    remove(docker, id, &stopped.name).await?;
-    Ok(stopped)
+/// Stops the container `inspect` describes with its own stop signal and stop
+/// timeout (so it can finish in-flight requests), then removes it (keeping
+/// its volumes). No API call beyond the stop and the remove: under load each
+/// inspect costs what a step waits for.
+pub async fn stop_and_remove(docker: &Docker, inspect: &ContainerInspectResponse) -> Result<()> {
+    let id = inspect
+        .id
+        .as_deref()
+        .ok_or_else(|| anyhow!("an inspected container without an id"))?;
+    let name = docker::name_of(inspect, id).to_string();
+    request_stop(docker, id, &name, inspect).await?;
+    remove(docker, id, &name).await
 }
 
-/// Stops container `id`, letting the daemon send the container's StopSignal
-/// and wait its StopTimeout.
-async fn stop(docker: &Docker, id: &str) -> Result<Stopped> {
-    let inspect = docker
-        .inspect_container(id, None)
-        .await
-        .with_context(|| format!("container {id}: inspect before stop"))?;
-    stop_inspected(docker, id, &inspect).await
-}
-
-/// [`stop`] of a container already inspected (for its name and stop timeout).
-async fn stop_inspected(
+/// Stops container `id` (named `name`, described by `inspect` for its stop
+/// timeout), letting the daemon send its StopSignal and wait its
+/// StopTimeout; a container stopped already is fine.
+async fn request_stop(
     docker: &Docker,
     id: &str,
+    name: &str,
     inspect: &ContainerInspectResponse,
-) -> Result<Stopped> {
-    let name = docker::name_of(inspect, id).to_string();
+) -> Result<()> {
     let timeout = inspect
         .config
         .as_ref()
         .and_then(|c| c.stop_timeout)
         .unwrap_or(DEFAULT_STOP_TIMEOUT);
-    let stop_requested_at = Utc::now();
     let options = StopContainerOptions {
         t: Some(i32::try_from(timeout).unwrap_or(i32::MAX)),
         signal: None,
@@ -78,9 +75,20 @@ async fn stop_inspected(
         Ok(())
         | Err(DockerError::DockerResponseServerError {
             status_code: 304, ..
-        }) => {}
-        Err(e) => return Err(e).with_context(|| format!("container {name}: stop")),
+        }) => Ok(()),
+        Err(e) => Err(e).with_context(|| format!("container {name}: stop")),
     }
+}
+
+/// [`request_stop`], then what Docker recorded of the stop.
+async fn stop_inspected(
+    docker: &Docker,
+    id: &str,
+    inspect: &ContainerInspectResponse,
+) -> Result<Stopped> {
+    let name = docker::name_of(inspect, id).to_string();
+    let stop_requested_at = Utc::now();
+    request_stop(docker, id, &name, inspect).await?;
     let state = docker
         .inspect_container(id, None)
         .await

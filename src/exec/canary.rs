@@ -67,9 +67,7 @@ impl<W: World, O: Observer + ?Sized> Executor<'_, W, O> {
     async fn canary_failure(&self, server: &str) -> Result<Option<String>> {
         let Some((id, since)) = self
             .rollout
-            .servers
-            .iter()
-            .find(|r| r.server == server)
+            .server(server)
             .and_then(|r| Some((r.new_container.clone()?, r.healthy_at?)))
         else {
             return Ok(None);

@@ -1,13 +1,15 @@
 //! Changing nginx's live config: server-line edits (a drain journaled before
 //! it is written), `nginx -t` and reload, taking failed servers out of the
-//! upstream and putting back, at a stop, drains whose container was untouched.
+//! upstream, and at a stop, a config nginx loads (drains whose container was
+//! untouched put back, lines of replicas that are gone buried).
 use anyhow::{Result, anyhow};
+use futures_util::future::join_all;
 
 use super::event::{Event, Observer};
 use super::executor::{Executor, StepError};
 use super::journal::ServerState;
 use super::world::World;
-use crate::conf::{Address, FileChange, FileChanged, NOWHERE, PinnedLine};
+use crate::conf::{Address, FileChange, FileChanged, NOWHERE, PinnedLine, Upstream};
 use crate::plan::{ServerChange, apply_changes_with};
 
 impl<W: World, O: Observer + ?Sized> Executor<'_, W, O> {
@@ -39,6 +41,12 @@ impl<W: World, O: Observer + ?Sized> Executor<'_, W, O> {
             })
             .cloned()
             .collect();
+        let changes = self.keep_failed_sets_pinned(changes).await?;
+        // Read once here; the first write goes over these bytes.
+        let config = self.world.load_config().await?;
+        let up = config.upstream(upstream).map_err(anyhow::Error::from)?;
+        let changes = self.without_buried_replicas(&up, changes);
+        let mut loaded = Some(config);
         let mut drained = Vec::new();
         for c in &changes {
             if let ServerChange::Drain { server } = c
@@ -53,11 +61,14 @@ impl<W: World, O: Observer + ?Sized> Executor<'_, W, O> {
         // and spliced again (the world writes only over the bytes we read).
         let mut attempts = 0;
         let written = loop {
-            let mut config = self.world.load_config().await?;
+            let mut config = match loaded.take() {
+                Some(config) => config,
+                None => self.world.load_config().await?,
+            };
             let before = config.clone();
             if let Err(e) = apply_changes_with(&mut config, upstream, &changes, force) {
                 // Nothing was written: the journal must not claim a drain that did not happen.
-                for (server, state) in drained {
+                for (server, state) in std::mem::take(&mut drained) {
                     if let Some(rec) = self.rollout.server_mut(&server) {
                         rec.state = state;
                     }
@@ -65,6 +76,13 @@ impl<W: World, O: Observer + ?Sized> Executor<'_, W, O> {
                 self.save()?;
                 return Err(StepError::Fatal(e.into()));
             }
+            // A replica that died since the plan was made (killed from
+            // outside) has its line buried: nginx would not resolve it.
+            let mut burials = Vec::new();
+            let up = config.upstream(upstream).map_err(anyhow::Error::from)?;
+            self.bury_gone_replicas(&up, &mut burials).await?;
+            apply_changes_with(&mut config, upstream, &burials, false)
+                .map_err(anyhow::Error::from)?;
             let written = config.changes_since(&before);
             match self.world.write_config(&written).await {
                 Err(e) if FileChanged::is_cause_of(e.as_ref()) && attempts < 3 => attempts += 1,
@@ -72,9 +90,83 @@ impl<W: World, O: Observer + ?Sized> Executor<'_, W, O> {
                 Ok(()) => break written,
             }
         };
-        self.last_edit = written;
-        self.last_edit_changes = changes;
+        // An edit not reloaded yet (a monitor failure taken out between an
+        // edit step and its reload) is kept: the next reload confirms both,
+        // and a failing `nginx -t` undoes both.
+        for change in written {
+            match self.last_edit.iter_mut().find(|c| c.path == change.path) {
+                Some(pending) => pending.after = change.after,
+                None => self.last_edit.push(change),
+            }
+        }
+        self.last_edit_changes.extend(changes);
+        self.last_edit_drained.extend(drained);
         Ok(())
+    }
+
+    /// A replica set every new replica of which failed and is gone cannot
+    /// have the operator's line back: nginx would not resolve it. Its unpin
+    /// is dropped (the edit buries the lines of replicas that are gone), so
+    /// the set stays pinned, every line `down` (drained and reported, as a failed
+    /// single server is; `rollback` brings the old version back).
+    async fn keep_failed_sets_pinned(
+        &self,
+        changes: Vec<ServerChange>,
+    ) -> Result<Vec<ServerChange>> {
+        let mut kept = Vec::with_capacity(changes.len());
+        for c in changes {
+            if let ServerChange::Unpin { server, .. } = &c
+                && self.failed_out(server).await?
+            {
+                continue;
+            }
+            kept.push(c);
+        }
+        Ok(kept)
+    }
+
+    /// `changes` without the drains and restores of replicas whose lines are
+    /// buried already (their containers died since the plan was made): their
+    /// set is pinned, and no line has their address.
+    fn without_buried_replicas(
+        &self,
+        up: &Upstream,
+        changes: Vec<ServerChange>,
+    ) -> Vec<ServerChange> {
+        let set_of = |c: &ServerChange| match c {
+            ServerChange::Drain { server } | ServerChange::Restore { server } => {
+                self.rollout.server(server)?.set.clone()
+            }
+            _ => None,
+        };
+        changes
+            .into_iter()
+            .filter(|c| {
+                let Some(set) = set_of(c) else {
+                    return true;
+                };
+                let pinned = up
+                    .servers
+                    .iter()
+                    .any(|s| s.pinned_from.as_deref() == Some(set.as_str()));
+                !pinned || up.servers.iter().any(|s| s.address == c.server())
+            })
+            .collect()
+    }
+
+    /// Whether every new replica of set `set` failed and nothing answers to
+    /// its name any more.
+    async fn failed_out(&self, set: &str) -> Result<bool> {
+        let mut members = self
+            .rollout
+            .servers
+            .iter()
+            .filter(|r| r.set.as_deref() == Some(set) && r.new_container.is_some())
+            .peekable();
+        if members.peek().is_none() || !members.all(|r| r.state == ServerState::Failed) {
+            return Ok(false);
+        }
+        Ok(!self.world.resolves(&Address::parse(set).host).await?)
     }
 
     /// `nginx -t` (restoring the edit byte for byte if it fails), reload, confirm.
@@ -91,11 +183,12 @@ impl<W: World, O: Observer + ?Sized> Executor<'_, W, O> {
                 .collect();
             self.world.write_config(&undo).await?;
             self.last_edit.clear();
-            for c in std::mem::take(&mut self.last_edit_changes) {
-                if let ServerChange::Drain { server } = c
-                    && let Some(rec) = self.rollout.server_mut(&server)
-                {
-                    rec.state = ServerState::Pending;
+            self.last_edit_changes.clear();
+            // Not drained after all: each record as it was (a start-first
+            // replica's new container runs already).
+            for (server, state) in std::mem::take(&mut self.last_edit_drained) {
+                if let Some(rec) = self.rollout.server_mut(&server) {
+                    rec.state = state;
                 }
             }
             self.save()?;
@@ -110,10 +203,20 @@ impl<W: World, O: Observer + ?Sized> Executor<'_, W, O> {
             old_workers: reloaded.old_workers.clone(),
             new_workers: reloaded.new_workers,
         });
-        self.old_workers = reloaded.old_workers;
+        self.old_workers.extend(reloaded.old_workers);
         for c in std::mem::take(&mut self.last_edit_changes) {
             let done = match c {
-                ServerChange::Restore { server } | ServerChange::Unpin { server, .. } => server,
+                ServerChange::Restore { server } => server,
+                ServerChange::Unpin { server, .. } => {
+                    // The operator's line back serves every replica of its set
+                    // that turned healthy (a restore the unpin subsumed).
+                    for rec in self.rollout.servers.iter_mut().filter(|r| {
+                        r.set.as_deref() == Some(server.as_str()) && r.state == ServerState::Healthy
+                    }) {
+                        rec.state = ServerState::Done;
+                    }
+                    server
+                }
                 ServerChange::Add {
                     slot,
                     completes: true,
@@ -152,6 +255,7 @@ impl<W: World, O: Observer + ?Sized> Executor<'_, W, O> {
             }
         }
         self.last_edit.clear();
+        self.last_edit_drained.clear();
         self.save()?;
         Ok(())
     }
@@ -159,9 +263,11 @@ impl<W: World, O: Observer + ?Sized> Executor<'_, W, O> {
     /// Takes servers whose new container failed after being restored back out
     /// of the upstream: drained while it runs; once it is gone, its line must not
     /// name it (nginx resolves every name at each reload), so a pinned line is
-    /// buried and an operator's line pinned to nowhere, `down`. A replica set
-    /// already back on the operator's line needs only a reload: Docker's DNS
-    /// no longer answers with a container that stopped.
+    /// buried and an operator's line pinned to nowhere, `down`. A new replica
+    /// started beside the one it retires is taken out on its own line. A
+    /// replica set already back on the operator's line needs only a reload:
+    /// Docker's DNS no longer answers with a container that stopped; when no
+    /// replica runs, the line is pinned to nowhere.
     pub(super) async fn drain_live(&mut self, failed: &[(String, String)]) -> Result<()> {
         let upstream = self.rollout.upstream.clone();
         let mut config = self.world.load_config().await?;
@@ -179,31 +285,28 @@ impl<W: World, O: Observer + ?Sized> Executor<'_, W, O> {
         let up = config.upstream(&upstream)?;
         let mut reload = false;
         for (key, _) in failed {
-            let Some(line) = up.servers.iter().find(|s| s.address == *key) else {
+            let rec = self.rollout.server(key);
+            // A replica started beside the one it retires serves on its own line.
+            let address =
+                match rec.and_then(|r| Some((r.set.as_deref()?, r.replacement.as_deref()?))) {
+                    Some((set, new)) => Address::with_host(set, new),
+                    None => key.clone(),
+                };
+            let Some(line) = up.servers.iter().find(|s| s.address == address) else {
                 reload = true;
                 continue;
             };
             if !line.is_live() {
                 continue;
             }
-            let container = self
-                .rollout
-                .servers
-                .iter()
-                .find(|r| r.server == *key)
-                .and_then(|r| r.new_container.clone());
-            let running = match &container {
+            let running = match rec.and_then(|r| r.new_container.as_deref()) {
                 Some(id) => self.world.is_running(id).await?,
                 None => true,
             };
             changes.push(if running {
-                ServerChange::Drain {
-                    server: key.clone(),
-                }
+                ServerChange::Drain { server: address }
             } else if line.pinned_from.is_some() {
-                ServerChange::Bury {
-                    server: key.clone(),
-                }
+                ServerChange::Bury { server: address }
             } else {
                 if let Some(rec) = self.rollout.server_mut(key) {
                     rec.pinned = Some(line.statement.clone());
@@ -217,9 +320,34 @@ impl<W: World, O: Observer + ?Sized> Executor<'_, W, O> {
                 }
             });
         }
+        // A set back on the operator's line none of whose replicas runs any
+        // more: nginx would not resolve the line; pinned to nowhere, `down`.
+        let mut sets: Vec<String> = failed
+            .iter()
+            .filter_map(|(key, _)| self.rollout.server(key)?.set.clone())
+            .collect();
+        sets.sort();
+        sets.dedup();
+        for set in sets {
+            if up
+                .servers
+                .iter()
+                .any(|s| s.address == set && s.pinned_from.is_none())
+                && !self.world.resolves(&Address::parse(&set).host).await?
+            {
+                changes.push(ServerChange::Pin {
+                    lines: vec![PinnedLine {
+                        address: Address::with_host(&set, NOWHERE),
+                        down: true,
+                    }],
+                    server: set,
+                });
+            }
+        }
         if changes.is_empty() && !reload {
             return Ok(());
         }
+        self.bury_gone_replicas(&up, &mut changes).await?;
         if !changes.is_empty() {
             match self.edit(&upstream, &changes, false).await {
                 Ok(()) => {}
@@ -234,30 +362,76 @@ impl<W: World, O: Observer + ?Sized> Executor<'_, W, O> {
         }
     }
 
-    /// Restores servers we drained whose old container was never touched.
-    pub(super) async fn undo_untouched_drains(&mut self) -> Result<()> {
+    /// Adds to `changes` a burial for every replica's pinned line whose
+    /// container no longer runs: nginx resolves every line's name, a `down`
+    /// one's too. Every edit does this after its own changes (a replica may
+    /// die, or be killed, at any time); a stop uses it to tell whether an
+    /// edit is needed at all.
+    async fn bury_gone_replicas(
+        &self,
+        up: &Upstream,
+        changes: &mut Vec<ServerChange>,
+    ) -> Result<()> {
+        let lines: Vec<&String> = up
+            .servers
+            .iter()
+            .filter(|s| s.pinned_from.is_some())
+            .map(|s| &s.address)
+            .filter(|a| Address::parse(a).host != NOWHERE)
+            .filter(|a| !changes.iter().any(|c| c.server() == *a))
+            .collect();
+        // Asked at once: every edit of a replica set asks.
+        let running = join_all(
+            lines
+                .iter()
+                .map(|a| async move { self.world.is_running(&Address::parse(a).host).await }),
+        )
+        .await;
+        for (address, running) in lines.into_iter().zip(running) {
+            if !running? {
+                changes.push(ServerChange::Bury {
+                    server: address.clone(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// At a stop short of the end, leaves a config nginx loads as it is on
+    /// disk: lines of replicas that are gone are buried, and with `restore`,
+    /// servers we drained whose old container was never touched come back.
+    pub(super) async fn settle(&mut self, restore: bool) -> Result<()> {
         let servers: Vec<String> = self
             .rollout
             .servers
             .iter()
-            .filter(|s| s.state == ServerState::Drained)
+            .filter(|s| restore && s.state == ServerState::Drained)
             .map(|s| s.server.clone())
             .collect();
-        if servers.is_empty() {
-            return Ok(());
-        }
         let upstream = self.rollout.upstream.clone();
-        let changes: Vec<ServerChange> = servers
+        let mut changes: Vec<ServerChange> = servers
             .iter()
             .map(|s| ServerChange::Restore { server: s.clone() })
             .collect();
+        let result = async {
+            let up = self.world.load_config().await?.upstream(&upstream)?;
+            self.bury_gone_replicas(&up, &mut changes).await
+        }
+        .await;
+        if let Err(e) = result {
+            tracing::warn!("could not tell which replicas are gone: {e:#}");
+        }
+        if changes.is_empty() {
+            return Ok(());
+        }
         let result = match self.edit(&upstream, &changes, false).await {
             Ok(()) => self.reload().await,
             Err(e) => Err(e),
         };
         if let Err(StepError::Fatal(e)) = result {
             tracing::warn!(
-                "could not restore drained servers {servers:?}: {e:#}; they stay recorded in the journal"
+                "could not restore drained servers {servers:?} or bury the lines of replicas \
+                 that are gone: {e:#}; they stay recorded in the journal"
             );
             return Ok(());
         }

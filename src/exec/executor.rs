@@ -11,7 +11,8 @@ use anyhow::Result;
 use tokio::sync::watch;
 
 use super::event::{Decision, Event, Observer, StepResult};
-use super::journal::{Rollout, ServerState, StateDir, Status, StepStatus, time};
+use super::journal::{Rollout, ServerState, Status, StepStatus, time};
+use super::state_dir::StateDir;
 use super::world::{Unreachable, World};
 use crate::conf::FileChange;
 use crate::plan::{Action, FailureAction, Gate, HookKind, ServerChange, Step};
@@ -82,7 +83,9 @@ pub struct Executor<'a, W: World, O: Observer + ?Sized> {
     pub(super) last_edit: Vec<FileChange>,
     /// Servers the last edit changed, applied to the journal once the reload succeeds.
     pub(super) last_edit_changes: Vec<ServerChange>,
-    /// The workers the last reload replaced (a drain waits for them to exit).
+    /// The states the last edit's drains replaced, put back if `nginx -t` rejects it.
+    pub(super) last_edit_drained: Vec<(String, ServerState)>,
+    /// The workers reloads replaced since the last wait for them to exit.
     pub(super) old_workers: Vec<u32>,
     /// Reloads done by this run.
     pub reloads: usize,
@@ -112,6 +115,7 @@ impl<'a, W: World, O: Observer + ?Sized> Executor<'a, W, O> {
             cancel,
             last_edit: Vec::new(),
             last_edit_changes: Vec::new(),
+            last_edit_drained: Vec::new(),
             old_workers: Vec::new(),
             reloads: 0,
             time_to_healthy: HashMap::new(),
@@ -169,14 +173,13 @@ impl<'a, W: World, O: Observer + ?Sized> Executor<'a, W, O> {
             .collect();
         self.world.discard_prepared(&containers).await;
         let outcome = outcome?;
-        let outcome = match outcome {
-            Outcome::Interrupted | Outcome::Paused(_) => {
-                // Undo what can be undone: drained servers whose old container is untouched go back.
-                self.undo_untouched_drains().await?;
-                outcome
-            }
-            other => other,
-        };
+        match outcome {
+            // Undo what can be undone: drained servers whose old container is untouched go back.
+            Outcome::Interrupted | Outcome::Paused(_) => self.settle(true).await?,
+            // Changed nothing, or a rollback follows (its plan buries what is gone).
+            Outcome::Failed(_) if !self.changed_nothing() => self.settle(false).await?,
+            _ => {}
+        }
         self.rollout.status = match outcome {
             Outcome::Failed(_) if self.changed_nothing() => Status::Rejected,
             _ => outcome.status(),

@@ -22,9 +22,7 @@ impl<W: World, O: Observer + ?Sized> Executor<'_, W, O> {
     ) -> Result<(), StepError> {
         let spec = self
             .rollout
-            .servers
-            .iter()
-            .find(|r| r.server == job.server)
+            .server(&job.server)
             .and_then(|r| r.new_spec.clone())
             .ok_or_else(|| anyhow!("no new spec for server {} in the journal", job.server))?;
         self.announce_wait(

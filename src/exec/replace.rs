@@ -86,7 +86,7 @@ impl<W: World, O: Observer + ?Sized> Executor<'_, W, O> {
             .iter()
             .filter(|s| !self.is_failed(&s.server))
             .filter_map(|s| {
-                let rec = self.rollout.servers.iter().find(|r| r.server == s.server)?;
+                let rec = self.rollout.server(&s.server)?;
                 Some((s.clone(), rec.new_spec.clone()?))
             })
             .collect()

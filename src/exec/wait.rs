@@ -8,18 +8,20 @@ use super::event::{Event, HealthVerdict, Observer};
 use super::executor::{Executor, StepError};
 use super::journal::{ServerState, time};
 use super::world::World;
-use crate::plan::{Order, ServerRef};
+use crate::plan::{Action, Order, ServerRef};
 
 impl<W: World, O: Observer + ?Sized> Executor<'_, W, O> {
-    /// Waits for the workers the last reload replaced to exit; the
-    /// replacements of the next step are created meanwhile.
+    /// Waits for the workers every reload since the last wait replaced to
+    /// exit (a reload between a drain and its wait, such as taking a failed
+    /// server out, leaves the drain's old workers proxying to the drained
+    /// server); the replacements of the next step are created meanwhile.
     pub(super) async fn wait_drained(
         &mut self,
         index: usize,
         timeout: Duration,
     ) -> Result<(), StepError> {
         self.announce_wait(index, "old nginx workers to exit", timeout);
-        let old = self.old_workers.clone();
+        let old = std::mem::take(&mut self.old_workers);
         let prepare = self.prepare_next(index);
         let (drained, _) = self
             .until_cancelled(join(self.world.wait_drained(&old, timeout), prepare))
@@ -45,7 +47,7 @@ impl<W: World, O: Observer + ?Sized> Executor<'_, W, O> {
         let waiting: Vec<(ServerRef, String)> = servers
             .iter()
             .filter_map(|s| {
-                let rec = self.rollout.servers.iter().find(|r| r.server == s.server)?;
+                let rec = self.rollout.server(&s.server)?;
                 (rec.state != ServerState::Failed)
                     .then(|| (s.clone(), rec.new_container.clone().unwrap_or_default()))
             })
@@ -105,10 +107,17 @@ impl<W: World, O: Observer + ?Sized> Executor<'_, W, O> {
 
     /// What is left of the delay of step `index`: all of it, unless it counts
     /// from the stop of the old containers and this run began that stop in
-    /// the step just before (a resumed run waits it in full).
+    /// the step just before, but for edits (a resumed run waits it in full).
     fn delay_left(&self, index: usize, duration: Duration, from_stop: bool) -> Duration {
+        // Steps are numbered from 1; between the stop and the delay only
+        // edits with no reload (burying what the stop took away).
+        let right_after = |stop: usize| {
+            self.rollout.plan.steps[stop..index.saturating_sub(1)]
+                .iter()
+                .all(|s| matches!(s.action, Action::Edit { .. }))
+        };
         match self.stop_requested {
-            Some((stop, at)) if from_stop && stop + 1 == index => {
+            Some((stop, at)) if from_stop && stop < index && right_after(stop) => {
                 duration.saturating_sub(at.elapsed())
             }
             _ => duration,

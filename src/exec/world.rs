@@ -59,6 +59,9 @@ pub trait World {
     async fn stop_old(&self, container: &str) -> Result<()>;
     /// Whether a container (name or id) exists and runs.
     async fn is_running(&self, container: &str) -> Result<bool>;
+    /// Whether nginx resolves `host` at its next reload: a running container
+    /// on its networks answers to it (Docker's DNS knows only running ones).
+    async fn resolves(&self, host: &str) -> Result<bool>;
     /// Waits until a container is healthy; returns when it became so.
     async fn wait_healthy(
         &self,

@@ -8,7 +8,7 @@ use std::time::Duration;
 use super::hook::{HookKind, Hooks};
 use super::planner::{PlanError, Timeouts};
 use super::step::{Action, HookRun, ServerChange, ServerRef, Step};
-use crate::conf::{ConfError, ConfigSet, Edit, EditOptions, PinnedLine};
+use crate::conf::{Address, ConfError, ConfigSet, Edit, EditOptions, NOWHERE, PinnedLine};
 use crate::diff;
 
 /// Steps being built, with the config as the steps so far leave it.
@@ -30,6 +30,20 @@ impl Builder<'_> {
             .any(|s| s.pinned_from.as_deref() == Some(server)))
     }
 
+    /// The addresses of the lines pinned from the operator's line `server`,
+    /// but those buried already.
+    pub(super) fn pinned_lines(&self, server: &str) -> Result<Vec<String>, PlanError> {
+        Ok(self
+            .config
+            .upstream(self.upstream)?
+            .servers
+            .iter()
+            .filter(|s| s.pinned_from.as_deref() == Some(server))
+            .filter(|s| Address::parse(&s.address).host != NOWHERE)
+            .map(|s| s.address.clone())
+            .collect())
+    }
+
     /// Whether the line written `address` is marked `down` now.
     pub(super) fn is_down(&self, address: &str) -> Result<bool, PlanError> {
         Ok(self.config.upstream(self.upstream)?.is_down(address))
@@ -49,8 +63,13 @@ impl Builder<'_> {
     /// request when the batch ends by stopping them (a stop-old step just
     /// before it), so the stop runs inside the delay rather than before it.
     pub(super) fn delay(&mut self, duration: Duration) {
+        // Past the edits with no reload that bury what the stop took away.
         let from_stop = matches!(
-            self.steps.last().map(|s| &s.action),
+            self.steps
+                .iter()
+                .rev()
+                .find(|s| !matches!(s.action, Action::Edit { .. }))
+                .map(|s| &s.action),
             Some(Action::StopOld { .. })
         );
         self.push(
@@ -85,12 +104,13 @@ impl Builder<'_> {
         self.push(action, None);
     }
 
-    /// An edit step (with its diff) followed by reload and, if asked, the drain wait.
-    /// Nothing is pushed when the changes leave the bytes as they are.
-    pub(super) fn edit(
+    /// An edit step (with its diff) that nginx need not load now, so no reload
+    /// follows: the next one loads it. For burying the line of a replica that
+    /// stopped: nginx sends it nothing already, but the file must not name it
+    /// (`nginx -t` resolves every name) should anyone reload in between.
+    pub(super) fn edit_without_reload(
         &mut self,
         changes: Vec<ServerChange>,
-        wait_drained: bool,
     ) -> Result<(), PlanError> {
         if changes.is_empty() {
             return Ok(());
@@ -98,17 +118,31 @@ impl Builder<'_> {
         let before = self.config.clone();
         apply_changes(&mut self.config, self.upstream, &changes)?;
         let diff = diff_of(&self.config, &before);
-        if diff.is_empty() {
+        if !diff.is_empty() {
+            self.push(
+                Action::Edit {
+                    upstream: self.upstream.to_string(),
+                    changes,
+                    force: false,
+                },
+                Some(diff),
+            );
+        }
+        Ok(())
+    }
+
+    /// An edit step (with its diff) followed by reload and, if asked, the drain wait.
+    /// Nothing is pushed when the changes leave the bytes as they are.
+    pub(super) fn edit(
+        &mut self,
+        changes: Vec<ServerChange>,
+        wait_drained: bool,
+    ) -> Result<(), PlanError> {
+        let steps = self.steps.len();
+        self.edit_without_reload(changes)?;
+        if self.steps.len() == steps {
             return Ok(());
         }
-        self.push(
-            Action::Edit {
-                upstream: self.upstream.to_string(),
-                changes,
-                force: false,
-            },
-            Some(diff),
-        );
         self.push(Action::Reload, None);
         if wait_drained {
             self.push(

@@ -289,6 +289,16 @@ pub fn rolling_update(update: RollingUpdate<'_>) -> Result<Plan, PlanError> {
         return Err(PlanError::Empty(upstream.to_string()));
     }
     let up = config.upstream(upstream)?;
+    let unknown = |server: &str| PlanError::UnknownServer {
+        upstream: upstream.to_string(),
+        server: server.to_string(),
+        available: up
+            .servers
+            .iter()
+            .map(|s| s.address.clone())
+            .collect::<Vec<_>>()
+            .join(", "),
+    };
     let mut sets = sets.to_vec();
     for set in &mut sets {
         if set.statement.is_empty() {
@@ -297,16 +307,7 @@ pub fn rolling_update(update: RollingUpdate<'_>) -> Result<Plan, PlanError> {
                 .iter()
                 .find(|s| s.address == set.server && s.pinned_from.is_none())
                 .map(|s| s.statement.clone())
-                .ok_or_else(|| PlanError::UnknownServer {
-                    upstream: upstream.to_string(),
-                    server: set.server.clone(),
-                    available: up
-                        .servers
-                        .iter()
-                        .map(|s| s.address.clone())
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                })?;
+                .ok_or_else(|| unknown(&set.server))?;
         }
     }
     // Resolve every target against the config now so a typo fails before anything runs.
@@ -316,16 +317,7 @@ pub fn rolling_update(update: RollingUpdate<'_>) -> Result<Plan, PlanError> {
             .servers
             .iter()
             .find(|s| s.address == t.server || s.pinned_from.as_deref() == Some(&t.server))
-            .ok_or_else(|| PlanError::UnknownServer {
-                upstream: upstream.to_string(),
-                server: t.server.clone(),
-                available: up
-                    .servers
-                    .iter()
-                    .map(|s| s.address.clone())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            })?;
+            .ok_or_else(|| unknown(&t.server))?;
         operator_down.push(server.is_down() && !t.drained_by_us);
     }
     // Servers that take no traffic now (down, or a dead container) go first, in a batch

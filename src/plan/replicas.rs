@@ -3,6 +3,7 @@
 //! is pinned to one line per container for the rollout; each replica is then
 //! replaced on its own line, and the operator's statement comes back byte for
 //! byte at the end, when the last reload resolves the name to the new replicas.
+use std::collections::HashSet;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -122,20 +123,47 @@ impl Builder<'_> {
         parallelism: usize,
         delay: Duration,
     ) -> Result<(), PlanError> {
-        let slots = set.slots.as_slice();
         let pinned = self.is_pinned(&set.server)?;
+        // Resumed or undone: a replica that runs without a line of its own (a
+        // new one whose line was never written, or was buried) has nothing
+        // to drain; it is stopped like a dead one.
+        let lined;
+        let set = if pinned {
+            let lines = self.pinned_lines(&set.server)?;
+            let mut with = set.clone();
+            for r in with
+                .kept
+                .iter_mut()
+                .chain(with.slots.iter_mut().filter_map(|s| s.old.as_mut()))
+            {
+                r.dead |= !lines.contains(&set.pinned_address(&r.container));
+            }
+            lined = with;
+            &lined
+        } else {
+            set
+        };
+        let slots = set.slots.as_slice();
         let mut pending: Vec<ServerChange> = Vec::new();
         if !pinned {
             pending.push(set.pin()?);
         } else {
-            // Resumed: a pinned line whose container died fails every `nginx -t`,
-            // and a kept replica drained by the run that stopped serves again.
+            // Resumed or undone: nginx resolves every line's name, a `down`
+            // one's too, so a pinned line naming no replica that runs fails
+            // every `nginx -t`: a dead replica's, an old one the stopped run
+            // removed before burying its line, a new one that died. A slot's
+            // new replica gets a line again when it serves. A kept replica
+            // drained by that run serves again.
+            let running: HashSet<String> = set
+                .members()
+                .filter(|m| !m.dead)
+                .map(|m| set.pinned_address(&m.container))
+                .collect();
             pending.extend(
-                set.members()
-                    .filter(|m| m.dead)
-                    .map(|m| ServerChange::Bury {
-                        server: set.pinned_address(&m.container),
-                    }),
+                self.pinned_lines(&set.server)?
+                    .into_iter()
+                    .filter(|address| !running.contains(address))
+                    .map(|server| ServerChange::Bury { server }),
             );
             for m in set.kept.iter().filter(|m| !m.dead) {
                 let address = set.pinned_address(&m.container);
@@ -155,7 +183,17 @@ impl Builder<'_> {
                 Order::StartFirst => self.start_first_slots(set, chunk, &mut pending)?,
                 Order::StopFirst => self.stop_first_slots(set, chunk, &mut pending)?,
             }
-            if n + 1 < batches.len() && !delay.is_zero() {
+            let last = n + 1 == batches.len();
+            if !last {
+                // The replicas this batch stopped: their lines buried at once,
+                // not with the next reload (the last batch's go with the unpin).
+                let (buries, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut pending)
+                    .into_iter()
+                    .partition(|c| matches!(c, ServerChange::Bury { .. }));
+                pending = rest;
+                self.edit_without_reload(buries)?;
+            }
+            if !last && !delay.is_zero() {
                 self.delay(delay);
             }
         }

@@ -18,7 +18,7 @@ use crate::backends::{
 };
 use crate::conf::Server;
 use crate::docker::ComposeRef;
-use crate::exec::{Observer, PlanKind, Rollout, RolloutKind, ServerRecord, ServerState, World};
+use crate::exec::{Observer, PlanKind, Rollout, RolloutKind, ServerRecord, World};
 use crate::plan::{
     Direction, HookCommand, Hooks, Order, Overrides, Plan, PreDeploy, RollingUpdate, Target,
     Timeouts, UpdateConfig, Via, resolve, rolling_update,
@@ -428,7 +428,7 @@ async fn prepare(
                     &update,
                     &mut projects,
                     history,
-                    server,
+                    (index, server),
                     members,
                 )
                 .await?
@@ -519,7 +519,7 @@ async fn prepare(
                     &update,
                     &mut projects,
                     history,
-                    server,
+                    (index, server),
                     vec![backend],
                 )
                 .await?
@@ -572,17 +572,14 @@ async fn prepare(
             hooks: desired.hooks().clone(),
         });
         records.push(ServerRecord {
-            server: address.clone(),
-            container: backend.name.clone(),
-            old_spec: Some(Desired::engine(old, hooks_of(history, &backend.id))),
-            new_spec: Some(desired),
-            state: ServerState::Pending,
-            new_container: None,
-            healthy_at: None,
-            error: None,
-            set: None,
             pinned,
             replacement,
+            ..ServerRecord::pending(
+                address.clone(),
+                backend.name.clone(),
+                Some(Desired::engine(old, hooks_of(history, &backend.id))),
+                Some(desired),
+            )
         });
     }
     if targets.is_empty() && sets.is_empty() {

@@ -10,7 +10,7 @@ use tokio::sync::watch;
 use super::run::{Ended, Origin, Runner, new_rollout, show_or_approve};
 use super::session::{Session, refuse_if_unfinished};
 use super::world::Desired;
-use crate::exec::{Observer, RolloutKind, ServerRecord, ServerState, World};
+use crate::exec::{Observer, RolloutKind, ServerRecord, World};
 use crate::plan::{LineEdit, UpdateConfig, single_edit};
 
 /// What a live line edit is asked.
@@ -87,19 +87,7 @@ pub async fn edit_server(
             .address
             .clone(),
     };
-    let record = ServerRecord {
-        server: address,
-        container: String::new(),
-        old_spec: None,
-        new_spec: None,
-        state: ServerState::Pending,
-        new_container: None,
-        healthy_at: None,
-        error: None,
-        replacement: None,
-        set: None,
-        pinned: None,
-    };
+    let record = ServerRecord::pending(address, String::new(), None, None);
     let origin = Origin {
         revision: state.next_revision()?,
         kind,

@@ -342,17 +342,10 @@ pub(crate) async fn undo_of(
             hooks: hooks_of(&desired),
         });
         servers.push(ServerRecord {
-            server: address,
-            container,
-            old_spec: rec.new_spec.clone(),
-            new_spec: desired,
             state: entry_state(drained_by_us),
-            new_container: None,
-            healthy_at: None,
-            error: None,
             replacement,
-            set: None,
             pinned: rec.pinned.clone(),
+            ..ServerRecord::pending(address, container, rec.new_spec.clone(), desired)
         });
     }
     if targets.is_empty() && sets.is_empty() {

@@ -113,6 +113,30 @@ fn name_slots(
     Ok(numbers)
 }
 
+/// The journal's record of `slot` of the replica set behind the operator's
+/// line `server`, before anything ran.
+fn slot_record(
+    set: &ReplicaSet,
+    slot: &Slot,
+    server: &str,
+    old_spec: Option<Desired>,
+    new_spec: Option<Desired>,
+) -> ServerRecord<Desired> {
+    ServerRecord {
+        replacement: slot.new.clone(),
+        set: Some(server.to_string()),
+        ..ServerRecord::pending(
+            set.key(slot),
+            slot.old
+                .as_ref()
+                .map(|o| o.container.clone())
+                .unwrap_or_default(),
+            old_spec,
+            new_spec,
+        )
+    }
+}
+
 /// The lowest number from 1 not in `used`.
 fn lowest_free(used: &[u32]) -> u32 {
     (1..).find(|n| !used.contains(n)).expect("a free number")
@@ -125,7 +149,7 @@ pub(super) async fn prepare(
     update: &UpdateConfig,
     projects: &mut Projects,
     history: &[Rollout<Desired>],
-    server: &Server,
+    (index, server): (usize, &Server),
     members: Vec<BackendContainer>,
 ) -> Result<PreparedSet> {
     let compose_ref = members.iter().find_map(|m| m.compose.clone());
@@ -139,7 +163,8 @@ pub(super) async fn prepare(
             server.address
         );
     }
-    let (template, declared, hooks) = if compose {
+    // Engine mode renders the request's templates per replica (`vars`).
+    let (template, vars, declared, hooks) = if compose {
         let c = compose_ref.clone().ok_or_else(|| {
             anyhow!(
                 "the containers of {} were not made by compose; use --mode engine",
@@ -191,7 +216,7 @@ pub(super) async fn prepare(
                 }
             }
         };
-        (template, declared, hooks)
+        (template, None, declared, hooks)
     } else {
         let model = members.iter().find(|m| m.running).unwrap_or(&members[0]);
         let vars = TemplateVars {
@@ -201,14 +226,12 @@ pub(super) async fn prepare(
                 .as_ref()
                 .map_or(server.host.clone(), |c| c.service.clone()),
             container: model.name.clone(),
-            index: 0,
+            index,
         };
         let captured = capture_spec(&world.docker, &model.id).await?;
-        (
-            engine_spec(request, captured, &vars)?,
-            members.len(),
-            request.hooks.clone(),
-        )
+        // Rendered once here too, so that a bad template fails before anything runs.
+        engine_spec(request, captured.clone(), &vars)?;
+        (captured, Some(vars), members.len(), request.hooks.clone())
     };
     // More kept than declared: the extra ones go (newest numbers last, removed first).
     let kept = current.iter().filter(|c| **c).count();
@@ -285,7 +308,19 @@ pub(super) async fn prepare(
         };
         let new_spec = match &slot.new {
             Some(name) => {
-                let spec = template.clone().named(name, numbers.next().flatten());
+                let made = match &vars {
+                    // `{{container}}`: the replica it replaces, else its own name.
+                    Some(vars) => {
+                        let container = slot.old.as_ref().map_or(name, |o| &o.container);
+                        let vars = TemplateVars {
+                            container: container.clone(),
+                            ..vars.clone()
+                        };
+                        engine_spec(request, template.clone(), &vars)?
+                    }
+                    None => template.clone(),
+                };
+                let spec = made.named(name, numbers.next().flatten());
                 Some(match (&old_spec, order) {
                     // Recreated in place: its anonymous volumes come along, as compose does.
                     (Some((old_spec, _)), Order::StopFirst) if compose => {
@@ -297,23 +332,13 @@ pub(super) async fn prepare(
             }
             None => None,
         };
-        records.push(ServerRecord {
-            server: set.key(slot),
-            container: slot
-                .old
-                .as_ref()
-                .map(|o| o.container.clone())
-                .unwrap_or_default(),
-            old_spec: old_spec.map(|(s, old_hooks)| Desired::engine(s, old_hooks)),
-            new_spec: new_spec.map(|s| Desired::engine(s, hooks.clone())),
-            state: ServerState::Pending,
-            new_container: None,
-            healthy_at: None,
-            error: None,
-            replacement: slot.new.clone(),
-            set: Some(server.address.clone()),
-            pinned: None,
-        });
+        records.push(slot_record(
+            &set,
+            slot,
+            &server.address,
+            old_spec.map(|(s, old_hooks)| Desired::engine(s, old_hooks)),
+            new_spec.map(|s| Desired::engine(s, hooks.clone())),
+        ));
     }
     Ok(Ok((set, records)))
 }
@@ -322,6 +347,43 @@ pub(super) async fn prepare(
 async fn runs(world: &DockerWorld, container: &str) -> Result<bool> {
     use crate::exec::World;
     world.is_running(container).await
+}
+
+/// The id of the container named `name` now, if one is.
+async fn holder(world: &DockerWorld, name: &str) -> Result<Option<String>> {
+    Ok(crate::docker::inspect(&world.docker, name)
+        .await?
+        .and_then(|info| info.id))
+}
+
+/// Whether the container named `name` now is the one with id `id`: names
+/// are reused (compose's lowest free number, a stop-first replica recreated
+/// under its own name), so a slot's containers are told apart by id.
+async fn is_named(world: &DockerWorld, name: &str, id: Option<&str>) -> Result<bool> {
+    Ok(id.is_some() && holder(world, name).await?.as_deref() == id)
+}
+
+/// The new containers `rollout` created: (slot, container id).
+fn new_containers(rollout: &Rollout<Desired>) -> Vec<(String, String)> {
+    rollout
+        .servers
+        .iter()
+        .filter_map(|r| Some((r.server.clone(), r.new_container.clone()?)))
+        .collect()
+}
+
+/// Whether slot `slot`'s old replica `name` is gone though a container runs
+/// under its name: the new replica of another slot (of `news`) took it.
+async fn taken_by_another(
+    world: &DockerWorld,
+    news: &[(String, String)],
+    slot: &str,
+    name: &str,
+) -> Result<bool> {
+    let Some(id) = holder(world, name).await? else {
+        return Ok(false);
+    };
+    Ok(news.iter().any(|(s, new)| s != slot && *new == id))
 }
 
 /// The replica set of the operator's line `server` as a resumed rollout
@@ -361,6 +423,7 @@ pub(super) async fn resume_set(
             dead: !runs(world, &r.container).await?,
         });
     }
+    let news = new_containers(rollout);
     for rec in rollout
         .servers
         .iter_mut()
@@ -379,18 +442,20 @@ pub(super) async fn resume_set(
             }
             continue;
         }
-        rec.state = ServerState::Pending;
-        rec.error = None;
         let old = match rec.container.as_str() {
             "" => None,
             c => Some(Replica {
                 container: c.to_string(),
-                dead: !runs(world, c).await?,
+                dead: !runs(world, c).await?
+                    || taken_by_another(world, &news, &rec.server, c).await?,
             }),
         };
+        rec.state = ServerState::Pending;
+        rec.error = None;
         let mut new = rec.new_spec.as_ref().and(rec.replacement.clone());
         if let Some(n) = new.clone()
             && old.as_ref().is_none_or(|o| o.container != n)
+            && is_named(world, &n, rec.new_container.as_deref()).await?
             && runs(world, &n).await?
             && live(&set.pinned_address(&n))
         {
@@ -444,6 +509,7 @@ pub(super) async fn undo_set(
             dead: !runs(world, &r.container).await?,
         });
     }
+    let news = new_containers(of);
     for rec in of
         .servers
         .iter()
@@ -457,7 +523,13 @@ pub(super) async fn undo_set(
                 .and_then(|t| t.new_spec.clone()),
             None => rec.old_spec.clone(),
         };
-        let old_alive = !rec.container.is_empty() && runs(world, &rec.container).await?;
+        // Recreated under its own name (stop-first), the name may be the new container's.
+        let renamed = !rec.container.is_empty()
+            && is_named(world, &rec.container, rec.new_container.as_deref()).await?;
+        let old_alive = !rec.container.is_empty()
+            && !renamed
+            && runs(world, &rec.container).await?
+            && !taken_by_another(world, &news, &rec.server, &rec.container).await?;
         let new = rec.replacement.clone().filter(|n| *n != rec.container);
         match rec.state {
             ServerState::Pending if rec.container.is_empty() => {}
@@ -465,7 +537,9 @@ pub(super) async fn undo_set(
                 container: rec.container.clone(),
                 dead: !old_alive,
             }),
-            ServerState::Done => {
+            // Done, or cut short once its new container took the name: what
+            // serves under the name is replaced by what the slot retired.
+            state if state == ServerState::Done || renamed => {
                 let serving = rec
                     .replacement
                     .clone()
@@ -544,23 +618,7 @@ pub(super) async fn undo_set(
             )),
             (_, other) => other,
         };
-        records.push(ServerRecord {
-            server: set.key(slot),
-            container: slot
-                .old
-                .as_ref()
-                .map(|o| o.container.clone())
-                .unwrap_or_default(),
-            old_spec: was,
-            new_spec,
-            state: ServerState::Pending,
-            new_container: None,
-            healthy_at: None,
-            error: None,
-            replacement: slot.new.clone(),
-            set: Some(server.to_string()),
-            pinned: None,
-        });
+        records.push(slot_record(&set, slot, server, was, new_spec));
     }
     Ok((set, records))
 }

@@ -83,6 +83,9 @@ pub async fn status(session: &Session, upstream: Option<&str>) -> Result<StatusR
         .into_iter()
         .filter(|u| upstream.is_none_or(|n| u.name == n))
     {
+        // Every line's containers, inspected, first: the replicas of a set
+        // pinned to one line each are compared with each other.
+        let mut found = Vec::new();
         for s in &up.servers {
             let containers =
                 match resolve_backends(&world.docker, &world.nginx.networks, &s.host).await {
@@ -90,6 +93,18 @@ pub async fn status(session: &Session, upstream: Option<&str>) -> Result<StatusR
                     Ok(Resolved::Replicas(all)) => all,
                     Err(_) => Vec::new(),
                 };
+            let mut inspected = Vec::new();
+            for b in &containers {
+                let info = docker::inspect(&world.docker, &b.id).await.ok().flatten();
+                let env = info
+                    .as_ref()
+                    .and_then(|i| i.config.as_ref()?.env.clone())
+                    .unwrap_or_default();
+                inspected.push((info.and_then(|i| i.state).unwrap_or_default(), env));
+            }
+            found.push((containers, inspected));
+        }
+        for (s, (containers, inspected)) in up.servers.iter().zip(found.iter()) {
             let rollout = unfinished
                 .as_ref()
                 .and_then(|r| {
@@ -132,33 +147,32 @@ pub async fn status(session: &Session, upstream: Option<&str>) -> Result<StatusR
                 ));
                 continue;
             }
-            let mut inspected = Vec::new();
-            for b in &containers {
-                inspected.push(docker::inspect(&world.docker, &b.id).await.ok().flatten());
-            }
-            let envs: Vec<Vec<String>> = inspected
-                .iter()
-                .map(|i| {
-                    i.as_ref()
-                        .and_then(|i| i.config.as_ref()?.env.clone())
-                        .unwrap_or_default()
-                })
-                .collect();
-            for ((b, info), env) in containers.into_iter().zip(inspected).zip(&envs) {
-                let st = info.and_then(|i| i.state).unwrap_or_default();
-                let health = ContainerHealth::of(&st);
+            // The replicas this line's containers are compared with: the
+            // line's own, or every line pinned from the same set.
+            let envs: Vec<Vec<String>> = match &s.pinned_from {
+                Some(from) => up
+                    .servers
+                    .iter()
+                    .zip(found.iter())
+                    .filter(|(o, _)| o.pinned_from.as_ref() == Some(from))
+                    .flat_map(|(_, (_, i))| i.iter().map(|(_, env)| env.clone()))
+                    .collect(),
+                None => inspected.iter().map(|(_, env)| env.clone()).collect(),
+            };
+            for (b, (st, env)) in containers.iter().zip(inspected) {
+                let health = ContainerHealth::of(st);
                 let address = b
                     .addresses
                     .iter()
                     .find(|(net, _)| world.nginx.networks.contains(net))
                     .map_or_else(|| "-".to_string(), |(_, ip)| ip.clone());
                 servers.push(row(
-                    b.name,
+                    b.name.clone(),
                     address,
-                    b.image,
+                    b.image.clone(),
                     health,
                     differing(env, &envs),
-                    st.started_at.unwrap_or_default(),
+                    st.started_at.clone().unwrap_or_default(),
                 ));
             }
         }

@@ -216,8 +216,8 @@ impl DockerWorld {
     }
 
     async fn remove_if_present(&self, container: &str) -> Result<()> {
-        if let Some(id) = self.id_of(container).await? {
-            stop_and_remove(&self.docker, &id).await?;
+        if let Some(info) = docker::inspect(&self.docker, container).await? {
+            stop_and_remove(&self.docker, &info).await?;
         }
         Ok(())
     }
@@ -334,11 +334,21 @@ impl World for DockerWorld {
     async fn start_new(&self, server: &ServerRef, spec: &Desired) -> Result<String> {
         // The container serving the server now is the one this one replaces.
         let host = Address::parse(&server.server).host;
-        if let Ok(live) = resolve_backend(&self.docker, &self.nginx.networks, &host).await {
-            self.refuse_escalation(&live.id, spec).await?;
-        }
+        let escalation = async {
+            match resolve_backend(&self.docker, &self.nginx.networks, &host).await {
+                Ok(live) => self.refuse_escalation(&live.id, spec).await,
+                Err(_) => Ok(()),
+            }
+        };
+        // Both only read, so they are asked at once (each round trip is time
+        // before the create under load); nothing is removed unless allowed.
+        let (escalation, leftover) =
+            tokio::join!(escalation, docker::inspect(&self.docker, &server.container));
+        escalation?;
         // A leftover from an interrupted start-first run has this name: it is ours to replace.
-        self.remove_if_present(&server.container).await?;
+        if let Some(info) = leftover? {
+            stop_and_remove(&self.docker, &info).await?;
+        }
         self.deploy(&server.container, spec).await
     }
 
@@ -351,6 +361,10 @@ impl World for DockerWorld {
             .await?
             .and_then(|info| info.state?.running)
             .unwrap_or(false))
+    }
+
+    async fn resolves(&self, host: &str) -> Result<bool> {
+        backends::answers(&self.docker, &self.nginx.networks, host).await
     }
 
     async fn wait_healthy(

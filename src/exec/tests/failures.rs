@@ -136,6 +136,94 @@ async fn a_failure_inside_the_monitor_window_drains_the_server_and_fires_the_act
     );
 }
 
+/// Two servers rolled with `continue` and a monitor window, app1's new
+/// container crashed but its crash seen only once `noticed` says so: the
+/// rollout ends done, app1 failed and app2 updated. Returns the fake.
+async fn app1_crash_noticed_when(noticed: fn(&Fake) -> bool) -> Fake {
+    let mut fake = Fake::new(2);
+    fake.crashes.insert("app1:3000".into());
+    fake.crash_noticed = Some(noticed);
+    let (outcome, r, _) = run_all(
+        &fake,
+        policy(FailureAction::Continue, 1.0, Duration::from_millis(10)),
+    )
+    .await;
+    assert_eq!(outcome, Outcome::Done);
+    assert_eq!(states(&r), [ServerState::Failed, ServerState::Done]);
+    fake
+}
+
+#[tokio::test]
+async fn a_failure_noticed_between_an_edit_and_its_reload_keeps_that_edits_server_changes() {
+    // Writes: drain app1; restore app1 and drain app2; restore app2. App1's
+    // crash is noticed at the boundary before app2's restore is reloaded.
+    let fake = app1_crash_noticed_when(|fake| *fake.writes.borrow() >= 3).await;
+    assert_eq!(
+        fake.down_lines(),
+        ["server 192.0.2.1:3000 down; # nginx-rollout pin: app1:3000"],
+        "the crashed container's line names nothing nginx must resolve"
+    );
+}
+
+#[tokio::test]
+async fn a_failure_taken_out_before_a_drain_wait_leaves_the_drains_old_workers_waited_for() {
+    // Reload 2 restores app1 and drains app2; app1's crash is noticed before
+    // the wait for its old workers, and taking app1 out is reload 3.
+    let fake = app1_crash_noticed_when(|fake| *fake.reloads.borrow() >= 2).await;
+    assert_eq!(
+        *fake.waited.borrow(),
+        [vec![1], vec![2, 3]],
+        "workers that still proxy to the drained app2 are waited for before it stops"
+    );
+}
+
+/// A fake of two servers whose upstream also holds `lines` (pinned
+/// replicas' lines, indented from the second on) after app2's.
+fn with_pinned_replicas(lines: &str) -> Fake {
+    let fake = Fake::new(2);
+    let text = fake.text().replace(
+        "        server app2:3000;\n",
+        &format!("        server app2:3000;\n        {lines}"),
+    );
+    *fake.conf.borrow_mut() = text.into_bytes();
+    fake
+}
+
+#[tokio::test]
+async fn a_pause_buries_the_pinned_line_of_a_replica_that_is_gone_and_only_that_one() {
+    let mut fake = with_pinned_replicas(
+        "server p_web_1:8000 down; # nginx-rollout pin: web:8000\n        server p_web_2:8000; # nginx-rollout pin: web:8000\n",
+    );
+    fake.crashes.insert("p_web_1".into());
+    fake.unhealthy.insert("app2:3000".into());
+    let (outcome, _, _) = run_all(&fake, on_failure(FailureAction::Pause)).await;
+    assert!(matches!(outcome, Outcome::Paused(_)), "{outcome:?}");
+    let text = fake.text();
+    assert!(
+        text.contains("server 192.0.2.1:8000 down; # nginx-rollout pin: web:8000\n")
+            && text.contains("server p_web_2:8000; # nginx-rollout pin: web:8000\n")
+            && !text.contains("p_web_1"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn every_edit_buries_the_pinned_line_of_a_replica_that_died_since_the_plan() {
+    let mut fake = with_pinned_replicas(
+        "server p_web_1:8000; # nginx-rollout pin: web:8000\n        server p_web_2:8000; # nginx-rollout pin: web:8000\n",
+    );
+    fake.crashes.insert("p_web_1".into());
+    let (outcome, _, _) = run_all(&fake, on_failure(FailureAction::Pause)).await;
+    assert_eq!(outcome, Outcome::Done);
+    let text = fake.text();
+    assert!(
+        text.contains("server 192.0.2.1:8000 down; # nginx-rollout pin: web:8000\n")
+            && text.contains("server p_web_2:8000; # nginx-rollout pin: web:8000\n")
+            && !text.contains("p_web_1"),
+        "{text}"
+    );
+}
+
 #[tokio::test]
 async fn a_failing_nginx_t_restores_the_bytes_and_the_server_states() {
     let mut fake = Fake::new(2);

@@ -34,6 +34,10 @@ pub(super) struct Fake {
     pub unreachable: HashSet<String>,
     /// Servers whose new container fails inside the monitor window.
     pub crashes: HashSet<String>,
+    /// When a crash is noticed (always, if unset).
+    pub crash_noticed: Option<fn(&Fake) -> bool>,
+    /// How many times the config was written.
+    pub writes: RefCell<usize>,
     /// `nginx -t` fails.
     pub bad_config: bool,
     /// A signal arrives while old workers drain (the sender is flipped).
@@ -46,7 +50,10 @@ pub(super) struct Fake {
     pub used_prepared: RefCell<Vec<String>>,
     /// Servers whose replacement was created ahead and discarded unused.
     pub discarded: RefCell<Vec<String>>,
+    /// Reloads done; reload `n` replaces worker `n` by worker `n + 1`.
     pub reloads: RefCell<usize>,
+    /// The old workers of each wait for them to exit.
+    pub waited: RefCell<Vec<Vec<u32>>>,
     /// Hook commands that exit 1, as `CONTAINER PROGRAM` (old and new
     /// containers share their names in the fake).
     pub failing_hooks: HashSet<String>,
@@ -118,6 +125,7 @@ impl World for Fake {
             );
             *self.conf.borrow_mut() = c.after.clone();
         }
+        *self.writes.borrow_mut() += 1;
         Ok(())
     }
 
@@ -129,14 +137,19 @@ impl World for Fake {
     }
 
     async fn reload(&self) -> Result<Reloaded> {
-        *self.reloads.borrow_mut() += 1;
+        let n = {
+            let mut reloads = self.reloads.borrow_mut();
+            *reloads += 1;
+            *reloads as u32
+        };
         Ok(Reloaded {
-            old_workers: vec![1],
-            new_workers: vec![2],
+            old_workers: vec![n],
+            new_workers: vec![n + 1],
         })
     }
 
-    async fn wait_drained(&self, _old: &[u32], _timeout: Duration) -> Result<()> {
+    async fn wait_drained(&self, old: &[u32], _timeout: Duration) -> Result<()> {
+        self.waited.borrow_mut().push(old.to_vec());
         if let Some(tx) = &self.signal_on_drain {
             tx.send(true).unwrap();
             std::future::pending::<()>().await;
@@ -212,6 +225,10 @@ impl World for Fake {
         Ok(!self.crashes.contains(server))
     }
 
+    async fn resolves(&self, host: &str) -> Result<bool> {
+        self.is_running(host).await
+    }
+
     async fn wait_healthy(
         &self,
         server: &ServerRef,
@@ -236,9 +253,8 @@ impl World for Fake {
         _window: Duration,
     ) -> Result<Option<String>> {
         let server = id.trim_start_matches("new-");
-        Ok(self
-            .crashes
-            .contains(server)
-            .then(|| format!("{id} exited with code 1")))
+        Ok((self.crashes.contains(server)
+            && self.crash_noticed.is_none_or(|noticed| noticed(self)))
+        .then(|| format!("{id} exited with code 1")))
     }
 }

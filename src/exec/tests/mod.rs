@@ -8,8 +8,9 @@ use tokio::sync::watch;
 use super::event::{Event, Observer};
 use super::executor::{Executor, Outcome};
 use super::journal::{
-    Rollout, RolloutKind, ServerRecord, ServerState, StateDir, Status, StepRecord, StepStatus,
+    Rollout, RolloutKind, ServerRecord, ServerState, Status, StepRecord, StepStatus,
 };
+use super::state_dir::StateDir;
 use super::world::World;
 use crate::plan::{
     FailureAction, Hooks, Order, Plan, PreDeploy, RollingUpdate, Target, Timeouts, UpdateConfig,
@@ -64,19 +65,12 @@ fn target(k: usize, hooks: &Hooks) -> Target {
 
 /// The journal's record of `server` in `container`, pending, from spec v1 to v2.
 fn server_record(server: &str, container: &str) -> ServerRecord<String> {
-    ServerRecord {
-        server: server.into(),
-        container: container.into(),
-        old_spec: Some("v1".into()),
-        new_spec: Some("v2".into()),
-        state: ServerState::Pending,
-        new_container: None,
-        healthy_at: None,
-        error: None,
-        replacement: None,
-        set: None,
-        pinned: None,
-    }
+    ServerRecord::pending(
+        server.into(),
+        container.into(),
+        Some("v1".into()),
+        Some("v2".into()),
+    )
 }
 
 /// The record of a deploy of `servers` by `plan`, no step run yet.

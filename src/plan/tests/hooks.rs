@@ -36,31 +36,22 @@ fn hook_steps(p: &Plan) -> Vec<(&'static str, Vec<String>)> {
 
 #[test]
 fn stop_first_runs_pre_stop_after_the_drain_and_post_start_before_health() {
-    let cfg = config(&["app1:3000", "app2:3000"]);
-    let p = plan(
-        &cfg,
-        &[hooked("app1:3000"), target("app2:3000")],
-        &policy(|_| {}),
-    )
-    .unwrap();
+    let (_, p) = two_servers(&[hooked("app1:3000"), target("app2:3000")], &policy(|_| {}));
     assert_eq!(
         kinds(&p),
-        [
-            "edit",
-            "reload",
-            "wait-drained",
-            "pre-stop",
-            "recreate",
-            "post-start",
-            "wait-healthy", // app1: its hooks
-            "edit",
-            "reload",
-            "wait-drained",
-            "recreate",
-            "wait-healthy", // app2 has none: no hook step
-            "edit",
-            "reload"
-        ]
+        in_order(&[
+            &[
+                "edit",
+                "reload",
+                "wait-drained",
+                "pre-stop",
+                "recreate",
+                "post-start",
+                "wait-healthy", // app1: its hooks
+            ],
+            &STOP_FIRST_BATCH, // app2 has none: no hook step
+            &["edit", "reload"],
+        ])
     );
     let Action::PreStop { runs, timeout } = &p.steps[3].action else {
         panic!()
@@ -188,13 +179,7 @@ fn pre_deploy_is_the_first_step_before_any_edit() {
 
 #[test]
 fn plans_with_hooks_round_trip_through_the_journal() {
-    let cfg = config(&["app1:3000", "app2:3000"]);
-    let p = plan(
-        &cfg,
-        &[hooked("app1:3000"), hooked("app2:3000")],
-        &policy(|_| {}),
-    )
-    .unwrap();
+    let (_, p) = two_servers(&[hooked("app1:3000"), hooked("app2:3000")], &policy(|_| {}));
     let back: Plan = serde_json::from_str(&serde_json::to_string(&p).unwrap()).unwrap();
     assert_eq!(back, p);
     // A plan of an earlier version, without hook timeouts, loads with the defaults.

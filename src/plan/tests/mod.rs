@@ -168,6 +168,34 @@ fn three_servers(parallelism: u32) -> (ConfigSet, Plan) {
     (cfg, p)
 }
 
+/// A plan of `targets` of `apps` = app1:3000, app2:3000 under `policy`, and
+/// the config it starts from.
+fn two_servers(targets: &[Target], policy: &UpdateConfig) -> (ConfigSet, Plan) {
+    let cfg = config(&["app1:3000", "app2:3000"]);
+    let p = plan(&cfg, targets, policy).unwrap();
+    (cfg, p)
+}
+
+/// The kinds of a stop-first batch: its drain (with the previous batch's
+/// restore) reloaded and waited for, its containers recreated and healthy.
+const STOP_FIRST_BATCH: [&str; 5] = ["edit", "reload", "wait-drained", "recreate", "wait-healthy"];
+
+/// The kinds of a start-first batch: the new containers started and healthy,
+/// the line moved to them and reloaded, the old ones drained and stopped.
+const START_FIRST_BATCH: [&str; 6] = [
+    "start-new",
+    "wait-healthy",
+    "edit",
+    "reload",
+    "wait-drained",
+    "stop-old",
+];
+
+/// These runs of step kinds one after another, to compare with [`kinds`].
+fn in_order(runs: &[&[&'static str]]) -> Vec<&'static str> {
+    runs.concat()
+}
+
 fn kinds(p: &Plan) -> Vec<&'static str> {
     p.steps.iter().map(|s| s.action.kind()).collect()
 }

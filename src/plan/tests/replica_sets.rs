@@ -65,7 +65,19 @@ fn texts(plan: &Plan) -> Vec<String> {
 #[test]
 fn start_first_replicas_stop_inside_the_delay_and_the_last_before_the_unpin() {
     let p = three_by_one_start_first();
-    assert_eq!(delays(&p), [("stop-old", true); 2]);
+    // Between the stop and the delay, the stopped replica's line is buried
+    // (an edit with no reload): the delay still counts from the stop.
+    assert_eq!(delays(&p), [("edit", true); 2]);
+    for (i, step) in p.steps.iter().enumerate() {
+        if step.action.kind() == "delay" {
+            assert_eq!(p.steps[i - 2].action.kind(), "stop-old");
+            assert!(
+                changes_at(&p, i - 1)
+                    .iter()
+                    .all(|c| matches!(c, ServerChange::Bury { .. }))
+            );
+        }
+    }
     // No delay after the last slot: its stop ends before the operator's
     // line comes back (Docker's DNS must no longer answer with it).
     let unpin = p
@@ -81,30 +93,14 @@ fn start_first_replaces_one_replica_per_reload_and_puts_the_line_back() {
     let p = three_by_one_start_first();
     assert_eq!(
         kinds(&p),
-        [
-            "start-new",
-            "wait-healthy",
-            "edit",
-            "reload",
-            "wait-drained",
-            "stop-old",
-            "delay",
-            "start-new",
-            "wait-healthy",
-            "edit",
-            "reload",
-            "wait-drained",
-            "stop-old",
-            "delay",
-            "start-new",
-            "wait-healthy",
-            "edit",
-            "reload",
-            "wait-drained",
-            "stop-old",
-            "edit",
-            "reload",
-        ]
+        in_order(&[
+            &START_FIRST_BATCH,
+            &["edit", "delay"],
+            &START_FIRST_BATCH,
+            &["edit", "delay"],
+            &START_FIRST_BATCH,
+            &["edit", "reload"],
+        ])
     );
     // Each new replica runs before its line is added and the old one drained.
     let changes = changes_at(&p, 2);
@@ -131,16 +127,18 @@ fn start_first_replaces_one_replica_per_reload_and_puts_the_line_back() {
         "{}",
         configs[0]
     );
-    // The stopped replica's name no longer resolves: its line is buried in the next edit.
+    // The stopped replica's name no longer resolves: its line is buried at
+    // once, without a reload; the next edit drains the next replica.
     assert!(
-        configs[1].contains("server 192.0.2.1:8000 max_fails=2 down;"),
+        configs[1].contains("server 192.0.2.1:8000 max_fails=2 down;")
+            && configs[1].contains("server p_web_2:8000 max_fails=2;"),
         "{}",
         configs[1]
     );
     assert!(
-        configs[1].contains("server p_web_2:8000 max_fails=2 down;"),
+        configs[2].contains("server p_web_2:8000 max_fails=2 down;"),
         "{}",
-        configs[1]
+        configs[2]
     );
     assert_eq!(
         configs.last().unwrap(),
@@ -174,20 +172,7 @@ fn stop_first_recreates_each_replica_on_its_own_line() {
     );
     assert_eq!(
         kinds(&p),
-        [
-            "edit",
-            "reload",
-            "wait-drained",
-            "recreate",
-            "wait-healthy",
-            "edit",
-            "reload",
-            "wait-drained",
-            "recreate",
-            "wait-healthy",
-            "edit",
-            "reload",
-        ]
+        in_order(&[&STOP_FIRST_BATCH, &STOP_FIRST_BATCH, &["edit", "reload"]])
     );
     let configs = texts(&p);
     assert_eq!(
@@ -286,7 +271,12 @@ fn scaling_up_adds_lines_and_scaling_down_drains_and_buries() {
     let slots = &up.sets[0].slots;
     assert_eq!((slots.len(), slots[1].old.is_none()), (2, true));
     let configs = texts(&up);
-    assert!(configs[1].contains("p_web_3:8000"), "{}", configs[1]);
+    assert!(
+        configs[1].contains("server 192.0.2.1:8000 max_fails=2 down;"),
+        "p_web_1's line buried once it stopped: {}",
+        configs[1]
+    );
+    assert!(configs[2].contains("p_web_3:8000"), "{}", configs[2]);
     assert_eq!(configs.last().unwrap(), SEED000);
 
     let down = run(
@@ -329,4 +319,85 @@ fn a_resumed_set_is_not_pinned_again_and_its_dead_lines_are_buried_first() {
             .iter()
             .any(|c| matches!(c, ServerChange::Pin { .. }))
     );
+}
+
+#[test]
+fn an_undone_set_buries_every_pinned_line_whose_replica_is_gone_before_its_first_reload() {
+    // What a start-first run paused by a monitor failure leaves: p_web_1
+    // drained and removed (its line not buried yet), its replacement p_web_4
+    // added, then dead; p_web_2 and p_web_3 still serve.
+    let config = pinned(&[
+        ("p_web_1:8000", true),
+        ("p_web_2:8000", false),
+        ("p_web_3:8000", false),
+        ("p_web_4:8000", false),
+    ]);
+    let mut set = resumed(replica_set(&[("p_web_4", true)], &[]));
+    set.kept = ["p_web_2", "p_web_3"]
+        .map(|c| Replica {
+            container: c.into(),
+            dead: false,
+        })
+        .to_vec();
+    set.slots.push(Slot {
+        old: None,
+        new: Some("p_web_5".into()),
+    });
+    let p = plan_set(&config, set, &policy(|p| p.order.value = Order::StartFirst)).unwrap();
+    let first_edit = p
+        .steps
+        .iter()
+        .position(|s| s.action.kind() == "edit")
+        .unwrap();
+    let buried: Vec<&ServerChange> = changes_at(&p, first_edit)
+        .iter()
+        .filter(|c| matches!(c, ServerChange::Bury { .. }))
+        .collect();
+    assert_eq!(
+        buried,
+        [
+            &ServerChange::Bury {
+                server: "p_web_1:8000".into()
+            },
+            &ServerChange::Bury {
+                server: "p_web_4:8000".into()
+            }
+        ]
+    );
+    let after = replay(&config, &p);
+    let text = String::from_utf8(after[0].files().next().unwrap().1.to_vec()).unwrap();
+    assert!(
+        !text.contains("p_web_1") && !text.contains("p_web_4"),
+        "no name nginx cannot resolve:\n{text}"
+    );
+}
+
+#[test]
+fn an_undone_replica_that_never_got_a_line_is_stopped_without_a_drain() {
+    // A run killed while it started p_web_4: it runs, but its line was never written.
+    let config = pinned(&[
+        ("p_web_1:8000", false),
+        ("p_web_2:8000", false),
+        ("p_web_3:8000", false),
+    ]);
+    let mut set = resumed(replica_set(&[("p_web_4", false)], &[]));
+    set.kept = ["p_web_1", "p_web_2", "p_web_3"]
+        .map(|c| Replica {
+            container: c.into(),
+            dead: false,
+        })
+        .to_vec();
+    let p = plan_set(&config, set, &policy(|p| p.order.value = Order::StartFirst)).unwrap();
+    let drains: Vec<&ServerChange> = p
+        .steps
+        .iter()
+        .filter_map(|s| match &s.action {
+            Action::Edit { changes, .. } => Some(changes),
+            _ => None,
+        })
+        .flatten()
+        .filter(|c| matches!(c, ServerChange::Drain { .. }))
+        .collect();
+    assert!(drains.is_empty(), "{drains:?}");
+    assert!(p.steps.iter().any(|s| matches!(&s.action, Action::StopOld { servers } if servers.iter().any(|r| r.container == "p_web_4"))), "{:?}", kinds(&p));
 }

@@ -10,17 +10,7 @@ fn start_first_swaps_the_line_after_the_replacement_is_healthy() {
         &policy(|c| c.order.value = Order::StartFirst),
     )
     .unwrap();
-    assert_eq!(
-        kinds(&p),
-        [
-            "start-new",
-            "wait-healthy",
-            "edit",
-            "reload",
-            "wait-drained",
-            "stop-old"
-        ]
-    );
+    assert_eq!(kinds(&p), START_FIRST_BATCH);
     let Action::WaitHealthy { servers, .. } = &p.steps[1].action else {
         panic!()
     };

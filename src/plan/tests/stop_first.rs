@@ -3,29 +3,10 @@ use super::*;
 
 #[test]
 fn stop_first_restores_and_drains_in_one_reload() {
-    let cfg = config(&["app1:3000", "app2:3000"]);
-    let p = plan(
-        &cfg,
-        &[target("app1:3000"), target("app2:3000")],
-        &policy(|_| {}),
-    )
-    .unwrap();
+    let (_, p) = two_servers(&[target("app1:3000"), target("app2:3000")], &policy(|_| {}));
     assert_eq!(
         kinds(&p),
-        [
-            "edit",
-            "reload",
-            "wait-drained",
-            "recreate",
-            "wait-healthy", //
-            "edit",
-            "reload",
-            "wait-drained",
-            "recreate",
-            "wait-healthy", //
-            "edit",
-            "reload"
-        ]
+        in_order(&[&STOP_FIRST_BATCH, &STOP_FIRST_BATCH, &["edit", "reload"]])
     );
     assert_eq!(
         p.steps
@@ -83,13 +64,10 @@ fn stop_first_never_drains_the_last_live_server() {
 
 #[test]
 fn a_delay_puts_the_batch_back_before_waiting() {
-    let cfg = config(&["app1:3000", "app2:3000"]);
-    let p = plan(
-        &cfg,
+    let (_, p) = two_servers(
         &[target("app1:3000"), target("app2:3000")],
         &policy(|c| c.delay.value = Duration::from_secs(2)),
-    )
-    .unwrap();
+    );
     let k = kinds(&p);
     let delay = k.iter().position(|k| *k == "delay").unwrap();
     assert_eq!(
@@ -101,13 +79,7 @@ fn a_delay_puts_the_batch_back_before_waiting() {
 
 #[test]
 fn a_monitor_window_adds_a_final_watch() {
-    let cfg = config(&["app1:3000", "app2:3000"]);
-    let p = plan(
-        &cfg,
-        &[target("app1:3000")],
-        &UpdateConfig::engine_defaults(),
-    )
-    .unwrap();
+    let (_, p) = two_servers(&[target("app1:3000")], &UpdateConfig::engine_defaults());
     assert!(
         matches!(p.steps.last().unwrap().action, Action::Monitor { window } if window == Duration::from_secs(5))
     );
