@@ -4,7 +4,7 @@
 use std::process::{Child, Command};
 use std::time::Duration;
 
-use crate::support::stack::{Stack, app_bodies};
+use crate::support::stack::{Stack, app_bodies, engine_deploy};
 use crate::support::{assert_ok, docker, spawn_piped, text};
 
 /// A deploy to v2 whose new containers take 3 s to start: a wide window with a server drained.
@@ -14,17 +14,7 @@ fn spawn_slow_deploy(stack: &Stack) -> Child {
 
 /// An engine-mode deploy to v2 with `extra` arguments, output piped.
 fn spawn_deploy(stack: &Stack, extra: &[&str]) -> Child {
-    let mut args = vec![
-        "deploy",
-        "apps",
-        "--yes",
-        "--mode",
-        "engine",
-        "--env",
-        "MESSAGE={{service}},v2",
-        "--monitor",
-        "0s",
-    ];
+    let mut args = engine_deploy(&["--env", "MESSAGE={{service}},v2", "--monitor", "0s"]);
     args.extend_from_slice(extra);
     spawn_piped(&mut stack.tool_cmd(&args))
 }
@@ -125,15 +115,7 @@ fn a_second_deploy_is_refused_at_once_naming_the_holder() {
     let stack = Stack::up("lock");
     let first = spawn_slow_deploy(&stack);
     stack.wait_for_drain();
-    let out = stack.tool(&[
-        "deploy",
-        "apps",
-        "--yes",
-        "--mode",
-        "engine",
-        "--env",
-        "MESSAGE={{service}},v3",
-    ]);
+    let out = stack.tool(&engine_deploy(&["--env", "MESSAGE={{service}},v3"]));
     assert_eq!(out.status.code(), Some(5), "{}", text(&out));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains(&format!("pid {}", first.id())), "{stderr}");

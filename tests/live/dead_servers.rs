@@ -1,7 +1,7 @@
 //! A server whose container is not running never makes a reload fail: nginx
 //! resolves every name when it loads its config, and Docker's DNS knows only
 //! running containers. Seed 002's single-container servers.
-use crate::support::stack::{Stack, app_bodies};
+use crate::support::stack::{Stack, app_bodies, engine_deploy_json};
 use crate::support::{assert_ok, docker, summary, text};
 
 #[test]
@@ -38,14 +38,7 @@ fn a_server_killed_before_the_deploy_is_replaced_without_a_failed_request() {
 /// Deploys v2 in engine mode where app1's new container exits 3 s after it
 /// starts (inside a 10 s monitor window), with `action` on failure.
 fn deploy_crashing_app1(stack: &Stack, action: &str) -> std::process::Output {
-    stack.tool(&[
-        "deploy",
-        "apps",
-        "--yes",
-        "--output",
-        "json",
-        "--mode",
-        "engine",
+    stack.tool(&engine_deploy_json(&[
         "--env",
         "MESSAGE={{service}},v2",
         "--env",
@@ -54,7 +47,7 @@ fn deploy_crashing_app1(stack: &Stack, action: &str) -> std::process::Output {
         "10s",
         "--failure-action",
         action,
-    ])
+    ]))
 }
 
 #[test]

@@ -10,6 +10,7 @@ use nginx_rollout::backends::{
     failed_within, next_slot, recreate_stop_first, rename, resolve_backend, resolve_backends,
     stop_and_remove, wait_healthy,
 };
+use nginx_rollout::docker::Endpoint;
 
 use crate::support::scope::Scope;
 use crate::support::{
@@ -27,6 +28,25 @@ const FAST_HEALTH: [&str; 8] = [
     "--health-retries",
     "1",
 ];
+
+/// The compose CLI installed here, reaching `daemon`.
+fn installed_compose(daemon: &Endpoint) -> ComposeCli<'_> {
+    let Some(kind) = compose_cli() else {
+        panic!("no compose CLI installed (scripts/dev-env.sh installs docker-compose)");
+    };
+    ComposeCli { kind, daemon }
+}
+
+/// `docker run -d --name PREFIX-app --network PREFIX-net ARGS… APP` in `s`:
+/// the network and the container.
+fn app_on_network(s: &mut Scope, args: &[&str]) -> (String, String) {
+    let net = s.network("net");
+    let mut argv = vec!["--network", &net];
+    argv.extend_from_slice(args);
+    argv.push(APP);
+    let name = s.run("app", &argv);
+    (net, name)
+}
 
 fn health_error(e: &anyhow::Error) -> &HealthError {
     e.downcast_ref::<HealthError>()
@@ -118,19 +138,15 @@ async fn capture_spec_drops_image_defaults_but_keeps_explicit_values() {
         return;
     }
     let mut s = Scope::new("spec");
-    let net = s.network("net");
-    let name = s.run(
-        "app",
+    let (net, name) = app_on_network(
+        &mut s,
         &[
-            "--network",
-            &net,
             "-e",
             "MESSAGE=explicit",
             "--label",
             "team=web",
             "--stop-timeout",
             "7",
-            APP,
         ],
     );
     let d = connect().await.unwrap();
@@ -290,7 +306,8 @@ async fn a_default_of_the_old_image_gives_way_to_the_new_images_default() {
         (&explicit, "GREETING=mine"),
     ] {
         let spec = capture_spec(&d, name).await.unwrap().with_image(&new_image);
-        stop_and_remove(&d, name).await.unwrap();
+        let info = d.inspect_container(name, None).await.unwrap();
+        stop_and_remove(&d, &info).await.unwrap();
         create_and_start(&d, &spec, name).await.unwrap();
         let env = inspect(name, "{{json .Config.Env}}");
         assert!(env.contains(want), "{name}: {env}");
@@ -305,8 +322,7 @@ async fn start_first_slot_beside_the_old_container_and_rename() {
         return;
     }
     let mut s = Scope::new("slot");
-    let net = s.network("net");
-    let name = s.run("app", &["--network", &net, "--network-alias", "web", APP]);
+    let (_, name) = app_on_network(&mut s, &["--network-alias", "web"]);
     let d = connect().await.unwrap();
     let spec = capture_spec(&d, &name).await.unwrap();
     let slot = next_slot(&name);
@@ -314,7 +330,8 @@ async fn start_first_slot_beside_the_old_container_and_rename() {
     let id = create_and_start(&d, &spec, &slot).await.unwrap();
     assert_eq!(inspect(&slot, "{{.State.Running}}"), "true");
     assert_eq!(inspect(&name, "{{.State.Running}}"), "true");
-    stop_and_remove(&d, &name).await.unwrap();
+    let info = d.inspect_container(&name, None).await.unwrap();
+    stop_and_remove(&d, &info).await.unwrap();
     let back = s.name("renamed");
     rename(&d, &id, &back).await.unwrap();
     assert_eq!(inspect(&id, "{{.Name}}"), format!("/{back}"));
@@ -326,8 +343,7 @@ async fn create_failure_removes_the_half_made_container() {
         return;
     }
     let mut s = Scope::new("createfail");
-    let net = s.network("net");
-    let name = s.run("app", &["--network", &net, APP]);
+    let (_, name) = app_on_network(&mut s, &[]);
     let d = connect().await.unwrap();
     let mut spec = capture_spec(&d, &name).await.unwrap();
     let mut ghost = spec.networks[0].clone();
@@ -346,8 +362,7 @@ async fn stop_first_recreate_that_cannot_create_or_start_leaves_the_old_containe
         return;
     }
     let mut s = Scope::new("swapfail");
-    let net = s.network("net");
-    let name = s.run("app", &["--network", &net, "--network-alias", "web", APP]);
+    let (_, name) = app_on_network(&mut s, &["--network-alias", "web"]);
     let d = connect().await.unwrap();
     let old_id = inspect(&name, "{{.Id}}");
     let spec = capture_spec(&d, &name).await.unwrap();
@@ -499,9 +514,19 @@ async fn monitor_catches_crash_and_restart_but_passes_a_stable_container() {
     );
     let d = connect().await.unwrap();
     let since = chrono::Utc::now();
-    let window = Duration::from_secs(6);
-    // The crashing ones exit 1 s after they start; look after that, inside the window.
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let window = Duration::from_secs(60);
+    // The crashing ones exit 1 s after they start (later on a busy machine):
+    // look once both have, inside the window.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while inspect(&crash, "{{.State.Running}}") == "true"
+        || inspect(&restart, "{{.RestartCount}}") == "0"
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the crashing containers did not crash within 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let stable_failed = failed_within(&d, &stable, since, window).await.unwrap();
     assert!(stable_failed.is_none(), "{stable_failed:?}");
     let crashed = failed_within(&d, &crash, since, window).await.unwrap();
@@ -530,21 +555,14 @@ async fn compose_mode_detects_a_changed_service_and_recreates_it() {
     if skip() {
         return;
     }
-    let Some(kind) = compose_cli() else {
-        panic!("no compose CLI installed (scripts/dev-env.sh installs docker-compose)");
-    };
     let daemon = endpoint();
-    let cli = ComposeCli {
-        kind,
-        daemon: &daemon,
-    };
+    let cli = installed_compose(&daemon);
     let mut s = Scope::new("compose");
-    let dir = tempfile::tempdir().unwrap();
-    let project = s.prefix.replace('-', "");
-    let file = dir.path().join("docker-compose.yml");
+    let compose = s.compose_dir();
+    let (project, file) = (&compose.project, &compose.file);
     let write = |message: &str| {
         std::fs::write(
-            &file,
+            file,
             format!(
                 "version: '3.8'\nservices:\n  app1:\n    image: {APP}\n    environment:\n      \
                  - 'MESSAGE={message}'\n    deploy:\n      update_config:\n        parallelism: 2\n        \
@@ -554,17 +572,7 @@ async fn compose_mode_detects_a_changed_service_and_recreates_it() {
         .unwrap()
     };
     write("app1,v1");
-    s.track_compose(dir.path(), &project);
-    let up = std::process::Command::new("docker-compose")
-        .current_dir(dir.path())
-        .args(["-p", &project, "up", "-d"])
-        .output()
-        .unwrap();
-    assert!(
-        up.status.success(),
-        "{}",
-        String::from_utf8_lossy(&up.stderr)
-    );
+    compose.up();
 
     let d = connect().await.unwrap();
     let container = format!("{project}_app1_1");
@@ -596,7 +604,7 @@ async fn compose_mode_detects_a_changed_service_and_recreates_it() {
     assert!(!project.needs_update(&now).unwrap());
 
     // A broken compose file: the error carries compose's own message.
-    std::fs::write(&file, "services: [").unwrap();
+    std::fs::write(file, "services: [").unwrap();
     let err = compose_recreate(cli, &now).await.unwrap_err().to_string();
     assert!(
         err.contains("up -d --no-deps --force-recreate app1"),
@@ -612,22 +620,15 @@ async fn templates_made_beside_config_are_composes_own_or_fall_back() {
     if skip() {
         return;
     }
-    let Some(kind) = compose_cli() else {
-        panic!("no compose CLI installed (scripts/dev-env.sh installs docker-compose)");
-    };
     let daemon = endpoint();
-    let cli = ComposeCli {
-        kind,
-        daemon: &daemon,
-    };
+    let cli = installed_compose(&daemon);
     let mut s = Scope::new("beside");
-    let dir = tempfile::tempdir().unwrap();
-    let project = s.prefix.replace('-', "");
-    let file = dir.path().join("docker-compose.yml");
+    let compose = s.compose_dir();
+    let (project, file) = (&compose.project, &compose.file);
     // app2 names its container: compose cannot make a second one of it.
     let write = |message: &str| {
         std::fs::write(
-            &file,
+            file,
             format!(
                 "version: '2.4'\nservices:\n  app1:\n    image: {APP}\n    environment:\n      \
                  - 'MESSAGE=app1,{message}'\n  app2:\n    image: {APP}\n    container_name: {project}-named\n    \
@@ -637,17 +638,7 @@ async fn templates_made_beside_config_are_composes_own_or_fall_back() {
         .unwrap()
     };
     write("v1");
-    s.track_compose(dir.path(), &project);
-    let up = std::process::Command::new("docker-compose")
-        .current_dir(dir.path())
-        .args(["-p", &project, "up", "-d"])
-        .output()
-        .unwrap();
-    assert!(
-        up.status.success(),
-        "{}",
-        String::from_utf8_lossy(&up.stderr)
-    );
+    compose.up();
     let d = connect().await.unwrap();
     let app1 = backend_by_name(&d, &format!("{project}_app1_1"))
         .await

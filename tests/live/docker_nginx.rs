@@ -7,8 +7,8 @@ use std::time::Duration;
 use nginx_rollout::conf::Fs;
 use nginx_rollout::docker::DaemonLocation::{Local, Remote};
 use nginx_rollout::nginx::{
-    ContainerFs, NginxContainer, NginxTestError, Workers, find_nginx, reload, test_config,
-    wait_old_workers_exit, worker_pids,
+    ContainerFs, NginxContainer, NginxTestError, ReloadOutcome, Workers, find_nginx, reload,
+    test_config, wait_old_workers_exit, worker_pids,
 };
 
 use crate::support::sandbox::{Sandbox, Spec};
@@ -65,6 +65,33 @@ async fn start_nginx(
         .await
         .unwrap();
     (nginx, host_conf)
+}
+
+/// [`start_nginx`] of the plain fixture nginx, without an app.
+async fn start_plain_nginx(sb: &Sandbox, mounted: bool) -> (NginxContainer, PathBuf) {
+    start_nginx(sb, Spec::new("nginx", NGINX_IMAGE), false, mounted).await
+}
+
+/// Replaces the whole of `path` in the container by `new`, through `fs`.
+async fn rewrite(sb: &Sandbox, fs: &ContainerFs, path: &str, new: &[u8]) {
+    fs.write(
+        &sb.docker,
+        Path::new(path),
+        &fs.read(Path::new(path)).unwrap(),
+        new,
+    )
+    .await
+    .unwrap();
+}
+
+/// `nginx -t` passes and a reload starts new workers.
+async fn test_and_reload(sb: &Sandbox, nginx: &NginxContainer) -> ReloadOutcome {
+    test_config(&sb.docker, nginx).await.unwrap();
+    let outcome = reload(&sb.docker, nginx, None, Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert!(!outcome.new_workers.is_empty());
+    outcome
 }
 
 /// One HTTP/1.0 GET to 127.0.0.1:`port`, bounded by a 10 s timeout; the whole response.
@@ -287,31 +314,17 @@ async fn writes_in_place_through_the_mount_and_by_archive_otherwise() {
     let Some(sb) = Sandbox::new("write").await else {
         return;
     };
-    let (nginx, host_conf) = start_nginx(&sb, Spec::new("nginx", NGINX_IMAGE), false, true).await;
+    let (nginx, host_conf) = start_plain_nginx(&sb, true).await;
     let fs = ContainerFs::load(&sb.docker, &nginx).await.unwrap();
     let inode = std::fs::metadata(&host_conf).unwrap().ino();
 
     let edited = format!("{}# edited\n", nginx_conf(false));
-    fs.write(
-        &sb.docker,
-        Path::new(CONF),
-        &fs.read(Path::new(CONF)).unwrap(),
-        edited.as_bytes(),
-    )
-    .await
-    .unwrap();
+    rewrite(&sb, &fs, CONF, edited.as_bytes()).await;
     assert_eq!(std::fs::metadata(&host_conf).unwrap().ino(), inode);
     assert_eq!(sb.exec_ok(&nginx.id, &["cat", CONF]).await, edited);
 
     let extra = b"# rewritten through the archive API\n";
-    fs.write(
-        &sb.docker,
-        Path::new(EXTRA),
-        &fs.read(Path::new(EXTRA)).unwrap(),
-        extra,
-    )
-    .await
-    .unwrap();
+    rewrite(&sb, &fs, EXTRA, extra).await;
     assert_eq!(
         sb.exec_ok(&nginx.id, &["cat", EXTRA]).await.as_bytes(),
         extra
@@ -329,7 +342,7 @@ async fn as_for_a_remote_daemon_a_bind_mounted_file_is_written_through_the_conta
     let Some(sb) = Sandbox::new("remote").await else {
         return;
     };
-    let (local, host_conf) = start_nginx(&sb, Spec::new("nginx", NGINX_IMAGE), false, true).await;
+    let (local, host_conf) = start_plain_nginx(&sb, true).await;
     // The same container as a daemon on another host would show it: its
     // mount sources and pids are not this host's, so none is used.
     let nginx = find_nginx(&sb.docker, Remote, Some(&local.id), sb.dir.path())
@@ -358,11 +371,7 @@ async fn as_for_a_remote_daemon_a_bind_mounted_file_is_written_through_the_conta
     assert_eq!(std::fs::read_to_string(&host_conf).unwrap(), edited);
     assert_eq!(std::fs::metadata(&host_conf).unwrap().ino(), inode);
     assert_eq!(fs.read(Path::new(CONF)).unwrap(), edited.as_bytes());
-    test_config(&sb.docker, &nginx).await.unwrap();
-    let outcome = reload(&sb.docker, &nginx, None, Duration::from_secs(10))
-        .await
-        .unwrap();
-    assert!(!outcome.new_workers.is_empty());
+    test_and_reload(&sb, &nginx).await;
 }
 
 #[tokio::test]
@@ -370,7 +379,7 @@ async fn config_only_inside_the_container_is_read_written_and_reloaded() {
     let Some(sb) = Sandbox::new("inside").await else {
         return;
     };
-    let (nginx, _) = start_nginx(&sb, Spec::new("nginx", NGINX_IMAGE), false, false).await;
+    let (nginx, _) = start_plain_nginx(&sb, false).await;
     assert!(nginx.mounts.is_empty());
     let fs = ContainerFs::load(&sb.docker, &nginx).await.unwrap();
     assert_eq!(
@@ -380,20 +389,9 @@ async fn config_only_inside_the_container_is_read_written_and_reloaded() {
     assert_eq!(fs.host_path(Path::new(CONF)), None);
 
     let edited = format!("{}# edited inside\n", nginx_conf(false));
-    fs.write(
-        &sb.docker,
-        Path::new(CONF),
-        &fs.read(Path::new(CONF)).unwrap(),
-        edited.as_bytes(),
-    )
-    .await
-    .unwrap();
+    rewrite(&sb, &fs, CONF, edited.as_bytes()).await;
     assert_eq!(sb.exec_ok(&nginx.id, &["cat", CONF]).await, edited);
-    test_config(&sb.docker, &nginx).await.unwrap();
-    let outcome = reload(&sb.docker, &nginx, None, Duration::from_secs(10))
-        .await
-        .unwrap();
-    assert!(!outcome.new_workers.is_empty());
+    test_and_reload(&sb, &nginx).await;
 }
 
 #[tokio::test]
@@ -401,7 +399,7 @@ async fn a_host_file_replaced_by_rename_is_reported_as_the_inode_trap() {
     let Some(sb) = Sandbox::new("inode").await else {
         return;
     };
-    let (nginx, host_conf) = start_nginx(&sb, Spec::new("nginx", NGINX_IMAGE), false, true).await;
+    let (nginx, host_conf) = start_plain_nginx(&sb, true).await;
     let fs = ContainerFs::load(&sb.docker, &nginx).await.unwrap();
     // What `sed -i` does: write a new file and rename it over the old one.
     let tmp = host_conf.with_extension("sed-tmp");
@@ -430,7 +428,7 @@ async fn rejected_config_is_reported_and_reload_changes_nothing_until_fixed() {
     let Some(sb) = Sandbox::new("reload").await else {
         return;
     };
-    let (nginx, _) = start_nginx(&sb, Spec::new("nginx", NGINX_IMAGE), false, true).await;
+    let (nginx, _) = start_plain_nginx(&sb, true).await;
     let fs = ContainerFs::load(&sb.docker, &nginx).await.unwrap();
     let before = worker_pids(&sb.docker, &nginx).await.unwrap();
     assert!(!before.active.is_empty() && before.master != 0);
@@ -439,14 +437,7 @@ async fn rejected_config_is_reported_and_reload_changes_nothing_until_fixed() {
         "access_log off;",
         "access_log off;\n    no_such_directive on;",
     );
-    fs.write(
-        &sb.docker,
-        Path::new(CONF),
-        &fs.read(Path::new(CONF)).unwrap(),
-        broken.as_bytes(),
-    )
-    .await
-    .unwrap();
+    rewrite(&sb, &fs, CONF, broken.as_bytes()).await;
     match test_config(&sb.docker, &nginx).await {
         Err(NginxTestError::Rejected {
             container, message, ..
@@ -473,14 +464,7 @@ async fn rejected_config_is_reported_and_reload_changes_nothing_until_fixed() {
     // A listen address the master cannot bind: `-s reload` exits 0, the master
     // keeps the old config. Only the absence of new workers tells.
     let unbindable = nginx_conf(false).replace("listen 80;", "listen 80; listen 192.0.2.1:81;");
-    fs.write(
-        &sb.docker,
-        Path::new(CONF),
-        &fs.read(Path::new(CONF)).unwrap(),
-        unbindable.as_bytes(),
-    )
-    .await
-    .unwrap();
+    rewrite(&sb, &fs, CONF, unbindable.as_bytes()).await;
     let err = reload(&sb.docker, &nginx, None, Duration::from_secs(1))
         .await
         .unwrap_err();
@@ -614,12 +598,8 @@ async fn an_nginx_under_a_shell_is_found_and_reloaded_through_exec() {
 /// `nginx -t`, reload, wait for the old workers: afterwards the same master
 /// runs only new workers.
 async fn reload_and_check(sb: &Sandbox, nginx: &NginxContainer, before: &Workers) {
-    test_config(&sb.docker, nginx).await.unwrap();
-    let outcome = reload(&sb.docker, nginx, None, Duration::from_secs(10))
-        .await
-        .unwrap();
+    let outcome = test_and_reload(sb, nginx).await;
     assert_eq!(outcome.old_workers, before.active);
-    assert!(!outcome.new_workers.is_empty());
     assert!(
         outcome
             .new_workers

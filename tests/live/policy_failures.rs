@@ -1,7 +1,7 @@
 //! Failure policies against the real Docker engine: a never-healthy version
 //! rolled back automatically, the monitor window, and the failure ratio.
 
-use crate::support::stack::{Stack, app_bodies, set_app_servers};
+use crate::support::stack::{Stack, app_bodies, engine_deploy_json, set_app_servers};
 use crate::support::{assert_ok, json_lines, summary, text};
 
 #[test]
@@ -9,14 +9,7 @@ fn never_healthy_version_is_rolled_back_automatically_without_failed_requests() 
     let stack = Stack::up("nohealth");
     let before = stack.conf();
     let load = stack.load("/", 30, 16, "get-keepalive");
-    let out = stack.tool(&[
-        "deploy",
-        "apps",
-        "--yes",
-        "--output",
-        "json",
-        "--mode",
-        "engine",
+    let out = stack.tool(&engine_deploy_json(&[
         "--env",
         "FAIL_HEALTH=1",
         "--env",
@@ -27,7 +20,7 @@ fn never_healthy_version_is_rolled_back_automatically_without_failed_requests() 
         "20s",
         "--monitor",
         "0s",
-    ]);
+    ]));
     let load = load.stop();
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let events = json_lines(&out);
@@ -65,16 +58,9 @@ fn never_healthy_version_is_rolled_back_automatically_without_failed_requests() 
 /// cannot load a config naming a host that no longer resolves, so a crash of an
 /// earlier server would fail the next reload whatever the monitor window.
 fn deploy_crashing(stack: &Stack, monitor: &str) -> std::process::Output {
-    stack.tool(&[
-        "deploy",
-        "apps",
+    stack.tool(&engine_deploy_json(&[
         "--servers",
         "app2",
-        "--yes",
-        "--output",
-        "json",
-        "--mode",
-        "engine",
         "--env",
         "CRASH_AFTER_MS=3000",
         "--parallelism",
@@ -83,7 +69,7 @@ fn deploy_crashing(stack: &Stack, monitor: &str) -> std::process::Output {
         monitor,
         "--health-timeout",
         "20s",
-    ])
+    ]))
 }
 
 #[test]
@@ -130,14 +116,7 @@ fn a_crash_after_the_monitor_window_is_not_a_failure() {
 fn deploy_one_failing_of_four(name: &str, ratio: &str) -> (Stack, std::process::Output) {
     let stack = Stack::up_with(name, |dir| set_app_servers(dir, 4));
     assert_eq!(stack.bodies(12), app_bodies(4, "v1"));
-    let out = stack.tool(&[
-        "deploy",
-        "apps",
-        "--yes",
-        "--output",
-        "json",
-        "--mode",
-        "engine",
+    let out = stack.tool(&engine_deploy_json(&[
         "--env",
         r#"FAIL_HEALTH={% if service == "app3" %}1{% else %}0{% endif %}"#,
         "--env",
@@ -150,7 +129,7 @@ fn deploy_one_failing_of_four(name: &str, ratio: &str) -> (Stack, std::process::
         "20s",
         "--monitor",
         "0s",
-    ]);
+    ]));
     (stack, out)
 }
 

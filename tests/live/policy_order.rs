@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Instant;
 
 use crate::support::assert_ok;
-use crate::support::stack::{Stack, app_bodies, set_app_servers};
+use crate::support::stack::{Stack, app_bodies, engine_deploy, set_app_servers};
 
 /// Live (not `down`) server lines of the upstream.
 fn live_servers(conf: &[u8]) -> Vec<String> {
@@ -54,15 +54,7 @@ fn start_first_on_one_server_never_drops_to_zero_and_alternates_names() {
     let app = stack.container("app1");
     assert_eq!(live_servers(&stack.conf()), ["app1:3000"]);
     // stop-first is refused on a single live server.
-    let out = stack.tool(&[
-        "deploy",
-        "apps",
-        "--yes",
-        "--mode",
-        "engine",
-        "--env",
-        "MESSAGE={{service}},v2",
-    ]);
+    let out = stack.tool(&engine_deploy(&["--env", "MESSAGE={{service}},v2"]));
     assert_eq!(
         out.status.code(),
         Some(2),
@@ -95,19 +87,14 @@ fn start_first_on_one_server_never_drops_to_zero_and_alternates_names() {
     };
     let start_first = |version: &str| {
         let message = format!("MESSAGE=app1,{version}");
-        let out = stack.tool(&[
-            "deploy",
-            "apps",
-            "--yes",
-            "--mode",
-            "engine",
+        let out = stack.tool(&engine_deploy(&[
             "--order",
             "start-first",
             "--env",
             &message,
             "--monitor",
             "0s",
-        ]);
+        ]));
         assert_ok(&out);
     };
     start_first("v2");
@@ -141,19 +128,14 @@ fn start_first_on_one_server_never_drops_to_zero_and_alternates_names() {
 fn timed_deploy(name: &str, parallelism: &str) -> f64 {
     let stack = Stack::up_with(name, |dir| set_app_servers(dir, 4));
     let start = Instant::now();
-    let out = stack.tool(&[
-        "deploy",
-        "apps",
-        "--yes",
-        "--mode",
-        "engine",
+    let out = stack.tool(&engine_deploy(&[
         "--env",
         "MESSAGE={{service}},v2",
         "--parallelism",
         parallelism,
         "--monitor",
         "0s",
-    ]);
+    ]));
     let seconds = start.elapsed().as_secs_f64();
     assert_ok(&out);
     assert_eq!(stack.bodies(16), app_bodies(4, "v2"));

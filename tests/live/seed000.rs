@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::support::rollout::under_load;
 use crate::support::stack::{Seed, Stack};
-use crate::support::{assert_ok, summary, text};
+use crate::support::{assert_ok, docker, summary, text};
 
 fn up(name: &str) -> Stack {
     Stack::seed(Seed::S000, name, |_| {})
@@ -15,6 +15,11 @@ fn up(name: &str) -> Stack {
 
 fn answers(version: &str) -> BTreeSet<String> {
     BTreeSet::from([format!("Hi there, I love ! {version}")])
+}
+
+/// `deploy backend --yes --output json` and then `rest`.
+fn deploy_json<'a>(rest: &[&'a str]) -> Vec<&'a str> {
+    [&["deploy", "backend", "--yes", "--output", "json"], rest].concat()
 }
 
 /// `docker-compose up -d` right after changes nothing, and `ps` lists the
@@ -27,6 +32,14 @@ fn compose_sees_its_own(stack: &Stack, count: usize, env: &str) {
         !said.contains("Recreating") && !said.contains("Creating") && !said.contains("Stopping"),
         "compose changed something after the deploy:\n{said}"
     );
+    all_run(stack, count, env);
+    let ps = stack.compose(&["ps", "-q", "web"]);
+    let listed = String::from_utf8_lossy(&ps.stdout).lines().count();
+    assert_eq!(listed, count, "docker-compose ps lists the replicas");
+}
+
+/// The service has `count` replicas, all running, all with the environment `env`.
+fn all_run(stack: &Stack, count: usize, env: &str) {
     let web = stack.containers_of("web");
     assert_eq!(web.len(), count, "{web:?}");
     for name in &web {
@@ -34,9 +47,6 @@ fn compose_sees_its_own(stack: &Stack, count: usize, env: &str) {
         assert!(env_of.contains(env), "{name}: {env_of}");
         assert_eq!(crate::support::inspect(name, "{{.State.Running}}"), "true");
     }
-    let ps = stack.compose(&["ps", "-q", "web"]);
-    let listed = String::from_utf8_lossy(&ps.stdout).lines().count();
-    assert_eq!(listed, count, "docker-compose ps lists the replicas");
 }
 
 /// The compose number in each of the service's container names.
@@ -54,9 +64,7 @@ fn numbers(stack: &Stack) -> Vec<u32> {
 fn deploy_under(stack: &Stack, from: &str, to: &str, profile: &str, extra: &[&str]) {
     let before = (stack.conf(), stack.conf_inode());
     stack.edit_compose(&format!("MESSAGE={from}"), &format!("MESSAGE={to}"));
-    let mut args = vec!["deploy", "backend", "--yes", "--output", "json"];
-    args.extend_from_slice(extra);
-    under_load(stack, &args, profile);
+    under_load(stack, &deploy_json(extra), profile);
     assert_eq!(stack.bodies(9), answers(to), "every replica answers {to}");
     assert_eq!(
         (stack.conf(), stack.conf_inode()),
@@ -118,17 +126,12 @@ fn a_version_that_never_turns_healthy_is_rolled_back_with_the_line_as_it_was() {
     stack.edit_compose("- MESSAGE=v1", "- MESSAGE=v2\n      - FAIL_HEALTH=1");
     let load = stack.load("/", 30, 16, "get-keepalive");
     std::thread::sleep(Duration::from_secs(1));
-    let out = stack.tool(&[
-        "deploy",
-        "backend",
-        "--yes",
-        "--output",
-        "json",
+    let out = stack.tool(&deploy_json(&[
         "--failure-action",
         "rollback",
         "--health-timeout",
         "10s",
-    ]);
+    ]));
     let load = load.stop();
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert_eq!(summary(&out)["status"], "rolled-back", "{}", text(&out));
@@ -140,6 +143,205 @@ fn a_version_that_never_turns_healthy_is_rolled_back_with_the_line_as_it_was() {
         replicas,
         "the old replicas serve"
     );
+}
+
+#[test]
+fn a_replica_dying_in_its_monitor_window_pauses_with_a_config_nginx_loads_and_rolls_back() {
+    let stack = up("s0monitor");
+    let before = stack.conf();
+    // The first new replica turns healthy (in about 1 s), then exits 4 s
+    // after it started: inside the monitor window, after the old replica it
+    // retires has stopped, inside the 8-s delay that follows. The failure is
+    // seen when the delay ends, before a second new replica starts, so none
+    // is left to die after the pause.
+    stack.edit_compose("- MESSAGE=v1", "- MESSAGE=v2\n      - CRASH_AFTER_MS=4000");
+    let out = stack.tool(&deploy_json(&["--monitor", "20s", "--delay", "8s"]));
+    assert_eq!(out.status.code(), Some(3), "paused: {}", text(&out));
+    assert!(
+        text(&out).contains("failed within the monitor window"),
+        "{}",
+        text(&out)
+    );
+    // Paused: no line names a container that is gone, so nginx loads the
+    // config as it is on disk (the next reload's `nginx -t` passes).
+    docker(&["exec", &stack.container("nginx"), "nginx", "-t"]);
+    // The requests a replica had in flight when it died are lost with it;
+    // from the pause on, none is: the dead replica is out of the upstream.
+    let load = stack.load("/", 40, 16, "post-close");
+    std::thread::sleep(Duration::from_secs(2));
+    let out = stack.tool(&["rollback", "--yes", "--output", "json"]);
+    let load = load.stop();
+    assert_ok(&out);
+    assert_eq!(load.failed, 0, "{load:?}");
+    assert_eq!(stack.conf(), before, "{}", text(&out));
+    assert_eq!(stack.bodies(9), answers("v1"));
+    assert_eq!(stack.containers_of("web").len(), 3);
+}
+
+#[test]
+fn a_stop_first_pause_then_rollback_recreates_the_failed_replicas_on_the_old_version() {
+    let stack = up("s0stopback");
+    let before = stack.conf();
+    // Stop-first recreates each replica under its own name: after the pause
+    // the names are the failed new containers'.
+    let out = stack.tool(&deploy_json(&[
+        "--mode",
+        "engine",
+        "--env",
+        "MESSAGE=v2",
+        "--env",
+        "FAIL_HEALTH=1",
+        "--order",
+        "stop-first",
+        "--parallelism",
+        "2",
+        "--health-timeout",
+        "8s",
+    ]));
+    assert_eq!(out.status.code(), Some(3), "paused: {}", text(&out));
+    let load = stack.load("/", 40, 16, "post-close");
+    std::thread::sleep(Duration::from_secs(1));
+    let out = stack.tool(&["rollback", "--yes", "--output", "json"]);
+    let load = load.stop();
+    assert_ok(&out);
+    let results: Vec<String> = summary(&out)["servers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["result"].to_string())
+        .collect();
+    assert_eq!(results, ["\"updated\""; 2], "{}", text(&out));
+    assert_eq!(load.failed, 0, "{load:?}");
+    assert_eq!(stack.conf(), before, "{}", text(&out));
+    assert_eq!(stack.bodies(9), answers("v1"));
+    assert_eq!(stack.containers_of("web").len(), 3);
+}
+
+#[test]
+fn an_old_replica_killed_before_the_first_reload_is_buried_and_the_rollout_finishes() {
+    let stack = up("s0oldkill");
+    let before = stack.conf();
+    let old = stack.containers_of("web");
+    let child: Child = stack
+        .tool_cmd(&deploy_json(&[
+            "--mode",
+            "engine",
+            "--env",
+            "MESSAGE=v2",
+            "--env",
+            "STARTUP_DELAY_MS=3000",
+        ]))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The first new replica is starting (3 s); an old one dies meanwhile, so
+    // the first edit, the pin, would name a container nginx cannot resolve.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while stack.containers_of("web").len() < 4 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no new replica started"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    docker(&["kill", &old[2]]);
+    let out = child.wait_with_output().unwrap();
+    assert_ok(&out);
+    assert_eq!(stack.conf(), before, "{}", text(&out));
+    assert_eq!(stack.bodies(9), answers("v2"));
+    all_run(&stack, 3, "MESSAGE=v2");
+}
+
+#[test]
+fn an_old_replica_killed_mid_rollout_is_buried_and_the_rollout_finishes() {
+    let stack = up("s0oldkill2");
+    let before = stack.conf();
+    let old = stack.containers_of("web");
+    stack.edit_compose("MESSAGE=v1", "MESSAGE=v2");
+    let child: Child = stack
+        .tool_cmd(&deploy_json(&[]))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The first slot is done (its old replica's line buried); one of the old
+    // replicas still on its own live line dies.
+    stack.wait_for_conf("first burial", Duration::from_secs(90), |conf| {
+        conf.contains("192.0.2.1:8000")
+    });
+    let conf = String::from_utf8(stack.conf()).unwrap();
+    let victim = old
+        .iter()
+        .rev()
+        .find(|name| conf.contains(&format!("server {name}:8000; #")))
+        .unwrap_or_else(|| panic!("no old replica serves on its own line:\n{conf}"));
+    docker(&["kill", victim]);
+    let out = child.wait_with_output().unwrap();
+    assert_ok(&out);
+    assert_eq!(stack.conf(), before, "{}", text(&out));
+    assert_eq!(stack.bodies(9), answers("v2"));
+    compose_sees_its_own(&stack, 3, "MESSAGE=v2");
+}
+
+#[test]
+fn engine_templates_are_rendered_for_each_replica() {
+    let stack = up("s0tpl");
+    let old = stack.containers_of("web");
+    let out = stack.tool(&deploy_json(&[
+        "--monitor",
+        "0s",
+        "--mode",
+        "engine",
+        "--env",
+        "MESSAGE={{service}} {{index}} for {{container}}",
+    ]));
+    assert_ok(&out);
+    let want: BTreeSet<String> = old
+        .iter()
+        .map(|c| format!("Hi there, I love ! web 0 for {c}"))
+        .collect();
+    assert_eq!(stack.bodies(12), want, "{}", text(&out));
+}
+
+#[test]
+fn every_new_replica_dying_after_the_unpin_with_continue_leaves_the_set_down_and_rollback_restores_it()
+ {
+    let stack = up("s0allgone");
+    let before = stack.conf();
+    // All three new replicas start in one batch and exit 12 s after they
+    // started: after the operator's line is back, inside the monitor window.
+    stack.edit_compose("- MESSAGE=v1", "- MESSAGE=v2\n      - CRASH_AFTER_MS=12000");
+    let out = stack.tool(&deploy_json(&[
+        "--parallelism",
+        "3",
+        "--monitor",
+        "16s",
+        "--failure-action",
+        "continue",
+    ]));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let failed = summary(&out)["servers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["result"] == "failed")
+        .count();
+    assert_eq!(failed, 3, "{}", text(&out));
+    // `web` names no running container, so the operator's line would fail
+    // every `nginx -t`: the set is pinned to nowhere, down.
+    let conf = String::from_utf8(stack.conf()).unwrap();
+    assert!(
+        conf.contains("server 192.0.2.1:8000 down; # nginx-rollout pin: web:8000"),
+        "{conf}"
+    );
+    docker(&["exec", &stack.container("nginx"), "nginx", "-t"]);
+    stack.edit_compose("- MESSAGE=v2\n      - CRASH_AFTER_MS=12000", "- MESSAGE=v1");
+    let out = stack.tool(&["rollback", "--yes", "--output", "json"]);
+    assert_ok(&out);
+    assert_eq!(stack.conf(), before, "{}", text(&out));
+    assert_eq!(stack.bodies(9), answers("v1"));
+    assert_eq!(stack.containers_of("web").len(), 3);
 }
 
 /// Spawns a deploy to `to` whose new replicas take 3 s to start (a wide
@@ -157,9 +359,10 @@ fn killed_deploy(stack: &Stack, from: &str, to: &str) {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    // The second slot: the first replica swapped, the next one drained.
+    // The second slot: the first replica swapped (its line buried), the
+    // next one drained.
     stack.wait_for_conf("second drain", Duration::from_secs(90), |conf| {
-        conf.contains("192.0.2.1:8000") && conf.contains(" down;")
+        conf.contains("192.0.2.1:8000") && conf.matches(" down;").count() >= 2
     });
     child.kill().unwrap();
     child.wait().unwrap();
@@ -183,6 +386,18 @@ fn kill_9_mid_rollout_then_resume_and_again_then_rollback() {
                 .as_str()
                 .is_some_and(|r| r.contains("web:8000") || r.starts_with("rev 1"))),
         "status shows the pinned replicas: {status}"
+    );
+    let runs: Vec<&str> = status["servers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["runs"].as_str())
+        .collect();
+    assert!(
+        ["MESSAGE=v1", "MESSAGE=v2"]
+            .iter()
+            .all(|v| runs.iter().any(|r| r.contains(v))),
+        "status tells the pinned replicas' versions apart: {status}"
     );
     let load = stack.load("/", 30, 16, "get-keepalive");
     let out = stack.tool(&["resume", "--yes"]);
@@ -216,18 +431,8 @@ fn a_dead_replica_at_the_start_is_replaced_and_the_set_scaled_up() {
     stack.edit_compose("replicas: 3", "replicas: 4");
     // nginx sends requests to the dead replica's address until it reloads:
     // the load runs from the deploy's first reload on.
-    let (_, load) = stack.tool_loaded_from_first_reload(
-        &[
-            "deploy",
-            "backend",
-            "--yes",
-            "--output",
-            "json",
-            "--monitor",
-            "0s",
-        ],
-        "get-keepalive",
-    );
+    let (_, load) =
+        stack.tool_loaded_from_first_reload(&deploy_json(&["--monitor", "0s"]), "get-keepalive");
     assert_eq!(load.failed, 0, "{load:?}");
     assert_eq!(stack.conf(), before);
     assert_eq!(stack.bodies(12), answers("v2"));

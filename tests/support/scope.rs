@@ -1,11 +1,39 @@
 //! A [`Scope`]: unique names for containers, networks, images and compose
 //! projects a test makes with the docker CLI, and their removal when dropped,
 //! even on panic.
+use std::path::PathBuf;
 use std::process::Command;
 use std::sync::RwLockReadGuard;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::{APP_IMAGE, docker};
+
+/// A compose project of a [`Scope`] in a temp dir, for a test to write and
+/// bring up with `docker-compose`; the scope removes what it ran when dropped.
+pub struct ComposeDir {
+    /// The project directory.
+    pub dir: tempfile::TempDir,
+    /// The project name: the scope's prefix without dashes.
+    pub project: String,
+    /// Its docker-compose.yml (for the test to write).
+    pub file: PathBuf,
+}
+
+impl ComposeDir {
+    /// `docker-compose -p PROJECT up -d`, panicking with compose's stderr on failure.
+    pub fn up(&self) {
+        let up = Command::new("docker-compose")
+            .current_dir(self.dir.path())
+            .args(["-p", &self.project, "up", "-d"])
+            .output()
+            .unwrap();
+        assert!(
+            up.status.success(),
+            "{}",
+            String::from_utf8_lossy(&up.stderr)
+        );
+    }
+}
 
 /// Everything one test created; removed when dropped.
 pub struct Scope {
@@ -91,6 +119,15 @@ impl Scope {
         docker(&["rm", &tmp]);
         self.images.push(image.clone());
         image
+    }
+
+    /// A new compose project directory of this scope, remembered to `down`.
+    pub fn compose_dir(&mut self) -> ComposeDir {
+        let dir = tempfile::tempdir().unwrap();
+        let project = self.prefix.replace('-', "");
+        self.track_compose(dir.path(), &project);
+        let file = dir.path().join("docker-compose.yml");
+        ComposeDir { dir, project, file }
     }
 
     /// Remembers a compose project (run with `docker-compose` in `dir`) to `down`.

@@ -556,3 +556,21 @@ pub fn app_bodies(n: usize, version: &str) -> std::collections::BTreeSet<String>
         .map(|k| format!("Hi there, I love ! app{k},{version}"))
         .collect()
 }
+
+/// `deploy apps --yes --mode engine` and then `rest`: the tool's arguments
+/// for an engine-mode deploy of the `apps` upstream, approved up front.
+pub fn engine_deploy<'a>(rest: &[&'a str]) -> Vec<&'a str> {
+    [&["deploy", "apps", "--yes", "--mode", "engine"], rest].concat()
+}
+
+/// [`engine_deploy`] reporting JSON lines: `deploy apps --yes --output json
+/// --mode engine` and then `rest`.
+pub fn engine_deploy_json<'a>(rest: &[&'a str]) -> Vec<&'a str> {
+    [
+        &[
+            "deploy", "apps", "--yes", "--output", "json", "--mode", "engine",
+        ],
+        rest,
+    ]
+    .concat()
+}
