@@ -413,9 +413,14 @@ impl<W: World, O: Observer + ?Sized> Executor<'_, W, O> {
             .iter()
             .map(|s| ServerChange::Restore { server: s.clone() })
             .collect();
+        // Only a replica set has pinned lines to bury.
+        let has_set = self.rollout.servers.iter().any(|s| s.set.is_some());
         let result = async {
-            let up = self.world.load_config().await?.upstream(&upstream)?;
-            self.bury_gone_replicas(&up, &mut changes).await
+            if has_set {
+                let up = self.world.load_config().await?.upstream(&upstream)?;
+                self.bury_gone_replicas(&up, &mut changes).await?;
+            }
+            anyhow::Ok(())
         }
         .await;
         if let Err(e) = result {

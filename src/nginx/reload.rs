@@ -113,10 +113,44 @@ pub async fn reload(
         .copied()
         .collect();
     let since = chrono::Utc::now().timestamp() - 1;
-    signal_reload(docker, nginx, before.master).await?;
+    // The signal fails when the container is restarting: a new master is then
+    // as good as a reload, so the error counts only if the old master stays.
+    let mut signal_error = signal_reload(docker, nginx, before.master).await.err();
     let deadline = started + timeout;
+    // Why the process list could not be read last (nginx restarting or stopped).
+    let mut unread;
     loop {
-        let now = worker_pids(docker, nginx).await?;
+        let now = match worker_pids(docker, nginx).await {
+            Ok(now) => {
+                unread = None;
+                now
+            }
+            Err(e) => {
+                unread = Some(e);
+                Workers::default()
+            }
+        };
+        if now.master != before.master && now.master != 0 {
+            // nginx was restarted under us after `before` was listed, i.e.
+            // after the edit was written: its new master loaded the config as
+            // it is now, which is what the reload was for.
+            if !now.active.is_empty() {
+                tracing::warn!(
+                    "nginx in container {} was restarted while it was being reloaded; its new \
+                     master (pid {}) serves the config as written",
+                    nginx.name,
+                    now.master
+                );
+                return Ok(ReloadOutcome {
+                    old_workers: before.active,
+                    new_workers: now.active,
+                });
+            }
+        } else if now.master == before.master {
+            if let Some(e) = signal_error.take() {
+                return Err(e);
+            }
+        }
         let old_still_active = now.active.iter().any(|p| before.active.contains(p));
         let new: Vec<u32> = now
             .active
@@ -132,6 +166,14 @@ pub async fn reload(
             });
         }
         if Instant::now() >= deadline {
+            if let Some(e) = unread.or(signal_error) {
+                return Err(e.context(format!(
+                    "nginx in container {} is not running: it stopped or restarted while being \
+                     reloaded, and no new master came up within {}",
+                    nginx.name,
+                    humantime::format_duration(timeout)
+                )));
+            }
             let logs = log_tail(docker, nginx, since).await;
             bail!(
                 "nginx in container {} did not start new workers within {} after `nginx -s reload` \
@@ -155,7 +197,15 @@ pub async fn wait_old_workers_exit(
     let started = Instant::now();
     let deadline = started + timeout;
     loop {
-        let now = worker_pids(docker, nginx).await?;
+        // A list that cannot be read (nginx restarting) proves nothing yet.
+        let now = match worker_pids(docker, nginx).await {
+            Ok(now) => now,
+            Err(e) if Instant::now() >= deadline => return Err(e),
+            Err(_) => {
+                sleep(poll_interval(started.elapsed())).await;
+                continue;
+            }
+        };
         let left: Vec<u32> = old
             .iter()
             .copied()

@@ -123,7 +123,7 @@ fn parse_top(titles: &[String], rows: &[Vec<String>]) -> Result<Workers> {
         }
     }
     let Some(master) = master else {
-        bail!("no nginx master process is running");
+        bail!("nginx is not running (no nginx master process)");
     };
     workers.master = master;
     workers.sort();
