@@ -146,10 +146,10 @@ pub async fn reload(
                     new_workers: now.active,
                 });
             }
-        } else if now.master == before.master {
-            if let Some(e) = signal_error.take() {
-                return Err(e);
-            }
+        } else if now.master == before.master
+            && let Some(e) = signal_error.take()
+        {
+            return Err(e);
         }
         let old_still_active = now.active.iter().any(|p| before.active.contains(p));
         let new: Vec<u32> = now
