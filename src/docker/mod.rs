@@ -163,8 +163,8 @@ pub async fn exec_with_input(
 }
 
 /// [`exec_attached`], and when it fails, or the command's start fails (exit
-/// 126, or no code: what an exec racing a container's stop or restart gets,
-/// with no output), whether the container went away meanwhile: then the error
+/// 126, or no code), or a signal killed it (what an exec racing a container's
+/// stop or restart gets, with no output), whether the container went away meanwhile: then the error
 /// says so and names it.
 async fn exec(
     docker: &Docker,
@@ -175,7 +175,8 @@ async fn exec(
     let asked = Utc::now();
     let result = exec_attached(docker, container, argv, input).await;
     let suspect = match &result {
-        Ok(out) => out.exit_code == 126 || out.exit_code == NO_EXIT_CODE,
+        // 126: could not start; above 128: killed by a signal (a stop kills it).
+        Ok(out) => out.exit_code == 126 || out.exit_code > 128 || out.exit_code == NO_EXIT_CODE,
         Err(_) => true,
     };
     if suspect && let Err(name) = ran_throughout(docker, container, asked).await {

@@ -222,6 +222,30 @@ fn args_of(i: &ContainerInspectResponse) -> &[String] {
     i.args.as_deref().unwrap_or(&[])
 }
 
+/// Host pid of an inspected container's main process, if it runs.
+fn main_pid_of(info: &ContainerInspectResponse) -> Option<u32> {
+    info.state
+        .as_ref()
+        .and_then(|s| s.pid)
+        .and_then(|p| u32::try_from(p).ok())
+        .filter(|p| *p > 0)
+}
+
+impl NginxContainer {
+    /// This container as it runs now: a restart (by anyone) gives it another
+    /// main process, through which files and processes are read.
+    pub async fn restarted(&self, docker: &Docker) -> Result<NginxContainer> {
+        let info = docker
+            .inspect_container(&self.id, None)
+            .await
+            .with_context(|| format!("inspecting nginx container {}", self.name))?;
+        Ok(NginxContainer {
+            main_pid: main_pid_of(&info),
+            ..self.clone()
+        })
+    }
+}
+
 /// Builds the [`NginxContainer`] for an inspected container; `chosen` means
 /// the user (or compose) designated it, so a main process other than nginx
 /// falls back to `nginx` on the container's PATH instead of being an error.
@@ -249,12 +273,7 @@ async fn describe(
         },
         None => bail!("container {name} does not run nginx as its main process"),
     };
-    let main_pid = info
-        .state
-        .as_ref()
-        .and_then(|s| s.pid)
-        .and_then(|p| u32::try_from(p).ok())
-        .filter(|p| *p > 0);
+    let main_pid = main_pid_of(&info);
     let compiled_in = main_pid.and_then(|pid| configure_arguments(daemon, pid, &id));
     let conf_path = match (&command.conf, compiled_in) {
         (Some(c), _) if Path::new(c).is_absolute() => PathBuf::from(c),

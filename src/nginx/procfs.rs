@@ -21,8 +21,13 @@ pub fn local_proc(daemon: DaemonLocation) -> Option<&'static Path> {
 /// for it. `None` means "ask the daemon".
 pub fn container_process(proc: &Path, pid: u32, id: &str) -> Option<PathBuf> {
     let dir = proc.join(pid.to_string());
-    let cgroup = std::fs::read_to_string(dir.join("cgroup")).ok()?;
-    (!id.is_empty() && cgroup.contains(id)).then_some(dir)
+    belongs(&dir, id).then_some(dir)
+}
+
+/// Whether process directory `dir` (`PROC/PID`) is a live process of container `id`.
+pub fn belongs(dir: &Path, id: &str) -> bool {
+    !id.is_empty()
+        && std::fs::read_to_string(dir.join("cgroup")).is_ok_and(|cgroup| cgroup.contains(id))
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 //! runs plans against, built from the nginx and backend wings.
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -100,10 +100,11 @@ pub(crate) struct DockerWorld {
     compose_cli: OnceLock<Option<ComposeKind>>,
     /// The health probe for containers without a healthcheck.
     probe: ProbeKind,
-    /// nginx's config files: fetched from the container once per run (bind-mounted
-    /// files are read from the host at every access; files only in the container
-    /// change only through our own writes, which update this copy).
-    files: tokio::sync::OnceCell<ContainerFs>,
+    /// nginx's config files: fetched from the container once per run, again
+    /// only after a restart of the container (bind-mounted files are read from
+    /// the host at every access; files only in the container change only
+    /// through our own writes, which update this copy).
+    files: tokio::sync::Mutex<Option<Arc<ContainerFs>>>,
     /// nginx's processes as listed by the last `test_config`, for the reload after it.
     workers_before_reload: Mutex<Option<Workers>>,
     /// Replacements created ahead by `prepare`, by the name of the container they replace.
@@ -129,7 +130,7 @@ impl DockerWorld {
             nginx,
             compose_cli: OnceLock::new(),
             probe,
-            files: tokio::sync::OnceCell::new(),
+            files: tokio::sync::Mutex::new(None),
             workers_before_reload: Mutex::new(None),
             prepared: Mutex::new(HashMap::new()),
         })
@@ -152,10 +153,22 @@ impl DockerWorld {
     }
 
     /// The config files as nginx sees them.
-    pub async fn files(&self) -> Result<&ContainerFs> {
-        self.files
-            .get_or_try_init(|| ContainerFs::load(&self.docker, &self.nginx))
-            .await
+    pub async fn files(&self) -> Result<Arc<ContainerFs>> {
+        let mut files = self.files.lock().await;
+        let fs = match files.take() {
+            Some(fs) if fs.is_current() => fs,
+            None => Arc::new(ContainerFs::load(&self.docker, &self.nginx).await?),
+            Some(_) => {
+                tracing::warn!(
+                    "nginx container {} was restarted: its files are read again",
+                    self.nginx.name
+                );
+                let nginx = self.nginx.restarted(&self.docker).await?;
+                Arc::new(ContainerFs::load(&self.docker, &nginx).await?)
+            }
+        };
+        *files = Some(fs.clone());
+        Ok(fs)
     }
 
     fn probe_for(&self, server: &str) -> Probe {
@@ -244,7 +257,7 @@ impl World for DockerWorld {
 
     async fn load_config(&self) -> Result<ConfigSet> {
         let fs = self.files().await?;
-        Ok(ConfigSet::load(&self.nginx.conf_path, fs)?)
+        Ok(ConfigSet::load(&self.nginx.conf_path, &*fs)?)
     }
 
     async fn write_config(&self, changes: &[FileChange]) -> Result<()> {

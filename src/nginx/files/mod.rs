@@ -16,7 +16,7 @@ use std::sync::{Mutex, MutexGuard};
 use anyhow::Result;
 use bollard::Docker;
 
-use super::procfs::{container_process, local_proc};
+use super::procfs::{belongs, container_process, local_proc};
 use super::{Mount, NginxContainer};
 use crate::conf::{Fs, read_bounded, read_host_file};
 use crate::docker::DaemonLocation;
@@ -39,6 +39,8 @@ enum Location {
 #[derive(Debug)]
 pub struct ContainerFs {
     container: String,
+    /// The container's id.
+    id: String,
     host_mounts: Vec<Mount>,
     /// Container paths that are bind mounts read only through the daemon: the
     /// archive API cannot replace them (the daemon's unlink fails with EBUSY).
@@ -80,6 +82,7 @@ impl ContainerFs {
         });
         let fs = ContainerFs {
             container: nginx.name.clone(),
+            id: nginx.id.clone(),
             host_mounts,
             bind_targets,
             tree: Mutex::new(Tree::default()),
@@ -91,6 +94,15 @@ impl ContainerFs {
             fs.prefetch(docker, dir).await?;
         }
         Ok(fs)
+    }
+
+    /// Whether the container process these files are read through still
+    /// runs: after a restart of the container, load them again.
+    pub fn is_current(&self) -> bool {
+        self.local_root
+            .as_deref()
+            .and_then(Path::parent)
+            .is_none_or(|dir| belongs(dir, &self.id))
     }
 
     /// Whether files only inside the container are read through
@@ -375,6 +387,7 @@ mod tests {
     fn container(root: &Path, mounted: &Path) -> ContainerFs {
         ContainerFs {
             container: "proxy".into(),
+            id: "abc123".into(),
             host_mounts: vec![Mount {
                 kind: "bind".into(),
                 source: mounted.to_path_buf(),
@@ -386,6 +399,19 @@ mod tests {
             local_root: Some(root.to_path_buf()),
             local_owners: true,
         }
+    }
+
+    #[test]
+    fn files_read_through_a_process_that_is_gone_are_not_current() {
+        let tmp = tempfile::tempdir().unwrap();
+        let process = tmp.path().join("7");
+        std::fs::create_dir_all(process.join("root")).unwrap();
+        std::fs::write(process.join("cgroup"), "0::/docker/abc123\n").unwrap();
+        let fs = container(&process.join("root"), tmp.path());
+        assert!(fs.is_current());
+        // The container restarted: its old main process is gone.
+        std::fs::remove_file(process.join("cgroup")).unwrap();
+        assert!(!fs.is_current());
     }
 
     #[test]
