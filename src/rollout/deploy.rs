@@ -1,20 +1,19 @@
 //! `deploy`: which servers, which containers, what to deploy on each, the
 //! policy in effect, the plan — then the run.
-use std::collections::hash_map::Entry;
 use std::collections::{BTreeSet, HashMap};
 use std::ops::ControlFlow;
-use std::path::PathBuf;
 
 use anyhow::{Context, Result, anyhow, bail};
 use tokio::sync::watch;
 
+use super::projects::{Projects, project};
 use super::run::{Ended, Origin, Runner, new_rollout, show_or_approve};
 use super::session::{Session, refuse_if_unfinished};
 use super::world::{Desired, DockerWorld};
 use crate::backends::{
-    BackendContainer, ComposeOptions, ComposeProject, ContainerSpec, ImageFound, ProjectQuery,
-    Resolved, TemplateVars, backend_by_name, capture_spec, compose_named, compose_templates,
-    ensure_image, next_slot, policy_sections, render_value, resolve_backends,
+    BackendContainer, ComposeOptions, ContainerSpec, ImageFound, Resolved, TemplateVars,
+    backend_by_name, capture_spec, compose_templates, ensure_image, next_slot, policy_sections,
+    render_value, resolve_backends,
 };
 use crate::conf::Server;
 use crate::docker::ComposeRef;
@@ -134,84 +133,6 @@ pub async fn deploy(
     );
     let mut runner = Runner::new(world, state, observer, cancel);
     Ok(Ended::Ran(runner.start(rollout).await?))
-}
-
-/// The compose projects a deploy reads, by (project, working dir): what it
-/// will ask of each, known before compose runs, and each as compose
-/// answered, asked once on first use.
-#[derive(Default)]
-pub(super) struct Projects {
-    queries: HashMap<ProjectKey, ProjectQuery>,
-    loaded: HashMap<ProjectKey, ComposeProject>,
-}
-
-/// A compose project: its name and working directory.
-type ProjectKey = (String, Option<PathBuf>);
-
-fn project_key(compose: &ComposeRef) -> ProjectKey {
-    (compose.project.clone(), compose.working_dir.clone())
-}
-
-impl Projects {
-    /// What the compose-mode servers of `found` will ask: each service's
-    /// config hash, and a template of each service whose containers bear
-    /// compose's own names (none in a dry run, which creates nothing, or
-    /// under `--mode compose-cli`, which uses none), made at once.
-    fn new(world: &DockerWorld, request: &DeployRequest, found: &[(&Server, Resolved)]) -> Self {
-        let mut queries: HashMap<ProjectKey, ProjectQuery> = HashMap::new();
-        for (_, resolved) in found {
-            let members: &[BackendContainer] = match resolved {
-                Resolved::One(b) => std::slice::from_ref(&**b),
-                Resolved::Replicas(all) => all,
-            };
-            let Some(c) = members.iter().find_map(|m| m.compose.as_ref()) else {
-                continue;
-            };
-            if !use_compose(world, request, true) {
-                continue;
-            }
-            let query = queries.entry(project_key(c)).or_default();
-            query.hashed.insert(c.service.clone());
-            if !request.dry_run
-                && request.mode != Mode::ComposeCli
-                && members.iter().all(|m| compose_named(&m.name, c))
-            {
-                let count = query.templates.entry(c.service.clone()).or_default();
-                *count = (*count).max(members.len());
-            }
-        }
-        Projects {
-            queries,
-            loaded: HashMap::new(),
-        }
-    }
-
-    /// A project already read.
-    fn get(&self, compose: &ComposeRef) -> Result<&ComposeProject> {
-        self.loaded
-            .get(&project_key(compose))
-            .ok_or_else(|| anyhow!("compose project {} was not read", compose.project))
-    }
-}
-
-/// What compose says of `compose`'s project, asked on first use (with
-/// everything the deploy will ask of it).
-pub(super) async fn project<'p>(
-    world: &DockerWorld,
-    projects: &'p mut Projects,
-    compose: &ComposeRef,
-) -> Result<&'p ComposeProject> {
-    let cli = world.compose_cli().ok_or_else(|| {
-        anyhow!("compose mode: no compose CLI (docker compose / docker-compose) installed")
-    })?;
-    let key = project_key(compose);
-    Ok(match projects.loaded.entry(key) {
-        Entry::Occupied(e) => e.into_mut(),
-        Entry::Vacant(e) => {
-            let query = projects.queries.get(e.key()).cloned().unwrap_or_default();
-            e.insert(ComposeProject::load_with(cli, &world.docker, compose, &query).await?)
-        }
-    })
 }
 
 /// The hooks of the definition container `id` was deployed from, when a

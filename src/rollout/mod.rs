@@ -6,6 +6,7 @@
 mod deploy;
 mod edit;
 mod file_edit;
+mod projects;
 mod recover;
 mod replicas;
 mod run;
