@@ -76,10 +76,10 @@ pub struct Stack {
     pub port: u16,
     /// Which seed.
     pub seed: Seed,
-    /// Shared with other tests until the first [`Stack::load`], alone from
-    /// then on: the machine is small, and concurrent tests would make load
-    /// results depend on each other.
-    turn: Mutex<Option<Turn>>,
+    /// Shared with other tests, alone while a [`Stack::load`] runs: the
+    /// machine is small, and concurrent tests would make load results depend
+    /// on each other. What follows a load (checks, teardown) is shared again.
+    turn: Arc<Mutex<Option<Turn>>>,
 }
 
 impl Stack {
@@ -104,7 +104,7 @@ impl Stack {
             project,
             port,
             seed,
-            turn: Mutex::new(Some(turn)),
+            turn: Arc::new(Mutex::new(Some(turn))),
         };
         let out = stack.compose(&["up", "-d"]);
         assert!(
@@ -369,8 +369,8 @@ impl Stack {
     }
 
     /// Starts bounded load (scripts/load.sh) against `/path` for `seconds`,
-    /// first waiting until this test has the daemon to itself (for the rest
-    /// of its life): start it before anything that must overlap the load.
+    /// first waiting until this test has the daemon to itself (until the
+    /// load is stopped): start it before anything that must overlap the load.
     pub fn load(&self, path: &str, seconds: u32, concurrency: u32, mode: &str) -> Load {
         {
             let mut turn = self.turn.lock().unwrap();
@@ -392,7 +392,10 @@ impl Stack {
             .stderr(Stdio::piped())
             .spawn()
             .expect("scripts/load.sh runs");
-        Load { child }
+        Load {
+            child,
+            turn: Arc::clone(&self.turn),
+        }
     }
 }
 
@@ -419,6 +422,8 @@ impl Trickle {
 /// Load running in the background.
 pub struct Load {
     child: Child,
+    /// The stack's turn: alone while the load runs, shared once it has ended.
+    turn: Arc<Mutex<Option<Turn>>>,
 }
 
 /// What a load run saw.
@@ -446,6 +451,12 @@ impl Load {
     /// Waits for the load to end and parses its summary.
     pub fn finish(self) -> LoadResult {
         let out = self.child.wait_with_output().unwrap();
+        {
+            // What is measured is over: other tests may run beside the rest.
+            let mut turn = self.turn.lock().unwrap();
+            *turn = None;
+            *turn = Some(Turn::Shared(super::shared()));
+        }
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(
             out.status.success(),
