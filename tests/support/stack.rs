@@ -2,12 +2,14 @@
 //! test: its own temp dir, compose project, network and 127.0.0.1 port,
 //! removed on drop. Also: tiny HTTP requests and bounded load against it.
 
+use std::cell::RefCell;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::rc::Rc;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
-use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -79,7 +81,7 @@ pub struct Stack {
     /// Shared with other tests, alone while a [`Stack::load`] runs: the
     /// machine is small, and concurrent tests would make load results depend
     /// on each other. What follows a load (checks, teardown) is shared again.
-    turn: Arc<Mutex<Option<Turn>>>,
+    turn: Rc<RefCell<Option<Turn>>>,
 }
 
 impl Stack {
@@ -104,7 +106,7 @@ impl Stack {
             project,
             port,
             seed,
-            turn: Arc::new(Mutex::new(Some(turn))),
+            turn: Rc::new(RefCell::new(Some(turn))),
         };
         let out = stack.compose(&["up", "-d"]);
         assert!(
@@ -355,9 +357,9 @@ impl Stack {
     }
 
     fn wait_serving(&self, limit: Duration) {
-        let start = Instant::now();
+        let (start, port) = (Instant::now(), self.port);
         while start.elapsed() < limit {
-            if std::panic::catch_unwind(|| http(self.port, "GET", "/").0 == 200).unwrap_or(false) {
+            if std::panic::catch_unwind(|| http(port, "GET", "/").0 == 200).unwrap_or(false) {
                 return;
             }
             std::thread::sleep(Duration::from_millis(200));
@@ -373,7 +375,7 @@ impl Stack {
     /// load is stopped): start it before anything that must overlap the load.
     pub fn load(&self, path: &str, seconds: u32, concurrency: u32, mode: &str) -> Load {
         {
-            let mut turn = self.turn.lock().unwrap();
+            let mut turn = self.turn.borrow_mut();
             if !matches!(*turn, Some(Turn::Alone(_))) {
                 // Our own shared turn goes first, or the wait would be for ourselves.
                 *turn = None;
@@ -394,7 +396,7 @@ impl Stack {
             .expect("scripts/load.sh runs");
         Load {
             child,
-            turn: Arc::clone(&self.turn),
+            turn: Rc::clone(&self.turn),
         }
     }
 }
@@ -423,7 +425,7 @@ impl Trickle {
 pub struct Load {
     child: Child,
     /// The stack's turn: alone while the load runs, shared once it has ended.
-    turn: Arc<Mutex<Option<Turn>>>,
+    turn: Rc<RefCell<Option<Turn>>>,
 }
 
 /// What a load run saw.
@@ -453,7 +455,7 @@ impl Load {
         let out = self.child.wait_with_output().unwrap();
         {
             // What is measured is over: other tests may run beside the rest.
-            let mut turn = self.turn.lock().unwrap();
+            let mut turn = self.turn.borrow_mut();
             *turn = None;
             *turn = Some(Turn::Shared(super::shared()));
         }
