@@ -2,7 +2,7 @@
 //! resolves every name when it loads its config, and Docker's DNS knows only
 //! running containers. Seed 002's single-container servers.
 use crate::support::stack::{Stack, app_bodies, engine_deploy_json};
-use crate::support::{assert_ok, docker, summary, text};
+use crate::support::{assert_ok, docker, results, summary, text};
 
 #[test]
 fn a_server_killed_before_the_deploy_is_replaced_without_a_failed_request() {
@@ -57,14 +57,8 @@ fn a_new_container_dying_in_its_monitor_window_is_pinned_out_and_the_rollout_goe
     let out = deploy_crashing_app1(&stack, "continue");
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let s = summary(&out);
-    let results: Vec<(&str, &str)> = s["servers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| (r["server"].as_str().unwrap(), r["result"].as_str().unwrap()))
-        .collect();
     assert_eq!(
-        results,
+        results(&s),
         [("app1:3000", "failed"), ("app2:3000", "updated")],
         "{s}"
     );

@@ -2,7 +2,7 @@
 //! docs/events.schema.json, and the events come in a well-formed order.
 
 use crate::support::stack::Stack;
-use crate::support::{assert_ok, assert_valid, json_lines, validator};
+use crate::support::{assert_ok, assert_valid, json_lines, results, validator};
 use serde_json::{Value, json};
 
 fn kind(e: &Value) -> &str {
@@ -118,13 +118,10 @@ fn a_successful_deploy_prints_only_valid_events_in_order() {
     assert_eq!(summary["status"], "done");
     assert_eq!(summary["exit_code"], 0);
     assert_eq!(summary["reloads"], 3);
-    let results: Vec<_> = summary["servers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["result"].clone())
-        .collect();
-    assert_eq!(results, [json!("updated"), json!("updated")]);
+    assert_eq!(
+        results(&summary),
+        [("app1:3000", "updated"), ("app2:3000", "updated")]
+    );
     // Human output stays off stdout.
     assert!(!String::from_utf8_lossy(&out.stdout).contains("revision 1:"));
 }

@@ -2,7 +2,7 @@
 //! rolled back automatically, the monitor window, and the failure ratio.
 
 use crate::support::stack::{Stack, app_bodies, engine_deploy_json, set_app_servers};
-use crate::support::{assert_ok, json_lines, summary, text};
+use crate::support::{assert_ok, json_lines, results, summary, text};
 
 #[test]
 fn never_healthy_version_is_rolled_back_automatically_without_failed_requests() {
@@ -154,26 +154,14 @@ fn one_failure_in_four_stays_within_a_ratio_of_0_3() {
     // The rollout goes on and ends; the failed server is reported, not fatal to the others.
     let s = summary(&out);
     assert_eq!(s["status"], "done", "{}", text(&out));
-    let results: Vec<_> = s["servers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| {
-            (
-                r["server"].as_str().unwrap().to_string(),
-                r["result"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect();
     assert_eq!(
-        results,
+        results(&s),
         [
             ("app1:3000", "updated"),
             ("app2:3000", "updated"),
             ("app3:3000", "failed"),
             ("app4:3000", "updated")
         ]
-        .map(|(a, b)| (a.to_string(), b.to_string()))
     );
     let bodies = stack.bodies(12);
     let expected: std::collections::BTreeSet<String> = [1, 2, 4]

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::support::rollout::under_load;
 use crate::support::stack::{Seed, Stack};
-use crate::support::{assert_ok, docker, summary, text};
+use crate::support::{assert_ok, docker, results, summary, text};
 
 fn up(name: &str) -> Stack {
     Stack::seed(Seed::S000, name, |_| {})
@@ -204,13 +204,9 @@ fn a_stop_first_pause_then_rollback_recreates_the_failed_replicas_on_the_old_ver
     let out = stack.tool(&["rollback", "--yes", "--output", "json"]);
     let load = load.stop();
     assert_ok(&out);
-    let results: Vec<String> = summary(&out)["servers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["result"].to_string())
-        .collect();
-    assert_eq!(results, ["\"updated\""; 2], "{}", text(&out));
+    let s = summary(&out);
+    let updated: Vec<&str> = results(&s).into_iter().map(|(_, r)| r).collect();
+    assert_eq!(updated, ["updated"; 2], "{}", text(&out));
     assert_eq!(load.failed, 0, "{load:?}");
     assert_eq!(stack.conf(), before, "{}", text(&out));
     assert_eq!(stack.bodies(9), answers("v1"));
@@ -321,12 +317,8 @@ fn every_new_replica_dying_after_the_unpin_with_continue_leaves_the_set_down_and
         "continue",
     ]));
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let failed = summary(&out)["servers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|r| r["result"] == "failed")
-        .count();
+    let s = summary(&out);
+    let failed = results(&s).iter().filter(|(_, r)| *r == "failed").count();
     assert_eq!(failed, 3, "{}", text(&out));
     // `web` names no running container, so the operator's line would fail
     // every `nginx -t`: the set is pinned to nowhere, down.

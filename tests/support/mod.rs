@@ -178,6 +178,16 @@ pub fn summary(out: &Output) -> serde_json::Value {
         .unwrap_or_else(|| panic!("no summary event\n{}", text(out)))
 }
 
+/// (server, result) of every server a `summary` event reports, in its order.
+pub fn results(summary: &serde_json::Value) -> Vec<(&str, &str)> {
+    summary["servers"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no servers in {summary}"))
+        .iter()
+        .map(|r| (r["server"].as_str().unwrap(), r["result"].as_str().unwrap()))
+        .collect()
+}
+
 /// docs/events.schema.json, checked to be valid JSON Schema, compiled.
 pub fn validator() -> jsonschema::Validator {
     let text = std::fs::read_to_string(root().join("docs/events.schema.json")).unwrap();
