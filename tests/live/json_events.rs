@@ -119,7 +119,7 @@ fn a_successful_deploy_prints_only_valid_events_in_order() {
     assert_eq!(summary["exit_code"], 0);
     assert_eq!(summary["reloads"], 3);
     assert_eq!(
-        results(&summary),
+        results(summary),
         [("app1:3000", "updated"), ("app2:3000", "updated")]
     );
     // Human output stays off stdout.
