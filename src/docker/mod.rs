@@ -144,6 +144,17 @@ impl ExecOutput {
     pub fn success(&self) -> bool {
         self.exit_code == 0
     }
+
+    /// Whether this is what an exec racing its container's stop or restart
+    /// gets: 126 (could not start), no code, above 128 (killed by a signal),
+    /// or a failure without a word (its streams cut).
+    fn may_have_raced_a_stop(&self) -> bool {
+        let silent = self.stdout.trim().is_empty() && self.stderr.trim().is_empty();
+        self.exit_code == 126
+            || self.exit_code > 128
+            || self.exit_code == NO_EXIT_CODE
+            || (!self.success() && silent)
+    }
 }
 
 /// Runs `argv` in `container` (`docker exec`) and collects its output and exit code.
@@ -162,10 +173,23 @@ pub async fn exec_with_input(
     exec(docker, container, argv, Some(input)).await
 }
 
+/// An exec that raced its container's stop or restart (found in an
+/// [`exec_in`] error with `downcast_ref`).
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "exec `{command}`: container {container} is not running, or was restarted while the command ran"
+)]
+pub struct ExecRaced {
+    /// The command, its words joined by spaces.
+    pub command: String,
+    /// The container's name.
+    pub container: String,
+}
+
 /// [`exec_attached`], and when it fails, or the command's start fails (exit
-/// 126, or no code), or a signal killed it (what an exec racing a container's
-/// stop or restart gets, with no output), whether the container went away meanwhile: then the error
-/// says so and names it.
+/// 126, or no code), or a signal killed it, or it failed without a word
+/// (what an exec racing a container's stop or restart gets), whether the
+/// container went away meanwhile: then the error is [`ExecRaced`].
 async fn exec(
     docker: &Docker,
     container: &str,
@@ -175,15 +199,14 @@ async fn exec(
     let asked = Utc::now();
     let result = exec_attached(docker, container, argv, input).await;
     let suspect = match &result {
-        // 126: could not start; above 128: killed by a signal (a stop kills it).
-        Ok(out) => out.exit_code == 126 || out.exit_code > 128 || out.exit_code == NO_EXIT_CODE,
+        Ok(out) => out.may_have_raced_a_stop(),
         Err(_) => true,
     };
-    if suspect && let Err(name) = ran_throughout(docker, container, asked).await {
-        let gone = format!(
-            "exec `{}`: container {name} is not running, or was restarted while the command ran",
-            argv.join(" ")
-        );
+    if suspect && let Err(name) = ran_throughout(docker, container, asked, &result).await {
+        let gone = ExecRaced {
+            command: argv.join(" "),
+            container: name,
+        };
         return Err(match result {
             Err(e) => e.context(gone),
             Ok(_) => anyhow!(gone),
@@ -255,35 +278,74 @@ async fn exec_attached(
 
 /// Whether `container` is running now and has been since `since` (it was
 /// not stopped or restarted in between); if not, its name. A daemon that
-/// cannot be asked tells nothing: then the exec's own error stands.
+/// cannot be asked tells nothing: then the exec's own error stands. After a
+/// kill by a signal the daemon may not have seen the stop that caused it
+/// yet (the container still "running" since before): it is asked again for
+/// up to [`STOP_NOTICED_WITHIN`].
 async fn ran_throughout(
     docker: &Docker,
     container: &str,
     since: DateTime<Utc>,
+    result: &Result<ExecOutput>,
 ) -> std::result::Result<(), String> {
-    let c = match inspect(docker, container).await {
-        Ok(Some(c)) => c,
-        Ok(None) => return Err(container.to_string()),
-        Err(_) => return Ok(()),
-    };
-    let running_since = c.state.as_ref().is_some_and(|s| {
-        s.running == Some(true)
-            && s.restarting != Some(true)
-            && s.started_at
-                .as_deref()
-                .and_then(|t| parse_time(t, container).ok())
-                .is_some_and(|t| t <= since)
-    });
-    if running_since {
-        Ok(())
-    } else {
-        Err(name_of(&c, container).to_string())
+    let killed = matches!(result, Ok(out) if out.exit_code > 128);
+    let started = std::time::Instant::now();
+    loop {
+        let c = match inspect(docker, container).await {
+            Ok(Some(c)) => c,
+            Ok(None) => return Err(container.to_string()),
+            Err(_) => return Ok(()),
+        };
+        let running_since = c.state.as_ref().is_some_and(|s| {
+            s.running == Some(true)
+                && s.restarting != Some(true)
+                && s.started_at
+                    .as_deref()
+                    .and_then(|t| parse_time(t, container).ok())
+                    .is_some_and(|t| t <= since)
+        });
+        if !running_since {
+            return Err(name_of(&c, container).to_string());
+        }
+        if !killed || started.elapsed() >= STOP_NOTICED_WITHIN {
+            return Ok(());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
+
+/// How long the daemon may take to notice the stop of a container whose
+/// main process has exited (its other processes killed with it).
+const STOP_NOTICED_WITHIN: std::time::Duration = std::time::Duration::from_secs(1);
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_what_a_stop_leaves_is_checked_against_the_container() {
+        let out = |exit_code, stderr: &str| ExecOutput {
+            exit_code,
+            stdout: String::new(),
+            stderr: stderr.into(),
+        };
+        for raced in [
+            out(126, "x"),
+            out(137, ""),
+            out(143, "x"),
+            out(-1, ""),
+            out(1, " \n"),
+        ] {
+            assert!(raced.may_have_raced_a_stop(), "{raced:?}");
+        }
+        for verdict in [
+            out(0, ""),
+            out(1, "nginx: [emerg] unknown directive"),
+            out(2, "usage"),
+        ] {
+            assert!(!verdict.may_have_raced_a_stop(), "{verdict:?}");
+        }
+    }
 
     #[test]
     fn parses_docker_nanosecond_timestamps() {

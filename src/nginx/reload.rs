@@ -12,7 +12,7 @@ use tokio::time::{Instant, sleep};
 
 use super::NginxContainer;
 use super::workers::{Workers, worker_pids};
-use crate::docker::{ExecOutput, exec_in};
+use crate::docker::{ExecOutput, ExecRaced, exec_in};
 
 /// How often the process list is polled while waiting: often at first (a
 /// reload takes nginx about 100 ms), then less so during long drains.
@@ -66,20 +66,65 @@ pub struct ReloadOutcome {
     pub new_workers: Vec<u32>,
 }
 
-/// Runs `nginx -t` (with the options nginx was started with) in the container.
+/// How long a restart of nginx's container may take before `nginx -t`,
+/// cut short by it, is run again.
+const RESTART_WAIT: Duration = Duration::from_secs(10);
+
+/// Runs `nginx -t` (with the options nginx was started with) in the
+/// container. When a restart of the container cut it short, runs it again
+/// once nginx runs again (up to [`RESTART_WAIT`]).
 pub async fn test_config(docker: &Docker, nginx: &NginxContainer) -> Result<(), NginxTestError> {
+    match test_once(docker, nginx).await {
+        Err(NginxTestError::Exec(e)) if e.downcast_ref::<ExecRaced>().is_some() => {
+            if let Err(wait) = wait_running(docker, nginx, RESTART_WAIT).await {
+                return Err(NginxTestError::Exec(e.context(wait)));
+            }
+            tracing::warn!(
+                "nginx container {} restarted while nginx -t ran: testing again",
+                nginx.name
+            );
+            test_once(docker, nginx).await
+        }
+        other => other,
+    }
+}
+
+/// Waits until the container's nginx master has workers, up to `timeout`.
+async fn wait_running(docker: &Docker, nginx: &NginxContainer, timeout: Duration) -> Result<()> {
+    let started = Instant::now();
+    loop {
+        match worker_pids(docker, nginx).await {
+            Ok(w) if !w.active.is_empty() => return Ok(()),
+            Err(e) if started.elapsed() >= timeout => return Err(e),
+            _ if started.elapsed() >= timeout => bail!(
+                "nginx in container {} started no workers within {}",
+                nginx.name,
+                humantime::format_duration(timeout)
+            ),
+            _ => sleep(poll_interval(started.elapsed())).await,
+        }
+    }
+}
+
+async fn test_once(docker: &Docker, nginx: &NginxContainer) -> Result<(), NginxTestError> {
     let started = Instant::now();
     let out = nginx_exec(docker, nginx, &["-t", "-q"]).await?;
     tracing::debug!(took = ?started.elapsed(), "nginx -t in {}", nginx.name);
     if out.success() {
         return Ok(());
     }
-    let message = [out.stderr.trim(), out.stdout.trim()]
+    let mut message = [out.stderr.trim(), out.stdout.trim()]
         .iter()
         .filter(|s| !s.is_empty())
         .copied()
         .collect::<Vec<_>>()
         .join("\n");
+    if message.is_empty() {
+        message = format!(
+            "(it exited with code {} and printed nothing)",
+            out.exit_code
+        );
+    }
     Err(NginxTestError::Rejected {
         container: nginx.name.clone(),
         message,

@@ -282,7 +282,12 @@ impl World for DockerWorld {
             }
             return Err(e.into());
         }
-        *self.workers_before_reload.lock().expect("not poisoned") = Some(workers?);
+        // Unreadable while nginx restarted (the test waited for it): list again.
+        let workers = match workers {
+            Ok(w) => w,
+            Err(_) => nginx::worker_pids(&self.docker, &self.nginx).await?,
+        };
+        *self.workers_before_reload.lock().expect("not poisoned") = Some(workers);
         Ok(())
     }
 
