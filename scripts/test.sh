@@ -12,7 +12,7 @@ trap 'scripts/dev-env.sh --stop' EXIT
 cargo fmt --check
 cargo clippy --all-targets --locked -- -D warnings
 # The live tests mostly wait (health checks, drains, delays): three at a time
-# fit two cores; a test under load has the daemon to itself meanwhile
-# (tests/support: Stack::load).
+# fit two cores; a test has the daemon to itself while its load runs
+# (tests/support: Stack::load), so load results do not depend on each other.
 RUST_TEST_THREADS="${RUST_TEST_THREADS:-3}" \
     cargo test --locked --all-targets --no-fail-fast 2>&1 | tee target/test-output.log
