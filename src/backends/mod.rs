@@ -5,6 +5,7 @@
 mod compose;
 mod compose_options;
 mod compose_policy;
+mod escalation;
 mod health;
 mod hook;
 mod image;
@@ -19,6 +20,7 @@ pub use compose::{
 };
 pub use compose_options::{ComposeFlags, ComposeOptions, ComposeOptionsError};
 pub use compose_policy::policy_sections;
+pub use escalation::Escalation;
 pub use health::{
     ContainerHealth, HealthError, HealthSource, HealthyAt, Probe, failed_within, wait_healthy,
 };
@@ -31,5 +33,5 @@ pub use recreate::{
     Recreated, Stopped, create_and_start, create_replacement, discard_leftover_replacement,
     discard_replacement, next_slot, recreate_stop_first, rename, stop_and_remove,
 };
-pub use spec::{ContainerSpec, Escalation, NetworkAttachment, capture_spec};
+pub use spec::{ContainerSpec, NetworkAttachment, capture_spec};
 pub use template::{TemplateVars, render_value};

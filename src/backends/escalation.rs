@@ -1,0 +1,189 @@
+//! Privilege escalation checks: a spec (from the journal or a request) may
+//! never grant a replacement more than the running container it replaces has.
+use bollard::models::HostConfig;
+
+use super::spec::ContainerSpec;
+
+/// A privilege a spec grants that the container it replaces does not have.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "refusing to recreate container {container} with host_config.{field} = {value}, which the running container \
+     does not have: the journal (or the request) it comes from may have been altered. Recreate it by hand if this is \
+     intended"
+)]
+pub struct Escalation {
+    /// The container being replaced.
+    pub container: String,
+    /// The `HostConfig` field (`privileged`, `cap_add`, `binds`, …).
+    pub field: &'static str,
+    /// What the spec grants there.
+    pub value: String,
+}
+
+impl ContainerSpec {
+    /// The first privilege — privileged mode, a capability, a device, a host
+    /// path mounted, a host namespace, a security option — this spec grants
+    /// beyond `live`, the host config of the running `container` it would
+    /// replace. A recreated container never gets more than its predecessor.
+    pub fn escalation_over(&self, live: &HostConfig, container: &str) -> Option<Escalation> {
+        let new = &self.host_config;
+        let found = |field: &'static str, value: String| {
+            Some(Escalation {
+                container: container.to_string(),
+                field,
+                value,
+            })
+        };
+        if new.privileged == Some(true) && live.privileged != Some(true) {
+            return found("privileged", "true".into());
+        }
+        let beyond = |new: &Option<Vec<String>>, live: &Option<Vec<String>>| {
+            let live = live.as_deref().unwrap_or_default();
+            new.iter().flatten().find(|x| !live.contains(x)).cloned()
+        };
+        for (field, n, l) in [
+            ("cap_add", &new.cap_add, &live.cap_add),
+            ("security_opt", &new.security_opt, &live.security_opt),
+            (
+                "device_cgroup_rules",
+                &new.device_cgroup_rules,
+                &live.device_cgroup_rules,
+            ),
+            ("volumes_from", &new.volumes_from, &live.volumes_from),
+        ] {
+            if let Some(x) = beyond(n, l) {
+                return found(field, x);
+            }
+        }
+        fn debug<T: std::fmt::Debug>(v: &Option<Vec<T>>) -> Vec<String> {
+            v.iter().flatten().map(|d| format!("{d:?}")).collect()
+        }
+        let (nd, ld) = (debug(&new.devices), debug(&live.devices));
+        if let Some(d) = nd.iter().find(|d| !ld.contains(d)) {
+            return found("devices", d.clone());
+        }
+        let (nr, lr) = (debug(&new.device_requests), debug(&live.device_requests));
+        if let Some(d) = nr.iter().find(|d| !lr.contains(d)) {
+            return found("device_requests", d.clone());
+        }
+        let host_paths = |h: &HostConfig| -> Vec<String> {
+            let binds = h
+                .binds
+                .iter()
+                .flatten()
+                .filter_map(|b| b.split(':').next().filter(|s| s.starts_with('/')));
+            let mounts = h
+                .mounts
+                .iter()
+                .flatten()
+                .filter(|m| m.typ == Some(bollard::models::MountType::BIND))
+                .filter_map(|m| m.source.as_deref());
+            binds.chain(mounts).map(str::to_string).collect()
+        };
+        let live_paths = host_paths(live);
+        if let Some(p) = host_paths(new)
+            .into_iter()
+            .find(|p| !live_paths.contains(p))
+        {
+            return found("binds", p);
+        }
+        for (field, n, l) in [
+            ("network_mode", &new.network_mode, &live.network_mode),
+            ("pid_mode", &new.pid_mode, &live.pid_mode),
+            ("ipc_mode", &new.ipc_mode, &live.ipc_mode),
+            ("uts_mode", &new.uts_mode, &live.uts_mode),
+            ("userns_mode", &new.userns_mode, &live.userns_mode),
+        ] {
+            if n.as_deref() == Some("host") && l.as_deref() != Some("host") {
+                return found(field, "host".into());
+            }
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bollard::models::ContainerConfig;
+
+    use super::*;
+
+    fn spec(host_config: HostConfig) -> ContainerSpec {
+        ContainerSpec {
+            name: "app1".into(),
+            image: "app:v1".into(),
+            config: ContainerConfig::default(),
+            host_config,
+            networks: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_spec_never_grants_more_than_the_running_container_has() {
+        let live = HostConfig {
+            binds: Some(vec!["/srv/data:/data:rw".into(), "named:/cache".into()]),
+            cap_add: Some(vec!["NET_BIND_SERVICE".into()]),
+            ..Default::default()
+        };
+        assert_eq!(spec(live.clone()).escalation_over(&live, "app1"), None);
+        let cases = [
+            (
+                HostConfig {
+                    privileged: Some(true),
+                    ..live.clone()
+                },
+                "privileged",
+            ),
+            (
+                HostConfig {
+                    cap_add: Some(vec!["SYS_ADMIN".into()]),
+                    ..live.clone()
+                },
+                "cap_add",
+            ),
+            (
+                HostConfig {
+                    binds: Some(vec!["/:/host".into()]),
+                    ..live.clone()
+                },
+                "binds",
+            ),
+            (
+                HostConfig {
+                    devices: Some(vec![bollard::models::DeviceMapping {
+                        path_on_host: Some("/dev/sda".into()),
+                        ..Default::default()
+                    }]),
+                    ..live.clone()
+                },
+                "devices",
+            ),
+            (
+                HostConfig {
+                    pid_mode: Some("host".into()),
+                    ..live.clone()
+                },
+                "pid_mode",
+            ),
+            (
+                HostConfig {
+                    security_opt: Some(vec!["seccomp=unconfined".into()]),
+                    ..live.clone()
+                },
+                "security_opt",
+            ),
+        ];
+        for (granted, field) in cases {
+            let e = spec(granted).escalation_over(&live, "app1").unwrap();
+            assert_eq!(e.field, field);
+            let text = e.to_string();
+            assert!(
+                text.contains("container app1") && text.contains(field),
+                "{text}"
+            );
+        }
+        // Fewer privileges are fine.
+        let less = HostConfig::default();
+        assert_eq!(spec(less).escalation_over(&live, "app1"), None);
+    }
+}
