@@ -177,6 +177,17 @@ async fn a_failure_taken_out_before_a_drain_wait_leaves_the_drains_old_workers_w
     );
 }
 
+/// Asserts p_web_1's pinned line is buried (to nowhere, `down`) and p_web_2's kept.
+fn assert_p_web_1_buried(fake: &Fake) {
+    let text = fake.text();
+    assert!(
+        text.contains("server 192.0.2.1:8000 down; # nginx-rollout pin: web:8000\n")
+            && text.contains("server p_web_2:8000; # nginx-rollout pin: web:8000\n")
+            && !text.contains("p_web_1"),
+        "{text}"
+    );
+}
+
 /// A fake of two servers whose upstream also holds `lines` (pinned
 /// replicas' lines, indented from the second on) after app2's.
 fn with_pinned_replicas(lines: &str) -> Fake {
@@ -198,13 +209,7 @@ async fn a_pause_buries_the_pinned_line_of_a_replica_that_is_gone_and_only_that_
     fake.unhealthy.insert("app2:3000".into());
     let (outcome, _, _) = run_all(&fake, on_failure(FailureAction::Pause)).await;
     assert!(matches!(outcome, Outcome::Paused(_)), "{outcome:?}");
-    let text = fake.text();
-    assert!(
-        text.contains("server 192.0.2.1:8000 down; # nginx-rollout pin: web:8000\n")
-            && text.contains("server p_web_2:8000; # nginx-rollout pin: web:8000\n")
-            && !text.contains("p_web_1"),
-        "{text}"
-    );
+    assert_p_web_1_buried(&fake);
 }
 
 #[tokio::test]
@@ -215,13 +220,7 @@ async fn every_edit_buries_the_pinned_line_of_a_replica_that_died_since_the_plan
     fake.crashes.insert("p_web_1".into());
     let (outcome, _, _) = run_all(&fake, on_failure(FailureAction::Pause)).await;
     assert_eq!(outcome, Outcome::Done);
-    let text = fake.text();
-    assert!(
-        text.contains("server 192.0.2.1:8000 down; # nginx-rollout pin: web:8000\n")
-            && text.contains("server p_web_2:8000; # nginx-rollout pin: web:8000\n")
-            && !text.contains("p_web_1"),
-        "{text}"
-    );
+    assert_p_web_1_buried(&fake);
 }
 
 #[tokio::test]

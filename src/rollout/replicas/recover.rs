@@ -52,6 +52,18 @@ async fn taken_by_another(
     Ok(news.iter().any(|(s, new)| s != slot && *new == id))
 }
 
+/// The set's `kept` replicas as they are now: dead unless their container runs.
+async fn as_they_run(world: &DockerWorld, kept: &[Replica]) -> Result<Vec<Replica>> {
+    let mut now = Vec::with_capacity(kept.len());
+    for r in kept {
+        now.push(Replica {
+            container: r.container.clone(),
+            dead: !runs(world, &r.container).await?,
+        });
+    }
+    Ok(now)
+}
+
 /// The replica set of the operator's line `server` as a resumed rollout
 /// continues it: the replicas done are kept, the others' slots run again. A
 /// new replica that already serves behind its own line is kept too, and its
@@ -78,17 +90,11 @@ pub(in crate::rollout) async fn resume_set(
     let mut set = ReplicaSet {
         server: server.to_string(),
         statement: planned.statement,
-        kept: Vec::new(),
+        kept: as_they_run(world, &planned.kept).await?,
         slots: Vec::new(),
         via: planned.via,
         hooks: planned.hooks,
     };
-    for r in &planned.kept {
-        set.kept.push(Replica {
-            container: r.container.clone(),
-            dead: !runs(world, &r.container).await?,
-        });
-    }
     let news = new_containers(rollout);
     for rec in rollout
         .servers
@@ -162,19 +168,13 @@ pub(in crate::rollout) async fn undo_set(
     let mut set = ReplicaSet {
         server: server.to_string(),
         statement: planned.statement.clone(),
-        kept: Vec::new(),
+        kept: as_they_run(world, &planned.kept).await?,
         slots: Vec::new(),
         via: Some(Via::Previous),
         hooks: Hooks::default(),
     };
     // What each slot of the undoing set deploys, in slot order.
     let mut specs: Vec<(Option<Desired>, Option<Desired>)> = Vec::new();
-    for r in &planned.kept {
-        set.kept.push(Replica {
-            container: r.container.clone(),
-            dead: !runs(world, &r.container).await?,
-        });
-    }
     let news = new_containers(of);
     for rec in of
         .servers
