@@ -3,8 +3,9 @@
 //! 4 interrupted, 5 lock held.
 
 use std::io::{BufRead, BufReader};
-use std::process::{Output, Stdio};
+use std::process::Output;
 
+use crate::support::spawn_piped;
 use crate::support::stack::Stack;
 
 fn code(out: &Output) -> Option<i32> {
@@ -40,20 +41,15 @@ fn every_exit_code_from_real_runs() {
         "- 'MESSAGE=app1,v1'",
         "- 'MESSAGE=app1,v2'\n      - 'STARTUP_DELAY_MS=1500'",
     );
-    let mut first = stack
-        .tool_cmd(&[
-            "deploy",
-            "apps",
-            "--yes",
-            "--output",
-            "json",
-            "--monitor",
-            "0s",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut first = spawn_piped(&mut stack.tool_cmd(&[
+        "deploy",
+        "apps",
+        "--yes",
+        "--output",
+        "json",
+        "--monitor",
+        "0s",
+    ]));
     let mut lines = BufReader::new(first.stdout.take().unwrap()).lines();
     loop {
         let line = lines

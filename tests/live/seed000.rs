@@ -2,12 +2,12 @@
 //! one `server web:8000;` line, rolled one replica at a time on pinned lines
 //! with its own update_config, under load; and what compose makes of it after.
 use std::collections::BTreeSet;
-use std::process::{Child, Stdio};
+use std::process::{Child, Output, Stdio};
 use std::time::Duration;
 
 use crate::support::rollout::under_load;
 use crate::support::stack::{Seed, Stack};
-use crate::support::{assert_ok, docker, results, summary, text};
+use crate::support::{assert_ok, docker, results, spawn_piped, summary, text};
 
 fn up(name: &str) -> Stack {
     Stack::seed(Seed::S000, name, |_| {})
@@ -15,6 +15,22 @@ fn up(name: &str) -> Stack {
 
 fn answers(version: &str) -> BTreeSet<String> {
     BTreeSet::from([format!("Hi there, I love ! {version}")])
+}
+
+/// `rollback` of a paused deploy under POST load (a new connection per
+/// request) started `lead` before it: no failed request, the config back byte
+/// for byte, three replicas all answering v1. Its output.
+fn rollback_to_v1_under_load(stack: &Stack, before: &[u8], lead: Duration) -> Output {
+    let load = stack.load("/", 40, 16, "post-close");
+    std::thread::sleep(lead);
+    let out = stack.tool(&["rollback", "--yes", "--output", "json"]);
+    let load = load.stop();
+    assert_ok(&out);
+    assert_eq!(load.failed, 0, "{load:?}");
+    assert_eq!(stack.conf(), before, "{}", text(&out));
+    assert_eq!(stack.bodies(9), answers("v1"));
+    assert_eq!(stack.containers_of("web").len(), 3);
+    out
 }
 
 /// `deploy backend --yes --output json` and then `rest`.
@@ -167,15 +183,7 @@ fn a_replica_dying_in_its_monitor_window_pauses_with_a_config_nginx_loads_and_ro
     docker(&["exec", &stack.container("nginx"), "nginx", "-t"]);
     // The requests a replica had in flight when it died are lost with it;
     // from the pause on, none is: the dead replica is out of the upstream.
-    let load = stack.load("/", 40, 16, "post-close");
-    std::thread::sleep(Duration::from_secs(2));
-    let out = stack.tool(&["rollback", "--yes", "--output", "json"]);
-    let load = load.stop();
-    assert_ok(&out);
-    assert_eq!(load.failed, 0, "{load:?}");
-    assert_eq!(stack.conf(), before, "{}", text(&out));
-    assert_eq!(stack.bodies(9), answers("v1"));
-    assert_eq!(stack.containers_of("web").len(), 3);
+    rollback_to_v1_under_load(&stack, &before, Duration::from_secs(2));
 }
 
 #[test]
@@ -199,18 +207,10 @@ fn a_stop_first_pause_then_rollback_recreates_the_failed_replicas_on_the_old_ver
         "8s",
     ]));
     assert_eq!(out.status.code(), Some(3), "paused: {}", text(&out));
-    let load = stack.load("/", 40, 16, "post-close");
-    std::thread::sleep(Duration::from_secs(1));
-    let out = stack.tool(&["rollback", "--yes", "--output", "json"]);
-    let load = load.stop();
-    assert_ok(&out);
+    let out = rollback_to_v1_under_load(&stack, &before, Duration::from_secs(1));
     let s = summary(&out);
     let updated: Vec<&str> = results(&s).into_iter().map(|(_, r)| r).collect();
     assert_eq!(updated, ["updated"; 2], "{}", text(&out));
-    assert_eq!(load.failed, 0, "{load:?}");
-    assert_eq!(stack.conf(), before, "{}", text(&out));
-    assert_eq!(stack.bodies(9), answers("v1"));
-    assert_eq!(stack.containers_of("web").len(), 3);
 }
 
 #[test]
@@ -218,19 +218,14 @@ fn an_old_replica_killed_before_the_first_reload_is_buried_and_the_rollout_finis
     let stack = up("s0oldkill");
     let before = stack.conf();
     let old = stack.containers_of("web");
-    let child: Child = stack
-        .tool_cmd(&deploy_json(&[
-            "--mode",
-            "engine",
-            "--env",
-            "MESSAGE=v2",
-            "--env",
-            "STARTUP_DELAY_MS=3000",
-        ]))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = spawn_piped(&mut stack.tool_cmd(&deploy_json(&[
+        "--mode",
+        "engine",
+        "--env",
+        "MESSAGE=v2",
+        "--env",
+        "STARTUP_DELAY_MS=3000",
+    ])));
     // The first new replica is starting (3 s); an old one dies meanwhile, so
     // the first edit, the pin, would name a container nginx cannot resolve.
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
@@ -255,12 +250,7 @@ fn an_old_replica_killed_mid_rollout_is_buried_and_the_rollout_finishes() {
     let before = stack.conf();
     let old = stack.containers_of("web");
     stack.edit_compose("MESSAGE=v1", "MESSAGE=v2");
-    let child: Child = stack
-        .tool_cmd(&deploy_json(&[]))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = spawn_piped(&mut stack.tool_cmd(&deploy_json(&[])));
     // The first slot is done (its old replica's line buried); one of the old
     // replicas still on its own live line dies.
     stack.wait_for_conf("first burial", Duration::from_secs(90), |conf| {
