@@ -2,9 +2,12 @@
 # Rollout benchmarks on the seed stacks (release build, real dockerd/nginx).
 #   scripts/bench-rollout.sh [LOAD_SECONDS] [CONCURRENCY] [all|seed002|seed000]
 #
-# seed002 (2 servers): for each mode (engine: --env MESSAGE=...; compose, the
-# fast path, and compose-cli, one `docker-compose up` per server: MESSAGE
-# edited in docker-compose.yml) and each load profile (GET keep-alive,
+# seed002 (2 servers): for each mode (engine: --env MESSAGE=...; the compose
+# fast path twice — compose-read, where compose reads the files as on a first
+# deploy (the readings kept in the state directory removed first), and
+# compose, where only MESSAGE changed since the last reading, which answers
+# without a compose run; compose-cli, one `docker-compose up` per server:
+# MESSAGE edited in docker-compose.yml) and each load profile (GET keep-alive,
 # GET close, POST close, POST keep-alive) one full deploy of app1 and app2
 # under that load:
 #   wall      the deploy command's wall time,
@@ -25,7 +28,8 @@
 # update_config start-first, parallelism 1, delay 1s): the seed's own
 # `docker-compose up -d` after MESSAGE changes (failed requests, and the
 # outage: first to last failed probe of a 20-per-second probe), then
-# `nginx-rollout deploy backend` in compose (fast path) and engine mode (the compose CLI
+# `nginx-rollout deploy backend` in compose-read, compose (the fast path as
+# above) and engine mode (the compose CLI
 # recreates every replica at once: nginx-rollout refuses it for replicas). Its physical
 # minimum is the issue's: the new replicas' create -> healthy, summed, plus
 # the delays between them (as planned: update_config's delay), plus one reload
@@ -166,6 +170,35 @@ rows=()
 round=0
 profiles=(get-keepalive get-close post-close post-keepalive)
 
+# mode_args MODE: the deploy's --mode for a bench mode (compose-read is the
+# fast path with the kept readings removed first).
+mode_args() {
+    case "$1" in
+    compose-read)
+        find "$dir" -type d -path '*/.nginx-rollout/kept' -prune -exec rm -rf {} +
+        echo compose
+        ;;
+    *) echo "$1" ;;
+    esac
+}
+
+# label MODE: a bench mode as the tables name it.
+label() {
+    case "$1" in
+    compose-read) echo "compose (fast path), compose reads the files" ;;
+    compose) echo "compose (fast path), kept reading" ;;
+    *) echo "$1" ;;
+    esac
+}
+
+# check_reading MODE STDERR: the fast path read the files as the mode says.
+check_reading() {
+    case "$1" in
+    compose-read) ! grep -q "compose did not run" "$2" || nr_die "compose-read: a kept reading answered" ;;
+    compose) grep -q "compose did not run" "$2" || nr_die "compose: compose read the files: $(cat "$2")" ;;
+    esac
+}
+
 # deploy_row MODE LABEL PROFILE [LOAD_SECONDS]: one deploy under load, one table row.
 deploy_row() {
     local mode="$1" label="$2" profile="$3" message out start end wall phys ratio reloads body
@@ -176,15 +209,17 @@ deploy_row() {
         args+=(--mode engine --env "MESSAGE={{service}},$message")
     else
         sed -i -E "s/MESSAGE=(app[12]),[^']*/MESSAGE=\\1,$message/" "$dir/docker-compose.yml"
-        args+=(--mode "$mode")
+        args+=(--mode "$(mode_args "$mode")")
     fi
     log "$label deploy under $profile"
     run_load "$profile" "${4:-}"
     watch_events
     start="$(now)"
-    out="$(cd "$dir" && NGINX_PORT="$port" "$tool" "${args[@]}")" || nr_die "$label deploy failed: $out"
+    out="$(cd "$dir" && NGINX_PORT="$port" "$tool" "${args[@]}" 2>"$dir/deploy.err")" ||
+        nr_die "$label deploy failed: $out $(cat "$dir/deploy.err")"
     end="$(now)"
     finish_load
+    check_reading "$mode" "$dir/deploy.err"
     wall="$(python3 -c "print(f'{$end - $start:.2f}')")"
     phys="$(physical)"
     ratio="$(python3 -c "print(f'{$wall / $phys:.2f}' if $phys > 0 else 'n/a')")"
@@ -196,9 +231,9 @@ deploy_row() {
 
 seed002() {
     up "nrbench$$" docker-compose.yml
-    for mode in engine compose compose-cli; do
+    for mode in engine compose-read compose compose-cli; do
         for profile in "${profiles[@]}"; do
-            deploy_row "$mode" "$mode" "$profile"
+            deploy_row "$mode" "$(label "$mode")" "$profile"
         done
     done
 
@@ -334,7 +369,7 @@ seed000() {
         wall="$(python3 -c "print(f'{$end - $start:.2f}')")"
         rows0+=("| docker-compose up -d (the seed's own) | $profile | $wall | - | - | - | $outage | $failed |")
     done
-    for mode in compose engine; do
+    for mode in compose-read compose engine; do
         for profile in get-keepalive post-close post-keepalive; do
             round0=$((round0 + 1))
             local args=(deploy backend --yes --monitor 0s --output json)
@@ -342,17 +377,19 @@ seed000() {
                 args+=(--mode engine --env "MESSAGE=v$round0")
             else
                 sed -i -E "s/MESSAGE=[^ ]*/MESSAGE=v$round0/" "$dir/docker-compose.yml"
-                args+=(--mode "$mode")
+                args+=(--mode "$(mode_args "$mode")")
             fi
             log "nginx-rollout ($mode mode) under $profile"
             run_load "$profile" "$((load_seconds > 30 ? load_seconds : 30))"
             watch_events
             probe_start
             start="$(now)"
-            out="$(cd "$dir" && NGINX_PORT="$port" "$tool" "${args[@]}")" || nr_die "$mode deploy failed: $out"
+            out="$(cd "$dir" && NGINX_PORT="$port" "$tool" "${args[@]}" 2>"$dir/deploy.err")" ||
+                nr_die "$mode deploy failed: $out $(cat "$dir/deploy.err")"
             end="$(now)"
             probe_stop
             finish_load
+            check_reading "$mode" "$dir/deploy.err"
             wall="$(python3 -c "print(f'{$end - $start:.2f}')")"
             if [ -n "${NR_BENCH_KEEP:-}" ]; then
                 mkdir -p "$NR_BENCH_KEEP"
@@ -364,7 +401,7 @@ seed000() {
             ratio="$(python3 -c "print(f'{$wall / $phys:.2f}' if $phys > 0 else 'n/a')")"
             reloads="$(python3 -c 'import json,sys; print([json.loads(l) for l in sys.stdin if l.strip()][-1]["reloads"])' <<<"$out")"
             replicas_serve "v$round0"
-            rows0+=("| nginx-rollout deploy ($mode mode) | $profile | $wall | $phys | $ratio | $reloads | $outage | $failed |")
+            rows0+=("| nginx-rollout deploy, $(label "$mode") | $profile | $wall | $phys | $ratio | $reloads | $outage | $failed |")
         done
     done
     echo

@@ -15,8 +15,8 @@ mod spec;
 mod template;
 
 pub use compose::{
-    ComposeCli, ComposeKind, ComposeProject, ProjectQuery, compose_cli, compose_container,
-    compose_named, compose_recreate, compose_templates,
+    ComposeCli, ComposeKind, ComposeProject, Loaded, ProjectQuery, Reading, compose_cli,
+    compose_container, compose_named, compose_recreate, compose_templates, reading_name,
 };
 pub use compose_options::{ComposeFlags, ComposeOptions, ComposeOptionsError};
 pub use compose_policy::policy_sections;

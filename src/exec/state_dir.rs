@@ -8,6 +8,7 @@
 //!   lock                         the per-config lock (see `lock`)
 //!   revisions/0007/rollout.json  the record, rewritten (temp + rename + fsync) at every change
 //!   revisions/0007/config-0.bak  the bytes of each config file before the rollout
+//!   kept/NAME                    what a run keeps for the next (what compose read of a project)
 //! ```
 //! Ten revisions are kept.
 //!
@@ -159,6 +160,22 @@ impl StateDir {
         write_durably(&dir.join("rollout.json"), &bytes)
     }
 
+    /// The bytes [`keep`](Self::keep) last kept under `name`, if any.
+    pub fn kept(&self, name: &str) -> Result<Option<Vec<u8>>> {
+        let path = self.root.join("kept").join(name);
+        match fs::symlink_metadata(&path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            _ => read_own(&path).map(Some),
+        }
+    }
+
+    /// Keeps `bytes` under `name` (a file name) for a later run.
+    pub fn keep(&self, name: &str, bytes: &[u8]) -> Result<()> {
+        let dir = self.root.join("kept");
+        private_dir(&dir)?;
+        write_durably(&dir.join(name), bytes)
+    }
+
     /// Removes the oldest revisions beyond [`KEEP_REVISIONS`], never an unfinished one.
     pub fn prune(&self) -> Result<()> {
         let revisions = self.revisions()?;
@@ -286,6 +303,22 @@ mod tests {
         fs::set_permissions(&root, fs::Permissions::from_mode(0o755)).unwrap();
         StateDir::open(&root).unwrap();
         assert_eq!(mode(&root), 0o700);
+    }
+
+    #[test]
+    fn what_a_run_keeps_is_private_and_never_read_through_a_symlink() {
+        let tmp = tempfile::tempdir().unwrap();
+        let state = StateDir::open(&tmp.path().join("state")).unwrap();
+        assert_eq!(state.kept("a.json").unwrap(), None);
+        state.keep("a.json", b"one").unwrap();
+        state.keep("a.json", b"two").unwrap();
+        assert_eq!(state.kept("a.json").unwrap().as_deref(), Some(&b"two"[..]));
+        assert_eq!(mode(&state.root().join("kept")), 0o700);
+        assert_eq!(mode(&state.root().join("kept/a.json")), 0o600);
+        let elsewhere = tmp.path().join("elsewhere");
+        fs::write(&elsewhere, b"theirs").unwrap();
+        std::os::unix::fs::symlink(&elsewhere, state.root().join("kept/b.json")).unwrap();
+        assert!(state.kept("b.json").is_err());
     }
 
     #[test]

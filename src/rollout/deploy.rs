@@ -17,7 +17,7 @@ use crate::backends::{
 };
 use crate::conf::Server;
 use crate::docker::ComposeRef;
-use crate::exec::{Observer, PlanKind, Rollout, RolloutKind, ServerRecord, World};
+use crate::exec::{Observer, PlanKind, Rollout, RolloutKind, ServerRecord, StateDir, World};
 use crate::plan::{
     Direction, HookCommand, Hooks, Order, Overrides, Plan, PreDeploy, RollingUpdate, Target,
     Timeouts, UpdateConfig, Via, resolve, rolling_update,
@@ -106,7 +106,7 @@ pub async fn deploy(
         }
         None => Vec::new(),
     };
-    let prepared = prepare(world, request, &history).await?;
+    let prepared = prepare(world, request, run_in, &history).await?;
     let state = match show_or_approve(
         run_in,
         observer,
@@ -261,10 +261,12 @@ fn pre_deploy_job(
 }
 
 /// Builds the plan for a deploy; `history` (the journal's revisions) tells
-/// the hooks of containers an earlier rollout made.
+/// the hooks of containers an earlier rollout made; `state` (none in a dry
+/// run) keeps what compose read of each project for the next deploy.
 async fn prepare(
     world: &DockerWorld,
     request: &DeployRequest,
+    state: Option<&StateDir>,
     history: &[Rollout<Desired>],
 ) -> Result<Prepared> {
     let config = world.load_config().await?;
@@ -334,7 +336,7 @@ async fn prepare(
     let mut sets = Vec::new();
     let mut records = Vec::new();
     let mut skipped = Vec::new();
-    let mut projects = Projects::new(world, request, &found);
+    let mut projects = Projects::new(world, request, &found, state);
     // Single containers, with how each is redeployed (compose's templates come
     // after, one compose run per project for all its services).
     let mut singles: Vec<(&Server, BackendContainer, ContainerSpec, Route)> = Vec::new();
@@ -520,6 +522,7 @@ async fn prepare(
         .iter()
         .map(|(server, why)| format!("skipping {server}: {why}"))
         .collect();
+    notices.extend(projects.derived());
     let images: BTreeSet<&str> = records
         .iter()
         .filter_map(|r| r.new_spec.as_ref().map(Desired::image))

@@ -1,5 +1,6 @@
 //! The compose projects a deploy reads: what it will ask of each is known
-//! before compose runs, and each is read once, on first use.
+//! before compose runs, and each is read once, on first use; what compose
+//! read is kept in the state directory for the next deploy.
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 use std::path::PathBuf;
@@ -8,17 +9,23 @@ use anyhow::{Result, anyhow};
 
 use super::deploy::{DeployRequest, Mode, use_compose};
 use super::world::DockerWorld;
-use crate::backends::{BackendContainer, ComposeProject, ProjectQuery, Resolved, compose_named};
+use crate::backends::{
+    BackendContainer, ComposeProject, ProjectQuery, Reading, Resolved, compose_named, reading_name,
+};
 use crate::conf::Server;
 use crate::docker::ComposeRef;
+use crate::exec::StateDir;
 
 /// The compose projects a deploy reads, by (project, working dir): what it
 /// will ask of each, known before compose runs, and each as compose
 /// answered, asked once on first use.
-#[derive(Default)]
 pub(super) struct Projects {
     queries: HashMap<ProjectKey, ProjectQuery>,
     loaded: HashMap<ProjectKey, ComposeProject>,
+    /// Where readings are kept (none in a dry run or under `--mode compose-cli`).
+    state: Option<StateDir>,
+    /// The projects read without compose, and what changed in each.
+    derived: Vec<String>,
 }
 
 /// A compose project: its name and working directory.
@@ -37,6 +44,7 @@ impl Projects {
         world: &DockerWorld,
         request: &DeployRequest,
         found: &[(&Server, Resolved)],
+        state: Option<&StateDir>,
     ) -> Self {
         let mut queries: HashMap<ProjectKey, ProjectQuery> = HashMap::new();
         for (_, resolved) in found {
@@ -63,7 +71,15 @@ impl Projects {
         Projects {
             queries,
             loaded: HashMap::new(),
+            // `--mode compose-cli`: compose does all of it, the reading too.
+            state: state.filter(|_| request.mode != Mode::ComposeCli).cloned(),
+            derived: Vec::new(),
         }
+    }
+
+    /// A line for the plan's notices per project read without compose.
+    pub(super) fn derived(&self) -> Vec<String> {
+        self.derived.clone()
     }
 
     /// A project already read.
@@ -72,6 +88,17 @@ impl Projects {
             .get(&project_key(compose))
             .ok_or_else(|| anyhow!("compose project {} was not read", compose.project))
     }
+}
+
+/// The reading kept under `name`, if one is and it reads.
+fn kept_reading(state: &StateDir, name: &str) -> Option<Reading> {
+    let bytes = state
+        .kept(name)
+        .map_err(|e| tracing::debug!("{e:#}"))
+        .ok()??;
+    serde_json::from_slice(&bytes)
+        .map_err(|e| tracing::debug!("kept {name}: {e}"))
+        .ok()
 }
 
 /// What compose says of `compose`'s project, asked on first use (with
@@ -89,7 +116,40 @@ pub(super) async fn project<'p>(
         Entry::Occupied(e) => e.into_mut(),
         Entry::Vacant(e) => {
             let query = projects.queries.get(e.key()).cloned().unwrap_or_default();
-            e.insert(ComposeProject::load_with(cli, &world.docker, compose, &query).await?)
+            let name = reading_name(compose);
+            let state = projects.state.as_ref();
+            let kept = state.and_then(|s| kept_reading(s, &name));
+            let loaded = ComposeProject::load_for(
+                cli,
+                &world.docker,
+                compose,
+                &query,
+                state.is_some(),
+                kept.as_ref(),
+            )
+            .await?;
+            if let Some(changed) = &loaded.derived {
+                projects.derived.push(match changed.is_empty() {
+                    true => format!(
+                        "compose project {}: its files are as compose last read them; compose did not run",
+                        compose.project
+                    ),
+                    false => format!(
+                        "compose project {}: only environment values changed since compose last read it ({}); compose did not run",
+                        compose.project,
+                        changed.join("; ")
+                    ),
+                });
+            }
+            if let (Some(state), Some(reading)) = (state, &loaded.reading) {
+                let kept = serde_json::to_vec(reading)
+                    .map_err(anyhow::Error::from)
+                    .and_then(|bytes| state.keep(&name, &bytes));
+                if let Err(e) = kept {
+                    tracing::warn!("compose project {}: not kept: {e:#}", compose.project);
+                }
+            }
+            e.insert(loaded.project)
         }
     })
 }

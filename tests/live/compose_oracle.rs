@@ -222,7 +222,38 @@ fn the_fast_path_creates_what_compose_creates() {
     std::fs::write(dir.path().join("docker-compose.yml"), change(COMPOSE)).unwrap();
 
     // The fast path (stop-first: each replica recreated in place, under its
-    // own name and number, as compose recreates it).
+    // own name and number, as compose recreates it), compose's Python run.
+    let said = deploy_and_compare(dir.path(), &project, &before);
+    assert!(!said.contains("compose did not run"), "{said}");
+
+    // Environment values alone changed: compose's answer follows from what
+    // it read last time, no compose run — and it is still exactly what
+    // compose creates.
+    let before = replicas(&project);
+    let yml = change(COMPOSE)
+        .replace("- MESSAGE=v2", "- MESSAGE=v3 é")
+        .replace("- EXTRA=1", "- EXTRA=2");
+    std::fs::write(dir.path().join("docker-compose.yml"), &yml).unwrap();
+    let said = deploy_and_compare(dir.path(), &project, &before);
+    assert!(
+        said.contains("only environment values changed since compose last read it (web: EXTRA, MESSAGE); compose did not run"),
+        "{said}"
+    );
+
+    // Anything else changed too (a label): compose reads the files again.
+    let before = replicas(&project);
+    let yml = yml
+        .replace("- MESSAGE=v3 é", "- MESSAGE=v4")
+        .replace("com.example.version: \"2\"", "com.example.version: \"3\"");
+    std::fs::write(dir.path().join("docker-compose.yml"), &yml).unwrap();
+    let said = deploy_and_compare(dir.path(), &project, &before);
+    assert!(!said.contains("compose did not run"), "{said}");
+}
+
+/// Deploys the changed files by the fast path, checks that `up -d` changes
+/// nothing after it, and that compose recreates the same containers from the
+/// same files; returns what the deploy said.
+fn deploy_and_compare(dir: &Path, project: &str, before: &[(u32, Value)]) -> String {
     let out = Command::new(tool_path())
         .args([
             "deploy",
@@ -237,31 +268,31 @@ fn the_fast_path_creates_what_compose_creates() {
         ])
         .arg("--nginx")
         .arg(format!("{project}_nginx_1"))
-        .current_dir(dir.path())
+        .current_dir(dir)
         .env("NO_COLOR", "1")
         .output()
         .unwrap();
     assert_ok(&out);
-    let said = String::from_utf8_lossy(&out.stderr);
+    let said = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(
         !said.contains("compose CLI"),
         "the fast path was taken:\n{said}"
     );
-    let up = compose(dir.path(), &project, &["up", "-d"]);
+    let up = compose(dir, project, &["up", "-d"]);
     let up_said = String::from_utf8_lossy(&up.stderr);
     assert!(
         !up_said.contains("Recreating") && !up_said.contains("Creating"),
         "compose sees its own containers up to date:\n{up_said}"
     );
-    let fast = replicas(&project);
+    let fast = replicas(project);
 
     // The oracle: compose recreates the same containers from the same files.
     assert_ok(&compose(
-        dir.path(),
-        &project,
+        dir,
+        project,
         &["up", "-d", "--no-deps", "--force-recreate", "web"],
     ));
-    let oracle = replicas(&project);
+    let oracle = replicas(project);
     let ids: Vec<String> = before
         .iter()
         .chain(&fast)
@@ -284,4 +315,5 @@ fn the_fast_path_creates_what_compose_creates() {
         // The change is there: it is the new version.
         assert_eq!(f["Config"]["Image"], "nginx-rollout-fixture/app:v2");
     }
+    said
 }

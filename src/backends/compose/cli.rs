@@ -4,6 +4,7 @@
 //! mode's recreate (`up -d --no-deps --force-recreate`) with the container
 //! it leaves.
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -115,13 +116,39 @@ pub fn compose_cli() -> Option<ComposeKind> {
 
 /// Whether an executable file `program` is in a directory of `PATH`.
 fn on_path(program: &str) -> bool {
+    find_on_path(program).is_some()
+}
+
+/// The first executable file `program` in a directory of `PATH`.
+fn find_on_path(program: &str) -> Option<PathBuf> {
     use std::os::unix::fs::PermissionsExt;
-    std::env::var_os("PATH").is_some_and(|path| {
-        std::env::split_paths(&path).any(|dir| {
-            std::fs::metadata(dir.join(program))
-                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(program))
+        .find(|p| {
+            std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
         })
-    })
+}
+
+/// The standalone `docker-compose` when it is the Python compose v1: its
+/// path and the interpreter its `#!` line names (`/usr/bin/python3`, or
+/// `/usr/bin/env python3` found on `PATH`). `None` for compose v2 (a Go
+/// binary) or a frozen v1 (no interpreter to run compose's code with).
+pub(in crate::backends) fn compose_python() -> Option<(PathBuf, PathBuf)> {
+    use std::io::Read;
+    let compose = find_on_path("docker-compose")?;
+    let mut head = [0u8; 256];
+    let n = std::fs::File::open(&compose).ok()?.read(&mut head).ok()?;
+    let line = head[..n].split(|b| *b == b'\n').next()?;
+    let line = std::str::from_utf8(line.strip_prefix(b"#!")?).ok()?;
+    let mut words = line.split_whitespace();
+    let first = PathBuf::from(words.next()?);
+    let python = match first.file_name()?.to_str()? {
+        "env" => find_on_path(words.next()?)?,
+        _ => first,
+    };
+    let name = python.file_name()?.to_str()?;
+    name.starts_with("python").then_some((compose, python))
 }
 
 /// Runs compose for `r`'s project (same `-p`, same `-f` files, in its working
@@ -131,6 +158,30 @@ pub(in crate::backends) async fn run(
     r: &ComposeRef,
     args: &[&str],
 ) -> Result<String> {
+    run_as(cli, r, args, None).await
+}
+
+/// [`run`] of compose v1's own code through `python`, its interpreter:
+/// [`READING_SCRIPT`] given the same global arguments, which prints what
+/// compose hashes of each service (see `reading.rs`).
+pub(in crate::backends) async fn run_reading_script(
+    cli: ComposeCli<'_>,
+    python: &Path,
+    r: &ComposeRef,
+) -> Result<String> {
+    run_as(cli, r, &[], Some(python)).await
+}
+
+/// What [`run_reading_script`] runs.
+const READING_SCRIPT: &str = include_str!("reading.py");
+
+/// [`run`], or with `python` [`run_reading_script`].
+async fn run_as(
+    cli: ComposeCli<'_>,
+    r: &ComposeRef,
+    args: &[&str],
+    python: Option<&Path>,
+) -> Result<String> {
     let dir = r.working_dir.as_ref().ok_or_else(|| {
         anyhow!(
             "compose service {}/{}: its container has no working_dir label",
@@ -138,15 +189,29 @@ pub(in crate::backends) async fn run(
             r.service
         )
     })?;
+    let shown = match python {
+        Some(_) => "(compose's reading script)".to_string(),
+        None => args.join(" "),
+    };
     let line = format!(
-        "`{} -p {} {}` in {}",
+        "`{} -p {} {shown}` in {}",
         cli.display(),
         r.project,
-        args.join(" "),
         dir.display()
     );
     let once = |fast: bool| {
-        let mut cmd = cli.command(fast);
+        let mut cmd = match python {
+            Some(python) => {
+                let mut c = Command::new(python);
+                if fast {
+                    c.env(FAST_DISTUTILS.0, FAST_DISTUTILS.1);
+                }
+                cli.daemon.point(&mut c);
+                c.arg("-c").arg(READING_SCRIPT);
+                c
+            }
+            None => cli.command(fast),
+        };
         cmd.current_dir(dir)
             .arg("--project-directory")
             .arg(dir)

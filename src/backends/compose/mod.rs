@@ -2,12 +2,16 @@
 //! directory, exactly as the operator would (`up -d --no-deps --force-recreate`),
 //! or (the fast path) create its containers through the API from templates
 //! compose made. `cli.rs` runs compose, `project.rs` reads what a project's
-//! files ask for, `templates.rs` makes the templates.
+//! files ask for, `templates.rs` makes the templates, `reading.rs` keeps what
+//! compose v1 read so that a change of environment values alone needs no
+//! compose run.
 mod cli;
 mod project;
+mod reading;
 mod templates;
 
 pub(super) use cli::run;
 pub use cli::{ComposeCli, ComposeKind, compose_cli, compose_container, compose_recreate};
-pub use project::{ComposeProject, ProjectQuery};
+pub use project::{ComposeProject, Loaded, ProjectQuery};
+pub use reading::{Reading, reading_name};
 pub use templates::{compose_named, compose_templates};

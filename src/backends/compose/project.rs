@@ -7,11 +7,13 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use anyhow::{Context, Result, anyhow, bail};
 use bollard::Docker;
+use serde::{Deserialize, Serialize};
 
-use super::cli::{ComposeCli, run};
+use super::cli::{ComposeCli, compose_python, run, run_reading_script};
+use super::reading::{Reading, inputs_now};
 use super::templates::make_templates;
 use crate::backends::spec::ContainerSpec;
-use crate::docker::ComposeRef;
+use crate::docker::{ComposeLabel, ComposeRef};
 use crate::plan::{HookCommand, Hooks, Source, split_command};
 
 /// What compose makes of a project's files now: every service's merged
@@ -20,7 +22,7 @@ use crate::plan::{HookCommand, Hooks, Source, split_command};
 /// asked for up front.
 ///
 /// [`compose_templates`]: super::compose_templates
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ComposeProject {
     /// Its name (`-p`).
     pub(super) project: String,
@@ -29,6 +31,18 @@ pub struct ComposeProject {
     pub(super) networks: serde_norway::Value,
     hashes: HashMap<String, String>,
     templates: HashMap<String, ContainerSpec>,
+}
+
+/// A project as a deploy reads it.
+#[derive(Debug)]
+pub struct Loaded {
+    /// What compose says of it (or what follows from what it said).
+    pub project: ComposeProject,
+    /// What to keep for the next deploy, if it can be kept.
+    pub reading: Option<Reading>,
+    /// When compose did not run: what changed since the kept reading
+    /// (`service: VAR, …`).
+    pub derived: Option<Vec<String>>,
 }
 
 /// What a deploy will ask of one compose project, known from its containers'
@@ -53,6 +67,69 @@ impl ComposeProject {
             run(cli, r, &["config", "--hash=*"])
         )?;
         ComposeProject::from_config(&r.project, &config, &hashes)
+    }
+
+    /// `r`'s project for a deploy that asks `query` of it. With `keep`,
+    /// what compose read is kept ([`Loaded::reading`]), and a `kept` reading
+    /// answers instead of compose when the files changed only in
+    /// environment values since (see [`Reading`]).
+    pub async fn load_for(
+        cli: ComposeCli<'_>,
+        docker: &Docker,
+        r: &ComposeRef,
+        query: &ProjectQuery,
+        keep: bool,
+        kept: Option<&Reading>,
+    ) -> Result<Loaded> {
+        let now = match keep {
+            true => inputs_now(cli, r).unwrap_or_else(|e| {
+                tracing::debug!("compose project {}: {e:#}", r.project);
+                None
+            }),
+            false => None,
+        };
+        if let (Some(kept), Some(now)) = (kept, &now) {
+            match kept.derive(docker, now, query).await? {
+                Ok((reading, changed)) => {
+                    return Ok(Loaded {
+                        project: reading.project().clone(),
+                        reading: Some(reading),
+                        derived: Some(changed),
+                    });
+                }
+                Err(why) => {
+                    tracing::debug!("compose project {}: read by compose: {why}", r.project)
+                }
+            }
+        }
+        let python = now.as_ref().and_then(|_| compose_python());
+        let script = async {
+            match &python {
+                Some((_, python)) => Some(run_reading_script(cli, python, r).await),
+                None => None,
+            }
+        };
+        let (project, script) =
+            tokio::join!(ComposeProject::load_with(cli, docker, r, query), script);
+        let project = project?;
+        let reading = match (now, script) {
+            (Some(now), Some(Ok(printed))) => match inputs_now(cli, r) {
+                Ok(Some(again)) if again == now => Reading::new(now, &printed, &project)
+                    .map_err(|e| tracing::debug!("compose project {}: not kept: {e:#}", r.project))
+                    .ok(),
+                _ => None,
+            },
+            (_, Some(Err(e))) => {
+                tracing::debug!("compose project {}: not kept: {e:#}", r.project);
+                None
+            }
+            _ => None,
+        };
+        Ok(Loaded {
+            project,
+            reading,
+            derived: None,
+        })
     }
 
     /// Like [`load`](Self::load), and compose makes `query`'s templates at
@@ -129,6 +206,56 @@ impl ComposeProject {
             }
         }
         Ok(project)
+    }
+
+    /// The hash compose gives `service` now, if it was asked.
+    pub(super) fn hash(&self, service: &str) -> Option<&str> {
+        self.hashes.get(service).map(String::as_str)
+    }
+
+    /// `service`'s hash, in its template's label too.
+    pub(super) fn set_hash(&mut self, service: &str, hash: String) {
+        if let Some(labels) = self
+            .templates
+            .get_mut(service)
+            .and_then(|t| t.config.labels.as_mut())
+        {
+            labels.insert(ComposeLabel::ConfigHash.to_string(), hash.clone());
+        }
+        self.hashes.insert(service.to_string(), hash);
+    }
+
+    /// Sets `service`'s environment variable `name` from `old` to `new` in
+    /// its `config` and its template (`None`, changing nothing, unless both
+    /// have `old`).
+    pub(super) fn set_env(
+        &mut self,
+        service: &str,
+        name: &str,
+        old: &str,
+        new: &str,
+    ) -> Option<()> {
+        let config = self
+            .services
+            .get_mut(service)?
+            .get_mut("environment")?
+            .get_mut(name)
+            .filter(|v| v.as_str() == Some(old))?;
+        let entry = match self.templates.get_mut(service) {
+            Some(t) => Some(
+                t.config
+                    .env
+                    .as_mut()?
+                    .iter_mut()
+                    .find(|e| **e == format!("{name}={old}"))?,
+            ),
+            None => None,
+        };
+        *config = serde_norway::Value::String(new.to_string());
+        if let Some(entry) = entry {
+            *entry = format!("{name}={new}");
+        }
+        Some(())
     }
 
     /// The template of `service` made by [`load_with`](Self::load_with), if it was.

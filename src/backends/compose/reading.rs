@@ -1,0 +1,513 @@
+//! Reading a compose v1 project again without running compose. What compose
+//! read of a project last time — each service's configuration as compose
+//! hashes it, the project's `config`, the template containers — is kept with
+//! the inputs it came from. When the files differ from those only in
+//! environment values (plain strings, no `$`), compose's answer for them
+//! follows exactly: the new values in the configuration it hashes, in its
+//! `config` and in each template's `Env`, the hashes computed as compose v1
+//! computes them (SHA-256 of Python's `json.dumps(…, sort_keys=True,
+//! separators=(',', ':'))`). Anything else changed — another key, a variable
+//! the files use, `.env`, compose itself, an image — and compose reads the
+//! project again. Compose v2 (Go, fast to start) is always run.
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::time::UNIX_EPOCH;
+
+use anyhow::{Context, Result, bail};
+use bollard::Docker;
+use serde::{Deserialize, Serialize};
+use serde_json::Value as Json;
+use serde_norway::Value as Yaml;
+use sha2::{Digest, Sha256};
+
+use super::cli::{ComposeCli, compose_python};
+use super::project::{ComposeProject, ProjectQuery};
+use crate::docker::ComposeRef;
+
+/// What compose read of a project, with the inputs it read it from.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Reading {
+    inputs: Inputs,
+    /// Each service's environment as the files set it, merged over them.
+    env: Envs,
+    /// Each service's configuration as compose v1 hashes it (`config_dict()`).
+    dicts: BTreeMap<String, Json>,
+    /// The project as compose answered: its `config`, hashes and templates.
+    project: ComposeProject,
+}
+
+/// Each service's environment (variable → value as written) by service.
+type Envs = BTreeMap<String, BTreeMap<String, Json>>;
+
+/// Everything compose's reading of a project depends on but the environment
+/// values in its files and the images (asked each time).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Inputs {
+    /// The project's name, directory, files, env files and profiles.
+    project: (
+        String,
+        Option<PathBuf>,
+        Vec<PathBuf>,
+        Vec<PathBuf>,
+        Vec<String>,
+    ),
+    /// The daemon compose is pointed at.
+    daemon: String,
+    /// `docker-compose` and its interpreter: path, size, modification time.
+    programs: Vec<(PathBuf, u64, u128)>,
+    /// Each compose file, its services' environment values left out: SHA-256.
+    files: Vec<String>,
+    /// The env files (`.env` by default): SHA-256 of each, `None` when absent.
+    env_files: Vec<(PathBuf, Option<String>)>,
+    /// The variables compose may take from the process environment: the ones
+    /// the files name, and every `COMPOSE_*` and `DOCKER_*`.
+    vars: BTreeMap<String, Option<String>>,
+}
+
+/// The inputs of `r`'s project now, with its services' environment; `None`
+/// when the project cannot be derived (compose v2, a file compose reads
+/// besides these — `extends`, `env_file` — or a file this does not read as
+/// compose v1 does).
+pub(super) fn inputs_now(cli: ComposeCli<'_>, r: &ComposeRef) -> Result<Option<(Inputs, Envs)>> {
+    let Some((compose, python)) = compose_python() else {
+        return Ok(None);
+    };
+    let Some(dir) = &r.working_dir else {
+        return Ok(None);
+    };
+    if r.config_files.is_empty() {
+        return Ok(None);
+    }
+    let mut programs = Vec::new();
+    for path in [compose, python] {
+        let meta =
+            std::fs::metadata(&path).with_context(|| format!("cannot read {}", path.display()))?;
+        let mtime = meta
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_nanos());
+        programs.push((path, meta.len(), mtime));
+    }
+    let mut files = Vec::new();
+    let mut env: Envs = BTreeMap::new();
+    let mut names: BTreeSet<String> = BTreeSet::new();
+    for file in &r.config_files {
+        let path = dir.join(file);
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        names.extend(variables(&text));
+        let Some((digest, file_env, passed)) = masked(&text) else {
+            return Ok(None);
+        };
+        names.extend(passed);
+        files.push(digest);
+        for (service, vars) in file_env {
+            env.entry(service).or_default().extend(vars);
+        }
+    }
+    let env_paths: Vec<PathBuf> = match r.env_files.is_empty() {
+        true => vec![dir.join(".env")],
+        false => r.env_files.iter().map(|f| dir.join(f)).collect(),
+    };
+    let env_files = env_paths
+        .into_iter()
+        .map(|p| {
+            let digest = std::fs::read(&p).ok().map(|b| hex(&Sha256::digest(b)));
+            (p, digest)
+        })
+        .collect();
+    let mut vars: BTreeMap<String, Option<String>> = names
+        .into_iter()
+        .map(|n| {
+            let value = std::env::var_os(&n).map(|v| v.to_string_lossy().into_owned());
+            (n, value)
+        })
+        .collect();
+    for (k, v) in std::env::vars_os() {
+        let k = k.to_string_lossy().into_owned();
+        if k.starts_with("COMPOSE_") || k.starts_with("DOCKER_") {
+            vars.insert(k, Some(v.to_string_lossy().into_owned()));
+        }
+    }
+    let inputs = Inputs {
+        project: (
+            r.project.clone(),
+            r.working_dir.clone(),
+            r.config_files.clone(),
+            r.env_files.clone(),
+            r.profiles.clone(),
+        ),
+        daemon: cli.daemon.to_string(),
+        programs,
+        files,
+        env_files,
+        vars,
+    };
+    Ok(Some((inputs, env)))
+}
+
+/// The names of the variables `text` interpolates (`$NAME`, `${NAME…}`; `$$` is a `$`).
+fn variables(text: &str) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    let mut rest = text;
+    while let Some(at) = rest.find('$') {
+        rest = &rest[at + 1..];
+        if let Some(after) = rest.strip_prefix('$') {
+            rest = after;
+            continue;
+        }
+        let braced = rest.strip_prefix('{');
+        let from = braced.unwrap_or(rest);
+        let end = from
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(from.len());
+        if end > 0 {
+            out.insert(from[..end].to_string());
+        }
+        rest = from;
+    }
+    out
+}
+
+/// One compose file with its services' environment values left out: its
+/// digest, each service's environment as written, and the variables it
+/// passes through from the process environment (`- NAME`, `NAME:`). `None`
+/// for a file that is not a v2/v3 compose file of plain mappings, or whose
+/// services read other files (`extends`, `env_file`).
+#[allow(clippy::type_complexity)]
+fn masked(text: &str) -> Option<(String, Envs, BTreeSet<String>)> {
+    let mut doc: Yaml = serde_norway::from_str(text).ok()?;
+    let mut env: Envs = BTreeMap::new();
+    let mut passed = BTreeSet::new();
+    if let Some(Yaml::Mapping(services)) = doc.get_mut("services") {
+        for (name, service) in services.iter_mut() {
+            let name = name.as_str()?.to_string();
+            let Yaml::Mapping(service) = service else {
+                return None;
+            };
+            if service.contains_key("extends") || service.contains_key("env_file") {
+                return None;
+            }
+            let vars = env.entry(name).or_default();
+            match service.get_mut("environment") {
+                None => {}
+                Some(Yaml::Sequence(items)) => {
+                    for item in items {
+                        let Yaml::String(s) = item else { return None };
+                        match s.split_once('=') {
+                            Some((k, v)) => {
+                                vars.insert(k.to_string(), Json::String(v.to_string()));
+                                *s = format!("{k}=");
+                            }
+                            None => {
+                                vars.insert(s.clone(), Json::Null);
+                                passed.insert(s.clone());
+                            }
+                        }
+                    }
+                }
+                Some(Yaml::Mapping(map)) => {
+                    for (k, v) in map.iter_mut() {
+                        let k = k.as_str()?.to_string();
+                        if v.is_null() {
+                            passed.insert(k.clone());
+                        }
+                        vars.insert(k, serde_json::to_value(&*v).ok()?);
+                        *v = Yaml::Null;
+                    }
+                }
+                Some(_) => return None,
+            }
+        }
+    } else if doc.get("services").is_some() {
+        return None;
+    }
+    let text = serde_json::to_string(&doc).ok()?;
+    Some((hex(&Sha256::digest(text)), env, passed))
+}
+
+impl Reading {
+    /// Keeps compose's reading: `now` (the inputs and environment read before
+    /// compose ran, and still so after), `script` what `reading.py` printed,
+    /// `project` what compose answered. Each service's configuration must
+    /// print here exactly as compose printed it and hash to the hashes
+    /// compose gave (`config --hash`, the templates' labels).
+    pub(super) fn new(
+        (inputs, env): (Inputs, Envs),
+        script: &str,
+        project: &ComposeProject,
+    ) -> Result<Reading> {
+        #[derive(Deserialize)]
+        struct Printed {
+            dict: String,
+            hash: String,
+        }
+        let printed: BTreeMap<String, Printed> =
+            serde_json::from_str(script).context("the reading script printed no JSON")?;
+        let mut dicts = BTreeMap::new();
+        for (service, p) in printed {
+            let dict: Json = serde_json::from_str(&p.dict)
+                .with_context(|| format!("service {service}: not JSON"))?;
+            if python_json(&dict) != p.dict {
+                bail!("service {service}: its configuration prints otherwise here than in Python");
+            }
+            if hex(&Sha256::digest(&p.dict)) != p.hash {
+                bail!("service {service}: compose's hash is not the SHA-256 of its configuration");
+            }
+            if project.hash(&service).is_some_and(|h| h != p.hash) {
+                bail!("service {service}: the reading script and compose hash it differently");
+            }
+            dicts.insert(service, dict);
+        }
+        Ok(Reading {
+            inputs,
+            env,
+            dicts,
+            project: project.clone(),
+        })
+    }
+
+    /// Compose's answer for the files as they are `now`, with what changed
+    /// (`service: VAR, …`), when they differ from this reading's only in
+    /// environment values that are plain strings (no `$`), and every image
+    /// `query`'s services name is still the one compose hashed. `None` (and
+    /// why) otherwise.
+    pub(super) async fn derive(
+        &self,
+        docker: &Docker,
+        (inputs, env): &(Inputs, Envs),
+        query: &ProjectQuery,
+    ) -> Result<std::result::Result<(Reading, Vec<String>), String>> {
+        if *inputs != self.inputs {
+            return Ok(Err("its files, variables or compose changed".into()));
+        }
+        for service in query.hashed.iter().chain(query.templates.keys()) {
+            let Some(dict) = self.dicts.get(service) else {
+                return Ok(Err(format!("service {service} was not read")));
+            };
+            let (Some(image), Some(id)) = (
+                dict.pointer("/options/image").and_then(Json::as_str),
+                dict.get("image_id").and_then(Json::as_str),
+            ) else {
+                return Ok(Err(format!("service {service} names no image")));
+            };
+            let now = docker
+                .inspect_image(image)
+                .await
+                .ok()
+                .and_then(|i| i.id)
+                .unwrap_or_default();
+            if now != id {
+                return Ok(Err(format!("image {image} is not the one compose read")));
+            }
+        }
+        if let Some(s) = query
+            .templates
+            .keys()
+            .find(|s| self.project.template(s).is_none())
+        {
+            return Ok(Err(format!("service {s} had no template")));
+        }
+        let mut next = self.clone();
+        let mut changed = Vec::new();
+        for (service, vars) in env {
+            let before = self.env.get(service);
+            let mut names = Vec::new();
+            for (name, value) in vars {
+                let old = before.and_then(|b| b.get(name));
+                if old == Some(value) {
+                    continue;
+                }
+                let (Some(old), Some(new)) = (plain(old), plain(Some(value))) else {
+                    return Ok(Err(format!(
+                        "{service}'s {name} is not a plain value before and after"
+                    )));
+                };
+                if let Err(why) = next.set_env(service, name, old, new) {
+                    return Ok(Err(why));
+                }
+                names.push(name.as_str());
+            }
+            if !names.is_empty() {
+                next.rehash(service);
+                changed.push(format!("{service}: {}", names.join(", ")));
+            }
+        }
+        next.env = env.clone();
+        Ok(Ok((next, changed)))
+    }
+
+    /// Sets `name` from `old` to `new` in `service`'s configuration as
+    /// compose hashes it, in its `config` and in its template; each must
+    /// have had `old`, as compose gives the value written.
+    fn set_env(
+        &mut self,
+        service: &str,
+        name: &str,
+        old: &str,
+        new: &str,
+    ) -> std::result::Result<(), String> {
+        let differs = || format!("compose did not read {service}'s {name} as written");
+        let hashed = self
+            .dicts
+            .get_mut(service)
+            .and_then(|d| d.pointer_mut("/options/environment"))
+            .and_then(|e| e.get_mut(name))
+            .filter(|v| v.as_str() == Some(old))
+            .ok_or_else(differs)?;
+        *hashed = Json::String(new.into());
+        self.project
+            .set_env(service, name, old, new)
+            .ok_or_else(differs)
+    }
+
+    /// Hashes `service` as compose v1 does, into the project and its template.
+    fn rehash(&mut self, service: &str) {
+        let text = python_json(&self.dicts[service]);
+        self.project.set_hash(service, hex(&Sha256::digest(text)));
+    }
+
+    /// The project as compose answered (or as it follows from that).
+    pub(super) fn project(&self) -> &ComposeProject {
+        &self.project
+    }
+}
+
+/// `value` as Python's `json.dumps(value, sort_keys=True, separators=(',',
+/// ':'))` prints it: keys by code point, non-ASCII as `\uXXXX`. Fractions
+/// are printed as Rust prints them, which is Python's shortest form but at
+/// the edges of the exponent (`1e16` against Python's `1e+16`): a reading
+/// is kept only when its printing here is Python's, byte for byte.
+fn python_json(value: &Json) -> String {
+    let mut out = String::new();
+    write_python(value, &mut out);
+    out
+}
+
+fn write_python(value: &Json, out: &mut String) {
+    match value {
+        Json::Null => out.push_str("null"),
+        Json::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        Json::Number(n) => out.push_str(&n.to_string()),
+        Json::String(s) => write_python_str(s, out),
+        Json::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_python(item, out);
+            }
+            out.push(']');
+        }
+        Json::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            out.push('{');
+            for (i, key) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_python_str(key, out);
+                out.push(':');
+                write_python(&map[key], out);
+            }
+            out.push('}');
+        }
+    }
+}
+
+/// A string as Python's `json` prints it with `ensure_ascii`: printable
+/// ASCII as is but `"` and `\`, the rest escaped.
+fn write_python_str(s: &str, out: &mut String) {
+    use std::fmt::Write;
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            ' '..='~' => out.push(c),
+            _ => {
+                let mut units = [0u16; 2];
+                for unit in c.encode_utf16(&mut units) {
+                    let _ = write!(out, "\\u{unit:04x}");
+                }
+            }
+        }
+    }
+    out.push('"');
+}
+
+/// A value compose takes as written: a string with no `$`.
+fn plain(value: Option<&Json>) -> Option<&str> {
+    value.and_then(Json::as_str).filter(|s| !s.contains('$'))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Where a reading of `r`'s project is kept: one name per project and directory.
+pub fn reading_name(r: &ComposeRef) -> String {
+    let key = format!(
+        "{}\0{}",
+        r.project,
+        r.working_dir.as_deref().unwrap_or(Path::new("")).display()
+    );
+    format!("compose-{}.json", &hex(&Sha256::digest(key))[..16])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn python_json_prints_as_python_does() {
+        // Printed by Python 3.11: json.dumps(v, sort_keys=True, separators=(',', ':')).
+        let v: Json = serde_json::from_str(
+            r#"{"b":[1,-2,null,true,false],"a":{"z":"x\"\\\n\t\u0001\u007f","é":"日本🎉"},"B":""}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            python_json(&v),
+            r#"{"B":"","a":{"z":"x\"\\\n\t\u0001\u007f","\u00e9":"\u65e5\u672c\ud83c\udf89"},"b":[1,-2,null,true,false]}"#
+        );
+        // Fractions in Python's shortest form.
+        let v = serde_json::json!({"cpus": 0.5, "f": 1.0, "g": 0.0001});
+        assert_eq!(python_json(&v), r#"{"cpus":0.5,"f":1.0,"g":0.0001}"#);
+    }
+
+    #[test]
+    fn the_variables_a_file_interpolates() {
+        let found = variables("a: ${A:-x}\nb: $B_2 $$NOT ${C} $ 3 $${D}\n");
+        assert_eq!(found, ["A", "B_2", "C"].map(String::from).into());
+    }
+
+    #[test]
+    fn masking_keeps_everything_but_environment_values() {
+        let a = "version: '2.4'\nservices:\n  web:\n    image: a\n    environment:\n      - M=1\n      - PASS\n  db:\n    environment:\n      X: 'y'\n";
+        let b = a.replace("M=1", "M=2").replace("'y'", "'z'");
+        let (da, ea, passed) = masked(a).unwrap();
+        let (db, eb, _) = masked(&b).unwrap();
+        assert_eq!(da, db);
+        assert_eq!(ea["web"]["M"], Json::String("1".into()));
+        assert_eq!(eb["web"]["M"], Json::String("2".into()));
+        assert_eq!(ea["web"]["PASS"], Json::Null);
+        assert_eq!(eb["db"]["X"], Json::String("z".into()));
+        assert_eq!(passed, ["PASS".to_string()].into());
+        // Any other change, or a new variable, shows.
+        let (dc, ..) = masked(&a.replace("image: a", "image: b")).unwrap();
+        assert_ne!(da, dc);
+        let (dd, ..) = masked(&a.replace("- M=1", "- M=1\n      - N=1")).unwrap();
+        assert_ne!(da, dd);
+        // Files compose reads besides: not derivable.
+        assert!(masked(&a.replace("image: a", "image: a\n    env_file: x.env")).is_none());
+        assert!(masked(&a.replace("image: a", "image: a\n    extends: {service: db}")).is_none());
+    }
+}
