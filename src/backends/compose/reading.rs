@@ -232,7 +232,8 @@ impl Reading {
     /// compose ran, and still so after), `script` what `reading.py` printed,
     /// `project` what compose answered. Each service's configuration must
     /// print here exactly as compose printed it and hash to the hashes
-    /// compose gave (`config --hash`, the templates' labels).
+    /// compose gave (`config --hash`, the templates' labels); the reading
+    /// has every service's hash.
     pub(super) fn new(
         (inputs, env): (Inputs, Envs),
         script: &str,
@@ -246,6 +247,7 @@ impl Reading {
         let printed: BTreeMap<String, Printed> =
             serde_json::from_str(script).context("the reading script printed no JSON")?;
         let mut dicts = BTreeMap::new();
+        let mut project = project.clone();
         for (service, p) in printed {
             let dict: Json = serde_json::from_str(&p.dict)
                 .with_context(|| format!("service {service}: not JSON"))?;
@@ -255,8 +257,12 @@ impl Reading {
             if hex(&Sha256::digest(&p.dict)) != p.hash {
                 bail!("service {service}: compose's hash is not the SHA-256 of its configuration");
             }
-            if project.hash(&service).is_some_and(|h| h != p.hash) {
-                bail!("service {service}: the reading script and compose hash it differently");
+            match project.hash(&service) {
+                Some(h) if h != p.hash => {
+                    bail!("service {service}: the reading script and compose hash it differently")
+                }
+                Some(_) => {}
+                None => project.set_hash(&service, p.hash),
             }
             dicts.insert(service, dict);
         }
@@ -264,7 +270,7 @@ impl Reading {
             inputs,
             env,
             dicts,
-            project: project.clone(),
+            project,
         })
     }
 
