@@ -170,12 +170,12 @@ rows=()
 round=0
 profiles=(get-keepalive get-close post-close post-keepalive)
 
-# mode_args MODE: the deploy's --mode for a bench mode (compose-read is the
-# fast path with the kept readings removed first).
+# mode_args MODE: the deploy's --mode and state directory for a bench mode
+# (compose-read is the fast path with the kept readings removed first).
 mode_args() {
     case "$1" in
     compose-read)
-        find "$dir" -type d -path '*/.nginx-rollout/kept' -prune -exec rm -rf {} +
+        rm -rf "$dir/state-$project/kept"
         echo compose
         ;;
     *) echo "$1" ;;
@@ -204,7 +204,7 @@ deploy_row() {
     local mode="$1" label="$2" profile="$3" message out start end wall phys ratio reloads body
     round=$((round + 1))
     message="r$round"
-    local args=(deploy apps --yes --monitor 0s --output json)
+    local args=(deploy apps --yes --monitor 0s --output json --state-dir "$dir/state-$project")
     if [ "$mode" = engine ]; then
         args+=(--mode engine --env "MESSAGE={{service}},$message")
     else
@@ -372,7 +372,7 @@ seed000() {
     for mode in compose-read compose engine; do
         for profile in get-keepalive post-close post-keepalive; do
             round0=$((round0 + 1))
-            local args=(deploy backend --yes --monitor 0s --output json)
+            local args=(deploy backend --yes --monitor 0s --output json --state-dir "$dir/state-$project")
             if [ "$mode" = engine ]; then
                 args+=(--mode engine --env "MESSAGE=v$round0")
             else

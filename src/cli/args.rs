@@ -110,7 +110,7 @@ pub struct SessionArgs {
     /// The nginx container (name or id); default: compose service `nginx` here, else the only nginx.
     #[arg(long, env = "NGINX_ROLLOUT_NGINX")]
     pub nginx: Option<String>,
-    /// The journal directory; default: `.nginx-rollout/` next to nginx.conf on the host.
+    /// The state directory (journal, lock, kept readings); default: /var/lib/nginx-rollout/CONFIG (root) or $XDG_STATE_HOME/nginx-rollout/CONFIG.
     #[arg(long, env = "NGINX_ROLLOUT_STATE_DIR")]
     pub state_dir: Option<PathBuf>,
 }
