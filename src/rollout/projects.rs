@@ -135,7 +135,7 @@ pub(super) async fn project<'p>(
                         compose.project
                     ),
                     false => format!(
-                        "compose project {}: only environment values changed since compose last read it ({}); compose did not run",
+                        "compose project {}: only environment values or images changed since compose last read it ({}); compose did not run",
                         compose.project,
                         changed.join("; ")
                     ),

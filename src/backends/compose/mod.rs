@@ -3,7 +3,7 @@
 //! or (the fast path) create its containers through the API from templates
 //! compose made. `cli.rs` runs compose, `project.rs` reads what a project's
 //! files ask for, `templates.rs` makes the templates, `reading.rs` keeps what
-//! compose v1 read so that a change of environment values alone needs no
+//! compose v1 read so that a change of environment values or images alone needs no
 //! compose run.
 mod cli;
 mod project;

@@ -4,13 +4,14 @@
 //! how many containers it declares; read once per project, with the templates
 //! a deploy needs made at the same time.
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::Path;
 
 use anyhow::{Context, Result, anyhow, bail};
 use bollard::Docker;
 use serde::{Deserialize, Serialize};
 
 use super::cli::{ComposeCli, compose_python, run, run_reading_script};
-use super::reading::{Reading, inputs_now};
+use super::reading::{Printed, Reading, inputs_now};
 use super::templates::make_templates;
 use crate::backends::spec::ContainerSpec;
 use crate::docker::{ComposeLabel, ComposeRef};
@@ -72,7 +73,7 @@ impl ComposeProject {
     /// `r`'s project for a deploy that asks `query` of it. With `keep`,
     /// what compose read is kept ([`Loaded::reading`]), and a `kept` reading
     /// answers instead of compose when the files changed only in
-    /// environment values since (see [`Reading`]).
+    /// environment values or images since (see [`Reading`]).
     pub async fn load_for(
         cli: ComposeCli<'_>,
         docker: &Docker,
@@ -102,27 +103,16 @@ impl ComposeProject {
                 }
             }
         }
-        let python = now.as_ref().and_then(|_| compose_python());
-        let script = async {
-            match &python {
-                Some((_, python)) => Some(run_reading_script(cli, python, r).await),
-                None => None,
-            }
-        };
-        let (project, script) =
-            tokio::join!(ComposeProject::load_with(cli, docker, r, query), script);
-        let project = project?;
-        let reading = match (now, script) {
-            (Some(now), Some(Ok(printed))) => match inputs_now(cli, r) {
+        let python = now.as_ref().and_then(|_| compose_python()).map(|(_, p)| p);
+        let (project, printed) =
+            ComposeProject::read(cli, docker, r, query, python.as_deref()).await?;
+        let reading = match (now, printed) {
+            (Some(now), Some(printed)) => match inputs_now(cli, r) {
                 Ok(Some(again)) if again == now => Reading::new(now, &printed, &project)
                     .map_err(|e| tracing::debug!("compose project {}: not kept: {e:#}", r.project))
                     .ok(),
                 _ => None,
             },
-            (_, Some(Err(e))) => {
-                tracing::debug!("compose project {}: not kept: {e:#}", r.project);
-                None
-            }
             _ => None,
         };
         Ok(Loaded {
@@ -150,28 +140,68 @@ impl ComposeProject {
         r: &ComposeRef,
         query: &ProjectQuery,
     ) -> Result<ComposeProject> {
-        if query.templates.is_empty() {
-            return ComposeProject::load(cli, r).await;
-        }
+        Ok(ComposeProject::read(cli, docker, r, query, None).await?.0)
+    }
+
+    /// [`load_with`](Self::load_with); with `python` (compose v1's
+    /// interpreter) compose's own code prints `config` and every service's
+    /// hash in one run, [`Printed`], in place of `config` and `config
+    /// --hash=*` (which run when it fails).
+    async fn read(
+        cli: ComposeCli<'_>,
+        docker: &Docker,
+        r: &ComposeRef,
+        query: &ProjectQuery,
+        python: Option<&Path>,
+    ) -> Result<(ComposeProject, Option<Printed>)> {
         let wanted: Vec<(String, usize)> = query
             .templates
             .iter()
             .map(|(s, n)| (s.clone(), *n))
             .collect();
-        let hash_now = !query.hashed.iter().all(|s| query.templates.contains_key(s));
+        let hash_now =
+            wanted.is_empty() || !query.hashed.iter().all(|s| query.templates.contains_key(s));
+        let config = async {
+            if let Some(python) = python {
+                match run_reading_script(cli, python, r)
+                    .await
+                    .and_then(|out| Printed::parse(&out))
+                {
+                    Ok(printed) => return Ok((printed.config.clone(), Some(printed))),
+                    Err(e) => tracing::debug!(
+                        "compose project {}: {e:#}; compose's `config` instead",
+                        r.project
+                    ),
+                }
+            }
+            run(cli, r, &["config"]).await.map(|c| (c, None))
+        };
         let hashes = async {
-            match hash_now {
+            match hash_now && python.is_none() {
                 true => run(cli, r, &["config", "--hash=*"]).await.map(Some),
                 false => Ok(None),
             }
         };
-        let (config, hashes, made) = tokio::join!(
-            run(cli, r, &["config"]),
-            hashes,
-            make_templates(cli, docker, r, &wanted)
-        );
+        let made = async {
+            match wanted.is_empty() {
+                true => None,
+                false => Some(make_templates(cli, docker, r, &wanted).await),
+            }
+        };
+        let (config, hashes, made) = tokio::join!(config, hashes, made);
+        let (config, printed) = config?;
+        let hashes = match (hashes?, &printed) {
+            (None, None) if hash_now => Some(run(cli, r, &["config", "--hash=*"]).await?),
+            (hashes, _) => hashes,
+        };
         let mut project =
-            ComposeProject::from_config(&r.project, &config?, &hashes?.unwrap_or_default())?;
+            ComposeProject::from_config(&r.project, &config, &hashes.unwrap_or_default())?;
+        if let Some(printed) = &printed {
+            project.hashes.extend(printed.hashes());
+        }
+        let Some(made) = made else {
+            return Ok((project, printed));
+        };
         let made = match made {
             Ok(raw) => project.finish_templates(docker, raw).await,
             Err(e) => Err(e),
@@ -200,12 +230,12 @@ impl ComposeProject {
                     "compose project {}: no templates beside `config` ({e:#}); asked again where needed",
                     r.project
                 );
-                if !hash_now {
+                if !hash_now && printed.is_none() {
                     project.hashes = parse_hashes(&run(cli, r, &["config", "--hash=*"]).await?);
                 }
             }
         }
-        Ok(project)
+        Ok((project, printed))
     }
 
     /// The hash compose gives `service` now, if it was asked.
@@ -223,6 +253,23 @@ impl ComposeProject {
             labels.insert(ComposeLabel::ConfigHash.to_string(), hash.clone());
         }
         self.hashes.insert(service.to_string(), hash);
+    }
+
+    /// The template of `service`, to change.
+    pub(super) fn template_mut(&mut self, service: &str) -> Option<&mut ContainerSpec> {
+        self.templates.get_mut(service)
+    }
+
+    /// Sets `service`'s image from `old` to `new` in its `config` (`None`,
+    /// changing nothing, unless it had `old`).
+    pub(super) fn set_image(&mut self, service: &str, old: &str, new: &str) -> Option<()> {
+        let image = self
+            .services
+            .get_mut(service)?
+            .get_mut("image")
+            .filter(|v| v.as_str() == Some(old))?;
+        *image = serde_norway::Value::String(new.to_string());
+        Some(())
     }
 
     /// Sets `service`'s environment variable `name` from `old` to `new` in

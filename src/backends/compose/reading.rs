@@ -2,19 +2,22 @@
 //! read of a project last time — each service's configuration as compose
 //! hashes it, the project's `config`, the template containers — is kept with
 //! the inputs it came from. When the files differ from those only in
-//! environment values (plain strings, no `$`), compose's answer for them
-//! follows exactly: the new values in the configuration it hashes, in its
-//! `config` and in each template's `Env`, the hashes computed as compose v1
-//! computes them (SHA-256 of Python's `json.dumps(…, sort_keys=True,
-//! separators=(',', ':'))`). Anything else changed — another key, a variable
-//! the files use, `.env`, compose itself, an image — and compose reads the
-//! project again. Compose v2 (Go, fast to start) is always run.
+//! environment values or images (plain strings, no `$`), compose's answer
+//! for them follows exactly: the new values in the configuration it hashes,
+//! in its `config` and in each template (its `Env`; for another image, its
+//! image, with the values the service sets that the old image's defaults
+//! repeated put back), the hashes computed as compose v1 computes them
+//! (SHA-256 of Python's `json.dumps(…, sort_keys=True, separators=(',',
+//! ':'))`). Anything else changed — another key, a variable the files use,
+//! `.env`, compose itself, a new image under the same name — and compose
+//! reads the project again. Compose v2 (Go, fast to start) is always run.
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::UNIX_EPOCH;
 
 use anyhow::{Context, Result, bail};
 use bollard::Docker;
+use bollard::models::ImageConfig;
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 use serde_norway::Value as Yaml;
@@ -22,22 +25,57 @@ use sha2::{Digest, Sha256};
 
 use super::cli::{ComposeCli, compose_python};
 use super::project::{ComposeProject, ProjectQuery};
+use crate::backends::spec::ContainerSpec;
 use crate::docker::ComposeRef;
 
 /// What compose read of a project, with the inputs it read it from.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Reading {
     inputs: Inputs,
-    /// Each service's environment as the files set it, merged over them.
-    env: Envs,
+    /// What a reading follows: the values the files set, merged over them.
+    written: Written,
     /// Each service's configuration as compose v1 hashes it (`config_dict()`).
     dicts: BTreeMap<String, Json>,
     /// The project as compose answered: its `config`, hashes and templates.
     project: ComposeProject,
 }
 
-/// Each service's environment (variable → value as written) by service.
-type Envs = BTreeMap<String, BTreeMap<String, Json>>;
+/// What `reading.py` prints: compose's `config`, and each service's
+/// configuration as compose v1 hashes it, with the hash.
+#[derive(Debug, Deserialize)]
+pub(super) struct Printed {
+    pub(super) config: String,
+    services: BTreeMap<String, PrintedService>,
+}
+
+#[derive(Debug, Deserialize)]
+struct PrintedService {
+    dict: String,
+    hash: String,
+}
+
+impl Printed {
+    /// Reads the script's output.
+    pub(super) fn parse(text: &str) -> Result<Printed> {
+        serde_json::from_str(text).context("compose's reading script printed no JSON")
+    }
+
+    /// Every service's hash, as compose gives it.
+    pub(super) fn hashes(&self) -> impl Iterator<Item = (String, String)> + '_ {
+        self.services
+            .iter()
+            .map(|(s, p)| (s.clone(), p.hash.clone()))
+    }
+}
+
+/// The values a reading follows, as the files set them (later files winning).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Written {
+    /// Each service's environment: variable → value as written.
+    env: BTreeMap<String, BTreeMap<String, Json>>,
+    /// Each service's image, where it is a string.
+    images: BTreeMap<String, String>,
+}
 
 /// Everything compose's reading of a project depends on but the environment
 /// values in its files and the images (asked each time).
@@ -64,11 +102,11 @@ pub struct Inputs {
     vars: BTreeMap<String, Option<String>>,
 }
 
-/// The inputs of `r`'s project now, with its services' environment; `None`
+/// The inputs of `r`'s project now, with its services' environment and images; `None`
 /// when the project cannot be derived (compose v2, a file compose reads
 /// besides these — `extends`, `env_file` — or a file this does not read as
 /// compose v1 does).
-pub(super) fn inputs_now(cli: ComposeCli<'_>, r: &ComposeRef) -> Result<Option<(Inputs, Envs)>> {
+pub(super) fn inputs_now(cli: ComposeCli<'_>, r: &ComposeRef) -> Result<Option<(Inputs, Written)>> {
     let Some((compose, python)) = compose_python() else {
         return Ok(None);
     };
@@ -90,21 +128,22 @@ pub(super) fn inputs_now(cli: ComposeCli<'_>, r: &ComposeRef) -> Result<Option<(
         programs.push((path, meta.len(), mtime));
     }
     let mut files = Vec::new();
-    let mut env: Envs = BTreeMap::new();
+    let mut written = Written::default();
     let mut names: BTreeSet<String> = BTreeSet::new();
     for file in &r.config_files {
         let path = dir.join(file);
         let text = std::fs::read_to_string(&path)
             .with_context(|| format!("cannot read {}", path.display()))?;
         names.extend(variables(&text));
-        let Some((digest, file_env, passed)) = masked(&text) else {
+        let Some((digest, file, passed)) = masked(&text) else {
             return Ok(None);
         };
         names.extend(passed);
         files.push(digest);
-        for (service, vars) in file_env {
-            env.entry(service).or_default().extend(vars);
+        for (service, vars) in file.env {
+            written.env.entry(service).or_default().extend(vars);
         }
+        written.images.extend(file.images);
     }
     let env_paths: Vec<PathBuf> = match r.env_files.is_empty() {
         true => vec![dir.join(".env")],
@@ -144,7 +183,7 @@ pub(super) fn inputs_now(cli: ComposeCli<'_>, r: &ComposeRef) -> Result<Option<(
         env_files,
         vars,
     };
-    Ok(Some((inputs, env)))
+    Ok(Some((inputs, written)))
 }
 
 /// The names of the variables `text` interpolates (`$NAME`, `${NAME…}`; `$$` is a `$`).
@@ -170,15 +209,15 @@ fn variables(text: &str) -> BTreeSet<String> {
     out
 }
 
-/// One compose file with its services' environment values left out: its
-/// digest, each service's environment as written, and the variables it
+/// One compose file with its services' environment values and string images
+/// left out: its digest, those values as written, and the variables it
 /// passes through from the process environment (`- NAME`, `NAME:`). `None`
 /// for a file that is not a v2/v3 compose file of plain mappings, or whose
 /// services read other files (`extends`, `env_file`).
 #[allow(clippy::type_complexity)]
-fn masked(text: &str) -> Option<(String, Envs, BTreeSet<String>)> {
+fn masked(text: &str) -> Option<(String, Written, BTreeSet<String>)> {
     let mut doc: Yaml = serde_norway::from_str(text).ok()?;
-    let mut env: Envs = BTreeMap::new();
+    let mut written = Written::default();
     let mut passed = BTreeSet::new();
     if let Some(Yaml::Mapping(services)) = doc.get_mut("services") {
         for (name, service) in services.iter_mut() {
@@ -189,7 +228,10 @@ fn masked(text: &str) -> Option<(String, Envs, BTreeSet<String>)> {
             if service.contains_key("extends") || service.contains_key("env_file") {
                 return None;
             }
-            let vars = env.entry(name).or_default();
+            if let Some(Yaml::String(image)) = service.get_mut("image") {
+                written.images.insert(name.clone(), std::mem::take(image));
+            }
+            let vars = written.env.entry(name).or_default();
             match service.get_mut("environment") {
                 None => {}
                 Some(Yaml::Sequence(items)) => {
@@ -224,31 +266,24 @@ fn masked(text: &str) -> Option<(String, Envs, BTreeSet<String>)> {
         return None;
     }
     let text = serde_json::to_string(&doc).ok()?;
-    Some((hex(&Sha256::digest(text)), env, passed))
+    Some((hex(&Sha256::digest(text)), written, passed))
 }
 
 impl Reading {
     /// Keeps compose's reading: `now` (the inputs and environment read before
-    /// compose ran, and still so after), `script` what `reading.py` printed,
+    /// compose ran, and still so after), `printed` what `reading.py` printed,
     /// `project` what compose answered. Each service's configuration must
     /// print here exactly as compose printed it and hash to the hashes
-    /// compose gave (`config --hash`, the templates' labels); the reading
+    /// compose gave (the script's, the templates' labels); the reading
     /// has every service's hash.
     pub(super) fn new(
-        (inputs, env): (Inputs, Envs),
-        script: &str,
+        (inputs, written): (Inputs, Written),
+        printed: &Printed,
         project: &ComposeProject,
     ) -> Result<Reading> {
-        #[derive(Deserialize)]
-        struct Printed {
-            dict: String,
-            hash: String,
-        }
-        let printed: BTreeMap<String, Printed> =
-            serde_json::from_str(script).context("the reading script printed no JSON")?;
         let mut dicts = BTreeMap::new();
         let mut project = project.clone();
-        for (service, p) in printed {
+        for (service, p) in &printed.services {
             let dict: Json = serde_json::from_str(&p.dict)
                 .with_context(|| format!("service {service}: not JSON"))?;
             if python_json(&dict) != p.dict {
@@ -257,91 +292,156 @@ impl Reading {
             if hex(&Sha256::digest(&p.dict)) != p.hash {
                 bail!("service {service}: compose's hash is not the SHA-256 of its configuration");
             }
-            match project.hash(&service) {
+            match project.hash(service) {
                 Some(h) if h != p.hash => {
                     bail!("service {service}: the reading script and compose hash it differently")
                 }
                 Some(_) => {}
-                None => project.set_hash(&service, p.hash),
+                None => project.set_hash(service, p.hash.clone()),
             }
-            dicts.insert(service, dict);
+            dicts.insert(service.clone(), dict);
         }
         Ok(Reading {
             inputs,
-            env,
+            written,
             dicts,
             project,
         })
     }
 
     /// Compose's answer for the files as they are `now`, with what changed
-    /// (`service: VAR, …`), when they differ from this reading's only in
-    /// environment values that are plain strings (no `$`), and every image
-    /// `query`'s services name is still the one compose hashed. `None` (and
-    /// why) otherwise.
+    /// (`service: VAR, image, …`), when they differ from this reading's only
+    /// in environment values and images that are plain strings (no `$`), and
+    /// every image `query`'s services name is the one compose would hash
+    /// (the new one on this host, the same one under an unchanged name).
+    /// `Err` says why not.
     pub(super) async fn derive(
         &self,
         docker: &Docker,
-        (inputs, env): &(Inputs, Envs),
+        (inputs, written): &(Inputs, Written),
         query: &ProjectQuery,
     ) -> Result<std::result::Result<(Reading, Vec<String>), String>> {
+        Ok(self.follow(docker, inputs, written, query).await)
+    }
+
+    async fn follow(
+        &self,
+        docker: &Docker,
+        inputs: &Inputs,
+        written: &Written,
+        query: &ProjectQuery,
+    ) -> std::result::Result<(Reading, Vec<String>), String> {
         if *inputs != self.inputs {
-            return Ok(Err("its files, variables or compose changed".into()));
-        }
-        for service in query.hashed.iter().chain(query.templates.keys()) {
-            let Some(dict) = self.dicts.get(service) else {
-                return Ok(Err(format!("service {service} was not read")));
-            };
-            let (Some(image), Some(id)) = (
-                dict.pointer("/options/image").and_then(Json::as_str),
-                dict.get("image_id").and_then(Json::as_str),
-            ) else {
-                return Ok(Err(format!("service {service} names no image")));
-            };
-            let now = docker
-                .inspect_image(image)
-                .await
-                .ok()
-                .and_then(|i| i.id)
-                .unwrap_or_default();
-            if now != id {
-                return Ok(Err(format!("image {image} is not the one compose read")));
-            }
+            return Err("its files, variables or compose changed".into());
         }
         if let Some(s) = query
             .templates
             .keys()
             .find(|s| self.project.template(s).is_none())
         {
-            return Ok(Err(format!("service {s} had no template")));
+            return Err(format!("service {s} had no template"));
         }
         let mut next = self.clone();
-        let mut changed = Vec::new();
-        for (service, vars) in env {
-            let before = self.env.get(service);
-            let mut names = Vec::new();
+        let mut changes: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        let unplain = |service: &str, what: &str| {
+            format!("{service}'s {what} is not a plain value before and after")
+        };
+        for (service, image) in &written.images {
+            let old = self.written.images.get(service);
+            if old == Some(image) {
+                continue;
+            }
+            let (Some(old), Some(new)) = (plain(old.map(String::as_str)), plain(Some(image)))
+            else {
+                return Err(unplain(service, "image"));
+            };
+            next.set_image(docker, service, old, new).await?;
+            changes.entry(service).or_default().push("image");
+        }
+        for (service, vars) in &written.env {
+            let before = self.written.env.get(service);
             for (name, value) in vars {
                 let old = before.and_then(|b| b.get(name));
                 if old == Some(value) {
                     continue;
                 }
-                let (Some(old), Some(new)) = (plain(old), plain(Some(value))) else {
-                    return Ok(Err(format!(
-                        "{service}'s {name} is not a plain value before and after"
-                    )));
+                let (Some(old), Some(new)) =
+                    (plain(old.and_then(Json::as_str)), plain(value.as_str()))
+                else {
+                    return Err(unplain(service, name));
                 };
-                if let Err(why) = next.set_env(service, name, old, new) {
-                    return Ok(Err(why));
-                }
-                names.push(name.as_str());
-            }
-            if !names.is_empty() {
-                next.rehash(service);
-                changed.push(format!("{service}: {}", names.join(", ")));
+                next.set_env(service, name, old, new)?;
+                changes.entry(service).or_default().push(name);
             }
         }
-        next.env = env.clone();
-        Ok(Ok((next, changed)))
+        for service in query.hashed.iter().chain(query.templates.keys()) {
+            let dict = next
+                .dicts
+                .get(service)
+                .ok_or_else(|| format!("service {service} was not read"))?;
+            let (Some(image), Some(id)) = (
+                dict.pointer("/options/image").and_then(Json::as_str),
+                dict.get("image_id").and_then(Json::as_str),
+            ) else {
+                return Err(format!("service {service} names no image"));
+            };
+            if image_id(docker, image).await.as_deref() != Some(id) {
+                return Err(format!("image {image} is not the one compose read"));
+            }
+        }
+        let mut changed = Vec::new();
+        for (service, what) in changes {
+            next.rehash(service);
+            changed.push(format!("{service}: {}", what.join(", ")));
+        }
+        next.written = written.clone();
+        Ok((next, changed))
+    }
+
+    /// Sets `service`'s image from `old` to `new` (which must be on this
+    /// host) in its configuration as compose hashes it (name and id), in its
+    /// `config`, and in its template, made for the new image
+    /// ([`for_new_image`]).
+    async fn set_image(
+        &mut self,
+        docker: &Docker,
+        service: &str,
+        old: &str,
+        new: &str,
+    ) -> std::result::Result<(), String> {
+        let differs = || format!("compose did not read {service}'s image as written");
+        let dict = self.dicts.get_mut(service).ok_or_else(differs)?;
+        if dict.pointer("/options/image").and_then(Json::as_str) != Some(old) {
+            return Err(differs());
+        }
+        let old_id = dict
+            .get("image_id")
+            .and_then(Json::as_str)
+            .ok_or_else(|| format!("compose found no image {old}"))?
+            .to_string();
+        let new_id = image_id(docker, new)
+            .await
+            .ok_or_else(|| format!("image {new} is not on this host"))?;
+        if let Some(template) = self.project.template_mut(service) {
+            let defaults = docker
+                .inspect_image(&old_id)
+                .await
+                .ok()
+                .and_then(|i| i.config)
+                .ok_or_else(|| format!("image {old} is no longer on this host"))?;
+            if template.image != old {
+                return Err(differs());
+            }
+            for_new_image(template, &dict["options"], &defaults)
+                .map_err(|why| format!("{service}: {why}"))?;
+            template.image = new.to_string();
+        }
+        self.project
+            .set_image(service, old, new)
+            .ok_or_else(differs)?;
+        dict["options"]["image"] = Json::String(new.into());
+        dict["image_id"] = Json::String(new_id);
+        Ok(())
     }
 
     /// Sets `name` from `old` to `new` in `service`'s configuration as
@@ -451,8 +551,138 @@ fn write_python_str(s: &str, out: &mut String) {
 }
 
 /// A value compose takes as written: a string with no `$`.
-fn plain(value: Option<&Json>) -> Option<&str> {
-    value.and_then(Json::as_str).filter(|s| !s.contains('$'))
+fn plain(value: Option<&str>) -> Option<&str> {
+    value.filter(|s| !s.contains('$'))
+}
+
+/// The id of image `name` on this host, if it is there.
+async fn image_id(docker: &Docker, name: &str) -> Option<String> {
+    docker.inspect_image(name).await.ok()?.id
+}
+
+/// `template` as compose makes it from another image. Its spec leaves out
+/// what repeats the old image's defaults (`old`), so Docker fills in the new
+/// image's; what the service itself sets (`options`, as compose hashes them)
+/// and the old image repeated is put back — environment entries, exposed
+/// ports — or, for any other key, the template cannot follow (`Err`: which).
+fn for_new_image(
+    template: &mut ContainerSpec,
+    options: &Json,
+    old: &ImageConfig,
+) -> std::result::Result<(), String> {
+    let set = |key: &str| options.get(key).is_some_and(|v| !v.is_null());
+    let config = &mut template.config;
+    let given = |v: &Option<String>| v.as_deref().is_some_and(|s| !s.is_empty());
+    let lost = [
+        (
+            "command",
+            config.cmd.is_none() && config.entrypoint.is_none() && old.cmd.is_some(),
+        ),
+        (
+            "entrypoint",
+            config.entrypoint.is_none() && old.entrypoint.is_some(),
+        ),
+        (
+            "healthcheck",
+            config.healthcheck.is_none() && old.healthcheck.is_some(),
+        ),
+        (
+            "working_dir",
+            config.working_dir.is_none() && given(&old.working_dir),
+        ),
+        ("user", config.user.is_none() && given(&old.user)),
+        (
+            "stop_signal",
+            config.stop_signal.is_none() && old.stop_signal.is_some(),
+        ),
+    ];
+    if let Some((key, _)) = lost.iter().find(|(key, lost)| *lost && set(key)) {
+        return Err(format!("its {key} is the old image's"));
+    }
+    let object = |key: &str| options.get(key).and_then(Json::as_object);
+    let array = |key: &str| options.get(key).and_then(Json::as_array);
+    if let (Some(labels), Some(defaults)) = (object("labels"), &old.labels) {
+        let kept = config.labels.as_ref();
+        if labels
+            .keys()
+            .any(|k| defaults.contains_key(k) && !kept.is_some_and(|l| l.contains_key(k)))
+        {
+            return Err("a label of it is the old image's".into());
+        }
+    }
+    if let Some(defaults) = &old.volumes {
+        let inside = array("volumes")
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v.get(1)?.as_str());
+        let kept = config.volumes.as_deref().unwrap_or_default();
+        if inside
+            .into_iter()
+            .any(|p| defaults.iter().any(|d| d == p) && !kept.iter().any(|k| k == p))
+        {
+            return Err("a volume of it is the old image's".into());
+        }
+    }
+    if let Some(env) = object("environment") {
+        for (key, value) in env {
+            let entry = match value {
+                Json::String(v) => format!("{key}={v}"),
+                Json::Null => key.clone(),
+                _ => return Err(format!("its environment's {key} is not a string")),
+            };
+            let list = config.env.get_or_insert_with(Vec::new);
+            let has = |e: &String| e == key || e.starts_with(&format!("{key}="));
+            if list.iter().any(has) {
+                continue;
+            }
+            if !old.env.as_ref().is_some_and(|d| d.contains(&entry)) {
+                return Err(format!("its environment has no {key}"));
+            }
+            list.push(entry);
+        }
+    }
+    let mut ports = Vec::new();
+    for expose in array("expose").into_iter().flatten() {
+        ports.push(exposed(expose.as_str(), None).ok_or("an `expose` of a form not followed")?);
+    }
+    for port in array("ports").into_iter().flatten() {
+        let target = port.get(0).and_then(Json::as_u64).map(|t| t.to_string());
+        let protocol = port.get(2).and_then(Json::as_str);
+        ports.push(exposed(target.as_deref(), protocol).ok_or("a `ports` of a form not followed")?);
+    }
+    for port in ports {
+        let list = config.exposed_ports.get_or_insert_with(Vec::new);
+        if list.contains(&port) {
+            continue;
+        }
+        if !old
+            .exposed_ports
+            .as_ref()
+            .is_some_and(|d| d.contains(&port))
+        {
+            return Err(format!("it exposes {port}, which its template does not"));
+        }
+        list.push(port);
+    }
+    if config.env.as_ref().is_some_and(Vec::is_empty) {
+        config.env = None;
+    }
+    if config.exposed_ports.as_ref().is_some_and(Vec::is_empty) {
+        config.exposed_ports = None;
+    }
+    Ok(())
+}
+
+/// A port compose exposes, as Docker keys it (`3000/tcp`): `port` a number
+/// with or without `/protocol`, `protocol` given apart (`None`: tcp).
+fn exposed(port: Option<&str>, protocol: Option<&str>) -> Option<String> {
+    let (number, inline) = match port?.split_once('/') {
+        Some((n, p)) => (n, Some(p)),
+        None => (port?, None),
+    };
+    number.parse::<u16>().ok()?;
+    let protocol = inline.or(protocol).unwrap_or("tcp");
+    matches!(protocol, "tcp" | "udp" | "sctp").then(|| format!("{number}/{protocol}"))
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -471,6 +701,8 @@ pub fn reading_name(r: &ComposeRef) -> String {
 
 #[cfg(test)]
 mod tests {
+    use bollard::models::ContainerConfig;
+
     use super::*;
 
     #[test]
@@ -496,24 +728,97 @@ mod tests {
     }
 
     #[test]
-    fn masking_keeps_everything_but_environment_values() {
+    fn masking_keeps_everything_but_environment_values_and_images() {
         let a = "version: '2.4'\nservices:\n  web:\n    image: a\n    environment:\n      - M=1\n      - PASS\n  db:\n    environment:\n      X: 'y'\n";
-        let b = a.replace("M=1", "M=2").replace("'y'", "'z'");
-        let (da, ea, passed) = masked(a).unwrap();
-        let (db, eb, _) = masked(&b).unwrap();
+        let b = a
+            .replace("M=1", "M=2")
+            .replace("'y'", "'z'")
+            .replace("image: a", "image: b");
+        let (da, wa, passed) = masked(a).unwrap();
+        let (db, wb, _) = masked(&b).unwrap();
         assert_eq!(da, db);
-        assert_eq!(ea["web"]["M"], Json::String("1".into()));
-        assert_eq!(eb["web"]["M"], Json::String("2".into()));
-        assert_eq!(ea["web"]["PASS"], Json::Null);
-        assert_eq!(eb["db"]["X"], Json::String("z".into()));
+        assert_eq!(wa.env["web"]["M"], Json::String("1".into()));
+        assert_eq!(wb.env["web"]["M"], Json::String("2".into()));
+        assert_eq!(wa.env["web"]["PASS"], Json::Null);
+        assert_eq!(wb.env["db"]["X"], Json::String("z".into()));
+        assert_eq!(
+            (wa.images["web"].as_str(), wb.images["web"].as_str()),
+            ("a", "b")
+        );
         assert_eq!(passed, ["PASS".to_string()].into());
         // Any other change, or a new variable, shows.
-        let (dc, ..) = masked(&a.replace("image: a", "image: b")).unwrap();
+        let (dc, ..) = masked(&a.replace("image: a", "image: a\n    user: x")).unwrap();
         assert_ne!(da, dc);
         let (dd, ..) = masked(&a.replace("- M=1", "- M=1\n      - N=1")).unwrap();
         assert_ne!(da, dd);
         // Files compose reads besides: not derivable.
         assert!(masked(&a.replace("image: a", "image: a\n    env_file: x.env")).is_none());
         assert!(masked(&a.replace("image: a", "image: a\n    extends: {service: db}")).is_none());
+    }
+
+    fn spec(config: ContainerConfig) -> ContainerSpec {
+        ContainerSpec {
+            name: "p_web_1".into(),
+            image: "app:v1".into(),
+            config,
+            host_config: Default::default(),
+            networks: Vec::new(),
+        }
+    }
+
+    fn strings(items: &[&str]) -> Option<Vec<String>> {
+        Some(items.iter().map(|s| s.to_string()).collect())
+    }
+
+    #[test]
+    fn a_template_for_another_image_gets_back_what_the_service_sets_and_the_old_image_repeated() {
+        let old = ImageConfig {
+            env: strings(&["PATH=/bin", "PORT=3000"]),
+            exposed_ports: strings(&["3000/tcp"]),
+            cmd: strings(&["/app"]),
+            ..Default::default()
+        };
+        // The service sets PORT=3000 and exposes 3000 (both the old image's
+        // too, so its spec left them out), and MESSAGE, 9000/udp by ports.
+        let options = serde_json::json!({
+            "environment": {"MESSAGE": "v1", "PORT": "3000"},
+            "expose": ["3000"],
+            "ports": [[9000, null, "udp", null, "127.0.0.1"]],
+        });
+        let mut template = spec(ContainerConfig {
+            env: strings(&["MESSAGE=v1"]),
+            exposed_ports: strings(&["9000/udp"]),
+            ..Default::default()
+        });
+        for_new_image(&mut template, &options, &old).unwrap();
+        assert_eq!(template.config.env, strings(&["MESSAGE=v1", "PORT=3000"]));
+        assert_eq!(
+            template.config.exposed_ports,
+            strings(&["9000/udp", "3000/tcp"])
+        );
+
+        // A command the service sets that the old image repeated: not followed.
+        let options = serde_json::json!({"command": ["/app"]});
+        let err = for_new_image(&mut spec(ContainerConfig::default()), &options, &old).unwrap_err();
+        assert!(err.contains("command"), "{err}");
+        // Without an entrypoint of its own the image's Cmd was only a default
+        // while the entrypoint was one too.
+        let template = ContainerConfig {
+            entrypoint: strings(&["/sh", "-c"]),
+            ..Default::default()
+        };
+        for_new_image(&mut spec(template), &options, &old).unwrap();
+        // An expose of a form not followed (a range).
+        let options = serde_json::json!({"expose": ["3000-3002"]});
+        assert!(for_new_image(&mut spec(ContainerConfig::default()), &options, &old).is_err());
+    }
+
+    #[test]
+    fn exposed_ports_as_docker_keys_them() {
+        assert_eq!(exposed(Some("3000"), None).as_deref(), Some("3000/tcp"));
+        assert_eq!(exposed(Some("53/udp"), None).as_deref(), Some("53/udp"));
+        assert_eq!(exposed(Some("53"), Some("udp")).as_deref(), Some("53/udp"));
+        assert_eq!(exposed(Some("3000-3002"), None), None);
+        assert_eq!(exposed(Some("x"), None), None);
     }
 }
