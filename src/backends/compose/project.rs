@@ -90,7 +90,7 @@ impl ComposeProject {
             false => None,
         };
         if let (Some(kept), Some(now)) = (kept, &now) {
-            match kept.derive(docker, now, query).await? {
+            match kept.derive(docker, now, query).await {
                 Ok((reading, changed)) => {
                     return Ok(Loaded {
                         project: reading.project().clone(),

@@ -23,7 +23,7 @@ use serde_json::Value as Json;
 use serde_norway::Value as Yaml;
 use sha2::{Digest, Sha256};
 
-use super::cli::{ComposeCli, compose_python};
+use super::cli::{ComposeCli, ComposeKind, compose_python};
 use super::project::{ComposeProject, ProjectQuery};
 use crate::backends::spec::ContainerSpec;
 use crate::docker::ComposeRef;
@@ -44,13 +44,17 @@ pub struct Reading {
 /// configuration as compose v1 hashes it, with the hash.
 #[derive(Debug, Deserialize)]
 pub(super) struct Printed {
+    /// What `config` prints.
     pub(super) config: String,
     services: BTreeMap<String, PrintedService>,
 }
 
+/// One service as `reading.py` prints it.
 #[derive(Debug, Deserialize)]
 struct PrintedService {
+    /// `config_dict()` as compose's `json_hash` serialises it.
     dict: String,
+    /// Its SHA-256, compose's `config_hash`.
     hash: String,
 }
 
@@ -107,6 +111,10 @@ pub struct Inputs {
 /// besides these — `extends`, `env_file` — or a file this does not read as
 /// compose v1 does).
 pub(super) fn inputs_now(cli: ComposeCli<'_>, r: &ComposeRef) -> Result<Option<(Inputs, Written)>> {
+    // The `docker compose` plugin (v2) is the CLI even where a v1 is installed too.
+    if cli.kind != ComposeKind::Standalone {
+        return Ok(None);
+    }
     let Some((compose, python)) = compose_python() else {
         return Ok(None);
     };
@@ -319,16 +327,6 @@ impl Reading {
         &self,
         docker: &Docker,
         (inputs, written): &(Inputs, Written),
-        query: &ProjectQuery,
-    ) -> Result<std::result::Result<(Reading, Vec<String>), String>> {
-        Ok(self.follow(docker, inputs, written, query).await)
-    }
-
-    async fn follow(
-        &self,
-        docker: &Docker,
-        inputs: &Inputs,
-        written: &Written,
         query: &ProjectQuery,
     ) -> std::result::Result<(Reading, Vec<String>), String> {
         if *inputs != self.inputs {
