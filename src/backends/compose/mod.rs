@@ -4,8 +4,9 @@
 //! compose made. `cli.rs` runs compose, `project.rs` reads what a project's
 //! files ask for, `templates.rs` makes the templates, `reading.rs` keeps what
 //! compose v1 read so that a change of environment values or images alone needs no
-//! compose run.
+//! compose run (`new_image.rs`: a template for another image).
 mod cli;
+mod new_image;
 mod project;
 mod reading;
 mod templates;
