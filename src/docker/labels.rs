@@ -62,6 +62,12 @@ impl ComposeLabel {
     }
 }
 
+/// The Docker API list `filters` keeping what carries every one of `labels`
+/// (each `KEY=VALUE`, as [`ComposeLabel::filter`] writes it).
+pub fn label_filters(labels: Vec<String>) -> HashMap<String, Vec<String>> {
+    HashMap::from([("label".to_string(), labels)])
+}
+
 impl fmt::Display for ComposeLabel {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.key())

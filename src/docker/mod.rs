@@ -20,7 +20,7 @@ use futures_util::StreamExt;
 /// The Docker API client: how modules above the wings (`rollout`) name it.
 pub use bollard::Docker;
 pub use endpoint::{DaemonLocation, DockerOptions, Endpoint, EndpointError, Origin};
-pub use labels::{ComposeLabel, ComposeRef};
+pub use labels::{ComposeLabel, ComposeRef, label_filters};
 
 /// How long one API call may take before it is an error.
 const API_TIMEOUT: Duration = Duration::from_secs(120);

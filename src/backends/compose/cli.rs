@@ -3,7 +3,6 @@
 //! directory, with its `-p`, `-f`, env files and profiles), and compose
 //! mode's recreate (`up -d --no-deps --force-recreate`) with the container
 //! it leaves.
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -14,7 +13,7 @@ use bollard::Docker;
 use bollard::query_parameters::ListContainersOptions;
 use tokio::process::Command;
 
-use crate::docker::{ComposeLabel, ComposeRef, Endpoint};
+use crate::docker::{ComposeLabel, ComposeRef, Endpoint, label_filters};
 
 /// How long one compose command may run.
 const COMPOSE_TIMEOUT: Duration = Duration::from_secs(600);
@@ -292,7 +291,7 @@ pub async fn compose_container(docker: &Docker, r: &ComposeRef) -> Result<String
     ];
     let options = ListContainersOptions {
         all: true,
-        filters: Some(HashMap::from([("label".to_string(), labels)])),
+        filters: Some(label_filters(labels)),
         ..Default::default()
     };
     let found = docker

@@ -12,7 +12,7 @@ use bollard::query_parameters::{ListContainersOptions, RemoveContainerOptions};
 use super::cli::{ComposeCli, run};
 use super::project::ComposeProject;
 use crate::backends::spec::{Anonymous, ContainerSpec, NetworkAttachment, capture};
-use crate::docker::{ComposeLabel, ComposeRef};
+use crate::docker::{ComposeLabel, ComposeRef, label_filters};
 
 /// Whether `name` is one compose gives a container of `r`'s service itself
 /// (`project_service_N`, compose v2 `project-service-N`) rather than the
@@ -210,10 +210,7 @@ impl ComposeProject {
 /// The networks compose made for a project: (key in the compose file, real name).
 async fn project_networks(docker: &Docker, project: &str) -> Result<Vec<(String, String)>> {
     let options = bollard::query_parameters::ListNetworksOptions {
-        filters: Some(HashMap::from([(
-            "label".to_string(),
-            vec![ComposeLabel::Project.filter(project)],
-        )])),
+        filters: Some(label_filters(vec![ComposeLabel::Project.filter(project)])),
     };
     let found = docker
         .list_networks(Some(options))
@@ -232,10 +229,7 @@ async fn project_networks(docker: &Docker, project: &str) -> Result<Vec<(String,
 async fn project_containers(docker: &Docker, project: &str) -> Result<Vec<(String, String)>> {
     let options = ListContainersOptions {
         all: true,
-        filters: Some(HashMap::from([(
-            "label".to_string(),
-            vec![ComposeLabel::Project.filter(project)],
-        )])),
+        filters: Some(label_filters(vec![ComposeLabel::Project.filter(project)])),
         ..Default::default()
     };
     let found = docker
