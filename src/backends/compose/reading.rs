@@ -94,8 +94,10 @@ pub struct Inputs {
     ),
     /// The daemon compose is pointed at.
     daemon: String,
-    /// `docker-compose` and its interpreter: path, size, modification time.
-    programs: Vec<(PathBuf, u64, u128)>,
+    /// `docker-compose`.
+    compose: Program,
+    /// Its interpreter, which runs `reading.py`.
+    python: Program,
     /// Each compose file, its services' environment values left out: SHA-256.
     files: Vec<String>,
     /// The env files (`.env` by default): SHA-256 of each, `None` when absent.
@@ -103,6 +105,38 @@ pub struct Inputs {
     /// The variables compose may take from the process environment: the ones
     /// the files name, and every `COMPOSE_*` and `DOCKER_*`.
     vars: BTreeMap<String, Option<String>>,
+}
+
+/// A program as found: its path, size and modification time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Program {
+    path: PathBuf,
+    size: u64,
+    mtime: u128,
+}
+
+impl Program {
+    fn at(path: PathBuf) -> Result<Program> {
+        let meta =
+            std::fs::metadata(&path).with_context(|| format!("cannot read {}", path.display()))?;
+        let mtime = meta
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_nanos());
+        Ok(Program {
+            path,
+            size: meta.len(),
+            mtime,
+        })
+    }
+}
+
+impl Inputs {
+    /// Compose's interpreter, as found when these inputs were read.
+    pub(super) fn python(&self) -> &Path {
+        &self.python.path
+    }
 }
 
 /// The inputs of `r`'s project now, with its services' environment and images; `None`
@@ -123,17 +157,7 @@ pub(super) fn inputs_now(cli: ComposeCli<'_>, r: &ComposeRef) -> Result<Option<(
     if r.config_files.is_empty() {
         return Ok(None);
     }
-    let mut programs = Vec::new();
-    for path in [compose, python] {
-        let meta =
-            std::fs::metadata(&path).with_context(|| format!("cannot read {}", path.display()))?;
-        let mtime = meta
-            .modified()
-            .ok()
-            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-            .map_or(0, |d| d.as_nanos());
-        programs.push((path, meta.len(), mtime));
-    }
+    let (compose, python) = (Program::at(compose)?, Program::at(python)?);
     let mut files = Vec::new();
     let mut written = Written::default();
     let mut names: BTreeSet<String> = BTreeSet::new();
@@ -185,7 +209,8 @@ pub(super) fn inputs_now(cli: ComposeCli<'_>, r: &ComposeRef) -> Result<Option<(
             r.profiles.clone(),
         ),
         daemon: cli.daemon.to_string(),
-        programs,
+        compose,
+        python,
         files,
         env_files,
         vars,
@@ -281,15 +306,14 @@ impl Reading {
     /// compose ran, and still so after), `printed` what `reading.py` printed,
     /// `project` what compose answered. Each service's configuration must
     /// print here exactly as compose printed it and hash to the hashes
-    /// compose gave (the script's, the templates' labels); the reading
-    /// has every service's hash.
+    /// compose gave (the script's, the templates' labels), which the project
+    /// has for every service.
     pub(super) fn new(
         (inputs, written): (Inputs, Written),
         printed: &Printed,
         project: &ComposeProject,
     ) -> Result<Reading> {
         let mut dicts = BTreeMap::new();
-        let mut project = project.clone();
         for (service, p) in &printed.services {
             let dict: Json = serde_json::from_str(&p.dict)
                 .with_context(|| format!("service {service}: not JSON"))?;
@@ -299,12 +323,8 @@ impl Reading {
             if hex(&Sha256::digest(&p.dict)) != p.hash {
                 bail!("service {service}: compose's hash is not the SHA-256 of its configuration");
             }
-            match project.hash(service) {
-                Some(h) if h != p.hash => {
-                    bail!("service {service}: the reading script and compose hash it differently")
-                }
-                Some(_) => {}
-                None => project.set_hash(service, p.hash.clone()),
+            if project.hash(service) != Some(p.hash.as_str()) {
+                bail!("service {service}: the reading script and compose hash it differently");
             }
             dicts.insert(service.clone(), dict);
         }
@@ -312,7 +332,7 @@ impl Reading {
             inputs,
             written,
             dicts,
-            project,
+            project: project.clone(),
         })
     }
 
