@@ -162,24 +162,40 @@ pub(in crate::backends) async fn run(
 
 /// [`run`] of compose v1's own code through `python`, its interpreter:
 /// [`READING_SCRIPT`] given the same global arguments, which prints what
-/// compose hashes of each service (see `reading.rs`).
+/// compose hashes of each service (see `reading.rs`) and, with `then_up`,
+/// runs compose's own `up` with those arguments in the same process.
 pub(in crate::backends) async fn run_reading_script(
     cli: ComposeCli<'_>,
     python: &Path,
     r: &ComposeRef,
+    then_up: Option<&[String]>,
 ) -> Result<String> {
-    run_as(cli, r, &[], Some(python)).await
+    let script = Script { python, then_up };
+    run_as(cli, r, &[], Some(script)).await
 }
 
 /// What [`run_reading_script`] runs.
 const READING_SCRIPT: &str = include_str!("reading.py");
 
-/// [`run`], or with `python` [`run_reading_script`].
+/// The variable that hands [`READING_SCRIPT`] its `up` arguments (it takes
+/// it out of its environment before compose reads that).
+const THEN_UP: &str = "NGINX_ROLLOUT_THEN_UP";
+
+/// [`READING_SCRIPT`] as [`run_as`] runs it.
+#[derive(Clone, Copy)]
+struct Script<'a> {
+    /// Compose's interpreter.
+    python: &'a Path,
+    /// `up`'s arguments, if it runs `up` too.
+    then_up: Option<&'a [String]>,
+}
+
+/// [`run`], or with `script` [`run_reading_script`].
 async fn run_as(
     cli: ComposeCli<'_>,
     r: &ComposeRef,
     args: &[&str],
-    python: Option<&Path>,
+    script: Option<Script<'_>>,
 ) -> Result<String> {
     let dir = r.working_dir.as_ref().ok_or_else(|| {
         anyhow!(
@@ -188,8 +204,11 @@ async fn run_as(
             r.service
         )
     })?;
-    let shown = match python {
-        Some(_) => "(compose's reading script)".to_string(),
+    let shown = match script {
+        Some(Script { then_up: None, .. }) => "(compose's reading script)".to_string(),
+        Some(Script {
+            then_up: Some(up), ..
+        }) => format!("(compose's reading script, then {})", up.join(" ")),
         None => args.join(" "),
     };
     let line = format!(
@@ -199,11 +218,14 @@ async fn run_as(
         dir.display()
     );
     let once = |fast: bool| {
-        let mut cmd = match python {
-            Some(python) => {
-                let mut c = Command::new(python);
+        let mut cmd = match script {
+            Some(script) => {
+                let mut c = Command::new(script.python);
                 if fast {
                     c.env(FAST_DISTUTILS.0, FAST_DISTUTILS.1);
+                }
+                if let Some(up) = script.then_up {
+                    c.env(THEN_UP, serde_json::json!(up).to_string());
                 }
                 cli.daemon.point(&mut c);
                 c.arg("-c").arg(READING_SCRIPT);

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use super::cli::{ComposeCli, run, run_reading_script};
 use super::hooks::parse_hooks;
 use super::reading::{Printed, Reading, inputs_now};
-use super::templates::make_templates;
+use super::templates::{make_templates, template_args, templates_made_by};
 use crate::backends::spec::ContainerSpec;
 use crate::docker::{ComposeLabel, ComposeRef};
 use crate::plan::Hooks;
@@ -145,8 +145,10 @@ impl ComposeProject {
 
     /// [`load_with`](Self::load_with); with `python` (compose v1's
     /// interpreter) compose's own code prints `config` and every service's
-    /// hash in one run, [`Printed`], in place of `config` and `config
-    /// --hash=*` (which run when it fails).
+    /// hash and makes the templates in one run ([`read_by_script`]), and
+    /// only when that fails do `config`, `config --hash=*` and `up` run.
+    ///
+    /// [`read_by_script`]: Self::read_by_script
     async fn read(
         cli: ComposeCli<'_>,
         docker: &Docker,
@@ -159,25 +161,19 @@ impl ComposeProject {
             .iter()
             .map(|(s, n)| (s.clone(), *n))
             .collect();
+        if let Some(python) = python {
+            match ComposeProject::read_by_script(cli, docker, r, &wanted, python).await {
+                Ok(read) => return Ok(read),
+                Err(e) => tracing::debug!(
+                    "compose project {}: {e:#}; compose's `config` instead",
+                    r.project
+                ),
+            }
+        }
         let hash_now =
             wanted.is_empty() || !query.hashed.iter().all(|s| query.templates.contains_key(s));
-        let config = async {
-            if let Some(python) = python {
-                match run_reading_script(cli, python, r)
-                    .await
-                    .and_then(|out| Printed::parse(&out))
-                {
-                    Ok(printed) => return Ok((printed.config.clone(), Some(printed))),
-                    Err(e) => tracing::debug!(
-                        "compose project {}: {e:#}; compose's `config` instead",
-                        r.project
-                    ),
-                }
-            }
-            run(cli, r, &["config"]).await.map(|c| (c, None))
-        };
         let hashes = async {
-            match hash_now && python.is_none() {
+            match hash_now {
                 true => run(cli, r, &["config", "--hash=*"]).await.map(Some),
                 false => Ok(None),
             }
@@ -188,54 +184,103 @@ impl ComposeProject {
                 false => Some(make_templates(cli, docker, r, &wanted).await),
             }
         };
-        let (config, hashes, made) = tokio::join!(config, hashes, made);
-        let (config, printed) = config?;
-        let hashes = match (hashes?, &printed) {
-            (None, None) if hash_now => Some(run(cli, r, &["config", "--hash=*"]).await?),
-            (hashes, _) => hashes,
-        };
+        let (config, hashes, made) = tokio::join!(run(cli, r, &["config"]), hashes, made);
         let mut project =
-            ComposeProject::from_config(&r.project, &config, &hashes.unwrap_or_default())?;
-        if let Some(printed) = &printed {
-            project.hashes.extend(printed.hashes());
+            ComposeProject::from_config(&r.project, &config?, &hashes?.unwrap_or_default())?;
+        if let Some(made) = made
+            && !project.take_templates(docker, r, made).await?
+            && !hash_now
+        {
+            project.hashes = parse_hashes(&run(cli, r, &["config", "--hash=*"]).await?);
         }
-        let Some(made) = made else {
-            return Ok((project, printed));
+        Ok((project, None))
+    }
+
+    /// The project from one run of compose's own code through `python`
+    /// ([`Printed`]: `config` and every service's hash), which also makes
+    /// the `wanted` templates in the same process. `Err` when the script
+    /// fails (compose's own commands run then); when only its `up` fails,
+    /// the project has no templates (see [`load_with`](Self::load_with)).
+    async fn read_by_script(
+        cli: ComposeCli<'_>,
+        docker: &Docker,
+        r: &ComposeRef,
+        wanted: &[(String, usize)],
+        python: &Path,
+    ) -> Result<(ComposeProject, Option<Printed>)> {
+        let script = |up: Option<Vec<String>>| async move {
+            run_reading_script(cli, python, r, up.as_deref())
+                .await
+                .and_then(|out| Printed::parse(&out))
         };
+        let (made, printed) = match wanted.is_empty() {
+            true => (None, script(None).await),
+            false => {
+                let make = async {
+                    let printed = script(Some(template_args(wanted))).await;
+                    let made = match &printed {
+                        Ok(p) => p.up(),
+                        Err(_) => Err(anyhow!("compose's reading script failed")),
+                    };
+                    (made, printed)
+                };
+                let (made, printed) = templates_made_by(docker, r, wanted, make).await?;
+                (Some(made), printed)
+            }
+        };
+        let printed = printed?;
+        let mut project = ComposeProject::from_config(&r.project, &printed.config, "")?;
+        project.hashes.extend(printed.hashes());
+        if let Some(made) = made {
+            project.take_templates(docker, r, made).await?;
+        }
+        Ok((project, Some(printed)))
+    }
+
+    /// Takes the templates compose `made`, with the networks it attaches at
+    /// start, and their services' hashes from their `config-hash` labels.
+    /// `false` when compose could not make them: nothing is kept of them,
+    /// and [`compose_templates`] asks again for the services that need one,
+    /// so that its error is about them.
+    ///
+    /// [`compose_templates`]: super::compose_templates
+    async fn take_templates(
+        &mut self,
+        docker: &Docker,
+        r: &ComposeRef,
+        made: Result<HashMap<String, ContainerSpec>>,
+    ) -> Result<bool> {
         let made = match made {
-            Ok(raw) => project.finish_templates(docker, raw).await,
+            Ok(raw) => self.finish_templates(docker, raw).await,
             Err(e) => Err(e),
         };
-        match made {
-            Ok(templates) => {
-                for (service, spec) in &templates {
-                    let hash = spec
-                        .config
-                        .labels
-                        .as_ref()
-                        .and_then(ComposeRef::from_labels)
-                        .and_then(|c| c.config_hash)
-                        .ok_or_else(|| {
-                            anyhow!(
-                                "compose project {}: the template of {service} has no config-hash label",
-                                r.project
-                            )
-                        })?;
-                    project.hashes.insert(service.clone(), hash);
-                }
-                project.templates = templates;
-            }
+        let templates = match made {
+            Ok(templates) => templates,
             Err(e) => {
                 tracing::debug!(
                     "compose project {}: no templates beside `config` ({e:#}); asked again where needed",
                     r.project
                 );
-                if !hash_now && printed.is_none() {
-                    project.hashes = parse_hashes(&run(cli, r, &["config", "--hash=*"]).await?);
-                }
+                return Ok(false);
             }
+        };
+        for (service, spec) in &templates {
+            let hash = spec
+                .config
+                .labels
+                .as_ref()
+                .and_then(ComposeRef::from_labels)
+                .and_then(|c| c.config_hash)
+                .ok_or_else(|| {
+                    anyhow!(
+                        "compose project {}: the template of {service} has no config-hash label",
+                        r.project
+                    )
+                })?;
+            self.hashes.insert(service.clone(), hash);
         }
-        Ok((project, printed))
+        self.templates = templates;
+        Ok(true)
     }
 
     /// The hash compose gives `service` now, if it was asked.

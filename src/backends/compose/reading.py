@@ -3,25 +3,43 @@
 # parsed by compose's own command-line parser, `config` is compose's own
 # command (its output captured), and each service's `config_dict()` is
 # printed exactly as compose's `json_hash` serialises it before hashing.
+# With NGINX_ROLLOUT_THEN_UP (a JSON list of `up` arguments), compose's own
+# `main()` then runs `up` with them, as `docker-compose ARGS... up ...` would,
+# in the same process (one interpreter start, not two); its exit status and
+# what it said are printed too.
 # Run by nginx-rollout with compose's own Python interpreter.
 import contextlib
 import io
 import json
+import os
 import sys
 
-from compose.cli.command import project_from_options
-from compose.cli.docopt_command import DocoptDispatcher
-from compose.cli.main import TopLevelCommand
+then_up = os.environ.pop('NGINX_ROLLOUT_THEN_UP', None)
+
+from compose.cli import main  # noqa: E402
+from compose.cli.command import project_from_options  # noqa: E402
+from compose.cli.docopt_command import DocoptDispatcher  # noqa: E402
 
 options, handler, command_options = DocoptDispatcher(
-    TopLevelCommand, {'options_first': True}).parse(sys.argv[1:] + ['config'])
+    main.TopLevelCommand, {'options_first': True}).parse(sys.argv[1:] + ['config'])
 config = io.StringIO()
 with contextlib.redirect_stdout(config):
-    handler(TopLevelCommand(None, options=options), command_options)
+    handler(main.TopLevelCommand(None, options=options), command_options)
 project = project_from_options('.', options)
 services = {}
 for service in project.services:
     text = json.dumps(service.config_dict(), sort_keys=True,
                       separators=(',', ':'), default=lambda x: x.repr())
     services[service.name] = {'dict': text, 'hash': service.config_hash}
-json.dump({'config': config.getvalue(), 'services': services}, sys.stdout)
+printed = {'config': config.getvalue(), 'services': services}
+if then_up is not None:
+    sys.argv = ['docker-compose'] + sys.argv[1:] + json.loads(then_up)
+    said = io.StringIO()
+    status = 0
+    with contextlib.redirect_stdout(said), contextlib.redirect_stderr(said):
+        try:
+            main.main()
+        except SystemExit as e:
+            status = e.code if isinstance(e.code, int) else int(e.code is not None)
+    printed['up'] = {'status': status, 'said': said.getvalue()}
+json.dump(printed, sys.stdout)

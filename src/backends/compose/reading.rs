@@ -46,6 +46,17 @@ pub(super) struct Printed {
     /// What `config` prints.
     pub(super) config: String,
     services: BTreeMap<String, PrintedService>,
+    /// What compose's `up` did, when the script ran it too.
+    up: Option<PrintedUp>,
+}
+
+/// Compose's `up` as `reading.py` ran it.
+#[derive(Debug, Deserialize)]
+struct PrintedUp {
+    /// Its exit status.
+    status: i32,
+    /// What it printed.
+    said: String,
 }
 
 /// One service as `reading.py` prints it.
@@ -61,6 +72,17 @@ impl Printed {
     /// Reads the script's output.
     pub(super) fn parse(text: &str) -> Result<Printed> {
         serde_json::from_str(text).context("compose's reading script printed no JSON")
+    }
+
+    /// Whether compose's `up` ran and succeeded.
+    pub(super) fn up(&self) -> Result<()> {
+        match &self.up {
+            Some(PrintedUp { status: 0, .. }) => Ok(()),
+            Some(PrintedUp { status, said }) => {
+                bail!("compose's `up` failed (exit status {status}): {}", said.trim())
+            }
+            None => bail!("compose's reading script did not run `up`"),
+        }
     }
 
     /// Every service's hash, as compose gives it.

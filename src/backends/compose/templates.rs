@@ -4,7 +4,7 @@
 //! the networks compose connects only at start, read from the project).
 use std::collections::HashMap;
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Context, Result, anyhow};
 use bollard::Docker;
 use bollard::models::EndpointIpamConfig;
 use bollard::query_parameters::{ListContainersOptions, RemoveContainerOptions};
@@ -51,7 +51,15 @@ pub(super) async fn make_templates(
     r: &ComposeRef,
     services: &[(String, usize)],
 ) -> Result<HashMap<String, ContainerSpec>> {
-    let before = project_containers(docker, &r.project).await?;
+    let args = template_args(services);
+    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+    let make = async { (run(cli, r, &argv).await.map(drop), ()) };
+    templates_made_by(docker, r, services, make).await?.0
+}
+
+/// The `up` arguments with which compose makes one more container of each
+/// of `services` (name, containers it has), not started.
+pub(super) fn template_args(services: &[(String, usize)]) -> Vec<String> {
     let mut args: Vec<String> = ["up", "--no-start", "--no-deps", "--no-recreate"]
         .map(String::from)
         .to_vec();
@@ -60,11 +68,28 @@ pub(super) async fn make_templates(
         args.push(format!("{service}={}", count + 1));
     }
     args.extend(services.iter().map(|(s, _)| s.clone()));
-    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
-    let made = run(cli, r, &argv).await;
-    let after = project_containers(docker, &r.project).await?;
-    let mut templates = HashMap::new();
+    args
+}
+
+/// Runs `make`, a compose run with [`template_args`] answering whether
+/// compose made them and with whatever else it gives, and captures every
+/// container of the project it left as the template of its service
+/// (removing each, whether or not compose said it succeeded). `Err` when the
+/// project's containers cannot be listed before (`make` does not run then).
+pub(super) async fn templates_made_by<T>(
+    docker: &Docker,
+    r: &ComposeRef,
+    services: &[(String, usize)],
+    make: impl Future<Output = (Result<()>, T)>,
+) -> Result<(Result<HashMap<String, ContainerSpec>>, T)> {
+    let before = project_containers(docker, &r.project).await?;
+    let (made, other) = make.await;
     let mut failure = made.err();
+    let after = match project_containers(docker, &r.project).await {
+        Ok(after) => after,
+        Err(e) => return Ok((Err(failure.unwrap_or(e)), other)),
+    };
+    let mut templates = HashMap::new();
     for (id, service) in after.into_iter().filter(|c| !before.contains(c)) {
         let spec = capture(docker, &id, Anonymous::Fresh).await;
         remove_template(docker, &id).await;
@@ -76,23 +101,22 @@ pub(super) async fn make_templates(
         }
     }
     if let Some(e) = failure {
-        return Err(e.context(format!(
+        let names: Vec<&str> = services.iter().map(|(s, _)| s.as_str()).collect();
+        let e = e.context(format!(
             "compose project {}: making the template containers of {}",
             r.project,
-            services
-                .iter()
-                .map(|(s, _)| s.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        )));
+            names.join(", ")
+        ));
+        return Ok((Err(e), other));
     }
     if let Some((missing, _)) = services.iter().find(|(s, _)| !templates.contains_key(s)) {
-        bail!(
+        let e = anyhow!(
             "compose project {}: `up --no-start --scale` made no container of {missing}",
             r.project
         );
+        return Ok((Err(e), other));
     }
-    Ok(templates)
+    Ok((Ok(templates), other))
 }
 
 impl ComposeProject {
