@@ -264,6 +264,23 @@ fn the_fast_path_creates_what_compose_creates() {
         said.contains("(web: image, MESSAGE); compose did not run"),
         "{said}"
     );
+
+    // Image and value through variables compose interpolates, set in `.env`
+    // (the common way to name a release): followed too.
+    let before = replicas(&project);
+    let yml = yml
+        .replace(&format!("image: {V1}"), "image: ${APP_IMAGE}:${TAG:-v1}")
+        .replace("- MESSAGE=v5", "- MESSAGE=${MESSAGE:-none}-$$");
+    std::fs::write(dir.path().join("docker-compose.yml"), &yml).unwrap();
+    let env = "# release\nAPP_IMAGE=nginx-rollout-fixture/app\nTAG=v2\nMESSAGE=v6\n";
+    std::fs::write(dir.path().join(".env"), env).unwrap();
+    let said = deploy_and_compare(dir.path(), &project, &before, V2);
+    assert!(
+        said.contains(
+            "(web: image, MESSAGE; variables APP_IMAGE, MESSAGE, TAG); compose did not run"
+        ),
+        "{said}"
+    );
 }
 
 const V1: &str = "nginx-rollout-fixture/app:v1";

@@ -2,15 +2,18 @@
 //! directory, exactly as the operator would (`up -d --no-deps --force-recreate`),
 //! or (the fast path) create its containers through the API from templates
 //! compose made. `cli.rs` runs compose, `project.rs` reads what a project's
-//! files ask for (`hooks.rs`: its services' lifecycle hooks), `templates.rs` makes the templates, `reading.rs` keeps what
-//! compose v1 read so that a change of environment values or images alone needs no
-//! compose run (`new_image.rs`: a template for another image).
+//! files ask for (`hooks.rs`: its services' lifecycle hooks), `templates.rs`
+//! makes the templates, `reading.rs` keeps what compose v1 read so that a
+//! change of environment values or images alone — as written or through
+//! variables (`variables.rs`) — needs no compose run (`new_image.rs`: a
+//! template for another image).
 mod cli;
 mod hooks;
 mod new_image;
 mod project;
 mod reading;
 mod templates;
+mod variables;
 
 pub(super) use cli::run;
 pub use cli::{ComposeCli, ComposeKind, compose_cli, compose_container, compose_recreate};

@@ -2,15 +2,17 @@
 //! read of a project last time — each service's configuration as compose
 //! hashes it, the project's `config`, the template containers — is kept with
 //! the inputs it came from. When the files differ from those only in
-//! environment values or images (plain strings, no `$`), compose's answer
-//! for them follows exactly: the new values in the configuration it hashes,
+//! environment values or images, compose's answer
+//! for them follows exactly — also where they come from variables (the
+//! process environment, `.env`) that compose v1 interpolates in the forms
+//! `variables.rs` follows: the new values in the configuration it hashes,
 //! in its `config` and in each template (its `Env`; for another image, its
 //! image, with the values the service sets that the old image's defaults
 //! repeated put back), the hashes computed as compose v1 computes them
 //! (SHA-256 of Python's `json.dumps(…, sort_keys=True, separators=(',',
-//! ':'))`). Anything else changed — another key, a variable the files use,
-//! `.env`, compose itself, a new image under the same name — and compose
-//! reads the project again. Compose v2 (Go, fast to start) is always run.
+//! ':'))`). Anything else changed — another key, a variable used elsewhere,
+//! an env file not in the plainest form, compose itself, a new image under
+//! the same name — and compose reads the project again. Compose v2 (Go, fast to start) is always run.
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::UNIX_EPOCH;
@@ -25,6 +27,7 @@ use sha2::{Digest, Sha256};
 use super::cli::{ComposeCli, ComposeKind, compose_python};
 use super::new_image::for_new_image;
 use super::project::{ComposeProject, ProjectQuery};
+use super::variables::{Values, env_file_values, interpolate, variables};
 use crate::docker::ComposeRef;
 
 /// What compose read of a project, with the inputs it read it from.
@@ -79,7 +82,10 @@ impl Printed {
         match &self.up {
             Some(PrintedUp { status: 0, .. }) => Ok(()),
             Some(PrintedUp { status, said }) => {
-                bail!("compose's `up` failed (exit status {status}): {}", said.trim())
+                bail!(
+                    "compose's `up` failed (exit status {status}): {}",
+                    said.trim()
+                )
             }
             None => bail!("compose's reading script did not run `up`"),
         }
@@ -100,6 +106,8 @@ pub struct Written {
     env: BTreeMap<String, BTreeMap<String, Json>>,
     /// Each service's image, where it is a string.
     images: BTreeMap<String, String>,
+    /// The variables these values interpolate, as compose sees them.
+    values: Values,
 }
 
 /// Everything compose's reading of a project depends on but the environment
@@ -122,11 +130,22 @@ pub struct Inputs {
     python: Program,
     /// Each compose file, its services' environment values left out: SHA-256.
     files: Vec<String>,
-    /// The env files (`.env` by default): SHA-256 of each, `None` when absent.
-    env_files: Vec<(PathBuf, Option<String>)>,
-    /// The variables compose may take from the process environment: the ones
-    /// the files name, and every `COMPOSE_*` and `DOCKER_*`.
-    vars: BTreeMap<String, Option<String>>,
+    /// The env files (`.env` by default), each as it counts.
+    env_files: Vec<(PathBuf, EnvFile)>,
+    /// The variables compose takes from the process environment and the env
+    /// file that this does not follow: the ones the files name outside the
+    /// values followed, every `COMPOSE_*` and `DOCKER_*`, and `HOME`.
+    vars: Values,
+}
+
+/// How an env file counts in a reading's inputs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+enum EnvFile {
+    /// In the plainest form (or the default `.env`, absent): its variables
+    /// count, among the process environment's.
+    Read,
+    /// Byte for byte: its SHA-256, `None` when absent.
+    Digest(Option<String>),
 }
 
 /// A program as found: its path, size and modification time.
@@ -182,46 +201,44 @@ pub(super) fn inputs_now(cli: ComposeCli<'_>, r: &ComposeRef) -> Result<Option<(
     let (compose, python) = (Program::at(compose)?, Program::at(python)?);
     let mut files = Vec::new();
     let mut written = Written::default();
-    let mut names: BTreeSet<String> = BTreeSet::new();
+    // The variables named outside the values followed: unchanged, or compose reads.
+    let mut names: BTreeSet<String> = BTreeSet::from(["HOME".to_string()]);
     for file in &r.config_files {
         let path = dir.join(file);
         let text = std::fs::read_to_string(&path)
             .with_context(|| format!("cannot read {}", path.display()))?;
-        names.extend(variables(&text));
-        let Some((digest, file, passed)) = masked(&text) else {
+        let Some(masked) = masked(&text) else {
             return Ok(None);
         };
-        names.extend(passed);
-        files.push(digest);
-        for (service, vars) in file.env {
+        names.extend(masked.names);
+        files.push(masked.digest);
+        names.extend(written.shadowed_by(&masked.written));
+        for (service, vars) in masked.written.env {
             written.env.entry(service).or_default().extend(vars);
         }
-        written.images.extend(file.images);
+        written.images.extend(masked.written.images);
     }
-    let env_paths: Vec<PathBuf> = match r.env_files.is_empty() {
-        true => vec![dir.join(".env")],
-        false => r.env_files.iter().map(|f| dir.join(f)).collect(),
+    let (env_files, dotenv) = env_files(dir, &r.env_files);
+    let value = |name: &str| {
+        std::env::var_os(name)
+            .map(|v| v.to_string_lossy().into_owned())
+            .or_else(|| dotenv.get(name).cloned())
     };
-    let env_files = env_paths
-        .into_iter()
-        .map(|p| {
-            let digest = std::fs::read(&p).ok().map(|b| hex(&Sha256::digest(b)));
-            (p, digest)
-        })
+    let settings = std::env::vars_os()
+        .map(|(k, _)| k.to_string_lossy().into_owned())
+        .chain(dotenv.keys().cloned())
+        .filter(|k| k.starts_with("COMPOSE_") || k.starts_with("DOCKER_"));
+    names.extend(settings.collect::<Vec<_>>());
+    let with_values = |n: String| {
+        let v = value(&n);
+        (n, v)
+    };
+    let vars: Values = names.into_iter().map(with_values).collect();
+    written.values = written
+        .strings()
+        .flat_map(variables)
+        .map(with_values)
         .collect();
-    let mut vars: BTreeMap<String, Option<String>> = names
-        .into_iter()
-        .map(|n| {
-            let value = std::env::var_os(&n).map(|v| v.to_string_lossy().into_owned());
-            (n, value)
-        })
-        .collect();
-    for (k, v) in std::env::vars_os() {
-        let k = k.to_string_lossy().into_owned();
-        if k.starts_with("COMPOSE_") || k.starts_with("DOCKER_") {
-            vars.insert(k, Some(v.to_string_lossy().into_owned()));
-        }
-    }
     let inputs = Inputs {
         project: (
             r.project.clone(),
@@ -240,36 +257,51 @@ pub(super) fn inputs_now(cli: ComposeCli<'_>, r: &ComposeRef) -> Result<Option<(
     Ok(Some((inputs, written)))
 }
 
-/// The names of the variables `text` interpolates (`$NAME`, `${NAME…}`; `$$` is a `$`).
-fn variables(text: &str) -> BTreeSet<String> {
-    let mut out = BTreeSet::new();
-    let mut rest = text;
-    while let Some(at) = rest.find('$') {
-        rest = &rest[at + 1..];
-        if let Some(after) = rest.strip_prefix('$') {
-            rest = after;
-            continue;
-        }
-        let braced = rest.strip_prefix('{');
-        let from = braced.unwrap_or(rest);
-        let end = from
-            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-            .unwrap_or(from.len());
-        if end > 0 {
-            out.insert(from[..end].to_string());
-        }
-        rest = from;
+/// The env files as they count in a reading's inputs, and the variables
+/// read from the one compose v1 reads, when it is in the plainest form
+/// ([`env_file_values`]). Compose v1 reads one: `.env` in the project
+/// directory (absent: none) or the `--env-file` given.
+fn env_files(dir: &Path, given: &[PathBuf]) -> (Vec<(PathBuf, EnvFile)>, BTreeMap<String, String>) {
+    let paths: Vec<PathBuf> = match given.is_empty() {
+        true => vec![dir.join(".env")],
+        false => given.iter().map(|f| dir.join(f)).collect(),
+    };
+    let mut values = BTreeMap::new();
+    let mut out = Vec::new();
+    for path in paths {
+        let bytes = std::fs::read(&path).ok();
+        let read = match (&bytes, given.len()) {
+            (None, 0) => Some(BTreeMap::new()),
+            (Some(bytes), 0 | 1) => env_file_values(bytes),
+            _ => None,
+        };
+        let counts = match read {
+            Some(read) => {
+                values = read;
+                EnvFile::Read
+            }
+            None => EnvFile::Digest(bytes.map(|b| hex(&Sha256::digest(b)))),
+        };
+        out.push((path, counts));
     }
-    out
+    (out, values)
 }
 
 /// One compose file with its services' environment values and string images
-/// left out: its digest, those values as written, and the variables it
-/// passes through from the process environment (`- NAME`, `NAME:`). `None`
-/// for a file that is not a v2/v3 compose file of plain mappings, or whose
-/// services read other files (`extends`, `env_file`).
-#[allow(clippy::type_complexity)]
-fn masked(text: &str) -> Option<(String, Written, BTreeSet<String>)> {
+/// left out.
+struct Masked {
+    /// The SHA-256 of what is left.
+    digest: String,
+    /// The values left out, as written.
+    written: Written,
+    /// The variables the rest names, and the ones its services pass
+    /// through from compose's environment (`- NAME`, `NAME:`).
+    names: BTreeSet<String>,
+}
+
+/// `text` [`Masked`]; `None` for a file that is not a v2/v3 compose file of
+/// plain mappings, or whose services read other files (`extends`, `env_file`).
+fn masked(text: &str) -> Option<Masked> {
     let mut doc: Yaml = serde_norway::from_str(text).ok()?;
     let mut written = Written::default();
     let mut passed = BTreeSet::new();
@@ -320,7 +352,57 @@ fn masked(text: &str) -> Option<(String, Written, BTreeSet<String>)> {
         return None;
     }
     let text = serde_json::to_string(&doc).ok()?;
-    Some((hex(&Sha256::digest(text)), written, passed))
+    let mut names = passed;
+    names.extend(variables(&text));
+    Some(Masked {
+        digest: hex(&Sha256::digest(text)),
+        written,
+        names,
+    })
+}
+
+impl Written {
+    /// The values followed: each service's image and environment strings.
+    fn strings(&self) -> impl Iterator<Item = &str> {
+        let env = self.env.values().flat_map(|vars| vars.values());
+        (self.images.values().map(String::as_str)).chain(env.filter_map(Json::as_str))
+    }
+
+    /// The variables named by values here that `later` (a later file) sets
+    /// again: compose interpolates them too, but they are not followed.
+    fn shadowed_by(&self, later: &Written) -> BTreeSet<String> {
+        let images = later
+            .images
+            .keys()
+            .filter_map(|s| self.images.get(s).map(String::as_str));
+        let env = later.env.iter().flat_map(|(service, vars)| {
+            vars.keys().filter_map(move |k| {
+                self.env
+                    .get(service)
+                    .and_then(|v| v.get(k))
+                    .and_then(Json::as_str)
+            })
+        });
+        images.chain(env).flat_map(variables).collect()
+    }
+
+    /// The variables whose values differ in `other`.
+    fn changed_values(&self, other: &Written) -> Vec<String> {
+        let names: BTreeSet<&String> = self.values.keys().chain(other.values.keys()).collect();
+        names
+            .into_iter()
+            .filter(|n| self.values.get(*n) != other.values.get(*n))
+            .cloned()
+            .collect()
+    }
+
+    /// Whether `raw` interpolates to the same here as in `other`: every
+    /// variable it names has the same value.
+    fn same_values(&self, other: &Written, raw: &str) -> bool {
+        variables(raw)
+            .iter()
+            .all(|n| self.values.get(n) == other.values.get(n))
+    }
 }
 
 impl Reading {
@@ -382,34 +464,45 @@ impl Reading {
         }
         let mut next = self.clone();
         let mut changes: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-        let unplain = |service: &str, what: &str| {
-            format!("{service}'s {what} is not a plain value before and after")
+        // A value written the same, naming variables of the same values, is
+        // what compose read; any other is followed when both interpolate.
+        let values = |old: Option<&str>, new: &str| {
+            if old == Some(new) && self.written.same_values(written, new) {
+                return Ok(None);
+            }
+            let old = old.and_then(|o| interpolate(o, &self.written.values));
+            match (old, interpolate(new, &written.values)) {
+                (Some(old), Some(new)) => Ok((old != new).then_some((old, new))),
+                _ => Err(()),
+            }
+        };
+        let unfollowed = |service: &str, what: &str| {
+            format!("{service}'s {what} is not a value this follows before and after")
         };
         for (service, image) in &written.images {
-            let old = self.written.images.get(service);
-            if old == Some(image) {
-                continue;
-            }
-            let (Some(old), Some(new)) = (plain(old.map(String::as_str)), plain(Some(image)))
+            let old = self.written.images.get(service).map(String::as_str);
+            let Some((old, new)) = values(old, image).map_err(|()| unfollowed(service, "image"))?
             else {
-                return Err(unplain(service, "image"));
+                continue;
             };
-            next.set_image(docker, service, old, new).await?;
+            next.set_image(docker, service, &old, &new).await?;
             changes.entry(service).or_default().push("image");
         }
         for (service, vars) in &written.env {
             let before = self.written.env.get(service);
             for (name, value) in vars {
                 let old = before.and_then(|b| b.get(name));
-                if old == Some(value) {
+                if old == Some(value) && value.as_str().is_none() {
                     continue;
                 }
-                let (Some(old), Some(new)) =
-                    (plain(old.and_then(Json::as_str)), plain(value.as_str()))
-                else {
-                    return Err(unplain(service, name));
+                let (old, Some(new)) = (old.and_then(Json::as_str), value.as_str()) else {
+                    return Err(unfollowed(service, name));
                 };
-                next.set_env(service, name, old, new)?;
+                let Some((old, new)) = values(old, new).map_err(|()| unfollowed(service, name))?
+                else {
+                    continue;
+                };
+                next.set_env(service, name, &old, &new)?;
                 changes.entry(service).or_default().push(name);
             }
         }
@@ -432,6 +525,10 @@ impl Reading {
         for (service, what) in changes {
             next.rehash(service);
             changed.push(format!("{service}: {}", what.join(", ")));
+        }
+        let through = self.written.changed_values(written);
+        if !changed.is_empty() && !through.is_empty() {
+            changed.push(format!("variables {}", through.join(", ")));
         }
         next.written = written.clone();
         Ok((next, changed))
@@ -589,11 +686,6 @@ fn write_python_str(s: &str, out: &mut String) {
     out.push('"');
 }
 
-/// A value compose takes as written: a string with no `$`.
-fn plain(value: Option<&str>) -> Option<&str> {
-    value.filter(|s| !s.contains('$'))
-}
-
 /// The id of image `name` on this host, if it is there.
 async fn image_id(docker: &Docker, name: &str) -> Option<String> {
     docker.inspect_image(name).await.ok()?.id
@@ -634,20 +726,22 @@ mod tests {
     }
 
     #[test]
-    fn the_variables_a_file_interpolates() {
-        let found = variables("a: ${A:-x}\nb: $B_2 $$NOT ${C} $ 3 $${D}\n");
-        assert_eq!(found, ["A", "B_2", "C"].map(String::from).into());
-    }
-
-    #[test]
     fn masking_keeps_everything_but_environment_values_and_images() {
         let a = "version: '2.4'\nservices:\n  web:\n    image: a\n    environment:\n      - M=1\n      - PASS\n  db:\n    environment:\n      X: 'y'\n";
         let b = a
             .replace("M=1", "M=2")
             .replace("'y'", "'z'")
             .replace("image: a", "image: b");
-        let (da, wa, passed) = masked(a).unwrap();
-        let (db, wb, _) = masked(&b).unwrap();
+        let Masked {
+            digest: da,
+            written: wa,
+            names,
+        } = masked(a).unwrap();
+        let Masked {
+            digest: db,
+            written: wb,
+            ..
+        } = masked(&b).unwrap();
         assert_eq!(da, db);
         assert_eq!(wa.env["web"]["M"], Json::String("1".into()));
         assert_eq!(wb.env["web"]["M"], Json::String("2".into()));
@@ -657,14 +751,72 @@ mod tests {
             (wa.images["web"].as_str(), wb.images["web"].as_str()),
             ("a", "b")
         );
-        assert_eq!(passed, ["PASS".to_string()].into());
+        assert_eq!(names, ["PASS".to_string()].into());
         // Any other change, or a new variable, shows.
-        let (dc, ..) = masked(&a.replace("image: a", "image: a\n    user: x")).unwrap();
-        assert_ne!(da, dc);
-        let (dd, ..) = masked(&a.replace("- M=1", "- M=1\n      - N=1")).unwrap();
-        assert_ne!(da, dd);
+        let digest = |text: &str| masked(text).unwrap().digest;
+        assert_ne!(da, digest(&a.replace("image: a", "image: a\n    user: x")));
+        assert_ne!(da, digest(&a.replace("- M=1", "- M=1\n      - N=1")));
+        // Variables: those of the values left out are theirs; the rest's are named.
+        let v = a
+            .replace("image: a", "image: a:${TAG}\n    user: ${USER_ID:-0}")
+            .replace("M=1", "M=${M:-1}");
+        let m = masked(&v).unwrap();
+        assert_eq!(m.names, ["PASS", "USER_ID"].map(String::from).into());
+        let strings: Vec<&str> = m.written.strings().collect();
+        assert!(strings.contains(&"a:${TAG}") && strings.contains(&"${M:-1}"));
         // Files compose reads besides: not derivable.
         assert!(masked(&a.replace("image: a", "image: a\n    env_file: x.env")).is_none());
         assert!(masked(&a.replace("image: a", "image: a\n    extends: {service: db}")).is_none());
+    }
+
+    fn written(images: &[(&str, &str)], values: &[(&str, Option<&str>)]) -> Written {
+        Written {
+            env: BTreeMap::new(),
+            images: images
+                .iter()
+                .map(|(s, i)| (s.to_string(), i.to_string()))
+                .collect(),
+            values: values
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.map(str::to_string)))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn variables_of_values_a_later_file_sets_again_are_not_followed() {
+        let first = written(&[("web", "app:${OLD}"), ("db", "db:${DB}")], &[]);
+        let later = written(&[("web", "app:${TAG}")], &[]);
+        assert_eq!(first.shadowed_by(&later), ["OLD".to_string()].into());
+    }
+
+    #[test]
+    fn tells_which_variables_changed() {
+        let a = written(&[], &[("TAG", Some("v1")), ("M", None), ("K", Some("x"))]);
+        let b = written(
+            &[],
+            &[("TAG", Some("v2")), ("M", Some("")), ("K", Some("x"))],
+        );
+        assert_eq!(a.changed_values(&b), ["M", "TAG"]);
+        assert!(a.same_values(&b, "${K}-$K") && !a.same_values(&b, "${TAG:-x}"));
+    }
+
+    #[test]
+    fn an_env_file_counts_by_its_variables_only_in_the_plainest_form() {
+        let dir = tempfile::tempdir().unwrap();
+        let (files, values) = env_files(dir.path(), &[]);
+        assert_eq!(files, [(dir.path().join(".env"), EnvFile::Read)]);
+        assert!(values.is_empty());
+        std::fs::write(dir.path().join(".env"), "TAG=v2\n").unwrap();
+        let (files, values) = env_files(dir.path(), &[]);
+        assert_eq!(files[0].1, EnvFile::Read);
+        assert_eq!(values["TAG"], "v2");
+        std::fs::write(dir.path().join(".env"), "TAG='v2'\n").unwrap();
+        let (files, values) = env_files(dir.path(), &[]);
+        assert!(matches!(&files[0].1, EnvFile::Digest(Some(_))));
+        assert!(values.is_empty());
+        // An env file given that is absent is compose's error, not an empty one.
+        let (files, _) = env_files(dir.path(), &[PathBuf::from("prod.env")]);
+        assert_eq!(files[0].1, EnvFile::Digest(None));
     }
 }
