@@ -710,6 +710,24 @@ async fn templates_made_beside_config_are_composes_own_or_fall_back() {
     assert!(failed.needs_update(&r1).unwrap() && failed.needs_update(&r2).unwrap());
     assert!(!failed.needs_update(&now).unwrap());
 
+    // What a deploy runs: compose v1's own code reads the project and runs
+    // its `up` for the templates in one Python start. The same template and
+    // hashes; when that `up` fails, no template and every hash.
+    let read = ComposeProject::load_for(cli, &d, &r1, &query(&["app1"], &["app1"]), true, None)
+        .await
+        .unwrap();
+    assert!(read.reading.is_some(), "compose v1's reading script ran");
+    assert_eq!(read.project.template("app1"), Some(&made_after));
+    assert!(!read.project.needs_update(&now).unwrap());
+    let both = query(&["app1", "app2"], &["app1", "app2"]);
+    let read = ComposeProject::load_for(cli, &d, &r1, &both, true, None)
+        .await
+        .unwrap();
+    assert!(read.reading.is_some(), "compose v1's reading script ran");
+    let project = &read.project;
+    assert!(project.template("app1").is_none() && project.template("app2").is_none());
+    assert!(project.needs_update(&r2).unwrap() && !project.needs_update(&now).unwrap());
+
     assert_eq!(containers(), before, "every template was removed");
     assert_eq!(inspect(&app2.id, "{{.State.Running}}"), "true");
 }

@@ -2,17 +2,17 @@
 //! read of a project last time — each service's configuration as compose
 //! hashes it, the project's `config`, the template containers — is kept with
 //! the inputs it came from. When the files differ from those only in
-//! environment values or images, compose's answer
-//! for them follows exactly — also where they come from variables (the
+//! environment values or images — as written, or through variables (the
 //! process environment, `.env`) that compose v1 interpolates in the forms
-//! `variables.rs` follows: the new values in the configuration it hashes,
-//! in its `config` and in each template (its `Env`; for another image, its
-//! image, with the values the service sets that the old image's defaults
-//! repeated put back), the hashes computed as compose v1 computes them
-//! (SHA-256 of Python's `json.dumps(…, sort_keys=True, separators=(',',
-//! ':'))`). Anything else changed — another key, a variable used elsewhere,
-//! an env file not in the plainest form, compose itself, a new image under
-//! the same name — and compose reads the project again. Compose v2 (Go, fast to start) is always run.
+//! `variables.rs` follows — compose's answer for them follows exactly: the
+//! new values in the configuration it hashes, in its `config` and in each
+//! template (its `Env`; for another image, its image, with the values the
+//! service sets that the old image's defaults repeated put back), the hashes
+//! computed as compose v1 computes them (SHA-256 of Python's `json.dumps(…,
+//! sort_keys=True, separators=(',', ':'))`). Anything else changed — another
+//! key, a variable used elsewhere, an env file not in the plainest form,
+//! compose itself, a new image under the same name — and compose reads the
+//! project again. Compose v2 (Go, fast to start) is always run.
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::UNIX_EPOCH;
