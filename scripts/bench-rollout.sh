@@ -36,6 +36,9 @@
 # and drain per replica (nginx's own hand-over: the mean reload + wait-drained
 # step of the run).
 #
+# Every stack runs with bench-net.yml beside its files: nginx may reuse its
+# sockets to the apps in TIME_WAIT (see bench_net below).
+#
 # NR_BENCH_KEEP=DIR keeps each seed-000 deploy's JSON output and its container
 # events there (MODE-PROFILE.jsonl, MODE-PROFILE.events.jsonl), for a per-step
 # timeline.
@@ -91,6 +94,22 @@ services:
   app2:
     healthcheck: {interval: 10s, timeout: 5s, retries: 3, start_period: 1s}
 YAML
+
+# bench_net [VERSION_LINE]: writes bench-net.yml, an override file that lets
+# nginx reuse its sockets to the apps in TIME_WAIT (net.ipv4.tcp_tw_reuse, as
+# proxies are set up in production). The seeds' nginx opens a connection to
+# an app per request (no upstream keep-alive), tens of thousands a minute to
+# the same two or three addresses, and each waits 60 s in TIME_WAIT: a few
+# rounds into the bench nginx ran out of source ports (`connect() failed (99:
+# Cannot assign requested address)`), marked every server failed and answered
+# 502 to everything for 10 s, whatever the rollout did.
+bench_net() {
+    {
+        [ -z "${1:-}" ] || echo "$1"
+        printf 'services:\n  nginx:\n    sysctls:\n      net.ipv4.tcp_tw_reuse: 1\n'
+    } >"$dir/bench-net.yml"
+}
+bench_net "version: '2.4'"
 
 # up NAME FILE...: brings up the seed stack as compose project NAME from FILEs.
 up() {
@@ -230,7 +249,7 @@ deploy_row() {
 }
 
 seed002() {
-    up "nrbench$$" docker-compose.yml
+    up "nrbench$$" docker-compose.yml bench-net.yml
     for mode in engine compose-read compose compose-cli; do
         for profile in "${profiles[@]}"; do
             deploy_row "$mode" "$(label "$mode")" "$profile"
@@ -251,7 +270,7 @@ seed002() {
         rows+=("| control (bare reloads) | $profile | $wall | - | - | 3 | $failed |")
     done
 
-    up "nrbenchhc$$" docker-compose.yml seed-healthcheck.yml
+    up "nrbenchhc$$" docker-compose.yml seed-healthcheck.yml bench-net.yml
     hc_seconds=$((load_seconds > 30 ? load_seconds : 30))
     for profile in "${profiles[@]}"; do
         deploy_row engine "engine, seed healthcheck" "$profile" "$hc_seconds"
@@ -348,8 +367,9 @@ seed000() {
     down
     rm -rf "${dir:?}"/*
     cp -r "$NR_ROOT/fixtures/seed000/." "$dir/"
+    bench_net
     project="nrbench0$$"
-    compose_files=(docker-compose.yml)
+    compose_files=(docker-compose.yml bench-net.yml)
     log "bringing up the seed-000 stack as project $project on 127.0.0.1:$port"
     nr_quiet "compose up" compose up -d
     replicas_serve v1
