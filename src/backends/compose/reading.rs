@@ -28,6 +28,7 @@ use super::cli::{ComposeCli, ComposeKind, compose_python};
 use super::new_image::for_new_image;
 use super::project::{ComposeProject, ProjectQuery};
 use super::variables::{Values, env_file_values, interpolate, variables};
+use crate::conf::read_regular;
 use crate::docker::ComposeRef;
 
 /// What compose read of a project, with the inputs it read it from.
@@ -205,7 +206,9 @@ pub(super) fn inputs_now(cli: ComposeCli<'_>, r: &ComposeRef) -> Result<Option<(
     let mut names: BTreeSet<String> = BTreeSet::from(["HOME".to_string()]);
     for file in &r.config_files {
         let path = dir.join(file);
-        let text = std::fs::read_to_string(&path)
+        let text = read_regular(&path)
+            .map_err(anyhow::Error::from)
+            .and_then(|b| Ok(String::from_utf8(b)?))
             .with_context(|| format!("cannot read {}", path.display()))?;
         let Some(masked) = masked(&text) else {
             return Ok(None);
@@ -218,7 +221,9 @@ pub(super) fn inputs_now(cli: ComposeCli<'_>, r: &ComposeRef) -> Result<Option<(
         }
         written.images.extend(masked.written.images);
     }
-    let (env_files, dotenv) = env_files(dir, &r.env_files);
+    let Some((env_files, dotenv)) = env_files(dir, &r.env_files) else {
+        return Ok(None);
+    };
     let value = |name: &str| {
         std::env::var_os(name)
             .map(|v| v.to_string_lossy().into_owned())
@@ -260,8 +265,14 @@ pub(super) fn inputs_now(cli: ComposeCli<'_>, r: &ComposeRef) -> Result<Option<(
 /// The env files as they count in a reading's inputs, and the variables
 /// read from the one compose v1 reads, when it is in the plainest form
 /// ([`env_file_values`]). Compose v1 reads one: `.env` in the project
-/// directory (absent: none) or the `--env-file` given.
-fn env_files(dir: &Path, given: &[PathBuf]) -> (Vec<(PathBuf, EnvFile)>, BTreeMap<String, String>) {
+/// directory (absent: none) or the `--env-file` given. `None` when one is
+/// there but cannot be read as a regular file within the engine's bound (a
+/// FIFO is never opened to block): compose reads it.
+#[allow(clippy::type_complexity)]
+fn env_files(
+    dir: &Path,
+    given: &[PathBuf],
+) -> Option<(Vec<(PathBuf, EnvFile)>, BTreeMap<String, String>)> {
     let paths: Vec<PathBuf> = match given.is_empty() {
         true => vec![dir.join(".env")],
         false => given.iter().map(|f| dir.join(f)).collect(),
@@ -269,7 +280,11 @@ fn env_files(dir: &Path, given: &[PathBuf]) -> (Vec<(PathBuf, EnvFile)>, BTreeMa
     let mut values = BTreeMap::new();
     let mut out = Vec::new();
     for path in paths {
-        let bytes = std::fs::read(&path).ok();
+        let bytes = match read_regular(&path) {
+            Ok(bytes) => Some(bytes),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(_) => return None,
+        };
         let read = match (&bytes, given.len()) {
             (None, 0) => Some(BTreeMap::new()),
             (Some(bytes), 0 | 1) => env_file_values(bytes),
@@ -284,7 +299,7 @@ fn env_files(dir: &Path, given: &[PathBuf]) -> (Vec<(PathBuf, EnvFile)>, BTreeMa
         };
         out.push((path, counts));
     }
-    (out, values)
+    Some((out, values))
 }
 
 /// One compose file with its services' environment values and string images
@@ -804,19 +819,30 @@ mod tests {
     #[test]
     fn an_env_file_counts_by_its_variables_only_in_the_plainest_form() {
         let dir = tempfile::tempdir().unwrap();
-        let (files, values) = env_files(dir.path(), &[]);
+        let (files, values) = env_files(dir.path(), &[]).unwrap();
         assert_eq!(files, [(dir.path().join(".env"), EnvFile::Read)]);
         assert!(values.is_empty());
         std::fs::write(dir.path().join(".env"), "TAG=v2\n").unwrap();
-        let (files, values) = env_files(dir.path(), &[]);
+        let (files, values) = env_files(dir.path(), &[]).unwrap();
         assert_eq!(files[0].1, EnvFile::Read);
         assert_eq!(values["TAG"], "v2");
         std::fs::write(dir.path().join(".env"), "TAG='v2'\n").unwrap();
-        let (files, values) = env_files(dir.path(), &[]);
+        let (files, values) = env_files(dir.path(), &[]).unwrap();
         assert!(matches!(&files[0].1, EnvFile::Digest(Some(_))));
         assert!(values.is_empty());
         // An env file given that is absent is compose's error, not an empty one.
-        let (files, _) = env_files(dir.path(), &[PathBuf::from("prod.env")]);
+        let (files, _) = env_files(dir.path(), &[PathBuf::from("prod.env")]).unwrap();
         assert_eq!(files[0].1, EnvFile::Digest(None));
+        // One that is not a regular file is compose's to read; never a hang.
+        let fifo = dir.path().join("fifo.env");
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            &fifo,
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o600),
+            0,
+        )
+        .unwrap();
+        assert!(env_files(dir.path(), &[fifo]).is_none());
     }
 }
