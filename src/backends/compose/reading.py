@@ -4,8 +4,10 @@
 # command (its output captured), and each service's `config_dict()` is
 # printed exactly as compose's `json_hash` serialises it before hashing.
 # With NGINX_ROLLOUT_THEN_UP (a JSON list of `up` arguments), compose's own
-# `main()` then runs `up` with them, as `docker-compose ARGS... up ...` would,
-# in the same process (one interpreter start, not two); its exit status and
+# `up` command then runs with them on the project just read, as
+# `docker-compose ARGS... up ...` runs it (compose's `perform_command`: the
+# same global options make the same project), in the same process: one
+# interpreter start and one project load, not two. Whether it succeeded and
 # what it said are printed too.
 # Run by nginx-rollout with compose's own Python interpreter.
 import contextlib
@@ -16,7 +18,7 @@ import sys
 
 then_up = os.environ.pop('NGINX_ROLLOUT_THEN_UP', None)
 
-from compose.cli import main  # noqa: E402
+from compose.cli import errors, main  # noqa: E402
 from compose.cli.command import project_from_options  # noqa: E402
 from compose.cli.docopt_command import DocoptDispatcher  # noqa: E402
 
@@ -33,13 +35,16 @@ for service in project.services:
     services[service.name] = {'dict': text, 'hash': service.config_hash}
 printed = {'config': config.getvalue(), 'services': services}
 if then_up is not None:
-    sys.argv = ['docker-compose'] + sys.argv[1:] + json.loads(then_up)
+    up_options, up, up_command_options = DocoptDispatcher(
+        main.TopLevelCommand, {'options_first': True}).parse(sys.argv[1:] + json.loads(then_up))
     said = io.StringIO()
     status = 0
     with contextlib.redirect_stdout(said), contextlib.redirect_stderr(said):
         try:
-            main.main()
-        except SystemExit as e:
-            status = e.code if isinstance(e.code, int) else int(e.code is not None)
+            with errors.handle_connection_errors(project.client):
+                up(main.TopLevelCommand(project, options=up_options), up_command_options)
+        except (Exception, SystemExit) as e:
+            print(getattr(e, 'msg', None) or repr(e), file=said)
+            status = 1
     printed['up'] = {'status': status, 'said': said.getvalue()}
 json.dump(printed, sys.stdout)

@@ -57,7 +57,7 @@ pub(super) struct Printed {
 /// Compose's `up` as `reading.py` ran it.
 #[derive(Debug, Deserialize)]
 struct PrintedUp {
-    /// Its exit status.
+    /// 0 when it succeeded.
     status: i32,
     /// What it printed.
     said: String,
