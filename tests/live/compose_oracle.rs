@@ -91,8 +91,9 @@ fn change(compose: &str) -> String {
         .replace("\"db.local:10.1.2.3\"", "\"db.local:10.1.2.4\"")
 }
 
-fn compose(dir: &Path, project: &str, args: &[&str]) -> Output {
+fn compose(dir: &Path, project: &str, args: &[&str], env: &[(&str, &str)]) -> Output {
     Command::new("docker-compose")
+        .envs(env.iter().copied())
         .arg("-p")
         .arg(project)
         .args(args)
@@ -216,14 +217,14 @@ fn the_fast_path_creates_what_compose_creates() {
     std::fs::write(dir.path().join("default.conf"), DEFAULT_CONF).unwrap();
     let project = scope.name("p").replace('-', "");
     scope.track_compose(dir.path(), &project);
-    assert_ok(&compose(dir.path(), &project, &["up", "-d"]));
+    assert_ok(&compose(dir.path(), &project, &["up", "-d"], &[]));
     let before = replicas(&project);
     assert_eq!(before.len(), 2);
     std::fs::write(dir.path().join("docker-compose.yml"), change(COMPOSE)).unwrap();
 
     // The fast path (stop-first: each replica recreated in place, under its
     // own name and number, as compose recreates it), compose's Python run.
-    let said = deploy_and_compare(dir.path(), &project, &before, V2);
+    let said = deploy_and_compare(dir.path(), &project, &before, V2, &[]);
     assert!(!said.contains("compose did not run"), "{said}");
 
     // Environment values alone changed: compose's answer follows from what
@@ -234,7 +235,7 @@ fn the_fast_path_creates_what_compose_creates() {
         .replace("- MESSAGE=v2", "- MESSAGE=v3 é")
         .replace("- EXTRA=1", "- EXTRA=2");
     std::fs::write(dir.path().join("docker-compose.yml"), &yml).unwrap();
-    let said = deploy_and_compare(dir.path(), &project, &before, V2);
+    let said = deploy_and_compare(dir.path(), &project, &before, V2, &[]);
     assert!(
         said.contains(
             "only environment values or images changed since compose last read it (web: EXTRA, MESSAGE); compose did not run"
@@ -248,7 +249,7 @@ fn the_fast_path_creates_what_compose_creates() {
         .replace("- MESSAGE=v3 é", "- MESSAGE=v4")
         .replace("com.example.version: \"2\"", "com.example.version: \"3\"");
     std::fs::write(dir.path().join("docker-compose.yml"), &yml).unwrap();
-    let said = deploy_and_compare(dir.path(), &project, &before, V2);
+    let said = deploy_and_compare(dir.path(), &project, &before, V2, &[]);
     assert!(!said.contains("compose did not run"), "{said}");
 
     // Another image (and a value): followed too. The service sets PORT and
@@ -259,7 +260,7 @@ fn the_fast_path_creates_what_compose_creates() {
         .replace(&format!("image: {V2}"), &format!("image: {V1}"))
         .replace("- MESSAGE=v4", "- MESSAGE=v5");
     std::fs::write(dir.path().join("docker-compose.yml"), &yml).unwrap();
-    let said = deploy_and_compare(dir.path(), &project, &before, V1);
+    let said = deploy_and_compare(dir.path(), &project, &before, V1, &[]);
     assert!(
         said.contains("(web: image, MESSAGE); compose did not run"),
         "{said}"
@@ -274,23 +275,45 @@ fn the_fast_path_creates_what_compose_creates() {
     std::fs::write(dir.path().join("docker-compose.yml"), &yml).unwrap();
     let env = "# release\nAPP_IMAGE=nginx-rollout-fixture/app\nTAG=v2\nMESSAGE=v6\n";
     std::fs::write(dir.path().join(".env"), env).unwrap();
-    let said = deploy_and_compare(dir.path(), &project, &before, V2);
+    let said = deploy_and_compare(dir.path(), &project, &before, V2, &[]);
     assert!(
         said.contains(
             "(web: image, MESSAGE; variables APP_IMAGE, MESSAGE, TAG); compose did not run"
         ),
         "{said}"
     );
+
+    // A variable set in the deploy's environment wins over `.env`, for
+    // compose and for the reading that follows it.
+    let before = replicas(&project);
+    let said = deploy_and_compare(dir.path(), &project, &before, V2, &[("MESSAGE", "v7")]);
+    assert!(
+        said.contains("(web: MESSAGE; variables MESSAGE); compose did not run"),
+        "{said}"
+    );
+    let env = &replicas(&project)[0].1["Config"]["Env"];
+    assert!(
+        env.as_array().unwrap().iter().any(|e| e == "MESSAGE=v7-$"),
+        "{env}"
+    );
 }
 
 const V1: &str = "nginx-rollout-fixture/app:v1";
 const V2: &str = "nginx-rollout-fixture/app:v2";
 
-/// Deploys the changed files by the fast path, checks that `up -d` changes
-/// nothing after it, and that compose recreates the same containers (of
-/// `image`) from the same files; returns what the deploy said.
-fn deploy_and_compare(dir: &Path, project: &str, before: &[(u32, Value)], image: &str) -> String {
+/// Deploys the changed files by the fast path (with `env` in its
+/// environment), checks that `up -d` changes nothing after it, and that
+/// compose recreates the same containers (of `image`) from the same files
+/// and environment; returns what the deploy said.
+fn deploy_and_compare(
+    dir: &Path,
+    project: &str,
+    before: &[(u32, Value)],
+    image: &str,
+    env: &[(&str, &str)],
+) -> String {
     let out = Command::new(tool_path())
+        .envs(env.iter().copied())
         .args([
             "deploy",
             "u",
@@ -314,7 +337,7 @@ fn deploy_and_compare(dir: &Path, project: &str, before: &[(u32, Value)], image:
         !said.contains("compose CLI"),
         "the fast path was taken:\n{said}"
     );
-    let up = compose(dir, project, &["up", "-d"]);
+    let up = compose(dir, project, &["up", "-d"], env);
     let up_said = String::from_utf8_lossy(&up.stderr);
     assert!(
         !up_said.contains("Recreating") && !up_said.contains("Creating"),
@@ -327,6 +350,7 @@ fn deploy_and_compare(dir: &Path, project: &str, before: &[(u32, Value)], image:
         dir,
         project,
         &["up", "-d", "--no-deps", "--force-recreate", "web"],
+        env,
     ));
     let oracle = replicas(project);
     let ids: Vec<String> = before
