@@ -2,11 +2,13 @@
 use anyhow::{Context as _, bail};
 use std::path::Path;
 
+use crate::conf::read_regular_text;
+
 /// Renders `template` with the values in `values` (TOML for `.toml`, JSON
 /// for `.json`). Errors name the file and tera's reason.
 pub fn render_file(template: &Path, values: &Path) -> anyhow::Result<String> {
-    let text =
-        read_text(values).with_context(|| format!("cannot read values {}", values.display()))?;
+    let text = read_regular_text(values)
+        .with_context(|| format!("cannot read values {}", values.display()))?;
     let ctx = match values.extension().and_then(|e| e.to_str()) {
         Some("toml") => {
             let v: toml::Value =
@@ -24,7 +26,7 @@ pub fn render_file(template: &Path, values: &Path) -> anyhow::Result<String> {
         ),
     }
     .with_context(|| format!("values in {} must be a table", values.display()))?;
-    let source = read_text(template)
+    let source = read_regular_text(template)
         .with_context(|| format!("cannot read template {}", template.display()))?;
     let name = template.display().to_string();
     check_nesting(&source).with_context(|| format!("in template {name}"))?;
@@ -36,11 +38,6 @@ pub fn render_file(template: &Path, values: &Path) -> anyhow::Result<String> {
     tera.render(&name, &ctx)
         .map_err(chain)
         .with_context(|| format!("rendering {name} with {}", values.display()))
-}
-
-/// A UTF-8 text file, bounded like a config file.
-fn read_text(path: &Path) -> anyhow::Result<String> {
-    Ok(String::from_utf8(crate::conf::read_regular(path)?)?)
 }
 
 /// Deepest nesting of tags (`{% if %}` in `{% for %}` …) and of brackets

@@ -331,12 +331,7 @@ fn read_env_file(path: &Path) -> Result<Vec<(String, String)>> {
         path: path.to_path_buf(),
         problem,
     };
-    std::fs::metadata(path)
-        .and_then(|m| match m.is_file() {
-            true => Ok(()),
-            false => Err(std::io::Error::other("not a regular file")),
-        })
-        .and_then(|()| std::fs::File::open(path))
+    crate::conf::open_regular(path)
         .and_then(|f| f.take(LIMIT + 1).read_to_string(&mut text))
         .map_err(|e| problem(e.to_string()))?;
     if text.len() as u64 > LIMIT {
@@ -400,14 +395,7 @@ mod tests {
     fn an_env_file_that_is_not_a_regular_file_is_an_error_not_a_hang() {
         let dir = tempfile::tempdir().unwrap();
         let fifo = dir.path().join("prod.env");
-        rustix::fs::mknodat(
-            rustix::fs::CWD,
-            &fifo,
-            rustix::fs::FileType::Fifo,
-            rustix::fs::Mode::from_raw_mode(0o600),
-            0,
-        )
-        .unwrap();
+        crate::conf::make_fifo(&fifo);
         for path in [fifo.as_path(), dir.path()] {
             let e = read_env_file(path).unwrap_err().to_string();
             assert!(e.contains("not a regular file"), "{e}");

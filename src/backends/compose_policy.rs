@@ -69,16 +69,13 @@ fn merge_files(r: &ComposeRef) -> Result<[Option<Merged>; 2]> {
             Some(dir) if file.is_relative() => dir.join(file),
             _ => file.clone(),
         };
-        let text = crate::conf::read_regular(&path)
-            .map_err(anyhow::Error::from)
-            .and_then(|b| Ok(String::from_utf8(b)?))
-            .with_context(|| {
-                format!(
-                    "compose project {}: cannot read {}",
-                    r.project,
-                    path.display()
-                )
-            })?;
+        let text = crate::conf::read_regular_text(&path).with_context(|| {
+            format!(
+                "compose project {}: cannot read {}",
+                r.project,
+                path.display()
+            )
+        })?;
         let doc: Value = serde_norway::from_str(&text)
             .with_context(|| format!("{}: not a compose file", path.display()))?;
         let name = shown(&path, r.working_dir.as_deref());

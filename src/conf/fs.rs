@@ -14,12 +14,38 @@ pub const MAX_FILE_BYTES: u64 = 64 << 20;
 /// is never opened in a way that blocks or has side effects; so is a file
 /// that is (or grows) larger than the bound.
 pub fn read_regular(path: &Path) -> io::Result<Vec<u8>> {
+    read_bounded(open_regular(path)?)
+}
+
+/// [`read_regular`] as UTF-8 text (other bytes are an `InvalidData` error).
+pub fn read_regular_text(path: &Path) -> io::Result<String> {
+    String::from_utf8(read_regular(path)?)
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+}
+
+/// Opens the regular file `path` (symlinks followed), of at most
+/// [`MAX_FILE_BYTES`], for a caller that reads it with a bound of its own.
+/// A FIFO, socket, device or directory is an error, and is never opened in
+/// a way that blocks or has side effects.
+pub fn open_regular(path: &Path) -> io::Result<std::fs::File> {
     check_regular(&std::fs::metadata(path)?)?;
-    let file = OpenOptions::new()
+    OpenOptions::new()
         .read(true)
         .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
-        .open(path)?;
-    read_bounded(file)
+        .open(path)
+}
+
+/// Makes a FIFO at `path`, for tests that a FIFO is refused, never read.
+#[cfg(test)]
+pub(crate) fn make_fifo(path: &Path) {
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        path,
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o600),
+        0,
+    )
+    .expect("a FIFO can be made in a temp dir");
 }
 
 /// Reads a config file of this host the way every command does: an
@@ -141,14 +167,7 @@ mod tests {
     fn fifos_devices_and_directories_are_errors_not_hangs() {
         let dir = tempfile::tempdir().unwrap();
         let fifo = dir.path().join("fifo.conf");
-        rustix::fs::mknodat(
-            rustix::fs::CWD,
-            &fifo,
-            rustix::fs::FileType::Fifo,
-            rustix::fs::Mode::from_raw_mode(0o600),
-            0,
-        )
-        .unwrap();
+        make_fifo(&fifo);
         for (path, what) in [
             (fifo.as_path(), "a FIFO"),
             (Path::new("/dev/zero"), "a device"),

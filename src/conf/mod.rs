@@ -23,7 +23,12 @@ pub use crossplane::{
 };
 pub use edit::{Edit, EditOptions};
 pub use error::{ConfError, LINE_WINDOW, Place, visible};
-pub use fs::{Fs, HostFs, MAX_FILE_BYTES, MemFs, read_bounded, read_host_file, read_regular};
+#[cfg(test)]
+pub(crate) use fs::make_fifo;
+pub use fs::{
+    Fs, HostFs, MAX_FILE_BYTES, MemFs, open_regular, read_bounded, read_host_file, read_regular,
+    read_regular_text,
+};
 pub use include::{
     Located, Lookup, MainChoice, MissingIncludes, PrefixFrom, UnreadInclude, locate,
 };

@@ -522,7 +522,7 @@ async fn prepare(
         .iter()
         .map(|(server, why)| format!("skipping {server}: {why}"))
         .collect();
-    notices.extend(projects.derived());
+    notices.extend_from_slice(projects.derived());
     let images: BTreeSet<&str> = records
         .iter()
         .filter_map(|r| r.new_spec.as_ref().map(Desired::image))

@@ -78,8 +78,8 @@ impl Projects {
     }
 
     /// A line for the plan's notices per project read without compose.
-    pub(super) fn derived(&self) -> Vec<String> {
-        self.derived.clone()
+    pub(super) fn derived(&self) -> &[String] {
+        &self.derived
     }
 
     /// A project already read.

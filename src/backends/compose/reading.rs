@@ -28,7 +28,7 @@ use super::cli::{ComposeCli, ComposeKind, compose_python};
 use super::new_image::for_new_image;
 use super::project::{ComposeProject, ProjectQuery};
 use super::variables::{Values, env_file_values, interpolate, variables};
-use crate::conf::read_regular;
+use crate::conf::{read_regular, read_regular_text};
 use crate::docker::ComposeRef;
 
 /// What compose read of a project, with the inputs it read it from.
@@ -206,10 +206,8 @@ pub(super) fn inputs_now(cli: ComposeCli<'_>, r: &ComposeRef) -> Result<Option<(
     let mut names: BTreeSet<String> = BTreeSet::from(["HOME".to_string()]);
     for file in &r.config_files {
         let path = dir.join(file);
-        let text = read_regular(&path)
-            .map_err(anyhow::Error::from)
-            .and_then(|b| Ok(String::from_utf8(b)?))
-            .with_context(|| format!("cannot read {}", path.display()))?;
+        let text =
+            read_regular_text(&path).with_context(|| format!("cannot read {}", path.display()))?;
         let Some(masked) = masked(&text) else {
             return Ok(None);
         };
@@ -835,14 +833,7 @@ mod tests {
         assert_eq!(files[0].1, EnvFile::Digest(None));
         // One that is not a regular file is compose's to read; never a hang.
         let fifo = dir.path().join("fifo.env");
-        rustix::fs::mknodat(
-            rustix::fs::CWD,
-            &fifo,
-            rustix::fs::FileType::Fifo,
-            rustix::fs::Mode::from_raw_mode(0o600),
-            0,
-        )
-        .unwrap();
+        crate::conf::make_fifo(&fifo);
         assert!(env_files(dir.path(), &[fifo]).is_none());
     }
 }

@@ -460,14 +460,7 @@ mod tests {
             .unwrap()
             .set_len(3 << 30)
             .unwrap();
-        rustix::fs::mknodat(
-            rustix::fs::CWD,
-            root.join("usr/share/nginx/fifo"),
-            rustix::fs::FileType::Fifo,
-            rustix::fs::Mode::from_raw_mode(0o600),
-            0,
-        )
-        .unwrap();
+        crate::conf::make_fifo(&root.join("usr/share/nginx/fifo"));
         std::fs::write(root.join("usr/share/nginx/mod.conf"), "load_module x;\n").unwrap();
         let fs = container(&root, &mounted);
         assert_eq!(
