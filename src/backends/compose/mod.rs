@@ -6,11 +6,12 @@
 //! makes the templates, `reading.rs` keeps what compose v1 read so that a
 //! change of environment values or images alone — as written or through
 //! variables (`variables.rs`) — needs no compose run (`new_image.rs`: a
-//! template for another image).
+//! template for another image; `python_json.rs`: JSON as compose hashes it).
 mod cli;
 mod hooks;
 mod new_image;
 mod project;
+mod python_json;
 mod reading;
 mod templates;
 mod variables;

@@ -27,6 +27,7 @@ use sha2::{Digest, Sha256};
 use super::cli::{ComposeCli, ComposeKind, compose_python};
 use super::new_image::for_new_image;
 use super::project::{ComposeProject, ProjectQuery};
+use super::python_json::python_json;
 use super::variables::{Values, env_file_values, interpolate, variables};
 use crate::conf::{read_regular, read_regular_text};
 use crate::docker::ComposeRef;
@@ -629,76 +630,6 @@ impl Reading {
     }
 }
 
-/// `value` as Python's `json.dumps(value, sort_keys=True, separators=(',',
-/// ':'))` prints it: keys by code point, non-ASCII as `\uXXXX`. Fractions
-/// are printed as Rust prints them, which is Python's shortest form but at
-/// the edges of the exponent (`1e16` against Python's `1e+16`): a reading
-/// is kept only when its printing here is Python's, byte for byte.
-fn python_json(value: &Json) -> String {
-    let mut out = String::new();
-    write_python(value, &mut out);
-    out
-}
-
-fn write_python(value: &Json, out: &mut String) {
-    match value {
-        Json::Null => out.push_str("null"),
-        Json::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-        Json::Number(n) => out.push_str(&n.to_string()),
-        Json::String(s) => write_python_str(s, out),
-        Json::Array(items) => {
-            out.push('[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                write_python(item, out);
-            }
-            out.push(']');
-        }
-        Json::Object(map) => {
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort();
-            out.push('{');
-            for (i, key) in keys.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                write_python_str(key, out);
-                out.push(':');
-                write_python(&map[key], out);
-            }
-            out.push('}');
-        }
-    }
-}
-
-/// A string as Python's `json` prints it with `ensure_ascii`: printable
-/// ASCII as is but `"` and `\`, the rest escaped.
-fn write_python_str(s: &str, out: &mut String) {
-    use std::fmt::Write;
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            ' '..='~' => out.push(c),
-            _ => {
-                let mut units = [0u16; 2];
-                for unit in c.encode_utf16(&mut units) {
-                    let _ = write!(out, "\\u{unit:04x}");
-                }
-            }
-        }
-    }
-    out.push('"');
-}
-
 /// The id of image `name` on this host, if it is there.
 async fn image_id(docker: &Docker, name: &str) -> Option<String> {
     docker.inspect_image(name).await.ok()?.id
@@ -721,22 +652,6 @@ pub fn reading_name(r: &ComposeRef) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn python_json_prints_as_python_does() {
-        // Printed by Python 3.11: json.dumps(v, sort_keys=True, separators=(',', ':')).
-        let v: Json = serde_json::from_str(
-            r#"{"b":[1,-2,null,true,false],"a":{"z":"x\"\\\n\t\u0001\u007f","é":"日本🎉"},"B":""}"#,
-        )
-        .unwrap();
-        assert_eq!(
-            python_json(&v),
-            r#"{"B":"","a":{"z":"x\"\\\n\t\u0001\u007f","\u00e9":"\u65e5\u672c\ud83c\udf89"},"b":[1,-2,null,true,false]}"#
-        );
-        // Fractions in Python's shortest form.
-        let v = serde_json::json!({"cpus": 0.5, "f": 1.0, "g": 0.0001});
-        assert_eq!(python_json(&v), r#"{"cpus":0.5,"f":1.0,"g":0.0001}"#);
-    }
 
     #[test]
     fn masking_keeps_everything_but_environment_values_and_images() {
