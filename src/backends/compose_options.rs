@@ -115,8 +115,9 @@ impl std::fmt::Display for Origin {
     }
 }
 
-/// A compose project as the operator names it: the files compose reads (absolute,
-/// in override order), its directory, project name, env files and profiles.
+/// A compose project as the operator names it: the files compose reads (as
+/// named, in override order), its directory, project name, env files and
+/// profiles.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ComposeOptions {
     /// The project name.
@@ -125,8 +126,12 @@ pub struct ComposeOptions {
     pub project_origin: Origin,
     /// The project directory (relative paths in the files resolve against it).
     pub directory: PathBuf,
-    /// The files, absolute, in override order.
+    /// The files as named, in override order: relative ones from
+    /// `named_from`, where compose runs, so that it records them in its
+    /// files label as the operator's own run would.
     pub files: Vec<PathBuf>,
+    /// The operator's directory, which relative `files` are named from.
+    pub named_from: PathBuf,
     /// Where the file list came from.
     pub files_origin: Origin,
     /// Env files, absolute.
@@ -195,38 +200,51 @@ impl ComposeOptions {
             return Ok(None);
         }
         let (files, files_origin) = if !flags.files.is_empty() {
-            (
-                flags.files.iter().map(|p| absolute(p)).collect::<Vec<_>>(),
-                Origin::Flag("-f"),
-            )
+            (flags.files.clone(), Origin::Flag("-f"))
         } else if let Some((list, origin)) = compose_file {
             let separator = lookup("COMPOSE_PATH_SEPARATOR").map_or(":".to_string(), |(s, _)| s);
             let files: Vec<PathBuf> = list
                 .split(separator.as_str())
                 .filter(|p| !p.is_empty())
-                .map(|p| absolute(Path::new(p)))
+                .map(PathBuf::from)
                 .collect();
             if files.is_empty() {
                 return Err(ComposeOptionsError::NoFiles(origin));
             }
             (files, origin)
         } else {
-            let dir = given_directory.clone().unwrap_or_else(|| cwd.to_path_buf());
-            default_files(&dir)?
+            // Compose v1 names the default files it finds in its own
+            // directory by their names alone.
+            let dir = given_directory.as_deref().unwrap_or(cwd);
+            let (files, origin) = default_files(dir)?;
+            let files = match &given_directory {
+                Some(_) => files,
+                None => files
+                    .iter()
+                    .map(|f| f.strip_prefix(cwd).unwrap_or(f).to_path_buf())
+                    .collect(),
+            };
+            (files, origin)
         };
         for file in &files {
-            if !file.is_file() {
+            if !absolute(file).is_file() {
                 return Err(ComposeOptionsError::MissingFile {
-                    file: file.clone(),
+                    file: absolute(file),
                     origin: files_origin,
                 });
             }
         }
         let directory = match given_directory {
             Some(dir) => dir,
-            None => files[0]
+            None => absolute(&files[0])
                 .parent()
                 .map_or_else(|| cwd.to_path_buf(), Path::to_path_buf),
+        };
+        // As compose's `os.path.abspath` gives it (its label, and where
+        // `.env` is): `./numbers/x.yml` is in `numbers`, not `./numbers`.
+        let directory = match directory.to_str() {
+            Some(dir) => PathBuf::from(python_normpath(dir)),
+            None => directory,
         };
         let (project, project_origin) = match &flags.project_name {
             Some(name) => (name.clone(), Origin::Flag("-p")),
@@ -265,6 +283,7 @@ impl ComposeOptions {
             project_origin,
             directory,
             files,
+            named_from: cwd.to_path_buf(),
             files_origin,
             env_files,
             profiles,
@@ -285,6 +304,7 @@ impl ComposeOptions {
         }
         r.working_dir = Some(self.directory.clone());
         r.config_files = self.files.clone();
+        r.named_from = Some(self.named_from.clone());
         r.env_files = self.env_files.clone();
         r.profiles = self.profiles.clone();
         Ok(())
@@ -354,6 +374,39 @@ fn read_env_file(path: &Path) -> Result<Vec<(String, String)>> {
         .collect())
 }
 
+/// Python's `posixpath.normpath`: `.` and empty components dropped, `..`
+/// taking the one before it where there is one, one or two leading slashes
+/// kept (three or more are one).
+pub(crate) fn python_normpath(path: &str) -> String {
+    if path.is_empty() {
+        return ".".into();
+    }
+    let slashes = match (
+        path.starts_with('/'),
+        path.starts_with("//"),
+        path.starts_with("///"),
+    ) {
+        (false, ..) => 0,
+        (true, true, false) => 2,
+        _ => 1,
+    };
+    let mut kept: Vec<&str> = Vec::new();
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." if (slashes > 0 || !kept.is_empty()) && kept.last() != Some(&"..") => {
+                kept.pop();
+            }
+            part => kept.push(part),
+        }
+    }
+    let path = format!("{}{}", "/".repeat(slashes), kept.join("/"));
+    match path.is_empty() {
+        true => ".".into(),
+        false => path,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -392,6 +445,25 @@ mod tests {
     }
 
     #[test]
+    fn normalises_paths_as_python_does() {
+        // Each as `os.path.normpath` gives it (Python 3.11).
+        for (path, python) in [
+            ("", "."),
+            ("./v2.yml", "v2.yml"),
+            ("a//b/./c", "a/b/c"),
+            ("./../x.yml", "../x.yml"),
+            ("a/../../b", "../b"),
+            ("/a/../../b", "/b"),
+            ("//a/b", "//a/b"),
+            ("///a/b", "/a/b"),
+            ("a/b/", "a/b"),
+            ("rel/../..", ".."),
+            ("/..", "/"),
+        ] {
+            assert_eq!(python_normpath(path), python, "{path:?}");
+        }
+    }
+    #[test]
     fn an_env_file_that_is_not_a_regular_file_is_an_error_not_a_hang() {
         let dir = tempfile::tempdir().unwrap();
         let fifo = dir.path().join("prod.env");
@@ -424,16 +496,15 @@ mod tests {
             "numbers/v2.yml",
         ]);
         let o = resolve(&flags, dir.path(), &[]).unwrap().unwrap();
-        let numbers = dir.path().join("numbers");
-        assert_eq!(o.directory, numbers);
-        assert_eq!(
-            o.files,
-            vec![
-                numbers.join("docker-compose.yml"),
-                numbers.join("prod.yml"),
-                numbers.join("v2.yml")
-            ]
-        );
+        assert_eq!(o.directory, dir.path().join("numbers"));
+        // As named, from where they were named: compose run there records
+        // them so, as the operator's own run would.
+        assert_eq!(o.files, flags.files);
+        assert_eq!(o.named_from, dir.path());
+        // Named as the seed names them: the same directory, as compose writes it.
+        let seed = files(&["./numbers/docker-compose.yml", "./numbers/prod.yml"]);
+        let o = resolve(&seed, dir.path(), &[]).unwrap().unwrap();
+        assert_eq!(o.directory.to_str(), dir.path().join("numbers").to_str());
         assert_eq!(o.project, "numbers");
         assert_eq!(o.files_origin, Origin::Flag("-f"));
     }
@@ -453,10 +524,7 @@ mod tests {
         )
         .unwrap()
         .unwrap();
-        assert_eq!(
-            o.files,
-            vec![dir.path().join("a.yml"), dir.path().join("b.yml")]
-        );
+        assert_eq!(o.files, [Path::new("a.yml"), Path::new("b.yml")]);
         assert_eq!(o.project, "shop");
         assert_eq!(o.project_origin, Origin::Env("COMPOSE_PROJECT_NAME"));
         assert_eq!(o.profiles, vec!["web", "debug"]);
@@ -518,6 +586,20 @@ mod tests {
         );
         assert_eq!(o.directory, sub);
         assert_eq!(o.project, "sub");
+        // Found where compose runs: by their names, as compose v1 names them.
+        let flags = ComposeFlags {
+            project_name: Some("p".into()),
+            ..Default::default()
+        };
+        let o = resolve(&flags, &sub, &[]).unwrap().unwrap();
+        assert_eq!(
+            o.files,
+            [
+                Path::new("docker-compose.yml"),
+                Path::new("docker-compose.override.yml")
+            ]
+        );
+        assert_eq!(o.directory, sub);
     }
 
     #[test]
@@ -570,9 +652,11 @@ mod tests {
             config_hash: Some("h".into()),
             env_files: Vec::new(),
             profiles: Vec::new(),
+            named_from: None,
         };
         o.apply("shop_api_1", &mut r).unwrap();
-        assert_eq!(r.config_files, vec![dir.path().join("a.yml")]);
+        assert_eq!(r.config_files, [Path::new("a.yml")]);
+        assert_eq!(r.file_path(&r.config_files[0]), dir.path().join("a.yml"));
         assert_eq!(r.working_dir.as_deref(), Some(dir.path()));
         assert_eq!(r.env_files, vec![dir.path().join("prod.env")]);
         assert_eq!(r.config_hash.as_deref(), Some("h"));

@@ -65,10 +65,7 @@ pub async fn policy_sections(
 fn merge_files(r: &ComposeRef) -> Result<[Option<Merged>; 2]> {
     let mut out: [Option<Merged>; 2] = Default::default();
     for file in &r.config_files {
-        let path = match &r.working_dir {
-            Some(dir) if file.is_relative() => dir.join(file),
-            _ => file.clone(),
-        };
+        let path = r.file_path(file);
         let text = crate::conf::read_regular_text(&path).with_context(|| {
             format!(
                 "compose project {}: cannot read {}",
@@ -78,7 +75,7 @@ fn merge_files(r: &ComposeRef) -> Result<[Option<Merged>; 2]> {
         })?;
         let doc: Value = serde_norway::from_str(&text)
             .with_context(|| format!("{}: not a compose file", path.display()))?;
-        let name = shown(&path, r.working_dir.as_deref());
+        let name = shown(&path, r.compose_dir());
         let deploy = doc
             .get("services")
             .and_then(|s| s.get(r.service.as_str()))
@@ -219,6 +216,7 @@ mod tests {
             config_hash: None,
             env_files: vec![],
             profiles: vec![],
+            named_from: None,
         }
     }
 

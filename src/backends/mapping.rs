@@ -325,6 +325,7 @@ mod tests {
             config_hash: None,
             env_files: vec![],
             profiles: vec![],
+            named_from: None,
         });
         (
             BackendContainer {

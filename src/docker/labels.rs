@@ -3,7 +3,7 @@
 //! project read from them ([`ComposeRef`]).
 use std::collections::HashMap;
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Component, Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
@@ -94,21 +94,73 @@ pub struct ComposeRef {
     /// Profiles to enable (the operator's `--profile`; compose records none).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub profiles: Vec<String>,
+    /// The directory relative `config_files` were named from, where it is
+    /// not `working_dir` (see [`compose_dir`](Self::compose_dir)).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub named_from: Option<PathBuf>,
 }
 
 impl ComposeRef {
     /// Reads the compose labels; `None` when the container was not made by compose.
     pub fn from_labels(labels: &HashMap<String, String>) -> Option<Self> {
         let get = |l: ComposeLabel| labels.get(l.key()).cloned();
-        Some(ComposeRef {
-            project: get(ComposeLabel::Project)?,
-            service: get(ComposeLabel::Service)?,
-            working_dir: get(ComposeLabel::WorkingDir).map(PathBuf::from),
-            config_files: paths(get(ComposeLabel::ConfigFiles)),
-            config_hash: get(ComposeLabel::ConfigHash),
-            env_files: paths(get(ComposeLabel::EnvironmentFile)),
-            profiles: Vec::new(),
-        })
+        Some(
+            ComposeRef {
+                project: get(ComposeLabel::Project)?,
+                service: get(ComposeLabel::Service)?,
+                working_dir: get(ComposeLabel::WorkingDir).map(PathBuf::from),
+                config_files: paths(get(ComposeLabel::ConfigFiles)),
+                config_hash: get(ComposeLabel::ConfigHash),
+                env_files: paths(get(ComposeLabel::EnvironmentFile)),
+                profiles: Vec::new(),
+                named_from: None,
+            }
+            .with_named_from_inferred(),
+        )
+    }
+
+    /// Where compose runs for this project, and relative `config_files`
+    /// are: the directory they were named from (the operator's, when they
+    /// named them), else the project directory. Compose records the files
+    /// as it was given them, so the containers it makes from there carry
+    /// the names the operator's own compose run would.
+    pub fn compose_dir(&self) -> Option<&Path> {
+        self.named_from.as_deref().or(self.working_dir.as_deref())
+    }
+
+    /// `file`, one of `config_files`, as a path to read.
+    pub fn file_path(&self, file: &Path) -> PathBuf {
+        match self.compose_dir() {
+            Some(dir) => dir.join(file),
+            None => file.to_path_buf(),
+        }
+    }
+
+    /// Compose v1 names the files in its label as it was given them,
+    /// relative to where it ran, and takes the first one's directory as the
+    /// project directory: a first file `numbers/docker-compose.yml` in
+    /// project directory `/x/numbers` was named from `/x` (seed 003's
+    /// `docker-compose -f ./numbers/docker-compose.yml …`).
+    fn with_named_from_inferred(mut self) -> Self {
+        let (Some(dir), Some(first)) = (&self.working_dir, self.config_files.first()) else {
+            return self;
+        };
+        let mut from = dir.clone();
+        let parent = first.parent().map(Path::components).into_iter().flatten();
+        let parts: Vec<Component> = parent.collect();
+        if parts.is_empty() || first.is_absolute() {
+            return self;
+        }
+        for part in parts.iter().rev() {
+            match part {
+                Component::Normal(name) if from.file_name() == Some(*name) => {
+                    from.pop();
+                }
+                _ => return self,
+            }
+        }
+        self.named_from = Some(from);
+        self
     }
 }
 
@@ -144,7 +196,48 @@ mod tests {
         assert_eq!(r.service, "app1");
         assert_eq!(r.config_files.len(), 2);
         assert_eq!(r.config_hash.as_deref(), Some("abc"));
+        assert_eq!(r.compose_dir(), Some(Path::new("/srv/seed")));
+        assert_eq!(
+            r.file_path(Path::new("override.yml")),
+            Path::new("/srv/seed/override.yml")
+        );
         assert!(ComposeRef::from_labels(&HashMap::new()).is_none());
+    }
+
+    #[test]
+    fn files_named_from_above_the_project_directory_are_found_there() {
+        let r = |dir: &str, files: &str| {
+            let labels: HashMap<String, String> = [
+                ("com.docker.compose.project", "numbers"),
+                ("com.docker.compose.service", "api"),
+                ("com.docker.compose.project.working_dir", dir),
+                ("com.docker.compose.project.config_files", files),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+            ComposeRef::from_labels(&labels).unwrap()
+        };
+        // Seed 003: `docker-compose -f ./numbers/docker-compose.yml -f ./numbers/prod.yml`
+        // run in /x/exercises.
+        let seed = r(
+            "/x/exercises/numbers",
+            "numbers/docker-compose.yml,numbers/prod.yml",
+        );
+        assert_eq!(seed.compose_dir(), Some(Path::new("/x/exercises")));
+        assert_eq!(
+            seed.file_path(&seed.config_files[1]),
+            Path::new("/x/exercises/numbers/prod.yml")
+        );
+        // Named in the project directory, absolute, or not from above it.
+        for (dir, files) in [
+            ("/x/numbers", "docker-compose.yml"),
+            ("/x/numbers", "/x/numbers/docker-compose.yml"),
+            ("/x/numbers", "other/docker-compose.yml"),
+            ("/x/numbers", "../numbers/docker-compose.yml"),
+        ] {
+            assert_eq!(r(dir, files).compose_dir(), Some(Path::new(dir)), "{files}");
+        }
     }
 
     /// The keys as compose spells them (spelled out here on purpose: these

@@ -159,13 +159,9 @@ fn compose_of(c: &ContainerSummary) -> Option<ComposeRef> {
 fn project_in(r: &ComposeRef, cwd: &Path) -> bool {
     let same = |p: &Path| p.canonicalize().unwrap_or_else(|_| p.to_path_buf()) == cwd;
     r.working_dir.as_deref().is_some_and(same)
-        || r.config_files.iter().any(|f| {
-            let f = match &r.working_dir {
-                Some(wd) if f.is_relative() => wd.join(f),
-                _ => f.clone(),
-            };
-            f.parent().is_some_and(same)
-        })
+        || r.config_files
+            .iter()
+            .any(|f| r.file_path(f).parent().is_some_and(same))
 }
 
 fn single<'a>(candidates: &[&'a ContainerSummary], place: &str) -> Result<&'a str> {

@@ -425,7 +425,7 @@ async fn prepare(
                 // Compose runs the compose file's own hooks when it recreates the container.
                 let route = Route::Ready(
                     Desired::Compose {
-                        compose,
+                        compose: Box::new(compose),
                         image,
                         hooks: request.hooks.clone(),
                     },

@@ -43,7 +43,7 @@ pub enum Desired {
     /// `up -d --no-deps --force-recreate SERVICE` with the project's compose file.
     Compose {
         /// The service.
-        compose: ComposeRef,
+        compose: Box<ComposeRef>,
         /// The image the compose file gives the service (for the summary).
         image: String,
         /// Its hooks (the flags': compose runs the compose file's own).

@@ -296,6 +296,37 @@ fn the_fast_path_creates_what_compose_creates() {
         env.as_array().unwrap().iter().any(|e| e == "MESSAGE=v7-$"),
         "{env}"
     );
+
+    // A release written as an override file (seed 003), the files named
+    // as compose takes them: a file more is compose's to read; the next
+    // release's file in place of it, the same but for image and values, is
+    // followed.
+    let release = |image: &str, message: &str| {
+        format!(
+            "services:\n  web:\n    image: {image}\n    environment:\n      - MESSAGE={message}\n"
+        )
+    };
+    let before = replicas(&project);
+    std::fs::write(dir.path().join("release-8.yml"), release(V1, "v8")).unwrap();
+    let files = [
+        ("COMPOSE_FILE", "docker-compose.yml:release-8.yml"),
+        ("COMPOSE_PROJECT_NAME", &project),
+    ];
+    let said = deploy_and_compare(dir.path(), &project, &before, V1, &files);
+    assert!(!said.contains("compose did not run"), "{said}");
+    let before = replicas(&project);
+    std::fs::write(dir.path().join("release-9.yml"), release(V2, "v9")).unwrap();
+    let files = [
+        ("COMPOSE_FILE", "docker-compose.yml:release-9.yml"),
+        ("COMPOSE_PROJECT_NAME", &project),
+    ];
+    let said = deploy_and_compare(dir.path(), &project, &before, V2, &files);
+    assert!(
+        said.contains(
+            "(web: image, MESSAGE; files release-9.yml in place of release-8.yml); compose did not run"
+        ),
+        "{said}"
+    );
 }
 
 const V1: &str = "nginx-rollout-fixture/app:v1";

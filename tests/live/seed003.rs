@@ -5,7 +5,7 @@
 //! files, and `rollback` returns to exactly the two files and their values.
 use std::collections::BTreeSet;
 
-use crate::support::rollout::under_load;
+use crate::support::rollout::{under_load, under_load_cmd};
 use crate::support::stack::{Seed, Stack};
 use crate::support::{assert_ok, inspect, json_lines, text};
 
@@ -24,10 +24,11 @@ fn minus_f<'a>(files: &[&'a str]) -> Vec<&'a str> {
     files.iter().flat_map(|f| ["-f", *f]).collect()
 }
 
-/// The api replicas' compose labels and healthcheck, checked against `files`:
-/// each container records exactly these files and the hash compose computes
-/// from them now, and `up -d` with them changes nothing.
-fn compose_owns(stack: &Stack, files: &[&str], absolute: bool, healthcheck: bool) {
+/// The api replicas' compose labels and healthcheck, checked against `files`
+/// (named in the stack's directory): each container records the hash
+/// compose computes from them now and the files as `recorded` (named as
+/// compose was given them), and `up -d` with them changes nothing.
+fn compose_owns(stack: &Stack, files: &[&str], recorded: &[String], healthcheck: bool) {
     let hash = stack.compose_files(minus_f(files), &["config", "--hash=api"]);
     assert_ok(&hash);
     let hash = String::from_utf8_lossy(&hash.stdout)
@@ -35,16 +36,6 @@ fn compose_owns(stack: &Stack, files: &[&str], absolute: bool, healthcheck: bool
         .nth(1)
         .expect("a hash")
         .to_string();
-    let recorded: Vec<String> = files
-        .iter()
-        .map(|f| {
-            if absolute {
-                stack.path().join(f).display().to_string()
-            } else {
-                f.to_string()
-            }
-        })
-        .collect();
     let api = stack.containers_of("api");
     assert_eq!(api.len(), 3, "{api:?}");
     for name in &api {
@@ -75,7 +66,8 @@ fn compose_owns(stack: &Stack, files: &[&str], absolute: bool, healthcheck: bool
 fn override_files_upgrade_and_rollback_returns_to_the_previous_files() {
     let stack = Stack::seed(Seed::S003, "s3", |_| {});
     assert_eq!(stack.bodies(6), answers("v1"));
-    compose_owns(&stack, &["docker-compose.yml", "prod.yml"], false, false);
+    let first = ["docker-compose.yml", "prod.yml"].map(String::from);
+    compose_owns(&stack, &["docker-compose.yml", "prod.yml"], &first, false);
     let conf = (stack.conf(), stack.conf_inode());
 
     // The directory's own name is not the stack's project: said, with the fix.
@@ -123,11 +115,19 @@ fn override_files_upgrade_and_rollback_returns_to_the_previous_files() {
         text(&unchanged)
     );
 
-    // The upgrade, as the seed types it (plus our project name).
+    // The upgrade, as the seed types it (plus our project name): from the
+    // directory above the project's, each file as `./numbers/v2.yml`.
+    let above = stack.path().parent().unwrap();
+    let dir = stack.path().file_name().unwrap().to_str().unwrap();
+    let named: Vec<String> = UPGRADE.iter().map(|f| format!("./{dir}/{f}")).collect();
     let mut args = vec!["deploy", "apps", "--yes", "--output", "json", "-p"];
     args.push(&stack.project);
-    args.extend(minus_f(&UPGRADE));
-    let out = under_load(&stack, &args, "get-keepalive").out;
+    for f in &named {
+        args.extend(["-f", f.as_str()]);
+    }
+    let mut cmd = stack.tool_cmd(&args);
+    cmd.current_dir(above);
+    let out = under_load_cmd(&stack, cmd, "get-keepalive").out;
     let events = json_lines(&out);
     assert!(
         events
@@ -136,7 +136,18 @@ fn override_files_upgrade_and_rollback_returns_to_the_previous_files() {
         "the plan used v2.yml's order"
     );
     assert_eq!(stack.bodies(9), answers("v2"));
-    compose_owns(&stack, &UPGRADE, true, true);
+    // Compose's own labels for these files named so (`normpath`ed), as the
+    // seed's own `docker-compose -f ./numbers/…` run would record them.
+    let recorded: Vec<String> = UPGRADE.iter().map(|f| format!("{dir}/{f}")).collect();
+    compose_owns(&stack, &UPGRADE, &recorded, true);
+    // And from those labels alone the files are found again: nothing to do.
+    let unchanged = stack.tool(&["deploy", "apps", "--dry-run"]);
+    assert!(!unchanged.status.success(), "{}", text(&unchanged));
+    assert!(
+        text(&unchanged).contains("unchanged"),
+        "{}",
+        text(&unchanged)
+    );
     assert_eq!(
         (stack.conf(), stack.conf_inode()),
         conf,
@@ -150,7 +161,7 @@ fn override_files_upgrade_and_rollback_returns_to_the_previous_files() {
         "post-close",
     );
     assert_eq!(stack.bodies(9), answers("v1"));
-    compose_owns(&stack, &["docker-compose.yml", "prod.yml"], false, false);
+    compose_owns(&stack, &["docker-compose.yml", "prod.yml"], &first, false);
     assert_eq!(
         (stack.conf(), stack.conf_inode()),
         conf,

@@ -1,7 +1,7 @@
 //! A rollout run under load: the tool against a [`Stack`] while requests
 //! keep coming and slow ones are in flight, with what every such run must
 //! show — done, within the load, no request lost.
-use std::process::Output;
+use std::process::{Command, Output};
 use std::time::Duration;
 
 use super::stack::Stack;
@@ -30,10 +30,15 @@ pub struct UnderLoad {
 /// rollout succeeded with status `done` before the load ended, no request
 /// failed, more than 100 were answered and every slow one completed.
 pub fn under_load(stack: &Stack, args: &[&str], profile: &str) -> UnderLoad {
+    under_load_cmd(stack, stack.tool_cmd(args), profile)
+}
+
+/// [`under_load`], the tool run as `cmd` (from another directory, say).
+pub fn under_load_cmd(stack: &Stack, mut cmd: Command, profile: &str) -> UnderLoad {
     let load = stack.load("/", LOAD_SECONDS, 16, profile);
     let slow = stack.trickle("/slow?ms=2000", Duration::from_millis(150));
     std::thread::sleep(Duration::from_secs(1));
-    let out = stack.tool(args);
+    let out = cmd.output().expect("nginx-rollout runs");
     let slow = slow.finish();
     let load = load.stop();
     assert_ok(&out);

@@ -197,13 +197,15 @@ async fn run_as(
     args: &[&str],
     script: Option<Script<'_>>,
 ) -> Result<String> {
-    let dir = r.working_dir.as_ref().ok_or_else(|| {
+    let no_dir = || {
         anyhow!(
             "compose service {}/{}: its container has no working_dir label",
             r.project,
             r.service
         )
-    })?;
+    };
+    let dir = r.working_dir.as_ref().ok_or_else(no_dir)?;
+    let run_in = r.compose_dir().ok_or_else(no_dir)?;
     let shown = match script {
         Some(Script { then_up: None, .. }) => "(compose's reading script)".to_string(),
         Some(Script {
@@ -215,7 +217,7 @@ async fn run_as(
         "`{} -p {} {shown}` in {}",
         cli.display(),
         r.project,
-        dir.display()
+        run_in.display()
     );
     let once = |fast: bool| {
         let mut cmd = match script {
@@ -233,7 +235,7 @@ async fn run_as(
             }
             None => cli.command(fast),
         };
-        cmd.current_dir(dir)
+        cmd.current_dir(run_in)
             .arg("--project-directory")
             .arg(dir)
             .arg("-p")

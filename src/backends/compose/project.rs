@@ -300,6 +300,24 @@ impl ComposeProject {
         self.hashes.insert(service.to_string(), hash);
     }
 
+    /// Sets every template's compose files label from `old` to `new`
+    /// (`None`, changing nothing, unless each had `old`).
+    pub(super) fn set_files_label(&mut self, old: &str, new: &str) -> Option<()> {
+        let key = ComposeLabel::ConfigFiles.to_string();
+        let mut labels: Vec<_> = self
+            .templates
+            .values_mut()
+            .map(|t| t.config.labels.as_mut()?.get_mut(&key))
+            .collect::<Option<_>>()?;
+        if labels.iter().any(|l| l.as_str() != old) {
+            return None;
+        }
+        for label in &mut labels {
+            **label = new.to_string();
+        }
+        Some(())
+    }
+
     /// The template of `service`, to change.
     pub(super) fn template_mut(&mut self, service: &str) -> Option<&mut ContainerSpec> {
         self.templates.get_mut(service)

@@ -9,7 +9,10 @@
 //! template (its `Env`; for another image, its image, with the values the
 //! service sets that the old image's defaults repeated put back), the hashes
 //! computed as compose v1 computes them (SHA-256 of Python's `json.dumps(…,
-//! sort_keys=True, separators=(',', ':'))`). Anything else changed — another
+//! sort_keys=True, separators=(',', ':'))`). So does a file named in place
+//! of another, the same but for those values (a release written as a new
+//! override file): the templates' files label is compose's for the new
+//! names. Anything else changed — another
 //! key, a variable used elsewhere, an env file not in the plainest form,
 //! compose itself, a new image under the same name — and compose reads the
 //! project again. Compose v2 (Go, fast to start) is always run.
@@ -29,6 +32,7 @@ use super::new_image::for_new_image;
 use super::project::{ComposeProject, ProjectQuery};
 use super::python_json::python_json;
 use super::variables::{Values, env_file_values, interpolate, variables};
+use crate::backends::compose_options::python_normpath;
 use crate::conf::{read_regular, read_regular_text};
 use crate::docker::ComposeRef;
 
@@ -116,29 +120,49 @@ pub struct Written {
 /// values in its files and the images (asked each time).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Inputs {
-    /// The project's name, directory, files, env files and profiles.
-    project: (
-        String,
-        Option<PathBuf>,
-        Vec<PathBuf>,
-        Vec<PathBuf>,
-        Vec<String>,
-    ),
+    /// The project as compose is run for it, but its files.
+    project: ProjectArgs,
     /// The daemon compose is pointed at.
     daemon: String,
     /// `docker-compose`.
     compose: Program,
     /// Its interpreter, which runs `reading.py`.
     python: Program,
-    /// Each compose file, its services' environment values left out: SHA-256.
-    files: Vec<String>,
+    /// Each compose file as named, with the SHA-256 of what is left of it
+    /// once its services' environment values and images are left out.
+    files: Vec<(PathBuf, String)>,
     /// The env files (`.env` by default), each as it counts.
     env_files: Vec<(PathBuf, EnvFile)>,
     /// The variables compose takes from the process environment and the env
     /// file that this does not follow: the ones the files name outside the
-    /// values followed, every `COMPOSE_*` and `DOCKER_*`, and `HOME`.
+    /// values followed, every `COMPOSE_*` and `DOCKER_*` (but
+    /// [`NAMED_BY_ARGUMENTS`]), and `HOME`.
     vars: Values,
 }
+
+/// A project as compose is run for it, but its files.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct ProjectArgs {
+    /// `-p`.
+    name: String,
+    /// `--project-directory`.
+    directory: Option<PathBuf>,
+    /// Where compose runs, which relative files are named from.
+    run_in: Option<PathBuf>,
+    /// `--env-file`.
+    env_files: Vec<PathBuf>,
+    /// `--profile`.
+    profiles: Vec<String>,
+}
+
+/// Compose's settings it reads only when its arguments do not say them:
+/// nginx-rollout always gives it `-f` and `-p` (the files and project these
+/// name are inputs of their own).
+const NAMED_BY_ARGUMENTS: [&str; 3] = [
+    "COMPOSE_FILE",
+    "COMPOSE_PATH_SEPARATOR",
+    "COMPOSE_PROJECT_NAME",
+];
 
 /// How an env file counts in a reading's inputs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -180,6 +204,63 @@ impl Inputs {
     pub(super) fn python(&self) -> &Path {
         &self.python.path
     }
+
+    /// The compose files `now` names otherwise than these, each `(old,
+    /// new)`: in the same place of the list and the same directory, and the
+    /// same but for environment values and images (a release written as a
+    /// new override file in place of the last one). `None` when anything
+    /// else differs. Compose reads nothing of a file's name but the files
+    /// label it puts on containers: paths in the files are the project
+    /// directory's, and files naming others (`extends`, `env_file`) are not
+    /// followed at all.
+    fn files_replaced_in<'a>(&self, now: &'a Inputs) -> Option<Vec<(&Path, &'a Path)>> {
+        let Inputs {
+            project,
+            daemon,
+            compose,
+            python,
+            files,
+            env_files,
+            vars,
+        } = self;
+        let rest = (project, daemon, compose, python, env_files, vars);
+        let now_rest = (
+            &now.project,
+            &now.daemon,
+            &now.compose,
+            &now.python,
+            &now.env_files,
+            &now.vars,
+        );
+        if rest != now_rest || files.len() != now.files.len() {
+            return None;
+        }
+        let mut replaced = Vec::new();
+        for ((old, was), (new, is)) in files.iter().zip(&now.files) {
+            if was != is || old.parent() != new.parent() {
+                return None;
+            }
+            if old != new {
+                replaced.push((old.as_path(), new.as_path()));
+            }
+        }
+        Some(replaced)
+    }
+
+    /// The files label compose v1 puts on the containers it makes from
+    /// these files, as nginx-rollout runs it (`-f FILE`): each
+    /// `os.path.normpath(os.path.join('.', FILE))`, joined by commas. `None`
+    /// for a name that is not UTF-8.
+    fn files_label(&self) -> Option<String> {
+        let names = self.files.iter().map(|(file, _)| {
+            let file = file.to_str()?;
+            Some(match file.starts_with('/') {
+                true => python_normpath(file),
+                false => python_normpath(&format!("./{file}")),
+            })
+        });
+        Some(names.collect::<Option<Vec<_>>>()?.join(","))
+    }
 }
 
 /// The inputs of `r`'s project now, with its services' environment and images; `None`
@@ -206,14 +287,14 @@ pub(super) fn inputs_now(cli: ComposeCli<'_>, r: &ComposeRef) -> Result<Option<(
     // The variables named outside the values followed: unchanged, or compose reads.
     let mut names: BTreeSet<String> = BTreeSet::from(["HOME".to_string()]);
     for file in &r.config_files {
-        let path = dir.join(file);
+        let path = r.file_path(file);
         let text =
             read_regular_text(&path).with_context(|| format!("cannot read {}", path.display()))?;
         let Some(masked) = masked(&text) else {
             return Ok(None);
         };
         names.extend(masked.names);
-        files.push(masked.digest);
+        files.push((file.clone(), masked.digest));
         names.extend(written.shadowed_by(&masked.written));
         for (service, vars) in masked.written.env {
             written.env.entry(service).or_default().extend(vars);
@@ -231,7 +312,8 @@ pub(super) fn inputs_now(cli: ComposeCli<'_>, r: &ComposeRef) -> Result<Option<(
     let settings = std::env::vars_os()
         .map(|(k, _)| k.to_string_lossy().into_owned())
         .chain(dotenv.keys().cloned())
-        .filter(|k| k.starts_with("COMPOSE_") || k.starts_with("DOCKER_"));
+        .filter(|k| k.starts_with("COMPOSE_") || k.starts_with("DOCKER_"))
+        .filter(|k| !NAMED_BY_ARGUMENTS.contains(&k.as_str()));
     names.extend(settings.collect::<Vec<_>>());
     let with_values = |n: String| {
         let v = value(&n);
@@ -244,13 +326,13 @@ pub(super) fn inputs_now(cli: ComposeCli<'_>, r: &ComposeRef) -> Result<Option<(
         .map(with_values)
         .collect();
     let inputs = Inputs {
-        project: (
-            r.project.clone(),
-            r.working_dir.clone(),
-            r.config_files.clone(),
-            r.env_files.clone(),
-            r.profiles.clone(),
-        ),
+        project: ProjectArgs {
+            name: r.project.clone(),
+            directory: r.working_dir.clone(),
+            run_in: r.compose_dir().map(Path::to_path_buf),
+            env_files: r.env_files.clone(),
+            profiles: r.profiles.clone(),
+        },
         daemon: cli.daemon.to_string(),
         compose,
         python,
@@ -456,19 +538,22 @@ impl Reading {
 
     /// Compose's answer for the files as they are `now`, with what changed
     /// (`service: VAR, image, …`), when they differ from this reading's only
-    /// in environment values and images that are plain strings (no `$`), and
-    /// every image `query`'s services name is the one compose would hash
-    /// (the new one on this host, the same one under an unchanged name).
-    /// `Err` says why not.
+    /// in environment values and images compose reads as this follows them
+    /// (written, or through variables), and in the names of files the same
+    /// but for those ([`Inputs::files_replaced_in`]); and every image
+    /// `query`'s services name is the one compose would hash (the new one
+    /// on this host, the same one under an unchanged name). `Err` says why
+    /// not.
     pub(super) async fn derive(
         &self,
         docker: &Docker,
         (inputs, written): &(Inputs, Written),
         query: &ProjectQuery,
     ) -> std::result::Result<(Reading, Vec<String>), String> {
-        if *inputs != self.inputs {
-            return Err("its files, variables or compose changed".into());
-        }
+        let replaced = self
+            .inputs
+            .files_replaced_in(inputs)
+            .ok_or("its files, variables or compose changed")?;
         if let Some(s) = query
             .templates
             .keys()
@@ -544,6 +629,17 @@ impl Reading {
         if !changed.is_empty() && !through.is_empty() {
             changed.push(format!("variables {}", through.join(", ")));
         }
+        if !replaced.is_empty() {
+            let label = |i: &Inputs| i.files_label().ok_or("a compose file's name is not UTF-8");
+            next.project
+                .set_files_label(&label(&self.inputs)?, &label(inputs)?)
+                .ok_or("compose labelled its templates with other files than these")?;
+            let files = replaced
+                .iter()
+                .map(|(old, new)| format!("{} in place of {}", new.display(), old.display()));
+            changed.push(format!("files {}", files.collect::<Vec<_>>().join(", ")));
+        }
+        next.inputs = inputs.clone();
         next.written = written.clone();
         Ok((next, changed))
     }
@@ -695,6 +791,65 @@ mod tests {
         // Files compose reads besides: not derivable.
         assert!(masked(&a.replace("image: a", "image: a\n    env_file: x.env")).is_none());
         assert!(masked(&a.replace("image: a", "image: a\n    extends: {service: db}")).is_none());
+    }
+
+    fn inputs(files: &[(&str, &str)]) -> Inputs {
+        let program = |p: &str| Program {
+            path: p.into(),
+            size: 1,
+            mtime: 2,
+        };
+        Inputs {
+            project: ProjectArgs {
+                name: "p".into(),
+                directory: Some("/srv/p".into()),
+                run_in: Some("/srv/p".into()),
+                env_files: vec![],
+                profiles: vec![],
+            },
+            daemon: "unix:///var/run/docker.sock".into(),
+            compose: program("/usr/bin/docker-compose"),
+            python: program("/usr/bin/python3"),
+            files: files
+                .iter()
+                .map(|(f, d)| (f.into(), d.to_string()))
+                .collect(),
+            env_files: vec![],
+            vars: Values::new(),
+        }
+    }
+
+    #[test]
+    fn follows_a_file_in_place_of_another_the_same_but_for_values() {
+        let kept = inputs(&[("docker-compose.yml", "a"), ("releases/v2.yml", "b")]);
+        let now = inputs(&[("docker-compose.yml", "a"), ("releases/v3.yml", "b")]);
+        assert_eq!(
+            kept.files_replaced_in(&now).unwrap(),
+            [(Path::new("releases/v2.yml"), Path::new("releases/v3.yml"))]
+        );
+        assert_eq!(kept.files_replaced_in(&kept).unwrap(), []);
+        assert_eq!(
+            now.files_label().unwrap(),
+            "docker-compose.yml,releases/v3.yml"
+        );
+        let label = inputs(&[("./a/../b.yml", "a"), ("/srv/p//c.yml", "b")]).files_label();
+        assert_eq!(label.unwrap(), "b.yml,/srv/p/c.yml");
+        // Not followed: other content, another directory, a file more, anything else.
+        for other in [
+            inputs(&[("docker-compose.yml", "a"), ("releases/v3.yml", "c")]),
+            inputs(&[("docker-compose.yml", "a"), ("v3.yml", "b")]),
+            inputs(&[
+                ("docker-compose.yml", "a"),
+                ("releases/v2.yml", "b"),
+                ("x.yml", "d"),
+            ]),
+            Inputs {
+                daemon: "tcp://other:2375".into(),
+                ..now.clone()
+            },
+        ] {
+            assert!(kept.files_replaced_in(&other).is_none(), "{other:?}");
+        }
     }
 
     fn written(images: &[(&str, &str)], values: &[(&str, Option<&str>)]) -> Written {
