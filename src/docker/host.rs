@@ -1,6 +1,6 @@
 //! A daemon's address as the docker CLI reads it (`unix://`, `tcp://`,
 //! `ssh://`): the [`Transport`] it names, and the one `HOST[:PORT]` rule that
-//! `tcp://` and `ssh://` share. Which address is used is `endpoint.rs`'s choice.
+//! `tcp://` and `ssh://` share. Which address is used is `choose.rs`'s choice.
 use super::ssh::SshTarget;
 
 /// How the daemon is reached.

@@ -2,6 +2,7 @@
 //! docker CLI does and connecting to it, the daemon's 404, running a command
 //! in a container, and reading what `inspect` reports (names, timestamps,
 //! compose labels). Knows nothing of nginx or rollouts.
+mod choose;
 mod context;
 mod endpoint;
 mod host;
