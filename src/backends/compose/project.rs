@@ -330,8 +330,8 @@ impl ComposeProject {
             .services
             .get_mut(service)?
             .get_mut("image")
-            .filter(|v| v.as_str() == Some(old))?;
-        *image = serde_norway::Value::String(new.to_string());
+            .filter(|v| v.as_str() == Some(&as_printed(old)))?;
+        *image = serde_norway::Value::String(as_printed(new));
         Some(())
     }
 
@@ -350,7 +350,7 @@ impl ComposeProject {
             .get_mut(service)?
             .get_mut("environment")?
             .get_mut(name)
-            .filter(|v| v.as_str() == Some(old))?;
+            .filter(|v| v.as_str() == Some(&as_printed(old)))?;
         let entry = match self.templates.get_mut(service) {
             Some(t) => Some(
                 t.config
@@ -361,7 +361,7 @@ impl ComposeProject {
             ),
             None => None,
         };
-        *config = serde_norway::Value::String(new.to_string());
+        *config = serde_norway::Value::String(as_printed(new));
         if let Some(entry) = entry {
             *entry = format!("{name}={new}");
         }
@@ -452,6 +452,12 @@ impl ComposeProject {
 }
 
 /// Reads `SERVICE HASH` lines.
+/// `value` as compose v1's `config` prints it: every `$` doubled, so that
+/// reading the output as a compose file gives the value back.
+fn as_printed(value: &str) -> String {
+    value.replace('$', "$$")
+}
+
 fn parse_hashes(out: &str) -> HashMap<String, String> {
     out.lines()
         .filter_map(|l| {
@@ -471,5 +477,17 @@ mod tests {
         assert_eq!(hashes.get("app1").map(String::as_str), Some("1a2b3c"));
         assert_eq!(hashes.get("app10").map(String::as_str), Some("x"));
         assert_eq!(hashes.len(), 2);
+    }
+
+    #[test]
+    fn values_are_set_in_config_as_compose_prints_them() {
+        let config =
+            "services:\n  web:\n    image: app:v1\n    environment:\n      MESSAGE: v1-$$\n";
+        let mut p = ComposeProject::from_config("p", config, "web h\n").unwrap();
+        assert_eq!(p.set_env("web", "MESSAGE", "v1-$$", "v2"), None);
+        assert_eq!(p.set_env("web", "MESSAGE", "v1-$", "v2-$"), Some(()));
+        assert_eq!(p.service("web").unwrap()["environment"]["MESSAGE"], "v2-$$");
+        assert_eq!(p.set_image("web", "app:v1", "app:v2"), Some(()));
+        assert_eq!(p.service("web").unwrap()["image"], "app:v2");
     }
 }
