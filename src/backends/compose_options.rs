@@ -134,7 +134,7 @@ pub struct ComposeOptions {
     pub named_from: PathBuf,
     /// Where the file list came from.
     pub files_origin: Origin,
-    /// Env files, absolute.
+    /// Env files as named (relative ones from `named_from`, as the files).
     pub env_files: Vec<PathBuf>,
     /// Active profiles.
     pub profiles: Vec<String>,
@@ -167,10 +167,12 @@ impl ComposeOptions {
                 cwd.join(p)
             }
         };
-        let env_files: Vec<PathBuf> = flags.env_files.iter().map(|p| absolute(p)).collect();
+        // As named, like the files: compose v1 reads an env file from where
+        // it runs and records it as it was given it.
+        let env_files = flags.env_files.clone();
         let given_directory = flags.project_directory.as_deref().map(absolute);
         let dotenv = match env_files.last() {
-            Some(file) => Some(file.clone()),
+            Some(file) => Some(absolute(file)),
             None => {
                 let file = given_directory.as_deref().unwrap_or(cwd).join(".env");
                 file.is_file().then_some(file)
@@ -658,7 +660,8 @@ mod tests {
         assert_eq!(r.config_files, [Path::new("a.yml")]);
         assert_eq!(r.file_path(&r.config_files[0]), dir.path().join("a.yml"));
         assert_eq!(r.working_dir.as_deref(), Some(dir.path()));
-        assert_eq!(r.env_files, vec![dir.path().join("prod.env")]);
+        assert_eq!(r.env_files, [Path::new("prod.env")]);
+        assert_eq!(r.file_path(&r.env_files[0]), dir.path().join("prod.env"));
         assert_eq!(r.config_hash.as_deref(), Some("h"));
         let mut other = ComposeRef {
             project: "blog".into(),

@@ -88,7 +88,8 @@ pub struct ComposeRef {
     /// Hash of the service's configuration when the container was created.
     pub config_hash: Option<String>,
     /// Env files compose read (`com.docker.compose.project.environment_file`,
-    /// written by compose v2), or the operator's `--env-file`.
+    /// written for `--env-file`), or the operator's `--env-file`; relative
+    /// ones, as the files, from [`compose_dir`](Self::compose_dir).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub env_files: Vec<PathBuf>,
     /// Profiles to enable (the operator's `--profile`; compose records none).

@@ -327,6 +327,26 @@ fn the_fast_path_creates_what_compose_creates() {
         ),
         "{said}"
     );
+
+    // The variables from `--env-file` (compose records it as given): one
+    // file less is compose's to read; then its values, followed.
+    let name = [("COMPOSE_PROJECT_NAME", project.as_str())];
+    let env_file = ["--env-file", "release.env"];
+    let release = |tag: &str, message: &str| {
+        let env = format!("APP_IMAGE=nginx-rollout-fixture/app\nTAG={tag}\nMESSAGE={message}\n");
+        std::fs::write(dir.path().join("release.env"), env).unwrap();
+    };
+    let before = replicas(&project);
+    release("v1", "v10");
+    let said = deploy_and_compare_with(dir.path(), &project, &before, V1, &name, &env_file);
+    assert!(!said.contains("compose did not run"), "{said}");
+    let before = replicas(&project);
+    release("v2", "v11");
+    let said = deploy_and_compare_with(dir.path(), &project, &before, V2, &name, &env_file);
+    assert!(
+        said.contains("(web: image, MESSAGE; variables MESSAGE, TAG); compose did not run"),
+        "{said}"
+    );
 }
 
 const V1: &str = "nginx-rollout-fixture/app:v1";
@@ -343,6 +363,20 @@ fn deploy_and_compare(
     image: &str,
     env: &[(&str, &str)],
 ) -> String {
+    deploy_and_compare_with(dir, project, before, image, env, &[])
+}
+
+/// [`deploy_and_compare`], with compose's global options `options` given to
+/// the deploy and to compose alike.
+fn deploy_and_compare_with(
+    dir: &Path,
+    project: &str,
+    before: &[(u32, Value)],
+    image: &str,
+    env: &[(&str, &str)],
+    options: &[&str],
+) -> String {
+    let with = |args: &[&'static str]| [options, args].concat();
     let out = Command::new(tool_path())
         .envs(env.iter().copied())
         .args([
@@ -356,6 +390,7 @@ fn deploy_and_compare(
             "--monitor",
             "0s",
         ])
+        .args(options)
         .arg("--nginx")
         .arg(format!("{project}_nginx_1"))
         .current_dir(dir)
@@ -368,7 +403,7 @@ fn deploy_and_compare(
         !said.contains("compose CLI"),
         "the fast path was taken:\n{said}"
     );
-    let up = compose(dir, project, &["up", "-d"], env);
+    let up = compose(dir, project, &with(&["up", "-d"]), env);
     let up_said = String::from_utf8_lossy(&up.stderr);
     assert!(
         !up_said.contains("Recreating") && !up_said.contains("Creating"),
@@ -380,7 +415,7 @@ fn deploy_and_compare(
     assert_ok(&compose(
         dir,
         project,
-        &["up", "-d", "--no-deps", "--force-recreate", "web"],
+        &with(&["up", "-d", "--no-deps", "--force-recreate", "web"]),
         env,
     ));
     let oracle = replicas(project);

@@ -12,10 +12,10 @@
 //! sort_keys=True, separators=(',', ':'))`). So does a file named in place
 //! of another, the same but for those values (a release written as a new
 //! override file): the templates' files label is compose's for the new
-//! names. Anything else changed — another
-//! key, a variable used elsewhere, an env file not in the plainest form,
-//! compose itself, a new image under the same name — and compose reads the
-//! project again. Compose v2 (Go, fast to start) is always run.
+//! names. Anything else changed — another key, a variable used elsewhere,
+//! an env file not in the plainest form, compose itself, a new image under
+//! the same name — and compose reads the project again. Compose v2 (Go,
+//! fast to start) is always run.
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::UNIX_EPOCH;
@@ -301,7 +301,8 @@ pub(super) fn inputs_now(cli: ComposeCli<'_>, r: &ComposeRef) -> Result<Option<(
         }
         written.images.extend(masked.written.images);
     }
-    let Some((env_files, dotenv)) = env_files(dir, &r.env_files) else {
+    let given: Vec<PathBuf> = r.env_files.iter().map(|f| r.file_path(f)).collect();
+    let Some((env_files, dotenv)) = env_files(dir, &given) else {
         return Ok(None);
     };
     let value = |name: &str| {
