@@ -62,6 +62,14 @@ fn compose_owns(stack: &Stack, files: &[&str], recorded: &[String], healthcheck:
     );
 }
 
+/// Without `-f`, the containers' labels say which files made them, and the
+/// plan finds them unchanged.
+fn unchanged_by_their_labels(stack: &Stack) {
+    let out = stack.tool(&["deploy", "apps", "--dry-run"]);
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("unchanged"), "{}", text(&out));
+}
+
 #[test]
 fn override_files_upgrade_and_rollback_returns_to_the_previous_files() {
     let stack = Stack::seed(Seed::S003, "s3", |_| {});
@@ -107,13 +115,7 @@ fn override_files_upgrade_and_rollback_returns_to_the_previous_files() {
         assert!(plan.contains(origin), "{origin} not in the plan:\n{plan}");
     }
     // Without the files, the labels decide: nothing changed for them.
-    let unchanged = stack.tool(&["deploy", "apps", "--dry-run"]);
-    assert!(!unchanged.status.success(), "{}", text(&unchanged));
-    assert!(
-        text(&unchanged).contains("unchanged"),
-        "{}",
-        text(&unchanged)
-    );
+    unchanged_by_their_labels(&stack);
 
     // The upgrade, as the seed types it (plus our project name): from the
     // directory above the project's, each file as `./numbers/v2.yml`.
@@ -141,13 +143,7 @@ fn override_files_upgrade_and_rollback_returns_to_the_previous_files() {
     let recorded: Vec<String> = UPGRADE.iter().map(|f| format!("{dir}/{f}")).collect();
     compose_owns(&stack, &UPGRADE, &recorded, true);
     // And from those labels alone the files are found again: nothing to do.
-    let unchanged = stack.tool(&["deploy", "apps", "--dry-run"]);
-    assert!(!unchanged.status.success(), "{}", text(&unchanged));
-    assert!(
-        text(&unchanged).contains("unchanged"),
-        "{}",
-        text(&unchanged)
-    );
+    unchanged_by_their_labels(&stack);
     assert_eq!(
         (stack.conf(), stack.conf_inode()),
         conf,
