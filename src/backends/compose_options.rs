@@ -218,20 +218,18 @@ impl ComposeOptions {
             // Compose v1 names the default files it finds in its own
             // directory by their names alone.
             let dir = given_directory.as_deref().unwrap_or(cwd);
-            let (files, origin) = default_files(dir)?;
+            let (names, origin) = default_files(dir)?;
             let files = match &given_directory {
-                Some(_) => files,
-                None => files
-                    .iter()
-                    .map(|f| f.strip_prefix(cwd).unwrap_or(f).to_path_buf())
-                    .collect(),
+                Some(dir) => names.iter().map(|n| dir.join(n)).collect(),
+                None => names,
             };
             (files, origin)
         };
         for file in &files {
-            if !absolute(file).is_file() {
+            let path = absolute(file);
+            if !path.is_file() {
                 return Err(ComposeOptionsError::MissingFile {
-                    file: absolute(file),
+                    file: path,
                     origin: files_origin,
                 });
             }
@@ -313,7 +311,8 @@ impl ComposeOptions {
     }
 }
 
-/// Compose's default file in `dir`, with its `.override` file when there is one.
+/// The names of compose's default file in `dir` and of its `.override` file
+/// when there is one.
 fn default_files(dir: &Path) -> Result<(Vec<PathBuf>, Origin)> {
     let Some(name) = DEFAULT_FILES.iter().find(|n| dir.join(n).is_file()) else {
         return Err(ComposeOptionsError::NoDefault {
@@ -321,13 +320,13 @@ fn default_files(dir: &Path) -> Result<(Vec<PathBuf>, Origin)> {
             looked: DEFAULT_FILES.join(", "),
         });
     };
-    let mut files = vec![dir.join(name)];
+    let mut files = vec![PathBuf::from(name)];
     let stem = name.rsplit_once('.').map_or(*name, |(stem, _)| stem);
     files.extend(
         ["yaml", "yml"]
             .iter()
-            .map(|ext| dir.join(format!("{stem}.override.{ext}")))
-            .find(|p| p.is_file()),
+            .map(|ext| PathBuf::from(format!("{stem}.override.{ext}")))
+            .find(|p| dir.join(p).is_file()),
     );
     Ok((
         files,

@@ -347,7 +347,8 @@ pub(super) fn inputs_now(cli: ComposeCli<'_>, r: &ComposeRef) -> Result<Option<(
 /// The env files as they count in a reading's inputs, and the variables
 /// read from the one compose v1 reads, when it is in the plainest form
 /// ([`env_file_values`]). Compose v1 reads one: `.env` in the project
-/// directory (absent: none) or the `--env-file` given. `None` when one is
+/// directory `dir` (absent: none) or the `--env-file` given (`given`, as
+/// paths to read: [`ComposeRef::file_path`]). `None` when one is
 /// there but cannot be read as a regular file within the engine's bound (a
 /// FIFO is never opened to block): compose reads it.
 #[allow(clippy::type_complexity)]
@@ -357,7 +358,7 @@ fn env_files(
 ) -> Option<(Vec<(PathBuf, EnvFile)>, BTreeMap<String, String>)> {
     let paths: Vec<PathBuf> = match given.is_empty() {
         true => vec![dir.join(".env")],
-        false => given.iter().map(|f| dir.join(f)).collect(),
+        false => given.to_vec(),
     };
     let mut values = BTreeMap::new();
     let mut out = Vec::new();
@@ -900,7 +901,7 @@ mod tests {
         assert!(matches!(&files[0].1, EnvFile::Digest(Some(_))));
         assert!(values.is_empty());
         // An env file given that is absent is compose's error, not an empty one.
-        let (files, _) = env_files(dir.path(), &[PathBuf::from("prod.env")]).unwrap();
+        let (files, _) = env_files(dir.path(), &[dir.path().join("prod.env")]).unwrap();
         assert_eq!(files[0].1, EnvFile::Digest(None));
         // One that is not a regular file is compose's to read; never a hang.
         let fifo = dir.path().join("fifo.env");
