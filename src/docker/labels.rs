@@ -146,15 +146,15 @@ impl ComposeRef {
         let (Some(dir), Some(first)) = (&self.working_dir, self.config_files.first()) else {
             return self;
         };
-        let mut from = dir.clone();
-        let parent = first.parent().map(Path::components).into_iter().flatten();
-        let parts: Vec<Component> = parent.collect();
-        if parts.is_empty() || first.is_absolute() {
+        let parent = first.parent();
+        let Some(parent) = parent.filter(|p| first.is_relative() && !p.as_os_str().is_empty())
+        else {
             return self;
-        }
-        for part in parts.iter().rev() {
+        };
+        let mut from = dir.clone();
+        for part in parent.components().rev() {
             match part {
-                Component::Normal(name) if from.file_name() == Some(*name) => {
+                Component::Normal(name) if from.file_name() == Some(name) => {
                     from.pop();
                 }
                 _ => return self,
