@@ -3,12 +3,14 @@
 //! or (the fast path) create its containers through the API from templates
 //! compose made. `cli.rs` runs compose, `project.rs` reads what a project's
 //! files ask for (`hooks.rs`: its services' lifecycle hooks), `templates.rs`
-//! makes the templates, `reading.rs` keeps what compose v1 read so that a
-//! change of environment values or images alone — as written or through
-//! variables (`variables.rs`) — needs no compose run (`new_image.rs`: a
-//! template for another image; `python_json.rs`: JSON as compose hashes it).
+//! makes the templates, `reading.rs` keeps what compose v1 read (`inputs.rs`:
+//! what it was read from) so that a change of environment values or images
+//! alone — as written or through variables (`variables.rs`) — needs no
+//! compose run (`new_image.rs`: a template for another image;
+//! `python_json.rs`: JSON as compose hashes it).
 mod cli;
 mod hooks;
+mod inputs;
 mod new_image;
 mod project;
 mod python_json;

@@ -12,7 +12,8 @@ use serde::{Deserialize, Serialize};
 
 use super::cli::{ComposeCli, run, run_reading_script};
 use super::hooks::parse_hooks;
-use super::reading::{Printed, Reading, inputs_now};
+use super::inputs::inputs_now;
+use super::reading::{Printed, Reading};
 use super::templates::{make_templates, template_args, templates_made_by};
 use crate::backends::spec::ContainerSpec;
 use crate::docker::{ComposeLabel, ComposeRef};

@@ -1,0 +1,584 @@
+//! What a compose v1 reading is read from, and taking it now. [`Inputs`]:
+//! everything compose's reading of a project depends on but its services'
+//! environment values and images — the project's arguments, the daemon,
+//! compose and its interpreter, each file's SHA-256 with those values left
+//! out, the env files, the variables compose takes from its environment.
+//! [`Written`]: those values, as the files set them, which a reading follows
+//! (`reading.rs`). [`inputs_now`] takes both from the files as they are.
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::time::UNIX_EPOCH;
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+use serde_json::Value as Json;
+use serde_norway::Value as Yaml;
+use sha2::{Digest, Sha256};
+
+use super::cli::{ComposeCli, ComposeKind, compose_python};
+use super::reading::hex;
+use super::variables::{Values, env_file_values, variables};
+use crate::backends::compose_options::python_normpath;
+use crate::conf::{read_regular, read_regular_text};
+use crate::docker::ComposeRef;
+
+/// The values a reading follows, as the files set them (later files winning).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Written {
+    /// Each service's environment: variable → value as written.
+    pub(super) env: BTreeMap<String, BTreeMap<String, Json>>,
+    /// Each service's image, where it is a string.
+    pub(super) images: BTreeMap<String, String>,
+    /// The variables these values interpolate, as compose sees them.
+    pub(super) values: Values,
+}
+
+/// Everything compose's reading of a project depends on but the environment
+/// values in its files and the images (asked each time).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Inputs {
+    /// The project as compose is run for it, but its files.
+    project: ProjectArgs,
+    /// The daemon compose is pointed at.
+    daemon: String,
+    /// `docker-compose`.
+    compose: Program,
+    /// Its interpreter, which runs `reading.py`.
+    python: Program,
+    /// Each compose file as named, with the SHA-256 of what is left of it
+    /// once its services' environment values and images are left out.
+    files: Vec<(PathBuf, String)>,
+    /// The env files (`.env` by default), each as it counts.
+    env_files: Vec<(PathBuf, EnvFile)>,
+    /// The variables compose takes from the process environment and the env
+    /// file that this does not follow: the ones the files name outside the
+    /// values followed, every `COMPOSE_*` and `DOCKER_*` (but
+    /// [`NAMED_BY_ARGUMENTS`]), and `HOME`.
+    vars: Values,
+}
+
+/// A project as compose is run for it, but its files.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct ProjectArgs {
+    /// `-p`.
+    name: String,
+    /// `--project-directory`.
+    directory: Option<PathBuf>,
+    /// Where compose runs, which relative files are named from.
+    run_in: Option<PathBuf>,
+    /// `--env-file`.
+    env_files: Vec<PathBuf>,
+    /// `--profile`.
+    profiles: Vec<String>,
+}
+
+/// Compose's settings it reads only when its arguments do not say them:
+/// nginx-rollout always gives it `-f` and `-p` (the files and project these
+/// name are inputs of their own).
+const NAMED_BY_ARGUMENTS: [&str; 3] = [
+    "COMPOSE_FILE",
+    "COMPOSE_PATH_SEPARATOR",
+    "COMPOSE_PROJECT_NAME",
+];
+
+/// How an env file counts in a reading's inputs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+enum EnvFile {
+    /// In the plainest form (or the default `.env`, absent): its variables
+    /// count, among the process environment's.
+    Read,
+    /// Byte for byte: its SHA-256, `None` when absent.
+    Digest(Option<String>),
+}
+
+/// A program as found: its path, size and modification time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Program {
+    path: PathBuf,
+    size: u64,
+    mtime: u128,
+}
+
+impl Program {
+    fn at(path: PathBuf) -> Result<Program> {
+        let meta =
+            std::fs::metadata(&path).with_context(|| format!("cannot read {}", path.display()))?;
+        let mtime = meta
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_nanos());
+        Ok(Program {
+            path,
+            size: meta.len(),
+            mtime,
+        })
+    }
+}
+
+impl Inputs {
+    /// Compose's interpreter, as found when these inputs were read.
+    pub(super) fn python(&self) -> &Path {
+        &self.python.path
+    }
+
+    /// The compose files `now` names otherwise than these, each `(old,
+    /// new)`: in the same place of the list and the same directory, and the
+    /// same but for environment values and images (a release written as a
+    /// new override file in place of the last one). `None` when anything
+    /// else differs. Compose reads nothing of a file's name but the files
+    /// label it puts on containers: paths in the files are the project
+    /// directory's, and files naming others (`extends`, `env_file`) are not
+    /// followed at all.
+    pub(super) fn files_replaced_in<'a>(&self, now: &'a Inputs) -> Option<Vec<(&Path, &'a Path)>> {
+        let Inputs {
+            project,
+            daemon,
+            compose,
+            python,
+            files,
+            env_files,
+            vars,
+        } = self;
+        let rest = (project, daemon, compose, python, env_files, vars);
+        let now_rest = (
+            &now.project,
+            &now.daemon,
+            &now.compose,
+            &now.python,
+            &now.env_files,
+            &now.vars,
+        );
+        if rest != now_rest || files.len() != now.files.len() {
+            return None;
+        }
+        let mut replaced = Vec::new();
+        for ((old, was), (new, is)) in files.iter().zip(&now.files) {
+            if was != is || old.parent() != new.parent() {
+                return None;
+            }
+            if old != new {
+                replaced.push((old.as_path(), new.as_path()));
+            }
+        }
+        Some(replaced)
+    }
+
+    /// The files label compose v1 puts on the containers it makes from
+    /// these files, as nginx-rollout runs it (`-f FILE`): each
+    /// `os.path.normpath(os.path.join('.', FILE))`, joined by commas. `None`
+    /// for a name that is not UTF-8.
+    pub(super) fn files_label(&self) -> Option<String> {
+        let names = self.files.iter().map(|(file, _)| {
+            let file = file.to_str()?;
+            Some(match file.starts_with('/') {
+                true => python_normpath(file),
+                false => python_normpath(&format!("./{file}")),
+            })
+        });
+        Some(names.collect::<Option<Vec<_>>>()?.join(","))
+    }
+}
+
+/// The inputs of `r`'s project now, with its services' environment and images; `None`
+/// when the project cannot be derived (compose v2, a file compose reads
+/// besides these — `extends`, `env_file` — or a file this does not read as
+/// compose v1 does).
+pub(super) fn inputs_now(cli: ComposeCli<'_>, r: &ComposeRef) -> Result<Option<(Inputs, Written)>> {
+    // The `docker compose` plugin (v2) is the CLI even where a v1 is installed too.
+    if cli.kind != ComposeKind::Standalone {
+        return Ok(None);
+    }
+    let Some((compose, python)) = compose_python() else {
+        return Ok(None);
+    };
+    let Some(dir) = &r.working_dir else {
+        return Ok(None);
+    };
+    if r.config_files.is_empty() {
+        return Ok(None);
+    }
+    let (compose, python) = (Program::at(compose)?, Program::at(python)?);
+    let mut files = Vec::new();
+    let mut written = Written::default();
+    // The variables named outside the values followed: unchanged, or compose reads.
+    let mut names: BTreeSet<String> = BTreeSet::from(["HOME".to_string()]);
+    for file in &r.config_files {
+        let path = r.file_path(file);
+        let text =
+            read_regular_text(&path).with_context(|| format!("cannot read {}", path.display()))?;
+        let Some(masked) = masked(&text) else {
+            return Ok(None);
+        };
+        names.extend(masked.names);
+        files.push((file.clone(), masked.digest));
+        names.extend(written.shadowed_by(&masked.written));
+        for (service, vars) in masked.written.env {
+            written.env.entry(service).or_default().extend(vars);
+        }
+        written.images.extend(masked.written.images);
+    }
+    let given: Vec<PathBuf> = r.env_files.iter().map(|f| r.file_path(f)).collect();
+    let Some((env_files, dotenv)) = env_files(dir, &given) else {
+        return Ok(None);
+    };
+    let value = |name: &str| {
+        std::env::var_os(name)
+            .map(|v| v.to_string_lossy().into_owned())
+            .or_else(|| dotenv.get(name).cloned())
+    };
+    let settings = std::env::vars_os()
+        .map(|(k, _)| k.to_string_lossy().into_owned())
+        .chain(dotenv.keys().cloned())
+        .filter(|k| k.starts_with("COMPOSE_") || k.starts_with("DOCKER_"))
+        .filter(|k| !NAMED_BY_ARGUMENTS.contains(&k.as_str()));
+    names.extend(settings.collect::<Vec<_>>());
+    let with_values = |n: String| {
+        let v = value(&n);
+        (n, v)
+    };
+    let vars: Values = names.into_iter().map(with_values).collect();
+    written.values = written
+        .strings()
+        .flat_map(variables)
+        .map(with_values)
+        .collect();
+    let inputs = Inputs {
+        project: ProjectArgs {
+            name: r.project.clone(),
+            directory: r.working_dir.clone(),
+            run_in: r.compose_dir().map(Path::to_path_buf),
+            env_files: r.env_files.clone(),
+            profiles: r.profiles.clone(),
+        },
+        daemon: cli.daemon.to_string(),
+        compose,
+        python,
+        files,
+        env_files,
+        vars,
+    };
+    Ok(Some((inputs, written)))
+}
+
+/// The env files as they count in a reading's inputs, and the variables
+/// read from the one compose v1 reads, when it is in the plainest form
+/// ([`env_file_values`]). Compose v1 reads one: `.env` in the project
+/// directory `dir` (absent: none) or the `--env-file` given (`given`, as
+/// paths to read: [`ComposeRef::file_path`]). `None` when one is
+/// there but cannot be read as a regular file within the engine's bound (a
+/// FIFO is never opened to block): compose reads it.
+#[allow(clippy::type_complexity)]
+fn env_files(
+    dir: &Path,
+    given: &[PathBuf],
+) -> Option<(Vec<(PathBuf, EnvFile)>, BTreeMap<String, String>)> {
+    let paths: Vec<PathBuf> = match given.is_empty() {
+        true => vec![dir.join(".env")],
+        false => given.to_vec(),
+    };
+    let mut values = BTreeMap::new();
+    let mut out = Vec::new();
+    for path in paths {
+        let bytes = match read_regular(&path) {
+            Ok(bytes) => Some(bytes),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(_) => return None,
+        };
+        let read = match (&bytes, given.len()) {
+            (None, 0) => Some(BTreeMap::new()),
+            (Some(bytes), 0 | 1) => env_file_values(bytes),
+            _ => None,
+        };
+        let counts = match read {
+            Some(read) => {
+                values = read;
+                EnvFile::Read
+            }
+            None => EnvFile::Digest(bytes.map(|b| hex(&Sha256::digest(b)))),
+        };
+        out.push((path, counts));
+    }
+    Some((out, values))
+}
+
+/// One compose file with its services' environment values and string images
+/// left out.
+struct Masked {
+    /// The SHA-256 of what is left.
+    digest: String,
+    /// The values left out, as written.
+    written: Written,
+    /// The variables the rest names, and the ones its services pass
+    /// through from compose's environment (`- NAME`, `NAME:`).
+    names: BTreeSet<String>,
+}
+
+/// `text` [`Masked`]; `None` for a file that is not a v2/v3 compose file of
+/// plain mappings, or whose services read other files (`extends`, `env_file`).
+fn masked(text: &str) -> Option<Masked> {
+    let mut doc: Yaml = serde_norway::from_str(text).ok()?;
+    let mut written = Written::default();
+    let mut passed = BTreeSet::new();
+    if let Some(Yaml::Mapping(services)) = doc.get_mut("services") {
+        for (name, service) in services.iter_mut() {
+            let name = name.as_str()?.to_string();
+            let Yaml::Mapping(service) = service else {
+                return None;
+            };
+            if service.contains_key("extends") || service.contains_key("env_file") {
+                return None;
+            }
+            if let Some(Yaml::String(image)) = service.get_mut("image") {
+                written.images.insert(name.clone(), std::mem::take(image));
+            }
+            let vars = written.env.entry(name).or_default();
+            match service.get_mut("environment") {
+                None => {}
+                Some(Yaml::Sequence(items)) => {
+                    for item in items {
+                        let Yaml::String(s) = item else { return None };
+                        match s.split_once('=') {
+                            Some((k, v)) => {
+                                vars.insert(k.to_string(), Json::String(v.to_string()));
+                                *s = format!("{k}=");
+                            }
+                            None => {
+                                vars.insert(s.clone(), Json::Null);
+                                passed.insert(s.clone());
+                            }
+                        }
+                    }
+                }
+                Some(Yaml::Mapping(map)) => {
+                    for (k, v) in map.iter_mut() {
+                        let k = k.as_str()?.to_string();
+                        if v.is_null() {
+                            passed.insert(k.clone());
+                        }
+                        vars.insert(k, serde_json::to_value(&*v).ok()?);
+                        *v = Yaml::Null;
+                    }
+                }
+                Some(_) => return None,
+            }
+        }
+    } else if doc.get("services").is_some() {
+        return None;
+    }
+    let text = serde_json::to_string(&doc).ok()?;
+    let mut names = passed;
+    names.extend(variables(&text));
+    Some(Masked {
+        digest: hex(&Sha256::digest(text)),
+        written,
+        names,
+    })
+}
+
+impl Written {
+    /// The values followed: each service's image and environment strings.
+    fn strings(&self) -> impl Iterator<Item = &str> {
+        let env = self.env.values().flat_map(|vars| vars.values());
+        (self.images.values().map(String::as_str)).chain(env.filter_map(Json::as_str))
+    }
+
+    /// The variables named by values here that `later` (a later file) sets
+    /// again: compose interpolates them too, but they are not followed.
+    fn shadowed_by(&self, later: &Written) -> BTreeSet<String> {
+        let images = later
+            .images
+            .keys()
+            .filter_map(|s| self.images.get(s).map(String::as_str));
+        let env = later.env.iter().flat_map(|(service, vars)| {
+            vars.keys().filter_map(move |k| {
+                self.env
+                    .get(service)
+                    .and_then(|v| v.get(k))
+                    .and_then(Json::as_str)
+            })
+        });
+        images.chain(env).flat_map(variables).collect()
+    }
+
+    /// The variables whose values differ in `other`.
+    pub(super) fn changed_values(&self, other: &Written) -> Vec<String> {
+        let names: BTreeSet<&String> = self.values.keys().chain(other.values.keys()).collect();
+        names
+            .into_iter()
+            .filter(|n| self.values.get(*n) != other.values.get(*n))
+            .cloned()
+            .collect()
+    }
+
+    /// Whether `raw` interpolates to the same here as in `other`: every
+    /// variable it names has the same value.
+    pub(super) fn same_values(&self, other: &Written, raw: &str) -> bool {
+        variables(raw)
+            .iter()
+            .all(|n| self.values.get(n) == other.values.get(n))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masking_keeps_everything_but_environment_values_and_images() {
+        let a = "version: '2.4'\nservices:\n  web:\n    image: a\n    environment:\n      - M=1\n      - PASS\n  db:\n    environment:\n      X: 'y'\n";
+        let b = a
+            .replace("M=1", "M=2")
+            .replace("'y'", "'z'")
+            .replace("image: a", "image: b");
+        let Masked {
+            digest: da,
+            written: wa,
+            names,
+        } = masked(a).unwrap();
+        let Masked {
+            digest: db,
+            written: wb,
+            ..
+        } = masked(&b).unwrap();
+        assert_eq!(da, db);
+        assert_eq!(wa.env["web"]["M"], Json::String("1".into()));
+        assert_eq!(wb.env["web"]["M"], Json::String("2".into()));
+        assert_eq!(wa.env["web"]["PASS"], Json::Null);
+        assert_eq!(wb.env["db"]["X"], Json::String("z".into()));
+        assert_eq!(
+            (wa.images["web"].as_str(), wb.images["web"].as_str()),
+            ("a", "b")
+        );
+        assert_eq!(names, ["PASS".to_string()].into());
+        // Any other change, or a new variable, shows.
+        let digest = |text: &str| masked(text).unwrap().digest;
+        assert_ne!(da, digest(&a.replace("image: a", "image: a\n    user: x")));
+        assert_ne!(da, digest(&a.replace("- M=1", "- M=1\n      - N=1")));
+        // Variables: those of the values left out are theirs; the rest's are named.
+        let v = a
+            .replace("image: a", "image: a:${TAG}\n    user: ${USER_ID:-0}")
+            .replace("M=1", "M=${M:-1}");
+        let m = masked(&v).unwrap();
+        assert_eq!(m.names, ["PASS", "USER_ID"].map(String::from).into());
+        let strings: Vec<&str> = m.written.strings().collect();
+        assert!(strings.contains(&"a:${TAG}") && strings.contains(&"${M:-1}"));
+        // Files compose reads besides: not derivable.
+        assert!(masked(&a.replace("image: a", "image: a\n    env_file: x.env")).is_none());
+        assert!(masked(&a.replace("image: a", "image: a\n    extends: {service: db}")).is_none());
+    }
+
+    fn inputs(files: &[(&str, &str)]) -> Inputs {
+        let program = |p: &str| Program {
+            path: p.into(),
+            size: 1,
+            mtime: 2,
+        };
+        Inputs {
+            project: ProjectArgs {
+                name: "p".into(),
+                directory: Some("/srv/p".into()),
+                run_in: Some("/srv/p".into()),
+                env_files: vec![],
+                profiles: vec![],
+            },
+            daemon: "unix:///var/run/docker.sock".into(),
+            compose: program("/usr/bin/docker-compose"),
+            python: program("/usr/bin/python3"),
+            files: files
+                .iter()
+                .map(|(f, d)| (f.into(), d.to_string()))
+                .collect(),
+            env_files: vec![],
+            vars: Values::new(),
+        }
+    }
+
+    #[test]
+    fn follows_a_file_in_place_of_another_the_same_but_for_values() {
+        let kept = inputs(&[("docker-compose.yml", "a"), ("releases/v2.yml", "b")]);
+        let now = inputs(&[("docker-compose.yml", "a"), ("releases/v3.yml", "b")]);
+        assert_eq!(
+            kept.files_replaced_in(&now).unwrap(),
+            [(Path::new("releases/v2.yml"), Path::new("releases/v3.yml"))]
+        );
+        assert_eq!(kept.files_replaced_in(&kept).unwrap(), []);
+        assert_eq!(
+            now.files_label().unwrap(),
+            "docker-compose.yml,releases/v3.yml"
+        );
+        let label = inputs(&[("./a/../b.yml", "a"), ("/srv/p//c.yml", "b")]).files_label();
+        assert_eq!(label.unwrap(), "b.yml,/srv/p/c.yml");
+        // Not followed: other content, another directory, a file more, anything else.
+        for other in [
+            inputs(&[("docker-compose.yml", "a"), ("releases/v3.yml", "c")]),
+            inputs(&[("docker-compose.yml", "a"), ("v3.yml", "b")]),
+            inputs(&[
+                ("docker-compose.yml", "a"),
+                ("releases/v2.yml", "b"),
+                ("x.yml", "d"),
+            ]),
+            Inputs {
+                daemon: "tcp://other:2375".into(),
+                ..now.clone()
+            },
+        ] {
+            assert!(kept.files_replaced_in(&other).is_none(), "{other:?}");
+        }
+    }
+
+    fn written(images: &[(&str, &str)], values: &[(&str, Option<&str>)]) -> Written {
+        Written {
+            env: BTreeMap::new(),
+            images: images
+                .iter()
+                .map(|(s, i)| (s.to_string(), i.to_string()))
+                .collect(),
+            values: values
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.map(str::to_string)))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn variables_of_values_a_later_file_sets_again_are_not_followed() {
+        let first = written(&[("web", "app:${OLD}"), ("db", "db:${DB}")], &[]);
+        let later = written(&[("web", "app:${TAG}")], &[]);
+        assert_eq!(first.shadowed_by(&later), ["OLD".to_string()].into());
+    }
+
+    #[test]
+    fn tells_which_variables_changed() {
+        let a = written(&[], &[("TAG", Some("v1")), ("M", None), ("K", Some("x"))]);
+        let b = written(
+            &[],
+            &[("TAG", Some("v2")), ("M", Some("")), ("K", Some("x"))],
+        );
+        assert_eq!(a.changed_values(&b), ["M", "TAG"]);
+        assert!(a.same_values(&b, "${K}-$K") && !a.same_values(&b, "${TAG:-x}"));
+    }
+
+    #[test]
+    fn an_env_file_counts_by_its_variables_only_in_the_plainest_form() {
+        let dir = tempfile::tempdir().unwrap();
+        let (files, values) = env_files(dir.path(), &[]).unwrap();
+        assert_eq!(files, [(dir.path().join(".env"), EnvFile::Read)]);
+        assert!(values.is_empty());
+        std::fs::write(dir.path().join(".env"), "TAG=v2\n").unwrap();
+        let (files, values) = env_files(dir.path(), &[]).unwrap();
+        assert_eq!(files[0].1, EnvFile::Read);
+        assert_eq!(values["TAG"], "v2");
+        std::fs::write(dir.path().join(".env"), "TAG='v2'\n").unwrap();
+        let (files, values) = env_files(dir.path(), &[]).unwrap();
+        assert!(matches!(&files[0].1, EnvFile::Digest(Some(_))));
+        assert!(values.is_empty());
+        // An env file given that is absent is compose's error, not an empty one.
+        let (files, _) = env_files(dir.path(), &[dir.path().join("prod.env")]).unwrap();
+        assert_eq!(files[0].1, EnvFile::Digest(None));
+        // One that is not a regular file is compose's to read; never a hang.
+        let fifo = dir.path().join("fifo.env");
+        crate::conf::make_fifo(&fifo);
+        assert!(env_files(dir.path(), &[fifo]).is_none());
+    }
+}
