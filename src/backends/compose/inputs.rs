@@ -16,7 +16,6 @@ use serde_norway::Value as Yaml;
 use sha2::{Digest, Sha256};
 
 use super::cli::{ComposeCli, ComposeKind, compose_python};
-use super::reading::hex;
 use super::variables::{Values, env_file_values, variables};
 use crate::backends::compose_options::python_normpath;
 use crate::conf::{read_regular, read_regular_text};
@@ -295,7 +294,7 @@ fn env_files(
                 values = read;
                 EnvFile::Read
             }
-            None => EnvFile::Digest(bytes.map(|b| hex(&Sha256::digest(b)))),
+            None => EnvFile::Digest(bytes.map(|b| format!("{:x}", Sha256::digest(b)))),
         };
         out.push((path, counts));
     }
@@ -370,7 +369,7 @@ fn masked(text: &str) -> Option<Masked> {
     let mut names = passed;
     names.extend(variables(&text));
     Some(Masked {
-        digest: hex(&Sha256::digest(text)),
+        digest: format!("{:x}", Sha256::digest(text)),
         written,
         names,
     })

@@ -121,7 +121,7 @@ impl Reading {
             if python_json(&dict) != p.dict {
                 bail!("service {service}: its configuration prints otherwise here than in Python");
             }
-            if hex(&Sha256::digest(&p.dict)) != p.hash {
+            if format!("{:x}", Sha256::digest(&p.dict)) != p.hash {
                 bail!("service {service}: compose's hash is not the SHA-256 of its configuration");
             }
             if project.hash(service) != Some(p.hash.as_str()) {
@@ -318,7 +318,8 @@ impl Reading {
     /// Hashes `service` as compose v1 does, into the project and its template.
     fn rehash(&mut self, service: &str) {
         let text = python_json(&self.dicts[service]);
-        self.project.set_hash(service, hex(&Sha256::digest(text)));
+        self.project
+            .set_hash(service, format!("{:x}", Sha256::digest(text)));
     }
 
     /// The project as compose answered (or as it follows from that).
@@ -332,10 +333,6 @@ async fn image_id(docker: &Docker, name: &str) -> Option<String> {
     docker.inspect_image(name).await.ok()?.id
 }
 
-pub(super) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// Where a reading of `r`'s project is kept: one name per project and directory.
 pub fn reading_name(r: &ComposeRef) -> String {
     let key = format!(
@@ -343,5 +340,8 @@ pub fn reading_name(r: &ComposeRef) -> String {
         r.project,
         r.working_dir.as_deref().unwrap_or(Path::new("")).display()
     );
-    format!("compose-{}.json", &hex(&Sha256::digest(key))[..16])
+    format!(
+        "compose-{}.json",
+        &format!("{:x}", Sha256::digest(key))[..16]
+    )
 }
