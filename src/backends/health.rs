@@ -122,7 +122,8 @@ impl ContainerHealth {
 }
 
 /// Why a container is not (or no longer) healthy. Carried inside the
-/// `anyhow::Error` of [`wait_healthy`] and [`monitor`]; downcast to tell.
+/// `anyhow::Error` of [`wait_healthy`], and what [`failed_within`] returns;
+/// downcast to tell.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum HealthError {
     /// Docker reported it unhealthy.

@@ -140,7 +140,7 @@ impl ContainerSpec {
     /// environment, volumes and networks but no network aliases or fixed
     /// addresses (nothing resolves to it, nothing clashes with the service's
     /// containers), no published ports, no restart policy, no healthcheck, and
-    /// compose's labels swapped for [`ONE_OFF_LABEL`], so compose never counts
+    /// compose's labels swapped for `nginx-rollout.one-off`, so compose never counts
     /// it among the service's containers.
     pub fn one_off(mut self, name: &str, argv: &[String]) -> ContainerSpec {
         self.name = name.to_string();

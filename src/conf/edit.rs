@@ -29,7 +29,7 @@ pub enum Edit {
     Remove,
     /// Change the server's address, keeping its parameters.
     ReplaceAddress(String),
-    /// Replace the operator's line by these pinned lines (see [`super::pin`]).
+    /// Replace the operator's line by these pinned lines (see `conf/pin.rs`).
     Pin(Vec<PinnedLine>),
     /// Put the operator's statement back, byte for byte, in place of the lines
     /// pinned from it (the server named is the operator's address).

@@ -72,7 +72,7 @@ const RESTART_WAIT: Duration = Duration::from_secs(10);
 
 /// Runs `nginx -t` (with the options nginx was started with) in the
 /// container. When a restart of the container cut it short, runs it again
-/// once nginx runs again (up to [`RESTART_WAIT`]).
+/// once nginx runs again (up to `RESTART_WAIT`).
 pub async fn test_config(docker: &Docker, nginx: &NginxContainer) -> Result<(), NginxTestError> {
     match test_once(docker, nginx).await {
         Err(NginxTestError::Exec(e)) if e.downcast_ref::<ExecRaced>().is_some() => {
