@@ -8,7 +8,7 @@
 # `docker-compose ARGS... up ...` runs it (compose's `perform_command`: the
 # same global options make the same project), in the same process: one
 # interpreter start and one project load, not two. Whether it succeeded and
-# what it said are printed too.
+# what it said are printed too (not its warning of orphan containers).
 # Its start is on a deploy's critical path, so the collector does not run
 # while compose's modules load (they make no garbage worth collecting), and
 # the process ends as soon as its answer is out: what is left of it, the
@@ -43,6 +43,9 @@ for service in project.services:
     services[service.name] = {'dict': text, 'hash': service.config_hash}
 printed = {'config': config.getvalue(), 'services': services}
 if then_up is not None:
+    # `up` looks for orphan containers only to warn of them (inspecting every
+    # container of the project): it makes the same containers without.
+    os.environ['COMPOSE_IGNORE_ORPHANS'] = '1'
     up_options, up, up_command_options = DocoptDispatcher(
         main.TopLevelCommand, {'options_first': True}).parse(sys.argv[1:] + json.loads(then_up))
     said = io.StringIO()
