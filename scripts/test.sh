@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh machine: installs what is missing,
 # starts dockerd (and stops it again if it started it), builds the fixture
-# images, checks formatting and lints, then runs every test against the real
+# images, checks formatting, lints and doc links, then runs every test against the real
 # Docker engine and the real nginx.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,6 +11,8 @@ trap 'scripts/dev-env.sh --stop' EXIT
 
 cargo fmt --check
 cargo clippy --all-targets --locked -- -D warnings
+# Doc comments link only to items the docs show.
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --locked --quiet
 # The live tests mostly wait (health checks, drains, delays): three at a time
 # fit two cores; a test has the daemon to itself while its load runs
 # (tests/support: Stack::load), so load results do not depend on each other.
