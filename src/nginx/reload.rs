@@ -133,14 +133,12 @@ async fn test_once(docker: &Docker, nginx: &NginxContainer) -> Result<(), NginxT
 }
 
 /// Runs `nginx -s reload` and waits (up to `timeout`) until new workers run
-/// (as many as the old ones, or, with another number, until the old ones
-/// stop accepting): `-s reload` exits 0 even when the master rejects the
-/// new configuration, so only new workers prove it is live. The old workers
-/// go on accepting connections for the 100 ms nginx's master lets the new
-/// ones start, then finish their requests: [`wait_old_workers_exit`] waits
-/// for both, and is what must come before a server the old configuration
-/// sends requests to stops. `before` is the process list taken just before
-/// (e.g. while `nginx -t` ran); `None` lists it now.
+/// and the old ones no longer accept connections (nginx hands over after
+/// 100 ms): `-s reload` exits 0 even when the master rejects the new
+/// configuration, so only new workers prove it is live. `before` is the
+/// process list taken just before (e.g. while `nginx -t` ran); `None` lists
+/// it now. The old workers then finish their requests:
+/// [`wait_old_workers_exit`] waits for them.
 /// On timeout the error carries the tail of the container's log.
 pub async fn reload(
     docker: &Docker,
@@ -198,16 +196,14 @@ pub async fn reload(
         {
             return Err(e);
         }
+        let old_still_active = now.active.iter().any(|p| before.active.contains(p));
         let new: Vec<u32> = now
             .active
             .iter()
             .copied()
             .filter(|p| !known.contains(p))
             .collect();
-        // Workers are all forked at once but titled one by one: a count short
-        // of the old one may be a set still starting.
-        let old_still_active = now.active.iter().any(|p| before.active.contains(p));
-        if !new.is_empty() && (new.len() >= before.active.len() || !old_still_active) {
+        if !new.is_empty() && !old_still_active {
             tracing::debug!(took = ?started.elapsed(), "nginx {} reloaded: new workers {new:?}", nginx.name);
             return Ok(ReloadOutcome {
                 old_workers: before.active,
