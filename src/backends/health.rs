@@ -462,8 +462,8 @@ fn tcp_target(written: &str) -> Result<(String, u16)> {
 
 /// Whether container `id` failed between `since` (when it became healthy) and
 /// `since + window`: it exited, restarted or turned unhealthy in that time.
-/// Looked at once; a rollout calls it at every step boundary until the window
-/// has passed. `Some` says which failure.
+/// Looked at once; a rollout calls it at every step boundary, and while a step
+/// waits, until the window has passed. `Some` says which failure.
 pub async fn failed_within(
     docker: &Docker,
     id: &str,

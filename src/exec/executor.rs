@@ -63,6 +63,9 @@ pub(super) enum StepError {
     Fatal(anyhow::Error),
     /// A signal arrived during a wait.
     Interrupted,
+    /// A new container failed during a wait (see `Executor::watching`) and
+    /// that fired the failure action: what it fired.
+    Stopped(Outcome),
 }
 
 impl From<anyhow::Error> for StepError {
@@ -244,6 +247,13 @@ impl<'a, W: World, O: Observer + ?Sized> Executor<'a, W, O> {
                 ),
                 Err(StepError::Fatal(e)) => (StepStatus::Failed, Some(format!("{e:#}"))),
                 Err(StepError::Interrupted) => (StepStatus::Failed, Some("interrupted".into())),
+                Err(StepError::Stopped(outcome)) => (
+                    StepStatus::Failed,
+                    Some(format!(
+                        "stopped: {}",
+                        outcome.reason().unwrap_or_else(|| "a failure".into())
+                    )),
+                ),
             };
             self.rollout.steps[i].status = status;
             self.rollout.steps[i].finished_at = Some(time::now());
@@ -289,6 +299,7 @@ impl<'a, W: World, O: Observer + ?Sized> Executor<'a, W, O> {
                     )));
                 }
                 Err(StepError::Interrupted) => return Ok(Outcome::Interrupted),
+                Err(StepError::Stopped(outcome)) => return Ok(outcome),
             }
         }
         Ok(self.check_monitors().await?.unwrap_or(Outcome::Done))

@@ -1,6 +1,7 @@
 //! The monitor window: new containers that became healthy are checked at
-//! every step boundary, a failure counts and takes the server out, and a
-//! monitor step waits the window out.
+//! every step boundary and, while a step waits, every [`MONITOR_POLL`]; a
+//! failure counts and takes the server out, and a monitor step waits the
+//! window out.
 use std::time::Duration;
 
 use anyhow::Result;
@@ -10,6 +11,11 @@ use super::event::Observer;
 use super::executor::{Executor, Outcome, StepError};
 use super::journal::ServerState;
 use super::world::World;
+
+/// How often the monitor windows are checked while a step waits: a new
+/// container that fails meanwhile is taken out of nginx then, not when the
+/// wait ends (until it is, nginx sends it requests that fail or hang).
+pub(super) const MONITOR_POLL: Duration = Duration::from_millis(250);
 
 impl<W: World, O: Observer + ?Sized> Executor<'_, W, O> {
     /// New containers that became healthy and are not failed, with when.
@@ -50,6 +56,34 @@ impl<W: World, O: Observer + ?Sized> Executor<'_, W, O> {
         self.record_failures(failed)
     }
 
+    /// `wait`, unless a signal comes first, while the watched containers are
+    /// checked every [`MONITOR_POLL`]: one that fails is counted and taken
+    /// out then. `wait` must not hold the executor (it is used meanwhile).
+    /// `Err(Stopped)` when a failure fires the failure action.
+    pub(super) async fn watching<T>(
+        &mut self,
+        wait: impl Future<Output = T>,
+    ) -> Result<T, StepError> {
+        let mut wait = std::pin::pin!(wait);
+        loop {
+            let tick = tokio::time::sleep(MONITOR_POLL);
+            let done = self
+                .until_cancelled(async {
+                    tokio::select! {
+                        out = &mut wait => Some(out),
+                        _ = tick => None,
+                    }
+                })
+                .await?;
+            if let Some(out) = done {
+                return Ok(out);
+            }
+            if let Some(outcome) = self.check_monitors().await? {
+                return Err(StepError::Stopped(outcome));
+            }
+        }
+    }
+
     /// Waits out every watched container's monitor window (the check follows the step).
     pub(super) async fn monitor(
         &mut self,
@@ -61,6 +95,6 @@ impl<W: World, O: Observer + ?Sized> Executor<'_, W, O> {
         };
         let remaining = (last + window - Utc::now()).to_std().unwrap_or_default();
         self.announce_wait(index, "the monitor window of the new containers", remaining);
-        self.until_cancelled(tokio::time::sleep(remaining)).await
+        self.watching(tokio::time::sleep(remaining)).await
     }
 }

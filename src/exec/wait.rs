@@ -54,11 +54,9 @@ impl<W: World, O: Observer + ?Sized> Executor<'_, W, O> {
             .collect();
         let world = self.world;
         let results = self
-            .until_cancelled(join_all(
-                waiting
-                    .iter()
-                    .map(|(s, id)| async move { world.wait_healthy(s, id, timeout).await }),
-            ))
+            .watching(join_all(waiting.iter().map(|(s, id)| async move {
+                world.wait_healthy(s, id, timeout).await
+            })))
             .await?;
         let mut failed = Vec::new();
         for ((s, id), result) in waiting.iter().zip(results) {
@@ -133,6 +131,6 @@ impl<W: World, O: Observer + ?Sized> Executor<'_, W, O> {
     ) -> Result<(), StepError> {
         let left = self.delay_left(index, duration, from_stop);
         self.announce_wait(index, "the delay between batches", left);
-        self.until_cancelled(tokio::time::sleep(left)).await
+        self.watching(tokio::time::sleep(left)).await
     }
 }

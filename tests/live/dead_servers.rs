@@ -2,7 +2,7 @@
 //! resolves every name when it loads its config, and Docker's DNS knows only
 //! running containers. Seed 002's single-container servers.
 use crate::support::stack::{Stack, app_bodies, engine_deploy_json};
-use crate::support::{assert_ok, docker, results, summary, text};
+use crate::support::{assert_ok, docker, json_lines, results, summary, text};
 
 #[test]
 fn a_server_killed_before_the_deploy_is_replaced_without_a_failed_request() {
@@ -35,14 +35,15 @@ fn a_server_killed_before_the_deploy_is_replaced_without_a_failed_request() {
     assert_eq!(stack.bodies(8), app_bodies(2, "v2"));
 }
 
-/// Deploys v2 in engine mode where app1's new container exits 3 s after it
-/// starts (inside a 10 s monitor window), with `action` on failure.
+/// Deploys v2 in engine mode where app1's new container exits 6 s after it
+/// starts (inside a 10 s monitor window, in the final monitor step: the
+/// deploy's other steps take about 3 s), with `action` on failure.
 fn deploy_crashing_app1(stack: &Stack, action: &str) -> std::process::Output {
     stack.tool(&engine_deploy_json(&[
         "--env",
         "MESSAGE={{service}},v2",
         "--env",
-        "CRASH_AFTER_MS={% if service == \"app1\" %}3000{% else %}600000{% endif %}",
+        "CRASH_AFTER_MS={% if service == \"app1\" %}6000{% else %}600000{% endif %}",
         "--monitor",
         "10s",
         "--failure-action",
@@ -61,6 +62,29 @@ fn a_new_container_dying_in_its_monitor_window_is_pinned_out_and_the_rollout_goe
         results(&s),
         [("app1:3000", "failed"), ("app2:3000", "updated")],
         "{s}"
+    );
+    // Taken out when it died, not when the monitor step's wait ends: the
+    // failure and its reload come inside that step.
+    let events: Vec<String> = json_lines(&out)
+        .iter()
+        .map(|e| {
+            let action = &e["step"]["action"]["action"];
+            format!("{} {}", e["event"], action.as_str().unwrap_or(""))
+        })
+        .collect();
+    let at = |what: &str| events.iter().position(|e| e == what);
+    let monitor = at("\"step-start\" monitor").expect("a monitor step");
+    let failure = at("\"failure\" ").expect("a failure event");
+    let finish = monitor
+        + events[monitor..]
+            .iter()
+            .position(|e| e.starts_with("\"step-finish\""))
+            .unwrap();
+    assert!(
+        monitor < failure
+            && failure < finish
+            && events[monitor..finish].iter().any(|e| e == "\"reload\" "),
+        "{events:#?}"
     );
     let conf = String::from_utf8(stack.conf()).unwrap();
     assert!(

@@ -136,6 +136,95 @@ async fn a_failure_inside_the_monitor_window_drains_the_server_and_fires_the_act
     );
 }
 
+/// Two servers rolled with `action` above `ratio`, a 10-s monitor window, and app1's new
+/// container crashing 2 s into the run (the clock is tokio's, paused: the
+/// steps before the monitor step take no time).
+async fn app1_crashing_in_the_monitor_step(
+    action: FailureAction,
+    ratio: f64,
+) -> (Outcome, Rollout<String>, Vec<Event>) {
+    let mut fake = Fake::new(2);
+    fake.crashes.insert("app1:3000".into());
+    fake.started = Some(tokio::time::Instant::now());
+    fake.crash_noticed = Some(|fake| {
+        fake.started
+            .is_some_and(|t| t.elapsed() >= Duration::from_secs(2))
+    });
+    run_all(&fake, policy(action, ratio, Duration::from_secs(10))).await
+}
+
+/// Where the monitor step's start and finish, the failure and the reloads
+/// come among `events`.
+fn positions(events: &[Event]) -> (usize, usize, usize, Vec<usize>) {
+    let start = events
+        .iter()
+        .position(|e| matches!(e, Event::StepStart { step } if matches!(step.action, crate::plan::Action::Monitor { .. })))
+        .expect("a monitor step");
+    let index = match &events[start] {
+        Event::StepStart { step } => step.index,
+        _ => unreachable!(),
+    };
+    let finish = events
+        .iter()
+        .position(|e| matches!(e, Event::StepFinish { index: i, .. } if *i == index))
+        .expect("the monitor step finished");
+    let failure = events
+        .iter()
+        .position(|e| matches!(e, Event::Failure { server, .. } if server == "app1:3000"))
+        .expect("app1 failed");
+    let reloads = events
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| matches!(e, Event::Reload { .. }))
+        .map(|(i, _)| i)
+        .collect();
+    (start, finish, failure, reloads)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failure_while_a_step_waits_is_taken_out_before_the_wait_ends() {
+    let (outcome, r, events) =
+        app1_crashing_in_the_monitor_step(FailureAction::Continue, 1.0).await;
+    assert_eq!(outcome, Outcome::Done);
+    assert_eq!(states(&r), [ServerState::Failed, ServerState::Done]);
+    let (start, finish, failure, reloads) = positions(&events);
+    assert!(start < failure && failure < finish, "{events:#?}");
+    assert!(
+        reloads.iter().any(|r| (start..finish).contains(r)),
+        "app1 taken out with a reload inside the wait: {events:#?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failure_while_a_step_waits_that_fires_the_action_stops_the_run_there() {
+    let (outcome, r, events) = app1_crashing_in_the_monitor_step(FailureAction::Pause, 0.0).await;
+    assert!(
+        matches!(&outcome, Outcome::Paused(why) if why.contains("monitor window")),
+        "{outcome:?}"
+    );
+    let (start, finish, failure, _) = positions(&events);
+    assert!(start < failure && failure < finish, "{events:#?}");
+    let monitor = r
+        .plan
+        .steps
+        .iter()
+        .position(|s| matches!(s.action, crate::plan::Action::Monitor { .. }))
+        .unwrap();
+    assert_eq!(
+        r.steps[monitor].status,
+        StepStatus::Failed,
+        "waited again on resume"
+    );
+    assert!(
+        r.steps[monitor]
+            .error
+            .as_deref()
+            .is_some_and(|e| e.starts_with("stopped: ")),
+        "{:?}",
+        r.steps[monitor].error
+    );
+}
+
 /// Two servers rolled with `continue` and a monitor window, app1's new
 /// container crashed but its crash seen only once `noticed` says so: the
 /// rollout ends done, app1 failed and app2 updated. Returns the fake.

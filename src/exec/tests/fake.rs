@@ -36,6 +36,8 @@ pub(super) struct Fake {
     pub crashes: HashSet<String>,
     /// When a crash is noticed (always, if unset).
     pub crash_noticed: Option<fn(&Fake) -> bool>,
+    /// When the test began, for a crash noticed some time into the run.
+    pub started: Option<tokio::time::Instant>,
     /// How many times the config was written.
     pub writes: RefCell<usize>,
     /// `nginx -t` fails.
