@@ -71,7 +71,7 @@ impl<W: World, O: Observer + ?Sized> Executor<'_, W, O> {
 
     /// The servers (with their specs) that the steps after `index` recreate
     /// stop-first, if the next step other than a pre-stop hook is a recreate.
-    fn recreated_next(&self, index: usize) -> Vec<(ServerRef, W::Spec)> {
+    pub(super) fn recreated_next(&self, index: usize) -> Vec<(ServerRef, W::Spec)> {
         let next = self
             .rollout
             .plan
@@ -112,18 +112,17 @@ impl<W: World, O: Observer + ?Sized> Executor<'_, W, O> {
         }
         Ok(())
     }
+}
 
-    /// Creates ahead the replacements of the step after `index` if it is a
-    /// recreate (pre-stop hooks between count as nothing); one that cannot be
-    /// is only logged, the recreate creates it then.
-    pub(super) async fn prepare_next(&self, index: usize) {
-        let ahead = self.recreated_next(index);
-        let world = self.world;
-        join_all(ahead.iter().map(|(s, spec)| async move {
-            if let Err(e) = world.prepare(s, spec).await {
-                tracing::debug!("{}: not created ahead: {e:#}", s.container);
-            }
-        }))
-        .await;
-    }
+/// Creates `ahead` through `world`: the replacements of a recreate step
+/// ([`Executor::recreated_next`]), while a drain is waited for. One that
+/// cannot be is only logged, the recreate creates it then. It holds nothing
+/// of the executor, which checks the monitor windows meanwhile.
+pub(super) async fn prepare_ahead<W: World>(world: &W, ahead: Vec<(ServerRef, W::Spec)>) {
+    join_all(ahead.iter().map(|(s, spec)| async move {
+        if let Err(e) = world.prepare(s, spec).await {
+            tracing::debug!("{}: not created ahead: {e:#}", s.container);
+        }
+    }))
+    .await;
 }

@@ -7,6 +7,7 @@ use futures_util::future::{join, join_all};
 use super::event::{Event, HealthVerdict, Observer};
 use super::executor::{Executor, StepError};
 use super::journal::{ServerState, time};
+use super::replace::prepare_ahead;
 use super::world::World;
 use crate::plan::{Action, Order, ServerRef};
 
@@ -22,9 +23,10 @@ impl<W: World, O: Observer + ?Sized> Executor<'_, W, O> {
     ) -> Result<(), StepError> {
         self.announce_wait(index, "old nginx workers to exit", timeout);
         let old = std::mem::take(&mut self.old_workers);
-        let prepare = self.prepare_next(index);
+        let world = self.world;
+        let prepare = prepare_ahead(world, self.recreated_next(index));
         let (drained, _) = self
-            .until_cancelled(join(self.world.wait_drained(&old, timeout), prepare))
+            .watching(join(world.wait_drained(&old, timeout), prepare))
             .await?;
         drained.map_err(StepError::Fatal)
     }

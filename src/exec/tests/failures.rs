@@ -196,6 +196,47 @@ async fn a_failure_while_a_step_waits_is_taken_out_before_the_wait_ends() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_failure_while_the_next_drain_is_waited_for_is_taken_out_before_it_ends() {
+    // Each drain takes 5 s: app1's crash, noticed 7 s in, falls in app2's.
+    let mut fake = Fake::new(2);
+    fake.crashes.insert("app1:3000".into());
+    fake.drain_takes = Duration::from_secs(5);
+    fake.started = Some(tokio::time::Instant::now());
+    fake.crash_noticed = Some(|fake| {
+        fake.started
+            .is_some_and(|t| t.elapsed() >= Duration::from_secs(7))
+    });
+    let (outcome, r, events) = run_all(
+        &fake,
+        policy(FailureAction::Continue, 1.0, Duration::from_secs(10)),
+    )
+    .await;
+    assert_eq!(outcome, Outcome::Done);
+    assert_eq!(states(&r), [ServerState::Failed, ServerState::Done]);
+    let drains: Vec<usize> = events
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| matches!(e, Event::StepStart { step } if matches!(step.action, crate::plan::Action::WaitDrained { .. })))
+        .map(|(i, _)| i)
+        .collect();
+    let second = drains[1];
+    let index = match &events[second] {
+        Event::StepStart { step } => step.index,
+        _ => unreachable!(),
+    };
+    let finish = events
+        .iter()
+        .position(|e| matches!(e, Event::StepFinish { index: i, .. } if *i == index))
+        .unwrap();
+    assert!(
+        events[second..finish]
+            .iter()
+            .any(|e| matches!(e, Event::Failure { server, .. } if server == "app1:3000")),
+        "{events:#?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_failure_while_a_step_waits_that_fires_the_action_stops_the_run_there() {
     let (outcome, r, events) = app1_crashing_in_the_monitor_step(FailureAction::Pause, 0.0).await;
     assert!(

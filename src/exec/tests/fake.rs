@@ -66,6 +66,8 @@ pub(super) struct Fake {
     /// An operator's edit (from, to) that lands between our read and our next write.
     pub operator_edit: RefCell<Option<(String, String)>>,
     /// How long stopping an old container takes.
+    /// How long the old workers take to exit after each drain.
+    pub drain_takes: Duration,
     pub stop_takes: Duration,
 }
 
@@ -152,6 +154,7 @@ impl World for Fake {
 
     async fn wait_drained(&self, old: &[u32], _timeout: Duration) -> Result<()> {
         self.waited.borrow_mut().push(old.to_vec());
+        tokio::time::sleep(self.drain_takes).await;
         if let Some(tx) = &self.signal_on_drain {
             tx.send(true).unwrap();
             std::future::pending::<()>().await;
