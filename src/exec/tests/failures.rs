@@ -1,6 +1,7 @@
 //! Failures and interruptions: the failure action and ratio, a world gone
 //! away, the monitor window, a failing `nginx -t`, a signal mid-drain.
 use super::*;
+use crate::plan::Action;
 
 #[tokio::test]
 async fn one_failure_in_four_pauses_above_a_ratio_of_0_2_before_the_next_server() {
@@ -136,120 +137,109 @@ async fn a_failure_inside_the_monitor_window_drains_the_server_and_fires_the_act
     );
 }
 
-/// Two servers rolled with `action` above `ratio`, a 10-s monitor window, and app1's new
-/// container crashing 2 s into the run (the clock is tokio's, paused: the
-/// steps before the monitor step take no time).
-async fn app1_crashing_in_the_monitor_step(
+/// Two servers rolled with `action` above `ratio`, a 10-s monitor window,
+/// each drain taking `drain`, and app1's new container crashing `after`
+/// into the run (the clock is tokio's, paused: nothing else takes time).
+async fn app1_crashing_after(
+    after: Duration,
+    drain: Duration,
     action: FailureAction,
     ratio: f64,
 ) -> (Outcome, Rollout<String>, Vec<Event>) {
     let mut fake = Fake::new(2);
     fake.crashes.insert("app1:3000".into());
-    fake.started = Some(tokio::time::Instant::now());
-    fake.crash_noticed = Some(|fake| {
-        fake.started
-            .is_some_and(|t| t.elapsed() >= Duration::from_secs(2))
-    });
+    fake.drain_takes = drain;
+    fake.crash_seen_after = Some((tokio::time::Instant::now(), after));
     run_all(&fake, policy(action, ratio, Duration::from_secs(10))).await
 }
 
-/// Where the monitor step's start and finish, the failure and the reloads
-/// come among `events`.
-fn positions(events: &[Event]) -> (usize, usize, usize, Vec<usize>) {
+/// The events of the `nth` step whose action `is` (from its start to its
+/// finish), and whether app1's failure and a reload are among them.
+fn inside_step(events: &[Event], is: fn(&Action) -> bool, nth: usize) -> (bool, bool) {
     let start = events
         .iter()
-        .position(|e| matches!(e, Event::StepStart { step } if matches!(step.action, crate::plan::Action::Monitor { .. })))
-        .expect("a monitor step");
-    let index = match &events[start] {
-        Event::StepStart { step } => step.index,
-        _ => unreachable!(),
+        .enumerate()
+        .filter(|(_, e)| matches!(e, Event::StepStart { step } if is(&step.action)))
+        .map(|(i, _)| i)
+        .nth(nth)
+        .expect("the step ran");
+    let Event::StepStart { step } = &events[start] else {
+        unreachable!()
     };
     let finish = events
         .iter()
-        .position(|e| matches!(e, Event::StepFinish { index: i, .. } if *i == index))
-        .expect("the monitor step finished");
-    let failure = events
-        .iter()
-        .position(|e| matches!(e, Event::Failure { server, .. } if server == "app1:3000"))
-        .expect("app1 failed");
-    let reloads = events
-        .iter()
-        .enumerate()
-        .filter(|(_, e)| matches!(e, Event::Reload { .. }))
-        .map(|(i, _)| i)
-        .collect();
-    (start, finish, failure, reloads)
+        .position(|e| matches!(e, Event::StepFinish { index, .. } if *index == step.index))
+        .expect("the step finished");
+    let inside = &events[start..finish];
+    (
+        inside
+            .iter()
+            .any(|e| matches!(e, Event::Failure { server, .. } if server == "app1:3000")),
+        inside.iter().any(|e| matches!(e, Event::Reload { .. })),
+    )
+}
+
+fn monitor(action: &Action) -> bool {
+    matches!(action, Action::Monitor { .. })
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_failure_while_a_step_waits_is_taken_out_before_the_wait_ends() {
-    let (outcome, r, events) =
-        app1_crashing_in_the_monitor_step(FailureAction::Continue, 1.0).await;
+    let (outcome, r, events) = app1_crashing_after(
+        Duration::from_secs(2),
+        Duration::ZERO,
+        FailureAction::Continue,
+        1.0,
+    )
+    .await;
     assert_eq!(outcome, Outcome::Done);
     assert_eq!(states(&r), [ServerState::Failed, ServerState::Done]);
-    let (start, finish, failure, reloads) = positions(&events);
-    assert!(start < failure && failure < finish, "{events:#?}");
-    assert!(
-        reloads.iter().any(|r| (start..finish).contains(r)),
-        "app1 taken out with a reload inside the wait: {events:#?}"
+    assert_eq!(
+        inside_step(&events, monitor, 0),
+        (true, true),
+        "app1 failed and taken out with a reload inside the monitor step: {events:#?}"
     );
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_failure_while_the_next_drain_is_waited_for_is_taken_out_before_it_ends() {
     // Each drain takes 5 s: app1's crash, noticed 7 s in, falls in app2's.
-    let mut fake = Fake::new(2);
-    fake.crashes.insert("app1:3000".into());
-    fake.drain_takes = Duration::from_secs(5);
-    fake.started = Some(tokio::time::Instant::now());
-    fake.crash_noticed = Some(|fake| {
-        fake.started
-            .is_some_and(|t| t.elapsed() >= Duration::from_secs(7))
-    });
-    let (outcome, r, events) = run_all(
-        &fake,
-        policy(FailureAction::Continue, 1.0, Duration::from_secs(10)),
+    let (outcome, r, events) = app1_crashing_after(
+        Duration::from_secs(7),
+        Duration::from_secs(5),
+        FailureAction::Continue,
+        1.0,
     )
     .await;
     assert_eq!(outcome, Outcome::Done);
     assert_eq!(states(&r), [ServerState::Failed, ServerState::Done]);
-    let drains: Vec<usize> = events
-        .iter()
-        .enumerate()
-        .filter(|(_, e)| matches!(e, Event::StepStart { step } if matches!(step.action, crate::plan::Action::WaitDrained { .. })))
-        .map(|(i, _)| i)
-        .collect();
-    let second = drains[1];
-    let index = match &events[second] {
-        Event::StepStart { step } => step.index,
-        _ => unreachable!(),
-    };
-    let finish = events
-        .iter()
-        .position(|e| matches!(e, Event::StepFinish { index: i, .. } if *i == index))
-        .unwrap();
-    assert!(
-        events[second..finish]
-            .iter()
-            .any(|e| matches!(e, Event::Failure { server, .. } if server == "app1:3000")),
-        "{events:#?}"
-    );
+    let drain = |a: &Action| matches!(a, Action::WaitDrained { .. });
+    assert_eq!(inside_step(&events, drain, 1), (true, true), "{events:#?}");
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_failure_while_a_step_waits_that_fires_the_action_stops_the_run_there() {
-    let (outcome, r, events) = app1_crashing_in_the_monitor_step(FailureAction::Pause, 0.0).await;
+    let (outcome, r, events) = app1_crashing_after(
+        Duration::from_secs(2),
+        Duration::ZERO,
+        FailureAction::Pause,
+        0.0,
+    )
+    .await;
     assert!(
         matches!(&outcome, Outcome::Paused(why) if why.contains("monitor window")),
         "{outcome:?}"
     );
-    let (start, finish, failure, _) = positions(&events);
-    assert!(start < failure && failure < finish, "{events:#?}");
+    assert_eq!(
+        inside_step(&events, monitor, 0),
+        (true, true),
+        "{events:#?}"
+    );
     let monitor = r
         .plan
         .steps
         .iter()
-        .position(|s| matches!(s.action, crate::plan::Action::Monitor { .. }))
+        .position(|s| matches!(s.action, Action::Monitor { .. }))
         .unwrap();
     assert_eq!(
         r.steps[monitor].status,

@@ -36,8 +36,8 @@ pub(super) struct Fake {
     pub crashes: HashSet<String>,
     /// When a crash is noticed (always, if unset).
     pub crash_noticed: Option<fn(&Fake) -> bool>,
-    /// When the test began, for a crash noticed some time into the run.
-    pub started: Option<tokio::time::Instant>,
+    /// A crash noticed only this long after this instant (tokio's clock).
+    pub crash_seen_after: Option<(tokio::time::Instant, Duration)>,
     /// How many times the config was written.
     pub writes: RefCell<usize>,
     /// `nginx -t` fails.
@@ -259,7 +259,10 @@ impl World for Fake {
     ) -> Result<Option<String>> {
         let server = id.trim_start_matches("new-");
         Ok((self.crashes.contains(server)
-            && self.crash_noticed.is_none_or(|noticed| noticed(self)))
+            && self.crash_noticed.is_none_or(|noticed| noticed(self))
+            && self
+                .crash_seen_after
+                .is_none_or(|(from, after)| from.elapsed() >= after))
         .then(|| format!("{id} exited with code 1")))
     }
 }
