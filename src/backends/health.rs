@@ -3,6 +3,12 @@
 //! With a Docker healthcheck, Docker's own verdict is used; without one, a
 //! probe runs from inside the nginx container to the address nginx uses, so
 //! it tests exactly the path the traffic will take.
+//!
+//! In order: the verdict types ([`Probe`], [`HealthSource`], [`ContainerHealth`],
+//! [`HealthError`]); [`wait_healthy`], which follows the container's events
+//! (polling when they stop) from a baseline taken before it started; the
+//! probe run in nginx's container; and [`failed_within`], the monitor
+//! window's check.
 use std::collections::HashMap;
 use std::time::Duration;
 

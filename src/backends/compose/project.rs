@@ -452,13 +452,13 @@ impl ComposeProject {
     }
 }
 
-/// Reads `SERVICE HASH` lines.
 /// `value` as compose v1's `config` prints it: every `$` doubled, so that
 /// reading the output as a compose file gives the value back.
 fn as_printed(value: &str) -> String {
     value.replace('$', "$$")
 }
 
+/// Reads `SERVICE HASH` lines.
 fn parse_hashes(out: &str) -> HashMap<String, String> {
     out.lines()
         .filter_map(|l| {
