@@ -146,8 +146,9 @@ impl ComposeRef {
         let (Some(dir), Some(first)) = (&self.working_dir, self.config_files.first()) else {
             return self;
         };
-        let parent = first.parent();
-        let Some(parent) = parent.filter(|p| first.is_relative() && !p.as_os_str().is_empty())
+        let Some(parent) = first
+            .parent()
+            .filter(|p| first.is_relative() && !p.as_os_str().is_empty())
         else {
             return self;
         };
