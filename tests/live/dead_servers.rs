@@ -65,26 +65,26 @@ fn a_new_container_dying_in_its_monitor_window_is_pinned_out_and_the_rollout_goe
     );
     // Taken out when it died, not when the monitor step's wait ends: the
     // failure and its reload come inside that step.
-    let events: Vec<String> = json_lines(&out)
+    let events = json_lines(&out);
+    let at = |event: &str| events.iter().position(|e| e["event"] == event);
+    let monitor = events
         .iter()
-        .map(|e| {
-            let action = &e["step"]["action"]["action"];
-            format!("{} {}", e["event"], action.as_str().unwrap_or(""))
-        })
-        .collect();
-    let at = |what: &str| events.iter().position(|e| e == what);
-    let monitor = at("\"step-start\" monitor").expect("a monitor step");
-    let failure = at("\"failure\" ").expect("a failure event");
+        .position(|e| e["event"] == "step-start" && e["step"]["action"]["action"] == "monitor")
+        .expect("a monitor step");
+    let failure = at("failure").expect("a failure event");
     let finish = monitor
         + events[monitor..]
             .iter()
-            .position(|e| e.starts_with("\"step-finish\""))
+            .position(|e| e["event"] == "step-finish")
             .unwrap();
     assert!(
         monitor < failure
             && failure < finish
-            && events[monitor..finish].iter().any(|e| e == "\"reload\" "),
-        "{events:#?}"
+            && events[monitor..finish]
+                .iter()
+                .any(|e| e["event"] == "reload"),
+        "{}",
+        text(&out)
     );
     let conf = String::from_utf8(stack.conf()).unwrap();
     assert!(
