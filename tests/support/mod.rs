@@ -161,13 +161,17 @@ pub fn text(out: &Output) -> String {
     )
 }
 
-/// The JSON lines a `--output json` run printed.
+/// The events a `--output json` run printed, each checked against
+/// docs/events.schema.json: every test that reads events checks the schema.
 pub fn json_lines(out: &Output) -> Vec<serde_json::Value> {
-    String::from_utf8_lossy(&out.stdout)
+    static SCHEMA: std::sync::OnceLock<jsonschema::Validator> = std::sync::OnceLock::new();
+    let events: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter(|l| !l.trim().is_empty())
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
-        .collect()
+        .collect();
+    assert_valid(SCHEMA.get_or_init(validator), &events);
+    events
 }
 
 /// The `summary` event of a `--output json` run (the last one).

@@ -17,6 +17,7 @@ mod canary;
 mod hooks;
 mod line_edits;
 mod replica_sets;
+mod schema;
 mod start_first;
 mod stop_first;
 mod targets;
