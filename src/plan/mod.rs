@@ -1,6 +1,6 @@
 //! Planning a rollout: policies, steps, and the pure planner.
 //!
-//! Depends on `conf` (to compute each step's config diff) and nothing that
+//! Depends on `conf` and `diff` (to compute each step's config diff) and nothing that
 //! touches the outside world: no Docker, no command line, no compose files.
 mod builder;
 mod canary;

@@ -1,4 +1,5 @@
-//! `conf drain` / `conf undrain`: one server line of a config on this host,
+//! The offline `conf` edits (drain, undrain, set-weight, add-server,
+//! remove-server, replace-address): one server line of a config on this host,
 //! offline — under the same lock as a live rollout of that config, and
 //! written only over the bytes it was computed from.
 use std::path::PathBuf;

@@ -1,6 +1,7 @@
 //! The use cases: one public function per command that changes or reads the
-//! live system — deploy, resume, rollback, drain/undrain, status, history.
-//! Each takes a [`Session`], reports through an [`Observer`](crate::exec::Observer)
+//! live system — deploy, resume, rollback, status, history, and
+//! `edit_server` (drain, undrain, weight, add, remove). Each takes a
+//! [`Session`] (but `edit_file`, the offline `conf` edits), reports through an [`Observer`](crate::exec::Observer)
 //! and returns typed results; none prints. The glue between the nginx and
 //! backend wings (the world), `plan` (what to do) and `exec` (doing it).
 mod deploy;

@@ -1,5 +1,6 @@
-//! One file per command: its arguments and an `exec` that calls one
-//! library function and turns its result into output and an exit code.
+//! One file per command (or pair: drain/undrain, add/remove, deploy/plan):
+//! its arguments and an `exec` that calls one library function and turns its
+//! result into output and an exit code.
 mod add;
 pub mod completions;
 pub mod conf;
