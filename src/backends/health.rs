@@ -496,7 +496,13 @@ pub async fn failed_within(
             output,
         }));
     }
-    if restarts > 0 && time(state.started_at.as_ref()).is_some_and(within) {
+    // Restarted inside the window: started, or exited, in it. While Docker
+    // restarts a container it reports it running, with the count up and the
+    // new exit but still the old start.
+    let restarted = [&state.started_at, &state.finished_at]
+        .into_iter()
+        .any(|t| time(t.as_ref()).is_some_and(within));
+    if restarts > 0 && restarted {
         return Ok(Some(HealthError::Restarted { container, output }));
     }
     if let Some(health) = state.health
