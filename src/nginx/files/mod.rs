@@ -198,10 +198,16 @@ impl ContainerFs {
         }
     }
 
-    /// Reads container file `real` (resolved) through `/proc/PID/root`, the
-    /// kernel resolving it inside that root (`openat2` with `RESOLVE_IN_ROOT`),
-    /// non-blocking and bounded like every config read.
+    /// Reads container file `real` (resolved) through `/proc/PID/root`
+    /// ([`Self::open_local`]), bounded like every config read.
     fn read_local(&self, real: &Path) -> io::Result<Vec<u8>> {
+        read_bounded(self.open_local(real)?)
+    }
+
+    /// Opens container file `real` (resolved) through `/proc/PID/root`, the
+    /// kernel resolving it inside that root (`openat2` with `RESOLVE_IN_ROOT`),
+    /// non-blocking, its last component no symlink.
+    fn open_local(&self, real: &Path) -> io::Result<std::fs::File> {
         use rustix::fs::{Mode, OFlags, ResolveFlags};
         let root = self
             .local_root
@@ -225,7 +231,7 @@ impl ContainerFs {
             Err(rustix::io::Errno::NOSYS) => rustix::fs::openat(&dir, rel, flags, Mode::empty())?,
             other => other?,
         };
-        read_bounded(std::fs::File::from(fd))
+        Ok(std::fs::File::from(fd))
     }
 
     /// The host file behind container path `path`, when it is bind-mounted

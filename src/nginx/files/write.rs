@@ -4,7 +4,7 @@
 //! then read back through the container's own eyes, the single-file bind
 //! mount's inode trap explained when it does not see what was written.
 use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 use bollard::Docker;
@@ -131,21 +131,6 @@ impl ContainerFs {
         }
     }
 
-    /// Container path `path` as this host sees it through `/proc/PID/root`, when
-    /// the daemon is local and every directory on the way is a real one: an
-    /// absolute symlink there would resolve on this host. The last component may
-    /// itself be a symlink; following it is the caller's choice.
-    fn local_path(&self, path: &Path) -> Option<PathBuf> {
-        let root = self.local_root.as_deref()?;
-        let local = root.join(path.strip_prefix("/").unwrap_or(path));
-        let real_dirs = local
-            .ancestors()
-            .skip(1)
-            .take_while(|a| *a != root)
-            .all(|a| a.symlink_metadata().is_ok_and(|m| m.file_type().is_dir()));
-        real_dirs.then_some(local)
-    }
-
     /// Confirms the container sees `bytes` at a host-mounted path; explains
     /// the single-file bind mount inode trap when it does not.
     async fn verify_mounted(
@@ -159,7 +144,7 @@ impl ContainerFs {
         if seen.matches(bytes) {
             return Ok(());
         }
-        let now = std::fs::read(host).ok();
+        let now = crate::conf::read_regular(host).ok();
         let host_inode = std::fs::metadata(host).map(|m| m.ino()).ok();
         judge_read_back(&seen, bytes, now.as_deref(), host_inode).with_context(|| {
             format!(
@@ -171,14 +156,14 @@ impl ContainerFs {
     }
 
     /// The file at `path` as the container's own mount namespace shows it:
-    /// through [`Self::local_path`] when it is no symlink itself, else by
-    /// running `cat` and `ls -diL` in the container.
+    /// through `/proc/PID/root` when the daemon is local and it is no symlink
+    /// itself (resolved inside that root, read bounded: the container may swap
+    /// a symlink, a FIFO or a device in meanwhile), else by running `cat` and
+    /// `ls -diL` in the container.
     async fn container_view(&self, docker: &Docker, path: &Path) -> Result<ContainerView> {
-        if let Some(local) = self.local_path(path)
-            && local
-                .symlink_metadata()
-                .is_ok_and(|m| !m.file_type().is_symlink())
-            && let (Ok(bytes), Ok(meta)) = (std::fs::read(&local), std::fs::metadata(&local))
+        if let Ok(file) = self.open_local(path)
+            && let Ok(meta) = file.metadata()
+            && let Ok(bytes) = crate::conf::read_bounded(file)
         {
             return Ok(ContainerView {
                 bytes: Seen::Exact(bytes),
