@@ -17,6 +17,8 @@ pub struct BackendContainer {
     pub name: String,
     /// Image reference the container was created from.
     pub image: String,
+    /// The id of the image it runs (`sha256:…`).
+    pub image_id: String,
     /// Its compose project and service, when compose made it.
     pub compose: Option<ComposeRef>,
     /// Names of the networks it is attached to.
@@ -73,11 +75,52 @@ pub async fn resolve_backends(
     if nginx_networks.is_empty() {
         bail!("server {host}: nginx is on no network, so no container can be found by name");
     }
-    pick(
+    let mut resolved = pick(
         host,
         nginx_networks,
         on_networks(docker, nginx_networks, host).await?,
-    )
+    )?;
+    match &mut resolved {
+        Resolved::One(b) => trust_compose_labels(docker, std::slice::from_mut(&mut **b)).await,
+        Resolved::Replicas(all) => trust_compose_labels(docker, all).await,
+    }
+    Ok(resolved)
+}
+
+/// Drops the compose labels of those of `backends` whose image carries
+/// compose labels (or cannot be inspected): every container made from such
+/// an image inherits them, `docker run` too, so they need not be compose's,
+/// and their paths would have compose run, as root, on files the image's
+/// author chose. Such a container is recreated from its own spec, with a
+/// warning.
+async fn trust_compose_labels(docker: &Docker, backends: &mut [BackendContainer]) {
+    let mut carries: HashMap<String, bool> = HashMap::new();
+    for b in backends.iter_mut().filter(|b| b.compose.is_some()) {
+        let inherited = match carries.get(&b.image_id) {
+            Some(&c) => c,
+            None => {
+                let c = match docker.inspect_image(&b.image_id).await {
+                    Ok(image) => image
+                        .config
+                        .and_then(|c| c.labels)
+                        .is_some_and(|l| l.keys().any(|k| k.starts_with(ComposeLabel::PREFIX))),
+                    Err(_) => true,
+                };
+                carries.insert(b.image_id.clone(), c);
+                c
+            }
+        };
+        if inherited {
+            tracing::warn!(
+                "container {}: its image {} carries compose labels, which every container \
+                 made from it inherits: they are not taken as compose's, and it is recreated \
+                 from its own spec",
+                b.name,
+                b.image
+            );
+            b.compose = None;
+        }
+    }
 }
 
 /// Whether a running container on nginx's networks answers to `host` (a
@@ -138,7 +181,9 @@ pub async fn backend_by_name(docker: &Docker, name: &str) -> Result<BackendConta
         .inspect_container(name, None)
         .await
         .with_context(|| format!("container {name}: inspect (for --map)"))?;
-    Ok(backend_from(&inspect))
+    let mut backend = backend_from(&inspect);
+    trust_compose_labels(docker, std::slice::from_mut(&mut backend)).await;
+    Ok(backend)
 }
 
 fn backend_from(inspect: &ContainerInspectResponse) -> BackendContainer {
@@ -154,6 +199,7 @@ fn backend_from(inspect: &ContainerInspectResponse) -> BackendContainer {
         id: inspect.id.clone().unwrap_or_default(),
         name: docker::name_of(inspect, "").to_string(),
         image: config.image.unwrap_or_default(),
+        image_id: inspect.image.clone().unwrap_or_default(),
         number: config
             .labels
             .as_ref()
@@ -332,6 +378,7 @@ mod tests {
                 id: format!("id-{name}"),
                 name: name.into(),
                 image: "app:v1".into(),
+                image_id: "sha256:app".into(),
                 compose,
                 networks: vec!["net".into()],
                 running: true,

@@ -133,6 +133,54 @@ async fn resolves_by_compose_service_name_alias_and_ip() {
 }
 
 #[tokio::test]
+async fn compose_labels_an_image_carries_are_not_taken_as_compose_s() {
+    if skip() {
+        return;
+    }
+    let mut s = Scope::new("inherit");
+    let net = s.network("net");
+    // An image whose author wrote compose's labels: every container made
+    // from it (`docker run` here) inherits them, naming compose files of the
+    // author's choosing.
+    let service = s.name("svc");
+    let image = s.image_with(
+        "labelled",
+        &[
+            &format!("LABEL com.docker.compose.project={}", s.prefix),
+            &format!("LABEL com.docker.compose.service={service}"),
+            "LABEL com.docker.compose.project.working_dir=/tmp/not-compose-s",
+            "LABEL com.docker.compose.project.config_files=docker-compose.yml",
+        ],
+    );
+    let inherited = s.run("inherited", &["--network", &net, &image]);
+    let d = connect().await.unwrap();
+    let nets = [net.clone()];
+    let b = resolve_backend(&d, &nets, &inherited).await.unwrap();
+    assert_eq!(b.name, inherited);
+    assert_eq!(b.compose, None, "labels from the image are not compose's");
+    match resolve_backends(&d, &nets, &service).await.unwrap() {
+        Resolved::One(b) => assert_eq!((b.name.as_str(), b.compose), (inherited.as_str(), None)),
+        Resolved::Replicas(all) => panic!("{} replicas", all.len()),
+    }
+    assert_eq!(backend_by_name(&d, &inherited).await.unwrap().compose, None);
+    // The same labels given to the container itself are taken.
+    let given = s.run(
+        "given",
+        &[
+            "--network",
+            &net,
+            "--label",
+            &format!("com.docker.compose.project={}", s.prefix),
+            "--label",
+            "com.docker.compose.service=given",
+            APP,
+        ],
+    );
+    let b = resolve_backend(&d, &nets, &given).await.unwrap();
+    assert_eq!(b.compose.unwrap().service, "given");
+}
+
+#[tokio::test]
 async fn capture_spec_drops_image_defaults_but_keeps_explicit_values() {
     if skip() {
         return;
