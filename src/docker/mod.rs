@@ -9,6 +9,7 @@ mod host;
 mod labels;
 mod ssh;
 
+use std::collections::VecDeque;
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -23,7 +24,8 @@ pub use bollard::Docker;
 pub use endpoint::{DaemonLocation, DockerOptions, Endpoint, EndpointError, Origin};
 pub use labels::{ComposeLabel, ComposeRef, label_filters};
 
-/// How long one API call may take before it is an error.
+/// How long one API call may take before it is an error (an exec: until
+/// its command ends).
 const API_TIMEOUT: Duration = Duration::from_secs(120);
 /// How long the daemon may take to answer the first time (over ssh: the login too).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
@@ -119,7 +121,7 @@ pub fn listed_name(summary: &ContainerSummary) -> &str {
 
 /// The first 12 characters of a container id, as `docker ps` shows it.
 pub fn short_id(id: &str) -> &str {
-    &id[..id.len().min(12)]
+    id.char_indices().nth(12).map_or(id, |(end, _)| &id[..end])
 }
 
 /// Parses one of Docker's RFC 3339 timestamps; `what` names it in the error.
@@ -136,7 +138,7 @@ pub struct ExecOutput {
     pub exit_code: i64,
     /// Standard output, lossily decoded.
     pub stdout: String,
-    /// Standard error, lossily decoded.
+    /// Standard error, lossily decoded: its last 64 KiB.
     pub stderr: String,
 }
 
@@ -158,7 +160,9 @@ impl ExecOutput {
     }
 }
 
-/// Runs `argv` in `container` (`docker exec`) and collects its output and exit code.
+/// Runs `argv` in `container` (`docker exec`) and collects its output and
+/// exit code. A command that prints more than 64 MiB on stdout, or is still
+/// running after 2 minutes, is an error.
 pub async fn exec_in(docker: &Docker, container: &str, argv: &[&str]) -> Result<ExecOutput> {
     exec(docker, container, argv, None).await
 }
@@ -187,10 +191,11 @@ pub struct ExecRaced {
     pub container: String,
 }
 
-/// [`exec_attached`], and when it fails, or the command's start fails (exit
-/// 126, or no code), or a signal killed it, or it failed without a word
-/// (what an exec racing a container's stop or restart gets), whether the
-/// container went away meanwhile: then the error is [`ExecRaced`].
+/// [`exec_attached`] within [`API_TIMEOUT`], and when it fails, or the
+/// command's start fails (exit 126, or no code), or a signal killed it, or
+/// it failed without a word (what an exec racing a container's stop or
+/// restart gets), whether the container went away meanwhile: then the error
+/// is [`ExecRaced`].
 async fn exec(
     docker: &Docker,
     container: &str,
@@ -198,7 +203,15 @@ async fn exec(
     input: Option<&[u8]>,
 ) -> Result<ExecOutput> {
     let asked = Utc::now();
-    let result = exec_attached(docker, container, argv, input).await;
+    let result = tokio::time::timeout(API_TIMEOUT, exec_attached(docker, container, argv, input))
+        .await
+        .unwrap_or_else(|_| {
+            Err(anyhow!(
+                "exec `{}` in container {container}: still running after {}",
+                argv.join(" "),
+                humantime::format_duration(API_TIMEOUT)
+            ))
+        });
     let suspect = match &result {
         Ok(out) => out.may_have_raced_a_stop(),
         Err(_) => true,
@@ -218,6 +231,42 @@ async fn exec(
 
 /// The exit code recorded when the daemon has none for an exec.
 const NO_EXIT_CODE: i64 = -1;
+
+/// Most bytes of an exec's stdout kept: a config file read back with `cat`
+/// fits whole; more is an error, never a cut copy.
+const STDOUT_MAX: usize = crate::conf::MAX_FILE_BYTES as usize;
+/// How many bytes of the end of an exec's stderr are kept: nginx's messages
+/// (the reason last) and `nginx -V`'s configure arguments are a few KiB.
+const STDERR_KEPT: usize = 64 << 10;
+
+/// An exec's output as it arrives, within [`STDOUT_MAX`] and [`STDERR_KEPT`].
+#[derive(Debug, Default)]
+struct Collected {
+    stdout: Vec<u8>,
+    stderr: VecDeque<u8>,
+}
+
+impl Collected {
+    /// Adds one chunk; stdout growing past [`STDOUT_MAX`] is an error.
+    fn push(&mut self, chunk: LogOutput) -> Result<()> {
+        match chunk {
+            LogOutput::StdOut { message } | LogOutput::Console { message } => {
+                if self.stdout.len() + message.len() > STDOUT_MAX {
+                    bail!("it printed more than {} MiB", STDOUT_MAX >> 20);
+                }
+                self.stdout.extend_from_slice(&message);
+            }
+            LogOutput::StdErr { message } => {
+                let message = &message[message.len().saturating_sub(STDERR_KEPT)..];
+                let overflow = (self.stderr.len() + message.len()).saturating_sub(STDERR_KEPT);
+                self.stderr.drain(..overflow);
+                self.stderr.extend(message);
+            }
+            LogOutput::StdIn { .. } => {}
+        }
+        Ok(())
+    }
+}
 
 async fn exec_attached(
     docker: &Docker,
@@ -254,26 +303,20 @@ async fn exec_attached(
         Ok::<_, std::io::Error>(())
     };
     let collect = async {
-        let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+        let mut collected = Collected::default();
         while let Some(chunk) = output.next().await {
-            match chunk? {
-                LogOutput::StdOut { message } | LogOutput::Console { message } => {
-                    stdout.extend_from_slice(&message)
-                }
-                LogOutput::StdErr { message } => stderr.extend_from_slice(&message),
-                LogOutput::StdIn { .. } => {}
-            }
+            collected.push(chunk?)?;
         }
-        Ok::<_, bollard::errors::Error>((stdout, stderr))
+        Ok::<_, anyhow::Error>(collected)
     };
     let (fed, collected) = tokio::join!(feed, collect);
-    let (stdout, stderr) = collected.with_context(what)?;
+    let Collected { stdout, stderr } = collected.with_context(what)?;
     fed.with_context(|| format!("{}: writing its stdin", what()))?;
     let inspect = docker.inspect_exec(&id).await.with_context(what)?;
     Ok(ExecOutput {
         exit_code: inspect.exit_code.unwrap_or(NO_EXIT_CODE),
         stdout: String::from_utf8_lossy(&stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&stderr).into_owned(),
+        stderr: String::from_utf8_lossy(&Vec::from(stderr)).into_owned(),
     })
 }
 
@@ -365,5 +408,43 @@ mod tests {
         assert_eq!(bare_name("/app1"), "app1");
         assert_eq!(short_id("0123456789abcdef"), "0123456789ab");
         assert_eq!(short_id("abc"), "abc");
+        assert_eq!(short_id("ééééééééééééé"), "éééééééééééé");
+        assert_eq!(short_id("0123456789aé"), "0123456789aé");
+    }
+
+    #[test]
+    fn an_exec_keeps_all_of_stdout_within_its_bound_and_the_end_of_stderr() {
+        let mut c = Collected::default();
+        c.push(LogOutput::StdOut {
+            message: vec![b'x'; STDOUT_MAX - 1].into(),
+        })
+        .unwrap();
+        c.push(LogOutput::StdOut {
+            message: "y".into(),
+        })
+        .unwrap();
+        assert_eq!(c.stdout.len(), STDOUT_MAX);
+        let err = c
+            .push(LogOutput::StdOut {
+                message: "z".into(),
+            })
+            .unwrap_err();
+        assert!(err.to_string().contains("printed more than"), "{err}");
+
+        for n in 0..20_000 {
+            c.push(LogOutput::StdErr {
+                message: format!("warn {n}\n").into(),
+            })
+            .unwrap();
+        }
+        assert_eq!(c.stderr.len(), STDERR_KEPT);
+        let stderr = String::from_utf8(Vec::from(c.stderr)).unwrap();
+        assert!(stderr.ends_with("warn 19999\n"), "{stderr}");
+        let mut big = Collected::default();
+        big.push(LogOutput::StdErr {
+            message: vec![b'e'; 3 * STDERR_KEPT].into(),
+        })
+        .unwrap();
+        assert_eq!(big.stderr.len(), STDERR_KEPT);
     }
 }
