@@ -1,6 +1,7 @@
 //! Finding the nginx container and what it runs: config path, mounts, networks.
 
 use std::collections::HashMap;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -190,8 +191,25 @@ fn single<'a>(candidates: &[&'a ContainerSummary], place: &str) -> Result<&'a st
 /// `None` when that is not possible or the binary does not record a `--conf-path`.
 fn configure_arguments(daemon: DaemonLocation, pid: u32, id: &str) -> Option<String> {
     let dir = container_process(local_proc(daemon)?, pid, id)?;
-    let binary = std::fs::read(dir.join("exe")).ok()?;
-    configure_string(&binary)
+    configure_string(&binary_head(&dir.join("exe"))?)
+}
+
+/// How much of a container's nginx binary is searched for its configure
+/// arguments. They are in `.rodata`, which linkers place next to the code,
+/// before the data and any debug info: within the first few MiB of any
+/// nginx (Debian's whole binary is about 1.3 MB). Where they are not found
+/// within it, `nginx -V` is run instead.
+const BINARY_SEARCHED: u64 = 16 << 20;
+
+/// The first [`BINARY_SEARCHED`] bytes of the binary at `exe`.
+fn binary_head(exe: &Path) -> Option<Vec<u8>> {
+    let mut head = Vec::new();
+    std::fs::File::open(exe)
+        .ok()?
+        .take(BINARY_SEARCHED)
+        .read_to_end(&mut head)
+        .ok()?;
+    Some(head)
 }
 
 /// The NUL-terminated string holding `--conf-path=` in a binary.
@@ -340,5 +358,27 @@ mod tests {
             PathBuf::from("/etc/nginx/nginx.conf")
         );
         assert_eq!(configure_string(b"\0busybox sh\0"), None);
+    }
+
+    #[test]
+    fn only_the_head_of_a_binary_is_searched() {
+        use std::io::{Seek, SeekFrom, Write};
+        let tmp = tempfile::tempdir().unwrap();
+        let head_of = |start: &[u8], past_the_bound: &[u8]| {
+            let exe = tmp.path().join("nginx");
+            let mut f = std::fs::File::create(&exe).unwrap();
+            f.write_all(start).unwrap();
+            f.seek(SeekFrom::Start(BINARY_SEARCHED)).unwrap();
+            f.write_all(past_the_bound).unwrap();
+            binary_head(&exe).unwrap()
+        };
+        let beyond = b"\0 --conf-path=/beyond.conf\0";
+        let head = head_of(b"\0 --conf-path=/etc/nginx/nginx.conf\0", beyond);
+        assert_eq!(head.len() as u64, BINARY_SEARCHED);
+        assert_eq!(
+            configure_string(&head).as_deref(),
+            Some(" --conf-path=/etc/nginx/nginx.conf")
+        );
+        assert_eq!(configure_string(&head_of(b"\x7fELF", beyond)), None);
     }
 }
