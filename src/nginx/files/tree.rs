@@ -70,7 +70,9 @@ impl Tree {
                         uid: header.uid().unwrap_or(0),
                         gid: header.gid().unwrap_or(0),
                     };
-                    let mut bytes = Vec::with_capacity(header.size()? as usize);
+                    // The size is the container's word: reserve no more than a file may hold.
+                    let reserve = header.size()?.min(crate::conf::MAX_FILE_BYTES);
+                    let mut bytes = Vec::with_capacity(reserve as usize);
                     entry.read_to_end(&mut bytes)?;
                     Node::File(bytes, meta)
                 }
@@ -258,6 +260,19 @@ mod tests {
             tree.get(Path::new("/etc/nginx/modules-enabled/50-mod.conf")),
             Ok(Some((_, Node::File(..))))
         ));
+    }
+
+    #[test]
+    fn a_header_claiming_a_huge_file_reserves_no_more_than_a_file_may_hold() {
+        // 1 TiB claimed, 10 bytes given: reserving the claim would abort.
+        let mut h = tar::Header::new_gnu();
+        h.set_size(1 << 40);
+        let mut b = tar::Builder::new(Vec::new());
+        b.append_data(&mut h, "nginx.conf", &b"events {}\n"[..])
+            .unwrap();
+        let tar = b.into_inner().unwrap();
+        let mut tree = Tree::default();
+        assert!(tree.add_tar(Path::new("/etc/nginx.conf"), &tar).is_err());
     }
 
     #[test]
