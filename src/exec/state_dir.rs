@@ -114,7 +114,15 @@ impl StateDir {
 
     /// The next free revision number.
     pub fn next_revision(&self) -> Result<u32> {
-        Ok(self.revisions()?.last().map_or(1, |r| r + 1))
+        let Some(&last) = self.revisions()?.last() else {
+            return Ok(1);
+        };
+        last.checked_add(1).with_context(|| {
+            format!(
+                "{}: no revision number follows {last}; remove that directory",
+                self.revision_dir(last).display()
+            )
+        })
     }
 
     /// Saves the config files' bytes before a rollout and returns their snapshots.
@@ -283,6 +291,18 @@ mod tests {
 
     fn mode(p: &Path) -> u32 {
         fs::symlink_metadata(p).unwrap().mode() & 0o777
+    }
+
+    #[test]
+    fn revisions_count_up_and_the_last_number_is_an_error_not_an_overflow() {
+        let tmp = tempfile::tempdir().unwrap();
+        let state = StateDir::open(&tmp.path().join("state")).unwrap();
+        assert_eq!(state.next_revision().unwrap(), 1);
+        fs::create_dir(state.revision_dir(7)).unwrap();
+        assert_eq!(state.next_revision().unwrap(), 8);
+        fs::create_dir(state.revision_dir(u32::MAX)).unwrap();
+        let err = state.next_revision().unwrap_err();
+        assert!(err.to_string().contains("4294967295"), "{err}");
     }
 
     #[test]
