@@ -13,6 +13,9 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
+/// Most bytes of a lock file's note read: ours is one short line of JSON.
+const MAX_NOTE: u64 = 64 << 10;
+
 /// Who holds (or last held) a lock.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Holder {
@@ -76,10 +79,9 @@ impl Lock {
                 path.display()
             );
         }
-        let mut previous = String::new();
         if let Err(e) = file.try_lock() {
-            let _ = file.read_to_string(&mut previous);
-            let holder = serde_json::from_str(&previous).unwrap_or(Holder {
+            let previous = read_note(&file).unwrap_or_default();
+            let holder = serde_json::from_slice(&previous).unwrap_or(Holder {
                 pid: 0,
                 command: format!("unknown ({e})"),
                 since: "unknown".into(),
@@ -90,9 +92,9 @@ impl Lock {
             }
             .into());
         }
-        file.read_to_string(&mut previous)
-            .with_context(|| format!("cannot read lock {}", path.display()))?;
-        let taken_over_from = serde_json::from_str::<Holder>(&previous).ok();
+        let previous =
+            read_note(&file).with_context(|| format!("cannot read lock {}", path.display()))?;
+        let taken_over_from = serde_json::from_slice::<Holder>(&previous).ok();
         let me = Holder {
             pid: std::process::id(),
             command: command.to_string(),
@@ -107,6 +109,13 @@ impl Lock {
             taken_over_from,
         })
     }
+}
+
+/// The note in a lock file: at most [`MAX_NOTE`] bytes of it.
+fn read_note(file: &File) -> std::io::Result<Vec<u8>> {
+    let mut note = Vec::new();
+    file.take(MAX_NOTE).read_to_end(&mut note)?;
+    Ok(note)
 }
 
 impl Drop for Lock {
@@ -169,6 +178,17 @@ mod tests {
         let err = Lock::acquire_within(&path, "two", Duration::ZERO).unwrap_err();
         assert!(err.is::<LockHeld>());
         drop(held);
+    }
+
+    #[test]
+    fn a_note_is_read_only_up_to_its_bound() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("lock");
+        std::fs::write(&path, vec![b'x'; 1 << 20]).unwrap();
+        let note = read_note(&File::open(&path).unwrap()).unwrap();
+        assert_eq!(note.len() as u64, MAX_NOTE);
+        let lock = Lock::acquire(&path, "resume").unwrap();
+        assert_eq!(lock.taken_over_from, None);
     }
 
     #[test]
