@@ -232,14 +232,14 @@ async fn exec(
 /// The exit code recorded when the daemon has none for an exec.
 const NO_EXIT_CODE: i64 = -1;
 
-/// Most bytes of an exec's stdout kept: a config file read back with `cat`
-/// fits whole; more is an error, never a cut copy.
-const STDOUT_MAX: usize = crate::conf::MAX_FILE_BYTES as usize;
+/// Most bytes of an exec's stdout kept (64 MiB, what a config file may hold:
+/// one read back with `cat` fits whole); more is an error, never a cut copy.
+pub const EXEC_STDOUT_MAX: usize = 64 << 20;
 /// How many bytes of the end of an exec's stderr are kept: nginx's messages
 /// (the reason last) and `nginx -V`'s configure arguments are a few KiB.
 const STDERR_KEPT: usize = 64 << 10;
 
-/// An exec's output as it arrives, within [`STDOUT_MAX`] and [`STDERR_KEPT`].
+/// An exec's output as it arrives, within [`EXEC_STDOUT_MAX`] and [`STDERR_KEPT`].
 #[derive(Debug, Default)]
 struct Collected {
     stdout: Vec<u8>,
@@ -247,12 +247,12 @@ struct Collected {
 }
 
 impl Collected {
-    /// Adds one chunk; stdout growing past [`STDOUT_MAX`] is an error.
+    /// Adds one chunk; stdout growing past [`EXEC_STDOUT_MAX`] is an error.
     fn push(&mut self, chunk: LogOutput) -> Result<()> {
         match chunk {
             LogOutput::StdOut { message } | LogOutput::Console { message } => {
-                if self.stdout.len() + message.len() > STDOUT_MAX {
-                    bail!("it printed more than {} MiB", STDOUT_MAX >> 20);
+                if self.stdout.len() + message.len() > EXEC_STDOUT_MAX {
+                    bail!("it printed more than {} MiB", EXEC_STDOUT_MAX >> 20);
                 }
                 self.stdout.extend_from_slice(&message);
             }
@@ -416,14 +416,14 @@ mod tests {
     fn an_exec_keeps_all_of_stdout_within_its_bound_and_the_end_of_stderr() {
         let mut c = Collected::default();
         c.push(LogOutput::StdOut {
-            message: vec![b'x'; STDOUT_MAX - 1].into(),
+            message: vec![b'x'; EXEC_STDOUT_MAX - 1].into(),
         })
         .unwrap();
         c.push(LogOutput::StdOut {
             message: "y".into(),
         })
         .unwrap();
-        assert_eq!(c.stdout.len(), STDOUT_MAX);
+        assert_eq!(c.stdout.len(), EXEC_STDOUT_MAX);
         let err = c
             .push(LogOutput::StdOut {
                 message: "z".into(),

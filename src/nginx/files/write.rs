@@ -12,7 +12,10 @@ use bollard::Docker;
 use super::tree::{Meta, Node};
 use super::{ContainerFs, Location, local_view};
 use crate::conf::{FileChanged, write_if_unchanged};
-use crate::docker::{exec_in, exec_with_input};
+use crate::docker::{EXEC_STDOUT_MAX, exec_in, exec_with_input};
+
+// A config file read back with `cat` fits an exec's stdout whole.
+const _: () = assert!(EXEC_STDOUT_MAX as u64 >= crate::conf::MAX_FILE_BYTES);
 
 /// A file as seen from inside the container.
 #[derive(Debug)]
