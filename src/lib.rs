@@ -6,6 +6,7 @@
 //! integration tests, benches and fuzzers reach; the rest is private.
 mod cli;
 mod diff;
+mod duration;
 mod exec;
 mod plan;
 mod retry;

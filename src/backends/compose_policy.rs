@@ -157,10 +157,7 @@ fn parse_section(at: String, section: Merged) -> Result<ComposeSection, PolicyEr
             Value::Number(n) => n.to_string(),
             _ => return Err(err(key, "expected a scalar".into())),
         };
-        let duration = || {
-            humantime::parse_duration(&text)
-                .map_err(|e| err(key, format!("{text:?} is not a duration ({e})")))
-        };
+        let duration = || crate::duration::parse(&text).map_err(|e| err(key, e));
         fn word<T: Words>(text: &str) -> Result<T, String> {
             T::from_word(text).ok_or_else(|| format!("{text:?} is not one of {}", T::choices()))
         }
@@ -252,6 +249,16 @@ mod tests {
             e.to_string()
                 .starts_with("f.yml app: delay: \"soon\" is not a duration"),
             "{e}"
+        );
+        let e = parse_section(
+            "services.app1.deploy.update_config".into(),
+            section("monitor: 300000y", "f.yml"),
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "f.yml services.app1.deploy.update_config: monitor: \"300000y\" is longer than \
+             100years, the longest duration accepted"
         );
     }
 

@@ -24,6 +24,7 @@ use tokio::time::Instant;
 
 use crate::conf::{Address, AddressKind};
 use crate::docker::{self, exec_in};
+use crate::duration;
 
 /// How often the container is looked at while waiting.
 const POLL: Duration = Duration::from_millis(100);
@@ -294,7 +295,7 @@ pub async fn wait_healthy(
     probe: &Probe,
     timeout: Duration,
 ) -> Result<HealthyAt> {
-    let deadline = Instant::now() + timeout;
+    let deadline = duration::deadline(Instant::now(), timeout);
     let mut changes = state_changes(docker, id);
     let first = inspect(docker, id).await?;
     let base = Baseline::of(&first, id);
@@ -476,7 +477,7 @@ pub async fn failed_within(
     since: DateTime<Utc>,
     window: Duration,
 ) -> Result<Option<HealthError>> {
-    let until = since + window;
+    let until = duration::after(since, window);
     let Some(info) = docker::inspect(docker, id).await? else {
         return Ok(Some(HealthError::Gone {
             container: id.to_string(),

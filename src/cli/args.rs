@@ -210,9 +210,10 @@ pub struct ConfirmArgs {
     pub yes: bool,
 }
 
-/// Parses a duration (`500ms`, `10s`, `1m30s`).
+/// Parses a duration (`500ms`, `10s`, `1m30s`), by the tool's rule
+/// ([`crate::duration::parse`], which bounds it).
 pub fn duration(s: &str) -> Result<Duration, String> {
-    humantime::parse_duration(s).map_err(|e| format!("{s:?}: {e} (e.g. 500ms, 10s, 1m30s)"))
+    crate::duration::parse(s)
 }
 
 /// Parses a server's weight, by the config engine's rule ([`Param::is_weight`]).
@@ -414,6 +415,19 @@ mod tests {
         };
         assert_eq!(args.drain_timeout, Timeouts::DEFAULT.drain);
         assert_eq!(args.health_timeout, Timeouts::DEFAULT.health);
+    }
+
+    #[test]
+    fn a_duration_past_the_maximum_is_an_error_naming_its_flag() {
+        for flag in ["--monitor", "--health-timeout", "--rollback-delay"] {
+            let e = Cli::try_parse_from(["nginx-rollout", "deploy", "apps", flag, "300000y"])
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains(flag) && e.contains("\"300000y\" is longer than 100years"),
+                "{e}"
+            );
+        }
     }
 
     #[test]

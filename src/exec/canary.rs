@@ -1,12 +1,14 @@
 //! The canary's hold at each share of the traffic, watching its new container.
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Result;
 use chrono::Utc;
+use tokio::time::Instant;
 
 use super::event::Observer;
 use super::executor::{Executor, StepError};
 use super::world::World;
+use crate::duration::deadline;
 use crate::plan::{Gate, ServerRef, Share};
 
 /// How often a held canary's container is looked at.
@@ -40,7 +42,7 @@ impl<W: World, O: Observer + ?Sized> Executor<'_, W, O> {
             ),
             hold,
         );
-        let until = Instant::now() + hold;
+        let until = deadline(Instant::now(), hold);
         loop {
             if let Some(reason) = self.canary_failure(&server.server).await? {
                 let mut failed = vec![(

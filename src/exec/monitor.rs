@@ -11,6 +11,7 @@ use super::event::Observer;
 use super::executor::{Executor, Outcome, StepError};
 use super::journal::ServerState;
 use super::world::World;
+use crate::duration::after;
 
 /// How often the monitor windows are checked while a step waits: a new
 /// container that fails meanwhile is taken out of nginx then, not when the
@@ -93,7 +94,9 @@ impl<W: World, O: Observer + ?Sized> Executor<'_, W, O> {
         let Some(last) = self.watched().iter().map(|(_, _, at)| *at).max() else {
             return Ok(());
         };
-        let remaining = (last + window - Utc::now()).to_std().unwrap_or_default();
+        let remaining = (after(last, window) - Utc::now())
+            .to_std()
+            .unwrap_or_default();
         self.announce_wait(index, "the monitor window of the new containers", remaining);
         self.watching(tokio::time::sleep(remaining)).await
     }

@@ -13,6 +13,7 @@ use tokio::time::{Instant, sleep};
 use super::NginxContainer;
 use super::workers::{Workers, worker_pids};
 use crate::docker::{ExecOutput, ExecRaced, exec_in};
+use crate::duration;
 
 /// How often the process list is polled while waiting: often at first (a
 /// reload takes nginx about 100 ms), then less so during long drains.
@@ -161,7 +162,7 @@ pub async fn reload(
     // The signal fails when the container is restarting: a new master is then
     // as good as a reload, so the error counts only if the old master stays.
     let mut signal_error = signal_reload(docker, nginx, before.master).await.err();
-    let deadline = started + timeout;
+    let deadline = duration::deadline(started, timeout);
     // Why the process list could not be read last (nginx restarting or stopped).
     let mut unread;
     loop {
@@ -240,7 +241,7 @@ pub async fn wait_old_workers_exit(
     timeout: Duration,
 ) -> Result<()> {
     let started = Instant::now();
-    let deadline = started + timeout;
+    let deadline = duration::deadline(started, timeout);
     loop {
         // A list that cannot be read (nginx restarting) proves nothing yet.
         let now = match worker_pids(docker, nginx).await {

@@ -358,7 +358,9 @@ fn layer(cfg: &mut UpdateConfig, values: &Overrides, source: impl Fn(&str) -> So
     }
 }
 
-/// Serde for `Setting<Duration>` as a human-readable string ("1m 30s").
+/// Serde for `Setting<Duration>` as a human-readable string ("1m 30s"), read
+/// by the tool's rule ([`crate::duration::parse`]: a journal edited past its
+/// bound is refused).
 mod setting_duration {
     use super::*;
     use serde::{Deserializer, Serializer};
@@ -379,7 +381,7 @@ mod setting_duration {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(de: D) -> Result<Setting<Duration>, D::Error> {
         let r = Repr::deserialize(de)?;
-        let value = humantime::parse_duration(&r.value).map_err(serde::de::Error::custom)?;
+        let value = crate::duration::parse(&r.value).map_err(serde::de::Error::custom)?;
         Ok(Setting {
             value,
             source: r.source,

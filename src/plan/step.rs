@@ -420,7 +420,9 @@ pub struct Step {
     pub diff: Option<String>,
 }
 
-/// Serde for `Duration` as a human-readable string ("1m 30s").
+/// Serde for `Duration` as a human-readable string ("1m 30s"), read by the
+/// tool's rule ([`crate::duration::parse`]: a journal edited past its bound
+/// is refused).
 pub(crate) mod humantime_serde_compat {
     use std::time::Duration;
 
@@ -432,6 +434,6 @@ pub(crate) mod humantime_serde_compat {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(de: D) -> Result<Duration, D::Error> {
         let s = String::deserialize(de)?;
-        humantime::parse_duration(&s).map_err(serde::de::Error::custom)
+        crate::duration::parse(&s).map_err(serde::de::Error::custom)
     }
 }
