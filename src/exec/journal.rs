@@ -250,6 +250,22 @@ impl<S> Rollout<S> {
     pub fn server_mut(&mut self, server: &str) -> Option<&mut ServerRecord<S>> {
         self.servers.iter_mut().find(|s| s.server == server)
     }
+
+    /// Checks the shape the executor indexes by: one step record per plan
+    /// step, and the plan's steps numbered 1, 2, … in order. A corrupted or
+    /// hand-edited journal without it is refused, not run.
+    pub fn check_shape(&self) -> Result<(), String> {
+        let (records, steps) = (self.steps.len(), self.plan.steps.len());
+        if records != steps {
+            return Err(format!(
+                "it has {records} step records for the {steps} steps of its plan"
+            ));
+        }
+        match self.plan.steps.iter().zip(1..).find(|(s, n)| s.index != *n) {
+            Some((s, n)) => Err(format!("its plan's step {n} is numbered {}", s.index)),
+            None => Ok(()),
+        }
+    }
 }
 
 impl<S> ServerRecord<S> {

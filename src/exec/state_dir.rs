@@ -75,12 +75,18 @@ impl StateDir {
         Ok(out)
     }
 
-    /// Loads one revision.
+    /// Loads one revision; a record that does not parse or has not the
+    /// shape the executor needs ([`Rollout::check_shape`]) is an error
+    /// naming the file.
     pub fn load<S: DeserializeOwned>(&self, revision: u32) -> Result<Rollout<S>> {
         let path = self.revision_dir(revision).join("rollout.json");
         let bytes = read_own(&path)?;
-        serde_json::from_slice(&bytes)
-            .with_context(|| format!("{} is not a rollout record", path.display()))
+        let rollout: Rollout<S> = serde_json::from_slice(&bytes)
+            .with_context(|| format!("{} is not a rollout record", path.display()))?;
+        if let Err(why) = rollout.check_shape() {
+            bail!("{} is not a rollout record: {why}", path.display());
+        }
+        Ok(rollout)
     }
 
     /// Every revision, oldest first (unreadable ones are skipped with a warning).
@@ -287,10 +293,105 @@ fn write_durably(path: &Path, bytes: &[u8]) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::journal::{RolloutKind, Status, StepRecord, StepStatus, time};
     use super::*;
+    use crate::plan::{Action, Plan, Step, Timeouts, UpdateConfig};
 
     fn mode(p: &Path) -> u32 {
         fs::symlink_metadata(p).unwrap().mode() & 0o777
+    }
+
+    /// The record of a plan of three reloads, none run yet.
+    fn three_reloads() -> Rollout<String> {
+        let pending = StepRecord {
+            status: StepStatus::Pending,
+            started_at: None,
+            finished_at: None,
+            error: None,
+        };
+        Rollout {
+            revision: 1,
+            kind: RolloutKind::Deploy,
+            undoes: None,
+            command: "test".into(),
+            started_at: time::now(),
+            finished_at: None,
+            status: Status::Running,
+            reason: None,
+            nginx: "nginx".into(),
+            upstream: "apps".into(),
+            config_before: Vec::new(),
+            servers: Vec::new(),
+            plan: Plan {
+                upstream: "apps".into(),
+                targets: Vec::new(),
+                sets: Vec::new(),
+                policy: UpdateConfig::engine_defaults(),
+                timeouts: Timeouts::DEFAULT,
+                ramp: None,
+                steps: (1..=3)
+                    .map(|index| Step {
+                        index,
+                        action: Action::Reload,
+                        diff: None,
+                    })
+                    .collect(),
+            },
+            rollback_policy: UpdateConfig::engine_defaults(),
+            steps: vec![pending; 3],
+        }
+    }
+
+    #[test]
+    fn a_record_of_the_wrong_shape_is_refused_naming_its_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        let state = StateDir::open(&tmp.path().join("state")).unwrap();
+        let file = state.revision_dir(1).join("rollout.json");
+        let refused = |r: &Rollout<String>| {
+            state.save(r).unwrap();
+            format!("{:#}", state.load::<String>(1).unwrap_err())
+        };
+        let good = three_reloads();
+        state.save(&good).unwrap();
+        assert_eq!(state.load::<String>(1).unwrap(), good);
+
+        let mut missing = good.clone();
+        missing.steps.pop();
+        assert_eq!(
+            refused(&missing),
+            format!(
+                "{} is not a rollout record: it has 2 step records for the 3 steps of its plan",
+                file.display()
+            )
+        );
+        let mut reordered = good.clone();
+        reordered.plan.steps.swap(0, 1);
+        assert_eq!(
+            refused(&reordered),
+            format!(
+                "{} is not a rollout record: its plan's step 1 is numbered 2",
+                file.display()
+            )
+        );
+    }
+
+    #[test]
+    fn a_duration_past_the_maximum_is_refused_on_load_naming_the_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        let state = StateDir::open(&tmp.path().join("state")).unwrap();
+        let file = state.revision_dir(1).join("rollout.json");
+        state.save(&three_reloads()).unwrap();
+        for at in ["/plan/policy/monitor/value", "/plan/timeouts/drain"] {
+            let mut json = serde_json::to_value(three_reloads()).unwrap();
+            *json.pointer_mut(at).unwrap() = "300000y".into();
+            fs::write(&file, serde_json::to_vec(&json).unwrap()).unwrap();
+            let e = format!("{:#}", state.load::<String>(1).unwrap_err());
+            assert!(
+                e.starts_with(&format!("{} is not a rollout record: ", file.display()))
+                    && e.contains("\"300000y\" is longer than 100years"),
+                "{e}"
+            );
+        }
     }
 
     #[test]

@@ -112,9 +112,15 @@ impl<W: World, O: Observer + ?Sized> Executor<'_, W, O> {
         // Steps are numbered from 1; between the stop and the delay only
         // edits with no reload (burying what the stop took away).
         let right_after = |stop: usize| {
-            self.rollout.plan.steps[stop..index.saturating_sub(1)]
-                .iter()
-                .all(|s| matches!(s.action, Action::Edit { .. }))
+            self.rollout
+                .plan
+                .steps
+                .get(stop..index.saturating_sub(1))
+                .is_some_and(|between| {
+                    between
+                        .iter()
+                        .all(|s| matches!(s.action, Action::Edit { .. }))
+                })
         };
         match self.stop_requested {
             Some((stop, at)) if from_stop && stop < index && right_after(stop) => {
