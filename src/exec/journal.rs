@@ -252,9 +252,24 @@ impl<S> Rollout<S> {
     }
 
     /// Checks the shape the executor indexes by: one step record per plan
-    /// step, and the plan's steps numbered 1, 2, … in order. A corrupted or
-    /// hand-edited journal without it is refused, not run.
+    /// step, and the plan's steps numbered 1, 2, … in order; and that each
+    /// config backup is named as a file of the revision's own directory. A
+    /// corrupted or hand-edited journal without it is refused, not run.
     pub fn check_shape(&self) -> Result<(), String> {
+        let plain = |name: &str| {
+            let mut parts = std::path::Path::new(name).components();
+            matches!(
+                (parts.next(), parts.next()),
+                (Some(std::path::Component::Normal(_)), None)
+            )
+        };
+        if let Some(f) = self.config_before.iter().find(|f| !plain(&f.backup)) {
+            return Err(format!(
+                "its backup of {} is named {:?}, not a file of its directory",
+                f.path.display(),
+                f.backup
+            ));
+        }
         let (records, steps) = (self.steps.len(), self.plan.steps.len());
         if records != steps {
             return Err(format!(

@@ -293,7 +293,7 @@ fn write_durably(path: &Path, bytes: &[u8]) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::journal::{RolloutKind, Status, StepRecord, StepStatus, time};
+    use super::super::journal::{FileSnapshot, RolloutKind, Status, StepRecord, StepStatus, time};
     use super::*;
     use crate::plan::{Action, Plan, Step, Timeouts, UpdateConfig};
 
@@ -370,6 +370,19 @@ mod tests {
             refused(&reordered),
             format!(
                 "{} is not a rollout record: its plan's step 1 is numbered 2",
+                file.display()
+            )
+        );
+        let mut elsewhere = good.clone();
+        elsewhere.config_before = vec![FileSnapshot {
+            path: "/etc/nginx/nginx.conf".into(),
+            backup: "../../other/config-0.bak".into(),
+        }];
+        assert_eq!(
+            refused(&elsewhere),
+            format!(
+                "{} is not a rollout record: its backup of /etc/nginx/nginx.conf is named \
+                 \"../../other/config-0.bak\", not a file of its directory",
                 file.display()
             )
         );
