@@ -1,10 +1,12 @@
 //! Which container an upstream `server` address points at.
 use std::collections::HashMap;
+use std::sync::Mutex;
 
 use anyhow::{Context, Result, bail};
 use bollard::Docker;
 use bollard::models::{ContainerInspectResponse, EndpointSettings};
 use bollard::query_parameters::ListContainersOptions;
+use futures_util::{StreamExt, stream};
 
 use crate::docker::{self, ComposeLabel, ComposeRef};
 
@@ -66,72 +68,145 @@ pub async fn resolve_backend(
 
 /// Finds what `host` names on nginx's networks: one container, or the
 /// replicas of one compose service or network alias. Several containers that
-/// are not one service's replicas are an error listing them.
+/// are not one service's replicas are an error listing them. (To resolve
+/// several hosts, list the networks once: [`OnNetworks`].)
 pub async fn resolve_backends(
     docker: &Docker,
     nginx_networks: &[String],
     host: &str,
 ) -> Result<Resolved> {
-    if nginx_networks.is_empty() {
-        bail!("server {host}: nginx is on no network, so no container can be found by name");
-    }
-    let mut resolved = pick(
-        host,
-        nginx_networks,
-        on_networks(docker, nginx_networks, host).await?,
-    )?;
-    match &mut resolved {
-        Resolved::One(b) => trust_compose_labels(docker, std::slice::from_mut(&mut **b)).await,
-        Resolved::Replicas(all) => trust_compose_labels(docker, all).await,
-    }
-    Ok(resolved)
-}
-
-/// Drops the compose labels of those of `backends` whose image carries
-/// compose labels (or cannot be inspected): every container made from such
-/// an image inherits them, `docker run` too, so they need not be compose's,
-/// and their paths would have compose run, as root, on files the image's
-/// author chose. Such a container is recreated from its own spec, with a
-/// warning.
-async fn trust_compose_labels(docker: &Docker, backends: &mut [BackendContainer]) {
-    let mut carries: HashMap<String, bool> = HashMap::new();
-    for b in backends.iter_mut().filter(|b| b.compose.is_some()) {
-        let inherited = match carries.get(&b.image_id) {
-            Some(&c) => c,
-            None => {
-                let c = match docker.inspect_image(&b.image_id).await {
-                    Ok(image) => image
-                        .config
-                        .and_then(|c| c.labels)
-                        .is_some_and(|l| l.keys().any(|k| k.starts_with(ComposeLabel::PREFIX))),
-                    Err(_) => true,
-                };
-                carries.insert(b.image_id.clone(), c);
-                c
-            }
-        };
-        if inherited {
-            tracing::warn!(
-                "container {}: its image {} carries compose labels, which every container \
-                 made from it inherits: they are not taken as compose's, and it is recreated \
-                 from its own spec",
-                b.name,
-                b.image
-            );
-            b.compose = None;
-        }
-    }
+    OnNetworks::list(docker, nginx_networks)
+        .await?
+        .resolve(docker, host)
+        .await
 }
 
 /// Whether a running container on nginx's networks answers to `host` (a
 /// name, an alias or an address): whether nginx resolves it at its next
 /// reload, as Docker's DNS answers only for running containers.
 pub async fn answers(docker: &Docker, nginx_networks: &[String], host: &str) -> Result<bool> {
-    let wanted = unbracketed(host);
-    Ok(on_networks(docker, nginx_networks, host)
+    Ok(OnNetworks::list(docker, nginx_networks)
         .await?
-        .iter()
-        .any(|(b, eps)| b.running && names_of(b, eps).iter().any(|n| n == wanted)))
+        .answers(host))
+}
+
+/// How many containers are inspected at once when nginx's networks are listed.
+const INSPECTS_AT_ONCE: usize = 8;
+
+/// The containers on nginx's networks, each inspected once, what `server`
+/// hosts are resolved against: one listing for every line of an upstream.
+pub struct OnNetworks {
+    networks: Vec<String>,
+    candidates: Vec<(BackendContainer, Vec<EndpointSettings>)>,
+    /// Per image id: whether it carries compose labels (see [`Self::resolve`]).
+    image_carries_compose: Mutex<HashMap<String, bool>>,
+}
+
+impl OnNetworks {
+    /// Lists the containers on `nginx_networks` and inspects them, a few at
+    /// a time; one gone in between is left out.
+    pub async fn list(docker: &Docker, nginx_networks: &[String]) -> Result<OnNetworks> {
+        let mut on = OnNetworks {
+            networks: nginx_networks.to_vec(),
+            candidates: Vec::new(),
+            image_carries_compose: Mutex::default(),
+        };
+        if nginx_networks.is_empty() {
+            return Ok(on);
+        }
+        let options = ListContainersOptions {
+            all: true,
+            filters: Some(HashMap::from([(
+                "network".to_string(),
+                nginx_networks.to_vec(),
+            )])),
+            ..Default::default()
+        };
+        let summaries = docker
+            .list_containers(Some(options))
+            .await
+            .with_context(|| format!("listing the containers on {}", nginx_networks.join(", ")))?;
+        let inspected: Vec<_> = stream::iter(summaries.into_iter().filter_map(|s| s.id))
+            .map(|id| async move { docker.inspect_container(&id, None).await })
+            .buffered(INSPECTS_AT_ONCE)
+            .collect()
+            .await;
+        for inspect in inspected.into_iter().flatten() {
+            let shared = shared_endpoints(&inspect, nginx_networks);
+            if !shared.is_empty() {
+                on.candidates.push((backend_from(&inspect), shared));
+            }
+        }
+        Ok(on)
+    }
+
+    /// What `host` names (see [`resolve_backends`]), its compose labels
+    /// checked: those of a container whose image carries compose labels (or
+    /// cannot be inspected) are dropped. Every container made from such an
+    /// image inherits them, `docker run` too, so they need not be compose's,
+    /// and their paths would have compose run, as root, on files the image's
+    /// author chose; such a container is recreated from its own spec, with a
+    /// warning.
+    pub async fn resolve(&self, docker: &Docker, host: &str) -> Result<Resolved> {
+        if self.networks.is_empty() {
+            bail!("server {host}: nginx is on no network, so no container can be found by name");
+        }
+        let mut resolved = pick(host, &self.networks, self.candidates.clone())?;
+        let backends = match &mut resolved {
+            Resolved::One(b) => std::slice::from_mut(&mut **b),
+            Resolved::Replicas(all) => all.as_mut_slice(),
+        };
+        for b in backends.iter_mut().filter(|b| b.compose.is_some()) {
+            if self.image_carries_compose(docker, &b.image_id).await {
+                warn_inherited(b);
+                b.compose = None;
+            }
+        }
+        Ok(resolved)
+    }
+
+    /// Whether a running container answers to `host` (see [`answers`]).
+    pub fn answers(&self, host: &str) -> bool {
+        let wanted = unbracketed(host);
+        self.candidates
+            .iter()
+            .any(|(b, eps)| b.running && names_of(b, eps).iter().any(|n| n == wanted))
+    }
+
+    /// Whether image `id` carries compose labels, or cannot be inspected.
+    async fn image_carries_compose(&self, docker: &Docker, id: &str) -> bool {
+        let known = self.image_carries_compose.lock().unwrap().get(id).copied();
+        if let Some(carries) = known {
+            return carries;
+        }
+        let carries = image_carries_compose(docker, id).await;
+        self.image_carries_compose
+            .lock()
+            .unwrap()
+            .insert(id.to_string(), carries);
+        carries
+    }
+}
+
+/// Whether image `id` carries compose labels, or cannot be inspected.
+async fn image_carries_compose(docker: &Docker, id: &str) -> bool {
+    match docker.inspect_image(id).await {
+        Ok(image) => image
+            .config
+            .and_then(|c| c.labels)
+            .is_some_and(|l| l.keys().any(|k| k.starts_with(ComposeLabel::PREFIX))),
+        Err(_) => true,
+    }
+}
+
+fn warn_inherited(b: &BackendContainer) {
+    tracing::warn!(
+        "container {}: its image {} carries compose labels, which every container \
+         made from it inherits: they are not taken as compose's, and it is recreated \
+         from its own spec",
+        b.name,
+        b.image
+    );
 }
 
 /// `host` without the brackets of an IPv6 address (`[fd00::2]`).
@@ -140,41 +215,6 @@ fn unbracketed(host: &str) -> &str {
 }
 
 /// Every container on nginx's networks (running or not), with its endpoints on them.
-async fn on_networks(
-    docker: &Docker,
-    nginx_networks: &[String],
-    host: &str,
-) -> Result<Vec<(BackendContainer, Vec<EndpointSettings>)>> {
-    if nginx_networks.is_empty() {
-        return Ok(Vec::new());
-    }
-    let options = ListContainersOptions {
-        all: true,
-        filters: Some(HashMap::from([(
-            "network".to_string(),
-            nginx_networks.to_vec(),
-        )])),
-        ..Default::default()
-    };
-    let summaries = docker
-        .list_containers(Some(options))
-        .await
-        .with_context(|| format!("server {host}: list containers"))?;
-    let mut candidates = Vec::new();
-    for s in summaries {
-        let Some(id) = s.id else { continue };
-        // A container may disappear between list and inspect; that is not an error.
-        let Ok(inspect) = docker.inspect_container(&id, None).await else {
-            continue;
-        };
-        let shared = shared_endpoints(&inspect, nginx_networks);
-        if !shared.is_empty() {
-            candidates.push((backend_from(&inspect), shared));
-        }
-    }
-    Ok(candidates)
-}
-
 /// The backend for an explicit container name or id (`--map SERVER=CONTAINER`).
 pub async fn backend_by_name(docker: &Docker, name: &str) -> Result<BackendContainer> {
     let inspect = docker
@@ -182,7 +222,10 @@ pub async fn backend_by_name(docker: &Docker, name: &str) -> Result<BackendConta
         .await
         .with_context(|| format!("container {name}: inspect (for --map)"))?;
     let mut backend = backend_from(&inspect);
-    trust_compose_labels(docker, std::slice::from_mut(&mut backend)).await;
+    if backend.compose.is_some() && image_carries_compose(docker, &backend.image_id).await {
+        warn_inherited(&backend);
+        backend.compose = None;
+    }
     Ok(backend)
 }
 

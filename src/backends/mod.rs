@@ -27,7 +27,8 @@ pub use health::{
 pub use hook::{exec_hook, run_one_off};
 pub use image::{ImageFound, ensure_image};
 pub use mapping::{
-    BackendContainer, Resolved, answers, backend_by_name, resolve_backend, resolve_backends,
+    BackendContainer, OnNetworks, Resolved, answers, backend_by_name, resolve_backend,
+    resolve_backends,
 };
 pub use recreate::{
     Recreated, Stopped, create_and_start, create_replacement, discard_leftover_replacement,

@@ -11,9 +11,9 @@ use super::run::{Ended, Origin, Runner, new_rollout, show_or_approve};
 use super::session::{Session, refuse_if_unfinished};
 use super::world::{Desired, DockerWorld};
 use crate::backends::{
-    BackendContainer, ComposeOptions, ContainerSpec, ImageFound, Resolved, TemplateVars,
-    backend_by_name, capture_spec, compose_templates, ensure_image, next_slot, policy_sections,
-    render_value, resolve_backends,
+    BackendContainer, ComposeOptions, ContainerSpec, ImageFound, OnNetworks, Resolved,
+    TemplateVars, backend_by_name, capture_spec, compose_templates, ensure_image, next_slot,
+    policy_sections, render_value,
 };
 use crate::conf::Server;
 use crate::docker::ComposeRef;
@@ -281,7 +281,8 @@ async fn prepare(
             .map(|name| up.server(name))
             .collect::<Result<_, _>>()?
     };
-    // Which containers each server line names.
+    // Which containers each server line names (nginx's networks listed once).
+    let on_networks = OnNetworks::list(&world.docker, &world.nginx.networks).await?;
     let mut found = Vec::new();
     for server in selected {
         let address = &server.address;
@@ -293,7 +294,8 @@ async fn prepare(
             Some((_, container)) => {
                 Resolved::One(Box::new(backend_by_name(&world.docker, container).await?))
             }
-            None => resolve_backends(&world.docker, &world.nginx.networks, &server.host)
+            None => on_networks
+                .resolve(&world.docker, &server.host)
                 .await
                 .with_context(|| {
                     format!(

@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use super::session::Session;
 use super::world::Desired;
-use crate::backends::{ContainerHealth, Resolved, resolve_backends};
+use crate::backends::{ContainerHealth, OnNetworks, Resolved};
 use crate::conf::ServerMode;
 use crate::docker;
 use crate::exec::{Rollout, RolloutKind, ServerState, Status, World, time};
@@ -77,6 +77,7 @@ pub async fn status(session: &Session, upstream: Option<&str>) -> Result<StatusR
         Some(state) => state.unfinished::<Desired>(upstream)?,
         None => None,
     };
+    let on_networks = OnNetworks::list(&world.docker, &world.nginx.networks).await?;
     let mut servers = Vec::new();
     for up in config
         .upstreams()
@@ -87,12 +88,11 @@ pub async fn status(session: &Session, upstream: Option<&str>) -> Result<StatusR
         // pinned to one line each are compared with each other.
         let mut found = Vec::new();
         for s in &up.servers {
-            let containers =
-                match resolve_backends(&world.docker, &world.nginx.networks, &s.host).await {
-                    Ok(Resolved::One(b)) => vec![*b],
-                    Ok(Resolved::Replicas(all)) => all,
-                    Err(_) => Vec::new(),
-                };
+            let containers = match on_networks.resolve(&world.docker, &s.host).await {
+                Ok(Resolved::One(b)) => vec![*b],
+                Ok(Resolved::Replicas(all)) => all,
+                Err(_) => Vec::new(),
+            };
             let mut inspected = Vec::new();
             for b in &containers {
                 let info = docker::inspect(&world.docker, &b.id).await.ok().flatten();
