@@ -1,5 +1,5 @@
-//! Privilege escalation checks: a spec (from the journal or a request) may
-//! never grant a replacement more than the running container it replaces has.
+//! Privilege escalation checks: a spec read back from the journal may never
+//! grant a replacement more than the running container it replaces has.
 use bollard::models::HostConfig;
 
 use super::spec::ContainerSpec;
@@ -8,8 +8,9 @@ use super::spec::ContainerSpec;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
     "refusing to recreate container {container} with host_config.{field} = {value}, which the running container \
-     does not have: the journal (or the request) it comes from may have been altered. Recreate it by hand if this is \
-     intended"
+     does not have: its spec was read back from the journal, which may have been altered. If the change is yours \
+     (a compose file that adds it), recreate it with compose (`--mode compose-cli`, or `docker compose up -d`) or \
+     by hand"
 )]
 pub struct Escalation {
     /// The container being replaced.

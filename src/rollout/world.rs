@@ -39,6 +39,9 @@ pub enum Desired {
         /// Its hooks.
         #[serde(default, skip_serializing_if = "Hooks::is_empty")]
         hooks: Hooks,
+        /// Made in this run, not read back from a journal.
+        #[serde(skip)]
+        fresh: Fresh,
     },
     /// `up -d --no-deps --force-recreate SERVICE` with the project's compose file.
     Compose {
@@ -52,12 +55,29 @@ pub enum Desired {
     },
 }
 
+/// Whether a spec was made in this run — from compose's reading of the
+/// operator's files, or from the running container and the flags — rather
+/// than read back from a journal: only a spec read back is checked for
+/// privileges its predecessor lacks (a journal may have been altered; a
+/// compose file that adds a bind mount or a capability is the operator's).
+/// Never kept, so a spec read back is never fresh; not part of what a spec
+/// is (equal whatever its origin).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Fresh(bool);
+
+impl PartialEq for Fresh {
+    fn eq(&self, _: &Fresh) -> bool {
+        true
+    }
+}
+
 impl Desired {
-    /// Created from `spec` through the API, with `hooks`.
+    /// Made in this run from `spec`, created through the API, with `hooks`.
     pub fn engine(spec: ContainerSpec, hooks: Hooks) -> Desired {
         Desired::Engine {
             spec: Box::new(spec),
             hooks,
+            fresh: Fresh(true),
         }
     }
 
@@ -174,11 +194,11 @@ impl DockerWorld {
     fn probe_for(&self, server: &str) -> Probe {
         match &self.probe {
             ProbeKind::Tcp => Probe::Tcp {
-                nginx: self.nginx.id.clone(),
+                nginx: self.nginx.name.clone(),
                 addr: server.to_string(),
             },
             ProbeKind::Http(path) => Probe::Http {
-                nginx: self.nginx.id.clone(),
+                nginx: self.nginx.name.clone(),
                 addr: server.to_string(),
                 path: path.clone(),
             },
@@ -215,7 +235,12 @@ impl DockerWorld {
     /// have: the spec comes from the journal, which must not be trusted to
     /// grant more. A predecessor that is gone leaves nothing to compare.
     async fn refuse_escalation(&self, live: &str, spec: &Desired) -> Result<()> {
-        let Desired::Engine { spec, .. } = spec else {
+        let Desired::Engine {
+            spec,
+            fresh: Fresh(false),
+            ..
+        } = spec
+        else {
             return Ok(());
         };
         let Some(info) = docker::inspect(&self.docker, live).await? else {
@@ -431,7 +456,7 @@ impl World for DockerWorld {
     ) -> Result<Option<String>> {
         let failed = backends::failed_within(&self.docker, container_id, since, window)
             .await
-            .with_context(|| format!("container {container_id}: monitor"))?;
+            .with_context(|| format!("container {}: monitor", docker::shown(container_id)))?;
         Ok(failed.map(|e| e.to_string()))
     }
 
@@ -517,5 +542,30 @@ mod tests {
             (&drain.servers[0].old_spec, &drain.servers[0].new_spec),
             (&None, &None)
         );
+    }
+
+    #[test]
+    fn a_spec_read_back_from_the_journal_is_never_fresh() {
+        let read = |bytes: &[u8]| load(bytes).servers[0].new_spec.clone().unwrap();
+        let Desired::Engine { spec, hooks, .. } = read(OLD[0].1) else {
+            panic!("an engine spec")
+        };
+        let made = Desired::engine(*spec, hooks);
+        let back: Desired = serde_json::from_str(&serde_json::to_string(&made).unwrap()).unwrap();
+        assert_eq!(back, made, "equal whatever their origin");
+        assert!(matches!(
+            made,
+            Desired::Engine {
+                fresh: Fresh(true),
+                ..
+            }
+        ));
+        assert!(matches!(
+            back,
+            Desired::Engine {
+                fresh: Fresh(false),
+                ..
+            }
+        ));
     }
 }

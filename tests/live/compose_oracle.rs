@@ -243,11 +243,23 @@ fn the_fast_path_creates_what_compose_creates() {
         "{said}"
     );
 
-    // Anything else changed too (a label): compose reads the files again.
+    // Anything else changed too (a label; a bind mount and a capability the
+    // running containers lack: the operator's, not an escalation): compose
+    // reads the files again.
     let before = replicas(&project);
+    std::fs::create_dir(dir.path().join("extra")).unwrap();
     let yml = yml
         .replace("- MESSAGE=v3 é", "- MESSAGE=v4")
-        .replace("com.example.version: \"2\"", "com.example.version: \"3\"");
+        .replace("com.example.version: \"2\"", "com.example.version: \"3\"")
+        .replace(
+            "      - ./static:/static:ro\n",
+            "      - ./static:/static:ro\n      - ./extra:/extra:ro\n",
+        )
+        .replace(
+            "    user: \"0\"\n",
+            "    user: \"0\"\n    cap_add: [NET_ADMIN]\n",
+        );
+    assert!(yml.contains("./extra:/extra:ro") && yml.contains("cap_add"));
     std::fs::write(dir.path().join("docker-compose.yml"), &yml).unwrap();
     let said = deploy_and_compare(dir.path(), &project, &before, V2, &[]);
     assert!(!said.contains("compose did not run"), "{said}");

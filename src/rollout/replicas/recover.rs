@@ -278,10 +278,11 @@ pub(in crate::rollout) async fn undo_set(
     let mut records = Vec::new();
     for (slot, (was, wanted)) in set.slots.iter().zip(specs) {
         let new_spec = match (&slot.new, wanted) {
-            (Some(name), Some(Desired::Engine { spec, hooks })) => Some(Desired::engine(
-                spec.named(name, numbers.next().flatten()),
+            (Some(name), Some(Desired::Engine { spec, hooks, fresh })) => Some(Desired::Engine {
+                spec: Box::new(spec.named(name, numbers.next().flatten())),
                 hooks,
-            )),
+                fresh,
+            }),
             (_, other) => other,
         };
         records.push(slot_record(&set, slot, server, was, new_spec));
