@@ -71,10 +71,13 @@ impl ContainerFs {
             .filter(|m| m.kind == "bind")
             .map(|m| m.destination)
             .collect();
+        // Its root is readable only with ptrace rights over it (root here;
+        // not a docker-group user): without, files come as for a remote daemon.
         let process = nginx
             .main_pid
             .zip(local_proc(nginx.daemon))
-            .and_then(|(pid, proc)| container_process(proc, pid, &nginx.id));
+            .and_then(|(pid, proc)| container_process(proc, pid, &nginx.id))
+            .filter(|dir| std::fs::read_dir(dir.join("root")).is_ok());
         let local_owners = process.as_ref().is_some_and(|dir| {
             std::fs::read_to_string(dir.join("uid_map")).is_ok_and(|map| {
                 map.split_whitespace().collect::<Vec<_>>() == ["0", "0", "4294967295"]
