@@ -54,6 +54,14 @@ fn live(command: impl Future<Output = anyhow::Result<i32>>) -> i32 {
     runtime.block_on(command).unwrap_or_else(|e| report(&e))
 }
 
+/// Whether the system refused access somewhere in `e`'s chain.
+fn permission_denied(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::PermissionDenied)
+    })
+}
+
 fn init_tracing(verbose: bool) {
     let default = if verbose {
         "nginx_rollout=debug"
@@ -124,6 +132,12 @@ fn report(e: &anyhow::Error) -> i32 {
         )
     } else if is(&|c| c.is::<crate::plan::PlanError>() || c.is::<crate::plan::PolicyError>()) {
         (exit::USAGE, "see `nginx-rollout deploy --help`")
+    } else if crate::rollout::daemon_unreachable(e) && permission_denied(e) {
+        (
+            exit::FAILED,
+            "this user may not open the Docker daemon's socket: run as root, or as a member \
+             of the group that owns it (docker)",
+        )
     } else if crate::rollout::daemon_unreachable(e) {
         (
             exit::FAILED,

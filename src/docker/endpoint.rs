@@ -297,7 +297,7 @@ impl Endpoint {
     /// What to check when the daemon does not answer.
     pub(super) fn hint(&self) -> &'static str {
         match (&self.transport, &self.origin) {
-            (Transport::Unix(_), Origin::Default) => "is dockerd running? try scripts/dev-env.sh",
+            (Transport::Unix(_), Origin::Default) => "is dockerd running?",
             (Transport::Unix(_), _) => "is a daemon listening on that socket?",
             (Transport::Tcp(_), _) => "is the daemon listening there, with these TLS settings?",
             (Transport::Ssh(_), _) => {

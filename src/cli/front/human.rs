@@ -53,10 +53,18 @@ impl Observer for Human {
             return Ok(true);
         }
         errtext!("{}", render_plan(plan, self.style.color));
-        Ok(dialoguer::Confirm::new()
+        match dialoguer::Confirm::new()
             .with_prompt("run this plan?")
             .default(false)
-            .interact()?)
+            .interact()
+        {
+            Ok(yes) => Ok(yes),
+            // Ctrl-C at the question: nothing is run.
+            Err(dialoguer::Error::IO(e)) if e.kind() == std::io::ErrorKind::Interrupted => {
+                Ok(false)
+            }
+            Err(e) => Err(anyhow::Error::new(e).context("asking whether to run the plan")),
+        }
     }
 
     fn notice(&mut self, text: &str) {

@@ -78,7 +78,9 @@ pub fn signals() -> anyhow::Result<watch::Receiver<bool>> {
             _ = int.recv() => {}
             _ = term.recv() => {}
         }
-        errln!("nginx-rollout: interrupted; finishing the current step safely");
+        errln!(
+            "nginx-rollout: interrupted; stopping at a safe point (a step under way finishes or is undone)"
+        );
         let _ = tx.send(true);
     });
     Ok(rx)
