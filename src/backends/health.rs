@@ -241,7 +241,7 @@ async fn inspect(docker: &Docker, id: &str) -> Result<ContainerInspectResponse> 
     docker
         .inspect_container(id, None)
         .await
-        .with_context(|| format!("container {id}: inspect"))
+        .with_context(|| format!("container {}: inspect", docker::shown(id)))
 }
 
 /// Output of the last Docker health check, trimmed.
@@ -440,7 +440,7 @@ async fn run_probe(docker: &Docker, probe: &Probe, limit: Duration) -> Result<bo
     let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
     let out = tokio::time::timeout(limit, exec_in(docker, nginx, &argv))
         .await
-        .map_err(|_| anyhow!("probe `{shown}` from {nginx}: no answer"))??;
+        .map_err(|_| anyhow!("probe `{shown}` from container {nginx}: no answer"))??;
     if out.success() {
         return Ok(true);
     }
@@ -449,7 +449,7 @@ async fn run_probe(docker: &Docker, probe: &Probe, limit: Duration) -> Result<bo
         .take(500)
         .collect();
     Err(anyhow!(
-        "probe `{shown}` from {nginx}: exit {}: {said}",
+        "probe `{shown}` from container {nginx}: exit {}: {said}",
         out.exit_code
     ))
 }
@@ -480,7 +480,7 @@ pub async fn failed_within(
     let until = duration::after(since, window);
     let Some(info) = docker::inspect(docker, id).await? else {
         return Ok(Some(HealthError::Gone {
-            container: id.to_string(),
+            container: docker::shown(id).to_string(),
         }));
     };
     let container = docker::name_of(&info, id).to_string();

@@ -127,11 +127,19 @@ impl OnNetworks {
             .await
             .with_context(|| format!("listing the containers on {}", nginx_networks.join(", ")))?;
         let inspected: Vec<_> = stream::iter(summaries.into_iter().filter_map(|s| s.id))
-            .map(|id| async move { docker.inspect_container(&id, None).await })
+            .map(|id| async move { (docker.inspect_container(&id, None).await, id) })
             .buffered(INSPECTS_AT_ONCE)
             .collect()
             .await;
-        for inspect in inspected.into_iter().flatten() {
+        for (inspect, id) in inspected {
+            let inspect = match inspect {
+                Ok(inspect) => inspect,
+                Err(e) if docker::is_not_found(&e) => continue,
+                Err(e) => {
+                    return Err(e)
+                        .with_context(|| format!("inspecting container {}", docker::shown(&id)));
+                }
+            };
             let shared = shared_endpoints(&inspect, nginx_networks);
             if !shared.is_empty() {
                 on.candidates.push((backend_from(&inspect), shared));

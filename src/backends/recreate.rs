@@ -190,7 +190,12 @@ pub async fn recreate_stop_first(
     let old = docker
         .inspect_container(old_id, None)
         .await
-        .with_context(|| format!("container {old_id}: inspect before recreate"))?;
+        .with_context(|| {
+            format!(
+                "container {}: inspect before recreate",
+                docker::shown(old_id)
+            )
+        })?;
     let name = docker::name_of(&old, old_id).to_string();
     let parked = format!("{name}{PARKED}");
     clear_leftover(docker, &parked).await?;
@@ -285,7 +290,7 @@ pub async fn rename(docker: &Docker, id: &str, new_name: &str) -> Result<()> {
             },
         )
         .await
-        .with_context(|| format!("container {id}: rename to {new_name}"))
+        .with_context(|| format!("container {}: rename to {new_name}", docker::shown(id)))
 }
 
 /// The name for a start-first replacement of container `current`: names

@@ -15,7 +15,7 @@ use bollard::models::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::docker::ComposeLabel;
+use crate::docker::{self, ComposeLabel};
 
 /// The label that marks a one-off container of ours (its value: its name).
 pub const ONE_OFF_LABEL: &str = "nginx-rollout.one-off";
@@ -250,12 +250,15 @@ pub async fn capture(docker: &Docker, id: &str, anonymous: Anonymous) -> Result<
     let inspect = docker
         .inspect_container(id, None)
         .await
-        .with_context(|| format!("inspect container {id}"))?;
+        .with_context(|| format!("inspect container {}", docker::shown(id)))?;
     let image_id = inspect.image.clone().unwrap_or_default();
-    let image = docker
-        .inspect_image(&image_id)
-        .await
-        .with_context(|| format!("container {id}: inspect its image {image_id}"))?;
+    let image = docker.inspect_image(&image_id).await.with_context(|| {
+        format!(
+            "container {}: inspect its image {}",
+            docker::shown(id),
+            docker::shown(&image_id)
+        )
+    })?;
     Ok(spec_from_inspect(
         inspect,
         &image.config.unwrap_or_default(),
@@ -269,7 +272,7 @@ fn spec_from_inspect(
     image: &ImageConfig,
     anonymous: Anonymous,
 ) -> ContainerSpec {
-    let name = crate::docker::name_of(&inspect, "").to_string();
+    let name = docker::name_of(&inspect, "").to_string();
     let id = inspect.id.unwrap_or_default();
     let mut config = inspect.config.unwrap_or_default();
     let image_ref = config.image.take().unwrap_or_default();

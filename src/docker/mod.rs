@@ -96,7 +96,7 @@ pub async fn inspect(docker: &Docker, container: &str) -> Result<Option<Containe
     match docker.inspect_container(container, None).await {
         Ok(info) => Ok(Some(info)),
         Err(e) if is_not_found(&e) => Ok(None),
-        Err(e) => Err(e).with_context(|| format!("container {container}: inspect")),
+        Err(e) => Err(e).with_context(|| format!("container {}: inspect", shown(container))),
     }
 }
 
@@ -122,6 +122,17 @@ pub fn listed_name(summary: &ContainerSummary) -> &str {
 /// The first 12 characters of a container id, as `docker ps` shows it.
 pub fn short_id(id: &str) -> &str {
     id.char_indices().nth(12).map_or(id, |(end, _)| &id[..end])
+}
+
+/// A container or image as messages show it: a full id (64 hex digits, or
+/// `sha256:` and them) as `docker ps` shows it, anything else (a name) whole.
+pub fn shown(reference: &str) -> &str {
+    let hex = reference.strip_prefix("sha256:").unwrap_or(reference);
+    if hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        &hex[..12]
+    } else {
+        reference
+    }
 }
 
 /// Parses one of Docker's RFC 3339 timestamps; `what` names it in the error.
@@ -207,8 +218,9 @@ async fn exec(
         .await
         .unwrap_or_else(|_| {
             Err(anyhow!(
-                "exec `{}` in container {container}: still running after {}",
+                "exec `{}` in container {}: still running after {}",
                 argv.join(" "),
+                shown(container),
                 humantime::format_duration(API_TIMEOUT)
             ))
         });
@@ -410,6 +422,14 @@ mod tests {
         assert_eq!(short_id("abc"), "abc");
         assert_eq!(short_id("ééééééééééééé"), "éééééééééééé");
         assert_eq!(short_id("0123456789aé"), "0123456789aé");
+        let id = "5c1e0f9a8b7d6c5e4f3a2b1c0d9e8f7a6b5c4d3e2f1a0b9c8d7e6f5a4b3c2d1e";
+        assert_eq!(shown(id), "5c1e0f9a8b7d");
+        assert_eq!(shown(&format!("sha256:{id}")), "5c1e0f9a8b7d");
+        assert_eq!(
+            shown("nrprof_app1_1_with_a_long_name"),
+            "nrprof_app1_1_with_a_long_name"
+        );
+        assert_eq!(shown("abcdef"), "abcdef");
     }
 
     #[test]

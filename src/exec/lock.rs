@@ -71,7 +71,9 @@ impl Lock {
             )
             .open(path)
             .with_context(|| format!("cannot open lock {} (a symlink?)", path.display()))?;
-        let meta = file.metadata()?;
+        let meta = file
+            .metadata()
+            .with_context(|| format!("cannot read lock {}", path.display()))?;
         let me = rustix::process::geteuid().as_raw();
         if !meta.is_file() || meta.uid() != me {
             anyhow::bail!(
@@ -79,18 +81,25 @@ impl Lock {
                 path.display()
             );
         }
-        if let Err(e) = file.try_lock() {
-            let previous = read_note(&file).unwrap_or_default();
-            let holder = serde_json::from_slice(&previous).unwrap_or(Holder {
-                pid: 0,
-                command: format!("unknown ({e})"),
-                since: "unknown".into(),
-            });
-            return Err(LockHeld {
-                path: path.display().to_string(),
-                holder,
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(anyhow::Error::new(e)
+                    .context(format!("cannot lock {} (flock)", path.display())));
             }
-            .into());
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let previous = read_note(&file).unwrap_or_default();
+                let holder = serde_json::from_slice(&previous).unwrap_or(Holder {
+                    pid: 0,
+                    command: "unknown (its note is unreadable)".into(),
+                    since: "unknown".into(),
+                });
+                return Err(LockHeld {
+                    path: path.display().to_string(),
+                    holder,
+                }
+                .into());
+            }
         }
         let previous =
             read_note(&file).with_context(|| format!("cannot read lock {}", path.display()))?;
@@ -100,10 +109,13 @@ impl Lock {
             command: command.to_string(),
             since: super::journal::time::format(chrono::Utc::now()),
         };
-        file.set_len(0)?;
-        file.rewind()?;
-        file.write_all(serde_json::to_string(&me)?.as_bytes())?;
-        file.sync_all()?;
+        let write = |file: &mut File| -> std::io::Result<()> {
+            file.set_len(0)?;
+            file.rewind()?;
+            file.write_all(serde_json::to_string(&me)?.as_bytes())?;
+            file.sync_all()
+        };
+        write(&mut file).with_context(|| format!("cannot write lock {}", path.display()))?;
         Ok(Lock {
             file,
             taken_over_from,

@@ -4,7 +4,7 @@
 //! window out.
 use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
 
 use super::event::Observer;
@@ -37,7 +37,14 @@ impl<W: World, O: Observer + ?Sized> Executor<'_, W, O> {
         }
         let mut failed = Vec::new();
         for (server, id, since) in self.watched() {
-            if let Some(reason) = self.world.check(&id, since, window).await? {
+            let checked = self
+                .world
+                .check(&id, since, window)
+                .await
+                .with_context(|| {
+                    format!("server {server}: checking its new container in the monitor window")
+                })?;
+            if let Some(reason) = checked {
                 failed.push((
                     server,
                     format!("failed within the monitor window: {reason}"),

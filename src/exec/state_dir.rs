@@ -67,8 +67,9 @@ impl StateDir {
 
     /// Every revision number, oldest first.
     pub fn revisions(&self) -> Result<Vec<u32>> {
-        let mut out: Vec<u32> = fs::read_dir(self.root.join("revisions"))
-            .with_context(|| format!("cannot read {}", self.root.display()))?
+        let dir = self.root.join("revisions");
+        let mut out: Vec<u32> = fs::read_dir(&dir)
+            .with_context(|| format!("cannot read {}", dir.display()))?
             .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
             .collect();
         out.sort_unstable();

@@ -46,14 +46,21 @@ impl<W: World, O: Observer + ?Sized> Executor<'_, W, O> {
             .collect::<Vec<_>>()
             .join(", ");
         self.announce_wait(index, &format!("{names} to become healthy"), timeout);
-        let waiting: Vec<(ServerRef, String)> = servers
-            .iter()
-            .filter_map(|s| {
-                let rec = self.rollout.server(&s.server)?;
-                (rec.state != ServerState::Failed)
-                    .then(|| (s.clone(), rec.new_container.clone().unwrap_or_default()))
-            })
-            .collect();
+        let mut waiting: Vec<(ServerRef, String)> = Vec::new();
+        for s in servers {
+            let Some(rec) = self.rollout.server(&s.server) else {
+                continue;
+            };
+            match (&rec.new_container, rec.state) {
+                (_, ServerState::Failed) => {}
+                (Some(id), _) => waiting.push((s.clone(), id.clone())),
+                // Its replace step was skipped (`-i`): nothing new to wait for.
+                (None, _) => self.observer.notice(&format!(
+                    "{}: no new container (its replace step was skipped); not waited for",
+                    s.server
+                )),
+            }
+        }
         let world = self.world;
         let results = self
             .watching(join_all(waiting.iter().map(|(s, id)| async move {

@@ -293,7 +293,7 @@ async fn describe(
         (Some(c), _) if Path::new(c).is_absolute() => PathBuf::from(c),
         (_, Some(configure)) => conf_path(&command, &configure),
         _ => {
-            let out = exec_in(docker, &id, &[command.binary.as_str(), "-V"]).await?;
+            let out = exec_in(docker, &name, &[command.binary.as_str(), "-V"]).await?;
             if !out.success() {
                 bail!(
                     "`{} -V` failed in container {name} (exit {}): {}",

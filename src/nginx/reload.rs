@@ -306,7 +306,7 @@ async fn nginx_exec(docker: &Docker, nginx: &NginxContainer, args: &[&str]) -> R
     let mut argv: Vec<&str> = vec![nginx.command.binary.as_str()];
     argv.extend(nginx.command.global_args.iter().map(String::as_str));
     argv.extend_from_slice(args);
-    exec_in(docker, &nginx.id, &argv).await
+    exec_in(docker, &nginx.name, &argv).await
 }
 
 /// The container's recent log lines (stdout and stderr) since `since` (unix s).
