@@ -294,7 +294,7 @@ fn write_durably(path: &Path, bytes: &[u8]) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::journal::{FileSnapshot, RolloutKind, Status, StepRecord, StepStatus, time};
+    use super::super::journal::FileSnapshot;
     use super::*;
     use crate::plan::{Action, Plan, Step, Timeouts, UpdateConfig};
 
@@ -304,43 +304,22 @@ mod tests {
 
     /// The record of a plan of three reloads, none run yet.
     fn three_reloads() -> Rollout<String> {
-        let pending = StepRecord {
-            status: StepStatus::Pending,
-            started_at: None,
-            finished_at: None,
-            error: None,
-        };
-        Rollout {
-            revision: 1,
-            kind: RolloutKind::Deploy,
-            undoes: None,
-            command: "test".into(),
-            started_at: time::now(),
-            finished_at: None,
-            status: Status::Running,
-            reason: None,
-            nginx: "nginx".into(),
+        let plan = Plan {
             upstream: "apps".into(),
-            config_before: Vec::new(),
-            servers: Vec::new(),
-            plan: Plan {
-                upstream: "apps".into(),
-                targets: Vec::new(),
-                sets: Vec::new(),
-                policy: UpdateConfig::engine_defaults(),
-                timeouts: Timeouts::DEFAULT,
-                ramp: None,
-                steps: (1..=3)
-                    .map(|index| Step {
-                        index,
-                        action: Action::Reload,
-                        diff: None,
-                    })
-                    .collect(),
-            },
-            rollback_policy: UpdateConfig::engine_defaults(),
-            steps: vec![pending; 3],
-        }
+            targets: Vec::new(),
+            sets: Vec::new(),
+            policy: UpdateConfig::engine_defaults(),
+            timeouts: Timeouts::DEFAULT,
+            ramp: None,
+            steps: (1..=3)
+                .map(|index| Step {
+                    index,
+                    action: Action::Reload,
+                    diff: None,
+                })
+                .collect(),
+        };
+        super::super::tests::record(plan, Vec::new())
     }
 
     #[test]

@@ -74,7 +74,7 @@ fn server_record(server: &str, container: &str) -> ServerRecord<String> {
 }
 
 /// The record of a deploy of `servers` by `plan`, no step run yet.
-fn record(plan: Plan, servers: Vec<ServerRecord<String>>) -> Rollout<String> {
+pub(super) fn record(plan: Plan, servers: Vec<ServerRecord<String>>) -> Rollout<String> {
     let step = StepRecord {
         status: StepStatus::Pending,
         started_at: None,
