@@ -56,16 +56,36 @@ impl ContainerSpec {
                 return found(field, x);
             }
         }
-        fn debug<T: std::fmt::Debug>(v: &Option<Vec<T>>) -> Vec<String> {
-            v.iter().flatten().map(|d| format!("{d:?}")).collect()
+        fn first_beyond<'a, T: PartialEq>(
+            new: &'a Option<Vec<T>>,
+            live: &Option<Vec<T>>,
+        ) -> Option<&'a T> {
+            new.iter()
+                .flatten()
+                .find(|x| !live.iter().flatten().any(|l| l == *x))
         }
-        let (nd, ld) = (debug(&new.devices), debug(&live.devices));
-        if let Some(d) = nd.iter().find(|d| !ld.contains(d)) {
-            return found("devices", d.clone());
+        if let Some(d) = first_beyond(&new.devices, &live.devices) {
+            // As `docker run --device` takes it.
+            let part = |p: &Option<String>| p.clone().unwrap_or_default();
+            let device = [&d.path_on_host, &d.path_in_container, &d.cgroup_permissions]
+                .map(part)
+                .join(":");
+            return found("devices", device);
         }
-        let (nr, lr) = (debug(&new.device_requests), debug(&live.device_requests));
-        if let Some(d) = nr.iter().find(|d| !lr.contains(d)) {
-            return found("device_requests", d.clone());
+        if let Some(r) = first_beyond(&new.device_requests, &live.device_requests) {
+            let request = format!(
+                "driver {}, count {}, ids [{}], capabilities {:?}",
+                r.driver.as_deref().unwrap_or("(default)"),
+                r.count.unwrap_or(0),
+                r.device_ids
+                    .iter()
+                    .flatten()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                r.capabilities.iter().flatten().collect::<Vec<_>>()
+            );
+            return found("device_requests", request);
         }
         let host_paths = |h: &HostConfig| -> Vec<String> {
             let binds = h
@@ -153,7 +173,8 @@ mod tests {
                 HostConfig {
                     devices: Some(vec![bollard::models::DeviceMapping {
                         path_on_host: Some("/dev/sda".into()),
-                        ..Default::default()
+                        path_in_container: Some("/dev/xvda".into()),
+                        cgroup_permissions: Some("rwm".into()),
                     }]),
                     ..live.clone()
                 },
@@ -177,6 +198,12 @@ mod tests {
         for (granted, field) in cases {
             let e = spec(granted).escalation_over(&live, "app1").unwrap();
             assert_eq!(e.field, field);
+            if field == "devices" {
+                assert_eq!(
+                    e.value, "/dev/sda:/dev/xvda:rwm",
+                    "as docker run --device takes it"
+                );
+            }
             let text = e.to_string();
             assert!(
                 text.contains("container app1") && text.contains(field),
