@@ -72,6 +72,19 @@ impl PartialEq for Fresh {
 }
 
 impl Desired {
+    /// The spec to create through the API when it was read back from a
+    /// journal: the only kind checked for privileges (see [`Fresh`]).
+    fn read_back(&self) -> Option<&ContainerSpec> {
+        match self {
+            Desired::Engine {
+                spec,
+                fresh: Fresh(false),
+                ..
+            } => Some(spec),
+            _ => None,
+        }
+    }
+
     /// Made in this run from `spec`, created through the API, with `hooks`.
     pub fn engine(spec: ContainerSpec, hooks: Hooks) -> Desired {
         Desired::Engine {
@@ -230,19 +243,12 @@ impl DockerWorld {
             .and_then(|info| info.id))
     }
 
-    /// Refuses to create a container from `spec` that would have privileges
-    /// the running container `live` (name or id), which it replaces, does not
-    /// have: the spec comes from the journal, which must not be trusted to
-    /// grant more. A predecessor that is gone leaves nothing to compare.
-    async fn refuse_escalation(&self, live: &str, spec: &Desired) -> Result<()> {
-        let Desired::Engine {
-            spec,
-            fresh: Fresh(false),
-            ..
-        } = spec
-        else {
-            return Ok(());
-        };
+    /// Refuses to create a container from `spec`, read back from the journal
+    /// ([`Desired::read_back`]), that would have privileges the running
+    /// container `live` (name or id), which it replaces, does not have: the
+    /// journal must not be trusted to grant more. A predecessor that is gone
+    /// leaves nothing to compare.
+    async fn refuse_escalation(&self, live: &str, spec: &ContainerSpec) -> Result<()> {
         let Some(info) = docker::inspect(&self.docker, live).await? else {
             return Ok(());
         };
@@ -341,7 +347,9 @@ impl World for DockerWorld {
         let Some(old_id) = self.id_of(&server.container).await? else {
             return Ok(());
         };
-        self.refuse_escalation(&old_id, desired).await?;
+        if let Some(read_back) = desired.read_back() {
+            self.refuse_escalation(&old_id, read_back).await?;
+        }
         let id = create_replacement(&self.docker, &server.container, spec).await?;
         self.prepared_lock().insert(server.container.clone(), id);
         Ok(())
@@ -364,7 +372,9 @@ impl World for DockerWorld {
             // drains it, if `prepare` ran), so only stop → start is downtime. By
             // id: the name moves to the replacement on the way.
             (desired @ Desired::Engine { spec, .. }, Some(old_id)) => {
-                self.refuse_escalation(&old_id, desired).await?;
+                if let Some(read_back) = desired.read_back() {
+                    self.refuse_escalation(&old_id, read_back).await?;
+                }
                 Ok(recreate_stop_first(&self.docker, &old_id, spec, ready)
                     .await?
                     .id)
@@ -375,11 +385,15 @@ impl World for DockerWorld {
     }
 
     async fn start_new(&self, server: &ServerRef, spec: &Desired) -> Result<String> {
-        // The container serving the server now is the one this one replaces.
+        // The container serving the server now is the one this one replaces
+        // (looked for only when there is a spec read back to check).
         let host = Address::parse(&server.server).host;
         let escalation = async {
+            let Some(read_back) = spec.read_back() else {
+                return Ok(());
+            };
             match resolve_backend(&self.docker, &self.nginx.networks, &host).await {
-                Ok(live) => self.refuse_escalation(&live.id, spec).await,
+                Ok(live) => self.refuse_escalation(&live.id, read_back).await,
                 Err(_) => Ok(()),
             }
         };
