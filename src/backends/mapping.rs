@@ -1,6 +1,5 @@
 //! Which container an upstream `server` address points at.
 use std::collections::HashMap;
-use std::sync::Mutex;
 
 use anyhow::{Context, Result, bail};
 use bollard::Docker;
@@ -75,10 +74,8 @@ pub async fn resolve_backends(
     nginx_networks: &[String],
     host: &str,
 ) -> Result<Resolved> {
-    OnNetworks::list(docker, nginx_networks)
-        .await?
-        .resolve(docker, host)
-        .await
+    let mut on_networks = OnNetworks::list(docker, nginx_networks).await?;
+    on_networks.resolve(docker, host).await
 }
 
 /// Whether a running container on nginx's networks answers to `host` (a
@@ -99,7 +96,7 @@ pub struct OnNetworks {
     networks: Vec<String>,
     candidates: Vec<(BackendContainer, Vec<EndpointSettings>)>,
     /// Per image id: whether it carries compose labels (see [`Self::resolve`]).
-    image_carries_compose: Mutex<HashMap<String, bool>>,
+    image_carries_compose: HashMap<String, bool>,
 }
 
 impl OnNetworks {
@@ -109,7 +106,7 @@ impl OnNetworks {
         let mut on = OnNetworks {
             networks: nginx_networks.to_vec(),
             candidates: Vec::new(),
-            image_carries_compose: Mutex::default(),
+            image_carries_compose: HashMap::new(),
         };
         if nginx_networks.is_empty() {
             return Ok(on);
@@ -155,7 +152,7 @@ impl OnNetworks {
     /// and their paths would have compose run, as root, on files the image's
     /// author chose; such a container is recreated from its own spec, with a
     /// warning.
-    pub async fn resolve(&self, docker: &Docker, host: &str) -> Result<Resolved> {
+    pub async fn resolve(&mut self, docker: &Docker, host: &str) -> Result<Resolved> {
         if self.networks.is_empty() {
             bail!("server {host}: nginx is on no network, so no container can be found by name");
         }
@@ -165,9 +162,17 @@ impl OnNetworks {
             Resolved::Replicas(all) => all.as_mut_slice(),
         };
         for b in backends.iter_mut().filter(|b| b.compose.is_some()) {
-            if self.image_carries_compose(docker, &b.image_id).await {
-                warn_inherited(b);
-                b.compose = None;
+            let carries = match self.image_carries_compose.get(&b.image_id) {
+                Some(&carries) => carries,
+                None => {
+                    let carries = image_carries_compose(docker, &b.image_id).await;
+                    self.image_carries_compose
+                        .insert(b.image_id.clone(), carries);
+                    carries
+                }
+            };
+            if carries {
+                drop_inherited(b);
             }
         }
         Ok(resolved)
@@ -179,20 +184,6 @@ impl OnNetworks {
         self.candidates
             .iter()
             .any(|(b, eps)| b.running && names_of(b, eps).iter().any(|n| n == wanted))
-    }
-
-    /// Whether image `id` carries compose labels, or cannot be inspected.
-    async fn image_carries_compose(&self, docker: &Docker, id: &str) -> bool {
-        let known = self.image_carries_compose.lock().unwrap().get(id).copied();
-        if let Some(carries) = known {
-            return carries;
-        }
-        let carries = image_carries_compose(docker, id).await;
-        self.image_carries_compose
-            .lock()
-            .unwrap()
-            .insert(id.to_string(), carries);
-        carries
     }
 }
 
@@ -207,7 +198,9 @@ async fn image_carries_compose(docker: &Docker, id: &str) -> bool {
     }
 }
 
-fn warn_inherited(b: &BackendContainer) {
+/// Drops `b`'s compose labels, which its image carries (see
+/// [`OnNetworks::resolve`]), with a warning.
+fn drop_inherited(b: &mut BackendContainer) {
     tracing::warn!(
         "container {}: its image {} carries compose labels, which every container \
          made from it inherits: they are not taken as compose's, and it is recreated \
@@ -215,6 +208,7 @@ fn warn_inherited(b: &BackendContainer) {
         b.name,
         b.image
     );
+    b.compose = None;
 }
 
 /// `host` without the brackets of an IPv6 address (`[fd00::2]`).
@@ -222,7 +216,6 @@ fn unbracketed(host: &str) -> &str {
     host.trim_start_matches('[').trim_end_matches(']')
 }
 
-/// Every container on nginx's networks (running or not), with its endpoints on them.
 /// The backend for an explicit container name or id (`--map SERVER=CONTAINER`).
 pub async fn backend_by_name(docker: &Docker, name: &str) -> Result<BackendContainer> {
     let inspect = docker
@@ -231,8 +224,7 @@ pub async fn backend_by_name(docker: &Docker, name: &str) -> Result<BackendConta
         .with_context(|| format!("container {name}: inspect (for --map)"))?;
     let mut backend = backend_from(&inspect);
     if backend.compose.is_some() && image_carries_compose(docker, &backend.image_id).await {
-        warn_inherited(&backend);
-        backend.compose = None;
+        drop_inherited(&mut backend);
     }
     Ok(backend)
 }

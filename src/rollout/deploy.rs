@@ -282,7 +282,7 @@ async fn prepare(
             .collect::<Result<_, _>>()?
     };
     // Which containers each server line names (nginx's networks listed once).
-    let on_networks = OnNetworks::list(&world.docker, &world.nginx.networks).await?;
+    let mut on_networks = OnNetworks::list(&world.docker, &world.nginx.networks).await?;
     let mut found = Vec::new();
     for server in selected {
         let address = &server.address;

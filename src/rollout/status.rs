@@ -77,7 +77,7 @@ pub async fn status(session: &Session, upstream: Option<&str>) -> Result<StatusR
         Some(state) => state.unfinished::<Desired>(upstream)?,
         None => None,
     };
-    let on_networks = OnNetworks::list(&world.docker, &world.nginx.networks).await?;
+    let mut on_networks = OnNetworks::list(&world.docker, &world.nginx.networks).await?;
     let mut servers = Vec::new();
     for up in config
         .upstreams()
