@@ -406,7 +406,7 @@ fn attachments(
     id: &str,
     name: &str,
 ) -> Vec<NetworkAttachment> {
-    let short_id = &id[..id.len().min(12)];
+    let short_id = docker::short_id(id);
     let mut out: Vec<NetworkAttachment> = networks
         .into_iter()
         .map(|(network, ep)| NetworkAttachment {

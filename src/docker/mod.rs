@@ -129,7 +129,7 @@ pub fn short_id(id: &str) -> &str {
 pub fn shown(reference: &str) -> &str {
     let hex = reference.strip_prefix("sha256:").unwrap_or(reference);
     if hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-        &hex[..12]
+        short_id(hex)
     } else {
         reference
     }

@@ -65,9 +65,9 @@ pub(super) struct Fake {
     pub ran: RefCell<Vec<String>>,
     /// An operator's edit (from, to) that lands between our read and our next write.
     pub operator_edit: RefCell<Option<(String, String)>>,
-    /// How long stopping an old container takes.
     /// How long the old workers take to exit after each drain.
     pub drain_takes: Duration,
+    /// How long stopping an old container takes.
     pub stop_takes: Duration,
 }
 
