@@ -5,6 +5,11 @@
 //! Values that merely repeat the image's defaults are dropped, so that a
 //! container recreated from a new image gets the new image's defaults
 //! instead of the old ones frozen in (the watchtower mistake).
+//!
+//! In order: [`ContainerSpec`] and what a deploy changes in it (image, env,
+//! labels, name, a one-off of it), [`NetworkAttachment`]; then capturing one
+//! ([`capture_spec`]): the image's defaults dropped, anonymous volumes kept
+//! or left fresh ([`Anonymous`]), the networks with their own aliases.
 use std::collections::HashMap;
 
 use anyhow::{Context, Result};
