@@ -4,6 +4,8 @@ use std::io::{self, Read};
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
+use super::host_file::HostFile;
+
 /// Largest file the engine reads (64 MiB; the 10 MB benchmark config is
 /// already far beyond any real one). A bigger file is an error, so memory
 /// stays bounded whatever a config includes.
@@ -50,10 +52,10 @@ pub(crate) fn make_fifo(path: &Path) {
 
 /// Reads a config file of this host the way every command does: an
 /// interrupted write of it is finished first ([`super::recover`], said on
-/// stderr), then the file is read with [`read_regular`] — after any write
+/// stderr), then the file is read with [`HostFile::read`] — after any write
 /// of it by another nginx-rollout process, never in the middle of one.
-pub fn read_host_file(path: &Path) -> io::Result<Vec<u8>> {
-    match super::write::recover(path)? {
+pub fn read_host_file(file: &HostFile) -> io::Result<Vec<u8>> {
+    match super::write::recover(file)? {
         super::Recovery::Clean => {}
         super::Recovery::Restored(file) => tracing::warn!(
             "{}: an earlier write by nginx-rollout was interrupted and had left it torn; its previous bytes are restored",
@@ -66,8 +68,8 @@ pub fn read_host_file(path: &Path) -> io::Result<Vec<u8>> {
             save.display()
         ),
     }
-    let _lock = super::write::FileLock::shared(&std::fs::canonicalize(path)?)?;
-    read_regular(path)
+    let _lock = super::write::FileLock::shared(file)?;
+    file.read()
 }
 
 /// Reads an open file that must be regular and at most [`MAX_FILE_BYTES`] long.
@@ -136,7 +138,7 @@ pub struct HostFs;
 
 impl Fs for HostFs {
     fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
-        read_host_file(path)
+        read_host_file(&HostFile::named(path)?)
     }
 
     fn glob(&self, pattern: &Path) -> io::Result<Vec<PathBuf>> {

@@ -6,6 +6,7 @@ mod crossplane;
 mod edit;
 mod error;
 mod fs;
+mod host_file;
 mod include;
 mod lexer;
 mod lua;
@@ -29,6 +30,7 @@ pub use fs::{
     Fs, HostFs, MAX_FILE_BYTES, MemFs, open_regular, read_bounded, read_host_file, read_regular,
     read_regular_text,
 };
+pub use host_file::HostFile;
 pub use include::{
     Located, Lookup, MainChoice, MissingIncludes, PrefixFrom, UnreadInclude, locate,
 };

@@ -5,11 +5,14 @@
 //! reading the old inode forever (moby/moby#22627). So we truncate and rewrite
 //! the same inode, which also keeps its mode and owner, and follow symlinks.
 use super::error::ConfError;
-use super::fs::{MAX_FILE_BYTES, check_regular, read_bounded, read_regular};
+use super::fs::MAX_FILE_BYTES;
+use super::host_file::HostFile;
 use super::set::FileChange;
-use std::fs::{File, OpenOptions};
+use rustix::fs::{Mode, OFlags};
+use std::ffi::OsString;
+use std::fs::File;
 use std::io::{self, Read, Write};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -46,24 +49,25 @@ impl FileChanged {
 /// First line of a save file.
 const SAVE_MAGIC: &[u8] = b"nginx-rollout save 1\n";
 
-/// The save file of the (symlink-resolved) file `real`: `.NAME.nginx-rollout-save`
-/// beside it. It exists only while a write of `real` is under way, or after
-/// one was interrupted.
-fn save_path(real: &Path) -> PathBuf {
-    let name = real.file_name().unwrap_or_default().to_string_lossy();
-    real.with_file_name(format!(".{name}.nginx-rollout-save"))
+/// The save file's name for `file`: `.NAME.nginx-rollout-save` beside it. It
+/// exists only while a write of the file is under way, or after one was
+/// interrupted.
+fn save_name(file: &HostFile) -> OsString {
+    let mut name = OsString::from(".");
+    name.push(file.name());
+    name.push(".nginx-rollout-save");
+    name
 }
 
 /// How long a read, write or recovery of a file waits for another
 /// nginx-rollout's write of it to finish (a write takes milliseconds).
 const WRITE_PATIENCE: Duration = Duration::from_secs(10);
 
-/// An advisory `flock` on a config file (the symlink-resolved path), held
-/// by nginx-rollout while it writes the file or finishes an interrupted
-/// write (exclusive) and while it reads it (shared). So a process never
-/// reads another one's write half done, and never takes a write that is
-/// still under way for an interrupted one. Released when dropped, or by the
-/// kernel when the process dies.
+/// An advisory `flock` on a config file, held by nginx-rollout while it
+/// writes the file or finishes an interrupted write (exclusive) and while
+/// it reads it (shared). So a process never reads another one's write half
+/// done, and never takes a write that is still under way for an interrupted
+/// one. Released when dropped, or by the kernel when the process dies.
 #[derive(Debug)]
 pub(super) struct FileLock {
     /// The open file the lock is on; closing it releases the lock.
@@ -71,35 +75,31 @@ pub(super) struct FileLock {
 }
 
 impl FileLock {
-    /// An exclusive lock on `real`, to write it.
-    pub(super) fn exclusive(real: &Path) -> io::Result<FileLock> {
-        Self::take(real, rustix::fs::FlockOperation::NonBlockingLockExclusive)
+    /// An exclusive lock on `file`, to write it.
+    pub(super) fn exclusive(file: &HostFile) -> io::Result<FileLock> {
+        Self::take(file, rustix::fs::FlockOperation::NonBlockingLockExclusive)
     }
 
-    /// A shared lock on `real`, to read it.
-    pub(super) fn shared(real: &Path) -> io::Result<FileLock> {
-        Self::take(real, rustix::fs::FlockOperation::NonBlockingLockShared)
+    /// A shared lock on `file`, to read it.
+    pub(super) fn shared(file: &HostFile) -> io::Result<FileLock> {
+        Self::take(file, rustix::fs::FlockOperation::NonBlockingLockShared)
     }
 
-    fn take(real: &Path, op: rustix::fs::FlockOperation) -> io::Result<FileLock> {
-        let file = OpenOptions::new()
-            .read(true)
-            .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
-            .open(real)?;
-        check_regular(&file.metadata()?)?;
+    fn take(file: &HostFile, op: rustix::fs::FlockOperation) -> io::Result<FileLock> {
+        let open = file.open_read()?;
         let locked = crate::retry::within(
             WRITE_PATIENCE,
             Duration::from_millis(10),
-            || rustix::fs::flock(&file, op),
+            || rustix::fs::flock(&open, op),
             |e| *e == rustix::io::Errno::WOULDBLOCK,
         );
         match locked {
-            Ok(()) => Ok(FileLock { _file: file }),
+            Ok(()) => Ok(FileLock { _file: open }),
             Err(rustix::io::Errno::WOULDBLOCK) => Err(io::Error::new(
                 io::ErrorKind::WouldBlock,
                 format!(
                     "{}: another nginx-rollout process has been writing it for {} s",
-                    real.display(),
+                    file.shown().display(),
                     WRITE_PATIENCE.as_secs()
                 ),
             )),
@@ -141,72 +141,94 @@ fn test_pause(stage: Stage, path: &Path) {
     }
 }
 
-/// Overwrites `path` with `bytes` on the same inode, then fsyncs it.
+/// Overwrites `path` (symlinks followed) with `bytes` on the same inode,
+/// then fsyncs it.
 ///
 /// Recoverable: the previous bytes (and the new ones) are first saved
 /// durably beside the file; the save is removed once the new bytes are on
 /// disk. If the process dies in between, the next read of the file through
 /// the engine ([`recover`]) puts the previous bytes back.
 pub fn write_in_place(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let real = std::fs::canonicalize(path)?;
-    let _lock = FileLock::exclusive(&real)?;
-    let old = read_regular(&real)?;
-    write_over(&real, &old, bytes)
+    let file = HostFile::named(path)?;
+    let _lock = FileLock::exclusive(&file)?;
+    let old = file.read()?;
+    write_over(&file, &old, bytes)
 }
 
-/// [`write_in_place`] only if the file still holds `expected` (compare and
-/// swap): a file changed since it was read fails with [`FileChanged`] and
-/// is left as it is.
-pub fn write_if_unchanged(path: &Path, expected: &[u8], bytes: &[u8]) -> io::Result<()> {
-    let real = std::fs::canonicalize(path)?;
-    let _lock = FileLock::exclusive(&real)?;
-    test_pause(Stage::BeforeCheck, &real);
-    let current = read_regular(&real)?;
+/// [`write_in_place`] of `file` only if it still holds `expected` (compare
+/// and swap): a file changed since it was read fails with [`FileChanged`]
+/// and is left as it is.
+pub fn write_if_unchanged(file: &HostFile, expected: &[u8], bytes: &[u8]) -> io::Result<()> {
+    let _lock = FileLock::exclusive(file)?;
+    test_pause(Stage::BeforeCheck, file.shown());
+    let current = file.read()?;
     if current != expected {
         return Err(io::Error::other(FileChanged {
-            path: path.to_path_buf(),
+            path: file.shown().to_path_buf(),
         }));
     }
     if current == bytes {
         return Ok(());
     }
-    write_over(&real, &current, bytes)
+    write_over(file, &current, bytes)
 }
 
-/// Writes `new` over `real`, which holds `old`; the caller holds its
+/// Writes `new` over `file`, which holds `old`; the caller holds its
 /// exclusive [`FileLock`].
-fn write_over(real: &Path, old: &[u8], new: &[u8]) -> io::Result<()> {
-    let save = save_path(real);
-    let dir = real.parent().unwrap_or(Path::new("/"));
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".nginx-rollout-save.")
-        .tempfile_in(dir)
-        .map_err(|e| {
-            io::Error::new(
-                e.kind(),
-                format!(
-                    "cannot save the bytes of {} before writing it: {e}",
-                    real.display()
-                ),
-            )
-        })?;
-    tmp.write_all(SAVE_MAGIC)?;
-    tmp.write_all(format!("{} {}\n", old.len(), new.len()).as_bytes())?;
-    tmp.write_all(old)?;
-    tmp.write_all(new)?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(&save).map_err(|e| e.error)?;
-    sync_dir(dir)?;
-    let mut file = OpenOptions::new().write(true).truncate(true).open(real)?;
-    test_pause(Stage::Truncated, real);
-    file.write_all(new)?;
-    file.sync_all()?;
-    std::fs::remove_file(&save)?;
-    sync_dir(dir)
+fn write_over(file: &HostFile, old: &[u8], new: &[u8]) -> io::Result<()> {
+    let save = save_name(file);
+    let (tmp, mut out) = temp_beside(file).map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!(
+                "cannot save the bytes of {} before writing it: {e}",
+                file.shown().display()
+            ),
+        )
+    })?;
+    let saved = (|| {
+        out.write_all(SAVE_MAGIC)?;
+        out.write_all(format!("{} {}\n", old.len(), new.len()).as_bytes())?;
+        out.write_all(old)?;
+        out.write_all(new)?;
+        out.sync_all()?;
+        file.rename(&tmp, &save)
+    })();
+    if let Err(e) = saved {
+        let _ = file.remove(&tmp);
+        return Err(e);
+    }
+    file.sync_dir()?;
+    let mut out = file.open(OFlags::WRONLY | OFlags::TRUNC, Mode::empty())?;
+    test_pause(Stage::Truncated, file.shown());
+    out.write_all(new)?;
+    out.sync_all()?;
+    file.remove(&save)?;
+    file.sync_dir()
 }
 
-fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
+/// A new file beside `file`, only this process's (created exclusively,
+/// mode 0600), and its name.
+fn temp_beside(file: &HostFile) -> io::Result<(OsString, File)> {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let mut last = None;
+    for attempt in 0..100 {
+        let name = OsString::from(format!(
+            ".nginx-rollout-save.{}.{nanos:x}{attempt}",
+            std::process::id()
+        ));
+        match file.open_named(
+            &name,
+            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL,
+            Mode::from_raw_mode(0o600),
+        ) {
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => last = Some(e),
+            opened => return opened.map(|f| (name, f)),
+        }
+    }
+    Err(last.unwrap_or_else(|| io::Error::from(io::ErrorKind::AlreadyExists)))
 }
 
 /// What [`recover`] found.
@@ -226,32 +248,24 @@ pub enum Recovery {
     },
 }
 
-/// Finishes an interrupted [`write_in_place`] of `path`: when the file is
+/// Finishes an interrupted [`write_in_place`] of `file`: when the file is
 /// torn (a prefix of the bytes being written, or zeros where they were to
 /// go), its previous bytes are written back. A file that holds the old or
 /// the new bytes in full just loses the save. The save is trusted only when
 /// it is a regular file (never a symlink) owned by the file's owner. A
 /// write still under way in another process is waited for, never taken for
 /// an interrupted one.
-pub fn recover(path: &Path) -> io::Result<Recovery> {
-    let real = match std::fs::canonicalize(path) {
-        Ok(real) => real,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Recovery::Clean),
-        Err(e) => return Err(e),
-    };
-    let _lock = FileLock::exclusive(&real)?;
-    let save = save_path(&real);
-    let file = match OpenOptions::new()
-        .read(true)
-        .custom_flags((rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK).bits() as i32)
-        .open(&save)
-    {
+pub fn recover(file: &HostFile) -> io::Result<Recovery> {
+    let _lock = FileLock::exclusive(file)?;
+    let save = save_name(file);
+    let shown_save = file.sibling(&save);
+    let saved = match file.open_named(&save, OFlags::RDONLY | OFlags::NONBLOCK, Mode::empty()) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Recovery::Clean),
         Err(e) => {
             return Err(io::Error::new(
                 e.kind(),
-                format!("{}: cannot open it (a symlink?): {e}", save.display()),
+                format!("{}: cannot open it (a symlink?): {e}", shown_save.display()),
             ));
         }
     };
@@ -260,17 +274,18 @@ pub fn recover(path: &Path) -> io::Result<Recovery> {
             io::ErrorKind::InvalidData,
             format!(
                 "{} is not a save of {} made by nginx-rollout ({why}); remove it",
-                save.display(),
-                real.display()
+                shown_save.display(),
+                file.shown().display()
             ),
         )
     };
-    let owner = std::fs::metadata(&real)?.uid();
-    if file.metadata()?.uid() != owner {
+    if saved.metadata()?.uid() != file.owner()? {
         return Err(bad("another owner"));
     }
     let mut bytes = Vec::new();
-    file.take(2 * MAX_FILE_BYTES + 64).read_to_end(&mut bytes)?;
+    saved
+        .take(2 * MAX_FILE_BYTES + 64)
+        .read_to_end(&mut bytes)?;
     let Some(rest) = bytes.strip_prefix(SAVE_MAGIC) else {
         return Err(bad("no header"));
     };
@@ -287,24 +302,26 @@ pub fn recover(path: &Path) -> io::Result<Recovery> {
         .ok_or_else(|| bad("lengths do not match"))?;
     let (old, new) = body.split_at(old_len);
     debug_assert_eq!(new.len(), new_len);
-    let current = read_bounded(File::open(&real)?)?;
-    let dir = real.parent().unwrap_or(Path::new("/"));
+    let current = file.read()?;
     if current == old || current == new {
-        std::fs::remove_file(&save)?;
-        sync_dir(dir)?;
+        file.remove(&save)?;
+        file.sync_dir()?;
         return Ok(Recovery::Clean);
     }
     let torn =
         current.len() <= new.len() && current.iter().zip(new).all(|(&c, &n)| c == n || c == 0);
     if !torn {
-        return Ok(Recovery::Kept { file: real, save });
+        return Ok(Recovery::Kept {
+            file: file.shown().to_path_buf(),
+            save: shown_save,
+        });
     }
-    let mut file = OpenOptions::new().write(true).truncate(true).open(&real)?;
-    file.write_all(old)?;
-    file.sync_all()?;
-    std::fs::remove_file(&save)?;
-    sync_dir(dir)?;
-    Ok(Recovery::Restored(real))
+    let mut out = file.open(OFlags::WRONLY | OFlags::TRUNC, Mode::empty())?;
+    out.write_all(old)?;
+    out.sync_all()?;
+    file.remove(&save)?;
+    file.sync_dir()?;
+    Ok(Recovery::Restored(file.shown().to_path_buf()))
 }
 
 /// Writes every change in place, each only if its file still holds the
@@ -314,11 +331,15 @@ pub fn recover(path: &Path) -> io::Result<Recovery> {
 /// [`WriteError::Changed`], for the caller to read and edit again).
 pub fn write_changes(changes: &[FileChange]) -> Result<(), WriteError> {
     for (i, c) in changes.iter().enumerate() {
-        if let Err(e) = write_if_unchanged(&c.path, &c.before, &c.after) {
+        if let Err(e) =
+            HostFile::named(&c.path).and_then(|f| write_if_unchanged(&f, &c.before, &c.after))
+        {
             let changed = FileChanged::is_cause_of(&e);
             let mut msg = format!("cannot write {}: {e}", c.path.display());
             for undo in changes[..i].iter().rev() {
-                if let Err(e2) = write_if_unchanged(&undo.path, &undo.after, &undo.before) {
+                if let Err(e2) = HostFile::named(&undo.path)
+                    .and_then(|f| write_if_unchanged(&f, &undo.after, &undo.before))
+                {
                     msg.push_str(&format!(
                         "; restoring {} failed too: {e2}",
                         undo.path.display()
@@ -411,6 +432,15 @@ mod tests {
         assert_eq!(std::fs::read(&b).unwrap(), b"someone else's edit");
     }
 
+    /// The save file's path beside `file`.
+    fn save_path(file: &Path) -> PathBuf {
+        file.with_file_name(save_name(&HostFile::named(file).unwrap()))
+    }
+
+    fn host(path: &Path) -> HostFile {
+        HostFile::named(path).unwrap()
+    }
+
     fn interrupted(dir: &Path, old: &[u8], new: &[u8], now: &[u8]) -> PathBuf {
         let file = dir.join("nginx.conf");
         std::fs::write(&file, now).unwrap();
@@ -418,7 +448,7 @@ mod tests {
         save.extend(format!("{} {}\n", old.len(), new.len()).bytes());
         save.extend(old);
         save.extend(new);
-        std::fs::write(save_path(&file.canonicalize().unwrap()), save).unwrap();
+        std::fs::write(save_path(&file), save).unwrap();
         file
     }
 
@@ -428,17 +458,23 @@ mod tests {
         for torn in [&b""[..], b"server a down", b"server a \0\0\0\0"] {
             let file = interrupted(dir.path(), b"server a;\n", b"server a down;\n", torn);
             let inode = std::fs::metadata(&file).unwrap().ino();
-            assert_eq!(crate::conf::read_host_file(&file).unwrap(), b"server a;\n");
+            assert_eq!(
+                crate::conf::read_host_file(&host(&file)).unwrap(),
+                b"server a;\n"
+            );
             assert_eq!(std::fs::metadata(&file).unwrap().ino(), inode);
-            assert!(!save_path(&file.canonicalize().unwrap()).exists());
+            assert!(!save_path(&file).exists());
         }
         // Whole new bytes: the write had finished; they stay.
         let file = interrupted(dir.path(), b"old\n", b"new\n", b"new\n");
-        assert_eq!(recover(&file).unwrap(), Recovery::Clean);
+        assert_eq!(recover(&host(&file)).unwrap(), Recovery::Clean);
         assert_eq!(std::fs::read(&file).unwrap(), b"new\n");
         // Edited since: nothing is overwritten.
         let file = interrupted(dir.path(), b"old\n", b"new\n", b"the operator's\n");
-        assert!(matches!(recover(&file).unwrap(), Recovery::Kept { .. }));
+        assert!(matches!(
+            recover(&host(&file)).unwrap(),
+            Recovery::Kept { .. }
+        ));
         assert_eq!(std::fs::read(&file).unwrap(), b"the operator's\n");
     }
 
@@ -449,8 +485,8 @@ mod tests {
         std::fs::write(&file, b"x;\n").unwrap();
         let secret = dir.path().join("secret");
         std::fs::write(&secret, b"top secret").unwrap();
-        std::os::unix::fs::symlink(&secret, save_path(&file.canonicalize().unwrap())).unwrap();
-        assert!(recover(&file).is_err());
+        std::os::unix::fs::symlink(&secret, save_path(&file)).unwrap();
+        assert!(recover(&host(&file)).is_err());
         assert_eq!(std::fs::read(&file).unwrap(), b"x;\n");
     }
 }

@@ -18,17 +18,41 @@ use bollard::Docker;
 
 use super::procfs::{belongs, container_process, local_proc};
 use super::{Mount, NginxContainer};
-use crate::conf::{Fs, read_bounded, read_host_file};
+use crate::conf::{Fs, HostFile, read_bounded, read_host_file};
 use crate::docker::DaemonLocation;
 use tree::{MAX_LINKS, Node, Tree};
 
 /// Where the bytes of one container path live.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Location {
-    /// On this host, through a bind mount or volume (container path, host path).
-    Host(PathBuf, PathBuf),
+    /// On this host, through a bind mount or volume (container path, host place).
+    Host(PathBuf, HostPlace),
     /// Only inside the container (resolved container path).
     Container(PathBuf),
+}
+
+/// A container path's place on this host: beneath the source of the mount
+/// holding it. The container can write under a source it mounts rw, so the
+/// rest of the path is opened beneath it with no symlink followed
+/// ([`HostFile::beneath`]): the path was resolved as the container's kernel
+/// would, so a symlink found there now was swapped in since.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct HostPlace {
+    /// The mount's source, as the operator named it.
+    source: PathBuf,
+    /// The rest of the path beneath it (empty for the source itself).
+    rest: PathBuf,
+}
+
+impl HostPlace {
+    fn open(&self) -> io::Result<HostFile> {
+        HostFile::beneath(&self.source, &self.rest)
+    }
+
+    /// The host path, for messages.
+    fn path(&self) -> PathBuf {
+        self.source.join(&self.rest)
+    }
 }
 
 /// The nginx container's files as [`Fs`], every path resolved the way the
@@ -149,22 +173,30 @@ impl ContainerFs {
         Ok(out)
     }
 
+    /// Where container path `real` (resolved) can be looked at on this host:
+    /// beneath a host mount's source, or beneath the container's root when
+    /// files are read through it.
+    fn seen_at(&self, real: &Path) -> Option<HostPlace> {
+        match self.mount_for(real) {
+            Some((_, host)) => Some(host),
+            None if self.reads_locally() => self.local_root.as_ref().map(|root| HostPlace {
+                source: root.clone(),
+                rest: real.strip_prefix("/").unwrap_or(real).to_path_buf(),
+            }),
+            None => None,
+        }
+    }
+
     /// The target of `path` when it is a symlink (its directories being real ones).
     fn link_at(&self, path: &Path) -> io::Result<Option<PathBuf>> {
-        let seen = match self.mount_for(path) {
-            Some((_, host)) => Some(host),
-            None if self.reads_locally() => self.local_root.as_deref().map(|r| local_view(r, path)),
-            None => None,
-        };
-        let Some(seen) = seen else {
+        let Some(seen) = self.seen_at(path) else {
             return Ok(match self.lock().node(path) {
                 Some(Node::Symlink(target)) => Some(target.clone()),
                 _ => None,
             });
         };
-        match seen.symlink_metadata() {
-            Ok(m) if m.file_type().is_symlink() => Ok(Some(std::fs::read_link(&seen)?)),
-            Ok(_) => Ok(None),
+        match seen.open() {
+            Ok(file) => file.link_target(),
             Err(e) if missing(&e) => Ok(None),
             Err(e) => Err(e),
         }
@@ -173,16 +205,11 @@ impl ContainerFs {
     /// The names in container directory `dir` (resolved), none when it does not exist.
     fn list_dir(&self, dir: &Path) -> io::Result<Vec<OsString>> {
         let real = self.resolve(dir)?;
-        let seen = match self.mount_for(&real) {
-            Some((_, host)) => host,
-            None if self.reads_locally() => match self.local_root.as_deref() {
-                Some(root) => local_view(root, &real),
-                None => return Ok(Vec::new()),
-            },
-            None => return Ok(self.lock().children(&real)),
+        let Some(seen) = self.seen_at(&real) else {
+            return Ok(self.lock().children(&real));
         };
-        match std::fs::read_dir(&seen) {
-            Ok(entries) => entries.map(|e| e.map(|e| e.file_name())).collect(),
+        match seen.open().and_then(|dir| dir.list()) {
+            Ok(names) => Ok(names),
             Err(e) if missing(&e) => Ok(Vec::new()),
             Err(e) => Err(e),
         }
@@ -190,13 +217,11 @@ impl ContainerFs {
 
     /// Whether container path `path` exists (after resolving it).
     fn exists(&self, path: &Path) -> bool {
-        match self.locate(path) {
-            Ok(Location::Host(_, host)) => host.symlink_metadata().is_ok(),
-            Ok(Location::Container(real)) if self.reads_locally() => self
-                .local_root
-                .as_deref()
-                .is_some_and(|root| local_view(root, &real).symlink_metadata().is_ok()),
-            Ok(Location::Container(real)) => self.lock().node(&real).is_some(),
+        match self.resolve(path) {
+            Ok(real) => match self.seen_at(&real) {
+                Some(seen) => seen.open().is_ok_and(|f| f.exists()),
+                None => self.lock().node(&real).is_some(),
+            },
             Err(_) => false,
         }
     }
@@ -241,7 +266,7 @@ impl ContainerFs {
     /// (or on a volume) readable from this host.
     pub fn host_path(&self, path: &Path) -> Option<PathBuf> {
         match self.locate(path) {
-            Ok(Location::Host(_, host)) => Some(host),
+            Ok(Location::Host(_, host)) => Some(host.path()),
             _ => None,
         }
     }
@@ -254,8 +279,8 @@ impl ContainerFs {
         format!("{} in container {}", path.display(), self.container)
     }
 
-    /// The mount (deepest destination) holding `path`, and `path` on the host.
-    fn mount_for(&self, path: &Path) -> Option<(&Mount, PathBuf)> {
+    /// The mount (deepest destination) holding `path`, and `path`'s place on the host.
+    fn mount_for(&self, path: &Path) -> Option<(&Mount, HostPlace)> {
         self.host_mounts
             .iter()
             .filter_map(|m| {
@@ -264,12 +289,11 @@ impl ContainerFs {
             })
             .max_by_key(|(m, _)| m.destination.components().count())
             .map(|(m, rest)| {
-                let host = if rest.as_os_str().is_empty() {
-                    m.source.clone()
-                } else {
-                    m.source.join(rest)
+                let place = HostPlace {
+                    source: m.source.clone(),
+                    rest: rest.to_path_buf(),
                 };
-                (m, host)
+                (m, place)
             })
     }
 
@@ -298,10 +322,10 @@ impl Fs for ContainerFs {
             }
         };
         match self.locate(path)? {
-            Location::Host(_, host) => read_host_file(&host).map_err(|e| {
+            Location::Host(_, host) => host.open().and_then(|f| read_host_file(&f)).map_err(|e| {
                 io::Error::new(
                     e.kind(),
-                    format!("{} (host {}): {e}", self.place(path), host.display()),
+                    format!("{} (host {}): {e}", self.place(path), host.path().display()),
                 )
             }),
             Location::Container(real) if self.reads_locally() => {
@@ -375,11 +399,6 @@ fn push_components(todo: &mut Vec<OsString>, path: &Path) {
             _ => {}
         }
     }
-}
-
-/// Container path `path` under the container's root `root` as this host sees it.
-fn local_view(root: &Path, path: &Path) -> PathBuf {
-    root.join(path.strip_prefix("/").unwrap_or(path))
 }
 
 /// A missing file or a missing directory on the way.

@@ -10,7 +10,7 @@ use anyhow::{Context, Result, bail};
 use bollard::Docker;
 
 use super::tree::{Meta, Node};
-use super::{ContainerFs, Location, local_view};
+use super::{ContainerFs, HostPlace, Location};
 use crate::conf::{FileChanged, write_if_unchanged};
 use crate::docker::{EXEC_STDOUT_MAX, exec_in, exec_with_input};
 
@@ -87,29 +87,29 @@ impl ContainerFs {
     ) -> Result<()> {
         match self.locate(path).with_context(|| self.place(path))? {
             Location::Host(in_container, host) => {
-                write_if_unchanged(&host, expected, bytes).with_context(|| {
-                    format!(
-                        "writing {} (host file of {})",
-                        host.display(),
-                        self.place(path)
-                    )
-                })?;
+                host.open()
+                    .and_then(|file| write_if_unchanged(&file, expected, bytes))
+                    .with_context(|| {
+                        format!(
+                            "writing {} (host file of {})",
+                            host.path().display(),
+                            self.place(path)
+                        )
+                    })?;
                 self.verify_mounted(docker, &in_container, &host, bytes)
                     .await
             }
             Location::Container(real) => {
                 let meta = match (self.lock().get(&real), self.local_root.as_deref()) {
                     (Ok(Some((_, Node::File(_, meta)))), _) => *meta,
-                    (_, Some(root)) if self.reads_locally() => {
-                        local_view(root, &real).symlink_metadata().map_or_else(
-                            |_| Meta::default(),
-                            |m| Meta {
-                                mode: m.mode() & 0o7777,
-                                uid: u64::from(m.uid()),
-                                gid: u64::from(m.gid()),
-                            },
-                        )
-                    }
+                    (_, Some(_)) if self.reads_locally() => self
+                        .seen_at(&real)
+                        .and_then(|place| place.open().ok()?.open_read().ok()?.metadata().ok())
+                        .map_or_else(Meta::default, |m| Meta {
+                            mode: m.mode() & 0o7777,
+                            uid: u64::from(m.uid()),
+                            gid: u64::from(m.gid()),
+                        }),
                     _ => Meta::default(),
                 };
                 if self.download_file(docker, &real).await?.as_deref() != Some(expected) {
@@ -140,20 +140,24 @@ impl ContainerFs {
         &self,
         docker: &Docker,
         path: &Path,
-        host: &Path,
+        host: &HostPlace,
         bytes: &[u8],
     ) -> Result<()> {
         let seen = self.container_view(docker, path).await?;
         if seen.matches(bytes) {
             return Ok(());
         }
-        let now = crate::conf::read_regular(host).ok();
-        let host_inode = std::fs::metadata(host).map(|m| m.ino()).ok();
+        let file = host.open().ok();
+        let now = file.as_ref().and_then(|f| f.read().ok());
+        let host_inode = file
+            .as_ref()
+            .and_then(|f| f.open_read().ok()?.metadata().ok())
+            .map(|m| m.ino());
         judge_read_back(&seen, bytes, now.as_deref(), host_inode).with_context(|| {
             format!(
                 "{}: the container does not see what was written to {}",
                 self.place(path),
-                host.display()
+                host.path().display()
             )
         })
     }
