@@ -1,4 +1,5 @@
-//! The canary's hold at each share of the traffic, watching its new container.
+//! The canary's hold at each share of the traffic, watching its new
+//! container and, as any wait does, the other watched ones.
 use std::time::Duration;
 
 use anyhow::Result;
@@ -7,18 +8,19 @@ use tokio::time::Instant;
 
 use super::event::Observer;
 use super::executor::{Executor, StepError};
+use super::monitor::MONITOR_POLL;
 use super::world::World;
 use crate::duration::deadline;
 use crate::plan::{Gate, ServerRef, Share};
-
-/// How often a held canary's container is looked at.
-const CANARY_POLL: Duration = Duration::from_secs(1);
 
 impl<W: World, O: Observer + ?Sized> Executor<'_, W, O> {
     /// The canary holds `share`: its new container is watched from the moment
     /// it became healthy (a failure at any time during the ramp counts, under
     /// the failure action, and takes it out of the upstream) for the delay
-    /// of `gate`; a pause gate stops the run once the step is done.
+    /// of `gate`; a pause gate stops the run once the step is done. Every
+    /// [`MONITOR_POLL`] the canary is checked, then the watched containers
+    /// as during any wait (`watching`); the canary first, so that its
+    /// failure is told, and taken out, as the canary's.
     pub(super) async fn canary(
         &mut self,
         index: usize,
@@ -56,11 +58,15 @@ impl<W: World, O: Observer + ?Sized> Executor<'_, W, O> {
                 }
                 return Err(StepError::Servers(failed));
             }
+            if let Some(outcome) = self.check_monitors().await? {
+                return Err(StepError::Stopped(outcome));
+            }
             let left = until.saturating_duration_since(Instant::now());
-            if left.is_zero() {
+            // Taken out by that check (it failed just now): nothing left to hold.
+            if left.is_zero() || self.is_failed(&server.server) {
                 return Ok(());
             }
-            self.until_cancelled(tokio::time::sleep(left.min(CANARY_POLL)))
+            self.until_cancelled(tokio::time::sleep(left.min(MONITOR_POLL)))
                 .await?;
         }
     }

@@ -55,7 +55,9 @@ impl<W: World, O: Observer + ?Sized> Executor<'_, W, O> {
     /// Post-start or pre-stop hooks, each container's commands in order
     /// (concurrently across containers); a failing command fails its server,
     /// which then counts against the failure ratio. Servers failed already
-    /// are skipped. Like the pre-deploy hook, never cut short by a signal.
+    /// are skipped. Like the pre-deploy hook, never cut short by a signal,
+    /// nor by a failure of a watched container meanwhile (see
+    /// [`Self::watching_to_end`]).
     pub(super) async fn run_hooks(
         &mut self,
         index: usize,
@@ -74,7 +76,7 @@ impl<W: World, O: Observer + ?Sized> Executor<'_, W, O> {
             .join(", ");
         self.announce_wait(index, &format!("{kind} hooks in {names}"), timeout);
         let world = self.world;
-        let results = join_all(runs.iter().map(|r| async move {
+        let hooks = join_all(runs.iter().map(|r| async move {
             let container = &r.server.container;
             // A container that is gone or stopped has nothing left to prepare for its stop.
             if kind == HookKind::PreStop && !world.is_running(container).await? {
@@ -95,8 +97,8 @@ impl<W: World, O: Observer + ?Sized> Executor<'_, W, O> {
                 }
             }
             anyhow::Ok(Some(ran))
-        }))
-        .await;
+        }));
+        let (results, watched) = self.watching_to_end(hooks).await;
         let mut failed = Vec::new();
         for (r, result) in runs.iter().zip(results) {
             let container = &r.server.container;
@@ -126,6 +128,13 @@ impl<W: World, O: Observer + ?Sized> Executor<'_, W, O> {
                 }
                 failed.push((r.server.server.clone(), why));
             }
+        }
+        if let Err(ended) = watched {
+            // The hooks ran to their end: their failures count; the step ends as the watch did.
+            if !failed.is_empty() {
+                self.record_failures(failed)?;
+            }
+            return Err(ended);
         }
         if failed.is_empty() {
             Ok(())

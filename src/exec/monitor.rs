@@ -74,22 +74,36 @@ impl<W: World, O: Observer + ?Sized> Executor<'_, W, O> {
     ) -> Result<T, StepError> {
         let mut wait = std::pin::pin!(wait);
         loop {
-            let tick = tokio::time::sleep(MONITOR_POLL);
-            let done = self
-                .until_cancelled(async {
-                    tokio::select! {
-                        out = &mut wait => Some(out),
-                        _ = tick => None,
-                    }
-                })
-                .await?;
-            if let Some(out) = done {
+            let polled = tokio::time::timeout(MONITOR_POLL, wait.as_mut());
+            if let Ok(out) = self.until_cancelled(polled).await? {
                 return Ok(out);
             }
             if let Some(outcome) = self.check_monitors().await? {
                 return Err(StepError::Stopped(outcome));
             }
         }
+    }
+
+    /// [`Self::watching`] for a wait never cut short (hooks): a signal does
+    /// not end it, and once a failure fires the failure action (`Stopped`)
+    /// or a check fails (`Fatal`), the checks stop and `wait` still runs to
+    /// its end. Returns its output and how the watch ended.
+    pub(super) async fn watching_to_end<T>(
+        &mut self,
+        wait: impl Future<Output = T>,
+    ) -> (T, Result<(), StepError>) {
+        let mut wait = std::pin::pin!(wait);
+        let ended = loop {
+            if let Ok(out) = tokio::time::timeout(MONITOR_POLL, wait.as_mut()).await {
+                return (out, Ok(()));
+            }
+            match self.check_monitors().await {
+                Ok(None) => {}
+                Ok(Some(outcome)) => break StepError::Stopped(outcome),
+                Err(e) => break StepError::Fatal(e),
+            }
+        };
+        (wait.await, Err(ended))
     }
 
     /// Waits out every watched container's monitor window (the check follows the step).

@@ -1,6 +1,7 @@
-//! Canary ramps run: each share held, a dying canary taken out, a pause gate.
+//! Canary ramps run: each share held, a dying canary taken out, a pause
+//! gate, the other watched containers checked during a hold.
 use super::*;
-use crate::plan::{Canary, Direction, Gate, Overrides, Share, resolve};
+use crate::plan::{Action, Canary, Direction, Gate, Overrides, Share, resolve};
 
 fn ramp(gate: Gate, action: FailureAction) -> UpdateConfig {
     let flags = Overrides {
@@ -108,5 +109,48 @@ async fn a_pause_gate_stops_at_each_share_and_the_same_plan_goes_on() {
         *fake.replaced.borrow(),
         ["app1:3000", "app2:3000"],
         "each once"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failure_of_an_earlier_batch_while_the_canary_holds_is_taken_out_during_the_hold() {
+    // app1, left drained by a killed run, goes first and is healthy at once;
+    // its crash, seen 2 s in, falls in the canary's (app2's) 5-s hold (the
+    // clock is tokio's, paused: nothing else takes time).
+    let mut fake = Fake::new(3);
+    let text = fake
+        .text()
+        .replace("server app1:3000;", "server app1:3000 down;");
+    *fake.conf.borrow_mut() = text.into_bytes();
+    fake.crashes.insert("app1:3000".into());
+    fake.crash_seen_after = Some((tokio::time::Instant::now(), Duration::from_secs(2)));
+    let flags = Overrides {
+        failure_action: Some(FailureAction::Continue),
+        monitor: Some(Duration::from_secs(10)),
+        canary: Some(Canary {
+            shares: vec![Share::new(10).unwrap()],
+            gate: Some(Gate::Delay {
+                duration: Duration::from_secs(5),
+            }),
+        }),
+        ..Overrides::default()
+    };
+    let policy = resolve(Direction::Update, None, &flags).unwrap();
+    let targets: Vec<Target> = (1..=3)
+        .map(|k| Target {
+            drained_by_us: k == 1,
+            ..target(k, &Hooks::default())
+        })
+        .collect();
+    let r = rollout_of(&fake, &targets, None, policy).await;
+    let (outcome, r, events) = run_to_end(&fake, r).await;
+    assert_eq!(outcome, Outcome::Done);
+    use ServerState::*;
+    assert_eq!(states(&r), [Failed, Done, Done]);
+    let canary = |a: &Action| matches!(a, Action::Canary { .. });
+    assert_eq!(
+        inside_step(&events, canary, 0),
+        (true, true),
+        "app1 failed and taken out with a reload inside the hold: {events:#?}"
     );
 }

@@ -153,32 +153,6 @@ async fn app1_crashing_after(
     run_all(&fake, policy(action, ratio, Duration::from_secs(10))).await
 }
 
-/// The events of the `nth` step whose action `is` (from its start to its
-/// finish), and whether app1's failure and a reload are among them.
-fn inside_step(events: &[Event], is: fn(&Action) -> bool, nth: usize) -> (bool, bool) {
-    let start = events
-        .iter()
-        .enumerate()
-        .filter(|(_, e)| matches!(e, Event::StepStart { step } if is(&step.action)))
-        .map(|(i, _)| i)
-        .nth(nth)
-        .expect("the step ran");
-    let Event::StepStart { step } = &events[start] else {
-        unreachable!()
-    };
-    let finish = events
-        .iter()
-        .position(|e| matches!(e, Event::StepFinish { index, .. } if *index == step.index))
-        .expect("the step finished");
-    let inside = &events[start..finish];
-    (
-        inside
-            .iter()
-            .any(|e| matches!(e, Event::Failure { server, .. } if server == "app1:3000")),
-        inside.iter().any(|e| matches!(e, Event::Reload { .. })),
-    )
-}
-
 fn monitor(action: &Action) -> bool {
     matches!(action, Action::Monitor { .. })
 }

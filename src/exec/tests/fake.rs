@@ -59,6 +59,8 @@ pub(super) struct Fake {
     /// Hook commands that exit 1, as `CONTAINER PROGRAM` (old and new
     /// containers share their names in the fake).
     pub failing_hooks: HashSet<String>,
+    /// How long each hook command run in a container (`exec_hook`) takes.
+    pub hook_takes: Duration,
     /// The pre-deploy one-off exits 2.
     pub pre_deploy_fails: bool,
     /// What ran, in order: `exec CONTAINER ARGV…` or `one-off NAME SPEC ARGV…`.
@@ -199,6 +201,7 @@ impl World for Fake {
         self.ran
             .borrow_mut()
             .push(format!("exec {container} {}", command.argv.join(" ")));
+        tokio::time::sleep(self.hook_takes).await;
         let code = i64::from(
             self.failing_hooks
                 .contains(&format!("{container} {}", command.argv[0])),

@@ -1,6 +1,7 @@
-//! Hooks run: post-start, pre-stop and pre-deploy, and their failures.
+//! Hooks run: post-start, pre-stop and pre-deploy, their failures, and
+//! failures of watched containers while they run.
 use super::*;
-use crate::plan::{HookCommand, HookKind};
+use crate::plan::{Action, HookCommand, HookKind};
 
 fn hooks() -> Hooks {
     Hooks {
@@ -115,6 +116,86 @@ async fn a_failing_pre_stop_leaves_the_old_container_serving_nothing_and_untouch
         r.servers[1].error
     );
     assert_eq!(fake.down_lines(), ["server app2:3000 down;"]);
+}
+
+/// A fake of two servers whose hook commands take 3 s each: app1's new
+/// container is healthy 6 s in and its crash, seen 7 s in, falls in app2's
+/// pre-stop (6 s to 9 s; the clock is tokio's, paused: nothing else takes time).
+fn app1_crashing_in_app2s_pre_stop() -> Fake {
+    let mut fake = Fake::new(2);
+    fake.hook_takes = Duration::from_secs(3);
+    fake.crashes.insert("app1:3000".into());
+    fake.crash_seen_after = Some((tokio::time::Instant::now(), Duration::from_secs(7)));
+    fake
+}
+
+fn pre_stop(action: &Action) -> bool {
+    matches!(action, Action::PreStop { .. })
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failure_while_a_hook_runs_is_taken_out_before_the_hook_ends() {
+    let fake = app1_crashing_in_app2s_pre_stop();
+    let (outcome, r, events) = run_with(
+        &fake,
+        None,
+        policy(FailureAction::Continue, 1.0, Duration::from_secs(10)),
+    )
+    .await;
+    assert_eq!(outcome, Outcome::Done);
+    assert_eq!(states(&r), [ServerState::Failed, ServerState::Done]);
+    assert_eq!(
+        inside_step(&events, pre_stop, 1),
+        (true, true),
+        "app1 failed and taken out with a reload inside app2's pre-stop: {events:#?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failure_firing_the_action_while_a_hook_runs_stops_the_run_once_the_hook_ends() {
+    let fake = app1_crashing_in_app2s_pre_stop();
+    let (outcome, r, events) = run_with(
+        &fake,
+        None,
+        policy(FailureAction::Pause, 0.0, Duration::from_secs(10)),
+    )
+    .await;
+    assert!(
+        matches!(&outcome, Outcome::Paused(why) if why.contains("monitor window")),
+        "{outcome:?}"
+    );
+    assert_eq!(
+        inside_step(&events, pre_stop, 1),
+        (true, true),
+        "{events:#?}"
+    );
+    let app2_pre_stop = |e: &Event| match e {
+        Event::Hook {
+            hook: HookKind::PreStop,
+            server,
+            exit_code,
+            ..
+        } => server == "app2:3000" && *exit_code == 0,
+        _ => false,
+    };
+    assert!(
+        events.iter().any(app2_pre_stop),
+        "app2's pre-stop ran to its end: {events:#?}"
+    );
+    let pre_stops: Vec<StepStatus> = r
+        .plan
+        .steps
+        .iter()
+        .zip(&r.steps)
+        .filter(|(s, _)| pre_stop(&s.action))
+        .map(|(_, rec)| rec.status)
+        .collect();
+    assert_eq!(pre_stops, [StepStatus::Done, StepStatus::Failed]);
+    assert_eq!(
+        *fake.replaced.borrow(),
+        ["app1:3000"],
+        "nothing after the hook"
+    );
 }
 
 fn job() -> PreDeploy {

@@ -198,6 +198,32 @@ async fn run_all(fake: &Fake, policy: UpdateConfig) -> (Outcome, Rollout<String>
     run_to_end(fake, r).await
 }
 
+/// The events of the `nth` step whose action `is` (from its start to its
+/// finish), and whether app1's failure and a reload are among them.
+fn inside_step(events: &[Event], is: fn(&crate::plan::Action) -> bool, nth: usize) -> (bool, bool) {
+    let start = events
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| matches!(e, Event::StepStart { step } if is(&step.action)))
+        .map(|(i, _)| i)
+        .nth(nth)
+        .expect("the step ran");
+    let Event::StepStart { step } = &events[start] else {
+        unreachable!()
+    };
+    let finish = events
+        .iter()
+        .position(|e| matches!(e, Event::StepFinish { index, .. } if *index == step.index))
+        .expect("the step finished");
+    let inside = &events[start..finish];
+    (
+        inside
+            .iter()
+            .any(|e| matches!(e, Event::Failure { server, .. } if server == "app1:3000")),
+        inside.iter().any(|e| matches!(e, Event::Reload { .. })),
+    )
+}
+
 fn states(r: &Rollout<String>) -> Vec<ServerState> {
     r.servers.iter().map(|s| s.state).collect()
 }
