@@ -30,9 +30,33 @@ pub fn err_text(args: fmt::Arguments<'_>) {
 /// Writes text to stdout and flushes it. The error, a broken pipe included,
 /// goes to the caller, which ends quietly on a broken pipe ([`broken_pipe`]).
 pub fn out_text(args: fmt::Arguments<'_>) -> io::Result<()> {
-    let mut out = io::stdout().lock();
+    let mut out = stdout();
     out.write_fmt(args)?;
     out.flush()
+}
+
+/// Standard output, locked, for every command's output: its errors say
+/// they come from writing it (`conf print > /full/disk`) and keep their
+/// kind, so a broken pipe is still told apart ([`broken_pipe`]).
+pub fn stdout() -> Stdout {
+    Stdout(io::stdout().lock())
+}
+
+/// Locked standard output whose errors name it ([`stdout`]).
+pub struct Stdout(io::StdoutLock<'static>);
+
+impl Write for Stdout {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.write(buf).map_err(writing_stdout)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.flush().map_err(writing_stdout)
+    }
+}
+
+fn writing_stdout(e: io::Error) -> io::Error {
+    io::Error::new(e.kind(), format!("writing to stdout: {e}"))
 }
 
 /// Whether `e` is (caused by) a broken pipe: whoever read our stdout has
@@ -69,6 +93,16 @@ mod tests {
     #[test]
     fn shown_text_keeps_its_lines_and_escapes_the_rest() {
         assert_eq!(shown("a\x1b[2J\r\nb\x07\n"), "a\\u{1b}[2J\\u{d}\nb\\u{7}\n");
+    }
+
+    #[test]
+    fn a_stdout_error_names_stdout_and_keeps_its_kind() {
+        let e = writing_stdout(io::Error::from_raw_os_error(28));
+        assert!(e.to_string().starts_with("writing to stdout: "), "{e}");
+        assert_eq!(e.kind(), io::ErrorKind::StorageFull);
+        assert!(broken_pipe(&anyhow::Error::from(writing_stdout(
+            io::ErrorKind::BrokenPipe.into()
+        ))));
     }
 
     #[test]

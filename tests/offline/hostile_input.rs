@@ -210,6 +210,38 @@ fn no_panic_on_absurd_arguments_or_unwritable_output() {
         assert_eq!(out.status.code(), Some(code), "{args:?} with 2>/dev/full");
     }
 
+    // A stdout that cannot be written (a full disk behind `>`): an error
+    // that says so, never a panic.
+    for args in [
+        vec!["conf", "print", seed],
+        vec!["conf", "parse", seed],
+        vec!["completions", "bash"],
+        vec!["man"],
+    ] {
+        let full = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap();
+        let out = finish(
+            tool(&args)
+                .stdout(full)
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap(),
+        );
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{args:?} >/dev/full: {}",
+            stderr(&out)
+        );
+        assert!(
+            stderr(&out).contains("writing to stdout: No space left on device"),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+    }
+
     // A reader that goes away: the tool ends quietly.
     let big = write(
         dir.path(),

@@ -26,7 +26,7 @@ pub fn exec(args: RenderArgs) -> anyhow::Result<i32> {
         Some(out) => {
             std::fs::write(out, &text).with_context(|| format!("cannot write {}", out.display()))?
         }
-        None => std::io::stdout().lock().write_all(text.as_bytes())?,
+        None => crate::cli::output::stdout().write_all(text.as_bytes())?,
     }
     Ok(0)
 }

@@ -32,7 +32,7 @@ impl Json {
 
 impl Observer for Json {
     fn event(&mut self, event: &Event) {
-        let mut out = std::io::stdout().lock();
+        let mut out = crate::cli::output::stdout();
         let _ = writeln!(out, "{}", Json::value(event));
         let _ = out.flush();
     }

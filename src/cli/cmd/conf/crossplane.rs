@@ -55,7 +55,7 @@ pub struct BuildArgs {
 const MAX_PAYLOAD: u64 = 256 << 20;
 
 fn write_json(value: &impl Serialize, indent: Option<u8>) -> anyhow::Result<()> {
-    let mut out = std::io::stdout().lock();
+    let mut out = crate::cli::output::stdout();
     match indent {
         Some(n) => {
             let ind = " ".repeat(usize::from(n));
@@ -132,7 +132,7 @@ pub fn build(a: BuildArgs) -> anyhow::Result<i32> {
         indent: usize::from(a.indent),
         tabs: a.tabs,
     };
-    let mut out = std::io::stdout().lock();
+    let mut out = crate::cli::output::stdout();
     match payload.config.as_slice() {
         [one] => out.write_all(crossplane_build(&one.parsed, opts).as_bytes())?,
         all => {

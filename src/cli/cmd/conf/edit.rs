@@ -252,7 +252,7 @@ fn run(a: Asked, verbose: bool) -> anyhow::Result<i32> {
             EditOptions { force: a.force },
         )?;
         let color = diff::color_stdout();
-        let mut out = std::io::stdout().lock();
+        let mut out = crate::cli::output::stdout();
         for c in &after.changes_since(&before) {
             let label = c.path.display().to_string();
             write!(out, "{}", diff::unified(&label, &c.before, &c.after, color))?;

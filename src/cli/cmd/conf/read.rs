@@ -32,7 +32,7 @@ pub fn print(file: &Path) -> anyhow::Result<i32> {
         .read(file)
         .with_context(|| format!("cannot read {}", file.display()))?;
     let doc = Doc::parse_file(file, bytes)?;
-    let mut out = std::io::stdout().lock();
+    let mut out = crate::cli::output::stdout();
     out.write_all(doc.bytes())?;
     out.flush()?;
     Ok(0)
@@ -41,7 +41,7 @@ pub fn print(file: &Path) -> anyhow::Result<i32> {
 /// `conf upstreams`: a table, or JSON.
 pub fn upstreams(located: &Located, json: bool) -> anyhow::Result<i32> {
     let ups = located.set.upstreams();
-    let mut out = std::io::stdout().lock();
+    let mut out = crate::cli::output::stdout();
     if json {
         serde_json::to_writer_pretty(&mut out, &ups)?;
         writeln!(out)?;
