@@ -11,7 +11,7 @@ use bollard::query_parameters::ListContainersOptionsBuilder;
 use futures_util::future::join_all;
 
 use super::cmdline::{NginxCommand, conf_path, nginx_command};
-use super::procfs::{container_process, local_proc};
+use super::procfs::{belongs, container_process, local_proc};
 use crate::docker::{self, ComposeRef, DaemonLocation, exec_in, is_not_found};
 
 /// Compose service name looked for in the current project.
@@ -35,8 +35,11 @@ pub struct NginxContainer {
     /// How nginx was started (binary and global options to repeat for `-t`/`-s`).
     pub command: NginxCommand,
     /// Host pid of the container's main process when it was found (the nginx
-    /// master, unless nginx runs under a wrapper).
+    /// master, unless nginx runs under a wrapper); see [`NginxContainer::is_current`].
     pub main_pid: Option<u32>,
+    /// `/proc/PID` of `main_pid` when this host's `/proc` showed it as the
+    /// container's then: its going away tells that the container restarted.
+    local_process: Option<PathBuf>,
     /// Whether the daemon runs on this host: only then are its pids and
     /// mount sources this host's, and `/proc` or the files read directly.
     pub daemon: DaemonLocation,
@@ -185,13 +188,17 @@ fn single<'a>(candidates: &[&'a ContainerSummary], place: &str) -> Result<&'a st
     }
 }
 
+/// `/proc/PID` of process `pid` of container `id`, when the daemon is local
+/// and this host's `/proc` shows it.
+fn process_here(daemon: DaemonLocation, pid: Option<u32>, id: &str) -> Option<PathBuf> {
+    container_process(local_proc(daemon)?, pid?, id)
+}
+
 /// The configure arguments (what `nginx -V` prints after "configure
-/// arguments:") compiled into the binary of process `pid` of container `id`,
-/// read through `/proc` when the daemon is local: saves a `docker exec`.
-/// `None` when that is not possible or the binary does not record a `--conf-path`.
-fn configure_arguments(daemon: DaemonLocation, pid: u32, id: &str) -> Option<String> {
-    let dir = container_process(local_proc(daemon)?, pid, id)?;
-    configure_string(&binary_head(&dir.join("exe"))?)
+/// arguments:") compiled into the binary of process `process` (`/proc/PID`):
+/// saves a `docker exec`. `None` when the binary does not record a `--conf-path`.
+fn configure_arguments(process: &Path) -> Option<String> {
+    configure_string(&binary_head(&process.join("exe"))?)
 }
 
 /// How much of a container's nginx binary is searched for its configure
@@ -246,6 +253,19 @@ fn main_pid_of(info: &ContainerInspectResponse) -> Option<u32> {
 }
 
 impl NginxContainer {
+    /// Whether `main_pid` is still the container's main process, as far as
+    /// this host can tell: not when there was none (the container was not
+    /// running when inspected), nor once the process this host's `/proc`
+    /// showed is gone (the container restarted). A remote daemon's pids are
+    /// not checked.
+    pub fn is_current(&self) -> bool {
+        self.main_pid.is_some()
+            && self
+                .local_process
+                .as_deref()
+                .is_none_or(|dir| belongs(dir, &self.id))
+    }
+
     /// This container as it runs now: a restart (by anyone) gives it another
     /// main process, through which files and processes are read.
     pub async fn restarted(&self, docker: &Docker) -> Result<NginxContainer> {
@@ -253,8 +273,10 @@ impl NginxContainer {
             .inspect_container(&self.id, None)
             .await
             .with_context(|| format!("inspecting nginx container {}", self.name))?;
+        let main_pid = main_pid_of(&info);
         Ok(NginxContainer {
-            main_pid: main_pid_of(&info),
+            main_pid,
+            local_process: process_here(self.daemon, main_pid, &self.id),
             ..self.clone()
         })
     }
@@ -288,7 +310,8 @@ async fn describe(
         None => bail!("container {name} does not run nginx as its main process"),
     };
     let main_pid = main_pid_of(&info);
-    let compiled_in = main_pid.and_then(|pid| configure_arguments(daemon, pid, &id));
+    let local_process = process_here(daemon, main_pid, &id);
+    let compiled_in = local_process.as_deref().and_then(configure_arguments);
     let conf_path = match (&command.conf, compiled_in) {
         (Some(c), _) if Path::new(c).is_absolute() => PathBuf::from(c),
         (_, Some(configure)) => conf_path(&command, &configure),
@@ -336,6 +359,7 @@ async fn describe(
         networks,
         command,
         main_pid,
+        local_process,
         daemon,
     })
 }
@@ -343,6 +367,39 @@ async fn describe(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An nginx container `abc123` whose main process is `pid`, seen at `local_process`.
+    fn container(pid: Option<u32>, local_process: Option<PathBuf>) -> NginxContainer {
+        NginxContainer {
+            id: "abc123".into(),
+            name: "proxy".into(),
+            compose: None,
+            conf_path: PathBuf::from("/etc/nginx/nginx.conf"),
+            mounts: Vec::new(),
+            networks: Vec::new(),
+            command: nginx_command("nginx", &[]).unwrap(),
+            main_pid: pid,
+            local_process,
+            daemon: DaemonLocation::Local,
+        }
+    }
+
+    #[test]
+    fn a_main_process_gone_from_proc_is_no_longer_current() {
+        let tmp = tempfile::tempdir().unwrap();
+        let process = tmp.path().join("7");
+        std::fs::create_dir(&process).unwrap();
+        std::fs::write(process.join("cgroup"), "0::/docker/abc123\n").unwrap();
+        let nginx = container(Some(7), Some(process.clone()));
+        assert!(nginx.is_current());
+        // The container restarted: its old main process is gone.
+        std::fs::remove_file(process.join("cgroup")).unwrap();
+        assert!(!nginx.is_current());
+        // Inspected while it was not running: no main process to go by.
+        assert!(!container(None, None).is_current());
+        // A pid this host's `/proc` never showed (a remote daemon's) is kept.
+        assert!(container(Some(7), None).is_current());
+    }
 
     #[test]
     fn finds_the_configure_string_in_a_binary() {

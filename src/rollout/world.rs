@@ -126,8 +126,12 @@ pub(crate) struct DockerWorld {
     pub docker: Docker,
     /// Where it is, for the compose CLI.
     endpoint: Endpoint,
-    /// The nginx container.
+    /// The nginx container as found: its name, config path, mounts and
+    /// networks, which a restart keeps. Its processes and files are read
+    /// through [`Self::nginx_now`].
     pub nginx: NginxContainer,
+    /// The nginx container with its main process as last inspected.
+    running: tokio::sync::Mutex<NginxContainer>,
     /// The compose CLI, if one is installed: looked for on first use, since
     /// starting `docker-compose` (Python) just to ask costs most of a second.
     compose_cli: OnceLock<Option<ComposeKind>>,
@@ -157,10 +161,12 @@ impl DockerWorld {
         let location = endpoint.location();
         tracing::debug!("daemon at {endpoint}: {location:?}");
         let nginx = find_nginx(&docker, location, nginx, cwd).await?;
+        let running = tokio::sync::Mutex::new(nginx.clone());
         Ok(DockerWorld {
             docker,
             endpoint,
             nginx,
+            running,
             compose_cli: OnceLock::new(),
             probe,
             files: tokio::sync::Mutex::new(None),
@@ -185,19 +191,36 @@ impl DockerWorld {
             })
     }
 
+    /// The nginx container as it runs now: inspected again once the main
+    /// process known is gone (someone restarted the container), so that
+    /// nginx's processes and files are read through the new one rather than
+    /// through the daemon's slower ways for a process that no longer exists.
+    async fn nginx_now(&self) -> Result<NginxContainer> {
+        let mut running = self.running.lock().await;
+        if !running.is_current() {
+            *running = running.restarted(&self.docker).await?;
+            tracing::debug!(
+                "nginx container {} restarted: its main process is now {:?}",
+                running.name,
+                running.main_pid
+            );
+        }
+        Ok(running.clone())
+    }
+
     /// The config files as nginx sees them.
     pub async fn files(&self) -> Result<Arc<ContainerFs>> {
         let mut files = self.files.lock().await;
         let fs = match files.take() {
             Some(fs) if fs.is_current() => fs,
-            None => Arc::new(ContainerFs::load(&self.docker, &self.nginx).await?),
-            Some(_) => {
-                tracing::warn!(
-                    "nginx container {} was restarted: its files are read again",
-                    self.nginx.name
-                );
-                let nginx = self.nginx.restarted(&self.docker).await?;
-                Arc::new(ContainerFs::load(&self.docker, &nginx).await?)
+            stale => {
+                if stale.is_some() {
+                    tracing::warn!(
+                        "nginx container {} was restarted: its files are read again",
+                        self.nginx.name
+                    );
+                }
+                Arc::new(ContainerFs::load(&self.docker, &self.nginx_now().await?).await?)
             }
         };
         *files = Some(fs.clone());
@@ -288,22 +311,33 @@ impl World for DockerWorld {
 
     async fn load_config(&self) -> Result<ConfigSet> {
         let fs = self.files().await?;
+        let loaded = ConfigSet::load(&self.nginx.conf_path, &*fs);
+        if fs.is_current() {
+            return Ok(loaded?);
+        }
+        // Read through a process that exited meanwhile (nginx restarted):
+        // files it no longer showed may be there. Read them again.
+        let fs = self.files().await?;
         Ok(ConfigSet::load(&self.nginx.conf_path, &*fs)?)
     }
 
     async fn write_config(&self, changes: &[FileChange]) -> Result<()> {
-        let fs = self.files().await?;
         for c in changes {
+            // Taken for each file: after a restart of nginx while the one
+            // before was written, a file's owner and mode are read through
+            // the new main process.
+            let fs = self.files().await?;
             fs.write(&self.docker, &c.path, &c.before, &c.after).await?;
         }
         Ok(())
     }
 
     async fn test_config(&self) -> Result<()> {
+        let nginx = self.nginx_now().await?;
         // The workers a reload replaces are listed while nginx -t runs.
         let (test, workers) = tokio::join!(
-            nginx::test_config(&self.docker, &self.nginx),
-            nginx::worker_pids(&self.docker, &self.nginx)
+            nginx::test_config(&self.docker, &nginx),
+            nginx::worker_pids(&self.docker, &nginx)
         );
         if let Err(mut e) = test {
             if let (Some(host), NginxTestError::Rejected { hint, .. }) =
@@ -316,7 +350,7 @@ impl World for DockerWorld {
         // Unreadable while nginx restarted (the test waited for it): list again.
         let workers = match workers {
             Ok(w) => w,
-            Err(_) => nginx::worker_pids(&self.docker, &self.nginx).await?,
+            Err(_) => nginx::worker_pids(&self.docker, &self.nginx_now().await?).await?,
         };
         *self.workers_before_reload.lock().expect("not poisoned") = Some(workers);
         Ok(())
@@ -328,7 +362,8 @@ impl World for DockerWorld {
             .lock()
             .expect("not poisoned")
             .take();
-        let out = nginx::reload(&self.docker, &self.nginx, before, RELOAD_CONFIRM_TIMEOUT).await?;
+        let nginx = self.nginx_now().await?;
+        let out = nginx::reload(&self.docker, &nginx, before, RELOAD_CONFIRM_TIMEOUT).await?;
         Ok(Reloaded {
             old_workers: out.old_workers,
             new_workers: out.new_workers,
@@ -336,7 +371,8 @@ impl World for DockerWorld {
     }
 
     async fn wait_drained(&self, old_workers: &[u32], timeout: Duration) -> Result<()> {
-        nginx::wait_old_workers_exit(&self.docker, &self.nginx, old_workers, timeout).await
+        let nginx = self.nginx_now().await?;
+        nginx::wait_old_workers_exit(&self.docker, &nginx, old_workers, timeout).await
     }
 
     async fn prepare(&self, server: &ServerRef, desired: &Desired) -> Result<()> {

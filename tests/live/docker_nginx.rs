@@ -4,6 +4,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use bollard::query_parameters::RestartContainerOptionsBuilder;
 use nginx_rollout::conf::Fs;
 use nginx_rollout::docker::DaemonLocation::{Local, Remote};
 use nginx_rollout::nginx::{
@@ -593,6 +594,49 @@ async fn an_nginx_under_a_shell_is_found_and_reloaded_through_exec() {
     let before = worker_pids(&sb.docker, &nginx).await.unwrap();
     assert_ne!(Some(before.master), nginx.main_pid);
     reload_and_check(&sb, &nginx, &before).await;
+}
+
+#[tokio::test]
+async fn a_restarted_nginx_is_followed_to_its_new_main_process() {
+    let Some(sb) = Sandbox::new("restarted").await else {
+        return;
+    };
+    let (nginx, _) = start_plain_nginx(&sb, false).await;
+    assert!(nginx.is_current());
+    let pid = nginx.main_pid.unwrap();
+    // Whether the tool sees the main process in this host's /proc (the test
+    // is not in another pid namespace, the shortcuts are not turned off).
+    let seen_here = std::env::var_os("NGINX_ROLLOUT_NO_PROCFS").is_none_or(|v| v.is_empty())
+        && std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
+            .is_ok_and(|cgroup| cgroup.contains(&nginx.id));
+    let restart = RestartContainerOptionsBuilder::new().t(1).build();
+    sb.docker
+        .restart_container(&nginx.id, Some(restart))
+        .await
+        .unwrap();
+    sb.exec_until_ok(
+        &nginx.id,
+        &["wget", "-q", "-O", "-", "http://127.0.0.1/status"],
+        100,
+    )
+    .await;
+    // Where it saw the main process, it sees that it is gone.
+    assert_eq!(nginx.is_current(), !seen_here);
+
+    let now = nginx.restarted(&sb.docker).await.unwrap();
+    assert!(now.is_current());
+    assert_ne!(now.main_pid, nginx.main_pid);
+    // The new master is the main process: listed, signalled and waited for as such.
+    let before = worker_pids(&sb.docker, &now).await.unwrap();
+    assert_eq!(Some(before.master), now.main_pid);
+    reload_and_check(&sb, &now, &before).await;
+    // The files only inside the container are read through it too.
+    let fs = ContainerFs::load(&sb.docker, &now).await.unwrap();
+    assert!(fs.is_current());
+    assert_eq!(
+        fs.read(Path::new(EXTRA)).unwrap(),
+        b"# extra, only inside the container\n"
+    );
 }
 
 /// `nginx -t`, reload, wait for the old workers: afterwards the same master
