@@ -52,7 +52,7 @@ pub(crate) fn make_fifo(path: &Path) {
 
 /// Reads a config file of this host the way every command does: an
 /// interrupted write of it is finished first ([`super::recover`], said on
-/// stderr), then the file is read with [`HostFile::read`] — after any write
+/// stderr), then the file is read (as [`HostFile::read`]) — after any write
 /// of it by another nginx-rollout process, never in the middle of one.
 pub fn read_host_file(file: &HostFile) -> io::Result<Vec<u8>> {
     match super::write::recover(file)? {
@@ -68,8 +68,7 @@ pub fn read_host_file(file: &HostFile) -> io::Result<Vec<u8>> {
             save.display()
         ),
     }
-    let _lock = super::write::FileLock::shared(file)?;
-    file.read()
+    super::write::FileLock::shared(file)?.read()
 }
 
 /// Reads an open file that must be regular and at most [`MAX_FILE_BYTES`] long.
@@ -96,13 +95,18 @@ fn too_large() -> io::Error {
 
 /// Fails unless `meta` is a regular file within [`MAX_FILE_BYTES`].
 pub(super) fn check_regular(meta: &std::fs::Metadata) -> io::Result<()> {
+    check_kind(meta)?;
+    match meta.len() > MAX_FILE_BYTES {
+        true => Err(too_large()),
+        false => Ok(()),
+    }
+}
+
+/// Fails unless `meta` is a regular file (of any size).
+pub(super) fn check_kind(meta: &std::fs::Metadata) -> io::Result<()> {
     let t = meta.file_type();
     let what = if t.is_file() {
-        return if meta.len() > MAX_FILE_BYTES {
-            Err(too_large())
-        } else {
-            Ok(())
-        };
+        return Ok(());
     } else if t.is_dir() {
         "a directory"
     } else if t.is_fifo() {

@@ -1,24 +1,63 @@
 //! A config file on this host as writes and careful reads reach it
-//! ([`HostFile`]): its directory held open and its name there. Every step
-//! then names the file through the open directory, so a directory on its
-//! path renamed, or swapped for a symlink, meanwhile cannot move a read or a
-//! write elsewhere — which matters where a container can write that
-//! directory and this tool runs as root.
+//! ([`HostFile`]): its directory held open and its name there, looked up
+//! beneath a directory held open since it was named ([`HostDir`]) with no
+//! symlink followed. A file is opened only once it is known to be a
+//! regular file (never a device or a FIFO, which opening alone may act
+//! on), and a write uses that one descriptor from the lock to the last
+//! byte. So a container that can write the directory, and renames or swaps
+//! in a symlink, a device or another file meanwhile, cannot move a read or
+//! a write of this root tool elsewhere.
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
-use std::io;
-use std::os::fd::OwnedFd;
+use std::io::{self, Seek};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStringExt;
 use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
 
 use rustix::fs::{AtFlags, Mode, OFlags};
 
-use super::fs::{check_regular, read_bounded};
+use super::fs::{check_kind, read_bounded};
 
-/// How directories are opened: to list, to sync, and to name files in.
-const DIR: OFlags = OFlags::RDONLY
-    .union(OFlags::DIRECTORY)
-    .union(OFlags::CLOEXEC);
+/// How directories on the way are held: to look names up in, nothing more
+/// (no read permission needed, as for a path walk).
+const WALK: OFlags = OFlags::PATH.union(OFlags::DIRECTORY).union(OFlags::CLOEXEC);
+
+/// A directory of this host held open since it was named: what is looked
+/// up beneath it ([`HostFile::beneath`]) never goes through its path again.
+#[derive(Debug, Clone)]
+pub struct HostDir {
+    fd: Arc<OwnedFd>,
+    shown: PathBuf,
+}
+
+impl HostDir {
+    /// Opens directory `path` (its symlinks followed: an operator's path, a
+    /// mount's source, `/proc/PID/root`).
+    pub fn open(path: &Path) -> io::Result<HostDir> {
+        let fd = rustix::fs::open(path, WALK, Mode::empty())?;
+        Ok(HostDir {
+            fd: Arc::new(fd),
+            shown: path.to_path_buf(),
+        })
+    }
+
+    /// The path it was opened by, for messages.
+    pub fn shown(&self) -> &Path {
+        &self.shown
+    }
+
+    /// The open directory.
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+
+    /// The directory's device and inode: which directory it is.
+    pub fn identity(&self) -> io::Result<(u64, u64)> {
+        let st = rustix::fs::fstat(self.fd())?;
+        Ok((st.st_dev, st.st_ino))
+    }
+}
 
 /// A file on this host: its directory, held open, and its name in it.
 #[derive(Debug)]
@@ -28,16 +67,25 @@ pub struct HostFile {
     shown: PathBuf,
 }
 
+/// How a [`HostFile`] is opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Access {
+    /// To read.
+    Read,
+    /// To read and write in place.
+    ReadWrite,
+}
+
 impl HostFile {
-    /// `path`, every symlink on it followed (an operator's own file, or the
-    /// source of a mount as the operator named it).
+    /// `path`, every symlink on it followed (an operator's own file, or a
+    /// single-file mount's source as the operator named it).
     pub fn named(path: &Path) -> io::Result<HostFile> {
         let real = std::fs::canonicalize(path)?;
         let (parent, name) = match (real.parent(), real.file_name()) {
             (Some(parent), Some(name)) => (parent, name.to_os_string()),
             _ => (real.as_path(), OsString::from(".")),
         };
-        let dir = rustix::fs::open(parent, DIR, Mode::empty())?;
+        let dir = rustix::fs::open(parent, WALK, Mode::empty())?;
         Ok(HostFile {
             dir,
             name,
@@ -45,12 +93,11 @@ impl HostFile {
         })
     }
 
-    /// `rel` beneath the directory `root` (named as by [`HostFile::named`]),
-    /// with no symlink and no `..` on the way nor at its end: a directory a
-    /// container can write, where a symlink found now was swapped in after
-    /// the path was resolved. An empty `rel` is `root` itself.
-    pub fn beneath(root: &Path, rel: &Path) -> io::Result<HostFile> {
-        let shown = root.join(rel);
+    /// `rel` beneath `root`, with no symlink and no `..` on the way nor at
+    /// its end: under a directory a container can write, a symlink found now
+    /// was swapped in after the path was resolved. An empty `rel` is `root`.
+    pub fn beneath(root: &HostDir, rel: &Path) -> io::Result<HostFile> {
+        let shown = root.shown.join(rel);
         let mut parts = Vec::new();
         for c in rel.components() {
             match c {
@@ -59,22 +106,25 @@ impl HostFile {
                 _ => {
                     return Err(io::Error::new(
                         io::ErrorKind::InvalidInput,
-                        format!("{}: leads out of {}", shown.display(), root.display()),
+                        format!("{}: leads out of {}", shown.display(), root.shown.display()),
                     ));
                 }
             }
         }
         let Some(name) = parts.pop() else {
-            return Self::named(root);
+            return Ok(HostFile {
+                dir: rustix::io::fcntl_dupfd_cloexec(root.fd(), 0)?,
+                name: OsString::from("."),
+                shown,
+            });
         };
-        let mut dir = rustix::fs::open(root, DIR, Mode::empty())?;
-        let mut walked = root.to_path_buf();
+        let mut dir = rustix::io::fcntl_dupfd_cloexec(root.fd(), 0)?;
+        let mut walked = root.shown.clone();
         for part in parts {
             walked.push(part);
-            dir = match rustix::fs::openat(&dir, part, DIR | OFlags::NOFOLLOW, Mode::empty()) {
+            dir = match rustix::fs::openat(&dir, part, WALK | OFlags::NOFOLLOW, Mode::empty()) {
                 Ok(next) => next,
-                Err(_) if is_symlink(&dir, part) => return Err(swapped(&shown, &walked)),
-                Err(e) => return Err(e.into()),
+                Err(e) => return Err(named_error(e, &dir, part, &shown, &walked)),
             };
         }
         Ok(HostFile {
@@ -89,42 +139,65 @@ impl HostFile {
         &self.shown
     }
 
-    /// Opens the file to read it: no symlink, never blocking (a FIFO), and
-    /// only when it is a regular file within the engine's bound.
-    pub fn open_read(&self) -> io::Result<File> {
-        let file = self.open(OFlags::RDONLY | OFlags::NONBLOCK, Mode::empty())?;
-        check_regular(&file.metadata()?)?;
-        Ok(file)
-    }
-
-    /// The file's bytes ([`HostFile::open_read`], read bounded).
+    /// The file's bytes: a regular file within the engine's bound, never a
+    /// symlink, a device or a FIFO.
     pub fn read(&self) -> io::Result<Vec<u8>> {
-        read_bounded(self.open_read()?)
+        read_from_start(&self.open_checked(&self.name, Access::Read)?)
     }
 
-    /// Opens the file with `flags` (no symlink followed).
-    pub(super) fn open(&self, flags: OFlags, mode: Mode) -> io::Result<File> {
-        self.open_named(&self.name, flags, mode)
+    /// The file's metadata, not following a symlink and opening nothing.
+    pub fn metadata(&self) -> io::Result<std::fs::Metadata> {
+        File::from(self.held()?).metadata()
     }
 
-    /// Opens `name` in the file's directory with `flags` (no symlink followed).
-    pub(super) fn open_named(&self, name: &OsStr, flags: OFlags, mode: Mode) -> io::Result<File> {
-        let fd = rustix::fs::openat(
-            &self.dir,
-            name,
-            flags | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-            mode,
-        )
-        .map_err(|e| match is_symlink(&self.dir, name) {
-            true => swapped(&self.shown, &self.sibling(name)),
-            false => io::Error::from(e),
-        })?;
+    /// The file held without being opened (`O_PATH`; a symlink itself).
+    pub fn held(&self) -> io::Result<OwnedFd> {
+        self.open_path(&self.name)
+    }
+
+    /// Opens `name` in the file's directory for `access`: looked at first
+    /// without being opened (`O_PATH`, no symlink followed), then reopened
+    /// through that descriptor only when it is a regular file, so the file
+    /// checked is the file opened.
+    pub(super) fn open_checked(&self, name: &OsStr, access: Access) -> io::Result<File> {
+        let path = File::from(self.open_path(name)?);
+        if path.metadata()?.file_type().is_symlink() {
+            return Err(swapped(&self.shown, &self.sibling(name)));
+        }
+        let flags = match access {
+            Access::Read => OFlags::RDONLY,
+            Access::ReadWrite => OFlags::RDWR,
+        };
+        open_held(path, flags)
+    }
+
+    /// Opens the file to read it (as [`HostFile::read`] does), for a caller
+    /// that reads it bounded itself.
+    pub fn open_read(&self) -> io::Result<File> {
+        self.open_checked(&self.name, Access::Read)
+    }
+
+    /// `name` in the file's directory, held without being opened.
+    fn open_path(&self, name: &OsStr) -> io::Result<OwnedFd> {
+        let flags = OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        rustix::fs::openat(&self.dir, name, flags, Mode::empty())
+            .map_err(|e| named_error(e, &self.dir, name, &self.shown, &self.sibling(name)))
+    }
+
+    /// Creates `name` in the file's directory, only this process's (it must
+    /// not exist; mode 0600), to write.
+    pub(super) fn create(&self, name: &OsStr) -> io::Result<File> {
+        let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::CLOEXEC;
+        let fd = rustix::fs::openat(&self.dir, name, flags, Mode::from_raw_mode(0o600))?;
         Ok(File::from(fd))
     }
 
     /// `name` beside the file, for messages.
     pub(super) fn sibling(&self, name: &OsStr) -> PathBuf {
-        self.shown.with_file_name(name)
+        match self.name == "." {
+            true => self.shown.join(name),
+            false => self.shown.with_file_name(name),
+        }
     }
 
     /// The file's name in its directory.
@@ -132,9 +205,12 @@ impl HostFile {
         &self.name
     }
 
-    /// Renames `from` to `to`, both in the file's directory.
-    pub(super) fn rename(&self, from: &OsStr, to: &OsStr) -> io::Result<()> {
-        Ok(rustix::fs::renameat(&self.dir, from, &self.dir, to)?)
+    /// Renames `from` to `to`, both in the file's directory; `to` must not exist.
+    pub(super) fn rename_new(&self, from: &OsStr, to: &OsStr) -> io::Result<()> {
+        let flags = rustix::fs::RenameFlags::NOREPLACE;
+        Ok(rustix::fs::renameat_with(
+            &self.dir, from, &self.dir, to, flags,
+        )?)
     }
 
     /// Removes `name` from the file's directory.
@@ -144,13 +220,13 @@ impl HostFile {
 
     /// Makes the directory's entries durable.
     pub(super) fn sync_dir(&self) -> io::Result<()> {
-        Ok(rustix::fs::fsync(&self.dir)?)
-    }
-
-    /// The owner of the file (not of a symlink's target).
-    pub(super) fn owner(&self) -> io::Result<u32> {
-        let st = rustix::fs::statat(&self.dir, &self.name, AtFlags::SYMLINK_NOFOLLOW)?;
-        Ok(st.st_uid)
+        let dir = rustix::fs::openat(
+            &self.dir,
+            ".",
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
+        Ok(rustix::fs::fsync(&dir)?)
     }
 
     /// Whether the name exists (a dangling symlink does).
@@ -173,9 +249,11 @@ impl HostFile {
 
     /// The names in the file, a directory (not `.` and `..`).
     pub fn list(&self) -> io::Result<Vec<OsString>> {
-        let dir = self.open(OFlags::RDONLY | OFlags::DIRECTORY, Mode::empty())?;
+        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let dir = rustix::fs::openat(&self.dir, &self.name, flags, Mode::empty())
+            .map_err(|e| named_error(e, &self.dir, &self.name, &self.shown, &self.shown))?;
         let mut names = Vec::new();
-        for entry in rustix::fs::Dir::read_from(&dir)? {
+        for entry in rustix::fs::Dir::new(dir)? {
             let name = entry?.file_name().to_bytes().to_vec();
             if name != b"." && name != b".." {
                 names.push(OsString::from_vec(name));
@@ -185,11 +263,51 @@ impl HostFile {
     }
 }
 
-/// Whether `name` in `dir` is a symlink (which a directory opened without
-/// following it fails on with ENOTDIR, a file with ELOOP).
-fn is_symlink(dir: &OwnedFd, name: &OsStr) -> bool {
-    rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW)
-        .is_ok_and(|st| rustix::fs::FileType::from_raw_mode(st.st_mode).is_symlink())
+/// Opens the regular file that `held` (an `O_PATH` descriptor) holds, with
+/// `flags`; anything else (a device, a FIFO, a directory) is an error and
+/// never opened.
+pub fn open_held(held: impl Into<File>, flags: OFlags) -> io::Result<File> {
+    let held: File = held.into();
+    check_kind(&held.metadata()?)?;
+    reopen(&held, flags)
+}
+
+/// Opens what `path` (an `O_PATH` descriptor) holds, with `flags`, through
+/// `/proc/self/fd`: the very file looked at, never one put in its place.
+pub(super) fn reopen(path: &impl AsRawFd, flags: OFlags) -> io::Result<File> {
+    let magic = format!("/proc/self/fd/{}", path.as_raw_fd());
+    let flags = flags | OFlags::NOCTTY | OFlags::NONBLOCK | OFlags::CLOEXEC;
+    rustix::fs::open(&magic, flags, Mode::empty())
+        .map(File::from)
+        .map_err(|e| match e {
+            rustix::io::Errno::NOENT => io::Error::other(format!(
+                "cannot reopen a file through {magic} (is /proc mounted?)"
+            )),
+            e => e.into(),
+        })
+}
+
+/// The bytes of open file `file` from its start, read bounded.
+pub(super) fn read_from_start(mut file: &File) -> io::Result<Vec<u8>> {
+    file.rewind()?;
+    read_bounded(file.try_clone()?)
+}
+
+/// The error of opening `name` in `dir`: a symlink there was swapped in.
+fn named_error(
+    e: rustix::io::Errno,
+    dir: &OwnedFd,
+    name: &OsStr,
+    file: &Path,
+    link: &Path,
+) -> io::Error {
+    let symlink = matches!(e, rustix::io::Errno::LOOP | rustix::io::Errno::NOTDIR)
+        && rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW)
+            .is_ok_and(|st| rustix::fs::FileType::from_raw_mode(st.st_mode).is_symlink());
+    match symlink {
+        true => swapped(file, link),
+        false => e.into(),
+    }
 }
 
 /// A symlink where the path had none when it was resolved.
@@ -208,37 +326,46 @@ fn swapped(file: &Path, link: &Path) -> io::Error {
 mod tests {
     use super::*;
 
-    #[test]
-    fn beneath_takes_no_symlink_on_the_way_nor_at_the_end() {
-        let tmp = tempfile::tempdir().unwrap();
-        let (root, elsewhere) = (tmp.path().join("mount"), tmp.path().join("elsewhere"));
+    fn mount(tmp: &Path) -> (PathBuf, PathBuf, HostDir) {
+        let (root, elsewhere) = (tmp.join("mount"), tmp.join("elsewhere"));
         std::fs::create_dir_all(root.join("conf.d")).unwrap();
         std::fs::create_dir_all(&elsewhere).unwrap();
         std::fs::write(elsewhere.join("a.conf"), "host file\n").unwrap();
         std::fs::write(root.join("conf.d/a.conf"), "mounted\n").unwrap();
-        let file = HostFile::beneath(&root, Path::new("conf.d/a.conf")).unwrap();
+        let dir = HostDir::open(&root).unwrap();
+        (root, elsewhere, dir)
+    }
+
+    #[test]
+    fn beneath_takes_no_symlink_on_the_way_nor_at_the_end() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (root, elsewhere, dir) = mount(tmp.path());
+        let file = HostFile::beneath(&dir, Path::new("conf.d/a.conf")).unwrap();
         assert_eq!(file.read().unwrap(), b"mounted\n");
 
         std::os::unix::fs::symlink(&elsewhere, root.join("linked.d")).unwrap();
-        let e = HostFile::beneath(&root, Path::new("linked.d/a.conf")).unwrap_err();
+        let e = HostFile::beneath(&dir, Path::new("linked.d/a.conf")).unwrap_err();
         assert!(e.to_string().contains("is a symlink now"), "{e}");
         std::os::unix::fs::symlink(elsewhere.join("a.conf"), root.join("b.conf")).unwrap();
-        let b = HostFile::beneath(&root, Path::new("b.conf")).unwrap();
+        let b = HostFile::beneath(&dir, Path::new("b.conf")).unwrap();
         let e = b.read().unwrap_err();
         assert!(e.to_string().contains("is a symlink now"), "{e}");
         assert_eq!(b.link_target().unwrap(), Some(elsewhere.join("a.conf")));
-        assert!(HostFile::beneath(&root, Path::new("../elsewhere/a.conf")).is_err());
+        assert!(HostFile::beneath(&dir, Path::new("../elsewhere/a.conf")).is_err());
+        // The root itself, as for a glob from `/` of a container's root.
+        let mut names = HostFile::beneath(&dir, Path::new(""))
+            .unwrap()
+            .list()
+            .unwrap();
+        names.sort();
+        assert_eq!(names, ["b.conf", "conf.d", "linked.d"].map(OsString::from));
     }
 
     #[test]
     fn a_directory_swapped_after_opening_does_not_move_the_file() {
         let tmp = tempfile::tempdir().unwrap();
-        let (root, elsewhere) = (tmp.path().join("mount"), tmp.path().join("elsewhere"));
-        std::fs::create_dir_all(root.join("conf.d")).unwrap();
-        std::fs::create_dir_all(&elsewhere).unwrap();
-        std::fs::write(root.join("conf.d/a.conf"), "mounted\n").unwrap();
-        std::fs::write(elsewhere.join("a.conf"), "host file\n").unwrap();
-        let file = HostFile::beneath(&root, Path::new("conf.d/a.conf")).unwrap();
+        let (root, elsewhere, dir) = mount(tmp.path());
+        let file = HostFile::beneath(&dir, Path::new("conf.d/a.conf")).unwrap();
         // The container moves the directory away and links the host's in.
         std::fs::rename(root.join("conf.d"), root.join("moved.d")).unwrap();
         std::os::unix::fs::symlink(&elsewhere, root.join("conf.d")).unwrap();
@@ -257,11 +384,29 @@ mod tests {
             1,
             "no save left there"
         );
-        let mut names = HostFile::beneath(&root, Path::new("moved.d"))
-            .unwrap()
-            .list()
-            .unwrap();
-        names.sort();
-        assert_eq!(names, [OsString::from("a.conf")]);
+        // The mount's own path swapped too: its directory was held open.
+        std::fs::rename(&root, tmp.path().join("moved")).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, &root).unwrap();
+        let again = HostFile::beneath(&dir, Path::new("moved.d/a.conf")).unwrap();
+        assert_eq!(again.read().unwrap(), b"written\n");
+    }
+
+    #[test]
+    fn a_fifo_or_a_device_is_never_opened() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (root, _, dir) = mount(tmp.path());
+        crate::conf::make_fifo(&root.join("fifo.conf"));
+        let fifo = HostFile::beneath(&dir, Path::new("fifo.conf")).unwrap();
+        let e = fifo.read().unwrap_err();
+        assert!(e.to_string().contains("a FIFO"), "{e}");
+        let e = crate::conf::write_if_unchanged(&fifo, b"", b"x").unwrap_err();
+        assert!(e.to_string().contains("a FIFO"), "{e}");
+        let dev = HostFile::beneath(
+            &HostDir::open(Path::new("/dev")).unwrap(),
+            Path::new("null"),
+        )
+        .unwrap();
+        let e = dev.read().unwrap_err();
+        assert!(e.to_string().contains("a device"), "{e}");
     }
 }

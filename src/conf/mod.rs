@@ -30,7 +30,7 @@ pub use fs::{
     Fs, HostFs, MAX_FILE_BYTES, MemFs, open_regular, read_bounded, read_host_file, read_regular,
     read_regular_text,
 };
-pub use host_file::HostFile;
+pub use host_file::{HostDir, HostFile, open_held};
 pub use include::{
     Located, Lookup, MainChoice, MissingIncludes, PrefixFrom, UnreadInclude, locate,
 };

@@ -6,13 +6,13 @@
 //! the same inode, which also keeps its mode and owner, and follow symlinks.
 use super::error::ConfError;
 use super::fs::MAX_FILE_BYTES;
-use super::host_file::HostFile;
+use super::host_file::{Access, HostFile, read_from_start, reopen};
 use super::set::FileChange;
 use rustix::fs::{Mode, OFlags};
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -67,11 +67,13 @@ const WRITE_PATIENCE: Duration = Duration::from_secs(10);
 /// writes the file or finishes an interrupted write (exclusive) and while
 /// it reads it (shared). So a process never reads another one's write half
 /// done, and never takes a write that is still under way for an interrupted
-/// one. Released when dropped, or by the kernel when the process dies.
+/// one. Released when dropped, or by the kernel when the process dies. The
+/// file is read, and written, through the descriptor locked: the file
+/// checked and locked is the file written, whatever is renamed meanwhile.
 #[derive(Debug)]
 pub(super) struct FileLock {
     /// The open file the lock is on; closing it releases the lock.
-    _file: File,
+    file: File,
 }
 
 impl FileLock {
@@ -86,7 +88,7 @@ impl FileLock {
     }
 
     fn take(file: &HostFile, op: rustix::fs::FlockOperation) -> io::Result<FileLock> {
-        let open = file.open_read()?;
+        let open = file.open_checked(file.name(), Access::Read)?;
         let locked = crate::retry::within(
             WRITE_PATIENCE,
             Duration::from_millis(10),
@@ -94,7 +96,7 @@ impl FileLock {
             |e| *e == rustix::io::Errno::WOULDBLOCK,
         );
         match locked {
-            Ok(()) => Ok(FileLock { _file: open }),
+            Ok(()) => Ok(FileLock { file: open }),
             Err(rustix::io::Errno::WOULDBLOCK) => Err(io::Error::new(
                 io::ErrorKind::WouldBlock,
                 format!(
@@ -105,6 +107,16 @@ impl FileLock {
             )),
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// The locked file's bytes (bounded).
+    pub(super) fn read(&self) -> io::Result<Vec<u8>> {
+        read_from_start(&self.file)
+    }
+
+    /// The locked file opened again to write it in place (the same file).
+    fn writable(&self) -> io::Result<File> {
+        reopen(&self.file, OFlags::RDWR)
     }
 }
 
@@ -150,18 +162,18 @@ fn test_pause(stage: Stage, path: &Path) {
 /// the engine ([`recover`]) puts the previous bytes back.
 pub fn write_in_place(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let file = HostFile::named(path)?;
-    let _lock = FileLock::exclusive(&file)?;
-    let old = file.read()?;
-    write_over(&file, &old, bytes)
+    let lock = FileLock::exclusive(&file)?;
+    let old = lock.read()?;
+    write_over(&file, &lock, &old, bytes)
 }
 
 /// [`write_in_place`] of `file` only if it still holds `expected` (compare
 /// and swap): a file changed since it was read fails with [`FileChanged`]
 /// and is left as it is.
 pub fn write_if_unchanged(file: &HostFile, expected: &[u8], bytes: &[u8]) -> io::Result<()> {
-    let _lock = FileLock::exclusive(file)?;
+    let lock = FileLock::exclusive(file)?;
     test_pause(Stage::BeforeCheck, file.shown());
-    let current = file.read()?;
+    let current = lock.read()?;
     if current != expected {
         return Err(io::Error::other(FileChanged {
             path: file.shown().to_path_buf(),
@@ -170,14 +182,14 @@ pub fn write_if_unchanged(file: &HostFile, expected: &[u8], bytes: &[u8]) -> io:
     if current == bytes {
         return Ok(());
     }
-    write_over(file, &current, bytes)
+    write_over(file, &lock, &current, bytes)
 }
 
-/// Writes `new` over `file`, which holds `old`; the caller holds its
-/// exclusive [`FileLock`].
-fn write_over(file: &HostFile, old: &[u8], new: &[u8]) -> io::Result<()> {
+/// Writes `new` over the file `lock` holds exclusively, which holds `old`.
+fn write_over(file: &HostFile, lock: &FileLock, old: &[u8], new: &[u8]) -> io::Result<()> {
+    let out = lock.writable()?;
     let save = save_name(file);
-    let (tmp, mut out) = temp_beside(file).map_err(|e| {
+    let (tmp, mut saving) = temp_beside(file).map_err(|e| {
         io::Error::new(
             e.kind(),
             format!(
@@ -187,24 +199,51 @@ fn write_over(file: &HostFile, old: &[u8], new: &[u8]) -> io::Result<()> {
         )
     })?;
     let saved = (|| {
-        out.write_all(SAVE_MAGIC)?;
-        out.write_all(format!("{} {}\n", old.len(), new.len()).as_bytes())?;
-        out.write_all(old)?;
-        out.write_all(new)?;
-        out.sync_all()?;
-        file.rename(&tmp, &save)
+        saving.write_all(SAVE_MAGIC)?;
+        saving.write_all(format!("{} {}\n", old.len(), new.len()).as_bytes())?;
+        saving.write_all(old)?;
+        saving.write_all(new)?;
+        saving.sync_all()?;
+        file.rename_new(&tmp, &save).map_err(|e| match e.kind() {
+            io::ErrorKind::AlreadyExists => kept_save(file, &save),
+            _ => e,
+        })
     })();
     if let Err(e) = saved {
         let _ = file.remove(&tmp);
         return Err(e);
     }
     file.sync_dir()?;
-    let mut out = file.open(OFlags::WRONLY | OFlags::TRUNC, Mode::empty())?;
-    test_pause(Stage::Truncated, file.shown());
-    out.write_all(new)?;
-    out.sync_all()?;
+    let written = (|| {
+        out.set_len(0)?;
+        test_pause(Stage::Truncated, file.shown());
+        out.write_all_at(new, 0)?;
+        out.sync_all()
+    })();
+    if let Err(e) = written {
+        // Put the previous bytes back at once if the disk lets us; else the
+        // save stays for the next read to restore them.
+        let restored = out.set_len(0).and_then(|()| out.write_all_at(old, 0));
+        if restored.and_then(|()| out.sync_all()).is_ok() {
+            let _ = file.remove(&save).and_then(|()| file.sync_dir());
+        }
+        return Err(e);
+    }
     file.remove(&save)?;
     file.sync_dir()
+}
+
+/// A save kept from an earlier interrupted write that the file no longer
+/// matches: it is the operator's to compare, never overwritten.
+fn kept_save(file: &HostFile, save: &OsStr) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::AlreadyExists,
+        format!(
+            "{} holds the bytes of {} from before an interrupted write; compare, then delete it",
+            file.sibling(save).display(),
+            file.shown().display()
+        ),
+    )
 }
 
 /// A new file beside `file`, only this process's (created exclusively,
@@ -216,16 +255,12 @@ fn temp_beside(file: &HostFile) -> io::Result<(OsString, File)> {
     let mut last = None;
     for attempt in 0..100 {
         let name = OsString::from(format!(
-            ".nginx-rollout-save.{}.{nanos:x}{attempt}",
+            ".nginx-rollout-save.{}.{nanos:x}.{attempt}",
             std::process::id()
         ));
-        match file.open_named(
-            &name,
-            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL,
-            Mode::from_raw_mode(0o600),
-        ) {
+        match file.create(&name) {
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => last = Some(e),
-            opened => return opened.map(|f| (name, f)),
+            created => return created.map(|f| (name, f)),
         }
     }
     Err(last.unwrap_or_else(|| io::Error::from(io::ErrorKind::AlreadyExists)))
@@ -252,20 +287,20 @@ pub enum Recovery {
 /// torn (a prefix of the bytes being written, or zeros where they were to
 /// go), its previous bytes are written back. A file that holds the old or
 /// the new bytes in full just loses the save. The save is trusted only when
-/// it is a regular file (never a symlink) owned by the file's owner. A
-/// write still under way in another process is waited for, never taken for
-/// an interrupted one.
+/// it is a regular file (never a symlink) owned by this process's user (who
+/// made it) or the file's owner. A write still under way in another
+/// process is waited for, never taken for an interrupted one.
 pub fn recover(file: &HostFile) -> io::Result<Recovery> {
-    let _lock = FileLock::exclusive(file)?;
+    let lock = FileLock::exclusive(file)?;
     let save = save_name(file);
     let shown_save = file.sibling(&save);
-    let saved = match file.open_named(&save, OFlags::RDONLY | OFlags::NONBLOCK, Mode::empty()) {
+    let saved = match file.open_checked(&save, Access::Read) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Recovery::Clean),
         Err(e) => {
             return Err(io::Error::new(
                 e.kind(),
-                format!("{}: cannot open it (a symlink?): {e}", shown_save.display()),
+                format!("{}: not taken as a save: {e}", shown_save.display()),
             ));
         }
     };
@@ -279,11 +314,12 @@ pub fn recover(file: &HostFile) -> io::Result<Recovery> {
             ),
         )
     };
-    if saved.metadata()?.uid() != file.owner()? {
+    let owner = saved.metadata()?.uid();
+    if owner != rustix::process::geteuid().as_raw() && owner != lock.file.metadata()?.uid() {
         return Err(bad("another owner"));
     }
     let mut bytes = Vec::new();
-    saved
+    (&saved)
         .take(2 * MAX_FILE_BYTES + 64)
         .read_to_end(&mut bytes)?;
     let Some(rest) = bytes.strip_prefix(SAVE_MAGIC) else {
@@ -302,7 +338,7 @@ pub fn recover(file: &HostFile) -> io::Result<Recovery> {
         .ok_or_else(|| bad("lengths do not match"))?;
     let (old, new) = body.split_at(old_len);
     debug_assert_eq!(new.len(), new_len);
-    let current = file.read()?;
+    let current = lock.read()?;
     if current == old || current == new {
         file.remove(&save)?;
         file.sync_dir()?;
@@ -316,8 +352,9 @@ pub fn recover(file: &HostFile) -> io::Result<Recovery> {
             save: shown_save,
         });
     }
-    let mut out = file.open(OFlags::WRONLY | OFlags::TRUNC, Mode::empty())?;
-    out.write_all(old)?;
+    let out = lock.writable()?;
+    out.set_len(0)?;
+    out.write_all_at(old, 0)?;
     out.sync_all()?;
     file.remove(&save)?;
     file.sync_dir()?;
@@ -476,6 +513,41 @@ mod tests {
             Recovery::Kept { .. }
         ));
         assert_eq!(std::fs::read(&file).unwrap(), b"the operator's\n");
+    }
+
+    #[test]
+    fn a_save_kept_for_the_operator_is_never_overwritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = interrupted(dir.path(), b"old\n", b"new\n", b"the operator's\n");
+        let save = std::fs::read(save_path(&file)).unwrap();
+        assert!(matches!(
+            recover(&host(&file)).unwrap(),
+            Recovery::Kept { .. }
+        ));
+        let e = write_if_unchanged(&host(&file), b"the operator's\n", b"x\n").unwrap_err();
+        assert!(e.to_string().contains("compare, then delete it"), "{e}");
+        assert_eq!(std::fs::read(save_path(&file)).unwrap(), save);
+        assert_eq!(std::fs::read(&file).unwrap(), b"the operator's\n");
+        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(names.len(), 2, "no temp file left: {names:?}");
+    }
+
+    #[test]
+    fn the_file_locked_and_checked_is_the_file_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("nginx.conf");
+        std::fs::write(&path, b"checked\n").unwrap();
+        let file = host(&path);
+        let lock = FileLock::exclusive(&file).unwrap();
+        // Someone puts another file in its place after the check.
+        std::fs::rename(&path, dir.path().join("moved.conf")).unwrap();
+        std::fs::write(&path, b"put in its place\n").unwrap();
+        write_over(&file, &lock, b"checked\n", b"written\n").unwrap();
+        assert_eq!(
+            std::fs::read(dir.path().join("moved.conf")).unwrap(),
+            b"written\n"
+        );
+        assert_eq!(std::fs::read(&path).unwrap(), b"put in its place\n");
     }
 
     #[test]

@@ -18,12 +18,13 @@ use bollard::Docker;
 
 use super::procfs::{belongs, container_process, local_proc};
 use super::{Mount, NginxContainer};
-use crate::conf::{Fs, HostFile, read_bounded, read_host_file};
+use crate::conf::{Fs, HostDir, HostFile, open_held, read_bounded, read_host_file};
 use crate::docker::DaemonLocation;
+use std::os::unix::fs::MetadataExt;
 use tree::{MAX_LINKS, Node, Tree};
 
 /// Where the bytes of one container path live.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 enum Location {
     /// On this host, through a bind mount or volume (container path, host place).
     Host(PathBuf, HostPlace),
@@ -31,27 +32,56 @@ enum Location {
     Container(PathBuf),
 }
 
+/// A mount whose source is on this host, held open since the files were
+/// loaded (a directory: never looked up by its path again).
+#[derive(Debug, Clone)]
+struct HostMount {
+    /// Where the container has it.
+    destination: PathBuf,
+    /// Its source on this host.
+    source: HostSource,
+}
+
+/// A host mount's source.
+#[derive(Debug, Clone)]
+enum HostSource {
+    /// A directory, held open.
+    Dir(HostDir),
+    /// A single file, as the operator named it.
+    File(PathBuf),
+}
+
 /// A container path's place on this host: beneath the source of the mount
 /// holding it. The container can write under a source it mounts rw, so the
 /// rest of the path is opened beneath it with no symlink followed
 /// ([`HostFile::beneath`]): the path was resolved as the container's kernel
 /// would, so a symlink found there now was swapped in since.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 struct HostPlace {
-    /// The mount's source, as the operator named it.
-    source: PathBuf,
+    /// The source of the mount holding it (or the container's root).
+    source: HostSource,
     /// The rest of the path beneath it (empty for the source itself).
     rest: PathBuf,
 }
 
 impl HostPlace {
     fn open(&self) -> io::Result<HostFile> {
-        HostFile::beneath(&self.source, &self.rest)
+        match &self.source {
+            HostSource::Dir(dir) => HostFile::beneath(dir, &self.rest),
+            HostSource::File(file) if self.rest.as_os_str().is_empty() => HostFile::named(file),
+            HostSource::File(file) => Err(io::Error::new(
+                io::ErrorKind::NotADirectory,
+                format!("{}: not a directory", file.display()),
+            )),
+        }
     }
 
     /// The host path, for messages.
     fn path(&self) -> PathBuf {
-        self.source.join(&self.rest)
+        match &self.source {
+            HostSource::Dir(dir) => dir.shown().join(&self.rest),
+            HostSource::File(file) => file.join(&self.rest),
+        }
     }
 }
 
@@ -65,13 +95,18 @@ pub struct ContainerFs {
     container: String,
     /// The container's id.
     id: String,
-    host_mounts: Vec<Mount>,
+    /// Mounts whose sources are on this host, as the container has them.
+    host_mounts: Vec<HostMount>,
     /// Container paths that are bind mounts read only through the daemon: the
     /// archive API cannot replace them (the daemon's unlink fails with EBUSY).
     bind_targets: Vec<PathBuf>,
     tree: Mutex<Tree>,
-    /// The container's root as this host sees it (`/proc/PID/root`), when the daemon is local.
-    local_root: Option<PathBuf>,
+    /// The container's main process (`/proc/PID`), when the daemon is local
+    /// and this host may read its root.
+    process: Option<PathBuf>,
+    /// That process's root (`/proc/PID/root`), held open since it was
+    /// checked to be the container's: a pid reused later changes nothing.
+    local_root: Option<HostDir>,
     /// Whether owners seen through `local_root` are the container's own (no user
     /// namespace remaps them), so files read there can be written back the same way.
     local_owners: bool,
@@ -100,20 +135,30 @@ impl ContainerFs {
         let process = nginx
             .main_pid
             .zip(local_proc(nginx.daemon))
-            .and_then(|(pid, proc)| container_process(proc, pid, &nginx.id))
-            .filter(|dir| std::fs::read_dir(dir.join("root")).is_ok());
+            .and_then(|(pid, proc)| container_process(proc, pid, &nginx.id));
+        let local_root = process.as_ref().and_then(|dir| {
+            let root = HostDir::open(&dir.join("root")).ok()?;
+            // Still the container's process once its root is held.
+            belongs(dir, &nginx.id).then_some(root)
+        });
+        let process = process.filter(|_| local_root.is_some());
         let local_owners = process.as_ref().is_some_and(|dir| {
             std::fs::read_to_string(dir.join("uid_map")).is_ok_and(|map| {
                 map.split_whitespace().collect::<Vec<_>>() == ["0", "0", "4294967295"]
             })
         });
+        let host_mounts = host_mounts
+            .into_iter()
+            .filter_map(|m| host_mount(m, local_root.as_ref()))
+            .collect();
         let fs = ContainerFs {
             container: nginx.name.clone(),
             id: nginx.id.clone(),
             host_mounts,
             bind_targets,
             tree: Mutex::new(Tree::default()),
-            local_root: process.map(|dir| dir.join("root")),
+            process,
+            local_root,
             local_owners,
         };
         let dir = nginx.conf_path.parent().unwrap_or(Path::new("/"));
@@ -126,9 +171,8 @@ impl ContainerFs {
     /// Whether the container process these files are read through still
     /// runs: after a restart of the container, load them again.
     pub fn is_current(&self) -> bool {
-        self.local_root
+        self.process
             .as_deref()
-            .and_then(Path::parent)
             .is_none_or(|dir| belongs(dir, &self.id))
     }
 
@@ -180,7 +224,7 @@ impl ContainerFs {
         match self.mount_for(real) {
             Some((_, host)) => Some(host),
             None if self.reads_locally() => self.local_root.as_ref().map(|root| HostPlace {
-                source: root.clone(),
+                source: HostSource::Dir(root.clone()),
                 rest: real.strip_prefix("/").unwrap_or(real).to_path_buf(),
             }),
             None => None,
@@ -236,30 +280,11 @@ impl ContainerFs {
     /// kernel resolving it inside that root (`openat2` with `RESOLVE_IN_ROOT`),
     /// non-blocking, its last component no symlink.
     fn open_local(&self, real: &Path) -> io::Result<std::fs::File> {
-        use rustix::fs::{Mode, OFlags, ResolveFlags};
         let root = self
             .local_root
-            .as_deref()
+            .as_ref()
             .ok_or_else(|| io::Error::other("no local root"))?;
-        let dir = rustix::fs::open(
-            root,
-            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-            Mode::empty(),
-        )?;
-        let rel = real.strip_prefix("/").unwrap_or(real);
-        let flags = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC | OFlags::NOFOLLOW;
-        let fd = match rustix::fs::openat2(
-            &dir,
-            rel,
-            flags,
-            Mode::empty(),
-            ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
-        ) {
-            // Kernels before 5.6: `real` holds no symlink, and the last one is not followed.
-            Err(rustix::io::Errno::NOSYS) => rustix::fs::openat(&dir, rel, flags, Mode::empty())?,
-            other => other?,
-        };
-        Ok(std::fs::File::from(fd))
+        open_held(in_root(root, real)?, rustix::fs::OFlags::RDONLY)
     }
 
     /// The host file behind container path `path`, when it is bind-mounted
@@ -280,7 +305,7 @@ impl ContainerFs {
     }
 
     /// The mount (deepest destination) holding `path`, and `path`'s place on the host.
-    fn mount_for(&self, path: &Path) -> Option<(&Mount, HostPlace)> {
+    fn mount_for(&self, path: &Path) -> Option<(&HostMount, HostPlace)> {
         self.host_mounts
             .iter()
             .filter_map(|m| {
@@ -390,6 +415,56 @@ impl Fs for ContainerFs {
     }
 }
 
+/// Container path `real` under the container's root `root`, held without
+/// being opened (`O_PATH`, its last component no symlink): resolved by the
+/// kernel inside that root (`openat2` with `RESOLVE_IN_ROOT`), or on
+/// kernels before 5.6 walked with no symlink at all (`real` holds none).
+fn in_root(root: &HostDir, real: &Path) -> io::Result<std::os::fd::OwnedFd> {
+    use rustix::fs::{Mode, OFlags, ResolveFlags};
+    let rel = real.strip_prefix("/").unwrap_or(real);
+    let flags = OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let resolve = ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS;
+    match rustix::fs::openat2(root.fd(), rel, flags, Mode::empty(), resolve) {
+        Err(rustix::io::Errno::NOSYS) => HostFile::beneath(root, rel)?.held(),
+        other => Ok(other?),
+    }
+}
+
+/// `m` as a mount of this host, held open, when its source is still what
+/// the container has at its destination (checked where the container's
+/// root can be looked at): a source path changed since the container
+/// started — renamed, or swapped for a symlink by a container that can
+/// write where it lies — is not read or written here, and its files are
+/// reached through the container instead.
+fn host_mount(m: Mount, root: Option<&HostDir>) -> Option<HostMount> {
+    let source = match std::fs::metadata(&m.source).ok()?.is_dir() {
+        true => HostSource::Dir(HostDir::open(&m.source).ok()?),
+        false => HostSource::File(m.source.clone()),
+    };
+    if let Some(root) = root {
+        let ours = match &source {
+            HostSource::Dir(dir) => dir.identity(),
+            HostSource::File(file) => std::fs::metadata(file).map(|m| (m.dev(), m.ino())),
+        };
+        let theirs = in_root(root, &m.destination)
+            .and_then(|held| std::fs::File::from(held).metadata())
+            .map(|m| (m.dev(), m.ino()));
+        let same = matches!((ours, theirs), (Ok(a), Ok(b)) if a == b);
+        if !same {
+            tracing::warn!(
+                "{} is no longer what the nginx container mounts at {}; its files there are reached through the container",
+                m.source.display(),
+                m.destination.display()
+            );
+            return None;
+        }
+    }
+    Some(HostMount {
+        destination: m.destination,
+        source,
+    })
+}
+
 /// Pushes the components of `path` onto `todo` so that they pop in order.
 fn push_components(todo: &mut Vec<OsString>, path: &Path) {
     for c in path.components().rev() {
@@ -416,17 +491,39 @@ mod tests {
         ContainerFs {
             container: "proxy".into(),
             id: "abc123".into(),
-            host_mounts: vec![Mount {
-                kind: "bind".into(),
-                source: mounted.to_path_buf(),
+            host_mounts: vec![HostMount {
                 destination: PathBuf::from("/etc/nginx"),
-                writable: true,
+                source: HostSource::Dir(HostDir::open(mounted).unwrap()),
             }],
             bind_targets: Vec::new(),
             tree: Mutex::new(Tree::default()),
-            local_root: Some(root.to_path_buf()),
+            process: root.parent().map(Path::to_path_buf),
+            local_root: Some(HostDir::open(root).unwrap()),
             local_owners: true,
         }
+    }
+
+    #[test]
+    fn a_mount_source_that_is_no_longer_what_the_container_mounts_is_not_used() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("root");
+        std::fs::create_dir_all(root.join("etc/nginx")).unwrap();
+        std::fs::create_dir_all(tmp.path().join("other")).unwrap();
+        let held = HostDir::open(&root).unwrap();
+        let mount = |source: PathBuf| Mount {
+            kind: "bind".into(),
+            source,
+            destination: PathBuf::from("/etc/nginx"),
+            writable: true,
+        };
+        // What the container has at /etc/nginx (here: the same directory).
+        assert!(host_mount(mount(root.join("etc/nginx")), Some(&held)).is_some());
+        // Its path now leads elsewhere (renamed, or a symlink swapped in).
+        assert!(host_mount(mount(tmp.path().join("other")), Some(&held)).is_none());
+        std::os::unix::fs::symlink(tmp.path().join("other"), tmp.path().join("link")).unwrap();
+        assert!(host_mount(mount(tmp.path().join("link")), Some(&held)).is_none());
+        // Without the container's root to compare with, it is taken as named.
+        assert!(host_mount(mount(tmp.path().join("other")), None).is_some());
     }
 
     #[test]

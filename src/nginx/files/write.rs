@@ -100,11 +100,11 @@ impl ContainerFs {
                     .await
             }
             Location::Container(real) => {
-                let meta = match (self.lock().get(&real), self.local_root.as_deref()) {
+                let meta = match (self.lock().get(&real), self.local_root.as_ref()) {
                     (Ok(Some((_, Node::File(_, meta)))), _) => *meta,
                     (_, Some(_)) if self.reads_locally() => self
                         .seen_at(&real)
-                        .and_then(|place| place.open().ok()?.open_read().ok()?.metadata().ok())
+                        .and_then(|place| place.open().ok()?.metadata().ok())
                         .map_or_else(Meta::default, |m| Meta {
                             mode: m.mode() & 0o7777,
                             uid: u64::from(m.uid()),
@@ -147,12 +147,13 @@ impl ContainerFs {
         if seen.matches(bytes) {
             return Ok(());
         }
-        let file = host.open().ok();
-        let now = file.as_ref().and_then(|f| f.read().ok());
-        let host_inode = file
+        // The bytes and the inode of one open file.
+        let held = host.open().and_then(|f| f.open_read()).ok();
+        let host_inode = held
             .as_ref()
-            .and_then(|f| f.open_read().ok()?.metadata().ok())
+            .and_then(|f| f.metadata().ok())
             .map(|m| m.ino());
+        let now = held.and_then(|f| crate::conf::read_bounded(f).ok());
         judge_read_back(&seen, bytes, now.as_deref(), host_inode).with_context(|| {
             format!(
                 "{}: the container does not see what was written to {}",
