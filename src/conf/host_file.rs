@@ -67,15 +67,6 @@ pub struct HostFile {
     shown: PathBuf,
 }
 
-/// How a [`HostFile`] is opened.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Access {
-    /// To read.
-    Read,
-    /// To read and write in place.
-    ReadWrite,
-}
-
 impl HostFile {
     /// `path`, every symlink on it followed (an operator's own file, or a
     /// single-file mount's source as the operator named it).
@@ -142,7 +133,7 @@ impl HostFile {
     /// The file's bytes: a regular file within the engine's bound, never a
     /// symlink, a device or a FIFO.
     pub fn read(&self) -> io::Result<Vec<u8>> {
-        read_from_start(&self.open_checked(&self.name, Access::Read)?)
+        read_from_start(&self.open_checked(&self.name)?)
     }
 
     /// The file's metadata, not following a symlink and opening nothing.
@@ -155,26 +146,22 @@ impl HostFile {
         self.open_path(&self.name)
     }
 
-    /// Opens `name` in the file's directory for `access`: looked at first
+    /// Opens `name` in the file's directory to read it: looked at first
     /// without being opened (`O_PATH`, no symlink followed), then reopened
     /// through that descriptor only when it is a regular file, so the file
     /// checked is the file opened.
-    pub(super) fn open_checked(&self, name: &OsStr, access: Access) -> io::Result<File> {
+    pub(super) fn open_checked(&self, name: &OsStr) -> io::Result<File> {
         let path = File::from(self.open_path(name)?);
         if path.metadata()?.file_type().is_symlink() {
             return Err(swapped(&self.shown, &self.sibling(name)));
         }
-        let flags = match access {
-            Access::Read => OFlags::RDONLY,
-            Access::ReadWrite => OFlags::RDWR,
-        };
-        open_held(path, flags)
+        open_held(path, OFlags::RDONLY)
     }
 
     /// Opens the file to read it (as [`HostFile::read`] does), for a caller
     /// that reads it bounded itself.
     pub fn open_read(&self) -> io::Result<File> {
-        self.open_checked(&self.name, Access::Read)
+        self.open_checked(&self.name)
     }
 
     /// `name` in the file's directory, held without being opened.

@@ -6,9 +6,9 @@
 //! the same inode, which also keeps its mode and owner, and follow symlinks.
 use super::error::ConfError;
 use super::fs::MAX_FILE_BYTES;
-use super::host_file::{Access, HostFile, read_from_start, reopen};
+use super::host_file::{HostFile, read_from_start, reopen};
 use super::set::FileChange;
-use rustix::fs::{Mode, OFlags};
+use rustix::fs::OFlags;
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
 use std::io::{self, Read, Write};
@@ -88,7 +88,7 @@ impl FileLock {
     }
 
     fn take(file: &HostFile, op: rustix::fs::FlockOperation) -> io::Result<FileLock> {
-        let open = file.open_checked(file.name(), Access::Read)?;
+        let open = file.open_checked(file.name())?;
         let locked = crate::retry::within(
             WRITE_PATIENCE,
             Duration::from_millis(10),
@@ -294,7 +294,7 @@ pub fn recover(file: &HostFile) -> io::Result<Recovery> {
     let lock = FileLock::exclusive(file)?;
     let save = save_name(file);
     let shown_save = file.sibling(&save);
-    let saved = match file.open_checked(&save, Access::Read) {
+    let saved = match file.open_checked(&save) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Recovery::Clean),
         Err(e) => {

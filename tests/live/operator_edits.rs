@@ -151,3 +151,50 @@ fn a_config_replaced_by_rename_mid_rollout_is_a_clear_error_and_resume_continues
     assert!(!after.contains(" down"), "{after}");
     assert_eq!(stack.bodies(8), app_bodies(2, "v2"));
 }
+
+#[test]
+fn a_config_replaced_before_the_run_is_neither_written_nor_its_copy() {
+    let stack = Stack::up("opreplaced");
+    let conf = stack.conf_path();
+    // An editor's save before the run: the container still has the old inode.
+    let old = stack.conf();
+    let saved = String::from_utf8(old.clone())
+        .unwrap()
+        .replace("keepalive_timeout 65;", "keepalive_timeout 9;");
+    let tmp = conf.with_extension("swp");
+    std::fs::write(&tmp, &saved).unwrap();
+    std::fs::rename(&tmp, &conf).unwrap();
+
+    let out = stack.tool(&["drain", "apps", "app2"]);
+    assert_ne!(out.status.code(), Some(0), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("no longer what the container mounts") && stderr.contains("restart"),
+        "the error explains the replaced file: {stderr}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&conf).unwrap(),
+        saved,
+        "the operator's file"
+    );
+    let seen = docker(&[
+        "exec",
+        &stack.container("nginx"),
+        "cat",
+        "/etc/nginx/nginx.conf",
+    ]);
+    assert!(
+        !seen.contains(" down"),
+        "nothing written in the container: {seen}"
+    );
+    assert_eq!(stack.bodies(8), app_bodies(2, "v1"));
+
+    // Once nginx mounts the current file, the drain goes through.
+    docker(&["restart", "-t", "1", &stack.container("nginx")]);
+    assert_ok(&stack.tool(&["drain", "apps", "app2"]));
+    let after = std::fs::read_to_string(&conf).unwrap();
+    assert!(
+        after.contains("keepalive_timeout 9;") && after.contains("app2:3000 down"),
+        "{after}"
+    );
+}

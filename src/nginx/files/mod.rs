@@ -97,6 +97,9 @@ pub struct ContainerFs {
     id: String,
     /// Mounts whose sources are on this host, as the container has them.
     host_mounts: Vec<HostMount>,
+    /// Mounts whose source on this host is no longer what the container has
+    /// (see `host_mount`): nothing under them is written.
+    replaced: Vec<Mount>,
     /// Container paths that are bind mounts read only through the daemon: the
     /// archive API cannot replace them (the daemon's unlink fails with EBUSY).
     bind_targets: Vec<PathBuf>,
@@ -147,14 +150,18 @@ impl ContainerFs {
                 map.split_whitespace().collect::<Vec<_>>() == ["0", "0", "4294967295"]
             })
         });
-        let host_mounts = host_mounts
-            .into_iter()
-            .filter_map(|m| host_mount(m, local_root.as_ref()))
-            .collect();
+        let (mut held, mut replaced) = (Vec::new(), Vec::new());
+        for m in host_mounts {
+            match host_mount(m, local_root.as_ref()) {
+                Ok(found) => held.extend(found),
+                Err(gone) => replaced.push(gone),
+            }
+        }
         let fs = ContainerFs {
             container: nginx.name.clone(),
             id: nginx.id.clone(),
-            host_mounts,
+            host_mounts: held,
+            replaced,
             bind_targets,
             tree: Mutex::new(Tree::default()),
             process,
@@ -432,37 +439,43 @@ fn in_root(root: &HostDir, real: &Path) -> io::Result<std::os::fd::OwnedFd> {
 
 /// `m` as a mount of this host, held open, when its source is still what
 /// the container has at its destination (checked where the container's
-/// root can be looked at): a source path changed since the container
-/// started — renamed, or swapped for a symlink by a container that can
-/// write where it lies — is not read or written here, and its files are
-/// reached through the container instead.
-fn host_mount(m: Mount, root: Option<&HostDir>) -> Option<HostMount> {
-    let source = match std::fs::metadata(&m.source).ok()?.is_dir() {
-        true => HostSource::Dir(HostDir::open(&m.source).ok()?),
+/// root can be looked at); `Err(m)` when it is not: its path changed since
+/// the container started (replaced by rename, moved, or swapped for a
+/// symlink by a container that can write where it lies), so it is neither
+/// read nor written here; `Ok(None)` when it cannot be read here.
+fn host_mount(m: Mount, root: Option<&HostDir>) -> Result<Option<HostMount>, Mount> {
+    let Ok(meta) = std::fs::metadata(&m.source) else {
+        return Ok(None);
+    };
+    let source = match meta.is_dir() {
+        true => match HostDir::open(&m.source) {
+            Ok(dir) => HostSource::Dir(dir),
+            Err(_) => return Ok(None),
+        },
         false => HostSource::File(m.source.clone()),
     };
     if let Some(root) = root {
         let ours = match &source {
             HostSource::Dir(dir) => dir.identity(),
-            HostSource::File(file) => std::fs::metadata(file).map(|m| (m.dev(), m.ino())),
+            HostSource::File(_) => Ok((meta.dev(), meta.ino())),
         };
         let theirs = in_root(root, &m.destination)
             .and_then(|held| std::fs::File::from(held).metadata())
             .map(|m| (m.dev(), m.ino()));
-        let same = matches!((ours, theirs), (Ok(a), Ok(b)) if a == b);
-        if !same {
+        if !matches!((ours, theirs), (Ok(a), Ok(b)) if a == b) {
             tracing::warn!(
-                "{} is no longer what the nginx container mounts at {}; its files there are reached through the container",
+                "{} is no longer what the nginx container mounts at {}: its files there are read \
+                 through the container, and not written",
                 m.source.display(),
                 m.destination.display()
             );
-            return None;
+            return Err(m);
         }
     }
-    Some(HostMount {
+    Ok(Some(HostMount {
         destination: m.destination,
         source,
-    })
+    }))
 }
 
 /// Pushes the components of `path` onto `todo` so that they pop in order.
@@ -495,6 +508,7 @@ mod tests {
                 destination: PathBuf::from("/etc/nginx"),
                 source: HostSource::Dir(HostDir::open(mounted).unwrap()),
             }],
+            replaced: Vec::new(),
             bind_targets: Vec::new(),
             tree: Mutex::new(Tree::default()),
             process: root.parent().map(Path::to_path_buf),
@@ -517,13 +531,23 @@ mod tests {
             writable: true,
         };
         // What the container has at /etc/nginx (here: the same directory).
-        assert!(host_mount(mount(root.join("etc/nginx")), Some(&held)).is_some());
+        assert!(matches!(
+            host_mount(mount(root.join("etc/nginx")), Some(&held)),
+            Ok(Some(_))
+        ));
         // Its path now leads elsewhere (renamed, or a symlink swapped in).
-        assert!(host_mount(mount(tmp.path().join("other")), Some(&held)).is_none());
+        assert!(host_mount(mount(tmp.path().join("other")), Some(&held)).is_err());
         std::os::unix::fs::symlink(tmp.path().join("other"), tmp.path().join("link")).unwrap();
-        assert!(host_mount(mount(tmp.path().join("link")), Some(&held)).is_none());
+        assert!(host_mount(mount(tmp.path().join("link")), Some(&held)).is_err());
         // Without the container's root to compare with, it is taken as named.
-        assert!(host_mount(mount(tmp.path().join("other")), None).is_some());
+        assert!(matches!(
+            host_mount(mount(tmp.path().join("other")), None),
+            Ok(Some(_))
+        ));
+        assert!(matches!(
+            host_mount(mount(tmp.path().join("none")), None),
+            Ok(None)
+        ));
     }
 
     #[test]

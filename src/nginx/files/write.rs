@@ -100,6 +100,21 @@ impl ContainerFs {
                     .await
             }
             Location::Container(real) => {
+                if let Some(m) = self
+                    .replaced
+                    .iter()
+                    .find(|m| real.starts_with(&m.destination))
+                {
+                    bail!(
+                        "{}: {} on this host is no longer what the container mounts at {} (replaced \
+                         by rename — `sed -i`, an editor — or moved after the container started): \
+                         writing either would leave the other stale. Recreate or restart the \
+                         container so it mounts the current one, and edit it in place from then on",
+                        self.place(path),
+                        m.source.display(),
+                        m.destination.display()
+                    );
+                }
                 let meta = match (self.lock().get(&real), self.local_root.as_ref()) {
                     (Ok(Some((_, Node::File(_, meta)))), _) => *meta,
                     (_, Some(_)) if self.reads_locally() => self
