@@ -1,10 +1,9 @@
 //! Access to configuration files, as nginx sees their paths.
-use std::fs::OpenOptions;
 use std::io::{self, Read};
-use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 
-use super::host_file::HostFile;
+use super::host_file::{HostFile, reopen_or};
 
 /// Largest file the engine reads (64 MiB; the 10 MB benchmark config is
 /// already far beyond any real one). A bigger file is an error, so memory
@@ -30,11 +29,16 @@ pub fn read_regular_text(path: &Path) -> io::Result<String> {
 /// A FIFO, socket, device or directory is an error, and is never opened in
 /// a way that blocks or has side effects.
 pub fn open_regular(path: &Path) -> io::Result<std::fs::File> {
-    check_regular(&std::fs::metadata(path)?)?;
-    OpenOptions::new()
-        .read(true)
-        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
-        .open(path)
+    use rustix::fs::{Mode, OFlags};
+    let held = std::fs::File::from(rustix::fs::open(
+        path,
+        OFlags::PATH | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?);
+    check_regular(&held.metadata()?)?;
+    reopen_or(&held, OFlags::RDONLY, |flags| {
+        rustix::fs::open(path, flags, Mode::empty())
+    })
 }
 
 /// Makes a FIFO at `path`, for tests that a FIFO is refused, never read.
@@ -52,9 +56,15 @@ pub(crate) fn make_fifo(path: &Path) {
 
 /// Reads a config file of this host the way every command does: an
 /// interrupted write of it is finished first ([`super::recover`], said on
-/// stderr), then the file is read (as [`HostFile::read`]) — after any write
-/// of it by another nginx-rollout process, never in the middle of one.
+/// stderr; looked for under a shared lock, the exclusive one taken only
+/// then), and the file is read (as [`HostFile::read`]) — after any write of
+/// it by another nginx-rollout process, never in the middle of one.
 pub fn read_host_file(file: &HostFile) -> io::Result<Vec<u8>> {
+    let lock = super::write::FileLock::shared(file)?;
+    if !super::write::save_exists(file) {
+        return lock.read();
+    }
+    drop(lock);
     match super::write::recover(file)? {
         super::Recovery::Clean => {}
         super::Recovery::Restored(file) => tracing::warn!(

@@ -106,7 +106,7 @@ impl HostFile {
             return Ok(HostFile {
                 dir: rustix::io::fcntl_dupfd_cloexec(root.fd(), 0)?,
                 name: OsString::from("."),
-                shown,
+                shown: root.shown.clone(),
             });
         };
         let mut dir = rustix::io::fcntl_dupfd_cloexec(root.fd(), 0)?;
@@ -147,15 +147,31 @@ impl HostFile {
     }
 
     /// Opens `name` in the file's directory to read it: looked at first
-    /// without being opened (`O_PATH`, no symlink followed), then reopened
-    /// through that descriptor only when it is a regular file, so the file
-    /// checked is the file opened.
+    /// without being opened ([`HostFile::hold`]), then opened through that
+    /// descriptor, so the file checked is the file opened.
     pub(super) fn open_checked(&self, name: &OsStr) -> io::Result<File> {
-        let path = File::from(self.open_path(name)?);
-        if path.metadata()?.file_type().is_symlink() {
+        self.reopen(&self.hold(name)?, name, OFlags::RDONLY)
+    }
+
+    /// `name` in the file's directory held without being opened (`O_PATH`),
+    /// when it is a regular file (no symlink followed; a device or a FIFO,
+    /// which opening alone may act on, is an error).
+    pub(super) fn hold(&self, name: &OsStr) -> io::Result<File> {
+        let held = File::from(self.open_path(name)?);
+        let meta = held.metadata()?;
+        if meta.file_type().is_symlink() {
             return Err(swapped(&self.shown, &self.sibling(name)));
         }
-        open_held(path, OFlags::RDONLY)
+        check_kind(&meta)?;
+        Ok(held)
+    }
+
+    /// Opens `held`, which holds `name` in the file's directory, with `flags`
+    /// (see [`reopen_or`]; without `/proc`, `name` opened again).
+    pub(super) fn reopen(&self, held: &File, name: &OsStr, flags: OFlags) -> io::Result<File> {
+        reopen_or(held, flags, |flags| {
+            rustix::fs::openat(&self.dir, name, flags | OFlags::NOFOLLOW, Mode::empty())
+        })
     }
 
     /// Opens the file to read it (as [`HostFile::read`] does), for a caller
@@ -192,12 +208,27 @@ impl HostFile {
         &self.name
     }
 
-    /// Renames `from` to `to`, both in the file's directory; `to` must not exist.
+    /// Renames `from` to `to`, both in the file's directory; `to` must not
+    /// exist (`AlreadyExists` if it does). On file systems without
+    /// `RENAME_NOREPLACE` (NFS, 9p, FUSE) a hard link stands in for it (it
+    /// fails on an existing name too); without hard links either, the name
+    /// is looked for first (the caller holds the file's exclusive lock).
     pub(super) fn rename_new(&self, from: &OsStr, to: &OsStr) -> io::Result<()> {
+        use rustix::io::Errno;
         let flags = rustix::fs::RenameFlags::NOREPLACE;
-        Ok(rustix::fs::renameat_with(
-            &self.dir, from, &self.dir, to, flags,
-        )?)
+        match rustix::fs::renameat_with(&self.dir, from, &self.dir, to, flags) {
+            Err(Errno::INVAL | Errno::NOSYS | Errno::OPNOTSUPP) => {}
+            other => return Ok(other?),
+        }
+        match rustix::fs::linkat(&self.dir, from, &self.dir, to, AtFlags::empty()) {
+            Ok(()) => return Ok(rustix::fs::unlinkat(&self.dir, from, AtFlags::empty())?),
+            Err(Errno::EXIST) => return Err(io::ErrorKind::AlreadyExists.into()),
+            Err(_) => {}
+        }
+        if rustix::fs::statat(&self.dir, to, AtFlags::SYMLINK_NOFOLLOW).is_ok() {
+            return Err(io::ErrorKind::AlreadyExists.into());
+        }
+        Ok(rustix::fs::renameat(&self.dir, from, &self.dir, to)?)
     }
 
     /// Removes `name` from the file's directory.
@@ -218,7 +249,12 @@ impl HostFile {
 
     /// Whether the name exists (a dangling symlink does).
     pub fn exists(&self) -> bool {
-        rustix::fs::statat(&self.dir, &self.name, AtFlags::SYMLINK_NOFOLLOW).is_ok()
+        self.has(&self.name)
+    }
+
+    /// Whether `name` exists in the file's directory (a dangling symlink does).
+    pub(super) fn has(&self, name: &OsStr) -> bool {
+        rustix::fs::statat(&self.dir, name, AtFlags::SYMLINK_NOFOLLOW).is_ok()
     }
 
     /// The target of the file when it is a symlink (none when it is not
@@ -252,26 +288,43 @@ impl HostFile {
 
 /// Opens the regular file that `held` (an `O_PATH` descriptor) holds, with
 /// `flags`; anything else (a device, a FIFO, a directory) is an error and
-/// never opened.
+/// never opened. Needs `/proc` (as the container's root does).
 pub fn open_held(held: impl Into<File>, flags: OFlags) -> io::Result<File> {
     let held: File = held.into();
     check_kind(&held.metadata()?)?;
-    reopen(&held, flags)
+    reopen_or(&held, flags, |_| Err(rustix::io::Errno::NOENT))
 }
 
-/// Opens what `path` (an `O_PATH` descriptor) holds, with `flags`, through
+/// Opens what `held` (an `O_PATH` descriptor) holds, with `flags`, through
 /// `/proc/self/fd`: the very file looked at, never one put in its place.
-pub(super) fn reopen(path: &impl AsRawFd, flags: OFlags) -> io::Result<File> {
-    let magic = format!("/proc/self/fd/{}", path.as_raw_fd());
-    let flags = flags | OFlags::NOCTTY | OFlags::NONBLOCK | OFlags::CLOEXEC;
-    rustix::fs::open(&magic, flags, Mode::empty())
-        .map(File::from)
-        .map_err(|e| match e {
-            rustix::io::Errno::NOENT => io::Error::other(format!(
-                "cannot reopen a file through {magic} (is /proc mounted?)"
-            )),
-            e => e.into(),
-        })
+/// Without `/proc` (a chroot), `again` opens it by name once more, and that
+/// is kept only if it is the same file.
+pub(super) fn reopen_or(
+    held: &File,
+    flags: OFlags,
+    again: impl FnOnce(OFlags) -> rustix::io::Result<OwnedFd>,
+) -> io::Result<File> {
+    let flags = (flags - OFlags::NOFOLLOW) | OFlags::NOCTTY | OFlags::NONBLOCK | OFlags::CLOEXEC;
+    let magic = format!("/proc/self/fd/{}", held.as_raw_fd());
+    let fd = match rustix::fs::open(&magic, flags, Mode::empty()) {
+        Err(rustix::io::Errno::NOENT) => {
+            let fd = again(flags).map_err(|e| match e {
+                rustix::io::Errno::NOENT => io::Error::other(format!(
+                    "cannot open a file through {magic} (is /proc mounted?)"
+                )),
+                e => e.into(),
+            })?;
+            let (a, b) = (rustix::fs::fstat(held)?, rustix::fs::fstat(&fd)?);
+            if (a.st_dev, a.st_ino) != (b.st_dev, b.st_ino) {
+                return Err(io::Error::other(
+                    "the file was replaced while it was being opened; nothing was read or written",
+                ));
+            }
+            fd
+        }
+        other => other?,
+    };
+    Ok(File::from(fd))
 }
 
 /// The bytes of open file `file` from its start, read bounded.

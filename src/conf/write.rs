@@ -6,7 +6,7 @@
 //! the same inode, which also keeps its mode and owner, and follow symlinks.
 use super::error::ConfError;
 use super::fs::MAX_FILE_BYTES;
-use super::host_file::{HostFile, read_from_start, reopen};
+use super::host_file::{HostFile, read_from_start};
 use super::set::FileChange;
 use rustix::fs::OFlags;
 use std::ffi::{OsStr, OsString};
@@ -74,21 +74,40 @@ const WRITE_PATIENCE: Duration = Duration::from_secs(10);
 pub(super) struct FileLock {
     /// The open file the lock is on; closing it releases the lock.
     file: File,
+    /// Whether `file` is open for writing too.
+    writable: bool,
 }
 
 impl FileLock {
     /// An exclusive lock on `file`, to write it.
     pub(super) fn exclusive(file: &HostFile) -> io::Result<FileLock> {
-        Self::take(file, rustix::fs::FlockOperation::NonBlockingLockExclusive)
+        Self::take(file, true)
     }
 
     /// A shared lock on `file`, to read it.
     pub(super) fn shared(file: &HostFile) -> io::Result<FileLock> {
-        Self::take(file, rustix::fs::FlockOperation::NonBlockingLockShared)
+        Self::take(file, false)
     }
 
-    fn take(file: &HostFile, op: rustix::fs::FlockOperation) -> io::Result<FileLock> {
-        let open = file.open_checked(file.name())?;
+    fn take(file: &HostFile, exclusive: bool) -> io::Result<FileLock> {
+        use rustix::fs::FlockOperation::{NonBlockingLockExclusive, NonBlockingLockShared};
+        let name = file.name();
+        let held = file.hold(name)?;
+        // An exclusive lock is taken on the file open for writing where it may
+        // be (NFS emulates flock with byte-range locks, which need that); a
+        // reader who may not write it still locks it to finish a write.
+        let (open, writable) = match exclusive {
+            true => match file.reopen(&held, name, OFlags::RDWR) {
+                Ok(f) => (f, true),
+                Err(e) if read_only(&e) => (file.reopen(&held, name, OFlags::RDONLY)?, false),
+                Err(e) => return Err(e),
+            },
+            false => (file.reopen(&held, name, OFlags::RDONLY)?, false),
+        };
+        let op = match exclusive {
+            true => NonBlockingLockExclusive,
+            false => NonBlockingLockShared,
+        };
         let locked = crate::retry::within(
             WRITE_PATIENCE,
             Duration::from_millis(10),
@@ -96,7 +115,10 @@ impl FileLock {
             |e| *e == rustix::io::Errno::WOULDBLOCK,
         );
         match locked {
-            Ok(()) => Ok(FileLock { file: open }),
+            Ok(()) => Ok(FileLock {
+                file: open,
+                writable,
+            }),
             Err(rustix::io::Errno::WOULDBLOCK) => Err(io::Error::new(
                 io::ErrorKind::WouldBlock,
                 format!(
@@ -114,10 +136,26 @@ impl FileLock {
         read_from_start(&self.file)
     }
 
-    /// The locked file opened again to write it in place (the same file).
-    fn writable(&self) -> io::Result<File> {
-        reopen(&self.file, OFlags::RDWR)
+    /// The locked file, `file`, open to write it in place (the same file).
+    fn writable(&self, file: &HostFile) -> io::Result<File> {
+        match self.writable {
+            true => self.file.try_clone(),
+            false => file.reopen(&self.file, file.name(), OFlags::RDWR),
+        }
     }
+}
+
+/// Whether `e` says this process may not write there.
+fn read_only(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem
+    )
+}
+
+/// Whether an interrupted write of `file` left its save (or one is under way).
+pub(super) fn save_exists(file: &HostFile) -> bool {
+    file.has(&save_name(file))
 }
 
 /// A point inside a write where a test may make the writer wait
@@ -187,7 +225,7 @@ pub fn write_if_unchanged(file: &HostFile, expected: &[u8], bytes: &[u8]) -> io:
 
 /// Writes `new` over the file `lock` holds exclusively, which holds `old`.
 fn write_over(file: &HostFile, lock: &FileLock, old: &[u8], new: &[u8]) -> io::Result<()> {
-    let out = lock.writable()?;
+    let out = lock.writable(file)?;
     let save = save_name(file);
     let (tmp, mut saving) = temp_beside(file).map_err(|e| {
         io::Error::new(
@@ -340,8 +378,14 @@ pub fn recover(file: &HostFile) -> io::Result<Recovery> {
     debug_assert_eq!(new.len(), new_len);
     let current = lock.read()?;
     if current == old || current == new {
-        file.remove(&save)?;
-        file.sync_dir()?;
+        match file.remove(&save).and_then(|()| file.sync_dir()) {
+            // A reader who may not write there: the file is whole.
+            Err(e) if read_only(&e) => tracing::warn!(
+                "{}: left from a write that finished; cannot remove it: {e}",
+                shown_save.display()
+            ),
+            other => other?,
+        }
         return Ok(Recovery::Clean);
     }
     let torn =
@@ -352,7 +396,7 @@ pub fn recover(file: &HostFile) -> io::Result<Recovery> {
             save: shown_save,
         });
     }
-    let out = lock.writable()?;
+    let out = lock.writable(file)?;
     out.set_len(0)?;
     out.write_all_at(old, 0)?;
     out.sync_all()?;

@@ -32,14 +32,28 @@ enum Location {
     Container(PathBuf),
 }
 
-/// A mount whose source is on this host, held open since the files were
-/// loaded (a directory: never looked up by its path again).
+/// One of the container's mounts, by where the container has it.
 #[derive(Debug, Clone)]
-struct HostMount {
+struct ContainerMount {
     /// Where the container has it.
     destination: PathBuf,
-    /// Its source on this host.
-    source: HostSource,
+    /// A bind mount (not a volume or a tmpfs).
+    bind: bool,
+    /// Where its bytes are reached.
+    at: MountAt,
+}
+
+/// Where a mount's bytes are reached.
+#[derive(Debug, Clone)]
+enum MountAt {
+    /// Its source on this host, held open since the files were loaded.
+    Host(HostSource),
+    /// Its source on this host (this path) is no longer what the container
+    /// has there: read through the container, and neither is written.
+    Replaced(PathBuf),
+    /// Only through the container: a remote daemon's mount, a tmpfs, a
+    /// source this host does not show.
+    Container,
 }
 
 /// A host mount's source.
@@ -47,8 +61,35 @@ struct HostMount {
 enum HostSource {
     /// A directory, held open.
     Dir(HostDir),
-    /// A single file, as the operator named it.
-    File(PathBuf),
+    /// A single file: its directory held open, its name there, and which
+    /// file it was (device, inode) when the files were loaded.
+    File {
+        dir: HostDir,
+        name: OsString,
+        id: (u64, u64),
+    },
+}
+
+impl HostSource {
+    /// Whether it is still the source the container has (a single file
+    /// replaced by rename, or moved, since is not).
+    fn unchanged(&self) -> bool {
+        match self {
+            HostSource::Dir(_) => true,
+            HostSource::File { dir, name, id } => {
+                rustix::fs::statat(dir.fd(), name, rustix::fs::AtFlags::SYMLINK_NOFOLLOW)
+                    .is_ok_and(|st| (st.st_dev, st.st_ino) == *id)
+            }
+        }
+    }
+
+    /// The host path, for messages.
+    fn path(&self) -> PathBuf {
+        match self {
+            HostSource::Dir(dir) => dir.shown().to_path_buf(),
+            HostSource::File { dir, name, .. } => dir.shown().join(name),
+        }
+    }
 }
 
 /// A container path's place on this host: beneath the source of the mount
@@ -68,19 +109,21 @@ impl HostPlace {
     fn open(&self) -> io::Result<HostFile> {
         match &self.source {
             HostSource::Dir(dir) => HostFile::beneath(dir, &self.rest),
-            HostSource::File(file) if self.rest.as_os_str().is_empty() => HostFile::named(file),
-            HostSource::File(file) => Err(io::Error::new(
+            HostSource::File { dir, name, .. } if self.rest.as_os_str().is_empty() => {
+                HostFile::beneath(dir, Path::new(name))
+            }
+            HostSource::File { .. } => Err(io::Error::new(
                 io::ErrorKind::NotADirectory,
-                format!("{}: not a directory", file.display()),
+                format!("{}: not a directory", self.source.path().display()),
             )),
         }
     }
 
     /// The host path, for messages.
     fn path(&self) -> PathBuf {
-        match &self.source {
-            HostSource::Dir(dir) => dir.shown().join(&self.rest),
-            HostSource::File(file) => file.join(&self.rest),
+        match self.rest.as_os_str().is_empty() {
+            true => self.source.path(),
+            false => self.source.path().join(&self.rest),
         }
     }
 }
@@ -95,14 +138,8 @@ pub struct ContainerFs {
     container: String,
     /// The container's id.
     id: String,
-    /// Mounts whose sources are on this host, as the container has them.
-    host_mounts: Vec<HostMount>,
-    /// Mounts whose source on this host is no longer what the container has
-    /// (see `host_mount`): nothing under them is written.
-    replaced: Vec<Mount>,
-    /// Container paths that are bind mounts read only through the daemon: the
-    /// archive API cannot replace them (the daemon's unlink fails with EBUSY).
-    bind_targets: Vec<PathBuf>,
+    /// Every mount of the container, and where its bytes are reached.
+    mounts: Vec<ContainerMount>,
     tree: Mutex<Tree>,
     /// The container's main process (`/proc/PID`), when the daemon is local
     /// and this host may read its root.
@@ -121,18 +158,6 @@ impl ContainerFs {
     /// (unless it is mounted from this host) and the targets of symlinks
     /// leading out of it.
     pub async fn load(docker: &Docker, nginx: &NginxContainer) -> Result<Self> {
-        // A remote daemon's mount sources are paths on its host, not here.
-        let (host_mounts, remote_mounts): (Vec<Mount>, Vec<Mount>) =
-            nginx.mounts.iter().cloned().partition(|m| {
-                nginx.daemon == DaemonLocation::Local
-                    && matches!(m.kind.as_str(), "bind" | "volume")
-                    && m.source.exists()
-            });
-        let bind_targets = remote_mounts
-            .into_iter()
-            .filter(|m| m.kind == "bind")
-            .map(|m| m.destination)
-            .collect();
         // Its root is readable only with ptrace rights over it (root here;
         // not a docker-group user): without, files come as for a remote daemon.
         let process = nginx
@@ -150,19 +175,25 @@ impl ContainerFs {
                 map.split_whitespace().collect::<Vec<_>>() == ["0", "0", "4294967295"]
             })
         });
-        let (mut held, mut replaced) = (Vec::new(), Vec::new());
-        for m in host_mounts {
-            match host_mount(m, local_root.as_ref()) {
-                Ok(found) => held.extend(found),
-                Err(gone) => replaced.push(gone),
-            }
-        }
+        let mounts = nginx
+            .mounts
+            .iter()
+            .map(|m| ContainerMount {
+                destination: m.destination.clone(),
+                bind: m.kind == "bind",
+                // A remote daemon's mount sources are paths on its host, not here.
+                at: match nginx.daemon == DaemonLocation::Local
+                    && matches!(m.kind.as_str(), "bind" | "volume")
+                {
+                    true => host_mount(m, local_root.as_ref()),
+                    false => MountAt::Container,
+                },
+            })
+            .collect();
         let fs = ContainerFs {
             container: nginx.name.clone(),
             id: nginx.id.clone(),
-            host_mounts: held,
-            replaced,
-            bind_targets,
+            mounts,
             tree: Mutex::new(Tree::default()),
             process,
             local_root,
@@ -229,7 +260,7 @@ impl ContainerFs {
     /// files are read through it.
     fn seen_at(&self, real: &Path) -> Option<HostPlace> {
         match self.mount_for(real) {
-            Some((_, host)) => Some(host),
+            Some(host) => Some(host),
             None if self.reads_locally() => self.local_root.as_ref().map(|root| HostPlace {
                 source: HostSource::Dir(root.clone()),
                 rest: real.strip_prefix("/").unwrap_or(real).to_path_buf(),
@@ -291,7 +322,7 @@ impl ContainerFs {
             .local_root
             .as_ref()
             .ok_or_else(|| io::Error::other("no local root"))?;
-        open_held(in_root(root, real)?, rustix::fs::OFlags::RDONLY)
+        open_held(in_root(root, real, false)?, rustix::fs::OFlags::RDONLY)
     }
 
     /// The host file behind container path `path`, when it is bind-mounted
@@ -311,28 +342,55 @@ impl ContainerFs {
         format!("{} in container {}", path.display(), self.container)
     }
 
-    /// The mount (deepest destination) holding `path`, and `path`'s place on the host.
-    fn mount_for(&self, path: &Path) -> Option<(&HostMount, HostPlace)> {
-        self.host_mounts
+    /// The mount (deepest destination) holding `path`, and the rest of `path` beneath it.
+    fn deepest<'p>(&self, path: &'p Path) -> Option<(&ContainerMount, &'p Path)> {
+        self.mounts
             .iter()
-            .filter_map(|m| {
-                let rest = path.strip_prefix(&m.destination).ok()?;
-                Some((m, rest))
-            })
+            .filter_map(|m| Some((m, path.strip_prefix(&m.destination).ok()?)))
             .max_by_key(|(m, _)| m.destination.components().count())
-            .map(|(m, rest)| {
-                let place = HostPlace {
-                    source: m.source.clone(),
-                    rest: rest.to_path_buf(),
-                };
-                (m, place)
-            })
+    }
+
+    /// `path`'s place on this host, when the mount holding it is one of
+    /// this host's and still the source the container has.
+    fn mount_for(&self, path: &Path) -> Option<HostPlace> {
+        match self.deepest(path)? {
+            (
+                ContainerMount {
+                    at: MountAt::Host(source),
+                    ..
+                },
+                rest,
+            ) if source.unchanged() => Some(HostPlace {
+                source: source.clone(),
+                rest: rest.to_path_buf(),
+            }),
+            _ => None,
+        }
+    }
+
+    /// The host path of the mount holding `path` when it is no longer what
+    /// the container has there (see [`MountAt::Replaced`]).
+    fn replaced(&self, path: &Path) -> Option<(PathBuf, &Path)> {
+        let (m, _) = self.deepest(path)?;
+        match &m.at {
+            MountAt::Replaced(source) => Some((source.clone(), &m.destination)),
+            MountAt::Host(source) if !source.unchanged() => Some((source.path(), &m.destination)),
+            _ => None,
+        }
+    }
+
+    /// Whether `path` is a bind mount point reached only through the daemon:
+    /// the archive API cannot replace it (the daemon's unlink fails with EBUSY).
+    fn bind_target(&self, path: &Path) -> bool {
+        self.deepest(path).is_some_and(|(m, rest)| {
+            m.bind && rest.as_os_str().is_empty() && matches!(m.at, MountAt::Container)
+        })
     }
 
     fn locate(&self, path: &Path) -> io::Result<Location> {
         let real = self.resolve(path)?;
         Ok(match self.mount_for(&real) {
-            Some((_, host)) => Location::Host(real, host),
+            Some(host) => Location::Host(real, host),
             None => Location::Container(real),
         })
     }
@@ -354,12 +412,17 @@ impl Fs for ContainerFs {
             }
         };
         match self.locate(path)? {
-            Location::Host(_, host) => host.open().and_then(|f| read_host_file(&f)).map_err(|e| {
-                io::Error::new(
-                    e.kind(),
-                    format!("{} (host {}): {e}", self.place(path), host.path().display()),
-                )
-            }),
+            Location::Host(_, host) => {
+                host.open()
+                    .and_then(|f| read_host_file(&f))
+                    .map_err(|e| match missing(&e) {
+                        true => not_found(),
+                        false => io::Error::new(
+                            e.kind(),
+                            format!("{} (host {}): {e}", self.place(path), host.path().display()),
+                        ),
+                    })
+            }
             Location::Container(real) if self.reads_locally() => {
                 self.read_local(&real).map_err(named)
             }
@@ -423,59 +486,82 @@ impl Fs for ContainerFs {
 }
 
 /// Container path `real` under the container's root `root`, held without
-/// being opened (`O_PATH`, its last component no symlink): resolved by the
-/// kernel inside that root (`openat2` with `RESOLVE_IN_ROOT`), or on
-/// kernels before 5.6 walked with no symlink at all (`real` holds none).
-fn in_root(root: &HostDir, real: &Path) -> io::Result<std::os::fd::OwnedFd> {
+/// being opened (`O_PATH`; its last component followed only if `follow`):
+/// resolved by the kernel inside that root (`openat2` with
+/// `RESOLVE_IN_ROOT`), or where that is missing (kernels before 5.6) or
+/// forbidden (a seccomp profile) walked with no symlink at all.
+fn in_root(root: &HostDir, real: &Path, follow: bool) -> io::Result<std::os::fd::OwnedFd> {
     use rustix::fs::{Mode, OFlags, ResolveFlags};
     let rel = real.strip_prefix("/").unwrap_or(real);
-    let flags = OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let flags = match follow {
+        true => OFlags::PATH | OFlags::CLOEXEC,
+        false => OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+    };
     let resolve = ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS;
     match rustix::fs::openat2(root.fd(), rel, flags, Mode::empty(), resolve) {
-        Err(rustix::io::Errno::NOSYS) => HostFile::beneath(root, rel)?.held(),
+        Err(rustix::io::Errno::NOSYS | rustix::io::Errno::PERM) => {
+            HostFile::beneath(root, rel)?.held()
+        }
         other => Ok(other?),
     }
 }
 
-/// `m` as a mount of this host, held open, when its source is still what
-/// the container has at its destination (checked where the container's
-/// root can be looked at); `Err(m)` when it is not: its path changed since
-/// the container started (replaced by rename, moved, or swapped for a
-/// symlink by a container that can write where it lies), so it is neither
-/// read nor written here; `Ok(None)` when it cannot be read here.
-fn host_mount(m: Mount, root: Option<&HostDir>) -> Result<Option<HostMount>, Mount> {
+/// Where mount `m` is reached from this host: its source held open when it
+/// is still what the container has at its destination (checked where the
+/// container's root can be looked at); [`MountAt::Replaced`] when its path
+/// changed since the container started (replaced by rename, moved, or
+/// swapped for a symlink by a container that can write where it lies);
+/// [`MountAt::Container`] when this host does not show it.
+fn host_mount(m: &Mount, root: Option<&HostDir>) -> MountAt {
     let Ok(meta) = std::fs::metadata(&m.source) else {
-        return Ok(None);
+        return MountAt::Container;
     };
     let source = match meta.is_dir() {
-        true => match HostDir::open(&m.source) {
-            Ok(dir) => HostSource::Dir(dir),
-            Err(_) => return Ok(None),
-        },
-        false => HostSource::File(m.source.clone()),
+        true => HostDir::open(&m.source).map(HostSource::Dir),
+        false => single_file(&m.source),
+    };
+    let Ok(source) = source else {
+        return MountAt::Container;
     };
     if let Some(root) = root {
         let ours = match &source {
             HostSource::Dir(dir) => dir.identity(),
-            HostSource::File(_) => Ok((meta.dev(), meta.ino())),
+            HostSource::File { id, .. } => Ok(*id),
         };
-        let theirs = in_root(root, &m.destination)
+        let theirs = in_root(root, &m.destination, true)
             .and_then(|held| std::fs::File::from(held).metadata())
             .map(|m| (m.dev(), m.ino()));
-        if !matches!((ours, theirs), (Ok(a), Ok(b)) if a == b) {
+        let why = match (ours, theirs) {
+            (Ok(a), Ok(b)) if a == b => None,
+            (Ok(_), Ok(_)) => Some("another file".to_string()),
+            (Err(e), _) | (_, Err(e)) => Some(e.to_string()),
+        };
+        if let Some(why) = why {
             tracing::warn!(
-                "{} is no longer what the nginx container mounts at {}: its files there are read \
-                 through the container, and not written",
+                "{} is no longer what the nginx container mounts at {} ({why}): its files there \
+                 are read through the container, and not written",
                 m.source.display(),
                 m.destination.display()
             );
-            return Err(m);
+            return MountAt::Replaced(m.source.clone());
         }
     }
-    Ok(Some(HostMount {
-        destination: m.destination,
-        source,
-    }))
+    MountAt::Host(source)
+}
+
+/// A single-file mount's source: its directory held open, and which file it is.
+fn single_file(source: &Path) -> io::Result<HostSource> {
+    let real = std::fs::canonicalize(source)?;
+    let (Some(parent), Some(name)) = (real.parent(), real.file_name()) else {
+        return Err(io::ErrorKind::InvalidInput.into());
+    };
+    let dir = HostDir::open(parent)?;
+    let st = rustix::fs::statat(dir.fd(), name, rustix::fs::AtFlags::SYMLINK_NOFOLLOW)?;
+    Ok(HostSource::File {
+        dir,
+        name: name.to_os_string(),
+        id: (st.st_dev, st.st_ino),
+    })
 }
 
 /// Pushes the components of `path` onto `todo` so that they pop in order.
@@ -504,12 +590,11 @@ mod tests {
         ContainerFs {
             container: "proxy".into(),
             id: "abc123".into(),
-            host_mounts: vec![HostMount {
+            mounts: vec![ContainerMount {
                 destination: PathBuf::from("/etc/nginx"),
-                source: HostSource::Dir(HostDir::open(mounted).unwrap()),
+                bind: true,
+                at: MountAt::Host(HostSource::Dir(HostDir::open(mounted).unwrap())),
             }],
-            replaced: Vec::new(),
-            bind_targets: Vec::new(),
             tree: Mutex::new(Tree::default()),
             process: root.parent().map(Path::to_path_buf),
             local_root: Some(HostDir::open(root).unwrap()),
@@ -530,24 +615,22 @@ mod tests {
             destination: PathBuf::from("/etc/nginx"),
             writable: true,
         };
+        let held_at = |m: MountAt| matches!(m, MountAt::Host(_));
         // What the container has at /etc/nginx (here: the same directory).
-        assert!(matches!(
-            host_mount(mount(root.join("etc/nginx")), Some(&held)),
-            Ok(Some(_))
-        ));
+        assert!(held_at(host_mount(
+            &mount(root.join("etc/nginx")),
+            Some(&held)
+        )));
         // Its path now leads elsewhere (renamed, or a symlink swapped in).
-        assert!(host_mount(mount(tmp.path().join("other")), Some(&held)).is_err());
+        let other = host_mount(&mount(tmp.path().join("other")), Some(&held));
+        assert!(matches!(other, MountAt::Replaced(_)), "{other:?}");
         std::os::unix::fs::symlink(tmp.path().join("other"), tmp.path().join("link")).unwrap();
-        assert!(host_mount(mount(tmp.path().join("link")), Some(&held)).is_err());
+        let link = host_mount(&mount(tmp.path().join("link")), Some(&held));
+        assert!(matches!(link, MountAt::Replaced(_)), "{link:?}");
         // Without the container's root to compare with, it is taken as named.
-        assert!(matches!(
-            host_mount(mount(tmp.path().join("other")), None),
-            Ok(Some(_))
-        ));
-        assert!(matches!(
-            host_mount(mount(tmp.path().join("none")), None),
-            Ok(None)
-        ));
+        assert!(held_at(host_mount(&mount(tmp.path().join("other")), None)));
+        let none = host_mount(&mount(tmp.path().join("none")), None);
+        assert!(matches!(none, MountAt::Container), "{none:?}");
     }
 
     #[test]
@@ -628,5 +711,36 @@ mod tests {
             .read(Path::new("/usr/share/nginx/none.conf"))
             .unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::NotFound, "{e}");
+    }
+
+    #[test]
+    fn a_single_file_mount_inside_a_directory_mount_is_its_own() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (root, mounted) = (tmp.path().join("root"), tmp.path().join("nginx"));
+        std::fs::create_dir_all(&root).unwrap();
+        std::fs::create_dir_all(&mounted).unwrap();
+        std::fs::write(mounted.join("nginx.conf"), "the directory's copy\n").unwrap();
+        std::fs::write(tmp.path().join("nginx.conf"), "the file mounted\n").unwrap();
+        let mut fs = container(&root, &mounted);
+        let file = single_file(&tmp.path().join("nginx.conf")).unwrap();
+        fs.mounts.push(ContainerMount {
+            destination: PathBuf::from("/etc/nginx/nginx.conf"),
+            bind: true,
+            at: MountAt::Host(file),
+        });
+        let conf = Path::new("/etc/nginx/nginx.conf");
+        assert_eq!(fs.read(conf).unwrap(), b"the file mounted\n");
+        // An editor's save replaces the file: the container keeps the old
+        // inode, so neither the new file nor the directory's copy is it.
+        std::fs::write(tmp.path().join("nginx.conf.swp"), "saved\n").unwrap();
+        std::fs::rename(
+            tmp.path().join("nginx.conf.swp"),
+            tmp.path().join("nginx.conf"),
+        )
+        .unwrap();
+        assert!(fs.host_path(conf).is_none());
+        assert!(fs.replaced(conf).is_some());
+        fs.mounts[1].at = MountAt::Replaced(tmp.path().join("nginx.conf"));
+        assert!(fs.host_path(conf).is_none(), "not the directory's copy");
     }
 }

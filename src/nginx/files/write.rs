@@ -100,19 +100,16 @@ impl ContainerFs {
                     .await
             }
             Location::Container(real) => {
-                if let Some(m) = self
-                    .replaced
-                    .iter()
-                    .find(|m| real.starts_with(&m.destination))
-                {
+                if let Some((source, destination)) = self.replaced(&real) {
                     bail!(
                         "{}: {} on this host is no longer what the container mounts at {} (replaced \
-                         by rename — `sed -i`, an editor — or moved after the container started): \
-                         writing either would leave the other stale. Recreate or restart the \
-                         container so it mounts the current one, and edit it in place from then on",
+                         by rename — `sed -i`, an editor — or moved after the container started; \
+                         the container still reads the old inode): writing either would leave the \
+                         other stale. Recreate or restart the container so it mounts the current \
+                         one, and edit it in place from then on",
                         self.place(path),
-                        m.source.display(),
-                        m.destination.display()
+                        source.display(),
+                        destination.display()
                     );
                 }
                 let meta = match (self.lock().get(&real), self.local_root.as_ref()) {
@@ -130,7 +127,7 @@ impl ContainerFs {
                 if self.download_file(docker, &real).await?.as_deref() != Some(expected) {
                     return Err(FileChanged { path: real }).with_context(|| self.place(path));
                 }
-                if self.bind_targets.contains(&real) {
+                if self.bind_target(&real) {
                     self.write_through_exec(docker, &real, bytes).await?;
                 } else {
                     self.upload(docker, &real, bytes, meta).await?;
