@@ -8,6 +8,7 @@ mod archive;
 mod tree;
 mod write;
 
+use std::collections::HashMap;
 use std::ffi::OsString;
 use std::io;
 use std::path::{Component, Path, PathBuf};
@@ -19,7 +20,7 @@ use bollard::Docker;
 use super::procfs::{belongs, container_process, local_proc};
 use super::{Mount, NginxContainer};
 use crate::conf::{Fs, HostDir, HostFile, open_held, read_bounded, read_host_file};
-use crate::docker::DaemonLocation;
+use crate::docker::{DaemonLocation, exec_in};
 use std::os::unix::fs::MetadataExt;
 use tree::{MAX_LINKS, Node, Tree};
 
@@ -80,6 +81,14 @@ impl HostSource {
                 rustix::fs::statat(dir.fd(), name, rustix::fs::AtFlags::SYMLINK_NOFOLLOW)
                     .is_ok_and(|st| (st.st_dev, st.st_ino) == *id)
             }
+        }
+    }
+
+    /// Which directory or file it is (device, inode).
+    fn identity(&self) -> io::Result<(u64, u64)> {
+        match self {
+            HostSource::Dir(dir) => dir.identity(),
+            HostSource::File { id, .. } => Ok(*id),
         }
     }
 
@@ -190,7 +199,7 @@ impl ContainerFs {
                 },
             })
             .collect();
-        let fs = ContainerFs {
+        let mut fs = ContainerFs {
             container: nginx.name.clone(),
             id: nginx.id.clone(),
             mounts,
@@ -199,11 +208,68 @@ impl ContainerFs {
             local_root,
             local_owners,
         };
+        if fs.local_root.is_none() {
+            fs.check_mounts_through_exec(docker).await;
+        }
         let dir = nginx.conf_path.parent().unwrap_or(Path::new("/"));
         if fs.mount_for(dir).is_none() && !fs.reads_locally() {
             fs.prefetch(docker, dir).await?;
         }
         Ok(fs)
+    }
+
+    /// Without the container's root to look at (a docker-group user, the
+    /// `/proc` shortcuts off, this tool in another pid namespace), what the
+    /// container has at each host mount's destination is asked of it (`stat
+    /// -L` in the container): a source that is no longer the same is not
+    /// used, as when the root is looked at. Where `stat` does not answer (an
+    /// image without it), sources are used as named.
+    async fn check_mounts_through_exec(&mut self, docker: &Docker) {
+        let held: Vec<(usize, (u64, u64), String)> = self
+            .mounts
+            .iter()
+            .enumerate()
+            .filter_map(|(i, m)| match &m.at {
+                MountAt::Host(source) => Some((
+                    i,
+                    source.identity().ok()?,
+                    m.destination.to_str()?.to_string(),
+                )),
+                _ => None,
+            })
+            .collect();
+        if held.is_empty() {
+            return;
+        }
+        let mut seen = HashMap::new();
+        // `stat`, else busybox's (an image with busybox but not its links).
+        for stat in [&["stat"][..], &["busybox", "stat"]] {
+            let mut argv = stat.to_vec();
+            argv.extend(["-L", "-c", "%d %i %n", "--"]);
+            argv.extend(held.iter().map(|(_, _, dest)| dest.as_str()));
+            match exec_in(docker, &self.container, &argv).await {
+                Ok(out) => seen.extend(out.stdout.lines().filter_map(|line| {
+                    let mut parts = line.splitn(3, ' ');
+                    let dev: u64 = parts.next()?.parse().ok()?;
+                    let ino: u64 = parts.next()?.parse().ok()?;
+                    Some((parts.next()?.to_string(), (dev, ino)))
+                })),
+                Err(e) => tracing::debug!("cannot check the mounts of {}: {e:#}", self.container),
+            }
+            if !seen.is_empty() {
+                break;
+            }
+        }
+        for (i, ours, dest) in &held {
+            if let Some(theirs) = seen.get(dest.as_str()).filter(|theirs| *theirs != ours) {
+                let m = &mut self.mounts[*i];
+                if let MountAt::Host(source) = &m.at {
+                    let source = source.path();
+                    not_what_it_mounts(&source, &m.destination, &format!("{theirs:?} there"));
+                    m.at = MountAt::Replaced(source);
+                }
+            }
+        }
     }
 
     /// Whether the container process these files are read through still
@@ -524,10 +590,7 @@ fn host_mount(m: &Mount, root: Option<&HostDir>) -> MountAt {
         return MountAt::Container;
     };
     if let Some(root) = root {
-        let ours = match &source {
-            HostSource::Dir(dir) => dir.identity(),
-            HostSource::File { id, .. } => Ok(*id),
-        };
+        let ours = source.identity();
         let theirs = in_root(root, &m.destination, true)
             .and_then(|held| std::fs::File::from(held).metadata())
             .map(|m| (m.dev(), m.ino()));
@@ -537,16 +600,21 @@ fn host_mount(m: &Mount, root: Option<&HostDir>) -> MountAt {
             (Err(e), _) | (_, Err(e)) => Some(e.to_string()),
         };
         if let Some(why) = why {
-            tracing::warn!(
-                "{} is no longer what the nginx container mounts at {} ({why}): its files there \
-                 are read through the container, and not written",
-                m.source.display(),
-                m.destination.display()
-            );
+            not_what_it_mounts(&m.source, &m.destination, &why);
             return MountAt::Replaced(m.source.clone());
         }
     }
     MountAt::Host(source)
+}
+
+/// Says that `source` is no longer what the container mounts at `destination`.
+fn not_what_it_mounts(source: &Path, destination: &Path, why: &str) {
+    tracing::warn!(
+        "{} is no longer what the nginx container mounts at {} ({why}): its files there are \
+         read through the container, and not written",
+        source.display(),
+        destination.display()
+    );
 }
 
 /// A single-file mount's source: its directory held open, and which file it is.
