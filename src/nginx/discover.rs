@@ -11,7 +11,7 @@ use bollard::query_parameters::ListContainersOptionsBuilder;
 use futures_util::future::join_all;
 
 use super::cmdline::{NginxCommand, conf_path, nginx_command};
-use super::procfs::{belongs, container_process, local_proc};
+use super::procfs::{ProcessHere, container_process, local_proc};
 use crate::docker::{self, ComposeRef, DaemonLocation, exec_in, is_not_found};
 
 /// Compose service name looked for in the current project.
@@ -39,7 +39,7 @@ pub struct NginxContainer {
     pub main_pid: Option<u32>,
     /// `/proc/PID` of `main_pid` when this host's `/proc` showed it as the
     /// container's then: its going away tells that the container restarted.
-    local_process: Option<PathBuf>,
+    local_process: Option<ProcessHere>,
     /// Whether the daemon runs on this host: only then are its pids and
     /// mount sources this host's, and `/proc` or the files read directly.
     pub daemon: DaemonLocation,
@@ -190,7 +190,7 @@ fn single<'a>(candidates: &[&'a ContainerSummary], place: &str) -> Result<&'a st
 
 /// `/proc/PID` of process `pid` of container `id`, when the daemon is local
 /// and this host's `/proc` shows it.
-fn process_here(daemon: DaemonLocation, pid: Option<u32>, id: &str) -> Option<PathBuf> {
+fn process_here(daemon: DaemonLocation, pid: Option<u32>, id: &str) -> Option<ProcessHere> {
     container_process(local_proc(daemon)?, pid?, id)
 }
 
@@ -262,8 +262,8 @@ impl NginxContainer {
         self.main_pid.is_some()
             && self
                 .local_process
-                .as_deref()
-                .is_none_or(|dir| belongs(dir, &self.id))
+                .as_ref()
+                .is_none_or(|p| p.is_alive_in(&self.id))
     }
 
     /// This container as it runs now: a restart (by anyone) gives it another
@@ -311,7 +311,9 @@ async fn describe(
     };
     let main_pid = main_pid_of(&info);
     let local_process = process_here(daemon, main_pid, &id);
-    let compiled_in = local_process.as_deref().and_then(configure_arguments);
+    let compiled_in = local_process
+        .as_ref()
+        .and_then(|p| configure_arguments(p.dir()));
     let conf_path = match (&command.conf, compiled_in) {
         (Some(c), _) if Path::new(c).is_absolute() => PathBuf::from(c),
         (_, Some(configure)) => conf_path(&command, &configure),
@@ -369,7 +371,7 @@ mod tests {
     use super::*;
 
     /// An nginx container `abc123` whose main process is `pid`, seen at `local_process`.
-    fn container(pid: Option<u32>, local_process: Option<PathBuf>) -> NginxContainer {
+    fn container(pid: Option<u32>, local_process: Option<ProcessHere>) -> NginxContainer {
         NginxContainer {
             id: "abc123".into(),
             name: "proxy".into(),
@@ -390,7 +392,8 @@ mod tests {
         let process = tmp.path().join("7");
         std::fs::create_dir(&process).unwrap();
         std::fs::write(process.join("cgroup"), "0::/docker/abc123\n").unwrap();
-        let nginx = container(Some(7), Some(process.clone()));
+        let found = container_process(tmp.path(), 7, "abc123");
+        let nginx = container(Some(7), found);
         assert!(nginx.is_current());
         // The container restarted: its old main process is gone.
         std::fs::remove_file(process.join("cgroup")).unwrap();

@@ -50,8 +50,9 @@ pub async fn worker_pids(docker: &Docker, nginx: &NginxContainer) -> Result<Work
 /// is an nginx master in container `id`. `None` when anything is missing:
 /// the caller asks the daemon instead.
 fn from_proc(proc: &Path, pid: u32, id: &str) -> Option<Workers> {
-    let dir = container_process(proc, pid, id)?;
-    if !title(&dir)?.starts_with(MASTER) {
+    let process = container_process(proc, pid, id)?;
+    let dir = process.dir();
+    if !title(dir)?.starts_with(MASTER) {
         return None;
     }
     let children =

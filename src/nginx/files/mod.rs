@@ -17,7 +17,7 @@ use std::sync::{Mutex, MutexGuard};
 use anyhow::Result;
 use bollard::Docker;
 
-use super::procfs::{belongs, container_process, local_proc};
+use super::procfs::{ProcessHere, container_process, local_proc};
 use super::{Mount, NginxContainer};
 use crate::conf::{Fs, HostDir, HostFile, open_held, read_bounded, read_host_file};
 use crate::docker::{DaemonLocation, exec_in};
@@ -152,7 +152,7 @@ pub struct ContainerFs {
     tree: Mutex<Tree>,
     /// The container's main process (`/proc/PID`), when the daemon is local
     /// and this host may read its root.
-    process: Option<PathBuf>,
+    process: Option<ProcessHere>,
     /// That process's root (`/proc/PID/root`), held open since it was
     /// checked to be the container's: a pid reused later changes nothing.
     local_root: Option<HostDir>,
@@ -173,14 +173,14 @@ impl ContainerFs {
             .main_pid
             .zip(local_proc(nginx.daemon))
             .and_then(|(pid, proc)| container_process(proc, pid, &nginx.id));
-        let local_root = process.as_ref().and_then(|dir| {
-            let root = HostDir::open(&dir.join("root")).ok()?;
+        let local_root = process.as_ref().and_then(|p| {
+            let root = HostDir::open(&p.dir().join("root")).ok()?;
             // Still the container's process once its root is held.
-            belongs(dir, &nginx.id).then_some(root)
+            p.is_alive_in(&nginx.id).then_some(root)
         });
         let process = process.filter(|_| local_root.is_some());
-        let local_owners = process.as_ref().is_some_and(|dir| {
-            std::fs::read_to_string(dir.join("uid_map")).is_ok_and(|map| {
+        let local_owners = process.as_ref().is_some_and(|p| {
+            std::fs::read_to_string(p.dir().join("uid_map")).is_ok_and(|map| {
                 map.split_whitespace().collect::<Vec<_>>() == ["0", "0", "4294967295"]
             })
         });
@@ -276,8 +276,8 @@ impl ContainerFs {
     /// runs: after a restart of the container, load them again.
     pub fn is_current(&self) -> bool {
         self.process
-            .as_deref()
-            .is_none_or(|dir| belongs(dir, &self.id))
+            .as_ref()
+            .is_none_or(|p| p.is_alive_in(&self.id))
     }
 
     /// Whether files only inside the container are read through
@@ -664,7 +664,7 @@ mod tests {
                 at: MountAt::Host(HostSource::Dir(HostDir::open(mounted).unwrap())),
             }],
             tree: Mutex::new(Tree::default()),
-            process: root.parent().map(Path::to_path_buf),
+            process: root.parent().map(ProcessHere::at),
             local_root: Some(HostDir::open(root).unwrap()),
             local_owners: true,
         }
