@@ -129,6 +129,9 @@ impl<W: World, O: Observer + ?Sized> Executor<'_, W, O> {
                 failed.push((r.server.server.clone(), why));
             }
         }
+        // Taken out and counted meanwhile by the watch (its new container
+        // failed while the hook ran in the old one): told once.
+        failed.retain(|(server, _)| !self.is_failed(server));
         if let Err(ended) = watched {
             // The hooks ran to their end: their failures count; the step ends as the watch did.
             if !failed.is_empty() {

@@ -66,7 +66,9 @@ impl<W: World, O: Observer + ?Sized> Executor<'_, W, O> {
 
     /// `wait`, unless a signal comes first, while the watched containers are
     /// checked every [`MONITOR_POLL`]: one that fails is counted and taken
-    /// out then. `wait` must not hold the executor (it is used meanwhile).
+    /// out then. `wait` must not hold the executor (it is used meanwhile),
+    /// nor a lock of the world across an await (it may be paused there while
+    /// a failure is taken out).
     /// `Err(Stopped)` when a failure fires the failure action.
     pub(super) async fn watching<T>(
         &mut self,

@@ -131,7 +131,7 @@ pub(crate) struct DockerWorld {
     /// through [`Self::nginx_now`].
     pub nginx: NginxContainer,
     /// The nginx container with its main process as last inspected.
-    running: tokio::sync::Mutex<NginxContainer>,
+    running: Mutex<NginxContainer>,
     /// The compose CLI, if one is installed: looked for on first use, since
     /// starting `docker-compose` (Python) just to ask costs most of a second.
     compose_cli: OnceLock<Option<ComposeKind>>,
@@ -141,7 +141,7 @@ pub(crate) struct DockerWorld {
     /// only after a restart of the container (bind-mounted files are read from
     /// the host at every access; files only in the container change only
     /// through our own writes, which update this copy).
-    files: tokio::sync::Mutex<Option<Arc<ContainerFs>>>,
+    files: Mutex<Option<Arc<ContainerFs>>>,
     /// nginx's processes as listed by the last `test_config`, for the reload after it.
     workers_before_reload: Mutex<Option<Workers>>,
     /// Replacements created ahead by `prepare`, by the name of the container they replace.
@@ -161,7 +161,7 @@ impl DockerWorld {
         let location = endpoint.location();
         tracing::debug!("daemon at {endpoint}: {location:?}");
         let nginx = find_nginx(&docker, location, nginx, cwd).await?;
-        let running = tokio::sync::Mutex::new(nginx.clone());
+        let running = Mutex::new(nginx.clone());
         Ok(DockerWorld {
             docker,
             endpoint,
@@ -169,7 +169,7 @@ impl DockerWorld {
             running,
             compose_cli: OnceLock::new(),
             probe,
-            files: tokio::sync::Mutex::new(None),
+            files: Mutex::new(None),
             workers_before_reload: Mutex::new(None),
             prepared: Mutex::new(HashMap::new()),
         })
@@ -195,35 +195,37 @@ impl DockerWorld {
     /// process known is gone (someone restarted the container), so that
     /// nginx's processes and files are read through the new one rather than
     /// through the daemon's slower ways for a process that no longer exists.
+    /// No lock is held across the inspect: a wait paused mid-call (see the
+    /// executor's `watching`) must not keep others from it.
     async fn nginx_now(&self) -> Result<NginxContainer> {
-        let mut running = self.running.lock().await;
-        if !running.is_current() {
-            *running = running.restarted(&self.docker).await?;
-            tracing::debug!(
-                "nginx container {} restarted: its main process is now {:?}",
-                running.name,
-                running.main_pid
-            );
+        let known = self.running.lock().expect("not poisoned").clone();
+        if known.is_current() {
+            return Ok(known);
         }
-        Ok(running.clone())
+        let now = known.restarted(&self.docker).await?;
+        tracing::debug!(
+            "nginx container {} restarted: its main process is now {:?}",
+            now.name,
+            now.main_pid
+        );
+        *self.running.lock().expect("not poisoned") = now.clone();
+        Ok(now)
     }
 
-    /// The config files as nginx sees them.
+    /// The config files as nginx sees them (loaded again after a restart of
+    /// the container; no lock held across the load, as for [`Self::nginx_now`]).
     pub async fn files(&self) -> Result<Arc<ContainerFs>> {
-        let mut files = self.files.lock().await;
-        let fs = match files.take() {
-            Some(fs) if fs.is_current() => fs,
-            stale => {
-                if stale.is_some() {
-                    tracing::warn!(
-                        "nginx container {} was restarted: its files are read again",
-                        self.nginx.name
-                    );
-                }
-                Arc::new(ContainerFs::load(&self.docker, &self.nginx_now().await?).await?)
-            }
-        };
-        *files = Some(fs.clone());
+        let known = self.files.lock().expect("not poisoned").clone();
+        match known {
+            Some(fs) if fs.is_current() => return Ok(fs),
+            Some(_) => tracing::warn!(
+                "nginx container {} was restarted: its files are read again",
+                self.nginx.name
+            ),
+            None => {}
+        }
+        let fs = Arc::new(ContainerFs::load(&self.docker, &self.nginx_now().await?).await?);
+        *self.files.lock().expect("not poisoned") = Some(fs.clone());
         Ok(fs)
     }
 

@@ -240,3 +240,37 @@ async fn a_failing_pre_deploy_changes_nothing_and_is_rejected() {
         ["one-off app1-nr-pre-deploy v2 migrate"]
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_server_whose_new_container_fails_during_its_own_failing_pre_stop_is_told_once() {
+    // Start-first: app1's new container is healthy (and watched) before the
+    // pre-stop hook runs in the old one; it crashes while that hook runs, and
+    // the hook fails too.
+    let mut fake = Fake::new(1);
+    fake.hook_takes = Duration::from_secs(3);
+    fake.crashes.insert("app1:3000".into());
+    fake.crash_seen_after = Some((tokio::time::Instant::now(), Duration::from_secs(4)));
+    fake.failing_hooks.insert("app1 drain-queue".into());
+    let mut p = policy(FailureAction::Continue, 1.0, Duration::from_secs(10));
+    p.order.value = crate::plan::Order::StartFirst;
+    let beside = Target {
+        replacement: Some("app1-b".into()),
+        ..target(1, &hooks())
+    };
+    let r = rollout_of(&fake, &[beside], None, p).await;
+    let (_, r, events) = run_to_end(&fake, r).await;
+    assert!(
+        inside_step(&events, pre_stop, 0).0,
+        "the crash is seen inside the pre-stop: {events:#?}"
+    );
+    let told: Vec<&str> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Failure { server, reason, .. } if server == "app1:3000" => Some(reason.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(told.len(), 1, "{told:?}");
+    assert!(told[0].contains("monitor window"), "{told:?}");
+    assert_eq!(states(&r), [ServerState::Failed]);
+}
