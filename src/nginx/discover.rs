@@ -389,9 +389,7 @@ mod tests {
     #[test]
     fn a_main_process_gone_from_proc_is_no_longer_current() {
         let tmp = tempfile::tempdir().unwrap();
-        let process = tmp.path().join("7");
-        std::fs::create_dir(&process).unwrap();
-        std::fs::write(process.join("cgroup"), "0::/docker/abc123\n").unwrap();
+        let process = super::super::procfs::fake_process(tmp.path(), 7, "abc123");
         let found = container_process(tmp.path(), 7, "abc123");
         let nginx = container(Some(7), found);
         assert!(nginx.is_current());

@@ -70,6 +70,16 @@ fn start_time(dir: &Path) -> Option<u64> {
     fields.split_whitespace().nth(19)?.parse().ok()
 }
 
+/// Makes process `pid` of container `id` in a fake procfs `proc` (its
+/// cgroup names the container), for tests; its directory.
+#[cfg(test)]
+pub fn fake_process(proc: &Path, pid: u32, id: &str) -> PathBuf {
+    let dir = proc.join(pid.to_string());
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("cgroup"), format!("0::/docker/{id}\n")).unwrap();
+    dir
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -77,8 +87,7 @@ mod tests {
     #[test]
     fn only_a_process_of_that_container() {
         let tmp = tempfile::tempdir().unwrap();
-        std::fs::create_dir(tmp.path().join("7")).unwrap();
-        std::fs::write(tmp.path().join("7/cgroup"), "0::/docker/abc123\n").unwrap();
+        fake_process(tmp.path(), 7, "abc123");
         assert_eq!(
             container_process(tmp.path(), 7, "abc123").map(|p| p.dir().to_path_buf()),
             Some(tmp.path().join("7"))
@@ -91,9 +100,7 @@ mod tests {
     #[test]
     fn another_process_given_the_same_pid_is_not_the_one_found() {
         let tmp = tempfile::tempdir().unwrap();
-        let dir = tmp.path().join("7");
-        std::fs::create_dir(&dir).unwrap();
-        std::fs::write(dir.join("cgroup"), "0::/docker/abc123\n").unwrap();
+        let dir = fake_process(tmp.path(), 7, "abc123");
         let stat = |start: u64| {
             format!("7 (nginx: (a) b) S 1 7 7 0 -1 4 0 0 0 0 0 0 0 0 20 0 1 0 {start} 0 0\n")
         };

@@ -177,6 +177,14 @@ fn fifos_and_huge_files_are_errors_not_hangs_or_floods() {
     );
 }
 
+/// `/dev/full`, open to write: every write fails with ENOSPC.
+fn dev_full() -> std::fs::File {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap()
+}
+
 #[test]
 fn no_panic_on_absurd_arguments_or_unwritable_output() {
     let seed = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/conf/seed-proxy.conf");
@@ -196,10 +204,7 @@ fn no_panic_on_absurd_arguments_or_unwritable_output() {
             1,
         ),
     ] {
-        let full = std::fs::OpenOptions::new()
-            .write(true)
-            .open("/dev/full")
-            .unwrap();
+        let full = dev_full();
         let out = finish(
             tool(&args)
                 .stdout(Stdio::null())
@@ -218,10 +223,7 @@ fn no_panic_on_absurd_arguments_or_unwritable_output() {
         vec!["completions", "bash"],
         vec!["man"],
     ] {
-        let full = std::fs::OpenOptions::new()
-            .write(true)
-            .open("/dev/full")
-            .unwrap();
+        let full = dev_full();
         let out = finish(
             tool(&args)
                 .stdout(full)
