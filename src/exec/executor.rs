@@ -4,7 +4,7 @@
 //! accounting; each kind of step is a method in a sibling file: `edit.rs`
 //! (edits, reloads), `replace.rs` (containers), `wait.rs` (drained, healthy,
 //! delay), `monitor.rs`, `canary.rs` and `hooks.rs`.
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
@@ -99,6 +99,9 @@ pub struct Executor<'a, W: World, O: Observer + ?Sized> {
     /// The stop-old step this run performed last, and when it began (for a
     /// delay counted from the old containers' stop).
     pub(super) stop_requested: Option<(usize, tokio::time::Instant)>,
+    /// New containers checked after their monitor window ended and found
+    /// sound: they are not checked again (a later failure is not the update's).
+    pub(super) settled: HashSet<String>,
 }
 
 impl<'a, W: World, O: Observer + ?Sized> Executor<'a, W, O> {
@@ -124,6 +127,7 @@ impl<'a, W: World, O: Observer + ?Sized> Executor<'a, W, O> {
             time_to_healthy: HashMap::new(),
             replace_started: HashMap::new(),
             stop_requested: None,
+            settled: HashSet::new(),
         }
     }
 

@@ -19,17 +19,20 @@ use crate::duration::after;
 pub(super) const MONITOR_POLL: Duration = Duration::from_millis(250);
 
 impl<W: World, O: Observer + ?Sized> Executor<'_, W, O> {
-    /// New containers that became healthy and are not failed, with when.
+    /// New containers that became healthy and are not failed, with when;
+    /// not those whose window ended with no failure in it.
     fn watched(&self) -> Vec<(String, String, DateTime<Utc>)> {
         self.rollout
             .servers
             .iter()
             .filter(|r| matches!(r.state, ServerState::Healthy | ServerState::Done))
             .filter_map(|r| Some((r.server.clone(), r.new_container.clone()?, r.healthy_at?)))
+            .filter(|(_, id, _)| !self.settled.contains(id))
             .collect()
     }
 
-    /// Checks every watched container for a failure inside its monitor window.
+    /// Checks every watched container for a failure inside its monitor
+    /// window. One checked once its window has ended, and sound, is settled.
     pub(super) async fn check_monitors(&mut self) -> Result<Option<Outcome>> {
         let window = self.rollout.plan.policy.monitor.value;
         if window.is_zero() {
@@ -37,6 +40,7 @@ impl<W: World, O: Observer + ?Sized> Executor<'_, W, O> {
         }
         let mut failed = Vec::new();
         for (server, id, since) in self.watched() {
+            let window_over = Utc::now() >= after(since, window);
             let checked = self
                 .world
                 .check(&id, since, window)
@@ -44,11 +48,15 @@ impl<W: World, O: Observer + ?Sized> Executor<'_, W, O> {
                 .with_context(|| {
                     format!("server {server}: checking its new container in the monitor window")
                 })?;
-            if let Some(reason) = checked {
-                failed.push((
+            match checked {
+                Some(reason) => failed.push((
                     server,
                     format!("failed within the monitor window: {reason}"),
-                ));
+                )),
+                None if window_over => {
+                    self.settled.insert(id);
+                }
+                None => {}
             }
         }
         if failed.is_empty() {

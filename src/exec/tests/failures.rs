@@ -117,7 +117,7 @@ async fn a_failure_inside_the_monitor_window_drains_the_server_and_fires_the_act
     fake.crashes.insert("app1:3000".into());
     let (outcome, r, events) = run_all(
         &fake,
-        policy(FailureAction::Pause, 0.0, Duration::from_millis(10)),
+        policy(FailureAction::Pause, 0.0, Duration::from_secs(10)),
     )
     .await;
     assert!(
@@ -230,6 +230,35 @@ async fn a_failure_while_a_step_waits_that_fires_the_action_stops_the_run_there(
     );
 }
 
+#[tokio::test]
+async fn a_container_whose_window_ended_sound_is_not_checked_again_nor_failed_later() {
+    // Both new containers became healthy an hour before they are checked:
+    // their 10-s windows are over. App1's crash comes once app2 is replaced.
+    let mut fake = Fake::new(2);
+    fake.healthy_ago = Duration::from_secs(3600);
+    fake.crashes.insert("app1:3000".into());
+    fake.crash_noticed = Some(|fake| fake.replaced.borrow().len() >= 2);
+    let (outcome, r, _) = run_all(
+        &fake,
+        policy(FailureAction::Pause, 0.0, Duration::from_secs(10)),
+    )
+    .await;
+    assert_eq!(outcome, Outcome::Done);
+    assert_eq!(states(&r), [ServerState::Done, ServerState::Done]);
+    let app1_checks = fake
+        .checked
+        .borrow()
+        .iter()
+        .filter(|id| *id == "new-app1:3000")
+        .count();
+    assert_eq!(
+        app1_checks,
+        1,
+        "checked once, after its window: {:?}",
+        fake.checked.borrow()
+    );
+}
+
 /// Two servers rolled with `continue` and a monitor window, app1's new
 /// container crashed but its crash seen only once `noticed` says so: the
 /// rollout ends done, app1 failed and app2 updated. Returns the fake.
@@ -239,7 +268,7 @@ async fn app1_crash_noticed_when(noticed: fn(&Fake) -> bool) -> Fake {
     fake.crash_noticed = Some(noticed);
     let (outcome, r, _) = run_all(
         &fake,
-        policy(FailureAction::Continue, 1.0, Duration::from_millis(10)),
+        policy(FailureAction::Continue, 1.0, Duration::from_secs(10)),
     )
     .await;
     assert_eq!(outcome, Outcome::Done);

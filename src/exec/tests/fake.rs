@@ -71,6 +71,10 @@ pub(super) struct Fake {
     pub drain_takes: Duration,
     /// How long stopping an old container takes.
     pub stop_takes: Duration,
+    /// How long before it is asked a new container became healthy.
+    pub healthy_ago: Duration,
+    /// The new containers the monitor checked, once per check.
+    pub checked: RefCell<Vec<String>>,
 }
 
 impl Fake {
@@ -251,7 +255,7 @@ impl World for Fake {
                 anyhow::anyhow!("connection refused").context(crate::exec::world::Unreachable)
             );
         }
-        Ok(Utc::now())
+        Ok(Utc::now() - self.healthy_ago)
     }
 
     async fn check(
@@ -260,6 +264,7 @@ impl World for Fake {
         _since: DateTime<Utc>,
         _window: Duration,
     ) -> Result<Option<String>> {
+        self.checked.borrow_mut().push(id.to_string());
         let server = id.trim_start_matches("new-");
         Ok((self.crashes.contains(server)
             && self.crash_noticed.is_none_or(|noticed| noticed(self))
