@@ -195,6 +195,39 @@ impl HostFile {
         Ok(File::from(fd))
     }
 
+    /// A new file in the file's directory with no name yet (`O_TMPFILE`),
+    /// only this process's (mode 0600), to write and then [`Self::link_new`]:
+    /// a process killed before that leaves nothing behind. `None` where the
+    /// file system cannot make one (NFS, 9p, FUSE).
+    pub(super) fn create_unnamed(&self) -> io::Result<Option<File>> {
+        use rustix::io::Errno;
+        let flags = OFlags::WRONLY | OFlags::TMPFILE | OFlags::CLOEXEC;
+        match rustix::fs::openat(&self.dir, ".", flags, Mode::from_raw_mode(0o600)) {
+            Ok(fd) => Ok(Some(File::from(fd))),
+            Err(Errno::OPNOTSUPP | Errno::ISDIR | Errno::INVAL | Errno::NOSYS) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Gives `file` (made by [`Self::create_unnamed`]) the name `to` in the
+    /// file's directory; `to` must not exist (`AlreadyExists` if it does).
+    pub(super) fn link_new(&self, file: &File, to: &OsStr) -> io::Result<()> {
+        use rustix::io::Errno;
+        let linked = match rustix::fs::linkat(file, "", &self.dir, to, AtFlags::EMPTY_PATH) {
+            // `AT_EMPTY_PATH` needs CAP_DAC_READ_SEARCH; /proc does not.
+            Err(Errno::NOENT | Errno::PERM) => {
+                let magic = format!("/proc/self/fd/{}", file.as_raw_fd());
+                let cwd = rustix::fs::CWD;
+                rustix::fs::linkat(cwd, magic.as_str(), &self.dir, to, AtFlags::SYMLINK_FOLLOW)
+            }
+            other => other,
+        };
+        match linked {
+            Err(Errno::EXIST) => Err(io::ErrorKind::AlreadyExists.into()),
+            other => Ok(other?),
+        }
+    }
+
     /// `name` beside the file, for messages.
     pub(super) fn sibling(&self, name: &OsStr) -> PathBuf {
         match self.name == "." {

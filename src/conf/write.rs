@@ -227,7 +227,7 @@ pub fn write_if_unchanged(file: &HostFile, expected: &[u8], bytes: &[u8]) -> io:
 fn write_over(file: &HostFile, lock: &FileLock, old: &[u8], new: &[u8]) -> io::Result<()> {
     let out = lock.writable(file)?;
     let save = save_name(file);
-    let (tmp, mut saving) = temp_beside(file).map_err(|e| {
+    let mut saving = Temp::beside(file).map_err(|e| {
         io::Error::new(
             e.kind(),
             format!(
@@ -237,18 +237,19 @@ fn write_over(file: &HostFile, lock: &FileLock, old: &[u8], new: &[u8]) -> io::R
         )
     })?;
     let saved = (|| {
-        saving.write_all(SAVE_MAGIC)?;
-        saving.write_all(format!("{} {}\n", old.len(), new.len()).as_bytes())?;
-        saving.write_all(old)?;
-        saving.write_all(new)?;
-        saving.sync_all()?;
-        file.rename_new(&tmp, &save).map_err(|e| match e.kind() {
+        let out = saving.file();
+        out.write_all(SAVE_MAGIC)?;
+        out.write_all(format!("{} {}\n", old.len(), new.len()).as_bytes())?;
+        out.write_all(old)?;
+        out.write_all(new)?;
+        out.sync_all()?;
+        saving.place(file, &save).map_err(|e| match e.kind() {
             io::ErrorKind::AlreadyExists => kept_save(file, &save),
             _ => e,
         })
     })();
     if let Err(e) = saved {
-        let _ = file.remove(&tmp);
+        saving.discard(file);
         return Err(e);
     }
     file.sync_dir()?;
@@ -284,24 +285,57 @@ fn kept_save(file: &HostFile, save: &OsStr) -> io::Error {
     )
 }
 
-/// A new file beside `file`, only this process's (created exclusively,
-/// mode 0600), and its name.
-fn temp_beside(file: &HostFile) -> io::Result<(OsString, File)> {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    let mut last = None;
-    for attempt in 0..100 {
-        let name = OsString::from(format!(
-            ".nginx-rollout-save.{}.{nanos:x}.{attempt}",
-            std::process::id()
-        ));
-        match file.create(&name) {
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => last = Some(e),
-            created => return created.map(|f| (name, f)),
+/// The save file being written, not in place yet: unnamed where the file
+/// system allows (a process killed now leaves nothing), else under a name
+/// of this process's own.
+enum Temp {
+    Unnamed(File),
+    Named(OsString, File),
+}
+
+impl Temp {
+    /// A new file beside `file`, only this process's (mode 0600).
+    fn beside(file: &HostFile) -> io::Result<Temp> {
+        if let Some(unnamed) = file.create_unnamed()? {
+            return Ok(Temp::Unnamed(unnamed));
+        }
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let mut last = None;
+        for attempt in 0..100 {
+            let name = OsString::from(format!(
+                ".nginx-rollout-save.{}.{nanos:x}.{attempt}",
+                std::process::id()
+            ));
+            match file.create(&name) {
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => last = Some(e),
+                created => return created.map(|f| Temp::Named(name, f)),
+            }
+        }
+        Err(last.unwrap_or_else(|| io::Error::from(io::ErrorKind::AlreadyExists)))
+    }
+
+    fn file(&mut self) -> &mut File {
+        match self {
+            Temp::Unnamed(f) | Temp::Named(_, f) => f,
         }
     }
-    Err(last.unwrap_or_else(|| io::Error::from(io::ErrorKind::AlreadyExists)))
+
+    /// Names it `to` beside `file`; `to` must not exist.
+    fn place(&self, file: &HostFile, to: &OsStr) -> io::Result<()> {
+        match self {
+            Temp::Unnamed(f) => file.link_new(f, to),
+            Temp::Named(name, _) => file.rename_new(name, to),
+        }
+    }
+
+    /// Removes it, not placed.
+    fn discard(self, file: &HostFile) {
+        if let Temp::Named(name, _) = self {
+            let _ = file.remove(&name);
+        }
+    }
 }
 
 /// What [`recover`] found.
@@ -574,6 +608,26 @@ mod tests {
         assert_eq!(std::fs::read(&file).unwrap(), b"the operator's\n");
         let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
         assert_eq!(names.len(), 2, "no temp file left: {names:?}");
+    }
+
+    #[test]
+    fn a_save_being_written_has_no_name_until_it_is_placed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("nginx.conf");
+        std::fs::write(&path, b"old\n").unwrap();
+        let file = host(&path);
+        let mut temp = Temp::beside(&file).unwrap();
+        temp.file().write_all(b"saved").unwrap();
+        let names = || -> Vec<_> {
+            let entries = std::fs::read_dir(dir.path()).unwrap();
+            entries.map(|e| e.unwrap().file_name()).collect()
+        };
+        assert_eq!(names(), ["nginx.conf"], "a kill now leaves nothing");
+        temp.place(&file, OsStr::new(".saved")).unwrap();
+        assert_eq!(std::fs::read(dir.path().join(".saved")).unwrap(), b"saved");
+        let again = Temp::beside(&file).unwrap();
+        let e = again.place(&file, OsStr::new(".saved")).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::AlreadyExists);
     }
 
     #[test]
