@@ -35,7 +35,7 @@ pub use include::{
     Located, Lookup, MainChoice, MissingIncludes, PrefixFrom, UnreadInclude, locate,
 };
 pub use pin::{NOWHERE, PinnedLine};
-pub use set::{ConfigSet, FileChange, LoadOptions};
+pub use set::{ConfigSet, FileChange, LoadOptions, may_name_the_same_upstream};
 pub use tree::Doc;
 pub use tree::MAX_DEPTH;
 pub use upstream::{

@@ -493,3 +493,31 @@ impl ConfigSet {
             .collect()
     }
 }
+
+/// Whether two names of an upstream as [`ConfigSet`] takes them (`NAME`,
+/// `http:NAME`, `stream:NAME`) may designate the same one: the same name,
+/// and not two different contexts (`apps` may be `http:apps`).
+pub fn may_name_the_same_upstream(a: &str, b: &str) -> bool {
+    fn split(name: &str) -> (Option<&str>, &str) {
+        match name.split_once(':') {
+            Some((ctx @ ("http" | "stream"), rest)) => (Some(ctx), rest),
+            _ => (None, name),
+        }
+    }
+    let ((ca, na), (cb, nb)) = (split(a), split(b));
+    na == nb && (ca.is_none() || cb.is_none() || ca == cb)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_upstream_named_with_or_without_its_context_is_the_same() {
+        assert!(may_name_the_same_upstream("apps", "http:apps"));
+        assert!(may_name_the_same_upstream("stream:apps", "apps"));
+        assert!(may_name_the_same_upstream("http:apps", "http:apps"));
+        assert!(!may_name_the_same_upstream("http:apps", "stream:apps"));
+        assert!(!may_name_the_same_upstream("apps", "http:web"));
+    }
+}

@@ -26,6 +26,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::journal::{FileSnapshot, Rollout};
+use crate::conf::may_name_the_same_upstream;
 
 /// How many revisions are kept.
 pub const KEEP_REVISIONS: usize = 10;
@@ -105,7 +106,9 @@ impl StateDir {
             .collect())
     }
 
-    /// The newest rollout of `upstream` that has not finished, if any.
+    /// The newest rollout of `upstream` (of any upstream, without one) that
+    /// has not finished, if any: one behind later revisions too (a `drain`
+    /// while it was paused, another upstream's deploy), which never finish it.
     pub fn unfinished<S: DeserializeOwned>(
         &self,
         upstream: Option<&str>,
@@ -114,8 +117,7 @@ impl StateDir {
             .history()?
             .into_iter()
             .rev()
-            .filter(|r| upstream.is_none_or(|u| r.upstream == u))
-            .take(1)
+            .filter(|r| upstream.is_none_or(|u| may_name_the_same_upstream(&r.upstream, u)))
             .find(|r| r.status.is_unfinished()))
     }
 
@@ -294,7 +296,7 @@ fn write_durably(path: &Path, bytes: &[u8]) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::journal::FileSnapshot;
+    use super::super::journal::{FileSnapshot, RolloutKind, Status};
     use super::*;
     use crate::plan::{Action, Plan, Step, Timeouts, UpdateConfig};
 
@@ -320,6 +322,29 @@ mod tests {
                 .collect(),
         };
         super::super::tests::record(plan, Vec::new())
+    }
+
+    #[test]
+    fn an_unfinished_rollout_is_found_behind_later_revisions() {
+        let tmp = tempfile::tempdir().unwrap();
+        let state = StateDir::open(&tmp.path().join("state")).unwrap();
+        let revision = |n: u32, upstream: &str, kind: RolloutKind, status: Status| {
+            let mut r = three_reloads();
+            (r.revision, r.kind, r.status) = (n, kind, status);
+            r.upstream = upstream.into();
+            state.save(&r).unwrap();
+        };
+        revision(1, "apps", RolloutKind::Deploy, Status::Done);
+        revision(2, "apps", RolloutKind::Deploy, Status::Paused);
+        revision(3, "apps", RolloutKind::Drain, Status::Done);
+        revision(4, "web", RolloutKind::Deploy, Status::Done);
+        for upstream in [Some("apps"), None] {
+            let found = state.unfinished::<String>(upstream).unwrap();
+            assert_eq!(found.map(|r| r.revision), Some(2), "{upstream:?}");
+        }
+        assert!(state.unfinished::<String>(Some("web")).unwrap().is_none());
+        let named = state.unfinished::<String>(Some("http:apps")).unwrap();
+        assert_eq!(named.map(|r| r.revision), Some(2), "the same upstream");
     }
 
     #[test]

@@ -12,7 +12,7 @@ use super::run::{Ended, Origin, Runner, new_rollout, pending_steps, show_or_appr
 use super::session::Session;
 use super::world::{Desired, DockerWorld};
 use crate::backends::next_slot;
-use crate::conf::{ConfigSet, MemFs, Upstream};
+use crate::conf::{ConfigSet, MemFs, Upstream, may_name_the_same_upstream};
 use crate::exec::{
     Observer, PlanKind, Rollout, RolloutKind, ServerRecord, ServerState, StateDir, Status,
     StepStatus, World,
@@ -232,7 +232,7 @@ pub async fn rollback(
             .iter()
             .rev()
             .find(|r| {
-                upstream.is_none_or(|u| r.upstream == u)
+                upstream.is_none_or(|u| may_name_the_same_upstream(&r.upstream, u))
                     && r.status == Status::Done
                     && (request.to.is_none() || !r.plan.line_only())
             })

@@ -7,7 +7,7 @@ use serde::Serialize;
 use super::session::Session;
 use super::world::Desired;
 use crate::backends::{ContainerHealth, OnNetworks, Resolved};
-use crate::conf::ServerMode;
+use crate::conf::{ServerMode, may_name_the_same_upstream};
 use crate::docker;
 use crate::exec::{Rollout, RolloutKind, ServerState, Status, World, time};
 
@@ -211,7 +211,7 @@ pub async fn history(session: &Session, upstream: Option<&str>) -> Result<Vec<Hi
     Ok(state
         .history::<serde::de::IgnoredAny>()?
         .into_iter()
-        .filter(|r| upstream.is_none_or(|u| r.upstream == u))
+        .filter(|r| upstream.is_none_or(|u| may_name_the_same_upstream(&r.upstream, u)))
         .map(|r| HistoryEntry {
             revision: r.revision,
             kind: r.kind,
