@@ -17,6 +17,7 @@ use sha2::{Digest, Sha256};
 
 use super::cli::{ComposeCli, ComposeKind, compose_python};
 use super::variables::{Values, env_file_values, variables};
+use super::yaml_typing::read_alike;
 use crate::backends::compose_options::python_normpath;
 use crate::conf::{read_regular, read_regular_text};
 use crate::docker::ComposeRef;
@@ -314,8 +315,12 @@ struct Masked {
 }
 
 /// `text` [`Masked`]; `None` for a file that is not a v2/v3 compose file of
-/// plain mappings, or whose services read other files (`extends`, `env_file`).
+/// plain mappings, whose services read other files (`extends`, `env_file`),
+/// or that compose's YAML could read otherwise ([`read_alike`]).
 fn masked(text: &str) -> Option<Masked> {
+    if !read_alike(text) {
+        return None;
+    }
     let mut doc: Yaml = serde_norway::from_str(text).ok()?;
     let mut written = Written::default();
     let mut passed = BTreeSet::new();
@@ -465,6 +470,18 @@ mod tests {
         // Files compose reads besides: not derivable.
         assert!(masked(&a.replace("image: a", "image: a\n    env_file: x.env")).is_none());
         assert!(masked(&a.replace("image: a", "image: a\n    extends: {service: db}")).is_none());
+    }
+
+    #[test]
+    fn a_file_compose_could_read_otherwise_is_not_followed() {
+        // PyYAML reads plain 0123 as 83 and 22:22 as 1342; quoted, both are strings.
+        let a = "services:\n  web:\n    image: a\n    environment:\n      FOO: '0123'\n    ports: ['22:22']\n";
+        assert!(masked(a).is_some());
+        assert!(masked(&a.replace("'0123'", "0123")).is_none(), "a value");
+        assert!(
+            masked(&a.replace("'22:22'", "22:22")).is_none(),
+            "its quoting"
+        );
     }
 
     fn inputs(files: &[(&str, &str)]) -> Inputs {

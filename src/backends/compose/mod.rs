@@ -7,7 +7,8 @@
 //! what it was read from) so that a change of environment values or images
 //! alone — as written or through variables (`variables.rs`) — needs no
 //! compose run (`new_image.rs`: a template for another image;
-//! `python_json.rs`: JSON as compose hashes it).
+//! `python_json.rs`: JSON as compose hashes it; `yaml_typing.rs`: where
+//! compose's YAML 1.1 and this crate's YAML 1.2 could read a file apart).
 mod cli;
 mod hooks;
 mod inputs;
@@ -17,6 +18,7 @@ mod python_json;
 mod reading;
 mod templates;
 mod variables;
+mod yaml_typing;
 
 pub(super) use cli::run;
 pub use cli::{ComposeCli, ComposeKind, compose_cli, compose_container, compose_recreate};

@@ -333,6 +333,11 @@ async fn image_id(docker: &Docker, name: &str) -> Option<String> {
     docker.inspect_image(name).await.ok()?.id
 }
 
+/// Counted up when what a kept reading is trusted for narrows: one kept by
+/// an earlier version is not used (2: files compose's YAML 1.1 could read
+/// otherwise are not followed).
+const KEPT_VERSION: u32 = 2;
+
 /// Where a reading of `r`'s project is kept: one name per project and directory.
 pub fn reading_name(r: &ComposeRef) -> String {
     let key = format!(
@@ -341,7 +346,7 @@ pub fn reading_name(r: &ComposeRef) -> String {
         r.working_dir.as_deref().unwrap_or(Path::new("")).display()
     );
     format!(
-        "compose-{}.json",
+        "compose-{KEPT_VERSION}-{}.json",
         &format!("{:x}", Sha256::digest(key))[..16]
     )
 }

@@ -1,0 +1,255 @@
+//! Where compose v1 and this crate could read a compose file's YAML
+//! differently. Compose loads it with PyYAML, which types plain (unquoted)
+//! scalars by YAML 1.1 (`0123` and `1:30` are integers, `yes` and `off`
+//! booleans, `2024-01-01` a date); `serde_norway` reads YAML 1.2 (all
+//! strings), and types `0o17` and `1e3` as numbers where PyYAML has
+//! strings. Quoted scalars are strings in both. A file with a plain scalar
+//! the two read differently is not followed without compose: its values, and
+//! a change of its quoting, would be seen otherwise than compose sees them.
+use std::mem::MaybeUninit;
+use std::sync::LazyLock;
+
+use regex::Regex;
+use serde_norway::Value as Yaml;
+use unsafe_libyaml_norway as sys;
+
+/// Whether every plain scalar of `text` reads the same in PyYAML (YAML 1.1)
+/// as in `serde_norway`: the same string, boolean, null, or number. `false`
+/// when libyaml cannot parse `text`.
+pub(super) fn read_alike(text: &str) -> bool {
+    plain_scalars(text).is_some_and(|plain| plain.iter().all(|s| plain_reads_alike(s)))
+}
+
+/// How PyYAML's `SafeLoader` types a plain scalar (its implicit resolvers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Yaml11 {
+    Str,
+    Bool,
+    Float,
+    Int,
+    Merge,
+    Null,
+    Timestamp,
+    Value,
+}
+
+/// PyYAML's implicit resolvers (`yaml/resolver.py`), in the order it adds
+/// them, with the first characters each is tried for.
+static RESOLVERS: LazyLock<Vec<(Yaml11, Regex, &'static str)>> = LazyLock::new(|| {
+    let digits = "0123456789";
+    [
+        (
+            Yaml11::Bool,
+            r"^(?:yes|Yes|YES|no|No|NO|true|True|TRUE|false|False|FALSE|on|On|ON|off|Off|OFF)$",
+            "yYnNtTfFoO",
+        ),
+        (
+            Yaml11::Float,
+            r"^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+][0-9]+)?|\.[0-9][0-9_]*(?:[eE][-+][0-9]+)?|[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+\.[0-9_]*|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$",
+            "-+0123456789.",
+        ),
+        (
+            Yaml11::Int,
+            r"^(?:[-+]?0b[0-1_]+|[-+]?0[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)|[-+]?0x[0-9a-fA-F_]+|[-+]?[1-9][0-9_]*(?::[0-5]?[0-9])+)$",
+            "-+0123456789",
+        ),
+        (Yaml11::Merge, r"^(?:<<)$", "<"),
+        (Yaml11::Null, r"^(?:~|null|Null|NULL|)$", "~nN"),
+        (
+            Yaml11::Timestamp,
+            r"^(?:[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]|[0-9][0-9][0-9][0-9]-[0-9][0-9]?-[0-9][0-9]?(?:[Tt]|[ \t]+)[0-9][0-9]?:[0-9][0-9]:[0-9][0-9](?:\.[0-9]*)?(?:[ \t]*(?:Z|[-+][0-9][0-9]?(?::[0-9][0-9])?))?)$",
+            digits,
+        ),
+        (Yaml11::Value, r"^(?:=)$", "="),
+    ]
+    .into_iter()
+    .map(|(kind, pattern, first)| (kind, Regex::new(pattern).expect("a valid pattern"), first))
+    .collect()
+});
+
+/// PyYAML's type for plain scalar `s`: the first resolver tried for its
+/// first character (the empty scalar is null) that matches it.
+fn yaml11(s: &str) -> Yaml11 {
+    let Some(first) = s.chars().next() else {
+        return Yaml11::Null;
+    };
+    RESOLVERS
+        .iter()
+        .find(|(_, pattern, firsts)| firsts.contains(first) && pattern.is_match(s))
+        .map_or(Yaml11::Str, |(kind, _, _)| *kind)
+}
+
+/// Whether plain scalar `s` reads the same in both: a string that is a
+/// string in both, `true`/`false`, null, or a number written so plainly
+/// (`8000`, `-1`, `1.5`) that both take the same value from it.
+fn plain_reads_alike(s: &str) -> bool {
+    static PLAIN_NUMBER: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"^[-+]?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?$").expect("a valid pattern")
+    });
+    let here = serde_norway::from_str::<Yaml>(s).ok();
+    match (yaml11(s), here) {
+        (Yaml11::Str, Some(Yaml::String(here))) => here == s,
+        (Yaml11::Bool, Some(Yaml::Bool(_))) => true,
+        (Yaml11::Null, Some(Yaml::Null)) => true,
+        (Yaml11::Int | Yaml11::Float, Some(Yaml::Number(_))) => PLAIN_NUMBER.is_match(s),
+        _ => false,
+    }
+}
+
+/// The text of every plain scalar of `text`, as libyaml reads it; `None`
+/// when it cannot.
+fn plain_scalars(text: &str) -> Option<Vec<String>> {
+    let mut parser = Parser::new(text)?;
+    let mut plain = Vec::new();
+    loop {
+        match parser.next()? {
+            Event::End => return Some(plain),
+            Event::Plain(s) => plain.push(s),
+            Event::Other => {}
+        }
+    }
+}
+
+/// What [`plain_scalars`] needs of one libyaml event.
+enum Event {
+    Plain(String),
+    Other,
+    End,
+}
+
+/// A libyaml parser reading `'a`'s text, freed when dropped. Boxed: libyaml
+/// keeps pointers into it.
+struct Parser<'a> {
+    sys: Box<MaybeUninit<sys::yaml_parser_t>>,
+    _text: std::marker::PhantomData<&'a str>,
+}
+
+impl<'a> Parser<'a> {
+    fn new(text: &'a str) -> Option<Parser<'a>> {
+        let mut sys = Box::new(MaybeUninit::<sys::yaml_parser_t>::uninit());
+        // SAFETY: libyaml initialises the parser in place (nothing to free
+        // when that fails); `text` outlives it (`'a`), and the box is never
+        // moved out of.
+        unsafe {
+            if sys::yaml_parser_initialize(sys.as_mut_ptr()).fail {
+                return None;
+            }
+            sys::yaml_parser_set_encoding(sys.as_mut_ptr(), sys::YAML_UTF8_ENCODING);
+            sys::yaml_parser_set_input_string(sys.as_mut_ptr(), text.as_ptr(), text.len() as _);
+        }
+        Some(Parser {
+            sys,
+            _text: std::marker::PhantomData,
+        })
+    }
+
+    fn next(&mut self) -> Option<Event> {
+        let mut event = MaybeUninit::<sys::yaml_event_t>::uninit();
+        // SAFETY: the parser is initialised and not called again once it
+        // failed or ended; an event libyaml filled in is read before it is
+        // deleted, and deleted once.
+        unsafe {
+            if sys::yaml_parser_parse(self.sys.as_mut_ptr(), event.as_mut_ptr()).fail {
+                return None;
+            }
+            let e = event.as_mut_ptr();
+            let read = match (*e).type_ {
+                sys::YAML_STREAM_END_EVENT => Some(Event::End),
+                // Only after an error or the end, which end the reading first.
+                sys::YAML_NO_EVENT => None,
+                sys::YAML_SCALAR_EVENT
+                    if (*e).data.scalar.style == sys::YAML_PLAIN_SCALAR_STYLE =>
+                {
+                    let scalar = (*e).data.scalar;
+                    let bytes = std::slice::from_raw_parts(scalar.value, scalar.length as usize);
+                    Some(Event::Plain(String::from_utf8_lossy(bytes).into_owned()))
+                }
+                _ => Some(Event::Other),
+            };
+            sys::yaml_event_delete(e);
+            read
+        }
+    }
+}
+
+impl Drop for Parser<'_> {
+    fn drop(&mut self) {
+        // SAFETY: initialised in `new`, deleted once.
+        unsafe { sys::yaml_parser_delete(self.sys.as_mut_ptr()) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_scalars_are_told_from_quoted_ones() {
+        let text = "a: 0123\nb: \"0123\"\nc: '1:30'\nd: [yes, \"no\"]\ne: |\n  0123\n";
+        assert_eq!(
+            plain_scalars(text).unwrap(),
+            ["a", "0123", "b", "c", "d", "yes", "e"]
+        );
+        assert_eq!(plain_scalars("a: [unclosed"), None);
+    }
+
+    #[test]
+    fn yaml_1_1_types_as_pyyaml_does() {
+        for (s, kind) in [
+            ("0123", Yaml11::Int),
+            ("1:30", Yaml11::Int),
+            ("1_000", Yaml11::Int),
+            ("0x1F", Yaml11::Int),
+            ("1.5", Yaml11::Float),
+            ("1e3", Yaml11::Str),
+            ("1.5e+3", Yaml11::Float),
+            ("0o17", Yaml11::Str),
+            ("yes", Yaml11::Bool),
+            ("Off", Yaml11::Bool),
+            ("y", Yaml11::Str),
+            ("~", Yaml11::Null),
+            ("", Yaml11::Null),
+            ("2024-01-01", Yaml11::Timestamp),
+            ("<<", Yaml11::Merge),
+            ("=", Yaml11::Value),
+            ("v1", Yaml11::Str),
+            ("8080:80", Yaml11::Str),
+            ("22:22", Yaml11::Int),
+        ] {
+            assert_eq!(yaml11(s), kind, "{s:?}");
+        }
+    }
+
+    #[test]
+    fn only_scalars_both_read_alike_pass() {
+        for s in [
+            "v1", "8000", "-1", "1.5", "true", "False", "null", "~", "8080:80", "a b",
+        ] {
+            assert!(plain_reads_alike(s), "{s:?}");
+        }
+        for s in [
+            "0123",
+            "1:30",
+            "22:22",
+            "1_000",
+            "yes",
+            "off",
+            "1e3",
+            "0o17",
+            "0x1F",
+            "2024-01-01",
+            ".inf",
+        ] {
+            assert!(!plain_reads_alike(s), "{s:?}");
+        }
+    }
+
+    #[test]
+    fn a_file_reads_alike_unless_a_plain_scalar_differs() {
+        let quoted = "services:\n  web:\n    environment:\n      PORT: \"0123\"\n    restart: \"no\"\nversion: \"3.8\"\n";
+        assert!(read_alike(quoted));
+        assert!(!read_alike(&quoted.replace("\"0123\"", "0123")));
+        assert!(!read_alike("services:\n  web:\n    ports: [22:22]\n"));
+        assert!(read_alike("services:\n  web:\n    ports: [\"22:22\"]\n"));
+    }
+}
