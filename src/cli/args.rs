@@ -258,7 +258,8 @@ pub struct UpdateFlags {
     /// Failures / servers above which the failure action fires.
     #[arg(long)]
     pub max_failure_ratio: Option<f64>,
-    /// A new container failing within this long after healthy is a failure.
+    /// A new container failing within this long after healthy is a failure
+    /// (the last batch's: the delay + 1s instead, if the delay is at least this).
     #[arg(long, value_parser = duration)]
     pub monitor: Option<Duration>,
     /// Ramp the first server's share of the traffic through these percentages

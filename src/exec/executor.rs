@@ -371,7 +371,7 @@ impl<'a, W: World, O: Observer + ?Sized> Executor<'a, W, O> {
             Action::WaitHealthy { servers, timeout } => {
                 self.wait_healthy(step.index, servers, *timeout).await
             }
-            Action::Monitor { window } => self.monitor(step.index, *window).await,
+            Action::Monitor { .. } => self.monitor(step.index).await,
             Action::Delay {
                 duration,
                 from_stop,

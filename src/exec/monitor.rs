@@ -1,7 +1,8 @@
 //! The monitor window: new containers that became healthy are checked at
 //! every step boundary and, while a step waits, every [`MONITOR_POLL`]; a
 //! failure counts and takes the server out, and a monitor step waits the
-//! window out.
+//! windows out. The last batch's window is the plan's monitor step's
+//! (the planner's `last_watch`), the others' the monitor window.
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -12,6 +13,7 @@ use super::executor::{Executor, Outcome, StepError};
 use super::journal::ServerState;
 use super::world::World;
 use crate::duration::after;
+use crate::plan::Action;
 
 /// How often the monitor windows are checked while a step waits: a new
 /// container that fails meanwhile is taken out of nginx then, not when the
@@ -19,27 +21,40 @@ use crate::duration::after;
 pub(super) const MONITOR_POLL: Duration = Duration::from_millis(250);
 
 impl<W: World, O: Observer + ?Sized> Executor<'_, W, O> {
-    /// New containers that became healthy and are not failed, with when;
-    /// not those whose window ended with no failure in it.
-    fn watched(&self) -> Vec<(String, String, DateTime<Utc>)> {
+    /// New containers that became healthy and are not failed, with when and
+    /// how long after it a failure counts: the plan's monitor step's window
+    /// for the last batch's (the servers it names), the monitor window for
+    /// the others. Not those with no window, nor those whose window ended
+    /// with no failure in it.
+    fn watched(&self) -> Vec<(String, String, DateTime<Utc>, Duration)> {
+        let plan = &self.rollout.plan;
+        let last = plan.steps.iter().find_map(|s| match &s.action {
+            Action::Monitor { window, servers } => Some((*window, servers)),
+            _ => None,
+        });
+        let window = |server: &str| match last {
+            Some((window, servers)) if servers.iter().any(|s| s.server == server) => window,
+            _ => plan.policy.monitor.value,
+        };
         self.rollout
             .servers
             .iter()
             .filter(|r| matches!(r.state, ServerState::Healthy | ServerState::Done))
             .filter_map(|r| Some((r.server.clone(), r.new_container.clone()?, r.healthy_at?)))
             .filter(|(_, id, _)| !self.settled.contains(id))
+            .map(|(server, id, since)| {
+                let window = window(server.as_str());
+                (server, id, since, window)
+            })
+            .filter(|(.., window)| !window.is_zero())
             .collect()
     }
 
-    /// Checks every watched container for a failure inside its monitor
-    /// window. One checked once its window has ended, and sound, is settled.
+    /// Checks every watched container for a failure inside its window. One
+    /// checked once its window has ended, and sound, is settled.
     pub(super) async fn check_monitors(&mut self) -> Result<Option<Outcome>> {
-        let window = self.rollout.plan.policy.monitor.value;
-        if window.is_zero() {
-            return Ok(None);
-        }
         let mut failed = Vec::new();
-        for (server, id, since) in self.watched() {
+        for (server, id, since, window) in self.watched() {
             let window_over = Utc::now() >= after(since, window);
             let checked = self
                 .world
@@ -116,18 +131,17 @@ impl<W: World, O: Observer + ?Sized> Executor<'_, W, O> {
         (wait.await, Err(ended))
     }
 
-    /// Waits out every watched container's monitor window (the check follows the step).
-    pub(super) async fn monitor(
-        &mut self,
-        index: usize,
-        window: Duration,
-    ) -> Result<(), StepError> {
-        let Some(last) = self.watched().iter().map(|(_, _, at)| *at).max() else {
+    /// Waits out every watched container's window (the check follows the step).
+    pub(super) async fn monitor(&mut self, index: usize) -> Result<(), StepError> {
+        let Some(end) = self
+            .watched()
+            .iter()
+            .map(|(_, _, since, window)| after(*since, *window))
+            .max()
+        else {
             return Ok(());
         };
-        let remaining = (after(last, window) - Utc::now())
-            .to_std()
-            .unwrap_or_default();
+        let remaining = (end - Utc::now()).to_std().unwrap_or_default();
         self.announce_wait(index, "the monitor window of the new containers", remaining);
         self.watching(tokio::time::sleep(remaining)).await
     }

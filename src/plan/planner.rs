@@ -7,8 +7,8 @@
 //! picks the canary and the batch size, and lays out the steps with a
 //! `Builder`: the pre-deploy hook, the edit that pins dead lines to nowhere,
 //! the targets' batches (`targets.rs`), the replica sets' (`replicas.rs`),
-//! the monitor window. Capacity never drops to zero: stop-first drains at
-//! most (live servers − 1) at once.
+//! the watch of the last batch (`last_watch`). Capacity never drops to zero:
+//! stop-first drains at most (live servers − 1) at once.
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -455,13 +455,18 @@ pub fn rolling_update(update: RollingUpdate<'_>) -> Result<Plan, PlanError> {
     for set in &sets {
         builder.replica_set(set, policy.order.value, parallelism, policy.delay.value)?;
     }
-    if !policy.monitor.value.is_zero() {
-        builder.push(
-            Action::Monitor {
-                window: policy.monitor.value,
-            },
-            None,
-        );
+    let window = last_watch(policy);
+    if !window.is_zero() {
+        let servers = builder
+            .steps
+            .iter()
+            .rev()
+            .find_map(|s| match &s.action {
+                Action::WaitHealthy { servers, .. } => Some(servers.clone()),
+                _ => None,
+            })
+            .unwrap_or_default();
+        builder.push(Action::Monitor { window, servers }, None);
     }
     Ok(Plan {
         upstream: upstream.to_string(),
@@ -472,4 +477,18 @@ pub fn rolling_update(update: RollingUpdate<'_>) -> Result<Plan, PlanError> {
         ramp: plan_ramp,
         steps: builder.steps,
     })
+}
+
+/// How long the last batch's new containers are watched after they turned
+/// healthy: the monitor window or, when a delay is set and is at least as
+/// long, the delay and one second, as Swarm's updater watches after its last
+/// slot (whose delay its worker waits too). No delay and no monitor window:
+/// no watch.
+fn last_watch(policy: &UpdateConfig) -> Duration {
+    let (monitor, delay) = (policy.monitor.value, policy.delay.value);
+    if !delay.is_zero() && delay >= monitor {
+        delay.saturating_add(Duration::from_secs(1))
+    } else {
+        monitor
+    }
 }

@@ -142,7 +142,8 @@ pub struct UpdateConfig {
     pub order: Setting<Order>,
     /// What a failure ratio above `max_failure_ratio` triggers.
     pub failure_action: Setting<FailureAction>,
-    /// How long after becoming healthy a failure of the new container still counts.
+    /// How long after becoming healthy a failure of the new container still
+    /// counts (the last batch's: the planner's `last_watch`).
     #[serde(with = "setting_duration")]
     pub monitor: Setting<Duration>,
     /// The failure action fires when failures / servers-to-update is **above** this.

@@ -218,11 +218,17 @@ pub enum Action {
         #[serde(with = "humantime_serde_compat")]
         timeout: Duration,
     },
-    /// Keep watching the new containers until each one's monitor window has passed.
+    /// Keep watching the new containers until each one's window has passed:
+    /// `window` for the last batch's (`servers`), the monitor window for the others.
     Monitor {
-        /// The window after becoming healthy during which a failure still counts.
+        /// How long after becoming healthy a failure of the last batch's new
+        /// containers still counts (the planner's `last_watch`).
         #[serde(with = "humantime_serde_compat")]
         window: Duration,
+        /// The last batch's servers and new containers (plans of earlier
+        /// versions name none: `window` was the monitor window, for every one).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        servers: Vec<ServerRef>,
     },
     /// Wait between batches.
     Delay {
@@ -366,9 +372,15 @@ impl fmt::Display for Action {
                     secs(timeout)
                 )
             }
-            Action::Monitor { window } => write!(
+            Action::Monitor { window, servers } if servers.is_empty() => write!(
                 f,
                 "monitor new containers for {} after healthy",
+                secs(window)
+            ),
+            Action::Monitor { window, servers } => write!(
+                f,
+                "monitor new containers until their windows end ({} for {} after healthy)",
+                containers(servers),
                 secs(window)
             ),
             Action::Delay {

@@ -259,6 +259,38 @@ async fn a_container_whose_window_ended_sound_is_not_checked_again_nor_failed_la
     );
 }
 
+/// After the last batch, Swarm's updater watches for the monitor window, or
+/// for the delay and a second when the delay is at least as long: app2, the
+/// last batch, healthy once the 5-s delay is over, fails 3 s later, past its
+/// 2-s monitor window but inside the 6-s watch, and that counts. The clock
+/// is tokio's, paused: nothing else takes time.
+#[tokio::test(start_paused = true)]
+async fn a_failure_of_the_last_batch_within_the_delay_and_a_second_counts() {
+    let mut fake = Fake::new(2);
+    fake.crashes.insert("app2:3000".into());
+    fake.crash_seen_after = Some((tokio::time::Instant::now(), Duration::from_secs(8)));
+    let mut p = policy(FailureAction::Pause, 0.0, Duration::from_secs(2));
+    p.delay.value = Duration::from_secs(5);
+    let (outcome, r, events) = run_all(&fake, p).await;
+    assert!(
+        matches!(&outcome, Outcome::Paused(why) if why.contains("app2:3000") && why.contains("monitor window")),
+        "{outcome:?}"
+    );
+    assert_eq!(states(&r), [ServerState::Done, ServerState::Failed]);
+    let watch = events.iter().find_map(|e| match e {
+        Event::Wait {
+            what,
+            timeout_seconds,
+            ..
+        } if what.starts_with("the monitor window") => Some(*timeout_seconds),
+        _ => None,
+    });
+    assert!(
+        watch.is_some_and(|s| (5.5..=6.0).contains(&s)),
+        "the final watch is the delay and a second: {watch:?}"
+    );
+}
+
 /// Two servers rolled with `continue` and a monitor window, app1's new
 /// container crashed but its crash seen only once `noticed` says so: the
 /// rollout ends done, app1 failed and app2 updated. Returns the fake.

@@ -99,7 +99,8 @@ fn start_first_replaces_one_replica_per_reload_and_puts_the_line_back() {
             &START_FIRST_BATCH,
             &["edit", "delay"],
             &START_FIRST_BATCH,
-            &["edit", "reload"],
+            // The last replica watched for the delay and a second (Swarm's).
+            &["edit", "reload", "monitor"],
         ])
     );
     // Each new replica runs before its line is added and the old one drained.

@@ -81,6 +81,42 @@ fn a_delay_puts_the_batch_back_before_waiting() {
 fn a_monitor_window_adds_a_final_watch() {
     let (_, p) = two_servers(&[target("app1:3000")], &UpdateConfig::engine_defaults());
     assert!(
-        matches!(p.steps.last().unwrap().action, Action::Monitor { window } if window == Duration::from_secs(5))
+        matches!(p.steps.last().unwrap().action, Action::Monitor { window, .. } if window == Duration::from_secs(5))
     );
+}
+
+/// Swarm's updater watches after its last slot for the monitor window, or
+/// for the delay and a second when the delay is at least as long (its worker
+/// waits the delay after the last slot too): the final step watches the
+/// last batch's new containers that long; with neither, there is no watch.
+#[test]
+fn the_last_batch_is_watched_for_the_monitor_window_or_the_delay_and_a_second() {
+    let secs = Duration::from_secs;
+    let ms = Duration::from_millis;
+    for (monitor, delay, watch) in [
+        (secs(5), Duration::ZERO, Some(secs(5))),
+        (secs(5), ms(4500), Some(secs(5))),
+        (secs(5), secs(5), Some(secs(6))),
+        (secs(2), secs(5), Some(secs(6))),
+        (Duration::ZERO, secs(2), Some(secs(3))),
+        (Duration::ZERO, Duration::ZERO, None),
+    ] {
+        let (_, p) = two_servers(
+            &[target("app1:3000"), target("app2:3000")],
+            &policy(|c| {
+                c.monitor.value = monitor;
+                c.delay.value = delay;
+            }),
+        );
+        let last = &p.steps.last().unwrap().action;
+        match (last, watch) {
+            (Action::Monitor { window, servers }, Some(watch)) => {
+                assert_eq!(*window, watch, "monitor {monitor:?}, delay {delay:?}");
+                let watched: Vec<&str> = servers.iter().map(|s| s.server.as_str()).collect();
+                assert_eq!(watched, ["app2:3000"], "the last batch only");
+            }
+            (last, None) => assert_ne!(last.kind(), "monitor", "no watch"),
+            (last, Some(_)) => panic!("no final watch: {last}"),
+        }
+    }
 }
