@@ -87,7 +87,7 @@ pub enum Event {
         reason: String,
         /// Failures so far.
         failures: usize,
-        /// Servers in the rollout.
+        /// Servers the run's plan updates (a resumed rollout's: those left).
         total: usize,
     },
     /// The rollout will be rolled back.

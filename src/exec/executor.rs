@@ -159,6 +159,21 @@ impl<'a, W: World, O: Observer + ?Sized> Executor<'a, W, O> {
                 .all(|s| s.state == ServerState::Pending)
     }
 
+    /// How many servers this run's plan updates, the failure ratio's
+    /// denominator: its targets and its replica sets' slots. A resumed
+    /// rollout's new plan holds only those not done before, so its ratio
+    /// starts fresh, as a new Swarm update counts only the slots still to
+    /// update. A line edit's plan names none: its records.
+    fn to_update(&self) -> usize {
+        let plan = &self.rollout.plan;
+        if plan.line_only() {
+            return self.rollout.servers.len();
+        }
+        plan.targets.len() + plan.sets.iter().map(|s| s.slots.len()).sum::<usize>()
+    }
+
+    /// Servers failed in this run: a resumed rollout puts those failed
+    /// before back to pending.
     fn failures(&self) -> usize {
         self.rollout
             .servers
@@ -314,7 +329,7 @@ impl<'a, W: World, O: Observer + ?Sized> Executor<'a, W, O> {
         &mut self,
         failed: Vec<(String, String)>,
     ) -> Result<Option<Outcome>> {
-        let total = self.rollout.servers.len();
+        let total = self.to_update();
         for (server, reason) in &failed {
             if let Some(rec) = self.rollout.server_mut(server) {
                 rec.state = ServerState::Failed;

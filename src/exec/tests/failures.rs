@@ -49,6 +49,36 @@ async fn one_failure_in_four_within_a_ratio_of_0_3_goes_on_without_restoring_it(
     );
 }
 
+/// A resumed rollout starts fresh, as a new Swarm update does: its failure
+/// ratio is over the servers its plan has left, not those done before the
+/// pause. App1 was done then; of the three left, app2 fails: 1 of 3 is
+/// above 0.3, where 1 of 4 would not be.
+#[tokio::test]
+async fn a_resumed_rollout_counts_its_failure_ratio_over_the_servers_it_has_left() {
+    let mut fake = Fake::new(4);
+    fake.unhealthy.insert("app2:3000".into());
+    let left: Vec<Target> = (2..=4).map(|k| target(k, &Hooks::default())).collect();
+    let p = policy(FailureAction::Pause, 0.3, Duration::ZERO);
+    let mut r = rollout_of(&fake, &left, None, p).await;
+    let mut done = server_record("app1:3000", "app1");
+    done.state = ServerState::Done;
+    r.servers.insert(0, done);
+    let (outcome, r, events) = run_to_end(&fake, r).await;
+    assert!(
+        matches!(&outcome, Outcome::Paused(why) if why.contains("1 of 3")),
+        "{outcome:?}"
+    );
+    use ServerState::*;
+    assert_eq!(states(&r), [Done, Failed, Pending, Pending]);
+    let failure = events.iter().find_map(|e| match e {
+        Event::Failure {
+            failures, total, ..
+        } => Some((*failures, *total)),
+        _ => None,
+    });
+    assert_eq!(failure, Some((1, 3)));
+}
+
 #[tokio::test]
 async fn failure_actions_rollback_and_continue() {
     let mut fake = Fake::new(2);
