@@ -37,7 +37,8 @@
 # minimum is the issue's: the new replicas' create -> healthy, summed, plus
 # the delays between them (as planned: update_config's delay), plus one reload
 # and drain per replica (nginx's own hand-over: the mean reload + wait-drained
-# step of the run).
+# step of the run), plus the part of the watch after the last replica (as
+# planned: Swarm's delay + 1 s) that outlasts its hand-over.
 #
 # Every stack runs with bench-net.yml beside its files: nginx may reuse its
 # sockets to the apps in TIME_WAIT (see bench_net below).
@@ -406,7 +407,11 @@ def planned(d):  # a humantime duration: "1s", "500ms", "1m 30s"
 delays = sum(planned(actions[i]["duration"]) for i, k in kinds.items() if k == "delay" and i in secs)
 replicas = len(drains)
 handover = (sum(reloads) / len(reloads) + (sum(drains) / len(drains) if drains else 0)) if reloads else 0
-print(f"{healthy + delays + replicas * handover:.2f}")
+# The watch after the last replica turned healthy, as planned (Swarm's: the
+# delay and 1 s when that is at least the monitor window), where it outlasts
+# that replica's reload and drain.
+watch = max((planned(actions[i]["window"]) for i, k in kinds.items() if k == "monitor"), default=0)
+print(f"{healthy + delays + replicas * handover + max(0, watch - handover):.2f}")
 ' "$events_file" "$1"
     rm -f "$events_file"
 }
