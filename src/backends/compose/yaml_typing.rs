@@ -11,7 +11,7 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 use serde_norway::Value as Yaml;
-use unsafe_libyaml_norway as sys;
+use unsafe_libyaml_norway as unsafe_yaml;
 
 /// Whether every plain scalar of `text` reads the same in PyYAML (YAML 1.1)
 /// as in `serde_norway`: the same string, boolean, null, or number. `false`
@@ -120,22 +120,29 @@ enum Event {
 /// A libyaml parser reading `'a`'s text, freed when dropped. Boxed: libyaml
 /// keeps pointers into it.
 struct Parser<'a> {
-    sys: Box<MaybeUninit<sys::yaml_parser_t>>,
+    sys: Box<MaybeUninit<unsafe_yaml::yaml_parser_t>>,
     _text: std::marker::PhantomData<&'a str>,
 }
 
 impl<'a> Parser<'a> {
     fn new(text: &'a str) -> Option<Parser<'a>> {
-        let mut sys = Box::new(MaybeUninit::<sys::yaml_parser_t>::uninit());
+        let mut sys = Box::new(MaybeUninit::<unsafe_yaml::yaml_parser_t>::uninit());
         // SAFETY: libyaml initialises the parser in place (nothing to free
         // when that fails); `text` outlives it (`'a`), and the box is never
         // moved out of.
         unsafe {
-            if sys::yaml_parser_initialize(sys.as_mut_ptr()).fail {
+            if unsafe_yaml::yaml_parser_initialize(sys.as_mut_ptr()).fail {
                 return None;
             }
-            sys::yaml_parser_set_encoding(sys.as_mut_ptr(), sys::YAML_UTF8_ENCODING);
-            sys::yaml_parser_set_input_string(sys.as_mut_ptr(), text.as_ptr(), text.len() as _);
+            unsafe_yaml::yaml_parser_set_encoding(
+                sys.as_mut_ptr(),
+                unsafe_yaml::YAML_UTF8_ENCODING,
+            );
+            unsafe_yaml::yaml_parser_set_input_string(
+                sys.as_mut_ptr(),
+                text.as_ptr(),
+                text.len() as _,
+            );
         }
         Some(Parser {
             sys,
@@ -144,21 +151,21 @@ impl<'a> Parser<'a> {
     }
 
     fn next(&mut self) -> Option<Event> {
-        let mut event = MaybeUninit::<sys::yaml_event_t>::uninit();
+        let mut event = MaybeUninit::<unsafe_yaml::yaml_event_t>::uninit();
         // SAFETY: the parser is initialised and not called again once it
         // failed or ended; an event libyaml filled in is read before it is
         // deleted, and deleted once.
         unsafe {
-            if sys::yaml_parser_parse(self.sys.as_mut_ptr(), event.as_mut_ptr()).fail {
+            if unsafe_yaml::yaml_parser_parse(self.sys.as_mut_ptr(), event.as_mut_ptr()).fail {
                 return None;
             }
             let e = event.as_mut_ptr();
             let read = match (*e).type_ {
-                sys::YAML_STREAM_END_EVENT => Some(Event::End),
+                unsafe_yaml::YAML_STREAM_END_EVENT => Some(Event::End),
                 // Only after an error or the end, which end the reading first.
-                sys::YAML_NO_EVENT => None,
-                sys::YAML_SCALAR_EVENT
-                    if (*e).data.scalar.style == sys::YAML_PLAIN_SCALAR_STYLE =>
+                unsafe_yaml::YAML_NO_EVENT => None,
+                unsafe_yaml::YAML_SCALAR_EVENT
+                    if (*e).data.scalar.style == unsafe_yaml::YAML_PLAIN_SCALAR_STYLE =>
                 {
                     let scalar = (*e).data.scalar;
                     let bytes = std::slice::from_raw_parts(scalar.value, scalar.length as usize);
@@ -166,7 +173,7 @@ impl<'a> Parser<'a> {
                 }
                 _ => Some(Event::Other),
             };
-            sys::yaml_event_delete(e);
+            unsafe_yaml::yaml_event_delete(e);
             read
         }
     }
@@ -175,7 +182,7 @@ impl<'a> Parser<'a> {
 impl Drop for Parser<'_> {
     fn drop(&mut self) {
         // SAFETY: initialised in `new`, deleted once.
-        unsafe { sys::yaml_parser_delete(self.sys.as_mut_ptr()) }
+        unsafe { unsafe_yaml::yaml_parser_delete(self.sys.as_mut_ptr()) }
     }
 }
 
