@@ -87,7 +87,8 @@ enum EnvFile {
     /// In the plainest form (or the default `.env`, absent): its variables
     /// count, among the process environment's.
     Read,
-    /// Byte for byte: its SHA-256, `None` when absent.
+    /// Byte for byte: its SHA-256, `None` when absent. What it sets is not
+    /// known: no value followed may take a variable from it.
     Digest(Option<String>),
 }
 
@@ -222,14 +223,12 @@ pub(super) fn inputs_now(cli: ComposeCli<'_>, r: &ComposeRef) -> Result<Option<(
     let Some((env_files, dotenv)) = env_files(dir, &given) else {
         return Ok(None);
     };
-    let value = |name: &str| {
-        std::env::var_os(name)
-            .map(|v| v.to_string_lossy().into_owned())
-            .or_else(|| dotenv.get(name).cloned())
-    };
+    let process = |name: &str| std::env::var_os(name).map(|v| v.to_string_lossy().into_owned());
+    // Not followed, only compared: an env file not read counts by its digest.
+    let value = |name: &str| process(name).or_else(|| dotenv.as_ref()?.get(name).cloned());
     let settings = std::env::vars_os()
         .map(|(k, _)| k.to_string_lossy().into_owned())
-        .chain(dotenv.keys().cloned())
+        .chain(dotenv.iter().flat_map(|d| d.keys().cloned()))
         .filter(|k| k.starts_with("COMPOSE_") || k.starts_with("DOCKER_"))
         .filter(|k| !NAMED_BY_ARGUMENTS.contains(&k.as_str()));
     names.extend(settings.collect::<Vec<_>>());
@@ -238,11 +237,10 @@ pub(super) fn inputs_now(cli: ComposeCli<'_>, r: &ComposeRef) -> Result<Option<(
         (n, v)
     };
     let vars: Values = names.into_iter().map(with_values).collect();
-    written.values = written
-        .strings()
-        .flat_map(variables)
-        .map(with_values)
-        .collect();
+    let Some(values) = followed_values(written.strings(), process, dotenv.as_ref()) else {
+        return Ok(None);
+    };
+    written.values = values;
     let inputs = Inputs {
         project: ProjectArgs {
             name: r.project.clone(),
@@ -261,23 +259,45 @@ pub(super) fn inputs_now(cli: ComposeCli<'_>, r: &ComposeRef) -> Result<Option<(
     Ok(Some((inputs, written)))
 }
 
+/// The variables the followed values `strings` interpolate, with their
+/// values as compose v1 sees them: the process environment's (`env`), else
+/// the env file's (`dotenv`; `None` when it is not read, [`EnvFile::Digest`]).
+/// `None` when one has a value not known here: the process environment does
+/// not set it and the env file, not read, may.
+fn followed_values<'a>(
+    strings: impl Iterator<Item = &'a str>,
+    env: impl Fn(&str) -> Option<String>,
+    dotenv: Option<&BTreeMap<String, String>>,
+) -> Option<Values> {
+    strings
+        .flat_map(variables)
+        .map(|name| {
+            let value = match env(&name) {
+                Some(value) => Some(value),
+                None => dotenv?.get(&name).cloned(),
+            };
+            Some((name, value))
+        })
+        .collect()
+}
+
 /// The env files as they count in a reading's inputs, and the variables
-/// read from the one compose v1 reads, when it is in the plainest form
-/// ([`env_file_values`]). Compose v1 reads one: `.env` in the project
-/// directory `dir` (absent: none) or the `--env-file` given (`given`, as
-/// paths to read: [`ComposeRef::file_path`]). `None` when one is
-/// there but cannot be read as a regular file within the engine's bound (a
-/// FIFO is never opened to block): compose reads it.
+/// read from the one compose v1 reads when it is in the plainest form
+/// ([`env_file_values`]; `None`, not known, when it is not). Compose v1
+/// reads one: `.env` in the project directory `dir` (absent: none) or the
+/// `--env-file` given (`given`, as paths to read: [`ComposeRef::file_path`]).
+/// `None` when one is there but cannot be read as a regular file within
+/// the engine's bound (a FIFO is never opened to block): compose reads it.
 #[allow(clippy::type_complexity)]
 fn env_files(
     dir: &Path,
     given: &[PathBuf],
-) -> Option<(Vec<(PathBuf, EnvFile)>, BTreeMap<String, String>)> {
+) -> Option<(Vec<(PathBuf, EnvFile)>, Option<BTreeMap<String, String>>)> {
     let paths: Vec<PathBuf> = match given.is_empty() {
         true => vec![dir.join(".env")],
         false => given.to_vec(),
     };
-    let mut values = BTreeMap::new();
+    let mut values = Some(BTreeMap::new());
     let mut out = Vec::new();
     for path in paths {
         let bytes = match read_regular(&path) {
@@ -292,10 +312,13 @@ fn env_files(
         };
         let counts = match read {
             Some(read) => {
-                values = read;
+                values = values.and(Some(read));
                 EnvFile::Read
             }
-            None => EnvFile::Digest(bytes.map(|b| format!("{:x}", Sha256::digest(b)))),
+            None => {
+                values = None;
+                EnvFile::Digest(bytes.map(|b| format!("{:x}", Sha256::digest(b))))
+            }
         };
         out.push((path, counts));
     }
@@ -580,21 +603,48 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (files, values) = env_files(dir.path(), &[]).unwrap();
         assert_eq!(files, [(dir.path().join(".env"), EnvFile::Read)]);
-        assert!(values.is_empty());
+        assert!(values.unwrap().is_empty());
         std::fs::write(dir.path().join(".env"), "TAG=v2\n").unwrap();
         let (files, values) = env_files(dir.path(), &[]).unwrap();
         assert_eq!(files[0].1, EnvFile::Read);
-        assert_eq!(values["TAG"], "v2");
+        assert_eq!(values.unwrap()["TAG"], "v2");
         std::fs::write(dir.path().join(".env"), "TAG='v2'\n").unwrap();
         let (files, values) = env_files(dir.path(), &[]).unwrap();
         assert!(matches!(&files[0].1, EnvFile::Digest(Some(_))));
-        assert!(values.is_empty());
+        assert_eq!(values, None);
         // An env file given that is absent is compose's error, not an empty one.
-        let (files, _) = env_files(dir.path(), &[dir.path().join("prod.env")]).unwrap();
+        let (files, values) = env_files(dir.path(), &[dir.path().join("prod.env")]).unwrap();
         assert_eq!(files[0].1, EnvFile::Digest(None));
+        assert_eq!(values, None);
         // One that is not a regular file is compose's to read; never a hang.
         let fifo = dir.path().join("fifo.env");
         crate::conf::make_fifo(&fifo);
         assert!(env_files(dir.path(), &[fifo]).is_none());
+    }
+
+    #[test]
+    fn a_followed_variable_an_env_file_not_read_may_set_is_not_known() {
+        let dir = tempfile::tempdir().unwrap();
+        let strings = ["app:${TAG}", "${GREETING}"];
+        let env = |name: &str| (name == "TAG").then(|| "v2".to_string());
+        std::fs::write(dir.path().join(".env"), "GREETING=hi\n").unwrap();
+        let (_, dotenv) = env_files(dir.path(), &[]).unwrap();
+        let values = followed_values(strings.into_iter(), env, dotenv.as_ref()).unwrap();
+        assert_eq!(values["TAG"].as_deref(), Some("v2"));
+        assert_eq!(values["GREETING"].as_deref(), Some("hi"));
+        // Compose gives `hi there`: not unset.
+        std::fs::write(dir.path().join(".env"), "GREETING=\"hi there\"\n").unwrap();
+        let (_, dotenv) = env_files(dir.path(), &[]).unwrap();
+        assert_eq!(
+            followed_values(strings.into_iter(), env, dotenv.as_ref()),
+            None
+        );
+        // What the process environment sets is known: it wins over the file.
+        let values = followed_values(["app:${TAG}"].into_iter(), env, dotenv.as_ref()).unwrap();
+        assert_eq!(values["TAG"].as_deref(), Some("v2"));
+        // With an env file read, a variable set nowhere is unset.
+        let empty = BTreeMap::new();
+        let values = followed_values(strings.into_iter(), env, Some(&empty)).unwrap();
+        assert_eq!(values["GREETING"], None);
     }
 }

@@ -15,8 +15,9 @@
 //! override file): the templates' files label is compose's for the new
 //! names. Anything else changed — another key, a variable used elsewhere,
 //! an env file not in the plainest form, compose itself, a new image under
-//! the same name — and compose reads the project again. Compose v2 (Go,
-//! fast to start) is always run.
+//! the same name — and compose reads the project again; so it does when a
+//! value names a variable the process environment does not set and such an
+//! env file may. Compose v2 (Go, fast to start) is always run.
 use std::collections::BTreeMap;
 use std::path::Path;
 
