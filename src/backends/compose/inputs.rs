@@ -16,7 +16,7 @@ use serde_norway::Value as Yaml;
 use sha2::{Digest, Sha256};
 
 use super::cli::{ComposeCli, ComposeKind, compose_python};
-use super::variables::{Values, env_file_values, variables};
+use super::variables::{Values, env_file_values, follows, variables};
 use super::yaml_typing::read_alike;
 use crate::backends::compose_options::python_normpath;
 use crate::conf::{read_regular, read_regular_text};
@@ -213,7 +213,10 @@ pub(super) fn inputs_now(cli: ComposeCli<'_>, r: &ComposeRef) -> Result<Option<(
         };
         names.extend(masked.names);
         files.push((file.clone(), masked.digest));
-        names.extend(written.shadowed_by(&masked.written));
+        let Some(shadowed) = written.shadowed_by(&masked.written) else {
+            return Ok(None);
+        };
+        names.extend(shadowed);
         for (service, vars) in masked.written.env {
             written.env.entry(service).or_default().extend(vars);
         }
@@ -412,20 +415,30 @@ impl Written {
 
     /// The variables named by values here that `later` (a later file) sets
     /// again: compose interpolates them too, but they are not followed.
-    fn shadowed_by(&self, later: &Written) -> BTreeSet<String> {
+    /// `None` when one of those values is not a number, null, or a string
+    /// in a form [`follows`] knows: compose checks each file before merging
+    /// them, and may fail on it.
+    fn shadowed_by(&self, later: &Written) -> Option<BTreeSet<String>> {
         let images = later
             .images
             .keys()
             .filter_map(|s| self.images.get(s).map(String::as_str));
         let env = later.env.iter().flat_map(|(service, vars)| {
-            vars.keys().filter_map(move |k| {
-                self.env
-                    .get(service)
-                    .and_then(|v| v.get(k))
-                    .and_then(Json::as_str)
-            })
+            let before = self.env.get(service);
+            vars.keys().filter_map(move |k| before?.get(k))
         });
-        images.chain(env).flat_map(variables).collect()
+        let mut strings: Vec<&str> = images.collect();
+        for value in env {
+            match value {
+                Json::String(s) => strings.push(s.as_str()),
+                Json::Null | Json::Number(_) => {}
+                _ => return None,
+            }
+        }
+        if !strings.iter().all(|s| follows(s)) {
+            return None;
+        }
+        Some(strings.into_iter().flat_map(variables).collect())
     }
 
     /// The variables whose values differ in `other`.
@@ -584,7 +597,47 @@ mod tests {
     fn variables_of_values_a_later_file_sets_again_are_not_followed() {
         let first = written(&[("web", "app:${OLD}"), ("db", "db:${DB}")], &[]);
         let later = written(&[("web", "app:${TAG}")], &[]);
-        assert_eq!(first.shadowed_by(&later), ["OLD".to_string()].into());
+        assert_eq!(
+            first.shadowed_by(&later).unwrap(),
+            ["OLD".to_string()].into()
+        );
+    }
+
+    #[test]
+    fn a_value_a_later_file_sets_again_must_be_one_compose_checks_as_this_follows() {
+        // Compose v1 interpolates and validates each file before merging:
+        // `FOO: cost $5` under an override `FOO: x` fails ("Invalid
+        // interpolation format"), as do `${X:?err}` with X unset, `true`,
+        // a list or a mapping; a number or null does not.
+        let env = |value: Json| {
+            let mut w = written(&[], &[]);
+            w.env
+                .insert("web".into(), [("FOO".to_string(), value)].into());
+            w
+        };
+        let later = env(Json::String("x".into()));
+        for (value, named) in [
+            (Json::String("${OLD:-a}b".into()), Some(vec!["OLD"])),
+            (Json::from(8080), Some(vec![])),
+            (Json::from(1.5), Some(vec![])),
+            (Json::Null, Some(vec![])),
+            (Json::String("cost $5".into()), None),
+            (Json::String("${X:?err}".into()), None),
+            (Json::Bool(true), None),
+            (Json::from(vec![1, 2]), None),
+            (serde_json::json!({"a": "b"}), None),
+        ] {
+            let shadowed = env(value.clone()).shadowed_by(&later);
+            let named: Option<BTreeSet<String>> =
+                named.map(|n| n.into_iter().map(String::from).collect());
+            assert_eq!(shadowed, named, "{value}");
+        }
+        // Another service's, or an image.
+        let mut other = later.clone();
+        other.env = [("db".to_string(), later.env["web"].clone())].into();
+        assert!(env(Json::String("$".into())).shadowed_by(&other).is_some());
+        let image = |i: &str| written(&[("web", i)], &[]);
+        assert!(image("a$5").shadowed_by(&image("b")).is_none());
     }
 
     #[test]

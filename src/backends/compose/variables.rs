@@ -111,6 +111,13 @@ pub(super) fn interpolate(text: &str, values: &Values) -> Option<String> {
     Some(out)
 }
 
+/// Whether `text` is in a form [`interpolate`] follows, whatever the
+/// values of the variables it names.
+pub(super) fn follows(text: &str) -> bool {
+    let unset: Values = variables(text).into_iter().map(|n| (n, None)).collect();
+    interpolate(text, &unset).is_some()
+}
+
 /// The variable name at the start of `text` (an ASCII letter or `_`, then
 /// letters, digits, `_`) and what follows it; `None` when there is none or
 /// a non-ASCII character touches it.
@@ -183,7 +190,9 @@ mod tests {
             "$OTHER",
         ] {
             assert_eq!(interpolate(refused, &vals), None, "{refused}");
+            assert!(refused == "$OTHER" || !follows(refused), "{refused}");
         }
+        assert!(follows("${OTHER:-x}$OTHER$$1") && follows("plain"));
     }
 
     #[test]
