@@ -11,6 +11,19 @@ use super::ssh::{self, SshStderr};
 /// The names of the TLS files in a certificate directory (`DOCKER_CERT_PATH`, a context's).
 pub(super) const TLS_FILES: [&str; 3] = ["ca.pem", "cert.pem", "key.pem"];
 
+/// Every variable [`Endpoint::point`] sets or removes: a child CLI's value
+/// of each may be other than this process's.
+pub const POINTING_VARIABLES: [&str; 8] = [
+    "DOCKER_HOST",
+    "DOCKER_TLS_VERIFY",
+    "DOCKER_TLS",
+    "DOCKER_CERT_PATH",
+    "DOCKER_CONFIG",
+    "DOCKER_CONTEXT",
+    "DOCKER_CLI_PLUGIN_ORIGINAL_CLI_COMMAND",
+    "DOCKER_CLI_PLUGIN_SOCKET",
+];
+
 /// What the command line says about the daemon: docker's global flags.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DockerOptions {
@@ -237,7 +250,8 @@ impl Endpoint {
     /// Points a child docker or compose CLI at this daemon: `DOCKER_HOST` (and
     /// the TLS variables) set, `DOCKER_CONTEXT` and the plugin variables a
     /// docker CLI plugin inherits removed, so every compose version — v1
-    /// ignores `DOCKER_CONTEXT` — reaches the same daemon.
+    /// ignores `DOCKER_CONTEXT` — reaches the same daemon. Only
+    /// [`POINTING_VARIABLES`] are touched.
     pub fn point(&self, cmd: &mut tokio::process::Command) {
         cmd.env("DOCKER_HOST", &self.host);
         match &self.tls {
@@ -304,5 +318,40 @@ impl Endpoint {
                 "`ssh` must log in without a prompt (a key or an agent) and find `docker` there"
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+
+    #[test]
+    fn a_child_is_pointed_with_the_pointing_variables_only() {
+        let local = Endpoint {
+            host: "unix:///var/run/docker.sock".into(),
+            transport: Transport::Unix("/var/run/docker.sock".into()),
+            tls: None,
+            origin: Origin::Default,
+            config_dir: None,
+        };
+        let remote = Endpoint {
+            host: "tcp://daemon:2376".into(),
+            transport: Transport::Tcp("daemon:2376".into()),
+            tls: Some(TlsDir("/certs".into())),
+            origin: Origin::HostFlag,
+            config_dir: Some("/cfg".into()),
+        };
+        let mut touched = BTreeSet::new();
+        for endpoint in [local, remote] {
+            let mut cmd = tokio::process::Command::new("true");
+            endpoint.point(&mut cmd);
+            for (name, _) in cmd.as_std().get_envs() {
+                touched.insert(name.to_str().unwrap().to_string());
+            }
+        }
+        let listed: BTreeSet<String> = POINTING_VARIABLES.map(String::from).into();
+        assert_eq!(touched, listed);
     }
 }

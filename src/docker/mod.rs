@@ -21,7 +21,9 @@ use futures_util::StreamExt;
 
 /// The Docker API client: how modules above the wings (`rollout`) name it.
 pub use bollard::Docker;
-pub use endpoint::{DaemonLocation, DockerOptions, Endpoint, EndpointError, Origin};
+pub use endpoint::{
+    DaemonLocation, DockerOptions, Endpoint, EndpointError, Origin, POINTING_VARIABLES,
+};
 pub use labels::{ComposeLabel, ComposeRef, label_filters};
 
 /// How long one API call may take before it is an error (an exec: until

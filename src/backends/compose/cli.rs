@@ -13,7 +13,7 @@ use bollard::Docker;
 use bollard::query_parameters::ListContainersOptions;
 use tokio::process::Command;
 
-use crate::docker::{ComposeLabel, ComposeRef, Endpoint, label_filters};
+use crate::docker::{ComposeLabel, ComposeRef, Endpoint, POINTING_VARIABLES, label_filters};
 
 /// How long one compose command may run.
 const COMPOSE_TIMEOUT: Duration = Duration::from_secs(600);
@@ -26,6 +26,16 @@ const COMPOSE_TIMEOUT: Duration = Duration::from_secs(600);
 /// (the same `find_executable` and `LooseVersion` compose uses); compose's
 /// output is the same. An operator's own setting of it is left alone.
 const FAST_DISTUTILS: (&str, &str) = ("SETUPTOOLS_USE_DISTUTILS", "stdlib");
+
+/// The variables compose may see otherwise than this process has them:
+/// those that point it at the daemon ([`POINTING_VARIABLES`]), and those
+/// it is run with here ([`FAST_DISTUTILS`], [`THEN_UP`], which the reading
+/// script takes out before compose reads its environment).
+pub(super) fn set_for_compose() -> impl Iterator<Item = &'static str> {
+    POINTING_VARIABLES
+        .into_iter()
+        .chain([FAST_DISTUTILS.0, THEN_UP])
+}
 
 /// Set once a compose run failed for want of Python's own `distutils`
 /// (Python 3.12 has none): later runs go without [`FAST_DISTUTILS`].

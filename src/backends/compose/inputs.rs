@@ -15,7 +15,7 @@ use serde_json::Value as Json;
 use serde_norway::Value as Yaml;
 use sha2::{Digest, Sha256};
 
-use super::cli::{ComposeCli, ComposeKind, compose_python};
+use super::cli::{ComposeCli, ComposeKind, compose_python, set_for_compose};
 use super::variables::{Values, env_file_values, follows, variables};
 use super::yaml_typing::read_alike;
 use crate::backends::compose_options::python_normpath;
@@ -266,7 +266,8 @@ pub(super) fn inputs_now(cli: ComposeCli<'_>, r: &ComposeRef) -> Result<Option<(
 /// values as compose v1 sees them: the process environment's (`env`), else
 /// the env file's (`dotenv`; `None` when it is not read, [`EnvFile::Digest`]).
 /// `None` when one has a value not known here: the process environment does
-/// not set it and the env file, not read, may.
+/// not set it and the env file, not read, may; or nginx-rollout sets or
+/// removes it for compose ([`set_for_compose`]), which sees another value.
 fn followed_values<'a>(
     strings: impl Iterator<Item = &'a str>,
     env: impl Fn(&str) -> Option<String>,
@@ -275,6 +276,9 @@ fn followed_values<'a>(
     strings
         .flat_map(variables)
         .map(|name| {
+            if set_for_compose().any(|n| n == name) {
+                return None;
+            }
             let value = match env(&name) {
                 Some(value) => Some(value),
                 None => dotenv?.get(&name).cloned(),
@@ -699,5 +703,21 @@ mod tests {
         let empty = BTreeMap::new();
         let values = followed_values(strings.into_iter(), env, Some(&empty)).unwrap();
         assert_eq!(values["GREETING"], None);
+    }
+
+    #[test]
+    fn a_followed_variable_set_or_removed_for_compose_is_not_known() {
+        let env = |name: &str| Some(format!("{name} here"));
+        let empty = BTreeMap::new();
+        let values = |s: &str| followed_values([s].into_iter(), env, Some(&empty));
+        for name in [
+            "DOCKER_HOST",
+            "DOCKER_CONFIG",
+            "DOCKER_CONTEXT",
+            "SETUPTOOLS_USE_DISTUTILS",
+        ] {
+            assert_eq!(values(format!("m:${{{name}}}").as_str()), None, "{name}");
+        }
+        assert_eq!(values("${DOCKER_API_VERSION}").unwrap().len(), 1);
     }
 }

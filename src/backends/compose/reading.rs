@@ -15,11 +15,12 @@
 //! override file): the templates' files label is compose's for the new
 //! names. Anything else changed — another key, a variable used elsewhere,
 //! an env file not in the plainest form, compose itself, a new image under
-//! the same name — and compose reads the project again; so it does when a
-//! value names a variable the process environment does not set and such an
-//! env file may, or when a value a later file sets again is not one
-//! followed (compose checks each file before merging them). Compose v2 (Go,
-//! fast to start) is always run.
+//! the same name — and compose reads the project again. So it does when a
+//! value names a variable whose value is not known here (one nginx-rollout
+//! sets or removes for compose; one the process environment does not set
+//! and such an env file may), or when a value a later file sets again is
+//! not one followed (compose checks each file before merging them).
+//! Compose v2 (Go, fast to start) is always run.
 use std::collections::BTreeMap;
 use std::path::Path;
 
