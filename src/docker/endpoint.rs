@@ -275,6 +275,15 @@ impl Endpoint {
         }
     }
 
+    /// The `DOCKER_CONFIG` a child CLI [`point`](Self::point)ed here has:
+    /// `--config`'s, else this process's.
+    pub fn docker_config(&self) -> Option<std::ffi::OsString> {
+        match &self.config_dir {
+            Some(dir) => Some(dir.clone().into_os_string()),
+            None => std::env::var_os("DOCKER_CONFIG"),
+        }
+    }
+
     /// A bollard client for this endpoint (not yet connected), and for
     /// ssh:// what ssh says on stderr.
     pub(super) fn client(

@@ -2,10 +2,12 @@
 //! everything compose's reading of a project depends on but its services'
 //! environment values and images — the project's arguments, the daemon,
 //! compose and its interpreter, each file's SHA-256 with those values left
-//! out, the env files, the variables compose takes from its environment.
+//! out, the env files, the variables compose takes from its environment,
+//! the docker client's configuration file (its proxies).
 //! [`Written`]: those values, as the files set them, which a reading follows
 //! (`reading.rs`). [`inputs_now`] takes both from the files as they are.
 use std::collections::{BTreeMap, BTreeSet};
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::time::UNIX_EPOCH;
 
@@ -55,6 +57,10 @@ pub struct Inputs {
     /// values followed, every `COMPOSE_*` and `DOCKER_*` (but
     /// [`NAMED_BY_ARGUMENTS`]), and `HOME`.
     vars: Values,
+    /// The docker client's configuration file compose reads, whose proxies
+    /// it puts in every container's environment: its SHA-256, `None` when
+    /// there is none ([`docker_config_digest`]).
+    docker_config: Option<String>,
 }
 
 /// A project as compose is run for it, but its files.
@@ -140,8 +146,17 @@ impl Inputs {
             files,
             env_files,
             vars,
+            docker_config,
         } = self;
-        let rest = (project, daemon, compose, python, env_files, vars);
+        let rest = (
+            project,
+            daemon,
+            compose,
+            python,
+            env_files,
+            vars,
+            docker_config,
+        );
         let now_rest = (
             &now.project,
             &now.daemon,
@@ -149,6 +164,7 @@ impl Inputs {
             &now.python,
             &now.env_files,
             &now.vars,
+            &now.docker_config,
         );
         if rest != now_rest || files.len() != now.files.len() {
             return None;
@@ -244,6 +260,11 @@ pub(super) fn inputs_now(cli: ComposeCli<'_>, r: &ComposeRef) -> Result<Option<(
         return Ok(None);
     };
     written.values = values;
+    let home = std::env::home_dir();
+    let config = cli.daemon.docker_config();
+    let Some(docker_config) = docker_config_digest(config.as_deref(), home.as_deref()) else {
+        return Ok(None);
+    };
     let inputs = Inputs {
         project: ProjectArgs {
             name: r.project.clone(),
@@ -258,6 +279,7 @@ pub(super) fn inputs_now(cli: ComposeCli<'_>, r: &ComposeRef) -> Result<Option<(
         files,
         env_files,
         vars,
+        docker_config,
     };
     Ok(Some((inputs, written)))
 }
@@ -330,6 +352,40 @@ fn env_files(
         out.push((path, counts));
     }
     Some((out, values))
+}
+
+/// The SHA-256 of the docker client's configuration file compose v1 reads
+/// (`None` inside when there is none), found as docker-py finds it: the
+/// first there of `$DOCKER_CONFIG/config.json` (`dir`, compose's
+/// `DOCKER_CONFIG`; empty is unset), `~/.docker/config.json` and
+/// `~/.dockercfg` (`home`, as Python expands `~`: `HOME`, else the user's).
+/// `None` when the one found cannot be read as a regular file within the
+/// engine's bound, or is named relatively (compose runs elsewhere): compose
+/// reads.
+fn docker_config_digest(dir: Option<&OsStr>, home: Option<&Path>) -> Option<Option<String>> {
+    let home = match home {
+        Some(home) if home.as_os_str().is_empty() => Path::new("/"),
+        Some(home) => home,
+        // Python leaves `~` as it is.
+        None => Path::new("~"),
+    };
+    let from_env = dir
+        .filter(|d| !d.is_empty())
+        .map(|d| Path::new(d).join("config.json"));
+    let paths = from_env
+        .into_iter()
+        .chain([home.join(".docker/config.json"), home.join(".dockercfg")]);
+    for path in paths {
+        if !path.is_absolute() {
+            return None;
+        }
+        match read_regular(&path) {
+            Ok(bytes) => return Some(Some(format!("{:x}", Sha256::digest(bytes)))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(_) => return None,
+        }
+    }
+    Some(None)
 }
 
 /// One compose file with its services' environment values and string images
@@ -547,6 +603,7 @@ mod tests {
                 .collect(),
             env_files: vec![],
             vars: Values::new(),
+            docker_config: None,
         }
     }
 
@@ -576,6 +633,10 @@ mod tests {
             ]),
             Inputs {
                 daemon: "tcp://other:2375".into(),
+                ..now.clone()
+            },
+            Inputs {
+                docker_config: Some("proxies".into()),
                 ..now.clone()
             },
         ] {
@@ -703,6 +764,41 @@ mod tests {
         let empty = BTreeMap::new();
         let values = followed_values(strings.into_iter(), env, Some(&empty)).unwrap();
         assert_eq!(values["GREETING"], None);
+    }
+
+    #[test]
+    fn the_docker_client_config_compose_reads_is_found_as_docker_py_finds_it() {
+        let (home, dir, other) = (
+            tempfile::tempdir().unwrap(),
+            tempfile::tempdir().unwrap(),
+            tempfile::tempdir().unwrap(),
+        );
+        let (h, d) = (home.path(), dir.path());
+        let digest = |dir: Option<&Path>| docker_config_digest(dir.map(Path::as_os_str), Some(h));
+        assert_eq!(digest(None), Some(None));
+        std::fs::write(h.join(".dockercfg"), "{}").unwrap();
+        let legacy = digest(None).unwrap();
+        assert!(legacy.is_some());
+        std::fs::create_dir(h.join(".docker")).unwrap();
+        let proxies = r#"{"proxies":{"default":{"httpProxy":"http://proxy:3128"}}}"#;
+        std::fs::write(h.join(".docker/config.json"), proxies).unwrap();
+        let proxied = digest(None).unwrap();
+        assert!(proxied.is_some() && proxied != legacy);
+        // `DOCKER_CONFIG` without a config.json (or empty): the home's.
+        assert_eq!(digest(Some(d)), Some(proxied.clone()));
+        assert_eq!(digest(Some(Path::new(""))), Some(proxied));
+        std::fs::write(d.join("config.json"), "{}").unwrap();
+        assert_eq!(digest(Some(d)), Some(legacy.clone()));
+        // No home: `~` is left as it is, and not reached when one is found first.
+        std::fs::write(other.path().join("config.json"), "{}").unwrap();
+        let no_home = |dir: &Path| docker_config_digest(Some(dir.as_os_str()), None);
+        assert_eq!(no_home(other.path()), Some(legacy));
+        assert_eq!(docker_config_digest(None, None), None);
+        // One not a regular file, or named relatively: compose reads.
+        std::fs::remove_file(d.join("config.json")).unwrap();
+        crate::conf::make_fifo(&d.join("config.json"));
+        assert_eq!(digest(Some(d)), None);
+        assert_eq!(digest(Some(Path::new("relative"))), None);
     }
 
     #[test]
