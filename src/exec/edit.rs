@@ -1,16 +1,17 @@
 //! Changing nginx's live config: server-line edits (a drain journaled before
 //! it is written), `nginx -t` and reload, taking failed servers out of the
 //! upstream, and at a stop, a config nginx loads (drains whose container was
-//! untouched put back, lines of replicas that are gone buried).
+//! untouched put back, and servers whose new container is healthy, lines of
+//! replicas that are gone buried).
 use anyhow::{Result, anyhow};
 use futures_util::future::join_all;
 
 use super::event::{Event, Observer};
 use super::executor::{Executor, StepError};
-use super::journal::ServerState;
+use super::journal::{ServerState, StepStatus};
 use super::world::World;
 use crate::conf::{Address, FileChange, FileChanged, NOWHERE, PinnedLine, Upstream};
-use crate::plan::{ServerChange, apply_changes_with};
+use crate::plan::{Action, ServerChange, apply_changes_with};
 
 impl<W: World, O: Observer + ?Sized> Executor<'_, W, O> {
     /// Applies server-line changes to the live config files (journaling drains first).
@@ -399,8 +400,24 @@ impl<W: World, O: Observer + ?Sized> Executor<'_, W, O> {
 
     /// At a stop short of the end, leaves a config nginx loads as it is on
     /// disk: lines of replicas that are gone are buried, and with `restore`,
-    /// servers we drained whose old container was never touched come back.
+    /// servers we drained whose old container was never touched come back,
+    /// and so do those whose new container is healthy ([`Self::put_back`]).
     pub(super) async fn settle(&mut self, restore: bool) -> Result<()> {
+        let healthy = restore
+            && self
+                .rollout
+                .servers
+                .iter()
+                .any(|s| s.state == ServerState::Healthy && s.goes_back_when_healthy());
+        if healthy {
+            // As before every edit: a new container that failed since is
+            // counted and taken out, not put back.
+            if let Err(e) = self.check_monitors().await {
+                tracing::warn!(
+                    "could not check the new containers before putting them back: {e:#}"
+                );
+            }
+        }
         let servers: Vec<String> = self
             .rollout
             .servers
@@ -416,15 +433,22 @@ impl<W: World, O: Observer + ?Sized> Executor<'_, W, O> {
         // Only a replica set has pinned lines to bury.
         let has_set = self.rollout.servers.iter().any(|s| s.set.is_some());
         let result = async {
-            if has_set {
+            if has_set || healthy {
                 let up = self.world.load_config().await?.upstream(&upstream)?;
-                self.bury_gone_replicas(&up, &mut changes).await?;
+                if healthy {
+                    changes.extend(self.put_back(&up));
+                }
+                if has_set {
+                    self.bury_gone_replicas(&up, &mut changes).await?;
+                }
             }
             anyhow::Ok(())
         }
         .await;
         if let Err(e) = result {
-            tracing::warn!("could not tell which replicas are gone: {e:#}");
+            tracing::warn!(
+                "could not tell which servers to put back or which replicas are gone: {e:#}"
+            );
         }
         if changes.is_empty() {
             return Ok(());
@@ -434,9 +458,11 @@ impl<W: World, O: Observer + ?Sized> Executor<'_, W, O> {
             Err(e) => Err(e),
         };
         if let Err(StepError::Fatal(e)) = result {
+            let changes: Vec<String> = changes.iter().map(ToString::to_string).collect();
             tracing::warn!(
-                "could not restore drained servers {servers:?} or bury the lines of replicas \
-                 that are gone: {e:#}; they stay recorded in the journal"
+                "could not put drained or healthy servers back or bury the lines of replicas \
+                 that are gone ({}): {e:#}; they stay recorded in the journal",
+                changes.join(", ")
             );
             return Ok(());
         }
@@ -446,5 +472,65 @@ impl<W: World, O: Observer + ?Sized> Executor<'_, W, O> {
             }
         }
         self.save()
+    }
+
+    /// The changes that put back into nginx the servers whose new container
+    /// is healthy but whose line waits for a later edit (stop-first, a
+    /// batch's restore rides on the next batch's drain), so that they serve
+    /// while the run is stopped and `resume` does not replace them again
+    /// (the reload marks them done). Each gets the change the plan has for
+    /// it; a replica whose restore the set's last edit was to bring (the
+    /// operator's line back) gets its own line restored, or added if it had
+    /// none. Not the ramp's canary: its ramp brings it back.
+    fn put_back(&self, up: &Upstream) -> Vec<ServerChange> {
+        let planned: Vec<&ServerChange> = self
+            .rollout
+            .plan
+            .steps
+            .iter()
+            .zip(&self.rollout.steps)
+            .filter(|(_, r)| !matches!(r.status, StepStatus::Done | StepStatus::Skipped))
+            .filter_map(|(s, _)| match &s.action {
+                Action::Edit { changes, .. } => Some(changes),
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        let canary = self.rollout.plan.ramp.as_ref().map(|r| r.server.as_str());
+        self.rollout
+            .servers
+            .iter()
+            .filter(|r| r.state == ServerState::Healthy && r.goes_back_when_healthy())
+            .filter(|r| canary != Some(r.server.as_str()))
+            .filter_map(|r| {
+                let key = r.server.as_str();
+                let found = planned.iter().find(|c| match c {
+                    ServerChange::Restore { server } | ServerChange::Unpin { server, .. } => {
+                        server == key
+                    }
+                    ServerChange::Add {
+                        slot,
+                        completes: true,
+                        ..
+                    } => slot == key,
+                    _ => false,
+                });
+                if let Some(&c) = found {
+                    return Some(c.clone());
+                }
+                let set = r.set.as_deref()?;
+                if up.servers.iter().any(|s| s.address == key) {
+                    return up.is_down(key).then(|| ServerChange::Restore {
+                        server: key.to_string(),
+                    });
+                }
+                Some(ServerChange::Add {
+                    server: set.to_string(),
+                    address: Address::with_host(set, r.replacement.as_deref()?),
+                    slot: key.to_string(),
+                    completes: true,
+                })
+            })
+            .collect()
     }
 }

@@ -213,6 +213,9 @@ impl<'a, W: World, O: Observer + ?Sized> Executor<'a, W, O> {
     }
 
     async fn run_steps(&mut self) -> Result<Outcome> {
+        // A pause found while a batch's new containers are not waited for
+        // yet: it takes effect once they are (see `finishes_batch`).
+        let mut pausing: Option<Outcome> = None;
         for i in 0..self.rollout.plan.steps.len() {
             if matches!(
                 self.rollout.steps[i].status,
@@ -220,13 +223,22 @@ impl<'a, W: World, O: Observer + ?Sized> Executor<'a, W, O> {
             ) {
                 continue;
             }
-            if let Some(outcome) = self.check_monitors().await? {
-                return Ok(outcome);
+            let step = self.rollout.plan.steps[i].clone();
+            match pausing.take() {
+                Some(outcome) if !self.finishes_batch(&step) => return Ok(outcome),
+                Some(outcome) => pausing = Some(outcome),
+                None => {
+                    if let Some(outcome) = self.check_monitors().await? {
+                        if !matches!(outcome, Outcome::Paused(_)) || !self.finishes_batch(&step) {
+                            return Ok(outcome);
+                        }
+                        pausing = Some(outcome);
+                    }
+                }
             }
             if self.cancelled() {
                 return Ok(Outcome::Interrupted);
             }
-            let step = self.rollout.plan.steps[i].clone();
             match self.observer.confirm(&step) {
                 Decision::Yes | Decision::All => {}
                 Decision::Skip => {
@@ -304,11 +316,11 @@ impl<'a, W: World, O: Observer + ?Sized> Executor<'a, W, O> {
                         )));
                     }
                 }
-                Err(StepError::Servers(failed)) => {
-                    if let Some(outcome) = self.record_failures(failed)? {
-                        return Ok(outcome);
-                    }
-                }
+                Err(StepError::Servers(failed)) => match self.record_failures(failed)? {
+                    Some(outcome @ Outcome::Paused(_)) => pausing = Some(outcome),
+                    Some(outcome) => return Ok(outcome),
+                    None => {}
+                },
                 Err(StepError::Fatal(e)) => {
                     let e = self.explained(e);
                     return Ok(Outcome::Failed(format!(
@@ -318,10 +330,43 @@ impl<'a, W: World, O: Observer + ?Sized> Executor<'a, W, O> {
                     )));
                 }
                 Err(StepError::Interrupted) => return Ok(Outcome::Interrupted),
+                Err(StepError::Stopped(outcome @ Outcome::Paused(_))) => pausing = Some(outcome),
                 Err(StepError::Stopped(outcome)) => return Ok(outcome),
             }
         }
-        Ok(self.check_monitors().await?.unwrap_or(Outcome::Done))
+        match pausing {
+            Some(outcome) => Ok(outcome),
+            None => Ok(self.check_monitors().await?.unwrap_or(Outcome::Done)),
+        }
+    }
+
+    /// Whether a pause waits for any of `servers` before it takes effect:
+    /// its new container started and not healthy yet, and once healthy only
+    /// its line to put back (see `settle`). Swarm's pause lets the slots it
+    /// handed out finish; their servers then serve while it lasts, and
+    /// `resume` does not replace them again.
+    pub(super) fn awaited_by_pause(&self, mut servers: impl Iterator<Item = &str>) -> bool {
+        servers.any(|s| {
+            self.rollout.server(s).is_some_and(|r| {
+                r.state == ServerState::Replacing
+                    && r.new_container.is_some()
+                    && r.goes_back_when_healthy()
+            })
+        })
+    }
+
+    /// Whether `step` finishes a batch a pause waits for: the post-start
+    /// hooks or the health wait of [`Self::awaited_by_pause`] servers.
+    fn finishes_batch(&self, step: &Step) -> bool {
+        match &step.action {
+            Action::PostStart { runs, .. } => {
+                self.awaited_by_pause(runs.iter().map(|r| r.server.server.as_str()))
+            }
+            Action::WaitHealthy { servers, .. } => {
+                self.awaited_by_pause(servers.iter().map(|s| s.server.as_str()))
+            }
+            _ => false,
+        }
     }
 
     /// Marks servers failed, reports them, and applies the failure action if the ratio is exceeded.

@@ -318,6 +318,18 @@ impl<S> ServerRecord<S> {
                 | ServerState::Failed
         )
     }
+
+    /// Whether its new container, once healthy, only needs its line put back
+    /// (restored, or added for a replica that had none): it took the old
+    /// one's place (stop-first, under the same name) or was added. Not a
+    /// start-first server's replacement: the old container serves until the
+    /// edit that swaps the line to it.
+    pub(super) fn goes_back_when_healthy(&self) -> bool {
+        match &self.replacement {
+            None => true,
+            Some(new) => self.container.is_empty() || *new == self.container,
+        }
+    }
 }
 
 /// Times in the journal and in events: RFC 3339, UTC, milliseconds

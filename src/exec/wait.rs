@@ -5,7 +5,7 @@ use std::time::Duration;
 use futures_util::future::{join, join_all};
 
 use super::event::{Event, HealthVerdict, Observer};
-use super::executor::{Executor, StepError};
+use super::executor::{Executor, Outcome, StepError};
 use super::journal::{ServerState, time};
 use super::replace::prepare_ahead;
 use super::world::World;
@@ -33,7 +33,9 @@ impl<W: World, O: Observer + ?Sized> Executor<'_, W, O> {
 
     /// Waits for the new containers of a batch to become healthy, recording
     /// when; one that does not fails its server (start-first, it is stopped:
-    /// the old container still serves), an unreachable daemon the step.
+    /// the old container still serves), an unreachable daemon the step. A
+    /// pause fired meanwhile by another server's failure is returned once
+    /// the wait ends, so the batch goes back into nginx as the run stops.
     pub(super) async fn wait_healthy(
         &mut self,
         index: usize,
@@ -62,11 +64,21 @@ impl<W: World, O: Observer + ?Sized> Executor<'_, W, O> {
             }
         }
         let world = self.world;
-        let results = self
-            .watching(join_all(waiting.iter().map(|(s, id)| async move {
+        let mut wait =
+            std::pin::pin!(join_all(waiting.iter().map(|(s, id)| async move {
                 world.wait_healthy(s, id, timeout).await
-            })))
-            .await?;
+            })));
+        let awaited = self.awaited_by_pause(waiting.iter().map(|(s, _)| s.server.as_str()));
+        let mut paused = None;
+        let results = match self.watching(wait.as_mut()).await {
+            // A pause lets the batch finish (see `Executor::awaited_by_pause`);
+            // a signal still ends the wait.
+            Err(StepError::Stopped(outcome @ Outcome::Paused(_))) if awaited => {
+                paused = Some(outcome);
+                self.until_cancelled(wait).await?
+            }
+            other => other?,
+        };
         let mut failed = Vec::new();
         for ((s, id), result) in waiting.iter().zip(results) {
             match result {
@@ -105,6 +117,15 @@ impl<W: World, O: Observer + ?Sized> Executor<'_, W, O> {
             }
         }
         self.save()?;
+        if let Some(outcome) = paused {
+            // The batch's own failures count too; the run pauses all the same.
+            let outcome = if failed.is_empty() {
+                outcome
+            } else {
+                self.record_failures(failed)?.unwrap_or(outcome)
+            };
+            return Err(StepError::Stopped(outcome));
+        }
         if failed.is_empty() {
             Ok(())
         } else {

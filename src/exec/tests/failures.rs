@@ -451,3 +451,87 @@ async fn an_interrupt_while_draining_restores_the_untouched_server() {
         "the replacement created while draining is removed"
     );
 }
+
+/// The pinned line of app1 once its new container, crashed, is taken out.
+const APP1_PINNED_OUT: &str = "server 192.0.2.1:3000 down; # nginx-rollout pin: app1:3000";
+
+#[tokio::test]
+async fn a_pause_lets_the_batch_under_way_finish_and_puts_it_back_into_nginx() {
+    // Three servers; app1's crash is noticed once app2 is recreated, before
+    // its health wait: a pause (Swarm's waits for the slots it handed out).
+    let mut fake = Fake::new(3);
+    fake.crashes.insert("app1:3000".into());
+    fake.crash_noticed = Some(|fake| fake.replaced.borrow().len() >= 2);
+    let (outcome, r, _) = run_all(
+        &fake,
+        policy(FailureAction::Pause, 0.0, Duration::from_secs(10)),
+    )
+    .await;
+    assert!(
+        matches!(&outcome, Outcome::Paused(why) if why.contains("monitor window")),
+        "{outcome:?}"
+    );
+    use ServerState::*;
+    assert_eq!(
+        states(&r),
+        [Failed, Done, Pending],
+        "app2 is done: resume does not replace it again"
+    );
+    assert_eq!(
+        fake.down_lines(),
+        [APP1_PINNED_OUT],
+        "app2 and app3 serve while the rollout is paused"
+    );
+    assert_eq!(*fake.replaced.borrow(), ["app1:3000", "app2:3000"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_pause_during_a_batchs_health_wait_lets_it_end_and_puts_the_batch_back() {
+    // Each new container takes 5 s to be healthy: app1's crash, seen 7 s
+    // in, falls in app2's health wait (5 s to 10 s).
+    let mut fake = Fake::new(3);
+    fake.health_takes = Duration::from_secs(5);
+    fake.crashes.insert("app1:3000".into());
+    fake.crash_seen_after = Some((tokio::time::Instant::now(), Duration::from_secs(7)));
+    let (outcome, r, events) = run_all(
+        &fake,
+        policy(FailureAction::Pause, 0.0, Duration::from_secs(10)),
+    )
+    .await;
+    assert!(
+        matches!(&outcome, Outcome::Paused(why) if why.contains("monitor window")),
+        "{outcome:?}"
+    );
+    let healthy = |a: &Action| matches!(a, Action::WaitHealthy { .. });
+    assert!(
+        inside_step(&events, healthy, 1).0,
+        "app1 failed inside app2's health wait: {events:#?}"
+    );
+    use ServerState::*;
+    assert_eq!(states(&r), [Failed, Done, Pending]);
+    assert_eq!(fake.down_lines(), [APP1_PINNED_OUT]);
+}
+
+#[tokio::test]
+async fn a_pause_in_a_sets_last_batch_restores_the_healthy_replicas_own_line() {
+    // Stop-first, one replica at a time: p_web_2's restore was to come
+    // with the operator's line back, which a pause does not write.
+    let mut fake = set_fake();
+    fake.crashes.insert("p_web_1:8000".into());
+    fake.crash_noticed = Some(|fake| fake.replaced.borrow().len() >= 2);
+    let r = set_rollout(
+        &fake,
+        web(&["p_web_1", "p_web_2"], &["p_web_1", "p_web_2"]),
+        policy(FailureAction::Pause, 0.0, Duration::from_secs(10)),
+    )
+    .await;
+    let (outcome, r, _) = run_to_end(&fake, r).await;
+    assert!(matches!(outcome, Outcome::Paused(_)), "{outcome:?}");
+    assert_eq!(states(&r), [ServerState::Failed, ServerState::Done]);
+    let text = fake.text();
+    assert!(
+        text.contains("server 192.0.2.1:8000 down; # nginx-rollout pin: web:8000")
+            && text.contains("server p_web_2:8000; # nginx-rollout pin: web:8000"),
+        "p_web_1 buried, p_web_2 serves:\n{text}"
+    );
+}

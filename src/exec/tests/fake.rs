@@ -73,6 +73,8 @@ pub(super) struct Fake {
     pub stop_takes: Duration,
     /// How long before it is asked a new container became healthy.
     pub healthy_ago: Duration,
+    /// How long a new container takes to become healthy.
+    pub health_takes: Duration,
     /// The new containers the monitor checked, once per check.
     pub checked: RefCell<Vec<String>>,
 }
@@ -247,6 +249,7 @@ impl World for Fake {
         _id: &str,
         _timeout: Duration,
     ) -> Result<DateTime<Utc>> {
+        tokio::time::sleep(self.health_takes).await;
         if self.unhealthy.contains(&server.server) {
             bail!("container {} turned unhealthy", server.container);
         }

@@ -13,8 +13,8 @@ use super::journal::{
 use super::state_dir::StateDir;
 use super::world::World;
 use crate::plan::{
-    FailureAction, Hooks, Order, Plan, PreDeploy, RollingUpdate, Target, Timeouts, UpdateConfig,
-    rolling_update,
+    FailureAction, Hooks, Order, Plan, PreDeploy, Replica, ReplicaSet, RollingUpdate, Slot, Target,
+    Timeouts, UpdateConfig, rolling_update,
 };
 use fake::Fake;
 
@@ -26,6 +26,12 @@ mod hooks;
 mod runs;
 
 const MAIN: &str = "/etc/nginx/nginx.conf";
+/// The waits of the rollouts planned here.
+const TIMEOUTS: Timeouts = Timeouts {
+    drain: Duration::from_secs(1),
+    health: Duration::from_secs(1),
+    ..Timeouts::DEFAULT
+};
 
 #[derive(Default)]
 struct Events(Vec<Event>);
@@ -139,11 +145,6 @@ async fn rollout_of(
     policy: UpdateConfig,
 ) -> Rollout<String> {
     let config = fake.load_config().await.unwrap();
-    let timeouts = Timeouts {
-        drain: Duration::from_secs(1),
-        health: Duration::from_secs(1),
-        ..Timeouts::DEFAULT
-    };
     let plan = rolling_update(RollingUpdate {
         config: &config,
         upstream: "apps",
@@ -151,13 +152,73 @@ async fn rollout_of(
         sets: &[],
         pre_deploy,
         policy: &policy,
-        timeouts,
+        timeouts: TIMEOUTS,
         ramp: None,
     })
     .unwrap();
     let servers = targets
         .iter()
         .map(|t| server_record(&t.server, &t.container))
+        .collect();
+    record(plan, servers)
+}
+
+/// A fake whose upstream is the one line `server web:8000;`: a replica set.
+fn set_fake() -> Fake {
+    let fake = Fake::new(0);
+    *fake.conf.borrow_mut() =
+        b"http {\n    upstream apps {\n        server web:8000;\n    }\n}\n".to_vec();
+    fake
+}
+
+/// The set `web:8000` whose replicas `old` are replaced by `new`, pairwise.
+fn web(old: &[&str], new: &[&str]) -> ReplicaSet {
+    ReplicaSet {
+        server: "web:8000".into(),
+        statement: String::new(),
+        kept: Vec::new(),
+        slots: old
+            .iter()
+            .zip(new)
+            .map(|(o, n)| Slot {
+                old: Some(Replica {
+                    container: o.to_string(),
+                    dead: false,
+                }),
+                new: Some(n.to_string()),
+            })
+            .collect(),
+        via: None,
+        hooks: Hooks::default(),
+    }
+}
+
+/// The record of a rollout of `set` in the fake's upstream under `policy`:
+/// one server record per slot, keyed as the journal keys them.
+async fn set_rollout(fake: &Fake, set: ReplicaSet, policy: UpdateConfig) -> Rollout<String> {
+    let config = fake.load_config().await.unwrap();
+    let plan = rolling_update(RollingUpdate {
+        config: &config,
+        upstream: "apps",
+        targets: &[],
+        sets: std::slice::from_ref(&set),
+        pre_deploy: None,
+        policy: &policy,
+        timeouts: TIMEOUTS,
+        ramp: None,
+    })
+    .unwrap();
+    let servers = set
+        .slots
+        .iter()
+        .map(|slot| ServerRecord {
+            replacement: slot.new.clone(),
+            set: Some(set.server.clone()),
+            ..server_record(
+                &set.key(slot),
+                slot.old.as_ref().map_or("", |o| o.container.as_str()),
+            )
+        })
         .collect();
     record(plan, servers)
 }
