@@ -33,9 +33,12 @@ impl<W: World, O: Observer + ?Sized> Executor<'_, W, O> {
                 | ServerChange::Add { slot: server, .. } => !self.is_failed(server),
                 // A failed canary's weight went back when it was taken out.
                 ServerChange::Weight { server, .. } => !self.is_failed(server),
+                // A failed slot's old replica keeps its line: `stop_old` left
+                // it running (once it is gone, the edit buries the line all
+                // the same, as any replica's that no longer runs).
+                ServerChange::Bury { server } => !self.is_failed(server),
                 // The operator's own edits.
                 ServerChange::Pin { .. }
-                | ServerChange::Bury { .. }
                 | ServerChange::AddServer { .. }
                 | ServerChange::Remove { .. }
                 | ServerChange::Revert { .. } => true,

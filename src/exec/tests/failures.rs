@@ -535,3 +535,30 @@ async fn a_pause_in_a_sets_last_batch_restores_the_healthy_replicas_own_line() {
         "p_web_1 buried, p_web_2 serves:\n{text}"
     );
 }
+
+#[tokio::test]
+async fn a_failed_start_first_slots_old_replica_keeps_serving_on_its_line() {
+    // Both new replicas fail their health check; the first failure is
+    // within the ratio (1 of 2), the second pauses.
+    let mut fake = set_fake();
+    fake.unhealthy.insert("p_web_1:8000".into());
+    fake.unhealthy.insert("p_web_2:8000".into());
+    let mut p = policy(FailureAction::Pause, 0.5, Duration::ZERO);
+    p.order.value = Order::StartFirst;
+    let r = set_rollout(
+        &fake,
+        web(&["p_web_1", "p_web_2"], &["p_web_3", "p_web_4"]),
+        p,
+    )
+    .await;
+    let (outcome, r, _) = run_to_end(&fake, r).await;
+    assert!(matches!(outcome, Outcome::Paused(_)), "{outcome:?}");
+    assert_eq!(states(&r), [ServerState::Failed; 2]);
+    let text = fake.text();
+    assert!(
+        text.contains("server p_web_1:8000; # nginx-rollout pin: web:8000")
+            && text.contains("server p_web_2:8000; # nginx-rollout pin: web:8000")
+            && !text.contains("192.0.2.1"),
+        "both old replicas still run and serve:\n{text}"
+    );
+}
