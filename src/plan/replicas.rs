@@ -185,16 +185,26 @@ impl Builder<'_> {
             }
             let last = n + 1 == batches.len();
             if !last {
-                // The replicas this batch stopped: their lines buried at once,
-                // not with the next reload (the last batch's go with the unpin).
                 let (buries, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut pending)
                     .into_iter()
                     .partition(|c| matches!(c, ServerChange::Bury { .. }));
-                pending = rest;
-                self.edit_without_reload(buries)?;
-            }
-            if !last && !delay.is_zero() {
-                self.delay(delay);
+                if delay.is_zero() || rest.is_empty() {
+                    // The replicas this batch stopped: their lines buried at
+                    // once, not with the next reload (the last batch's go with
+                    // the unpin); the healthy ones come back with the next drain.
+                    pending = rest;
+                    self.edit_without_reload(buries)?;
+                } else {
+                    // Stop-first: the healthy batch back before the delay, as
+                    // single servers' (no capacity held back while it lasts),
+                    // the burials in the same edit.
+                    let mut changes = rest;
+                    changes.extend(buries);
+                    self.edit(changes, false)?;
+                }
+                if !delay.is_zero() {
+                    self.delay(delay);
+                }
             }
         }
         // The operator's line back: what was pending is subsumed by it.

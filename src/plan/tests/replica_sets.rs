@@ -204,6 +204,56 @@ fn stop_first_recreates_each_replica_on_its_own_line() {
 }
 
 #[test]
+fn stop_first_puts_each_replica_back_before_the_delay_or_with_the_next_drain() {
+    let three = || {
+        replica_set(
+            &[("p_web_1", false), ("p_web_2", false), ("p_web_3", false)],
+            &["p_web_1", "p_web_2", "p_web_3"],
+        )
+    };
+    let reloads = |p: &Plan| {
+        p.steps
+            .iter()
+            .filter(|s| s.action == Action::Reload)
+            .count()
+    };
+    let p = run(three(), |p| p.delay.value = Duration::from_secs(1));
+    assert_eq!(
+        kinds(&p),
+        in_order(&[
+            &STOP_FIRST_BATCH,
+            &["edit", "reload", "delay"],
+            &STOP_FIRST_BATCH,
+            &["edit", "reload", "delay"],
+            &STOP_FIRST_BATCH,
+            &["edit", "reload"],
+        ])
+    );
+    let configs = texts(&p);
+    for i in [1, 3] {
+        assert!(
+            !configs[i].contains(" down;"),
+            "every replica serves during the delay:\n{}",
+            configs[i]
+        );
+    }
+    assert_eq!(configs.last().unwrap(), SEED000);
+    assert_eq!(reloads(&p), 6, "a drain and a restore per batch, the unpin");
+    // No delay: each restore rides on the next drain.
+    let p = run(three(), |_| {});
+    assert_eq!(
+        kinds(&p),
+        in_order(&[
+            &STOP_FIRST_BATCH,
+            &STOP_FIRST_BATCH,
+            &STOP_FIRST_BATCH,
+            &["edit", "reload"],
+        ])
+    );
+    assert_eq!(reloads(&p), 4, "N + 1 reloads");
+}
+
+#[test]
 fn a_dead_replica_gets_no_line_and_is_replaced_first() {
     let p = run(
         replica_set(
