@@ -345,7 +345,7 @@ impl<'a, W: World, O: Observer + ?Sized> Executor<'a, W, O> {
     /// its line to put back (see `settle`). Swarm's pause lets the slots it
     /// handed out finish; their servers then serve while it lasts, and
     /// `resume` does not replace them again.
-    pub(super) fn awaited_by_pause(&self, mut servers: impl Iterator<Item = &str>) -> bool {
+    pub(super) fn awaited_by_pause<'s>(&self, mut servers: impl Iterator<Item = &'s str>) -> bool {
         servers.any(|s| {
             self.rollout.server(s).is_some_and(|r| {
                 r.state == ServerState::Replacing

@@ -226,7 +226,8 @@ fn stop_first_puts_each_replica_back_before_the_delay_or_with_the_next_drain() {
             &STOP_FIRST_BATCH,
             &["edit", "reload", "delay"],
             &STOP_FIRST_BATCH,
-            &["edit", "reload"],
+            // The last batch watched for the delay and a second, as Swarm does.
+            &["edit", "reload", "monitor"],
         ])
     );
     let configs = texts(&p);
