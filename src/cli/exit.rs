@@ -10,7 +10,8 @@ pub const FAILED: i32 = 1;
 pub const USAGE: i32 = 2;
 /// Paused: `resume` or `rollback` it.
 pub const PAUSED: i32 = 3;
-/// Interrupted by SIGINT/SIGTERM: `resume` or `rollback` it.
+/// Interrupted by SIGINT/SIGTERM: `resume` or `rollback` it (or, status
+/// `cancelled`, stopped before anything ran: nothing to resume).
 pub const INTERRUPTED: i32 = 4;
 /// Another rollout holds the lock.
 pub const LOCKED: i32 = 5;
@@ -20,7 +21,7 @@ pub fn of_status(status: Status) -> i32 {
     match status {
         Status::Done => DONE,
         Status::Paused => PAUSED,
-        Status::Interrupted => INTERRUPTED,
+        Status::Interrupted | Status::Cancelled => INTERRUPTED,
         Status::Failed | Status::RolledBack | Status::Rejected | Status::Running => FAILED,
     }
 }
@@ -36,5 +37,6 @@ mod tests {
         assert_eq!(of_status(Status::Rejected), 1);
         assert_eq!(of_status(Status::Paused), 3);
         assert_eq!(of_status(Status::Interrupted), 4);
+        assert_eq!(of_status(Status::Cancelled), 4);
     }
 }

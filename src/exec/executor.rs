@@ -174,6 +174,13 @@ impl<'a, W: World, O: Observer + ?Sized> Executor<'a, W, O> {
 
     /// Servers failed in this run: a resumed rollout puts those failed
     /// before back to pending.
+    /// [`Self::changed_nothing`], and no step ran, in this run or before.
+    fn ran_nothing(&self) -> bool {
+        self.changed_nothing()
+            && (self.rollout.steps.iter())
+                .all(|s| matches!(s.status, StepStatus::Pending | StepStatus::Skipped))
+    }
+
     fn failures(&self) -> usize {
         self.rollout
             .servers
@@ -204,6 +211,7 @@ impl<'a, W: World, O: Observer + ?Sized> Executor<'a, W, O> {
         }
         self.rollout.status = match outcome {
             Outcome::Failed(_) if self.changed_nothing() => Status::Rejected,
+            Outcome::Interrupted | Outcome::Paused(_) if self.ran_nothing() => Status::Cancelled,
             _ => outcome.status(),
         };
         self.rollout.reason = outcome.reason();

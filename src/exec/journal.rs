@@ -30,6 +30,10 @@ pub enum Status {
     /// Failed before it changed anything (e.g. `nginx -t` rejected its first
     /// edit, which was restored): nothing to resume or roll back.
     Rejected,
+    /// Stopped before its first step ran (a signal, the operator quitting at
+    /// the first step), or closed by `rollback` having changed no server:
+    /// nothing to resume or roll back.
+    Cancelled,
 }
 
 impl fmt::Display for Status {
@@ -42,6 +46,7 @@ impl fmt::Display for Status {
             Status::Interrupted => "interrupted",
             Status::RolledBack => "rolled-back",
             Status::Rejected => "rejected",
+            Status::Cancelled => "cancelled",
         })
     }
 }

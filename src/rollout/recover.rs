@@ -239,6 +239,22 @@ pub async fn rollback(
             .cloned()
             .context("no finished rollout to roll back")?,
     };
+    if request.to.is_none() && of.status.is_unfinished() && changed_no_server(&of) {
+        let closing = format!(
+            "revision {} ({} of upstream {}, {}) changed no server: nothing to undo",
+            of.revision, of.kind, of.upstream, of.status
+        );
+        if request.dry_run {
+            observer.notice(&format!("{closing}; `rollback` closes it"));
+            return Ok(Ended::Declined);
+        }
+        let mut of = of;
+        of.status = Status::Cancelled;
+        of.reason = Some("closed by `rollback`: it changed no server".into());
+        state.save(&of)?;
+        observer.notice(&format!("{closing}; closed"));
+        return Ok(Ended::Closed(of.revision));
+    }
     if request.to.is_some() && of.plan.line_only() {
         bail!(
             "revision {} ({}) replaced no container: undo it with a plain `rollback` first",
@@ -281,6 +297,14 @@ pub async fn rollback(
         state.save(&of)?;
     }
     Ok(Ended::Ran(report))
+}
+
+/// Whether unfinished rollout `of` left every server as it found it: a
+/// deploy whose first step never ran, or whose drains were all put back
+/// (a replica set's pinned line is for the rollback to put back).
+fn changed_no_server(of: &Rollout<Desired>) -> bool {
+    !of.plan.line_only()
+        && (of.servers.iter()).all(|s| s.state == ServerState::Pending && s.set.is_none())
 }
 
 /// A rollout that undoes `of`: redeploys each touched server's previous

@@ -23,6 +23,9 @@ pub enum Ended {
     Planned(Box<Planned>),
     /// The operator declined the plan; nothing ran.
     Declined,
+    /// An unfinished rollout that changed no server, closed by `rollback`
+    /// (its revision); nothing ran.
+    Closed(u32),
     /// It ran; the rollout's final status.
     Ran(Report),
 }

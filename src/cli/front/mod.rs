@@ -98,6 +98,10 @@ pub fn finish(global: &Global, ended: Ended) -> i32 {
             errln!("nothing done");
             exit::DONE
         }
+        Ended::Closed(revision) => {
+            errln!("revision {revision} closed; nothing else done");
+            exit::DONE
+        }
         Ended::Ran(report) => exit::of_status(report.status),
     }
 }
