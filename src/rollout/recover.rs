@@ -479,3 +479,36 @@ async fn undo_lines(
         servers,
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An engine deploy of app1 and app2 (a journal of an earlier version).
+    fn deploy() -> Rollout<Desired> {
+        serde_json::from_slice(include_bytes!("../../fixtures/journal/rev0001.json")).unwrap()
+    }
+
+    #[test]
+    fn a_deploy_changed_no_server_only_while_every_server_is_pending() {
+        let mut r = deploy();
+        for s in &mut r.servers {
+            s.state = ServerState::Pending;
+        }
+        assert!(changed_no_server(&r));
+        r.servers[1].state = ServerState::Drained;
+        assert!(!changed_no_server(&r), "a drained server is to put back");
+        r.servers[1].state = ServerState::Pending;
+        r.servers[1].set = Some("web:8000".into());
+        assert!(!changed_no_server(&r), "a replica set's line may be pinned");
+        let mut drain: Rollout<Desired> =
+            serde_json::from_slice(include_bytes!("../../fixtures/journal/rev0005.json")).unwrap();
+        for s in &mut drain.servers {
+            s.state = ServerState::Pending;
+        }
+        assert!(
+            !changed_no_server(&drain),
+            "a line edit is undone by its lines"
+        );
+    }
+}

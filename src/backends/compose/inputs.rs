@@ -238,6 +238,9 @@ pub(super) fn inputs_now(cli: ComposeCli<'_>, r: &ComposeRef) -> Result<Option<(
         }
         written.images.extend(masked.written.images);
     }
+    if names.iter().any(|n| seen_otherwise(n)) {
+        return Ok(None);
+    }
     let given: Vec<PathBuf> = r.env_files.iter().map(|f| r.file_path(f)).collect();
     let Some((env_files, dotenv)) = env_files(dir, &given) else {
         return Ok(None);
@@ -284,12 +287,18 @@ pub(super) fn inputs_now(cli: ComposeCli<'_>, r: &ComposeRef) -> Result<Option<(
     Ok(Some((inputs, written)))
 }
 
+/// Whether compose sees another value of variable `name` than this process
+/// has: it is set or removed for compose ([`set_for_compose`]).
+fn seen_otherwise(name: &str) -> bool {
+    set_for_compose().any(|s| s == name)
+}
+
 /// The variables the followed values `strings` interpolate, with their
 /// values as compose v1 sees them: the process environment's (`env`), else
 /// the env file's (`dotenv`; `None` when it is not read, [`EnvFile::Digest`]).
 /// `None` when one has a value not known here: the process environment does
-/// not set it and the env file, not read, may; or nginx-rollout sets or
-/// removes it for compose ([`set_for_compose`]), which sees another value.
+/// not set it and the env file, not read, may; or compose sees another
+/// value ([`seen_otherwise`]).
 fn followed_values<'a>(
     strings: impl Iterator<Item = &'a str>,
     env: impl Fn(&str) -> Option<String>,
@@ -298,7 +307,7 @@ fn followed_values<'a>(
     strings
         .flat_map(variables)
         .map(|name| {
-            if set_for_compose().any(|n| n == name) {
+            if seen_otherwise(&name) {
                 return None;
             }
             let value = match env(&name) {
@@ -815,5 +824,6 @@ mod tests {
             assert_eq!(values(format!("m:${{{name}}}").as_str()), None, "{name}");
         }
         assert_eq!(values("${DOCKER_API_VERSION}").unwrap().len(), 1);
+        assert!(seen_otherwise("DOCKER_HOST") && !seen_otherwise("HOME"));
     }
 }

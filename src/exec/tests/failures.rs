@@ -452,6 +452,25 @@ async fn an_interrupt_while_draining_restores_the_untouched_server() {
     );
 }
 
+#[tokio::test]
+async fn a_signal_before_the_first_step_cancels_the_run_and_leaves_nothing_unfinished() {
+    let (tx, rx) = watch::channel(false);
+    tx.send(true).unwrap();
+    let fake = Fake::new(2);
+    let before = fake.conf.borrow().clone();
+    let r = rollout(&fake, on_failure(FailureAction::Pause)).await;
+    let (outcome, r, _) = run(&fake, r, rx).await;
+    assert_eq!(outcome, Outcome::Interrupted);
+    assert_eq!(
+        r.status,
+        Status::Cancelled,
+        "nothing to resume or roll back"
+    );
+    assert!(!r.status.is_unfinished());
+    assert_eq!(*fake.conf.borrow(), before);
+    assert_eq!(*fake.reloads.borrow(), 0);
+}
+
 /// The pinned line of app1 once its new container, crashed, is taken out.
 const APP1_PINNED_OUT: &str = "server 192.0.2.1:3000 down; # nginx-rollout pin: app1:3000";
 
