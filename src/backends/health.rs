@@ -468,9 +468,10 @@ fn tcp_target(written: &str) -> Result<(String, u16)> {
 }
 
 /// Whether container `id` failed between `since` (when it became healthy) and
-/// `since + window`: it exited, restarted or turned unhealthy in that time.
-/// Looked at once; a rollout calls it at every step boundary, and while a step
-/// waits, until the window has passed. `Some` says which failure.
+/// `since + window`: it exited, restarted or turned unhealthy in that time,
+/// or it is gone while the window lasts. Looked at once; a rollout calls it
+/// at every step boundary, and while a step waits, until the window has
+/// passed. `Some` says which failure.
 pub async fn failed_within(
     docker: &Docker,
     id: &str,
@@ -479,7 +480,8 @@ pub async fn failed_within(
 ) -> Result<Option<HealthError>> {
     let until = duration::after(since, window);
     let Some(info) = docker::inspect(docker, id).await? else {
-        return Ok(Some(HealthError::Gone {
+        // Gone after its window, it may have served it out: not counted.
+        return Ok((Utc::now() <= until).then(|| HealthError::Gone {
             container: docker::shown(id).to_string(),
         }));
     };

@@ -352,6 +352,23 @@ impl<W: World, O: Observer + ?Sized> Executor<'_, W, O> {
             return Ok(());
         }
         self.bury_gone_replicas(&up, &mut changes).await?;
+        // A replica's own line is not its record's (keyed by the replica it
+        // retires), so `edit` would journal no drain of it: it is recorded
+        // failed before its line is written.
+        let mut own_lines = false;
+        for (key, reason) in failed {
+            if let Some(rec) = self.rollout.server_mut(key)
+                && let Some((set, new)) = rec.set.as_deref().zip(rec.replacement.as_deref())
+                && Address::with_host(set, new) != *key
+            {
+                rec.state = ServerState::Failed;
+                rec.error = Some(reason.clone());
+                own_lines = true;
+            }
+        }
+        if own_lines {
+            self.save()?;
+        }
         if !changes.is_empty() {
             match self.edit(&upstream, &changes, false).await {
                 Ok(()) => {}

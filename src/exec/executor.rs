@@ -163,20 +163,22 @@ impl<'a, W: World, O: Observer + ?Sized> Executor<'a, W, O> {
     /// denominator: its targets and its replica sets' slots. A resumed
     /// rollout's new plan holds only those not done before, so its ratio
     /// starts fresh, as a new Swarm update counts only the slots still to
-    /// update. A line edit's plan names none: its records.
+    /// update. A plan that updates none (a line edit; a resume left only
+    /// the watch of the last batch): its records.
     fn to_update(&self) -> usize {
         let plan = &self.rollout.plan;
-        if plan.line_only() {
-            return self.rollout.servers.len();
+        match plan.targets.len() + plan.sets.iter().map(|s| s.slots.len()).sum::<usize>() {
+            0 => self.rollout.servers.len(),
+            n => n,
         }
-        plan.targets.len() + plan.sets.iter().map(|s| s.slots.len()).sum::<usize>()
     }
 
     /// Servers failed in this run: a resumed rollout puts those failed
     /// before back to pending.
-    /// [`Self::changed_nothing`], and no step ran, in this run or before.
+    /// Its first run, which [`Self::changed_nothing`] and ran no step.
     fn ran_nothing(&self) -> bool {
-        self.changed_nothing()
+        self.rollout.runs == 1
+            && self.changed_nothing()
             && (self.rollout.steps.iter())
                 .all(|s| matches!(s.status, StepStatus::Pending | StepStatus::Skipped))
     }
@@ -192,6 +194,7 @@ impl<'a, W: World, O: Observer + ?Sized> Executor<'a, W, O> {
     /// Runs every step not yet done, then records how it ended.
     pub async fn run(&mut self) -> Result<Outcome> {
         self.rollout.status = Status::Running;
+        self.rollout.runs = self.rollout.runs.saturating_add(1);
         self.save()?;
         let outcome = self.run_steps().await;
         let containers: Vec<String> = self

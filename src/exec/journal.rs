@@ -243,6 +243,14 @@ pub struct Rollout<S> {
     pub rollback_policy: UpdateConfig,
     /// One record per plan step.
     pub steps: Vec<StepRecord>,
+    /// How many runs it has had, this one included (journals of earlier
+    /// versions, which did not count, are taken as run once).
+    #[serde(default = "one_run")]
+    pub runs: u32,
+}
+
+fn one_run() -> u32 {
+    1
 }
 
 impl<S> Rollout<S> {

@@ -25,7 +25,7 @@ use anyhow::{Context, Result, bail};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::journal::{FileSnapshot, Rollout};
+use super::journal::{FileSnapshot, Rollout, RolloutKind, Status};
 use crate::conf::may_name_the_same_upstream;
 
 /// How many revisions are kept.
@@ -108,16 +108,23 @@ impl StateDir {
 
     /// The newest rollout of `upstream` (of any upstream, without one) that
     /// has not finished, if any: one behind later revisions too (a `drain`
-    /// while it was paused, another upstream's deploy), which never finish it.
+    /// while it was paused, another upstream's deploy), which never finish
+    /// it; but not one a later rollback finished undoing (journals of
+    /// earlier versions did not always say so on the rollout undone).
     pub fn unfinished<S: DeserializeOwned>(
         &self,
         upstream: Option<&str>,
     ) -> Result<Option<Rollout<S>>> {
-        Ok(self
-            .history()?
+        let history = self.history::<S>()?;
+        let undone: Vec<u32> = (history.iter())
+            .filter(|r| r.kind == RolloutKind::Rollback && r.status == Status::Done)
+            .filter_map(|r| r.undoes)
+            .collect();
+        Ok(history
             .into_iter()
             .rev()
             .filter(|r| upstream.is_none_or(|u| may_name_the_same_upstream(&r.upstream, u)))
+            .filter(|r| !undone.contains(&r.revision))
             .find(|r| r.status.is_unfinished()))
     }
 
@@ -296,7 +303,7 @@ fn write_durably(path: &Path, bytes: &[u8]) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::journal::{FileSnapshot, RolloutKind, Status};
+    use super::super::journal::FileSnapshot;
     use super::*;
     use crate::plan::{Action, Plan, Step, Timeouts, UpdateConfig};
 
@@ -345,6 +352,13 @@ mod tests {
         assert!(state.unfinished::<String>(Some("web")).unwrap().is_none());
         let named = state.unfinished::<String>(Some("http:apps")).unwrap();
         assert_eq!(named.map(|r| r.revision), Some(2), "the same upstream");
+        // Its rollback, resumed to its end, finished it (as an earlier
+        // version's journal may not say on revision 2 itself).
+        let mut rollback = three_reloads();
+        (rollback.revision, rollback.kind, rollback.undoes) = (5, RolloutKind::Rollback, Some(2));
+        rollback.status = Status::Done;
+        state.save(&rollback).unwrap();
+        assert!(state.unfinished::<String>(Some("apps")).unwrap().is_none());
     }
 
     #[test]

@@ -290,21 +290,17 @@ pub async fn rollback(
         return Ok(ended);
     }
     let mut runner = Runner::new(&session.world, state, observer, cancel);
-    let report = runner.start(undo).await?;
-    if report.status == Status::Done {
-        let mut of = of;
-        of.status = Status::RolledBack;
-        state.save(&of)?;
-    }
-    Ok(Ended::Ran(report))
+    Ok(Ended::Ran(runner.start(undo).await?))
 }
 
 /// Whether unfinished rollout `of` left every server as it found it: a
 /// deploy whose first step never ran, or whose drains were all put back
-/// (a replica set's pinned line is for the rollback to put back).
+/// (a replica set's pinned lines, and a dead server's line pinned to
+/// nowhere, are for the rollback to put back).
 fn changed_no_server(of: &Rollout<Desired>) -> bool {
     !of.plan.line_only()
-        && (of.servers.iter()).all(|s| s.state == ServerState::Pending && s.set.is_none())
+        && (of.servers.iter())
+            .all(|s| s.state == ServerState::Pending && s.set.is_none() && s.pinned.is_none())
 }
 
 /// A rollout that undoes `of`: redeploys each touched server's previous
@@ -501,6 +497,12 @@ mod tests {
         r.servers[1].state = ServerState::Pending;
         r.servers[1].set = Some("web:8000".into());
         assert!(!changed_no_server(&r), "a replica set's line may be pinned");
+        r.servers[1].set = None;
+        r.servers[1].pinned = Some("server app2:3000;".into());
+        assert!(
+            !changed_no_server(&r),
+            "a dead server's line is pinned to nowhere"
+        );
         let mut drain: Rollout<Desired> =
             serde_json::from_slice(include_bytes!("../../fixtures/journal/rev0005.json")).unwrap();
         for s in &mut drain.servers {

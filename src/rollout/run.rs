@@ -136,6 +136,14 @@ impl<'a> Runner<'a> {
         );
         let outcome = exec.run().await?;
         let (mut rollout, reloads, healthy) = (exec.rollout, exec.reloads, exec.time_to_healthy);
+        // A rollback that ends done, on its first run or resumed, finishes what it undoes.
+        if let (RolloutKind::Rollback, Status::Done, Some(undone)) =
+            (rollout.kind, rollout.status, rollout.undoes)
+        {
+            let mut of: Rollout<Desired> = self.state.load(undone)?;
+            of.status = Status::RolledBack;
+            self.state.save(&of)?;
+        }
         let mut reason = outcome.reason();
         if let Outcome::RollbackRequested(why) = &outcome {
             if rollout.kind == RolloutKind::Rollback {
@@ -217,6 +225,7 @@ pub(crate) fn new_rollout(
         steps: pending_steps(&plan),
         plan,
         rollback_policy,
+        runs: 0,
     }
 }
 

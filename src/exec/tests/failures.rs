@@ -469,6 +469,13 @@ async fn a_signal_before_the_first_step_cancels_the_run_and_leaves_nothing_unfin
     assert!(!r.status.is_unfinished());
     assert_eq!(*fake.conf.borrow(), before);
     assert_eq!(*fake.reloads.borrow(), 0);
+    // A resumed rollout's earlier runs may have left lines down or pinned.
+    let (tx, rx) = watch::channel(false);
+    tx.send(true).unwrap();
+    let mut resumed = rollout(&fake, on_failure(FailureAction::Pause)).await;
+    resumed.runs = 1;
+    let (_, r, _) = run(&fake, resumed, rx).await;
+    assert_eq!(r.status, Status::Interrupted, "a resume is never cancelled");
 }
 
 /// The pinned line of app1 once its new container, crashed, is taken out.
@@ -553,6 +560,35 @@ async fn a_pause_in_a_sets_last_batch_restores_the_healthy_replicas_own_line() {
             && text.contains("server p_web_2:8000; # nginx-rollout pin: web:8000"),
         "p_web_1 buried, p_web_2 serves:\n{text}"
     );
+}
+
+#[tokio::test]
+async fn a_failed_replicas_own_line_is_taken_out_only_once_it_is_journaled_failed() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = StateDir::open(dir.path()).unwrap();
+    let mut fake = set_fake();
+    fake.journal = Some(state.clone());
+    // p_web_3 (replacing p_web_1) crashes once its line is live.
+    fake.crashes.insert("p_web_1:8000".into());
+    fake.crash_noticed = Some(|fake| fake.text().contains("server p_web_3:8000;"));
+    let mut p = policy(FailureAction::Continue, 1.0, Duration::from_secs(10));
+    p.order.value = Order::StartFirst;
+    let r = set_rollout(
+        &fake,
+        web(&["p_web_1", "p_web_2"], &["p_web_3", "p_web_4"]),
+        p,
+    )
+    .await;
+    let (_tx, rx) = watch::channel(false);
+    let mut events = Events::default();
+    let mut exec = Executor::new(&fake, &mut events, &state, r, rx);
+    exec.run().await.unwrap();
+    let at = fake.at_writes.borrow();
+    let live = |text: &str| text.contains("server p_web_3:8000;");
+    let out = (1..at.len())
+        .find(|&i| live(&at[i - 1].0) && !live(&at[i].0))
+        .expect("p_web_3's line is taken out");
+    assert_eq!(at[out].1[0], ServerState::Failed, "{}", at[out].0);
 }
 
 #[tokio::test]

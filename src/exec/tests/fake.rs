@@ -12,6 +12,7 @@ use tokio::sync::watch;
 use super::MAIN;
 use crate::conf::{ConfigSet, FileChange, MemFs};
 use crate::exec::world::{Reloaded, World};
+use crate::exec::{Rollout, ServerState, StateDir};
 use crate::plan::{HookCommand, HookExit, ServerRef};
 
 /// An `http { upstream apps { … } }` of `app1:3000`…`appN:3000`.
@@ -77,6 +78,10 @@ pub(super) struct Fake {
     pub health_takes: Duration,
     /// The new containers the monitor checked, once per check.
     pub checked: RefCell<Vec<String>>,
+    /// The run's state directory, whose journal is read at every write.
+    pub journal: Option<StateDir>,
+    /// Each write's config, and the journal's server states as it was written.
+    pub at_writes: RefCell<Vec<(String, Vec<ServerState>)>>,
 }
 
 impl Fake {
@@ -138,6 +143,11 @@ impl World for Fake {
             *self.conf.borrow_mut() = c.after.clone();
         }
         *self.writes.borrow_mut() += 1;
+        if let Some(state) = &self.journal {
+            let r: Rollout<String> = state.load(1)?;
+            let states = r.servers.iter().map(|s| s.state).collect();
+            self.at_writes.borrow_mut().push((self.text(), states));
+        }
         Ok(())
     }
 

@@ -103,6 +103,7 @@ pub(super) fn record(plan: Plan, servers: Vec<ServerRecord<String>>) -> Rollout<
         steps: vec![step; plan.steps.len()],
         rollback_policy: UpdateConfig::engine_defaults(),
         plan,
+        runs: 0,
     }
 }
 
