@@ -11,7 +11,7 @@ use anyhow::Result;
 use tokio::sync::watch;
 
 use super::event::{Decision, Event, Observer, StepResult};
-use super::journal::{Rollout, ServerState, Status, StepStatus, time};
+use super::journal::{Rollout, RolloutKind, ServerState, Status, StepStatus, time};
 use super::state_dir::StateDir;
 use super::world::{Unreachable, World};
 use crate::conf::FileChange;
@@ -264,6 +264,14 @@ impl<'a, W: World, O: Observer + ?Sized> Executor<'a, W, O> {
                     continue;
                 }
                 Decision::Quit => return Ok(Outcome::Paused("stopped by the operator".into())),
+                // A rollback is never rolled back: it pauses, as Swarm's does.
+                Decision::Rollback if self.rollout.kind == RolloutKind::Rollback => {
+                    return Ok(Outcome::Paused(
+                        "rollback asked by the operator during a rollback, which is never \
+                         rolled back: paused"
+                            .into(),
+                    ));
+                }
                 Decision::Rollback => {
                     return Ok(Outcome::RollbackRequested("asked by the operator".into()));
                 }

@@ -1,6 +1,7 @@
 //! Failures and interruptions: the failure action and ratio, a world gone
 //! away, the monitor window, a failing `nginx -t`, a signal mid-drain.
 use super::*;
+use crate::exec::Decision;
 use crate::plan::Action;
 
 #[tokio::test]
@@ -616,4 +617,45 @@ async fn a_failed_start_first_slots_old_replica_keeps_serving_on_its_line() {
             && !text.contains("192.0.2.1"),
         "both old replicas still run and serve:\n{text}"
     );
+}
+
+/// Answers each step's prompt with the next of its decisions, then yes.
+struct Answers(Vec<Decision>, Events);
+
+impl Observer for Answers {
+    fn event(&mut self, event: &Event) {
+        self.1.event(event);
+    }
+
+    fn confirm(&mut self, _step: &crate::plan::Step) -> Decision {
+        match self.0.is_empty() {
+            true => Decision::Yes,
+            false => self.0.remove(0),
+        }
+    }
+}
+
+#[tokio::test]
+async fn rollback_asked_at_a_prompt_of_a_rollback_pauses_it_and_puts_the_drain_back() {
+    let fake = Fake::new(2);
+    let before = fake.conf.borrow().clone();
+    let r = Rollout {
+        kind: RolloutKind::Rollback,
+        ..rollout(&fake, on_failure(FailureAction::Pause)).await
+    };
+    // Yes to the drain (edit, reload, wait), rollback at the recreate.
+    let mut answers = Answers(vec![Decision::Yes; 3], Events::default());
+    answers.0.push(Decision::Rollback);
+    let dir = tempfile::tempdir().unwrap();
+    let state = StateDir::open(dir.path()).unwrap();
+    let (_tx, rx) = watch::channel(false);
+    let mut exec = Executor::new(&fake, &mut answers, &state, r, rx);
+    let outcome = exec.run().await.unwrap();
+    assert!(
+        matches!(&outcome, Outcome::Paused(why) if why.contains("never rolled back")),
+        "{outcome:?}"
+    );
+    assert_eq!(exec.rollout.status, Status::Paused);
+    assert_eq!(*fake.conf.borrow(), before, "the drained server is back");
+    assert_eq!(*fake.reloads.borrow(), 2, "drained, then put back");
 }
