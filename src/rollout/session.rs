@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::{Result, bail};
 use serde::de::DeserializeOwned;
 
-use super::state_location::{StateRoot, locate, refuse_if_container_writable};
+use super::state_location::{StateRoot, locate, move_command, refuse_if_container_writable};
 use super::world::{DockerWorld, ProbeKind};
 use crate::docker::{DaemonLocation, DockerOptions, Endpoint};
 use crate::exec::{Lock, Observer, StateDir};
@@ -121,12 +121,9 @@ pub(crate) fn move_advice(root: &StateRoot) -> Option<String> {
     root.move_to.as_ref().map(|to| {
         format!(
             "using the state directory {} of an earlier version, next to nginx.conf; move it where \
-             no container can write: `mkdir -p -m 700 {} && mv {} {}`",
+             no container can write: `{}`",
             root.path.display(),
-            to.parent()
-                .map_or(String::new(), |p| p.display().to_string()),
-            root.path.display(),
-            to.display()
+            move_command(&root.path, to)
         )
     })
 }

@@ -71,6 +71,7 @@ pub(crate) fn locate(
         .map(|d| d.join(".nginx-rollout"))
         .filter(|d| d.symlink_metadata().is_ok() && !path.exists())
     {
+        refuse_if_others_may_rename(&legacy, &path)?;
         return Ok(StateRoot {
             path: legacy,
             move_to: Some(path),
@@ -80,6 +81,40 @@ pub(crate) fn locate(
         path,
         move_to: None,
     })
+}
+
+/// The shell command that moves an earlier version's state directory
+/// `legacy` to `to`.
+pub(crate) fn move_command(legacy: &Path, to: &Path) -> String {
+    format!(
+        "mkdir -p -m 700 {} && mv {} {}",
+        to.parent()
+            .map_or(String::new(), |p| p.display().to_string()),
+        legacy.display(),
+        to.display()
+    )
+}
+
+/// Refuses an earlier version's state directory `legacy` whose parent (the
+/// config's directory) another user may write: they could rename it away
+/// and put their own journal in its place between our checks and our reads.
+fn refuse_if_others_may_rename(legacy: &Path, move_to: &Path) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let Some(parent) = legacy.parent() else {
+        return Ok(());
+    };
+    let meta = std::fs::metadata(parent)?;
+    let owner = meta.uid();
+    let ours = owner == 0 || owner == rustix::process::geteuid().as_raw();
+    if !ours || meta.mode() & 0o022 != 0 {
+        bail!(
+            "{}: its directory is writable by another user, who could swap the journal; \
+             move it: `{}`",
+            legacy.display(),
+            move_command(legacy, move_to)
+        );
+    }
+    Ok(())
 }
 
 /// Refuses a state directory inside a mount that container `container`
@@ -145,6 +180,14 @@ mod tests {
             tmp.path().canonicalize().unwrap().join(".nginx-rollout")
         );
         assert!(found.move_to.is_some());
+        use std::os::unix::fs::PermissionsExt;
+        let open = std::fs::Permissions::from_mode(0o777);
+        std::fs::set_permissions(tmp.path(), open).unwrap();
+        let err = locate(None, Some(&conf), "n").unwrap_err();
+        assert!(
+            err.to_string().contains("writable by another user"),
+            "{err}"
+        );
     }
 
     #[test]
