@@ -200,16 +200,20 @@ impl StateDir {
         write_durably(&dir.join(name), bytes)
     }
 
-    /// Removes the oldest revisions beyond [`KEEP_REVISIONS`], never an unfinished one.
+    /// Removes the oldest revisions beyond [`KEEP_REVISIONS`], never an
+    /// unfinished one, nor one that cannot be read (it may be the only
+    /// record of a server drained by us).
     pub fn prune(&self) -> Result<()> {
         let revisions = self.revisions()?;
         let excess = revisions.len().saturating_sub(KEEP_REVISIONS);
         for r in revisions.into_iter().take(excess) {
-            if self
-                .load::<serde::de::IgnoredAny>(r)
-                .is_ok_and(|ro| ro.status.is_unfinished())
-            {
-                continue;
+            match self.load::<serde::de::IgnoredAny>(r) {
+                Ok(ro) if !ro.status.is_unfinished() => {}
+                Ok(_) => continue,
+                Err(e) => {
+                    tracing::warn!("{e:#}; kept");
+                    continue;
+                }
             }
             let dir = self.revision_dir(r);
             fs::remove_dir_all(&dir).with_context(|| format!("cannot remove {}", dir.display()))?;
@@ -359,6 +363,24 @@ mod tests {
         rollback.status = Status::Done;
         state.save(&rollback).unwrap();
         assert!(state.unfinished::<String>(Some("apps")).unwrap().is_none());
+    }
+
+    #[test]
+    fn pruning_keeps_what_is_unfinished_or_unreadable() {
+        let tmp = tempfile::tempdir().unwrap();
+        let state = StateDir::open(&tmp.path().join("state")).unwrap();
+        for n in 1..=(KEEP_REVISIONS as u32 + 3) {
+            let mut r = three_reloads();
+            r.revision = n;
+            r.status = if n == 2 { Status::Paused } else { Status::Done };
+            state.save(&r).unwrap();
+        }
+        fs::write(state.revision_dir(1).join("rollout.json"), b"{torn").unwrap();
+        state.prune().unwrap();
+        let kept = state.revisions().unwrap();
+        // Of the three oldest beyond the ten kept, only the finished one goes.
+        assert_eq!(kept[..3], [1, 2, 4], "unreadable, unfinished: {kept:?}");
+        assert_eq!(kept.len(), KEEP_REVISIONS + 2, "{kept:?}");
     }
 
     #[test]
