@@ -437,15 +437,21 @@ fn masked(text: &str) -> Option<Masked> {
                 Some(Yaml::Sequence(items)) => {
                     for item in items {
                         let Yaml::String(s) = item else { return None };
-                        match s.split_once('=') {
+                        // A variable listed twice: compose checks (and may
+                        // refuse) the value the later one shadows.
+                        let again = match s.split_once('=') {
                             Some((k, v)) => {
-                                vars.insert(k.to_string(), Json::String(v.to_string()));
+                                let again = vars.insert(k.to_string(), Json::String(v.to_string()));
                                 *s = format!("{k}=");
+                                again
                             }
                             None => {
-                                vars.insert(s.clone(), Json::Null);
                                 passed.insert(s.clone());
+                                vars.insert(s.clone(), Json::Null)
                             }
+                        };
+                        if again.is_some() {
+                            return None;
                         }
                     }
                 }
@@ -575,6 +581,14 @@ mod tests {
         // Files compose reads besides: not derivable.
         assert!(masked(&a.replace("image: a", "image: a\n    env_file: x.env")).is_none());
         assert!(masked(&a.replace("image: a", "image: a\n    extends: {service: db}")).is_none());
+    }
+
+    #[test]
+    fn a_variable_listed_twice_is_not_followed() {
+        let a = "services:\n  web:\n    environment:\n      - FOO=a\n      - BAR=b\n";
+        assert!(masked(a).is_some());
+        assert!(masked(&a.replace("BAR=b", "FOO=b")).is_none());
+        assert!(masked(&a.replace("BAR=b", "FOO")).is_none());
     }
 
     #[test]

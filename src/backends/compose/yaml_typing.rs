@@ -5,7 +5,8 @@
 //! strings), and types `0o17` and `1e3` as numbers where PyYAML has
 //! strings. Quoted scalars are strings in both. A file with a plain scalar
 //! the two read differently is not followed without compose: its values, and
-//! a change of its quoting, would be seen otherwise than compose sees them.
+//! a change of its quoting, would be seen otherwise than compose sees them;
+//! nor one PyYAML would refuse where libyaml does not, or type by a tag.
 use std::mem::MaybeUninit;
 use std::sync::LazyLock;
 
@@ -13,11 +14,42 @@ use regex::Regex;
 use serde_norway::Value as Yaml;
 use unsafe_libyaml_norway as unsafe_yaml;
 
-/// Whether every plain scalar of `text` reads the same in PyYAML (YAML 1.1)
-/// as in `serde_norway`: the same string, boolean, null, or number. `false`
-/// when libyaml cannot parse `text`.
+/// Whether PyYAML reads `text` as `serde_norway` does: every plain scalar
+/// the same string, boolean, null, or number, and nothing PyYAML refuses
+/// that libyaml takes (a tab after a token, a `?` in a plain scalar inside
+/// a flow collection) or types by a tag. `false` when libyaml cannot parse
+/// `text`.
 pub(super) fn read_alike(text: &str) -> bool {
-    plain_scalars(text).is_some_and(|plain| plain.iter().all(|s| plain_reads_alike(s)))
+    if text.contains('\t') {
+        return false;
+    }
+    let Some(mut parser) = Parser::new(text) else {
+        return false;
+    };
+    // Whether each collection open around the event is a flow one.
+    let mut flow = Vec::new();
+    loop {
+        match parser.next() {
+            None => return false,
+            Some(Event::End) => return true,
+            Some(Event::Start { tagged: true, .. } | Event::Scalar { tagged: true, .. }) => {
+                return false;
+            }
+            Some(Event::Start { flow: f, .. }) => flow.push(f),
+            Some(Event::EndCollection) => {
+                flow.pop();
+            }
+            Some(Event::Scalar {
+                text, plain: true, ..
+            }) => {
+                let in_flow = flow.last() == Some(&true);
+                if (in_flow && text.contains('?')) || !plain_reads_alike(&text) {
+                    return false;
+                }
+            }
+            Some(Event::Scalar { .. } | Event::Other) => {}
+        }
+    }
 }
 
 /// How PyYAML's `SafeLoader` types a plain scalar (its implicit resolvers).
@@ -84,37 +116,39 @@ fn yaml11(s: &str) -> Yaml11 {
 /// (`8000`, `-1`, `1.5`) that both take the same value from it.
 fn plain_reads_alike(s: &str) -> bool {
     static PLAIN_NUMBER: LazyLock<Regex> = LazyLock::new(|| {
-        Regex::new(r"^[-+]?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?$").expect("a valid pattern")
+        Regex::new(r"^[-+]?(?:0|[1-9][0-9]{0,17})(?:\.[0-9]{1,15})?$").expect("a valid pattern")
     });
+    // Python keeps a float's sign of zero (`-0.0`), serde_json's equality does not.
+    let negative_zero = s.starts_with('-') && s[1..].chars().all(|c| c == '0' || c == '.');
     let here = serde_norway::from_str::<Yaml>(s).ok();
     match (yaml11(s), here) {
         (Yaml11::Str, Some(Yaml::String(here))) => here == s,
         (Yaml11::Bool, Some(Yaml::Bool(_))) => true,
         (Yaml11::Null, Some(Yaml::Null)) => true,
-        (Yaml11::Int | Yaml11::Float, Some(Yaml::Number(_))) => PLAIN_NUMBER.is_match(s),
+        (Yaml11::Int | Yaml11::Float, Some(Yaml::Number(_))) => {
+            PLAIN_NUMBER.is_match(s) && !negative_zero
+        }
         _ => false,
     }
 }
 
-/// The text of every plain scalar of `text`, as libyaml reads it; `None`
-/// when it cannot.
-fn plain_scalars(text: &str) -> Option<Vec<String>> {
-    let mut parser = Parser::new(text)?;
-    let mut plain = Vec::new();
-    loop {
-        match parser.next()? {
-            Event::End => return Some(plain),
-            Event::Plain(s) => plain.push(s),
-            Event::Other => {}
-        }
-    }
-}
-
-/// What [`plain_scalars`] needs of one libyaml event.
+/// What [`read_alike`] needs of one libyaml event.
+#[derive(Debug, PartialEq)]
 enum Event {
-    Plain(String),
-    Other,
+    /// A scalar: its text, whether plain, whether it has a tag.
+    Scalar {
+        text: String,
+        plain: bool,
+        tagged: bool,
+    },
+    /// A mapping or a sequence begins: whether in flow style, whether tagged.
+    Start { flow: bool, tagged: bool },
+    /// A mapping or a sequence ends.
+    EndCollection,
+    /// The stream ends.
     End,
+    /// Anything else (documents, aliases).
+    Other,
 }
 
 /// A libyaml parser reading `'a`'s text, freed when dropped. Boxed: libyaml
@@ -164,12 +198,31 @@ impl<'a> Parser<'a> {
                 unsafe_yaml::YAML_STREAM_END_EVENT => Some(Event::End),
                 // Only after an error or the end, which end the reading first.
                 unsafe_yaml::YAML_NO_EVENT => None,
-                unsafe_yaml::YAML_SCALAR_EVENT
-                    if (*e).data.scalar.style == unsafe_yaml::YAML_PLAIN_SCALAR_STYLE =>
-                {
+                unsafe_yaml::YAML_SCALAR_EVENT => {
                     let scalar = (*e).data.scalar;
                     let bytes = std::slice::from_raw_parts(scalar.value, scalar.length as usize);
-                    Some(Event::Plain(String::from_utf8_lossy(bytes).into_owned()))
+                    Some(Event::Scalar {
+                        text: String::from_utf8_lossy(bytes).into_owned(),
+                        plain: scalar.style == unsafe_yaml::YAML_PLAIN_SCALAR_STYLE,
+                        tagged: !scalar.tag.is_null(),
+                    })
+                }
+                unsafe_yaml::YAML_SEQUENCE_START_EVENT => {
+                    let start = (*e).data.sequence_start;
+                    Some(Event::Start {
+                        flow: start.style == unsafe_yaml::YAML_FLOW_SEQUENCE_STYLE,
+                        tagged: !start.tag.is_null(),
+                    })
+                }
+                unsafe_yaml::YAML_MAPPING_START_EVENT => {
+                    let start = (*e).data.mapping_start;
+                    Some(Event::Start {
+                        flow: start.style == unsafe_yaml::YAML_FLOW_MAPPING_STYLE,
+                        tagged: !start.tag.is_null(),
+                    })
+                }
+                unsafe_yaml::YAML_SEQUENCE_END_EVENT | unsafe_yaml::YAML_MAPPING_END_EVENT => {
+                    Some(Event::EndCollection)
                 }
                 _ => Some(Event::Other),
             };
@@ -190,14 +243,46 @@ impl Drop for Parser<'_> {
 mod tests {
     use super::*;
 
+    /// Every event of `text` but documents and aliases, to its end; `None`
+    /// on an error.
+    fn events(text: &str) -> Option<Vec<Event>> {
+        let mut parser = Parser::new(text)?;
+        let mut out = Vec::new();
+        loop {
+            match parser.next()? {
+                Event::End => return Some(out),
+                Event::Other => {}
+                e => out.push(e),
+            }
+        }
+    }
+
     #[test]
-    fn plain_scalars_are_told_from_quoted_ones() {
-        let text = "a: 0123\nb: \"0123\"\nc: '1:30'\nd: [yes, \"no\"]\ne: |\n  0123\n";
+    fn events_tell_plain_scalars_flow_collections_and_tags() {
+        let scalar = |text: &str, plain, tagged| Event::Scalar {
+            text: text.into(),
+            plain,
+            tagged,
+        };
+        let start = |flow| Event::Start {
+            flow,
+            tagged: false,
+        };
         assert_eq!(
-            plain_scalars(text).unwrap(),
-            ["a", "0123", "b", "c", "d", "yes", "e"]
+            events("a: [x, \"y\"]\nb: !!str 0123\n").unwrap(),
+            [
+                start(false),
+                scalar("a", true, false),
+                start(true),
+                scalar("x", true, false),
+                scalar("y", false, false),
+                Event::EndCollection,
+                scalar("b", true, false),
+                scalar("0123", true, true),
+                Event::EndCollection,
+            ]
         );
-        assert_eq!(plain_scalars("a: [unclosed"), None);
+        assert_eq!(events("a: [unclosed"), None);
     }
 
     #[test]
@@ -246,6 +331,8 @@ mod tests {
             "0x1F",
             "2024-01-01",
             ".inf",
+            "-0.0",
+            "1000000000000000000000000000000000000000",
         ] {
             assert!(!plain_reads_alike(s), "{s:?}");
         }
@@ -258,5 +345,10 @@ mod tests {
         assert!(!read_alike(&quoted.replace("\"0123\"", "0123")));
         assert!(!read_alike("services:\n  web:\n    ports: [22:22]\n"));
         assert!(read_alike("services:\n  web:\n    ports: [\"22:22\"]\n"));
+        // What PyYAML refuses or types by a tag, though libyaml takes it.
+        assert!(!read_alike("a: x\t# note\n"));
+        assert!(!read_alike("e: {URL: http://h/p?x=1}\n"));
+        assert!(read_alike("e:\n  URL: http://h/p?x=1\n"));
+        assert!(!read_alike("a: !!timestamp \"2024-01-01\"\n"));
     }
 }
