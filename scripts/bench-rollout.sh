@@ -407,9 +407,9 @@ def planned(d):  # a humantime duration: "1s", "500ms", "1m 30s"
 delays = sum(planned(actions[i]["duration"]) for i, k in kinds.items() if k == "delay" and i in secs)
 replicas = len(drains)
 handover = (sum(reloads) / len(reloads) + (sum(drains) / len(drains) if drains else 0)) if reloads else 0
-# The watch after the last replica turned healthy, as planned (Swarm's: the
-# delay and 1 s when that is at least the monitor window), where it outlasts
-# that replica's reload and drain.
+# The watch after the last replica turned healthy, as planned (as Swarm
+# watches: the delay and 1 s when that is at least the monitor window), where
+# it outlasts that replica reload and drain.
 watch = max((planned(actions[i]["window"]) for i, k in kinds.items() if k == "monitor"), default=0)
 print(f"{healthy + delays + replicas * handover + max(0, watch - handover):.2f}")
 ' "$events_file" "$1"
