@@ -214,7 +214,11 @@ impl<'a, W: World, O: Observer + ?Sized> Executor<'a, W, O> {
         }
         self.rollout.status = match outcome {
             Outcome::Failed(_) if self.changed_nothing() => Status::Rejected,
-            Outcome::Interrupted | Outcome::Paused(_) if self.ran_nothing() => Status::Cancelled,
+            Outcome::Interrupted | Outcome::Paused(_) | Outcome::RollbackRequested(_)
+                if self.ran_nothing() =>
+            {
+                Status::Cancelled
+            }
             _ => outcome.status(),
         };
         self.rollout.reason = outcome.reason();

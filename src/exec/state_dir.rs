@@ -110,14 +110,16 @@ impl StateDir {
     /// has not finished, if any: one behind later revisions too (a `drain`
     /// while it was paused, another upstream's deploy), which never finish
     /// it; but not one a later rollback finished undoing (journals of
-    /// earlier versions did not always say so on the rollout undone).
+    /// earlier versions did not always say so on the rollout undone), even
+    /// if that rollback was itself rolled back since.
     pub fn unfinished<S: DeserializeOwned>(
         &self,
         upstream: Option<&str>,
     ) -> Result<Option<Rollout<S>>> {
         let history = self.history::<S>()?;
         let undone: Vec<u32> = (history.iter())
-            .filter(|r| r.kind == RolloutKind::Rollback && r.status == Status::Done)
+            .filter(|r| r.kind == RolloutKind::Rollback)
+            .filter(|r| matches!(r.status, Status::Done | Status::RolledBack))
             .filter_map(|r| r.undoes)
             .collect();
         Ok(history
@@ -207,9 +209,14 @@ impl StateDir {
         let revisions = self.revisions()?;
         let excess = revisions.len().saturating_sub(KEEP_REVISIONS);
         for r in revisions.into_iter().take(excess) {
+            // A revision with no record was stopped before its first save:
+            // it changed nothing.
+            let record = self.revision_dir(r).join("rollout.json");
+            let recorded = record.symlink_metadata().is_ok();
             match self.load::<serde::de::IgnoredAny>(r) {
                 Ok(ro) if !ro.status.is_unfinished() => {}
                 Ok(_) => continue,
+                Err(_) if !recorded => {}
                 Err(e) => {
                     tracing::warn!("{e:#}; kept");
                     continue;
@@ -363,6 +370,9 @@ mod tests {
         rollback.status = Status::Done;
         state.save(&rollback).unwrap();
         assert!(state.unfinished::<String>(Some("apps")).unwrap().is_none());
+        rollback.status = Status::RolledBack;
+        state.save(&rollback).unwrap();
+        assert!(state.unfinished::<String>(Some("apps")).unwrap().is_none());
     }
 
     #[test]
@@ -376,9 +386,10 @@ mod tests {
             state.save(&r).unwrap();
         }
         fs::write(state.revision_dir(1).join("rollout.json"), b"{torn").unwrap();
+        fs::remove_file(state.revision_dir(3).join("rollout.json")).unwrap();
         state.prune().unwrap();
         let kept = state.revisions().unwrap();
-        // Of the three oldest beyond the ten kept, only the finished one goes.
+        // Of the three oldest beyond the ten kept, only the one with no record goes.
         assert_eq!(kept[..3], [1, 2, 4], "unreadable, unfinished: {kept:?}");
         assert_eq!(kept.len(), KEEP_REVISIONS + 2, "{kept:?}");
     }

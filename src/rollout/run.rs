@@ -136,16 +136,23 @@ impl<'a> Runner<'a> {
         );
         let outcome = exec.run().await?;
         let (mut rollout, reloads, healthy) = (exec.rollout, exec.reloads, exec.time_to_healthy);
-        // A rollback that ends done, on its first run or resumed, finishes what it undoes.
+        // A rollback that ends done, on its first run or resumed, finishes what
+        // it undoes (a record pruned or unreadable since: `unfinished` tells).
         if let (RolloutKind::Rollback, Status::Done, Some(undone)) =
             (rollout.kind, rollout.status, rollout.undoes)
         {
-            let mut of: Rollout<Desired> = self.state.load(undone)?;
-            of.status = Status::RolledBack;
-            self.state.save(&of)?;
+            let marked = self.state.load::<Desired>(undone).and_then(|mut of| {
+                of.status = Status::RolledBack;
+                self.state.save(&of)
+            });
+            if let Err(e) = marked {
+                tracing::warn!("revision {undone}, undone: not marked rolled back: {e:#}");
+            }
         }
         let mut reason = outcome.reason();
-        if let Outcome::RollbackRequested(why) = &outcome {
+        if let Outcome::RollbackRequested(why) = &outcome
+            && rollout.status != Status::Cancelled
+        {
             if rollout.kind == RolloutKind::Rollback {
                 reason = Some(format!("{why}; a rollback is never rolled back"));
             } else {

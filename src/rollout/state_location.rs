@@ -95,20 +95,30 @@ pub(crate) fn move_command(legacy: &Path, to: &Path) -> String {
     )
 }
 
-/// Refuses an earlier version's state directory `legacy` whose parent (the
-/// config's directory) another user may write: they could rename it away
-/// and put their own journal in its place between our checks and our reads.
+/// Refuses an earlier version's state directory `legacy` that another user
+/// may rename, or one of whose directories above it: they could put their
+/// own journal in its place between our checks and our reads. A directory
+/// lets others rename what is in it when they own it or may write it (in a
+/// sticky one, such as /tmp, only what they own).
 fn refuse_if_others_may_rename(legacy: &Path, move_to: &Path) -> Result<()> {
     use std::os::unix::fs::MetadataExt;
-    let Some(parent) = legacy.parent() else {
-        return Ok(());
-    };
-    let meta = std::fs::metadata(parent)?;
-    let owner = meta.uid();
-    let ours = owner == 0 || owner == rustix::process::geteuid().as_raw();
-    if !ours || meta.mode() & 0o022 != 0 {
+    let ours = |uid: u32| uid == 0 || uid == rustix::process::geteuid().as_raw();
+    let mut child = std::fs::symlink_metadata(legacy)?;
+    let mut others_may = false;
+    for dir in legacy
+        .ancestors()
+        .skip(1)
+        .filter(|d| !d.as_os_str().is_empty())
+    {
+        let meta = std::fs::metadata(dir)?;
+        let writable = meta.mode() & 0o022 != 0;
+        let sticky = meta.mode() & 0o1000 != 0;
+        others_may |= !ours(meta.uid()) || (writable && (!sticky || !ours(child.uid())));
+        child = meta;
+    }
+    if others_may {
         bail!(
-            "{}: its directory is writable by another user, who could swap the journal; \
+            "{}: another user may rename it or a directory above it, and swap the journal; \
              move it: `{}`",
             legacy.display(),
             move_command(legacy, move_to)
@@ -184,10 +194,7 @@ mod tests {
         let open = std::fs::Permissions::from_mode(0o777);
         std::fs::set_permissions(tmp.path(), open).unwrap();
         let err = locate(None, Some(&conf), "n").unwrap_err();
-        assert!(
-            err.to_string().contains("writable by another user"),
-            "{err}"
-        );
+        assert!(err.to_string().contains("another user may rename"), "{err}");
     }
 
     #[test]

@@ -20,7 +20,7 @@ const ANSWERS: [(Decision, char, &str); 5] = [
     (Decision::Yes, 'y', "yes, run this step"),
     (Decision::Skip, 's', "skip this step"),
     (Decision::All, 'a', "all: run the rest without asking"),
-    (Decision::Quit, 'q', "quit (resumable)"),
+    (Decision::Quit, 'q', "quit (resumable once a step ran)"),
     (Decision::Rollback, 'r', "rollback"),
 ];
 

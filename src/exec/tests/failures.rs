@@ -636,6 +636,23 @@ impl Observer for Answers {
 }
 
 #[tokio::test]
+async fn rollback_asked_at_the_first_prompt_cancels_the_run() {
+    let fake = Fake::new(2);
+    let r = rollout(&fake, on_failure(FailureAction::Pause)).await;
+    let mut answers = Answers(vec![Decision::Rollback], Events::default());
+    let dir = tempfile::tempdir().unwrap();
+    let state = StateDir::open(dir.path()).unwrap();
+    let (_tx, rx) = watch::channel(false);
+    let mut exec = Executor::new(&fake, &mut answers, &state, r, rx);
+    exec.run().await.unwrap();
+    assert_eq!(
+        exec.rollout.status,
+        Status::Cancelled,
+        "nothing to roll back"
+    );
+}
+
+#[tokio::test]
 async fn rollback_asked_at_a_prompt_of_a_rollback_pauses_it_and_puts_the_drain_back() {
     let fake = Fake::new(2);
     let before = fake.conf.borrow().clone();
