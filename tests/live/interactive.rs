@@ -116,7 +116,7 @@ fn one_key_answers_yes_skip_quit_then_rollback_and_all() {
     answer(&mut p, "s", "skip this step");
     p.exp_string("skipped in").unwrap();
     p.exp_string("[ 3/12] wait-drained").unwrap();
-    answer(&mut p, "q", "quit (resumable)");
+    answer(&mut p, "q", "quit (resumable once a step ran)");
     p.exp_string("paused").unwrap();
     p.exp_eof().unwrap();
     assert_eq!(exit_code(&p), 3);
