@@ -8,7 +8,7 @@ use futures_util::future::join_all;
 
 use super::event::{Event, Observer};
 use super::executor::{Executor, StepError};
-use super::journal::{ServerState, StepStatus};
+use super::journal::{ServerRecord, ServerState, StepStatus};
 use super::world::World;
 use crate::conf::{Address, FileChange, FileChanged, NOWHERE, PinnedLine, Upstream};
 use crate::plan::{Action, ServerChange, apply_changes_with};
@@ -291,11 +291,9 @@ impl<W: World, O: Observer + ?Sized> Executor<'_, W, O> {
         for (key, _) in failed {
             let rec = self.rollout.server(key);
             // A replica started beside the one it retires serves on its own line.
-            let address =
-                match rec.and_then(|r| Some((r.set.as_deref()?, r.replacement.as_deref()?))) {
-                    Some((set, new)) => Address::with_host(set, new),
-                    None => key.clone(),
-                };
+            let address = rec
+                .and_then(ServerRecord::replica_line)
+                .unwrap_or_else(|| key.clone());
             let Some(line) = up.servers.iter().find(|s| s.address == address) else {
                 reload = true;
                 continue;
@@ -358,8 +356,7 @@ impl<W: World, O: Observer + ?Sized> Executor<'_, W, O> {
         let mut own_lines = false;
         for (key, reason) in failed {
             if let Some(rec) = self.rollout.server_mut(key)
-                && let Some((set, new)) = rec.set.as_deref().zip(rec.replacement.as_deref())
-                && Address::with_host(set, new) != *key
+                && rec.replica_line().is_some_and(|line| line != *key)
             {
                 rec.state = ServerState::Failed;
                 rec.error = Some(reason.clone());
@@ -546,7 +543,7 @@ impl<W: World, O: Observer + ?Sized> Executor<'_, W, O> {
                 }
                 Some(ServerChange::Add {
                     server: set.to_string(),
-                    address: Address::with_host(set, r.replacement.as_deref()?),
+                    address: r.replica_line()?,
                     slot: key.to_string(),
                     completes: true,
                 })

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::plan::{Plan, UpdateConfig};
+use crate::plan::{Plan, UpdateConfig, replacement_address};
 
 /// How a rollout ended, or that it has not.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -342,6 +342,16 @@ impl<S> ServerRecord<S> {
             None => true,
             Some(new) => self.container.is_empty() || *new == self.container,
         }
+    }
+
+    /// A replica's own line in the upstream: its set's address with its new
+    /// container as the host (`web:8000` + `p_web_3` → `p_web_3:8000`); none
+    /// for a single server.
+    pub(super) fn replica_line(&self) -> Option<String> {
+        Some(replacement_address(
+            self.set.as_deref()?,
+            self.replacement.as_deref()?,
+        ))
     }
 }
 
