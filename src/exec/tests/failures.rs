@@ -1,7 +1,6 @@
-//! Failures and interruptions: the failure action and ratio, a world gone
-//! away, the monitor window, a failing `nginx -t`, a signal mid-drain.
+//! Failures: the failure action and ratio, a world gone
+//! away, the monitor window, a failing `nginx -t`, failed replicas.
 use super::*;
-use crate::exec::Decision;
 use crate::plan::Action;
 
 #[tokio::test]
@@ -146,15 +145,8 @@ async fn continue_never_drains_the_last_live_server() {
 async fn a_failure_inside_the_monitor_window_drains_the_server_and_fires_the_action() {
     let mut fake = Fake::new(2);
     fake.crashes.insert("app1:3000".into());
-    let (outcome, r, events) = run_all(
-        &fake,
-        policy(FailureAction::Pause, 0.0, Duration::from_secs(10)),
-    )
-    .await;
-    assert!(
-        matches!(&outcome, Outcome::Paused(why) if why.contains("monitor window")),
-        "{outcome:?}"
-    );
+    let (outcome, r, events) = run_all(&fake, pause_in_a_monitor_window()).await;
+    assert_paused_by_the_monitor(&outcome);
     assert_eq!(r.servers[0].state, ServerState::Failed);
     assert_eq!(
         fake.down_lines(),
@@ -231,10 +223,7 @@ async fn a_failure_while_a_step_waits_that_fires_the_action_stops_the_run_there(
         0.0,
     )
     .await;
-    assert!(
-        matches!(&outcome, Outcome::Paused(why) if why.contains("monitor window")),
-        "{outcome:?}"
-    );
+    assert_paused_by_the_monitor(&outcome);
     assert_eq!(
         inside_step(&events, monitor, 0),
         (true, true),
@@ -269,11 +258,7 @@ async fn a_container_whose_window_ended_sound_is_not_checked_again_nor_failed_la
     fake.healthy_ago = Duration::from_secs(3600);
     fake.crashes.insert("app1:3000".into());
     fake.crash_noticed = Some(|fake| fake.replaced.borrow().len() >= 2);
-    let (outcome, r, _) = run_all(
-        &fake,
-        policy(FailureAction::Pause, 0.0, Duration::from_secs(10)),
-    )
-    .await;
+    let (outcome, r, _) = run_all(&fake, pause_in_a_monitor_window()).await;
     assert_eq!(outcome, Outcome::Done);
     assert_eq!(states(&r), [ServerState::Done, ServerState::Done]);
     let app1_checks = fake
@@ -426,144 +411,6 @@ async fn a_failing_nginx_t_restores_the_bytes_and_the_server_states() {
 }
 
 #[tokio::test]
-async fn an_interrupt_while_draining_restores_the_untouched_server() {
-    let (tx, rx) = watch::channel(false);
-    let mut fake = Fake::new(2);
-    fake.signal_on_drain = Some(tx);
-    let before = fake.conf.borrow().clone();
-    let r = rollout(&fake, on_failure(FailureAction::Pause)).await;
-    let (outcome, r, _) = run(&fake, r, rx).await;
-    assert_eq!(outcome, Outcome::Interrupted);
-    assert_eq!(r.status, Status::Interrupted);
-    assert_eq!(*fake.conf.borrow(), before, "the drain is undone");
-    assert_eq!(
-        *fake.reloads.borrow(),
-        2,
-        "drain and restore were both reloaded"
-    );
-    assert!(
-        fake.replaced.borrow().is_empty(),
-        "no container was touched"
-    );
-    assert_eq!(states(&r), [ServerState::Pending, ServerState::Pending]);
-    assert_eq!(
-        *fake.discarded.borrow(),
-        ["app1:3000"],
-        "the replacement created while draining is removed"
-    );
-}
-
-#[tokio::test]
-async fn a_signal_before_the_first_step_cancels_the_run_and_leaves_nothing_unfinished() {
-    let (tx, rx) = watch::channel(false);
-    tx.send(true).unwrap();
-    let fake = Fake::new(2);
-    let before = fake.conf.borrow().clone();
-    let r = rollout(&fake, on_failure(FailureAction::Pause)).await;
-    let (outcome, r, _) = run(&fake, r, rx).await;
-    assert_eq!(outcome, Outcome::Interrupted);
-    assert_eq!(
-        r.status,
-        Status::Cancelled,
-        "nothing to resume or roll back"
-    );
-    assert!(!r.status.is_unfinished());
-    assert_eq!(*fake.conf.borrow(), before);
-    assert_eq!(*fake.reloads.borrow(), 0);
-    // A resumed rollout's earlier runs may have left lines down or pinned.
-    let (tx, rx) = watch::channel(false);
-    tx.send(true).unwrap();
-    let mut resumed = rollout(&fake, on_failure(FailureAction::Pause)).await;
-    resumed.runs = 1;
-    let (_, r, _) = run(&fake, resumed, rx).await;
-    assert_eq!(r.status, Status::Interrupted, "a resume is never cancelled");
-}
-
-/// The pinned line of app1 once its new container, crashed, is taken out.
-const APP1_PINNED_OUT: &str = "server 192.0.2.1:3000 down; # nginx-rollout pin: app1:3000";
-
-#[tokio::test]
-async fn a_pause_lets_the_batch_under_way_finish_and_puts_it_back_into_nginx() {
-    // Three servers; app1's crash is noticed once app2 is recreated, before
-    // its health wait: a pause (Swarm's waits for the slots it handed out).
-    let mut fake = Fake::new(3);
-    fake.crashes.insert("app1:3000".into());
-    fake.crash_noticed = Some(|fake| fake.replaced.borrow().len() >= 2);
-    let (outcome, r, _) = run_all(
-        &fake,
-        policy(FailureAction::Pause, 0.0, Duration::from_secs(10)),
-    )
-    .await;
-    assert!(
-        matches!(&outcome, Outcome::Paused(why) if why.contains("monitor window")),
-        "{outcome:?}"
-    );
-    use ServerState::*;
-    assert_eq!(
-        states(&r),
-        [Failed, Done, Pending],
-        "app2 is done: resume does not replace it again"
-    );
-    assert_eq!(
-        fake.down_lines(),
-        [APP1_PINNED_OUT],
-        "app2 and app3 serve while the rollout is paused"
-    );
-    assert_eq!(*fake.replaced.borrow(), ["app1:3000", "app2:3000"]);
-}
-
-#[tokio::test(start_paused = true)]
-async fn a_pause_during_a_batchs_health_wait_lets_it_end_and_puts_the_batch_back() {
-    // Each new container takes 5 s to be healthy: app1's crash, seen 7 s
-    // in, falls in app2's health wait (5 s to 10 s).
-    let mut fake = Fake::new(3);
-    fake.health_takes = Duration::from_secs(5);
-    fake.crashes.insert("app1:3000".into());
-    fake.crash_seen_after = Some((tokio::time::Instant::now(), Duration::from_secs(7)));
-    let (outcome, r, events) = run_all(
-        &fake,
-        policy(FailureAction::Pause, 0.0, Duration::from_secs(10)),
-    )
-    .await;
-    assert!(
-        matches!(&outcome, Outcome::Paused(why) if why.contains("monitor window")),
-        "{outcome:?}"
-    );
-    let healthy = |a: &Action| matches!(a, Action::WaitHealthy { .. });
-    assert!(
-        inside_step(&events, healthy, 1).0,
-        "app1 failed inside app2's health wait: {events:#?}"
-    );
-    use ServerState::*;
-    assert_eq!(states(&r), [Failed, Done, Pending]);
-    assert_eq!(fake.down_lines(), [APP1_PINNED_OUT]);
-}
-
-#[tokio::test]
-async fn a_pause_in_a_sets_last_batch_restores_the_healthy_replicas_own_line() {
-    // Stop-first, one replica at a time: p_web_2's restore was to come
-    // with the operator's line back, which a pause does not write.
-    let mut fake = set_fake();
-    fake.crashes.insert("p_web_1:8000".into());
-    fake.crash_noticed = Some(|fake| fake.replaced.borrow().len() >= 2);
-    let r = set_rollout(
-        &fake,
-        web(&["p_web_1", "p_web_2"], &["p_web_1", "p_web_2"]),
-        policy(FailureAction::Pause, 0.0, Duration::from_secs(10)),
-    )
-    .await;
-    let (outcome, r, _) = run_to_end(&fake, r).await;
-    assert!(matches!(outcome, Outcome::Paused(_)), "{outcome:?}");
-    assert_eq!(states(&r), [ServerState::Failed, ServerState::Done]);
-    let text = fake.text();
-    assert!(
-        text.contains("server 192.0.2.1:8000 down; # nginx-rollout pin: web:8000")
-            && text.contains("server p_web_2:8000; # nginx-rollout pin: web:8000"),
-        "p_web_1 buried, p_web_2 serves:\n{text}"
-    );
-}
-
-#[tokio::test]
 async fn a_failed_replicas_own_line_is_taken_out_only_once_it_is_journaled_failed() {
     let dir = tempfile::tempdir().unwrap();
     let state = StateDir::open(dir.path()).unwrap();
@@ -581,9 +428,7 @@ async fn a_failed_replicas_own_line_is_taken_out_only_once_it_is_journaled_faile
     )
     .await;
     let (_tx, rx) = watch::channel(false);
-    let mut events = Events::default();
-    let mut exec = Executor::new(&fake, &mut events, &state, r, rx);
-    exec.run().await.unwrap();
+    run_in(&state, &fake, r, rx, &mut Events::default()).await;
     let at = fake.at_writes.borrow();
     let live = |text: &str| text.contains("server p_web_3:8000;");
     let out = (1..at.len())
@@ -617,62 +462,4 @@ async fn a_failed_start_first_slots_old_replica_keeps_serving_on_its_line() {
             && !text.contains("192.0.2.1"),
         "both old replicas still run and serve:\n{text}"
     );
-}
-
-/// Answers each step's prompt with the next of its decisions, then yes.
-struct Answers(Vec<Decision>, Events);
-
-impl Observer for Answers {
-    fn event(&mut self, event: &Event) {
-        self.1.event(event);
-    }
-
-    fn confirm(&mut self, _step: &crate::plan::Step) -> Decision {
-        match self.0.is_empty() {
-            true => Decision::Yes,
-            false => self.0.remove(0),
-        }
-    }
-}
-
-#[tokio::test]
-async fn rollback_asked_at_the_first_prompt_cancels_the_run() {
-    let fake = Fake::new(2);
-    let r = rollout(&fake, on_failure(FailureAction::Pause)).await;
-    let mut answers = Answers(vec![Decision::Rollback], Events::default());
-    let dir = tempfile::tempdir().unwrap();
-    let state = StateDir::open(dir.path()).unwrap();
-    let (_tx, rx) = watch::channel(false);
-    let mut exec = Executor::new(&fake, &mut answers, &state, r, rx);
-    exec.run().await.unwrap();
-    assert_eq!(
-        exec.rollout.status,
-        Status::Cancelled,
-        "nothing to roll back"
-    );
-}
-
-#[tokio::test]
-async fn rollback_asked_at_a_prompt_of_a_rollback_pauses_it_and_puts_the_drain_back() {
-    let fake = Fake::new(2);
-    let before = fake.conf.borrow().clone();
-    let r = Rollout {
-        kind: RolloutKind::Rollback,
-        ..rollout(&fake, on_failure(FailureAction::Pause)).await
-    };
-    // Yes to the drain (edit, reload, wait), rollback at the recreate.
-    let mut answers = Answers(vec![Decision::Yes; 3], Events::default());
-    answers.0.push(Decision::Rollback);
-    let dir = tempfile::tempdir().unwrap();
-    let state = StateDir::open(dir.path()).unwrap();
-    let (_tx, rx) = watch::channel(false);
-    let mut exec = Executor::new(&fake, &mut answers, &state, r, rx);
-    let outcome = exec.run().await.unwrap();
-    assert!(
-        matches!(&outcome, Outcome::Paused(why) if why.contains("never rolled back")),
-        "{outcome:?}"
-    );
-    assert_eq!(exec.rollout.status, Status::Paused);
-    assert_eq!(*fake.conf.borrow(), before, "the drained server is back");
-    assert_eq!(*fake.reloads.borrow(), 2, "drained, then put back");
 }

@@ -154,16 +154,8 @@ async fn a_failure_while_a_hook_runs_is_taken_out_before_the_hook_ends() {
 #[tokio::test(start_paused = true)]
 async fn a_failure_firing_the_action_while_a_hook_runs_stops_the_run_once_the_hook_ends() {
     let fake = app1_crashing_in_app2s_pre_stop();
-    let (outcome, r, events) = run_with(
-        &fake,
-        None,
-        policy(FailureAction::Pause, 0.0, Duration::from_secs(10)),
-    )
-    .await;
-    assert!(
-        matches!(&outcome, Outcome::Paused(why) if why.contains("monitor window")),
-        "{outcome:?}"
-    );
+    let (outcome, r, events) = run_with(&fake, None, pause_in_a_monitor_window()).await;
+    assert_paused_by_the_monitor(&outcome);
     assert_eq!(
         inside_step(&events, pre_stop, 1),
         (true, true),

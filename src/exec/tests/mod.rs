@@ -24,6 +24,7 @@ mod failures;
 mod fake;
 mod hooks;
 mod runs;
+mod stops;
 
 const MAIN: &str = "/etc/nginx/nginx.conf";
 /// The waits of the rollouts planned here.
@@ -48,6 +49,19 @@ fn policy(action: FailureAction, ratio: f64, monitor: Duration) -> UpdateConfig 
     p.max_failure_ratio.value = ratio;
     p.monitor.value = monitor;
     p
+}
+
+/// [`policy`] pausing on the first failure, with a 10-s monitor window.
+fn pause_in_a_monitor_window() -> UpdateConfig {
+    policy(FailureAction::Pause, 0.0, Duration::from_secs(10))
+}
+
+/// Asserts that the run paused for a failure in the monitor window.
+fn assert_paused_by_the_monitor(outcome: &Outcome) {
+    assert!(
+        matches!(outcome, Outcome::Paused(why) if why.contains("monitor window")),
+        "{outcome:?}"
+    );
 }
 
 /// [`policy`] with `action` on the first failure and no monitor window.
@@ -233,7 +247,19 @@ async fn run(
     let dir = tempfile::tempdir().unwrap();
     let state = StateDir::open(dir.path()).unwrap();
     let mut events = Events::default();
-    let mut exec = Executor::new(fake, &mut events, &state, rollout, cancel);
+    let (outcome, record) = run_in(&state, fake, rollout, cancel, &mut events).await;
+    (outcome, record, events.0)
+}
+
+/// Runs the rollout journaled in `state`, telling `observer`; (outcome, the record).
+async fn run_in(
+    state: &StateDir,
+    fake: &Fake,
+    rollout: Rollout<String>,
+    cancel: watch::Receiver<bool>,
+    observer: &mut dyn Observer,
+) -> (Outcome, Rollout<String>) {
+    let mut exec = Executor::new(fake, observer, state, rollout, cancel);
     let outcome = exec.run().await.unwrap();
     let record = exec.rollout;
     assert_eq!(
@@ -241,7 +267,7 @@ async fn run(
         record,
         "the journal holds the final record"
     );
-    (outcome, record, events.0)
+    (outcome, record)
 }
 
 /// [`run`] with no signal arriving (the sender outlives the run: a closed
