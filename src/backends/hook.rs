@@ -190,8 +190,9 @@ async fn remove(docker: &Docker, id: &str) -> Result<()> {
     }
 }
 
-/// Removes a one-off container of ours left under `name` by a killed run.
-async fn remove_leftover(docker: &Docker, name: &str) -> Result<()> {
+/// Removes a one-off container of ours left under `name` by a killed run
+/// (none there: nothing to do); one not ours is an error.
+pub async fn remove_leftover(docker: &Docker, name: &str) -> Result<()> {
     let Some(found) = docker::inspect(docker, name).await? else {
         return Ok(());
     };

@@ -8,18 +8,21 @@ use anyhow::{Context, Result, bail};
 use tokio::sync::watch;
 
 use super::replicas::{resume_set, undo_set};
-use super::run::{Ended, Origin, Runner, new_rollout, pending_steps, show_or_approve};
+use super::run::{
+    Ended, Origin, Runner, new_rollout, pending_steps, report_closed, show_or_approve,
+};
 use super::session::Session;
 use super::world::{Desired, DockerWorld};
-use crate::backends::next_slot;
+use crate::backends::{next_slot, remove_leftover};
 use crate::conf::{ConfigSet, MemFs, Upstream, may_name_the_same_upstream};
 use crate::exec::{
     Observer, PlanKind, Rollout, RolloutKind, ServerRecord, ServerState, StateDir, Status,
     StepStatus, World,
 };
 use crate::plan::{
-    Action, Direction, Hooks, Order, Overrides, PreDeploy, RollingUpdate, Target, UpdateConfig,
-    Via, apply_changes_with, replacement_address, revert_lines, rolling_update, with_flags,
+    Action, Direction, Hooks, Order, Overrides, Plan, PreDeploy, RollingUpdate, Target,
+    UpdateConfig, Via, apply_changes_with, replacement_address, revert_lines, rolling_update,
+    with_flags,
 };
 
 /// What `resume` is asked.
@@ -239,22 +242,6 @@ pub async fn rollback(
             .cloned()
             .context("no finished rollout to roll back")?,
     };
-    if request.to.is_none() && of.status.is_unfinished() && changed_no_server(&of) {
-        let closing = format!(
-            "revision {} ({} of upstream {}, {}) changed no server: nothing to undo",
-            of.revision, of.kind, of.upstream, of.status
-        );
-        if request.dry_run {
-            observer.notice(&format!("{closing}; `rollback` closes it"));
-            return Ok(Ended::Declined);
-        }
-        let mut of = of;
-        of.status = Status::Cancelled;
-        of.reason = Some("closed by `rollback`: it changed no server".into());
-        state.save(&of)?;
-        observer.notice(&format!("{closing}; closed"));
-        return Ok(Ended::Closed(of.revision));
-    }
     if request.to.is_some() && of.plan.line_only() {
         bail!(
             "revision {} ({}) replaced no container: undo it with a plain `rollback` first",
@@ -276,6 +263,9 @@ pub async fn rollback(
         Direction::Rollback,
         &request.flags,
     )?;
+    if request.to.is_none() && of.status.is_unfinished() && changed_no_server(&of) {
+        return close(&session.world, state, observer, of, policy, request.dry_run).await;
+    }
     let undo = undo_of(&session.world, state, &of, to, &policy).await?;
     // Locked even for a dry run, which only shows the plan.
     let run_in = (!request.dry_run).then_some(state);
@@ -291,6 +281,67 @@ pub async fn rollback(
     }
     let mut runner = Runner::new(&session.world, state, observer, cancel);
     Ok(Ended::Ran(runner.start(undo).await?))
+}
+
+/// Closes unfinished rollout `of`, which changed no server: there is nothing
+/// to undo, so its plan has no step. It is shown or approved as any plan is
+/// (a dry run ends there); then the one-off container of a pre-deploy a
+/// killed run left is removed, `of` becomes `cancelled`, and its plan and
+/// summary are the run's events.
+async fn close(
+    world: &DockerWorld,
+    state: &StateDir,
+    observer: &mut dyn Observer,
+    mut of: Rollout<Desired>,
+    policy: UpdateConfig,
+    dry_run: bool,
+) -> Result<Ended> {
+    let closing = Plan {
+        upstream: of.upstream.clone(),
+        targets: Vec::new(),
+        sets: Vec::new(),
+        policy,
+        timeouts: of.plan.timeouts,
+        ramp: None,
+        steps: Vec::new(),
+    };
+    let leftover: Vec<&str> = (of.plan.steps.iter().zip(&of.steps))
+        .filter_map(|(step, record)| match &step.action {
+            Action::PreDeploy { job, .. } if record.status == StepStatus::Running => {
+                Some(job.container.as_str())
+            }
+            _ => None,
+        })
+        .collect();
+    let mut notice = format!(
+        "revision {} ({} of upstream {}, {}) changed no server: nothing to undo; `rollback` \
+         closes it (status cancelled)",
+        of.revision, of.kind, of.upstream, of.status
+    );
+    for name in &leftover {
+        notice.push_str(&format!(
+            " and removes {name}, the one-off container of its interrupted pre-deploy"
+        ));
+    }
+    let run_in = (!dry_run).then_some(state);
+    if let ControlFlow::Break(ended) = show_or_approve(
+        run_in,
+        observer,
+        PlanKind::Rollback,
+        of.revision,
+        &closing,
+        vec![notice],
+    )? {
+        return Ok(ended);
+    }
+    for name in leftover {
+        remove_leftover(&world.docker, name).await?;
+    }
+    of.status = Status::Cancelled;
+    of.reason = Some("closed by `rollback`: it changed no server".into());
+    state.save(&of)?;
+    report_closed(observer, &of, &closing);
+    Ok(Ended::Closed(of.revision))
 }
 
 /// Whether unfinished rollout `of` left every server as it found it: a

@@ -249,6 +249,25 @@ pub(crate) fn pending_steps(plan: &Plan) -> Vec<StepRecord> {
     ]
 }
 
+/// The events of `rollout`, closed without running (see `rollback`): its
+/// `plan`, which has no step, and its summary, every server as its record
+/// leaves it, no reload.
+pub(super) fn report_closed(observer: &mut dyn Observer, rollout: &Rollout<Desired>, plan: &Plan) {
+    observer.event(&Event::Plan {
+        revision: rollout.revision,
+        kind: PlanKind::Rollback,
+        plan: Box::new(plan.clone()),
+    });
+    observer.event(&Event::Summary {
+        revision: rollout.revision,
+        status: rollout.status,
+        servers: summarize(rollout, &HashMap::new()),
+        reloads: 0,
+        seconds: 0.0,
+        reason: rollout.reason.clone(),
+    });
+}
+
 fn summarize(rollout: &Rollout<Desired>, healthy: &HashMap<String, f64>) -> Vec<ServerSummary> {
     let image = |spec: &Option<Desired>| spec.as_ref().map_or("", Desired::image).to_string();
     rollout

@@ -2,8 +2,9 @@
 //! the new spec before anything is touched, `--pre-stop` in each old
 //! container and `--post-start` in each new one (seen in a directory the
 //! containers share with the test), a failing pre-deploy that changes
-//! nothing, a failing post-start rolled back, and a run killed inside a hook
-//! step then resumed. Compose's own `post_start` / `pre_stop` cannot be run
+//! nothing, a failing post-start rolled back, a run killed inside a hook
+//! step then resumed, and one killed inside its pre-deploy closed by
+//! `rollback`. Compose's own `post_start` / `pre_stop` cannot be run
 //! here: the compose on this machine (v1) rejects files that have them; their
 //! parsing and planning are unit-tested (`backends::compose`,
 //! `plan::tests::hooks`).
@@ -376,4 +377,81 @@ fn a_run_killed_inside_a_post_start_hook_resumes_without_rerunning_the_pre_deplo
     let status = stack.tool(&["status", "--output", "json"]);
     let status: Value = serde_json::from_slice(&status.stdout).unwrap();
     assert!(status["unfinished"].is_null(), "{status}");
+}
+
+#[test]
+fn a_run_killed_inside_its_pre_deploy_is_closed_by_rollback_which_removes_the_one_off() {
+    let stack = stack_with_hooks_dir("hookclose");
+    let log = hooks_log(&stack);
+    let ids = |s: &Stack| ["app1", "app2"].map(|c| inspect(&s.container(c), "{{.Id}}"));
+    let (conf, before) = (stack.conf(), ids(&stack));
+    // The pre-deploy waits for the test's go-ahead (bounded: 10 s).
+    let pre_deploy = "sh -c 'echo pre-deploy >> /hooks/log; \
+                      i=0; until [ -e /hooks/go ] || [ $i -ge 100 ]; do sleep 0.1; i=$((i+1)); done'";
+    let mut child = stack
+        .tool_cmd(&[
+            "deploy",
+            "apps",
+            "--yes",
+            "--env",
+            "MESSAGE={{service}},v2",
+            "--pre-deploy",
+            pre_deploy,
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while !lines(&log).iter().any(|l| l == "pre-deploy") {
+        if start.elapsed() > Duration::from_secs(60) || child.try_wait().unwrap().is_some() {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!("no pre-deploy within 60 s: {}", text(&out));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    std::fs::write(stack.path().join("hooks/go"), "").unwrap();
+    let one_off = format!("{}-nr-pre-deploy", stack.container("app1"));
+    assert_eq!(
+        containers_named(&one_off),
+        [one_off.clone()],
+        "left by the kill"
+    );
+
+    let out = stack.tool(&["rollback", "--yes", "--output", "json"]);
+    assert_ok(&out);
+    let events = json_lines(&out);
+    assert_valid(&validator(), &events);
+    let kinds: Vec<&str> = events
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["plan", "summary"], "{events:?}");
+    assert_eq!(events[0]["kind"], "rollback");
+    assert_eq!(events[0]["plan"]["steps"].as_array().unwrap().len(), 0);
+    let summary = &events[1];
+    assert_eq!(summary["status"], "cancelled", "{summary}");
+    assert_eq!(summary["reloads"], 0);
+    let results: Vec<&str> = (summary["servers"].as_array().unwrap().iter())
+        .map(|s| s["result"].as_str().unwrap())
+        .collect();
+    assert_eq!(results, ["pending", "pending"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("changed no server") && stderr.contains(&one_off),
+        "{stderr}"
+    );
+    assert!(
+        containers_named(&one_off).is_empty(),
+        "the one-off is removed"
+    );
+    assert_eq!(stack.conf(), conf, "the config is byte for byte as it was");
+    assert_eq!(ids(&stack), before, "the same containers");
+    let status = stack.tool(&["status", "--output", "json"]);
+    let status: Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert!(status["unfinished"].is_null(), "{status}");
+    assert_eq!(stack.bodies(8), app_bodies(2, "v1"));
 }

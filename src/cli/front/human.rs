@@ -40,18 +40,8 @@ impl Human {
         }
     }
 
-    pub(super) fn stop_spinner(&mut self) {
-        if let Some(sp) = self.spinner.take() {
-            sp.finish_and_clear();
-        }
-    }
-}
-
-impl Observer for Human {
-    fn approve(&mut self, _kind: PlanKind, plan: &Plan) -> anyhow::Result<bool> {
-        if !self.ask_once {
-            return Ok(true);
-        }
+    /// Shows `plan` and asks whether to run it; Ctrl-C at the question says no.
+    pub(super) fn ask_to_run(&self, plan: &Plan) -> anyhow::Result<bool> {
         errtext!("{}", render_plan(plan, self.style.color));
         match dialoguer::Confirm::new()
             .with_prompt("run this plan?")
@@ -65,6 +55,21 @@ impl Observer for Human {
             }
             Err(e) => Err(anyhow::Error::new(e).context("asking whether to run the plan")),
         }
+    }
+
+    pub(super) fn stop_spinner(&mut self) {
+        if let Some(sp) = self.spinner.take() {
+            sp.finish_and_clear();
+        }
+    }
+}
+
+impl Observer for Human {
+    fn approve(&mut self, _kind: PlanKind, plan: &Plan) -> anyhow::Result<bool> {
+        if !self.ask_once {
+            return Ok(true);
+        }
+        self.ask_to_run(plan)
     }
 
     fn notice(&mut self, text: &str) {

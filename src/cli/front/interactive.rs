@@ -7,8 +7,8 @@ use console::{Key, Term, style};
 use super::Style;
 use super::human::Human;
 use super::render::{indent, step_line};
-use crate::exec::{Decision, Event, Observer};
-use crate::plan::Step;
+use crate::exec::{Decision, Event, Observer, PlanKind};
+use crate::plan::{Plan, Step};
 
 /// `--interactive` without a terminal to ask on.
 #[derive(Debug, thiserror::Error)]
@@ -60,6 +60,16 @@ impl Observer for Interactive {
 
     fn notice(&mut self, text: &str) {
         self.human.notice(text);
+    }
+
+    /// Each step is asked about before it runs; a plan with no step (a
+    /// rollout `rollback` only closes) is asked about as a whole.
+    fn approve(&mut self, _kind: PlanKind, plan: &Plan) -> anyhow::Result<bool> {
+        if plan.steps.is_empty() {
+            self.human.ask_to_run(plan)
+        } else {
+            Ok(true)
+        }
     }
 
     fn confirm(&mut self, step: &Step) -> Decision {
