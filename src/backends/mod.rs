@@ -17,6 +17,7 @@ mod template;
 pub use compose::{
     ComposeCli, ComposeKind, ComposeProject, Loaded, ProjectQuery, Reading, compose_cli,
     compose_container, compose_named, compose_recreate, compose_templates, reading_name,
+    superseded_reading,
 };
 pub use compose_options::{ComposeFlags, ComposeOptions, ComposeOptionsError};
 pub use compose_policy::policy_sections;

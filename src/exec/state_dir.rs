@@ -202,6 +202,29 @@ impl StateDir {
         write_durably(&dir.join(name), bytes)
     }
 
+    /// Removes what is kept under every name `stale` says is stale (a
+    /// symlink there is removed, never followed).
+    pub fn forget_kept(&self, stale: impl Fn(&str) -> bool) -> Result<()> {
+        let dir = self.root.join("kept");
+        let entries = match fs::read_dir(&dir) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            other => other.with_context(|| format!("reading {}", dir.display()))?,
+        };
+        for entry in entries {
+            let path = entry
+                .with_context(|| format!("reading {}", dir.display()))?
+                .path();
+            if path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(&stale)
+            {
+                fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
+            }
+        }
+        Ok(())
+    }
+
     /// Removes the oldest revisions beyond [`KEEP_REVISIONS`], never an
     /// unfinished one, nor one that cannot be read (it may be the only
     /// record of a server drained by us).
@@ -505,6 +528,14 @@ mod tests {
         fs::write(&elsewhere, b"theirs").unwrap();
         std::os::unix::fs::symlink(&elsewhere, state.root().join("kept/b.json")).unwrap();
         assert!(state.kept("b.json").is_err());
+        state.forget_kept(|name| name == "b.json").unwrap();
+        assert_eq!(state.kept("b.json").unwrap(), None);
+        assert_eq!(
+            fs::read(&elsewhere).unwrap(),
+            b"theirs",
+            "the link, not its target"
+        );
+        assert_eq!(state.kept("a.json").unwrap().as_deref(), Some(&b"two"[..]));
     }
 
     #[test]

@@ -11,6 +11,7 @@ use super::deploy::{DeployRequest, Mode, use_compose};
 use super::world::DockerWorld;
 use crate::backends::{
     BackendContainer, ComposeProject, ProjectQuery, Reading, Resolved, compose_named, reading_name,
+    superseded_reading,
 };
 use crate::conf::Server;
 use crate::docker::ComposeRef;
@@ -142,9 +143,11 @@ pub(super) async fn project<'p>(
                 });
             }
             if let (Some(state), Some(reading)) = (state, &loaded.reading) {
+                // Once this version keeps a reading, those of earlier ones go.
                 let kept = serde_json::to_vec(reading)
                     .map_err(anyhow::Error::from)
-                    .and_then(|bytes| state.keep(&name, &bytes));
+                    .and_then(|bytes| state.keep(&name, &bytes))
+                    .and_then(|()| state.forget_kept(superseded_reading));
                 if let Err(e) = kept {
                     tracing::warn!("compose project {}: not kept: {e:#}", compose.project);
                 }

@@ -23,5 +23,5 @@ mod yaml_typing;
 pub(super) use cli::run;
 pub use cli::{ComposeCli, ComposeKind, compose_cli, compose_container, compose_recreate};
 pub use project::{ComposeProject, Loaded, ProjectQuery};
-pub use reading::{Reading, reading_name};
+pub use reading::{Reading, reading_name, superseded_reading};
 pub use templates::{compose_named, compose_templates};

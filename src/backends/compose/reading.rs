@@ -342,6 +342,15 @@ async fn image_id(docker: &Docker, name: &str) -> Option<String> {
 /// otherwise are not followed).
 const KEPT_VERSION: u32 = 2;
 
+/// Whether `name` is where an earlier version kept a reading (`compose-HASH.json`
+/// before versions were counted, `compose-N-HASH.json` below [`KEPT_VERSION`]):
+/// never used again.
+pub fn superseded_reading(name: &str) -> bool {
+    name.starts_with("compose-")
+        && name.ends_with(".json")
+        && !name.starts_with(&format!("compose-{KEPT_VERSION}-"))
+}
+
 /// Where a reading of `r`'s project is kept: one name per project and directory.
 pub fn reading_name(r: &ComposeRef) -> String {
     let key = format!(
@@ -353,4 +362,28 @@ pub fn reading_name(r: &ComposeRef) -> String {
         "compose-{KEPT_VERSION}-{}.json",
         &format!("{:x}", Sha256::digest(key))[..16]
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn readings_kept_by_earlier_versions_are_superseded_and_this_ones_are_not() {
+        let r = ComposeRef {
+            project: "shop".into(),
+            service: "web".into(),
+            working_dir: Some("/srv/shop".into()),
+            config_files: vec!["docker-compose.yml".into()],
+            config_hash: None,
+            env_files: Vec::new(),
+            profiles: Vec::new(),
+            named_from: None,
+        };
+        assert!(!superseded_reading(&reading_name(&r)));
+        assert!(superseded_reading("compose-0123456789abcdef.json"));
+        assert!(superseded_reading("compose-1-0123456789abcdef.json"));
+        assert!(!superseded_reading("lock"));
+        assert!(!superseded_reading("compose-notes.txt"));
+    }
 }
