@@ -1,7 +1,8 @@
 //! `deploy -i` through a real pseudo-terminal: the prompt before each step
 //! drives a real deploy, with the arrows and Enter or with one key per
-//! answer; quitting leaves a resumable journal; without a terminal `-i`
-//! refuses and points to `--yes`.
+//! answer; quitting leaves a resumable journal, which `rollback -i` asks
+//! before closing when nothing changed; without a terminal `-i` refuses and
+//! points to `--yes`.
 
 use crate::support::stack::Stack;
 use rexpect::process::WaitStatus;
@@ -91,6 +92,46 @@ fn quitting_at_a_prompt_leaves_a_resumable_rollout() {
             .into_iter()
             .collect()
     );
+}
+
+#[test]
+fn rollback_asks_before_closing_a_rollout_that_changed_no_server() {
+    let stack = Stack::up("itclose");
+    stack.edit_compose("app1,v1", "app1,v2");
+    let mut p = spawn(&stack, &["deploy", "apps", "-i", "--monitor", "0s"]);
+    p.exp_string(PROMPT).unwrap();
+    p.send("\r").unwrap(); // step 1: drain app1
+    p.flush().unwrap();
+    p.exp_string("[ 2/").unwrap();
+    p.exp_string(PROMPT).unwrap();
+    p.send("q").unwrap(); // quitting puts app1 back: nothing changed
+    p.flush().unwrap();
+    p.exp_eof().unwrap();
+    assert_eq!(exit_code(&p), 3);
+
+    // The close is a plan with no step: -i asks about it once.
+    let mut p = spawn(&stack, &["rollback", "-i"]);
+    p.exp_string("changed no server").unwrap();
+    p.exp_string("run this plan?").unwrap();
+    p.send("n").unwrap();
+    p.flush().unwrap();
+    p.exp_string("nothing done").unwrap();
+    p.exp_eof().unwrap();
+    assert_eq!(exit_code(&p), 0);
+    let status = stack.tool(&["status"]);
+    assert!(String::from_utf8_lossy(&status.stdout).contains("Paused"));
+
+    let mut p = spawn(&stack, &["rollback", "-i"]);
+    p.exp_string("run this plan?").unwrap();
+    p.send("y").unwrap();
+    p.flush().unwrap();
+    p.exp_string("closed").unwrap();
+    p.exp_eof().unwrap();
+    assert_eq!(exit_code(&p), 0);
+    let status = stack.tool(&["status", "--output", "json"]);
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert!(status["unfinished"].is_null(), "{status}");
+    assert!(stack.bodies(8).contains("Hi there, I love ! app1,v1"));
 }
 
 /// Answers the prompt now on screen with `key` alone (no Enter) and waits
