@@ -112,6 +112,7 @@ fn rollback_asks_before_closing_a_rollout_that_changed_no_server() {
     // The close is a plan with no step: -i asks about it once.
     let mut p = spawn(&stack, &["rollback", "-i"]);
     p.exp_string("changed no server").unwrap();
+    p.exp_string("no step to run").unwrap();
     p.exp_string("run this plan?").unwrap();
     p.send("n").unwrap();
     p.flush().unwrap();

@@ -92,6 +92,9 @@ pub fn render_plan(plan: &Plan, color: bool) -> String {
             )));
         }
     }
+    if plan.steps.is_empty() {
+        out.push_str("no step to run\n");
+    }
     for step in &plan.steps {
         out.push_str(&step_line(step, plan.steps.len()));
         out.push('\n');
