@@ -4,7 +4,8 @@
 //! compose made. `cli.rs` runs compose, `project.rs` reads what a project's
 //! files ask for (`hooks.rs`: its services' lifecycle hooks), `templates.rs`
 //! makes the templates, `reading.rs` keeps what compose v1 read (`inputs.rs`:
-//! what it was read from) so that a change of environment values or images
+//! what it was read from; `written.rs`: the environment values and images it
+//! follows, as the files set them) so that a change of those values or images
 //! alone — as written or through variables (`variables.rs`) — needs no
 //! compose run (`new_image.rs`: a template for another image;
 //! `python_json.rs`: JSON as compose hashes it; `yaml_typing.rs`: where
@@ -18,6 +19,7 @@ mod python_json;
 mod reading;
 mod templates;
 mod variables;
+mod written;
 mod yaml_typing;
 
 pub(super) use cli::run;

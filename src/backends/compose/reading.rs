@@ -30,11 +30,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 use sha2::{Digest, Sha256};
 
-use super::inputs::{Inputs, Written};
+use super::inputs::Inputs;
 use super::new_image::for_new_image;
 use super::project::{ComposeProject, ProjectQuery};
 use super::python_json::python_json;
 use super::variables::interpolate;
+use super::written::Written;
 use crate::docker::ComposeRef;
 
 /// What compose read of a project, with the inputs it read it from.
