@@ -417,7 +417,7 @@ fn a_run_killed_inside_its_pre_deploy_is_closed_by_rollback_which_removes_the_on
     let one_off = format!("{}-nr-pre-deploy", stack.container("app1"));
     assert_eq!(
         containers_named(&one_off),
-        [one_off.clone()],
+        [one_off.as_str()],
         "left by the kill"
     );
 
