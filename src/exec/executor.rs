@@ -241,7 +241,12 @@ impl<'a, W: World, O: Observer + ?Sized> Executor<'a, W, O> {
             let step = self.rollout.plan.steps[i].clone();
             match pausing.take() {
                 Some(outcome) if !self.finishes_batch(&step) => return Ok(outcome),
-                Some(outcome) => pausing = Some(outcome),
+                Some(outcome) => {
+                    // The batch goes on as it would have: a new container that
+                    // failed since is counted and taken out (not swapped in).
+                    self.check_monitors().await?;
+                    pausing = Some(outcome);
+                }
                 None => {
                     if let Some(outcome) = self.check_monitors().await? {
                         if !matches!(outcome, Outcome::Paused(_)) || !self.finishes_batch(&step) {
@@ -365,21 +370,57 @@ impl<'a, W: World, O: Observer + ?Sized> Executor<'a, W, O> {
 
     /// Whether a pause waits for any of `servers` before it takes effect:
     /// its new container started and not healthy yet, and once healthy only
-    /// its line to put back (see `settle`). Swarm's pause lets the slots it
-    /// handed out finish; their servers then serve while it lasts, and
-    /// `resume` does not replace them again.
+    /// its line to put back (see `settle`) or, a single server started
+    /// first, swapped to it (see [`Self::swaps_healthy`]). Swarm's pause lets
+    /// the slots it handed out finish; their servers then serve while it
+    /// lasts, and `resume` does not replace them again.
     pub(super) fn awaited_by_pause<'s>(&self, mut servers: impl Iterator<Item = &'s str>) -> bool {
         servers.any(|s| {
             self.rollout.server(s).is_some_and(|r| {
                 r.state == ServerState::Replacing
                     && r.new_container.is_some()
-                    && r.goes_back_when_healthy()
+                    && (r.goes_back_when_healthy() || r.swapped_when_healthy())
             })
         })
     }
 
+    /// Whether the step numbered `index` swaps healthy replacements in: it
+    /// is a start-first batch's stop of its old containers, or a step
+    /// between its health wait and that stop (the edit that points the
+    /// lines at the replacements, its reload, the wait for the old workers,
+    /// the pre-stop hooks), and a server that stop names is healthy and
+    /// swapped when healthy (`ServerRecord::swapped_when_healthy`). A pause
+    /// lets these steps run as the plan has them (they skip the batch's
+    /// failed servers, as ever), so the batch ends as it would have.
+    pub(super) fn swaps_healthy(&self, index: usize) -> bool {
+        let stop = self
+            .rollout
+            .plan
+            .steps
+            .iter()
+            .filter(|s| s.index >= index)
+            .find(|s| {
+                !matches!(
+                    s.action,
+                    Action::Edit { .. }
+                        | Action::Reload
+                        | Action::WaitDrained { .. }
+                        | Action::PreStop { .. }
+                )
+            });
+        let Some(Action::StopOld { servers }) = stop.map(|s| &s.action) else {
+            return false;
+        };
+        servers.iter().any(|s| {
+            self.rollout
+                .server(&s.server)
+                .is_some_and(|r| r.state == ServerState::Healthy && r.swapped_when_healthy())
+        })
+    }
+
     /// Whether `step` finishes a batch a pause waits for: the post-start
-    /// hooks or the health wait of [`Self::awaited_by_pause`] servers.
+    /// hooks or the health wait of [`Self::awaited_by_pause`] servers, or a
+    /// step that [swaps healthy replacements in](Self::swaps_healthy).
     fn finishes_batch(&self, step: &Step) -> bool {
         match &step.action {
             Action::PostStart { runs, .. } => {
@@ -388,7 +429,7 @@ impl<'a, W: World, O: Observer + ?Sized> Executor<'a, W, O> {
             Action::WaitHealthy { servers, .. } => {
                 self.awaited_by_pause(servers.iter().map(|s| s.server.as_str()))
             }
-            _ => false,
+            _ => self.swaps_healthy(step.index),
         }
     }
 

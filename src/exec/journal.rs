@@ -344,6 +344,14 @@ impl<S> ServerRecord<S> {
         }
     }
 
+    /// Whether it is a single server started first: once its replacement is
+    /// healthy, its batch's own steps point its line at the replacement and
+    /// stop the old container (the record is done then). Not a replica's
+    /// slot: its set's edits add and drain pinned lines.
+    pub(super) fn swapped_when_healthy(&self) -> bool {
+        self.set.is_none() && !self.goes_back_when_healthy()
+    }
+
     /// A replica's own line in the upstream: its set's address with its new
     /// container as the host (`web:8000` + `p_web_3` → `p_web_3:8000`); none
     /// for a single server.

@@ -15,7 +15,10 @@ impl<W: World, O: Observer + ?Sized> Executor<'_, W, O> {
     /// Waits for the workers every reload since the last wait replaced to
     /// exit (a reload between a drain and its wait, such as taking a failed
     /// server out, leaves the drain's old workers proxying to the drained
-    /// server); the replacements of the next step are created meanwhile.
+    /// server); the replacements of the next step are created meanwhile. A
+    /// pause fired meanwhile while a start-first batch swaps its healthy
+    /// replacements in is returned once the wait ends: their old containers
+    /// stop after it (see `Executor::swaps_healthy`).
     pub(super) async fn wait_drained(
         &mut self,
         index: usize,
@@ -25,9 +28,17 @@ impl<W: World, O: Observer + ?Sized> Executor<'_, W, O> {
         let old = std::mem::take(&mut self.old_workers);
         let world = self.world;
         let prepare = prepare_ahead(world, self.recreated_next(index));
-        let (drained, _) = self
-            .watching(join(world.wait_drained(&old, timeout), prepare))
-            .await?;
+        let mut wait = std::pin::pin!(join(world.wait_drained(&old, timeout), prepare));
+        let swapping = self.swaps_healthy(index);
+        let (drained, _) = match self.watching(wait.as_mut()).await {
+            // The old workers are waited for all the same; a signal still ends the wait.
+            Err(StepError::Stopped(outcome @ Outcome::Paused(_))) if swapping => {
+                let (drained, _) = self.until_cancelled(wait).await?;
+                drained.map_err(StepError::Fatal)?;
+                return Err(StepError::Stopped(outcome));
+            }
+            other => other?,
+        };
         drained.map_err(StepError::Fatal)
     }
 
@@ -35,7 +46,8 @@ impl<W: World, O: Observer + ?Sized> Executor<'_, W, O> {
     /// when; one that does not fails its server (start-first, it is stopped:
     /// the old container still serves), an unreachable daemon the step. A
     /// pause fired meanwhile by another server's failure is returned once
-    /// the wait ends, so the batch goes back into nginx as the run stops.
+    /// the wait ends, so the batch goes back into nginx as the run stops
+    /// (start-first, its healthy replacements are swapped in first).
     pub(super) async fn wait_healthy(
         &mut self,
         index: usize,

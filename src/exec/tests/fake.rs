@@ -72,6 +72,9 @@ pub(super) struct Fake {
     pub drain_takes: Duration,
     /// How long stopping an old container takes.
     pub stop_takes: Duration,
+    /// The containers stopped, in order: old ones, and start-first
+    /// replacements that failed (by their id or name).
+    pub stopped: RefCell<Vec<String>>,
     /// How long before it is asked a new container became healthy.
     pub healthy_ago: Duration,
     /// How long a new container takes to become healthy.
@@ -203,7 +206,8 @@ impl World for Fake {
         self.replace(server, spec).await
     }
 
-    async fn stop_old(&self, _container: &str) -> Result<()> {
+    async fn stop_old(&self, container: &str) -> Result<()> {
+        self.stopped.borrow_mut().push(container.to_string());
         tokio::time::sleep(self.stop_takes).await;
         Ok(())
     }

@@ -140,19 +140,26 @@ async fn rollout_with(
 /// A start-first rollout of every server of the fake's upstream (`appK` by
 /// `appK-b`), with `delay` between them.
 async fn start_first_rollout(fake: &Fake, delay: Duration) -> Rollout<String> {
+    let mut policy = on_failure(FailureAction::Pause);
+    policy.delay.value = delay;
+    start_first_with(fake, &Hooks::default(), policy).await
+}
+
+/// A start-first rollout of every server of the fake's upstream (`appK` by
+/// `appK-b`), with `hooks` on every server, under `policy`.
+async fn start_first_with(fake: &Fake, hooks: &Hooks, mut policy: UpdateConfig) -> Rollout<String> {
     let targets: Vec<Target> = (1..=fake.servers)
         .map(|k| Target {
             replacement: Some(format!("app{k}-b")),
-            ..target(k, &Hooks::default())
+            ..target(k, hooks)
         })
         .collect();
-    let mut policy = on_failure(FailureAction::Pause);
     policy.order.value = Order::StartFirst;
-    policy.delay.value = delay;
     rollout_of(fake, &targets, None, policy).await
 }
 
-/// The record of a rollout of `targets`, planned against the fake's config.
+/// The record of a rollout of `targets`, planned against the fake's config
+/// (each server's record names its start-first replacement, as a deploy's does).
 async fn rollout_of(
     fake: &Fake,
     targets: &[Target],
@@ -173,7 +180,10 @@ async fn rollout_of(
     .unwrap();
     let servers = targets
         .iter()
-        .map(|t| server_record(&t.server, &t.container))
+        .map(|t| ServerRecord {
+            replacement: t.replacement.clone(),
+            ..server_record(&t.server, &t.container)
+        })
         .collect();
     record(plan, servers)
 }

@@ -1,9 +1,10 @@
 //! How a run stops short of its end: a signal, a pause, the operator's
-//! *quit* or *rollback* at a prompt; what each puts back into nginx, and a
+//! *quit* or *rollback* at a prompt; what each puts back into nginx (a
+//! pause lets a start-first batch swap its healthy replacements in), and a
 //! run stopped before its first step, which is cancelled.
 use super::*;
 use crate::exec::Decision;
-use crate::plan::Action;
+use crate::plan::{Action, HookCommand};
 
 #[tokio::test]
 async fn an_interrupt_while_draining_restores_the_untouched_server() {
@@ -127,6 +128,142 @@ async fn a_pause_in_a_sets_last_batch_restores_the_healthy_replicas_own_line() {
             && text.contains("server p_web_2:8000; # nginx-rollout pin: web:8000"),
         "p_web_1 buried, p_web_2 serves:\n{text}"
     );
+}
+
+/// [`on_failure`] `pause`, two servers at once.
+fn pause_two_at_once() -> UpdateConfig {
+    let mut p = on_failure(FailureAction::Pause);
+    p.parallelism.value = 2;
+    p
+}
+
+/// Asserts that a start-first run of app1 and app2 in one batch paused on
+/// app1's failure with app2 swapped in, as the batch would have without
+/// the pause: app2's line names its replacement, its old container is
+/// stopped and its record done; app1's old container keeps its line.
+fn assert_app2_swapped_in(fake: &Fake, outcome: &Outcome, r: &Rollout<String>) {
+    assert!(
+        matches!(outcome, Outcome::Paused(why) if why.contains("app1:3000")),
+        "{outcome:?}"
+    );
+    assert_eq!(states(r), [ServerState::Failed, ServerState::Done]);
+    let text = fake.text();
+    assert!(
+        text.contains("server app1:3000;")
+            && text.contains("server app2-b:3000;")
+            && !text.contains("app1-b")
+            && !text.contains("app2:3000")
+            && fake.down_lines().is_empty(),
+        "app1's old container and app2's replacement serve:\n{text}"
+    );
+    let stopped = fake.stopped.borrow();
+    assert!(
+        stopped.iter().any(|c| c == "app2") && !stopped.iter().any(|c| c == "app1"),
+        "app2's old container is stopped, app1's is not: {stopped:?}"
+    );
+}
+
+/// The rollout `resume` makes of the paused `r` (`rollout/recover.rs`): a
+/// new plan, against the config as the run left it, for the servers not
+/// done, each pending again; the records of those done are kept.
+async fn resumed(fake: &Fake, r: &Rollout<String>) -> Rollout<String> {
+    let left: Vec<Target> = (r.plan.targets.iter())
+        .filter(|t| {
+            r.server(&t.server)
+                .is_some_and(|s| s.state != ServerState::Done)
+        })
+        .cloned()
+        .collect();
+    let mut next = rollout_of(fake, &left, None, r.plan.policy.clone()).await;
+    next.servers = (r.servers.iter())
+        .map(|s| match s.state {
+            ServerState::Done => s.clone(),
+            _ => ServerRecord {
+                state: ServerState::Pending,
+                error: None,
+                ..s.clone()
+            },
+        })
+        .collect();
+    next.runs = r.runs;
+    next
+}
+
+#[tokio::test]
+async fn a_pause_lets_a_start_first_batch_swap_its_healthy_replacement_in_and_resume_leaves_it() {
+    // One batch of two: app1's replacement never turns healthy, app2's does
+    // (Swarm's pause lets the slots it handed out finish).
+    let mut fake = Fake::new(2);
+    fake.unhealthy.insert("app1:3000".into());
+    let r = start_first_with(&fake, &Hooks::default(), pause_two_at_once()).await;
+    let (outcome, r, _) = run_to_end(&fake, r).await;
+    assert_app2_swapped_in(&fake, &outcome, &r);
+    assert_eq!(
+        *fake.stopped.borrow(),
+        ["new-app1:3000", "app2"],
+        "app1's failed replacement is removed"
+    );
+    fake.unhealthy.clear();
+    let r = resumed(&fake, &r).await;
+    let (outcome, r, _) = run_to_end(&fake, r).await;
+    assert_eq!(outcome, Outcome::Done);
+    assert_eq!(states(&r), [ServerState::Done; 2]);
+    assert_eq!(
+        *fake.replaced.borrow(),
+        ["app1:3000", "app2:3000", "app1:3000"],
+        "resume does not start app2's replacement again"
+    );
+    let text = fake.text();
+    assert!(
+        text.contains("server app1-b:3000;") && text.contains("server app2-b:3000;"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn a_pause_on_a_failed_post_start_waits_for_the_batchs_other_replacement_and_swaps_it_in() {
+    let mut fake = Fake::new(2);
+    fake.failing_hooks.insert("app1-b warm-up".into());
+    let hooks = Hooks {
+        post_start: vec![HookCommand::from_flag("--post-start", "warm-up").unwrap()],
+        pre_stop: Vec::new(),
+    };
+    let r = start_first_with(&fake, &hooks, pause_two_at_once()).await;
+    let (outcome, r, _) = run_to_end(&fake, r).await;
+    assert_app2_swapped_in(&fake, &outcome, &r);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_pause_during_a_start_first_swaps_drain_wait_waits_it_out_then_stops_the_old_container() {
+    // One server at a time, each drain wait taking 5 s: app1's new
+    // container crashes 7 s in, while the workers that still proxy to
+    // app2's old container are waited for (5 s to 10 s).
+    let mut fake = Fake::new(3);
+    fake.drain_takes = Duration::from_secs(5);
+    fake.crashes.insert("app1:3000".into());
+    let start = tokio::time::Instant::now();
+    fake.crash_seen_after = Some((start, Duration::from_secs(7)));
+    let r = start_first_with(&fake, &Hooks::default(), pause_in_a_monitor_window()).await;
+    let (outcome, r, events) = run_to_end(&fake, r).await;
+    assert_paused_by_the_monitor(&outcome);
+    let drain = |a: &Action| matches!(a, Action::WaitDrained { .. });
+    assert!(
+        inside_step(&events, drain, 1).0,
+        "app1 failed inside app2's drain wait: {events:#?}"
+    );
+    assert!(
+        start.elapsed() >= Duration::from_secs(10),
+        "the drain wait ran to its end: {:?}",
+        start.elapsed()
+    );
+    use ServerState::*;
+    assert_eq!(states(&r), [Failed, Done, Pending]);
+    assert_eq!(
+        *fake.stopped.borrow(),
+        ["app1", "app2"],
+        "app2's old container stops once its old workers are done"
+    );
+    assert!(fake.text().contains("server app2-b:3000;"));
 }
 
 /// Answers each step's prompt with the next of its decisions, then yes.
