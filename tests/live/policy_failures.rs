@@ -1,5 +1,6 @@
 //! Failure policies against the real Docker engine: a never-healthy version
-//! rolled back automatically, the monitor window, and the failure ratio.
+//! rolled back automatically, the monitor window, the failure ratio, and a
+//! pause that lets a start-first batch swap its healthy replacement in.
 
 use crate::support::stack::{Stack, app_bodies, engine_deploy_json, set_app_servers};
 use crate::support::{assert_ok, json_lines, results, summary, text};
@@ -169,4 +170,60 @@ fn one_failure_in_four_stays_within_a_ratio_of_0_3() {
         .into_iter()
         .collect();
     assert_eq!(bodies, expected);
+}
+
+#[test]
+fn a_pause_swaps_the_batchs_healthy_start_first_replacement_in_and_stops_its_old_container() {
+    let stack = Stack::up("pauseswap");
+    let old_app2 = stack.container("app2");
+    let out = stack.tool(&engine_deploy_json(&[
+        "--env",
+        r#"FAIL_HEALTH={% if service == "app1" %}1{% else %}0{% endif %}"#,
+        "--env",
+        "MESSAGE={{service}},v2",
+        "--order",
+        "start-first",
+        "--parallelism",
+        "2",
+        "--failure-action",
+        "pause",
+        "--health-timeout",
+        "20s",
+        "--monitor",
+        "0s",
+    ]));
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    let s = summary(&out);
+    assert_eq!(s["status"], "paused", "{}", text(&out));
+    assert_eq!(
+        results(&s),
+        [("app1:3000", "failed"), ("app2:3000", "updated")],
+        "{}",
+        text(&out)
+    );
+    // app2 serves from its replacement; its old container is stopped, app1's keeps serving.
+    assert_eq!(
+        stack.bodies(8),
+        ["Hi there, I love ! app1,v1", "Hi there, I love ! app2,v2"]
+            .map(String::from)
+            .into_iter()
+            .collect()
+    );
+    let conf = String::from_utf8(stack.conf()).unwrap();
+    assert!(
+        conf.contains(&format!("server {old_app2}-b:3000;")) && !conf.contains(" down"),
+        "app2's line names its replacement, nothing is left drained:\n{conf}"
+    );
+    let named = |name: &str| {
+        crate::support::docker(&[
+            "ps",
+            "-a",
+            "--filter",
+            &format!("name=^/{name}$"),
+            "--format",
+            "{{.Names}}",
+        ])
+    };
+    assert_eq!(named(&old_app2), "", "the old app2 is gone");
+    assert_eq!(named(&stack.container("app1")), stack.container("app1"));
 }
