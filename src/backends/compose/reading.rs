@@ -344,7 +344,7 @@ async fn image_id(docker: &Docker, name: &str) -> Option<String> {
 const KEPT_VERSION: u32 = 2;
 
 /// Whether `name` is where an earlier version kept a reading (`compose-HASH.json`
-/// before versions were counted, `compose-N-HASH.json` below [`KEPT_VERSION`]):
+/// before versions were counted, `compose-N-HASH.json` below `KEPT_VERSION`):
 /// never used again.
 pub fn superseded_reading(name: &str) -> bool {
     name.starts_with("compose-")
