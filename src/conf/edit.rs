@@ -18,6 +18,16 @@ pub enum Edit {
     SetWeight(u32),
     /// Remove `weight=N`: the server goes back to nginx's default weight, 1.
     ClearWeight,
+    /// [`Edit::SetWeight`] (`Some`) or [`Edit::ClearWeight`] (`None`),
+    /// provided the line's weight reads `expect` (`None`: no `weight=`), or
+    /// `weight` already: a weight a rollout left, changed by hand since, is
+    /// an error naming the line, and is not written over.
+    Reweight {
+        /// What the line's weight reads as the rollout left it.
+        expect: Option<u32>,
+        /// The weight to write.
+        weight: Option<u32>,
+    },
     /// Insert a new `server ADDRESS PARAMS;` after the last server, same indentation.
     Add {
         /// The new server's address.
@@ -243,6 +253,33 @@ pub fn splice_for(
                     with: Vec::new(),
                 })
         }
+        Edit::Reweight { expect, weight } => {
+            let now = typed.server(server)?.weight();
+            if now != *expect && now != *weight {
+                let s = find(server)?;
+                let fix = match expect {
+                    Some(w) => format!("put weight={w} back"),
+                    None => format!("remove its {}", weight_as_written(now)),
+                };
+                return Err(ConfError::at(
+                    format!(
+                        "server \"{}\" of upstream \"{upstream_name}\" reads {}, but the rollout \
+                         left {} there: changed by hand since, it is not written over ({fix}, then \
+                         run `nginx-rollout resume` or `nginx-rollout rollback`; set your own \
+                         weight with `nginx-rollout weight` once the rollout is over)",
+                        s.address,
+                        weight_as_written(now),
+                        weight_as_written(*expect)
+                    ),
+                    place_of(s.stmt),
+                ));
+            }
+            let edit = match weight {
+                Some(w) => Edit::SetWeight(*w),
+                None => Edit::ClearWeight,
+            };
+            return splice_for(doc, file, us, server, &edit, opts);
+        }
         Edit::ReplaceBody { expect, with } => {
             let body = body_range(doc, us);
             let now = &src[body.clone()];
@@ -327,6 +364,11 @@ pub fn splice_for(
             })
         }
     })
+}
+
+/// A line's weight in words: `weight=3`, or `no weight=`.
+fn weight_as_written(weight: Option<u32>) -> String {
+    weight.map_or_else(|| "no weight=".to_string(), |w| format!("weight={w}"))
 }
 
 /// Bytes to delete to remove parameter `i` of server `s`, with the blanks

@@ -360,6 +360,14 @@ impl Server {
         !self.is_down() && !self.is_backup()
     }
 
+    /// Its `weight=` as written (none: nginx's default, 1).
+    pub fn weight(&self) -> Option<u32> {
+        self.params.iter().find_map(|p| match p {
+            Param::Weight(w) => Some(*w),
+            _ => None,
+        })
+    }
+
     /// `up`, `down` or `backup`.
     pub fn mode(&self) -> ServerMode {
         if self.is_down() {

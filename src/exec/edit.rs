@@ -11,7 +11,7 @@ use super::executor::{Executor, StepError};
 use super::journal::{ServerRecord, ServerState, StepStatus};
 use super::world::World;
 use crate::conf::{Address, FileChange, FileChanged, NOWHERE, PinnedLine, Upstream};
-use crate::plan::{Action, ServerChange, apply_changes_with};
+use crate::plan::{Action, Expected, ServerChange, apply_changes_with};
 
 impl<W: World, O: Observer + ?Sized> Executor<'_, W, O> {
     /// Applies server-line changes to the live config files (journaling drains first).
@@ -21,6 +21,12 @@ impl<W: World, O: Observer + ?Sized> Executor<'_, W, O> {
         changes: &[ServerChange],
         force: bool,
     ) -> Result<(), StepError> {
+        // A ramp's weight change expects its line to read what the steps done
+        // left there: what the plan expects, unless a step was skipped.
+        let left = self
+            .rollout
+            .plan
+            .weights_left(|i| self.rollout.steps[i].status == StepStatus::Done);
         // A failed server stays out of the upstream (its new container is not
         // serving), and the old replica of a failed slot keeps serving.
         let changes: Vec<ServerChange> = changes
@@ -44,6 +50,24 @@ impl<W: World, O: Observer + ?Sized> Executor<'_, W, O> {
                 | ServerChange::Revert { .. } => true,
             })
             .cloned()
+            .map(|c| match c {
+                ServerChange::Weight {
+                    server,
+                    weight,
+                    expect: Some(planned),
+                } => {
+                    let expect = left
+                        .iter()
+                        .find(|l| l.server == server)
+                        .map_or(planned, |l| Expected { weight: l.weight });
+                    ServerChange::Weight {
+                        server,
+                        weight,
+                        expect: Some(expect),
+                    }
+                }
+                c => c,
+            })
             .collect();
         let changes = self.keep_failed_sets_pinned(changes).await?;
         // Read once here; the first write goes over these bytes.
@@ -276,13 +300,32 @@ impl<W: World, O: Observer + ?Sized> Executor<'_, W, O> {
         let upstream = self.rollout.upstream.clone();
         let mut config = self.world.load_config().await?;
         // A canary that fails mid-ramp gets its weight back first: a line
-        // pinned to nowhere keeps the statement the operator wrote.
+        // pinned to nowhere keeps the statement the operator wrote. A weight
+        // changed by hand since the rollout wrote it stays as it is (`resume`
+        // and `rollback` refuse to write over it, and say so).
+        let left = self
+            .rollout
+            .plan
+            .weights_left(|i| self.rollout.steps[i].status == StepStatus::Done);
         let mut changes: Vec<ServerChange> = match &self.rollout.plan.ramp {
-            Some(ramp) => ramp
-                .restore(&config.upstream(&upstream)?)
-                .into_iter()
-                .filter(|c| failed.iter().any(|(key, _)| c.server() == key))
-                .collect(),
+            Some(ramp) => {
+                let up = config.upstream(&upstream)?;
+                ramp.restore(&up, &left)
+                    .into_iter()
+                    .filter(|c| failed.iter().any(|(key, _)| c.server() == key))
+                    .filter(|c| match c {
+                        ServerChange::Weight {
+                            server,
+                            expect: Some(was),
+                            ..
+                        } => up
+                            .servers
+                            .iter()
+                            .any(|s| s.address == *server && s.weight() == was.weight),
+                        _ => true,
+                    })
+                    .collect()
+            }
             None => Vec::new(),
         };
         apply_changes_with(&mut config, &upstream, &changes, false)?;

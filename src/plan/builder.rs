@@ -209,11 +209,24 @@ pub fn apply_changes_with(
             ServerChange::Weight {
                 server,
                 weight: Some(w),
+                expect: None,
             } => (server, Edit::SetWeight(*w)),
             ServerChange::Weight {
                 server,
                 weight: None,
+                expect: None,
             } => (server, Edit::ClearWeight),
+            ServerChange::Weight {
+                server,
+                weight,
+                expect: Some(expect),
+            } => (
+                server,
+                Edit::Reweight {
+                    expect: expect.weight,
+                    weight: *weight,
+                },
+            ),
             ServerChange::AddServer { address, params } => (
                 address,
                 Edit::Add {

@@ -8,7 +8,9 @@
 //! line gets p·S (S: the other live lines' weights, as written, summed), each
 //! other live line its weight × (100 − p), all divided by their greatest
 //! common divisor. When the ramp is over, every line's weight goes back to
-//! what was written before it, byte for byte.
+//! what was written before it, byte for byte. Each weight change expects its
+//! line to read what the rollout left there: a weight the operator changed
+//! since (say while the ramp was paused) is an error, never written over.
 use std::fmt;
 use std::time::Duration;
 
@@ -16,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use super::builder::{Builder, apply_changes};
 use super::planner::PlanError;
-use super::step::{Action, ServerChange, ServerRef};
+use super::step::{Action, Expected, ServerChange, ServerRef};
 use crate::conf::{ConfigSet, Param, Upstream};
 
 /// A canary's share of the upstream's traffic, in percent (1–99).
@@ -136,12 +138,15 @@ pub struct Ramp {
     pub weights: Vec<LineWeight>,
 }
 
-/// The weight parameter of a line as written.
-fn written_weight(params: &[Param]) -> Option<u32> {
-    params.iter().find_map(|p| match p {
-        Param::Weight(w) => Some(*w),
-        _ => None,
-    })
+/// The ramp of a plan a new one continues or undoes, with the weight each
+/// line reads as that plan's runs left it ([`super::Plan::weights_left`]):
+/// what the new plan's first edit expects before it writes them back.
+#[derive(Debug, Clone, Copy)]
+pub struct RampLeft<'a> {
+    /// The ramp.
+    pub ramp: &'a Ramp,
+    /// Each line's weight as the runs left it.
+    pub weights: &'a [LineWeight],
 }
 
 impl Ramp {
@@ -154,7 +159,7 @@ impl Ramp {
                 .iter()
                 .map(|s| LineWeight {
                     server: s.address.clone(),
-                    weight: written_weight(&s.params),
+                    weight: s.weight(),
                 })
                 .collect(),
         }
@@ -169,15 +174,18 @@ impl Ramp {
     }
 
     /// The changes that put back every weight `up` no longer has as written
-    /// before the ramp (a resumed or rolled-back plan starts with them).
-    pub fn restore(&self, up: &Upstream) -> Vec<ServerChange> {
+    /// before the ramp (a resumed or rolled-back plan starts with them), each
+    /// expecting its line to read what `left` says the rollout left there
+    /// (a line `left` does not name is not checked).
+    pub fn restore(&self, up: &Upstream, left: &[LineWeight]) -> Vec<ServerChange> {
         up.servers
             .iter()
             .filter_map(|s| {
                 let before = self.before(&s.address)?;
-                (written_weight(&s.params) != before).then(|| ServerChange::Weight {
+                (s.weight() != before).then(|| ServerChange::Weight {
                     server: s.address.clone(),
                     weight: before,
+                    expect: reading(left, &s.address),
                 })
             })
             .collect()
@@ -215,6 +223,14 @@ impl Ramp {
     }
 }
 
+/// What line `line` reads by `reads`, as a weight change expects it.
+fn reading(reads: &[LineWeight], line: &str) -> Option<Expected> {
+    reads
+        .iter()
+        .find(|r| r.server == line)
+        .map(|r| Expected { weight: r.weight })
+}
+
 fn gcd(a: u64, b: u64) -> u64 {
     if b == 0 { a } else { gcd(b, a % b) }
 }
@@ -224,6 +240,8 @@ impl Builder<'_> {
     /// (the first also carries `first`: the canary's restore and whatever
     /// else is pending), reload, the old workers' wait, then the hold.
     /// Returns the changes that put every weight back, for the next edit.
+    /// Each weight change expects its line to read what the plan left there
+    /// before it (the share before, or the weight as written).
     pub(super) fn ramp(
         &mut self,
         ramp: &Ramp,
@@ -237,6 +255,15 @@ impl Builder<'_> {
         let mut serving: ConfigSet = self.config.clone();
         apply_changes(&mut serving, self.upstream, &first)?;
         let up = serving.upstream(self.upstream)?;
+        // Each line's weight as the plan leaves it so far.
+        let mut reads: Vec<LineWeight> = up
+            .servers
+            .iter()
+            .map(|s| LineWeight {
+                server: s.address.clone(),
+                weight: s.weight(),
+            })
+            .collect();
         let mut first = Some(first);
         let mut touched: Vec<String> = Vec::new();
         for &share in &canary.shares {
@@ -246,9 +273,14 @@ impl Builder<'_> {
                 if !touched.contains(&line) {
                     touched.push(line.clone());
                 }
+                let expect = reading(&reads, &line);
+                if let Some(r) = reads.iter_mut().find(|r| r.server == line) {
+                    r.weight = Some(weight);
+                }
                 changes.push(ServerChange::Weight {
                     server: line,
                     weight: Some(weight),
+                    expect,
                 });
             }
             self.edit(changes, true)?;
@@ -265,6 +297,7 @@ impl Builder<'_> {
             .into_iter()
             .map(|line| ServerChange::Weight {
                 weight: ramp.before(&line).flatten(),
+                expect: reading(&reads, &line),
                 server: line,
             })
             .collect())

@@ -46,6 +46,7 @@ pub fn single_edit(
         LineEdit::Weight(w) => ServerChange::Weight {
             server: address()?,
             weight: Some(w),
+            expect: None,
         },
         LineEdit::Add(params) => ServerChange::AddServer {
             address: server.to_string(),

@@ -14,11 +14,11 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::builder::Builder;
-use super::canary::{Ramp, Share};
+use super::canary::{LineWeight, Ramp, RampLeft, Share};
 use super::hook::{Hooks, PreDeploy};
 use super::policy::{Order, UpdateConfig};
 use super::replicas::ReplicaSet;
-use super::step::{Action, ServerChange, Step};
+use super::step::{Action, Expected, ServerChange, Step};
 use super::targets::CanaryRun;
 use crate::conf::{Address, ConfError, ConfigSet, NOWHERE, PinnedLine};
 
@@ -171,6 +171,55 @@ impl Plan {
             .find(|&i| matches!(self.steps[i].action, Action::Edit { .. }));
         done(first) && restore.is_some_and(|i| !done(i))
     }
+
+    /// Each line of the ramp with its weight as a run of this plan left it:
+    /// what the last edit `done` (not skipped) wrote on it, else what the
+    /// plan's first change of it expects (the plan found it so), else, when
+    /// no change names it, its weight before the ramp. A line no edit done
+    /// wrote whose first change expects nothing (a plan of an earlier
+    /// version) is left out: it is not checked.
+    pub fn weights_left(&self, done: impl Fn(usize) -> bool) -> Vec<LineWeight> {
+        let Some(ramp) = &self.ramp else {
+            return Vec::new();
+        };
+        let mut left = Vec::new();
+        for line in &ramp.weights {
+            let mut first: Option<Option<Expected>> = None;
+            let mut last: Option<Option<u32>> = None;
+            for (i, step) in self.steps.iter().enumerate() {
+                let Action::Edit { changes, .. } = &step.action else {
+                    continue;
+                };
+                for change in changes {
+                    if let ServerChange::Weight {
+                        server,
+                        weight,
+                        expect,
+                    } = change
+                        && *server == line.server
+                    {
+                        if first.is_none() {
+                            first = Some(*expect);
+                        }
+                        if done(i) {
+                            last = Some(*weight);
+                        }
+                    }
+                }
+            }
+            let weight = match (last, first) {
+                (Some(written), _) => written,
+                (None, Some(Some(expected))) => expected.weight,
+                (None, Some(None)) => continue,
+                (None, None) => line.weight,
+            };
+            left.push(LineWeight {
+                server: line.server.clone(),
+                weight,
+            });
+        }
+        left
+    }
 }
 
 /// Why no plan could be made.
@@ -266,9 +315,10 @@ pub struct RollingUpdate<'a> {
     /// How long each wait may take.
     pub timeouts: Timeouts,
     /// The ramp of the plan this one continues or undoes: its weights are put
-    /// back first where they changed, and its canary ramps again if it is a
-    /// target and `policy` asks for a ramp.
-    pub ramp: Option<&'a Ramp>,
+    /// back first where they changed (each over the weight that plan left,
+    /// never over one changed by hand since), and its canary ramps again if
+    /// it is a target and `policy` asks for a ramp.
+    pub ramp: Option<RampLeft<'a>>,
 }
 
 /// Builds the plan of a rolling update: its `targets` (one container per
@@ -374,8 +424,8 @@ pub fn rolling_update(update: RollingUpdate<'_>) -> Result<Plan, PlanError> {
         }
     }
     // A ramp cut short (paused, failed, killed) left its weights: back first.
-    if let Some(ramp) = ramp {
-        burials.extend(ramp.restore(&up));
+    if let Some(cut) = ramp {
+        burials.extend(cut.ramp.restore(&up, cut.weights));
     }
     builder.edit(burials, false)?;
     // The canary: the server the plan it continues named, else the first that serves.
@@ -390,7 +440,9 @@ pub fn rolling_update(update: RollingUpdate<'_>) -> Result<Plan, PlanError> {
         Some(setting) => {
             let serves = |i: usize| !operator_down[i] && !targets[i].dead;
             let pick = match ramp {
-                Some(r) => (0..targets.len()).find(|&i| targets[i].server == r.server && serves(i)),
+                Some(r) => {
+                    (0..targets.len()).find(|&i| targets[i].server == r.ramp.server && serves(i))
+                }
                 None => Some(
                     (0..targets.len())
                         .find(|&i| serves(i) && !targets[i].drained_by_us)
@@ -399,13 +451,16 @@ pub fn rolling_update(update: RollingUpdate<'_>) -> Result<Plan, PlanError> {
             };
             pick.map(|i| {
                 let ramp = ramp
-                    .cloned()
+                    .map(|r| r.ramp.clone())
                     .unwrap_or_else(|| Ramp::of(&targets[i].server, &up));
                 (i, ramp, setting.value.clone())
             })
         }
     };
-    let plan_ramp = canary.as_ref().map(|(_, r, _)| r.clone()).or(ramp.cloned());
+    let plan_ramp = canary
+        .as_ref()
+        .map(|(_, r, _)| r.clone())
+        .or(ramp.map(|r| r.ramp.clone()));
     let parallelism = match policy.parallelism.value {
         0 => targets
             .len()

@@ -29,6 +29,14 @@ pub struct HookRun {
     pub commands: Vec<HookCommand>,
 }
 
+/// The weight a [`ServerChange::Weight`] expects its line to read before it writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Expected {
+    /// The `weight=` as written (none: the line has none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight: Option<u32>,
+}
+
 /// A change to one `server` line.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "kebab-case")]
@@ -89,6 +97,11 @@ pub enum ServerChange {
         /// The weight.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         weight: Option<u32>,
+        /// A ramp's: the weight the line reads as the rollout left it, which
+        /// it must still read (else nothing is written: the operator changed
+        /// it). None: not checked (a live `weight`, or a plan of an earlier version).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        expect: Option<Expected>,
     },
     /// A new `server` line after the last one, indented like its neighbours.
     AddServer {
@@ -154,10 +167,12 @@ impl fmt::Display for ServerChange {
             ServerChange::Weight {
                 server,
                 weight: Some(w),
+                ..
             } => write!(f, "weight {server} {w}"),
             ServerChange::Weight {
                 server,
                 weight: None,
+                ..
             } => {
                 write!(f, "weight {server} as nginx's default (no weight=)")
             }

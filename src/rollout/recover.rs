@@ -20,9 +20,9 @@ use crate::exec::{
     StepStatus, World,
 };
 use crate::plan::{
-    Action, Direction, Hooks, Order, Overrides, Plan, PreDeploy, RollingUpdate, Target,
-    UpdateConfig, Via, apply_changes_with, replacement_address, revert_lines, rolling_update,
-    with_flags,
+    Action, Direction, Hooks, Order, Overrides, Plan, PlanError, PreDeploy, RampLeft,
+    RollingUpdate, Target, UpdateConfig, Via, apply_changes_with, replacement_address,
+    revert_lines, rolling_update, with_flags,
 };
 
 /// What `resume` is asked.
@@ -95,6 +95,15 @@ fn pending_pre_deploy(rollout: &Rollout<Desired>) -> Option<PreDeploy> {
             }
             _ => None,
         })
+}
+
+/// A plan refused by the config engine (a ramp's weight changed by hand
+/// since) is the config's error: the file, at the position shown.
+fn config_error(e: PlanError) -> anyhow::Error {
+    match e {
+        PlanError::Conf(e) => e.into(),
+        e => e.into(),
+    }
 }
 
 fn entry_state(drained_by_us: bool) -> ServerState {
@@ -187,6 +196,10 @@ pub async fn resume(
             hooks: hooks_of(&rec.new_spec),
         });
     }
+    // Its ramp's weights go back only over what its runs left on each line.
+    let left = rollout
+        .plan
+        .weights_left(|i| rollout.steps[i].status == StepStatus::Done);
     let plan = rolling_update(RollingUpdate {
         config: &config,
         upstream: &rollout.upstream,
@@ -195,8 +208,12 @@ pub async fn resume(
         pre_deploy: pending_pre_deploy(&rollout).as_ref(),
         policy: &rollout.plan.policy,
         timeouts: rollout.plan.timeouts,
-        ramp: rollout.plan.ramp.as_ref(),
-    })?;
+        ramp: rollout.plan.ramp.as_ref().map(|ramp| RampLeft {
+            ramp,
+            weights: &left,
+        }),
+    })
+    .map_err(config_error)?;
     if let ControlFlow::Break(ended) = show_or_approve(
         run_in,
         observer,
@@ -426,6 +443,9 @@ pub(crate) async fn undo_of(
         );
     }
     // Never the pre-deploy hook: it prepared the version being undone.
+    let left = of
+        .plan
+        .weights_left(|i| of.steps[i].status == StepStatus::Done);
     let plan = rolling_update(RollingUpdate {
         config: &config,
         upstream: &of.upstream,
@@ -434,8 +454,12 @@ pub(crate) async fn undo_of(
         pre_deploy: None,
         policy,
         timeouts: of.plan.timeouts,
-        ramp: of.plan.ramp.as_ref(),
-    })?;
+        ramp: of.plan.ramp.as_ref().map(|ramp| RampLeft {
+            ramp,
+            weights: &left,
+        }),
+    })
+    .map_err(config_error)?;
     let origin = Origin {
         revision: state.next_revision()?,
         kind: RolloutKind::Rollback,

@@ -1,5 +1,6 @@
 //! The edits the live line commands and the canary ramp stand on: a weight
-//! written and taken away byte for byte, and an upstream's contents put back.
+//! written and taken away byte for byte, a ramp's weight written only over
+//! the one it expects, and an upstream's contents put back.
 use nginx_rollout::conf::{ConfigSet, Edit, EditOptions, MemFs};
 use std::path::Path;
 
@@ -89,4 +90,50 @@ fn the_contents_come_back_only_over_what_was_expected() {
         ),
         "{e}"
     );
+}
+
+#[test]
+fn a_ramp_s_weight_is_written_only_over_the_weight_it_expects() {
+    let original =
+        "http {\n    upstream u {\n        server a:80 weight=9;\n        server b:80;\n    }\n}\n";
+    let mut s = set(original);
+    let back = |expect, weight| Edit::Reweight { expect, weight };
+    assert!(s.apply("u", "a", back(Some(9), None), NO_FORCE).unwrap());
+    assert!(
+        !s.apply("u", "a", back(Some(9), None), NO_FORCE).unwrap(),
+        "written already: twice is once"
+    );
+    assert!(s.apply("u", "b", back(None, Some(3)), NO_FORCE).unwrap());
+    assert_eq!(
+        text(&s),
+        "http {\n    upstream u {\n        server a:80;\n        server b:80 weight=3;\n    }\n}\n"
+    );
+
+    // Changed by hand since: refused, naming the line, and nothing written.
+    let mut s = set(original);
+    let e = s
+        .apply("u", "a", back(Some(1), None), NO_FORCE)
+        .unwrap_err();
+    assert!(
+        e.to_string().starts_with(
+            "server \"a:80\" of upstream \"u\" reads weight=9, but the rollout left weight=1 there: \
+             changed by hand since, it is not written over (put weight=1 back, then run \
+             `nginx-rollout resume` or `nginx-rollout rollback`; set your own weight with \
+             `nginx-rollout weight` once the rollout is over) in /etc/nginx/nginx.conf:3:9"
+        ),
+        "{e}"
+    );
+    let e = s
+        .apply("u", "b", back(Some(2), Some(5)), NO_FORCE)
+        .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("reads no weight=, but the rollout left weight=2 there"),
+        "{e}"
+    );
+    let e = s
+        .apply("u", "a", back(None, Some(4)), NO_FORCE)
+        .unwrap_err();
+    assert!(e.to_string().contains("(remove its weight=9, then"), "{e}");
+    assert_eq!(text(&s), original);
 }

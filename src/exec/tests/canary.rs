@@ -1,6 +1,9 @@
 //! Canary ramps run: each share held, a dying canary taken out, a pause
-//! gate, the other watched containers checked during a hold.
+//! gate, a weight changed by hand at a pause not written over, the other
+//! watched containers checked during a hold.
+use super::stops::run_answering;
 use super::*;
+use crate::exec::Decision;
 use crate::plan::{Action, Canary, Direction, Gate, Overrides, Share, resolve};
 
 fn ramp(gate: Gate, action: FailureAction) -> UpdateConfig {
@@ -110,6 +113,90 @@ async fn a_pause_gate_stops_at_each_share_and_the_same_plan_goes_on() {
         ["app1:3000", "app2:3000"],
         "each once"
     );
+}
+
+#[tokio::test]
+async fn a_weight_changed_by_hand_at_a_pause_stops_the_ramp_and_is_not_written_over() {
+    let fake = Fake::new(2);
+    let before = fake.conf.borrow().clone();
+    let r = rollout(&fake, ramp(Gate::Pause, FailureAction::Pause)).await;
+    let (outcome, r, _) = run_to_end(&fake, r).await;
+    assert!(matches!(&outcome, Outcome::Paused(_)), "{outcome:?}");
+    let paused = fake.text();
+    assert!(
+        paused.contains("server app2:3000 weight=9;"),
+        "10 %:\n{paused}"
+    );
+    // While it is paused, the operator gives app2 a weight of their own.
+    let edited = paused.replace("server app2:3000 weight=9;", "server app2:3000 weight=5;");
+    *fake.conf.borrow_mut() = edited.clone().into_bytes();
+    let (outcome, r, _) = run_to_end(&fake, r).await;
+    let Outcome::Failed(why) = &outcome else {
+        panic!("{outcome:?}")
+    };
+    for said in [
+        "(edit) failed: server \"app2:3000\" of upstream \"apps\" reads weight=5, but the \
+         rollout left weight=9 there",
+        "put weight=9 back, then run `nginx-rollout resume` or `nginx-rollout rollback`",
+        "in /etc/nginx/nginx.conf:4:9",
+    ] {
+        assert!(why.contains(said), "{said:?} not in:\n{why}");
+    }
+    assert_eq!(fake.text(), edited, "not a byte written");
+    assert_eq!(*fake.reloads.borrow(), 2, "no reload since the pause");
+    assert_eq!(r.status, Status::Failed);
+    assert!(
+        r.plan
+            .ramp_underway(|i| r.steps[i].status == StepStatus::Done),
+        "`resume` goes on with the same plan"
+    );
+    // Put back, the same plan goes on: 50 %, then the rest, every byte as it was.
+    *fake.conf.borrow_mut() = paused.into_bytes();
+    let (outcome, r, _) = run_to_end(&fake, r).await;
+    assert!(
+        matches!(&outcome, Outcome::Paused(why) if why.contains("takes 50%")),
+        "{outcome:?}"
+    );
+    // At the last hold too: the weights go back only over those of 50 %.
+    let at_50 = fake.text();
+    let edited = at_50.replace("server app1:3000 weight=1;", "server app1:3000 weight=2;");
+    *fake.conf.borrow_mut() = edited.clone().into_bytes();
+    let (outcome, r, _) = run_to_end(&fake, r).await;
+    assert!(
+        matches!(&outcome, Outcome::Failed(why) if why.contains("server \"app1:3000\" of upstream \"apps\" reads weight=2, but the rollout left weight=1")),
+        "{outcome:?}"
+    );
+    assert_eq!(
+        fake.text(),
+        edited,
+        "neither the weights back nor app2's drain"
+    );
+    *fake.conf.borrow_mut() = at_50.into_bytes();
+    let (outcome, r, _) = run_to_end(&fake, r).await;
+    assert_eq!(outcome, Outcome::Done);
+    assert_eq!(states(&r), [ServerState::Done; 2]);
+    assert_eq!(*fake.conf.borrow(), before);
+}
+
+#[tokio::test]
+async fn a_share_skipped_at_a_prompt_puts_the_weights_back_over_the_share_before() {
+    let fake = Fake::new(2);
+    let before = fake.conf.borrow().clone();
+    let r = rollout(&fake, ramp(NO_HOLD, FailureAction::Pause)).await;
+    let hold_at_50 = r
+        .plan
+        .steps
+        .iter()
+        .position(|s| matches!(&s.action, Action::Canary { share, .. } if share.percent() == 50))
+        .unwrap();
+    // Its edit, reload and wait come before it; the edit is skipped.
+    let edit_at_50 = hold_at_50 - 3;
+    let mut answers = vec![Decision::Yes; edit_at_50];
+    answers.push(Decision::Skip);
+    let (outcome, r) = run_answering(&fake, r, answers).await;
+    assert_eq!(outcome, Outcome::Done);
+    assert_eq!(r.steps[edit_at_50].status, StepStatus::Skipped);
+    assert_eq!(*fake.conf.borrow(), before, "back over the weights of 10 %");
 }
 
 #[tokio::test(start_paused = true)]

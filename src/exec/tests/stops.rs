@@ -281,7 +281,7 @@ impl Observer for Answers {
 }
 
 /// Runs the rollout, its prompts answered with `answers`; (outcome, the record).
-async fn run_answering(
+pub(super) async fn run_answering(
     fake: &Fake,
     rollout: Rollout<String>,
     answers: Vec<Decision>,

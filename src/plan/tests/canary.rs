@@ -1,8 +1,9 @@
 //! Canary ramps: each share a weight edit, a reload and a hold; the weights
 //! back byte for byte.
 use super::*;
-use crate::plan::canary::{LineWeight, Ramp};
+use crate::plan::canary::{LineWeight, Ramp, RampLeft};
 use crate::plan::policy::Setting;
+use crate::plan::step::Expected;
 use crate::plan::{Canary, FailureAction, Gate, Share};
 
 fn ramp_policy(shares: &[u8], gate: Option<Gate>) -> UpdateConfig {
@@ -73,14 +74,16 @@ fn each_share_is_an_edit_a_reload_and_a_hold_then_the_weights_go_back() {
             },
             ServerChange::Weight {
                 server: "app1:3000".into(),
-                weight: Some(1)
+                weight: Some(1),
+                expect: Some(Expected { weight: None })
             },
             ServerChange::Weight {
                 server: "app2:3000".into(),
-                weight: Some(9)
+                weight: Some(9),
+                expect: Some(Expected { weight: None })
             },
         ],
-        "10 %: 1 against 9"
+        "10 %: 1 against 9, over the lines as written"
     );
     let diff = p.steps[5].diff.as_deref().unwrap();
     for line in [
@@ -113,16 +116,19 @@ fn each_share_is_an_edit_a_reload_and_a_hold_then_the_weights_go_back() {
         &[
             ServerChange::Weight {
                 server: "app1:3000".into(),
-                weight: None
+                weight: None,
+                expect: Some(Expected { weight: Some(1) })
             },
             ServerChange::Weight {
                 server: "app2:3000".into(),
-                weight: None
+                weight: None,
+                expect: Some(Expected { weight: Some(1) })
             },
             ServerChange::Drain {
                 server: "app2:3000".into()
             },
-        ]
+        ],
+        "back over the weights of 50 %: 1 against 1"
     );
     assert!(
         leaves_as_it_was(&cfg, &p),
@@ -314,12 +320,27 @@ fn a_plan_that_continues_a_cut_ramp_puts_the_weights_back_first() {
             },
         ],
     };
+    // What the run left: its 10 % (app1's weight went back as it was taken out).
+    let left = [
+        LineWeight {
+            server: "app2:3000".into(),
+            weight: Some(9),
+        },
+        LineWeight {
+            server: "app3:3000".into(),
+            weight: Some(27),
+        },
+    ];
+    let cut = RampLeft {
+        ramp: &ramp,
+        weights: &left,
+    };
     let canary = drained_by_us("app1:3000");
     let mut pol = ramp_policy(&[10], None);
     pol.failure_action.value = FailureAction::Pause;
     let p = rolling_update(RollingUpdate {
         targets: &[canary.clone(), target("app2:3000")],
-        ramp: Some(&ramp),
+        ramp: Some(cut),
         ..update(&cfg, "apps", &pol)
     })
     .unwrap();
@@ -328,11 +349,13 @@ fn a_plan_that_continues_a_cut_ramp_puts_the_weights_back_first() {
         &[
             ServerChange::Weight {
                 server: "app2:3000".into(),
-                weight: None
+                weight: None,
+                expect: Some(Expected { weight: Some(9) })
             },
             ServerChange::Weight {
                 server: "app3:3000".into(),
-                weight: Some(3)
+                weight: Some(3),
+                expect: Some(Expected { weight: Some(27) })
             },
         ]
     );
@@ -348,7 +371,7 @@ fn a_plan_that_continues_a_cut_ramp_puts_the_weights_back_first() {
     // Undone instead (no ramp in the rollback's policy): only the weights back.
     let p = rolling_update(RollingUpdate {
         targets: &[canary],
-        ramp: Some(&ramp),
+        ramp: Some(cut),
         ..update(&cfg, "apps", &policy(|_| {}))
     })
     .unwrap();
@@ -384,4 +407,112 @@ fn a_run_stopped_between_two_holds_is_inside_its_ramp() {
     assert!(!p.ramp_underway(|i| i <= restore), "weights back");
     let no_ramp = plan(&cfg, &[target("app1:3000")], &policy(|_| {})).unwrap();
     assert!(!no_ramp.ramp_underway(|_| true));
+}
+
+#[test]
+fn a_plan_that_continues_a_ramp_refuses_a_weight_changed_by_hand_since() {
+    // Paused at 10 % (app1 weight=1, app2 weight=9); the operator wrote
+    // app2 weight=5 since. Resumed after a failure, or rolled back: refused
+    // before anything runs, naming the line, and nothing planned over it.
+    let cfg = config(&["app1:3000 down", "app2:3000 weight=5"]);
+    let ramp = Ramp {
+        server: "app1:3000".into(),
+        weights: ["app1:3000", "app2:3000"]
+            .map(|s| LineWeight {
+                server: s.into(),
+                weight: None,
+            })
+            .into(),
+    };
+    let left = [LineWeight {
+        server: "app2:3000".into(),
+        weight: Some(9),
+    }];
+    let cut = RampLeft {
+        ramp: &ramp,
+        weights: &left,
+    };
+    for pol in [ramp_policy(&[10], None), policy(|_| {})] {
+        let err = rolling_update(RollingUpdate {
+            targets: &[drained_by_us("app1:3000")],
+            ramp: Some(cut),
+            ..update(&cfg, "apps", &pol)
+        })
+        .unwrap_err();
+        let PlanError::Conf(e) = &err else {
+            panic!("{err}")
+        };
+        assert_eq!(
+            (e.file(), e.line(), e.column()),
+            (Some(Path::new(MAIN)), Some(4), Some(9)),
+            "app2's line: {err}"
+        );
+        let shown = err.to_string();
+        for said in [
+            "server \"app2:3000\" of upstream \"apps\" reads weight=5, but the rollout left weight=9",
+            "put weight=9 back, then run `nginx-rollout resume` or `nginx-rollout rollback`",
+            "in /etc/nginx/nginx.conf:4:9",
+        ] {
+            assert!(shown.contains(said), "{said:?} not in:\n{shown}");
+        }
+    }
+    // Put back, it goes back as it was written before the ramp.
+    let cfg = config(&["app1:3000 down", "app2:3000 weight=9"]);
+    let p = rolling_update(RollingUpdate {
+        targets: &[drained_by_us("app1:3000")],
+        ramp: Some(cut),
+        ..update(&cfg, "apps", &policy(|_| {}))
+    })
+    .unwrap();
+    assert!(
+        p.steps[0]
+            .diff
+            .as_deref()
+            .unwrap()
+            .contains("+        server app2:3000;"),
+        "{:?}",
+        p.steps[0].diff
+    );
+}
+
+#[test]
+fn the_weights_a_run_left_are_those_its_last_edit_done_wrote() {
+    let (_, p) = two_servers(
+        &[target("app1:3000"), target("app2:3000")],
+        &ramp_policy(&[10, 50], Some(Gate::Pause)),
+    );
+    let holds: Vec<usize> = (0..p.steps.len())
+        .filter(|&i| matches!(p.steps[i].action, Action::Canary { .. }))
+        .collect();
+    let weights = |app1: Option<u32>, app2: Option<u32>| {
+        vec![
+            LineWeight {
+                server: "app1:3000".into(),
+                weight: app1,
+            },
+            LineWeight {
+                server: "app2:3000".into(),
+                weight: app2,
+            },
+        ]
+    };
+    assert_eq!(p.weights_left(|_| false), weights(None, None), "as written");
+    assert_eq!(
+        p.weights_left(|i| i <= holds[0]),
+        weights(Some(1), Some(9)),
+        "paused at 10 %"
+    );
+    assert_eq!(
+        p.weights_left(|i| i <= holds[1]),
+        weights(Some(1), Some(1)),
+        "paused at 50 %"
+    );
+    // The 50 % edit skipped at a prompt: what the 10 % one wrote.
+    let edit_at_50 = holds[1] - 3;
+    assert!(matches!(p.steps[edit_at_50].action, Action::Edit { .. }));
+    assert_eq!(
+        p.weights_left(|i| i <= holds[1] && i != edit_at_50),
+        weights(Some(1), Some(9))
+    );
+    assert_eq!(p.weights_left(|_| true), weights(None, None), "back");
 }

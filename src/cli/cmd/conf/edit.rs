@@ -221,6 +221,7 @@ fn said(a: &Asked, changed: bool, set: &ConfigSet) -> String {
             | Edit::AddPinned(_)
             | Edit::Bury
             | Edit::ClearWeight
+            | Edit::Reweight { .. }
             | Edit::ReplaceBody { .. },
             changed,
         ) => {
