@@ -369,29 +369,29 @@ impl<'a, W: World, O: Observer + ?Sized> Executor<'a, W, O> {
     }
 
     /// Whether a pause waits for any of `servers` before it takes effect:
-    /// its new container started and not healthy yet, and once healthy only
-    /// its line to put back (see `settle`) or, a single server started
-    /// first, swapped to it (see [`Self::swaps_healthy`]). Swarm's pause lets
-    /// the slots it handed out finish; their servers then serve while it
-    /// lasts, and `resume` does not replace them again.
+    /// its new container started and not healthy yet. Once healthy, its
+    /// line is put back (see `settle`) or, started first beside the old
+    /// container, its batch swaps it in (see [`Self::swaps_healthy`]).
+    /// Swarm's pause lets the slots it handed out finish; their servers then
+    /// serve while it lasts, and `resume` does not replace them again.
     pub(super) fn awaited_by_pause<'s>(&self, mut servers: impl Iterator<Item = &'s str>) -> bool {
         servers.any(|s| {
-            self.rollout.server(s).is_some_and(|r| {
-                r.state == ServerState::Replacing
-                    && r.new_container.is_some()
-                    && (r.goes_back_when_healthy() || r.swapped_when_healthy())
-            })
+            self.rollout
+                .server(s)
+                .is_some_and(|r| r.state == ServerState::Replacing && r.new_container.is_some())
         })
     }
 
     /// Whether the step numbered `index` swaps healthy replacements in: it
     /// is a start-first batch's stop of its old containers, or a step
-    /// between its health wait and that stop (the edit that points the
-    /// lines at the replacements, its reload, the wait for the old workers,
-    /// the pre-stop hooks), and a server that stop names is healthy and
-    /// swapped when healthy (`ServerRecord::swapped_when_healthy`). A pause
-    /// lets these steps run as the plan has them (they skip the batch's
-    /// failed servers, as ever), so the batch ends as it would have.
+    /// between its health wait and that stop (the edit that points single
+    /// servers' lines at the replacements, or adds new replicas' lines and
+    /// drains the old ones', its reload, the wait for the old workers, the
+    /// pre-stop hooks), and a server that stop names is being swapped in
+    /// (`ServerRecord::being_swapped_in`). A pause lets these steps run as
+    /// the plan has them (they skip the batch's failed servers, as ever), so
+    /// the batch ends as it would have; not a replica set's edit that puts
+    /// the operator's line back after its last stop: the set stays pinned.
     pub(super) fn swaps_healthy(&self, index: usize) -> bool {
         let stop = self
             .rollout
@@ -414,7 +414,7 @@ impl<'a, W: World, O: Observer + ?Sized> Executor<'a, W, O> {
         servers.iter().any(|s| {
             self.rollout
                 .server(&s.server)
-                .is_some_and(|r| r.state == ServerState::Healthy && r.swapped_when_healthy())
+                .is_some_and(|r| r.being_swapped_in())
         })
     }
 

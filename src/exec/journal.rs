@@ -344,12 +344,19 @@ impl<S> ServerRecord<S> {
         }
     }
 
-    /// Whether it is a single server started first: once its replacement is
-    /// healthy, its batch's own steps point its line at the replacement and
-    /// stop the old container (the record is done then). Not a replica's
-    /// slot: its set's edits add and drain pinned lines.
-    pub(super) fn swapped_when_healthy(&self) -> bool {
-        self.set.is_none() && !self.goes_back_when_healthy()
+    /// Whether its batch's own steps swap its healthy replacement in and
+    /// then stop the old container (the record is done then): started first
+    /// beside the old container, under another name, and healthy, or for a
+    /// replica's slot, drained by that swap (its edit adds the new replica's
+    /// line and drains the old one's; a single server's only points its line
+    /// at the replacement, which leaves the record healthy).
+    pub(super) fn being_swapped_in(&self) -> bool {
+        let healthy = match self.state {
+            ServerState::Healthy => true,
+            ServerState::Drained => self.set.is_some() && self.healthy_at.is_some(),
+            _ => false,
+        };
+        healthy && !self.goes_back_when_healthy()
     }
 
     /// A replica's own line in the upstream: its set's address with its new

@@ -1,7 +1,8 @@
 //! How a run stops short of its end: a signal, a pause, the operator's
 //! *quit* or *rollback* at a prompt; what each puts back into nginx (a
-//! pause lets a start-first batch swap its healthy replacements in), and a
-//! run stopped before its first step, which is cancelled.
+//! pause lets a start-first batch swap its healthy replacements in, a
+//! replica set's too), and a run stopped before its first step, which is
+//! cancelled.
 use super::*;
 use crate::exec::Decision;
 use crate::plan::{Action, HookCommand};
@@ -264,6 +265,120 @@ async fn a_pause_during_a_start_first_swaps_drain_wait_waits_it_out_then_stops_t
         "app2's old container stops once its old workers are done"
     );
     assert!(fake.text().contains("server app2-b:3000;"));
+}
+
+/// The set `web:8000` (p_web_1, p_web_2 by p_web_3, p_web_4) started first,
+/// both slots in one batch, pausing on the first failure; with `hooks`.
+async fn set_started_first_two_at_once(fake: &Fake, hooks: Hooks) -> Rollout<String> {
+    let mut p = pause_two_at_once();
+    p.order.value = Order::StartFirst;
+    let set = ReplicaSet {
+        hooks,
+        ..web(&["p_web_1", "p_web_2"], &["p_web_3", "p_web_4"])
+    };
+    set_rollout(fake, set, p).await
+}
+
+/// Asserts that a run of [`set_started_first_two_at_once`] paused on the
+/// first slot's failure with the second's new replica swapped in, as the
+/// batch would have without the pause: p_web_4 serves on its own line,
+/// p_web_2's line is drained (or buried once it is gone) and p_web_2 is
+/// stopped, its slot done; p_web_1 keeps serving on its line, p_web_3 has
+/// none; the set stays pinned (its operator's line comes back on `resume`).
+fn assert_p_web_4_swapped_in(fake: &Fake, outcome: &Outcome, r: &Rollout<String>) {
+    assert!(
+        matches!(outcome, Outcome::Paused(why) if why.contains("p_web_1:8000")),
+        "{outcome:?}"
+    );
+    assert_eq!(states(r), [ServerState::Failed, ServerState::Done]);
+    let text = fake.text();
+    assert!(
+        text.contains("server p_web_1:8000; # nginx-rollout pin: web:8000")
+            && text.contains("server p_web_4:8000; # nginx-rollout pin: web:8000")
+            && !text.contains("server p_web_2:8000;")
+            && !text.contains("p_web_3")
+            && !text.contains("server web:8000;"),
+        "p_web_1 and p_web_4 serve, the set still pinned:\n{text}"
+    );
+    let stopped = fake.stopped.borrow();
+    assert!(
+        stopped.iter().any(|c| c == "p_web_2") && !stopped.iter().any(|c| c == "p_web_1"),
+        "p_web_2 is stopped, p_web_1 is not: {stopped:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_pause_lets_a_replica_sets_start_first_batch_swap_its_healthy_replica_in() {
+    // One batch of two slots: p_web_3 (for p_web_1) never turns healthy,
+    // p_web_4 (for p_web_2) does.
+    let mut fake = set_fake();
+    fake.unhealthy.insert("p_web_1:8000".into());
+    let r = set_started_first_two_at_once(&fake, Hooks::default()).await;
+    let (outcome, r, _) = run_to_end(&fake, r).await;
+    assert_p_web_4_swapped_in(&fake, &outcome, &r);
+    assert_eq!(
+        *fake.stopped.borrow(),
+        ["new-p_web_1:8000", "p_web_2"],
+        "p_web_3, failed, is removed"
+    );
+}
+
+#[tokio::test]
+async fn a_pause_on_a_failed_post_start_waits_for_the_sets_other_new_replica_and_swaps_it_in() {
+    let mut fake = set_fake();
+    fake.failing_hooks.insert("p_web_3 warm-up".into());
+    let hooks = Hooks {
+        post_start: vec![HookCommand::from_flag("--post-start", "warm-up").unwrap()],
+        pre_stop: Vec::new(),
+    };
+    let r = set_started_first_two_at_once(&fake, hooks).await;
+    let (outcome, r, _) = run_to_end(&fake, r).await;
+    assert_p_web_4_swapped_in(&fake, &outcome, &r);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_pause_during_a_sets_start_first_drain_wait_waits_it_out_then_stops_the_old_replica() {
+    // One slot at a time, each drain wait taking 5 s: p_web_4 (for p_web_1)
+    // crashes 7 s in, while the workers that still proxy to p_web_2 are
+    // waited for (5 s to 10 s).
+    let mut fake = set_fake();
+    fake.drain_takes = Duration::from_secs(5);
+    fake.crashes.insert("p_web_1:8000".into());
+    let start = tokio::time::Instant::now();
+    fake.crash_seen_after = Some((start, Duration::from_secs(7)));
+    let mut p = pause_in_a_monitor_window();
+    p.order.value = Order::StartFirst;
+    let r = set_rollout(
+        &fake,
+        web(
+            &["p_web_1", "p_web_2", "p_web_3"],
+            &["p_web_4", "p_web_5", "p_web_6"],
+        ),
+        p,
+    )
+    .await;
+    let (outcome, r, _) = run_to_end(&fake, r).await;
+    assert_paused_by_the_monitor(&outcome);
+    assert!(
+        start.elapsed() >= Duration::from_secs(10),
+        "the drain wait ran to its end: {:?}",
+        start.elapsed()
+    );
+    use ServerState::*;
+    assert_eq!(states(&r), [Failed, Done, Pending]);
+    assert_eq!(
+        *fake.stopped.borrow(),
+        ["p_web_1", "p_web_2"],
+        "p_web_2 stops once its old workers are done"
+    );
+    let text = fake.text();
+    assert!(
+        text.contains("server p_web_5:8000; # nginx-rollout pin: web:8000")
+            && text.contains("server p_web_3:8000; # nginx-rollout pin: web:8000")
+            && !text.contains("server p_web_2:8000;")
+            && !text.contains("server web:8000;"),
+        "{text}"
+    );
 }
 
 /// Answers each step's prompt with the next of its decisions, then yes.
