@@ -10,7 +10,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use bollard::Docker;
 use bollard::container::LogOutput;
 use bollard::exec::StartExecResults;
-use bollard::models::ExecConfig;
+use bollard::models::{ContainerInspectResponse, ExecConfig};
 use bollard::query_parameters::{AttachContainerOptions, RemoveContainerOptions};
 use futures_util::{Stream, StreamExt};
 
@@ -190,11 +190,11 @@ async fn remove(docker: &Docker, id: &str) -> Result<()> {
     }
 }
 
-/// Removes a one-off container of ours left under `name` by a killed run
-/// (none there: nothing to do); one not ours is an error.
-pub async fn remove_leftover(docker: &Docker, name: &str) -> Result<()> {
+/// The one-off container of ours a killed run left under `name`, if any;
+/// a container of that name not ours is an error.
+async fn leftover(docker: &Docker, name: &str) -> Result<Option<ContainerInspectResponse>> {
     let Some(found) = docker::inspect(docker, name).await? else {
-        return Ok(());
+        return Ok(None);
     };
     let ours = found
         .config
@@ -206,6 +206,23 @@ pub async fn remove_leftover(docker: &Docker, name: &str) -> Result<()> {
             "a container named {name} exists and is not a one-off of nginx-rollout; rename or remove it"
         );
     }
+    Ok(Some(found))
+}
+
+/// Whether a one-off container of ours a killed run left under `name` still
+/// runs its command (`None`: there is none).
+pub async fn leftover_running(docker: &Docker, name: &str) -> Result<Option<bool>> {
+    Ok(leftover(docker, name)
+        .await?
+        .map(|found| found.state.and_then(|s| s.running) == Some(true)))
+}
+
+/// Removes a one-off container of ours left under `name` by a killed run
+/// (none there: nothing to do); one not ours is an error.
+pub async fn remove_leftover(docker: &Docker, name: &str) -> Result<()> {
+    let Some(found) = leftover(docker, name).await? else {
+        return Ok(());
+    };
     let id = found.id.unwrap_or_else(|| name.to_string());
     remove(docker, &id)
         .await

@@ -25,7 +25,7 @@ pub use escalation::Escalation;
 pub use health::{
     ContainerHealth, HealthError, HealthSource, HealthyAt, Probe, failed_within, wait_healthy,
 };
-pub use hook::{exec_hook, remove_leftover, run_one_off};
+pub use hook::{exec_hook, leftover_running, remove_leftover, run_one_off};
 pub use image::{ImageFound, ensure_image};
 pub use mapping::{
     BackendContainer, OnNetworks, Resolved, answers, backend_by_name, resolve_backend,

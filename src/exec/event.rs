@@ -110,6 +110,10 @@ pub enum Event {
         /// Why it did not finish.
         #[serde(skip_serializing_if = "Option::is_none")]
         reason: Option<String>,
+        /// Closed by `rollback` without running (it changed no server): the
+        /// command did what was asked, whatever the status.
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        closed: bool,
     },
 }
 

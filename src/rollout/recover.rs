@@ -3,6 +3,7 @@
 //! plan targets from the journal's records by the same rule.
 use std::collections::BTreeMap;
 use std::ops::ControlFlow;
+use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use tokio::sync::watch;
@@ -13,7 +14,7 @@ use super::run::{
 };
 use super::session::Session;
 use super::world::{Desired, DockerWorld};
-use crate::backends::{next_slot, remove_leftover};
+use crate::backends::{leftover_running, next_slot, remove_leftover};
 use crate::conf::{ConfigSet, MemFs, Upstream, may_name_the_same_upstream};
 use crate::exec::{
     Observer, PlanKind, Rollout, RolloutKind, ServerRecord, ServerState, StateDir, Status,
@@ -303,8 +304,8 @@ pub async fn rollback(
 /// Closes unfinished rollout `of`, which changed no server: there is nothing
 /// to undo, so its plan has no step. It is shown or approved as any plan is
 /// (a dry run ends there); then the one-off container of a pre-deploy a
-/// killed run left is removed, `of` becomes `cancelled`, and its plan and
-/// summary are the run's events.
+/// killed run left is removed (one still running refuses the close), `of`
+/// becomes `cancelled`, and its plan and summary are the run's events.
 async fn close(
     world: &DockerWorld,
     state: &StateDir,
@@ -322,14 +323,29 @@ async fn close(
         ramp: None,
         steps: Vec::new(),
     };
-    let leftover: Vec<&str> = (of.plan.steps.iter().zip(&of.steps))
-        .filter_map(|(step, record)| match &step.action {
-            Action::PreDeploy { job, .. } if record.status == StepStatus::Running => {
-                Some(job.container.as_str())
-            }
-            _ => None,
-        })
-        .collect();
+    let started = Instant::now();
+    // A pre-deploy the killed run left may still run its command (a
+    // migration goes on without us): it is not cut short.
+    let mut leftover = Vec::new();
+    for (step, record) in of.plan.steps.iter().zip(&of.steps) {
+        let Action::PreDeploy { job, .. } = &step.action else {
+            continue;
+        };
+        let name = job.container.as_str();
+        match record.status {
+            StepStatus::Running => match leftover_running(&world.docker, name).await? {
+                Some(true) => bail!(
+                    "revision {}: its pre-deploy still runs in one-off container {name} (the killed \
+                     run's command goes on); wait for it to end (`docker wait {name}`) or stop it, \
+                     then run `rollback` again",
+                    of.revision
+                ),
+                Some(false) => leftover.push(name),
+                None => {}
+            },
+            _ => {}
+        }
+    }
     let mut notice = format!(
         "revision {} ({} of upstream {}, {}) changed no server: nothing to undo; `rollback` \
          closes it (status cancelled)",
@@ -357,7 +373,7 @@ async fn close(
     of.status = Status::Cancelled;
     of.reason = Some("closed by `rollback`: it changed no server".into());
     state.save(&of)?;
-    report_closed(observer, &of, &closing);
+    report_closed(observer, &of, &closing, started.elapsed());
     Ok(Ended::Closed(of.revision))
 }
 

@@ -3,7 +3,7 @@
 //! automatic rollback, the summary and the pruning of old revisions.
 use std::collections::HashMap;
 use std::ops::ControlFlow;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use tokio::sync::watch;
@@ -186,6 +186,7 @@ impl<'a> Runner<'a> {
             reloads,
             seconds: started.elapsed().as_secs_f64(),
             reason,
+            closed: false,
         });
         self.state.prune()?;
         Ok(Report {
@@ -249,10 +250,15 @@ pub(crate) fn pending_steps(plan: &Plan) -> Vec<StepRecord> {
     ]
 }
 
-/// The events of `rollout`, closed without running (see `rollback`): its
-/// `plan`, which has no step, and its summary, every server as its record
-/// leaves it, no reload.
-pub(super) fn report_closed(observer: &mut dyn Observer, rollout: &Rollout<Desired>, plan: &Plan) {
+/// The events of `rollout`, closed without running in `seconds` (see
+/// `rollback`): its `plan`, which has no step, and its summary, every
+/// server as its record leaves it, no reload, `closed`.
+pub(super) fn report_closed(
+    observer: &mut dyn Observer,
+    rollout: &Rollout<Desired>,
+    plan: &Plan,
+    seconds: Duration,
+) {
     observer.event(&Event::Plan {
         revision: rollout.revision,
         kind: PlanKind::Rollback,
@@ -263,8 +269,9 @@ pub(super) fn report_closed(observer: &mut dyn Observer, rollout: &Rollout<Desir
         status: rollout.status,
         servers: summarize(rollout, &HashMap::new()),
         reloads: 0,
-        seconds: 0.0,
+        seconds: seconds.as_secs_f64(),
         reason: rollout.reason.clone(),
+        closed: true,
     });
 }
 

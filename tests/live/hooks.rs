@@ -413,13 +413,38 @@ fn a_run_killed_inside_its_pre_deploy_is_closed_by_rollback_which_removes_the_on
     }
     child.kill().unwrap();
     child.wait().unwrap();
-    std::fs::write(stack.path().join("hooks/go"), "").unwrap();
     let one_off = format!("{}-nr-pre-deploy", stack.container("app1"));
     assert_eq!(
         containers_named(&one_off),
         [one_off.as_str()],
         "left by the kill"
     );
+
+    // Its command still runs: the close waits for it, it does not cut it short.
+    let refused = stack.tool(&["rollback", "--yes"]);
+    assert_eq!(refused.status.code(), Some(1), "{}", text(&refused));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("still runs"),
+        "{}",
+        text(&refused)
+    );
+    assert_eq!(containers_named(&one_off), [one_off.as_str()]);
+    std::fs::write(stack.path().join("hooks/go"), "").unwrap();
+    let start = Instant::now();
+    while inspect(&one_off, "{{.State.Running}}") == "true" {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "{one_off} still runs"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // A dry run shows the close and removes nothing.
+    let dry = stack.tool(&["rollback", "--dry-run", "--output", "json"]);
+    assert_ok(&dry);
+    let planned = json_lines(&dry);
+    assert_eq!(planned.len(), 1, "{planned:?}");
+    assert_eq!(planned[0]["plan"]["steps"].as_array().unwrap().len(), 0);
+    assert_eq!(containers_named(&one_off), [one_off.as_str()]);
 
     let out = stack.tool(&["rollback", "--yes", "--output", "json"]);
     assert_ok(&out);
@@ -434,6 +459,11 @@ fn a_run_killed_inside_its_pre_deploy_is_closed_by_rollback_which_removes_the_on
     assert_eq!(events[0]["plan"]["steps"].as_array().unwrap().len(), 0);
     let summary = &events[1];
     assert_eq!(summary["status"], "cancelled", "{summary}");
+    assert_eq!(
+        (&summary["closed"], &summary["exit_code"]),
+        (&true.into(), &0.into()),
+        "the exit code that follows"
+    );
     assert_eq!(summary["reloads"], 0);
     let results: Vec<&str> = (summary["servers"].as_array().unwrap().iter())
         .map(|s| s["result"].as_str().unwrap())

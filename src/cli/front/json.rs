@@ -22,8 +22,13 @@ impl Json {
         if let Some(map) = value.as_object_mut() {
             map.insert("v".into(), SCHEMA_VERSION.into());
             map.insert("time".into(), time::format(Utc::now()).into());
-            if let Event::Summary { status, .. } = event {
-                map.insert("exit_code".into(), exit::of_status(*status).into());
+            if let Event::Summary { status, closed, .. } = event {
+                let code = if *closed {
+                    exit::DONE
+                } else {
+                    exit::of_status(*status)
+                };
+                map.insert("exit_code".into(), code.into());
             }
         }
         value
@@ -48,15 +53,17 @@ mod tests {
     use crate::exec::Status;
 
     #[test]
-    fn a_summary_carries_the_exit_code_of_its_status() {
-        let summary = |status| Event::Summary {
+    fn a_summary_carries_the_exit_code_of_its_status_and_a_close_exits_0() {
+        let summary_of = |status, closed| Event::Summary {
             revision: 3,
             status,
             servers: Vec::new(),
             reloads: 1,
             seconds: 0.5,
             reason: None,
+            closed,
         };
+        let summary = |status| summary_of(status, false);
         let v = Json::value(&summary(Status::Paused));
         assert_eq!(v["event"], "summary");
         assert_eq!(v["status"], "paused");
@@ -64,5 +71,12 @@ mod tests {
         assert_eq!(v["v"], 1);
         assert!(v["time"].as_str().unwrap().ends_with('Z'));
         assert_eq!(Json::value(&summary(Status::RolledBack))["exit_code"], 1);
+        assert!(v.get("closed").is_none());
+        let v = Json::value(&summary_of(Status::Cancelled, true));
+        assert_eq!(
+            (&v["status"], &v["exit_code"]),
+            (&"cancelled".into(), &0.into())
+        );
+        assert_eq!(v["closed"], true);
     }
 }
