@@ -203,7 +203,7 @@ impl StateDir {
     }
 
     /// Removes what is kept under every name `stale` says is stale (a
-    /// symlink there is removed, never followed).
+    /// symlink there is removed, never followed; a directory is left).
     pub fn forget_kept(&self, stale: impl Fn(&str) -> bool) -> Result<()> {
         let dir = self.root.join("kept");
         let entries = match fs::read_dir(&dir) {
@@ -211,15 +211,20 @@ impl StateDir {
             other => other.with_context(|| format!("reading {}", dir.display()))?,
         };
         for entry in entries {
-            let path = entry
-                .with_context(|| format!("reading {}", dir.display()))?
-                .path();
-            if path
+            let entry = entry.with_context(|| format!("reading {}", dir.display()))?;
+            let path = entry.path();
+            let named = path
                 .file_name()
                 .and_then(|n| n.to_str())
-                .is_some_and(&stale)
-            {
-                fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
+                .is_some_and(&stale);
+            if !named || entry.file_type().is_ok_and(|t| t.is_dir()) {
+                continue;
+            }
+            match fs::remove_file(&path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(e).with_context(|| format!("removing {}", path.display()));
+                }
+                _ => {}
             }
         }
         Ok(())
@@ -528,7 +533,14 @@ mod tests {
         fs::write(&elsewhere, b"theirs").unwrap();
         std::os::unix::fs::symlink(&elsewhere, state.root().join("kept/b.json")).unwrap();
         assert!(state.kept("b.json").is_err());
-        state.forget_kept(|name| name == "b.json").unwrap();
+        fs::create_dir(state.root().join("kept/c.json")).unwrap();
+        state
+            .forget_kept(|name| ["b.json", "c.json"].contains(&name))
+            .unwrap();
+        assert!(
+            state.root().join("kept/c.json").is_dir(),
+            "a directory is left"
+        );
         assert_eq!(state.kept("b.json").unwrap(), None);
         assert_eq!(
             fs::read(&elsewhere).unwrap(),

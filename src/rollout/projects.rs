@@ -143,13 +143,19 @@ pub(super) async fn project<'p>(
                 });
             }
             if let (Some(state), Some(reading)) = (state, &loaded.reading) {
-                // Once this version keeps a reading, those of earlier ones go.
                 let kept = serde_json::to_vec(reading)
                     .map_err(anyhow::Error::from)
-                    .and_then(|bytes| state.keep(&name, &bytes))
-                    .and_then(|()| state.forget_kept(superseded_reading));
-                if let Err(e) = kept {
-                    tracing::warn!("compose project {}: not kept: {e:#}", compose.project);
+                    .and_then(|bytes| state.keep(&name, &bytes));
+                match kept {
+                    // Once this version keeps a reading, those of earlier ones go.
+                    Ok(()) => {
+                        if let Err(e) = state.forget_kept(superseded_reading) {
+                            tracing::warn!("readings of earlier versions not removed: {e:#}");
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!("compose project {}: not kept: {e:#}", compose.project)
+                    }
                 }
             }
             e.insert(loaded.project)

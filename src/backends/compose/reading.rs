@@ -344,12 +344,20 @@ async fn image_id(docker: &Docker, name: &str) -> Option<String> {
 const KEPT_VERSION: u32 = 2;
 
 /// Whether `name` is where an earlier version kept a reading (`compose-HASH.json`
-/// before versions were counted, `compose-N-HASH.json` below `KEPT_VERSION`):
-/// never used again.
+/// before versions were counted, `compose-N-HASH.json` with N below
+/// `KEPT_VERSION`): never used again. A later version's is not.
 pub fn superseded_reading(name: &str) -> bool {
-    name.starts_with("compose-")
-        && name.ends_with(".json")
-        && !name.starts_with(&format!("compose-{KEPT_VERSION}-"))
+    let Some(rest) = name.strip_prefix("compose-") else {
+        return false;
+    };
+    let Some(rest) = rest.strip_suffix(".json") else {
+        return false;
+    };
+    let hash = |h: &str| h.len() == 16 && h.bytes().all(|b| b.is_ascii_hexdigit());
+    match rest.split_once('-') {
+        None => hash(rest),
+        Some((version, h)) => version.parse::<u32>().is_ok_and(|v| v < KEPT_VERSION) && hash(h),
+    }
 }
 
 /// Where a reading of `r`'s project is kept: one name per project and directory.
@@ -384,6 +392,12 @@ mod tests {
         assert!(!superseded_reading(&reading_name(&r)));
         assert!(superseded_reading("compose-0123456789abcdef.json"));
         assert!(superseded_reading("compose-1-0123456789abcdef.json"));
+        // A later version's, left by a downgrade, is not this one's to remove.
+        assert!(!superseded_reading(&format!(
+            "compose-{}-0123456789abcdef.json",
+            KEPT_VERSION + 1
+        )));
+        assert!(!superseded_reading("compose-x.json"));
         assert!(!superseded_reading("lock"));
         assert!(!superseded_reading("compose-notes.txt"));
     }
