@@ -176,16 +176,22 @@ impl Ramp {
     /// The changes that put back every weight `up` no longer has as written
     /// before the ramp (a resumed or rolled-back plan starts with them), each
     /// expecting its line to read what `left` says the rollout left there
-    /// (a line `left` does not name is not checked).
+    /// (a line `left` does not name is not checked). A line the rollout
+    /// left as it was before the ramp has nothing of the ramp's to put
+    /// back: a weight it reads now is someone else's, and stays.
     pub fn restore(&self, up: &Upstream, left: &[LineWeight]) -> Vec<ServerChange> {
         up.servers
             .iter()
             .filter_map(|s| {
                 let before = self.before(&s.address)?;
+                let expect = reading(left, &s.address);
+                if expect.is_some_and(|e| e.weight == before) {
+                    return None;
+                }
                 (s.weight() != before).then(|| ServerChange::Weight {
                     server: s.address.clone(),
                     weight: before,
-                    expect: reading(left, &s.address),
+                    expect,
                 })
             })
             .collect()

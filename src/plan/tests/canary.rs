@@ -476,6 +476,30 @@ fn a_plan_that_continues_a_ramp_refuses_a_weight_changed_by_hand_since() {
 }
 
 #[test]
+fn a_weight_set_after_the_ramp_put_every_weight_back_is_left_alone() {
+    // The ramp ended with every weight as before (none); the operator then set
+    // app2 weight=3 with `weight`: a rollback of that deploy plans no weight.
+    let cfg = config(&["app1:3000", "app2:3000 weight=3"]);
+    let ramp = Ramp {
+        server: "app1:3000".into(),
+        weights: ["app1:3000", "app2:3000"]
+            .map(|s| LineWeight {
+                server: s.into(),
+                weight: None,
+            })
+            .into(),
+    };
+    let up = cfg.upstream("apps").unwrap();
+    assert_eq!(ramp.restore(&up, &ramp.weights), []);
+    // Left mid-ramp (weight=9), it is the ramp's to put back.
+    let left = [LineWeight {
+        server: "app2:3000".into(),
+        weight: Some(9),
+    }];
+    assert_eq!(ramp.restore(&up, &left).len(), 1);
+}
+
+#[test]
 fn the_weights_a_run_left_are_those_its_last_edit_done_wrote() {
     let (_, p) = two_servers(
         &[target("app1:3000"), target("app2:3000")],
