@@ -219,6 +219,14 @@ impl<W: World, O: Observer + ?Sized> Executor<'_, W, O> {
                     rec.state = state;
                 }
             }
+            // Nor written: a resume writes those edits again before its reload.
+            for i in std::mem::take(&mut self.last_edit_steps) {
+                let record = &mut self.rollout.steps[i];
+                record.status = StepStatus::Pending;
+                record.started_at = None;
+                record.finished_at = None;
+                record.error = Some("undone: nginx -t rejected the config it led to".into());
+            }
             self.save()?;
             let e = self.explained(e);
             return Err(StepError::Fatal(anyhow!(
@@ -284,6 +292,7 @@ impl<W: World, O: Observer + ?Sized> Executor<'_, W, O> {
         }
         self.last_edit.clear();
         self.last_edit_drained.clear();
+        self.last_edit_steps.clear();
         self.save()?;
         Ok(())
     }
@@ -333,10 +342,25 @@ impl<W: World, O: Observer + ?Sized> Executor<'_, W, O> {
         let mut reload = false;
         for (key, _) in failed {
             let rec = self.rollout.server(key);
-            // A replica started beside the one it retires serves on its own line.
-            let address = rec
-                .and_then(ServerRecord::replica_line)
-                .unwrap_or_else(|| key.clone());
+            // A replica started beside the one it retires serves on its own
+            // line; a single server's replacement, once swapped in, on the
+            // line the swap gave it.
+            let address = match (
+                rec.and_then(ServerRecord::replica_line),
+                rec.and_then(ServerRecord::swapped_line),
+            ) {
+                (Some(own), _) => own,
+                (None, Some(swapped)) if up.servers.iter().any(|s| s.address == swapped) => swapped,
+                // Not swapped in yet: the old container serves on its line,
+                // and the failed replacement must not linger.
+                (None, Some(_)) => {
+                    if let Some(id) = rec.and_then(|r| r.new_container.clone()) {
+                        let _ = self.world.stop_old(&id).await;
+                    }
+                    continue;
+                }
+                (None, None) => key.clone(),
+            };
             let Some(line) = up.servers.iter().find(|s| s.address == address) else {
                 reload = true;
                 continue;
@@ -357,11 +381,11 @@ impl<W: World, O: Observer + ?Sized> Executor<'_, W, O> {
                     rec.pinned = Some(line.statement.clone());
                 }
                 ServerChange::Pin {
-                    server: key.clone(),
                     lines: vec![PinnedLine {
-                        address: Address::with_host(key, NOWHERE),
+                        address: Address::with_host(&address, NOWHERE),
                         down: true,
                     }],
+                    server: address,
                 }
             });
         }

@@ -88,6 +88,9 @@ pub struct Executor<'a, W: World, O: Observer + ?Sized> {
     pub(super) last_edit_changes: Vec<ServerChange>,
     /// The states the last edit's drains replaced, put back if `nginx -t` rejects it.
     pub(super) last_edit_drained: Vec<(String, ServerState)>,
+    /// The edit steps (plan positions) whose writes the last edit holds:
+    /// pending again if `nginx -t` rejects it, so a resume writes them again.
+    pub(super) last_edit_steps: Vec<usize>,
     /// The workers reloads replaced since the last wait for them to exit.
     pub(super) old_workers: Vec<u32>,
     /// Reloads done by this run.
@@ -122,6 +125,7 @@ impl<'a, W: World, O: Observer + ?Sized> Executor<'a, W, O> {
             last_edit: Vec::new(),
             last_edit_changes: Vec::new(),
             last_edit_drained: Vec::new(),
+            last_edit_steps: Vec::new(),
             old_workers: Vec::new(),
             reloads: 0,
             time_to_healthy: HashMap::new(),
@@ -317,6 +321,9 @@ impl<'a, W: World, O: Observer + ?Sized> Executor<'a, W, O> {
             self.rollout.steps[i].status = status;
             self.rollout.steps[i].finished_at = Some(time::now());
             self.rollout.steps[i].error = error.clone();
+            if status == StepStatus::Done && matches!(step.action, Action::Edit { .. }) {
+                self.last_edit_steps.push(i);
+            }
             self.save()?;
             self.observer.event(&Event::StepFinish {
                 index: step.index,

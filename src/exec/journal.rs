@@ -359,6 +359,19 @@ impl<S> ServerRecord<S> {
         healthy && !self.goes_back_when_healthy()
     }
 
+    /// A single server's line once its replacement, started beside the old
+    /// container under another name, is swapped in: its address with the
+    /// replacement as the host (`app1:3000` + `app1-b` → `app1-b:3000`).
+    pub(super) fn swapped_line(&self) -> Option<String> {
+        if self.set.is_some() || self.goes_back_when_healthy() {
+            return None;
+        }
+        Some(replacement_address(
+            &self.server,
+            self.replacement.as_deref()?,
+        ))
+    }
+
     /// A replica's own line in the upstream: its set's address with its new
     /// container as the host (`web:8000` + `p_web_3` → `p_web_3:8000`); none
     /// for a single server.

@@ -3,6 +3,7 @@
 //! failure counts and takes the server out, and a monitor step waits the
 //! windows out. The last batch's window is the plan's monitor step's
 //! (the planner's `last_watch`), the others' the monitor window.
+use std::pin::Pin;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -105,6 +106,22 @@ impl<W: World, O: Observer + ?Sized> Executor<'_, W, O> {
             }
             if let Some(outcome) = self.check_monitors().await? {
                 return Err(StepError::Stopped(outcome));
+            }
+        }
+    }
+
+    /// [`Self::watching`] once a pause has fired and the batch under way is let
+    /// finish: the checks go on (a new container failing meanwhile is still
+    /// counted and taken out), a further pause is the same pause, and a
+    /// signal still ends the wait.
+    pub(super) async fn watching_paused<F: Future>(
+        &mut self,
+        mut wait: Pin<&mut F>,
+    ) -> Result<F::Output, StepError> {
+        loop {
+            match self.watching(wait.as_mut()).await {
+                Err(StepError::Stopped(Outcome::Paused(_))) => {}
+                other => return other,
             }
         }
     }

@@ -33,7 +33,7 @@ impl<W: World, O: Observer + ?Sized> Executor<'_, W, O> {
         let (drained, _) = match self.watching(wait.as_mut()).await {
             // The old workers are waited for all the same; a signal still ends the wait.
             Err(StepError::Stopped(outcome @ Outcome::Paused(_))) if swapping => {
-                let (drained, _) = self.until_cancelled(wait).await?;
+                let (drained, _) = self.watching_paused(wait).await?;
                 drained.map_err(StepError::Fatal)?;
                 return Err(StepError::Stopped(outcome));
             }
@@ -87,7 +87,7 @@ impl<W: World, O: Observer + ?Sized> Executor<'_, W, O> {
             // a signal still ends the wait.
             Err(StepError::Stopped(outcome @ Outcome::Paused(_))) if awaited => {
                 paused = Some(outcome);
-                self.until_cancelled(wait).await?
+                self.watching_paused(wait).await?
             }
             other => other?,
         };

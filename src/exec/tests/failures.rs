@@ -160,6 +160,47 @@ async fn a_failure_inside_the_monitor_window_drains_the_server_and_fires_the_act
     );
 }
 
+#[tokio::test]
+async fn a_start_first_replacement_failing_after_its_swap_is_taken_out_on_the_swapped_line() {
+    let mut fake = Fake::new(2);
+    fake.crashes.insert("app1:3000".into());
+    fake.crash_noticed = Some(|fake| fake.text().contains("server app1-b:3000;"));
+    let r = start_first_with(&fake, &Hooks::default(), pause_in_a_monitor_window()).await;
+    let (outcome, r, _) = run_to_end(&fake, r).await;
+    assert_paused_by_the_monitor(&outcome);
+    assert_eq!(r.servers[0].state, ServerState::Failed);
+    let text = fake.text();
+    assert!(!text.contains("server app1-b:3000;"), "taken out:\n{text}");
+    assert_eq!(
+        fake.down_lines(),
+        ["server 192.0.2.1:3000 down; # nginx-rollout pin: app1-b:3000"],
+        "its container gone, the swapped line points nowhere:\n{text}"
+    );
+}
+
+#[tokio::test]
+async fn a_start_first_replacement_failing_before_its_swap_leaves_the_old_line_serving() {
+    let mut fake = Fake::new(2);
+    fake.crashes.insert("app1:3000".into());
+    // Noticed while the old container still has the line (before the swap edit).
+    fake.crash_noticed = Some(|fake| !fake.text().contains("app1-b"));
+    let r = start_first_with(&fake, &Hooks::default(), pause_in_a_monitor_window()).await;
+    let (outcome, r, _) = run_to_end(&fake, r).await;
+    assert_paused_by_the_monitor(&outcome);
+    assert_eq!(r.servers[0].state, ServerState::Failed);
+    let text = fake.text();
+    assert!(
+        text.contains("server app1:3000;"),
+        "the old container serves on:\n{text}"
+    );
+    assert!(fake.down_lines().is_empty(), "{text}");
+    assert!(
+        fake.stopped.borrow().iter().any(|c| c == "new-app1:3000"),
+        "the failed replacement is stopped: {:?}",
+        fake.stopped.borrow()
+    );
+}
+
 /// Two servers rolled with `action` above `ratio`, a 10-s monitor window,
 /// each drain taking `drain`, and app1's new container crashing `after`
 /// into the run (the clock is tokio's, paused: nothing else takes time).
@@ -408,6 +449,10 @@ async fn a_failing_nginx_t_restores_the_bytes_and_the_server_states() {
     assert_eq!(*fake.reloads.borrow(), 0);
     assert!(fake.replaced.borrow().is_empty());
     assert_eq!(states(&r), [ServerState::Pending, ServerState::Pending]);
+    // The edit whose bytes were put back is to be written again by a resume.
+    assert!(matches!(r.plan.steps[0].action, Action::Edit { .. }));
+    let statuses: Vec<StepStatus> = r.steps[..2].iter().map(|s| s.status).collect();
+    assert_eq!(statuses, [StepStatus::Pending, StepStatus::Failed]);
 }
 
 #[tokio::test]
