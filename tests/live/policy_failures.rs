@@ -173,7 +173,7 @@ fn one_failure_in_four_stays_within_a_ratio_of_0_3() {
 }
 
 #[test]
-fn a_pause_swaps_the_batchs_healthy_start_first_replacement_in_and_stops_its_old_container() {
+fn a_pause_swaps_the_batchs_healthy_start_first_replacement_in_and_removes_its_old_container() {
     let stack = Stack::up("pauseswap");
     let old_app2 = stack.container("app2");
     let out = stack.tool(&engine_deploy_json(&[
@@ -225,5 +225,11 @@ fn a_pause_swaps_the_batchs_healthy_start_first_replacement_in_and_stops_its_old
         ])
     };
     assert_eq!(named(&old_app2), "", "the old app2 is gone");
-    assert_eq!(named(&stack.container("app1")), stack.container("app1"));
+    let app1 = stack.container("app1");
+    assert_eq!(named(&app1), app1, "app1's old container serves on");
+    assert_eq!(
+        named(&format!("{app1}-b")),
+        "",
+        "its failed replacement is removed"
+    );
 }
