@@ -331,19 +331,19 @@ async fn close(
         let Action::PreDeploy { job, .. } = &step.action else {
             continue;
         };
+        if record.status != StepStatus::Running {
+            continue;
+        }
         let name = job.container.as_str();
-        match record.status {
-            StepStatus::Running => match leftover_running(&world.docker, name).await? {
-                Some(true) => bail!(
-                    "revision {}: its pre-deploy still runs in one-off container {name} (the killed \
-                     run's command goes on); wait for it to end (`docker wait {name}`) or stop it, \
-                     then run `rollback` again",
-                    of.revision
-                ),
-                Some(false) => leftover.push(name),
-                None => {}
-            },
-            _ => {}
+        match leftover_running(&world.docker, name).await? {
+            Some(true) => bail!(
+                "revision {}: its pre-deploy still runs in one-off container {name} (the killed \
+                 run's command goes on); wait for it to end (`docker wait {name}`) or stop it, \
+                 then run `rollback` again",
+                of.revision
+            ),
+            Some(false) => leftover.push(name),
+            None => {}
         }
     }
     let mut notice = format!(
