@@ -32,6 +32,11 @@ pub struct Target {
     /// Start-first only: the name of the replacement container.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replacement: Option<String>,
+    /// Start-first: its replacement serves already, on the line the swap
+    /// gave it (a run stopped between the swap and the stop of the old
+    /// container); only the old container is left to stop.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub swapped: bool,
     /// The server is `down` now because an earlier run of ours drained it:
     /// it must end up live again.
     #[serde(default)]
@@ -363,11 +368,12 @@ pub fn rolling_update(update: RollingUpdate<'_>) -> Result<Plan, PlanError> {
     // Resolve every target against the config now so a typo fails before anything runs.
     let mut operator_down = Vec::new();
     for t in targets {
+        let line = t.line();
         let server = up
             .servers
             .iter()
-            .find(|s| s.address == t.server || s.pinned_from.as_deref() == Some(&t.server))
-            .ok_or_else(|| unknown(&t.server))?;
+            .find(|s| s.address == line || s.pinned_from.as_deref() == Some(&line))
+            .ok_or_else(|| unknown(&line))?;
         operator_down.push(server.is_down() && !t.drained_by_us);
     }
     // Servers that take no traffic now (down, or a dead container) go first, in a batch

@@ -25,6 +25,15 @@ pub(super) struct CanaryRun {
 }
 
 impl Target {
+    /// The address of its line in the upstream now: its own, or once
+    /// [swapped](Target::swapped) its replacement's.
+    pub(super) fn line(&self) -> String {
+        match (&self.replacement, self.swapped) {
+            (Some(new), true) => replacement_address(&self.server, new),
+            _ => self.server.clone(),
+        }
+    }
+
     /// The change that puts this server back in the upstream once it serves.
     fn restore(&self) -> ServerChange {
         match &self.pinned {
@@ -164,13 +173,20 @@ impl Builder<'_> {
     }
 
     /// Start-first: `batch` targets at a time, each started beside the old
-    /// container, swapped into its line, and the old one stopped.
+    /// container, swapped into its line, and the old one stopped. Those
+    /// [swapped](Target::swapped) already come first, all at once: only
+    /// their old containers are left to stop.
     pub(super) fn start_first(
         &mut self,
         targets: &[Target],
         batch: usize,
         delay: Duration,
     ) -> Result<(), PlanError> {
+        let (swapped, targets): (Vec<Target>, Vec<Target>) =
+            targets.iter().cloned().partition(|t| t.swapped);
+        if !swapped.is_empty() {
+            self.stop_old_of(&swapped);
+        }
         let chunks: Vec<&[Target]> = targets.chunks(batch).collect();
         for (n, chunk) in chunks.iter().enumerate() {
             let new_refs: Vec<ServerRef> = chunk
@@ -215,25 +231,31 @@ impl Builder<'_> {
                 });
             }
             self.edit(changes, true)?;
-            let old_refs: Vec<ServerRef> = chunk
-                .iter()
-                .map(|t| server_ref(t, &t.container, &t.server))
-                .collect();
-            self.hook(
-                HookKind::PreStop,
-                chunk
-                    .iter()
-                    .zip(&old_refs)
-                    .filter(|(t, _)| !t.dead)
-                    .map(|(t, r)| (r.clone(), &t.hooks))
-                    .collect(),
-            );
-            self.push(Action::StopOld { servers: old_refs }, None);
+            self.stop_old_of(chunk);
             if n + 1 < chunks.len() && !delay.is_zero() {
                 self.delay(delay);
             }
         }
         Ok(())
+    }
+
+    /// The end of a start-first batch, once its lines name the replacements:
+    /// the pre-stop hooks in the old containers that run, then their stop.
+    fn stop_old_of(&mut self, batch: &[Target]) {
+        let old_refs: Vec<ServerRef> = batch
+            .iter()
+            .map(|t| server_ref(t, &t.container, &t.server))
+            .collect();
+        self.hook(
+            HookKind::PreStop,
+            batch
+                .iter()
+                .zip(&old_refs)
+                .filter(|(t, _)| !t.dead)
+                .map(|(t, r)| (r.clone(), &t.hooks))
+                .collect(),
+        );
+        self.push(Action::StopOld { servers: old_refs }, None);
     }
 }
 

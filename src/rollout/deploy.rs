@@ -490,6 +490,7 @@ async fn prepare(
             server: address.clone(),
             container: backend.name.clone(),
             replacement: replacement.clone(),
+            swapped: false,
             drained_by_us: false,
             dead: !backend.running,
             pinned: pinned.clone(),

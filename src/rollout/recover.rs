@@ -184,12 +184,23 @@ pub async fn resume(
         .filter(|r| r.state != ServerState::Done && r.set.is_none())
     {
         let (drained_by_us, dead) = reentry(world, &up, &rec.server, &rec.container, rec).await?;
-        rec.state = entry_state(drained_by_us);
+        // Started first and swapped in, stopped before its old container was:
+        // its replacement serves, only that stop is left.
+        let swapped = rec.replacement.as_deref().is_some_and(|new| {
+            *new != rec.container
+                && (up.servers.iter()).any(|s| s.address == replacement_address(&rec.server, new))
+        });
+        rec.state = if swapped {
+            ServerState::Healthy
+        } else {
+            entry_state(drained_by_us)
+        };
         rec.error = None;
         targets.push(Target {
             server: rec.server.clone(),
             container: rec.container.clone(),
             replacement: rec.replacement.clone(),
+            swapped,
             drained_by_us,
             dead,
             pinned: rec.pinned.clone(),
@@ -439,6 +450,7 @@ pub(crate) async fn undo_of(
             server: address.clone(),
             container: container.clone(),
             replacement: replacement.clone(),
+            swapped: false,
             drained_by_us,
             dead,
             pinned: rec.pinned.clone(),

@@ -1,11 +1,14 @@
-//! start-first on a single-server upstream, and parallelism, against the real Docker engine.
+//! start-first on a single-server upstream, a start-first deploy interrupted
+//! after its swap and resumed, and parallelism, against the real Docker engine.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Instant;
 
 use crate::support::assert_ok;
-use crate::support::stack::{Stack, app_bodies, engine_deploy, set_app_servers};
+use crate::support::stack::{
+    Stack, app_bodies, engine_deploy, engine_deploy_json, set_app_servers,
+};
 
 /// Live (not `down`) server lines of the upstream.
 fn live_servers(conf: &[u8]) -> Vec<String> {
@@ -150,4 +153,69 @@ fn parallelism_2_and_1_both_update_four_servers() {
         "4 servers: parallelism 1 took {one:.1} s, parallelism 2 took {two:.1} s ({:.2}x)",
         one / two
     );
+}
+
+#[test]
+fn a_start_first_deploy_interrupted_after_its_swap_resumes_by_stopping_the_old_container() {
+    use std::io::{BufRead, BufReader};
+    let stack = Stack::up("sfresume");
+    let app1 = stack.container("app1");
+    let mut run = crate::support::spawn_piped(&mut stack.tool_cmd(&engine_deploy_json(&[
+        "--order",
+        "start-first",
+        "--env",
+        "MESSAGE={{service}},v2",
+        "--pre-stop",
+        "sh -c 'sleep 2'",
+        "--monitor",
+        "0s",
+    ])));
+    // SIGINT once app1's line names its replacement, during its pre-stop hook.
+    let mut lines = BufReader::new(run.stdout.take().unwrap()).lines();
+    loop {
+        let line = lines
+            .next()
+            .expect("the deploy reaches app1's pre-stop")
+            .unwrap();
+        let event: serde_json::Value = serde_json::from_str(&line).unwrap();
+        if event["event"] == "step-start" && event["step"]["action"]["action"] == "pre-stop" {
+            break;
+        }
+    }
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(run.id() as i32).unwrap(),
+        rustix::process::Signal::INT,
+    )
+    .unwrap();
+    let rest: Vec<String> = lines.map(Result::unwrap).collect();
+    assert_eq!(run.wait().unwrap().code(), Some(4), "{rest:?}");
+    assert_eq!(
+        live_servers(&stack.conf()),
+        [format!("{app1}-b:3000"), "app2:3000".into()]
+    );
+    assert_eq!(
+        containers(&app1).len(),
+        2,
+        "the old app1 is not stopped yet"
+    );
+
+    let out = stack.tool(&["resume", "--yes", "--output", "json"]);
+    assert_ok(&out);
+    let s = crate::support::summary(&out);
+    assert_eq!(s["status"], "done", "{s}");
+    assert_eq!(
+        crate::support::results(&s),
+        [("app1:3000", "updated"), ("app2:3000", "updated")]
+    );
+    assert_eq!(
+        containers(&app1),
+        [format!("{app1}-b")],
+        "the old app1 is gone"
+    );
+    let app2 = stack.container("app2");
+    assert_eq!(
+        live_servers(&stack.conf()),
+        [format!("{app1}-b:3000"), format!("{app2}-b:3000")]
+    );
+    assert_eq!(stack.bodies(8), app_bodies(2, "v2"));
 }

@@ -225,6 +225,7 @@ networks:
                 server: format!("{s}:3000"),
                 container: format!("shop_{s}_1"),
                 replacement: Some(format!("shop_{s}_1-b")),
+                swapped: false,
                 drained_by_us: false,
                 dead: false,
                 pinned: None,

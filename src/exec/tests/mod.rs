@@ -75,6 +75,7 @@ fn target(k: usize, hooks: &Hooks) -> Target {
         server: format!("app{k}:3000"),
         container: format!("app{k}"),
         replacement: None,
+        swapped: false,
         drained_by_us: false,
         dead: false,
         pinned: None,

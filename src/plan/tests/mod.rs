@@ -55,6 +55,7 @@ fn target(server: &str) -> Target {
         server: server.into(),
         container: format!("{host}-c"),
         replacement: None,
+        swapped: false,
         drained_by_us: false,
         dead: false,
         pinned: None,
