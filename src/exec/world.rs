@@ -41,7 +41,8 @@ pub trait World {
     async fn test_config(&self) -> Result<()>;
     /// `nginx -s reload` and confirmation that new workers run.
     async fn reload(&self) -> Result<Reloaded>;
-    /// Waits until the given old workers have exited.
+    /// Waits until the given old workers have exited (none given: those
+    /// shutting down now).
     async fn wait_drained(&self, old_workers: &[u32], timeout: Duration) -> Result<()>;
     /// Stop-first: replaces `server.container` by a container made from `spec`, same name.
     /// Returns the new container's id.

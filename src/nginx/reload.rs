@@ -233,7 +233,10 @@ pub async fn reload(
 }
 
 /// Waits until none of the `old` worker pids is running any more, up to
-/// `timeout`; the error names the workers still finishing requests.
+/// `timeout`; the error names the workers still finishing requests. No
+/// `old` given (a resumed run's first wait, before any reload of its own):
+/// the workers nginx has shutting down when it starts, which the reloads of
+/// the run it resumes left.
 pub async fn wait_old_workers_exit(
     docker: &Docker,
     nginx: &NginxContainer,
@@ -242,6 +245,13 @@ pub async fn wait_old_workers_exit(
 ) -> Result<()> {
     let started = Instant::now();
     let deadline = duration::deadline(started, timeout);
+    let shutting_down;
+    let old = if old.is_empty() {
+        shutting_down = worker_pids(docker, nginx).await?.shutting_down;
+        &shutting_down[..]
+    } else {
+        old
+    };
     loop {
         // A list that cannot be read (nginx restarting) proves nothing yet.
         let now = match worker_pids(docker, nginx).await {

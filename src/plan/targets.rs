@@ -174,8 +174,9 @@ impl Builder<'_> {
 
     /// Start-first: `batch` targets at a time, each started beside the old
     /// container, swapped into its line, and the old one stopped. Those
-    /// [swapped](Target::swapped) already come first, all at once: only
-    /// their old containers are left to stop.
+    /// [swapped](Target::swapped) already come first, all at once: only the
+    /// wait for nginx's old workers and the stop of their old containers are
+    /// left.
     pub(super) fn start_first(
         &mut self,
         targets: &[Target],
@@ -185,6 +186,13 @@ impl Builder<'_> {
         let (swapped, targets): (Vec<Target>, Vec<Target>) =
             targets.iter().cloned().partition(|t| t.swapped);
         if !swapped.is_empty() {
+            // The run it resumes may have left old workers proxying to them.
+            self.push(
+                Action::WaitDrained {
+                    timeout: self.timeouts.drain,
+                },
+                None,
+            );
             self.stop_old_of(&swapped);
         }
         let chunks: Vec<&[Target]> = targets.chunks(batch).collect();
