@@ -240,6 +240,11 @@ impl<W: World, O: Observer + ?Sized> Executor<'_, W, O> {
             new_workers: reloaded.new_workers,
         });
         self.old_workers.extend(reloaded.old_workers);
+        // A resumed run's first reload: the workers the run it resumes left
+        // finishing requests may still proxy to a server this run stops.
+        if self.reloads == 1 && self.rollout.runs > 1 {
+            self.old_workers.extend(reloaded.shutting_down);
+        }
         for c in std::mem::take(&mut self.last_edit_changes) {
             let done = match c {
                 ServerChange::Restore { server } => server,

@@ -16,6 +16,8 @@ use crate::plan::{HookCommand, HookExit, ServerRef};
 pub struct Reloaded {
     /// Workers of the previous configuration (now finishing their requests).
     pub old_workers: Vec<u32>,
+    /// Workers that were finishing their requests already, left by earlier reloads.
+    pub shutting_down: Vec<u32>,
     /// Workers of the new configuration.
     pub new_workers: Vec<u32>,
 }
@@ -41,8 +43,7 @@ pub trait World {
     async fn test_config(&self) -> Result<()>;
     /// `nginx -s reload` and confirmation that new workers run.
     async fn reload(&self) -> Result<Reloaded>;
-    /// Waits until the given old workers have exited (none given: those
-    /// shutting down now).
+    /// Waits until the given old workers have exited.
     async fn wait_drained(&self, old_workers: &[u32], timeout: Duration) -> Result<()>;
     /// Stop-first: replaces `server.container` by a container made from `spec`, same name.
     /// Returns the new container's id.

@@ -63,6 +63,8 @@ impl NginxTestError {
 pub struct ReloadOutcome {
     /// Workers that were active before the reload (now shutting down or gone).
     pub old_workers: Vec<u32>,
+    /// Workers already shutting down before it, left by earlier reloads.
+    pub shutting_down: Vec<u32>,
     /// Workers started for the new configuration.
     pub new_workers: Vec<u32>,
 }
@@ -188,6 +190,7 @@ pub async fn reload(
                     now.master
                 );
                 return Ok(ReloadOutcome {
+                    shutting_down: before.shutting_down,
                     old_workers: before.active,
                     new_workers: now.active,
                 });
@@ -207,6 +210,7 @@ pub async fn reload(
         if !new.is_empty() && !old_still_active {
             tracing::debug!(took = ?started.elapsed(), "nginx {} reloaded: new workers {new:?}", nginx.name);
             return Ok(ReloadOutcome {
+                shutting_down: before.shutting_down,
                 old_workers: before.active,
                 new_workers: new,
             });
@@ -233,10 +237,7 @@ pub async fn reload(
 }
 
 /// Waits until none of the `old` worker pids is running any more, up to
-/// `timeout`; the error names the workers still finishing requests. No
-/// `old` given (a resumed run's first wait, before any reload of its own):
-/// the workers nginx has shutting down when it starts, which the reloads of
-/// the run it resumes left.
+/// `timeout`; the error names the workers still finishing requests.
 pub async fn wait_old_workers_exit(
     docker: &Docker,
     nginx: &NginxContainer,
@@ -245,13 +246,6 @@ pub async fn wait_old_workers_exit(
 ) -> Result<()> {
     let started = Instant::now();
     let deadline = duration::deadline(started, timeout);
-    let shutting_down;
-    let old = if old.is_empty() {
-        shutting_down = worker_pids(docker, nginx).await?.shutting_down;
-        &shutting_down[..]
-    } else {
-        old
-    };
     loop {
         // A list that cannot be read (nginx restarting) proves nothing yet.
         let now = match worker_pids(docker, nginx).await {

@@ -174,9 +174,9 @@ impl Builder<'_> {
 
     /// Start-first: `batch` targets at a time, each started beside the old
     /// container, swapped into its line, and the old one stopped. Those
-    /// [swapped](Target::swapped) already come first, all at once: only the
-    /// wait for nginx's old workers and the stop of their old containers are
-    /// left.
+    /// [swapped](Target::swapped) already come first, all at once: a reload
+    /// (nginx may not run their lines yet), the wait for the old workers and
+    /// the stop of their old containers are left.
     pub(super) fn start_first(
         &mut self,
         targets: &[Target],
@@ -186,7 +186,9 @@ impl Builder<'_> {
         let (swapped, targets): (Vec<Target>, Vec<Target>) =
             targets.iter().cloned().partition(|t| t.swapped);
         if !swapped.is_empty() {
-            // The run it resumes may have left old workers proxying to them.
+            // nginx runs the swapped lines (the run it resumes may have
+            // stopped before its reload), and its old workers finish.
+            self.push(Action::Reload, None);
             self.push(
                 Action::WaitDrained {
                     timeout: self.timeouts.drain,

@@ -184,12 +184,19 @@ pub async fn resume(
         .filter(|r| r.state != ServerState::Done && r.set.is_none())
     {
         let (drained_by_us, dead) = reentry(world, &up, &rec.server, &rec.container, rec).await?;
-        // Started first and swapped in, stopped before its old container was:
-        // its replacement serves, only that stop is left.
-        let swapped = rec.replacement.as_deref().is_some_and(|new| {
-            *new != rec.container
-                && (up.servers.iter()).any(|s| s.address == replacement_address(&rec.server, new))
+        // Started first and swapped in (healthy, its line live), stopped
+        // before its old container was: only that stop is left, once its
+        // replacement still runs. Anything else is planned from its old line.
+        let swapped_in = rec.replacement.clone().filter(|new| {
+            rec.state == ServerState::Healthy
+                && *new != rec.container
+                && (up.servers.iter())
+                    .any(|s| s.address == replacement_address(&rec.server, new) && s.is_live())
         });
+        let swapped = match swapped_in {
+            Some(new) => world.is_running(&new).await?,
+            None => false,
+        };
         rec.state = if swapped {
             ServerState::Healthy
         } else {

@@ -368,6 +368,7 @@ impl World for DockerWorld {
         let out = nginx::reload(&self.docker, &nginx, before, RELOAD_CONFIRM_TIMEOUT).await?;
         Ok(Reloaded {
             old_workers: out.old_workers,
+            shutting_down: out.shutting_down,
             new_workers: out.new_workers,
         })
     }

@@ -389,6 +389,24 @@ async fn a_failure_taken_out_before_a_drain_wait_leaves_the_drains_old_workers_w
     );
 }
 
+#[tokio::test]
+async fn a_resumed_runs_first_reload_waits_for_the_workers_earlier_runs_left_too() {
+    let fake = Fake::new(2);
+    let mut r = rollout(&fake, on_failure(FailureAction::Pause)).await;
+    // A first run stopped before its first step: this one is its second.
+    r.runs = 1;
+    run_to_end(&fake, r).await;
+    assert_eq!(
+        *fake.waited.borrow(),
+        [vec![1, 101], vec![2]],
+        "the first wait covers what the run it resumes left; later ones, this run's own"
+    );
+    // A first run waits for its own reloads' workers only.
+    let fake = Fake::new(2);
+    run_all(&fake, on_failure(FailureAction::Pause)).await;
+    assert_eq!(*fake.waited.borrow(), [vec![1], vec![2]]);
+}
+
 /// Asserts p_web_1's pinned line is buried (to nowhere, `down`) and p_web_2's kept.
 fn assert_p_web_1_buried(fake: &Fake) {
     let text = fake.text();

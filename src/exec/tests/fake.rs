@@ -169,6 +169,8 @@ impl World for Fake {
         };
         Ok(Reloaded {
             old_workers: vec![n],
+            // What earlier reloads left finishing requests.
+            shutting_down: vec![100 + n],
             new_workers: vec![n + 1],
         })
     }

@@ -82,12 +82,12 @@ fn a_server_swapped_already_only_has_its_old_container_stopped_first() {
     .unwrap();
     let kinds = kinds(&p);
     assert_eq!(
-        &kinds[..3],
-        ["wait-drained", "pre-stop", "stop-old"],
+        &kinds[..4],
+        ["reload", "wait-drained", "pre-stop", "stop-old"],
         "{kinds:?}"
     );
-    assert_eq!(&kinds[3..], START_FIRST_BATCH, "then app2 as ever");
-    let Action::StopOld { servers } = &p.steps[2].action else {
+    assert_eq!(&kinds[4..], START_FIRST_BATCH, "then app2 as ever");
+    let Action::StopOld { servers } = &p.steps[3].action else {
         panic!()
     };
     assert_eq!(
