@@ -433,10 +433,13 @@ pub(crate) async fn undo_of(
         .filter(|r| r.state != ServerState::Pending && r.set.is_none())
     {
         // A start-first server that finished, or whose line was swapped before
-        // it failed (its old container's pre-stop hook), runs as its replacement now.
+        // it failed (its old container's pre-stop hook, or its replacement in
+        // its monitor window: the swapped line pinned to nowhere), runs as its
+        // replacement now.
         let swapped = |name: &str| {
             let address = replacement_address(&rec.server, name);
-            up.servers.iter().any(|s| s.address == address)
+            (up.servers.iter())
+                .any(|s| s.address == address || s.pinned_from.as_deref() == Some(&address))
         };
         let (address, container) = match &rec.replacement {
             Some(name) if rec.state == ServerState::Done || swapped(name) => {

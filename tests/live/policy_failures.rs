@@ -233,3 +233,48 @@ fn a_pause_swaps_the_batchs_healthy_start_first_replacement_in_and_removes_its_o
         "its failed replacement is removed"
     );
 }
+
+#[test]
+fn a_start_first_replacement_crashing_after_its_swap_is_taken_out_and_rolled_back() {
+    let stack = Stack::up("sfcrash");
+    let before = stack.conf();
+    let out = stack.tool(&engine_deploy_json(&[
+        "--servers",
+        "app1",
+        "--order",
+        "start-first",
+        "--env",
+        "CRASH_AFTER_MS=3000",
+        "--env",
+        "MESSAGE={{service}},v2",
+        "--monitor",
+        "10s",
+        "--failure-action",
+        "rollback",
+        "--health-timeout",
+        "20s",
+    ]));
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert_eq!(summary(&out)["status"], "rolled-back", "{}", text(&out));
+    let events = json_lines(&out);
+    let failure = events
+        .iter()
+        .find(|e| e["event"] == "failure")
+        .unwrap_or_else(|| panic!("{}", text(&out)));
+    assert!(
+        failure["reason"]
+            .as_str()
+            .unwrap()
+            .contains("monitor window"),
+        "{failure}"
+    );
+    // The rollback's own line names the container it made; nothing is left down.
+    let conf = String::from_utf8(stack.conf()).unwrap();
+    assert!(!conf.contains(" down"), "{conf}");
+    assert_ne!(
+        stack.conf(),
+        before,
+        "app1's line names the rollback's container"
+    );
+    assert_eq!(stack.bodies(8), app_bodies(2, "v1"));
+}
