@@ -160,6 +160,8 @@ pub async fn resume(
         let mut runner = Runner::new(world, state, observer, cancel);
         return Ok(Ended::Ran(runner.run(rollout).await?));
     }
+    // Its pre-deploy runs again (after its one-off is removed), not over itself.
+    interrupted_pre_deploys(world, &rollout, "resume").await?;
     let config = world.load_config().await?;
     let up = config.upstream(&rollout.upstream)?;
     let mut sets = Vec::new();
@@ -342,28 +344,7 @@ async fn close(
         steps: Vec::new(),
     };
     let started = Instant::now();
-    // A pre-deploy the killed run left may still run its command (a
-    // migration goes on without us): it is not cut short.
-    let mut leftover = Vec::new();
-    for (step, record) in of.plan.steps.iter().zip(&of.steps) {
-        let Action::PreDeploy { job, .. } = &step.action else {
-            continue;
-        };
-        if record.status != StepStatus::Running {
-            continue;
-        }
-        let name = job.container.as_str();
-        match leftover_running(&world.docker, name).await? {
-            Some(true) => bail!(
-                "revision {}: its pre-deploy still runs in one-off container {name} (the killed \
-                 run's command goes on); wait for it to end (`docker wait {name}`) or stop it, \
-                 then run `rollback` again",
-                of.revision
-            ),
-            Some(false) => leftover.push(name),
-            None => {}
-        }
-    }
+    let leftover = interrupted_pre_deploys(world, &of, "rollback").await?;
     let mut notice = format!(
         "revision {} ({} of upstream {}, {}) changed no server: nothing to undo; `rollback` \
          closes it (status cancelled)",
@@ -385,7 +366,7 @@ async fn close(
     )? {
         return Ok(ended);
     }
-    for name in leftover {
+    for name in &leftover {
         remove_leftover(&world.docker, name).await?;
     }
     of.status = Status::Cancelled;
@@ -393,6 +374,37 @@ async fn close(
     state.save(&of)?;
     report_closed(observer, &of, &closing, started.elapsed());
     Ok(Ended::Closed(of.revision))
+}
+
+/// The one-off containers of the pre-deploys a killed run of `of` left
+/// (exited). One still running its command (a migration goes on without
+/// us) is not cut short: an error telling to wait, then run `command` again.
+async fn interrupted_pre_deploys(
+    world: &DockerWorld,
+    of: &Rollout<Desired>,
+    command: &str,
+) -> Result<Vec<String>> {
+    let mut leftover = Vec::new();
+    for (step, record) in of.plan.steps.iter().zip(&of.steps) {
+        let Action::PreDeploy { job, .. } = &step.action else {
+            continue;
+        };
+        if record.status != StepStatus::Running {
+            continue;
+        }
+        let name = &job.container;
+        match leftover_running(&world.docker, name).await? {
+            Some(true) => bail!(
+                "revision {}: its pre-deploy still runs in one-off container {name} (the killed \
+                 run's command goes on); wait for it to end (`docker wait {name}`) or stop it, \
+                 then run `{command}` again",
+                of.revision
+            ),
+            Some(false) => leftover.push(name.clone()),
+            None => {}
+        }
+    }
+    Ok(leftover)
 }
 
 /// Whether unfinished rollout `of` left every server as it found it: a

@@ -4,10 +4,10 @@
 //! containers share with the test), a failing pre-deploy that changes
 //! nothing, a failing post-start rolled back, a run killed inside a hook
 //! step then resumed, and one killed inside its pre-deploy closed by
-//! `rollback`. Compose's own `post_start` / `pre_stop` cannot be run
-//! here: the compose on this machine (v1) rejects files that have them; their
-//! parsing and planning are unit-tested (`backends::compose`,
-//! `plan::tests::hooks`).
+//! `rollback` or resumed (both wait for its command to end). Compose's own
+//! `post_start` / `pre_stop` cannot be run here: the compose on this machine
+//! (v1) rejects files that have them; their parsing and planning are
+//! unit-tested (`backends::compose`, `plan::tests::hooks`).
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -484,4 +484,73 @@ fn a_run_killed_inside_its_pre_deploy_is_closed_by_rollback_which_removes_the_on
     let status: Value = serde_json::from_slice(&status.stdout).unwrap();
     assert!(status["unfinished"].is_null(), "{status}");
     assert_eq!(stack.bodies(8), app_bodies(2, "v1"));
+}
+
+#[test]
+fn a_run_killed_inside_its_pre_deploy_resumes_once_the_command_has_ended_and_runs_it_again() {
+    let stack = stack_with_hooks_dir("hookagain");
+    let log = hooks_log(&stack);
+    let pre_deploy = "sh -c 'echo pre-deploy >> /hooks/log; \
+                      i=0; until [ -e /hooks/go ] || [ $i -ge 100 ]; do sleep 0.1; i=$((i+1)); done'";
+    let mut child = stack
+        .tool_cmd(&[
+            "deploy",
+            "apps",
+            "--yes",
+            "--monitor",
+            "0s",
+            "--env",
+            "MESSAGE={{service}},v2",
+            "--pre-deploy",
+            pre_deploy,
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while !lines(&log).iter().any(|l| l == "pre-deploy") {
+        if start.elapsed() > Duration::from_secs(60) || child.try_wait().unwrap().is_some() {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!("no pre-deploy within 60 s: {}", text(&out));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let one_off = format!("{}-nr-pre-deploy", stack.container("app1"));
+    // Its command still runs: resume waits for it, it does not cut it short.
+    let refused = stack.tool(&["resume", "--yes"]);
+    assert_eq!(refused.status.code(), Some(1), "{}", text(&refused));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("still runs"),
+        "{}",
+        text(&refused)
+    );
+    std::fs::write(stack.path().join("hooks/go"), "").unwrap();
+    let start = Instant::now();
+    while inspect(&one_off, "{{.State.Running}}") == "true" {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "{one_off} still runs"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = stack.tool(&["resume", "--yes"]);
+    assert_ok(&out);
+    let ran: Vec<String> = lines(&log)
+        .into_iter()
+        .filter(|l| l == "pre-deploy")
+        .collect();
+    assert_eq!(
+        ran.len(),
+        2,
+        "the interrupted pre-deploy runs again: {ran:?}"
+    );
+    assert!(
+        containers_named(&one_off).is_empty(),
+        "its one-off is removed"
+    );
+    assert_eq!(stack.bodies(8), app_bodies(2, "v2"));
 }
