@@ -65,6 +65,14 @@ impl Upstream {
             .any(|s| s.address == address && s.is_down())
     }
 
+    /// The line that stands for the server written as `address`: its own, or
+    /// the line pinned to nowhere from it (its container gone).
+    pub fn line_for(&self, address: &str) -> Option<&Server> {
+        self.servers
+            .iter()
+            .find(|s| s.address == address || s.pinned_from.as_deref() == Some(address))
+    }
+
     /// The server `name` designates: the one whose address is written so, else
     /// the only one with that host. Anything else is an error that lists the
     /// servers there are. The one rule for naming a server, everywhere.

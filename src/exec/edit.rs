@@ -23,10 +23,7 @@ impl<W: World, O: Observer + ?Sized> Executor<'_, W, O> {
     ) -> Result<(), StepError> {
         // A ramp's weight change expects its line to read what the steps done
         // left there: what the plan expects, unless a step was skipped.
-        let left = self
-            .rollout
-            .plan
-            .weights_left(|i| self.rollout.steps[i].status == StepStatus::Done);
+        let left = self.rollout.weights_left();
         // A failed server stays out of the upstream (its new container is not
         // serving), and the old replica of a failed slot keeps serving.
         let changes: Vec<ServerChange> = changes
@@ -317,10 +314,7 @@ impl<W: World, O: Observer + ?Sized> Executor<'_, W, O> {
         // pinned to nowhere keeps the statement the operator wrote. A weight
         // changed by hand since the rollout wrote it stays as it is (`resume`
         // and `rollback` refuse to write over it, and say so).
-        let left = self
-            .rollout
-            .plan
-            .weights_left(|i| self.rollout.steps[i].status == StepStatus::Done);
+        let left = self.rollout.weights_left();
         let mut changes: Vec<ServerChange> = match &self.rollout.plan.ramp {
             Some(ramp) => {
                 let up = config.upstream(&upstream)?;

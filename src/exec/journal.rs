@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::plan::{Plan, UpdateConfig, replacement_address};
+use crate::plan::{LineWeight, Plan, UpdateConfig, replacement_address};
 
 /// How a rollout ended, or that it has not.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -264,6 +264,13 @@ impl<S> Rollout<S> {
         self.servers.iter_mut().find(|s| s.server == server)
     }
 
+    /// Each line of its ramp with the weight its runs left there: what the
+    /// last edit done wrote (see `Plan::weights_left`).
+    pub fn weights_left(&self) -> Vec<LineWeight> {
+        self.plan
+            .weights_left(|i| self.steps[i].status == StepStatus::Done)
+    }
+
     /// Checks the shape the executor indexes by: one step record per plan
     /// step, and the plan's steps numbered 1, 2, … in order; and that each
     /// config backup is named as a file of the revision's own directory. A
@@ -362,7 +369,7 @@ impl<S> ServerRecord<S> {
     /// A single server's line once its replacement, started beside the old
     /// container under another name, is swapped in: its address with the
     /// replacement as the host (`app1:3000` + `app1-b` → `app1-b:3000`).
-    pub(super) fn swapped_line(&self) -> Option<String> {
+    pub fn swapped_line(&self) -> Option<String> {
         if self.set.is_some() || self.goes_back_when_healthy() {
             return None;
         }

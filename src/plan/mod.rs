@@ -15,7 +15,7 @@ mod targets;
 mod tests;
 
 pub use builder::apply_changes_with;
-pub use canary::{Canary, Gate, RampLeft, Share};
+pub use canary::{Canary, Gate, LineWeight, RampLeft, Share};
 pub use hook::{HookCommand, HookExit, HookKind, Hooks, PreDeploy, command_line, split_command};
 pub use line_edit::{LineEdit, revert_lines, single_edit};
 pub use planner::{Plan, PlanError, RollingUpdate, Target, Timeouts, Via, rolling_update};

@@ -369,11 +369,7 @@ pub fn rolling_update(update: RollingUpdate<'_>) -> Result<Plan, PlanError> {
     let mut operator_down = Vec::new();
     for t in targets {
         let line = t.line();
-        let server = up
-            .servers
-            .iter()
-            .find(|s| s.address == line || s.pinned_from.as_deref() == Some(&line))
-            .ok_or_else(|| unknown(&line))?;
+        let server = up.line_for(&line).ok_or_else(|| unknown(&line))?;
         operator_down.push(server.is_down() && !t.drained_by_us);
     }
     // Servers that take no traffic now (down, or a dead container) go first, in a batch

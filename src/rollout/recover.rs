@@ -22,8 +22,8 @@ use crate::exec::{
 };
 use crate::plan::{
     Action, Direction, Hooks, Order, Overrides, Plan, PlanError, PreDeploy, RampLeft,
-    RollingUpdate, Target, UpdateConfig, Via, apply_changes_with, replacement_address,
-    revert_lines, rolling_update, with_flags,
+    RollingUpdate, Target, UpdateConfig, Via, apply_changes_with, revert_lines, rolling_update,
+    with_flags,
 };
 
 /// What `resume` is asked.
@@ -63,11 +63,7 @@ async fn reentry(
     container: &str,
     rec: &ServerRecord<Desired>,
 ) -> Result<(bool, bool)> {
-    // A line pinned to nowhere stands for the operator's line `address`.
-    let line = up
-        .servers
-        .iter()
-        .find(|s| s.address == address || s.pinned_from.as_deref() == Some(address));
+    let line = up.line_for(address);
     let drained_by_us = line.is_some_and(|l| l.is_down()) && rec.drained_by_us();
     let dead = !world.is_running(container).await?;
     Ok((drained_by_us, dead))
@@ -189,21 +185,17 @@ pub async fn resume(
         // Started first and swapped in (healthy, its line live), stopped
         // before its old container was: only that stop is left, once its
         // replacement still runs. Anything else is planned from its old line.
-        let swapped_in = rec.replacement.clone().filter(|new| {
+        let swapped_in = rec.swapped_line().is_some_and(|line| {
             rec.state == ServerState::Healthy
-                && *new != rec.container
-                && (up.servers.iter())
-                    .any(|s| s.address == replacement_address(&rec.server, new) && s.is_live())
+                && (up.servers.iter()).any(|s| s.address == line && s.is_live())
         });
-        let swapped = match swapped_in {
-            Some(new) => world.is_running(&new).await?,
-            None => false,
+        let swapped = match (swapped_in, &rec.replacement) {
+            (true, Some(new)) => world.is_running(new).await?,
+            _ => false,
         };
-        rec.state = if swapped {
-            ServerState::Healthy
-        } else {
-            entry_state(drained_by_us)
-        };
+        if !swapped {
+            rec.state = entry_state(drained_by_us);
+        }
         rec.error = None;
         targets.push(Target {
             server: rec.server.clone(),
@@ -218,9 +210,7 @@ pub async fn resume(
         });
     }
     // Its ramp's weights go back only over what its runs left on each line.
-    let left = rollout
-        .plan
-        .weights_left(|i| rollout.steps[i].status == StepStatus::Done);
+    let left = rollout.weights_left();
     let plan = rolling_update(RollingUpdate {
         config: &config,
         upstream: &rollout.upstream,
@@ -448,14 +438,11 @@ pub(crate) async fn undo_of(
         // it failed (its old container's pre-stop hook, or its replacement in
         // its monitor window: the swapped line pinned to nowhere), runs as its
         // replacement now.
-        let swapped = |name: &str| {
-            let address = replacement_address(&rec.server, name);
-            (up.servers.iter())
-                .any(|s| s.address == address || s.pinned_from.as_deref() == Some(&address))
-        };
-        let (address, container) = match &rec.replacement {
-            Some(name) if rec.state == ServerState::Done || swapped(name) => {
-                (replacement_address(&rec.server, name), name.clone())
+        let (address, container) = match (rec.swapped_line(), &rec.replacement) {
+            (Some(line), Some(name))
+                if rec.state == ServerState::Done || up.line_for(&line).is_some() =>
+            {
+                (line, name.clone())
             }
             _ => (rec.server.clone(), rec.container.clone()),
         };
@@ -493,9 +480,7 @@ pub(crate) async fn undo_of(
         );
     }
     // Never the pre-deploy hook: it prepared the version being undone.
-    let left = of
-        .plan
-        .weights_left(|i| of.steps[i].status == StepStatus::Done);
+    let left = of.weights_left();
     let plan = rolling_update(RollingUpdate {
         config: &config,
         upstream: &of.upstream,
