@@ -11,7 +11,7 @@ use super::executor::{Executor, StepError};
 use super::journal::{ServerRecord, ServerState, StepStatus};
 use super::world::World;
 use crate::conf::{Address, FileChange, FileChanged, NOWHERE, PinnedLine, Upstream};
-use crate::plan::{Action, Expected, ServerChange, apply_changes_with};
+use crate::plan::{Action, ServerChange, apply_changes_with, expected_weight};
 
 impl<W: World, O: Observer + ?Sized> Executor<'_, W, O> {
     /// Applies server-line changes to the live config files (journaling drains first).
@@ -53,10 +53,7 @@ impl<W: World, O: Observer + ?Sized> Executor<'_, W, O> {
                     weight,
                     expect: Some(planned),
                 } => {
-                    let expect = left
-                        .iter()
-                        .find(|l| l.server == server)
-                        .map_or(planned, |l| Expected { weight: l.weight });
+                    let expect = expected_weight(&left, &server).unwrap_or(planned);
                     ServerChange::Weight {
                         server,
                         weight,

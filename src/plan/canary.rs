@@ -154,14 +154,7 @@ impl Ramp {
     pub(super) fn of(server: &str, up: &Upstream) -> Ramp {
         Ramp {
             server: server.to_string(),
-            weights: up
-                .servers
-                .iter()
-                .map(|s| LineWeight {
-                    server: s.address.clone(),
-                    weight: s.weight(),
-                })
-                .collect(),
+            weights: line_weights(up),
         }
     }
 
@@ -184,7 +177,7 @@ impl Ramp {
             .iter()
             .filter_map(|s| {
                 let before = self.before(&s.address)?;
-                let expect = reading(left, &s.address);
+                let expect = expected_weight(left, &s.address);
                 if expect.is_some_and(|e| e.weight == before) {
                     return None;
                 }
@@ -229,8 +222,20 @@ impl Ramp {
     }
 }
 
-/// What line `line` reads by `reads`, as a weight change expects it.
-fn reading(reads: &[LineWeight], line: &str) -> Option<Expected> {
+/// Every line of `up` with its weight as written.
+fn line_weights(up: &Upstream) -> Vec<LineWeight> {
+    up.servers
+        .iter()
+        .map(|s| LineWeight {
+            server: s.address.clone(),
+            weight: s.weight(),
+        })
+        .collect()
+}
+
+/// What line `line` reads by `reads`, as a weight change expects it (none
+/// when `reads` does not name it).
+pub fn expected_weight(reads: &[LineWeight], line: &str) -> Option<Expected> {
     reads
         .iter()
         .find(|r| r.server == line)
@@ -262,14 +267,7 @@ impl Builder<'_> {
         apply_changes(&mut serving, self.upstream, &first)?;
         let up = serving.upstream(self.upstream)?;
         // Each line's weight as the plan leaves it so far.
-        let mut reads: Vec<LineWeight> = up
-            .servers
-            .iter()
-            .map(|s| LineWeight {
-                server: s.address.clone(),
-                weight: s.weight(),
-            })
-            .collect();
+        let mut reads = line_weights(&up);
         let mut first = Some(first);
         let mut touched: Vec<String> = Vec::new();
         for &share in &canary.shares {
@@ -279,7 +277,7 @@ impl Builder<'_> {
                 if !touched.contains(&line) {
                     touched.push(line.clone());
                 }
-                let expect = reading(&reads, &line);
+                let expect = expected_weight(&reads, &line);
                 if let Some(r) = reads.iter_mut().find(|r| r.server == line) {
                     r.weight = Some(weight);
                 }
@@ -303,7 +301,7 @@ impl Builder<'_> {
             .into_iter()
             .map(|line| ServerChange::Weight {
                 weight: ramp.before(&line).flatten(),
-                expect: reading(&reads, &line),
+                expect: expected_weight(&reads, &line),
                 server: line,
             })
             .collect())

@@ -15,7 +15,7 @@ mod targets;
 mod tests;
 
 pub use builder::apply_changes_with;
-pub use canary::{Canary, Gate, LineWeight, RampLeft, Share};
+pub use canary::{Canary, Gate, LineWeight, RampLeft, Share, expected_weight};
 pub use hook::{HookCommand, HookExit, HookKind, Hooks, PreDeploy, command_line, split_command};
 pub use line_edit::{LineEdit, revert_lines, single_edit};
 pub use planner::{Plan, PlanError, RollingUpdate, Target, Timeouts, Via, rolling_update};
@@ -24,5 +24,5 @@ pub use policy::{
     Words, resolve, with_flags,
 };
 pub use replicas::{Replica, ReplicaSet, Slot};
-pub use step::{Action, Expected, HookRun, ServerChange, ServerRef, Step};
+pub use step::{Action, HookRun, ServerChange, ServerRef, Step};
 pub use targets::replacement_address;
