@@ -2,11 +2,10 @@
 //! 0 done, 1 failed (rolled back), 2 usage/config error, 3 paused,
 //! 4 interrupted, 5 lock held.
 
-use std::io::{BufRead, BufReader};
 use std::process::Output;
 
-use crate::support::spawn_piped;
 use crate::support::stack::Stack;
+use crate::support::{events_until, spawn_piped, stop_with};
 
 fn code(out: &Output) -> Option<i32> {
     out.status.code()
@@ -50,29 +49,15 @@ fn every_exit_code_from_real_runs() {
         "--monitor",
         "0s",
     ]));
-    let mut lines = BufReader::new(first.stdout.take().unwrap()).lines();
-    loop {
-        let line = lines
-            .next()
-            .expect("the deploy reaches the health wait")
-            .unwrap();
-        let event: serde_json::Value = serde_json::from_str(&line).unwrap();
-        if event["event"] == "wait" && event["what"].as_str().unwrap().contains("healthy") {
-            break;
-        }
-    }
+    let lines = events_until(&mut first, "the deploy reaches the health wait", |event| {
+        event["event"] == "wait" && event["what"].as_str().unwrap().contains("healthy")
+    });
     let out = stack.tool(&["deploy", "apps", "--yes"]);
     assert_eq!(code(&out), Some(5), "{}", stderr(&out));
     assert!(stderr(&out).contains("hint:"), "{}", stderr(&out));
 
-    rustix::process::kill_process(
-        rustix::process::Pid::from_raw(first.id() as i32).unwrap(),
-        rustix::process::Signal::TERM,
-    )
-    .unwrap();
-    let rest: Vec<String> = lines.map(Result::unwrap).collect();
-    let status = first.wait().unwrap();
-    assert_eq!(status.code(), Some(4), "{rest:?}");
+    let (exit, rest) = stop_with(&mut first, lines, rustix::process::Signal::TERM);
+    assert_eq!(exit, Some(4), "{rest:?}");
     let summary: serde_json::Value = serde_json::from_str(rest.last().unwrap()).unwrap();
     assert_eq!(summary["status"], "interrupted");
 

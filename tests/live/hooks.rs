@@ -96,6 +96,80 @@ fn log_hook(what: &str) -> String {
     format!("sh -c 'echo \"{what} $MESSAGE $(hostname)\" >> /hooks/log'")
 }
 
+/// `sh -c 'FIRST; …'` that then waits, at most 10 s, for the test's
+/// go-ahead (`/hooks/go`).
+fn until_go(first: &str) -> String {
+    format!(
+        "sh -c '{first}; i=0; until [ -e /hooks/go ] || [ $i -ge 100 ]; do sleep 0.1; i=$((i+1)); done'"
+    )
+}
+
+/// Runs `args` and kills it (SIGKILL) once a line of the shared log says
+/// `logged` (at most 60 s).
+fn kill_once_logged(stack: &Stack, args: &[&str], logged: impl Fn(&str) -> bool) {
+    let log = hooks_log(stack);
+    let mut child = stack
+        .tool_cmd(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while !lines(&log).iter().any(|l| logged(l)) {
+        if start.elapsed() > Duration::from_secs(60) || child.try_wait().unwrap().is_some() {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!("not logged within 60 s: {}", text(&out));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+/// A deploy of v2 with `extra` arguments killed inside its pre-deploy,
+/// whose command goes on until the test's go-ahead; its one-off's name.
+fn killed_inside_pre_deploy(stack: &Stack, extra: &[&str]) -> String {
+    let pre_deploy = until_go("echo pre-deploy >> /hooks/log");
+    let args = [
+        &[
+            "deploy",
+            "apps",
+            "--yes",
+            "--env",
+            "MESSAGE={{service}},v2",
+            "--pre-deploy",
+            &pre_deploy,
+        ],
+        extra,
+    ]
+    .concat();
+    kill_once_logged(stack, &args, |l| l == "pre-deploy");
+    format!("{}-nr-pre-deploy", stack.container("app1"))
+}
+
+/// Asserts that `command` refuses while the killed run's pre-deploy command
+/// still runs, then lets it end and waits (at most 30 s) until it has.
+fn refused_until_the_one_off_ends(stack: &Stack, command: &str, one_off: &str) {
+    let refused = stack.tool(&[command, "--yes"]);
+    assert_eq!(refused.status.code(), Some(1), "{}", text(&refused));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("still runs"),
+        "{}",
+        text(&refused)
+    );
+    assert_eq!(containers_named(one_off), [one_off]);
+    std::fs::write(stack.path().join("hooks/go"), "").unwrap();
+    let start = Instant::now();
+    while inspect(one_off, "{{.State.Running}}") == "true" {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "{one_off} still runs"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 #[test]
 fn pre_deploy_first_then_pre_stop_in_each_old_container_and_post_start_in_each_new_one() {
     let stack = stack_with_hooks_dir("hookrun");
@@ -298,10 +372,10 @@ fn a_run_killed_inside_a_post_start_hook_resumes_without_rerunning_the_pre_deplo
     let stack = stack_with_hooks_dir("hookresume");
     let log = hooks_log(&stack);
     // The first post-start waits for the test's go-ahead (bounded by --hook-timeout).
-    let post_start = "sh -c 'echo \"post-start $MESSAGE $(hostname)\" >> /hooks/log; \
-                      i=0; until [ -e /hooks/go ] || [ $i -ge 100 ]; do sleep 0.1; i=$((i+1)); done'";
-    let mut child = stack
-        .tool_cmd(&[
+    let post_start = until_go(r#"echo "post-start $MESSAGE $(hostname)" >> /hooks/log"#);
+    kill_once_logged(
+        &stack,
+        &[
             "deploy",
             "apps",
             "--yes",
@@ -312,25 +386,12 @@ fn a_run_killed_inside_a_post_start_hook_resumes_without_rerunning_the_pre_deplo
             "--pre-deploy",
             "sh -c 'echo pre-deploy >> /hooks/log'",
             "--post-start",
-            post_start,
+            &post_start,
             "--hook-timeout",
             "20s",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let start = Instant::now();
-    while !lines(&log).iter().any(|l| l.starts_with("post-start app1")) {
-        if start.elapsed() > Duration::from_secs(60) || child.try_wait().unwrap().is_some() {
-            let _ = child.kill();
-            let out = child.wait_with_output().unwrap();
-            panic!("no post-start within 60 s: {}", text(&out));
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
+        ],
+        |l| l.starts_with("post-start app1"),
+    );
     std::fs::write(stack.path().join("hooks/go"), "").unwrap();
 
     let status = stack.tool(&["status", "--output", "json"]);
@@ -382,62 +443,16 @@ fn a_run_killed_inside_a_post_start_hook_resumes_without_rerunning_the_pre_deplo
 #[test]
 fn a_run_killed_inside_its_pre_deploy_is_closed_by_rollback_which_removes_the_one_off() {
     let stack = stack_with_hooks_dir("hookclose");
-    let log = hooks_log(&stack);
     let ids = |s: &Stack| ["app1", "app2"].map(|c| inspect(&s.container(c), "{{.Id}}"));
     let (conf, before) = (stack.conf(), ids(&stack));
-    // The pre-deploy waits for the test's go-ahead (bounded: 10 s).
-    let pre_deploy = "sh -c 'echo pre-deploy >> /hooks/log; \
-                      i=0; until [ -e /hooks/go ] || [ $i -ge 100 ]; do sleep 0.1; i=$((i+1)); done'";
-    let mut child = stack
-        .tool_cmd(&[
-            "deploy",
-            "apps",
-            "--yes",
-            "--env",
-            "MESSAGE={{service}},v2",
-            "--pre-deploy",
-            pre_deploy,
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let start = Instant::now();
-    while !lines(&log).iter().any(|l| l == "pre-deploy") {
-        if start.elapsed() > Duration::from_secs(60) || child.try_wait().unwrap().is_some() {
-            let _ = child.kill();
-            let out = child.wait_with_output().unwrap();
-            panic!("no pre-deploy within 60 s: {}", text(&out));
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
-    let one_off = format!("{}-nr-pre-deploy", stack.container("app1"));
+    let one_off = killed_inside_pre_deploy(&stack, &[]);
     assert_eq!(
         containers_named(&one_off),
         [one_off.as_str()],
         "left by the kill"
     );
-
     // Its command still runs: the close waits for it, it does not cut it short.
-    let refused = stack.tool(&["rollback", "--yes"]);
-    assert_eq!(refused.status.code(), Some(1), "{}", text(&refused));
-    assert!(
-        String::from_utf8_lossy(&refused.stderr).contains("still runs"),
-        "{}",
-        text(&refused)
-    );
-    assert_eq!(containers_named(&one_off), [one_off.as_str()]);
-    std::fs::write(stack.path().join("hooks/go"), "").unwrap();
-    let start = Instant::now();
-    while inspect(&one_off, "{{.State.Running}}") == "true" {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "{one_off} still runs"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    refused_until_the_one_off_ends(&stack, "rollback", &one_off);
     // A dry run shows the close and removes nothing.
     let dry = stack.tool(&["rollback", "--dry-run", "--output", "json"]);
     assert_ok(&dry);
@@ -490,53 +505,9 @@ fn a_run_killed_inside_its_pre_deploy_is_closed_by_rollback_which_removes_the_on
 fn a_run_killed_inside_its_pre_deploy_resumes_once_the_command_has_ended_and_runs_it_again() {
     let stack = stack_with_hooks_dir("hookagain");
     let log = hooks_log(&stack);
-    let pre_deploy = "sh -c 'echo pre-deploy >> /hooks/log; \
-                      i=0; until [ -e /hooks/go ] || [ $i -ge 100 ]; do sleep 0.1; i=$((i+1)); done'";
-    let mut child = stack
-        .tool_cmd(&[
-            "deploy",
-            "apps",
-            "--yes",
-            "--monitor",
-            "0s",
-            "--env",
-            "MESSAGE={{service}},v2",
-            "--pre-deploy",
-            pre_deploy,
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let start = Instant::now();
-    while !lines(&log).iter().any(|l| l == "pre-deploy") {
-        if start.elapsed() > Duration::from_secs(60) || child.try_wait().unwrap().is_some() {
-            let _ = child.kill();
-            let out = child.wait_with_output().unwrap();
-            panic!("no pre-deploy within 60 s: {}", text(&out));
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
-    let one_off = format!("{}-nr-pre-deploy", stack.container("app1"));
+    let one_off = killed_inside_pre_deploy(&stack, &["--monitor", "0s"]);
     // Its command still runs: resume waits for it, it does not cut it short.
-    let refused = stack.tool(&["resume", "--yes"]);
-    assert_eq!(refused.status.code(), Some(1), "{}", text(&refused));
-    assert!(
-        String::from_utf8_lossy(&refused.stderr).contains("still runs"),
-        "{}",
-        text(&refused)
-    );
-    std::fs::write(stack.path().join("hooks/go"), "").unwrap();
-    let start = Instant::now();
-    while inspect(&one_off, "{{.State.Running}}") == "true" {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "{one_off} still runs"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    refused_until_the_one_off_ends(&stack, "resume", &one_off);
     let out = stack.tool(&["resume", "--yes"]);
     assert_ok(&out);
     let ran: Vec<String> = lines(&log)

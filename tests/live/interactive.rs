@@ -40,14 +40,10 @@ fn answering_yes_then_all_runs_the_deploy_to_the_end() {
     // Step 1 shows its diff before the question; Enter takes the default (yes).
     p.exp_string("[ 1/12] edit").unwrap();
     p.exp_string("+        server app1:3000 down;").unwrap();
-    p.exp_string(PROMPT).unwrap();
-    p.send("\r").unwrap();
-    p.flush().unwrap();
+    reply(&mut p, PROMPT, "\r");
     // Step 2: "all" (third item) runs the rest without asking.
     p.exp_string("[ 2/12] reload").unwrap();
-    p.exp_string(PROMPT).unwrap();
-    p.send(&format!("{DOWN}{DOWN}\r")).unwrap();
-    p.flush().unwrap();
+    reply(&mut p, PROMPT, &format!("{DOWN}{DOWN}\r"));
     p.exp_string("[ 3/12] wait-drained").unwrap();
     let rest = p.exp_string("nginx reloads").unwrap();
     assert!(!rest.contains(PROMPT), "asked again after all:\n{rest}");
@@ -69,13 +65,9 @@ fn quitting_at_a_prompt_leaves_a_resumable_rollout() {
     stack.edit_compose("app1,v1", "app1,v2");
     stack.edit_compose("app2,v1", "app2,v2");
     let mut p = spawn(&stack, &["deploy", "apps", "-i", "--monitor", "0s"]);
-    p.exp_string(PROMPT).unwrap();
-    p.send("\r").unwrap(); // step 1: drain app1
-    p.flush().unwrap();
+    reply(&mut p, PROMPT, "\r"); // step 1: drain app1
     p.exp_string("[ 2/12] reload").unwrap();
-    p.exp_string(PROMPT).unwrap();
-    p.send(&format!("{DOWN}{DOWN}{DOWN}\r")).unwrap(); // quit
-    p.flush().unwrap();
+    reply(&mut p, PROMPT, &format!("{DOWN}{DOWN}{DOWN}\r")); // quit
     p.exp_string("paused").unwrap();
     p.exp_eof().unwrap();
     assert_eq!(exit_code(&p), 3);
@@ -99,13 +91,9 @@ fn rollback_asks_before_closing_a_rollout_that_changed_no_server() {
     let stack = Stack::up("itclose");
     stack.edit_compose("app1,v1", "app1,v2");
     let mut p = spawn(&stack, &["deploy", "apps", "-i", "--monitor", "0s"]);
-    p.exp_string(PROMPT).unwrap();
-    p.send("\r").unwrap(); // step 1: drain app1
-    p.flush().unwrap();
+    reply(&mut p, PROMPT, "\r"); // step 1: drain app1
     p.exp_string("[ 2/").unwrap();
-    p.exp_string(PROMPT).unwrap();
-    p.send("q").unwrap(); // quitting puts app1 back: nothing changed
-    p.flush().unwrap();
+    reply(&mut p, PROMPT, "q"); // quitting puts app1 back: nothing changed
     p.exp_eof().unwrap();
     assert_eq!(exit_code(&p), 3);
 
@@ -113,9 +101,7 @@ fn rollback_asks_before_closing_a_rollout_that_changed_no_server() {
     let mut p = spawn(&stack, &["rollback", "-i"]);
     p.exp_string("changed no server").unwrap();
     p.exp_string("no step to run").unwrap();
-    p.exp_string("run this plan?").unwrap();
-    p.send("n").unwrap();
-    p.flush().unwrap();
+    reply(&mut p, "run this plan?", "n");
     p.exp_string("nothing done").unwrap();
     p.exp_eof().unwrap();
     assert_eq!(exit_code(&p), 0);
@@ -123,9 +109,7 @@ fn rollback_asks_before_closing_a_rollout_that_changed_no_server() {
     assert!(String::from_utf8_lossy(&status.stdout).contains("Paused"));
 
     let mut p = spawn(&stack, &["rollback", "-i"]);
-    p.exp_string("run this plan?").unwrap();
-    p.send("y").unwrap();
-    p.flush().unwrap();
+    reply(&mut p, "run this plan?", "y");
     p.exp_string("closed").unwrap();
     p.exp_eof().unwrap();
     assert_eq!(exit_code(&p), 0);
@@ -135,13 +119,18 @@ fn rollback_asks_before_closing_a_rollout_that_changed_no_server() {
     assert!(stack.bodies(8).contains("Hi there, I love ! app1,v1"));
 }
 
+/// Waits for `shown` on screen, then types `keys`.
+fn reply(p: &mut PtySession, shown: &str, keys: &str) {
+    p.exp_string(shown).unwrap();
+    p.send(keys).unwrap();
+    p.flush().unwrap();
+}
+
 /// Answers the prompt now on screen with `key` alone (no Enter) and waits
 /// for the answer to be shown.
 fn answer(p: &mut PtySession, key: &str, shown: &str) {
     p.exp_string(KEYS).unwrap();
-    p.exp_string("rollback").unwrap(); // the last line of the menu
-    p.send(key).unwrap();
-    p.flush().unwrap();
+    reply(p, "rollback", key); // the last line of the menu
     p.exp_string(&format!("{PROMPT} {shown}")).unwrap();
 }
 

@@ -73,17 +73,13 @@ fn deploy_crashing(stack: &Stack, monitor: &str) -> std::process::Output {
     ]))
 }
 
-#[test]
-fn a_crash_inside_the_monitor_window_is_a_failure() {
-    let stack = Stack::up("monlong");
-    let out = deploy_crashing(&stack, "10s");
-    // The default failure action is pause.
-    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
-    let events = json_lines(&out);
+/// Asserts that the run's first failure was in a monitor window.
+fn assert_failed_in_the_monitor_window(out: &std::process::Output) {
+    let events = json_lines(out);
     let failure = events
         .iter()
         .find(|e| e["event"] == "failure")
-        .unwrap_or_else(|| panic!("{}", text(&out)));
+        .unwrap_or_else(|| panic!("{}", text(out)));
     assert!(
         failure["reason"]
             .as_str()
@@ -91,6 +87,15 @@ fn a_crash_inside_the_monitor_window_is_a_failure() {
             .contains("monitor window"),
         "{failure}"
     );
+}
+
+#[test]
+fn a_crash_inside_the_monitor_window_is_a_failure() {
+    let stack = Stack::up("monlong");
+    let out = deploy_crashing(&stack, "10s");
+    // The default failure action is pause.
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert_failed_in_the_monitor_window(&out);
     assert_eq!(summary(&out)["status"], "paused");
     let conf = String::from_utf8(stack.conf()).unwrap();
     let status = stack.tool(&["status", "--output", "json"]);
@@ -256,18 +261,7 @@ fn a_start_first_replacement_crashing_after_its_swap_is_taken_out_and_rolled_bac
     ]));
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert_eq!(summary(&out)["status"], "rolled-back", "{}", text(&out));
-    let events = json_lines(&out);
-    let failure = events
-        .iter()
-        .find(|e| e["event"] == "failure")
-        .unwrap_or_else(|| panic!("{}", text(&out)));
-    assert!(
-        failure["reason"]
-            .as_str()
-            .unwrap()
-            .contains("monitor window"),
-        "{failure}"
-    );
+    assert_failed_in_the_monitor_window(&out);
     // The rollback's own line names the container it made; nothing is left down.
     let conf = String::from_utf8(stack.conf()).unwrap();
     assert!(!conf.contains(" down"), "{conf}");

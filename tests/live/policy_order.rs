@@ -157,7 +157,6 @@ fn parallelism_2_and_1_both_update_four_servers() {
 
 #[test]
 fn a_start_first_deploy_interrupted_after_its_swap_resumes_by_stopping_the_old_container() {
-    use std::io::{BufRead, BufReader};
     let stack = Stack::up("sfresume");
     let app1 = stack.container("app1");
     let mut run = crate::support::spawn_piped(&mut stack.tool_cmd(&engine_deploy_json(&[
@@ -171,24 +170,11 @@ fn a_start_first_deploy_interrupted_after_its_swap_resumes_by_stopping_the_old_c
         "0s",
     ])));
     // SIGINT once app1's line names its replacement, during its pre-stop hook.
-    let mut lines = BufReader::new(run.stdout.take().unwrap()).lines();
-    loop {
-        let line = lines
-            .next()
-            .expect("the deploy reaches app1's pre-stop")
-            .unwrap();
-        let event: serde_json::Value = serde_json::from_str(&line).unwrap();
-        if event["event"] == "step-start" && event["step"]["action"]["action"] == "pre-stop" {
-            break;
-        }
-    }
-    rustix::process::kill_process(
-        rustix::process::Pid::from_raw(run.id() as i32).unwrap(),
-        rustix::process::Signal::INT,
-    )
-    .unwrap();
-    let rest: Vec<String> = lines.map(Result::unwrap).collect();
-    assert_eq!(run.wait().unwrap().code(), Some(4), "{rest:?}");
+    let lines = crate::support::events_until(&mut run, "the deploy reaches app1's pre-stop", |e| {
+        e["event"] == "step-start" && e["step"]["action"]["action"] == "pre-stop"
+    });
+    let (code, rest) = crate::support::stop_with(&mut run, lines, rustix::process::Signal::INT);
+    assert_eq!(code, Some(4), "{rest:?}");
     assert_eq!(
         live_servers(&stack.conf()),
         [format!("{app1}-b:3000"), "app2:3000".into()]

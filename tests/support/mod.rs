@@ -67,6 +67,38 @@ pub fn spawn_piped(cmd: &mut Command) -> std::process::Child {
         .expect("nginx-rollout runs")
 }
 
+/// The JSON events a `--output json` run spawned by [`spawn_piped`] prints,
+/// read until the first `reached` says yes (a panic naming `what` if the run
+/// ends before); the rest follow from the lines returned.
+pub fn events_until(
+    child: &mut std::process::Child,
+    what: &str,
+    reached: impl Fn(&serde_json::Value) -> bool,
+) -> std::io::Lines<std::io::BufReader<std::process::ChildStdout>> {
+    use std::io::BufRead;
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    loop {
+        let line = lines.next().unwrap_or_else(|| panic!("{what}")).unwrap();
+        let event: serde_json::Value = serde_json::from_str(&line).unwrap();
+        if reached(&event) {
+            return lines;
+        }
+    }
+}
+
+/// Sends `signal` to `child`, then reads the rest of its output `lines` and
+/// waits for it: its exit code and those lines.
+pub fn stop_with(
+    child: &mut std::process::Child,
+    lines: impl Iterator<Item = std::io::Result<String>>,
+    signal: rustix::process::Signal,
+) -> (Option<i32>, Vec<String>) {
+    let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
+    rustix::process::kill_process(pid, signal).unwrap();
+    let rest: Vec<String> = lines.map(Result::unwrap).collect();
+    (child.wait().unwrap().code(), rest)
+}
+
 /// Writes docker context `name` pointing at daemon `host` into the docker
 /// config directory `config`, as `docker context create` writes it.
 pub fn write_docker_context(config: &Path, name: &str, host: &str) {

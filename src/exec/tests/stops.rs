@@ -143,11 +143,7 @@ fn pause_two_at_once() -> UpdateConfig {
 /// the pause: app2's line names its replacement, its old container is
 /// stopped and its record done; app1's old container keeps its line.
 fn assert_app2_swapped_in(fake: &Fake, outcome: &Outcome, r: &Rollout<String>) {
-    assert!(
-        matches!(outcome, Outcome::Paused(why) if why.contains("app1:3000")),
-        "{outcome:?}"
-    );
-    assert_eq!(states(r), [ServerState::Failed, ServerState::Done]);
+    assert_paused_with_the_other_swapped_in(fake, outcome, r, ["app1:3000", "app1", "app2"]);
     let text = fake.text();
     assert!(
         text.contains("server app1:3000;")
@@ -157,10 +153,28 @@ fn assert_app2_swapped_in(fake: &Fake, outcome: &Outcome, r: &Rollout<String>) {
             && fake.down_lines().is_empty(),
         "app1's old container and app2's replacement serve:\n{text}"
     );
+}
+
+/// Asserts that a start-first run of a batch of two paused on the failure
+/// of `failed` (its server, its old container) with the other's new one
+/// swapped in, as the batch would have without the pause: the records
+/// failed and done, the other's old container (`swapped`) stopped and the
+/// failed one's kept.
+fn assert_paused_with_the_other_swapped_in(
+    fake: &Fake,
+    outcome: &Outcome,
+    r: &Rollout<String>,
+    [failed, kept, swapped]: [&str; 3],
+) {
+    assert!(
+        matches!(outcome, Outcome::Paused(why) if why.contains(failed)),
+        "{outcome:?}"
+    );
+    assert_eq!(states(r), [ServerState::Failed, ServerState::Done]);
     let stopped = fake.stopped.borrow();
     assert!(
-        stopped.iter().any(|c| c == "app2") && !stopped.iter().any(|c| c == "app1"),
-        "app2's old container is stopped, app1's is not: {stopped:?}"
+        stopped.iter().any(|c| c == swapped) && !stopped.iter().any(|c| c == kept),
+        "{swapped} is stopped, {kept} is not: {stopped:?}"
     );
 }
 
@@ -286,11 +300,12 @@ async fn set_started_first_two_at_once(fake: &Fake, hooks: Hooks) -> Rollout<Str
 /// stopped, its slot done; p_web_1 keeps serving on its line, p_web_3 has
 /// none; the set stays pinned (its operator's line comes back on `resume`).
 fn assert_p_web_4_swapped_in(fake: &Fake, outcome: &Outcome, r: &Rollout<String>) {
-    assert!(
-        matches!(outcome, Outcome::Paused(why) if why.contains("p_web_1:8000")),
-        "{outcome:?}"
+    assert_paused_with_the_other_swapped_in(
+        fake,
+        outcome,
+        r,
+        ["p_web_1:8000", "p_web_1", "p_web_2"],
     );
-    assert_eq!(states(r), [ServerState::Failed, ServerState::Done]);
     let text = fake.text();
     assert!(
         text.contains("server p_web_1:8000; # nginx-rollout pin: web:8000")
@@ -299,11 +314,6 @@ fn assert_p_web_4_swapped_in(fake: &Fake, outcome: &Outcome, r: &Rollout<String>
             && !text.contains("p_web_3")
             && !text.contains("server web:8000;"),
         "p_web_1 and p_web_4 serve, the set still pinned:\n{text}"
-    );
-    let stopped = fake.stopped.borrow();
-    assert!(
-        stopped.iter().any(|c| c == "p_web_2") && !stopped.iter().any(|c| c == "p_web_1"),
-        "p_web_2 is stopped, p_web_1 is not: {stopped:?}"
     );
 }
 

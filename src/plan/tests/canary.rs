@@ -409,13 +409,9 @@ fn a_run_stopped_between_two_holds_is_inside_its_ramp() {
     assert!(!no_ramp.ramp_underway(|_| true));
 }
 
-#[test]
-fn a_plan_that_continues_a_ramp_refuses_a_weight_changed_by_hand_since() {
-    // Paused at 10 % (app1 weight=1, app2 weight=9); the operator wrote
-    // app2 weight=5 since. Resumed after a failure, or rolled back: refused
-    // before anything runs, naming the line, and nothing planned over it.
-    let cfg = config(&["app1:3000 down", "app2:3000 weight=5"]);
-    let ramp = Ramp {
+/// app1's ramp, app1 and app2 written without a weight before it.
+fn app1s_ramp_over_unweighted_lines() -> Ramp {
+    Ramp {
         server: "app1:3000".into(),
         weights: ["app1:3000", "app2:3000"]
             .map(|s| LineWeight {
@@ -423,11 +419,25 @@ fn a_plan_that_continues_a_ramp_refuses_a_weight_changed_by_hand_since() {
                 weight: None,
             })
             .into(),
-    };
-    let left = [LineWeight {
+    }
+}
+
+/// A ramp's runs left app2 at weight=9 (10 % to app1).
+fn app2_left_at_9() -> [LineWeight; 1] {
+    [LineWeight {
         server: "app2:3000".into(),
         weight: Some(9),
-    }];
+    }]
+}
+
+#[test]
+fn a_plan_that_continues_a_ramp_refuses_a_weight_changed_by_hand_since() {
+    // Paused at 10 % (app1 weight=1, app2 weight=9); the operator wrote
+    // app2 weight=5 since. Resumed after a failure, or rolled back: refused
+    // before anything runs, naming the line, and nothing planned over it.
+    let cfg = config(&["app1:3000 down", "app2:3000 weight=5"]);
+    let ramp = app1s_ramp_over_unweighted_lines();
+    let left = app2_left_at_9();
     let cut = RampLeft {
         ramp: &ramp,
         weights: &left,
@@ -480,22 +490,11 @@ fn a_weight_set_after_the_ramp_put_every_weight_back_is_left_alone() {
     // The ramp ended with every weight as before (none); the operator then set
     // app2 weight=3 with `weight`: a rollback of that deploy plans no weight.
     let cfg = config(&["app1:3000", "app2:3000 weight=3"]);
-    let ramp = Ramp {
-        server: "app1:3000".into(),
-        weights: ["app1:3000", "app2:3000"]
-            .map(|s| LineWeight {
-                server: s.into(),
-                weight: None,
-            })
-            .into(),
-    };
+    let ramp = app1s_ramp_over_unweighted_lines();
     let up = cfg.upstream("apps").unwrap();
     assert_eq!(ramp.restore(&up, &ramp.weights), []);
     // Left mid-ramp (weight=9), it is the ramp's to put back.
-    let left = [LineWeight {
-        server: "app2:3000".into(),
-        weight: Some(9),
-    }];
+    let left = app2_left_at_9();
     assert_eq!(ramp.restore(&up, &left).len(), 1);
 }
 
