@@ -4,6 +4,7 @@
 //! [`Session`] (but `edit_file`, the offline `conf` edits), reports through an [`Observer`](crate::exec::Observer)
 //! and returns typed results; none prints. The glue between the nginx and
 //! backend wings (the world), `plan` (what to do) and `exec` (doing it).
+mod close;
 mod deploy;
 mod edit;
 mod file_edit;

@@ -3,27 +3,24 @@
 //! plan targets from the journal's records by the same rule.
 use std::collections::BTreeMap;
 use std::ops::ControlFlow;
-use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use tokio::sync::watch;
 
+use super::close::{changed_no_server, close};
 use super::replicas::{resume_set, undo_set};
-use super::run::{
-    Ended, Origin, Runner, new_rollout, pending_steps, report_closed, show_or_approve,
-};
+use super::run::{Ended, Origin, Runner, new_rollout, pending_steps, show_or_approve};
 use super::session::Session;
 use super::world::{Desired, DockerWorld};
-use crate::backends::{leftover_running, next_slot, remove_leftover};
+use crate::backends::{leftover_running, next_slot};
 use crate::conf::{ConfigSet, MemFs, Upstream, may_name_the_same_upstream};
 use crate::exec::{
     Observer, PlanKind, Rollout, RolloutKind, ServerRecord, ServerState, StateDir, Status,
     StepStatus, World,
 };
 use crate::plan::{
-    Action, Direction, Hooks, Order, Overrides, Plan, PlanError, PreDeploy, RampLeft,
-    RollingUpdate, Target, UpdateConfig, Via, apply_changes_with, revert_lines, rolling_update,
-    with_flags,
+    Action, Direction, Hooks, Order, Overrides, PlanError, PreDeploy, RampLeft, RollingUpdate,
+    Target, UpdateConfig, Via, apply_changes_with, revert_lines, rolling_update, with_flags,
 };
 
 /// What `resume` is asked.
@@ -311,65 +308,10 @@ pub async fn rollback(
     Ok(Ended::Ran(runner.start(undo).await?))
 }
 
-/// Closes unfinished rollout `of`, which changed no server: there is nothing
-/// to undo, so its plan has no step. It is shown or approved as any plan is
-/// (a dry run ends there); then the one-off container of a pre-deploy a
-/// killed run left is removed (one still running refuses the close), `of`
-/// becomes `cancelled`, and its plan and summary are the run's events.
-async fn close(
-    world: &DockerWorld,
-    state: &StateDir,
-    observer: &mut dyn Observer,
-    mut of: Rollout<Desired>,
-    policy: UpdateConfig,
-    dry_run: bool,
-) -> Result<Ended> {
-    let closing = Plan {
-        upstream: of.upstream.clone(),
-        targets: Vec::new(),
-        sets: Vec::new(),
-        policy,
-        timeouts: of.plan.timeouts,
-        ramp: None,
-        steps: Vec::new(),
-    };
-    let started = Instant::now();
-    let leftover = interrupted_pre_deploys(world, &of, "rollback").await?;
-    let mut notice = format!(
-        "revision {} ({} of upstream {}, {}) changed no server: nothing to undo; `rollback` \
-         closes it (status cancelled)",
-        of.revision, of.kind, of.upstream, of.status
-    );
-    for name in &leftover {
-        notice.push_str(&format!(
-            " and removes {name}, the one-off container of its interrupted pre-deploy"
-        ));
-    }
-    let run_in = (!dry_run).then_some(state);
-    if let ControlFlow::Break(ended) = show_or_approve(
-        run_in,
-        observer,
-        PlanKind::Rollback,
-        of.revision,
-        &closing,
-        vec![notice],
-    )? {
-        return Ok(ended);
-    }
-    for name in &leftover {
-        remove_leftover(&world.docker, name).await?;
-    }
-    of.status = Status::Cancelled;
-    of.reason = Some("closed by `rollback`: it changed no server".into());
-    state.save(&of)?;
-    report_closed(observer, &of, &closing, started.elapsed());
-    Ok(Ended::Closed(of.revision))
-}
-
 /// The one-off containers of the pre-deploys a killed run of `of` left
 /// (exited). One still running its command (a migration goes on without
 /// us) is not cut short: an error telling to wait, then run `command` again.
-async fn interrupted_pre_deploys(
+pub(super) async fn interrupted_pre_deploys(
     world: &DockerWorld,
     of: &Rollout<Desired>,
     command: &str,
@@ -395,16 +337,6 @@ async fn interrupted_pre_deploys(
         }
     }
     Ok(leftover)
-}
-
-/// Whether unfinished rollout `of` left every server as it found it: a
-/// deploy whose first step never ran, or whose drains were all put back
-/// (a replica set's pinned lines, and a dead server's line pinned to
-/// nowhere, are for the rollback to put back).
-fn changed_no_server(of: &Rollout<Desired>) -> bool {
-    !of.plan.line_only()
-        && (of.servers.iter())
-            .all(|s| s.state == ServerState::Pending && s.set.is_none() && s.pinned.is_none())
 }
 
 /// A rollout that undoes `of`: redeploys each touched server's previous
@@ -584,43 +516,4 @@ async fn undo_lines(
         of.rollback_policy.clone(),
         servers,
     ))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// An engine deploy of app1 and app2 (a journal of an earlier version).
-    fn deploy() -> Rollout<Desired> {
-        serde_json::from_slice(include_bytes!("../../fixtures/journal/rev0001.json")).unwrap()
-    }
-
-    #[test]
-    fn a_deploy_changed_no_server_only_while_every_server_is_pending() {
-        let mut r = deploy();
-        for s in &mut r.servers {
-            s.state = ServerState::Pending;
-        }
-        assert!(changed_no_server(&r));
-        r.servers[1].state = ServerState::Drained;
-        assert!(!changed_no_server(&r), "a drained server is to put back");
-        r.servers[1].state = ServerState::Pending;
-        r.servers[1].set = Some("web:8000".into());
-        assert!(!changed_no_server(&r), "a replica set's line may be pinned");
-        r.servers[1].set = None;
-        r.servers[1].pinned = Some("server app2:3000;".into());
-        assert!(
-            !changed_no_server(&r),
-            "a dead server's line is pinned to nowhere"
-        );
-        let mut drain: Rollout<Desired> =
-            serde_json::from_slice(include_bytes!("../../fixtures/journal/rev0005.json")).unwrap();
-        for s in &mut drain.servers {
-            s.state = ServerState::Pending;
-        }
-        assert!(
-            !changed_no_server(&drain),
-            "a line edit is undone by its lines"
-        );
-    }
 }
