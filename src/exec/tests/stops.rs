@@ -178,6 +178,33 @@ fn assert_paused_with_the_other_swapped_in(
     );
 }
 
+/// Asserts that a pause fired during the second of three batches' swap
+/// drain wait (10 s, from `start`), by the first batch's new container
+/// failing, let that wait run to its end: the first failed, the second
+/// done, the third not begun, and the old containers of the first two
+/// (`stopped`) stopped in that order, the second's once its old workers
+/// were done.
+fn assert_drain_waited_out_then_stopped(
+    fake: &Fake,
+    start: tokio::time::Instant,
+    r: &Rollout<String>,
+    stopped: [&str; 2],
+) {
+    assert!(
+        start.elapsed() >= Duration::from_secs(10),
+        "the drain wait ran to its end: {:?}",
+        start.elapsed()
+    );
+    use ServerState::*;
+    assert_eq!(states(r), [Failed, Done, Pending]);
+    assert_eq!(
+        *fake.stopped.borrow(),
+        stopped,
+        "{} stops once its old workers are done",
+        stopped[1]
+    );
+}
+
 /// The rollout `resume` makes of the paused `r` (`rollout/recover.rs`): a
 /// new plan, against the config as the run left it, for the servers not
 /// done, each pending again; the records of those done are kept.
@@ -266,18 +293,7 @@ async fn a_pause_during_a_start_first_swaps_drain_wait_waits_it_out_then_stops_t
         inside_step(&events, drain, 1).0,
         "app1 failed inside app2's drain wait: {events:#?}"
     );
-    assert!(
-        start.elapsed() >= Duration::from_secs(10),
-        "the drain wait ran to its end: {:?}",
-        start.elapsed()
-    );
-    use ServerState::*;
-    assert_eq!(states(&r), [Failed, Done, Pending]);
-    assert_eq!(
-        *fake.stopped.borrow(),
-        ["app1", "app2"],
-        "app2's old container stops once its old workers are done"
-    );
+    assert_drain_waited_out_then_stopped(&fake, start, &r, ["app1", "app2"]);
     assert!(fake.text().contains("server app2-b:3000;"));
 }
 
@@ -369,18 +385,7 @@ async fn a_pause_during_a_sets_start_first_drain_wait_waits_it_out_then_stops_th
     .await;
     let (outcome, r, _) = run_to_end(&fake, r).await;
     assert_paused_by_the_monitor(&outcome);
-    assert!(
-        start.elapsed() >= Duration::from_secs(10),
-        "the drain wait ran to its end: {:?}",
-        start.elapsed()
-    );
-    use ServerState::*;
-    assert_eq!(states(&r), [Failed, Done, Pending]);
-    assert_eq!(
-        *fake.stopped.borrow(),
-        ["p_web_1", "p_web_2"],
-        "p_web_2 stops once its old workers are done"
-    );
+    assert_drain_waited_out_then_stopped(&fake, start, &r, ["p_web_1", "p_web_2"]);
     let text = fake.text();
     assert!(
         text.contains("server p_web_5:8000; # nginx-rollout pin: web:8000")
