@@ -51,7 +51,7 @@ impl<W: World, O: Observer + ?Sized> Executor<'_, W, O> {
                     server.server.clone(),
                     format!("failed at {share} of the traffic: {reason}"),
                 )];
-                if let Err(e) = self.drain_live(&failed).await {
+                if let Err(e) = self.drain_live(&mut failed).await {
                     failed[0]
                         .1
                         .push_str(&format!("; not taken out of the upstream: {e:#}"));

@@ -303,8 +303,11 @@ impl<W: World, O: Observer + ?Sized> Executor<'_, W, O> {
     /// started beside the one it retires is taken out on its own line. A
     /// replica set already back on the operator's line needs only a reload:
     /// Docker's DNS no longer answers with a container that stopped; when no
-    /// replica runs, the line is pinned to nowhere.
-    pub(super) async fn drain_live(&mut self, failed: &[(String, String)]) -> Result<()> {
+    /// replica runs, the line is pinned to nowhere. A start-first replacement
+    /// swapped in while its old container still serves gives the line back
+    /// to it ([`Self::swaps_back`]) and is removed after the reload; its
+    /// reason says so.
+    pub(super) async fn drain_live(&mut self, failed: &mut [(String, String)]) -> Result<()> {
         let upstream = self.rollout.upstream.clone();
         let mut config = self.world.load_config().await?;
         // A canary that fails mid-ramp gets its weight back first: a line
@@ -336,7 +339,10 @@ impl<W: World, O: Observer + ?Sized> Executor<'_, W, O> {
         apply_changes_with(&mut config, &upstream, &changes, false)?;
         let up = config.upstream(&upstream)?;
         let mut reload = false;
-        for (key, _) in failed {
+        // Replacements whose lines went back to their old containers: removed
+        // once nginx no longer sends them requests.
+        let mut swapped_back = Vec::new();
+        for (key, reason) in failed.iter_mut() {
             let rec = self.rollout.server(key);
             // A replica started beside the one it retires serves on its own
             // line; a single server's replacement, once swapped in, on the
@@ -346,7 +352,23 @@ impl<W: World, O: Observer + ?Sized> Executor<'_, W, O> {
                 rec.and_then(ServerRecord::swapped_line),
             ) {
                 (Some(own), _) => own,
-                (None, Some(swapped)) if up.servers.iter().any(|s| s.address == swapped) => swapped,
+                (None, Some(swapped)) if up.servers.iter().any(|s| s.address == swapped) => {
+                    let Some(rec) = rec else { continue };
+                    if !self.swaps_back(rec).await? {
+                        swapped
+                    } else {
+                        reason.push_str(&format!(
+                            "; its line is back on its old container {}",
+                            rec.container
+                        ));
+                        swapped_back.extend(rec.new_container.clone());
+                        changes.push(ServerChange::Replace {
+                            server: swapped,
+                            with: key.clone(),
+                        });
+                        continue;
+                    }
+                }
                 // Not swapped in yet: the old container serves on its line,
                 // and the failed replacement must not linger.
                 (None, Some(_)) => {
@@ -437,10 +459,35 @@ impl<W: World, O: Observer + ?Sized> Executor<'_, W, O> {
             }
         }
         match self.reload().await {
-            Ok(()) => Ok(()),
-            Err(StepError::Fatal(e)) => Err(e),
-            Err(_) => Err(anyhow!("could not reload nginx")),
+            Ok(()) => {}
+            Err(StepError::Fatal(e)) => return Err(e),
+            Err(_) => return Err(anyhow!("could not reload nginx")),
         }
+        for id in swapped_back {
+            if let Err(e) = self.world.stop_old(&id).await {
+                tracing::warn!("could not remove failed replacement {id}: {e:#}");
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether a start-first server whose replacement failed once swapped in
+    /// gets its line back on its old container: that still runs, and none of
+    /// the steps that retire it (its pre-stop hooks, its stop) has begun.
+    async fn swaps_back(&self, rec: &ServerRecord<W::Spec>) -> Result<bool> {
+        let retiring = self
+            .rollout
+            .plan
+            .steps
+            .iter()
+            .zip(&self.rollout.steps)
+            .filter(|(_, r)| !matches!(r.status, StepStatus::Pending | StepStatus::Skipped))
+            .any(|(s, _)| match &s.action {
+                Action::PreStop { runs, .. } => runs.iter().any(|r| r.server.server == rec.server),
+                Action::StopOld { servers } => servers.iter().any(|s| s.server == rec.server),
+                _ => false,
+            });
+        Ok(!retiring && !rec.container.is_empty() && self.world.is_running(&rec.container).await?)
     }
 
     /// Adds to `changes` a burial for every replica's pinned line whose

@@ -80,7 +80,7 @@ impl<W: World, O: Observer + ?Sized> Executor<'_, W, O> {
         }
         // A failure counts even when the server cannot be taken out (it is the last
         // live one, or its crashed container's host no longer resolves for `nginx -t`).
-        if let Err(e) = self.drain_live(&failed).await {
+        if let Err(e) = self.drain_live(&mut failed).await {
             for (_, reason) in &mut failed {
                 reason.push_str(&format!("; not taken out of the upstream: {e:#}"));
             }

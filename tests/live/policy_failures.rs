@@ -2,7 +2,7 @@
 //! rolled back automatically, the monitor window, the failure ratio, and a
 //! pause that lets a start-first batch swap its healthy replacement in.
 
-use crate::support::stack::{Stack, app_bodies, engine_deploy_json, set_app_servers};
+use crate::support::stack::{Stack, app_bodies, engine_deploy_json, http, set_app_servers};
 use crate::support::{assert_ok, json_lines, results, summary, text};
 
 #[test]
@@ -270,5 +270,77 @@ fn a_start_first_replacement_crashing_after_its_swap_is_taken_out_and_rolled_bac
         before,
         "app1's line names the rollback's container"
     );
+    assert_eq!(stack.bodies(8), app_bodies(2, "v1"));
+}
+
+#[test]
+fn a_start_first_replacement_crashing_in_its_swaps_drain_wait_gives_the_line_back_to_its_old_container()
+ {
+    let stack = Stack::up("sfback");
+    let before = stack.conf();
+    let app1 = stack.container("app1");
+    // In flight across the swap's reload: the old workers, and so the drain
+    // wait, last until it ends; the replacement exits 4 s after its start.
+    let port = stack.port;
+    let slow = std::thread::spawn(move || http(port, "GET", "/slow?ms=12000"));
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let out = stack.tool(&engine_deploy_json(&[
+        "--servers",
+        "app1",
+        "--order",
+        "start-first",
+        "--env",
+        "CRASH_AFTER_MS=4000",
+        "--env",
+        "MESSAGE={{service}},v2",
+        "--monitor",
+        "20s",
+        "--failure-action",
+        "pause",
+        "--health-timeout",
+        "20s",
+        "--drain-timeout",
+        "30s",
+    ]));
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert_eq!(summary(&out)["status"], "paused", "{}", text(&out));
+    let events = json_lines(&out);
+    assert!(
+        events.iter().any(|e| e["event"] == "failure"
+            && e["server"] == "app1:3000"
+            && e["reason"].as_str().is_some_and(
+                |r| r.contains(&format!("its line is back on its old container {app1}"))
+            )),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(
+        stack.conf(),
+        before,
+        "app1's line is the operator's again, byte for byte"
+    );
+    assert_eq!(stack.bodies(8), app_bodies(2, "v1"));
+    assert_eq!(
+        crate::support::docker(&[
+            "ps",
+            "-a",
+            "--filter",
+            &format!("name=^/{app1}-b$"),
+            "--format",
+            "{{.Names}}"
+        ]),
+        "",
+        "the failed replacement is removed"
+    );
+    assert_eq!(
+        slow.join().unwrap().0,
+        200,
+        "the request in flight completes"
+    );
+    let out = stack.tool(&["rollback", "--yes", "--output", "json"]);
+    assert_ok(&out);
+    assert_eq!(summary(&out)["status"], "done", "{}", text(&out));
+    let conf = String::from_utf8(stack.conf()).unwrap();
+    assert!(!conf.contains(" down"), "{conf}");
     assert_eq!(stack.bodies(8), app_bodies(2, "v1"));
 }

@@ -1,7 +1,7 @@
 //! Failures: the failure action and ratio, a world gone
 //! away, the monitor window, a failing `nginx -t`, failed replicas.
 use super::*;
-use crate::plan::Action;
+use crate::plan::{Action, HookCommand};
 
 #[tokio::test]
 async fn one_failure_in_four_pauses_above_a_ratio_of_0_2_before_the_next_server() {
@@ -161,11 +161,51 @@ async fn a_failure_inside_the_monitor_window_drains_the_server_and_fires_the_act
 }
 
 #[tokio::test]
-async fn a_start_first_replacement_failing_after_its_swap_is_taken_out_on_the_swapped_line() {
+async fn a_start_first_replacement_failing_after_its_swap_gives_the_line_back_to_its_old_container()
+{
     let mut fake = Fake::new(2);
     fake.crashes.insert("app1:3000".into());
     fake.crash_noticed = Some(|fake| fake.text().contains("server app1-b:3000;"));
     let r = start_first_with(&fake, &Hooks::default(), pause_in_a_monitor_window()).await;
+    let (outcome, r, events) = run_to_end(&fake, r).await;
+    assert_paused_by_the_monitor(&outcome);
+    assert_eq!(r.servers[0].state, ServerState::Failed);
+    let text = fake.text();
+    assert!(
+        text.contains("server app1:3000;") && !text.contains("app1-b"),
+        "the old container serves on its line again:\n{text}"
+    );
+    assert!(fake.down_lines().is_empty(), "{text}");
+    assert_eq!(
+        *fake.stopped.borrow(),
+        ["new-app1:3000"],
+        "the failed replacement is removed, the old container left running"
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, Event::Failure { server, reason, .. }
+            if server == "app1:3000" && reason.contains("back on its old container app1"))),
+        "{events:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_start_first_replacement_failing_once_its_old_containers_pre_stop_began_is_taken_out_on_the_swapped_line()
+ {
+    let mut fake = Fake::new(2);
+    fake.crashes.insert("app1:3000".into());
+    fake.crash_noticed = Some(|fake| {
+        fake.ran
+            .borrow()
+            .iter()
+            .any(|r| r == "exec app1 drain-queue")
+    });
+    let hooks = Hooks {
+        pre_stop: vec![HookCommand::from_flag("--pre-stop", "drain-queue").unwrap()],
+        ..Hooks::default()
+    };
+    let r = start_first_with(&fake, &hooks, pause_in_a_monitor_window()).await;
     let (outcome, r, _) = run_to_end(&fake, r).await;
     assert_paused_by_the_monitor(&outcome);
     assert_eq!(r.servers[0].state, ServerState::Failed);
