@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use crate::conf::{Server, Upstream, may_name_the_same_upstream};
 use crate::plan::{LineWeight, Plan, UpdateConfig, replacement_address};
 
 /// How a rollout ended, or that it has not.
@@ -264,6 +265,32 @@ impl<S> Rollout<S> {
         self.servers.iter_mut().find(|s| s.server == server)
     }
 
+    /// The record, neither pending nor done, whose part `line` of `up` shows,
+    /// and whether the line stands for it under another address: its
+    /// replacement's, started beside the old container (a single server's
+    /// swapped line, a replica's own), or pinned to nowhere. A line stands
+    /// for an address as [`Upstream::line_for`] says; for a record's
+    /// replacement first (a compose replica may take the address of one an
+    /// earlier batch retired), else for its server.
+    pub fn record_on_line(&self, up: &Upstream, line: &Server) -> Option<(&ServerRecord<S>, bool)> {
+        if !may_name_the_same_upstream(&self.upstream, &format!("{}:{}", up.context, up.name)) {
+            return None;
+        }
+        let on = |address: &str| up.line_for(address).is_some_and(|l| std::ptr::eq(l, line));
+        let active = || {
+            (self.servers.iter())
+                .filter(|r| !matches!(r.state, ServerState::Pending | ServerState::Done))
+        };
+        active()
+            .find(|r| (r.replica_line().or_else(|| r.swapped_line())).is_some_and(|a| on(&a)))
+            .map(|r| (r, !r.goes_back_when_healthy()))
+            .or_else(|| {
+                active()
+                    .find(|r| on(&r.server))
+                    .map(|r| (r, line.address != r.server))
+            })
+    }
+
     /// Each line of its ramp with the weight its runs left there: what the
     /// last edit done wrote (see `Plan::weights_left`).
     pub fn weights_left(&self) -> Vec<LineWeight> {
@@ -450,5 +477,154 @@ pub mod time {
                 .map(|s| parse(&s).map_err(serde::de::Error::custom))
                 .transpose()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use serde::de::IgnoredAny;
+
+    use super::*;
+    use crate::conf::{ConfigSet, MemFs};
+
+    const MAIN: &str = "/etc/nginx/nginx.conf";
+
+    /// `http { upstream apps { … } }` with `lines`, marker comments and all.
+    fn upstream(lines: &[&str]) -> Upstream {
+        let body: String = lines.iter().map(|l| format!("        {l}\n")).collect();
+        let text = format!("http {{\n    upstream apps {{\n{body}    }}\n}}\n");
+        let config = ConfigSet::load_single(Path::new(MAIN), &MemFs::one(MAIN, text)).unwrap();
+        config.upstream("apps").unwrap()
+    }
+
+    /// The record of `server`, served by `container`, in `state`; its new
+    /// container `replacement`; a slot of replica set `set`.
+    fn record(
+        server: &str,
+        container: &str,
+        replacement: Option<&str>,
+        set: Option<&str>,
+        state: ServerState,
+    ) -> ServerRecord<IgnoredAny> {
+        ServerRecord {
+            state,
+            replacement: replacement.map(Into::into),
+            set: set.map(Into::into),
+            ..ServerRecord::pending(server.into(), container.into(), None, None)
+        }
+    }
+
+    /// A rollout of upstream `apps` with `servers` (the rest from an old journal).
+    fn rollout(servers: Vec<ServerRecord<IgnoredAny>>) -> Rollout<IgnoredAny> {
+        let mut r: Rollout<IgnoredAny> =
+            serde_json::from_slice(include_bytes!("../../fixtures/journal/rev0001.json")).unwrap();
+        r.servers = servers;
+        r
+    }
+
+    /// For each line of `up`: the server of the record it shows, and whether
+    /// it stands for it under another address.
+    fn shown(r: &Rollout<IgnoredAny>, up: &Upstream) -> Vec<Option<(String, bool)>> {
+        (up.servers.iter())
+            .map(|line| {
+                r.record_on_line(up, line)
+                    .map(|(rec, elsewhere)| (rec.server.clone(), elsewhere))
+            })
+            .collect()
+    }
+
+    fn on(server: &str, elsewhere: bool) -> Option<(String, bool)> {
+        Some((server.into(), elsewhere))
+    }
+
+    #[test]
+    fn a_single_server_is_shown_on_its_line_swapped_or_pinned_to_nowhere() {
+        let start_first = |state| record("app1:3000", "app1", Some("app1-b"), None, state);
+        let r = rollout(vec![start_first(ServerState::Replacing)]);
+        let up = upstream(&["server app1:3000;", "server app2:3000;"]);
+        assert_eq!(shown(&r, &up), [on("app1:3000", false), None]);
+        let r = rollout(vec![start_first(ServerState::Healthy)]);
+        let up = upstream(&["server app1-b:3000;", "server app2:3000;"]);
+        assert_eq!(shown(&r, &up), [on("app1:3000", true), None]);
+        let r = rollout(vec![start_first(ServerState::Failed)]);
+        let up = upstream(&["server 192.0.2.1:3000 down; # nginx-rollout pin: app1-b:3000"]);
+        assert_eq!(shown(&r, &up), [on("app1:3000", true)]);
+        let r = rollout(vec![record(
+            "app1:3000",
+            "app1",
+            None,
+            None,
+            ServerState::Failed,
+        )]);
+        let up = upstream(&["server 192.0.2.1:3000 down; # nginx-rollout pin: app1:3000"]);
+        assert_eq!(shown(&r, &up), [on("app1:3000", true)]);
+    }
+
+    #[test]
+    fn a_replica_is_shown_on_its_old_line_and_its_own() {
+        // `web:8000` pinned to one line per address.
+        let pinned = |addresses: &[&str]| {
+            let lines: Vec<String> = (addresses.iter())
+                .map(|a| format!("server {a}; # nginx-rollout pin: web:8000"))
+                .collect();
+            upstream(&lines.iter().map(String::as_str).collect::<Vec<_>>())
+        };
+        let slot = |old: &str, new: &str, state| {
+            let server = match old {
+                "" => format!("{new}:8000 (added)"),
+                old => format!("{old}:8000"),
+            };
+            record(&server, old, Some(new), Some("web:8000"), state)
+        };
+        // Start-first, mid-swap: the old replica drained, the new one serving.
+        let r = rollout(vec![slot("p_web_2", "p_web_3", ServerState::Drained)]);
+        let up = pinned(&["p_web_1:8000", "p_web_2:8000 down", "p_web_3:8000"]);
+        assert_eq!(
+            shown(&r, &up),
+            [None, on("p_web_2:8000", false), on("p_web_2:8000", true)]
+        );
+        // A new replica on the address of one an earlier batch retired; a
+        // replica recreated under its own name; one added; a buried line.
+        let r = rollout(vec![
+            slot("p_web_1", "p_web_3", ServerState::Failed),
+            slot("p_web_2", "p_web_1", ServerState::Drained),
+            slot("p_web_4", "p_web_4", ServerState::Replacing),
+            slot("", "p_web_5", ServerState::Failed),
+        ]);
+        let up = pinned(&[
+            "p_web_3:8000 down",
+            "p_web_2:8000 down",
+            "p_web_1:8000",
+            "p_web_4:8000 down",
+            "p_web_5:8000 down",
+            "192.0.2.1:8000 down",
+        ]);
+        assert_eq!(
+            shown(&r, &up),
+            [
+                on("p_web_1:8000", true),
+                on("p_web_2:8000", false),
+                on("p_web_2:8000", true),
+                on("p_web_4:8000", false),
+                on("p_web_5:8000 (added)", false),
+                None,
+            ]
+        );
+    }
+
+    #[test]
+    fn a_pending_or_done_record_or_another_upstreams_is_not_shown() {
+        let up = upstream(&["server app1:3000;", "server app2:3000;"]);
+        let mut r = rollout(vec![
+            record("app1:3000", "app1", None, None, ServerState::Pending),
+            record("app2:3000", "app2", None, None, ServerState::Done),
+        ]);
+        assert_eq!(shown(&r, &up), [None, None]);
+        r.servers[0].state = ServerState::Drained;
+        assert_eq!(shown(&r, &up), [on("app1:3000", false), None]);
+        r.upstream = "stream:apps".into();
+        assert_eq!(shown(&r, &up), [None, None]);
     }
 }

@@ -9,7 +9,7 @@ use super::world::Desired;
 use crate::backends::{ContainerHealth, OnNetworks, Resolved};
 use crate::conf::{ServerMode, may_name_the_same_upstream};
 use crate::docker;
-use crate::exec::{Rollout, RolloutKind, ServerState, Status, World, time};
+use crate::exec::{Rollout, RolloutKind, Status, World, time};
 
 /// One server of an upstream, as `status` shows it.
 #[derive(Debug, Clone, Serialize)]
@@ -35,7 +35,9 @@ pub struct ServerStatus {
     pub started: String,
     /// Where the server line is (`file:line`).
     pub file: String,
-    /// Its part in the unfinished rollout (`rev 3 Paused: drained`), if any.
+    /// Its part in the unfinished rollout (`rev 3 Paused: drained`, ending
+    /// `(for app1:3000)` on a line that stands for that server under another
+    /// address), or the operator's line a pinned line stands for, if any.
     pub rollout: Option<String>,
 }
 
@@ -108,13 +110,16 @@ pub async fn status(session: &Session, upstream: Option<&str>) -> Result<StatusR
             let rollout = unfinished
                 .as_ref()
                 .and_then(|r| {
-                    r.servers
-                        .iter()
-                        .find(|rec| {
-                            rec.server == s.address
-                                && !matches!(rec.state, ServerState::Pending | ServerState::Done)
-                        })
-                        .map(|rec| format!("rev {} {:?}: {}", r.revision, r.status, rec.state))
+                    let (rec, elsewhere) = r.record_on_line(&up, s)?;
+                    let of = if elsewhere {
+                        format!(" (for {})", rec.server)
+                    } else {
+                        String::new()
+                    };
+                    Some(format!(
+                        "rev {} {:?}: {}{of}",
+                        r.revision, r.status, rec.state
+                    ))
                 })
                 .or_else(|| {
                     s.pinned_from
