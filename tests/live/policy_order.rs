@@ -184,6 +184,23 @@ fn a_start_first_deploy_interrupted_after_its_swap_resumes_by_stopping_the_old_c
         2,
         "the old app1 is not stopped yet"
     );
+    // `status` shows app1's part in the rollout on the line that names its replacement.
+    let status = stack.tool(&["status", "--output", "json"]);
+    crate::support::assert_ok(&status);
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    let rollout_of = |line: &str| {
+        status["servers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["server"] == line)
+            .map(|r| r["rollout"].clone())
+    };
+    assert_eq!(
+        rollout_of(&format!("{app1}-b:3000")),
+        Some("rev 1 Interrupted: healthy (for app1:3000)".into()),
+        "{status}"
+    );
 
     let out = stack.tool(&["resume", "--yes", "--output", "json"]);
     assert_ok(&out);
