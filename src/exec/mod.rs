@@ -11,6 +11,7 @@ mod lock;
 mod monitor;
 mod replace;
 mod state_dir;
+mod take_out;
 #[cfg(test)]
 mod tests;
 mod wait;

@@ -1,0 +1,309 @@
+//! Taking failed servers out of the upstream while a run goes on (drained,
+//! pinned to nowhere, or a start-first swap undone), and the lines of
+//! replicas that are gone: buried, and never given back to a set none of
+//! whose new replicas runs.
+use anyhow::{Result, anyhow};
+use futures_util::future::join_all;
+
+use super::event::Observer;
+use super::executor::{Executor, StepError};
+use super::journal::{ServerRecord, ServerState, StepStatus};
+use super::world::World;
+use crate::conf::{Address, NOWHERE, PinnedLine, Upstream};
+use crate::plan::{Action, ServerChange, apply_changes_with};
+
+impl<W: World, O: Observer + ?Sized> Executor<'_, W, O> {
+    /// A replica set every new replica of which failed and is gone cannot
+    /// have the operator's line back: nginx would not resolve it. Its unpin
+    /// is dropped (the edit buries the lines of replicas that are gone), so
+    /// the set stays pinned, every line `down` (drained and reported, as a failed
+    /// single server is; `rollback` brings the old version back).
+    pub(super) async fn keep_failed_sets_pinned(
+        &self,
+        changes: Vec<ServerChange>,
+    ) -> Result<Vec<ServerChange>> {
+        let mut kept = Vec::with_capacity(changes.len());
+        for c in changes {
+            if let ServerChange::Unpin { server, .. } = &c
+                && self.failed_out(server).await?
+            {
+                continue;
+            }
+            kept.push(c);
+        }
+        Ok(kept)
+    }
+
+    /// `changes` without the drains and restores of replicas whose lines are
+    /// buried already (their containers died since the plan was made): their
+    /// set is pinned, and no line has their address.
+    pub(super) fn without_buried_replicas(
+        &self,
+        up: &Upstream,
+        changes: Vec<ServerChange>,
+    ) -> Vec<ServerChange> {
+        let set_of = |c: &ServerChange| match c {
+            ServerChange::Drain { server } | ServerChange::Restore { server } => {
+                self.rollout.server(server)?.set.clone()
+            }
+            _ => None,
+        };
+        changes
+            .into_iter()
+            .filter(|c| {
+                let Some(set) = set_of(c) else {
+                    return true;
+                };
+                let pinned = up
+                    .servers
+                    .iter()
+                    .any(|s| s.pinned_from.as_deref() == Some(set.as_str()));
+                !pinned || up.servers.iter().any(|s| s.address == c.server())
+            })
+            .collect()
+    }
+
+    /// Whether every new replica of set `set` failed and nothing answers to
+    /// its name any more.
+    async fn failed_out(&self, set: &str) -> Result<bool> {
+        let mut members = self
+            .rollout
+            .servers
+            .iter()
+            .filter(|r| r.set.as_deref() == Some(set) && r.new_container.is_some())
+            .peekable();
+        if members.peek().is_none() || !members.all(|r| r.state == ServerState::Failed) {
+            return Ok(false);
+        }
+        Ok(!self.world.resolves(&Address::parse(set).host).await?)
+    }
+
+    /// Takes servers whose new container failed after being restored back out
+    /// of the upstream: drained while it runs; once it is gone, its line must not
+    /// name it (nginx resolves every name at each reload), so a pinned line is
+    /// buried and an operator's line pinned to nowhere, `down`. A new replica
+    /// started beside the one it retires is taken out on its own line. A
+    /// replica set already back on the operator's line needs only a reload:
+    /// Docker's DNS no longer answers with a container that stopped; when no
+    /// replica runs, the line is pinned to nowhere. A start-first replacement
+    /// swapped in while its old container still serves gives the line back
+    /// to it ([`Self::swaps_back`]) and is removed after the reload; its
+    /// reason says so.
+    pub(super) async fn drain_live(&mut self, failed: &mut [(String, String)]) -> Result<()> {
+        let upstream = self.rollout.upstream.clone();
+        let mut config = self.world.load_config().await?;
+        // A canary that fails mid-ramp gets its weight back first: a line
+        // pinned to nowhere keeps the statement the operator wrote. A weight
+        // changed by hand since the rollout wrote it stays as it is (`resume`
+        // and `rollback` refuse to write over it, and say so).
+        let left = self.rollout.weights_left();
+        let mut changes: Vec<ServerChange> = match &self.rollout.plan.ramp {
+            Some(ramp) => {
+                let up = config.upstream(&upstream)?;
+                ramp.restore(&up, &left)
+                    .into_iter()
+                    .filter(|c| failed.iter().any(|(key, _)| c.server() == key))
+                    .filter(|c| match c {
+                        ServerChange::Weight {
+                            server,
+                            expect: Some(was),
+                            ..
+                        } => up
+                            .servers
+                            .iter()
+                            .any(|s| s.address == *server && s.weight() == was.weight),
+                        _ => true,
+                    })
+                    .collect()
+            }
+            None => Vec::new(),
+        };
+        apply_changes_with(&mut config, &upstream, &changes, false)?;
+        let up = config.upstream(&upstream)?;
+        let mut reload = false;
+        // Replacements whose lines went back to their old containers: removed
+        // once nginx no longer sends them requests.
+        let mut swapped_back = Vec::new();
+        for (key, reason) in failed.iter_mut() {
+            let rec = self.rollout.server(key);
+            // A replica started beside the one it retires serves on its own
+            // line; a single server's replacement, once swapped in, on the
+            // line the swap gave it.
+            let address = match (
+                rec.and_then(ServerRecord::replica_line),
+                rec.and_then(ServerRecord::swapped_line),
+            ) {
+                (Some(own), _) => own,
+                (None, Some(swapped)) if up.servers.iter().any(|s| s.address == swapped) => {
+                    let Some(rec) = rec else { continue };
+                    if !self.swaps_back(rec).await? {
+                        swapped
+                    } else {
+                        reason.push_str(&format!(
+                            "; its line is back on its old container {}",
+                            rec.container
+                        ));
+                        swapped_back.extend(rec.new_container.clone());
+                        changes.push(ServerChange::Replace {
+                            server: swapped,
+                            with: key.clone(),
+                        });
+                        continue;
+                    }
+                }
+                // Not swapped in yet: the old container serves on its line,
+                // and the failed replacement must not linger.
+                (None, Some(_)) => {
+                    if let Some(id) = rec.and_then(|r| r.new_container.clone()) {
+                        let _ = self.world.stop_old(&id).await;
+                    }
+                    continue;
+                }
+                (None, None) => key.clone(),
+            };
+            let Some(line) = up.servers.iter().find(|s| s.address == address) else {
+                reload = true;
+                continue;
+            };
+            if !line.is_live() {
+                continue;
+            }
+            let running = match rec.and_then(|r| r.new_container.as_deref()) {
+                Some(id) => self.world.is_running(id).await?,
+                None => true,
+            };
+            changes.push(if running {
+                ServerChange::Drain { server: address }
+            } else if line.pinned_from.is_some() {
+                ServerChange::Bury { server: address }
+            } else {
+                if let Some(rec) = self.rollout.server_mut(key) {
+                    rec.pinned = Some(line.statement.clone());
+                }
+                ServerChange::Pin {
+                    lines: vec![PinnedLine {
+                        address: Address::with_host(&address, NOWHERE),
+                        down: true,
+                    }],
+                    server: address,
+                }
+            });
+        }
+        // A set back on the operator's line none of whose replicas runs any
+        // more: nginx would not resolve the line; pinned to nowhere, `down`.
+        let mut sets: Vec<String> = failed
+            .iter()
+            .filter_map(|(key, _)| self.rollout.server(key)?.set.clone())
+            .collect();
+        sets.sort();
+        sets.dedup();
+        for set in sets {
+            if up
+                .servers
+                .iter()
+                .any(|s| s.address == set && s.pinned_from.is_none())
+                && !self.world.resolves(&Address::parse(&set).host).await?
+            {
+                changes.push(ServerChange::Pin {
+                    lines: vec![PinnedLine {
+                        address: Address::with_host(&set, NOWHERE),
+                        down: true,
+                    }],
+                    server: set,
+                });
+            }
+        }
+        if changes.is_empty() && !reload {
+            return Ok(());
+        }
+        self.bury_gone_replicas(&up, &mut changes).await?;
+        // A replica's own line is not its record's (keyed by the replica it
+        // retires), so `edit` would journal no drain of it: it is recorded
+        // failed before its line is written.
+        let mut own_lines = false;
+        for (key, reason) in failed {
+            if let Some(rec) = self.rollout.server_mut(key)
+                && rec.replica_line().is_some_and(|line| line != *key)
+            {
+                rec.state = ServerState::Failed;
+                rec.error = Some(reason.clone());
+                own_lines = true;
+            }
+        }
+        if own_lines {
+            self.save()?;
+        }
+        if !changes.is_empty() {
+            match self.edit(&upstream, &changes, false).await {
+                Ok(()) => {}
+                Err(StepError::Fatal(e)) => return Err(e),
+                Err(_) => return Err(anyhow!("could not drain failed servers")),
+            }
+        }
+        match self.reload().await {
+            Ok(()) => {}
+            Err(StepError::Fatal(e)) => return Err(e),
+            Err(_) => return Err(anyhow!("could not reload nginx")),
+        }
+        for id in swapped_back {
+            if let Err(e) = self.world.stop_old(&id).await {
+                tracing::warn!("could not remove failed replacement {id}: {e:#}");
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether a start-first server whose replacement failed once swapped in
+    /// gets its line back on its old container: that still runs, and none of
+    /// the steps that retire it (its pre-stop hooks, its stop) has begun.
+    async fn swaps_back(&self, rec: &ServerRecord<W::Spec>) -> Result<bool> {
+        let retiring = self
+            .rollout
+            .plan
+            .steps
+            .iter()
+            .zip(&self.rollout.steps)
+            .filter(|(_, r)| !matches!(r.status, StepStatus::Pending | StepStatus::Skipped))
+            .any(|(s, _)| match &s.action {
+                Action::PreStop { runs, .. } => runs.iter().any(|r| r.server.server == rec.server),
+                Action::StopOld { servers } => servers.iter().any(|s| s.server == rec.server),
+                _ => false,
+            });
+        Ok(!retiring && !rec.container.is_empty() && self.world.is_running(&rec.container).await?)
+    }
+
+    /// Adds to `changes` a burial for every replica's pinned line whose
+    /// container no longer runs: nginx resolves every line's name, a `down`
+    /// one's too. Every edit does this after its own changes (a replica may
+    /// die, or be killed, at any time); a stop uses it to tell whether an
+    /// edit is needed at all.
+    pub(super) async fn bury_gone_replicas(
+        &self,
+        up: &Upstream,
+        changes: &mut Vec<ServerChange>,
+    ) -> Result<()> {
+        let lines: Vec<&String> = up
+            .servers
+            .iter()
+            .filter(|s| s.pinned_from.is_some())
+            .map(|s| &s.address)
+            .filter(|a| Address::parse(a).host != NOWHERE)
+            .filter(|a| !changes.iter().any(|c| c.server() == *a))
+            .collect();
+        // Asked at once: every edit of a replica set asks.
+        let running = join_all(
+            lines
+                .iter()
+                .map(|a| async move { self.world.is_running(&Address::parse(a).host).await }),
+        )
+        .await;
+        for (address, running) in lines.into_iter().zip(running) {
+            if !running? {
+                changes.push(ServerChange::Bury {
+                    server: address.clone(),
+                });
+            }
+        }
+        Ok(())
+    }
+}
