@@ -32,8 +32,9 @@ pub use mapping::{
     resolve_backends,
 };
 pub use recreate::{
-    Recreated, Stopped, create_and_start, create_replacement, discard_leftover_replacement,
-    discard_replacement, next_slot, recreate_stop_first, rename, stop_and_remove,
+    NotOurs, Recreated, Stopped, create_and_start, create_replacement,
+    discard_leftover_replacement, discard_parked, discard_replacement, in_the_way, next_slot,
+    recreate_stop_first, rename, stop_and_remove, temporary_names,
 };
 pub use spec::{ContainerSpec, NetworkAttachment, capture_spec};
 pub use template::{TemplateVars, render_value};

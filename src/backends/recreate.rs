@@ -3,7 +3,7 @@
 //! caller that wants them apart) or as one tight stop-first swap.
 use std::time::Duration;
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Context, Result, anyhow};
 use bollard::Docker;
 use bollard::errors::Error as DockerError;
 use bollard::models::{ContainerInspectResponse, ContainerStateStatusEnum, NetworkConnectRequest};
@@ -13,7 +13,7 @@ use bollard::query_parameters::{
 use chrono::{DateTime, Utc};
 
 use super::spec::ContainerSpec;
-use crate::docker::{self, is_not_found};
+use crate::docker;
 
 /// Docker's stop timeout when a container sets none.
 const DEFAULT_STOP_TIMEOUT: i64 = 10;
@@ -136,17 +136,74 @@ pub struct Recreated {
     pub id: String,
 }
 
+/// Whether a container standing where a new one is to be made, known by
+/// its id and when Docker created it, is the caller's own to remove (a
+/// leftover of a stopped run of its own): the caller proves it, a name
+/// never does.
+pub type Ours<'a> = &'a dyn Fn(&str, DateTime<Utc>) -> bool;
+
+/// A container standing where a new one is to be made that the caller
+/// cannot prove its own ([`Ours`]): it is never removed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "container {name} ({id}) has the name a new container of this rollout takes, and nothing \
+     shows this rollout made it, so it is left alone: rename it (`docker rename {name} \
+     NEW-NAME`) or remove it, then deploy again (or `resume` the rollout that stopped on it)"
+)]
+pub struct NotOurs {
+    /// Its name.
+    pub name: String,
+    /// Its short id.
+    pub id: String,
+}
+
+/// The container named `name`, if one stands there and `ours` claims it (to
+/// remove); one it does not claim is an error, [`NotOurs`]. Only reads.
+pub async fn in_the_way(
+    docker: &Docker,
+    name: &str,
+    ours: Ours<'_>,
+) -> Result<Option<ContainerInspectResponse>> {
+    let Some(info) = docker::inspect(docker, name).await? else {
+        return Ok(None);
+    };
+    let id = info.id.clone().unwrap_or_default();
+    let created = docker::parse_time(
+        info.created.as_deref().unwrap_or_default(),
+        &format!("container {name}: Created"),
+    )?;
+    if !ours(&id, created) {
+        let id = docker::shown(&id).to_string();
+        return Err(NotOurs {
+            name: name.to_string(),
+            id,
+        }
+        .into());
+    }
+    Ok(Some(info))
+}
+
+/// Makes way for a container named `name`: one standing there that `ours`
+/// claims is stopped and removed; any other is an error, and stays.
+async fn make_way(docker: &Docker, name: &str, ours: Ours<'_>) -> Result<()> {
+    match in_the_way(docker, name, ours).await? {
+        Some(info) => stop_and_remove(docker, &info).await,
+        None => Ok(()),
+    }
+}
+
 /// A replacement for container `name`, created from `spec` (not started)
 /// under a temporary name while the old one still serves, for
-/// [`recreate_stop_first`]. A stopped leftover of an interrupted run under
-/// that name is removed first. Returns its id.
+/// [`recreate_stop_first`]. A leftover of a stopped run under that name is
+/// removed first if `ours` claims it. Returns its id.
 pub async fn create_replacement(
     docker: &Docker,
     name: &str,
     spec: &ContainerSpec,
+    ours: Ours<'_>,
 ) -> Result<String> {
-    let next = format!("{name}{NEXT}");
-    clear_leftover(docker, &next).await?;
+    let [next, _] = temporary_names(name);
+    make_way(docker, &next, ours).await?;
     create(docker, spec, &next).await
 }
 
@@ -156,10 +213,11 @@ pub async fn discard_replacement(docker: &Docker, id: &str) {
 }
 
 /// Removes the replacement for container `name` that a killed run created
-/// ahead and never started; one that ran is left alone (not ours to judge).
-pub async fn discard_leftover_replacement(docker: &Docker, name: &str) {
-    let next = format!("{name}{NEXT}");
-    if let Ok(c) = docker.inspect_container(&next, None).await
+/// ahead and never started, if `ours` claims it; one that ran is left alone
+/// (not ours to judge).
+pub async fn discard_leftover_replacement(docker: &Docker, name: &str, ours: Ours<'_>) {
+    let [next, _] = temporary_names(name);
+    if let Ok(Some(c)) = in_the_way(docker, &next, ours).await
         && c.state.and_then(|s| s.status) == Some(ContainerStateStatusEnum::CREATED)
         && let Some(id) = c.id
     {
@@ -167,9 +225,23 @@ pub async fn discard_leftover_replacement(docker: &Docker, name: &str) {
     }
 }
 
-/// Suffixes of the temporary names of a stop-first recreate.
-const NEXT: &str = "-nr-next";
-const PARKED: &str = "-nr-old";
+/// Removes what a killed stop-first recreate of container `name` left under
+/// its temporary names (between its renames: the old container parked, the
+/// replacement not yet renamed) that `ours` claims. Best effort: nothing
+/// needs those names.
+pub async fn discard_parked(docker: &Docker, name: &str, ours: Ours<'_>) {
+    for temporary in temporary_names(name) {
+        if let Ok(Some(info)) = in_the_way(docker, &temporary, ours).await {
+            let _ = stop_and_remove(docker, &info).await;
+        }
+    }
+}
+
+/// The temporary names a stop-first recreate of container `name` uses: its
+/// replacement's until the swap, then the old container's until removed.
+pub fn temporary_names(name: &str) -> [String; 2] {
+    [format!("{name}-nr-next"), format!("{name}-nr-old")]
+}
 
 /// Stop-first recreate of container `old_id` from `spec`, under the same
 /// name, with as little as possible between the old container's stop and the
@@ -180,12 +252,14 @@ const PARKED: &str = "-nr-old";
 ///
 /// If the new container cannot be created, the old one is left untouched; if
 /// it cannot be started, it is removed and the old (stopped) container gets
-/// its name back.
+/// its name back. A container in the way of the temporary names is removed
+/// only if `ours` claims it.
 pub async fn recreate_stop_first(
     docker: &Docker,
     old_id: &str,
     spec: &ContainerSpec,
     ready: Option<String>,
+    ours: Ours<'_>,
 ) -> Result<Recreated> {
     let old = docker
         .inspect_container(old_id, None)
@@ -197,11 +271,11 @@ pub async fn recreate_stop_first(
             )
         })?;
     let name = docker::name_of(&old, old_id).to_string();
-    let parked = format!("{name}{PARKED}");
-    clear_leftover(docker, &parked).await?;
+    let [_, parked] = temporary_names(&name);
+    make_way(docker, &parked, ours).await?;
     let id = match ready {
         Some(id) => id,
-        None => create_replacement(docker, &name, spec).await?,
+        None => create_replacement(docker, &name, spec, ours).await?,
     };
     let stopped = match stop_inspected(docker, old_id, &old).await {
         Ok(s) => s,
@@ -223,19 +297,6 @@ pub async fn recreate_stop_first(
     }
     remove(docker, old_id, &parked).await?;
     Ok(Recreated { stopped, id })
-}
-
-/// Removes a stopped container left under a temporary name by an interrupted
-/// run; a running one is an error.
-async fn clear_leftover(docker: &Docker, name: &str) -> Result<()> {
-    match docker.inspect_container(name, None).await {
-        Err(e) if is_not_found(&e) => Ok(()),
-        Err(e) => Err(e).with_context(|| format!("container {name}: inspect")),
-        Ok(c) if c.state.as_ref().and_then(|s| s.running) == Some(true) => {
-            bail!("container {name} is running; a previous rollout left it, remove it first")
-        }
-        Ok(_) => remove(docker, name, name).await,
-    }
 }
 
 /// Creates container `name` from `spec` and connects its other networks.

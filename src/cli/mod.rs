@@ -130,6 +130,11 @@ fn report(e: &anyhow::Error) -> i32 {
             exit::USAGE,
             "compose's -f/-p/--project-directory/--env-file/--profile and COMPOSE_* name the project; nothing was changed",
         )
+    } else if is(&|c| c.is::<crate::rollout::NotOurs>()) {
+        (
+            exit::USAGE,
+            "a container this tool did not make is never removed; nothing was changed",
+        )
     } else if is(&|c| c.is::<crate::plan::PlanError>() || c.is::<crate::plan::PolicyError>()) {
         (exit::USAGE, "see `nginx-rollout deploy --help`")
     } else if crate::rollout::daemon_unreachable(e) && permission_denied(e) {

@@ -11,7 +11,7 @@ use anyhow::Result;
 use tokio::sync::watch;
 
 use super::event::{Decision, Event, Observer, StepResult};
-use super::journal::{Rollout, RolloutKind, ServerState, Status, StepStatus, time};
+use super::journal::{Leftover, Rollout, RolloutKind, ServerState, Status, StepStatus, time};
 use super::state_dir::StateDir;
 use super::world::{Unreachable, World};
 use crate::conf::FileChange;
@@ -201,11 +201,11 @@ impl<'a, W: World, O: Observer + ?Sized> Executor<'a, W, O> {
         self.rollout.runs = self.rollout.runs.saturating_add(1);
         self.save()?;
         let outcome = self.run_steps().await;
-        let containers: Vec<String> = self
+        let containers: Vec<(String, Leftover)> = self
             .rollout
             .servers
             .iter()
-            .map(|s| s.container.clone())
+            .map(|s| (s.container.clone(), s.ours()))
             .collect();
         self.world.discard_prepared(&containers).await;
         let outcome = outcome?;

@@ -123,8 +123,12 @@ impl<W: World, O: Observer + ?Sized> Executor<'_, W, O> {
                 if kind == HookKind::PostStart
                     && self.rollout.plan.policy.order.value == Order::StartFirst
                 {
-                    // The old container still serves; the failed replacement must not linger.
-                    let _ = self.world.stop_old(container).await;
+                    // The old container still serves; the failed replacement
+                    // must not linger. By the id recorded: the name is not proof.
+                    let made = self.rollout.server(&r.server.server);
+                    if let Some(id) = made.and_then(|rec| rec.new_container.clone()) {
+                        let _ = self.world.stop_old(&id).await;
+                    }
                 }
                 failed.push((r.server.server.clone(), why));
             }

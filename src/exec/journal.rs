@@ -10,7 +10,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::conf::{Server, Upstream, may_name_the_same_upstream};
-use crate::plan::{LineWeight, Plan, UpdateConfig, replacement_address};
+use crate::plan::{Action, LineWeight, Plan, UpdateConfig, replacement_address};
 
 /// How a rollout ended, or that it has not.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -102,6 +102,9 @@ pub struct ServerRecord<S> {
     pub server: String,
     /// The container that served it when the rollout started.
     pub container: String,
+    /// That container's id (none in journals of earlier versions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_id: Option<String>,
     /// What that container was (for rollback); none for a drain or undrain.
     #[serde(default)]
     pub old_spec: Option<S>,
@@ -129,6 +132,68 @@ pub struct ServerRecord<S> {
     /// nowhere because its container is gone (to put it back later).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pinned: Option<String>,
+    /// What a stopped run of this rollout, or of the one a rollback undoes,
+    /// may have left where this server's new container is made; spent once
+    /// it is made.
+    #[serde(default, skip_serializing_if = "Leftover::is_empty")]
+    pub leftover: Leftover,
+}
+
+/// What makes a container found where a rollout makes one for a server (a
+/// start-first replacement's name, a stop-first recreate's temporary
+/// names) the rollout's own to remove: an id its journal recorded (a new
+/// container it made, the old one it retires), or, once a run stopped
+/// inside a create it recorded no id of, Docker's creation time no earlier
+/// than that create began. Nothing else is, whatever its name: an
+/// operator's container is never removed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Leftover {
+    /// Ids of containers the journal recorded for the server.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ids: Vec<String>,
+    /// When a create for the server began whose container's id was not recorded.
+    #[serde(
+        default,
+        with = "time::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub since: Option<DateTime<Utc>>,
+}
+
+impl Leftover {
+    /// Whether container `id`, which Docker created at `created`, is the rollout's own.
+    pub fn claims(&self, id: &str, created: DateTime<Utc>) -> bool {
+        self.ids.iter().any(|i| i == id) || self.since.is_some_and(|since| created >= since)
+    }
+
+    /// Whether it claims nothing.
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty() && self.since.is_none()
+    }
+
+    /// Its ids alone: what it claims where a container is made under a name
+    /// other than the one its creates began under (a creation time proves
+    /// nothing there).
+    pub fn ids_only(self) -> Leftover {
+        Leftover {
+            since: None,
+            ..self
+        }
+    }
+
+    /// What either claims: the ids of both, the earlier bound.
+    fn and(mut self, other: Leftover) -> Leftover {
+        for id in other.ids {
+            if !self.ids.contains(&id) {
+                self.ids.push(id);
+            }
+        }
+        self.since = match (self.since, other.since) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        self
+    }
 }
 
 /// The status of one step.
@@ -291,6 +356,64 @@ impl<S> Rollout<S> {
             })
     }
 
+    /// What a run of `server` may remove as this rollout's own once the
+    /// rollout stopped: its record's ([`ServerRecord::ours`]) and, when a
+    /// step that creates the server's new container began and did not end
+    /// done (killed inside it, or a failed create that may have left a
+    /// half-made one), any container created since that step (a stop-first
+    /// recreate's: since the drain wait before it, which creates the
+    /// replacement ahead) began.
+    pub fn leftover_of(&self, server: &str) -> Leftover {
+        let Some(rec) = self.server(server) else {
+            return Leftover::default();
+        };
+        rec.ours().and(Leftover {
+            ids: Vec::new(),
+            since: self.create_begun(server),
+        })
+    }
+
+    /// When the step that creates `server`'s new container began (a
+    /// recreate's: the drain wait before it and the pre-stop hooks between
+    /// first), if that step did not end done.
+    fn create_begun(&self, server: &str) -> Option<DateTime<Utc>> {
+        let steps = &self.plan.steps;
+        let at = steps.iter().position(|s| match &s.action {
+            Action::StartNew { servers } | Action::Recreate { servers } => {
+                servers.iter().any(|r| r.server == server)
+            }
+            _ => false,
+        })?;
+        if self.steps.get(at)?.status == StepStatus::Done {
+            return None;
+        }
+        let mut first = at;
+        if matches!(steps[at].action, Action::Recreate { .. }) {
+            while first > 0 && matches!(steps[first - 1].action, Action::PreStop { .. }) {
+                first -= 1;
+            }
+            if first > 0 && matches!(steps[first - 1].action, Action::WaitDrained { .. }) {
+                first -= 1;
+            }
+        }
+        self.steps
+            .get(first..=at)?
+            .iter()
+            .find_map(|r| r.started_at)
+    }
+
+    /// Before a stopped rollout runs again (its steps' records about to be
+    /// replaced): each record keeps what its runs may have left where its
+    /// new container is made ([`Self::leftover_of`]).
+    pub fn carry_leftovers(&mut self) {
+        let left: Vec<Leftover> = (self.servers.iter())
+            .map(|r| self.leftover_of(&r.server))
+            .collect();
+        for (rec, left) in self.servers.iter_mut().zip(left) {
+            rec.leftover = left;
+        }
+    }
+
     /// Each line of its ramp with the weight its runs left there: what the
     /// last edit done wrote (see `Plan::weights_left`).
     pub fn weights_left(&self) -> Vec<LineWeight> {
@@ -333,7 +456,7 @@ impl<S> Rollout<S> {
 impl<S> ServerRecord<S> {
     /// The record of `server`, served by `container`, going from `old_spec`
     /// to `new_spec`, before anything ran: pending, no new container, no
-    /// replacement, set or pinned statement.
+    /// replacement, set, pinned statement or leftover; its container's id unknown.
     pub fn pending(
         server: String,
         container: String,
@@ -343,6 +466,7 @@ impl<S> ServerRecord<S> {
         Self {
             server,
             container,
+            container_id: None,
             old_spec,
             new_spec,
             state: ServerState::Pending,
@@ -352,7 +476,19 @@ impl<S> ServerRecord<S> {
             replacement: None,
             set: None,
             pinned: None,
+            leftover: Leftover::default(),
         }
+    }
+
+    /// What is this server's own to remove where its new container is made
+    /// (see [`Leftover`]): what stopped runs left ([`Self::leftover`]), the
+    /// new container it recorded and the container it retires.
+    pub fn ours(&self) -> Leftover {
+        let ids = self.new_container.iter().chain(&self.container_id);
+        self.leftover.clone().and(Leftover {
+            ids: ids.cloned().collect(),
+            since: None,
+        })
     }
 
     /// Whether this rollout drained the server and has not put it back yet.

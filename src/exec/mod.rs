@@ -20,7 +20,7 @@ mod world;
 pub use event::{Decision, Event, Observer, PlanKind, ServerResult, ServerSummary};
 pub use executor::{Executor, Outcome};
 pub use journal::{
-    Rollout, RolloutKind, ServerRecord, ServerState, Status, StepRecord, StepStatus, time,
+    Leftover, Rollout, RolloutKind, ServerRecord, ServerState, Status, StepRecord, StepStatus, time,
 };
 pub use lock::{Lock, LockHeld};
 pub use state_dir::StateDir;

@@ -8,7 +8,7 @@ use futures_util::future::join_all;
 
 use super::event::Observer;
 use super::executor::{Executor, StepError};
-use super::journal::ServerState;
+use super::journal::{Leftover, ServerState};
 use super::world::World;
 use crate::plan::{Action, ServerRef};
 
@@ -25,6 +25,7 @@ impl<W: World, O: Observer + ?Sized> Executor<'_, W, O> {
             .filter(|s| !self.is_failed(&s.server))
             .cloned()
             .collect();
+        // Each with what is its own to remove where its new container is made.
         let mut specs = Vec::new();
         for s in &servers {
             let rec = self
@@ -32,23 +33,28 @@ impl<W: World, O: Observer + ?Sized> Executor<'_, W, O> {
                 .server_mut(&s.server)
                 .ok_or_else(|| anyhow!("no journal record for server {}", s.server))?;
             rec.state = ServerState::Replacing;
-            specs.push(
-                rec.new_spec
-                    .clone()
-                    .ok_or_else(|| anyhow!("no spec to deploy for server {}", s.server))?,
-            );
+            let spec = rec
+                .new_spec
+                .clone()
+                .ok_or_else(|| anyhow!("no spec to deploy for server {}", s.server))?;
+            specs.push((spec, rec.ours()));
             self.replace_started
                 .insert(s.server.clone(), Instant::now());
         }
         self.save()?;
         let world = self.world;
-        let results = join_all(servers.iter().zip(&specs).map(|(s, spec)| async move {
-            if beside {
-                world.start_new(s, spec).await
-            } else {
-                world.replace(s, spec).await
-            }
-        }))
+        let results = join_all(
+            servers
+                .iter()
+                .zip(&specs)
+                .map(|(s, (spec, ours))| async move {
+                    if beside {
+                        world.start_new(s, spec, ours).await
+                    } else {
+                        world.replace(s, spec, ours).await
+                    }
+                }),
+        )
         .await;
         let mut failed = Vec::new();
         for (s, result) in servers.iter().zip(results) {
@@ -56,6 +62,7 @@ impl<W: World, O: Observer + ?Sized> Executor<'_, W, O> {
                 Ok(id) => {
                     if let Some(rec) = self.rollout.server_mut(&s.server) {
                         rec.new_container = Some(id);
+                        rec.leftover = Leftover::default();
                     }
                 }
                 Err(e) => failed.push((s.server.clone(), format!("{e:#}"))),
@@ -69,9 +76,10 @@ impl<W: World, O: Observer + ?Sized> Executor<'_, W, O> {
         }
     }
 
-    /// The servers (with their specs) that the steps after `index` recreate
-    /// stop-first, if the next step other than a pre-stop hook is a recreate.
-    pub(super) fn recreated_next(&self, index: usize) -> Vec<(ServerRef, W::Spec)> {
+    /// The servers (with their specs, and what is their own to remove) that
+    /// the steps after `index` recreate stop-first, if the next step other
+    /// than a pre-stop hook is a recreate.
+    pub(super) fn recreated_next(&self, index: usize) -> Vec<(ServerRef, W::Spec, Leftover)> {
         let next = self
             .rollout
             .plan
@@ -87,7 +95,7 @@ impl<W: World, O: Observer + ?Sized> Executor<'_, W, O> {
             .filter(|s| !self.is_failed(&s.server))
             .filter_map(|s| {
                 let rec = self.rollout.server(&s.server)?;
-                Some((s.clone(), rec.new_spec.clone()?))
+                Some((s.clone(), rec.new_spec.clone()?, rec.ours()))
             })
             .collect()
     }
@@ -118,9 +126,9 @@ impl<W: World, O: Observer + ?Sized> Executor<'_, W, O> {
 /// ([`Executor::recreated_next`]), while a drain is waited for. One that
 /// cannot be is only logged, the recreate creates it then. It holds nothing
 /// of the executor, which checks the monitor windows meanwhile.
-pub(super) async fn prepare_ahead<W: World>(world: &W, ahead: Vec<(ServerRef, W::Spec)>) {
-    join_all(ahead.iter().map(|(s, spec)| async move {
-        if let Err(e) = world.prepare(s, spec).await {
+pub(super) async fn prepare_ahead<W: World>(world: &W, ahead: Vec<(ServerRef, W::Spec, Leftover)>) {
+    join_all(ahead.iter().map(|(s, spec, ours)| async move {
+        if let Err(e) = world.prepare(s, spec, ours).await {
             tracing::debug!("{}: not created ahead: {e:#}", s.container);
         }
     }))

@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use super::journal::Leftover;
 use crate::conf::{ConfigSet, FileChange};
 use crate::plan::{HookCommand, HookExit, ServerRef};
 
@@ -46,17 +47,32 @@ pub trait World {
     /// Waits until the given old workers have exited.
     async fn wait_drained(&self, old_workers: &[u32], timeout: Duration) -> Result<()>;
     /// Stop-first: replaces `server.container` by a container made from `spec`, same name.
-    /// Returns the new container's id.
-    async fn replace(&self, server: &ServerRef, spec: &Self::Spec) -> Result<String>;
+    /// Returns the new container's id. A container in the way of its
+    /// temporary names is removed only if `ours` claims it, else an error.
+    async fn replace(
+        &self,
+        server: &ServerRef,
+        spec: &Self::Spec,
+        ours: &Leftover,
+    ) -> Result<String>;
     /// Stop-first, ahead of `replace`: creates (does not start) the replacement
     /// while the old container still serves, so `replace` only stops, renames
     /// and starts. Best effort: `replace` creates it itself if this did not.
-    async fn prepare(&self, server: &ServerRef, spec: &Self::Spec) -> Result<()>;
+    /// `ours` as for `replace`.
+    async fn prepare(&self, server: &ServerRef, spec: &Self::Spec, ours: &Leftover) -> Result<()>;
     /// Removes what `prepare` created and no `replace` used: this run's (it
-    /// stopped early) and, for the given containers, one left by a killed run.
-    async fn discard_prepared(&self, containers: &[String]);
-    /// Start-first: starts a container named `server.container` from `spec` beside the old one.
-    async fn start_new(&self, server: &ServerRef, spec: &Self::Spec) -> Result<String>;
+    /// stopped early) and, for each given container, one a killed run left
+    /// that its [`Leftover`] claims.
+    async fn discard_prepared(&self, containers: &[(String, Leftover)]);
+    /// Start-first: starts a container named `server.container` from `spec`
+    /// beside the old one. A container already of that name is removed first
+    /// if `ours` claims it; any other is an error, and stays.
+    async fn start_new(
+        &self,
+        server: &ServerRef,
+        spec: &Self::Spec,
+        ours: &Leftover,
+    ) -> Result<String>;
     /// Stops (gracefully) and removes a container.
     async fn stop_old(&self, container: &str) -> Result<()>;
     /// Whether a container (name or id) exists and runs.

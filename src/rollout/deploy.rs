@@ -6,6 +6,7 @@ use std::ops::ControlFlow;
 use anyhow::{Context, Result, anyhow, bail};
 use tokio::sync::watch;
 
+use super::leftovers::{identify, refuse_names_in_use};
 use super::projects::{Projects, project};
 use super::run::{Ended, Origin, Runner, new_rollout, show_or_approve};
 use super::session::{Session, refuse_if_unfinished};
@@ -553,6 +554,12 @@ async fn prepare(
         timeouts: request.timeouts,
         ramp: None,
     })?;
+    // No rollout is unfinished: only the containers it retires are its own,
+    // and a name it makes a container under that holds another refuses the
+    // deploy now. So does a failed replacement an earlier, finished rollout
+    // could not remove: the operator may have put it to use since.
+    identify(world, &mut records).await?;
+    refuse_names_in_use(world, &plan.steps, &records).await?;
     Ok(Prepared {
         plan,
         rollback_policy,

@@ -8,6 +8,7 @@ mod close;
 mod deploy;
 mod edit;
 mod file_edit;
+mod leftovers;
 mod projects;
 mod recover;
 mod replicas;
@@ -17,7 +18,7 @@ mod state_location;
 mod status;
 mod world;
 
-pub use crate::backends::{ComposeFlags, ComposeOptions, ComposeOptionsError};
+pub use crate::backends::{ComposeFlags, ComposeOptions, ComposeOptionsError, NotOurs};
 pub use crate::docker::is_unreachable as daemon_unreachable;
 pub use deploy::{DeployRequest, Mode, deploy};
 pub use edit::{EditRequest, edit_server};

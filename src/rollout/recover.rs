@@ -8,6 +8,7 @@ use anyhow::{Context, Result, bail};
 use tokio::sync::watch;
 
 use super::close::{changed_no_server, close};
+use super::leftovers::{identify, refuse_names_in_use};
 use super::replicas::{resume_set, undo_set};
 use super::run::{Ended, Origin, Runner, new_rollout, pending_steps, show_or_approve};
 use super::session::Session;
@@ -127,6 +128,8 @@ pub async fn resume(
             state.root().display()
         );
     };
+    // Read from its records before a new plan replaces them.
+    rollout.carry_leftovers();
     let done = |i: usize| {
         matches!(
             rollout.steps[i].status,
@@ -140,6 +143,10 @@ pub async fn resume(
     // A line edit, or a ramp under way (paused at a hold, interrupted, killed):
     // the rest of its own plan, which a new plan could not rebuild.
     if rollout.plan.line_only() || (rollout.plan.ramp_underway(done) && !failed) {
+        let left = (rollout.plan.steps.iter().enumerate())
+            .filter(|(i, _)| !done(*i))
+            .map(|(_, s)| s);
+        refuse_names_in_use(world, left, &rollout.servers).await?;
         if let ControlFlow::Break(ended) = show_or_approve(
             run_in,
             observer,
@@ -222,6 +229,7 @@ pub async fn resume(
         }),
     })
     .map_err(config_error)?;
+    refuse_names_in_use(world, &plan.steps, &rollout.servers).await?;
     if let ControlFlow::Break(ended) = show_or_approve(
         run_in,
         observer,
@@ -387,6 +395,14 @@ pub(crate) async fn undo_of(
         };
         let (drained_by_us, dead) = reentry(world, &up, &address, &container, rec).await?;
         let replacement = (policy.order.value == Order::StartFirst).then(|| next_slot(&container));
+        // What `of`'s runs left for the server is the rollback's own; a
+        // creation time proves it only under the names `of` made them under.
+        let left = of.leftover_of(&rec.server);
+        let leftover = if container == rec.container && replacement == rec.replacement {
+            left
+        } else {
+            left.ids_only()
+        };
         targets.push(Target {
             server: address.clone(),
             container: container.clone(),
@@ -402,6 +418,7 @@ pub(crate) async fn undo_of(
             state: entry_state(drained_by_us),
             replacement,
             pinned: rec.pinned.clone(),
+            leftover,
             ..ServerRecord::pending(address, container, rec.new_spec.clone(), desired)
         });
     }
@@ -427,6 +444,8 @@ pub(crate) async fn undo_of(
         }),
     })
     .map_err(config_error)?;
+    identify(world, &mut servers).await?;
+    refuse_names_in_use(world, &plan.steps, &servers).await?;
     let origin = Origin {
         revision: state.next_revision()?,
         kind: RolloutKind::Rollback,

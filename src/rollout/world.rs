@@ -13,12 +13,12 @@ use serde::{Deserialize, Serialize};
 use crate::backends::{
     self, ComposeCli, ComposeKind, ContainerSpec, Probe, compose_cli, compose_container,
     compose_recreate, create_and_start, create_replacement, discard_leftover_replacement,
-    discard_replacement, exec_hook, recreate_stop_first, resolve_backend, run_one_off,
-    stop_and_remove,
+    discard_parked, discard_replacement, exec_hook, in_the_way, recreate_stop_first,
+    resolve_backend, run_one_off, stop_and_remove,
 };
 use crate::conf::{Address, ConfigSet, FileChange};
 use crate::docker::{self, ComposeRef, Docker, Endpoint};
-use crate::exec::{Reloaded, World};
+use crate::exec::{Leftover, Reloaded, World};
 use crate::nginx::{self, ContainerFs, NginxContainer, NginxTestError, Workers, find_nginx};
 use crate::plan::{HookCommand, HookExit, Hooks, ServerRef};
 
@@ -378,7 +378,7 @@ impl World for DockerWorld {
         nginx::wait_old_workers_exit(&self.docker, &nginx, old_workers, timeout).await
     }
 
-    async fn prepare(&self, server: &ServerRef, desired: &Desired) -> Result<()> {
+    async fn prepare(&self, server: &ServerRef, desired: &Desired, ours: &Leftover) -> Result<()> {
         // The compose CLI makes its container in one go: nothing to do ahead.
         let Desired::Engine { spec, .. } = desired else {
             return Ok(());
@@ -389,22 +389,24 @@ impl World for DockerWorld {
         if let Some(read_back) = desired.read_back() {
             self.refuse_escalation(&old_id, read_back).await?;
         }
-        let id = create_replacement(&self.docker, &server.container, spec).await?;
+        let claims = |id: &str, at| ours.claims(id, at);
+        let id = create_replacement(&self.docker, &server.container, spec, &claims).await?;
         self.prepared_lock().insert(server.container.clone(), id);
         Ok(())
     }
 
-    async fn discard_prepared(&self, containers: &[String]) {
+    async fn discard_prepared(&self, containers: &[(String, Leftover)]) {
         let left: Vec<String> = self.prepared_lock().drain().map(|(_, id)| id).collect();
         for id in left {
             discard_replacement(&self.docker, &id).await;
         }
-        for name in containers {
-            discard_leftover_replacement(&self.docker, name).await;
+        for (name, ours) in containers {
+            let claims = |id: &str, at| ours.claims(id, at);
+            discard_leftover_replacement(&self.docker, name, &claims).await;
         }
     }
 
-    async fn replace(&self, server: &ServerRef, spec: &Desired) -> Result<String> {
+    async fn replace(&self, server: &ServerRef, spec: &Desired, ours: &Leftover) -> Result<String> {
         let ready = self.prepared_lock().remove(&server.container);
         match (spec, self.id_of(&server.container).await?) {
             // The replacement is created before the old one stops (while nginx
@@ -414,16 +416,31 @@ impl World for DockerWorld {
                 if let Some(read_back) = desired.read_back() {
                     self.refuse_escalation(&old_id, read_back).await?;
                 }
-                Ok(recreate_stop_first(&self.docker, &old_id, spec, ready)
-                    .await?
-                    .id)
+                let claims = |id: &str, at| ours.claims(id, at);
+                Ok(
+                    recreate_stop_first(&self.docker, &old_id, spec, ready, &claims)
+                        .await?
+                        .id,
+                )
             }
-            // Gone already (a resumed rollout that was killed between stop and start).
-            _ => self.deploy(&server.container, spec).await,
+            // Gone already (a resumed rollout that was killed between stop and
+            // start): what that run parked under the temporary names goes first.
+            _ => {
+                if matches!(spec, Desired::Engine { .. }) {
+                    let claims = |id: &str, at| ours.claims(id, at);
+                    discard_parked(&self.docker, &server.container, &claims).await;
+                }
+                self.deploy(&server.container, spec).await
+            }
         }
     }
 
-    async fn start_new(&self, server: &ServerRef, spec: &Desired) -> Result<String> {
+    async fn start_new(
+        &self,
+        server: &ServerRef,
+        spec: &Desired,
+        ours: &Leftover,
+    ) -> Result<String> {
         // The container serving the server now is the one this one replaces
         // (looked for only when there is a spec read back to check).
         let host = Address::parse(&server.server).host;
@@ -438,10 +455,14 @@ impl World for DockerWorld {
         };
         // Both only read, so they are asked at once (each round trip is time
         // before the create under load); nothing is removed unless allowed.
-        let (escalation, leftover) =
-            tokio::join!(escalation, docker::inspect(&self.docker, &server.container));
+        let claims = |id: &str, at| ours.claims(id, at);
+        let (escalation, leftover) = tokio::join!(
+            escalation,
+            in_the_way(&self.docker, &server.container, &claims)
+        );
         escalation?;
-        // A leftover from an interrupted start-first run has this name: it is ours to replace.
+        // A container of this name is removed only as a leftover of a stopped
+        // run of ours (the journal proves it); an operator's is an error.
         if let Some(info) = leftover? {
             stop_and_remove(&self.docker, &info).await?;
         }

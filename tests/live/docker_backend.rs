@@ -281,7 +281,9 @@ async fn recreate_keeps_name_networks_aliases_mounts_restart_policy_labels_healt
         .with_env("MESSAGE", "v2");
     let old_id = inspect(&name, "{{.Id}}");
     // Made ahead, while the old container still serves (as while nginx drains it).
-    let ready = create_replacement(&d, &name, &spec).await.unwrap();
+    let ready = create_replacement(&d, &name, &spec, &|_, _| false)
+        .await
+        .unwrap();
     assert_eq!(
         inspect(&ready, "{{.State.Status}}|{{.Name}}"),
         format!("created|/{name}-nr-next")
@@ -290,7 +292,7 @@ async fn recreate_keeps_name_networks_aliases_mounts_restart_policy_labels_healt
     let Recreated {
         stopped,
         id: new_id,
-    } = recreate_stop_first(&d, &old_id, &spec, Some(ready.clone()))
+    } = recreate_stop_first(&d, &old_id, &spec, Some(ready.clone()), &|_, _| false)
         .await
         .unwrap();
     assert_eq!(
@@ -417,7 +419,7 @@ async fn stop_first_recreate_that_cannot_create_or_start_leaves_the_old_containe
 
     // No such image: nothing was stopped.
     let missing = spec.clone().with_image(s.name("no-such-image:v9"));
-    let err = recreate_stop_first(&d, &old_id, &missing, None)
+    let err = recreate_stop_first(&d, &old_id, &missing, None, &|_, _| false)
         .await
         .unwrap_err();
     assert!(format!("{err:#}").contains("create"), "{err:#}");
@@ -426,7 +428,7 @@ async fn stop_first_recreate_that_cannot_create_or_start_leaves_the_old_containe
     // The new one cannot start: it is removed, the old one keeps its name.
     let mut broken = spec.clone();
     broken.config.entrypoint = Some(vec!["/no-such-binary".into()]);
-    let err = recreate_stop_first(&d, &old_id, &broken, None)
+    let err = recreate_stop_first(&d, &old_id, &broken, None, &|_, _| false)
         .await
         .unwrap_err();
     assert!(

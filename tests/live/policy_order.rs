@@ -1,14 +1,15 @@
 //! start-first on a single-server upstream, a start-first deploy interrupted
-//! after its swap and resumed, and parallelism, against the real Docker engine.
+//! after its swap and resumed, an operator's container named like a
+//! replacement, and parallelism, against the real Docker engine.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Instant;
 
-use crate::support::assert_ok;
 use crate::support::stack::{
     Stack, app_bodies, engine_deploy, engine_deploy_json, set_app_servers,
 };
+use crate::support::{APP_IMAGE, assert_ok, docker, inspect, text};
 
 /// Live (not `down`) server lines of the upstream.
 fn live_servers(conf: &[u8]) -> Vec<String> {
@@ -221,4 +222,57 @@ fn a_start_first_deploy_interrupted_after_its_swap_resumes_by_stopping_the_old_c
         [format!("{app1}-b:3000"), format!("{app2}-b:3000")]
     );
     assert_eq!(stack.bodies(8), app_bodies(2, "v2"));
+}
+
+/// A container removed (by id, whatever its name by then) when dropped, even on panic.
+struct RemovedOnDrop(String);
+
+impl Drop for RemovedOnDrop {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("docker")
+            .args(["rm", "-f", &self.0])
+            .output();
+    }
+}
+
+#[test]
+fn an_operators_container_named_like_the_replacement_refuses_the_deploy_and_still_runs() {
+    let stack = Stack::up("sfforeign");
+    let before = stack.conf();
+    let app1 = stack.container("app1");
+    // The operator's own container, under the name app1's replacement would take.
+    let theirs = format!("{app1}-b");
+    let id = docker(&["run", "-d", "--name", &theirs, APP_IMAGE]);
+    let _removed = RemovedOnDrop(id.clone());
+    let deploy = engine_deploy(&[
+        "--order",
+        "start-first",
+        "--env",
+        "MESSAGE={{service}},v2",
+        "--monitor",
+        "0s",
+    ]);
+    let out = stack.tool(&deploy);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for named in ["app1:3000", theirs.as_str(), &id[..12], "rename"] {
+        assert!(stderr.contains(named), "names {named}: {stderr}");
+    }
+    assert_eq!(
+        inspect(&id, "{{.State.Running}}|{{.Name}}"),
+        format!("true|/{theirs}"),
+        "the operator's container is left as it was"
+    );
+    assert_eq!(stack.conf(), before, "nothing ran");
+    assert_eq!(stack.bodies(8), app_bodies(2, "v1"));
+
+    // Renamed out of the way, it stays the operator's: the deploy goes through.
+    let mine = format!("{app1}-mine");
+    docker(&["rename", &theirs, &mine]);
+    assert_ok(&stack.tool(&deploy));
+    assert_eq!(stack.bodies(8), app_bodies(2, "v2"));
+    assert_eq!(
+        inspect(&id, "{{.State.Running}}|{{.Name}}"),
+        format!("true|/{mine}")
+    );
 }

@@ -12,7 +12,7 @@ use tokio::sync::watch;
 use super::MAIN;
 use crate::conf::{ConfigSet, FileChange, MemFs};
 use crate::exec::world::{Reloaded, World};
-use crate::exec::{Rollout, ServerState, StateDir};
+use crate::exec::{Leftover, Rollout, ServerState, StateDir};
 use crate::plan::{HookCommand, HookExit, ServerRef};
 
 /// An `http { upstream apps { … } }` of `app1:3000`…`appN:3000`.
@@ -53,6 +53,8 @@ pub(super) struct Fake {
     pub used_prepared: RefCell<Vec<String>>,
     /// Servers whose replacement was created ahead and discarded unused.
     pub discarded: RefCell<Vec<String>>,
+    /// What each replace or start was told is its own to remove, by server.
+    pub told_ours: RefCell<Vec<(String, Leftover)>>,
     /// Reloads done; reload `n` replaces worker `n` by worker `n + 1`.
     pub reloads: RefCell<usize>,
     /// The old workers of each wait for them to exit.
@@ -185,27 +187,33 @@ impl World for Fake {
         Ok(())
     }
 
-    async fn prepare(&self, server: &ServerRef, _spec: &String) -> Result<()> {
+    async fn prepare(&self, server: &ServerRef, _spec: &String, _ours: &Leftover) -> Result<()> {
         self.prepared.borrow_mut().push(server.server.clone());
         Ok(())
     }
 
-    async fn discard_prepared(&self, _containers: &[String]) {
+    async fn discard_prepared(&self, _containers: &[(String, Leftover)]) {
         let left = std::mem::take(&mut *self.prepared.borrow_mut());
         self.discarded.borrow_mut().extend(left);
     }
 
-    async fn replace(&self, server: &ServerRef, _spec: &String) -> Result<String> {
+    async fn replace(&self, server: &ServerRef, _spec: &String, ours: &Leftover) -> Result<String> {
         let mut prepared = self.prepared.borrow_mut();
         if let Some(at) = prepared.iter().position(|s| *s == server.server) {
             self.used_prepared.borrow_mut().push(prepared.remove(at));
         }
         self.replaced.borrow_mut().push(server.server.clone());
+        (self.told_ours.borrow_mut()).push((server.server.clone(), ours.clone()));
         Ok(Fake::id(server))
     }
 
-    async fn start_new(&self, server: &ServerRef, spec: &String) -> Result<String> {
-        self.replace(server, spec).await
+    async fn start_new(
+        &self,
+        server: &ServerRef,
+        spec: &String,
+        ours: &Leftover,
+    ) -> Result<String> {
+        self.replace(server, spec, ours).await
     }
 
     async fn stop_old(&self, container: &str) -> Result<()> {

@@ -23,6 +23,7 @@ mod delays;
 mod failures;
 mod fake;
 mod hooks;
+mod leftovers;
 mod runs;
 mod stops;
 

@@ -3,7 +3,7 @@
 use anyhow::{Result, anyhow};
 
 use super::slots::{Naming, name_slots, slot_record};
-use crate::backends::backend_by_name;
+use crate::backends::{NotOurs, backend_by_name, in_the_way};
 use crate::conf::Upstream;
 use crate::exec::{Rollout, ServerRecord, ServerState};
 use crate::plan::{Hooks, Replica, ReplicaSet, Slot, UpdateConfig, Via};
@@ -27,6 +27,23 @@ async fn holder(world: &DockerWorld, name: &str) -> Result<Option<String>> {
 /// under its own name), so a slot's containers are told apart by id.
 async fn is_named(world: &DockerWorld, name: &str, id: Option<&str>) -> Result<bool> {
     Ok(id.is_some() && holder(world, name).await?.as_deref() == id)
+}
+
+/// Whether a container named `name` stands and is `rollout`'s own by its
+/// record of `slot` ([`Rollout::leftover_of`]); one that is not is left alone.
+async fn made_by(
+    world: &DockerWorld,
+    rollout: &Rollout<Desired>,
+    slot: &str,
+    name: &str,
+) -> Result<bool> {
+    let left = rollout.leftover_of(slot);
+    let claims = |id: &str, at| left.claims(id, at);
+    match in_the_way(&world.docker, name, &claims).await {
+        Ok(found) => Ok(found.is_some()),
+        Err(e) if e.is::<NotOurs>() => Ok(false),
+        Err(e) => Err(e),
+    }
 }
 
 /// The new containers `rollout` created: (slot, container id).
@@ -222,7 +239,7 @@ pub(in crate::rollout) async fn undo_set(
             }
             _ => {
                 // Cut short: the old replica serves again (or is started again),
-                // a new one it started goes.
+                // a new one it started goes (one `of` cannot prove its own stays).
                 if old_alive {
                     set.kept.push(Replica {
                         container: rec.container.clone(),
@@ -236,7 +253,7 @@ pub(in crate::rollout) async fn undo_set(
                     specs.push((None, wanted.clone()));
                 }
                 if let Some(n) = new
-                    && crate::docker::inspect(&world.docker, &n).await?.is_some()
+                    && made_by(world, of, &rec.server, &n).await?
                 {
                     let dead = !runs(world, &n).await?;
                     set.slots.push(Slot {

@@ -1,0 +1,157 @@
+//! What a rollout may remove as its own where it makes a container
+//! ([`Leftover`]): the rule itself, what a stopped rollout's journal proves,
+//! and the executor handing that proof to the world and spending it.
+use chrono::{DateTime, TimeDelta, Utc};
+
+use super::*;
+use crate::exec::Leftover;
+use crate::plan::Action;
+
+/// A time the steps below began at.
+fn began() -> DateTime<Utc> {
+    DateTime::from_timestamp(1_800_000_000, 0).unwrap()
+}
+
+/// The position of the first step of `r` whose action `is`.
+fn first(r: &Rollout<String>, is: fn(&Action) -> bool) -> usize {
+    r.plan
+        .steps
+        .iter()
+        .position(|s| is(&s.action))
+        .expect("the plan has that step")
+}
+
+/// Marks step `i` of `r` begun at `at` and left as `status`.
+fn begun(r: &mut Rollout<String>, i: usize, at: DateTime<Utc>, status: StepStatus) {
+    r.steps[i].status = status;
+    r.steps[i].started_at = Some(at);
+}
+
+#[test]
+fn a_container_is_ours_by_an_id_recorded_or_created_since_a_create_left_unrecorded() {
+    let t = began();
+    let second = TimeDelta::seconds(1);
+    assert!(
+        !Leftover::default().claims("c0ffee", t),
+        "no name, and no time without a create begun, makes a container ours"
+    );
+    let recorded = Leftover {
+        ids: vec!["c0ffee".into()],
+        since: None,
+    };
+    assert!(recorded.claims("c0ffee", t - TimeDelta::days(30)));
+    assert!(!recorded.claims("decade", t + second));
+    let unrecorded = Leftover {
+        ids: Vec::new(),
+        since: Some(t),
+    };
+    assert!(unrecorded.claims("decade", t) && unrecorded.claims("decade", t + second));
+    assert!(
+        !unrecorded.claims("decade", t - second),
+        "created before the create began: not what it made"
+    );
+    assert!(
+        !unrecorded.ids_only().claims("decade", t + second),
+        "under another name a creation time proves nothing"
+    );
+}
+
+#[tokio::test]
+async fn a_start_first_run_killed_inside_its_start_proves_containers_created_since() {
+    let fake = Fake::new(2);
+    let mut r = start_first_rollout(&fake, Duration::ZERO).await;
+    let start = first(&r, |a| matches!(a, Action::StartNew { .. }));
+    for i in 0..start {
+        begun(&mut r, i, began() - TimeDelta::seconds(5), StepStatus::Done);
+    }
+    // Killed inside app1's start: no id recorded.
+    begun(&mut r, start, began(), StepStatus::Running);
+    r.servers[0].state = ServerState::Replacing;
+    r.servers[0].container_id = Some("old-app1".into());
+    assert_eq!(
+        r.leftover_of("app1:3000"),
+        Leftover {
+            ids: vec!["old-app1".into()],
+            since: Some(began()),
+        }
+    );
+    assert_eq!(
+        r.leftover_of("app2:3000"),
+        Leftover::default(),
+        "app2's start never began"
+    );
+    // Its start done, its id recorded: only ids prove it.
+    r.servers[0].new_container = Some("new-app1".into());
+    r.steps[start].status = StepStatus::Done;
+    assert_eq!(
+        r.leftover_of("app1:3000"),
+        Leftover {
+            ids: vec!["new-app1".into(), "old-app1".into()],
+            since: None,
+        }
+    );
+}
+
+#[tokio::test]
+async fn a_stop_first_run_killed_after_its_drain_wait_began_proves_from_that_wait() {
+    // The drain wait creates the recreate's replacement ahead.
+    let fake = Fake::new(2);
+    let mut r = rollout(&fake, on_failure(FailureAction::Pause)).await;
+    let recreate = first(&r, |a| matches!(a, Action::Recreate { .. }));
+    let wait = first(&r, |a| matches!(a, Action::WaitDrained { .. }));
+    assert_eq!(wait + 1, recreate, "{:#?}", r.plan.steps);
+    begun(&mut r, wait, began(), StepStatus::Running);
+    r.servers[0].state = ServerState::Drained;
+    assert_eq!(r.leftover_of("app1:3000").since, Some(began()));
+    // Killed once the wait was over, before the recreate: the same.
+    r.steps[wait].status = StepStatus::Done;
+    assert_eq!(r.leftover_of("app1:3000").since, Some(began()));
+    // The recreate done: nothing left unrecorded.
+    begun(
+        &mut r,
+        recreate,
+        began() + TimeDelta::seconds(1),
+        StepStatus::Done,
+    );
+    assert_eq!(r.leftover_of("app1:3000").since, None);
+}
+
+#[tokio::test]
+async fn a_resumed_run_is_told_what_its_killed_run_left_and_spends_it() {
+    let fake = Fake::new(2);
+    let mut r = start_first_rollout(&fake, Duration::ZERO).await;
+    let start = first(&r, |a| matches!(a, Action::StartNew { .. }));
+    begun(&mut r, start, began(), StepStatus::Running);
+    r.servers[0].state = ServerState::Replacing;
+    r.servers[0].new_container = Some("earlier".into());
+    // What `resume` does before it replaces the step records.
+    r.carry_leftovers();
+    let left = Leftover {
+        ids: vec!["earlier".into()],
+        since: Some(began()),
+    };
+    assert_eq!(r.servers[0].leftover, left);
+    for step in &mut r.steps {
+        *step = StepRecord {
+            status: StepStatus::Pending,
+            started_at: None,
+            finished_at: None,
+            error: None,
+        };
+    }
+    r.servers[0].state = ServerState::Pending;
+    let (outcome, r, _) = run_to_end(&fake, r).await;
+    assert_eq!(outcome, Outcome::Done);
+    assert_eq!(
+        *fake.told_ours.borrow(),
+        [
+            ("app1:3000".to_string(), left),
+            ("app2:3000".to_string(), Leftover::default()),
+        ],
+        "each server is told its own, nothing by name"
+    );
+    assert!(
+        r.servers.iter().all(|s| s.leftover.is_empty()),
+        "spent once the new container is made"
+    );
+}
