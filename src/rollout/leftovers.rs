@@ -6,6 +6,7 @@
 use std::collections::{HashMap, HashSet};
 
 use anyhow::{Context, Result, bail};
+use futures_util::future::join_all;
 
 use super::world::{Desired, DockerWorld};
 use crate::backends::{in_the_way, temporary_names};
@@ -59,12 +60,16 @@ pub(super) async fn refuse_names_in_use<'a>(
             _ => {}
         }
     }
-    for (s, name) in names {
+    // Asked at once: each is a round trip before the plan, under load.
+    let checks = names.into_iter().map(|(s, name)| async move {
         let ours = record(s).map(ServerRecord::ours).unwrap_or_default();
         let claims = |id: &str, at| ours.claims(id, at);
         in_the_way(&world.docker, &name, &claims)
             .await
-            .with_context(|| format!("server {}", s.server))?;
+            .with_context(|| format!("server {}", s.server))
+    });
+    for checked in join_all(checks).await {
+        checked?;
     }
     Ok(())
 }
@@ -75,10 +80,18 @@ pub(super) async fn identify(
     world: &DockerWorld,
     records: &mut [ServerRecord<Desired>],
 ) -> Result<()> {
-    for rec in records.iter_mut().filter(|r| !r.container.is_empty()) {
-        rec.container_id = docker::inspect(&world.docker, &rec.container)
-            .await?
-            .and_then(|info| info.id);
+    let mut records: Vec<&mut ServerRecord<Desired>> = records
+        .iter_mut()
+        .filter(|r| !r.container.is_empty())
+        .collect();
+    let ids = join_all(
+        records
+            .iter()
+            .map(|rec| docker::inspect(&world.docker, &rec.container)),
+    )
+    .await;
+    for (rec, info) in records.iter_mut().zip(ids) {
+        rec.container_id = info?.and_then(|info| info.id);
     }
     Ok(())
 }
