@@ -143,7 +143,7 @@ pub struct Recreated {
 pub type Ours<'a> = &'a dyn Fn(&str, DateTime<Utc>) -> bool;
 
 /// A container standing where a new one is to be made that the caller
-/// cannot prove its own ([`Ours`]): it is never removed.
+/// cannot prove its own (see [`in_the_way`]): it is never removed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
     "container {name} ({id}) has the name a new container of this rollout takes, and nothing \
