@@ -148,7 +148,7 @@ pub type Ours<'a> = &'a dyn Fn(&str, DateTime<Utc>) -> bool;
 #[error(
     "container {name} ({id}) has the name a new container of this rollout takes, and nothing \
      shows this rollout made it, so it is left alone: rename it (`docker rename {name} \
-     NEW-NAME`) or remove it, then deploy again (or `resume` the rollout that stopped on it)"
+     NEW-NAME`) or remove it, then run the command again (`resume`, if a rollout stopped on it)"
 )]
 pub struct NotOurs {
     /// Its name.

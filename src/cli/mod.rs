@@ -133,7 +133,7 @@ fn report(e: &anyhow::Error) -> i32 {
     } else if is(&|c| c.is::<crate::rollout::NotOurs>()) {
         (
             exit::USAGE,
-            "a container this tool did not make is never removed; nothing was changed",
+            "a container this tool cannot prove it made is never removed",
         )
     } else if is(&|c| c.is::<crate::plan::PlanError>() || c.is::<crate::plan::PolicyError>()) {
         (exit::USAGE, "see `nginx-rollout deploy --help`")

@@ -158,12 +158,23 @@ pub struct Leftover {
         skip_serializing_if = "Option::is_none"
     )]
     pub since: Option<DateTime<Utc>>,
+    /// When that create ended (it failed): nothing created later is its.
+    /// None while it may still have been creating (a run killed inside it).
+    #[serde(
+        default,
+        with = "time::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub until: Option<DateTime<Utc>>,
 }
 
 impl Leftover {
     /// Whether container `id`, which Docker created at `created`, is the rollout's own.
     pub fn claims(&self, id: &str, created: DateTime<Utc>) -> bool {
-        self.ids.iter().any(|i| i == id) || self.since.is_some_and(|since| created >= since)
+        self.ids.iter().any(|i| i == id)
+            || self.since.is_some_and(|since| {
+                created >= since && self.until.is_none_or(|until| created <= until)
+            })
     }
 
     /// Whether it claims nothing.
@@ -177,12 +188,20 @@ impl Leftover {
     pub fn ids_only(self) -> Leftover {
         Leftover {
             since: None,
+            until: None,
             ..self
         }
     }
 
-    /// What either claims: the ids of both, the earlier bound.
+    /// What either claims: the ids of both, one window of creation times
+    /// covering both (open-ended if either is).
     fn and(mut self, other: Leftover) -> Leftover {
+        let open = |l: &Leftover| l.since.is_some() && l.until.is_none();
+        self.until = if open(&self) || open(&other) {
+            None
+        } else {
+            self.until.max(other.until)
+        };
         for id in other.ids {
             if !self.ids.contains(&id) {
                 self.ids.push(id);
@@ -367,16 +386,19 @@ impl<S> Rollout<S> {
         let Some(rec) = self.server(server) else {
             return Leftover::default();
         };
+        let (since, until) = self.create_begun(server).unzip();
         rec.ours().and(Leftover {
             ids: Vec::new(),
-            since: self.create_begun(server),
+            since,
+            until: until.flatten(),
         })
     }
 
     /// When the step that creates `server`'s new container began (a
     /// recreate's: the drain wait before it and the pre-stop hooks between
-    /// first), if that step did not end done.
-    fn create_begun(&self, server: &str) -> Option<DateTime<Utc>> {
+    /// first), if that step did not end done, and when it ended, if it did
+    /// (failed).
+    fn create_begun(&self, server: &str) -> Option<(DateTime<Utc>, Option<DateTime<Utc>>)> {
         let steps = &self.plan.steps;
         let at = steps.iter().position(|s| match &s.action {
             Action::StartNew { servers } | Action::Recreate { servers } => {
@@ -384,7 +406,8 @@ impl<S> Rollout<S> {
             }
             _ => false,
         })?;
-        if self.steps.get(at)?.status == StepStatus::Done {
+        let create = self.steps.get(at)?;
+        if create.status == StepStatus::Done {
             return None;
         }
         let mut first = at;
@@ -396,10 +419,12 @@ impl<S> Rollout<S> {
                 first -= 1;
             }
         }
-        self.steps
+        let since = self
+            .steps
             .get(first..=at)?
             .iter()
-            .find_map(|r| r.started_at)
+            .find_map(|r| r.started_at)?;
+        Some((since, create.finished_at))
     }
 
     /// Before a stopped rollout runs again (its steps' records about to be
@@ -487,7 +512,7 @@ impl<S> ServerRecord<S> {
         let ids = self.new_container.iter().chain(&self.container_id);
         self.leftover.clone().and(Leftover {
             ids: ids.cloned().collect(),
-            since: None,
+            ..Leftover::default()
         })
     }
 

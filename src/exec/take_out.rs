@@ -87,8 +87,8 @@ impl<W: World, O: Observer + ?Sized> Executor<'_, W, O> {
     /// Docker's DNS no longer answers with a container that stopped; when no
     /// replica runs, the line is pinned to nowhere. A start-first replacement
     /// swapped in while its old container still serves gives the line back
-    /// to it ([`Self::swaps_back`]) and is removed after the reload; its
-    /// reason says so.
+    /// to it ([`Self::swaps_back`]) and is removed after the reload
+    /// ([`Self::retire_swapped_back`]); its reason says so.
     pub(super) async fn drain_live(&mut self, failed: &mut [(String, String)]) -> Result<()> {
         let upstream = self.rollout.upstream.clone();
         let mut config = self.world.load_config().await?;
@@ -121,10 +121,10 @@ impl<W: World, O: Observer + ?Sized> Executor<'_, W, O> {
         apply_changes_with(&mut config, &upstream, &changes, false)?;
         let up = config.upstream(&upstream)?;
         let mut reload = false;
-        // Replacements whose lines went back to their old containers: removed
-        // once nginx no longer sends them requests.
+        // (server, old container, replacement) of each line given back to
+        // its old container: the replacement goes once nginx is done with it.
         let mut swapped_back = Vec::new();
-        for (key, reason) in failed.iter_mut() {
+        for (key, _) in failed.iter() {
             let rec = self.rollout.server(key);
             // A replica started beside the one it retires serves on its own
             // line; a single server's replacement, once swapped in, on the
@@ -139,11 +139,11 @@ impl<W: World, O: Observer + ?Sized> Executor<'_, W, O> {
                     if !self.swaps_back(rec).await? {
                         swapped
                     } else {
-                        reason.push_str(&format!(
-                            "; its line is back on its old container {}",
-                            rec.container
+                        swapped_back.push((
+                            key.clone(),
+                            rec.container.clone(),
+                            rec.new_container.clone(),
                         ));
-                        swapped_back.extend(rec.new_container.clone());
                         changes.push(ServerChange::Replace {
                             server: swapped,
                             with: key.clone(),
@@ -221,7 +221,7 @@ impl<W: World, O: Observer + ?Sized> Executor<'_, W, O> {
         // retires), so `edit` would journal no drain of it: it is recorded
         // failed before its line is written.
         let mut own_lines = false;
-        for (key, reason) in failed {
+        for (key, reason) in failed.iter() {
             if let Some(rec) = self.rollout.server_mut(key)
                 && rec.replica_line().is_some_and(|line| line != *key)
             {
@@ -240,36 +240,70 @@ impl<W: World, O: Observer + ?Sized> Executor<'_, W, O> {
                 Err(_) => return Err(anyhow!("could not drain failed servers")),
             }
         }
+        let earlier = self.old_workers.len();
         match self.reload().await {
             Ok(()) => {}
             Err(StepError::Fatal(e)) => return Err(e),
             Err(_) => return Err(anyhow!("could not reload nginx")),
         }
-        for id in swapped_back {
-            if let Err(e) = self.world.stop_old(&id).await {
-                tracing::warn!("could not remove failed replacement {id}: {e:#}");
+        let workers = self.old_workers[earlier..].to_vec();
+        for (key, old, replacement) in swapped_back {
+            let reason = failed.iter_mut().find(|(k, _)| *k == key).map(|(_, r)| r);
+            if let Some(reason) = reason {
+                reason.push_str(&format!("; its line is back on its old container {old}"));
+            }
+            if let Some(id) = replacement {
+                self.retire_swapped_back(&id, &workers).await;
             }
         }
         Ok(())
     }
 
+    /// Removes a failed replacement whose line went back to its old
+    /// container: at once if it no longer runs, else once the workers of the
+    /// config that still named it have exited (it may be answering their
+    /// requests), within the drain timeout.
+    async fn retire_swapped_back(&self, id: &str, workers: &[u32]) {
+        if self.world.is_running(id).await.unwrap_or(true) {
+            let timeout = self.rollout.plan.timeouts.drain;
+            if let Err(e) = self.world.wait_drained(workers, timeout).await {
+                tracing::warn!("removing failed replacement {id} all the same: {e:#}");
+            }
+        }
+        if let Err(e) = self.world.stop_old(id).await {
+            tracing::warn!("could not remove failed replacement {id}: {e:#}");
+        }
+    }
+
     /// Whether a start-first server whose replacement failed once swapped in
-    /// gets its line back on its old container: that still runs, and none of
-    /// the steps that retire it (its pre-stop hooks, its stop) has begun.
+    /// gets its line back on its old container: this run swapped it (a
+    /// resumed run's old container may have run its pre-stop hooks before),
+    /// none of the steps that retire the old container (its pre-stop hooks,
+    /// its stop) has begun, and it still runs.
     async fn swaps_back(&self, rec: &ServerRecord<W::Spec>) -> Result<bool> {
-        let retiring = self
-            .rollout
-            .plan
-            .steps
-            .iter()
-            .zip(&self.rollout.steps)
-            .filter(|(_, r)| !matches!(r.status, StepStatus::Pending | StepStatus::Skipped))
-            .any(|(s, _)| match &s.action {
-                Action::PreStop { runs, .. } => runs.iter().any(|r| r.server.server == rec.server),
-                Action::StopOld { servers } => servers.iter().any(|s| s.server == rec.server),
-                _ => false,
-            });
-        Ok(!retiring && !rec.container.is_empty() && self.world.is_running(&rec.container).await?)
+        let mut swapped_here = false;
+        let mut retiring = false;
+        for (step, record) in self.rollout.plan.steps.iter().zip(&self.rollout.steps) {
+            let begun = !matches!(record.status, StepStatus::Pending | StepStatus::Skipped);
+            match &step.action {
+                Action::Edit { changes, .. } if record.status == StepStatus::Done => {
+                    swapped_here |= changes.iter().any(
+                        |c| matches!(c, ServerChange::Replace { server, .. } if *server == rec.server),
+                    );
+                }
+                Action::PreStop { runs, .. } => {
+                    retiring |= begun && runs.iter().any(|r| r.server.server == rec.server);
+                }
+                Action::StopOld { servers } => {
+                    retiring |= begun && servers.iter().any(|s| s.server == rec.server);
+                }
+                _ => {}
+            }
+        }
+        Ok(swapped_here
+            && !retiring
+            && !rec.container.is_empty()
+            && self.world.is_running(&rec.container).await?)
     }
 
     /// Adds to `changes` a burial for every replica's pinned line whose

@@ -501,6 +501,7 @@ async fn prepare(
         records.push(ServerRecord {
             pinned,
             replacement,
+            container_id: Some(backend.id.clone()),
             ..ServerRecord::pending(
                 address.clone(),
                 backend.name.clone(),

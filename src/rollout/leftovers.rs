@@ -74,15 +74,15 @@ pub(super) async fn refuse_names_in_use<'a>(
     Ok(())
 }
 
-/// Records the id of each record's container as the rollout starts (a slot
-/// that adds a replica has none).
+/// Records the id of each record's container as the rollout starts, where
+/// discovery did not (a slot that adds a replica has none).
 pub(super) async fn identify(
     world: &DockerWorld,
     records: &mut [ServerRecord<Desired>],
 ) -> Result<()> {
     let mut records: Vec<&mut ServerRecord<Desired>> = records
         .iter_mut()
-        .filter(|r| !r.container.is_empty())
+        .filter(|r| !r.container.is_empty() && r.container_id.is_none())
         .collect();
     let ids = join_all(
         records

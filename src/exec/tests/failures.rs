@@ -191,6 +191,59 @@ async fn a_start_first_replacement_failing_after_its_swap_gives_the_line_back_to
 }
 
 #[tokio::test]
+async fn a_swapped_back_replacement_that_still_runs_is_removed_once_the_old_workers_are_gone() {
+    let mut fake = Fake::new(2);
+    fake.crashes.insert("app1:3000".into());
+    fake.still_running = true;
+    fake.crash_noticed = Some(|fake| fake.text().contains("server app1-b:3000;"));
+    let r = start_first_with(&fake, &Hooks::default(), pause_in_a_monitor_window()).await;
+    let (outcome, _, _) = run_to_end(&fake, r).await;
+    assert_paused_by_the_monitor(&outcome);
+    assert!(fake.text().contains("server app1:3000;"), "{}", fake.text());
+    // The swap-back's reload is the last: its old workers (which ran the
+    // config naming the replacement) are waited for, then it is removed.
+    let last = *fake.reloads.borrow() as u32;
+    assert!(
+        fake.waited.borrow().iter().any(|w| w.contains(&last)),
+        "{:?}",
+        fake.waited.borrow()
+    );
+    assert_eq!(*fake.stopped.borrow(), ["new-app1:3000"]);
+}
+
+#[tokio::test]
+async fn a_resumed_runs_swapped_in_replacement_failing_is_taken_out_not_swapped_back() {
+    let mut fake = Fake::new(2);
+    // The run it resumes swapped app1's line to app1-b, and may have run the
+    // old container's pre-stop hooks: this run does not give the line back.
+    let swapped = fake
+        .text()
+        .replace("server app1:3000;", "server app1-b:3000;");
+    *fake.conf.borrow_mut() = swapped.into_bytes();
+    fake.crashes.insert("app1:3000".into());
+    let targets = [Target {
+        replacement: Some("app1-b".into()),
+        swapped: true,
+        ..target(1, &Hooks::default())
+    }];
+    let mut policy = pause_in_a_monitor_window();
+    policy.order.value = Order::StartFirst;
+    let mut r = rollout_of(&fake, &targets, None, policy).await;
+    r.servers[0].state = ServerState::Healthy;
+    r.servers[0].new_container = Some("new-app1:3000".into());
+    r.servers[0].healthy_at = Some(crate::exec::journal::time::now());
+    let (outcome, r, _) = run_to_end(&fake, r).await;
+    assert_paused_by_the_monitor(&outcome);
+    assert_eq!(r.servers[0].state, ServerState::Failed);
+    assert_eq!(
+        fake.down_lines(),
+        ["server 192.0.2.1:3000 down; # nginx-rollout pin: app1-b:3000"],
+        "{}",
+        fake.text()
+    );
+}
+
+#[tokio::test]
 async fn a_start_first_replacement_failing_once_its_old_containers_pre_stop_began_is_taken_out_on_the_swapped_line()
  {
     let mut fake = Fake::new(2);

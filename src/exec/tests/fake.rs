@@ -35,6 +35,8 @@ pub(super) struct Fake {
     pub unreachable: HashSet<String>,
     /// Servers whose new container fails inside the monitor window.
     pub crashes: HashSet<String>,
+    /// A crashed new container still runs (it turned unhealthy).
+    pub still_running: bool,
     /// When a crash is noticed (always, if unset).
     pub crash_noticed: Option<fn(&Fake) -> bool>,
     /// A crash noticed only this long after this instant (tokio's clock).
@@ -260,7 +262,7 @@ impl World for Fake {
 
     async fn is_running(&self, container: &str) -> Result<bool> {
         let server = container.trim_start_matches("new-");
-        Ok(!self.crashes.contains(server))
+        Ok(!self.crashes.contains(server) || (self.still_running && server != container))
     }
 
     async fn resolves(&self, host: &str) -> Result<bool> {

@@ -37,13 +37,14 @@ fn a_container_is_ours_by_an_id_recorded_or_created_since_a_create_left_unrecord
     );
     let recorded = Leftover {
         ids: vec!["c0ffee".into()],
-        since: None,
+        ..Leftover::default()
     };
     assert!(recorded.claims("c0ffee", t - TimeDelta::days(30)));
     assert!(!recorded.claims("decade", t + second));
     let unrecorded = Leftover {
         ids: Vec::new(),
         since: Some(t),
+        until: None,
     };
     assert!(unrecorded.claims("decade", t) && unrecorded.claims("decade", t + second));
     assert!(
@@ -73,6 +74,7 @@ async fn a_start_first_run_killed_inside_its_start_proves_containers_created_sin
         Leftover {
             ids: vec!["old-app1".into()],
             since: Some(began()),
+            until: None,
         }
     );
     assert_eq!(
@@ -87,7 +89,7 @@ async fn a_start_first_run_killed_inside_its_start_proves_containers_created_sin
         r.leftover_of("app1:3000"),
         Leftover {
             ids: vec!["new-app1".into(), "old-app1".into()],
-            since: None,
+            ..Leftover::default()
         }
     );
 }
@@ -129,6 +131,7 @@ async fn a_resumed_run_is_told_what_its_killed_run_left_and_spends_it() {
     let left = Leftover {
         ids: vec!["earlier".into()],
         since: Some(began()),
+        until: None,
     };
     assert_eq!(r.servers[0].leftover, left);
     for step in &mut r.steps {
@@ -153,5 +156,30 @@ async fn a_resumed_run_is_told_what_its_killed_run_left_and_spends_it() {
     assert!(
         r.servers.iter().all(|s| s.leftover.is_empty()),
         "spent once the new container is made"
+    );
+}
+
+#[tokio::test]
+async fn a_failed_start_proves_only_containers_created_while_it_ran() {
+    let fake = Fake::new(2);
+    let mut r = start_first_rollout(&fake, Duration::ZERO).await;
+    let start = first(&r, |a| matches!(a, Action::StartNew { .. }));
+    begun(&mut r, start, began(), StepStatus::Failed);
+    r.steps[start].finished_at = Some(began() + TimeDelta::seconds(2));
+    let left = r.leftover_of("app1:3000");
+    assert!(left.claims("half-made", began() + TimeDelta::seconds(1)));
+    assert!(
+        !left.claims("operators", began() + TimeDelta::days(2)),
+        "made days after the failed start ended (a paused rollout waits): not the rollout's"
+    );
+    // Carried into a resumed run with another that is open-ended: open-ended.
+    let killed = Leftover {
+        since: Some(began() + TimeDelta::days(1)),
+        ..Leftover::default()
+    };
+    r.servers[0].leftover = killed;
+    assert!(
+        r.leftover_of("app1:3000")
+            .claims("made-by-the-killed-run", began() + TimeDelta::days(2))
     );
 }
