@@ -101,7 +101,10 @@ impl<W: World, O: Observer + ?Sized> Executor<'_, W, O> {
     }
 
     /// Stops the old containers of a batch one after another, each server
-    /// done once its old container stopped; servers failed already are skipped.
+    /// done once its old container stopped; servers failed already are
+    /// skipped. Each by the id recorded as the rollout started, where there
+    /// is one: its name may hold another container by now (an operator's,
+    /// made while the rollout was paused).
     pub(super) async fn stop_old(
         &mut self,
         index: usize,
@@ -112,7 +115,12 @@ impl<W: World, O: Observer + ?Sized> Executor<'_, W, O> {
             if self.is_failed(&s.server) {
                 continue;
             }
-            self.world.stop_old(&s.container).await?;
+            let old = self
+                .rollout
+                .server(&s.server)
+                .and_then(|r| r.container_id.clone())
+                .unwrap_or_else(|| s.container.clone());
+            self.world.stop_old(&old).await?;
             if let Some(rec) = self.rollout.server_mut(&s.server) {
                 rec.state = ServerState::Done;
             }

@@ -303,7 +303,10 @@ impl<W: World, O: Observer + ?Sized> Executor<'_, W, O> {
         Ok(swapped_here
             && !retiring
             && !rec.container.is_empty()
-            && self.world.is_running(&rec.container).await?)
+            && self
+                .world
+                .is_running(rec.container_id.as_deref().unwrap_or(&rec.container))
+                .await?)
     }
 
     /// Adds to `changes` a burial for every replica's pinned line whose

@@ -1,6 +1,7 @@
 //! What a rollout may remove as its own where it makes a container
 //! ([`Leftover`]): the rule itself, what a stopped rollout's journal proves,
-//! and the executor handing that proof to the world and spending it.
+//! the executor handing that proof to the world and spending it, and the old
+//! container stopped by its recorded id.
 use chrono::{DateTime, TimeDelta, Utc};
 
 use super::*;
@@ -182,4 +183,15 @@ async fn a_failed_start_proves_only_containers_created_while_it_ran() {
         r.leftover_of("app1:3000")
             .claims("made-by-the-killed-run", began() + TimeDelta::days(2))
     );
+}
+
+#[tokio::test]
+async fn the_old_container_is_stopped_by_the_id_recorded_not_by_its_name() {
+    let fake = Fake::new(2);
+    let mut r = start_first_rollout(&fake, Duration::ZERO).await;
+    // app1's name may hold another container by the time its stop comes.
+    r.servers[0].container_id = Some("c0ffee".into());
+    let (outcome, _, _) = run_to_end(&fake, r).await;
+    assert_eq!(outcome, Outcome::Done);
+    assert_eq!(*fake.stopped.borrow(), ["c0ffee", "app2"]);
 }
