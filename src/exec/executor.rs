@@ -209,6 +209,9 @@ impl<'a, W: World, O: Observer + ?Sized> Executor<'a, W, O> {
             .collect();
         self.world.discard_prepared(&containers).await;
         let outcome = outcome?;
+        if outcome != Outcome::Done {
+            self.discard_unswapped().await;
+        }
         match outcome {
             // Undo what can be undone: drained servers whose old container is untouched go back.
             Outcome::Interrupted | Outcome::Paused(_) => self.settle(true).await?,

@@ -130,6 +130,54 @@ impl<W: World, O: Observer + ?Sized> Executor<'_, W, O> {
     }
 }
 
+impl<W: World, O: Observer + ?Sized> Executor<'_, W, O> {
+    /// At a stop short of the end: removes each start-first replacement of a
+    /// single server that no line names (never swapped in, so nginx sends it
+    /// nothing). `resume` starts it again; a rollback in its own order would
+    /// otherwise leave it running outside nginx, in the way of the next
+    /// start-first deploy. Best effort: what cannot be removed is logged.
+    pub(super) async fn discard_unswapped(&mut self) {
+        let up = match self.world.load_config().await {
+            Ok(config) => config.upstream(&self.rollout.upstream).map_err(Into::into),
+            Err(e) => Err(e),
+        };
+        let up = match up {
+            Ok(up) => up,
+            Err(e) => {
+                tracing::warn!("could not tell which replacements were never swapped in: {e:#}");
+                return;
+            }
+        };
+        let unswapped: Vec<(String, String, String)> = (self.rollout.servers.iter())
+            // A failed one was removed as it failed, or is taken out on its line.
+            .filter(|r| {
+                !matches!(
+                    r.state,
+                    ServerState::Pending | ServerState::Done | ServerState::Failed
+                )
+            })
+            .filter_map(|r| {
+                let line = r.swapped_line()?;
+                let name = r.replacement.clone()?;
+                let id = r.new_container.clone()?;
+                up.line_for(&line)
+                    .is_none()
+                    .then(|| (r.server.clone(), name, id))
+            })
+            .collect();
+        for (server, name, id) in unswapped {
+            match self.world.stop_old(&id).await {
+                Ok(()) => self.observer.notice(&format!(
+                    "{server}: its replacement {name}, never put into nginx, is removed"
+                )),
+                Err(e) => {
+                    tracing::warn!("{server}: could not remove its replacement {name}: {e:#}")
+                }
+            }
+        }
+    }
+}
+
 /// Creates `ahead` through `world`: the replacements of a recreate step
 /// ([`Executor::recreated_next`]), while a drain is waited for. One that
 /// cannot be is only logged, the recreate creates it then. It holds nothing

@@ -1,6 +1,7 @@
 //! start-first on a single-server upstream, a start-first deploy interrupted
-//! after its swap and resumed, an operator's container named like a
-//! replacement, and parallelism, against the real Docker engine.
+//! after its swap and resumed, or before it and rolled back, an operator's
+//! container named like a replacement, and parallelism, against the real
+//! Docker engine.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -275,4 +276,58 @@ fn an_operators_container_named_like_the_replacement_refuses_the_deploy_and_stil
         inspect(&id, "{{.State.Running}}|{{.Name}}"),
         format!("true|/{mine}")
     );
+}
+
+#[test]
+fn a_start_first_deploy_interrupted_before_its_swap_removes_its_replacement_and_rolls_back_cleanly()
+{
+    let stack = Stack::up("sfintrb");
+    let before = stack.conf();
+    let app1 = stack.container("app1");
+    let mut run = crate::support::spawn_piped(&mut stack.tool_cmd(&engine_deploy_json(&[
+        "--order",
+        "start-first",
+        "--env",
+        "MESSAGE={{service}},v2",
+        "--env",
+        "STARTUP_DELAY_MS=3000",
+        "--monitor",
+        "0s",
+    ])));
+    // SIGINT while app1's replacement runs, not yet healthy nor swapped in.
+    let lines = crate::support::events_until(&mut run, "app1's health wait", |e| {
+        e["event"] == "step-start" && e["step"]["action"]["action"] == "wait-healthy"
+    });
+    let (code, rest) = crate::support::stop_with(&mut run, lines, rustix::process::Signal::INT);
+    assert_eq!(code, Some(4), "{rest:?}");
+    assert_eq!(
+        containers(&app1),
+        std::slice::from_ref(&app1),
+        "its replacement, never put into nginx, is removed as the run stops"
+    );
+    let out = stack.tool(&["rollback", "--yes", "--output", "json"]);
+    assert_ok(&out);
+    assert_eq!(
+        crate::support::summary(&out)["status"],
+        "done",
+        "{}",
+        text(&out)
+    );
+    assert_eq!(
+        containers(&app1),
+        std::slice::from_ref(&app1),
+        "the rollback leaves no replacement either"
+    );
+    assert_eq!(stack.conf(), before);
+    assert_eq!(stack.bodies(8), app_bodies(2, "v1"));
+    // Nothing of the rollout is left in the way of the next start-first deploy.
+    assert_ok(&stack.tool(&engine_deploy(&[
+        "--order",
+        "start-first",
+        "--env",
+        "MESSAGE={{service}},v3",
+        "--monitor",
+        "0s",
+    ])));
+    assert_eq!(stack.bodies(8), app_bodies(2, "v3"));
 }
