@@ -6,7 +6,7 @@ use std::ops::ControlFlow;
 use anyhow::{Context, Result, anyhow, bail};
 use tokio::sync::watch;
 
-use super::leftovers::{identify, refuse_names_in_use};
+use super::leftovers::{identify, left_by, refuse_names_in_use};
 use super::projects::{Projects, project};
 use super::run::{Ended, Origin, Runner, new_rollout, show_or_approve};
 use super::session::{Session, refuse_if_unfinished};
@@ -560,7 +560,9 @@ async fn prepare(
     // deploy now. So does a failed replacement an earlier, finished rollout
     // could not remove: the operator may have put it to use since.
     identify(world, &mut records).await?;
-    refuse_names_in_use(world, &plan.steps, &records).await?;
+    refuse_names_in_use(world, &plan.steps, &records)
+        .await
+        .map_err(|e| left_by(e, history))?;
     Ok(Prepared {
         plan,
         rollback_policy,

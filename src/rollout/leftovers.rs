@@ -9,9 +9,9 @@ use anyhow::{Context, Result, bail};
 use futures_util::future::join_all;
 
 use super::world::{Desired, DockerWorld};
-use crate::backends::{in_the_way, temporary_names};
+use crate::backends::{NotOurs, in_the_way, temporary_names};
 use crate::docker;
-use crate::exec::ServerRecord;
+use crate::exec::{Rollout, ServerRecord};
 use crate::plan::{Action, ServerRef, Step};
 
 /// Refuses `steps` (a plan's steps still to run, in order) when a name they
@@ -94,4 +94,66 @@ pub(super) async fn identify(
         rec.container_id = info?.and_then(|info| info.id);
     }
     Ok(())
+}
+
+/// `e`, when it is a container in the way ([`NotOurs`]) that a finished
+/// rollout of `history` made and could not remove (a run killed before it
+/// did), with which one: it is left for the operator, who knows whether
+/// anything uses it now.
+pub(super) fn left_by<S>(e: anyhow::Error, history: &[Rollout<S>]) -> anyhow::Error {
+    let Some(found) = e.chain().find_map(|c| c.downcast_ref::<NotOurs>()) else {
+        return e;
+    };
+    let made = history.iter().rev().find_map(|r| {
+        let rec = r.servers.iter().find(|s| {
+            (s.new_container.as_deref())
+                .is_some_and(|id| !found.id.is_empty() && id.starts_with(&found.id))
+        })?;
+        Some((r.revision, rec.server.clone()))
+    });
+    let Some((revision, server)) = made else {
+        return e;
+    };
+    let name = found.name.clone();
+    e.context(format!(
+        "revision {revision} made {name} as server {server}'s new container and left it \
+         behind; if nothing uses it now, remove it (`docker rm -f {name}`)"
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde::de::IgnoredAny;
+
+    use super::*;
+
+    #[test]
+    fn a_container_a_finished_rollout_left_is_named_with_that_rollout() {
+        let mut made: Rollout<IgnoredAny> =
+            serde_json::from_slice(include_bytes!("../../fixtures/journal/rev0001.json")).unwrap();
+        made.servers[0].new_container = Some("c0ffee0123456789".into());
+        let server = made.servers[0].server.clone();
+        let in_the_way = || {
+            anyhow::Error::new(NotOurs {
+                name: "app1-b".into(),
+                id: "c0ffee012345".into(),
+            })
+            .context("server app1:3000")
+        };
+        let told = format!("{:#}", left_by(in_the_way(), std::slice::from_ref(&made)));
+        assert!(
+            told.starts_with(&format!(
+                "revision {} made app1-b as server {server}'s new container",
+                made.revision
+            )) && told.contains("docker rm -f app1-b")
+                && told.contains("has the name a new container"),
+            "{told}"
+        );
+        made.servers[0].new_container = Some("decade".into());
+        let told = format!("{:#}", left_by(in_the_way(), &[made]));
+        assert!(
+            told.starts_with("server app1:3000: container app1-b"),
+            "{told}"
+        );
+    }
 }
