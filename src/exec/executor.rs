@@ -294,6 +294,7 @@ impl<'a, W: World, O: Observer + ?Sized> Executor<'a, W, O> {
             }
             self.rollout.steps[i].status = StepStatus::Running;
             self.rollout.steps[i].started_at = Some(time::now());
+            self.rollout.steps[i].finished_at = None;
             self.save()?;
             self.observer
                 .event(&Event::StepStart { step: step.clone() });

@@ -142,24 +142,29 @@ pub struct ServerRecord<S> {
 /// What makes a container found where a rollout makes one for a server (a
 /// start-first replacement's name, a stop-first recreate's temporary
 /// names) the rollout's own to remove: an id its journal recorded (a new
-/// container it made, the old one it retires), or, once a run stopped
-/// inside a create it recorded no id of, Docker's creation time no earlier
-/// than that create began. Nothing else is, whatever its name: an
-/// operator's container is never removed.
+/// container it made, the old one it retires), or Docker's creation time
+/// inside the time a create ran that recorded no id (a run stopped inside
+/// it). Nothing else is, whatever its name: an operator's container is
+/// never removed.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Leftover {
     /// Ids of containers the journal recorded for the server.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ids: Vec<String>,
-    /// When a create for the server began whose container's id was not recorded.
-    #[serde(
-        default,
-        with = "time::option",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub since: Option<DateTime<Utc>>,
-    /// When that create ended (it failed): nothing created later is its.
-    /// None while it may still have been creating (a run killed inside it).
+    /// The creates for the server that recorded no id, each on its own: a
+    /// container made between two of them is not theirs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub creates: Vec<CreateWindow>,
+}
+
+/// When a create that recorded no container id ran.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreateWindow {
+    /// When it began.
+    #[serde(with = "time")]
+    pub since: DateTime<Utc>,
+    /// When it ended (it failed); none while it may still have been creating
+    /// (a run killed inside it).
     #[serde(
         default,
         with = "time::option",
@@ -168,18 +173,29 @@ pub struct Leftover {
     pub until: Option<DateTime<Utc>>,
 }
 
+impl CreateWindow {
+    /// How long after a create ended Docker may still report a container it
+    /// made (the journal keeps milliseconds; Docker, nanoseconds).
+    const SLACK: chrono::TimeDelta = chrono::TimeDelta::seconds(1);
+
+    /// Whether Docker's creation time `created` falls while it ran.
+    fn made(&self, created: DateTime<Utc>) -> bool {
+        created >= self.since
+            && self
+                .until
+                .is_none_or(|until| created <= until + Self::SLACK)
+    }
+}
+
 impl Leftover {
     /// Whether container `id`, which Docker created at `created`, is the rollout's own.
     pub fn claims(&self, id: &str, created: DateTime<Utc>) -> bool {
-        self.ids.iter().any(|i| i == id)
-            || self.since.is_some_and(|since| {
-                created >= since && self.until.is_none_or(|until| created <= until)
-            })
+        self.ids.iter().any(|i| i == id) || self.creates.iter().any(|c| c.made(created))
     }
 
     /// Whether it claims nothing.
     pub fn is_empty(&self) -> bool {
-        self.ids.is_empty() && self.since.is_none()
+        self.ids.is_empty() && self.creates.is_empty()
     }
 
     /// Its ids alone: what it claims where a container is made under a name
@@ -187,30 +203,23 @@ impl Leftover {
     /// nothing there).
     pub fn ids_only(self) -> Leftover {
         Leftover {
-            since: None,
-            until: None,
+            creates: Vec::new(),
             ..self
         }
     }
 
-    /// What either claims: the ids of both, one window of creation times
-    /// covering both (open-ended if either is).
+    /// What either claims.
     fn and(mut self, other: Leftover) -> Leftover {
-        let open = |l: &Leftover| l.since.is_some() && l.until.is_none();
-        self.until = if open(&self) || open(&other) {
-            None
-        } else {
-            self.until.max(other.until)
-        };
         for id in other.ids {
             if !self.ids.contains(&id) {
                 self.ids.push(id);
             }
         }
-        self.since = match (self.since, other.since) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
+        for create in other.creates {
+            if !self.creates.contains(&create) {
+                self.creates.push(create);
+            }
+        }
         self
     }
 }
@@ -386,19 +395,17 @@ impl<S> Rollout<S> {
         let Some(rec) = self.server(server) else {
             return Leftover::default();
         };
-        let (since, until) = self.create_begun(server).unzip();
         rec.ours().and(Leftover {
             ids: Vec::new(),
-            since,
-            until: until.flatten(),
+            creates: self.create_begun(server).into_iter().collect(),
         })
     }
 
     /// When the step that creates `server`'s new container began (a
     /// recreate's: the drain wait before it and the pre-stop hooks between
     /// first), if that step did not end done, and when it ended, if it did
-    /// (failed).
-    fn create_begun(&self, server: &str) -> Option<(DateTime<Utc>, Option<DateTime<Utc>>)> {
+    /// (failed, or never began after its group ended).
+    fn create_begun(&self, server: &str) -> Option<CreateWindow> {
         let steps = &self.plan.steps;
         let at = steps.iter().position(|s| match &s.action {
             Action::StartNew { servers } | Action::Recreate { servers } => {
@@ -419,12 +426,17 @@ impl<S> Rollout<S> {
                 first -= 1;
             }
         }
-        let since = self
-            .steps
-            .get(first..=at)?
-            .iter()
-            .find_map(|r| r.started_at)?;
-        Some((since, create.finished_at))
+        let group = self.steps.get(first..=at)?;
+        let since = group.iter().find_map(|r| r.started_at)?;
+        // Never begun (a recreate whose drain wait made its replacement
+        // ahead): its group ended when the last step of it that began did.
+        let until = match create.status {
+            StepStatus::Pending => (group.iter().rev())
+                .find(|r| r.started_at.is_some())
+                .and_then(|r| r.finished_at),
+            _ => create.finished_at,
+        };
+        Some(CreateWindow { since, until })
     }
 
     /// Before a stopped rollout runs again (its steps' records about to be

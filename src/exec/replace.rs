@@ -135,7 +135,8 @@ impl<W: World, O: Observer + ?Sized> Executor<'_, W, O> {
     /// single server that no line names (never swapped in, so nginx sends it
     /// nothing). `resume` starts it again; a rollback in its own order would
     /// otherwise leave it running outside nginx, in the way of the next
-    /// start-first deploy. Best effort: what cannot be removed is logged.
+    /// start-first deploy. Its server is pending again (nothing of it
+    /// changed). Best effort: what cannot be removed is logged.
     pub(super) async fn discard_unswapped(&mut self) {
         let up = match self.world.load_config().await {
             Ok(config) => config.upstream(&self.rollout.upstream).map_err(Into::into),
@@ -166,14 +167,22 @@ impl<W: World, O: Observer + ?Sized> Executor<'_, W, O> {
             })
             .collect();
         for (server, name, id) in unswapped {
-            match self.world.stop_old(&id).await {
-                Ok(()) => self.observer.notice(&format!(
-                    "{server}: its replacement {name}, never put into nginx, is removed"
-                )),
-                Err(e) => {
-                    tracing::warn!("{server}: could not remove its replacement {name}: {e:#}")
-                }
+            if let Err(e) = self.world.stop_old(&id).await {
+                tracing::warn!("{server}: could not remove its replacement {name}: {e:#}");
+                continue;
             }
+            self.observer.notice(&format!(
+                "{server}: its replacement {name}, never put into nginx, is removed"
+            ));
+            // Untouched as far as nginx and its old container go: to do again.
+            if let Some(rec) = self.rollout.server_mut(&server) {
+                rec.state = ServerState::Pending;
+                rec.new_container = None;
+                rec.healthy_at = None;
+            }
+        }
+        if let Err(e) = self.save() {
+            tracing::warn!("could not record the replacements removed: {e:#}");
         }
     }
 }

@@ -121,9 +121,11 @@ impl<W: World, O: Observer + ?Sized> Executor<'_, W, O> {
         apply_changes_with(&mut config, &upstream, &changes, false)?;
         let up = config.upstream(&upstream)?;
         let mut reload = false;
-        // (server, old container, replacement) of each line given back to
-        // its old container: the replacement goes once nginx is done with it.
+        // (server, old container) of each line given back to its old
+        // container, and (replacement, whether nginx ran a config naming it):
+        // the replacement goes once nginx is done with it.
         let mut swapped_back = Vec::new();
+        let mut retire = Vec::new();
         for (key, _) in failed.iter() {
             let rec = self.rollout.server(key);
             // A replica started beside the one it retires serves on its own
@@ -136,19 +138,17 @@ impl<W: World, O: Observer + ?Sized> Executor<'_, W, O> {
                 (Some(own), _) => own,
                 (None, Some(swapped)) if up.servers.iter().any(|s| s.address == swapped) => {
                     let Some(rec) = rec else { continue };
-                    if !self.swaps_back(rec).await? {
-                        swapped
-                    } else {
-                        swapped_back.push((
-                            key.clone(),
-                            rec.container.clone(),
-                            rec.new_container.clone(),
-                        ));
-                        changes.push(ServerChange::Replace {
-                            server: swapped,
-                            with: key.clone(),
-                        });
-                        continue;
+                    match self.swaps_back(rec).await? {
+                        None => swapped,
+                        Some(loaded) => {
+                            swapped_back.push((key.clone(), rec.container.clone()));
+                            retire.extend(rec.new_container.clone().map(|id| (id, loaded)));
+                            changes.push(ServerChange::Replace {
+                                server: swapped,
+                                with: key.clone(),
+                            });
+                            continue;
+                        }
                     }
                 }
                 // Not swapped in yet: the old container serves on its line,
@@ -246,50 +246,69 @@ impl<W: World, O: Observer + ?Sized> Executor<'_, W, O> {
             Err(StepError::Fatal(e)) => return Err(e),
             Err(_) => return Err(anyhow!("could not reload nginx")),
         }
-        let workers = self.old_workers[earlier..].to_vec();
-        for (key, old, replacement) in swapped_back {
+        for (key, old) in swapped_back {
             let reason = failed.iter_mut().find(|(k, _)| *k == key).map(|(_, r)| r);
             if let Some(reason) = reason {
                 reason.push_str(&format!("; its line is back on its old container {old}"));
             }
-            if let Some(id) = replacement {
-                self.retire_swapped_back(&id, &workers).await;
-            }
         }
+        let workers = self.old_workers[earlier..].to_vec();
+        self.retire_swapped_back(&retire, &workers).await;
         Ok(())
     }
 
-    /// Removes a failed replacement whose line went back to its old
-    /// container: at once if it no longer runs, else once the workers of the
-    /// config that still named it have exited (it may be answering their
-    /// requests), within the drain timeout.
-    async fn retire_swapped_back(&self, id: &str, workers: &[u32]) {
-        if self.world.is_running(id).await.unwrap_or(true) {
+    /// Removes failed replacements whose lines went back to their old
+    /// containers (each with whether nginx ran a config naming it): once
+    /// `workers`, which ran that config, have exited (a replacement that
+    /// still runs may be answering their requests), within the drain timeout
+    /// or until a signal; at once if none still runs where nginx sent it
+    /// requests.
+    async fn retire_swapped_back(&self, replacements: &[(String, bool)], workers: &[u32]) {
+        let mut serving = false;
+        for (id, loaded) in replacements {
+            serving |= *loaded && self.world.is_running(id).await.unwrap_or(true);
+        }
+        if serving {
             let timeout = self.rollout.plan.timeouts.drain;
-            if let Err(e) = self.world.wait_drained(workers, timeout).await {
-                tracing::warn!("removing failed replacement {id} all the same: {e:#}");
+            match self
+                .until_cancelled(self.world.wait_drained(workers, timeout))
+                .await
+            {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::warn!("removing failed replacements all the same: {e:#}"),
+                Err(_) => tracing::warn!("interrupted: removing failed replacements now"),
             }
         }
-        if let Err(e) = self.world.stop_old(id).await {
-            tracing::warn!("could not remove failed replacement {id}: {e:#}");
+        for (id, _) in replacements {
+            if let Err(e) = self.world.stop_old(id).await {
+                tracing::warn!("could not remove failed replacement {id}: {e:#}");
+            }
         }
     }
 
     /// Whether a start-first server whose replacement failed once swapped in
-    /// gets its line back on its old container: this run swapped it (a
-    /// resumed run's old container may have run its pre-stop hooks before),
-    /// none of the steps that retire the old container (its pre-stop hooks,
-    /// its stop) has begun, and it still runs.
-    async fn swaps_back(&self, rec: &ServerRecord<W::Spec>) -> Result<bool> {
-        let mut swapped_here = false;
+    /// gets its line back on its old container, and if so whether nginx ran
+    /// the swap (the reload after it began): this run swapped it (a resumed
+    /// run's old container may have run its pre-stop hooks before), none of
+    /// the steps that retire the old container (its pre-stop hooks, its
+    /// stop) has begun, and it still runs.
+    async fn swaps_back(&self, rec: &ServerRecord<W::Spec>) -> Result<Option<bool>> {
+        let mut swapped_here = None;
         let mut retiring = false;
-        for (step, record) in self.rollout.plan.steps.iter().zip(&self.rollout.steps) {
+        let records = &self.rollout.steps;
+        for (i, (step, record)) in self.rollout.plan.steps.iter().zip(records).enumerate() {
             let begun = !matches!(record.status, StepStatus::Pending | StepStatus::Skipped);
             match &step.action {
-                Action::Edit { changes, .. } if record.status == StepStatus::Done => {
-                    swapped_here |= changes.iter().any(
-                        |c| matches!(c, ServerChange::Replace { server, .. } if *server == rec.server),
-                    );
+                Action::Edit { changes, .. }
+                    if record.status == StepStatus::Done
+                        && changes.iter().any(|c| {
+                            matches!(c, ServerChange::Replace { server, .. } if *server == rec.server)
+                        }) =>
+                {
+                    let reloaded = records
+                        .get(i + 1)
+                        .is_some_and(|r| !matches!(r.status, StepStatus::Pending | StepStatus::Skipped));
+                    swapped_here = Some(reloaded);
                 }
                 Action::PreStop { runs, .. } => {
                     retiring |= begun && runs.iter().any(|r| r.server.server == rec.server);
@@ -300,13 +319,12 @@ impl<W: World, O: Observer + ?Sized> Executor<'_, W, O> {
                 _ => {}
             }
         }
-        Ok(swapped_here
-            && !retiring
-            && !rec.container.is_empty()
-            && self
-                .world
-                .is_running(rec.container_id.as_deref().unwrap_or(&rec.container))
-                .await?)
+        let Some(reloaded) = swapped_here else {
+            return Ok(None);
+        };
+        let old = rec.container_id.as_deref().unwrap_or(&rec.container);
+        let back = !retiring && !rec.container.is_empty() && self.world.is_running(old).await?;
+        Ok(back.then_some(reloaded))
     }
 
     /// Adds to `changes` a burial for every replica's pinned line whose

@@ -11,7 +11,7 @@ use futures_util::future::join_all;
 use super::world::{Desired, DockerWorld};
 use crate::backends::{NotOurs, in_the_way, temporary_names};
 use crate::docker;
-use crate::exec::{Rollout, ServerRecord};
+use crate::exec::{Rollout, ServerRecord, ServerState};
 use crate::plan::{Action, ServerRef, Step};
 
 /// Refuses `steps` (a plan's steps still to run, in order) when a name they
@@ -106,8 +106,10 @@ pub(super) fn left_by<S>(e: anyhow::Error, history: &[Rollout<S>]) -> anyhow::Er
     };
     let made = history.iter().rev().find_map(|r| {
         let rec = r.servers.iter().find(|s| {
-            (s.new_container.as_deref())
-                .is_some_and(|id| !found.id.is_empty() && id.starts_with(&found.id))
+            // Not one that serves now: a done server's new container.
+            s.state != ServerState::Done
+                && (s.new_container.as_deref())
+                    .is_some_and(|id| !found.id.is_empty() && id.starts_with(&found.id))
         })?;
         Some((r.revision, rec.server.clone()))
     });
@@ -132,6 +134,7 @@ mod tests {
         let mut made: Rollout<IgnoredAny> =
             serde_json::from_slice(include_bytes!("../../fixtures/journal/rev0001.json")).unwrap();
         made.servers[0].new_container = Some("c0ffee0123456789".into());
+        made.servers[0].state = ServerState::Failed;
         let server = made.servers[0].server.clone();
         let in_the_way = || {
             anyhow::Error::new(NotOurs {
@@ -149,6 +152,14 @@ mod tests {
                 && told.contains("has the name a new container"),
             "{told}"
         );
+        // A done server's new container serves now: not one left behind.
+        made.servers[0].state = ServerState::Done;
+        let told = format!("{:#}", left_by(in_the_way(), std::slice::from_ref(&made)));
+        assert!(
+            told.starts_with("server app1:3000: container app1-b"),
+            "{told}"
+        );
+        made.servers[0].state = ServerState::Failed;
         made.servers[0].new_container = Some("decade".into());
         let told = format!("{:#}", left_by(in_the_way(), &[made]));
         assert!(

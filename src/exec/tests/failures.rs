@@ -192,23 +192,31 @@ async fn a_start_first_replacement_failing_after_its_swap_gives_the_line_back_to
 
 #[tokio::test]
 async fn a_swapped_back_replacement_that_still_runs_is_removed_once_the_old_workers_are_gone() {
-    let mut fake = Fake::new(2);
-    fake.crashes.insert("app1:3000".into());
-    fake.still_running = true;
-    fake.crash_noticed = Some(|fake| fake.text().contains("server app1-b:3000;"));
-    let r = start_first_with(&fake, &Hooks::default(), pause_in_a_monitor_window()).await;
-    let (outcome, _, _) = run_to_end(&fake, r).await;
-    assert_paused_by_the_monitor(&outcome);
-    assert!(fake.text().contains("server app1:3000;"), "{}", fake.text());
-    // The swap-back's reload is the last: its old workers (which ran the
-    // config naming the replacement) are waited for, then it is removed.
-    let last = *fake.reloads.borrow() as u32;
-    assert!(
-        fake.waited.borrow().iter().any(|w| w.contains(&last)),
-        "{:?}",
-        fake.waited.borrow()
-    );
-    assert_eq!(*fake.stopped.borrow(), ["new-app1:3000"]);
+    // Noticed once nginx ran the swap (its reload done), or before.
+    let after_the_reload: fn(&Fake) -> bool =
+        |fake| fake.text().contains("server app1-b:3000;") && *fake.reloads.borrow() > 0;
+    let before_it: fn(&Fake) -> bool = |fake| fake.text().contains("server app1-b:3000;");
+    for (noticed, waited_for) in [(after_the_reload, true), (before_it, false)] {
+        let mut fake = Fake::new(2);
+        fake.crashes.insert("app1:3000".into());
+        fake.still_running = true;
+        fake.crash_noticed = Some(noticed);
+        let r = start_first_with(&fake, &Hooks::default(), pause_in_a_monitor_window()).await;
+        let (outcome, _, _) = run_to_end(&fake, r).await;
+        assert_paused_by_the_monitor(&outcome);
+        assert!(fake.text().contains("server app1:3000;"), "{}", fake.text());
+        // The swap-back's reload is the last: its old workers (which ran the
+        // config naming the replacement, if nginx ever ran it) are waited
+        // for, then it is removed.
+        let last = *fake.reloads.borrow() as u32;
+        assert_eq!(
+            fake.waited.borrow().iter().any(|w| w.contains(&last)),
+            waited_for,
+            "{:?}",
+            fake.waited.borrow()
+        );
+        assert_eq!(*fake.stopped.borrow(), ["new-app1:3000"]);
+    }
 }
 
 #[tokio::test]

@@ -6,6 +6,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 
 use super::*;
 use crate::exec::Leftover;
+use crate::exec::journal::CreateWindow;
 use crate::plan::Action;
 
 /// A time the steps below began at.
@@ -43,9 +44,11 @@ fn a_container_is_ours_by_an_id_recorded_or_created_since_a_create_left_unrecord
     assert!(recorded.claims("c0ffee", t - TimeDelta::days(30)));
     assert!(!recorded.claims("decade", t + second));
     let unrecorded = Leftover {
-        ids: Vec::new(),
-        since: Some(t),
-        until: None,
+        creates: vec![CreateWindow {
+            since: t,
+            until: None,
+        }],
+        ..Leftover::default()
     };
     assert!(unrecorded.claims("decade", t) && unrecorded.claims("decade", t + second));
     assert!(
@@ -55,6 +58,25 @@ fn a_container_is_ours_by_an_id_recorded_or_created_since_a_create_left_unrecord
     assert!(
         !unrecorded.ids_only().claims("decade", t + second),
         "under another name a creation time proves nothing"
+    );
+    // Two creates that failed a day apart: not what was made between them.
+    let two = Leftover {
+        creates: vec![
+            CreateWindow {
+                since: t,
+                until: Some(t + second),
+            },
+            CreateWindow {
+                since: t + TimeDelta::days(1),
+                until: Some(t + TimeDelta::days(1) + second),
+            },
+        ],
+        ..Leftover::default()
+    };
+    assert!(two.claims("first", t + second) && two.claims("second", t + TimeDelta::days(1)));
+    assert!(
+        !two.claims("operators", t + TimeDelta::hours(1)),
+        "made between the two creates"
     );
 }
 
@@ -74,8 +96,10 @@ async fn a_start_first_run_killed_inside_its_start_proves_containers_created_sin
         r.leftover_of("app1:3000"),
         Leftover {
             ids: vec!["old-app1".into()],
-            since: Some(began()),
-            until: None,
+            creates: vec![CreateWindow {
+                since: began(),
+                until: None,
+            }],
         }
     );
     assert_eq!(
@@ -105,10 +129,24 @@ async fn a_stop_first_run_killed_after_its_drain_wait_began_proves_from_that_wai
     assert_eq!(wait + 1, recreate, "{:#?}", r.plan.steps);
     begun(&mut r, wait, began(), StepStatus::Running);
     r.servers[0].state = ServerState::Drained;
-    assert_eq!(r.leftover_of("app1:3000").since, Some(began()));
+    let open = CreateWindow {
+        since: began(),
+        until: None,
+    };
+    assert_eq!(r.leftover_of("app1:3000").creates, [open]);
     // Killed once the wait was over, before the recreate: the same.
     r.steps[wait].status = StepStatus::Done;
-    assert_eq!(r.leftover_of("app1:3000").since, Some(began()));
+    assert_eq!(r.leftover_of("app1:3000").creates, [open]);
+    // Paused there instead: the wait's end bounds it.
+    let ended = began() + TimeDelta::seconds(1);
+    r.steps[wait].finished_at = Some(ended);
+    assert_eq!(
+        r.leftover_of("app1:3000").creates,
+        [CreateWindow {
+            since: began(),
+            until: Some(ended),
+        }]
+    );
     // The recreate done: nothing left unrecorded.
     begun(
         &mut r,
@@ -116,7 +154,7 @@ async fn a_stop_first_run_killed_after_its_drain_wait_began_proves_from_that_wai
         began() + TimeDelta::seconds(1),
         StepStatus::Done,
     );
-    assert_eq!(r.leftover_of("app1:3000").since, None);
+    assert_eq!(r.leftover_of("app1:3000").creates, []);
 }
 
 #[tokio::test]
@@ -131,8 +169,10 @@ async fn a_resumed_run_is_told_what_its_killed_run_left_and_spends_it() {
     r.carry_leftovers();
     let left = Leftover {
         ids: vec!["earlier".into()],
-        since: Some(began()),
-        until: None,
+        creates: vec![CreateWindow {
+            since: began(),
+            until: None,
+        }],
     };
     assert_eq!(r.servers[0].leftover, left);
     for step in &mut r.steps {
@@ -173,16 +213,15 @@ async fn a_failed_start_proves_only_containers_created_while_it_ran() {
         !left.claims("operators", began() + TimeDelta::days(2)),
         "made days after the failed start ended (a paused rollout waits): not the rollout's"
     );
-    // Carried into a resumed run with another that is open-ended: open-ended.
-    let killed = Leftover {
-        since: Some(began() + TimeDelta::days(1)),
-        ..Leftover::default()
-    };
-    r.servers[0].leftover = killed;
-    assert!(
-        r.leftover_of("app1:3000")
-            .claims("made-by-the-killed-run", began() + TimeDelta::days(2))
-    );
+    // Carried into a resumed run whose start fails again a day later: each
+    // claims its own time, not the day between.
+    r.carry_leftovers();
+    r.steps[start].started_at = Some(began() + TimeDelta::days(1));
+    r.steps[start].finished_at = Some(began() + TimeDelta::days(1) + TimeDelta::seconds(2));
+    let left = r.leftover_of("app1:3000");
+    assert!(left.claims("half-made", began() + TimeDelta::seconds(1)));
+    assert!(left.claims("half-made-again", began() + TimeDelta::days(1)));
+    assert!(!left.claims("operators", began() + TimeDelta::hours(12)));
 }
 
 #[tokio::test]
