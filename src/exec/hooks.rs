@@ -75,17 +75,27 @@ impl<W: World, O: Observer + ?Sized> Executor<'_, W, O> {
             .collect::<Vec<_>>()
             .join(", ");
         self.announce_wait(index, &format!("{kind} hooks in {names}"), timeout);
+        // A pre-stop hook runs in the old container by the id recorded as the
+        // rollout started: its name may hold another container by now.
+        let targets: Vec<String> = (runs.iter())
+            .map(|r| {
+                let recorded = (kind == HookKind::PreStop)
+                    .then(|| self.rollout.server(&r.server.server)?.container_id.clone())
+                    .flatten();
+                recorded.unwrap_or_else(|| r.server.container.clone())
+            })
+            .collect();
         let world = self.world;
-        let hooks = join_all(runs.iter().map(|r| async move {
+        let hooks = join_all(runs.iter().zip(&targets).map(|(r, target)| async move {
             let container = &r.server.container;
             // A container that is gone or stopped has nothing left to prepare for its stop.
-            if kind == HookKind::PreStop && !world.is_running(container).await? {
+            if kind == HookKind::PreStop && !world.is_running(target).await? {
                 return Ok(None);
             }
             let mut ran: Vec<(&HookCommand, HookExit)> = Vec::new();
             for command in &r.commands {
                 let exit = world
-                    .exec_hook(container, command, timeout)
+                    .exec_hook(target, command, timeout)
                     .await
                     .map_err(|e| {
                         anyhow!("{kind} hook {command} in container {container}: {e:#}")

@@ -1,7 +1,7 @@
 //! What a rollout may remove as its own where it makes a container
 //! ([`Leftover`]): the rule itself, what a stopped rollout's journal proves,
 //! the executor handing that proof to the world and spending it, and the old
-//! container stopped by its recorded id.
+//! container stopped, and its pre-stop hooks run, by its recorded id.
 use chrono::{DateTime, TimeDelta, Utc};
 
 use super::*;
@@ -233,4 +233,19 @@ async fn the_old_container_is_stopped_by_the_id_recorded_not_by_its_name() {
     let (outcome, _, _) = run_to_end(&fake, r).await;
     assert_eq!(outcome, Outcome::Done);
     assert_eq!(*fake.stopped.borrow(), ["c0ffee", "app2"]);
+}
+
+#[tokio::test]
+async fn the_old_containers_pre_stop_hooks_run_in_it_by_the_id_recorded() {
+    let fake = Fake::new(1);
+    let hooks = Hooks {
+        pre_stop: vec![crate::plan::HookCommand::from_flag("--pre-stop", "drain-queue").unwrap()],
+        ..Hooks::default()
+    };
+    let mut r = start_first_with(&fake, &hooks, on_failure(FailureAction::Pause)).await;
+    r.servers[0].container_id = Some("c0ffee".into());
+    let (outcome, _, _) = run_to_end(&fake, r).await;
+    assert_eq!(outcome, Outcome::Done);
+    assert_eq!(*fake.ran.borrow(), ["exec c0ffee drain-queue"]);
+    assert_eq!(*fake.stopped.borrow(), ["c0ffee"]);
 }
