@@ -65,6 +65,12 @@ impl Upstream {
             .any(|s| s.address == address && s.is_down())
     }
 
+    /// Whether `name`, as the commands take it (`apps`, `http:apps`), may
+    /// designate this upstream.
+    pub fn is_named(&self, name: &str) -> bool {
+        super::may_name_the_same_upstream(name, &format!("{}:{}", self.context, self.name))
+    }
+
     /// The line that stands for the server written as `address`: its own, or
     /// the line pinned to nowhere from it (its container gone).
     pub fn line_for(&self, address: &str) -> Option<&Server> {

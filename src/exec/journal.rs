@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::conf::{Server, Upstream, may_name_the_same_upstream};
+use crate::conf::{Server, Upstream};
 use crate::plan::{Action, LineWeight, Plan, UpdateConfig, replacement_address};
 
 /// How a rollout ended, or that it has not.
@@ -366,7 +366,7 @@ impl<S> Rollout<S> {
     /// replacement first (a compose replica may take the address of one an
     /// earlier batch retired), else for its server.
     pub fn record_on_line(&self, up: &Upstream, line: &Server) -> Option<(&ServerRecord<S>, bool)> {
-        if !may_name_the_same_upstream(&self.upstream, &format!("{}:{}", up.context, up.name)) {
+        if !up.is_named(&self.upstream) {
             return None;
         }
         let on = |address: &str| up.line_for(address).is_some_and(|l| std::ptr::eq(l, line));

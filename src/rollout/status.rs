@@ -84,7 +84,7 @@ pub async fn status(session: &Session, upstream: Option<&str>) -> Result<StatusR
     for up in config
         .upstreams()
         .into_iter()
-        .filter(|u| upstream.is_none_or(|n| u.name == n))
+        .filter(|u| upstream.is_none_or(|n| u.is_named(n)))
     {
         // Every line's containers, inspected, first: the replicas of a set
         // pinned to one line each are compared with each other.

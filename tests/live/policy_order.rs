@@ -203,6 +203,11 @@ fn a_start_first_deploy_interrupted_after_its_swap_resumes_by_stopping_the_old_c
         Some("rev 1 Interrupted: healthy (for app1:3000)".into()),
         "{status}"
     );
+    // The upstream named with its context is the same upstream.
+    let named = stack.tool(&["status", "http:apps", "--output", "json"]);
+    crate::support::assert_ok(&named);
+    let named: serde_json::Value = serde_json::from_slice(&named.stdout).unwrap();
+    assert_eq!(named["servers"], status["servers"], "{named}");
 
     let out = stack.tool(&["resume", "--yes", "--output", "json"]);
     assert_ok(&out);
