@@ -183,8 +183,7 @@ impl<'a, W: World, O: Observer + ?Sized> Executor<'a, W, O> {
     fn ran_nothing(&self) -> bool {
         self.rollout.runs == 1
             && self.changed_nothing()
-            && (self.rollout.steps.iter())
-                .all(|s| matches!(s.status, StepStatus::Pending | StepStatus::Skipped))
+            && (self.rollout.steps.iter()).all(|s| !s.status.begun())
     }
 
     fn failures(&self) -> usize {

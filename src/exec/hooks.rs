@@ -75,14 +75,12 @@ impl<W: World, O: Observer + ?Sized> Executor<'_, W, O> {
             .collect::<Vec<_>>()
             .join(", ");
         self.announce_wait(index, &format!("{kind} hooks in {names}"), timeout);
-        // A pre-stop hook runs in the old container by the id recorded as the
-        // rollout started: its name may hold another container by now.
+        // A pre-stop hook runs in the old container as its stop finds it
+        // (`ServerRecord::old_container`).
         let targets: Vec<String> = (runs.iter())
-            .map(|r| {
-                let recorded = (kind == HookKind::PreStop)
-                    .then(|| self.rollout.server(&r.server.server)?.container_id.clone())
-                    .flatten();
-                recorded.unwrap_or_else(|| r.server.container.clone())
+            .map(|r| match self.rollout.server(&r.server.server) {
+                Some(rec) if kind == HookKind::PreStop => rec.old_container().to_string(),
+                _ => r.server.container.clone(),
             })
             .collect();
         let world = self.world;

@@ -240,6 +240,14 @@ pub enum StepStatus {
     Failed,
 }
 
+impl StepStatus {
+    /// Whether the step has begun: running, done or failed (not pending,
+    /// nor skipped by the operator).
+    pub fn begun(self) -> bool {
+        !matches!(self, StepStatus::Pending | StepStatus::Skipped)
+    }
+}
+
 /// One step's record.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StepRecord {
@@ -526,6 +534,13 @@ impl<S> ServerRecord<S> {
             ids: ids.cloned().collect(),
             ..Leftover::default()
         })
+    }
+
+    /// The container it retires, as the world is to find it: by the id
+    /// recorded as the rollout started, where there is one (its name may
+    /// hold another container by then, an operator's made during a pause).
+    pub fn old_container(&self) -> &str {
+        self.container_id.as_deref().unwrap_or(&self.container)
     }
 
     /// Whether this rollout drained the server and has not put it back yet.

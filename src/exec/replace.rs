@@ -8,7 +8,7 @@ use futures_util::future::join_all;
 
 use super::event::Observer;
 use super::executor::{Executor, StepError};
-use super::journal::{Leftover, ServerState};
+use super::journal::{Leftover, ServerRecord, ServerState};
 use super::world::World;
 use crate::plan::{Action, ServerRef};
 
@@ -102,9 +102,7 @@ impl<W: World, O: Observer + ?Sized> Executor<'_, W, O> {
 
     /// Stops the old containers of a batch one after another, each server
     /// done once its old container stopped; servers failed already are
-    /// skipped. Each by the id recorded as the rollout started, where there
-    /// is one: its name may hold another container by now (an operator's,
-    /// made while the rollout was paused).
+    /// skipped. Each as [`ServerRecord::old_container`] finds it.
     pub(super) async fn stop_old(
         &mut self,
         index: usize,
@@ -115,12 +113,9 @@ impl<W: World, O: Observer + ?Sized> Executor<'_, W, O> {
             if self.is_failed(&s.server) {
                 continue;
             }
-            let old = self
-                .rollout
-                .server(&s.server)
-                .and_then(|r| r.container_id.clone())
-                .unwrap_or_else(|| s.container.clone());
-            self.world.stop_old(&old).await?;
+            let old = self.rollout.server(&s.server);
+            let old = old.map_or(s.container.as_str(), ServerRecord::old_container);
+            self.world.stop_old(old).await?;
             if let Some(rec) = self.rollout.server_mut(&s.server) {
                 rec.state = ServerState::Done;
             }

@@ -297,7 +297,7 @@ impl<W: World, O: Observer + ?Sized> Executor<'_, W, O> {
         let mut retiring = false;
         let records = &self.rollout.steps;
         for (i, (step, record)) in self.rollout.plan.steps.iter().zip(records).enumerate() {
-            let begun = !matches!(record.status, StepStatus::Pending | StepStatus::Skipped);
+            let begun = record.status.begun();
             match &step.action {
                 Action::Edit { changes, .. }
                     if record.status == StepStatus::Done
@@ -305,9 +305,7 @@ impl<W: World, O: Observer + ?Sized> Executor<'_, W, O> {
                             matches!(c, ServerChange::Replace { server, .. } if *server == rec.server)
                         }) =>
                 {
-                    let reloaded = records
-                        .get(i + 1)
-                        .is_some_and(|r| !matches!(r.status, StepStatus::Pending | StepStatus::Skipped));
+                    let reloaded = records.get(i + 1).is_some_and(|r| r.status.begun());
                     swapped_here = Some(reloaded);
                 }
                 Action::PreStop { runs, .. } => {
@@ -322,8 +320,9 @@ impl<W: World, O: Observer + ?Sized> Executor<'_, W, O> {
         let Some(reloaded) = swapped_here else {
             return Ok(None);
         };
-        let old = rec.container_id.as_deref().unwrap_or(&rec.container);
-        let back = !retiring && !rec.container.is_empty() && self.world.is_running(old).await?;
+        let back = !retiring
+            && !rec.container.is_empty()
+            && self.world.is_running(rec.old_container()).await?;
         Ok(back.then_some(reloaded))
     }
 
