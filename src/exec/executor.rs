@@ -11,7 +11,8 @@ use anyhow::Result;
 use tokio::sync::watch;
 
 use super::event::{Decision, Event, Observer, StepResult};
-use super::journal::{Leftover, Rollout, RolloutKind, ServerState, Status, StepStatus, time};
+use super::journal::{Rollout, RolloutKind, ServerState, Status, StepStatus, time};
+use super::leftover::Leftover;
 use super::state_dir::StateDir;
 use super::world::{Unreachable, World};
 use crate::conf::FileChange;

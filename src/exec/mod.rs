@@ -7,6 +7,7 @@ mod event;
 mod executor;
 mod hooks;
 mod journal;
+mod leftover;
 mod lock;
 mod monitor;
 mod replace;
@@ -20,8 +21,9 @@ mod world;
 pub use event::{Decision, Event, Observer, PlanKind, ServerResult, ServerSummary};
 pub use executor::{Executor, Outcome};
 pub use journal::{
-    Leftover, Rollout, RolloutKind, ServerRecord, ServerState, Status, StepRecord, StepStatus, time,
+    Rollout, RolloutKind, ServerRecord, ServerState, Status, StepRecord, StepStatus, time,
 };
+pub use leftover::Leftover;
 pub use lock::{Lock, LockHeld};
 pub use state_dir::StateDir;
 pub use world::{Reloaded, World};

@@ -8,7 +8,8 @@ use futures_util::future::join_all;
 
 use super::event::Observer;
 use super::executor::{Executor, StepError};
-use super::journal::{Leftover, ServerRecord, ServerState};
+use super::journal::{ServerRecord, ServerState};
+use super::leftover::Leftover;
 use super::world::World;
 use crate::plan::{Action, ServerRef};
 

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::journal::Leftover;
+use super::leftover::Leftover;
 use crate::conf::{ConfigSet, FileChange};
 use crate::plan::{HookCommand, HookExit, ServerRef};
 

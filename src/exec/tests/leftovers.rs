@@ -6,7 +6,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 
 use super::*;
 use crate::exec::Leftover;
-use crate::exec::journal::CreateWindow;
+use crate::exec::leftover::CreateWindow;
 use crate::plan::Action;
 
 /// A time the steps below began at.
