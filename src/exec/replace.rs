@@ -124,9 +124,7 @@ impl<W: World, O: Observer + ?Sized> Executor<'_, W, O> {
         }
         Ok(())
     }
-}
 
-impl<W: World, O: Observer + ?Sized> Executor<'_, W, O> {
     /// At a stop short of the end: removes each start-first replacement of a
     /// single server that no line names (never swapped in, so nginx sends it
     /// nothing). `resume` starts it again; a rollback in its own order would
@@ -134,11 +132,9 @@ impl<W: World, O: Observer + ?Sized> Executor<'_, W, O> {
     /// start-first deploy. Its server is pending again (nothing of it
     /// changed). Best effort: what cannot be removed is logged.
     pub(super) async fn discard_unswapped(&mut self) {
-        let up = match self.world.load_config().await {
-            Ok(config) => config.upstream(&self.rollout.upstream).map_err(Into::into),
-            Err(e) => Err(e),
-        };
-        let up = match up {
+        let upstream = &self.rollout.upstream;
+        let loaded = async { anyhow::Ok(self.world.load_config().await?.upstream(upstream)?) };
+        let up = match loaded.await {
             Ok(up) => up,
             Err(e) => {
                 tracing::warn!("could not tell which replacements were never swapped in: {e:#}");
