@@ -157,26 +157,35 @@ fn parallelism_2_and_1_both_update_four_servers() {
     );
 }
 
+/// Deploys v2 start-first with `extra` arguments and interrupts it (SIGINT)
+/// as its first `step` (an action's kind) starts: it exits 4.
+fn interrupt_start_first_at(stack: &Stack, step: &str, extra: &[&str]) {
+    let args = [
+        &[
+            "--order",
+            "start-first",
+            "--env",
+            "MESSAGE={{service}},v2",
+            "--monitor",
+            "0s",
+        ],
+        extra,
+    ]
+    .concat();
+    let mut run = crate::support::spawn_piped(&mut stack.tool_cmd(&engine_deploy_json(&args)));
+    let lines = crate::support::events_until(&mut run, &format!("the deploy's {step}"), |e| {
+        e["event"] == "step-start" && e["step"]["action"]["action"] == step
+    });
+    let (code, rest) = crate::support::stop_with(&mut run, lines, rustix::process::Signal::INT);
+    assert_eq!(code, Some(4), "{rest:?}");
+}
+
 #[test]
 fn a_start_first_deploy_interrupted_after_its_swap_resumes_by_stopping_the_old_container() {
     let stack = Stack::up("sfresume");
     let app1 = stack.container("app1");
-    let mut run = crate::support::spawn_piped(&mut stack.tool_cmd(&engine_deploy_json(&[
-        "--order",
-        "start-first",
-        "--env",
-        "MESSAGE={{service}},v2",
-        "--pre-stop",
-        "sh -c 'sleep 2'",
-        "--monitor",
-        "0s",
-    ])));
     // SIGINT once app1's line names its replacement, during its pre-stop hook.
-    let lines = crate::support::events_until(&mut run, "the deploy reaches app1's pre-stop", |e| {
-        e["event"] == "step-start" && e["step"]["action"]["action"] == "pre-stop"
-    });
-    let (code, rest) = crate::support::stop_with(&mut run, lines, rustix::process::Signal::INT);
-    assert_eq!(code, Some(4), "{rest:?}");
+    interrupt_start_first_at(&stack, "pre-stop", &["--pre-stop", "sh -c 'sleep 2'"]);
     assert_eq!(
         live_servers(&stack.conf()),
         [format!("{app1}-b:3000"), "app2:3000".into()]
@@ -289,22 +298,8 @@ fn a_start_first_deploy_interrupted_before_its_swap_removes_its_replacement_and_
     let stack = Stack::up("sfintrb");
     let before = stack.conf();
     let app1 = stack.container("app1");
-    let mut run = crate::support::spawn_piped(&mut stack.tool_cmd(&engine_deploy_json(&[
-        "--order",
-        "start-first",
-        "--env",
-        "MESSAGE={{service}},v2",
-        "--env",
-        "STARTUP_DELAY_MS=3000",
-        "--monitor",
-        "0s",
-    ])));
     // SIGINT while app1's replacement runs, not yet healthy nor swapped in.
-    let lines = crate::support::events_until(&mut run, "app1's health wait", |e| {
-        e["event"] == "step-start" && e["step"]["action"]["action"] == "wait-healthy"
-    });
-    let (code, rest) = crate::support::stop_with(&mut run, lines, rustix::process::Signal::INT);
-    assert_eq!(code, Some(4), "{rest:?}");
+    interrupt_start_first_at(&stack, "wait-healthy", &["--env", "STARTUP_DELAY_MS=3000"]);
     assert_eq!(
         containers(&app1),
         std::slice::from_ref(&app1),

@@ -160,6 +160,22 @@ async fn a_failure_inside_the_monitor_window_drains_the_server_and_fires_the_act
     );
 }
 
+/// Runs `r` (app1's replacement failing once swapped in) to its end:
+/// paused by the monitor, app1 failed, and its swapped line taken out (its
+/// container gone, pinned to nowhere), not given back to the old container.
+async fn assert_taken_out_on_the_swapped_line(fake: &Fake, r: Rollout<String>) {
+    let (outcome, r, _) = run_to_end(fake, r).await;
+    assert_paused_by_the_monitor(&outcome);
+    assert_eq!(r.servers[0].state, ServerState::Failed);
+    let text = fake.text();
+    assert!(!text.contains("server app1-b:3000;"), "taken out:\n{text}");
+    assert_eq!(
+        fake.down_lines(),
+        ["server 192.0.2.1:3000 down; # nginx-rollout pin: app1-b:3000"],
+        "its container gone, the swapped line points nowhere:\n{text}"
+    );
+}
+
 #[tokio::test]
 async fn a_start_first_replacement_failing_after_its_swap_gives_the_line_back_to_its_old_container()
 {
@@ -240,15 +256,7 @@ async fn a_resumed_runs_swapped_in_replacement_failing_is_taken_out_not_swapped_
     r.servers[0].state = ServerState::Healthy;
     r.servers[0].new_container = Some("new-app1:3000".into());
     r.servers[0].healthy_at = Some(crate::exec::journal::time::now());
-    let (outcome, r, _) = run_to_end(&fake, r).await;
-    assert_paused_by_the_monitor(&outcome);
-    assert_eq!(r.servers[0].state, ServerState::Failed);
-    assert_eq!(
-        fake.down_lines(),
-        ["server 192.0.2.1:3000 down; # nginx-rollout pin: app1-b:3000"],
-        "{}",
-        fake.text()
-    );
+    assert_taken_out_on_the_swapped_line(&fake, r).await;
 }
 
 #[tokio::test]
@@ -267,16 +275,7 @@ async fn a_start_first_replacement_failing_once_its_old_containers_pre_stop_bega
         ..Hooks::default()
     };
     let r = start_first_with(&fake, &hooks, pause_in_a_monitor_window()).await;
-    let (outcome, r, _) = run_to_end(&fake, r).await;
-    assert_paused_by_the_monitor(&outcome);
-    assert_eq!(r.servers[0].state, ServerState::Failed);
-    let text = fake.text();
-    assert!(!text.contains("server app1-b:3000;"), "taken out:\n{text}");
-    assert_eq!(
-        fake.down_lines(),
-        ["server 192.0.2.1:3000 down; # nginx-rollout pin: app1-b:3000"],
-        "its container gone, the swapped line points nowhere:\n{text}"
-    );
+    assert_taken_out_on_the_swapped_line(&fake, r).await;
 }
 
 #[tokio::test]

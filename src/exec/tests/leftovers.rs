@@ -29,6 +29,14 @@ fn begun(r: &mut Rollout<String>, i: usize, at: DateTime<Utc>, status: StepStatu
     r.steps[i].started_at = Some(at);
 }
 
+/// A start-first rollout of the fake's servers, and the position of its
+/// first start step (app1's).
+async fn start_first_and_its_start(fake: &Fake) -> (Rollout<String>, usize) {
+    let r = start_first_rollout(fake, Duration::ZERO).await;
+    let start = first(&r, |a| matches!(a, Action::StartNew { .. }));
+    (r, start)
+}
+
 #[test]
 fn a_container_is_ours_by_an_id_recorded_or_created_since_a_create_left_unrecorded() {
     let t = began();
@@ -83,8 +91,7 @@ fn a_container_is_ours_by_an_id_recorded_or_created_since_a_create_left_unrecord
 #[tokio::test]
 async fn a_start_first_run_killed_inside_its_start_proves_containers_created_since() {
     let fake = Fake::new(2);
-    let mut r = start_first_rollout(&fake, Duration::ZERO).await;
-    let start = first(&r, |a| matches!(a, Action::StartNew { .. }));
+    let (mut r, start) = start_first_and_its_start(&fake).await;
     for i in 0..start {
         begun(&mut r, i, began() - TimeDelta::seconds(5), StepStatus::Done);
     }
@@ -160,8 +167,7 @@ async fn a_stop_first_run_killed_after_its_drain_wait_began_proves_from_that_wai
 #[tokio::test]
 async fn a_resumed_run_is_told_what_its_killed_run_left_and_spends_it() {
     let fake = Fake::new(2);
-    let mut r = start_first_rollout(&fake, Duration::ZERO).await;
-    let start = first(&r, |a| matches!(a, Action::StartNew { .. }));
+    let (mut r, start) = start_first_and_its_start(&fake).await;
     begun(&mut r, start, began(), StepStatus::Running);
     r.servers[0].state = ServerState::Replacing;
     r.servers[0].new_container = Some("earlier".into());
@@ -203,8 +209,7 @@ async fn a_resumed_run_is_told_what_its_killed_run_left_and_spends_it() {
 #[tokio::test]
 async fn a_failed_start_proves_only_containers_created_while_it_ran() {
     let fake = Fake::new(2);
-    let mut r = start_first_rollout(&fake, Duration::ZERO).await;
-    let start = first(&r, |a| matches!(a, Action::StartNew { .. }));
+    let (mut r, start) = start_first_and_its_start(&fake).await;
     begun(&mut r, start, began(), StepStatus::Failed);
     r.steps[start].finished_at = Some(began() + TimeDelta::seconds(2));
     let left = r.leftover_of("app1:3000");
