@@ -358,10 +358,15 @@ pub fn splice_for(
                     place_of(s.stmt),
                 ));
             }
-            Some(Splice {
-                range: doc.span(s.addr).range(),
-                with: new.clone().into_bytes(),
-            })
+            // The new address is written as the old one was: quoted the
+            // same way, so that a line swapped and swapped back reads as it
+            // did, byte for byte (`new` is one bare word: no escapes needed).
+            let range = doc.span(s.addr).range();
+            let with = match src[range.start] {
+                q @ (b'"' | b'\'') => [&[q], new.as_bytes(), &[q]].concat(),
+                _ => new.clone().into_bytes(),
+            };
+            Some(Splice { range, with })
         }
     })
 }

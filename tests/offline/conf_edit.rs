@@ -93,6 +93,29 @@ fn a_comment_between_server_and_its_address_is_not_the_address() {
 }
 
 #[test]
+fn a_quoted_address_is_replaced_quoted_and_a_swap_back_restores_its_bytes() {
+    // A start-first swap points the line at the replacement and a swap-back
+    // points it at the old container again: the file must read as before.
+    let text = "upstream u {\n    server \"app1:3000\" max_fails=2; # one\n    server 'app2:3000';\n}\n";
+    let (_d, _p, mut set) = set_from(text.as_bytes());
+    let replace = |set: &mut ConfigSet, from: &str, to: &str| {
+        set.apply("u", from, Edit::ReplaceAddress(to.into()), NO_FORCE)
+            .unwrap()
+    };
+    assert!(replace(&mut set, "app1:3000", "app1-b:3000"));
+    assert!(replace(&mut set, "app2:3000", "app2-b:3000"));
+    assert_eq!(
+        main_bytes(&set),
+        text.replace("\"app1:3000\"", "\"app1-b:3000\"")
+            .replace("'app2:3000'", "'app2-b:3000'")
+    );
+    assert_eq!(set.upstream("u").unwrap().servers[0].address, "app1-b:3000");
+    assert!(replace(&mut set, "app1-b:3000", "app1:3000"));
+    assert!(replace(&mut set, "app2-b:3000", "app2:3000"));
+    assert_eq!(main_bytes(&set), text);
+}
+
+#[test]
 fn a_down_on_its_own_line_is_removed_with_its_line_break() {
     let text = "upstream u {\n    server a:1;\n    server b:2\n        down;\n    server c:3\n        down max_fails=2;\n    server d:4 # why\n        down;\n}\n";
     let (_d, _p, mut set) = set_from(text.as_bytes());
