@@ -326,6 +326,59 @@ fn every_new_replica_dying_after_the_unpin_with_continue_leaves_the_set_down_and
     assert_eq!(stack.containers_of("web").len(), 3);
 }
 
+#[test]
+fn with_continue_a_failed_replica_keeps_its_old_one_and_the_later_slots_still_update() {
+    // `./flag` is shared by every replica: the first new one to run the
+    // post-start hook makes `/flag/first` and fails it, the others pass.
+    let stack = Stack::seed(Seed::S000, "s0cont", |dir| {
+        std::fs::create_dir(dir.join("flag")).unwrap();
+        let file = dir.join("docker-compose.yml");
+        let compose = std::fs::read_to_string(&file).unwrap();
+        let with_flag = compose.replacen(
+            "    stop_grace_period: 10s\n",
+            "    stop_grace_period: 10s\n    volumes:\n      - ./flag:/flag\n",
+            1,
+        );
+        assert_ne!(with_flag, compose);
+        std::fs::write(&file, with_flag).unwrap();
+    });
+    let before = stack.conf();
+    let old = stack.containers_of("web");
+    stack.edit_compose("MESSAGE=v1", "MESSAGE=v2");
+    let out = stack.tool(&deploy_json(&[
+        "--monitor",
+        "0s",
+        "--failure-action",
+        "continue",
+        "--post-start",
+        "sh -c 'mkdir /flag/first || exit 0; exit 3'",
+    ]));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let s = summary(&out);
+    let ended: Vec<&str> = results(&s).iter().map(|(_, r)| *r).collect();
+    // Before: the second slot's replica took the number the first slot's
+    // old replica (kept, serving) still had, and failed on it; so did the third.
+    assert_eq!(
+        (
+            ended.iter().filter(|r| **r == "failed").count(),
+            ended.iter().filter(|r| **r == "updated").count()
+        ),
+        (1, 2),
+        "{}",
+        text(&out)
+    );
+    // The failed slot's old replica still serves v1, beside two new ones.
+    let now = stack.containers_of("web");
+    assert_eq!(now.len(), 3, "{now:?}");
+    assert_eq!(now.iter().filter(|n| old.contains(n)).count(), 1, "{now:?}");
+    for name in &now {
+        assert_eq!(crate::support::inspect(name, "{{.State.Running}}"), "true");
+    }
+    let both: BTreeSet<String> = answers("v1").into_iter().chain(answers("v2")).collect();
+    assert_eq!(stack.bodies(18), both);
+    assert_eq!(stack.conf(), before, "{}", text(&out));
+}
+
 /// Spawns a deploy to `to` whose new replicas take 3 s to start (a wide
 /// window; the compose file keeps that delay), and kills it with SIGKILL in
 /// its second slot: one replica swapped, the next one drained.

@@ -96,7 +96,8 @@ fn a_comment_between_server_and_its_address_is_not_the_address() {
 fn a_quoted_address_is_replaced_quoted_and_a_swap_back_restores_its_bytes() {
     // A start-first swap points the line at the replacement and a swap-back
     // points it at the old container again: the file must read as before.
-    let text = "upstream u {\n    server \"app1:3000\" max_fails=2; # one\n    server 'app2:3000';\n}\n";
+    let text =
+        "upstream u {\n    server \"app1:3000\" max_fails=2; # one\n    server 'app2:3000';\n}\n";
     let (_d, _p, mut set) = set_from(text.as_bytes());
     let replace = |set: &mut ConfigSet, from: &str, to: &str| {
         set.apply("u", from, Edit::ReplaceAddress(to.into()), NO_FORCE)

@@ -49,11 +49,13 @@ impl Naming {
 
 /// Names each slot's new container (those still unnamed), batch by batch in
 /// slot order: stop-first recreates a replica under its own name and number;
-/// otherwise a compose service's replicas take the lowest free numbers
-/// (those freed by a batch's stopped replicas serve the next batch), and
-/// other replicas alternate `name` / `name-b`. `numbered` lists every
-/// container of the set with its compose number. Returns each named slot's
-/// number, in order.
+/// otherwise a compose service's replicas take the lowest free numbers, and
+/// other replicas alternate `name` / `name-b`. The numbers a batch's old
+/// replicas free serve the next batch only when a failure stops the run: a
+/// run that goes on past one ([`UpdateConfig::may_go_on_after_a_failure`])
+/// keeps the failed slot's old replica running under its number. `numbered`
+/// lists every container of the set with its compose number. Returns each
+/// named slot's number, in order.
 pub(super) fn name_slots(
     naming: &Naming,
     numbered: &[(String, Option<u32>)],
@@ -94,6 +96,9 @@ pub(super) fn name_slots(
             };
             slot.new = Some(name);
             numbers.push(number);
+        }
+        if update.may_go_on_after_a_failure() {
+            continue;
         }
         for slot in chunk.iter() {
             if let Some(n) = slot.old.as_ref().and_then(|o| number_of(&o.container)) {
@@ -136,6 +141,54 @@ fn lowest_free(used: &[u32]) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use crate::plan::{FailureAction, Replica};
+
+    /// The numbers three replicas (`p_web_1` to `_3`) replaced start-first
+    /// one at a time take under `update`.
+    fn numbers_under(update: &UpdateConfig) -> Vec<Option<u32>> {
+        let naming = Naming::Compose {
+            prefix: "p_web_".into(),
+        };
+        let numbered: Vec<(String, Option<u32>)> =
+            (1..=3).map(|n| (format!("p_web_{n}"), Some(n))).collect();
+        let mut slots: Vec<Slot> = numbered
+            .iter()
+            .map(|(name, _)| Slot {
+                old: Some(Replica {
+                    container: name.clone(),
+                    dead: false,
+                }),
+                new: Some(String::new()),
+            })
+            .collect();
+        let numbers = name_slots(
+            &naming,
+            &numbered,
+            &mut slots,
+            Order::StartFirst,
+            update,
+            "web:8000",
+        )
+        .unwrap();
+        for (slot, n) in slots.iter().zip(&numbers) {
+            assert_eq!(slot.new, Some(format!("p_web_{}", n.unwrap())));
+        }
+        numbers
+    }
+
+    #[test]
+    fn a_run_that_goes_on_past_a_failure_never_reuses_a_number_it_frees() {
+        let mut update = UpdateConfig::engine_defaults();
+        // A failure stops the run: each batch takes what the last one freed.
+        assert_eq!(numbers_under(&update), [Some(4), Some(1), Some(2)]);
+        // A failed slot's old replica keeps its number while the run goes on.
+        update.failure_action.value = FailureAction::Continue;
+        assert_eq!(numbers_under(&update), [Some(4), Some(5), Some(6)]);
+        update.failure_action.value = FailureAction::Pause;
+        update.max_failure_ratio.value = 0.5;
+        assert_eq!(numbers_under(&update), [Some(4), Some(5), Some(6)]);
+    }
 
     #[test]
     fn numbers_start_at_the_lowest_free_one() {
