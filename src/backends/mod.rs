@@ -2,6 +2,7 @@
 //! finding them, capturing their spec, recreating them (engine mode) or
 //! letting compose do it (compose mode), and gating on their health. Built on
 //! the thin [`crate::docker`] client; knows nothing of nginx's files or reloads.
+mod capture;
 mod compose;
 mod compose_options;
 mod compose_policy;
@@ -14,6 +15,7 @@ mod recreate;
 mod spec;
 mod template;
 
+pub use capture::capture_spec;
 pub use compose::{
     ComposeCli, ComposeKind, ComposeProject, Loaded, ProjectQuery, Reading, compose_cli,
     compose_container, compose_named, compose_recreate, compose_templates, reading_name,
@@ -36,5 +38,5 @@ pub use recreate::{
     discard_leftover_replacement, discard_parked, discard_replacement, in_the_way, next_slot,
     recreate_stop_first, rename, stop_and_remove, temporary_names,
 };
-pub use spec::{ContainerSpec, NetworkAttachment, capture_spec};
+pub use spec::{ContainerSpec, NetworkAttachment};
 pub use template::{TemplateVars, render_value};

@@ -7,9 +7,10 @@ use std::time::Instant;
 
 use anyhow::Result;
 
+use super::desired::Desired;
 use super::recover::interrupted_pre_deploys;
 use super::run::{Ended, report_closed, show_or_approve};
-use super::world::{Desired, DockerWorld};
+use super::world::DockerWorld;
 use crate::backends::remove_leftover;
 use crate::exec::{Observer, PlanKind, Rollout, ServerState, StateDir, Status};
 use crate::plan::{Plan, UpdateConfig};

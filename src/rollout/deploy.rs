@@ -6,11 +6,12 @@ use std::ops::ControlFlow;
 use anyhow::{Context, Result, anyhow, bail};
 use tokio::sync::watch;
 
+use super::desired::Desired;
 use super::leftovers::{identify, left_by, refuse_names_in_use};
 use super::projects::{Projects, project};
 use super::run::{Ended, Origin, Runner, new_rollout, show_or_approve};
 use super::session::{Session, refuse_if_unfinished};
-use super::world::{Desired, DockerWorld};
+use super::world::DockerWorld;
 use crate::backends::{
     BackendContainer, ComposeOptions, ContainerSpec, ImageFound, OnNetworks, Resolved,
     TemplateVars, backend_by_name, capture_spec, compose_templates, ensure_image, next_slot,

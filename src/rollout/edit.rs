@@ -7,9 +7,9 @@ use std::time::Duration;
 use anyhow::Result;
 use tokio::sync::watch;
 
+use super::desired::Desired;
 use super::run::{Ended, Origin, Runner, new_rollout, show_or_approve};
 use super::session::{Session, refuse_if_unfinished};
-use super::world::Desired;
 use crate::exec::{Observer, RolloutKind, ServerRecord, World};
 use crate::plan::{LineEdit, UpdateConfig, single_edit};
 

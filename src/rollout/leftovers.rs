@@ -8,7 +8,8 @@ use std::collections::{HashMap, HashSet};
 use anyhow::{Context, Result, bail};
 use futures_util::future::join_all;
 
-use super::world::{Desired, DockerWorld};
+use super::desired::Desired;
+use super::world::DockerWorld;
 use crate::backends::{NotOurs, in_the_way, temporary_names};
 use crate::docker;
 use crate::exec::{Rollout, ServerRecord, ServerState};

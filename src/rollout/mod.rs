@@ -6,6 +6,7 @@
 //! backend wings (the world), `plan` (what to do) and `exec` (doing it).
 mod close;
 mod deploy;
+mod desired;
 mod edit;
 mod file_edit;
 mod leftovers;

@@ -8,11 +8,12 @@ use anyhow::{Context, Result, bail};
 use tokio::sync::watch;
 
 use super::close::{changed_no_server, close};
+use super::desired::Desired;
 use super::leftovers::{identify, refuse_names_in_use};
 use super::replicas::{resume_set, undo_set};
 use super::run::{Ended, Origin, Runner, new_rollout, pending_steps, show_or_approve};
 use super::session::Session;
-use super::world::{Desired, DockerWorld};
+use super::world::DockerWorld;
 use crate::backends::{leftover_running, next_slot};
 use crate::conf::{ConfigSet, MemFs, Upstream, may_name_the_same_upstream};
 use crate::exec::{

@@ -8,8 +8,9 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use tokio::sync::watch;
 
+use super::desired::Desired;
 use super::recover::undo_of;
-use super::world::{Desired, DockerWorld};
+use super::world::DockerWorld;
 use crate::exec::{
     Event, Executor, Observer, Outcome, PlanKind, Rollout, RolloutKind, ServerRecord, ServerResult,
     ServerState, ServerSummary, StateDir, Status, StepRecord, StepStatus, World, time,

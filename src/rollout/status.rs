@@ -4,8 +4,8 @@ use anyhow::Result;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use super::desired::Desired;
 use super::session::Session;
-use super::world::Desired;
 use crate::backends::{ContainerHealth, OnNetworks, Resolved};
 use crate::conf::{ServerMode, may_name_the_same_upstream};
 use crate::docker;

@@ -11,7 +11,8 @@ use bollard::query_parameters::{ListContainersOptions, RemoveContainerOptions};
 
 use super::cli::{ComposeCli, run};
 use super::project::ComposeProject;
-use crate::backends::spec::{Anonymous, ContainerSpec, NetworkAttachment, capture};
+use crate::backends::capture::{Anonymous, capture};
+use crate::backends::spec::{ContainerSpec, NetworkAttachment};
 use crate::docker::{ComposeLabel, ComposeRef, label_filters};
 
 /// Whether `name` is one compose gives a container of `r`'s service itself

@@ -11,8 +11,9 @@ pub(super) use recover::{resume_set, undo_set};
 use anyhow::{Result, anyhow, bail};
 
 use super::deploy::{DeployRequest, Mode, engine_spec, hooks_of, use_compose};
+use super::desired::Desired;
 use super::projects::{Projects, project};
-use super::world::{Desired, DockerWorld};
+use super::world::DockerWorld;
 use crate::backends::{BackendContainer, TemplateVars, capture_spec, compose_templates};
 use crate::conf::Server;
 use crate::exec::{Rollout, ServerRecord};

@@ -7,7 +7,8 @@ use crate::backends::{NotOurs, backend_by_name, in_the_way};
 use crate::conf::Upstream;
 use crate::exec::{Rollout, ServerRecord, ServerState};
 use crate::plan::{Hooks, Replica, ReplicaSet, Slot, UpdateConfig, Via};
-use crate::rollout::world::{Desired, DockerWorld};
+use crate::rollout::desired::Desired;
+use crate::rollout::world::DockerWorld;
 
 /// Whether `container` exists and runs.
 async fn runs(world: &DockerWorld, container: &str) -> Result<bool> {

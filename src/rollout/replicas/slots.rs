@@ -6,7 +6,7 @@ use anyhow::{Result, bail};
 use crate::backends::{BackendContainer, next_slot};
 use crate::exec::ServerRecord;
 use crate::plan::{Order, ReplicaSet, Slot, UpdateConfig};
-use crate::rollout::world::Desired;
+use crate::rollout::desired::Desired;
 
 /// How the containers of one set are named.
 pub(super) enum Naming {
