@@ -8,6 +8,7 @@ use std::time::Instant;
 use anyhow::Result;
 
 use super::desired::Desired;
+use super::leftovers::{Unswapped, discard};
 use super::recover::interrupted_pre_deploys;
 use super::run::{Ended, report_closed, show_or_approve};
 use super::world::DockerWorld;
@@ -15,16 +16,18 @@ use crate::backends::remove_leftover;
 use crate::exec::{Observer, PlanKind, Rollout, ServerState, StateDir, Status};
 use crate::plan::{Plan, UpdateConfig};
 
-/// Closes unfinished rollout `of`, which changed no server: there is nothing
-/// to undo, so its plan has no step. It is shown or approved as any plan is
-/// (a dry run ends there); then the one-off container of a pre-deploy a
-/// killed run left is removed (one still running refuses the close), `of`
-/// becomes `cancelled`, and its plan and summary are the run's events.
+/// Closes unfinished rollout `of`, which changed no server once its
+/// `unswapped` replacements are removed: there is nothing to undo, so its
+/// plan has no step. It is shown or approved as any plan is (a dry run ends
+/// there); then those replacements and the one-off container of a
+/// pre-deploy a killed run left are removed (one still running refuses the
+/// close), `of` becomes `cancelled`, and its plan and summary are the run's
+/// events.
 pub(super) async fn close(
     world: &DockerWorld,
     state: &StateDir,
     observer: &mut dyn Observer,
-    mut of: Rollout<Desired>,
+    (mut of, unswapped): (Rollout<Desired>, &[Unswapped]),
     policy: UpdateConfig,
     dry_run: bool,
 ) -> Result<Ended> {
@@ -49,6 +52,8 @@ pub(super) async fn close(
             " and removes {name}, the one-off container of its interrupted pre-deploy"
         ));
     }
+    let mut notices = vec![notice];
+    notices.extend(unswapped.iter().map(Unswapped::notice));
     let run_in = (!dry_run).then_some(state);
     if let ControlFlow::Break(ended) = show_or_approve(
         run_in,
@@ -56,10 +61,11 @@ pub(super) async fn close(
         PlanKind::Rollback,
         of.revision,
         &closing,
-        vec![notice],
+        notices,
     )? {
         return Ok(ended);
     }
+    discard(world, unswapped).await?;
     for name in &leftover {
         remove_leftover(&world.docker, name).await?;
     }

@@ -12,7 +12,7 @@ use super::desired::Desired;
 use super::world::DockerWorld;
 use crate::backends::{NotOurs, in_the_way, temporary_names};
 use crate::docker;
-use crate::exec::{Rollout, ServerRecord, ServerState};
+use crate::exec::{Rollout, ServerRecord, ServerState, World};
 use crate::plan::{Action, ServerRef, Step};
 
 /// Refuses `steps` (a plan's steps still to run, in order) when a name they
@@ -93,6 +93,112 @@ pub(super) async fn identify(
     .await;
     for (rec, info) in records.iter_mut().zip(ids) {
         rec.container_id = info?.and_then(|info| info.id);
+    }
+    Ok(())
+}
+
+/// A start-first replacement of a single server that a killed run of an
+/// unfinished rollout made and never swapped into nginx: no line names it,
+/// so nothing sends it requests, and the server's old container serves on
+/// its line untouched (its pre-stop hooks and its stop come after the
+/// swap). A run that stops short removes such replacements itself; a
+/// `kill -9` leaves them to `rollback`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Unswapped {
+    /// The server.
+    pub(super) server: String,
+    /// The replacement's name.
+    name: String,
+    /// Its id, when it is still there (the journal proves it the rollout's own).
+    id: Option<String>,
+}
+
+impl Unswapped {
+    /// What a rollback's plan says of it.
+    pub(super) fn notice(&self) -> String {
+        match &self.id {
+            Some(id) => format!(
+                "{}: its replacement {} ({}), made by a killed run and never put into nginx, \
+                 is removed; the server is as the rollout found it",
+                self.server,
+                self.name,
+                docker::shown(id)
+            ),
+            None => format!(
+                "{}: its replacement {} was never put into nginx and is gone; the server is \
+                 as the rollout found it",
+                self.server, self.name
+            ),
+        }
+    }
+}
+
+/// `of`'s servers whose start-first replacement was made but never swapped
+/// in ([`Unswapped`]): neither pending, done nor failed (a failed one's
+/// replacement is removed as it fails, or taken out on its line), with a
+/// replacement no line of its upstream names, which is either gone or a
+/// container the journal proves the rollout's own under that name. One an
+/// operator's container holds the name of is not among them.
+pub(super) async fn unswapped(
+    world: &DockerWorld,
+    of: &Rollout<Desired>,
+) -> Result<Vec<Unswapped>> {
+    let candidates: Vec<(&ServerRecord<Desired>, String, String)> = (of.servers.iter())
+        .filter(|r| {
+            !matches!(
+                r.state,
+                ServerState::Pending | ServerState::Done | ServerState::Failed
+            )
+        })
+        .filter_map(|r| Some((r, r.swapped_line()?, r.replacement.clone()?)))
+        .collect();
+    if candidates.is_empty() {
+        return Ok(Vec::new());
+    }
+    let config = world.load_config().await?;
+    let up = config.upstream(&of.upstream)?;
+    let mut found = Vec::new();
+    for (rec, line, name) in candidates {
+        if up.line_for(&line).is_some() {
+            continue;
+        }
+        let left = of.leftover_of(&rec.server);
+        // Never the container it retires, whatever it is called now.
+        let claims = |id: &str, at| rec.container_id.as_deref() != Some(id) && left.claims(id, at);
+        let id = match in_the_way(&world.docker, &name, &claims).await {
+            Ok(info) => info.and_then(|i| i.id),
+            Err(e) if e.downcast_ref::<NotOurs>().is_some() => continue,
+            Err(e) => return Err(e.context(format!("server {}", rec.server))),
+        };
+        found.push(Unswapped {
+            server: rec.server.clone(),
+            name,
+            id,
+        });
+    }
+    Ok(found)
+}
+
+/// `of` as its [`Unswapped`] servers are: untouched, pending again (as a
+/// run that stops short records them).
+pub(super) fn as_untouched(of: &mut Rollout<Desired>, unswapped: &[Unswapped]) {
+    for u in unswapped {
+        if let Some(rec) = of.server_mut(&u.server) {
+            rec.state = ServerState::Pending;
+            rec.new_container = None;
+            rec.healthy_at = None;
+        }
+    }
+}
+
+/// Removes the replacements of `unswapped` that are still there.
+pub(super) async fn discard(world: &DockerWorld, unswapped: &[Unswapped]) -> Result<()> {
+    for u in unswapped {
+        if let Some(id) = &u.id {
+            world.stop_old(id).await.with_context(|| {
+                format!("server {}: removing its replacement {}", u.server, u.name)
+            })?;
+        }
     }
     Ok(())
 }

@@ -9,7 +9,9 @@ use tokio::sync::watch;
 
 use super::close::{changed_no_server, close};
 use super::desired::Desired;
-use super::leftovers::{identify, refuse_names_in_use};
+use super::leftovers::{
+    Unswapped, as_untouched, discard, identify, refuse_names_in_use, unswapped,
+};
 use super::replicas::{resume_set, undo_set};
 use super::run::{Ended, Origin, Runner, new_rollout, pending_steps, show_or_approve};
 use super::session::Session;
@@ -297,8 +299,25 @@ pub async fn rollback(
         Direction::Rollback,
         &request.flags,
     )?;
+    // Replacements a killed run made and never swapped in: removed, their
+    // servers untouched (nothing to undo there).
+    let mut of = of;
+    let unswapped = match request.to {
+        None if of.status.is_unfinished() => unswapped(&session.world, &of).await?,
+        _ => Vec::new(),
+    };
+    as_untouched(&mut of, &unswapped);
     if request.to.is_none() && of.status.is_unfinished() && changed_no_server(&of) {
-        return close(&session.world, state, observer, of, policy, request.dry_run).await;
+        let closing = (of, unswapped.as_slice());
+        return close(
+            &session.world,
+            state,
+            observer,
+            closing,
+            policy,
+            request.dry_run,
+        )
+        .await;
     }
     let undo = undo_of(&session.world, state, &of, to, &policy).await?;
     // Locked even for a dry run, which only shows the plan.
@@ -309,9 +328,13 @@ pub async fn rollback(
         PlanKind::Rollback,
         undo.revision,
         &undo.plan,
-        Vec::new(),
+        unswapped.iter().map(Unswapped::notice).collect(),
     )? {
         return Ok(ended);
+    }
+    if !unswapped.is_empty() {
+        discard(&session.world, &unswapped).await?;
+        state.save(&of)?;
     }
     let mut runner = Runner::new(&session.world, state, observer, cancel);
     Ok(Ended::Ran(runner.start(undo).await?))

@@ -160,6 +160,19 @@ fn parallelism_2_and_1_both_update_four_servers() {
 /// Deploys v2 start-first with `extra` arguments and interrupts it (SIGINT)
 /// as its first `step` (an action's kind) starts: it exits 4.
 fn interrupt_start_first_at(stack: &Stack, step: &str, extra: &[&str]) {
+    let (code, rest) = signal_start_first_at(stack, step, extra, rustix::process::Signal::INT);
+    assert_eq!(code, Some(4), "{rest:?}");
+}
+
+/// Sends `signal` to a start-first engine deploy (`MESSAGE={{service}},v2`,
+/// `extra` flags) as it starts its first `step`: its exit code and what it
+/// printed after that step's start.
+fn signal_start_first_at(
+    stack: &Stack,
+    step: &str,
+    extra: &[&str],
+    signal: rustix::process::Signal,
+) -> (Option<i32>, Vec<String>) {
     let args = [
         &[
             "--order",
@@ -176,8 +189,7 @@ fn interrupt_start_first_at(stack: &Stack, step: &str, extra: &[&str]) {
     let lines = crate::support::events_until(&mut run, &format!("the deploy's {step}"), |e| {
         e["event"] == "step-start" && e["step"]["action"]["action"] == step
     });
-    let (code, rest) = crate::support::stop_with(&mut run, lines, rustix::process::Signal::INT);
-    assert_eq!(code, Some(4), "{rest:?}");
+    crate::support::stop_with(&mut run, lines, signal)
 }
 
 #[test]
@@ -290,6 +302,54 @@ fn an_operators_container_named_like_the_replacement_refuses_the_deploy_and_stil
         inspect(&id, "{{.State.Running}}|{{.Name}}"),
         format!("true|/{mine}")
     );
+}
+
+#[test]
+fn a_start_first_deploy_killed_before_its_swap_is_closed_by_rollback_which_removes_its_replacement()
+{
+    let stack = Stack::up("sfkillrb");
+    let before = stack.conf();
+    let app1 = stack.container("app1");
+    let app1_id = inspect(&app1, "{{.Id}}");
+    // kill -9 while app1's replacement runs, not yet healthy nor swapped in:
+    // nothing removes it as the run stops.
+    let (code, _) = signal_start_first_at(
+        &stack,
+        "wait-healthy",
+        &["--env", "STARTUP_DELAY_MS=3000"],
+        rustix::process::Signal::KILL,
+    );
+    assert_eq!(code, None, "killed");
+    let replacement = format!("{app1}-b");
+    assert_eq!(containers(&app1), [app1.clone(), replacement.clone()]);
+    // The rollback's plan says so; a dry run removes nothing.
+    let dry = stack.tool(&["rollback", "--dry-run"]);
+    assert_ok(&dry);
+    let shown = text(&dry);
+    assert!(
+        shown.contains(&format!("its replacement {replacement}"))
+            && shown.contains("never put into nginx, is removed"),
+        "{shown}"
+    );
+    assert_eq!(containers(&app1).len(), 2);
+    // Before: the rollback (stop-first) recreated the untouched app1 and left
+    // its replacement running outside nginx.
+    let out = stack.tool(&["rollback", "--yes", "--output", "json"]);
+    assert_ok(&out);
+    assert_eq!(
+        crate::support::summary(&out)["closed"],
+        true,
+        "{}",
+        text(&out)
+    );
+    assert_eq!(containers(&app1), std::slice::from_ref(&app1));
+    assert_eq!(
+        inspect(&app1, "{{.Id}}"),
+        app1_id,
+        "the old app1 served throughout, untouched"
+    );
+    assert_eq!(stack.conf(), before);
+    assert_eq!(stack.bodies(8), app_bodies(2, "v1"));
 }
 
 #[test]
