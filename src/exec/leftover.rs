@@ -5,7 +5,8 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::journal::{Rollout, ServerRecord, StepStatus, time};
+use super::journal::{Rollout, ServerRecord, ServerState, StepStatus, time};
+use crate::conf::Upstream;
 use crate::plan::Action;
 
 /// What makes a container found where a rollout makes one for a server (a
@@ -111,6 +112,43 @@ impl<S> Rollout<S> {
         })
     }
 
+    /// The single servers whose start-first replacement a run made and never
+    /// swapped in (no line of `up` names it, so nginx sends it nothing):
+    /// neither pending, done nor failed (a failed one's replacement is
+    /// removed as it fails, or taken out on its line). Each with its
+    /// replacement's name and what proves a container of that name the one
+    /// this rollout made: the id its record holds, else the window of its
+    /// create (never what an undone rollout left, nor the container it
+    /// retires).
+    pub fn never_swapped_in(&self, up: &Upstream) -> Vec<(&ServerRecord<S>, String, Leftover)> {
+        (self.servers.iter())
+            .filter(|r| {
+                !matches!(
+                    r.state,
+                    ServerState::Pending | ServerState::Done | ServerState::Failed
+                )
+            })
+            .filter_map(|r| {
+                let line = r.swapped_line()?;
+                let name = r.replacement.clone()?;
+                if up.line_for(&line).is_some() {
+                    return None;
+                }
+                let made = match &r.new_container {
+                    Some(id) => Leftover {
+                        ids: vec![id.clone()],
+                        creates: Vec::new(),
+                    },
+                    None => Leftover {
+                        ids: Vec::new(),
+                        creates: self.create_begun(&r.server).into_iter().collect(),
+                    },
+                };
+                Some((r, name, made))
+            })
+            .collect()
+    }
+
     /// When the step that creates `server`'s new container began (a
     /// recreate's: the drain wait before it and the pre-stop hooks between
     /// first), if that step did not end done, and when it ended, if it did
@@ -163,6 +201,25 @@ impl<S> Rollout<S> {
 }
 
 impl<S> ServerRecord<S> {
+    /// Whether removing its replacement, never swapped in, leaves the server
+    /// as the rollout found it: not when its line was pinned to nowhere (a
+    /// dead container's), which a rollback must still put back.
+    pub fn untouched_without_replacement(&self) -> bool {
+        self.pinned.is_none()
+    }
+
+    /// Records that its replacement, never swapped in, is gone: pending
+    /// again when that leaves it untouched
+    /// ([`Self::untouched_without_replacement`]), else still to replace.
+    pub fn replacement_discarded(&mut self) {
+        self.new_container = None;
+        self.healthy_at = None;
+        self.state = match self.untouched_without_replacement() {
+            true => ServerState::Pending,
+            false => ServerState::Replacing,
+        };
+    }
+
     /// What is this server's own to remove where its new container is made
     /// (see [`Leftover`]): what stopped runs left ([`Self::leftover`]), the
     /// new container it recorded and the container it retires.

@@ -130,7 +130,9 @@ impl<W: World, O: Observer + ?Sized> Executor<'_, W, O> {
     /// nothing). `resume` starts it again; a rollback in its own order would
     /// otherwise leave it running outside nginx, in the way of the next
     /// start-first deploy. Its server is pending again (nothing of it
-    /// changed). Best effort: what cannot be removed is logged.
+    /// changed), unless its line was pinned to nowhere
+    /// ([`ServerRecord::replacement_discarded`]). Best effort: what cannot be
+    /// removed is logged.
     pub(super) async fn discard_unswapped(&mut self) {
         let upstream = &self.rollout.upstream;
         let loaded = async { anyhow::Ok(self.world.load_config().await?.upstream(upstream)?) };
@@ -141,22 +143,9 @@ impl<W: World, O: Observer + ?Sized> Executor<'_, W, O> {
                 return;
             }
         };
-        let unswapped: Vec<(String, String, String)> = (self.rollout.servers.iter())
-            // A failed one was removed as it failed, or is taken out on its line.
-            .filter(|r| {
-                !matches!(
-                    r.state,
-                    ServerState::Pending | ServerState::Done | ServerState::Failed
-                )
-            })
-            .filter_map(|r| {
-                let line = r.swapped_line()?;
-                let name = r.replacement.clone()?;
-                let id = r.new_container.clone()?;
-                up.line_for(&line)
-                    .is_none()
-                    .then(|| (r.server.clone(), name, id))
-            })
+        let unswapped: Vec<(String, String, String)> = (self.rollout.never_swapped_in(&up))
+            .into_iter()
+            .filter_map(|(r, name, _)| Some((r.server.clone(), name, r.new_container.clone()?)))
             .collect();
         for (server, name, id) in unswapped {
             if let Err(e) = self.world.stop_old(&id).await {
@@ -166,11 +155,8 @@ impl<W: World, O: Observer + ?Sized> Executor<'_, W, O> {
             self.observer.notice(&format!(
                 "{server}: its replacement {name}, never put into nginx, is removed"
             ));
-            // Untouched as far as nginx and its old container go: to do again.
             if let Some(rec) = self.rollout.server_mut(&server) {
-                rec.state = ServerState::Pending;
-                rec.new_container = None;
-                rec.healthy_at = None;
+                rec.replacement_discarded();
             }
         }
         if let Err(e) = self.save() {

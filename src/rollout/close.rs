@@ -1,7 +1,8 @@
 //! `rollback` of an unfinished rollout that changed no server (killed before
-//! its first edit, or paused with every drain put back): nothing to undo, so
-//! it is closed — a plan with no step, approved as any plan is, then the
-//! rollout `cancelled`.
+//! its first edit, paused with every drain put back, or killed with only
+//! start-first replacements made and never swapped in, which it removes):
+//! nothing to undo, so it is closed — a plan with no step, approved as any
+//! plan is, then the rollout `cancelled`.
 use std::ops::ControlFlow;
 use std::time::Instant;
 
@@ -27,7 +28,8 @@ pub(super) async fn close(
     world: &DockerWorld,
     state: &StateDir,
     observer: &mut dyn Observer,
-    (mut of, unswapped): (Rollout<Desired>, &[Unswapped]),
+    mut of: Rollout<Desired>,
+    unswapped: &[Unswapped],
     policy: UpdateConfig,
     dry_run: bool,
 ) -> Result<Ended> {
@@ -65,7 +67,7 @@ pub(super) async fn close(
     )? {
         return Ok(ended);
     }
-    discard(world, unswapped).await?;
+    discard(world, observer, unswapped).await?;
     for name in &leftover {
         remove_leftover(&world.docker, name).await?;
     }

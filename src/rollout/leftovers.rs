@@ -12,7 +12,7 @@ use super::desired::Desired;
 use super::world::DockerWorld;
 use crate::backends::{NotOurs, in_the_way, temporary_names};
 use crate::docker;
-use crate::exec::{Rollout, ServerRecord, ServerState, World};
+use crate::exec::{Observer, Rollout, ServerRecord, ServerState, World};
 use crate::plan::{Action, ServerRef, Step};
 
 /// Refuses `steps` (a plan's steps still to run, in order) when a name they
@@ -20,7 +20,7 @@ use crate::plan::{Action, ServerRef, Step};
 /// `records` ([`ServerRecord::ours`]), or when two servers would start
 /// replacements of one name. The names: a start-first replacement's (but
 /// one an earlier step stops and removes the container of: a replica's
-/// number freed by one batch serves the next), a stop-first recreate's
+/// number freed by one batch may serve the next), a stop-first recreate's
 /// temporary ones (through the API only: compose's CLI uses none).
 pub(super) async fn refuse_names_in_use<'a>(
     world: &DockerWorld,
@@ -98,73 +98,57 @@ pub(super) async fn identify(
 }
 
 /// A start-first replacement of a single server that a killed run of an
-/// unfinished rollout made and never swapped into nginx: no line names it,
-/// so nothing sends it requests, and the server's old container serves on
-/// its line untouched (its pre-stop hooks and its stop come after the
-/// swap). A run that stops short removes such replacements itself; a
-/// `kill -9` leaves them to `rollback`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// unfinished rollout made and never swapped into nginx
+/// ([`Rollout::never_swapped_in`]): nothing sends it requests, and the
+/// server's old container serves on its line untouched (its pre-stop hooks
+/// and its stop come after the swap). A run that stops short removes such
+/// replacements itself; a `kill -9` leaves them to `rollback`.
 pub(super) struct Unswapped {
     /// The server.
-    pub(super) server: String,
+    server: String,
     /// The replacement's name.
     name: String,
-    /// Its id, when it is still there (the journal proves it the rollout's own).
+    /// Its id, when it is still there.
     id: Option<String>,
+    /// Whether its server is as the rollout found it once it is gone
+    /// ([`ServerRecord::untouched_without_replacement`]).
+    untouched: bool,
 }
 
 impl Unswapped {
     /// What a rollback's plan says of it.
     pub(super) fn notice(&self) -> String {
-        match &self.id {
+        let (server, name) = (&self.server, &self.name);
+        let mut told = match &self.id {
             Some(id) => format!(
-                "{}: its replacement {} ({}), made by a killed run and never put into nginx, \
-                 is removed; the server is as the rollout found it",
-                self.server,
-                self.name,
+                "{server}: its replacement {name} ({}), never put into nginx by the run that \
+                 made it, is removed",
                 docker::shown(id)
             ),
-            None => format!(
-                "{}: its replacement {} was never put into nginx and is gone; the server is \
-                 as the rollout found it",
-                self.server, self.name
-            ),
+            None => format!("{server}: its replacement {name}, never put into nginx, is gone"),
+        };
+        if self.untouched {
+            told.push_str("; the server is as the rollout found it");
         }
+        told
     }
 }
 
-/// `of`'s servers whose start-first replacement was made but never swapped
-/// in ([`Unswapped`]): neither pending, done nor failed (a failed one's
-/// replacement is removed as it fails, or taken out on its line), with a
-/// replacement no line of its upstream names, which is either gone or a
-/// container the journal proves the rollout's own under that name. One an
-/// operator's container holds the name of is not among them.
+/// `of`'s [`Unswapped`] replacements: a container of the replacement's name
+/// is one only when the journal proves it the one `of` made; an operator's
+/// of that name is left alone, and its server undone as before.
 pub(super) async fn unswapped(
     world: &DockerWorld,
     of: &Rollout<Desired>,
 ) -> Result<Vec<Unswapped>> {
-    let candidates: Vec<(&ServerRecord<Desired>, String, String)> = (of.servers.iter())
-        .filter(|r| {
-            !matches!(
-                r.state,
-                ServerState::Pending | ServerState::Done | ServerState::Failed
-            )
-        })
-        .filter_map(|r| Some((r, r.swapped_line()?, r.replacement.clone()?)))
-        .collect();
-    if candidates.is_empty() {
+    if !of.servers.iter().any(|r| r.swapped_line().is_some()) {
         return Ok(Vec::new());
     }
     let config = world.load_config().await?;
     let up = config.upstream(&of.upstream)?;
     let mut found = Vec::new();
-    for (rec, line, name) in candidates {
-        if up.line_for(&line).is_some() {
-            continue;
-        }
-        let left = of.leftover_of(&rec.server);
-        // Never the container it retires, whatever it is called now.
-        let claims = |id: &str, at| rec.container_id.as_deref() != Some(id) && left.claims(id, at);
+    for (rec, name, made) in of.never_swapped_in(&up) {
+        let claims = |id: &str, at| made.claims(id, at);
         let id = match in_the_way(&world.docker, &name, &claims).await {
             Ok(info) => info.and_then(|i| i.id),
             Err(e) if e.downcast_ref::<NotOurs>().is_some() => continue,
@@ -174,30 +158,40 @@ pub(super) async fn unswapped(
             server: rec.server.clone(),
             name,
             id,
+            untouched: rec.untouched_without_replacement(),
         });
     }
     Ok(found)
 }
 
-/// `of` as its [`Unswapped`] servers are: untouched, pending again (as a
-/// run that stops short records them).
-pub(super) fn as_untouched(of: &mut Rollout<Desired>, unswapped: &[Unswapped]) {
+/// Records in `of` that each of `unswapped` is gone
+/// ([`ServerRecord::replacement_discarded`]).
+pub(super) fn record_discarded(of: &mut Rollout<Desired>, unswapped: &[Unswapped]) {
     for u in unswapped {
         if let Some(rec) = of.server_mut(&u.server) {
-            rec.state = ServerState::Pending;
-            rec.new_container = None;
-            rec.healthy_at = None;
+            rec.replacement_discarded();
         }
     }
 }
 
-/// Removes the replacements of `unswapped` that are still there.
-pub(super) async fn discard(world: &DockerWorld, unswapped: &[Unswapped]) -> Result<()> {
+/// Removes the replacements of `unswapped` that are still there, telling
+/// `observer` of each.
+pub(super) async fn discard(
+    world: &DockerWorld,
+    observer: &mut dyn Observer,
+    unswapped: &[Unswapped],
+) -> Result<()> {
     for u in unswapped {
         if let Some(id) = &u.id {
             world.stop_old(id).await.with_context(|| {
                 format!("server {}: removing its replacement {}", u.server, u.name)
             })?;
+            observer.notice(&format!(
+                "{}: its replacement {} ({}) is removed",
+                u.server,
+                u.name,
+                docker::shown(id)
+            ));
         }
     }
     Ok(())

@@ -10,7 +10,7 @@ use tokio::sync::watch;
 use super::close::{changed_no_server, close};
 use super::desired::Desired;
 use super::leftovers::{
-    Unswapped, as_untouched, discard, identify, refuse_names_in_use, unswapped,
+    Unswapped, discard, identify, record_discarded, refuse_names_in_use, unswapped,
 };
 use super::replicas::{resume_set, undo_set};
 use super::run::{Ended, Origin, Runner, new_rollout, pending_steps, show_or_approve};
@@ -300,20 +300,21 @@ pub async fn rollback(
         &request.flags,
     )?;
     // Replacements a killed run made and never swapped in: removed, their
-    // servers untouched (nothing to undo there).
+    // servers untouched (nothing to undo there) unless pinned to nowhere.
     let mut of = of;
-    let unswapped = match request.to {
-        None if of.status.is_unfinished() => unswapped(&session.world, &of).await?,
-        _ => Vec::new(),
+    let unswapped = match of.status.is_unfinished() {
+        true => unswapped(&session.world, &of).await?,
+        false => Vec::new(),
     };
-    as_untouched(&mut of, &unswapped);
+    record_discarded(&mut of, &unswapped);
     if request.to.is_none() && of.status.is_unfinished() && changed_no_server(&of) {
-        let closing = (of, unswapped.as_slice());
+        let world = &session.world;
         return close(
-            &session.world,
+            world,
             state,
             observer,
-            closing,
+            of,
+            &unswapped,
             policy,
             request.dry_run,
         )
@@ -333,7 +334,7 @@ pub async fn rollback(
         return Ok(ended);
     }
     if !unswapped.is_empty() {
-        discard(&session.world, &unswapped).await?;
+        discard(&session.world, observer, &unswapped).await?;
         state.save(&of)?;
     }
     let mut runner = Runner::new(&session.world, state, observer, cancel);

@@ -328,7 +328,7 @@ fn a_start_first_deploy_killed_before_its_swap_is_closed_by_rollback_which_remov
     let shown = text(&dry);
     assert!(
         shown.contains(&format!("its replacement {replacement}"))
-            && shown.contains("never put into nginx, is removed"),
+            && shown.contains("never put into nginx by the run that made it, is removed; the server is as the rollout found it"),
         "{shown}"
     );
     assert_eq!(containers(&app1).len(), 2);

@@ -254,3 +254,63 @@ async fn the_old_containers_pre_stop_hooks_run_in_it_by_the_id_recorded() {
     assert_eq!(*fake.ran.borrow(), ["exec c0ffee drain-queue"]);
     assert_eq!(*fake.stopped.borrow(), ["c0ffee"]);
 }
+
+#[tokio::test]
+async fn a_replacement_never_swapped_in_is_found_by_its_id_and_discarding_it_leaves_its_server_untouched()
+ {
+    let fake = Fake::new(2);
+    let (mut r, start) = start_first_and_its_start(&fake).await;
+    let never_swapped_in = |r: &Rollout<String>, fake: &Fake| {
+        let config = futures_util::FutureExt::now_or_never(fake.load_config())
+            .unwrap()
+            .unwrap();
+        let up = config.upstream("apps").unwrap();
+        (r.never_swapped_in(&up).into_iter())
+            .map(|(rec, name, made)| (rec.server.clone(), name, made))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(never_swapped_in(&r, &fake), [], "nothing made yet");
+    // app1's replacement healthy, not swapped in; app2's failed.
+    r.servers[0].state = ServerState::Healthy;
+    r.servers[0].new_container = Some("new-app1".into());
+    r.servers[0].container_id = Some("old-app1".into());
+    r.servers[1].state = ServerState::Failed;
+    r.servers[1].new_container = Some("new-app2".into());
+    let by_its_id = Leftover {
+        ids: vec!["new-app1".into()],
+        ..Leftover::default()
+    };
+    assert_eq!(
+        never_swapped_in(&r, &fake),
+        [("app1:3000".to_string(), "app1-b".to_string(), by_its_id)],
+        "never the container it retires; a failed one's is removed as it fails"
+    );
+    // Killed inside its start: the window of that start proves it.
+    r.servers[0].state = ServerState::Replacing;
+    r.servers[0].new_container = None;
+    begun(&mut r, start, began(), StepStatus::Running);
+    let (_, _, made) = never_swapped_in(&r, &fake).remove(0);
+    assert!(
+        made.claims("made-then", began()) && !made.claims("old-app1", began() - TimeDelta::days(1))
+    );
+    // Swapped in: its line names it, so nginx may send it requests.
+    let swapped = String::from_utf8(fake.conf.borrow().clone())
+        .unwrap()
+        .replace("server app1:3000", "server app1-b:3000");
+    *fake.conf.borrow_mut() = swapped.into_bytes();
+    assert_eq!(never_swapped_in(&r, &fake), []);
+    // Discarded: untouched, pending again; unless its line was pinned to
+    // nowhere (a dead container's), which a rollback must still put back.
+    let mut rec = r.servers[0].clone();
+    rec.new_container = Some("new-app1".into());
+    rec.replacement_discarded();
+    assert_eq!(
+        (rec.state, rec.new_container.as_ref(), rec.healthy_at),
+        (ServerState::Pending, None, None)
+    );
+    let mut pinned = r.servers[0].clone();
+    pinned.pinned = Some("server app1:3000;".into());
+    pinned.state = ServerState::Healthy;
+    pinned.replacement_discarded();
+    assert_eq!(pinned.state, ServerState::Replacing);
+}
