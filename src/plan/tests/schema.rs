@@ -46,7 +46,8 @@ fn plans() -> Vec<Plan> {
         ..update(
             &cfg,
             "apps",
-            &policy(|p| p.monitor.value = Duration::from_secs(5)),
+            // Over a year: humantime writes `1year 1month 4days …`.
+            &policy(|p| p.monitor.value = Duration::from_secs(400 * 86_400 + 5)),
         )
     })
     .unwrap();
