@@ -353,6 +353,51 @@ fn a_start_first_deploy_killed_before_its_swap_is_closed_by_rollback_which_remov
 }
 
 #[test]
+fn a_start_first_deploy_of_a_dead_server_killed_or_stopped_before_its_swap_is_rolled_back_with_its_line()
+ {
+    let stack = Stack::up("sfkilldead");
+    let before = stack.conf();
+    let app1 = stack.container("app1");
+    docker(&["kill", &app1]);
+    // app1's line pinned to nowhere, then kill -9 in its replacement's health wait.
+    let (code, _) = signal_start_first_at(
+        &stack,
+        "wait-healthy",
+        &["--env", "STARTUP_DELAY_MS=3000"],
+        rustix::process::Signal::KILL,
+    );
+    assert_eq!(code, None, "killed");
+    let pinned = String::from_utf8(stack.conf()).unwrap();
+    assert!(pinned.contains("server 192.0.2.1:3000 down;"), "{pinned}");
+    assert_eq!(containers(&app1).len(), 2);
+    // The replacement goes, and app1 is not untouched: its line is pinned, so
+    // the rollback brings it back (before: the rollback skipped it as
+    // untouched and the line stayed pinned).
+    let out = stack.tool(&["rollback", "--yes", "--output", "json"]);
+    assert_ok(&out);
+    assert_eq!(
+        containers(&app1),
+        std::slice::from_ref(&app1),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(stack.conf(), before, "{}", text(&out));
+    assert_eq!(inspect(&app1, "{{.State.Running}}"), "true");
+    assert_eq!(stack.bodies(8), app_bodies(2, "v1"));
+    // The same stopped by a signal: the run removes its replacement itself,
+    // and leaves the pinned line for the rollback to bring back.
+    docker(&["kill", &app1]);
+    interrupt_start_first_at(&stack, "wait-healthy", &["--env", "STARTUP_DELAY_MS=3000"]);
+    assert_eq!(containers(&app1), std::slice::from_ref(&app1));
+    assert_ne!(stack.conf(), before, "pinned to nowhere");
+    let out = stack.tool(&["rollback", "--yes", "--output", "json"]);
+    assert_ok(&out);
+    assert_eq!(stack.conf(), before, "{}", text(&out));
+    assert_eq!(inspect(&app1, "{{.State.Running}}"), "true");
+    assert_eq!(stack.bodies(8), app_bodies(2, "v1"));
+}
+
+#[test]
 fn a_start_first_deploy_interrupted_before_its_swap_removes_its_replacement_and_rollback_closes_it()
 {
     let stack = Stack::up("sfintrb");
