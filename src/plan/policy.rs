@@ -172,13 +172,6 @@ impl UpdateConfig {
         total > 0 && failures as f64 / total as f64 > self.max_failure_ratio.value
     }
 
-    /// Whether a run may go on past a failed server: its failure action is
-    /// `continue`, or its failure ratio lets some failures pass (then a
-    /// failed server's old container may still run while later ones update).
-    pub fn may_go_on_after_a_failure(&self) -> bool {
-        self.failure_action.value == FailureAction::Continue || self.max_failure_ratio.value > 0.0
-    }
-
     /// Every setting as (name, value, source), for plans and dry runs.
     pub fn describe(&self) -> Vec<(&'static str, String, &Source)> {
         let mut rows = vec![

@@ -19,8 +19,9 @@ use crate::plan::{Action, ServerRef, Step};
 /// make a container under holds one that is not its server's own by
 /// `records` ([`ServerRecord::ours`]), or when two servers would start
 /// replacements of one name. The names: a start-first replacement's (but
-/// one an earlier step stops and removes the container of: a replica's
-/// number freed by one batch may serve the next), a stop-first recreate's
+/// one an earlier step stops and removes the container of, as a plan an
+/// earlier version journaled gave a replica's number one batch freed to the
+/// next), a stop-first recreate's
 /// temporary ones (through the API only: compose's CLI uses none).
 pub(super) async fn refuse_names_in_use<'a>(
     world: &DockerWorld,

@@ -152,14 +152,7 @@ pub(super) async fn prepare(
     let naming = Naming::of(&members, compose);
     let numbered: Vec<(String, Option<u32>)> =
         members.iter().map(|m| (m.name.clone(), m.number)).collect();
-    let numbers = name_slots(
-        &naming,
-        &numbered,
-        &mut slots,
-        order,
-        update,
-        &server.address,
-    )?;
+    let numbers = name_slots(&naming, &numbered, &mut slots, order, &server.address)?;
     let set = ReplicaSet {
         server: server.address.clone(),
         statement: String::new(),

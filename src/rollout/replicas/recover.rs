@@ -291,7 +291,7 @@ pub(in crate::rollout) async fn undo_set(
         .iter()
         .map(|b| (b.name.clone(), b.number))
         .collect();
-    let numbers = name_slots(&naming, &numbered, &mut set.slots, order, policy, server)?;
+    let numbers = name_slots(&naming, &numbered, &mut set.slots, order, server)?;
     let mut numbers = numbers.into_iter();
     let mut records = Vec::new();
     for (slot, (was, wanted)) in set.slots.iter().zip(specs) {

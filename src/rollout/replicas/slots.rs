@@ -1,11 +1,12 @@
 //! Naming a replica set's new containers: compose's `project-service-N`
-//! (the lowest free numbers, so repeated deploys never grow them) or a network
+//! (the lowest numbers free as the run begins, so repeated deploys never
+//! grow them) or a network
 //! alias's `name` / `name-b`, and the journal's record of each slot.
 use anyhow::{Result, bail};
 
 use crate::backends::{BackendContainer, next_slot};
 use crate::exec::ServerRecord;
-use crate::plan::{Order, ReplicaSet, Slot, UpdateConfig};
+use crate::plan::{Order, ReplicaSet, Slot};
 use crate::rollout::desired::Desired;
 
 /// How the containers of one set are named.
@@ -47,21 +48,22 @@ impl Naming {
     }
 }
 
-/// Names each slot's new container (those still unnamed), batch by batch in
-/// slot order: stop-first recreates a replica under its own name and number;
-/// otherwise a compose service's replicas take the lowest free numbers, and
-/// other replicas alternate `name` / `name-b`. The numbers a batch's old
-/// replicas free serve the next batch only when a failure stops the run: a
-/// run that goes on past one ([`UpdateConfig::may_go_on_after_a_failure`])
-/// keeps the failed slot's old replica running under its number. `numbered`
-/// lists every container of the set with its compose number. Returns each
-/// named slot's number, in order.
+/// Names each slot's new container (those still unnamed), in slot order:
+/// stop-first recreates a replica under its own name and number; otherwise a
+/// compose service's replicas take the lowest numbers no container of the
+/// set holds as the run is planned, and other replicas alternate `name` /
+/// `name-b`. A number an old replica frees is never taken again in the same
+/// run: that replica may still run when a later slot starts (a failed slot
+/// keeps its old one, a pause a batch's), and the journal knows each replica
+/// by its line. So the numbers alternate between two ranges from one deploy
+/// to the next (1–3, then 4–6, then 1–3). `numbered` lists every container
+/// of the set with its compose number. Returns each named slot's number, in
+/// order.
 pub(super) fn name_slots(
     naming: &Naming,
     numbered: &[(String, Option<u32>)],
     slots: &mut [Slot],
     order: Order,
-    update: &UpdateConfig,
     server: &str,
 ) -> Result<Vec<Option<u32>>> {
     let number_of = |name: &str| {
@@ -71,40 +73,24 @@ pub(super) fn name_slots(
             .and_then(|(_, number)| *number)
     };
     let mut used: Vec<u32> = numbered.iter().filter_map(|(_, n)| *n).collect();
-    let batch = match update.parallelism.value {
-        0 => slots.len().max(1),
-        p => p as usize,
-    };
     let mut numbers = Vec::new();
-    for chunk in slots.chunks_mut(batch) {
-        for slot in chunk.iter_mut().filter(|s| s.new.is_some()) {
-            let (name, number) = match (naming, &slot.old) {
-                (_, Some(old)) if order == Order::StopFirst => {
-                    (old.container.clone(), number_of(&old.container))
-                }
-                (Naming::Compose { .. }, _) => {
-                    let n = lowest_free(&used);
-                    used.push(n);
-                    (naming.numbered(n), Some(n))
-                }
-                (Naming::Slots, Some(old)) => {
-                    (next_slot(&old.container), number_of(&old.container))
-                }
-                (Naming::Slots, None) => bail!(
-                    "{server} names containers that share a network alias; only a compose service can be scaled"
-                ),
-            };
-            slot.new = Some(name);
-            numbers.push(number);
-        }
-        if update.may_go_on_after_a_failure() {
-            continue;
-        }
-        for slot in chunk.iter() {
-            if let Some(n) = slot.old.as_ref().and_then(|o| number_of(&o.container)) {
-                used.retain(|u| *u != n);
+    for slot in slots.iter_mut().filter(|s| s.new.is_some()) {
+        let (name, number) = match (naming, &slot.old) {
+            (_, Some(old)) if order == Order::StopFirst => {
+                (old.container.clone(), number_of(&old.container))
             }
-        }
+            (Naming::Compose { .. }, _) => {
+                let n = lowest_free(&used);
+                used.push(n);
+                (naming.numbered(n), Some(n))
+            }
+            (Naming::Slots, Some(old)) => (next_slot(&old.container), number_of(&old.container)),
+            (Naming::Slots, None) => bail!(
+                "{server} names containers that share a network alias; only a compose service can be scaled"
+            ),
+        };
+        slot.new = Some(name);
+        numbers.push(number);
     }
     Ok(numbers)
 }
@@ -142,52 +128,54 @@ fn lowest_free(used: &[u32]) -> u32 {
 mod tests {
     use super::*;
 
-    use crate::plan::{FailureAction, Replica};
+    use crate::plan::Replica;
 
-    /// The numbers three replicas (`p_web_1` to `_3`) replaced start-first
-    /// one at a time take under `update`.
-    fn numbers_under(update: &UpdateConfig) -> Vec<Option<u32>> {
+    /// The names the new replicas of `p_web_1` to `_3` (each replaced, in
+    /// `order`) and of `added` more take.
+    fn names_under(order: Order, added: usize) -> Vec<String> {
         let naming = Naming::Compose {
             prefix: "p_web_".into(),
         };
         let numbered: Vec<(String, Option<u32>)> =
             (1..=3).map(|n| (format!("p_web_{n}"), Some(n))).collect();
-        let mut slots: Vec<Slot> = numbered
-            .iter()
-            .map(|(name, _)| Slot {
-                old: Some(Replica {
-                    container: name.clone(),
-                    dead: false,
-                }),
+        let replaced = numbered.iter().map(|(name, _)| {
+            Some(Replica {
+                container: name.clone(),
+                dead: false,
+            })
+        });
+        let mut slots: Vec<Slot> = replaced
+            .chain(std::iter::repeat_n(None, added))
+            .map(|old| Slot {
+                old,
                 new: Some(String::new()),
             })
             .collect();
-        let numbers = name_slots(
-            &naming,
-            &numbered,
-            &mut slots,
-            Order::StartFirst,
-            update,
-            "web:8000",
-        )
-        .unwrap();
+        let numbers = name_slots(&naming, &numbered, &mut slots, order, "web:8000").unwrap();
         for (slot, n) in slots.iter().zip(&numbers) {
             assert_eq!(slot.new, Some(format!("p_web_{}", n.unwrap())));
         }
-        numbers
+        slots.into_iter().filter_map(|s| s.new).collect()
     }
 
     #[test]
-    fn a_run_that_goes_on_past_a_failure_never_reuses_a_number_it_frees() {
-        let mut update = UpdateConfig::engine_defaults();
-        // A failure stops the run: each batch takes what the last one freed.
-        assert_eq!(numbers_under(&update), [Some(4), Some(1), Some(2)]);
-        // A failed slot's old replica keeps its number while the run goes on.
-        update.failure_action.value = FailureAction::Continue;
-        assert_eq!(numbers_under(&update), [Some(4), Some(5), Some(6)]);
-        update.failure_action.value = FailureAction::Pause;
-        update.max_failure_ratio.value = 0.5;
-        assert_eq!(numbers_under(&update), [Some(4), Some(5), Some(6)]);
+    fn a_run_never_takes_a_number_an_old_replica_of_it_frees() {
+        // A failed slot keeps its old replica, a pause a batch's: a later
+        // slot must not start under its name.
+        assert_eq!(
+            names_under(Order::StartFirst, 0),
+            ["p_web_4", "p_web_5", "p_web_6"]
+        );
+        // Stop-first recreates each under its own name; one added takes a
+        // number none holds.
+        assert_eq!(
+            names_under(Order::StopFirst, 1),
+            ["p_web_1", "p_web_2", "p_web_3", "p_web_4"]
+        );
+        assert_eq!(
+            names_under(Order::StartFirst, 1),
+            ["p_web_4", "p_web_5", "p_web_6", "p_web_7"]
+        );
     }
 
     #[test]
