@@ -261,7 +261,8 @@ pub enum PlanError {
     Empty(String),
     /// A replica set none of whose containers runs: there is nothing to pin it to.
     #[error(
-        "no container of {0} runs: nginx cannot resolve it; start one, or redeploy it with --order stop-first"
+        "no container of {0} runs: nginx cannot resolve it, and its line has no replica to be \
+         pinned to while the set is replaced; start one (`docker start NAME`), then deploy again"
     )]
     NoLiveReplica(String),
     /// Stop-first recreates a replica under its own name, so its line stays.
@@ -354,15 +355,17 @@ pub fn rolling_update(update: RollingUpdate<'_>) -> Result<Plan, PlanError> {
             .collect::<Vec<_>>()
             .join(", "),
     };
+    // A set's line comes back as the config has it when the run begins,
+    // unless it is pinned (a run before this one left it so): then as that
+    // run found it. An operator's edit since an earlier run of it (a
+    // rollback's, long after the deploy) is kept.
     let mut sets = sets.to_vec();
     for set in &mut sets {
-        if set.statement.is_empty() {
-            set.statement = up
-                .servers
-                .iter()
-                .find(|s| s.address == set.server && s.pinned_from.is_none())
-                .map(|s| s.statement.clone())
-                .ok_or_else(|| unknown(&set.server))?;
+        let line = (up.servers.iter()).find(|s| s.address == set.server && s.pinned_from.is_none());
+        match line {
+            Some(line) => set.statement = line.statement.clone(),
+            None if set.statement.is_empty() => return Err(unknown(&set.server)),
+            None => {}
         }
     }
     // Resolve every target against the config now so a typo fails before anything runs.

@@ -453,3 +453,32 @@ fn an_undone_replica_that_never_got_a_line_is_stopped_without_a_drain() {
     assert!(drains.is_empty(), "{drains:?}");
     assert!(p.steps.iter().any(|s| matches!(&s.action, Action::StopOld { servers } if servers.iter().any(|r| r.container == "p_web_4"))), "{:?}", kinds(&p));
 }
+
+#[test]
+fn a_set_line_edited_since_the_journal_copied_it_comes_back_as_edited() {
+    // A rollback long after its deploy: the journal's copy of the line says
+    // max_fails=3, the operator has written max_fails=2 since.
+    let stale = ReplicaSet {
+        statement: "server web:8000 max_fails=3;".into(),
+        ..replica_set(
+            &[("p_web_4", false), ("p_web_5", false), ("p_web_6", false)],
+            &["p_web_1", "p_web_2", "p_web_3"],
+        )
+    };
+    let p = run(stale, |p| p.order.value = Order::StartFirst);
+    assert_eq!(p.sets[0].statement, "server web:8000 max_fails=2;");
+    assert_eq!(texts(&p).last().unwrap(), SEED000);
+    // A pinned line (a run left it so) comes back as that run found it:
+    // only the journal has it.
+    let journaled = ReplicaSet {
+        statement: "server web:8000 max_fails=3;".into(),
+        ..replica_set(&[("p_web_1", false)], &["p_web_2"])
+    };
+    let p = plan_set(
+        &pinned(&[("p_web_1:8000", false)]),
+        journaled,
+        &policy(|p| p.order.value = Order::StartFirst),
+    )
+    .unwrap();
+    assert_eq!(p.sets[0].statement, "server web:8000 max_fails=3;");
+}
