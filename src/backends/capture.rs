@@ -110,9 +110,16 @@ fn strip_image_defaults(config: &mut ContainerConfig, image: &ImageConfig, id: &
     minus(&mut config.env, &image.env);
     minus(&mut config.exposed_ports, &image.exposed_ports);
     minus(&mut config.volumes, &image.volumes);
-    // Docker drops the image's Cmd when the entrypoint is overridden, so Cmd is
-    // only a default while the entrypoint is one too.
-    same(&mut config.entrypoint, &image.entrypoint);
+    // Docker fills in the image's Cmd only when the entrypoint is not given:
+    // an entrypoint equal to the image's, with no Cmd where the image has
+    // one, was given (`entrypoint:` the image's own, no `command:`), and
+    // without it Docker would run the image's Cmd too. Cmd is only a
+    // default while the entrypoint is one too.
+    let image_cmd = image.cmd.as_ref().is_some_and(|c| !c.is_empty());
+    let entrypoint_given = image_cmd && config.cmd.as_ref().is_none_or(Vec::is_empty);
+    if !entrypoint_given {
+        same(&mut config.entrypoint, &image.entrypoint);
+    }
     if config.entrypoint.is_none() {
         same(&mut config.cmd, &image.cmd);
     }
@@ -346,6 +353,33 @@ mod tests {
         };
         let spec = spec_from_inspect(inspect(config), &image(), Anonymous::Keep);
         assert_eq!(spec.config.cmd, Some(vec!["/app".to_string()]));
+    }
+
+    #[test]
+    fn an_entrypoint_given_as_the_images_own_without_a_cmd_is_kept() {
+        // `entrypoint: ["/entry"]` as the image has it, no command: Docker
+        // left Cmd empty; created without the entrypoint, the container
+        // would run the image's `/entry /app`.
+        let image = ImageConfig {
+            entrypoint: Some(vec!["/entry".into()]),
+            ..image()
+        };
+        let given = ContainerConfig {
+            entrypoint: Some(vec!["/entry".into()]),
+            cmd: None,
+            ..Default::default()
+        };
+        let spec = spec_from_inspect(inspect(given), &image, Anonymous::Keep);
+        assert_eq!(spec.config.entrypoint, Some(vec!["/entry".to_string()]));
+        assert_eq!(spec.config.cmd, None);
+        // Both the image's: defaults, left to the image.
+        let inherited = ContainerConfig {
+            entrypoint: Some(vec!["/entry".into()]),
+            cmd: Some(vec!["/app".into()]),
+            ..Default::default()
+        };
+        let spec = spec_from_inspect(inspect(inherited), &image, Anonymous::Keep);
+        assert_eq!((spec.config.entrypoint, spec.config.cmd), (None, None));
     }
 
     #[test]
