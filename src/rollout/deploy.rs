@@ -410,7 +410,7 @@ async fn prepare(
                 compose.service
             ))
         } else {
-            None
+            project.not_carried(&compose.service)
         };
         match cli_because {
             Some(why) if start_first => bail!(

@@ -435,6 +435,30 @@ impl ComposeProject {
             .is_some_and(|s| s.get("container_name").is_some())
     }
 
+    /// What of the service the fast path does not carry to the containers it
+    /// makes from a template, if anything: what compose sets as it connects
+    /// a container to each network (the aliases of `links` and
+    /// `external_links`, `link_local_ips`) and `mac_address`. Compose must
+    /// make such a service's containers itself.
+    pub fn not_carried(&self, service: &str) -> Option<String> {
+        let svc = self.services.get(service)?;
+        let mut keys: Vec<&str> = ["links", "external_links", "mac_address"]
+            .into_iter()
+            .filter(|k| svc.get(*k).is_some())
+            .collect();
+        let networks = svc.get("networks").and_then(|n| n.as_mapping());
+        if networks.is_some_and(|n| n.values().any(|net| net.get("link_local_ips").is_some())) {
+            keys.push("networks.*.link_local_ips");
+        }
+        (!keys.is_empty()).then(|| {
+            format!(
+                "service {service} sets {}, which containers made through the API from compose's \
+                 template would not get",
+                keys.join(", ")
+            )
+        })
+    }
+
     /// True when `r`'s compose configuration changed since its container was
     /// created (its `config-hash` label differs from what compose computes now).
     pub fn needs_update(&self, r: &ComposeRef) -> Result<bool> {
@@ -490,5 +514,16 @@ mod tests {
         assert_eq!(p.service("web").unwrap()["environment"]["MESSAGE"], "v2-$$");
         assert_eq!(p.set_image("web", "app:v1", "app:v2"), Some(()));
         assert_eq!(p.service("web").unwrap()["image"], "app:v2");
+    }
+
+    #[test]
+    fn a_service_with_what_compose_sets_at_connect_is_not_carried() {
+        let config = "services:\n  plain:\n    image: app:v1\n    networks:\n      front:\n        aliases: [a]\n  linked:\n    image: app:v1\n    links: [db:database]\n    mac_address: 02:42:ac:11:00:02\n  local:\n    image: app:v1\n    networks:\n      front:\n        link_local_ips: [169.254.8.8]\n";
+        let p = ComposeProject::from_config("p", config, "").unwrap();
+        assert_eq!(p.not_carried("plain"), None);
+        let linked = p.not_carried("linked").unwrap();
+        assert!(linked.contains("sets links, mac_address,"), "{linked}");
+        let local = p.not_carried("local").unwrap();
+        assert!(local.contains("networks.*.link_local_ips"), "{local}");
     }
 }

@@ -59,6 +59,13 @@ pub(super) async fn prepare(
                 c.service
             );
         }
+        if let Some(why) = project.not_carried(&c.service) {
+            bail!(
+                "{}: {why}, and the compose CLI recreates every replica at once: its replicas \
+                 cannot be rolled one at a time",
+                server.address
+            );
+        }
         let declared = project.replicas(&c.service).unwrap_or(members.len());
         let hooks = project.hooks(&c.service)?.overridden_by(&request.hooks);
         if !request.force {
