@@ -13,8 +13,9 @@
 //! sort_keys=True, separators=(',', ':'))`). So does a file named in place
 //! of another, the same but for those values (a release written as a new
 //! override file): the templates' files label is compose's for the new
-//! names. Anything else changed — another key, a variable used elsewhere,
-//! an env file not in the plainest form, compose itself, a new image under
+//! names. Anything else changed — another key, a variable used elsewhere
+//! (a build argument passed through from the environment among them), an
+//! env file not in the plainest form, compose itself, a new image under
 //! the same name — and compose reads the project again. So it does when a
 //! value names a variable whose value is not known here (one nginx-rollout
 //! sets or removes for compose; one the process environment does not set
