@@ -1,30 +1,30 @@
 //! Reading a compose v1 project again without running compose. What compose
-//! read of a project last time — each service's configuration as compose
-//! hashes it, the project's `config`, the template containers — is kept with
-//! the inputs it came from (`inputs.rs`: what they are, how they are taken
-//! now). When the files differ from those only in environment values or
-//! images — as written, or through variables (the process environment,
-//! `.env`) that compose v1 interpolates in the forms
-//! `variables.rs` follows — compose's answer for them follows exactly: the
-//! new values in the configuration it hashes, in its `config` and in each
-//! template (its `Env`; for another image, its image, with the values the
-//! service sets that the old image's defaults repeated put back), the hashes
-//! computed as compose v1 computes them (SHA-256 of Python's `json.dumps(…,
-//! sort_keys=True, separators=(',', ':'))`). So does a file named in place
-//! of another, the same but for those values (a release written as a new
-//! override file): the templates' files label is compose's for the new
-//! names. Anything else changed — another key, a variable used elsewhere
-//! (a build argument passed through from the environment among them), an
-//! env file not in the plainest form, compose itself, a new image under
-//! the same name — and compose reads the project again. So it does when a
-//! value names a variable whose value is not known here (one nginx-rollout
-//! sets or removes for compose; one the process environment does not set
-//! and such an env file may), or when a value a later file sets again is
-//! not one followed (compose checks each file before merging them). No
-//! reading is kept of a project where compose puts other containers' ids in
-//! what it hashes or makes (`network_mode`, `ipc`, `pid` of another service
-//! or container, `volumes_from`): they change whenever those containers are
-//! made again. Compose v2 (Go, fast to start) is always run.
+//! read of a project last time — each service's configuration as compose hashes
+//! it, the project's `config`, the template containers — is kept with the
+//! inputs it came from (`inputs.rs`: what they are, how they are taken now).
+//! When the files differ from those only in environment values or images — as
+//! written, or through variables (the process environment, `.env`) that compose
+//! v1 interpolates in the forms `variables.rs` follows — compose's answer for
+//! them follows exactly: the new values in the configuration it hashes, in its
+//! `config` and in each template (its `Env`; for another image, its image, with
+//! the values the service sets that the old image's defaults repeated put back
+//! — not a healthcheck set in part, which Docker completed from the old
+//! image's), the hashes computed as compose v1 computes them (SHA-256 of
+//! Python's `json.dumps(…, sort_keys=True, separators=(',', ':'))`). So does a
+//! file named in place of another, the same but for those values (a release
+//! written as a new override file): the templates' files label is compose's for
+//! the new names. Anything else changed — another key, a variable used
+//! elsewhere (a build argument passed through from the environment among them),
+//! an env file not in the plainest form, compose itself, a new image under the
+//! same name — and compose reads the project again. So it does when a value
+//! names a variable whose value is not known here (one nginx-rollout sets or
+//! removes for compose; one the process environment does not set and such an
+//! env file may), or when a value a later file sets again is not one followed
+//! (compose checks each file before merging them). No reading is kept of a
+//! project where compose puts other containers' ids in what it hashes or makes
+//! (`network_mode`, `ipc`, `pid` of another service or container,
+//! `volumes_from`): they change whenever those containers are made again.
+//! Compose v2 (Go, fast to start) is always run.
 use std::collections::BTreeMap;
 use std::path::Path;
 
