@@ -41,7 +41,8 @@ pub struct Inputs {
     env_files: Vec<(PathBuf, EnvFile)>,
     /// The variables compose takes from the process environment and the env
     /// file that this does not follow: the ones the files name outside the
-    /// values followed, every `COMPOSE_*` and `DOCKER_*` (but
+    /// values followed or pass through (an `environment` or `build.args`
+    /// entry without a value), every `COMPOSE_*` and `DOCKER_*` (but
     /// [`NAMED_BY_ARGUMENTS`]), and `HOME`.
     vars: Values,
     /// The docker client's configuration file compose reads, whose proxies

@@ -2,7 +2,7 @@
 //! its spec leaves out what repeats the old image's defaults, so Docker
 //! fills in the new image's; what the service itself sets that the old
 //! image repeated is put back, where that is known exactly.
-use bollard::models::ImageConfig;
+use bollard::models::{HealthConfig, ImageConfig};
 use serde_json::Value as Json;
 
 use crate::backends::spec::ContainerSpec;
@@ -11,7 +11,9 @@ use crate::backends::spec::ContainerSpec;
 /// what repeats the old image's defaults (`old`), so Docker fills in the new
 /// image's; what the service itself sets (`options`, as compose hashes them)
 /// and the old image repeated is put back — environment entries, exposed
-/// ports — or, for any other key, the template cannot follow (`Err`: which).
+/// ports — or, for any other key, the template cannot follow (`Err`: which);
+/// nor can it a healthcheck the service sets in part, which Docker filled
+/// from the old image's field by field.
 pub(super) fn for_new_image(
     template: &mut ContainerSpec,
     options: &Json,
@@ -45,6 +47,12 @@ pub(super) fn for_new_image(
     ];
     if let Some((key, _)) = lost.iter().find(|(key, lost)| *lost && set(key)) {
         return Err(format!("its {key} is the old image's"));
+    }
+    let healthcheck = options.get("healthcheck").filter(|h| h.is_object());
+    if let (Some(healthcheck), Some(defaults)) = (healthcheck, &old.healthcheck)
+        && partly_the_image(healthcheck, defaults)
+    {
+        return Err("its healthcheck is partly the old image's".into());
     }
     let object = |key: &str| options.get(key).and_then(Json::as_object);
     let array = |key: &str| options.get(key).and_then(Json::as_array);
@@ -120,6 +128,33 @@ pub(super) fn for_new_image(
     Ok(())
 }
 
+/// Whether Docker filled part of the healthcheck a service sets (`set`, as
+/// compose hashes it) from the image's (`image`): it fills each field the
+/// container leaves unset (no test, a number 0) from the image's, field by
+/// field — `start_interval` always, compose never setting it. A disabled one
+/// (test `NONE`) runs no check, whatever its timings.
+fn partly_the_image(set: &Json, image: &HealthConfig) -> bool {
+    let test = set.get("test").and_then(Json::as_array);
+    if test.and_then(|t| t.first()).and_then(Json::as_str) == Some("NONE") {
+        return false;
+    }
+    let unset = |key: &str| {
+        set.get(key)
+            .is_none_or(|v| v.is_null() || v.as_f64() == Some(0.0))
+    };
+    let given = |n: Option<i64>| n.is_some_and(|n| n != 0);
+    [
+        ("test", image.test.as_ref().is_some_and(|t| !t.is_empty())),
+        ("interval", given(image.interval)),
+        ("timeout", given(image.timeout)),
+        ("retries", given(image.retries)),
+        ("start_period", given(image.start_period)),
+        ("start_interval", given(image.start_interval)),
+    ]
+    .into_iter()
+    .any(|(key, filled)| filled && unset(key))
+}
+
 /// A port compose exposes, as Docker keys it (`3000/tcp`): `port` a number
 /// with or without `/protocol`, `protocol` given apart (`None`: tcp).
 fn exposed(port: Option<&str>, protocol: Option<&str>) -> Option<String> {
@@ -193,6 +228,45 @@ mod tests {
         // An expose of a form not followed (a range).
         let options = serde_json::json!({"expose": ["3000-3002"]});
         assert!(for_new_image(&mut spec(ContainerConfig::default()), &options, &old).is_err());
+    }
+
+    #[test]
+    fn a_healthcheck_the_old_image_filled_in_part_is_not_followed() {
+        // Docker fills each field a healthcheck leaves unset from the image's:
+        // the template has the old image's test, the new image's is wanted.
+        let old = ImageConfig {
+            healthcheck: Some(HealthConfig {
+                test: strings(&["CMD", "/app", "health"]),
+                interval: Some(30_000_000_000),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let merged = ContainerConfig {
+            healthcheck: Some(HealthConfig {
+                test: strings(&["CMD", "/app", "health"]),
+                interval: Some(5_000_000_000),
+                retries: Some(10),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let follows = |healthcheck: Json, old: &ImageConfig| {
+            let options = serde_json::json!({ "healthcheck": healthcheck });
+            for_new_image(&mut spec(merged.clone()), &options, old)
+        };
+        let partial = serde_json::json!({"interval": 5_000_000_000u64, "retries": 10});
+        let err = follows(partial.clone(), &old).unwrap_err();
+        assert!(err.contains("healthcheck"), "{err}");
+        // A number 0 is unset too.
+        let zero = serde_json::json!({"test": ["CMD", "true"], "interval": 0});
+        assert!(follows(zero, &old).is_err());
+        // Every field the old image set is the service's, or disabled: followed.
+        let own = serde_json::json!({"test": ["CMD", "true"], "interval": 5_000_000_000u64});
+        follows(own, &old).unwrap();
+        follows(serde_json::json!({"test": ["NONE"]}), &old).unwrap();
+        // An old image without one filled nothing: Docker fills from the new one.
+        follows(partial, &ImageConfig::default()).unwrap();
     }
 
     #[test]

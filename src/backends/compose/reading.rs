@@ -1,25 +1,29 @@
 //! Reading a compose v1 project again without running compose. What compose
-//! read of a project last time — each service's configuration as compose
-//! hashes it, the project's `config`, the template containers — is kept with
-//! the inputs it came from (`inputs.rs`: what they are, how they are taken
-//! now). When the files differ from those only in environment values or
-//! images — as written, or through variables (the process environment,
-//! `.env`) that compose v1 interpolates in the forms
-//! `variables.rs` follows — compose's answer for them follows exactly: the
-//! new values in the configuration it hashes, in its `config` and in each
-//! template (its `Env`; for another image, its image, with the values the
-//! service sets that the old image's defaults repeated put back), the hashes
-//! computed as compose v1 computes them (SHA-256 of Python's `json.dumps(…,
-//! sort_keys=True, separators=(',', ':'))`). So does a file named in place
-//! of another, the same but for those values (a release written as a new
-//! override file): the templates' files label is compose's for the new
-//! names. Anything else changed — another key, a variable used elsewhere,
-//! an env file not in the plainest form, compose itself, a new image under
-//! the same name — and compose reads the project again. So it does when a
-//! value names a variable whose value is not known here (one nginx-rollout
-//! sets or removes for compose; one the process environment does not set
-//! and such an env file may), or when a value a later file sets again is
-//! not one followed (compose checks each file before merging them).
+//! read of a project last time — each service's configuration as compose hashes
+//! it, the project's `config`, the template containers — is kept with the
+//! inputs it came from (`inputs.rs`: what they are, how they are taken now).
+//! When the files differ from those only in environment values or images — as
+//! written, or through variables (the process environment, `.env`) that compose
+//! v1 interpolates in the forms `variables.rs` follows — compose's answer for
+//! them follows exactly: the new values in the configuration it hashes, in its
+//! `config` and in each template (its `Env`; for another image, its image, with
+//! the values the service sets that the old image's defaults repeated put back
+//! — not a healthcheck set in part, which Docker completed from the old
+//! image's), the hashes computed as compose v1 computes them (SHA-256 of
+//! Python's `json.dumps(…, sort_keys=True, separators=(',', ':'))`). So does a
+//! file named in place of another, the same but for those values (a release
+//! written as a new override file): the templates' files label is compose's for
+//! the new names. Anything else changed — another key, a variable used
+//! elsewhere (a build argument passed through from the environment among them),
+//! an env file not in the plainest form, compose itself, a new image under the
+//! same name — and compose reads the project again. So it does when a value
+//! names a variable whose value is not known here (one nginx-rollout sets or
+//! removes for compose; one the process environment does not set and such an
+//! env file may), or when a value a later file sets again is not one followed
+//! (compose checks each file before merging them). No reading is kept of a
+//! project where compose puts other containers' ids in what it hashes or makes
+//! (`network_mode`, `ipc`, `pid` of another service or container,
+//! `volumes_from`): they change whenever those containers are made again.
 //! Compose v2 (Go, fast to start) is always run.
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -36,6 +40,7 @@ use super::project::{ComposeProject, ProjectQuery};
 use super::python_json::python_json;
 use super::variables::interpolate;
 use super::written::Written;
+use crate::backends::spec::ContainerSpec;
 use crate::docker::ComposeRef;
 
 /// What compose read of a project, with the inputs it read it from.
@@ -131,6 +136,12 @@ impl Reading {
             }
             if project.hash(service) != Some(p.hash.as_str()) {
                 bail!("service {service}: the reading script and compose hash it differently");
+            }
+            let config = project.service(service).ok();
+            if let Some(what) = other_containers(&dict, config, project.template(service)) {
+                bail!(
+                    "service {service}: its {what} is another container's, found anew each time compose reads"
+                );
             }
             dicts.insert(service.clone(), dict);
         }
@@ -333,6 +344,53 @@ impl Reading {
     }
 }
 
+/// What of a service compose resolved to another container's id as it read
+/// it (`None`: nothing), which a kept reading would keep after that
+/// container is made again: in its configuration as compose hashes it
+/// (`dict`), `net` a container's id (`network_mode: container:X`) or
+/// `ipc_mode` `container:<id>` (`ipc: service:X` or `container:X`); in its
+/// template, `NetworkMode`, `IpcMode` or `PidMode` `container:<id>` (of a
+/// `service:X` or `container:X`) or `VolumesFrom` (container ids). An
+/// `ipc`, `network_mode` or `pid` of `service:X` in its `config` counts
+/// too: while X has no container compose hashes or makes none, and X's id
+/// once it has one.
+fn other_containers(
+    dict: &Json,
+    config: Option<&serde_norway::Value>,
+    template: Option<&ContainerSpec>,
+) -> Option<&'static str> {
+    let container = |mode: &str| mode.starts_with("container:");
+    let id = |s: &str| s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit());
+    let hashed = |key: &str| dict.get(key).and_then(Json::as_str);
+    let of_service = |key: &str| {
+        config
+            .and_then(|c| c.get(key))
+            .and_then(serde_norway::Value::as_str)
+            .is_some_and(|mode| mode.starts_with("service:"))
+    };
+    if hashed("net").is_some_and(|net| container(net) || id(net)) {
+        return Some("network_mode");
+    }
+    if hashed("ipc_mode").is_some_and(container) || of_service("ipc") {
+        return Some("ipc");
+    }
+    let host = &template?.host_config;
+    let modes = [
+        ("network_mode", &host.network_mode),
+        ("ipc", &host.ipc_mode),
+        ("pid", &host.pid_mode),
+    ];
+    for (key, mode) in modes {
+        if mode.as_deref().is_some_and(container) || of_service(key) {
+            return Some(key);
+        }
+    }
+    host.volumes_from
+        .as_ref()
+        .is_some_and(|v| !v.is_empty())
+        .then_some("volumes_from")
+}
+
 /// The id of image `name` on this host, if it is there.
 async fn image_id(docker: &Docker, name: &str) -> Option<String> {
     docker.inspect_image(name).await.ok()?.id
@@ -340,8 +398,9 @@ async fn image_id(docker: &Docker, name: &str) -> Option<String> {
 
 /// Counted up when what a kept reading is trusted for narrows: one kept by
 /// an earlier version is not used (2: files compose's YAML 1.1 could read
-/// otherwise are not followed).
-const KEPT_VERSION: u32 = 2;
+/// otherwise are not followed; 3: nor projects where compose resolves other
+/// containers' ids, [`other_containers`]).
+const KEPT_VERSION: u32 = 3;
 
 /// Whether `name` is where an earlier version kept a reading (`compose-HASH.json`
 /// before versions were counted, `compose-N-HASH.json` with N below
@@ -375,7 +434,83 @@ pub fn reading_name(r: &ComposeRef) -> String {
 
 #[cfg(test)]
 mod tests {
+    use bollard::models::HostConfig;
+
     use super::*;
+
+    #[test]
+    fn a_reading_naming_other_containers_by_id_is_not_kept() {
+        let id = "0123456789abcdef".repeat(4);
+        let dict = |net: &str, ipc: Json| serde_json::json!({"net": net, "ipc_mode": ipc});
+        let plain = dict("p_default", Json::Null);
+        let config = |text: &str| serde_norway::from_str::<serde_norway::Value>(text).unwrap();
+        let web = config("image: app:v1\n");
+        let template = |host_config: HostConfig| ContainerSpec {
+            name: "p_web_1".into(),
+            image: "app:v1".into(),
+            config: Default::default(),
+            host_config,
+            networks: Vec::new(),
+        };
+        let bridged = template(HostConfig {
+            network_mode: Some("p_default".into()),
+            ipc_mode: Some("private".into()),
+            ..Default::default()
+        });
+        assert_eq!(other_containers(&plain, Some(&web), Some(&bridged)), None);
+        // Hashed: compose hashes the id of the container it found.
+        assert_eq!(
+            other_containers(&dict(&id, Json::Null), Some(&web), None),
+            Some("network_mode")
+        );
+        let ipc = Json::String(format!("container:{id}"));
+        assert_eq!(
+            other_containers(&dict("p_default", ipc), Some(&web), None),
+            Some("ipc")
+        );
+        // `ipc: service:X` while X has no container: hashed as none, for now.
+        let sharing = config("image: app:v1\nipc: service:db\n");
+        assert_eq!(other_containers(&plain, Some(&sharing), None), Some("ipc"));
+        // Made: a service's or container's namespace, or its volumes, by id.
+        let container = Some(format!("container:{id}"));
+        for (host, what) in [
+            (
+                HostConfig {
+                    network_mode: container.clone(),
+                    ..Default::default()
+                },
+                "network_mode",
+            ),
+            (
+                HostConfig {
+                    pid_mode: container.clone(),
+                    ..Default::default()
+                },
+                "pid",
+            ),
+            (
+                HostConfig {
+                    volumes_from: Some(vec![format!("{id}:ro")]),
+                    ..Default::default()
+                },
+                "volumes_from",
+            ),
+        ] {
+            let t = template(host);
+            assert_eq!(other_containers(&plain, Some(&web), Some(&t)), Some(what));
+        }
+        let joined = config("image: app:v1\nnetwork_mode: service:vpn\n");
+        assert_eq!(
+            other_containers(&plain, Some(&joined), Some(&bridged)),
+            Some("network_mode")
+        );
+        // A service only hashed, joining another's network: compose hashes
+        // that service's name, not its container's id.
+        assert_eq!(
+            other_containers(&dict("vpn", Json::Null), Some(&joined), None),
+            None
+        );
+    }
 
     #[test]
     fn readings_kept_by_earlier_versions_are_superseded_and_this_ones_are_not() {

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
-use serde_norway::Value as Yaml;
+use serde_norway::{Mapping, Value as Yaml};
 use sha2::{Digest, Sha256};
 
 use super::variables::{Values, follows, variables};
@@ -31,7 +31,8 @@ pub(super) struct Masked {
     /// The values left out, as written.
     pub(super) written: Written,
     /// The variables the rest names, and the ones its services pass
-    /// through from compose's environment (`- NAME`, `NAME:`).
+    /// through from compose's environment (`- NAME`, `NAME:`), in their
+    /// `environment` or their `build.args`.
     pub(super) names: BTreeSet<String>,
 }
 
@@ -54,6 +55,7 @@ pub(super) fn masked(text: &str) -> Option<Masked> {
             if service.contains_key("extends") || service.contains_key("env_file") {
                 return None;
             }
+            passed.extend(build_args_passed(service)?);
             if let Some(Yaml::String(image)) = service.get_mut("image") {
                 written.images.insert(name.clone(), std::mem::take(image));
             }
@@ -105,6 +107,38 @@ pub(super) fn masked(text: &str) -> Option<Masked> {
         written,
         names,
     })
+}
+
+/// The build arguments `service` passes through from compose's environment
+/// (`args: [NAME]`, `NAME:`): compose fills each from it (or `.env`) and
+/// hashes it with the service's options. `None` for `args` of a form compose
+/// may refuse.
+fn build_args_passed(service: &Mapping) -> Option<Vec<String>> {
+    let args = match service.get("build") {
+        Some(Yaml::Mapping(build)) => build.get("args"),
+        _ => None,
+    };
+    let mut passed = Vec::new();
+    match args {
+        None | Some(Yaml::Null) => {}
+        Some(Yaml::Sequence(items)) => {
+            for item in items {
+                let Yaml::String(s) = item else { return None };
+                if !s.contains('=') {
+                    passed.push(s.clone());
+                }
+            }
+        }
+        Some(Yaml::Mapping(map)) => {
+            for (k, v) in map {
+                if v.is_null() {
+                    passed.push(k.as_str()?.to_string());
+                }
+            }
+        }
+        Some(_) => return None,
+    }
+    Some(passed)
 }
 
 impl Written {
@@ -207,6 +241,27 @@ mod tests {
         // Files compose reads besides: not derivable.
         assert!(masked(&a.replace("image: a", "image: a\n    env_file: x.env")).is_none());
         assert!(masked(&a.replace("image: a", "image: a\n    extends: {service: db}")).is_none());
+    }
+
+    #[test]
+    fn build_args_passed_through_from_the_environment_are_named() {
+        // Compose fills `args` written without a value from its environment
+        // (or `.env`) and hashes them: their values are inputs, as an
+        // environment entry passed through is.
+        let a = "services:\n  web:\n    image: a\n    build:\n      context: .\n      args: [GIT_SHA, MODE=prod]\n";
+        assert_eq!(masked(a).unwrap().names, ["GIT_SHA".to_string()].into());
+        let b = a.replace(
+            "args: [GIT_SHA, MODE=prod]",
+            "args:\n        GIT_SHA:\n        REV: null\n        MODE: prod",
+        );
+        assert_eq!(
+            masked(&b).unwrap().names,
+            ["GIT_SHA", "REV"].map(String::from).into()
+        );
+        assert!(masked(&a.replace("[GIT_SHA, MODE=prod]", "[1]")).is_none());
+        assert!(masked(&a.replace("[GIT_SHA, MODE=prod]", "x")).is_none());
+        let context_only = "services:\n  web:\n    image: a\n    build: .\n";
+        assert!(masked(context_only).unwrap().names.is_empty());
     }
 
     #[test]
