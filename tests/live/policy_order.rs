@@ -192,6 +192,27 @@ fn signal_start_first_at(
     crate::support::stop_with(&mut run, lines, signal)
 }
 
+/// The flags that make app1's replacement take 3 s to start: a wide window
+/// between its create and its swap.
+const SLOW_START: &[&str] = &["--env", "STARTUP_DELAY_MS=3000"];
+
+/// `rollback --yes --output json`, which must leave the stack as `before`:
+/// the config byte for byte, `app1` running, both servers answering v1.
+/// Its summary.
+fn rolled_back_to_v1(stack: &Stack, before: &[u8], app1: &str) -> serde_json::Value {
+    let out = stack.tool(&["rollback", "--yes", "--output", "json"]);
+    assert_ok(&out);
+    assert_eq!(stack.conf(), before, "{}", text(&out));
+    assert_eq!(
+        inspect(app1, "{{.State.Running}}"),
+        "true",
+        "{}",
+        text(&out)
+    );
+    assert_eq!(stack.bodies(8), app_bodies(2, "v1"));
+    crate::support::summary(&out)
+}
+
 #[test]
 fn a_start_first_deploy_interrupted_after_its_swap_resumes_by_stopping_the_old_container() {
     let stack = Stack::up("sfresume");
@@ -316,7 +337,7 @@ fn a_start_first_deploy_killed_before_its_swap_is_closed_by_rollback_which_remov
     let (code, _) = signal_start_first_at(
         &stack,
         "wait-healthy",
-        &["--env", "STARTUP_DELAY_MS=3000"],
+        SLOW_START,
         rustix::process::Signal::KILL,
     );
     assert_eq!(code, None, "killed");
@@ -334,22 +355,14 @@ fn a_start_first_deploy_killed_before_its_swap_is_closed_by_rollback_which_remov
     assert_eq!(containers(&app1).len(), 2);
     // Before: the rollback (stop-first) recreated the untouched app1 and left
     // its replacement running outside nginx.
-    let out = stack.tool(&["rollback", "--yes", "--output", "json"]);
-    assert_ok(&out);
-    assert_eq!(
-        crate::support::summary(&out)["closed"],
-        true,
-        "{}",
-        text(&out)
-    );
+    let summary = rolled_back_to_v1(&stack, &before, &app1);
+    assert_eq!(summary["closed"], true, "{summary}");
     assert_eq!(containers(&app1), std::slice::from_ref(&app1));
     assert_eq!(
         inspect(&app1, "{{.Id}}"),
         app1_id,
         "the old app1 served throughout, untouched"
     );
-    assert_eq!(stack.conf(), before);
-    assert_eq!(stack.bodies(8), app_bodies(2, "v1"));
 }
 
 #[test]
@@ -363,7 +376,7 @@ fn a_start_first_deploy_of_a_dead_server_killed_or_stopped_before_its_swap_is_ro
     let (code, _) = signal_start_first_at(
         &stack,
         "wait-healthy",
-        &["--env", "STARTUP_DELAY_MS=3000"],
+        SLOW_START,
         rustix::process::Signal::KILL,
     );
     assert_eq!(code, None, "killed");
@@ -373,28 +386,15 @@ fn a_start_first_deploy_of_a_dead_server_killed_or_stopped_before_its_swap_is_ro
     // The replacement goes, and app1 is not untouched: its line is pinned, so
     // the rollback brings it back (before: the rollback skipped it as
     // untouched and the line stayed pinned).
-    let out = stack.tool(&["rollback", "--yes", "--output", "json"]);
-    assert_ok(&out);
-    assert_eq!(
-        containers(&app1),
-        std::slice::from_ref(&app1),
-        "{}",
-        text(&out)
-    );
-    assert_eq!(stack.conf(), before, "{}", text(&out));
-    assert_eq!(inspect(&app1, "{{.State.Running}}"), "true");
-    assert_eq!(stack.bodies(8), app_bodies(2, "v1"));
+    rolled_back_to_v1(&stack, &before, &app1);
+    assert_eq!(containers(&app1), std::slice::from_ref(&app1));
     // The same stopped by a signal: the run removes its replacement itself,
     // and leaves the pinned line for the rollback to bring back.
     docker(&["kill", &app1]);
-    interrupt_start_first_at(&stack, "wait-healthy", &["--env", "STARTUP_DELAY_MS=3000"]);
+    interrupt_start_first_at(&stack, "wait-healthy", SLOW_START);
     assert_eq!(containers(&app1), std::slice::from_ref(&app1));
     assert_ne!(stack.conf(), before, "pinned to nowhere");
-    let out = stack.tool(&["rollback", "--yes", "--output", "json"]);
-    assert_ok(&out);
-    assert_eq!(stack.conf(), before, "{}", text(&out));
-    assert_eq!(inspect(&app1, "{{.State.Running}}"), "true");
-    assert_eq!(stack.bodies(8), app_bodies(2, "v1"));
+    rolled_back_to_v1(&stack, &before, &app1);
 }
 
 #[test]
@@ -404,24 +404,16 @@ fn a_start_first_deploy_interrupted_before_its_swap_removes_its_replacement_and_
     let before = stack.conf();
     let app1 = stack.container("app1");
     // SIGINT while app1's replacement runs, not yet healthy nor swapped in.
-    interrupt_start_first_at(&stack, "wait-healthy", &["--env", "STARTUP_DELAY_MS=3000"]);
+    interrupt_start_first_at(&stack, "wait-healthy", SLOW_START);
     assert_eq!(
         containers(&app1),
         std::slice::from_ref(&app1),
         "its replacement, never put into nginx, is removed as the run stops"
     );
     // Nothing of app1 changed (nor of app2, never begun): the rollback closes it.
-    let out = stack.tool(&["rollback", "--yes", "--output", "json"]);
-    assert_ok(&out);
-    let summary = crate::support::summary(&out);
-    assert_eq!(summary["closed"], true, "{}", text(&out));
-    assert_eq!(
-        inspect(&app1, "{{.State.Running}}"),
-        "true",
-        "the old app1 served throughout, untouched"
-    );
-    assert_eq!(stack.conf(), before);
-    assert_eq!(stack.bodies(8), app_bodies(2, "v1"));
+    // The old app1 served throughout, untouched.
+    let summary = rolled_back_to_v1(&stack, &before, &app1);
+    assert_eq!(summary["closed"], true, "{summary}");
     // Nothing of the rollout is left in the way of the next start-first deploy.
     assert_ok(&stack.tool(&engine_deploy(&[
         "--order",
