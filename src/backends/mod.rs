@@ -36,7 +36,7 @@ pub use mapping::{
 pub use recreate::{
     NotOurs, Recreated, Stopped, create_and_start, create_replacement,
     discard_leftover_replacement, discard_parked, discard_replacement, in_the_way, next_slot,
-    recreate_stop_first, rename, stop_and_remove, temporary_names,
+    recreate_stop_first, rename, stop_and_keep, stop_and_remove, temporary_names,
 };
 pub use spec::{ContainerSpec, NetworkAttachment};
 pub use template::{TemplateVars, render_value};

@@ -47,6 +47,17 @@ pub async fn stop_and_remove(docker: &Docker, inspect: &ContainerInspectResponse
     remove(docker, id, &name).await
 }
 
+/// Stops `container` (a name or id) with its own stop signal and stop
+/// timeout, and keeps it; one stopped already, or gone, is fine.
+pub async fn stop_and_keep(docker: &Docker, container: &str) -> Result<()> {
+    let Some(inspect) = docker::inspect(docker, container).await? else {
+        return Ok(());
+    };
+    let id = inspect.id.clone().unwrap_or_else(|| container.to_string());
+    let name = docker::name_of(&inspect, &id).to_string();
+    request_stop(docker, &id, &name, &inspect).await
+}
+
 /// Stops container `id` (named `name`, described by `inspect` for its stop
 /// timeout), letting the daemon send its StopSignal and wait its
 /// StopTimeout; a container stopped already is fine.

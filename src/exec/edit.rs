@@ -63,6 +63,7 @@ impl<W: World, O: Observer + ?Sized> Executor<'_, W, O> {
             })
             .collect();
         let changes = self.keep_failed_sets_pinned(changes).await?;
+        self.stop_failed_replicas_of_unpinned(&changes).await?;
         // Read once here; the first write goes over these bytes.
         let config = self.world.load_config().await?;
         let up = config.upstream(upstream).map_err(anyhow::Error::from)?;

@@ -82,10 +82,11 @@ impl<W: World, O: Observer + ?Sized> Executor<'_, W, O> {
     /// of the upstream: drained while it runs; once it is gone, its line must not
     /// name it (nginx resolves every name at each reload), so a pinned line is
     /// buried and an operator's line pinned to nowhere, `down`. A new replica
-    /// started beside the one it retires is taken out on its own line. A
-    /// replica set already back on the operator's line needs only a reload:
-    /// Docker's DNS no longer answers with a container that stopped; when no
-    /// replica runs, the line is pinned to nowhere. A start-first replacement
+    /// started beside the one it retires is taken out on its own line. Of a
+    /// replica set already back on the operator's line, a failed replica
+    /// still running is stopped ([`Self::stop_failed_replicas`]) and a reload
+    /// follows: Docker's DNS no longer answers with a container that stopped;
+    /// when no replica runs, the line is pinned to nowhere. A start-first replacement
     /// swapped in while its old container still serves gives the line back
     /// to it ([`Self::swaps_back`]) and is removed after the reload
     /// ([`Self::retire_swapped_back`]); its reason says so.
@@ -121,6 +122,28 @@ impl<W: World, O: Observer + ?Sized> Executor<'_, W, O> {
         apply_changes_with(&mut config, &upstream, &changes, false)?;
         let up = config.upstream(&upstream)?;
         let mut reload = false;
+        // A failed replica of a set back on the operator's line has no line
+        // of its own to drain.
+        let mut unpinned: Vec<(String, String)> = failed
+            .iter()
+            .filter(|(key, _)| {
+                self.rollout
+                    .server(key)
+                    .and_then(|r| r.set.as_ref())
+                    .is_some_and(|set| {
+                        up.servers
+                            .iter()
+                            .any(|s| s.address == *set && s.pinned_from.is_none())
+                    })
+            })
+            .cloned()
+            .collect();
+        self.stop_failed_replicas(&mut unpinned).await?;
+        for (key, stopped) in unpinned {
+            if let Some((_, reason)) = failed.iter_mut().find(|(k, _)| *k == key) {
+                *reason = stopped;
+            }
+        }
         // (server, old container) of each line given back to its old
         // container, and (replacement, whether nginx ran a config naming it):
         // the replacement goes once nginx is done with it.
@@ -324,6 +347,70 @@ impl<W: World, O: Observer + ?Sized> Executor<'_, W, O> {
             && !rec.container.is_empty()
             && self.world.is_running(rec.old_container()).await?;
         Ok(back.then_some(reloaded))
+    }
+
+    /// Stops, and keeps, each failed new replica of `failed` (server, why)
+    /// that still runs, its set on the operator's line or about to be:
+    /// Docker's DNS answers with every replica that runs, healthy or not, so
+    /// nginx would send it requests again. Kept for its logs, as Swarm keeps a failed
+    /// task; `docker-compose up -d` starts it again. Each one's reason says so.
+    pub(super) async fn stop_failed_replicas(&self, failed: &mut [(String, String)]) -> Result<()> {
+        for (key, reason) in failed.iter_mut() {
+            let Some(rec) = self.rollout.server(key) else {
+                continue;
+            };
+            let (Some(_), Some(id)) = (&rec.set, &rec.new_container) else {
+                continue;
+            };
+            if self.world.is_running(id).await? {
+                self.world.stop(id).await?;
+                reason.push_str(
+                    "; its new container is stopped (and kept): the set's line would send it requests",
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// [`Self::stop_failed_replicas`] for the failed replicas of each set
+    /// `changes` unpins, before the operator's line comes back; the journal
+    /// keeps why.
+    pub(super) async fn stop_failed_replicas_of_unpinned(
+        &mut self,
+        changes: &[ServerChange],
+    ) -> Result<()> {
+        let mut failed: Vec<(String, String)> = Vec::new();
+        for c in changes {
+            if let ServerChange::Unpin { server: set, .. } = c {
+                failed.extend(
+                    self.rollout
+                        .servers
+                        .iter()
+                        .filter(|r| r.set.as_deref() == Some(set.as_str()))
+                        .filter(|r| r.state == ServerState::Failed)
+                        .map(|r| (r.server.clone(), r.error.clone().unwrap_or_default())),
+                );
+            }
+        }
+        if failed.is_empty() {
+            return Ok(());
+        }
+        let before: Vec<String> = failed.iter().map(|(_, r)| r.clone()).collect();
+        self.stop_failed_replicas(&mut failed).await?;
+        let mut changed = false;
+        for ((key, reason), was) in failed.into_iter().zip(before) {
+            if reason != was
+                && let Some(rec) = self.rollout.server_mut(&key)
+            {
+                self.observer.notice(&format!("server {key}: {reason}"));
+                rec.error = Some(reason);
+                changed = true;
+            }
+        }
+        if changed {
+            self.save()?;
+        }
+        Ok(())
     }
 
     /// Adds to `changes` a burial for every replica's pinned line whose

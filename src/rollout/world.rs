@@ -14,7 +14,7 @@ use crate::backends::{
     self, ComposeCli, ComposeKind, ContainerSpec, Probe, compose_cli, compose_container,
     compose_recreate, create_and_start, create_replacement, discard_leftover_replacement,
     discard_parked, discard_replacement, exec_hook, in_the_way, recreate_stop_first,
-    resolve_backend, run_one_off, stop_and_remove,
+    resolve_backend, run_one_off, stop_and_keep, stop_and_remove,
 };
 use crate::conf::{Address, ConfigSet, FileChange};
 use crate::docker::{self, Docker, Endpoint};
@@ -386,6 +386,10 @@ impl World for DockerWorld {
 
     async fn stop_old(&self, container: &str) -> Result<()> {
         self.remove_if_present(container).await
+    }
+
+    async fn stop(&self, container: &str) -> Result<()> {
+        stop_and_keep(&self.docker, container).await
     }
 
     async fn is_running(&self, container: &str) -> Result<bool> {

@@ -336,11 +336,10 @@ fn every_new_replica_dying_after_the_unpin_with_continue_leaves_the_set_down_and
     assert_eq!(stack.containers_of("web").len(), 3);
 }
 
-#[test]
-fn with_continue_a_failed_replica_keeps_its_old_one_and_the_later_slots_still_update() {
-    // `./flag` is shared by every replica: the first new one to run the
-    // post-start hook makes `/flag/first` and fails it, the others pass.
-    let stack = Stack::seed(Seed::S000, "s0cont", |dir| {
+/// Seed 000 with `./flag` mounted at `/flag` in every replica: a directory
+/// they share, through which one new replica can be made to fail.
+fn up_with_flag_dir(name: &str) -> Stack {
+    Stack::seed(Seed::S000, name, |dir| {
         std::fs::create_dir(dir.join("flag")).unwrap();
         let file = dir.join("docker-compose.yml");
         let compose = std::fs::read_to_string(&file).unwrap();
@@ -351,7 +350,14 @@ fn with_continue_a_failed_replica_keeps_its_old_one_and_the_later_slots_still_up
         );
         assert_ne!(with_flag, compose);
         std::fs::write(&file, with_flag).unwrap();
-    });
+    })
+}
+
+#[test]
+fn with_continue_a_failed_replica_keeps_its_old_one_and_the_later_slots_still_update() {
+    // The first new replica to run the post-start hook makes `/flag/first`
+    // and fails it, the others pass.
+    let stack = up_with_flag_dir("s0cont");
     let before = stack.conf();
     let old = stack.containers_of("web");
     stack.edit_compose("MESSAGE=v1", "MESSAGE=v2");
@@ -376,6 +382,58 @@ fn with_continue_a_failed_replica_keeps_its_old_one_and_the_later_slots_still_up
     let both: BTreeSet<String> = answers("v1").into_iter().chain(answers("v2")).collect();
     assert_eq!(stack.bodies(18), both);
     assert_eq!(stack.conf(), before, "{}", text(&out));
+}
+
+#[test]
+fn with_continue_a_failed_replica_that_still_runs_is_stopped_before_the_sets_line_comes_back() {
+    let stack = up_with_flag_dir("s0sick");
+    let before = stack.conf();
+    // v2's healthcheck: the first new replica to run it writes its HOSTNAME
+    // to `/flag/sick` and fails every check; the others pass.
+    let probe = r#"["CMD", "wget", "-q", "-O-", "http://127.0.0.1:8000/health"]"#;
+    let sick = r#"["CMD", "sh", "-c", "mkdir /flag/first 2>/dev/null && echo $$HOSTNAME > /flag/sick; read s < /flag/sick; [ \"$$s\" != \"$$HOSTNAME\" ] && wget -q -O- http://127.0.0.1:8000/health"]"#;
+    stack.edit_compose(probe, sick);
+    stack.edit_compose("MESSAGE=v1", "MESSAGE=v2");
+    let load = stack.load("/", 60, 16, "get-keepalive");
+    let out = stack.tool(&deploy_json(&[
+        "--order",
+        "stop-first",
+        "--monitor",
+        "0s",
+        "--health-timeout",
+        "10s",
+        "--failure-action",
+        "continue",
+    ]));
+    let load = load.stop();
+    assert_eq!(continued(&out), (1, 2), "{}", text(&out));
+    assert_eq!(load.failed, 0, "{load:?}");
+    assert_eq!(stack.conf(), before, "{}", text(&out));
+    // The failed replica, unhealthy but running, would get requests once
+    // `server web:8000;` is back (Docker's DNS answers with it): it is
+    // stopped first, and kept.
+    assert!(text(&out).contains("stopped (and kept)"), "{}", text(&out));
+    let sick_host = std::fs::read_to_string(stack.path().join("flag/sick")).unwrap();
+    let web = stack.containers_of("web");
+    assert_eq!(web.len(), 3, "{web:?}");
+    let running: Vec<&String> = web
+        .iter()
+        .filter(|n| crate::support::inspect(n, "{{.State.Running}}") == "true")
+        .collect();
+    assert_eq!(running.len(), 2, "{web:?}");
+    for name in &running {
+        let host = crate::support::inspect(name, "{{.Config.Hostname}}");
+        assert_ne!(host, sick_host.trim(), "{name} is the failed replica");
+    }
+    assert_eq!(stack.bodies(12), answers("v2"));
+    // Rolled back, the stopped replica's slot is v1 again with the others.
+    stack.edit_compose("MESSAGE=v2", "MESSAGE=v1");
+    stack.edit_compose(sick, probe);
+    let out = stack.tool(&["rollback", "--yes", "--output", "json"]);
+    assert_ok(&out);
+    assert_eq!(stack.conf(), before, "{}", text(&out));
+    all_run(&stack, 3, "MESSAGE=v1");
+    assert_eq!(stack.bodies(9), answers("v1"));
 }
 
 /// Spawns a deploy to `to` whose new replicas take 3 s to start (a wide

@@ -79,6 +79,8 @@ pub(super) struct Fake {
     /// The containers stopped, in order: old ones, and start-first
     /// replacements that failed (by their id or name).
     pub stopped: RefCell<Vec<String>>,
+    /// The containers stopped and kept (failed new replicas), in order.
+    pub kept_stopped: RefCell<Vec<String>>,
     /// How long before it is asked a new container became healthy.
     pub healthy_ago: Duration,
     /// How long a new container takes to become healthy.
@@ -221,6 +223,11 @@ impl World for Fake {
     async fn stop_old(&self, container: &str) -> Result<()> {
         self.stopped.borrow_mut().push(container.to_string());
         tokio::time::sleep(self.stop_takes).await;
+        Ok(())
+    }
+
+    async fn stop(&self, container: &str) -> Result<()> {
+        self.kept_stopped.borrow_mut().push(container.to_string());
         Ok(())
     }
 
