@@ -20,7 +20,7 @@ pub mod tmpfs;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 /// The fixture nginx image (Debian nginx + busybox, `nginx -g 'daemon off;'`).
 pub const NGINX_IMAGE: &str = "nginx-rollout-fixture/nginx:1";
@@ -146,22 +146,26 @@ pub fn skip() -> bool {
     false
 }
 
-/// Turns on the daemon for the tests of one binary: a test runs alone while
-/// it measures requests under load; otherwise tests share the machine.
+/// Turns on the daemon for the tests of one binary: a test that takes the
+/// whole machine (a second daemon) runs alone; the others share it.
 static TURNS: RwLock<()> = RwLock::new(());
 
-/// A test's turn on the daemon (see [`alone`] and [`shared`]).
-pub enum Turn {
-    /// Beside other tests.
-    Shared(RwLockReadGuard<'static, ()>),
-    /// No other test runs.
-    Alone(RwLockWriteGuard<'static, ()>),
-}
+/// One load at a time: what a test counts under load does not depend on
+/// another test's load. Other tests go on beside it, as a deploy on a busy
+/// host meets other work.
+static LOADS: Mutex<()> = Mutex::new(());
 
-/// The daemon to oneself (tests that count failed requests under load).
+/// The daemon to oneself (a second daemon beside it).
 pub fn alone() -> RwLockWriteGuard<'static, ()> {
     TURNS
         .write()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The load generator to oneself (see [`LOADS`]).
+pub fn one_load() -> MutexGuard<'static, ()> {
+    LOADS
+        .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 

@@ -8,12 +8,12 @@ use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::rc::Rc;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
+use std::sync::{Arc, MutexGuard, RwLockReadGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::{Turn, docker, root, spawn_piped, tool_path};
+use super::{docker, root, spawn_piped, tool_path};
 
 static NEXT_PORT: AtomicU16 = AtomicU16::new(0);
 
@@ -78,10 +78,10 @@ pub struct Stack {
     pub port: u16,
     /// Which seed.
     pub seed: Seed,
-    /// Shared with other tests, alone while a [`Stack::load`] runs: the
-    /// machine is small, and concurrent tests would make load results depend
-    /// on each other. What follows a load (checks, teardown) is shared again.
-    turn: Rc<RefCell<Option<Turn>>>,
+    /// The daemon, shared with other tests.
+    _turn: RwLockReadGuard<'static, ()>,
+    /// The load generator to itself while a [`Stack::load`] runs.
+    load_turn: Rc<RefCell<Option<MutexGuard<'static, ()>>>>,
 }
 
 impl Stack {
@@ -92,7 +92,7 @@ impl Stack {
 
     /// Copies the seed's fixture, lets `edit` change its files, and brings it up.
     pub fn seed(seed: Seed, name: &str, edit: impl FnOnce(&Path)) -> Stack {
-        let turn = Turn::Shared(super::shared());
+        let turn = super::shared();
         let dir = tempfile::Builder::new()
             .prefix(&format!("nr-{name}-"))
             .tempdir()
@@ -106,7 +106,8 @@ impl Stack {
             project,
             port,
             seed,
-            turn: Rc::new(RefCell::new(Some(turn))),
+            _turn: turn,
+            load_turn: Rc::new(RefCell::new(None)),
         };
         let out = stack.compose(&["up", "-d"]);
         assert!(
@@ -371,15 +372,14 @@ impl Stack {
     }
 
     /// Starts bounded load (scripts/load.sh) against `/path` for `seconds`,
-    /// first waiting until this test has the daemon to itself (until the
-    /// load is stopped): start it before anything that must overlap the load.
+    /// first waiting until no other test's load runs (this one's holds the
+    /// load generator until it is stopped): start it before anything that
+    /// must overlap the load.
     pub fn load(&self, path: &str, seconds: u32, concurrency: u32, mode: &str) -> Load {
         {
-            let mut turn = self.turn.borrow_mut();
-            if !matches!(*turn, Some(Turn::Alone(_))) {
-                // Our own shared turn goes first, or the wait would be for ourselves.
-                *turn = None;
-                *turn = Some(Turn::Alone(super::alone()));
+            let mut turn = self.load_turn.borrow_mut();
+            if turn.is_none() {
+                *turn = Some(super::one_load());
             }
         }
         let url = format!("http://127.0.0.1:{}{path}", self.port);
@@ -396,7 +396,7 @@ impl Stack {
             .expect("scripts/load.sh runs");
         Load {
             child,
-            turn: Rc::clone(&self.turn),
+            turn: Rc::clone(&self.load_turn),
         }
     }
 }
@@ -424,8 +424,8 @@ impl Trickle {
 /// Load running in the background.
 pub struct Load {
     child: Child,
-    /// The stack's turn: alone while the load runs, shared once it has ended.
-    turn: Rc<RefCell<Option<Turn>>>,
+    /// The stack's turn on the load generator, given up once the load has ended.
+    turn: Rc<RefCell<Option<MutexGuard<'static, ()>>>>,
 }
 
 /// What a load run saw.
@@ -453,12 +453,8 @@ impl Load {
     /// Waits for the load to end and parses its summary.
     pub fn finish(self) -> LoadResult {
         let out = self.child.wait_with_output().unwrap();
-        {
-            // What is measured is over: other tests may run beside the rest.
-            let mut turn = self.turn.borrow_mut();
-            *turn = None;
-            *turn = Some(Turn::Shared(super::shared()));
-        }
+        // What is measured is over: another test's load may start.
+        *self.turn.borrow_mut() = None;
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(
             out.status.success(),
