@@ -96,7 +96,7 @@ fn a_full_state_disk_stops_the_rollout_journaled_and_resume_finishes_it() {
     let disk = Tmpfs::mount(&stack.path().join("small"), 512);
     let state = disk.path().join("state");
     let conf_before = stack.conf();
-    let load = stack.load("/", 25, 8, "get-keepalive");
+    let load = stack.load("/", 25, 16, "get-keepalive");
 
     // The disk fills while app1 is drained: the next journal write fails,
     // and the rollout stops there instead of going on unjournaled.

@@ -173,7 +173,7 @@ fn a_canary_ramp_under_load_loses_no_request_and_leaves_the_config_as_it_was() {
     let before = stack.conf();
     stack.edit_compose("app1,v1", "app1,v2");
     stack.edit_compose("app2,v1", "app2,v2");
-    let load = stack.load("/", LOAD_SECONDS, 8, "get-keepalive");
+    let load = stack.load("/", LOAD_SECONDS, 16, "get-keepalive");
     std::thread::sleep(Duration::from_secs(1));
     let out = stack.tool(&[
         "deploy",
@@ -234,7 +234,7 @@ fn a_canary_paused_at_its_share_serves_exactly_that_share_and_rollback_undoes_th
     let before = stack.conf();
     stack.edit_compose("app1,v1", "app1,v2");
     stack.edit_compose("app2,v1", "app2,v2");
-    let load = stack.load("/", LOAD_SECONDS, 8, "get-keepalive");
+    let load = stack.load("/", LOAD_SECONDS, 16, "get-keepalive");
     let out = stack.tool(&[
         "deploy",
         "apps",
@@ -262,7 +262,7 @@ fn a_canary_paused_at_its_share_serves_exactly_that_share_and_rollback_undoes_th
         "10 % to the canary"
     );
 
-    let load = stack.load("/", LOAD_SECONDS, 8, "get-keepalive");
+    let load = stack.load("/", LOAD_SECONDS, 16, "get-keepalive");
     let out = stack.tool(&["rollback", "apps", "--yes"]);
     let load = load.stop();
     assert_ok(&out);

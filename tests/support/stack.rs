@@ -384,6 +384,7 @@ impl Stack {
         }
         let url = format!("http://127.0.0.1:{}{path}", self.port);
         let child = Command::new(root().join("scripts/load.sh"))
+            .env("LOAD_QPS", LOAD_QPS.to_string())
             .args([
                 url,
                 seconds.to_string(),
@@ -420,6 +421,13 @@ impl Trickle {
         self.starter.join().unwrap()
     }
 }
+
+/// Requests per second each client of a test's load sends at most: with 16
+/// clients, 800 a second, a request every 1.25 ms across every reload and
+/// drain a deploy makes. The benchmark's load (`scripts/bench-rollout.sh`)
+/// takes what the machine gives; a test's leaves the other tests of the
+/// suite, which share the two cores, room to run.
+const LOAD_QPS: u32 = 50;
 
 /// Load running in the background.
 pub struct Load {
