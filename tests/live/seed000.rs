@@ -412,7 +412,6 @@ fn with_continue_a_failed_replica_that_still_runs_is_stopped_before_the_sets_lin
     // The failed replica, unhealthy but running, would get requests once
     // `server web:8000;` is back (Docker's DNS answers with it): it is
     // stopped first, and kept.
-    assert!(text(&out).contains("stopped (and kept)"), "{}", text(&out));
     let sick_host = std::fs::read_to_string(stack.path().join("flag/sick")).unwrap();
     let web = stack.containers_of("web");
     assert_eq!(web.len(), 3, "{web:?}");
@@ -425,6 +424,7 @@ fn with_continue_a_failed_replica_that_still_runs_is_stopped_before_the_sets_lin
         let host = crate::support::inspect(name, "{{.Config.Hostname}}");
         assert_ne!(host, sick_host.trim(), "{name} is the failed replica");
     }
+    assert!(text(&out).contains("stopped (and kept)"), "{}", text(&out));
     assert_eq!(stack.bodies(12), answers("v2"));
     // Rolled back, the stopped replica's slot is v1 again with the others.
     stack.edit_compose("MESSAGE=v2", "MESSAGE=v1");

@@ -626,3 +626,32 @@ async fn a_failed_start_first_slots_old_replica_keeps_serving_on_its_line() {
         "both old replicas still run and serve:\n{text}"
     );
 }
+
+#[tokio::test]
+async fn a_failed_replica_that_still_runs_is_stopped_before_its_sets_line_comes_back() {
+    // Stop-first with continue: p_web_1's new replica never turns healthy
+    // and still runs; Docker's DNS would answer with it once `web` is back.
+    let mut fake = set_fake();
+    fake.unhealthy.insert("p_web_1:8000".into());
+    let p = policy(FailureAction::Continue, 0.0, Duration::ZERO);
+    let r = set_rollout(
+        &fake,
+        web(
+            &["p_web_1", "p_web_2", "p_web_3"],
+            &["p_web_1", "p_web_2", "p_web_3"],
+        ),
+        p,
+    )
+    .await;
+    let (outcome, r, _) = run_to_end(&fake, r).await;
+    assert_eq!(outcome, Outcome::Done);
+    assert_eq!(
+        states(&r),
+        [ServerState::Failed, ServerState::Done, ServerState::Done]
+    );
+    assert_eq!(*fake.kept_stopped.borrow(), ["new-p_web_1:8000"]);
+    let error = r.servers[0].error.as_deref().unwrap_or_default();
+    assert!(error.contains("stopped (and kept)"), "{error}");
+    let text = fake.text();
+    assert!(text.contains("server web:8000;"), "{text}");
+}
