@@ -35,17 +35,17 @@ fn a_server_killed_before_the_deploy_is_replaced_without_a_failed_request() {
     assert_eq!(stack.bodies(8), app_bodies(2, "v2"));
 }
 
-/// Deploys v2 in engine mode where app1's new container exits 6 s after it
-/// starts (inside a 10 s monitor window, in the final monitor step: the
-/// deploy's other steps take about 3 s), with `action` on failure.
+/// Deploys v2 in engine mode where app1's new container exits 10 s after it
+/// starts (inside a 14 s monitor window, in the final monitor step: the
+/// deploy's other steps take about 6 s), with `action` on failure.
 fn deploy_crashing_app1(stack: &Stack, action: &str) -> std::process::Output {
     stack.tool(&engine_deploy_json(&[
         "--env",
         "MESSAGE={{service}},v2",
         "--env",
-        "CRASH_AFTER_MS={% if service == \"app1\" %}6000{% else %}600000{% endif %}",
+        "CRASH_AFTER_MS={% if service == \"app1\" %}10000{% else %}600000{% endif %}",
         "--monitor",
-        "10s",
+        "14s",
         "--failure-action",
         action,
     ]))

@@ -54,8 +54,8 @@ fn never_healthy_version_is_rolled_back_automatically_without_failed_requests() 
     assert_eq!(load.failed, 0, "{load:?}");
 }
 
-/// Deploys to app2 a version that exits 3 s after it starts (2 s after it became
-/// healthy), with the given monitor window. Only the last server crashes: nginx
+/// Deploys to app2 a version that exits 5 s after it starts (about 3 s after it
+/// became healthy), with the given monitor window. Only the last server crashes: nginx
 /// cannot load a config naming a host that no longer resolves, so a crash of an
 /// earlier server would fail the next reload whatever the monitor window.
 fn deploy_crashing(stack: &Stack, monitor: &str) -> std::process::Output {
@@ -63,7 +63,7 @@ fn deploy_crashing(stack: &Stack, monitor: &str) -> std::process::Output {
         "--servers",
         "app2",
         "--env",
-        "CRASH_AFTER_MS=3000",
+        "CRASH_AFTER_MS=5000",
         "--parallelism",
         "1",
         "--monitor",
@@ -249,7 +249,7 @@ fn a_start_first_replacement_crashing_after_its_swap_is_taken_out_and_rolled_bac
         "--order",
         "start-first",
         "--env",
-        "CRASH_AFTER_MS=3000",
+        "CRASH_AFTER_MS=5000",
         "--env",
         "MESSAGE={{service}},v2",
         "--monitor",

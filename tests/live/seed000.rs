@@ -178,12 +178,12 @@ fn a_version_that_never_turns_healthy_is_rolled_back_with_the_line_as_it_was() {
 fn a_replica_dying_in_its_monitor_window_pauses_with_a_config_nginx_loads_and_rolls_back() {
     let stack = up("s0monitor");
     let before = stack.conf();
-    // The first new replica turns healthy (in about 1 s), then exits 4 s
+    // The first new replica turns healthy (in about 2 s), then exits 6 s
     // after it started: inside the monitor window, after the old replica it
     // retires has stopped, inside the 8-s delay that follows. The failure is
     // seen when the delay ends, before a second new replica starts, so none
     // is left to die after the pause.
-    stack.edit_compose("- MESSAGE=v1", "- MESSAGE=v2\n      - CRASH_AFTER_MS=4000");
+    stack.edit_compose("- MESSAGE=v1", "- MESSAGE=v2\n      - CRASH_AFTER_MS=6000");
     let out = stack.tool(&deploy_json(&["--monitor", "20s", "--delay", "8s"]));
     assert_eq!(out.status.code(), Some(3), "paused: {}", text(&out));
     assert!(
