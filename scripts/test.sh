@@ -13,8 +13,8 @@ cargo fmt --check
 cargo clippy --all-targets --locked -- -D warnings
 # Doc comments link only to items the docs show.
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --locked --quiet
-# Three live tests at a time keep two cores busy (more make the stacks'
-# 1-s healthchecks miss their 1-s timeout); loads exclude each other
+# Three live tests at a time fit two cores (five made the stacks'
+# healthchecks miss their 1-s timeout); loads exclude each other
 # (tests/support: Stack::load), so load results do not depend on each other.
 RUST_TEST_THREADS="${RUST_TEST_THREADS:-3}" \
     cargo test --locked --all-targets --no-fail-fast 2>&1 | tee target/test-output.log
