@@ -48,14 +48,24 @@ pub async fn stop_and_remove(docker: &Docker, inspect: &ContainerInspectResponse
 }
 
 /// Stops `container` (a name or id) with its own stop signal and stop
-/// timeout, and keeps it; one stopped already, or gone, is fine.
-pub async fn stop_and_keep(docker: &Docker, container: &str) -> Result<()> {
+/// timeout, and keeps it. Whether it was running: one stopped already, or
+/// gone, is left as it is.
+pub async fn stop_and_keep(docker: &Docker, container: &str) -> Result<bool> {
     let Some(inspect) = docker::inspect(docker, container).await? else {
-        return Ok(());
+        return Ok(false);
     };
+    if !inspect
+        .state
+        .as_ref()
+        .and_then(|s| s.running)
+        .unwrap_or(false)
+    {
+        return Ok(false);
+    }
     let id = inspect.id.clone().unwrap_or_else(|| container.to_string());
     let name = docker::name_of(&inspect, &id).to_string();
-    request_stop(docker, &id, &name, &inspect).await
+    request_stop(docker, &id, &name, &inspect).await?;
+    Ok(true)
 }
 
 /// Stops container `id` (named `name`, described by `inspect` for its stop

@@ -12,6 +12,11 @@ use super::world::World;
 use crate::conf::{Address, NOWHERE, PinnedLine, Upstream};
 use crate::plan::{Action, ServerChange, apply_changes_with};
 
+/// What a failed replica's reason gains when its container is stopped
+/// before its set's line comes back.
+const STOPPED_AND_KEPT: &str =
+    "; its new container is stopped (and kept): the set's line would send it requests";
+
 impl<W: World, O: Observer + ?Sized> Executor<'_, W, O> {
     /// A replica set every new replica of which failed and is gone cannot
     /// have the operator's line back: nginx would not resolve it. Its unpin
@@ -124,9 +129,10 @@ impl<W: World, O: Observer + ?Sized> Executor<'_, W, O> {
         let mut reload = false;
         // A failed replica of a set back on the operator's line has no line
         // of its own to drain.
-        let mut unpinned: Vec<(String, String)> = failed
+        let on_operator_line: Vec<String> = failed
             .iter()
-            .filter(|(key, _)| {
+            .map(|(key, _)| key)
+            .filter(|key| {
                 self.rollout
                     .server(key)
                     .and_then(|r| r.set.as_ref())
@@ -138,10 +144,9 @@ impl<W: World, O: Observer + ?Sized> Executor<'_, W, O> {
             })
             .cloned()
             .collect();
-        self.stop_failed_replicas(&mut unpinned).await?;
-        for (key, stopped) in unpinned {
+        for key in self.stop_failed_replicas(on_operator_line).await? {
             if let Some((_, reason)) = failed.iter_mut().find(|(k, _)| *k == key) {
-                *reason = stopped;
+                reason.push_str(STOPPED_AND_KEPT);
             }
         }
         // (server, old container) of each line given back to its old
@@ -349,65 +354,63 @@ impl<W: World, O: Observer + ?Sized> Executor<'_, W, O> {
         Ok(back.then_some(reloaded))
     }
 
-    /// Stops, and keeps, each failed new replica of `failed` (server, why)
-    /// that still runs, its set on the operator's line or about to be:
-    /// Docker's DNS answers with every replica that runs, healthy or not, so
-    /// nginx would send it requests again. Kept for its logs, as Swarm keeps a failed
-    /// task; `docker-compose up -d` starts it again. Each one's reason says so.
-    pub(super) async fn stop_failed_replicas(&self, failed: &mut [(String, String)]) -> Result<()> {
-        for (key, reason) in failed.iter_mut() {
-            let Some(rec) = self.rollout.server(key) else {
-                continue;
-            };
-            let (Some(_), Some(id)) = (&rec.set, &rec.new_container) else {
-                continue;
-            };
-            if self.world.is_running(id).await? {
-                self.world.stop(id).await?;
-                reason.push_str(
-                    "; its new container is stopped (and kept): the set's line would send it requests",
-                );
+    /// Stops, and keeps, the new container of each failed replica of
+    /// `servers` that still runs, its set on the operator's line or about to
+    /// be: Docker's DNS answers with every replica that runs, healthy or not,
+    /// so nginx would send it requests again. Kept for its logs, as Swarm
+    /// keeps a failed task; `docker-compose up -d` starts it again. The
+    /// servers whose container it stopped.
+    pub(super) async fn stop_failed_replicas(&self, servers: Vec<String>) -> Result<Vec<String>> {
+        let mut stopped = Vec::new();
+        for key in servers {
+            let id = self
+                .rollout
+                .server(&key)
+                .filter(|r| r.set.is_some())
+                .and_then(|r| r.new_container.as_deref());
+            if let Some(id) = id
+                && self.world.stop(id).await?
+            {
+                stopped.push(key);
             }
         }
-        Ok(())
+        Ok(stopped)
     }
 
     /// [`Self::stop_failed_replicas`] for the failed replicas of each set
     /// `changes` unpins, before the operator's line comes back; the journal
-    /// keeps why.
+    /// keeps why, and the front end is told (the failure was told long ago).
     pub(super) async fn stop_failed_replicas_of_unpinned(
         &mut self,
         changes: &[ServerChange],
     ) -> Result<()> {
-        let mut failed: Vec<(String, String)> = Vec::new();
-        for c in changes {
-            if let ServerChange::Unpin { server: set, .. } = c {
-                failed.extend(
-                    self.rollout
-                        .servers
-                        .iter()
-                        .filter(|r| r.set.as_deref() == Some(set.as_str()))
-                        .filter(|r| r.state == ServerState::Failed)
-                        .map(|r| (r.server.clone(), r.error.clone().unwrap_or_default())),
+        let sets: Vec<&str> = changes
+            .iter()
+            .filter_map(|c| match c {
+                ServerChange::Unpin { server, .. } => Some(server.as_str()),
+                _ => None,
+            })
+            .collect();
+        let failed: Vec<String> = self
+            .rollout
+            .servers
+            .iter()
+            .filter(|r| r.state == ServerState::Failed)
+            .filter(|r| r.set.as_deref().is_some_and(|set| sets.contains(&set)))
+            .map(|r| r.server.clone())
+            .collect();
+        let stopped = self.stop_failed_replicas(failed).await?;
+        for key in &stopped {
+            if let Some(rec) = self.rollout.server_mut(key) {
+                let reason = format!(
+                    "{}{STOPPED_AND_KEPT}",
+                    rec.error.as_deref().unwrap_or_default()
                 );
-            }
-        }
-        if failed.is_empty() {
-            return Ok(());
-        }
-        let before: Vec<String> = failed.iter().map(|(_, r)| r.clone()).collect();
-        self.stop_failed_replicas(&mut failed).await?;
-        let mut changed = false;
-        for ((key, reason), was) in failed.into_iter().zip(before) {
-            if reason != was
-                && let Some(rec) = self.rollout.server_mut(&key)
-            {
                 self.observer.notice(&format!("server {key}: {reason}"));
                 rec.error = Some(reason);
-                changed = true;
             }
         }
-        if changed {
+        if !stopped.is_empty() {
             self.save()?;
         }
         Ok(())

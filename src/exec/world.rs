@@ -75,9 +75,10 @@ pub trait World {
     ) -> Result<String>;
     /// Stops (gracefully) and removes a container.
     async fn stop_old(&self, container: &str) -> Result<()>;
-    /// Stops (gracefully) a container and keeps it, for its logs and state
-    /// to be read: Docker's DNS no longer answers with it.
-    async fn stop(&self, container: &str) -> Result<()>;
+    /// Stops (gracefully) a container if it runs, and keeps it, for its logs
+    /// and state to be read: Docker's DNS no longer answers with it. Whether
+    /// it was running.
+    async fn stop(&self, container: &str) -> Result<bool>;
     /// Whether a container (name or id) exists and runs.
     async fn is_running(&self, container: &str) -> Result<bool>;
     /// Whether nginx resolves `host` at its next reload: a running container

@@ -388,7 +388,7 @@ impl World for DockerWorld {
         self.remove_if_present(container).await
     }
 
-    async fn stop(&self, container: &str) -> Result<()> {
+    async fn stop(&self, container: &str) -> Result<bool> {
         stop_and_keep(&self.docker, container).await
     }
 

@@ -226,9 +226,12 @@ impl World for Fake {
         Ok(())
     }
 
-    async fn stop(&self, container: &str) -> Result<()> {
-        self.kept_stopped.borrow_mut().push(container.to_string());
-        Ok(())
+    async fn stop(&self, container: &str) -> Result<bool> {
+        let running = self.is_running(container).await?;
+        if running {
+            self.kept_stopped.borrow_mut().push(container.to_string());
+        }
+        Ok(running)
     }
 
     async fn exec_hook(
