@@ -2,7 +2,7 @@
 //! drained (then `resume` or `rollback`), SIGTERM, and the per-config lock.
 
 use std::process::{Child, Command};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::support::stack::{Stack, app_bodies, engine_deploy};
 use crate::support::{assert_ok, docker, spawn_piped, text};
@@ -126,6 +126,8 @@ fn a_second_deploy_is_refused_at_once_naming_the_holder() {
 
 /// `nginx -t` in the stack's nginx container sleeps 60 s while `/tmp/slow-nginx-t`
 /// exists there: a wrapper earlier on PATH than the real binary.
+/// Makes `nginx -t` in the stack's nginx container hang for 60 s (it
+/// touches `/tmp/nginx-t-hangs` first) while `/tmp/slow-nginx-t` exists.
 fn slow_nginx_t(stack: &Stack) {
     // The image has no /usr/local: copy the directory tree in.
     let local = stack.path().join("usr-local");
@@ -133,7 +135,7 @@ fn slow_nginx_t(stack: &Stack) {
     let wrapper = local.join("sbin/nginx");
     std::fs::write(
         &wrapper,
-        "#!/bin/sh\nif [ -e /tmp/slow-nginx-t ]; then\n  case \" $* \" in *\" -t \"*) sleep 60;; esac\nfi\nexec /usr/sbin/nginx \"$@\"\n",
+        "#!/bin/sh\nif [ -e /tmp/slow-nginx-t ]; then\n  case \" $* \" in *\" -t \"*) : > /tmp/nginx-t-hangs; sleep 60;; esac\nfi\nexec /usr/sbin/nginx \"$@\"\n",
     )
     .unwrap();
     use std::os::unix::fs::PermissionsExt;
@@ -144,6 +146,31 @@ fn slow_nginx_t(stack: &Stack) {
     docker(&["exec", &nginx, "sh", "-c", ": > /tmp/slow-nginx-t"]);
 }
 
+/// Waits (60 s at most) until the deploy's `nginx -t` hangs in [`slow_nginx_t`]'s wrapper.
+fn wait_for_hanging_nginx_t(stack: &Stack) {
+    let nginx = stack.container("nginx");
+    let start = Instant::now();
+    while !Command::new("docker")
+        .args([
+            "exec",
+            &nginx,
+            "busybox",
+            "test",
+            "-e",
+            "/tmp/nginx-t-hangs",
+        ])
+        .status()
+        .unwrap()
+        .success()
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the deploy's nginx -t did not start within 60 s"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 #[test]
 fn kill_9_between_writing_a_drain_and_reloading_then_resume_reloads_before_stopping() {
     let stack = Stack::up("kill9write");
@@ -151,7 +178,14 @@ fn kill_9_between_writing_a_drain_and_reloading_then_resume_reloads_before_stopp
     let workers = stack.nginx_processes();
     slow_nginx_t(&stack);
     let mut child = spawn_deploy(&stack, &[]);
-    stack.wait_for_drain();
+    // Killed once `nginx -t` hangs, not as soon as the drain shows in the
+    // file: between its write and the reload step's start the deploy still
+    // records the edit step done, and a kill there is resumed from the edit.
+    wait_for_hanging_nginx_t(&stack);
+    assert!(
+        stack.conf().windows(6).any(|w| w == b" down;"),
+        "the drain is written"
+    );
     // The drain is written and `nginx -t` hangs: nginx still sends that server traffic.
     child.kill().unwrap();
     child.wait().unwrap();
