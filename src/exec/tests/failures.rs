@@ -465,7 +465,7 @@ async fn app1_crash_noticed_when(noticed: fn(&Fake) -> bool) -> Fake {
     fake
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_failure_noticed_between_an_edit_and_its_reload_keeps_that_edits_server_changes() {
     // Writes: drain app1; restore app1 and drain app2; restore app2. App1's
     // crash is noticed at the boundary before app2's restore is reloaded.
@@ -477,7 +477,7 @@ async fn a_failure_noticed_between_an_edit_and_its_reload_keeps_that_edits_serve
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_failure_taken_out_before_a_drain_wait_leaves_the_drains_old_workers_waited_for() {
     // Reload 2 restores app1 and drains app2; app1's crash is noticed before
     // the wait for its old workers, and taking app1 out is reload 3.
@@ -573,7 +573,7 @@ async fn a_failing_nginx_t_restores_the_bytes_and_the_server_states() {
     assert_eq!(statuses, [StepStatus::Pending, StepStatus::Failed]);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_failed_replicas_own_line_is_taken_out_only_once_it_is_journaled_failed() {
     let dir = tempfile::tempdir().unwrap();
     let state = StateDir::open(dir.path()).unwrap();
