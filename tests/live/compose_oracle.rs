@@ -216,7 +216,7 @@ fn the_fast_path_creates_what_compose_creates() {
     std::fs::write(dir.path().join("docker-compose.yml"), COMPOSE).unwrap();
     std::fs::write(dir.path().join("default.conf"), DEFAULT_CONF).unwrap();
     let project = scope.name("p").replace('-', "");
-    scope.track_compose(dir.path(), &project);
+    scope.track_compose(&project);
     assert_ok(&compose(dir.path(), &project, &["up", "-d"], &[]));
     let before = replicas(&project);
     assert_eq!(before.len(), 2);

@@ -43,8 +43,8 @@ pub struct Scope {
     networks: Vec<String>,
     images: Vec<String>,
     volumes: Vec<String>,
-    /// Compose projects to `down`: (directory, project name).
-    compose: Vec<(std::path::PathBuf, String)>,
+    /// Compose projects to remove.
+    compose: Vec<String>,
     _turn: RwLockReadGuard<'static, ()>,
 }
 
@@ -121,18 +121,18 @@ impl Scope {
         image
     }
 
-    /// A new compose project directory of this scope, remembered to `down`.
+    /// A new compose project directory of this scope, remembered to remove.
     pub fn compose_dir(&mut self) -> ComposeDir {
         let dir = tempfile::tempdir().unwrap();
         let project = self.prefix.replace('-', "");
-        self.track_compose(dir.path(), &project);
+        self.track_compose(&project);
         let file = dir.path().join("docker-compose.yml");
         ComposeDir { dir, project, file }
     }
 
-    /// Remembers a compose project (run with `docker-compose` in `dir`) to `down`.
-    pub fn track_compose(&mut self, dir: &std::path::Path, project: &str) {
-        self.compose.push((dir.to_path_buf(), project.to_string()));
+    /// Remembers a compose project to remove.
+    pub fn track_compose(&mut self, project: &str) {
+        self.compose.push(project.to_string());
     }
 }
 
@@ -141,29 +141,8 @@ impl Drop for Scope {
         let quiet = |args: &[&str]| {
             let _ = Command::new("docker").args(args).output();
         };
-        for (dir, project) in &self.compose {
-            let _ = Command::new("docker-compose")
-                .current_dir(dir)
-                .args(["-p", project, "down", "-v", "-t", "1"])
-                .output();
-            // `down` needs a valid compose file; remove by label whatever it left.
-            let label = format!("label=com.docker.compose.project={project}");
-            for kind in [&["ps", "-aq"][..], &["network", "ls", "-q"][..]] {
-                let mut args = kind.to_vec();
-                args.extend(["--filter", label.as_str()]);
-                let ids = Command::new("docker")
-                    .args(&args)
-                    .output()
-                    .map(|o| String::from_utf8_lossy(&o.stdout).to_string())
-                    .unwrap_or_default();
-                for id in ids.split_whitespace() {
-                    if kind[0] == "ps" {
-                        quiet(&["rm", "-f", "-v", id]);
-                    } else {
-                        quiet(&["network", "rm", id]);
-                    }
-                }
-            }
+        for project in &self.compose {
+            super::remove_compose_project(project);
         }
         for c in &self.containers {
             quiet(&["rm", "-f", "-v", c]);

@@ -405,7 +405,7 @@ impl Stack {
 
 impl Drop for Stack {
     fn drop(&mut self) {
-        let _ = self.compose(&["down", "-v", "--remove-orphans", "-t", "1"]);
+        super::remove_compose_project(&self.project);
     }
 }
 
