@@ -36,7 +36,7 @@ pub async fn worker_pids(docker: &Docker, nginx: &NginxContainer) -> Result<Work
         .top_processes(
             &nginx.id,
             Some(TopOptions {
-                ps_args: "-eo pid,args".into(),
+                ps_args: "-eo pid,ppid,args".into(),
             }),
         )
         .await
@@ -101,32 +101,57 @@ impl Workers {
     }
 }
 
-/// Sorts `ps -eo pid,args` rows into master, active and shutting-down workers.
+/// Sorts `ps -eo pid,ppid,args` rows into master, active and shutting-down
+/// workers. The master is the master-titled process whose parent is not one:
+/// a worker the master has just forked still bears the master's title until
+/// it sets its own, and must not be taken for a new master. Workers are the
+/// master's children.
 fn parse_top(titles: &[String], rows: &[Vec<String>]) -> Result<Workers> {
     let col = |name: &str| titles.iter().position(|t| t == name);
-    let (Some(pid_col), Some(cmd_col)) = (col("PID"), col("COMMAND").or_else(|| col("CMD"))) else {
+    let (Some(pid_col), Some(ppid_col), Some(cmd_col)) = (
+        col("PID"),
+        col("PPID"),
+        col("COMMAND").or_else(|| col("CMD")),
+    ) else {
         bail!("unexpected process list columns {titles:?}");
     };
-    let mut workers = Workers::default();
-    let mut master = None;
-    for row in rows {
-        let (Some(pid), Some(cmd)) = (row.get(pid_col), row.get(cmd_col)) else {
-            continue;
-        };
-        let Ok(pid) = pid.trim().parse::<u32>() else {
-            continue;
-        };
-        let cmd = cmd.trim();
-        if cmd.starts_with(MASTER) {
-            master = Some(pid);
-        } else {
+    let number = |row: &[String], at: usize| row.get(at)?.trim().parse::<u32>().ok();
+    let processes: Vec<(u32, u32, &str)> = rows
+        .iter()
+        .filter_map(|row| {
+            Some((
+                number(row, pid_col)?,
+                number(row, ppid_col)?,
+                row.get(cmd_col)?.trim(),
+            ))
+        })
+        .collect();
+    let titled_master = |pid: u32| {
+        processes
+            .iter()
+            .any(|&(p, _, cmd)| p == pid && cmd.starts_with(MASTER))
+    };
+    let masters: Vec<u32> = processes
+        .iter()
+        .filter(|&&(_, ppid, cmd)| cmd.starts_with(MASTER) && !titled_master(ppid))
+        .map(|&(pid, _, _)| pid)
+        .collect();
+    let master = match masters[..] {
+        [master] => master,
+        [] => bail!("nginx is not running (no nginx master process)"),
+        _ => bail!(
+            "several nginx master processes run (pids {masters:?}): which one to reload is unclear"
+        ),
+    };
+    let mut workers = Workers {
+        master,
+        ..Workers::default()
+    };
+    for &(pid, ppid, cmd) in &processes {
+        if ppid == master {
             workers.classify(pid, cmd);
         }
     }
-    let Some(master) = master else {
-        bail!("nginx is not running (no nginx master process)");
-    };
-    workers.master = master;
     workers.sort();
     Ok(workers)
 }
@@ -135,22 +160,26 @@ fn parse_top(titles: &[String], rows: &[Vec<String>]) -> Result<Workers> {
 mod tests {
     use super::*;
 
-    fn row(pid: &str, cmd: &str) -> Vec<String> {
-        vec![pid.into(), cmd.into()]
+    fn titles() -> Vec<String> {
+        ["PID", "PPID", "COMMAND"].map(String::from).to_vec()
+    }
+
+    fn row(pid: &str, ppid: &str, cmd: &str) -> Vec<String> {
+        vec![pid.into(), ppid.into(), cmd.into()]
     }
 
     #[test]
     fn sorts_master_and_workers() {
-        let titles = vec!["PID".to_string(), "COMMAND".to_string()];
         let rows = vec![
-            row("100", "nginx: master process nginx -g daemon off;"),
-            row("230", "nginx: worker process"),
-            row("120", "nginx: worker process is shutting down"),
-            row("231", "nginx: worker process"),
-            row("140", "sh -c sleep 5"),
-            row("150", "nginx: cache manager process"),
+            row("90", "80", "sh -c nginx -g 'daemon off;'"),
+            row("100", "90", "nginx: master process nginx -g daemon off;"),
+            row("230", "100", "nginx: worker process"),
+            row("120", "100", "nginx: worker process is shutting down"),
+            row("231", "100", "nginx: worker process"),
+            row("140", "90", "sh -c sleep 5"),
+            row("150", "100", "nginx: cache manager process"),
         ];
-        let w = parse_top(&titles, &rows).unwrap();
+        let w = parse_top(&titles(), &rows).unwrap();
         assert_eq!(
             w,
             Workers {
@@ -161,11 +190,40 @@ mod tests {
         );
     }
 
+    /// In a reload the master forks the new workers; until one sets its
+    /// title it is listed under the master's.
     #[test]
-    fn missing_master_or_columns_is_an_error() {
-        let titles = vec!["PID".to_string(), "COMMAND".to_string()];
-        assert!(parse_top(&titles, &[row("1", "sleep 1")]).is_err());
+    fn a_worker_just_forked_with_the_masters_title_is_not_the_master() {
+        let rows = vec![
+            row("100", "1", "nginx: master process nginx -g daemon off;"),
+            row("230", "100", "nginx: worker process"),
+            row("231", "100", "nginx: worker process"),
+            row("240", "100", "nginx: master process nginx -g daemon off;"),
+        ];
+        let w = parse_top(&titles(), &rows).unwrap();
+        assert_eq!(
+            w,
+            Workers {
+                active: vec![230, 231],
+                shutting_down: vec![],
+                master: 100
+            }
+        );
+    }
+
+    #[test]
+    fn missing_or_ambiguous_master_or_columns_is_an_error() {
+        let err = parse_top(&titles(), &[row("1", "0", "sleep 1")]).unwrap_err();
+        assert!(err.to_string().contains("no nginx master"), "{err}");
+        let two = [
+            row("10", "1", "nginx: master process nginx"),
+            row("20", "1", "nginx: master process nginx -c /b.conf"),
+        ];
+        let err = parse_top(&titles(), &two).unwrap_err();
+        assert!(err.to_string().contains("[10, 20]"), "{err}");
         assert!(parse_top(&["UID".to_string()], &[]).is_err());
+        let no_ppid = ["PID", "COMMAND"].map(String::from);
+        assert!(parse_top(&no_ppid, &[]).is_err());
     }
 
     /// Writes a fake procfs entry.
