@@ -126,3 +126,49 @@ fn drain_and_undrain_take_a_server_out_and_back_live() {
     );
     assert_eq!(stack.conf_inode(), inode, "nginx.conf must keep its inode");
 }
+
+/// Compose's code runs as root in the project's directory, which containers
+/// that bind-mount it can write to: Python modules planted there under the
+/// names compose imports are not imported, and the deploy reads the files
+/// through compose as on any first deploy.
+#[test]
+fn modules_planted_in_the_compose_directory_are_not_imported() {
+    let stack = Stack::up("planted");
+    let marker = stack.path().join("planted-module-ran");
+    for module in ["yaml", "json", "contextlib", "compose"] {
+        let code = format!(
+            "open({:?}, 'a').write('{module}\\n')\n",
+            marker.display().to_string()
+        );
+        let file = if module == "compose" {
+            std::fs::create_dir(stack.path().join(module)).unwrap();
+            stack.path().join(module).join("__init__.py")
+        } else {
+            stack.path().join(format!("{module}.py"))
+        };
+        std::fs::write(file, code).unwrap();
+    }
+    stack.edit_compose("app1,v1", "app1,v2");
+    stack.edit_compose("app2,v1", "app2,v2");
+
+    let out = stack
+        .tool_cmd(&["deploy", "apps", "--yes", "--monitor", "0s"])
+        .env(
+            "NGINX_ROLLOUT_LOG",
+            "nginx_rollout::backends::compose=debug",
+        )
+        .output()
+        .unwrap();
+    assert_ok(&out);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("(compose's reading script") && !stderr.contains("`config` instead"),
+        "the first deploy reads the files through compose's own code, in one run: {stderr}"
+    );
+    assert!(
+        !marker.exists(),
+        "a planted module ran: {:?}",
+        std::fs::read_to_string(&marker)
+    );
+    assert_eq!(stack.bodies(8), set(&["app2,v2", "app1,v2"]));
+}

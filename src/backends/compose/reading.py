@@ -13,15 +13,22 @@
 # while compose's modules load (they make no garbage worth collecting), and
 # the process ends as soon as its answer is out: what is left of it, the
 # interpreter tearing down every module compose loaded, is tens of ms.
-# Run by nginx-rollout with compose's own Python interpreter.
-import gc
+# Run by nginx-rollout with compose's own Python interpreter, as root, in the
+# project's directory: `python -c` puts that directory first on the module
+# path, where a file a container wrote through a bind mount of it (`yaml.py`,
+# `json.py`) would be imported in place of the real module. It comes off the
+# path before anything is imported (`sys` and `gc` are built in);
+# `docker-compose` itself puts its own directory there, not the project's.
+import sys
+if sys.path and sys.path[0] in ('', '.'):
+    del sys.path[0]
+import gc  # noqa: E402
 gc.disable()
 import contextlib  # noqa: E402
 import io  # noqa: E402
 import json  # noqa: E402
 import logging  # noqa: E402
 import os  # noqa: E402
-import sys  # noqa: E402
 
 then_up = os.environ.pop('NGINX_ROLLOUT_THEN_UP', None)
 
