@@ -17,7 +17,7 @@ mod template;
 
 pub use capture::capture_spec;
 pub use compose::{
-    ComposeCli, ComposeKind, ComposeProject, Loaded, ProjectQuery, Reading, compose_cli,
+    ComposeCli, ComposeCliProbe, ComposeKind, ComposeProject, Loaded, ProjectQuery, Reading,
     compose_container, compose_named, compose_recreate, compose_templates, reading_name,
     superseded_reading,
 };

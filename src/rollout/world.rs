@@ -3,7 +3,7 @@
 //! runs plans against, built from the nginx and backend wings.
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -11,10 +11,10 @@ use chrono::{DateTime, Utc};
 
 use super::desired::Desired;
 use crate::backends::{
-    self, ComposeCli, ComposeKind, ContainerSpec, Probe, compose_cli, compose_container,
-    compose_recreate, create_and_start, create_replacement, discard_leftover_replacement,
-    discard_parked, discard_replacement, exec_hook, in_the_way, recreate_stop_first,
-    resolve_backend, run_one_off, stop_and_keep, stop_and_remove,
+    self, ComposeCli, ComposeCliProbe, ContainerSpec, Probe, compose_container, compose_recreate,
+    create_and_start, create_replacement, discard_leftover_replacement, discard_parked,
+    discard_replacement, exec_hook, in_the_way, recreate_stop_first, resolve_backend, run_one_off,
+    stop_and_keep, stop_and_remove,
 };
 use crate::conf::{Address, ConfigSet, FileChange};
 use crate::docker::{self, Docker, Endpoint};
@@ -47,9 +47,9 @@ pub(crate) struct DockerWorld {
     pub nginx: NginxContainer,
     /// The nginx container with its main process as last inspected.
     running: Mutex<NginxContainer>,
-    /// The compose CLI, if one is installed: looked for on first use, since
-    /// starting `docker-compose` (Python) just to ask costs most of a second.
-    compose_cli: OnceLock<Option<ComposeKind>>,
+    /// The compose CLI, if one is installed: looked for while the world is
+    /// found, answered on first use.
+    compose_cli: ComposeCliProbe,
     /// The health probe for containers without a healthcheck.
     probe: ProbeKind,
     /// nginx's config files: fetched from the container once per run, again
@@ -72,6 +72,7 @@ impl DockerWorld {
         cwd: &Path,
         probe: ProbeKind,
     ) -> Result<Self> {
+        let compose_cli = ComposeCliProbe::start();
         let docker = docker::connect(&endpoint).await?;
         let location = endpoint.location();
         tracing::debug!("daemon at {endpoint}: {location:?}");
@@ -82,7 +83,7 @@ impl DockerWorld {
             endpoint,
             nginx,
             running,
-            compose_cli: OnceLock::new(),
+            compose_cli,
             probe,
             files: Mutex::new(None),
             workers_before_reload: Mutex::new(None),
@@ -98,12 +99,10 @@ impl DockerWorld {
     /// The compose CLI (`docker compose` or `docker-compose`), if one is
     /// installed, pointed at this world's daemon.
     pub fn compose_cli(&self) -> Option<ComposeCli<'_>> {
-        self.compose_cli
-            .get_or_init(compose_cli)
-            .map(|kind| ComposeCli {
-                kind,
-                daemon: &self.endpoint,
-            })
+        self.compose_cli.get().map(|kind| ComposeCli {
+            kind,
+            daemon: &self.endpoint,
+        })
     }
 
     /// The nginx container as it runs now: inspected again once the main

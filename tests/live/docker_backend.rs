@@ -4,8 +4,8 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use nginx_rollout::backends::{
-    ComposeCli, ComposeProject, ContainerSpec, HealthError, HealthSource, Probe, ProjectQuery,
-    Recreated, Resolved, backend_by_name, capture_spec, compose_cli, compose_container,
+    ComposeCli, ComposeCliProbe, ComposeProject, ContainerSpec, HealthError, HealthSource, Probe,
+    ProjectQuery, Recreated, Resolved, backend_by_name, capture_spec, compose_container,
     compose_named, compose_recreate, compose_templates, create_and_start, create_replacement,
     failed_within, next_slot, recreate_stop_first, rename, resolve_backend, resolve_backends,
     stop_and_remove, wait_healthy,
@@ -33,7 +33,7 @@ const FAST_HEALTH: [&str; 8] = [
 
 /// The compose CLI installed here, reaching `daemon`.
 fn installed_compose(daemon: &Endpoint) -> ComposeCli<'_> {
-    let Some(kind) = compose_cli() else {
+    let Some(kind) = ComposeCliProbe::start().get() else {
         panic!("no compose CLI installed (scripts/dev-env.sh installs docker-compose)");
     };
     ComposeCli { kind, daemon }

@@ -6,6 +6,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, OnceLock};
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -103,10 +105,43 @@ impl ComposeCli<'_> {
     }
 }
 
+/// [`compose_cli`], asked on a thread of its own from [`Self::start`] (when
+/// a run begins) and answered from [`Self::get`] (when it is first needed):
+/// `docker compose version` starts a Go binary, tens of ms on a compose
+/// deploy's way to its plan, which the run's first API calls hide.
+#[derive(Debug)]
+pub struct ComposeCliProbe {
+    /// The probe under way, until [`Self::get`] takes its answer.
+    running: Mutex<Option<JoinHandle<Option<ComposeKind>>>>,
+    /// Its answer.
+    answer: OnceLock<Option<ComposeKind>>,
+}
+
+impl ComposeCliProbe {
+    /// Starts looking for the compose CLI.
+    pub fn start() -> Self {
+        ComposeCliProbe {
+            running: Mutex::new(Some(std::thread::spawn(compose_cli))),
+            answer: OnceLock::new(),
+        }
+    }
+
+    /// The compose CLI installed, waiting for the probe if it is still under way.
+    pub fn get(&self) -> Option<ComposeKind> {
+        *self.answer.get_or_init(|| {
+            let running = self.running.lock().expect("not poisoned").take();
+            // A probe that panicked (it cannot) would be asked again here.
+            running
+                .and_then(|probe| probe.join().ok())
+                .unwrap_or_else(compose_cli)
+        })
+    }
+}
+
 /// The installed compose CLI: the `docker compose` plugin if it answers,
 /// else `docker-compose` if it is on `PATH` (not run: the Python one takes
 /// most of a second to start), else `None`.
-pub fn compose_cli() -> Option<ComposeKind> {
+fn compose_cli() -> Option<ComposeKind> {
     let plugin = std::process::Command::new("docker")
         .args(["compose", "version"])
         .stdin(Stdio::null())
