@@ -8,11 +8,13 @@ use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
+use futures_util::future::join;
 use tokio::sync::watch;
 
 use super::event::{Decision, Event, Observer, StepResult};
 use super::journal::{Rollout, RolloutKind, ServerState, Status, StepStatus, time};
 use super::leftover::Leftover;
+use super::replace::prepare_ahead;
 use super::state_dir::StateDir;
 use super::world::{Unreachable, World};
 use crate::conf::FileChange;
@@ -493,7 +495,13 @@ impl<'a, W: World, O: Observer + ?Sized> Executor<'a, W, O> {
                 changes,
                 force,
             } => self.edit(upstream, changes, *force).await,
-            Action::Reload => self.reload().await,
+            Action::Reload => {
+                // A drain's replacements are created while nginx tests and
+                // reloads (tens of ms each on the way to the old container's stop).
+                let world = self.world;
+                let ahead = prepare_ahead(world, self.recreated_next(step.index));
+                join(self.reload(), ahead).await.0
+            }
             Action::WaitDrained { timeout } => self.wait_drained(step.index, *timeout).await,
             Action::Canary {
                 server,

@@ -79,7 +79,7 @@ impl<W: World, O: Observer + ?Sized> Executor<'_, W, O> {
 
     /// The servers (with their specs, and what is their own to remove) that
     /// the steps after `index` recreate stop-first, if the next step other
-    /// than a pre-stop hook is a recreate.
+    /// than a wait for old workers or a pre-stop hook is a recreate.
     pub(super) fn recreated_next(&self, index: usize) -> Vec<(ServerRef, W::Spec, Leftover)> {
         let next = self
             .rollout
@@ -87,7 +87,12 @@ impl<W: World, O: Observer + ?Sized> Executor<'_, W, O> {
             .steps
             .iter()
             .filter(|s| s.index > index)
-            .find(|s| !matches!(s.action, Action::PreStop { .. }));
+            .find(|s| {
+                !matches!(
+                    s.action,
+                    Action::WaitDrained { .. } | Action::PreStop { .. }
+                )
+            });
         let Some(Action::Recreate { servers }) = next.map(|s| &s.action) else {
             return Vec::new();
         };
@@ -166,9 +171,10 @@ impl<W: World, O: Observer + ?Sized> Executor<'_, W, O> {
 }
 
 /// Creates `ahead` through `world`: the replacements of a recreate step
-/// ([`Executor::recreated_next`]), while a drain is waited for. One that
-/// cannot be is only logged, the recreate creates it then. It holds nothing
-/// of the executor, which checks the monitor windows meanwhile.
+/// ([`Executor::recreated_next`]), while nginx reloads to drain their old
+/// containers and again (for those not made yet) while the drain is waited
+/// for. One that cannot be is only logged, the recreate creates it then. It
+/// holds nothing of the executor, which checks the monitor windows meanwhile.
 pub(super) async fn prepare_ahead<W: World>(world: &W, ahead: Vec<(ServerRef, W::Spec, Leftover)>) {
     join_all(ahead.iter().map(|(s, spec, ours)| async move {
         if let Err(e) = world.prepare(s, spec, ours).await {

@@ -58,7 +58,7 @@ pub trait World {
     /// Stop-first, ahead of `replace`: creates (does not start) the replacement
     /// while the old container still serves, so `replace` only stops, renames
     /// and starts. Best effort: `replace` creates it itself if this did not.
-    /// `ours` as for `replace`.
+    /// A server prepared already is left as it is. `ours` as for `replace`.
     async fn prepare(&self, server: &ServerRef, spec: &Self::Spec, ours: &Leftover) -> Result<()>;
     /// Removes what `prepare` created and no `replace` used: this run's (it
     /// stopped early) and, for each given container, one a killed run left

@@ -297,6 +297,9 @@ impl World for DockerWorld {
         let Desired::Engine { spec, .. } = desired else {
             return Ok(());
         };
+        if self.prepared_lock().contains_key(&server.container) {
+            return Ok(());
+        }
         let Some(old_id) = self.id_of(&server.container).await? else {
             return Ok(());
         };

@@ -61,6 +61,8 @@ pub(super) struct Fake {
     pub reloads: RefCell<usize>,
     /// The old workers of each wait for them to exit.
     pub waited: RefCell<Vec<Vec<u32>>>,
+    /// The servers created ahead (and not yet used) as each wait for old workers began.
+    pub prepared_at_wait: RefCell<Vec<Vec<String>>>,
     /// Hook commands that exit 1, as `CONTAINER PROGRAM` (old and new
     /// containers share their names in the fake).
     pub failing_hooks: HashSet<String>,
@@ -183,6 +185,7 @@ impl World for Fake {
 
     async fn wait_drained(&self, old: &[u32], _timeout: Duration) -> Result<()> {
         self.waited.borrow_mut().push(old.to_vec());
+        (self.prepared_at_wait.borrow_mut()).push(self.prepared.borrow().clone());
         tokio::time::sleep(self.drain_takes).await;
         if let Some(tx) = &self.signal_on_drain {
             tx.send(true).unwrap();
@@ -192,7 +195,10 @@ impl World for Fake {
     }
 
     async fn prepare(&self, server: &ServerRef, _spec: &String, _ours: &Leftover) -> Result<()> {
-        self.prepared.borrow_mut().push(server.server.clone());
+        let mut prepared = self.prepared.borrow_mut();
+        if !prepared.contains(&server.server) {
+            prepared.push(server.server.clone());
+        }
         Ok(())
     }
 

@@ -37,6 +37,13 @@ async fn each_replacement_is_created_while_its_old_container_drains() {
     );
     assert_eq!(fake.replaced.borrow().len(), 3);
     assert!(fake.discarded.borrow().is_empty());
+    // Made while nginx reloaded to drain the old one: there before its
+    // old workers are waited for.
+    let s = |s: &str| vec![s.to_string()];
+    assert_eq!(
+        *fake.prepared_at_wait.borrow(),
+        [s("app1:3000"), s("app2:3000"), s("app3:3000")]
+    );
 }
 
 #[tokio::test]
