@@ -100,7 +100,7 @@ impl<S> Rollout<S> {
     /// step that creates the server's new container began and did not end
     /// done (killed inside it, or a failed create that may have left a
     /// half-made one), any container created since that step (a stop-first
-    /// recreate's: since the drain wait before it, which creates the
+    /// recreate's: since the drain's reload before it, which creates the
     /// replacement ahead) began.
     pub fn leftover_of(&self, server: &str) -> Leftover {
         let Some(rec) = self.server(server) else {
@@ -150,9 +150,10 @@ impl<S> Rollout<S> {
     }
 
     /// When the step that creates `server`'s new container began (a
-    /// recreate's: the drain wait before it and the pre-stop hooks between
-    /// first), if that step did not end done, and when it ended, if it did
-    /// (failed, or never began after its group ended).
+    /// recreate's: the drain's reload and wait before it and the pre-stop
+    /// hooks between first, which create its replacement ahead), if that
+    /// step did not end done, and when it ended, if it did (failed, or never
+    /// began after its group ended).
     fn create_begun(&self, server: &str) -> Option<CreateWindow> {
         let steps = &self.plan.steps;
         let at = steps.iter().position(|s| match &s.action {
@@ -172,11 +173,14 @@ impl<S> Rollout<S> {
             }
             if first > 0 && matches!(steps[first - 1].action, Action::WaitDrained { .. }) {
                 first -= 1;
+                if first > 0 && matches!(steps[first - 1].action, Action::Reload) {
+                    first -= 1;
+                }
             }
         }
         let group = self.steps.get(first..=at)?;
         let since = group.iter().find_map(|r| r.started_at)?;
-        // Never begun (a recreate whose drain wait made its replacement
+        // Never begun (a recreate whose drain made its replacement
         // ahead): its group ended when the last step of it that began did.
         let until = match create.status {
             StepStatus::Pending => (group.iter().rev())

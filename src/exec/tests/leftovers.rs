@@ -127,19 +127,34 @@ async fn a_start_first_run_killed_inside_its_start_proves_containers_created_sin
 }
 
 #[tokio::test]
-async fn a_stop_first_run_killed_after_its_drain_wait_began_proves_from_that_wait() {
-    // The drain wait creates the recreate's replacement ahead.
+async fn a_stop_first_run_killed_after_its_drain_reload_began_proves_from_that_reload() {
+    // The drain's reload creates the recreate's replacement ahead (its wait
+    // again, if that failed).
     let fake = Fake::new(2);
     let mut r = rollout(&fake, on_failure(FailureAction::Pause)).await;
     let recreate = first(&r, |a| matches!(a, Action::Recreate { .. }));
     let wait = first(&r, |a| matches!(a, Action::WaitDrained { .. }));
-    assert_eq!(wait + 1, recreate, "{:#?}", r.plan.steps);
-    begun(&mut r, wait, began(), StepStatus::Running);
-    r.servers[0].state = ServerState::Drained;
+    let reload = first(&r, |a| matches!(a, Action::Reload));
+    assert_eq!(
+        (reload + 1, wait + 1),
+        (wait, recreate),
+        "{:#?}",
+        r.plan.steps
+    );
+    begun(&mut r, reload, began(), StepStatus::Running);
     let open = CreateWindow {
         since: began(),
         until: None,
     };
+    assert_eq!(r.leftover_of("app1:3000").creates, [open]);
+    r.steps[reload].status = StepStatus::Done;
+    begun(
+        &mut r,
+        wait,
+        began() + TimeDelta::milliseconds(200),
+        StepStatus::Running,
+    );
+    r.servers[0].state = ServerState::Drained;
     assert_eq!(r.leftover_of("app1:3000").creates, [open]);
     // Killed once the wait was over, before the recreate: the same.
     r.steps[wait].status = StepStatus::Done;
