@@ -11,9 +11,13 @@
 # GET close, POST close, POST keep-alive) one full deploy of app1 and app2
 # under that load:
 #   wall      the deploy command's wall time,
-#   physical  per server, old container stop (Docker's kill -> die events)
-#             + new container create -> healthy (create -> health_status:
-#             healthy events), summed: the time Docker itself needs,
+#   physical  per server, from the old container's kill to the new one's
+#             healthy (Docker's kill and health_status: healthy events),
+#             summed: the time Docker itself needs to stop the old
+#             container, start the new one and see its first healthcheck
+#             pass. The new container's create is not counted: stop-first
+#             it can be made while the old one still serves, as the tool
+#             makes it (compose-cli creates it after the stop: counted),
 #   ratio     wall / physical,
 #   reloads   from the --output json summary,
 #   failed    failed requests of the load (non-2xx + errors) / total.
@@ -142,30 +146,35 @@ watch_events() {
     sleep 0.3
 }
 
-# physical: stops the event stream and prints the summed stop (kill -> die)
-# and create -> healthy seconds of the app containers it saw.
+# physical: stops the event stream and prints, summed over the app services
+# it saw, the seconds from the old container's first kill to the new one's
+# first healthy report.
 physical() {
     sleep 0.5
     kill "$events_pid"
     wait "$events_pid" 2>/dev/null || true
     python3 -c '
 import json, sys
-first = {}
+kills, healthy = {}, {}
 for line in open(sys.argv[1]):
     if not line.strip():
         continue
     e = json.loads(line)
-    if "_nginx_" in e["Actor"]["Attributes"].get("name", ""):
+    service = e["Actor"]["Attributes"].get("com.docker.compose.service")
+    if service in (None, "nginx"):
         continue
     action = e["Action"].replace(" ", "")
-    first.setdefault((e["id"], action), e["timeNano"] / 1e9)
+    if action == "kill":
+        kills.setdefault(service, []).append(e["timeNano"] / 1e9)
+    elif action == "health_status:healthy":
+        healthy.setdefault(service, []).append(e["timeNano"] / 1e9)
 total = 0.0
-for i in {k[0] for k in first}:
-    t = lambda a: first.get((i, a))
-    if t("kill") is not None and t("die") is not None:
-        total += t("die") - t("kill")
-    if t("create") is not None and t("health_status:healthy") is not None:
-        total += t("health_status:healthy") - t("create")
+for service, times in kills.items():
+    kill = min(times)
+    after = [t for t in healthy.get(service, []) if t > kill]
+    if not after:
+        sys.exit(f"service {service}: no healthy report after its old container was killed")
+    total += min(after) - kill
 print(f"{total:.2f}")
 ' "$events_file"
     rm -f "$events_file"
