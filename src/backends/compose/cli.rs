@@ -105,8 +105,10 @@ impl ComposeCli<'_> {
     }
 }
 
-/// [`compose_cli`], asked on a thread of its own from [`Self::start`] (when
-/// a run begins) and answered from [`Self::get`] (when it is first needed):
+/// The installed compose CLI (the `docker compose` plugin if it answers,
+/// else `docker-compose` if it is on `PATH`), asked on a thread of its own
+/// from [`Self::start`] (when a run begins) and answered from [`Self::get`]
+/// (when it is first needed):
 /// `docker compose version` starts a Go binary, tens of ms on a compose
 /// deploy's way to its plan, which the run's first API calls hide.
 #[derive(Debug)]
