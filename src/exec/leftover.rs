@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::journal::{Rollout, ServerRecord, ServerState, StepStatus, time};
+use super::replace::made_ahead_from;
 use crate::conf::Upstream;
 use crate::plan::Action;
 
@@ -150,10 +151,9 @@ impl<S> Rollout<S> {
     }
 
     /// When the step that creates `server`'s new container began (a
-    /// recreate's: the drain's reload and wait before it and the pre-stop
-    /// hooks between first, which create its replacement ahead), if that
-    /// step did not end done, and when it ended, if it did (failed, or never
-    /// began after its group ended).
+    /// recreate's: the steps that make its replacement ahead first,
+    /// [`made_ahead_from`]), if that step did not end done, and when it
+    /// ended, if it did (failed, or never began after its group ended).
     fn create_begun(&self, server: &str) -> Option<CreateWindow> {
         let steps = &self.plan.steps;
         let at = steps.iter().position(|s| match &s.action {
@@ -166,18 +166,10 @@ impl<S> Rollout<S> {
         if create.status == StepStatus::Done {
             return None;
         }
-        let mut first = at;
-        if matches!(steps[at].action, Action::Recreate { .. }) {
-            while first > 0 && matches!(steps[first - 1].action, Action::PreStop { .. }) {
-                first -= 1;
-            }
-            if first > 0 && matches!(steps[first - 1].action, Action::WaitDrained { .. }) {
-                first -= 1;
-                if first > 0 && matches!(steps[first - 1].action, Action::Reload) {
-                    first -= 1;
-                }
-            }
-        }
+        let first = match steps[at].action {
+            Action::Recreate { .. } => made_ahead_from(steps, at),
+            _ => at,
+        };
         let group = self.steps.get(first..=at)?;
         let since = group.iter().find_map(|r| r.started_at)?;
         // Never begun (a recreate whose drain made its replacement

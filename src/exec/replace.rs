@@ -11,7 +11,7 @@ use super::executor::{Executor, StepError};
 use super::journal::{ServerRecord, ServerState};
 use super::leftover::Leftover;
 use super::world::World;
-use crate::plan::{Action, ServerRef};
+use crate::plan::{Action, ServerRef, Step};
 
 impl<W: World, O: Observer + ?Sized> Executor<'_, W, O> {
     /// Replaces (stop-first) or starts beside (start-first) the containers of
@@ -78,22 +78,22 @@ impl<W: World, O: Observer + ?Sized> Executor<'_, W, O> {
     }
 
     /// The servers (with their specs, and what is their own to remove) that
-    /// the steps after `index` recreate stop-first, if the next step other
-    /// than a wait for old workers or a pre-stop hook is a recreate.
+    /// the stop-first recreate after step `index` makes, if step `index` is
+    /// one of those that make them ahead ([`made_ahead_from`]).
     pub(super) fn recreated_next(&self, index: usize) -> Vec<(ServerRef, W::Spec, Leftover)> {
-        let next = self
-            .rollout
-            .plan
-            .steps
-            .iter()
-            .filter(|s| s.index > index)
-            .find(|s| {
-                !matches!(
-                    s.action,
-                    Action::WaitDrained { .. } | Action::PreStop { .. }
-                )
-            });
-        let Some(Action::Recreate { servers }) = next.map(|s| &s.action) else {
+        let steps = &self.rollout.plan.steps;
+        // Steps are numbered from 1.
+        let at = index - 1;
+        let next = (at + 1..steps.len()).find(|&i| {
+            !matches!(
+                steps[i].action,
+                Action::WaitDrained { .. } | Action::PreStop { .. }
+            )
+        });
+        let Some(recreate) = next.filter(|&i| made_ahead_from(steps, i) <= at) else {
+            return Vec::new();
+        };
+        let Action::Recreate { servers } = &steps[recreate].action else {
             return Vec::new();
         };
         servers
@@ -168,6 +168,26 @@ impl<W: World, O: Observer + ?Sized> Executor<'_, W, O> {
             tracing::warn!("could not record the replacements removed: {e:#}");
         }
     }
+}
+
+/// Where the steps begin that make ahead the replacements of the stop-first
+/// recreate at position `recreate` of `steps`: the drain's reload and wait
+/// before it, with the pre-stop hooks between. Without a drain wait, its
+/// pre-stop hooks (nothing is made ahead then). The executor creates the
+/// replacements in them, and the journal proves a container made since the
+/// first began the rollout's own.
+pub(super) fn made_ahead_from(steps: &[Step], recreate: usize) -> usize {
+    let mut first = recreate;
+    while first > 0 && matches!(steps[first - 1].action, Action::PreStop { .. }) {
+        first -= 1;
+    }
+    if first > 0 && matches!(steps[first - 1].action, Action::WaitDrained { .. }) {
+        first -= 1;
+        if first > 0 && matches!(steps[first - 1].action, Action::Reload) {
+            first -= 1;
+        }
+    }
+    first
 }
 
 /// Creates `ahead` through `world`: the replacements of a recreate step

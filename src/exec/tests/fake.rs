@@ -185,7 +185,8 @@ impl World for Fake {
 
     async fn wait_drained(&self, old: &[u32], _timeout: Duration) -> Result<()> {
         self.waited.borrow_mut().push(old.to_vec());
-        (self.prepared_at_wait.borrow_mut()).push(self.prepared.borrow().clone());
+        let prepared = self.prepared.borrow().clone();
+        self.prepared_at_wait.borrow_mut().push(prepared);
         tokio::time::sleep(self.drain_takes).await;
         if let Some(tx) = &self.signal_on_drain {
             tx.send(true).unwrap();

@@ -329,3 +329,38 @@ async fn a_replacement_never_swapped_in_is_found_by_its_id_and_discarding_it_lea
     pinned.replacement_discarded();
     assert_eq!(pinned.state, ServerState::Replacing);
 }
+
+/// Which steps make a stop-first recreate's replacement ahead: the drain's
+/// reload and wait (and the pre-stop hooks after them), never a reload with
+/// no drain wait after it. The executor's creates and the journal's window
+/// both follow it.
+#[test]
+fn a_replacement_is_made_ahead_only_from_a_drains_reload_and_wait() {
+    use crate::exec::replace::made_ahead_from;
+    use crate::plan::Step;
+    let plan = |actions: Vec<Action>| -> Vec<Step> {
+        (actions.into_iter().enumerate())
+            .map(|(i, action)| Step {
+                index: i + 1,
+                action,
+                diff: None,
+            })
+            .collect()
+    };
+    let pre_stop = || Action::PreStop {
+        runs: Vec::new(),
+        timeout: Duration::from_secs(1),
+    };
+    let recreate = || Action::Recreate {
+        servers: Vec::new(),
+    };
+    let wait = || Action::WaitDrained {
+        timeout: Duration::from_secs(1),
+    };
+    let drained = plan(vec![Action::Reload, wait(), pre_stop(), recreate()]);
+    assert_eq!(made_ahead_from(&drained, 3), 0);
+    let undrained = plan(vec![Action::Reload, pre_stop(), recreate()]);
+    assert_eq!(made_ahead_from(&undrained, 2), 1);
+    let alone = plan(vec![Action::Reload, recreate()]);
+    assert_eq!(made_ahead_from(&alone, 1), 1);
+}
