@@ -8,6 +8,7 @@ use anyhow::{Context, Result, anyhow};
 use bollard::Docker;
 use bollard::models::EndpointIpamConfig;
 use bollard::query_parameters::{ListContainersOptions, RemoveContainerOptions};
+use futures_util::future::{join_all, try_join_all};
 
 use super::cli::{ComposeCli, run};
 use super::project::ComposeProject;
@@ -90,10 +91,16 @@ pub(super) async fn templates_made_by<T>(
         Ok(after) => after,
         Err(e) => return Ok((Err(failure.unwrap_or(e)), other)),
     };
-    let mut templates = HashMap::new();
-    for (id, service) in after.into_iter().filter(|c| !before.contains(c)) {
+    let made = after.into_iter().filter(|c| !before.contains(c));
+    // One service's after another's would put their round trips on the way.
+    let captured = join_all(made.map(|(id, service)| async move {
         let spec = capture(docker, &id, Anonymous::Fresh).await;
         remove_template(docker, &id).await;
+        (service, spec)
+    }))
+    .await;
+    let mut templates = HashMap::new();
+    for (service, spec) in captured {
         match spec {
             Ok(spec) => {
                 templates.insert(service, spec);
@@ -128,15 +135,15 @@ impl ComposeProject {
         docker: &Docker,
         raw: HashMap<String, ContainerSpec>,
     ) -> Result<HashMap<String, ContainerSpec>> {
-        let mut templates = HashMap::new();
-        for (service, mut spec) in raw {
+        let finished = try_join_all(raw.into_iter().map(|(service, mut spec)| async move {
             let primary = spec.host_config.network_mode.clone();
             spec.networks = self
                 .attachments(docker, &service, primary.as_deref())
                 .await?;
-            templates.insert(service, spec);
-        }
-        Ok(templates)
+            Ok::<_, anyhow::Error>((service, spec))
+        }))
+        .await?;
+        Ok(finished.into_iter().collect())
     }
 
     /// The networks compose attaches the service's containers to, as it does
