@@ -18,8 +18,8 @@ mod template;
 pub use capture::capture_spec;
 pub use compose::{
     ComposeCli, ComposeCliProbe, ComposeKind, ComposeProject, Loaded, ProjectQuery, Reading,
-    compose_container, compose_named, compose_recreate, compose_templates, reading_name,
-    superseded_reading,
+    ReadingAhead, compose_container, compose_named, compose_recreate, compose_templates,
+    reading_name, superseded_reading,
 };
 pub use compose_options::{ComposeFlags, ComposeOptions, ComposeOptionsError};
 pub use compose_policy::policy_sections;

@@ -127,6 +127,7 @@ impl SessionArgs {
             cwd: std::env::current_dir().context("cannot read the current directory")?,
             command: std::env::args().collect::<Vec<_>>().join(" "),
             probe,
+            read_compose: false,
         })
     }
 }

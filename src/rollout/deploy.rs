@@ -152,15 +152,31 @@ pub(super) fn hooks_of(history: &[Rollout<Desired>], id: &str) -> Hooks {
         .unwrap_or_default()
 }
 
+impl DeployRequest {
+    /// Whether it changes containers' own specs (`--image/--env/--label`).
+    fn engine_changes(&self) -> bool {
+        self.image.is_some() || !self.env.is_empty() || !self.labels.is_empty()
+    }
+
+    /// Whether it may read compose projects with compose v1's own code:
+    /// a deploy (not a dry run, which keeps no reading) that may use compose.
+    pub fn reads_compose(&self) -> bool {
+        !self.dry_run
+            && match self.mode {
+                Mode::Engine => false,
+                Mode::Compose | Mode::ComposeCli => true,
+                Mode::Auto => !self.engine_changes(),
+            }
+    }
+}
+
 /// Whether containers are redeployed from their compose files (else from
 /// their own spec, changed by `--image/--env/--label`).
 pub(super) fn use_compose(world: &DockerWorld, request: &DeployRequest, compose: bool) -> bool {
-    let engine_changes =
-        request.image.is_some() || !request.env.is_empty() || !request.labels.is_empty();
     match request.mode {
         Mode::Engine => false,
         Mode::Compose | Mode::ComposeCli => true,
-        Mode::Auto => !engine_changes && compose && world.compose_cli().is_some(),
+        Mode::Auto => !request.engine_changes() && compose && world.compose_cli().is_some(),
     }
 }
 

@@ -28,6 +28,9 @@ pub struct SessionOptions {
     pub command: String,
     /// How a container without a Docker healthcheck is judged ready.
     pub probe: ProbeKind,
+    /// Whether the command will read a compose project with compose v1's own
+    /// code: its interpreter starts as the session opens.
+    pub read_compose: bool,
 }
 
 /// A connection to the Docker daemon and the nginx container a command acts on.
@@ -54,6 +57,7 @@ impl Session {
             options.nginx.as_deref(),
             &options.cwd,
             options.probe,
+            options.read_compose,
         )
         .await?;
         Ok(Session {

@@ -11,10 +11,10 @@ use chrono::{DateTime, Utc};
 
 use super::desired::Desired;
 use crate::backends::{
-    self, ComposeCli, ComposeCliProbe, ContainerSpec, Probe, compose_container, compose_recreate,
-    create_and_start, create_replacement, discard_leftover_replacement, discard_parked,
-    discard_replacement, exec_hook, in_the_way, recreate_stop_first, resolve_backend, run_one_off,
-    stop_and_keep, stop_and_remove,
+    self, ComposeCli, ComposeCliProbe, ContainerSpec, Probe, ReadingAhead, compose_container,
+    compose_recreate, create_and_start, create_replacement, discard_leftover_replacement,
+    discard_parked, discard_replacement, exec_hook, in_the_way, recreate_stop_first,
+    resolve_backend, run_one_off, stop_and_keep, stop_and_remove,
 };
 use crate::conf::{Address, ConfigSet, FileChange};
 use crate::docker::{self, Docker, Endpoint};
@@ -50,6 +50,9 @@ pub(crate) struct DockerWorld {
     /// The compose CLI, if one is installed: looked for while the world is
     /// found, answered on first use.
     compose_cli: ComposeCliProbe,
+    /// Compose v1's reading script, started as the world is found when the
+    /// run will read a compose project (see [`ReadingAhead`]).
+    reading_ahead: ReadingAhead,
     /// The health probe for containers without a healthcheck.
     probe: ProbeKind,
     /// nginx's config files: fetched from the container once per run, again
@@ -65,14 +68,21 @@ pub(crate) struct DockerWorld {
 
 impl DockerWorld {
     /// Connects to the daemon at `endpoint` and finds the nginx container
-    /// (`nginx`, else compose service `nginx` of the project in `cwd`, else the only one).
+    /// (`nginx`, else compose service `nginx` of the project in `cwd`, else
+    /// the only one); with `read_compose`, compose v1's reading script
+    /// starts meanwhile.
     pub async fn connect(
         endpoint: Endpoint,
         nginx: Option<&str>,
         cwd: &Path,
         probe: ProbeKind,
+        read_compose: bool,
     ) -> Result<Self> {
         let compose_cli = ComposeCliProbe::start();
+        let reading_ahead = match read_compose {
+            true => ReadingAhead::start(&endpoint),
+            false => ReadingAhead::none(),
+        };
         let docker = docker::connect(&endpoint).await?;
         let location = endpoint.location();
         tracing::debug!("daemon at {endpoint}: {location:?}");
@@ -84,6 +94,7 @@ impl DockerWorld {
             nginx,
             running,
             compose_cli,
+            reading_ahead,
             probe,
             files: Mutex::new(None),
             workers_before_reload: Mutex::new(None),
@@ -102,6 +113,7 @@ impl DockerWorld {
         self.compose_cli.get().map(|kind| ComposeCli {
             kind,
             daemon: &self.endpoint,
+            ahead: &self.reading_ahead,
         })
     }
 

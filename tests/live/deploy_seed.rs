@@ -130,7 +130,9 @@ fn drain_and_undrain_take_a_server_out_and_back_live() {
 /// Compose's code runs as root in the project's directory, which containers
 /// that bind-mount it can write to: Python modules planted there under the
 /// names compose imports are not imported, and the deploy reads the files
-/// through compose as on any first deploy.
+/// through compose as on any first deploy, by an interpreter started as the
+/// run began. The next deploy, answered by the kept reading, lets that
+/// interpreter go.
 #[test]
 fn modules_planted_in_the_compose_directory_are_not_imported() {
     let stack = Stack::up("planted");
@@ -166,9 +168,34 @@ fn modules_planted_in_the_compose_directory_are_not_imported() {
         "the first deploy reads the files through compose's own code, in one run: {stderr}"
     );
     assert!(
+        stderr.contains("(started ahead)"),
+        "the script was started as the run began, not after the discovery: {stderr}"
+    );
+    assert!(
         !marker.exists(),
         "a planted module ran: {:?}",
         std::fs::read_to_string(&marker)
     );
     assert_eq!(stack.bodies(8), set(&["app2,v2", "app1,v2"]));
+
+    // Only an environment value changed: the kept reading answers, and the
+    // script started ahead is let go.
+    stack.edit_compose("app1,v2", "app1,v3");
+    let out = stack
+        .tool_cmd(&["deploy", "apps", "--yes", "--monitor", "0s"])
+        .env(
+            "NGINX_ROLLOUT_LOG",
+            "nginx_rollout::backends::compose=debug",
+        )
+        .output()
+        .unwrap();
+    assert_ok(&out);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("started ahead is not needed: a kept reading answered")
+            && !stderr.contains("(compose's reading script"),
+        "{stderr}"
+    );
+    assert!(!marker.exists());
+    assert_eq!(stack.bodies(8), set(&["app2,v2", "app1,v3"]));
 }

@@ -5,10 +5,10 @@ use std::time::Duration;
 
 use nginx_rollout::backends::{
     ComposeCli, ComposeCliProbe, ComposeProject, ContainerSpec, HealthError, HealthSource, Probe,
-    ProjectQuery, Recreated, Resolved, backend_by_name, capture_spec, compose_container,
-    compose_named, compose_recreate, compose_templates, create_and_start, create_replacement,
-    failed_within, next_slot, recreate_stop_first, rename, resolve_backend, resolve_backends,
-    stop_and_remove, wait_healthy,
+    ProjectQuery, ReadingAhead, Recreated, Resolved, backend_by_name, capture_spec,
+    compose_container, compose_named, compose_recreate, compose_templates, create_and_start,
+    create_replacement, failed_within, next_slot, recreate_stop_first, rename, resolve_backend,
+    resolve_backends, stop_and_remove, wait_healthy,
 };
 use nginx_rollout::docker::Endpoint;
 
@@ -31,12 +31,19 @@ const FAST_HEALTH: [&str; 8] = [
     "3",
 ];
 
+/// No reading script started ahead.
+static NOT_AHEAD: ReadingAhead = ReadingAhead::none();
+
 /// The compose CLI installed here, reaching `daemon`.
 fn installed_compose(daemon: &Endpoint) -> ComposeCli<'_> {
     let Some(kind) = ComposeCliProbe::start().get() else {
         panic!("no compose CLI installed (scripts/dev-env.sh installs docker-compose)");
     };
-    ComposeCli { kind, daemon }
+    ComposeCli {
+        kind,
+        daemon,
+        ahead: &NOT_AHEAD,
+    }
 }
 
 /// `docker run -d --name PREFIX-app --network PREFIX-net ARGS… APP` in `s`:

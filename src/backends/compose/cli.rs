@@ -3,6 +3,7 @@
 //! directory, with its `-p`, `-f`, env files and profiles), and compose
 //! mode's recreate (`up -d --no-deps --force-recreate`) with the container
 //! it leaves.
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -13,7 +14,9 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow, bail};
 use bollard::Docker;
 use bollard::query_parameters::ListContainersOptions;
-use tokio::process::Command;
+use serde::Serialize;
+use tokio::io::AsyncWriteExt;
+use tokio::process::{Child, Command};
 
 use crate::docker::{ComposeLabel, ComposeRef, Endpoint, POINTING_VARIABLES, label_filters};
 
@@ -30,13 +33,10 @@ const COMPOSE_TIMEOUT: Duration = Duration::from_secs(600);
 const FAST_DISTUTILS: (&str, &str) = ("SETUPTOOLS_USE_DISTUTILS", "stdlib");
 
 /// The variables compose may see otherwise than this process has them:
-/// those that point it at the daemon ([`POINTING_VARIABLES`]), and those
-/// it is run with here ([`FAST_DISTUTILS`], [`THEN_UP`], which the reading
-/// script takes out before compose reads its environment).
+/// those that point it at the daemon ([`POINTING_VARIABLES`]), and the one
+/// it is run with here ([`FAST_DISTUTILS`]).
 pub(super) fn set_for_compose() -> impl Iterator<Item = &'static str> {
-    POINTING_VARIABLES
-        .into_iter()
-        .chain([FAST_DISTUTILS.0, THEN_UP])
+    POINTING_VARIABLES.into_iter().chain([FAST_DISTUTILS.0])
 }
 
 /// Set once a compose run failed for want of Python's own `distutils`
@@ -65,6 +65,8 @@ pub struct ComposeCli<'a> {
     pub kind: ComposeKind,
     /// The daemon it must reach (whatever context or `DOCKER_HOST` it would pick itself).
     pub daemon: &'a Endpoint,
+    /// Compose v1's reading script, if the run started it ahead.
+    pub ahead: &'a ReadingAhead,
 }
 
 impl ComposeCli<'_> {
@@ -210,7 +212,8 @@ pub(in crate::backends) async fn run(
 /// [`run`] of compose v1's own code through `python`, its interpreter:
 /// [`READING_SCRIPT`] given the same global arguments, which prints what
 /// compose hashes of each service (see `reading.rs`) and, with `then_up`,
-/// runs compose's own `up` with those arguments in the same process.
+/// runs compose's own `up` with those arguments in the same process. The
+/// interpreter [`ReadingAhead`] started for it answers when it is the same.
 pub(in crate::backends) async fn run_reading_script(
     cli: ComposeCli<'_>,
     python: &Path,
@@ -224,10 +227,6 @@ pub(in crate::backends) async fn run_reading_script(
 /// What [`run_reading_script`] runs.
 const READING_SCRIPT: &str = include_str!("reading.py");
 
-/// The variable that hands [`READING_SCRIPT`] its `up` arguments (it takes
-/// it out of its environment before compose reads that).
-const THEN_UP: &str = "NGINX_ROLLOUT_THEN_UP";
-
 /// [`READING_SCRIPT`] as [`run_as`] runs it.
 #[derive(Clone, Copy)]
 struct Script<'a> {
@@ -237,6 +236,141 @@ struct Script<'a> {
     then_up: Option<&'a [String]>,
 }
 
+/// [`READING_SCRIPT`] started ahead, when a run begins, by compose v1's
+/// interpreter: it loads compose's modules (half of what the script takes)
+/// while the run finds its containers, and then waits for what to read
+/// ([`run_reading_script`] takes it). One not taken is killed when this is
+/// dropped, or [`discard`](Self::discard)ed when a kept reading answers.
+#[derive(Debug)]
+pub struct ReadingAhead(Mutex<Option<Started>>);
+
+/// The script's interpreter, started.
+#[derive(Debug)]
+struct Started {
+    python: PathBuf,
+    fast: bool,
+    child: Child,
+}
+
+impl ReadingAhead {
+    /// None started.
+    pub const fn none() -> Self {
+        ReadingAhead(Mutex::new(None))
+    }
+
+    /// Starts the script for the daemon at `daemon`, when the standalone
+    /// `docker-compose` is compose v1 (else nothing is started).
+    pub fn start(daemon: &Endpoint) -> Self {
+        let fast = std::env::var_os(FAST_DISTUTILS.0).is_none();
+        let started =
+            compose_python().and_then(|(_, python)| match start_script(&python, fast, daemon) {
+                Ok(child) => Some(Started {
+                    python,
+                    fast,
+                    child,
+                }),
+                Err(e) => {
+                    tracing::debug!("compose's reading script not started ahead: {e:#}");
+                    None
+                }
+            });
+        ReadingAhead(Mutex::new(started))
+    }
+
+    /// Kills the script started ahead, if no run took it: it is not
+    /// needed, `because`.
+    pub fn discard(&self, because: &str) {
+        if self.take(|_| true).is_some() {
+            tracing::debug!("compose's reading script started ahead is not needed: {because}");
+        }
+    }
+
+    /// The script started ahead, if it is one `fits`.
+    fn take(&self, fits: impl FnOnce(&Started) -> bool) -> Option<Child> {
+        let mut ahead = self.0.lock().expect("not poisoned");
+        ahead.take_if(|s| fits(s)).map(|s| s.child)
+    }
+}
+
+/// [`READING_SCRIPT`] started by `python` for `daemon`, waiting for its
+/// request on stdin: in `/` (compose runs where the request says), and
+/// with [`FAST_DISTUTILS`] when `fast`.
+fn start_script(python: &Path, fast: bool, daemon: &Endpoint) -> Result<Child> {
+    let mut c = Command::new(python);
+    if fast {
+        c.env(FAST_DISTUTILS.0, FAST_DISTUTILS.1);
+    }
+    daemon.point(&mut c);
+    c.arg("-c")
+        .arg(READING_SCRIPT)
+        .current_dir("/")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    c.spawn()
+        .with_context(|| format!("cannot run {}", python.display()))
+}
+
+/// What [`READING_SCRIPT`] reads on stdin: where compose runs, its global
+/// arguments, and `up`'s if it runs `up` too.
+#[derive(Serialize)]
+struct Request<'a> {
+    dir: &'a str,
+    args: Vec<&'a str>,
+    up: Option<&'a [String]>,
+}
+
+impl<'a> Request<'a> {
+    /// The request for `r`'s project (its global arguments as [`run_as`]
+    /// gives compose them), run in `run_in`. `Err` when a path is not UTF-8.
+    fn new(r: &'a ComposeRef, run_in: &'a Path, up: Option<&'a [String]>) -> Result<Self> {
+        let text = |p: &'a Path| {
+            p.to_str()
+                .ok_or_else(|| anyhow!("{}: not UTF-8", p.display()))
+        };
+        Ok(Request {
+            dir: text(run_in)?,
+            args: global_args(r)?
+                .into_iter()
+                .map(|a| a.to_str().ok_or_else(|| anyhow!("{a:?}: not UTF-8")))
+                .collect::<Result<_>>()?,
+            up,
+        })
+    }
+}
+
+/// Compose's global arguments for `r`'s project: its directory, `-p`, `-f`
+/// files, env files and profiles.
+fn global_args(r: &ComposeRef) -> Result<Vec<&OsStr>> {
+    let dir = r.working_dir.as_ref().ok_or_else(|| no_working_dir(r))?;
+    let mut args = vec![
+        OsStr::new("--project-directory"),
+        dir.as_os_str(),
+        OsStr::new("-p"),
+        OsStr::new(&r.project),
+    ];
+    for f in &r.config_files {
+        args.extend([OsStr::new("-f"), f.as_os_str()]);
+    }
+    for f in &r.env_files {
+        args.extend([OsStr::new("--env-file"), f.as_os_str()]);
+    }
+    for p in &r.profiles {
+        args.extend([OsStr::new("--profile"), OsStr::new(p)]);
+    }
+    Ok(args)
+}
+
+/// The error for a container of `r` without compose's working_dir label.
+fn no_working_dir(r: &ComposeRef) -> anyhow::Error {
+    anyhow!(
+        "compose service {}/{}: its container has no working_dir label",
+        r.project,
+        r.service
+    )
+}
+
 /// [`run`], or with `script` [`run_reading_script`].
 async fn run_as(
     cli: ComposeCli<'_>,
@@ -244,15 +378,7 @@ async fn run_as(
     args: &[&str],
     script: Option<Script<'_>>,
 ) -> Result<String> {
-    let no_dir = || {
-        anyhow!(
-            "compose service {}/{}: its container has no working_dir label",
-            r.project,
-            r.service
-        )
-    };
-    let dir = r.working_dir.as_ref().ok_or_else(no_dir)?;
-    let run_in = r.compose_dir().ok_or_else(no_dir)?;
+    let run_in = r.compose_dir().ok_or_else(|| no_working_dir(r))?;
     let shown = match script {
         Some(Script { then_up: None, .. }) => "(compose's reading script)".to_string(),
         Some(Script {
@@ -266,42 +392,43 @@ async fn run_as(
         r.project,
         run_in.display()
     );
-    let once = |fast: bool| {
-        let mut cmd = match script {
-            Some(script) => {
-                let mut c = Command::new(script.python);
-                if fast {
-                    c.env(FAST_DISTUTILS.0, FAST_DISTUTILS.1);
-                }
-                if let Some(up) = script.then_up {
-                    c.env(THEN_UP, serde_json::json!(up).to_string());
-                }
-                cli.daemon.point(&mut c);
-                c.arg("-c").arg(READING_SCRIPT);
-                c
-            }
-            None => cli.command(fast),
+    let global = global_args(r)?;
+    let request = match script {
+        Some(script) => Some(Request::new(r, run_in, script.then_up)?),
+        None => None,
+    };
+    let (request, global, shown_line) = (request.as_ref(), &global, &line);
+    let once = |fast: bool| async move {
+        let (Some(script), Some(request)) = (script, request) else {
+            let mut cmd = cli.command(fast);
+            cmd.current_dir(run_in)
+                .args(global)
+                .args(args)
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .kill_on_drop(true);
+            return output_within(cmd.output(), shown_line).await;
         };
-        cmd.current_dir(run_in)
-            .arg("--project-directory")
-            .arg(dir)
-            .arg("-p")
-            .arg(&r.project);
-        for f in &r.config_files {
-            cmd.arg("-f").arg(f);
-        }
-        for f in &r.env_files {
-            cmd.arg("--env-file").arg(f);
-        }
-        for p in &r.profiles {
-            cmd.arg("--profile").arg(p);
-        }
-        cmd.args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        output_within(cmd, &line)
+        let ahead = cli
+            .ahead
+            .take(|s| s.python == script.python && s.fast == fast);
+        let line = match ahead.is_some() {
+            true => format!("{shown_line} (started ahead)"),
+            false => shown_line.clone(),
+        };
+        let mut child = match ahead {
+            Some(child) => child,
+            None => start_script(script.python, fast, cli.daemon)?,
+        };
+        let mut text = serde_json::to_vec(request).expect("a request serialises");
+        text.push(b'\n');
+        let mut stdin = child.stdin.take().expect("stdin is piped");
+        // A script that stopped early (no `distutils`) has closed its stdin:
+        // what it said on stderr is the answer.
+        let _ = stdin.write_all(&text).await;
+        drop(stdin);
+        output_within(child.wait_with_output(), &line).await
     };
     let output = fast_or_not(cli.fast(), &NO_STDLIB_DISTUTILS, once).await?;
     if !output.status.success() {
@@ -330,10 +457,13 @@ where
     Ok(output)
 }
 
-/// `cmd`'s output, within [`COMPOSE_TIMEOUT`]; `line` names it in errors.
-async fn output_within(mut cmd: Command, line: &str) -> Result<Output> {
+/// A command's `output`, within [`COMPOSE_TIMEOUT`]; `line` names it in errors.
+async fn output_within(
+    output: impl Future<Output = std::io::Result<Output>>,
+    line: &str,
+) -> Result<Output> {
     let started = std::time::Instant::now();
-    let output = tokio::time::timeout(COMPOSE_TIMEOUT, cmd.output())
+    let output = tokio::time::timeout(COMPOSE_TIMEOUT, output)
         .await
         .map_err(|_| anyhow!("{line}: no answer after {COMPOSE_TIMEOUT:?}"))?
         .with_context(|| format!("{line}: cannot run"))?;

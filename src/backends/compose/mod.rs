@@ -23,7 +23,9 @@ mod written;
 mod yaml_typing;
 
 pub(super) use cli::run;
-pub use cli::{ComposeCli, ComposeCliProbe, ComposeKind, compose_container, compose_recreate};
+pub use cli::{
+    ComposeCli, ComposeCliProbe, ComposeKind, ReadingAhead, compose_container, compose_recreate,
+};
 pub use project::{ComposeProject, Loaded, ProjectQuery};
 pub use reading::{Reading, reading_name, superseded_reading};
 pub use templates::{compose_named, compose_templates};

@@ -94,6 +94,7 @@ impl ComposeProject {
         if let (Some(kept), Some(now)) = (kept, &now) {
             match kept.derive(docker, now, query).await {
                 Ok((reading, changed)) => {
+                    cli.ahead.discard("a kept reading answered");
                     return Ok(Loaded {
                         project: reading.project().clone(),
                         reading: Some(reading),
@@ -106,6 +107,10 @@ impl ComposeProject {
             }
         }
         let python = now.as_ref().map(|(inputs, _)| inputs.python());
+        if python.is_none() {
+            cli.ahead
+                .discard("compose's own commands read this project");
+        }
         let (project, printed) = ComposeProject::read(cli, docker, r, query, python).await?;
         let reading = match (now, printed) {
             (Some(now), Some(printed)) => match inputs_now(cli, r) {

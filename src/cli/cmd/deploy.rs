@@ -115,7 +115,6 @@ pub async fn exec(global: &Global, args: DeployArgs, dry_run: bool) -> anyhow::R
         // nginx is looked for in the project the operator names.
         options.cwd = compose.directory.clone();
     }
-    let session = Session::open(options).await?;
     let request = DeployRequest {
         upstream: args.upstream,
         servers: args.servers,
@@ -141,6 +140,8 @@ pub async fn exec(global: &Global, args: DeployArgs, dry_run: bool) -> anyhow::R
         pre_deploy: args.hooks.pre_deploy,
         dry_run: dry_run || args.confirm.dry_run,
     };
+    options.read_compose = request.reads_compose();
+    let session = Session::open(options).await?;
     let ended = rollout::deploy(&session, &request, &mut *observer, front::signals()?).await?;
     Ok(front::finish(global, ended))
 }
