@@ -158,13 +158,14 @@ impl DeployRequest {
         self.image.is_some() || !self.env.is_empty() || !self.labels.is_empty()
     }
 
-    /// Whether it may read compose projects with compose v1's own code:
-    /// a deploy (not a dry run, which keeps no reading) that may use compose.
+    /// Whether it may read compose projects with compose v1's own code: a
+    /// deploy that may use the fast path, and keeps what compose read (not a
+    /// dry run, not `--mode compose-cli`; see `projects.rs`).
     pub fn reads_compose(&self) -> bool {
         !self.dry_run
             && match self.mode {
-                Mode::Engine => false,
-                Mode::Compose | Mode::ComposeCli => true,
+                Mode::Engine | Mode::ComposeCli => false,
+                Mode::Compose => true,
                 Mode::Auto => !self.engine_changes(),
             }
     }

@@ -73,7 +73,7 @@ impl Projects {
             queries,
             loaded: HashMap::new(),
             // `--mode compose-cli`: compose does all of it, the reading too.
-            state: state.filter(|_| request.mode != Mode::ComposeCli).cloned(),
+            state: state.filter(|_| request.reads_compose()).cloned(),
             derived: Vec::new(),
         }
     }
