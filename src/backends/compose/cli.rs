@@ -4,7 +4,7 @@
 //! mode's recreate (`up -d --no-deps --force-recreate`) with the container
 //! it leaves.
 use std::ffi::OsStr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Output, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, OnceLock};
@@ -14,10 +14,9 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow, bail};
 use bollard::Docker;
 use bollard::query_parameters::ListContainersOptions;
-use serde::Serialize;
-use tokio::io::AsyncWriteExt;
-use tokio::process::{Child, Command};
+use tokio::process::Command;
 
+use super::reading_script::{ReadingAhead, Script};
 use crate::docker::{ComposeLabel, ComposeRef, Endpoint, POINTING_VARIABLES, label_filters};
 
 /// How long one compose command may run.
@@ -30,7 +29,7 @@ const COMPOSE_TIMEOUT: Duration = Duration::from_secs(600);
 /// compose-mode rollout. With this variable Python's own `distutils` answers
 /// (the same `find_executable` and `LooseVersion` compose uses); compose's
 /// output is the same. An operator's own setting of it is left alone.
-const FAST_DISTUTILS: (&str, &str) = ("SETUPTOOLS_USE_DISTUTILS", "stdlib");
+pub(super) const FAST_DISTUTILS: (&str, &str) = ("SETUPTOOLS_USE_DISTUTILS", "stdlib");
 
 /// The variables compose may see otherwise than this process has them:
 /// those that point it at the daemon ([`POINTING_VARIABLES`]), and the one
@@ -209,140 +208,9 @@ pub(in crate::backends) async fn run(
     run_as(cli, r, args, None).await
 }
 
-/// [`run`] of compose v1's own code through `python`, its interpreter:
-/// [`READING_SCRIPT`] given the same global arguments, which prints what
-/// compose hashes of each service (see `reading.rs`) and, with `then_up`,
-/// runs compose's own `up` with those arguments in the same process. The
-/// interpreter [`ReadingAhead`] started for it answers when it is the same.
-pub(in crate::backends) async fn run_reading_script(
-    cli: ComposeCli<'_>,
-    python: &Path,
-    r: &ComposeRef,
-    then_up: Option<&[String]>,
-) -> Result<String> {
-    let script = Script { python, then_up };
-    run_as(cli, r, &[], Some(script)).await
-}
-
-/// What [`run_reading_script`] runs.
-const READING_SCRIPT: &str = include_str!("reading.py");
-
-/// [`READING_SCRIPT`] as [`run_as`] runs it.
-#[derive(Clone, Copy)]
-struct Script<'a> {
-    /// Compose's interpreter.
-    python: &'a Path,
-    /// `up`'s arguments, if it runs `up` too.
-    then_up: Option<&'a [String]>,
-}
-
-/// [`READING_SCRIPT`] started ahead, when a run begins, by compose v1's
-/// interpreter: it loads compose's modules (half of what the script takes)
-/// while the run finds its containers, and then waits for what to read
-/// ([`run_reading_script`] takes it). One not taken is killed when this is
-/// dropped, or [`discard`](Self::discard)ed when a kept reading answers.
-#[derive(Debug)]
-pub struct ReadingAhead(Mutex<Option<Started>>);
-
-/// The script's interpreter, started.
-#[derive(Debug)]
-struct Started {
-    python: PathBuf,
-    fast: bool,
-    child: Child,
-}
-
-impl ReadingAhead {
-    /// None started.
-    pub const fn none() -> Self {
-        ReadingAhead(Mutex::new(None))
-    }
-
-    /// Starts the script for the daemon at `daemon`, when the standalone
-    /// `docker-compose` is compose v1 (else nothing is started).
-    pub fn start(daemon: &Endpoint) -> Self {
-        let fast = std::env::var_os(FAST_DISTUTILS.0).is_none();
-        let started =
-            compose_python().and_then(|(_, python)| match start_script(&python, fast, daemon) {
-                Ok(child) => Some(Started {
-                    python,
-                    fast,
-                    child,
-                }),
-                Err(e) => {
-                    tracing::debug!("compose's reading script not started ahead: {e:#}");
-                    None
-                }
-            });
-        ReadingAhead(Mutex::new(started))
-    }
-
-    /// Kills the script started ahead, if no run took it: it is not
-    /// needed, `because`.
-    pub fn discard(&self, because: &str) {
-        if self.take(|_| true).is_some() {
-            tracing::debug!("compose's reading script started ahead is not needed: {because}");
-        }
-    }
-
-    /// The script started ahead, if it is one `fits`.
-    fn take(&self, fits: impl FnOnce(&Started) -> bool) -> Option<Child> {
-        let mut ahead = self.0.lock().expect("not poisoned");
-        ahead.take_if(|s| fits(s)).map(|s| s.child)
-    }
-}
-
-/// [`READING_SCRIPT`] started by `python` for `daemon`, waiting for its
-/// request on stdin: in `/` (compose runs where the request says), and
-/// with [`FAST_DISTUTILS`] when `fast`.
-fn start_script(python: &Path, fast: bool, daemon: &Endpoint) -> Result<Child> {
-    let mut c = Command::new(python);
-    if fast {
-        c.env(FAST_DISTUTILS.0, FAST_DISTUTILS.1);
-    }
-    daemon.point(&mut c);
-    c.arg("-c")
-        .arg(READING_SCRIPT)
-        .current_dir("/")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    c.spawn()
-        .with_context(|| format!("cannot run {}", python.display()))
-}
-
-/// What [`READING_SCRIPT`] reads on stdin: where compose runs, its global
-/// arguments, and `up`'s if it runs `up` too.
-#[derive(Serialize)]
-struct Request<'a> {
-    dir: &'a str,
-    args: Vec<&'a str>,
-    up: Option<&'a [String]>,
-}
-
-impl<'a> Request<'a> {
-    /// The request for `r`'s project (its global arguments as [`run_as`]
-    /// gives compose them), run in `run_in`. `Err` when a path is not UTF-8.
-    fn new(r: &'a ComposeRef, run_in: &'a Path, up: Option<&'a [String]>) -> Result<Self> {
-        let text = |p: &'a Path| {
-            p.to_str()
-                .ok_or_else(|| anyhow!("{}: not UTF-8", p.display()))
-        };
-        Ok(Request {
-            dir: text(run_in)?,
-            args: global_args(r)?
-                .into_iter()
-                .map(|a| a.to_str().ok_or_else(|| anyhow!("{a:?}: not UTF-8")))
-                .collect::<Result<_>>()?,
-            up,
-        })
-    }
-}
-
 /// Compose's global arguments for `r`'s project: its directory, `-p`, `-f`
 /// files, env files and profiles.
-fn global_args(r: &ComposeRef) -> Result<Vec<&OsStr>> {
+pub(super) fn global_args(r: &ComposeRef) -> Result<Vec<&OsStr>> {
     let dir = r.working_dir.as_ref().ok_or_else(|| no_working_dir(r))?;
     let mut args = vec![
         OsStr::new("--project-directory"),
@@ -371,8 +239,8 @@ fn no_working_dir(r: &ComposeRef) -> anyhow::Error {
     )
 }
 
-/// [`run`], or with `script` [`run_reading_script`].
-async fn run_as(
+/// [`run`], or with `script` the reading script (see `reading_script.rs`).
+pub(super) async fn run_as(
     cli: ComposeCli<'_>,
     r: &ComposeRef,
     args: &[&str],
@@ -380,10 +248,7 @@ async fn run_as(
 ) -> Result<String> {
     let run_in = r.compose_dir().ok_or_else(|| no_working_dir(r))?;
     let shown = match script {
-        Some(Script { then_up: None, .. }) => "(compose's reading script)".to_string(),
-        Some(Script {
-            then_up: Some(up), ..
-        }) => format!("(compose's reading script, then {})", up.join(" ")),
+        Some(script) => script.shown(),
         None => args.join(" "),
     };
     let line = format!(
@@ -393,42 +258,20 @@ async fn run_as(
         run_in.display()
     );
     let global = global_args(r)?;
-    let request = match script {
-        Some(script) => Some(Request::new(r, run_in, script.then_up)?),
-        None => None,
-    };
-    let (request, global, shown_line) = (request.as_ref(), &global, &line);
+    let (global, line_ref) = (&global, &line);
     let once = |fast: bool| async move {
-        let (Some(script), Some(request)) = (script, request) else {
-            let mut cmd = cli.command(fast);
-            cmd.current_dir(run_in)
-                .args(global)
-                .args(args)
-                .stdin(Stdio::null())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .kill_on_drop(true);
-            return output_within(cmd.output(), shown_line).await;
-        };
-        let ahead = cli
-            .ahead
-            .take(|s| s.python == script.python && s.fast == fast);
-        let line = match ahead.is_some() {
-            true => format!("{shown_line} (started ahead)"),
-            false => shown_line.clone(),
-        };
-        let mut child = match ahead {
-            Some(child) => child,
-            None => start_script(script.python, fast, cli.daemon)?,
-        };
-        let mut text = serde_json::to_vec(request).expect("a request serialises");
-        text.push(b'\n');
-        let mut stdin = child.stdin.take().expect("stdin is piped");
-        // A script that stopped early (no `distutils`) has closed its stdin:
-        // what it said on stderr is the answer.
-        let _ = stdin.write_all(&text).await;
-        drop(stdin);
-        output_within(child.wait_with_output(), &line).await
+        if let Some(script) = script {
+            return script.output(cli, r, run_in, fast, line_ref).await;
+        }
+        let mut cmd = cli.command(fast);
+        cmd.current_dir(run_in)
+            .args(global)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        output_within(cmd.output(), line_ref).await
     };
     let output = fast_or_not(cli.fast(), &NO_STDLIB_DISTUTILS, once).await?;
     if !output.status.success() {
@@ -458,7 +301,7 @@ where
 }
 
 /// A command's `output`, within [`COMPOSE_TIMEOUT`]; `line` names it in errors.
-async fn output_within(
+pub(super) async fn output_within(
     output: impl Future<Output = std::io::Result<Output>>,
     line: &str,
 ) -> Result<Output> {

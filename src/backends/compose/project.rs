@@ -10,10 +10,11 @@ use anyhow::{Context, Result, anyhow};
 use bollard::Docker;
 use serde::{Deserialize, Serialize};
 
-use super::cli::{ComposeCli, run, run_reading_script};
+use super::cli::{ComposeCli, run};
 use super::hooks::parse_hooks;
 use super::inputs::inputs_now;
 use super::reading::{Printed, Reading};
+use super::reading_script::run_reading_script;
 use super::templates::{make_templates, template_args, templates_made_by};
 use crate::backends::spec::ContainerSpec;
 use crate::docker::{ComposeLabel, ComposeRef};
