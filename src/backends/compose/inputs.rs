@@ -1,7 +1,7 @@
 //! What a compose v1 reading is read from, and taking it now. [`Inputs`]:
 //! everything compose's reading of a project depends on but its services'
-//! environment values and images — the project's arguments, the daemon,
-//! compose and its interpreter, each file's SHA-256 with those values left
+//! environment values and images — the project's arguments, the daemon and
+//! its version, compose and its interpreter, each file's SHA-256 with those values left
 //! out, the env files, the variables compose takes from its environment,
 //! the docker client's configuration file (its proxies). [`inputs_now`]
 //! takes them from the files as they are, with those values as the files
@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::time::UNIX_EPOCH;
 
 use anyhow::{Context, Result};
+use bollard::Docker;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -30,6 +31,10 @@ pub struct Inputs {
     project: ProjectArgs,
     /// The daemon compose is pointed at.
     daemon: String,
+    /// Its version as it answers ([`engine_version`]): a template is what the
+    /// daemon made of compose's request, with what it fills in itself (an
+    /// upgraded daemon may fill in otherwise).
+    engine: String,
     /// `docker-compose`.
     compose: Program,
     /// Its interpreter, which runs `reading.py`.
@@ -129,6 +134,7 @@ impl Inputs {
         let Inputs {
             project,
             daemon,
+            engine,
             compose,
             python,
             files,
@@ -139,6 +145,7 @@ impl Inputs {
         let rest = (
             project,
             daemon,
+            engine,
             compose,
             python,
             env_files,
@@ -148,6 +155,7 @@ impl Inputs {
         let now_rest = (
             &now.project,
             &now.daemon,
+            &now.engine,
             &now.compose,
             &now.python,
             &now.env_files,
@@ -185,11 +193,29 @@ impl Inputs {
     }
 }
 
-/// The inputs of `r`'s project now, with its services' environment and images; `None`
+/// The daemon's version as it answers: `VERSION (API API_VERSION)`.
+pub(super) async fn engine_version(docker: &Docker) -> Result<String> {
+    let v = docker
+        .version()
+        .await
+        .context("cannot ask the daemon its version")?;
+    Ok(format!(
+        "{} (API {})",
+        v.version.unwrap_or_default(),
+        v.api_version.unwrap_or_default()
+    ))
+}
+
+/// The inputs of `r`'s project now, on a daemon of version `engine`
+/// ([`engine_version`]), with its services' environment and images; `None`
 /// when the project cannot be derived (compose v2, a file compose reads
 /// besides these — `extends`, `env_file` — or a file this does not read as
 /// compose v1 does).
-pub(super) fn inputs_now(cli: ComposeCli<'_>, r: &ComposeRef) -> Result<Option<(Inputs, Written)>> {
+pub(super) fn inputs_now(
+    cli: ComposeCli<'_>,
+    r: &ComposeRef,
+    engine: &str,
+) -> Result<Option<(Inputs, Written)>> {
     // The `docker compose` plugin (v2) is the CLI even where a v1 is installed too.
     if cli.kind != ComposeKind::Standalone {
         return Ok(None);
@@ -265,6 +291,7 @@ pub(super) fn inputs_now(cli: ComposeCli<'_>, r: &ComposeRef) -> Result<Option<(
             profiles: r.profiles.clone(),
         },
         daemon: cli.daemon.to_string(),
+        engine: engine.to_string(),
         compose,
         python,
         files,
@@ -404,6 +431,7 @@ mod tests {
                 profiles: vec![],
             },
             daemon: "unix:///var/run/docker.sock".into(),
+            engine: "20.10.24+dfsg1 (API 1.41)".into(),
             compose: program("/usr/bin/docker-compose"),
             python: program("/usr/bin/python3"),
             files: files
@@ -442,6 +470,10 @@ mod tests {
             ]),
             Inputs {
                 daemon: "tcp://other:2375".into(),
+                ..now.clone()
+            },
+            Inputs {
+                engine: "26.1.5 (API 1.45)".into(),
                 ..now.clone()
             },
             Inputs {

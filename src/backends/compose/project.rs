@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::cli::{ComposeCli, run};
 use super::hooks::parse_hooks;
-use super::inputs::inputs_now;
+use super::inputs::{engine_version, inputs_now};
 use super::reading::{Printed, Reading};
 use super::reading_script::run_reading_script;
 use super::templates::{make_templates, template_args, templates_made_by};
@@ -85,12 +85,19 @@ impl ComposeProject {
         keep: bool,
         kept: Option<&Reading>,
     ) -> Result<Loaded> {
-        let now = match keep {
-            true => inputs_now(cli, r).unwrap_or_else(|e| {
+        let engine = match keep {
+            true => engine_version(docker)
+                .await
+                .map_err(|e| tracing::debug!("compose project {}: {e:#}", r.project))
+                .ok(),
+            false => None,
+        };
+        let now = match &engine {
+            Some(engine) => inputs_now(cli, r, engine).unwrap_or_else(|e| {
                 tracing::debug!("compose project {}: {e:#}", r.project);
                 None
             }),
-            false => None,
+            None => None,
         };
         if let (Some(kept), Some(now)) = (kept, &now) {
             match kept.derive(docker, now, query).await {
@@ -113,8 +120,8 @@ impl ComposeProject {
                 .discard("compose's own commands read this project");
         }
         let (project, printed) = ComposeProject::read(cli, docker, r, query, python).await?;
-        let reading = match (now, printed) {
-            (Some(now), Some(printed)) => match inputs_now(cli, r) {
+        let reading = match (now, printed, engine) {
+            (Some(now), Some(printed), Some(engine)) => match inputs_now(cli, r, &engine) {
                 Ok(Some(again)) if again == now => Reading::new(now, &printed, &project)
                     .map_err(|e| tracing::debug!("compose project {}: not kept: {e:#}", r.project))
                     .ok(),

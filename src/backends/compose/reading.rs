@@ -399,8 +399,9 @@ async fn image_id(docker: &Docker, name: &str) -> Option<String> {
 /// Counted up when what a kept reading is trusted for narrows: one kept by
 /// an earlier version is not used (2: files compose's YAML 1.1 could read
 /// otherwise are not followed; 3: nor projects where compose resolves other
-/// containers' ids, [`other_containers`]).
-const KEPT_VERSION: u32 = 3;
+/// containers' ids, [`other_containers`]; 4: nor one read on a daemon of
+/// another version).
+const KEPT_VERSION: u32 = 4;
 
 /// Whether `name` is where an earlier version kept a reading (`compose-HASH.json`
 /// before versions were counted, `compose-N-HASH.json` with N below
