@@ -42,6 +42,12 @@ pub(super) fn set_for_compose() -> impl Iterator<Item = &'static str> {
 /// (Python 3.12 has none): later runs go without [`FAST_DISTUTILS`].
 static NO_STDLIB_DISTUTILS: AtomicBool = AtomicBool::new(false);
 
+/// Whether compose v1 runs with [`FAST_DISTUTILS`]: the environment does
+/// not set it already, and no run found Python without its own `distutils`.
+pub(super) fn fast_distutils() -> bool {
+    std::env::var_os(FAST_DISTUTILS.0).is_none() && !NO_STDLIB_DISTUTILS.load(Ordering::Relaxed)
+}
+
 /// Whether compose's `stderr` says it stopped at its first import because
 /// Python has no `distutils` of its own (nothing ran yet: safe to run again).
 fn lacks_stdlib_distutils(stderr: &[u8]) -> bool {
@@ -100,9 +106,7 @@ impl ComposeCli<'_> {
 
     /// Whether to run it with [`FAST_DISTUTILS`].
     fn fast(self) -> bool {
-        self.kind == ComposeKind::Standalone
-            && std::env::var_os(FAST_DISTUTILS.0).is_none()
-            && !NO_STDLIB_DISTUTILS.load(Ordering::Relaxed)
+        self.kind == ComposeKind::Standalone && fast_distutils()
     }
 }
 

@@ -12,7 +12,9 @@ use serde::Serialize;
 use tokio::io::AsyncWriteExt;
 use tokio::process::{Child, Command};
 
-use super::cli::{ComposeCli, FAST_DISTUTILS, compose_python, global_args, output_within, run_as};
+use super::cli::{
+    ComposeCli, FAST_DISTUTILS, compose_python, fast_distutils, global_args, output_within, run_as,
+};
 use crate::docker::{ComposeRef, Endpoint};
 
 /// [`run_as`] of compose v1's own code through `python`, its interpreter:
@@ -111,7 +113,7 @@ impl ReadingAhead {
     /// Starts the script for the daemon at `daemon`, when the standalone
     /// `docker-compose` is compose v1 (else nothing is started).
     pub fn start(daemon: &Endpoint) -> Self {
-        let fast = std::env::var_os(FAST_DISTUTILS.0).is_none();
+        let fast = fast_distutils();
         let started =
             compose_python().and_then(|(_, python)| match start_script(&python, fast, daemon) {
                 Ok(child) => Some(Started {
