@@ -345,7 +345,10 @@ async fn prepare(
     });
     let (update_section, rollback_section) = match &first_compose {
         Some(compose) => policy_sections(world.compose_cli(), compose).await?,
-        None => (None, None),
+        None => {
+            world.discard_reading_ahead("no server's container is a compose project's");
+            (None, None)
+        }
     };
     let update = resolve(Direction::Update, update_section.as_ref(), &request.update)?;
     let rollback_policy = resolve(

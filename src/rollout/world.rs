@@ -107,6 +107,12 @@ impl DockerWorld {
         &self.endpoint
     }
 
+    /// Lets compose v1's reading script started ahead go, `because` no
+    /// project will be read.
+    pub fn discard_reading_ahead(&self, because: &str) {
+        self.reading_ahead.discard(because);
+    }
+
     /// The compose CLI (`docker compose` or `docker-compose`), if one is
     /// installed, pointed at this world's daemon.
     pub fn compose_cli(&self) -> Option<ComposeCli<'_>> {
