@@ -1,8 +1,12 @@
 //! Engine mode against the real Docker engine: containers recreated through
-//! the API keep everything but what the deploy changes.
+//! the API keep everything but what the deploy changes; containers no
+//! compose project made go that way in `--mode auto`.
 
-use crate::support::assert_ok;
+use std::process::Command;
+
+use crate::support::scope::Scope;
 use crate::support::stack::Stack;
+use crate::support::{APP_IMAGE, NGINX_IMAGE, assert_ok, root, skip, tool_path};
 use serde_json::Value;
 
 /// `docker inspect` of a container minus what a recreated container must
@@ -168,4 +172,70 @@ fn without_the_proc_shortcuts_everything_goes_through_the_api() {
     assert_ok(&out);
     assert_eq!(stack.conf(), before);
     assert_eq!(stack.bodies(8), crate::support::stack::app_bodies(2, "v2"));
+}
+
+/// Containers no compose project made, deployed in `--mode auto` without
+/// `--env`: the deploy may have read a compose project, so compose's
+/// interpreter started as it connected; once discovery shows no server's
+/// container is a compose project's, it is let go, and the deploy goes on
+/// through the Engine API.
+#[test]
+fn a_deploy_of_plain_containers_lets_composes_interpreter_go() {
+    if skip() {
+        return;
+    }
+    let mut s = Scope::new("plain");
+    let net = s.network("net");
+    for app in ["app1", "app2"] {
+        let message = format!("MESSAGE={app},v1");
+        s.run(
+            app,
+            &[
+                "--network",
+                &net,
+                "--network-alias",
+                app,
+                "-e",
+                &message,
+                "--health-cmd",
+                "wget -q -O /dev/null http://127.0.0.1:3000/health",
+                "--health-interval",
+                "200ms",
+                APP_IMAGE,
+            ],
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("nginx.conf");
+    std::fs::copy(root().join("fixtures/seed002/proxy/nginx.conf"), &conf).unwrap();
+    let mount = format!("{}:/etc/nginx/nginx.conf", conf.display());
+    let nginx = s.run("nginx", &["--network", &net, "-v", &mount, NGINX_IMAGE]);
+    let state = dir.path().join("state");
+    let out = Command::new(tool_path())
+        .args([
+            "deploy",
+            "apps",
+            "--yes",
+            "--monitor",
+            "0s",
+            "--nginx",
+            &nginx,
+        ])
+        .arg("--state-dir")
+        .arg(&state)
+        .env(
+            "NGINX_ROLLOUT_LOG",
+            "nginx_rollout::backends::compose=debug",
+        )
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert_ok(&out);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr
+            .contains("started ahead is not needed: no server's container is a compose project's"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("(compose's reading script"), "{stderr}");
 }
