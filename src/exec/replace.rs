@@ -84,16 +84,15 @@ impl<W: World, O: Observer + ?Sized> Executor<'_, W, O> {
         let steps = &self.rollout.plan.steps;
         // Steps are numbered from 1.
         let at = index - 1;
-        let next = (at + 1..steps.len()).find(|&i| {
-            !matches!(
-                steps[i].action,
-                Action::WaitDrained { .. } | Action::PreStop { .. }
-            )
-        });
-        let Some(recreate) = next.filter(|&i| made_ahead_from(steps, i) <= at) else {
-            return Vec::new();
-        };
-        let Action::Recreate { servers } = &steps[recreate].action else {
+        let next = steps
+            .iter()
+            .enumerate()
+            .skip(at + 1)
+            .find_map(|(i, s)| match &s.action {
+                Action::Recreate { servers } => Some((i, servers)),
+                _ => None,
+            });
+        let Some((_, servers)) = next.filter(|&(i, _)| made_ahead_from(steps, i) <= at) else {
             return Vec::new();
         };
         servers
