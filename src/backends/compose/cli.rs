@@ -265,7 +265,7 @@ pub(super) async fn run_as(
     let (global, line_ref) = (&global, &line);
     let once = |fast: bool| async move {
         if let Some(script) = script {
-            return script.output(cli, r, run_in, fast, line_ref).await;
+            return script.output(cli, global, run_in, fast, line_ref).await;
         }
         let mut cmd = cli.command(fast);
         cmd.current_dir(run_in)

@@ -3,6 +3,7 @@
 //! service (see `reading.rs`) and can run compose's own `up` in the same
 //! process. What to read comes on its stdin, so its interpreter can be
 //! started before the run knows the project ([`ReadingAhead`]).
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
 use std::sync::Mutex;
@@ -13,7 +14,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::process::{Child, Command};
 
 use super::cli::{
-    ComposeCli, FAST_DISTUTILS, compose_python, fast_distutils, global_args, output_within, run_as,
+    ComposeCli, FAST_DISTUTILS, compose_python, fast_distutils, output_within, run_as,
 };
 use crate::docker::{ComposeRef, Endpoint};
 
@@ -53,18 +54,19 @@ impl Script<'_> {
         }
     }
 
-    /// Its output for `r`'s project, run in `run_in` (the interpreter
-    /// started ahead if it is this one, else one started now), with
-    /// [`FAST_DISTUTILS`] when `fast`; `line` names it in messages.
+    /// Its output with compose's `global` arguments ([`global_args`](super::cli::global_args)), run
+    /// in `run_in` (the interpreter started ahead if it is this one, else
+    /// one started now), with [`FAST_DISTUTILS`] when `fast`; `line` names it
+    /// in messages.
     pub(super) async fn output(
         self,
         cli: ComposeCli<'_>,
-        r: &ComposeRef,
+        global: &[&OsStr],
         run_in: &Path,
         fast: bool,
         line: &str,
     ) -> Result<Output> {
-        let request = Request::new(r, run_in, self.then_up)?;
+        let request = Request::new(global, run_in, self.then_up)?;
         let ahead = cli
             .ahead
             .take(|s| s.python == self.python && s.fast == fast);
@@ -174,17 +176,17 @@ struct Request<'a> {
 }
 
 impl<'a> Request<'a> {
-    /// The request for `r`'s project (its global arguments as [`run_as`]
-    /// gives compose them), run in `run_in`. `Err` when a path is not UTF-8.
-    fn new(r: &'a ComposeRef, run_in: &'a Path, up: Option<&'a [String]>) -> Result<Self> {
+    /// The request with compose's `global` arguments ([`global_args`](super::cli::global_args)), run
+    /// in `run_in`. `Err` when a path is not UTF-8.
+    fn new(global: &[&'a OsStr], run_in: &'a Path, up: Option<&'a [String]>) -> Result<Self> {
         let text = |p: &'a Path| {
             p.to_str()
                 .ok_or_else(|| anyhow!("{}: not UTF-8", p.display()))
         };
         Ok(Request {
             dir: text(run_in)?,
-            args: global_args(r)?
-                .into_iter()
+            args: global
+                .iter()
                 .map(|a| a.to_str().ok_or_else(|| anyhow!("{a:?}: not UTF-8")))
                 .collect::<Result<_>>()?,
             up,
@@ -194,9 +196,9 @@ impl<'a> Request<'a> {
 
 #[cfg(test)]
 mod tests {
-    use std::ffi::OsStr;
     use std::os::unix::ffi::OsStrExt;
 
+    use super::super::cli::global_args;
     use super::*;
 
     fn project(files: &[&Path]) -> ComposeRef {
@@ -216,12 +218,13 @@ mod tests {
     fn the_script_reads_compose_global_arguments_and_ups_as_one_json_line() {
         let r = project(&[Path::new("/srv/shop/a.yml"), Path::new("/srv/shop/b.yml")]);
         let up = ["up".to_string(), "--no-start".to_string()];
-        let request = Request::new(&r, Path::new("/srv/shop"), Some(&up)).unwrap();
+        let global = global_args(&r).unwrap();
+        let request = Request::new(&global, Path::new("/srv/shop"), Some(&up)).unwrap();
         assert_eq!(
             serde_json::to_string(&request).unwrap(),
             r#"{"dir":"/srv/shop","args":["--project-directory","/srv/shop","-p","shop","-f","/srv/shop/a.yml","-f","/srv/shop/b.yml","--env-file","/srv/shop/prod.env","--profile","edge"],"up":["up","--no-start"]}"#
         );
-        let request = Request::new(&r, Path::new("/srv/shop"), None).unwrap();
+        let request = Request::new(&global, Path::new("/srv/shop"), None).unwrap();
         assert!(
             serde_json::to_string(&request)
                 .unwrap()
@@ -233,7 +236,7 @@ mod tests {
     fn a_path_json_cannot_carry_is_an_error_not_a_lossy_guess() {
         let odd = Path::new(OsStr::from_bytes(b"/srv/shop/\xff.yml"));
         let r = project(&[odd]);
-        let e = Request::new(&r, Path::new("/srv/shop"), None)
+        let e = Request::new(&global_args(&r).unwrap(), Path::new("/srv/shop"), None)
             .err()
             .unwrap();
         assert!(e.to_string().contains("not UTF-8"), "{e}");
