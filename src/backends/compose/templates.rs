@@ -8,7 +8,7 @@ use anyhow::{Context, Result, anyhow};
 use bollard::Docker;
 use bollard::models::EndpointIpamConfig;
 use bollard::query_parameters::{ListContainersOptions, RemoveContainerOptions};
-use futures_util::future::{join_all, try_join_all};
+use futures_util::future::join_all;
 
 use super::cli::{ComposeCli, run};
 use super::project::ComposeProject;
@@ -135,15 +135,23 @@ impl ComposeProject {
         docker: &Docker,
         raw: HashMap<String, ContainerSpec>,
     ) -> Result<HashMap<String, ContainerSpec>> {
-        let finished = try_join_all(raw.into_iter().map(|(service, mut spec)| async move {
+        // The networks compose labelled, asked once for every service that
+        // has networks of its own.
+        let own_networks = |s: &String| {
+            self.service(s)
+                .map_or(true, |svc| svc.get("network_mode").is_none())
+        };
+        let labelled = match raw.keys().any(own_networks) {
+            true => project_networks(docker, &self.project).await?,
+            false => Vec::new(),
+        };
+        let mut templates = HashMap::new();
+        for (service, mut spec) in raw {
             let primary = spec.host_config.network_mode.clone();
-            spec.networks = self
-                .attachments(docker, &service, primary.as_deref())
-                .await?;
-            Ok::<_, anyhow::Error>((service, spec))
-        }))
-        .await?;
-        Ok(finished.into_iter().collect())
+            spec.networks = self.attachments(&service, primary.as_deref(), &labelled)?;
+            templates.insert(service, spec);
+        }
+        Ok(templates)
     }
 
     /// The networks compose attaches the service's containers to, as it does
@@ -152,11 +160,12 @@ impl ComposeProject {
     /// else the one compose labelled with the key), the service's name and its
     /// aliases there, and its fixed addresses. The primary network
     /// (`network_mode`'s) first. Empty under a `network_mode` of its own.
-    pub async fn attachments(
+    /// `labelled` is the project's networks ([`project_networks`]).
+    fn attachments(
         &self,
-        docker: &Docker,
         service: &str,
         primary: Option<&str>,
+        labelled: &[(String, String)],
     ) -> Result<Vec<NetworkAttachment>> {
         use serde_norway::Value;
         let svc = self.service(service)?;
@@ -174,7 +183,6 @@ impl ComposeProject {
                 .collect(),
             _ => vec![("default".to_string(), Value::Null)],
         };
-        let labelled = project_networks(docker, &self.project).await?;
         let mut out = Vec::new();
         for (key, settings) in declared {
             let top = self.networks.get(key.as_str());
