@@ -127,6 +127,21 @@ fn drain_and_undrain_take_a_server_out_and_back_live() {
     assert_eq!(stack.conf_inode(), inode, "nginx.conf must keep its inode");
 }
 
+/// `deploy apps` of `stack`, which must succeed; what compose mode logged
+/// (its debug lines) on stderr.
+fn deploy_logging_compose(stack: &Stack) -> String {
+    let out = stack
+        .tool_cmd(&["deploy", "apps", "--yes", "--monitor", "0s"])
+        .env(
+            "NGINX_ROLLOUT_LOG",
+            "nginx_rollout::backends::compose=debug",
+        )
+        .output()
+        .unwrap();
+    assert_ok(&out);
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
 /// Compose's code runs as root in the project's directory, which containers
 /// that bind-mount it can write to: Python modules planted there under the
 /// names compose imports are not imported, and the deploy reads the files
@@ -153,16 +168,7 @@ fn modules_planted_in_the_compose_directory_are_not_imported() {
     stack.edit_compose("app1,v1", "app1,v2");
     stack.edit_compose("app2,v1", "app2,v2");
 
-    let out = stack
-        .tool_cmd(&["deploy", "apps", "--yes", "--monitor", "0s"])
-        .env(
-            "NGINX_ROLLOUT_LOG",
-            "nginx_rollout::backends::compose=debug",
-        )
-        .output()
-        .unwrap();
-    assert_ok(&out);
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = deploy_logging_compose(&stack);
     assert!(
         stderr.contains("(compose's reading script") && !stderr.contains("`config` instead"),
         "the first deploy reads the files through compose's own code, in one run: {stderr}"
@@ -181,16 +187,7 @@ fn modules_planted_in_the_compose_directory_are_not_imported() {
     // Only an environment value changed: the kept reading answers, and the
     // script started ahead is let go.
     stack.edit_compose("app1,v2", "app1,v3");
-    let out = stack
-        .tool_cmd(&["deploy", "apps", "--yes", "--monitor", "0s"])
-        .env(
-            "NGINX_ROLLOUT_LOG",
-            "nginx_rollout::backends::compose=debug",
-        )
-        .output()
-        .unwrap();
-    assert_ok(&out);
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = deploy_logging_compose(&stack);
     assert!(
         stderr.contains("started ahead is not needed: a kept reading answered")
             && !stderr.contains("(compose's reading script"),
