@@ -676,6 +676,18 @@ async fn compose_mode_detects_a_changed_service_and_recreates_it() {
     assert_eq!(labels["com.docker.compose.service"], "app1");
 }
 
+/// What Docker makes of `spec`: the spec captured from a container created
+/// and started from it as `name` (removed again), without its name.
+async fn as_made(d: &bollard::Docker, spec: &ContainerSpec, name: &str) -> ContainerSpec {
+    let id = create_and_start(d, spec, name).await.unwrap();
+    let made = capture_spec(d, &id).await;
+    docker(&["rm", "-f", &id]);
+    ContainerSpec {
+        name: String::new(),
+        ..made.unwrap()
+    }
+}
+
 #[tokio::test]
 async fn templates_made_beside_config_are_composes_own_or_fall_back() {
     if skip() {
@@ -771,14 +783,25 @@ async fn templates_made_beside_config_are_composes_own_or_fall_back() {
     assert!(failed.needs_update(&r1).unwrap() && failed.needs_update(&r2).unwrap());
     assert!(!failed.needs_update(&now).unwrap());
 
-    // What a deploy runs: compose v1's own code reads the project and runs
-    // its `up` for the templates in one Python start. The same template and
-    // hashes; when that `up` fails, no template and every hash.
+    // What a deploy runs: compose v1's own code reads the project and asks
+    // for the templates in one Python start, compose's create request kept
+    // from the daemon. Docker makes of that template the container it makes
+    // of compose's own, with the same hashes; when compose cannot make one,
+    // no template and every hash.
     let read = ComposeProject::load_for(cli, &d, &r1, &query(&["app1"], &["app1"]), true, None)
         .await
         .unwrap();
     assert!(read.reading.is_some(), "compose v1's reading script ran");
-    assert_eq!(read.project.template("app1"), Some(&made_after));
+    let asked = read.project.template("app1").expect("a template of app1");
+    assert_eq!(
+        asked.host_config.memory, None,
+        "as compose asked, no daemon default"
+    );
+    assert_eq!(
+        as_made(&d, asked, &format!("{project}-asked")).await,
+        as_made(&d, &made_after, &format!("{project}-made")).await,
+        "the same container as compose's own template"
+    );
     assert!(!read.project.needs_update(&now).unwrap());
     let both = query(&["app1", "app2"], &["app1", "app2"]);
     let read = ComposeProject::load_for(cli, &d, &r1, &both, true, None)

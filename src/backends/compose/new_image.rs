@@ -1,7 +1,9 @@
-//! A template container made for another image, as compose would make it:
-//! its spec leaves out what repeats the old image's defaults, so Docker
-//! fills in the new image's; what the service itself sets that the old
-//! image repeated is put back, where that is known exactly.
+//! A template made for another image, as compose would make it: a captured
+//! template's spec leaves out what repeats the old image's defaults, so
+//! Docker fills in the new image's; what the service itself sets that the
+//! old image repeated is put back, where that is known exactly. (A template
+//! that is compose's create request holds what compose asked for and no
+//! more: there is nothing to put back.)
 use bollard::models::{HealthConfig, ImageConfig};
 use serde_json::Value as Json;
 

@@ -15,14 +15,14 @@ use super::hooks::parse_hooks;
 use super::inputs::{engine_version, inputs_now};
 use super::reading::{Printed, Reading};
 use super::reading_script::run_reading_script;
-use super::templates::{make_templates, template_args, templates_made_by};
+use super::templates::make_templates;
 use crate::backends::spec::ContainerSpec;
 use crate::docker::{ComposeLabel, ComposeRef};
 use crate::plan::Hooks;
 
 /// What compose makes of a project's files now: every service's merged
 /// configuration (`config`) and config hash, asked once for all its
-/// services, and the template containers ([`compose_templates`]) a deploy
+/// services, and the templates ([`compose_templates`]) a deploy
 /// asked for up front.
 ///
 /// [`compose_templates`]: super::compose_templates
@@ -159,7 +159,7 @@ impl ComposeProject {
 
     /// [`load_with`](Self::load_with); with `python` (compose v1's
     /// interpreter) compose's own code prints `config` and every service's
-    /// hash and makes the templates in one run ([`read_by_script`]), and
+    /// hash and asks for the templates in one run ([`read_by_script`]), and
     /// only when that fails do `config`, `config --hash=*` and `up` run.
     ///
     /// [`read_by_script`]: Self::read_by_script
@@ -211,10 +211,11 @@ impl ComposeProject {
     }
 
     /// The project from one run of compose's own code through `python`
-    /// ([`Printed`]: `config` and every service's hash), which also makes
-    /// the `wanted` templates in the same process. `Err` when the script
-    /// fails (compose's own commands run then); when only its `up` fails,
-    /// the project has no templates (see [`load_with`](Self::load_with)).
+    /// ([`Printed`]: `config` and every service's hash), which also asks
+    /// for the `wanted` templates in the same process ([`Printed::templates`]).
+    /// `Err` when the script fails (compose's own commands run then); when
+    /// only the templates fail, the project has none (see
+    /// [`load_with`](Self::load_with)).
     async fn read_by_script(
         cli: ComposeCli<'_>,
         docker: &Docker,
@@ -222,31 +223,15 @@ impl ComposeProject {
         wanted: &[(String, usize)],
         python: &Path,
     ) -> Result<(ComposeProject, Option<Printed>)> {
-        let script = |up: Option<Vec<String>>| async move {
-            run_reading_script(cli, python, r, up.as_deref())
-                .await
-                .and_then(|out| Printed::parse(&out))
-        };
-        let (made, printed) = match wanted.is_empty() {
-            true => (None, script(None).await),
-            false => {
-                let make = async {
-                    let printed = script(Some(template_args(wanted))).await;
-                    let made = match &printed {
-                        Ok(p) => p.up(),
-                        Err(_) => Err(anyhow!("compose's reading script failed")),
-                    };
-                    (made, printed)
-                };
-                let (made, printed) = templates_made_by(docker, r, wanted, make).await?;
-                (Some(made), printed)
-            }
-        };
-        let printed = printed?;
+        let services: Vec<String> = wanted.iter().map(|(s, _)| s.clone()).collect();
+        let templates = (!wanted.is_empty()).then_some(services.as_slice());
+        let printed = Printed::parse(&run_reading_script(cli, python, r, templates).await?)?;
         let mut project = ComposeProject::from_config(&r.project, &printed.config, "")?;
         project.hashes.extend(printed.hashes());
-        if let Some(made) = made {
-            project.take_templates(docker, r, made).await?;
+        if templates.is_some() {
+            project
+                .take_templates(docker, r, printed.templates(r, &services))
+                .await?;
         }
         Ok((project, Some(printed)))
     }

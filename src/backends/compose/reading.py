@@ -3,16 +3,20 @@
 # parsed by compose's own command-line parser, `config` is compose's own
 # command (its output captured), and each service's `config_dict()` is
 # printed exactly as compose's `json_hash` serialises it before hashing.
-# With `up` (a list of `up` arguments), compose's own `up` command then runs
-# with them on the project just read, as `docker-compose ARGS... up ...` runs
-# it (compose's `perform_command`: the same global options make the same
-# project), in the same process: one interpreter start and one project load,
-# not two. Whether it succeeded and what it said are printed too (not its
-# warnings of orphan containers and of swarm mode).
+# With `templates` (a list of services), compose then makes one more
+# container of each on the project just read, as `up --no-start --no-deps
+# --no-recreate --scale` does (its networks and volumes made, its image
+# pulled if missing, the next number): `Service.create_container`, the call
+# `up` makes for it. Only the container's create request does not reach the
+# daemon: compose's own request body is printed instead, with whether it
+# was made and what compose said. The rollout creates the service's
+# containers from that body, exactly what compose asks the daemon for,
+# without one container made, inspected and removed per service first.
 # What to read comes on stdin as one JSON line, `{"dir": the directory compose
-# runs in, "args": its global arguments, "up": null or up's}`, read once
-# compose's modules are loaded: the interpreter can start before the rollout
-# knows the project, and its imports (half its time) overlap the discovery.
+# runs in, "args": its global arguments, "templates": null or the services}`,
+# read once compose's modules are loaded: the interpreter can start before
+# the rollout knows the project, and its imports (half its time) overlap the
+# discovery.
 # Its run is on a deploy's critical path, so the collector does not run
 # while compose's modules load (they make no garbage worth collecting), and
 # the process ends as soon as its answer is out: what is left of it, the
@@ -42,11 +46,13 @@ mimetypes.init([])
 from compose.cli import errors, main  # noqa: E402
 from compose.cli.command import project_from_options  # noqa: E402
 from compose.cli.docopt_command import DocoptDispatcher  # noqa: E402
+from compose.utils import json_hash  # noqa: E402
+from docker.api.client import APIClient  # noqa: E402
 gc.enable()
 
 request = json.loads(sys.stdin.readline())
 os.chdir(request['dir'])
-args, then_up = request['args'], request['up']
+args, templates = request['args'], request['templates']
 options, handler, command_options = DocoptDispatcher(
     main.TopLevelCommand, {'options_first': True}).parse(args + ['config'])
 config = io.StringIO()
@@ -55,28 +61,51 @@ with contextlib.redirect_stdout(config):
 project = project_from_options('.', options)
 services = {}
 for service in project.services:
-    text = json.dumps(service.config_dict(), sort_keys=True,
-                      separators=(',', ':'), default=lambda x: x.repr())
-    services[service.name] = {'dict': text, 'hash': service.config_hash}
+    # `config_hash` is `json_hash(config_dict())`: one `config_dict()`, whose
+    # image id is a request to the daemon, serves both.
+    d = service.config_dict()
+    text = json.dumps(d, sort_keys=True, separators=(',', ':'),
+                      default=lambda x: x.repr())
+    services[service.name] = {'dict': text, 'hash': json_hash(d)}
 printed = {'config': config.getvalue(), 'services': services}
-if then_up is not None:
-    # `up` looks for orphan containers only to warn of them (inspecting every
-    # container of the project): it makes the same containers without.
-    os.environ['COMPOSE_IGNORE_ORPHANS'] = '1'
-    # It asks the daemon's `info` only to warn of swarm mode.
-    main.warn_for_swarm_mode = lambda client: None
-    up_options, up, up_command_options = DocoptDispatcher(
-        main.TopLevelCommand, {'options_first': True}).parse(args + then_up)
+
+
+class Asked(Exception):
+    """Compose asked the daemon to create a container; the request is kept."""
+
+
+if templates is not None:
+    asked, made = {}, {}
+
+    def ask(client, config, name=None, *_, **__):
+        asked['request'] = {'name': name, 'body': config}
+        raise Asked()
+
+    APIClient.create_container_from_config = ask
     said = io.StringIO()
-    status = 0
+    failed = False
     with contextlib.redirect_stdout(said), contextlib.redirect_stderr(said):
         try:
             with errors.handle_connection_errors(project.client):
-                up(main.TopLevelCommand(project, options=up_options), up_command_options)
+                project.initialize()
+                for service in project.get_services(templates):
+                    if service.custom_container_name:
+                        raise SystemExit(
+                            'service %s sets container_name: compose cannot make '
+                            'a second container of it' % service.name)
+                    try:
+                        container = service.create_container(quiet=True)
+                    except Asked:
+                        made[service.name] = asked.pop('request')
+                    else:
+                        container.remove(v=True, force=True)
+                        raise SystemExit(
+                            'compose created a container of %s without asking '
+                            'through create_container_from_config' % service.name)
         except (Exception, SystemExit) as e:
-            print(getattr(e, 'msg', None) or repr(e), file=said)
-            status = 1
-    printed['up'] = {'status': status, 'said': said.getvalue()}
+            print(getattr(e, 'msg', None) or str(e) or repr(e), file=said)
+            failed = True
+    printed['templates'] = {'failed': failed, 'said': said.getvalue(), 'made': made}
 json.dump(printed, sys.stdout)
 logging.shutdown()
 sys.stdout.flush()

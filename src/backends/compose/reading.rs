@@ -1,6 +1,6 @@
 //! Reading a compose v1 project again without running compose. What compose
 //! read of a project last time — each service's configuration as compose hashes
-//! it, the project's `config`, the template containers — is kept with the
+//! it, the project's `config`, the templates — is kept with the
 //! inputs it came from (`inputs.rs`: what they are, how they are taken now).
 //! When the files differ from those only in environment values or images — as
 //! written, or through variables (the process environment, `.env`) that compose
@@ -25,10 +25,10 @@
 //! (`network_mode`, `ipc`, `pid` of another service or container,
 //! `volumes_from`): they change whenever those containers are made again.
 //! Compose v2 (Go, fast to start) is always run.
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, anyhow, bail};
 use bollard::Docker;
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
@@ -38,6 +38,7 @@ use super::inputs::Inputs;
 use super::new_image::for_new_image;
 use super::project::{ComposeProject, ProjectQuery};
 use super::python_json::python_json;
+use super::templates::template_from_request;
 use super::variables::interpolate;
 use super::written::Written;
 use crate::backends::spec::ContainerSpec;
@@ -62,17 +63,28 @@ pub(super) struct Printed {
     /// What `config` prints.
     pub(super) config: String,
     services: BTreeMap<String, PrintedService>,
-    /// What compose's `up` did, when the script ran it too.
-    up: Option<PrintedUp>,
+    /// The templates compose asked for, when the script was asked for them.
+    templates: Option<PrintedTemplates>,
 }
 
-/// Compose's `up` as `reading.py` ran it.
+/// The templates `reading.py` asked compose for.
 #[derive(Debug, Deserialize)]
-struct PrintedUp {
-    /// 0 when it succeeded.
-    status: i32,
-    /// What it printed.
+struct PrintedTemplates {
+    /// Whether compose failed to ask for one.
+    failed: bool,
+    /// What compose printed, and why it failed.
     said: String,
+    /// Each service's create request.
+    made: BTreeMap<String, Asked>,
+}
+
+/// A create request compose made, kept from the daemon.
+#[derive(Debug, Deserialize)]
+struct Asked {
+    /// The container's name.
+    name: String,
+    /// The request's body.
+    body: Json,
 }
 
 /// One service as `reading.py` prints it.
@@ -90,18 +102,41 @@ impl Printed {
         serde_json::from_str(text).context("compose's reading script printed no JSON")
     }
 
-    /// Whether compose's `up` ran and succeeded.
-    pub(super) fn up(&self) -> Result<()> {
-        match &self.up {
-            Some(PrintedUp { status: 0, .. }) => Ok(()),
-            Some(PrintedUp { status, said }) => {
-                bail!(
-                    "compose's `up` failed (exit status {status}): {}",
-                    said.trim()
-                )
-            }
-            None => bail!("compose's reading script did not run `up`"),
-        }
+    /// The template of each of `services` in `r`'s project, from the create
+    /// request compose made for it ([`template_from_request`]).
+    pub(super) fn templates(
+        &self,
+        r: &ComposeRef,
+        services: &[String],
+    ) -> Result<HashMap<String, ContainerSpec>> {
+        let made = match &self.templates {
+            Some(PrintedTemplates {
+                failed: false,
+                made,
+                ..
+            }) => made,
+            Some(PrintedTemplates { said, .. }) => bail!(
+                "compose project {}: compose could not make the templates: {}",
+                r.project,
+                said.trim()
+            ),
+            None => bail!("compose's reading script was not asked for templates"),
+        };
+        services
+            .iter()
+            .map(|service| {
+                let asked = made.get(service).ok_or_else(|| {
+                    anyhow!(
+                        "compose project {}: compose made no template of {service}",
+                        r.project
+                    )
+                })?;
+                Ok((
+                    service.clone(),
+                    template_from_request(&asked.name, &asked.body)?,
+                ))
+            })
+            .collect()
     }
 
     /// Every service's hash, as compose gives it.

@@ -1,7 +1,7 @@
 //! Compose v1's reading script (`reading.py`): compose's own code, run with
 //! compose's interpreter, prints `config` and what compose hashes of each
-//! service (see `reading.rs`) and can run compose's own `up` in the same
-//! process. What to read comes on its stdin, so its interpreter can be
+//! service (see `reading.rs`) and can ask compose for the template of
+//! each service in the same process (see `templates.rs`). What to read comes on its stdin, so its interpreter can be
 //! started before the run knows the project ([`ReadingAhead`]).
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
@@ -20,16 +20,16 @@ use crate::docker::{ComposeRef, Endpoint};
 
 /// [`run_as`] of compose v1's own code through `python`, its interpreter:
 /// [`READING_SCRIPT`] given the same global arguments, which prints what
-/// compose hashes of each service (see `reading.rs`) and, with `then_up`,
-/// runs compose's own `up` with those arguments in the same process. The
+/// compose hashes of each service (see `reading.rs`) and, with `templates`
+/// (services), compose's request to create one more container of each. The
 /// interpreter [`ReadingAhead`] started for it answers when it is the same.
 pub(in crate::backends) async fn run_reading_script(
     cli: ComposeCli<'_>,
     python: &Path,
     r: &ComposeRef,
-    then_up: Option<&[String]>,
+    templates: Option<&[String]>,
 ) -> Result<String> {
-    let script = Script { python, then_up };
+    let script = Script { python, templates };
     run_as(cli, r, &[], Some(script)).await
 }
 
@@ -41,16 +41,19 @@ const READING_SCRIPT: &str = include_str!("reading.py");
 pub(super) struct Script<'a> {
     /// Compose's interpreter.
     python: &'a Path,
-    /// `up`'s arguments, if it runs `up` too.
-    then_up: Option<&'a [String]>,
+    /// The services whose templates it asks compose for, if any.
+    templates: Option<&'a [String]>,
 }
 
 impl Script<'_> {
     /// What it runs, for messages.
     pub(super) fn shown(&self) -> String {
-        match self.then_up {
+        match self.templates {
             None => "(compose's reading script)".to_string(),
-            Some(up) => format!("(compose's reading script, then {})", up.join(" ")),
+            Some(services) => format!(
+                "(compose's reading script, with the templates of {})",
+                services.join(", ")
+            ),
         }
     }
 
@@ -66,7 +69,7 @@ impl Script<'_> {
         fast: bool,
         line: &str,
     ) -> Result<Output> {
-        let request = Request::new(global, run_in, self.then_up)?;
+        let request = Request::new(global, run_in, self.templates)?;
         let ahead = cli
             .ahead
             .take(|s| s.python == self.python && s.fast == fast);
@@ -167,18 +170,22 @@ fn start_script(python: &Path, fast: bool, daemon: &Endpoint) -> Result<Child> {
 }
 
 /// What [`READING_SCRIPT`] reads on stdin: where compose runs, its global
-/// arguments, and `up`'s if it runs `up` too.
+/// arguments, and the services whose templates it asks compose for.
 #[derive(Serialize)]
 struct Request<'a> {
     dir: &'a str,
     args: Vec<&'a str>,
-    up: Option<&'a [String]>,
+    templates: Option<&'a [String]>,
 }
 
 impl<'a> Request<'a> {
     /// The request with compose's `global` arguments ([`global_args`](super::cli::global_args)), run
     /// in `run_in`. `Err` when a path is not UTF-8.
-    fn new(global: &[&'a OsStr], run_in: &'a Path, up: Option<&'a [String]>) -> Result<Self> {
+    fn new(
+        global: &[&'a OsStr],
+        run_in: &'a Path,
+        templates: Option<&'a [String]>,
+    ) -> Result<Self> {
         let text = |p: &'a Path| {
             p.to_str()
                 .ok_or_else(|| anyhow!("{}: not UTF-8", p.display()))
@@ -189,7 +196,7 @@ impl<'a> Request<'a> {
                 .iter()
                 .map(|a| a.to_str().ok_or_else(|| anyhow!("{a:?}: not UTF-8")))
                 .collect::<Result<_>>()?,
-            up,
+            templates,
         })
     }
 }
@@ -215,20 +222,20 @@ mod tests {
     }
 
     #[test]
-    fn the_script_reads_compose_global_arguments_and_ups_as_one_json_line() {
+    fn the_script_reads_compose_global_arguments_and_templates_as_one_json_line() {
         let r = project(&[Path::new("/srv/shop/a.yml"), Path::new("/srv/shop/b.yml")]);
-        let up = ["up".to_string(), "--no-start".to_string()];
+        let services = ["web".to_string(), "worker".to_string()];
         let global = global_args(&r).unwrap();
-        let request = Request::new(&global, Path::new("/srv/shop"), Some(&up)).unwrap();
+        let request = Request::new(&global, Path::new("/srv/shop"), Some(&services)).unwrap();
         assert_eq!(
             serde_json::to_string(&request).unwrap(),
-            r#"{"dir":"/srv/shop","args":["--project-directory","/srv/shop","-p","shop","-f","/srv/shop/a.yml","-f","/srv/shop/b.yml","--env-file","/srv/shop/prod.env","--profile","edge"],"up":["up","--no-start"]}"#
+            r#"{"dir":"/srv/shop","args":["--project-directory","/srv/shop","-p","shop","-f","/srv/shop/a.yml","-f","/srv/shop/b.yml","--env-file","/srv/shop/prod.env","--profile","edge"],"templates":["web","worker"]}"#
         );
         let request = Request::new(&global, Path::new("/srv/shop"), None).unwrap();
         assert!(
             serde_json::to_string(&request)
                 .unwrap()
-                .ends_with(r#""up":null}"#)
+                .ends_with(r#""templates":null}"#)
         );
     }
 

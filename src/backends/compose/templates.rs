@@ -1,14 +1,18 @@
-//! The fast path's template containers: compose makes one more container of
-//! a service, not started, and the rollout captures it as a spec, removes it,
-//! and creates the service's containers from that spec through the API (with
-//! the networks compose connects only at start, read from the project).
+//! The fast path's templates: what compose creates as one more container of
+//! a service, as a spec from which the rollout creates the service's
+//! containers through the API (with the networks compose connects only at
+//! start, read from the project). With compose v1's reading script it is
+//! compose's own create request, kept from the daemon
+//! ([`template_from_request`]); else compose makes the container, not
+//! started, and the rollout captures it and removes it ([`compose_templates`]).
 use std::collections::HashMap;
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Context, Result, anyhow, bail};
 use bollard::Docker;
-use bollard::models::EndpointIpamConfig;
+use bollard::models::{ContainerConfig, EndpointIpamConfig, HostConfig};
 use bollard::query_parameters::{ListContainersOptions, RemoveContainerOptions};
 use futures_util::future::join_all;
+use serde_json::Value as Json;
 
 use super::cli::{ComposeCli, run};
 use super::project::ComposeProject;
@@ -55,13 +59,14 @@ pub(super) async fn make_templates(
 ) -> Result<HashMap<String, ContainerSpec>> {
     let args = template_args(services);
     let argv: Vec<&str> = args.iter().map(String::as_str).collect();
-    let make = async { (run(cli, r, &argv).await.map(drop), ()) };
-    templates_made_by(docker, r, services, make).await?.0
+    let before = project_containers(docker, &r.project).await?;
+    let made = run(cli, r, &argv).await.map(drop);
+    captured_since(docker, r, services, &before, made.err()).await
 }
 
 /// The `up` arguments with which compose makes one more container of each
 /// of `services` (name, containers it has), not started.
-pub(super) fn template_args(services: &[(String, usize)]) -> Vec<String> {
+fn template_args(services: &[(String, usize)]) -> Vec<String> {
     let mut args: Vec<String> = ["up", "--no-start", "--no-deps", "--no-recreate"]
         .map(String::from)
         .to_vec();
@@ -73,23 +78,19 @@ pub(super) fn template_args(services: &[(String, usize)]) -> Vec<String> {
     args
 }
 
-/// Runs `make`, a compose run with [`template_args`] answering whether
-/// compose made them and with whatever else it gives, and captures every
-/// container of the project it left as the template of its service
-/// (removing each, whether or not compose said it succeeded). `Err` when the
-/// project's containers cannot be listed before (`make` does not run then).
-pub(super) async fn templates_made_by<T>(
+/// Captures every container of the project that was not among `before`
+/// as the template of its service (removing each, whether or not compose
+/// said it succeeded: `failure`, compose's error if it did not).
+async fn captured_since(
     docker: &Docker,
     r: &ComposeRef,
     services: &[(String, usize)],
-    make: impl Future<Output = (Result<()>, T)>,
-) -> Result<(Result<HashMap<String, ContainerSpec>>, T)> {
-    let before = project_containers(docker, &r.project).await?;
-    let (made, other) = make.await;
-    let mut failure = made.err();
+    before: &[(String, String)],
+    mut failure: Option<anyhow::Error>,
+) -> Result<HashMap<String, ContainerSpec>> {
     let after = match project_containers(docker, &r.project).await {
         Ok(after) => after,
-        Err(e) => return Ok((Err(failure.unwrap_or(e)), other)),
+        Err(e) => return Err(failure.unwrap_or(e)),
     };
     let made = after.into_iter().filter(|c| !before.contains(c));
     // One service's after another's would put their round trips on the way.
@@ -110,21 +111,99 @@ pub(super) async fn templates_made_by<T>(
     }
     if let Some(e) = failure {
         let names: Vec<&str> = services.iter().map(|(s, _)| s.as_str()).collect();
-        let e = e.context(format!(
+        return Err(e.context(format!(
             "compose project {}: making the template containers of {}",
             r.project,
             names.join(", ")
-        ));
-        return Ok((Err(e), other));
+        )));
     }
-    if let Some((missing, _)) = services.iter().find(|(s, _)| !templates.contains_key(s)) {
-        let e = anyhow!(
+    match services.iter().find(|(s, _)| !templates.contains_key(s)) {
+        Some((missing, _)) => Err(anyhow!(
             "compose project {}: `up --no-start --scale` made no container of {missing}",
             r.project
-        );
-        return Ok((Err(e), other));
+        )),
+        None => Ok(templates),
     }
-    Ok((Ok(templates), other))
+}
+
+/// The template compose asked the daemon for: the body of its create
+/// request for a container named `name` (which `reading.py` keeps from the
+/// daemon), as a spec without networks (see
+/// [`finish_templates`](ComposeProject::finish_templates)). Containers made
+/// from it are what compose itself would make, the daemon filling in the
+/// same defaults. `Err` when the request holds a value the spec would not
+/// carry (a key the API's types here do not know): compose's own `up`
+/// makes the templates then.
+pub(super) fn template_from_request(name: &str, body: &Json) -> Result<ContainerSpec> {
+    fn parse<T: serde::de::DeserializeOwned>(name: &str, what: &str, value: &Json) -> Result<T> {
+        serde_json::from_value(value.clone())
+            .with_context(|| format!("compose's request to create {name}: its {what}"))
+    }
+    // The docker SDK leaves out a null member; the daemon reads one as absent.
+    let mut asked = without_nulls(body.clone());
+    let mut config: ContainerConfig = parse(name, "config", &asked)?;
+    let host_config: HostConfig = match asked.get("HostConfig") {
+        Some(h) => parse(name, "HostConfig", h)?,
+        None => HostConfig::default(),
+    };
+    let image = config
+        .image
+        .take()
+        .filter(|i| !i.is_empty())
+        .ok_or_else(|| anyhow!("compose's request to create {name} names no image"))?;
+    let mut carried = serde_json::to_value(&config)?;
+    carried["Image"] = Json::from(image.as_str());
+    carried["HostConfig"] = serde_json::to_value(&host_config)?;
+    if let Some(asked) = asked.as_object_mut() {
+        // The networks are the project's, as compose connects them at start.
+        asked.remove("NetworkingConfig");
+        asked
+            .entry("HostConfig")
+            .or_insert_with(|| Json::Object(Default::default()));
+    }
+    if let Some(path) = first_difference(&asked, &without_nulls(carried)) {
+        bail!("compose's request to create {name}: its {path} would not be carried");
+    }
+    Ok(ContainerSpec {
+        name: name.to_string(),
+        image,
+        config,
+        host_config,
+        networks: Vec::new(),
+    })
+}
+
+/// `value` without the members that are null (the daemon reads a missing
+/// member as null).
+fn without_nulls(value: Json) -> Json {
+    match value {
+        Json::Object(members) => Json::Object(
+            members
+                .into_iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| (k, without_nulls(v)))
+                .collect(),
+        ),
+        Json::Array(items) => Json::Array(items.into_iter().map(without_nulls).collect()),
+        other => other,
+    }
+}
+
+/// Where `a` and `b` first differ (a path of member names), if they do.
+fn first_difference(a: &Json, b: &Json) -> Option<String> {
+    match (a, b) {
+        (Json::Object(a), Json::Object(b)) => {
+            let keys: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+            keys.into_iter().find_map(|k| match (a.get(k), b.get(k)) {
+                (Some(x), Some(y)) => first_difference(x, y).map(|p| match p.is_empty() {
+                    true => k.clone(),
+                    false => format!("{k}.{p}"),
+                }),
+                _ => Some(k.clone()),
+            })
+        }
+        _ => (a != b).then(String::new),
+    }
 }
 
 impl ComposeProject {
@@ -300,6 +379,93 @@ async fn remove_template(docker: &Docker, id: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A create request as compose v1 (docker SDK 5) makes it for seed 002's
+    /// app1, with what a service may add.
+    fn request() -> Json {
+        serde_json::json!({
+            "Hostname": null, "Domainname": null, "ExposedPorts": {"3000/tcp": {}},
+            "User": null, "Tty": false, "OpenStdin": false, "StdinOnce": false,
+            "AttachStdin": false, "AttachStdout": false, "AttachStderr": false,
+            "Env": ["MESSAGE=app1,v2"], "Cmd": null, "Image": "app:v2", "Volumes": {"/data": {}},
+            "NetworkDisabled": false, "Entrypoint": null, "WorkingDir": null,
+            "HostConfig": {
+                "NetworkMode": "shop_default", "VolumesFrom": [], "Binds": ["/srv/conf:/conf:ro"],
+                "PortBindings": {"3000/tcp": [{"HostIp": "127.0.0.1", "HostPort": "8080"}]},
+                "Links": [], "LogConfig": {"Type": "", "Config": {}},
+                "RestartPolicy": {"Name": "unless-stopped", "MaximumRetryCount": 0},
+                "Memory": 268435456
+            },
+            "NetworkingConfig": {"EndpointsConfig": {"shop_default": {"Aliases": ["app1"], "IPAMConfig": {}}}},
+            "MacAddress": null,
+            "Labels": {"com.docker.compose.project": "shop", "com.docker.compose.service": "app1",
+                       "com.docker.compose.container-number": "2"},
+            "StopSignal": null,
+            "Healthcheck": {"Test": ["CMD", "true"], "Interval": 1000000000, "Retries": 3},
+            "StopTimeout": 10, "Runtime": null
+        })
+    }
+
+    #[test]
+    fn a_template_is_composes_create_request_as_asked() {
+        let spec = template_from_request("shop_app1_2", &request()).unwrap();
+        assert_eq!(spec.name, "shop_app1_2");
+        assert_eq!(spec.image, "app:v2");
+        assert_eq!(spec.config.image, None);
+        assert_eq!(spec.config.env, Some(vec!["MESSAGE=app1,v2".to_string()]));
+        assert_eq!(
+            spec.config.exposed_ports,
+            Some(vec!["3000/tcp".to_string()])
+        );
+        assert_eq!(spec.config.volumes, Some(vec!["/data".to_string()]));
+        assert_eq!(spec.config.stop_timeout, Some(10));
+        assert_eq!(spec.config.cmd, None);
+        let labels = spec.config.labels.as_ref().unwrap();
+        assert_eq!(labels["com.docker.compose.container-number"], "2");
+        let host = &spec.host_config;
+        assert_eq!(host.network_mode.as_deref(), Some("shop_default"));
+        assert_eq!(host.binds, Some(vec!["/srv/conf:/conf:ro".to_string()]));
+        assert_eq!(host.memory, Some(268435456));
+        let bound = &host.port_bindings.as_ref().unwrap()["3000/tcp"];
+        assert_eq!(
+            bound.as_ref().unwrap()[0].host_port.as_deref(),
+            Some("8080")
+        );
+        // The networks are the project's, set as compose connects them at start.
+        assert!(spec.networks.is_empty());
+
+        // A service that exposes nothing: the SDK's nulls are no values.
+        let mut body = request();
+        body["ExposedPorts"] = Json::Null;
+        body["HostConfig"]["Memory"] = Json::Null;
+        let spec = template_from_request("shop_app1_2", &body).unwrap();
+        assert_eq!(spec.config.exposed_ports, None);
+        assert_eq!(spec.host_config.memory, None);
+    }
+
+    #[test]
+    fn a_request_with_a_value_the_spec_would_not_carry_is_refused_by_name() {
+        let mut body = request();
+        body["Frobnicate"] = Json::from(true);
+        let e = template_from_request("shop_app1_2", &body).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("its Frobnicate would not be carried"),
+            "{e}"
+        );
+        let mut body = request();
+        body["HostConfig"]["LogConfig"]["Rotate"] = Json::from("daily");
+        let e = template_from_request("shop_app1_2", &body).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("its HostConfig.LogConfig.Rotate would not be carried"),
+            "{e}"
+        );
+        let mut body = request();
+        body["Image"] = Json::Null;
+        let e = template_from_request("shop_app1_2", &body).unwrap_err();
+        assert!(e.to_string().contains("names no image"), "{e}");
+    }
 
     #[test]
     fn tells_composes_own_names_from_a_container_name() {
