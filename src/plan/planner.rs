@@ -265,6 +265,14 @@ pub enum PlanError {
          pinned to while the set is replaced; start one (`docker start NAME`), then deploy again"
     )]
     NoLiveReplica(String),
+    /// A replica set whose line the operator wrote `down`: its pinned lines
+    /// would send its replicas traffic while it is replaced.
+    #[error(
+        "server {0} is `down` in the config: its replicas take no traffic, and replacing them \
+         one pinned line each would send them some; recreate them with compose (`docker-compose \
+         up -d`), take `down` off the line first, or leave the line out with --servers"
+    )]
+    DownReplicaSet(String),
     /// Stop-first recreates a replica under its own name, so its line stays.
     #[error("stop-first recreates replica {0} in place: its replacement must keep its name")]
     RenamedInPlace(String),

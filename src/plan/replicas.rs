@@ -146,6 +146,11 @@ impl Builder<'_> {
         let slots = set.slots.as_slice();
         let mut pending: Vec<ServerChange> = Vec::new();
         if !pinned {
+            // The pinned lines carry the operator's parameters but `down`,
+            // which the rollout writes and takes off line by line.
+            if self.is_down(&set.server)? {
+                return Err(PlanError::DownReplicaSet(set.server.clone()));
+            }
             pending.push(set.pin()?);
         } else {
             // Resumed or undone: nginx resolves every line's name, a `down`

@@ -482,3 +482,26 @@ fn a_set_line_edited_since_the_journal_copied_it_comes_back_as_edited() {
     .unwrap();
     assert_eq!(p.sets[0].statement, "server web:8000 max_fails=3;");
 }
+
+#[test]
+fn a_set_whose_line_the_operator_wrote_down_is_refused_not_given_traffic() {
+    let config = load(
+        CONF_D,
+        &SEED000.replace(
+            "server web:8000 max_fails=2;",
+            "server web:8000 max_fails=2 down;",
+        ),
+    );
+    let set = replica_set(
+        &[("p_web_1", false), ("p_web_2", false)],
+        &["p_web_3", "p_web_4"],
+    );
+    for order in [Order::StartFirst, Order::StopFirst] {
+        let e = plan_set(&config, set.clone(), &policy(|p| p.order.value = order)).unwrap_err();
+        assert!(
+            matches!(&e, PlanError::DownReplicaSet(s) if s == "web:8000"),
+            "{e}"
+        );
+        assert!(e.to_string().contains("is `down` in the config"), "{e}");
+    }
+}
