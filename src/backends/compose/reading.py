@@ -15,7 +15,7 @@
 # What to read comes on stdin as one JSON line, `{"dir": the directory compose
 # runs in, "args": its global arguments, "templates": null or the services}`,
 # read once compose's modules are loaded: the interpreter can start before
-# the rollout knows the project, and its imports (half its time) overlap the
+# the rollout knows the project, and its imports (most of its time) overlap the
 # discovery.
 # Its run is on a deploy's critical path, so the collector does not run
 # while compose's modules load (they make no garbage worth collecting), and

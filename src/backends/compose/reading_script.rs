@@ -1,8 +1,9 @@
 //! Compose v1's reading script (`reading.py`): compose's own code, run with
 //! compose's interpreter, prints `config` and what compose hashes of each
 //! service (see `reading.rs`) and can ask compose for the template of
-//! each service in the same process (see `templates.rs`). What to read comes on its stdin, so its interpreter can be
-//! started before the run knows the project ([`ReadingAhead`]).
+//! each service in the same process (see `templates.rs`). What to read
+//! comes on its stdin, so its interpreter can be started before the run
+//! knows the project ([`ReadingAhead`]).
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
@@ -93,7 +94,7 @@ impl Script<'_> {
 }
 
 /// Compose v1's reading script (see this module) started ahead, when a run
-/// begins, by compose's interpreter: it loads compose's modules (half of
+/// begins, by compose's interpreter: it loads compose's modules (most of
 /// what the script takes) while the run finds its containers, and then
 /// waits for what to read (the run's first reading takes it). One not taken
 /// is killed when this is dropped, or [`discard`](Self::discard)ed when a
