@@ -50,7 +50,9 @@ pub async fn compose_templates(
 }
 
 /// [`compose_templates`]' compose run and captures, without `config`: each
-/// template as compose created it (with its first network only).
+/// template as compose created it (with its first network only). Every
+/// container of the project the run left is captured as the template of
+/// its service and removed, whether or not compose said it succeeded.
 pub(super) async fn make_templates(
     cli: ComposeCli<'_>,
     docker: &Docker,
@@ -60,34 +62,7 @@ pub(super) async fn make_templates(
     let args = template_args(services);
     let argv: Vec<&str> = args.iter().map(String::as_str).collect();
     let before = project_containers(docker, &r.project).await?;
-    let made = run(cli, r, &argv).await.map(drop);
-    captured_since(docker, r, services, &before, made.err()).await
-}
-
-/// The `up` arguments with which compose makes one more container of each
-/// of `services` (name, containers it has), not started.
-fn template_args(services: &[(String, usize)]) -> Vec<String> {
-    let mut args: Vec<String> = ["up", "--no-start", "--no-deps", "--no-recreate"]
-        .map(String::from)
-        .to_vec();
-    for (service, count) in services {
-        args.push("--scale".into());
-        args.push(format!("{service}={}", count + 1));
-    }
-    args.extend(services.iter().map(|(s, _)| s.clone()));
-    args
-}
-
-/// Captures every container of the project that was not among `before`
-/// as the template of its service (removing each, whether or not compose
-/// said it succeeded: `failure`, compose's error if it did not).
-async fn captured_since(
-    docker: &Docker,
-    r: &ComposeRef,
-    services: &[(String, usize)],
-    before: &[(String, String)],
-    mut failure: Option<anyhow::Error>,
-) -> Result<HashMap<String, ContainerSpec>> {
+    let mut failure = run(cli, r, &argv).await.err();
     let after = match project_containers(docker, &r.project).await {
         Ok(after) => after,
         Err(e) => return Err(failure.unwrap_or(e)),
@@ -124,6 +99,20 @@ async fn captured_since(
         )),
         None => Ok(templates),
     }
+}
+
+/// The `up` arguments with which compose makes one more container of each
+/// of `services` (name, containers it has), not started.
+fn template_args(services: &[(String, usize)]) -> Vec<String> {
+    let mut args: Vec<String> = ["up", "--no-start", "--no-deps", "--no-recreate"]
+        .map(String::from)
+        .to_vec();
+    for (service, count) in services {
+        args.push("--scale".into());
+        args.push(format!("{service}={}", count + 1));
+    }
+    args.extend(services.iter().map(|(s, _)| s.clone()));
+    args
 }
 
 /// The template compose asked the daemon for: the body of its create
@@ -445,26 +434,22 @@ mod tests {
 
     #[test]
     fn a_request_with_a_value_the_spec_would_not_carry_is_refused_by_name() {
-        let mut body = request();
-        body["Frobnicate"] = Json::from(true);
-        let e = template_from_request("shop_app1_2", &body).unwrap_err();
+        let refused = |change: fn(&mut Json)| {
+            let mut body = request();
+            change(&mut body);
+            template_from_request("shop_app1_2", &body)
+                .unwrap_err()
+                .to_string()
+        };
+        let e = refused(|b| b["Frobnicate"] = Json::from(true));
+        assert!(e.contains("its Frobnicate would not be carried"), "{e}");
+        let e = refused(|b| b["HostConfig"]["LogConfig"]["Rotate"] = Json::from("daily"));
         assert!(
-            e.to_string()
-                .contains("its Frobnicate would not be carried"),
+            e.contains("its HostConfig.LogConfig.Rotate would not be carried"),
             "{e}"
         );
-        let mut body = request();
-        body["HostConfig"]["LogConfig"]["Rotate"] = Json::from("daily");
-        let e = template_from_request("shop_app1_2", &body).unwrap_err();
-        assert!(
-            e.to_string()
-                .contains("its HostConfig.LogConfig.Rotate would not be carried"),
-            "{e}"
-        );
-        let mut body = request();
-        body["Image"] = Json::Null;
-        let e = template_from_request("shop_app1_2", &body).unwrap_err();
-        assert!(e.to_string().contains("names no image"), "{e}");
+        let e = refused(|b| b["Image"] = Json::Null);
+        assert!(e.contains("names no image"), "{e}");
     }
 
     #[test]
