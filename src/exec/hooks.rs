@@ -2,7 +2,7 @@
 //! the post-start and pre-stop commands run in the containers of a batch.
 use std::time::Duration;
 
-use anyhow::anyhow;
+use anyhow::{Context, anyhow};
 use futures_util::future::join_all;
 
 use super::event::{Event, Observer};
@@ -95,9 +95,7 @@ impl<W: World, O: Observer + ?Sized> Executor<'_, W, O> {
                 let exit = world
                     .exec_hook(target, command, timeout)
                     .await
-                    .map_err(|e| {
-                        anyhow!("{kind} hook {command} in container {container}: {e:#}")
-                    })?;
+                    .with_context(|| format!("{kind} hook {command} in container {container}"))?;
                 let failed = !exit.success();
                 ran.push((command, exit));
                 if failed {
@@ -124,6 +122,11 @@ impl<W: World, O: Observer + ?Sized> Executor<'_, W, O> {
                     }
                     ran.iter()
                         .find_map(|(command, exit)| exit.failure(kind, command, container))
+                }
+                // Not the server's fault: the step fails, no server with it.
+                Err(e) if self.world.is_unreachable(&e) => {
+                    self.save()?;
+                    return Err(StepError::Fatal(e));
                 }
                 Err(e) => Some(format!("{e:#}")),
             };

@@ -58,6 +58,7 @@ impl<W: World, O: Observer + ?Sized> Executor<'_, W, O> {
         )
         .await;
         let mut failed = Vec::new();
+        let mut gone = None;
         for (s, result) in servers.iter().zip(results) {
             match result {
                 Ok(id) => {
@@ -66,10 +67,15 @@ impl<W: World, O: Observer + ?Sized> Executor<'_, W, O> {
                         rec.leftover = Leftover::default();
                     }
                 }
+                // Not the server's fault: the step fails, no server with it.
+                Err(e) if self.world.is_unreachable(&e) => gone = gone.or(Some(e)),
                 Err(e) => failed.push((s.server.clone(), format!("{e:#}"))),
             }
         }
         self.save()?;
+        if let Some(e) = gone {
+            return Err(StepError::Fatal(e));
+        }
         if failed.is_empty() {
             Ok(())
         } else {

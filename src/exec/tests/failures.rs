@@ -124,6 +124,24 @@ async fn a_world_gone_away_fails_the_step_and_no_server_even_with_continue() {
 }
 
 #[tokio::test]
+async fn a_world_gone_away_during_a_recreate_fails_the_step_and_no_server() {
+    let mut fake = Fake::new(2);
+    fake.unreachable_replace.insert("app1:3000".into());
+    let (outcome, r, _) = run_all(&fake, on_failure(FailureAction::Continue)).await;
+    match &outcome {
+        Outcome::Failed(why) => assert!(why.contains("Docker daemon"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+    assert!(r.status.is_unfinished());
+    assert!(
+        !states(&r).contains(&ServerState::Failed),
+        "no server is blamed: {:?}",
+        states(&r)
+    );
+    assert!(fake.replaced.borrow().is_empty(), "nothing after it");
+}
+
+#[tokio::test]
 async fn continue_never_drains_the_last_live_server() {
     let mut fake = Fake::new(2);
     fake.unhealthy.insert("app1:3000".into());

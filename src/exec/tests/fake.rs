@@ -33,6 +33,10 @@ pub(super) struct Fake {
     pub unhealthy: HashSet<String>,
     /// Servers whose health the world cannot tell: the daemon went away.
     pub unreachable: HashSet<String>,
+    /// Servers whose replace finds the daemon gone.
+    pub unreachable_replace: HashSet<String>,
+    /// Containers whose hooks find the daemon gone.
+    pub unreachable_hooks: HashSet<String>,
     /// Servers whose new container fails inside the monitor window.
     pub crashes: HashSet<String>,
     /// A crashed new container still runs (it turned unhealthy).
@@ -122,6 +126,11 @@ impl Fake {
     fn id(server: &ServerRef) -> String {
         format!("new-{}", server.server)
     }
+
+    /// What the world says when the daemon went away.
+    fn gone() -> anyhow::Error {
+        anyhow::anyhow!("connection refused").context(crate::exec::world::Unreachable)
+    }
 }
 
 impl World for Fake {
@@ -209,6 +218,9 @@ impl World for Fake {
     }
 
     async fn replace(&self, server: &ServerRef, _spec: &String, ours: &Leftover) -> Result<String> {
+        if self.unreachable_replace.contains(&server.server) {
+            return Err(Fake::gone());
+        }
         let mut prepared = self.prepared.borrow_mut();
         if let Some(at) = prepared.iter().position(|s| *s == server.server) {
             self.used_prepared.borrow_mut().push(prepared.remove(at));
@@ -247,6 +259,9 @@ impl World for Fake {
         command: &HookCommand,
         _timeout: Duration,
     ) -> Result<HookExit> {
+        if self.unreachable_hooks.contains(container) {
+            return Err(Fake::gone());
+        }
         self.ran
             .borrow_mut()
             .push(format!("exec {container} {}", command.argv.join(" ")));
@@ -297,9 +312,7 @@ impl World for Fake {
             bail!("container {} turned unhealthy", server.container);
         }
         if self.unreachable.contains(&server.server) {
-            return Err(
-                anyhow::anyhow!("connection refused").context(crate::exec::world::Unreachable)
-            );
+            return Err(Fake::gone());
         }
         Ok(Utc::now() - self.healthy_ago)
     }
