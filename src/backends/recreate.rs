@@ -264,7 +264,7 @@ pub fn temporary_names(name: &str) -> [String; 2] {
     [format!("{name}-nr-next"), format!("{name}-nr-old")]
 }
 
-/// Stop-first recreate of container `old_id` from `spec`, under the same
+/// Stop-first recreate of container `old` (as just inspected) from `spec`, under the same
 /// name, with as little as possible between the old container's stop and the
 /// new one's start: the new container is created (and attached to its
 /// networks) before the old one is stopped — or earlier, by
@@ -277,28 +277,23 @@ pub fn temporary_names(name: &str) -> [String; 2] {
 /// only if `ours` claims it.
 pub async fn recreate_stop_first(
     docker: &Docker,
-    old_id: &str,
+    old: &ContainerInspectResponse,
     spec: &ContainerSpec,
     ready: Option<String>,
     ours: Ours<'_>,
 ) -> Result<Recreated> {
-    let old = docker
-        .inspect_container(old_id, None)
-        .await
-        .with_context(|| {
-            format!(
-                "container {}: inspect before recreate",
-                docker::shown(old_id)
-            )
-        })?;
-    let name = docker::name_of(&old, old_id).to_string();
+    let old_id = old
+        .id
+        .as_deref()
+        .context("the container to recreate was inspected without an id")?;
+    let name = docker::name_of(old, old_id).to_string();
     let [_, parked] = temporary_names(&name);
     make_way(docker, &parked, ours).await?;
     let id = match ready {
         Some(id) => id,
         None => create_replacement(docker, &name, spec, ours).await?,
     };
-    let stopped = match stop_inspected(docker, old_id, &old).await {
+    let stopped = match stop_inspected(docker, old_id, old).await {
         Ok(s) => s,
         Err(e) => {
             force_remove(docker, &id).await;

@@ -15,12 +15,14 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow, bail};
 use bollard::container::LogOutput;
 use bollard::exec::StartExecResults;
-use bollard::models::{ContainerInspectResponse, ContainerSummary, ExecConfig};
+use bollard::models::{ContainerSummary, ExecConfig};
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
 
 /// The Docker API client: how modules above the wings (`rollout`) name it.
 pub use bollard::Docker;
+/// A container as the daemon inspects it: how modules above the wings name it.
+pub use bollard::models::ContainerInspectResponse;
 pub use endpoint::{
     DaemonLocation, DockerOptions, Endpoint, EndpointError, Origin, POINTING_VARIABLES,
 };

@@ -17,7 +17,7 @@ use crate::backends::{
     resolve_backend, run_one_off, stop_and_keep, stop_and_remove,
 };
 use crate::conf::{Address, ConfigSet, FileChange};
-use crate::docker::{self, Docker, Endpoint};
+use crate::docker::{self, ContainerInspectResponse, Docker, Endpoint};
 use crate::exec::{Leftover, Reloaded, World};
 use crate::nginx::{self, ContainerFs, NginxContainer, NginxTestError, Workers, find_nginx};
 use crate::plan::{HookCommand, HookExit, ServerRef};
@@ -194,28 +194,6 @@ impl DockerWorld {
     }
 
     /// The id of a container, or `None` if there is none by that name.
-    async fn id_of(&self, container: &str) -> Result<Option<String>> {
-        Ok(docker::inspect(&self.docker, container)
-            .await?
-            .and_then(|info| info.id))
-    }
-
-    /// Refuses to create a container from `spec`, read back from the journal
-    /// ([`Desired::read_back`]), that would have privileges the running
-    /// container `live` (name or id), which it replaces, does not have: the
-    /// journal must not be trusted to grant more. A predecessor that is gone
-    /// leaves nothing to compare.
-    async fn refuse_escalation(&self, live: &str, spec: &ContainerSpec) -> Result<()> {
-        let Some(info) = docker::inspect(&self.docker, live).await? else {
-            return Ok(());
-        };
-        let name = docker::name_of(&info, live).to_string();
-        match spec.escalation_over(&info.host_config.unwrap_or_default(), &name) {
-            Some(e) => Err(e.into()),
-            None => Ok(()),
-        }
-    }
-
     async fn remove_if_present(&self, container: &str) -> Result<()> {
         if let Some(info) = docker::inspect(&self.docker, container).await? {
             stop_and_remove(&self.docker, &info).await?;
@@ -318,11 +296,11 @@ impl World for DockerWorld {
         if self.prepared_lock().contains_key(&server.container) {
             return Ok(());
         }
-        let Some(old_id) = self.id_of(&server.container).await? else {
+        let Some(old) = docker::inspect(&self.docker, &server.container).await? else {
             return Ok(());
         };
         if let Some(read_back) = desired.read_back() {
-            self.refuse_escalation(&old_id, read_back).await?;
+            refuse_escalation(&old, &server.container, read_back)?;
         }
         let claims = |id: &str, at| ours.claims(id, at);
         let id = create_replacement(&self.docker, &server.container, spec, &claims).await?;
@@ -343,17 +321,20 @@ impl World for DockerWorld {
 
     async fn replace(&self, server: &ServerRef, spec: &Desired, ours: &Leftover) -> Result<String> {
         let ready = self.prepared_lock().remove(&server.container);
-        match (spec, self.id_of(&server.container).await?) {
+        match (
+            spec,
+            docker::inspect(&self.docker, &server.container).await?,
+        ) {
             // The replacement is created before the old one stops (while nginx
             // drains it, if `prepare` ran), so only stop → start is downtime. By
             // id: the name moves to the replacement on the way.
-            (desired @ Desired::Engine { spec, .. }, Some(old_id)) => {
+            (desired @ Desired::Engine { spec, .. }, Some(old)) => {
                 if let Some(read_back) = desired.read_back() {
-                    self.refuse_escalation(&old_id, read_back).await?;
+                    refuse_escalation(&old, &server.container, read_back)?;
                 }
                 let claims = |id: &str, at| ours.claims(id, at);
                 Ok(
-                    recreate_stop_first(&self.docker, &old_id, spec, ready, &claims)
+                    recreate_stop_first(&self.docker, &old, spec, ready, &claims)
                         .await?
                         .id,
                 )
@@ -384,7 +365,11 @@ impl World for DockerWorld {
                 return Ok(());
             };
             match resolve_backend(&self.docker, &self.nginx.networks, &host).await {
-                Ok(live) => self.refuse_escalation(&live.id, read_back).await,
+                Ok(live) => match docker::inspect(&self.docker, &live.id).await? {
+                    Some(info) => refuse_escalation(&info, &live.id, read_back),
+                    // Gone since: nothing to compare.
+                    None => Ok(()),
+                },
                 Err(_) => Ok(()),
             }
         };
@@ -475,5 +460,21 @@ impl World for DockerWorld {
 
     fn is_unreachable(&self, e: &anyhow::Error) -> bool {
         docker::is_unreachable(e)
+    }
+}
+
+/// Refuses to create a container from `spec`, read back from the journal
+/// ([`Desired::read_back`]), that would have privileges the running
+/// container `live` (inspected; `name` if it has none), which it replaces,
+/// does not have: the journal must not be trusted to grant more.
+fn refuse_escalation(
+    live: &ContainerInspectResponse,
+    name: &str,
+    spec: &ContainerSpec,
+) -> Result<()> {
+    let name = docker::name_of(live, name);
+    match spec.escalation_over(&live.host_config.clone().unwrap_or_default(), name) {
+        Some(e) => Err(e.into()),
+        None => Ok(()),
     }
 }

@@ -10,7 +10,7 @@ use nginx_rollout::backends::{
     create_replacement, failed_within, next_slot, recreate_stop_first, rename, resolve_backend,
     resolve_backends, stop_and_remove, wait_healthy,
 };
-use nginx_rollout::docker::Endpoint;
+use nginx_rollout::docker::{ContainerInspectResponse, Docker, Endpoint};
 
 use crate::support::scope::Scope;
 use crate::support::{
@@ -55,6 +55,11 @@ fn app_on_network(s: &mut Scope, args: &[&str]) -> (String, String) {
     argv.push(APP);
     let name = s.run("app", &argv);
     (net, name)
+}
+
+/// Container `id` as the daemon inspects it now.
+async fn old_of(d: &Docker, id: &str) -> ContainerInspectResponse {
+    d.inspect_container(id, None).await.unwrap()
 }
 
 fn health_error(e: &anyhow::Error) -> &HealthError {
@@ -301,9 +306,15 @@ async fn recreate_keeps_name_networks_aliases_mounts_restart_policy_labels_healt
     let Recreated {
         stopped,
         id: new_id,
-    } = recreate_stop_first(&d, &old_id, &spec, Some(ready.clone()), &|_, _| false)
-        .await
-        .unwrap();
+    } = recreate_stop_first(
+        &d,
+        &old_of(&d, &old_id).await,
+        &spec,
+        Some(ready.clone()),
+        &|_, _| false,
+    )
+    .await
+    .unwrap();
     assert_eq!(
         new_id, ready,
         "the replacement made ahead is the one started"
@@ -428,16 +439,18 @@ async fn stop_first_recreate_that_cannot_create_or_start_leaves_the_old_containe
 
     // No such image: nothing was stopped.
     let missing = spec.clone().with_image(s.name("no-such-image:v9"));
-    let err = recreate_stop_first(&d, &old_id, &missing, None, &|_, _| false)
-        .await
-        .unwrap_err();
+    let err = recreate_stop_first(&d, &old_of(&d, &old_id).await, &missing, None, &|_, _| {
+        false
+    })
+    .await
+    .unwrap_err();
     assert!(format!("{err:#}").contains("create"), "{err:#}");
     assert_eq!(inspect(&name, "{{.State.Running}}"), "true");
 
     // The new one cannot start: it is removed, the old one keeps its name.
     let mut broken = spec.clone();
     broken.config.entrypoint = Some(vec!["/no-such-binary".into()]);
-    let err = recreate_stop_first(&d, &old_id, &broken, None, &|_, _| false)
+    let err = recreate_stop_first(&d, &old_of(&d, &old_id).await, &broken, None, &|_, _| false)
         .await
         .unwrap_err();
     assert!(
