@@ -65,6 +65,19 @@ pub async fn connect(endpoint: &Endpoint) -> Result<Docker> {
     }
 }
 
+/// The daemon's version as it answers: `VERSION (API API_VERSION)`.
+pub async fn engine_version(docker: &Docker) -> Result<String> {
+    let v = docker
+        .version()
+        .await
+        .context("cannot ask the daemon its version")?;
+    Ok(format!(
+        "{} (API {})",
+        v.version.unwrap_or_default(),
+        v.api_version.unwrap_or_default()
+    ))
+}
+
 /// Whether `e` or one of its causes is the daemon not answering at all (its
 /// socket gone, the connection refused, cut or timed out), as when dockerd
 /// is restarted, rather than an answer of the daemon.

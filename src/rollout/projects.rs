@@ -120,12 +120,17 @@ pub(super) async fn project<'p>(
             let name = reading_name(compose);
             let state = projects.state.as_ref();
             let kept = state.and_then(|s| kept_reading(s, &name));
+            // A reading is kept only with a state directory to keep it in.
+            let engine = match state {
+                Some(_) => world.engine_version().await,
+                None => None,
+            };
             let loaded = ComposeProject::load_for(
                 cli,
                 &world.docker,
                 compose,
                 &query,
-                state.is_some(),
+                engine,
                 kept.as_ref(),
             )
             .await?;

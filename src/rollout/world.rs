@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
 use chrono::{DateTime, Utc};
+use tokio::sync::OnceCell;
+use tokio::task::JoinHandle;
 
 use super::desired::Desired;
 use crate::backends::{
@@ -64,6 +66,12 @@ pub(crate) struct DockerWorld {
     workers_before_reload: Mutex<Option<Workers>>,
     /// Replacements created ahead by `prepare`, by the name of the container they replace.
     prepared: Mutex<HashMap<String, String>>,
+    /// The daemon's version ([`docker::engine_version`]), asked as the world
+    /// is found when the run will read a compose project (a kept reading
+    /// names it), so that its answer overlaps the discovery.
+    engine_ahead: Mutex<Option<JoinHandle<Result<String>>>>,
+    /// Its answer, once asked (`None`: the daemon did not say).
+    engine: OnceCell<Option<String>>,
 }
 
 impl DockerWorld {
@@ -84,6 +92,10 @@ impl DockerWorld {
             false => ReadingAhead::none(),
         };
         let docker = docker::connect(&endpoint).await?;
+        let engine_ahead = read_compose.then(|| {
+            let docker = docker.clone();
+            tokio::spawn(async move { docker::engine_version(&docker).await })
+        });
         let location = endpoint.location();
         tracing::debug!("daemon at {endpoint}: {location:?}");
         let nginx = find_nginx(&docker, location, nginx, cwd).await?;
@@ -99,7 +111,23 @@ impl DockerWorld {
             files: Mutex::new(None),
             workers_before_reload: Mutex::new(None),
             prepared: Mutex::new(HashMap::new()),
+            engine_ahead: Mutex::new(engine_ahead),
+            engine: OnceCell::new(),
         })
+    }
+
+    /// The daemon's version ([`docker::engine_version`]), asked once per
+    /// run; `None` when the daemon did not say.
+    pub async fn engine_version(&self) -> Option<&str> {
+        let asked = self.engine.get_or_init(|| async {
+            let ahead = self.engine_ahead.lock().expect("not poisoned").take();
+            let answer = match ahead {
+                Some(task) => task.await.map_err(anyhow::Error::from).and_then(|r| r),
+                None => docker::engine_version(&self.docker).await,
+            };
+            answer.map_err(|e| tracing::debug!("{e:#}")).ok()
+        });
+        asked.await.as_deref()
     }
 
     /// The daemon this world acts on.

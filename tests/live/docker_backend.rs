@@ -801,9 +801,17 @@ async fn templates_made_beside_config_are_composes_own_or_fall_back() {
     // from the daemon. Docker makes of that template the container it makes
     // of compose's own, with the same hashes; when compose cannot make one,
     // no template and every hash.
-    let read = ComposeProject::load_for(cli, &d, &r1, &query(&["app1"], &["app1"]), true, None)
-        .await
-        .unwrap();
+    let engine = nginx_rollout::docker::engine_version(&d).await.unwrap();
+    let read = ComposeProject::load_for(
+        cli,
+        &d,
+        &r1,
+        &query(&["app1"], &["app1"]),
+        Some(&engine),
+        None,
+    )
+    .await
+    .unwrap();
     assert!(read.reading.is_some(), "compose v1's reading script ran");
     let asked = read.project.template("app1").expect("a template of app1");
     assert_eq!(
@@ -817,7 +825,7 @@ async fn templates_made_beside_config_are_composes_own_or_fall_back() {
     );
     assert!(!read.project.needs_update(&now).unwrap());
     let both = query(&["app1", "app2"], &["app1", "app2"]);
-    let read = ComposeProject::load_for(cli, &d, &r1, &both, true, None)
+    let read = ComposeProject::load_for(cli, &d, &r1, &both, Some(&engine), None)
         .await
         .unwrap();
     assert!(read.reading.is_some(), "compose v1's reading script ran");

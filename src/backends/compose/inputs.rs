@@ -12,7 +12,6 @@ use std::path::{Path, PathBuf};
 use std::time::UNIX_EPOCH;
 
 use anyhow::{Context, Result};
-use bollard::Docker;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -31,8 +30,8 @@ pub struct Inputs {
     project: ProjectArgs,
     /// The daemon compose is pointed at.
     daemon: String,
-    /// Its version as it answers ([`engine_version`]): a template is what the
-    /// daemon made of compose's request, with what it fills in itself (an
+    /// Its version as it answers ([`crate::docker::engine_version`]): a
+    /// template is what the daemon made of compose's request, with what it fills in itself (an
     /// upgraded daemon may fill in otherwise).
     engine: String,
     /// `docker-compose`.
@@ -193,21 +192,8 @@ impl Inputs {
     }
 }
 
-/// The daemon's version as it answers: `VERSION (API API_VERSION)`.
-pub(super) async fn engine_version(docker: &Docker) -> Result<String> {
-    let v = docker
-        .version()
-        .await
-        .context("cannot ask the daemon its version")?;
-    Ok(format!(
-        "{} (API {})",
-        v.version.unwrap_or_default(),
-        v.api_version.unwrap_or_default()
-    ))
-}
-
 /// The inputs of `r`'s project now, on a daemon of version `engine`
-/// ([`engine_version`]), with its services' environment and images; `None`
+/// ([`crate::docker::engine_version`]), with its services' environment and images; `None`
 /// when the project cannot be derived (compose v2, a file compose reads
 /// besides these — `extends`, `env_file` — or a file this does not read as
 /// compose v1 does).

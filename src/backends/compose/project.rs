@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::cli::{ComposeCli, run};
 use super::hooks::parse_hooks;
-use super::inputs::{engine_version, inputs_now};
+use super::inputs::inputs_now;
 use super::reading::{Printed, Reading};
 use super::reading_script::run_reading_script;
 use super::templates::make_templates;
@@ -73,8 +73,9 @@ impl ComposeProject {
         ComposeProject::from_config(&r.project, &config, &hashes)
     }
 
-    /// `r`'s project for a deploy that asks `query` of it. With `keep`,
-    /// what compose read is kept ([`Loaded::reading`]), and a `kept` reading
+    /// `r`'s project for a deploy that asks `query` of it. With `engine`
+    /// (the daemon's version, [`crate::docker::engine_version`]), what
+    /// compose read is kept ([`Loaded::reading`]), and a `kept` reading
     /// answers instead of compose when the files changed only in
     /// environment values or images since (see [`Reading`]).
     pub async fn load_for(
@@ -82,17 +83,10 @@ impl ComposeProject {
         docker: &Docker,
         r: &ComposeRef,
         query: &ProjectQuery,
-        keep: bool,
+        engine: Option<&str>,
         kept: Option<&Reading>,
     ) -> Result<Loaded> {
-        let engine = match keep {
-            true => engine_version(docker)
-                .await
-                .map_err(|e| tracing::debug!("compose project {}: {e:#}", r.project))
-                .ok(),
-            false => None,
-        };
-        let now = match &engine {
+        let now = match engine {
             Some(engine) => inputs_now(cli, r, engine).unwrap_or_else(|e| {
                 tracing::debug!("compose project {}: {e:#}", r.project);
                 None
@@ -121,7 +115,7 @@ impl ComposeProject {
         }
         let (project, printed) = ComposeProject::read(cli, docker, r, query, python).await?;
         let reading = match (now, printed, engine) {
-            (Some(now), Some(printed), Some(engine)) => match inputs_now(cli, r, &engine) {
+            (Some(now), Some(printed), Some(engine)) => match inputs_now(cli, r, engine) {
                 Ok(Some(again)) if again == now => Reading::new(now, &printed, &project)
                     .map_err(|e| tracing::debug!("compose project {}: not kept: {e:#}", r.project))
                     .ok(),
