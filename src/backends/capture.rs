@@ -15,6 +15,7 @@ use bollard::models::{
     ImageConfig,
 };
 
+use super::data_volumes::DataVolumes;
 use super::spec::{ContainerSpec, NetworkAttachment};
 use crate::docker;
 
@@ -34,8 +35,28 @@ pub async fn capture_spec(docker: &Docker, id: &str) -> Result<ContainerSpec> {
     capture(docker, id, Anonymous::Keep).await
 }
 
+/// [`capture_spec`], with what compose's recreate of the container keeps
+/// of its volumes ([`DataVolumes`]), from the same two inspects.
+pub async fn capture_for_recreate(
+    docker: &Docker,
+    id: &str,
+) -> Result<(ContainerSpec, DataVolumes)> {
+    let (inspect, image) = inspect_with_image(docker, id).await?;
+    let volumes = DataVolumes::from_inspect(&inspect, &image);
+    Ok((spec_from_inspect(inspect, &image, Anonymous::Keep), volumes))
+}
+
 /// Inspects container `id` and its image and captures its spec.
 pub async fn capture(docker: &Docker, id: &str, anonymous: Anonymous) -> Result<ContainerSpec> {
+    let (inspect, image) = inspect_with_image(docker, id).await?;
+    Ok(spec_from_inspect(inspect, &image, anonymous))
+}
+
+/// Container `id`'s inspect output and its image's config.
+async fn inspect_with_image(
+    docker: &Docker,
+    id: &str,
+) -> Result<(ContainerInspectResponse, ImageConfig)> {
     let inspect = docker
         .inspect_container(id, None)
         .await
@@ -48,11 +69,7 @@ pub async fn capture(docker: &Docker, id: &str, anonymous: Anonymous) -> Result<
             docker::shown(&image_id)
         )
     })?;
-    Ok(spec_from_inspect(
-        inspect,
-        &image.config.unwrap_or_default(),
-        anonymous,
-    ))
+    Ok((inspect, image.config.unwrap_or_default()))
 }
 
 /// Builds the spec from a container's and its image's inspect output.
@@ -437,13 +454,22 @@ mod tests {
         );
         assert_eq!(spec.config.volumes, Some(vec!["/cache".to_string()]));
 
-        // A template's own volumes stay declared; a recreate adopts the old ones.
-        let fresh = spec_from_inspect(i, &image(), Anonymous::Fresh);
+        // A template's own volumes stay declared; a recreate adopts the old
+        // ones, which the same inspect gives.
+        let fresh = spec_from_inspect(i.clone(), &image(), Anonymous::Fresh);
         assert_eq!(
             fresh.host_config.binds,
             Some(vec!["/srv/cache:/cache".to_string()])
         );
-        let adopted = fresh.clone().with_volumes_of(&spec, ID);
+        let old = DataVolumes::from_inspect(&i, &image());
+        assert_eq!(
+            old.mounts,
+            [
+                ("/data".to_string(), Some("abc123".to_string())),
+                ("/cache".to_string(), None)
+            ]
+        );
+        let adopted = fresh.clone().with_data_volumes_of(&old);
         assert_eq!(
             adopted.host_config.binds,
             Some(vec![

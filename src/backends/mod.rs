@@ -6,6 +6,7 @@ mod capture;
 mod compose;
 mod compose_options;
 mod compose_policy;
+mod data_volumes;
 mod escalation;
 mod health;
 mod hook;
@@ -15,7 +16,7 @@ mod recreate;
 mod spec;
 mod template;
 
-pub use capture::capture_spec;
+pub use capture::{capture_for_recreate, capture_spec};
 pub use compose::{
     ComposeCli, ComposeCliProbe, ComposeKind, ComposeProject, Loaded, ProjectQuery, Reading,
     ReadingAhead, compose_container, compose_named, compose_recreate, compose_templates,
@@ -23,6 +24,7 @@ pub use compose::{
 };
 pub use compose_options::{ComposeFlags, ComposeOptions, ComposeOptionsError};
 pub use compose_policy::policy_sections;
+pub use data_volumes::DataVolumes;
 pub use escalation::Escalation;
 pub use health::{
     ContainerHealth, HealthError, HealthSource, HealthyAt, Probe, failed_within, wait_healthy,

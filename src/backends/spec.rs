@@ -88,50 +88,6 @@ impl ContainerSpec {
         self
     }
 
-    /// The same spec keeping the volumes of `old` (container `old_id`), as
-    /// compose does when it recreates a container: every volume `old` had
-    /// mounted by name (its anonymous volumes, declared or from its image)
-    /// at a place this spec binds nothing to is bound again, and when any is,
-    /// compose's `affinity:container==<old id>` is in the environment.
-    pub fn with_volumes_of(mut self, old: &ContainerSpec, old_id: &str) -> Self {
-        let place = |bind: &str| bind.split(':').nth(1).map(str::to_string);
-        let bound: Vec<String> = self
-            .host_config
-            .binds
-            .iter()
-            .flatten()
-            .filter_map(|b| place(b))
-            .chain(
-                self.host_config
-                    .mounts
-                    .iter()
-                    .flatten()
-                    .filter_map(|m| m.target.clone()),
-            )
-            .collect();
-        // Compose writes these `NAME:PLACE:MODE`, read-write spelled `rw`.
-        let kept: Vec<String> = old
-            .host_config
-            .binds
-            .iter()
-            .flatten()
-            .filter(|b| !b.starts_with('/'))
-            .filter(|b| place(b).is_some_and(|p| !bound.contains(&p)))
-            .map(|b| match b.split(':').count() {
-                2 => format!("{b}:rw"),
-                _ => b.clone(),
-            })
-            .collect();
-        if kept.is_empty() {
-            return self;
-        }
-        self.host_config
-            .binds
-            .get_or_insert_with(Vec::new)
-            .extend(kept);
-        self.with_env("affinity:container", &format!("={old_id}"))
-    }
-
     /// The spec of a one-off container that runs `argv` once, as `compose run`
     /// makes one: the command replaced (the entrypoint kept), the same
     /// environment, volumes and networks but no network aliases or fixed

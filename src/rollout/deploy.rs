@@ -13,9 +13,9 @@ use super::run::{Ended, Origin, Runner, new_rollout, show_or_approve};
 use super::session::{Session, refuse_if_unfinished};
 use super::world::DockerWorld;
 use crate::backends::{
-    BackendContainer, ComposeOptions, ContainerSpec, ImageFound, OnNetworks, Resolved,
-    TemplateVars, backend_by_name, capture_spec, compose_templates, ensure_image, next_slot,
-    policy_sections, render_value,
+    BackendContainer, ComposeOptions, ContainerSpec, DataVolumes, ImageFound, OnNetworks, Resolved,
+    TemplateVars, backend_by_name, capture_for_recreate, capture_spec, compose_templates,
+    ensure_image, next_slot, policy_sections, render_value,
 };
 use crate::conf::Server;
 use crate::docker::ComposeRef;
@@ -203,8 +203,9 @@ pub(super) fn engine_spec(
 enum Route {
     /// Known: what to deploy, and how it was chosen.
     Ready(Desired, Via),
-    /// What compose creates for this service now, through the API.
-    Template(ComposeRef),
+    /// What compose creates for this service now, through the API, as it
+    /// recreates a container that had these volumes.
+    Template(ComposeRef, DataVolumes),
 }
 
 /// Compose's own container for every service routed to a template, by
@@ -220,7 +221,9 @@ async fn templates(
     let mut by_project: HashMap<String, (ComposeRef, Vec<(String, usize)>)> = HashMap::new();
     let mut out = HashMap::new();
     for (_, _, old, route) in singles {
-        let Route::Template(c) = route else { continue };
+        let Route::Template(c, _) = route else {
+            continue;
+        };
         let key = (c.project.clone(), c.service.clone());
         if request.dry_run {
             out.insert(key, old.clone());
@@ -479,8 +482,8 @@ async fn prepare(
                 }
             }
             None => {
-                let old = capture_spec(&world.docker, &backend.id).await?;
-                singles.push((server, backend, old, Route::Template(compose)));
+                let (old, volumes) = capture_for_recreate(&world.docker, &backend.id).await?;
+                singles.push((server, backend, old, Route::Template(compose, volumes)));
             }
         }
     }
@@ -490,14 +493,14 @@ async fn prepare(
         let address = &server.address;
         let (desired, via) = match route {
             Route::Ready(desired, via) => (desired, via),
-            Route::Template(compose) => {
+            Route::Template(compose, volumes) => {
                 let template = templates
                     .get(&(compose.project.clone(), compose.service.clone()))
                     .cloned()
                     .ok_or_else(|| anyhow!("no template of compose service {}", compose.service))?;
                 let spec = template
                     .named(&backend.name, backend.number)
-                    .with_volumes_of(&old, &backend.id);
+                    .with_data_volumes_of(&volumes);
                 let hooks = projects
                     .get(&compose)?
                     .hooks(&compose.service)?

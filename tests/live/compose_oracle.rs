@@ -361,6 +361,96 @@ fn the_fast_path_creates_what_compose_creates() {
     );
 }
 
+/// Volumes across a recreate, by compose's rules: an anonymous volume the
+/// file still declares is kept, one it no longer declares is left behind,
+/// one whose place is a tmpfs now is not bound there, and a long-syntax
+/// volume takes the old one's name.
+#[test]
+fn volumes_are_kept_as_compose_keeps_them() {
+    if skip() {
+        return;
+    }
+    let mut scope = Scope::new("oraclevol");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("static")).unwrap();
+    let with = COMPOSE.replace(
+        "      - /data\n",
+        "      - /data\n      - /gone\n      - /scratch\n      - type: volume\n        target: /long\n",
+    );
+    assert!(with.contains("/gone") && with.contains("target: /long"));
+    std::fs::write(dir.path().join("docker-compose.yml"), &with).unwrap();
+    std::fs::write(dir.path().join("default.conf"), DEFAULT_CONF).unwrap();
+    let project = scope.name("p").replace('-', "");
+    scope.track_compose(&project);
+    assert_ok(&compose(dir.path(), &project, &["up", "-d"], &[]));
+    let before = replicas(&project);
+    assert!(before.iter().all(|(_, v)| volume_at(v, "/gone").is_some()));
+
+    let changed = with
+        .replace("      - /gone\n      - /scratch\n", "")
+        .replace(
+            "    user: \"0\"\n",
+            "    user: \"0\"\n    tmpfs: [/scratch]\n",
+        )
+        .replace("- MESSAGE=v1", "- MESSAGE=v2");
+    assert!(!changed.contains("/gone") && changed.contains("tmpfs: [/scratch]"));
+    std::fs::write(dir.path().join("docker-compose.yml"), &changed).unwrap();
+    let (said, pairs) = deploy_then_recreate(dir.path(), &project, &before, &[], &[]);
+    assert!(!said.contains("compose did not run"), "{said}");
+    // Compose's recreate sets the long-syntax volume's source to the old
+    // volume before it hashes the service, so its containers carry a hash its
+    // own `up -d` takes for stale. The fast path's is compose's `config
+    // --hash` (which `up -d` just accepted); all else is the same.
+    let hashed = compose(dir.path(), &project, &["config", "--hash=web"], &[]);
+    assert_ok(&hashed);
+    let hash = String::from_utf8_lossy(&hashed.stdout)
+        .trim()
+        .strip_prefix("web ")
+        .expect("web's hash")
+        .to_string();
+    const HASH: &str = "com.docker.compose.config-hash";
+    for (n, mut fast, mut oracle) in pairs {
+        assert_eq!(fast["Config"]["Labels"][HASH], hash.as_str(), "replica {n}");
+        assert_ne!(
+            oracle["Config"]["Labels"][HASH],
+            hash.as_str(),
+            "replica {n}"
+        );
+        for v in [&mut fast, &mut oracle] {
+            v["Config"]["Labels"].as_object_mut().unwrap().remove(HASH);
+        }
+        assert_same(n, &fast, &oracle);
+    }
+
+    // What both kept: the same volumes as before at /data and /long.
+    let after = replicas(&project);
+    for ((n, old), (_, new)) in before.iter().zip(&after) {
+        for place in ["/data", "/long"] {
+            assert!(volume_at(old, place).is_some(), "replica {n}: {place}");
+            assert_eq!(
+                volume_at(new, place),
+                volume_at(old, place),
+                "replica {n}: {place}"
+            );
+        }
+        assert_eq!(volume_at(new, "/gone"), None, "replica {n}");
+        assert_eq!(volume_at(new, "/scratch"), None, "replica {n}: a tmpfs now");
+        assert!(
+            new["HostConfig"]["Tmpfs"]["/scratch"].is_string(),
+            "replica {n}"
+        );
+    }
+}
+
+/// The name of the volume mounted at `place` in an inspected container.
+fn volume_at(container: &Value, place: &str) -> Option<String> {
+    container["Mounts"]
+        .as_array()?
+        .iter()
+        .find(|m| m["Destination"] == place && m["Type"] == "volume")
+        .and_then(|m| m["Name"].as_str().map(str::to_string))
+}
+
 const V1: &str = "nginx-rollout-fixture/app:v1";
 const V2: &str = "nginx-rollout-fixture/app:v2";
 
@@ -388,6 +478,26 @@ fn deploy_and_compare_with(
     env: &[(&str, &str)],
     options: &[&str],
 ) -> String {
+    let (said, pairs) = deploy_then_recreate(dir, project, before, env, options);
+    for (n, fast, oracle) in pairs {
+        assert_same(n, &fast, &oracle);
+        // The change is there: it is the new version.
+        assert_eq!(fast["Config"]["Image"], image);
+    }
+    said
+}
+
+/// Deploys the changed files by the fast path, checks that `up -d` changes
+/// nothing after it, then has compose recreate the same containers from the
+/// same files; returns what the deploy said and, by compose number, the fast
+/// path's container beside compose's, normalized.
+fn deploy_then_recreate(
+    dir: &Path,
+    project: &str,
+    before: &[(u32, Value)],
+    env: &[(&str, &str)],
+    options: &[&str],
+) -> (String, Vec<(u32, Value, Value)>) {
     let with = |args: &[&'static str]| [options, args].concat();
     let out = Command::new(tool_path())
         .envs(env.iter().copied())
@@ -441,17 +551,21 @@ fn deploy_and_compare_with(
         fast.iter().map(|(n, _)| *n).collect::<Vec<_>>(),
         oracle.iter().map(|(n, _)| *n).collect::<Vec<_>>()
     );
-    for ((n, f), (_, o)) in fast.into_iter().zip(oracle) {
-        let (f, o) = (normalized(f, &ids), normalized(o, &ids));
-        let mut diff = Vec::new();
-        differences(&f, &o, "", &mut diff);
-        assert!(
-            diff.is_empty(),
-            "replica {n}: fast path (left) vs compose (right):\n{}",
-            diff.join("\n")
-        );
-        // The change is there: it is the new version.
-        assert_eq!(f["Config"]["Image"], image);
-    }
-    said
+    let pairs = fast
+        .into_iter()
+        .zip(oracle)
+        .map(|((n, f), (_, o))| (n, normalized(f, &ids), normalized(o, &ids)))
+        .collect();
+    (said, pairs)
+}
+
+/// Replica `n` as the fast path made it inspects as compose made it.
+fn assert_same(n: u32, fast: &Value, oracle: &Value) {
+    let mut diff = Vec::new();
+    differences(fast, oracle, "", &mut diff);
+    assert!(
+        diff.is_empty(),
+        "replica {n}: fast path (left) vs compose (right):\n{}",
+        diff.join("\n")
+    );
 }

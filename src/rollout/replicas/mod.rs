@@ -14,7 +14,9 @@ use super::deploy::{DeployRequest, Mode, engine_spec, hooks_of, use_compose};
 use super::desired::Desired;
 use super::projects::{Projects, project};
 use super::world::DockerWorld;
-use crate::backends::{BackendContainer, TemplateVars, capture_spec, compose_templates};
+use crate::backends::{
+    BackendContainer, TemplateVars, capture_for_recreate, capture_spec, compose_templates,
+};
 use crate::conf::Server;
 use crate::exec::{Rollout, ServerRecord};
 use crate::plan::{Order, Replica, ReplicaSet, Slot, UpdateConfig, Via};
@@ -181,10 +183,10 @@ pub(super) async fn prepare(
             .as_ref()
             .and_then(|o| members.iter().find(|m| m.name == o.container));
         let old_spec = match old {
-            Some(m) => Some((
-                capture_spec(&world.docker, &m.id).await?,
-                hooks_of(history, &m.id),
-            )),
+            Some(m) => {
+                let (spec, volumes) = capture_for_recreate(&world.docker, &m.id).await?;
+                Some((spec, hooks_of(history, &m.id), volumes))
+            }
             None => None,
         };
         let new_spec = match &slot.new {
@@ -203,10 +205,9 @@ pub(super) async fn prepare(
                 };
                 let spec = made.named(name, numbers.next().flatten());
                 Some(match (&old_spec, order) {
-                    // Recreated in place: its anonymous volumes come along, as compose does.
-                    (Some((old_spec, _)), Order::StopFirst) if compose => {
-                        let id = old.map_or("", |m| m.id.as_str());
-                        spec.with_volumes_of(old_spec, id)
+                    // Recreated in place: its volumes come along as compose keeps them.
+                    (Some((_, _, volumes)), Order::StopFirst) if compose => {
+                        spec.with_data_volumes_of(volumes)
                     }
                     _ => spec,
                 })
@@ -217,7 +218,7 @@ pub(super) async fn prepare(
             &set,
             slot,
             &server.address,
-            old_spec.map(|(s, old_hooks)| Desired::engine(s, old_hooks)),
+            old_spec.map(|(s, old_hooks, _)| Desired::engine(s, old_hooks)),
             new_spec.map(|s| Desired::engine(s, hooks.clone())),
         ));
     }
