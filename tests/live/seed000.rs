@@ -6,6 +6,7 @@ use std::process::{Child, Output, Stdio};
 use std::time::Duration;
 
 use crate::support::rollout::under_load;
+use crate::support::scope::Scope;
 use crate::support::stack::{Seed, Stack};
 use crate::support::{assert_ok, docker, results, spawn_piped, summary, text};
 
@@ -224,6 +225,30 @@ fn a_stop_first_pause_then_rollback_recreates_the_failed_replicas_on_the_old_ver
     let s = summary(&out);
     let updated: Vec<&str> = results(&s).into_iter().map(|(_, r)| r).collect();
     assert_eq!(updated, ["updated"; 2], "{}", text(&out));
+}
+
+#[test]
+fn a_stop_first_replica_whose_new_container_cannot_start_is_rolled_back() {
+    let stack = up("s0nostart");
+    let before = stack.conf();
+    // Docker creates a container of this image; its start fails.
+    let mut scope = Scope::new("s0nostart");
+    let broken = scope.image_with("broken", &["ENTRYPOINT [\"/no-such-binary\"]"]);
+    let out = stack.tool(&deploy_json(&[
+        "--mode",
+        "engine",
+        "--image",
+        &broken,
+        "--order",
+        "stop-first",
+    ]));
+    assert_eq!(out.status.code(), Some(3), "paused: {}", text(&out));
+    let out = rollback_to_v1_under_load(&stack, &before, Duration::from_secs(1));
+    // The replica the deploy stopped is replaced in place, under its name.
+    let s = summary(&out);
+    let web_1 = format!("{}_web_1:8000", stack.project);
+    assert_eq!(results(&s), [(web_1.as_str(), "updated")], "{}", text(&out));
+    compose_sees_its_own(&stack, 3, "MESSAGE=v1");
 }
 
 #[test]

@@ -241,11 +241,28 @@ pub(in crate::rollout) async fn undo_set(
             _ => {
                 // Cut short: the old replica serves again (or is started again),
                 // a new one it started goes (one `of` cannot prove its own stays).
+                // An old replica that stands stopped under its name (a stop-first
+                // recreate whose new container failed to start gave it back) is
+                // replaced in place: its name is no new replica's to take.
+                let stands_stopped = !old_alive
+                    && !rec.container.is_empty()
+                    && !renamed
+                    && is_named(world, &rec.container, rec.container_id.as_deref()).await?
+                    && !taken_by_another(world, &news, &rec.server, &rec.container).await?;
                 if old_alive {
                     set.kept.push(Replica {
                         container: rec.container.clone(),
                         dead: false,
                     });
+                } else if stands_stopped && wanted.is_some() {
+                    set.slots.push(Slot {
+                        old: Some(Replica {
+                            container: rec.container.clone(),
+                            dead: true,
+                        }),
+                        new: Some(String::new()),
+                    });
+                    specs.push((rec.old_spec.clone(), wanted.clone()));
                 } else if wanted.is_some() {
                     set.slots.push(Slot {
                         old: None,
