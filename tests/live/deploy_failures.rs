@@ -3,8 +3,9 @@
 
 use std::time::Duration;
 
-use crate::support::stack::Stack;
-use crate::support::{assert_ok, docker};
+use crate::support::scope::Scope;
+use crate::support::stack::{Stack, app_bodies};
+use crate::support::{assert_ok, docker, text};
 
 #[test]
 fn a_backend_that_never_becomes_healthy_pauses_the_deploy_and_the_other_server_keeps_serving() {
@@ -161,4 +162,31 @@ fn nothing_changes_when_nginx_t_rejects_the_edit_or_the_new_image_is_missing() {
     let history = stack.tool(&["history", "--output", "json"]);
     let history: serde_json::Value = serde_json::from_slice(&history.stdout).unwrap();
     assert_eq!(history.as_array().unwrap().len(), 2, "{history}");
+}
+
+#[test]
+fn a_new_container_that_cannot_start_pauses_and_rollback_brings_the_old_version_back() {
+    let stack = Stack::up("nostart");
+    let before = stack.conf();
+    // Docker creates a container of this image; its start fails.
+    let mut scope = Scope::new("nostart");
+    let broken = scope.image_with("broken", &["ENTRYPOINT [\"/no-such-binary\"]"]);
+    let out = stack.tool(&[
+        "deploy", "apps", "--yes", "--mode", "engine", "--image", &broken,
+    ]);
+    assert_eq!(out.status.code(), Some(3), "paused: {}", text(&out));
+    // app1's old container got its name back, stopped; app2 serves alone.
+    assert_eq!(
+        stack.bodies(8),
+        ["Hi there, I love ! app2,v1".to_string()].into()
+    );
+
+    let load = stack.load("/", 20, 16, "post-close");
+    std::thread::sleep(Duration::from_secs(1));
+    let out = stack.tool(&["rollback", "--yes"]);
+    let load = load.stop();
+    assert_ok(&out);
+    assert_eq!(load.failed, 0, "{load:?}");
+    assert_eq!(stack.conf(), before, "{}", text(&out));
+    assert_eq!(stack.bodies(8), app_bodies(2, "v1"), "{}", text(&out));
 }
