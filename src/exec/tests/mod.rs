@@ -327,3 +327,21 @@ fn inside_step(events: &[Event], is: fn(&crate::plan::Action) -> bool, nth: usiz
 fn states(r: &Rollout<String>) -> Vec<ServerState> {
     r.servers.iter().map(|s| s.state).collect()
 }
+
+/// A run the Docker daemon stopped answering: it failed saying so
+/// (`also` in its reason too), unfinished for `resume` or `rollback`, and
+/// blaming no server.
+fn assert_world_gone(outcome: &Outcome, r: &Rollout<String>, also: &str) {
+    match outcome {
+        Outcome::Failed(why) => {
+            assert!(why.contains("Docker daemon") && why.contains(also), "{why}")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(r.status.is_unfinished());
+    assert!(
+        !states(r).contains(&ServerState::Failed),
+        "no server is blamed: {:?}",
+        states(r)
+    );
+}
