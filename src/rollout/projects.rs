@@ -130,7 +130,7 @@ pub(super) async fn project<'p>(
                 &world.docker,
                 compose,
                 &query,
-                engine,
+                engine.as_deref(),
                 kept.as_ref(),
             )
             .await?;

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
 use chrono::{DateTime, Utc};
-use tokio::sync::OnceCell;
-use tokio::task::JoinHandle;
+use futures_util::FutureExt;
+use futures_util::future::{BoxFuture, Shared};
 
 use super::desired::Desired;
 use crate::backends::{
@@ -66,12 +66,11 @@ pub(crate) struct DockerWorld {
     workers_before_reload: Mutex<Option<Workers>>,
     /// Replacements created ahead by `prepare`, by the name of the container they replace.
     prepared: Mutex<HashMap<String, String>>,
-    /// The daemon's version ([`docker::engine_version`]), asked as the world
-    /// is found when the run will read a compose project (a kept reading
-    /// names it), so that its answer overlaps the discovery.
-    engine_ahead: Mutex<Option<JoinHandle<Result<String>>>>,
-    /// Its answer, once asked (`None`: the daemon did not say).
-    engine: OnceCell<Option<String>>,
+    /// The daemon's version ([`docker::engine_version`]; `None`: it did not
+    /// say), asked once per run: as the world is found when the run will
+    /// read a compose project (a kept reading names it), so that its answer
+    /// overlaps the discovery, else on first use.
+    engine: Shared<BoxFuture<'static, Option<String>>>,
 }
 
 impl DockerWorld {
@@ -92,10 +91,21 @@ impl DockerWorld {
             false => ReadingAhead::none(),
         };
         let docker = docker::connect(&endpoint).await?;
-        let engine_ahead = read_compose.then(|| {
+        let engine = {
             let docker = docker.clone();
-            tokio::spawn(async move { docker::engine_version(&docker).await })
-        });
+            let ask = async move {
+                (docker::engine_version(&docker).await)
+                    .map_err(|e| tracing::debug!("{e:#}"))
+                    .ok()
+            };
+            match read_compose {
+                true => {
+                    let asked = tokio::spawn(ask);
+                    async move { asked.await.ok().flatten() }.boxed().shared()
+                }
+                false => ask.boxed().shared(),
+            }
+        };
         let location = endpoint.location();
         tracing::debug!("daemon at {endpoint}: {location:?}");
         let nginx = find_nginx(&docker, location, nginx, cwd).await?;
@@ -111,23 +121,14 @@ impl DockerWorld {
             files: Mutex::new(None),
             workers_before_reload: Mutex::new(None),
             prepared: Mutex::new(HashMap::new()),
-            engine_ahead: Mutex::new(engine_ahead),
-            engine: OnceCell::new(),
+            engine,
         })
     }
 
     /// The daemon's version ([`docker::engine_version`]), asked once per
     /// run; `None` when the daemon did not say.
-    pub async fn engine_version(&self) -> Option<&str> {
-        let asked = self.engine.get_or_init(|| async {
-            let ahead = self.engine_ahead.lock().expect("not poisoned").take();
-            let answer = match ahead {
-                Some(task) => task.await.map_err(anyhow::Error::from).and_then(|r| r),
-                None => docker::engine_version(&self.docker).await,
-            };
-            answer.map_err(|e| tracing::debug!("{e:#}")).ok()
-        });
-        asked.await.as_deref()
+    pub async fn engine_version(&self) -> Option<String> {
+        self.engine.clone().await
     }
 
     /// The daemon this world acts on.
