@@ -91,6 +91,20 @@ fn change(compose: &str) -> String {
         .replace("\"db.local:10.1.2.3\"", "\"db.local:10.1.2.4\"")
 }
 
+/// A compose project of `scope` made from `file` (beside nginx's
+/// `default.conf` and the `static` directory it binds), up: its directory
+/// and its name.
+fn project_up(scope: &mut Scope, file: &str) -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("static")).unwrap();
+    std::fs::write(dir.path().join("docker-compose.yml"), file).unwrap();
+    std::fs::write(dir.path().join("default.conf"), DEFAULT_CONF).unwrap();
+    let project = scope.name("p").replace('-', "");
+    scope.track_compose(&project);
+    assert_ok(&compose(dir.path(), &project, &["up", "-d"], &[]));
+    (dir, project)
+}
+
 fn compose(dir: &Path, project: &str, args: &[&str], env: &[(&str, &str)]) -> Output {
     Command::new("docker-compose")
         .envs(env.iter().copied())
@@ -211,13 +225,7 @@ fn the_fast_path_creates_what_compose_creates() {
         return;
     }
     let mut scope = Scope::new("oracle");
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir(dir.path().join("static")).unwrap();
-    std::fs::write(dir.path().join("docker-compose.yml"), COMPOSE).unwrap();
-    std::fs::write(dir.path().join("default.conf"), DEFAULT_CONF).unwrap();
-    let project = scope.name("p").replace('-', "");
-    scope.track_compose(&project);
-    assert_ok(&compose(dir.path(), &project, &["up", "-d"], &[]));
+    let (dir, project) = project_up(&mut scope, COMPOSE);
     let before = replicas(&project);
     assert_eq!(before.len(), 2);
     std::fs::write(dir.path().join("docker-compose.yml"), change(COMPOSE)).unwrap();
@@ -371,18 +379,12 @@ fn volumes_are_kept_as_compose_keeps_them() {
         return;
     }
     let mut scope = Scope::new("oraclevol");
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir(dir.path().join("static")).unwrap();
     let with = COMPOSE.replace(
         "      - /data\n",
         "      - /data\n      - /gone\n      - /scratch\n      - type: volume\n        target: /long\n",
     );
     assert!(with.contains("/gone") && with.contains("target: /long"));
-    std::fs::write(dir.path().join("docker-compose.yml"), &with).unwrap();
-    std::fs::write(dir.path().join("default.conf"), DEFAULT_CONF).unwrap();
-    let project = scope.name("p").replace('-', "");
-    scope.track_compose(&project);
-    assert_ok(&compose(dir.path(), &project, &["up", "-d"], &[]));
+    let (dir, project) = project_up(&mut scope, &with);
     let before = replicas(&project);
     assert!(before.iter().all(|(_, v)| volume_at(v, "/gone").is_some()));
 
