@@ -691,7 +691,7 @@ async fn compose_mode_detects_a_changed_service_and_recreates_it() {
 
 /// What Docker makes of `spec`: the spec captured from a container created
 /// and started from it as `name` (removed again), without its name.
-async fn as_made(d: &bollard::Docker, spec: &ContainerSpec, name: &str) -> ContainerSpec {
+async fn as_made(d: &Docker, spec: &ContainerSpec, name: &str) -> ContainerSpec {
     let id = create_and_start(d, spec, name).await.unwrap();
     let made = capture_spec(d, &id).await;
     docker(&["rm", "-f", &id]);
