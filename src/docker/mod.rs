@@ -1,7 +1,9 @@
 //! The thin Docker client every wing shares: choosing the daemon as the
 //! docker CLI does and connecting to it, the daemon's 404, running a command
-//! in a container, and reading what `inspect` reports (names, timestamps,
-//! compose labels). Knows nothing of nginx or rollouts.
+//! in a container (once, or kept running and asked line by line), and
+//! reading what `inspect` reports (names, timestamps, compose labels).
+//! Knows nothing of nginx or rollouts.
+mod attached;
 mod choose;
 mod context;
 mod endpoint;
@@ -19,6 +21,7 @@ use bollard::models::{ContainerSummary, ExecConfig};
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
 
+pub use attached::AttachedExec;
 /// The Docker API client: how modules above the wings (`rollout`) name it.
 pub use bollard::Docker;
 /// A container as the daemon inspects it: how modules above the wings name it.

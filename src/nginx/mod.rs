@@ -7,10 +7,12 @@ mod discover;
 mod files;
 mod procfs;
 mod reload;
+mod tester;
 mod workers;
 
 pub use cmdline::NginxCommand;
 pub use discover::{Mount, NginxContainer, find_nginx};
 pub use files::ContainerFs;
 pub use reload::{NginxTestError, ReloadOutcome, reload, test_config, wait_old_workers_exit};
+pub use tester::ConfigTester;
 pub use workers::{Workers, worker_pids};

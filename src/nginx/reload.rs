@@ -74,8 +74,8 @@ pub struct ReloadOutcome {
 const RESTART_WAIT: Duration = Duration::from_secs(10);
 
 /// Runs `nginx -t` (with the options nginx was started with) in the
-/// container. When a restart of the container cut it short, runs it again
-/// once nginx runs again (up to `RESTART_WAIT`).
+/// container with one `docker exec`. When a restart of the container cut it
+/// short, runs it again once nginx runs again (up to `RESTART_WAIT`).
 pub async fn test_config(docker: &Docker, nginx: &NginxContainer) -> Result<(), NginxTestError> {
     match test_once(docker, nginx).await {
         Err(NginxTestError::Exec(e)) if e.downcast_ref::<ExecRaced>().is_some() => {
@@ -116,23 +116,27 @@ async fn test_once(docker: &Docker, nginx: &NginxContainer) -> Result<(), NginxT
     if out.success() {
         return Ok(());
     }
-    let mut message = [out.stderr.trim(), out.stdout.trim()]
+    let message = [out.stderr.trim(), out.stdout.trim()]
         .iter()
         .filter(|s| !s.is_empty())
         .copied()
         .collect::<Vec<_>>()
         .join("\n");
-    if message.is_empty() {
-        message = format!(
-            "(it exited with code {} and printed nothing)",
-            out.exit_code
-        );
-    }
-    Err(NginxTestError::Rejected {
+    Err(rejected(nginx, out.exit_code, message))
+}
+
+/// nginx's rejection of its configuration: the test exited with `code`,
+/// printing `message`.
+pub(super) fn rejected(nginx: &NginxContainer, code: i64, message: String) -> NginxTestError {
+    let message = match message.is_empty() {
+        true => format!("(it exited with code {code} and printed nothing)"),
+        false => message,
+    };
+    NginxTestError::Rejected {
         container: nginx.name.clone(),
         message,
         hint: None,
-    })
+    }
 }
 
 /// Runs `nginx -s reload` and waits (up to `timeout`) until new workers run

@@ -110,6 +110,9 @@ impl Session {
         }
         let state = StateDir::open(&root.path)?;
         let lock = Lock::acquire(&state.root().join("lock"), &self.command)?;
+        // A run that holds the lock changes nginx's config: the shell its
+        // tests run through starts while it reads and plans.
+        self.world.start_config_tester();
         if let Some(dead) = &lock.taken_over_from {
             observer.notice(&format!(
                 "took over the lock of pid {} ({}, since {}), which died holding it; `status` shows what it left",

@@ -21,7 +21,9 @@ use crate::backends::{
 use crate::conf::{Address, ConfigSet, FileChange};
 use crate::docker::{self, ContainerInspectResponse, Docker, Endpoint};
 use crate::exec::{Leftover, Reloaded, World};
-use crate::nginx::{self, ContainerFs, NginxContainer, NginxTestError, Workers, find_nginx};
+use crate::nginx::{
+    self, ConfigTester, ContainerFs, NginxContainer, NginxTestError, Workers, find_nginx,
+};
 use crate::plan::{HookCommand, HookExit, ServerRef};
 
 /// How long nginx may take to start new workers after `-s reload`.
@@ -62,6 +64,8 @@ pub(crate) struct DockerWorld {
     /// the host at every access; files only in the container change only
     /// through our own writes, which update this copy).
     files: Mutex<Option<Arc<ContainerFs>>>,
+    /// Runs `nginx -t` in the nginx container.
+    tester: ConfigTester,
     /// nginx's processes as listed by the last `test_config`, for the reload after it.
     workers_before_reload: Mutex<Option<Workers>>,
     /// Replacements created ahead by `prepare`, by the name of the container they replace.
@@ -119,6 +123,7 @@ impl DockerWorld {
             reading_ahead,
             probe,
             files: Mutex::new(None),
+            tester: ConfigTester::default(),
             workers_before_reload: Mutex::new(None),
             prepared: Mutex::new(HashMap::new()),
             engine,
@@ -129,6 +134,13 @@ impl DockerWorld {
     /// run; `None` when the daemon did not say.
     pub async fn engine_version(&self) -> Option<String> {
         self.engine.clone().await
+    }
+
+    /// Starts, in the background, the shell in the nginx container that
+    /// `nginx -t` runs through ([`ConfigTester`]): for a run that will
+    /// change the config, so that it is up by its first test.
+    pub fn start_config_tester(&self) {
+        self.tester.start_ahead(&self.docker, &self.nginx);
     }
 
     /// The daemon this world acts on.
@@ -277,7 +289,7 @@ impl World for DockerWorld {
         let nginx = self.nginx_now().await?;
         // The workers a reload replaces are listed while nginx -t runs.
         let (test, workers) = tokio::join!(
-            nginx::test_config(&self.docker, &nginx),
+            self.tester.test(&self.docker, &nginx),
             nginx::worker_pids(&self.docker, &nginx)
         );
         if let Err(mut e) = test {

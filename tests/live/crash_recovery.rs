@@ -33,6 +33,7 @@ fn killed_deploy(name: &str) -> (Stack, Vec<u8>) {
     stack.wait_for_drain();
     child.kill().unwrap();
     child.wait().unwrap();
+    wait_no_kept_shell(&stack);
     let s = status(&stack);
     assert_eq!(
         s["unfinished"]["revision"], 1,
@@ -40,6 +41,21 @@ fn killed_deploy(name: &str) -> (Stack, Vec<u8>) {
     );
     assert_eq!(s["unfinished"]["status"], "running", "{s}");
     (stack, before)
+}
+
+/// Waits (10 s at most) until the shell the killed deploy ran `nginx -t`
+/// through is gone from the nginx container: its stdin closed with the
+/// deploy's connection to the daemon.
+fn wait_no_kept_shell(stack: &Stack) {
+    let nginx = stack.container("nginx");
+    let start = Instant::now();
+    while docker(&["top", &nginx, "-eo", "pid,args"]).contains("nginx-rollout-test") {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the killed deploy's shell still runs in {nginx}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 /// After a killed deploy, `command --yes` leaves every server on `version`,

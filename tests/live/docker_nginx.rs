@@ -8,8 +8,8 @@ use bollard::query_parameters::RestartContainerOptionsBuilder;
 use nginx_rollout::conf::Fs;
 use nginx_rollout::docker::DaemonLocation::{Local, Remote};
 use nginx_rollout::nginx::{
-    ContainerFs, NginxContainer, NginxTestError, ReloadOutcome, Workers, find_nginx, reload,
-    test_config, wait_old_workers_exit, worker_pids,
+    ConfigTester, ContainerFs, NginxContainer, NginxTestError, ReloadOutcome, Workers, find_nginx,
+    reload, test_config, wait_old_workers_exit, worker_pids,
 };
 
 use crate::support::sandbox::{Sandbox, Spec};
@@ -661,4 +661,161 @@ async fn reload_and_check(sb: &Sandbox, nginx: &NginxContainer, before: &Workers
     let after = worker_pids(&sb.docker, nginx).await.unwrap();
     assert_eq!(after.master, before.master);
     assert_eq!(after.active, outcome.new_workers);
+}
+
+/// The pids of the shells a [`ConfigTester`] keeps in `container`.
+async fn kept_shells(sb: &Sandbox, container: &str) -> Vec<String> {
+    let top = sb
+        .docker
+        .top_processes(
+            container,
+            Some(bollard::query_parameters::TopOptions {
+                ps_args: "-eo pid,args".into(),
+            }),
+        )
+        .await
+        .unwrap();
+    let rows = top.processes.unwrap_or_default();
+    rows.iter()
+        .filter(|row| {
+            row.last()
+                .is_some_and(|args| args.contains("nginx-rollout-test"))
+        })
+        .map(|row| row[0].clone())
+        .collect()
+}
+
+/// Now, as the daemon's event filters take a time.
+fn event_time() -> String {
+    let now = chrono::Utc::now();
+    format!("{}.{:09}", now.timestamp(), now.timestamp_subsec_nanos())
+}
+
+/// How many execs the daemon created in `container` since `since` ([`event_time`]).
+async fn execs_since(sb: &Sandbox, container: &str, since: &str) -> usize {
+    use futures_util::StreamExt;
+    let until = chrono::Utc::now().timestamp() + 1;
+    let options = bollard::query_parameters::EventsOptions {
+        since: Some(since.to_string()),
+        until: Some(until.to_string()),
+        filters: Some(
+            [
+                ("container".to_string(), vec![container.to_string()]),
+                ("event".to_string(), vec!["exec_create".to_string()]),
+            ]
+            .into(),
+        ),
+    };
+    let events: Vec<_> = sb.docker.events(Some(options)).collect().await;
+    events.into_iter().map(Result::unwrap).count()
+}
+
+/// Waits (10 s at most) until no kept shell runs in `container`.
+async fn wait_no_kept_shell(sb: &Sandbox, container: &str) {
+    for _ in 0..100 {
+        if kept_shells(sb, container).await.is_empty() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("a kept shell still runs in {container} 10 s after its tester was dropped");
+}
+
+#[tokio::test]
+async fn the_kept_shell_tests_as_exec_does_one_exec_for_every_test_and_ends_with_its_tester() {
+    let Some(sb) = Sandbox::new("kepttest").await else {
+        return;
+    };
+    let (nginx, _) = start_plain_nginx(&sb, true).await;
+    let fs = ContainerFs::load(&sb.docker, &nginx).await.unwrap();
+    let since = event_time();
+    let tester = ConfigTester::default();
+    tester.start_ahead(&sb.docker, &nginx);
+    tester.test(&sb.docker, &nginx).await.unwrap();
+    let shells = kept_shells(&sb, &nginx.id).await;
+    assert_eq!(shells.len(), 1, "{shells:?}");
+
+    let broken = nginx_conf(false).replace(
+        "access_log off;",
+        "access_log off;\n    no_such_directive on;",
+    );
+    rewrite(&sb, &fs, CONF, broken.as_bytes()).await;
+    match tester.test(&sb.docker, &nginx).await {
+        Err(NginxTestError::Rejected {
+            container, message, ..
+        }) => {
+            assert_eq!(container, nginx.name);
+            assert!(
+                message.contains("unknown directive \"no_such_directive\""),
+                "{message}"
+            );
+            assert!(message.contains("/etc/nginx/nginx.conf:"), "{message}");
+            // nginx's words only, not the shell's verdict line.
+            assert!(!message.contains("nginx-rollout-test"), "{message}");
+        }
+        other => panic!("expected a rejection, got {other:?}"),
+    }
+    rewrite(&sb, &fs, CONF, nginx_conf(false).as_bytes()).await;
+    tester.test(&sb.docker, &nginx).await.unwrap();
+    // Three tests, one shell, one exec: the one that started it.
+    assert_eq!(kept_shells(&sb, &nginx.id).await, shells);
+    assert_eq!(execs_since(&sb, &nginx.id, &since).await, 1);
+
+    drop(tester);
+    wait_no_kept_shell(&sb, &nginx.id).await;
+}
+
+#[tokio::test]
+async fn without_a_shell_or_after_a_restart_the_tester_still_tests() {
+    let Some(sb) = Sandbox::new("shellless").await else {
+        return;
+    };
+    let (nginx, _) = start_plain_nginx(&sb, false).await;
+    let fs = ContainerFs::load(&sb.docker, &nginx).await.unwrap();
+    let tester = ConfigTester::default();
+    tester.test(&sb.docker, &nginx).await.unwrap();
+    let first = kept_shells(&sb, &nginx.id).await;
+    assert_eq!(first.len(), 1, "{first:?}");
+
+    // A restart ends the shell: the next test, through the new main
+    // process, starts another.
+    let restart = RestartContainerOptionsBuilder::new().t(1).build();
+    sb.docker
+        .restart_container(&nginx.id, Some(restart))
+        .await
+        .unwrap();
+    sb.exec_until_ok(
+        &nginx.id,
+        &["wget", "-q", "-O", "-", "http://127.0.0.1/status"],
+        100,
+    )
+    .await;
+    let nginx = nginx.restarted(&sb.docker).await.unwrap();
+    tester.test(&sb.docker, &nginx).await.unwrap();
+    let second = kept_shells(&sb, &nginx.id).await;
+    assert_eq!(second.len(), 1, "{second:?}");
+    assert_ne!(second, first);
+
+    // A container without `sh`: every test is one exec, with nginx's verdict.
+    drop(tester);
+    wait_no_kept_shell(&sb, &nginx.id).await;
+    sb.exec_ok(&nginx.id, &["busybox", "rm", "/bin/sh"]).await;
+    let tester = ConfigTester::default();
+    tester.start_ahead(&sb.docker, &nginx);
+    tester.test(&sb.docker, &nginx).await.unwrap();
+    let broken = nginx_conf(false).replace("events {", "events { no_such_directive on;");
+    rewrite(&sb, &fs, CONF, broken.as_bytes()).await;
+    let since = event_time();
+    match tester.test(&sb.docker, &nginx).await {
+        Err(NginxTestError::Rejected { message, .. }) => {
+            assert!(
+                message.contains("unknown directive \"no_such_directive\""),
+                "{message}"
+            );
+        }
+        other => panic!("expected a rejection, got {other:?}"),
+    }
+    // Straight to exec: the tester does not try a shell again.
+    assert_eq!(execs_since(&sb, &nginx.id, &since).await, 1);
+    assert!(kept_shells(&sb, &nginx.id).await.is_empty());
 }
