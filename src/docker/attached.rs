@@ -15,7 +15,7 @@ use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use super::{API_TIMEOUT, shown};
 
-/// Most bytes one answer may hold; more is an error.
+/// Most bytes one answer may hold (1 MiB); more is an error.
 const ANSWER_MAX: usize = 1 << 20;
 
 /// A running command attached to this process through the daemon.
@@ -71,7 +71,7 @@ impl AttachedExec {
 
     /// Writes `line` and a newline to the command's stdin, then reads what it
     /// prints (stdout and stderr as they arrive) until `answered` finds the
-    /// answer complete in it, within [`ANSWER_MAX`] bytes and [`API_TIMEOUT`].
+    /// answer complete in it, within 1 MiB and the API timeout (2 minutes).
     /// The command ending first is an error naming its exit code.
     pub async fn ask(
         &mut self,

@@ -46,8 +46,8 @@ struct Shell {
     exec: AttachedExec,
     /// The container's main process when it started: a restart ends the shell.
     main_pid: Option<u32>,
-    /// Whether it has answered once.
-    answered: bool,
+    /// Whether it has given a verdict that stands ([`stands`]) once.
+    proven: bool,
 }
 
 impl Shell {
@@ -59,7 +59,7 @@ impl Shell {
         Ok(Shell {
             exec,
             main_pid: nginx.main_pid,
-            answered: false,
+            proven: false,
         })
     }
 
@@ -77,7 +77,6 @@ impl Shell {
             .await?;
         let (code, printed) =
             verdict(&said, &mark).ok_or_else(|| anyhow!("the shell's answer has no verdict"))?;
-        self.answered = true;
         Ok((code, String::from_utf8_lossy(printed).trim().to_string()))
     }
 }
@@ -140,20 +139,26 @@ impl ConfigTester {
         match shell.test(docker).await {
             Ok((code, printed)) if stands(code, &printed) => {
                 tracing::debug!(took = ?started.elapsed(), "nginx -t in {} (kept shell)", nginx.name);
+                shell.proven = true;
                 *state = State::Open(shell);
                 match code {
                     0 => Ok(()),
                     _ => Err(rejected(nginx, code, printed)),
                 }
             }
+            // A shell that never gave a verdict that stands is not kept for
+            // the rest of the run (no `sh`, or one that runs nginx otherwise).
             Ok((code, _)) => {
                 tracing::debug!("nginx -t through the shell exited {code}: asked again by exec");
-                *state = State::Open(shell);
+                *state = match shell.proven {
+                    true => State::Open(shell),
+                    false => State::Unavailable,
+                };
                 test_config(docker, nginx).await
             }
             Err(e) => {
                 tracing::debug!("nginx -t through the shell: {e:#}; asked by exec");
-                *state = match shell.answered {
+                *state = match shell.proven {
                     true => State::Closed,
                     false => State::Unavailable,
                 };
