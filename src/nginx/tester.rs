@@ -36,8 +36,9 @@ enum State {
     Starting(JoinHandle<Result<Shell>>),
     /// Running, in the container whose main process it names.
     Open(Shell),
-    /// The container cannot keep one (no `sh`, or it ended before its first
-    /// answer): every test is a `docker exec` for the rest of the run.
+    /// The container cannot keep one (no `sh`, or one that never gave a
+    /// verdict that stands): every test is a `docker exec` for the rest of
+    /// the run.
     Unavailable,
 }
 
