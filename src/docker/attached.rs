@@ -2,7 +2,8 @@
 //! line at a time on its stdin: one exec's start, which the daemon pays
 //! with a runc process in the container's namespaces (40–70 ms), serves
 //! every question of a run. Ended by dropping it: its stdin closes with the
-//! connection, even when this process is killed.
+//! connection, even when this process is killed. Every exec, kept or run
+//! once, is created and started here ([`start_attached`]).
 use std::pin::Pin;
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -17,6 +18,35 @@ use super::{API_TIMEOUT, shown};
 
 /// Most bytes one answer may hold (1 MiB); more is an error.
 const ANSWER_MAX: usize = 1 << 20;
+
+/// The streams of an exec attached to this process: what it prints, and
+/// its stdin.
+pub(super) struct Attached {
+    pub output: Pin<Box<dyn Stream<Item = Result<LogOutput, bollard::errors::Error>> + Send>>,
+    pub input: Pin<Box<dyn AsyncWrite + Send>>,
+}
+
+/// Creates and starts an exec of `argv` in `container` with its stdout and
+/// stderr attached, and its stdin with `stdin`: its id and its streams.
+pub(super) async fn start_attached(
+    docker: &Docker,
+    container: &str,
+    argv: &[&str],
+    stdin: bool,
+) -> Result<(String, Attached)> {
+    let config = ExecConfig {
+        attach_stdin: Some(stdin),
+        attach_stdout: Some(true),
+        attach_stderr: Some(true),
+        cmd: Some(argv.iter().map(|s| s.to_string()).collect()),
+        ..Default::default()
+    };
+    let id = docker.create_exec(container, config).await?.id;
+    match docker.start_exec(&id, None).await? {
+        StartExecResults::Attached { output, input } => Ok((id, Attached { output, input })),
+        StartExecResults::Detached => bail!("the daemon detached the exec"),
+    }
+}
 
 /// A running command attached to this process through the daemon.
 pub struct AttachedExec {
@@ -33,33 +63,18 @@ pub struct AttachedExec {
 impl AttachedExec {
     /// Starts `argv` in `container` with its stdin, stdout and stderr attached.
     pub async fn start(docker: &Docker, container: &str, argv: &[&str]) -> Result<Self> {
-        let what = || {
-            format!(
-                "exec `{}` in container {}",
-                argv.first().unwrap_or(&""),
-                shown(container)
-            )
-        };
-        let config = ExecConfig {
-            attach_stdin: Some(true),
-            attach_stdout: Some(true),
-            attach_stderr: Some(true),
-            cmd: Some(argv.iter().map(|s| s.to_string()).collect()),
-            ..Default::default()
-        };
-        let start = async {
-            let id = docker.create_exec(container, config).await?.id;
-            let started = docker.start_exec(&id, None).await?;
-            Ok::<_, bollard::errors::Error>((id, started))
-        };
-        let (id, started) = tokio::time::timeout(API_TIMEOUT, start)
-            .await
-            .map_err(|_| anyhow!("no answer within {API_TIMEOUT:?}"))
-            .and_then(|r| r.map_err(anyhow::Error::from))
-            .with_context(what)?;
-        let StartExecResults::Attached { output, input } = started else {
-            bail!("{}: the daemon detached the exec", what());
-        };
+        let (id, Attached { output, input }) =
+            tokio::time::timeout(API_TIMEOUT, start_attached(docker, container, argv, true))
+                .await
+                .map_err(|_| anyhow!("no answer within {API_TIMEOUT:?}"))
+                .and_then(|r| r)
+                .with_context(|| {
+                    format!(
+                        "exec `{}` in container {}",
+                        argv.first().unwrap_or(&""),
+                        shown(container)
+                    )
+                })?;
         Ok(AttachedExec {
             id,
             container: container.to_string(),

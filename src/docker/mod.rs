@@ -16,12 +16,12 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
 use bollard::container::LogOutput;
-use bollard::exec::StartExecResults;
-use bollard::models::{ContainerSummary, ExecConfig};
+use bollard::models::ContainerSummary;
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
 
 pub use attached::AttachedExec;
+use attached::{Attached, start_attached};
 /// The Docker API client: how modules above the wings (`rollout`) name it.
 pub use bollard::Docker;
 /// A container as the daemon inspects it: how modules above the wings name it.
@@ -305,25 +305,15 @@ async fn exec_attached(
 ) -> Result<ExecOutput> {
     use tokio::io::AsyncWriteExt;
     let what = || format!("exec `{}` in container {container}", argv.join(" "));
-    let config = ExecConfig {
-        attach_stdin: Some(input.is_some()),
-        attach_stdout: Some(true),
-        attach_stderr: Some(true),
-        cmd: Some(argv.iter().map(|s| s.to_string()).collect()),
-        ..Default::default()
-    };
-    let id = docker
-        .create_exec(container, config)
+    let (
+        id,
+        Attached {
+            mut output,
+            input: mut stdin,
+        },
+    ) = start_attached(docker, container, argv, input.is_some())
         .await
-        .with_context(what)?
-        .id;
-    let StartExecResults::Attached {
-        mut output,
-        input: mut stdin,
-    } = docker.start_exec(&id, None).await.with_context(what)?
-    else {
-        bail!("{}: the daemon detached the exec", what());
-    };
+        .with_context(what)?;
     let feed = async {
         if let Some(bytes) = input {
             stdin.write_all(bytes).await?;
