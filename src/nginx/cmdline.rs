@@ -21,6 +21,14 @@ pub struct NginxCommand {
     pub prefix: Option<String>,
 }
 
+impl NginxCommand {
+    /// nginx as it was started: its binary, then its global options; the
+    /// start of every `nginx -t` and `nginx -s` run on the same configuration.
+    pub fn words(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.binary.as_str()).chain(self.global_args.iter().map(String::as_str))
+    }
+}
+
 /// Recognises nginx as a container's main process, directly (`Path` is
 /// nginx) or behind an entrypoint script (`/docker-entrypoint.sh nginx -g …`).
 pub fn nginx_command(path: &str, args: &[String]) -> Option<NginxCommand> {

@@ -311,9 +311,7 @@ async fn signal_reload(docker: &Docker, nginx: &NginxContainer, master: u32) -> 
 }
 
 async fn nginx_exec(docker: &Docker, nginx: &NginxContainer, args: &[&str]) -> Result<ExecOutput> {
-    let mut argv: Vec<&str> = vec![nginx.command.binary.as_str()];
-    argv.extend(nginx.command.global_args.iter().map(String::as_str));
-    argv.extend_from_slice(args);
+    let argv: Vec<&str> = nginx.command.words().chain(args.iter().copied()).collect();
     exec_in(docker, &nginx.name, &argv).await
 }
 

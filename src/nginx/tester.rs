@@ -53,9 +53,10 @@ struct Shell {
 
 impl Shell {
     async fn start(docker: &Docker, nginx: &NginxContainer) -> Result<Shell> {
-        let mut argv = vec!["sh", "-c", LOOP, "nginx-rollout-test"];
-        argv.push(&nginx.command.binary);
-        argv.extend(nginx.command.global_args.iter().map(String::as_str));
+        let argv: Vec<&str> = ["sh", "-c", LOOP, "nginx-rollout-test"]
+            .into_iter()
+            .chain(nginx.command.words())
+            .collect();
         let exec = AttachedExec::start(docker, &nginx.id, &argv).await?;
         Ok(Shell {
             exec,
