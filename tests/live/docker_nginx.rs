@@ -56,16 +56,31 @@ async fn start_nginx(
         spec.file(CONF, nginx_conf(with_app).as_bytes(), 0o644)
     };
     let id = sb.start(spec).await;
-    sb.exec_until_ok(
-        &id,
-        &["wget", "-q", "-O", "-", "http://127.0.0.1/status"],
-        100,
-    )
-    .await;
+    wait_serving(sb, &id).await;
     let nginx = find_nginx(&sb.docker, Local, Some(&id), sb.dir.path())
         .await
         .unwrap();
     (nginx, host_conf)
+}
+
+/// Waits (100 tries, 100 ms apart) until nginx in `container` answers its status page.
+async fn wait_serving(sb: &Sandbox, container: &str) {
+    sb.exec_until_ok(
+        container,
+        &["wget", "-q", "-O", "-", "http://127.0.0.1/status"],
+        100,
+    )
+    .await;
+}
+
+/// Restarts `container` (1 s to stop) and waits until nginx serves again.
+async fn restart_nginx(sb: &Sandbox, container: &str) {
+    let restart = RestartContainerOptionsBuilder::new().t(1).build();
+    sb.docker
+        .restart_container(container, Some(restart))
+        .await
+        .unwrap();
+    wait_serving(sb, container).await;
 }
 
 /// [`start_nginx`] of the plain fixture nginx, without an app.
@@ -609,17 +624,7 @@ async fn a_restarted_nginx_is_followed_to_its_new_main_process() {
     let seen_here = std::env::var_os("NGINX_ROLLOUT_NO_PROCFS").is_none_or(|v| v.is_empty())
         && std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
             .is_ok_and(|cgroup| cgroup.contains(&nginx.id));
-    let restart = RestartContainerOptionsBuilder::new().t(1).build();
-    sb.docker
-        .restart_container(&nginx.id, Some(restart))
-        .await
-        .unwrap();
-    sb.exec_until_ok(
-        &nginx.id,
-        &["wget", "-q", "-O", "-", "http://127.0.0.1/status"],
-        100,
-    )
-    .await;
+    restart_nginx(&sb, &nginx.id).await;
     // Where it saw the main process, it sees that it is gone.
     assert_eq!(nginx.is_current(), !seen_here);
 
@@ -779,17 +784,7 @@ async fn without_a_shell_or_after_a_restart_the_tester_still_tests() {
 
     // A restart ends the shell: the next test, through the new main
     // process, starts another.
-    let restart = RestartContainerOptionsBuilder::new().t(1).build();
-    sb.docker
-        .restart_container(&nginx.id, Some(restart))
-        .await
-        .unwrap();
-    sb.exec_until_ok(
-        &nginx.id,
-        &["wget", "-q", "-O", "-", "http://127.0.0.1/status"],
-        100,
-    )
-    .await;
+    restart_nginx(&sb, &nginx.id).await;
     let nginx = nginx.restarted(&sb.docker).await.unwrap();
     tester.test(&sb.docker, &nginx).await.unwrap();
     let second = kept_shells(&sb, &nginx.id).await;
