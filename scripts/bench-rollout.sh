@@ -21,11 +21,14 @@
 #   ratio     wall / physical,
 #   reloads   from the --output json summary,
 #   failed    failed requests of the load (non-2xx + errors) / total.
-# A control run per profile does the same number of bare reloads
-# (`docker exec nginx nginx -s reload`, N+1 = 3) under the same load. Then
-# NR_BENCH_REPEATS (default 5) kept-reading deploys and as many controls,
-# alternated, under POST keep-alive, where what a reload costs is a race
-# that spreads single runs: each run's failures and the sums.
+# A control run per profile does the same reloads without the deploy: the
+# same number of SIGHUPs to nginx (`docker kill -s HUP`, as the tool sends
+# them), at the same moments after its start as the kept-reading deploy
+# under that load sent its own (read from Docker's kill events), under the
+# same load. Then NR_BENCH_REPEATS (default 5) kept-reading deploys and as
+# many controls, alternated (each control replays the deploy before it),
+# under POST keep-alive, where what a reload costs is a race that spreads
+# single runs: each run's failures and the sums.
 # Then the engine-mode runs again on the same stack with the seeds' own
 # healthcheck (seed 000/001: interval 10s, timeout 5s, retries 3), added as a
 # compose override file (seed 003), where the containers take seconds, not
@@ -148,7 +151,7 @@ watch_events() {
 
 # physical: stops the event stream and prints, summed over the app services
 # it saw, the seconds from the old container's first kill to the new one's
-# first healthy report.
+# first healthy report. The events stay in $events_file for reload_moments.
 physical() {
     sleep 0.5
     kill "$events_pid"
@@ -177,6 +180,26 @@ for service, times in kills.items():
     total += min(after) - kill
 print(f"{total:.2f}")
 ' "$events_file"
+}
+
+# reload_moments START: the seconds after START (unix s) at which the run in
+# $events_file sent nginx a SIGHUP (its kill events with signal 1), then
+# removes the file.
+reload_moments() {
+    python3 -c '
+import json, sys
+start = float(sys.argv[2])
+moments = []
+for line in open(sys.argv[1]):
+    if not line.strip():
+        continue
+    e = json.loads(line)
+    attributes = e["Actor"]["Attributes"]
+    if attributes.get("com.docker.compose.service") == "nginx" and e["Action"] == "kill" \
+            and attributes.get("signal") == "1":
+        moments.append(e["timeNano"] / 1e9 - start)
+print(" ".join(f"{m:.3f}" for m in sorted(moments)))
+' "$events_file" "$1"
     rm -f "$events_file"
 }
 
@@ -199,6 +222,9 @@ finish_load() {
 }
 
 rows=()
+# replay[PROFILE]: the moments (s after its start) the last kept-reading
+# deploy under PROFILE sent nginx a SIGHUP, for the controls (see control).
+declare -A replay=()
 round=0
 profiles=(get-keepalive get-close post-close post-keepalive)
 
@@ -233,7 +259,7 @@ check_reading() {
 
 # deploy_row MODE LABEL PROFILE [LOAD_SECONDS]: one deploy under load, one table row.
 deploy_row() {
-    local mode="$1" label="$2" profile="$3" message out start end wall phys ratio reloads body
+    local mode="$1" label="$2" profile="$3" message out start end wall phys moments ratio reloads body
     round=$((round + 1))
     message="r$round"
     local args=(deploy apps --yes --monitor 0s --output json --state-dir "$dir/state-$project")
@@ -254,6 +280,9 @@ deploy_row() {
     check_reading "$mode" "$dir/deploy.err"
     wall="$(python3 -c "print(f'{$end - $start:.2f}')")"
     phys="$(physical)"
+    moments="$(reload_moments "$start")"
+    [ -n "$moments" ] || nr_die "$label deploy: no SIGHUP to nginx among its events"
+    [ "$mode" != compose ] || replay[$profile]="$moments"
     ratio="$(python3 -c "print(f'{$wall / $phys:.2f}' if $phys > 0 else 'n/a')")"
     reloads="$(python3 -c 'import json,sys; print([json.loads(l) for l in sys.stdin if l.strip()][-1]["reloads"])' <<<"$out")"
     body="$(curl -fsS "$url")"
@@ -261,16 +290,20 @@ deploy_row() {
     rows+=("| $label | $profile | $wall | $phys | $ratio | $reloads | $failed |")
 }
 
-# control PROFILE: 3 bare reloads, 3 s apart, under PROFILE load; sets
-# $wall and $failed.
+# control PROFILE: the reloads of the last kept-reading deploy under PROFILE
+# (${replay[PROFILE]}) alone: a SIGHUP to nginx at each of its moments, timed
+# from the same point of the same load (the deploy starts once its event
+# stream has run 0.3 s); sets $wall and $failed.
 control() {
-    log "control: 3 bare reloads under $1"
+    local moments="${replay[$1]:-}" start end moment
+    [ -n "$moments" ] || nr_die "control under $1: no kept-reading deploy under it to replay"
+    log "control: the deploy's reloads alone under $1 (at $moments s)"
     run_load "$1"
-    local start end
+    sleep 0.3
     start="$(now)"
-    for _ in 1 2 3; do
-        docker exec "$nginx" nginx -s reload
-        sleep 3
+    for moment in $moments; do
+        sleep "$(python3 -c "print(max(0.0, $start + $moment - $(now)))")"
+        docker kill -s HUP "$nginx" >/dev/null
     done
     end="$(now)"
     finish_load
@@ -280,12 +313,13 @@ control() {
 # post_keepalive_repeated: what a reload costs POST keep-alive clients is a
 # race (nginx closes idle keep-alive connections as it reloads; a POST sent
 # on one just then fails and is not retried), so single runs spread from 0
-# to about 15 either way. NR_BENCH_REPEATS (default 5) kept-reading deploys
-# (3 reloads each) and as many controls (3 bare reloads), alternated, under
-# POST keep-alive: each run's failures and the sums, in $repeat_rows.
+# to about 15 either way. NR_BENCH_REPEATS (default 5, at most 50)
+# kept-reading deploys (3 reloads each) and as many controls (each the
+# reloads of the deploy before it, alone), alternated, under POST
+# keep-alive: each run's failures and the sums, in $repeat_rows.
 post_keepalive_repeated() {
     local n="${NR_BENCH_REPEATS:-5}" saved=("${rows[@]}") deploys=() controls=()
-    [[ "$n" =~ ^[0-9]+$ ]] && [ "$n" -le 20 ] || nr_die "NR_BENCH_REPEATS must be 0..20, got '$n'"
+    [[ "$n" =~ ^[0-9]+$ ]] && [ "$n" -le 50 ] || nr_die "NR_BENCH_REPEATS must be 0..50, got '$n'"
     for _ in $(seq 1 "$n"); do
         deploy_row compose "$(label compose)" post-keepalive
         deploys+=("$failed")
@@ -296,7 +330,7 @@ post_keepalive_repeated() {
     repeat_rows=()
     [ "$n" -gt 0 ] || return 0
     repeat_rows+=("| $(label compose) (3 reloads) | $n | $(runs_and_sum "${deploys[@]}") |")
-    repeat_rows+=("| control (3 bare reloads) | $n | $(runs_and_sum "${controls[@]}") |")
+    repeat_rows+=("| control (the same reloads alone) | $n | $(runs_and_sum "${controls[@]}") |")
 }
 
 # runs_and_sum F/T...: "F1 F2 … | ΣF/ΣT".
@@ -318,7 +352,7 @@ seed002() {
 
     for profile in "${profiles[@]}"; do
         control "$profile"
-        rows+=("| control (bare reloads) | $profile | $wall | - | - | 3 | $failed |")
+        rows+=("| control (the same reloads alone) | $profile | $wall | - | - | $(wc -w <<<"${replay[$profile]}") | $failed |")
     done
     post_keepalive_repeated
 
