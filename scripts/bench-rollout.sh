@@ -141,6 +141,7 @@ now() { date +%s.%N; }
 
 # watch_events: streams the project's container events to $events_file (the
 # daemon keeps only its last 256 events, so they are recorded as they happen).
+# The caller ends it with stop_events, reads the file and removes it.
 watch_events() {
     events_file="$(mktemp)"
     docker events --filter "label=com.docker.compose.project=$project" \
@@ -149,13 +150,18 @@ watch_events() {
     sleep 0.3
 }
 
-# physical: stops the event stream and prints, summed over the app services
-# it saw, the seconds from the old container's first kill to the new one's
-# first healthy report. The events stay in $events_file for reload_moments.
-physical() {
+# stop_events: ends the stream watch_events started, 0.5 s on for the
+# run's last events to arrive.
+stop_events() {
     sleep 0.5
     kill "$events_pid"
     wait "$events_pid" 2>/dev/null || true
+}
+
+# physical: prints, summed over the app services in $events_file, the
+# seconds from the old container's first kill to the new one's first healthy
+# report.
+physical() {
     python3 -c '
 import json, sys
 kills, healthy = {}, {}
@@ -183,8 +189,7 @@ print(f"{total:.2f}")
 }
 
 # reload_moments START: the seconds after START (unix s) at which the run in
-# $events_file sent nginx a SIGHUP (its kill events with signal 1), then
-# removes the file.
+# $events_file sent nginx a SIGHUP (its kill events with signal 1).
 reload_moments() {
     python3 -c '
 import json, sys
@@ -200,7 +205,6 @@ for line in open(sys.argv[1]):
         moments.append(e["timeNano"] / 1e9 - start)
 print(" ".join(f"{m:.3f}" for m in sorted(moments)))
 ' "$events_file" "$1"
-    rm -f "$events_file"
 }
 
 
@@ -279,8 +283,10 @@ deploy_row() {
     finish_load
     check_reading "$mode" "$dir/deploy.err"
     wall="$(python3 -c "print(f'{$end - $start:.2f}')")"
+    stop_events
     phys="$(physical)"
     moments="$(reload_moments "$start")"
+    rm -f "$events_file"
     [ -n "$moments" ] || nr_die "$label deploy: no SIGHUP to nginx among its events"
     [ "$mode" != compose ] || replay[$profile]="$moments"
     ratio="$(python3 -c "print(f'{$wall / $phys:.2f}' if $phys > 0 else 'n/a')")"
@@ -421,9 +427,6 @@ replicas_serve() {
 # physical_replicas JSON: the seed-000 physical minimum of a run from its
 # container events and its JSON output (see the header).
 physical_replicas() {
-    sleep 0.5
-    kill "$events_pid"
-    wait "$events_pid" 2>/dev/null || true
     python3 -c '
 import json, re, sys
 events, out = sys.argv[1], sys.argv[2]
@@ -456,7 +459,6 @@ handover = (sum(reloads) / len(reloads) + (sum(drains) / len(drains) if drains e
 watch = max((planned(actions[i]["window"]) for i, k in kinds.items() if k == "monitor"), default=0)
 print(f"{healthy + delays + replicas * handover + max(0, watch - handover):.2f}")
 ' "$events_file" "$1"
-    rm -f "$events_file"
 }
 
 seed000() {
@@ -507,13 +509,14 @@ seed000() {
             finish_load
             check_reading "$mode" "$dir/deploy.err"
             wall="$(python3 -c "print(f'{$end - $start:.2f}')")"
+            stop_events
             if [ -n "${NR_BENCH_KEEP:-}" ]; then
                 mkdir -p "$NR_BENCH_KEEP"
                 printf '%s\n' "$out" >"$NR_BENCH_KEEP/$mode-$profile.jsonl"
-                sleep 0.5
                 cp "$events_file" "$NR_BENCH_KEEP/$mode-$profile.events.jsonl"
             fi
             phys="$(physical_replicas "$out")"
+            rm -f "$events_file"
             ratio="$(python3 -c "print(f'{$wall / $phys:.2f}' if $phys > 0 else 'n/a')")"
             reloads="$(python3 -c 'import json,sys; print([json.loads(l) for l in sys.stdin if l.strip()][-1]["reloads"])' <<<"$out")"
             replicas_serve "v$round0"
