@@ -68,13 +68,17 @@ def load_once(*args, **kwargs):
     to an earlier one's (the same files, as parsed, and environment) returns
     a copy of that one's answer, made as it returned: `config` and the
     project each load the files, and the second load (a third of what
-    follows the request) would compute the same thing again."""
+    follows the request) would compute the same thing again. An answer that
+    cannot be copied is not kept."""
     for i, (given, answer) in enumerate(loaded):
         if given == (args, kwargs):
             del loaded[i]
             return answer
     answer = compose_load(*args, **kwargs)
-    loaded.append(((args, kwargs), copy.deepcopy(answer)))
+    try:
+        loaded.append(((args, kwargs), copy.deepcopy(answer)))
+    except Exception:  # a value that cannot be copied: the second load runs
+        pass
     return answer
 
 
