@@ -129,6 +129,7 @@ impl<W: World, O: Observer + ?Sized> Executor<'_, W, O> {
     /// `nginx -t` (restoring the edit byte for byte if it fails), reload, confirm.
     pub(super) async fn reload(&mut self) -> Result<(), StepError> {
         if let Err(e) = self.world.test_config().await {
+            let e = self.explained(e);
             let undo: Vec<FileChange> = self
                 .last_edit
                 .iter()
@@ -138,7 +139,14 @@ impl<W: World, O: Observer + ?Sized> Executor<'_, W, O> {
                     after: c.before.clone(),
                 })
                 .collect();
-            self.world.write_config(&undo).await?;
+            // Someone else wrote since our edit (perhaps while `nginx -t`
+            // read it): their bytes stay, our edit with them, and the
+            // journal says so; nginx's complaint comes first.
+            if let Err(w) = self.world.write_config(&undo).await {
+                return Err(StepError::Fatal(anyhow!(
+                    "{e:#}\nthe config was not restored: {w:#}; nginx was not reloaded"
+                )));
+            }
             self.last_edit.clear();
             self.last_edit_changes.clear();
             // Not drained after all: each record as it was (a start-first
@@ -157,7 +165,6 @@ impl<W: World, O: Observer + ?Sized> Executor<'_, W, O> {
                 record.error = Some("undone: nginx -t rejected the config it led to".into());
             }
             self.save()?;
-            let e = self.explained(e);
             return Err(StepError::Fatal(anyhow!(
                 "{e:#}\nthe config was restored byte for byte; nginx was not reloaded"
             )));

@@ -573,6 +573,30 @@ async fn a_failing_nginx_t_restores_the_bytes_and_the_server_states() {
     assert_eq!(statuses, [StepStatus::Pending, StepStatus::Failed]);
 }
 
+#[tokio::test]
+async fn a_failing_nginx_t_over_an_operators_edit_keeps_the_edit_and_says_both() {
+    let mut fake = Fake::new(2);
+    fake.bad_config = true;
+    let edit = "    keepalive_timeout 7s; # the operator's\n    upstream apps {\n";
+    *fake.edit_during_test.borrow_mut() = Some(("    upstream apps {\n".into(), edit.into()));
+    let (outcome, r, _) = run_all(&fake, on_failure(FailureAction::Pause)).await;
+    assert!(
+        matches!(&outcome, Outcome::Failed(why) if why.contains("host not found")
+            && why.contains("not restored")
+            && why.contains("changed since nginx-rollout read it")),
+        "{outcome:?}"
+    );
+    // Neither the operator's bytes nor our drain under them were written over.
+    assert!(fake.text().contains(edit), "{}", fake.text());
+    assert_eq!(fake.down_lines(), ["server app1:3000 down;"]);
+    assert_eq!(*fake.reloads.borrow(), 0);
+    // The drain in the file is on record, its edit done: a resume tests and
+    // reloads what is there.
+    assert_eq!(states(&r), [ServerState::Drained, ServerState::Pending]);
+    let statuses: Vec<StepStatus> = r.steps[..2].iter().map(|s| s.status).collect();
+    assert_eq!(statuses, [StepStatus::Done, StepStatus::Failed]);
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_failed_replicas_own_line_is_taken_out_only_once_it_is_journaled_failed() {
     let dir = tempfile::tempdir().unwrap();

@@ -78,6 +78,8 @@ pub(super) struct Fake {
     pub ran: RefCell<Vec<String>>,
     /// An operator's edit (from, to) that lands between our read and our next write.
     pub operator_edit: RefCell<Option<(String, String)>>,
+    /// An operator's edit (from, to) that lands while `nginx -t` runs.
+    pub edit_during_test: RefCell<Option<(String, String)>>,
     /// How long the old workers take to exit after each drain.
     pub drain_takes: Duration,
     /// How long stopping an old container takes.
@@ -172,6 +174,10 @@ impl World for Fake {
     }
 
     async fn test_config(&self) -> Result<()> {
+        if let Some((from, to)) = self.edit_during_test.borrow_mut().take() {
+            let text = self.text();
+            *self.conf.borrow_mut() = text.replace(&from, &to).into_bytes();
+        }
         if self.bad_config {
             bail!("nginx: [emerg] host not found in upstream \"app1:3000\"");
         }
