@@ -2,7 +2,8 @@
 //! nginx.conf, on the very line being drained, in an included file, or by
 //! replacing the file (an editor's save). Each ends in a correct splice or a
 //! clear error, never in the operator's bytes overwritten, and `resume`
-//! continues from there.
+//! continues from there. (An edit that meets a drain's `nginx -t` mid-write
+//! is the executor's unit tests': the run stops, the edit kept, and says so.)
 use std::process::{Child, Output};
 use std::time::{Duration, Instant};
 
@@ -30,6 +31,21 @@ fn wait_for(path: &std::path::Path, needle: &str) {
     }
 }
 
+/// Waits (bounded) until nginx's processes differ from `before`: the
+/// drain's reload is done. An edit made before it could meet its `nginx -t`
+/// reading a half-written file (an in-place write truncates first), which
+/// ends the run with an error that says so instead of a splice.
+fn wait_for_reload(stack: &Stack, before: &[String]) {
+    let start = Instant::now();
+    while stack.nginx_processes() == before {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "nginx not reloaded within 60 s"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// Rewrites `path` in place (same inode, as `>` in a shell does).
 fn edit_in_place(path: &std::path::Path, from: &str, to: &str) {
     let text = std::fs::read_to_string(path).unwrap();
@@ -45,8 +61,10 @@ fn finish(child: Child) -> Output {
 fn edits_elsewhere_and_on_the_drained_line_survive_the_rollout() {
     let stack = Stack::up("opedit");
     let conf = stack.conf_path();
+    let workers = stack.nginx_processes();
     let deploy = slow_deploy(&stack);
     wait_for(&conf, "server app1:3000 down;");
+    wait_for_reload(&stack, &workers);
     edit_in_place(&conf, "keepalive_timeout 65;", "keepalive_timeout 7;");
     edit_in_place(
         &conf,
@@ -97,8 +115,10 @@ fn an_edit_of_an_included_file_survives_the_rollout() {
         .unwrap();
     });
     let included = stack.path().join("proxy/upstreams/apps.conf");
+    let workers = stack.nginx_processes();
     let deploy = slow_deploy(&stack);
     wait_for(&included, "server app1:3000 down;");
+    wait_for_reload(&stack, &workers);
     edit_in_place(
         &included,
         "# upstreams\n",
