@@ -125,6 +125,14 @@ impl Fake {
             .collect()
     }
 
+    /// Lands the operator's edit (from, to) `edit` holds, if any (once).
+    fn land(&self, edit: &RefCell<Option<(String, String)>>) {
+        if let Some((from, to)) = edit.borrow_mut().take() {
+            let text = self.text();
+            *self.conf.borrow_mut() = text.replace(&from, &to).into_bytes();
+        }
+    }
+
     fn id(server: &ServerRef) -> String {
         format!("new-{}", server.server)
     }
@@ -146,10 +154,7 @@ impl World for Fake {
     }
 
     async fn write_config(&self, changes: &[FileChange]) -> Result<()> {
-        if let Some((from, to)) = self.operator_edit.borrow_mut().take() {
-            let text = String::from_utf8(self.conf.borrow().clone())?;
-            *self.conf.borrow_mut() = text.replace(&from, &to).into_bytes();
-        }
+        self.land(&self.operator_edit);
         for c in changes {
             if *self.conf.borrow() != c.before {
                 return Err(crate::conf::FileChanged {
@@ -174,10 +179,7 @@ impl World for Fake {
     }
 
     async fn test_config(&self) -> Result<()> {
-        if let Some((from, to)) = self.edit_during_test.borrow_mut().take() {
-            let text = self.text();
-            *self.conf.borrow_mut() = text.replace(&from, &to).into_bytes();
-        }
+        self.land(&self.edit_during_test);
         if self.bad_config {
             bail!("nginx: [emerg] host not found in upstream \"app1:3000\"");
         }
